@@ -1,0 +1,303 @@
+"""Raw layer: copy the shop's files into DuckDB as text, one row per source row, with file and row number.
+
+Nothing is typed or judged here: staging does that. Raw keeps every row the file held, mapped onto the
+contract's column names, so every later count can be traced back to a file and a row.
+"""
+
+
+import codecs
+import csv
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+
+from pipelines.config import (
+    CUSTOMER_FIELDS,
+    CUSTOMER_REQUIRED,
+    LONG_ORDER_FIELDS,
+    LONG_ORDER_REQUIRED,
+    WIDE_ORDER_FIELDS,
+    WIDE_ORDER_REQUIRED,
+    FileSource,
+    OrdersSource,
+    SourceConfig,
+)
+from pipelines.resources import SourceResource, WarehouseResource
+
+SOURCE_FILE = "_source_file"
+SOURCE_ROW = "_source_row"  # 1-based data row: the header is row 0, the first record row 1
+FORMAT_BY_SUFFIX = {
+    ".csv": "csv", ".txt": "csv", ".tsv": "csv",
+    ".parquet": "parquet", ".pq": "parquet",
+    ".json": "json", ".jsonl": "json", ".ndjson": "json",
+}
+TRANSCODE_CHUNK_CHARS = 1 << 20
+
+
+class IngestError(ValueError):
+    """A source file that cannot be read; the message names the file and, where known, the row and column."""
+
+
+def detect_format(path: Path, declared: str | None) -> str:
+    if declared:
+        return declared
+    fmt = FORMAT_BY_SUFFIX.get(path.suffix.lower())
+    if fmt is None:
+        raise IngestError(f"{path}: cannot tell the format from the suffix {path.suffix!r}; set 'format' in the config")
+    return fmt
+
+
+def transcode_to_utf8(path: Path, encoding: str, target_dir: Path) -> Path:
+    """Re-encode a legacy-encoded file (GBK) to UTF-8 in chunks, so any file size fits in memory."""
+    target = target_dir / (path.name + ".utf8")
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    line, consumed = 1, 0
+    with path.open("rb") as src, target.open("w", encoding="utf-8", newline="") as dst:
+        while chunk := src.read(TRANSCODE_CHUNK_CHARS):
+            try:
+                text = decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                bad_line = line + chunk[: exc.start].count(b"\n")
+                raise IngestError(
+                    f"{path}: line {bad_line}: bytes {chunk[exc.start:exc.end]!r} are not valid {encoding} "
+                    f"(byte offset {consumed + exc.start}); check 'encoding' in the config"
+                ) from None
+            line += chunk.count(b"\n")
+            consumed += len(chunk)
+            dst.write(text)
+        dst.write(decoder.decode(b"", final=True))
+    return target
+
+
+def locate_csv_problem(path: Path, delimiter: str, encoding: str = "utf-8") -> str:
+    """Find the first record whose field count differs from the header, for an error a person can act on."""
+    with path.open(encoding=encoding, newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter, strict=True)
+        try:
+            header = next(reader, None)
+            if header is None:
+                return "the file is empty"
+            for record in reader:
+                if len(record) != len(header):
+                    return (
+                        f"row {reader.line_num - 1}: expected {len(header)} fields, found {len(record)} "
+                        f"(line {reader.line_num}; check quoting and the delimiter {delimiter!r})"
+                    )
+        except csv.Error as exc:
+            return f"row {reader.line_num - 1}: malformed record ({exc})"
+    return "unreadable CSV"
+
+
+def read_csv_as_text(path: Path, source: FileSource, scratch: Path) -> pl.DataFrame:
+    readable = path if source.encoding == "utf-8" else transcode_to_utf8(path, source.encoding, scratch)
+    with readable.open("rb") as handle:
+        head = handle.read(4096)
+    if not head.strip(b"\xef\xbb\xbf \r\n\t"):
+        raise IngestError(f"{path}: the file is empty (no header row)")
+    try:
+        frame = pl.read_csv(
+            readable,
+            separator=source.delimiter,
+            infer_schema=False,
+            quote_char='"',
+            raise_if_empty=False,
+        )
+    except (pl.exceptions.ComputeError, pl.exceptions.PolarsError) as exc:
+        where = locate_csv_problem(readable, source.delimiter)
+        raise IngestError(f"{path}: {where}") from exc
+    # Polars keeps a UTF-8 byte-order mark as part of the first column name; strip it.
+    return frame.rename({name: name.lstrip("\ufeff").strip() for name in frame.columns})
+
+
+def read_json_as_text(path: Path) -> pl.DataFrame:
+    with path.open("rb") as handle:
+        head = handle.read(1024).lstrip(b"\xef\xbb\xbf \r\n\t")
+    if not head:
+        raise IngestError(f"{path}: the file is empty")
+    try:
+        frame = pl.read_json(path) if head.startswith(b"[") else pl.read_ndjson(path)
+    except pl.exceptions.PolarsError as exc:
+        raise IngestError(f"{path}: not valid JSON records ({str(exc).splitlines()[0]})") from exc
+    nested = [name for name, dtype in frame.schema.items() if dtype.is_nested()]
+    if nested:
+        raise IngestError(f"{path}: column(s) {nested} hold nested values; the contract needs flat records")
+    return frame.select(pl.all().cast(pl.String))
+
+
+def read_source_file(path: Path, source: FileSource, scratch: Path) -> pl.DataFrame:
+    """One file as an all-text frame with its file path and 1-based data row number."""
+    fmt = detect_format(path, source.format)
+    if fmt == "csv":
+        frame = read_csv_as_text(path, source, scratch)
+    elif fmt == "parquet":
+        frame = pl.read_parquet(path).select(pl.all().cast(pl.String))
+    else:
+        frame = read_json_as_text(path)
+    return frame.with_row_index(SOURCE_ROW, offset=1).with_columns(
+        pl.col(SOURCE_ROW).cast(pl.Int64), pl.lit(str(path)).alias(SOURCE_FILE)
+    )
+
+
+def map_columns(
+    frame: pl.DataFrame,
+    path: Path,
+    source: FileSource,
+    allowed: Iterable[str],
+    required: Iterable[str],
+    key: str,
+    keep: Iterable[str] = (),
+) -> tuple[pl.DataFrame, list[str]]:
+    """Rename source columns to contract fields; every contract field exists afterwards (NULL if absent).
+
+    Returns the mapped frame and the source columns that were ignored.
+    """
+    present = set(frame.columns)
+    selected: list[pl.Expr] = [pl.col(SOURCE_FILE), pl.col(SOURCE_ROW)]
+    used: set[str] = {SOURCE_FILE, SOURCE_ROW}
+    for field in allowed:
+        column = source.columns.get(field, field)
+        if column in present:
+            selected.append(pl.col(column).alias(field))
+            used.add(column)
+        elif field in source.columns:
+            raise IngestError(
+                f"{path}: column {column!r} (mapped in {key}.columns.{field}) is not in the header; "
+                f"the header has {_header_summary(frame)}"
+            )
+        elif field in required:
+            raise IngestError(
+                f"{path}: required column {field!r} is missing; map it under {key}.columns.{field}. "
+                f"The header has {_header_summary(frame)}"
+            )
+        else:
+            selected.append(pl.lit(None, dtype=pl.String).alias(field))
+    for column in keep:
+        if column not in present:
+            raise IngestError(
+                f"{path}: category column {column!r} (listed in {key}.category_columns) is not in the header; "
+                f"the header has {_header_summary(frame)}"
+            )
+        selected.append(pl.col(column))
+        used.add(column)
+    ignored = [c for c in frame.columns if c not in used]
+    return frame.select(selected), ignored
+
+
+def _header_summary(frame: pl.DataFrame) -> str:
+    real = [c for c in frame.columns if c not in (SOURCE_FILE, SOURCE_ROW)]
+    hint = " (one column only: is the delimiter right?)" if len(real) == 1 else ""
+    return f"{real[:20]}{hint}"
+
+
+def read_orders(config: SourceConfig, scratch: Path) -> tuple[pl.DataFrame, list[dict]]:
+    allowed = LONG_ORDER_FIELDS if config.shape == "long" else WIDE_ORDER_FIELDS
+    required = LONG_ORDER_REQUIRED if config.shape == "long" else WIDE_ORDER_REQUIRED
+    return _read_all(config.order_files(), config.orders, allowed, required, "orders", scratch)
+
+
+def read_customers(config: SourceConfig, scratch: Path) -> tuple[pl.DataFrame, list[dict]]:
+    if config.customers is None:
+        empty = pl.DataFrame(
+            {SOURCE_FILE: [], SOURCE_ROW: [], **{f: [] for f in CUSTOMER_FIELDS}},
+            schema={SOURCE_FILE: pl.String, SOURCE_ROW: pl.Int64, **{f: pl.String for f in CUSTOMER_FIELDS}},
+        )
+        return empty, []
+    return _read_all(config.customer_files(), config.customers, CUSTOMER_FIELDS, CUSTOMER_REQUIRED, "customers", scratch)
+
+
+def _read_all(
+    files: list[Path], source: FileSource, allowed, required, key: str, scratch: Path
+) -> tuple[pl.DataFrame, list[dict]]:
+    keep = source.category_columns if isinstance(source, OrdersSource) else []
+    frames, manifest = [], []
+    for path in files:
+        frame = read_source_file(path, source, scratch)
+        mapped, ignored = map_columns(frame, path, source, allowed, required, key, keep)
+        frames.append(mapped)
+        manifest.append({"source_file": str(path), "input": key, "rows_read": mapped.height, "ignored_columns": ignored})
+    return pl.concat(frames, how="vertical"), manifest
+
+
+def write_raw_table(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
+    arrow_table = frame.to_arrow()  # noqa: F841 - read by DuckDB's replacement scan below
+    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM arrow_table")
+
+
+def write_manifest(con: duckdb.DuckDBPyConnection, run_id: str, input_name: str, manifest: list[dict]) -> None:
+    """raw.source_files: one row per file read in this run, the starting point of the load audit."""
+    con.execute(
+        """CREATE TABLE IF NOT EXISTS raw.source_files (
+            run_id VARCHAR, input VARCHAR, source_file VARCHAR, rows_read BIGINT,
+            ignored_columns VARCHAR[], read_at TIMESTAMP)"""
+    )
+    # Raw tables hold the latest read only, so the manifest does too; history lives in quality.load_audit.
+    con.execute("DELETE FROM raw.source_files WHERE input = ?", [input_name])
+    if not manifest:
+        return
+    con.executemany(
+        "INSERT INTO raw.source_files VALUES (?, ?, ?, ?, ?, current_timestamp)",
+        [[run_id, e["input"], e["source_file"], e["rows_read"], e["ignored_columns"]] for e in manifest],
+    )
+
+
+def preview_markdown(frame: pl.DataFrame, rows: int = 5) -> str:
+    head = frame.head(rows)
+    if head.width == 0:
+        return "_(no columns)_"
+    lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * head.width]
+    for record in head.iter_rows():
+        lines.append("| " + " | ".join("" if v is None else str(v) for v in record) + " |")
+    return "\n".join(lines)
+
+
+def _materialize_raw(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, table: str, frame: pl.DataFrame, manifest: list[dict]
+) -> dg.MaterializeResult:
+    with warehouse.connect() as con:
+        write_raw_table(con, table, frame)
+        write_manifest(con, context.run_id, table.split(".")[1], manifest)
+    ignored = sorted({c for entry in manifest for c in entry["ignored_columns"]})
+    if ignored:
+        context.log.warning(f"{table}: ignored source columns not in the contract: {ignored}")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": frame.height,
+            "files": dg.MetadataValue.json([{k: e[k] for k in ("source_file", "rows_read")} for e in manifest]),
+            "ignored_columns": ", ".join(ignored) or "none",
+            "preview": dg.MetadataValue.md(preview_markdown(frame.drop(SOURCE_FILE))),
+        }
+    )
+
+
+@dg.asset(
+    key=["raw", "orders"],
+    group_name="raw",
+    kinds={"duckdb", "polars"},
+    pool="duckdb_writer",
+)
+def raw_orders(context: dg.AssetExecutionContext, warehouse: WarehouseResource, source: SourceResource):
+    """Order rows exactly as the shop's files hold them, as text: one row per order line (long shape) or per
+    basket with its category flags (wide shape), with `_source_file` and `_source_row`."""
+    config = source.load()
+    with tempfile.TemporaryDirectory(prefix="persona-ingest-") as scratch:
+        frame, manifest = read_orders(config, Path(scratch))
+    return _materialize_raw(context, warehouse, "raw.orders", frame, manifest)
+
+
+@dg.asset(
+    key=["raw", "customers"],
+    group_name="raw",
+    kinds={"duckdb", "polars"},
+    pool="duckdb_writer",
+)
+def raw_customers(context: dg.AssetExecutionContext, warehouse: WarehouseResource, source: SourceResource):
+    """Customer profile rows as text, one row per source row; empty when the shop gives no customer file
+    (profiles then come from the order rows, as in the wide shape)."""
+    config = source.load()
+    with tempfile.TemporaryDirectory(prefix="persona-ingest-") as scratch:
+        frame, manifest = read_customers(config, Path(scratch))
+    return _materialize_raw(context, warehouse, "raw.customers", frame, manifest)

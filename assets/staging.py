@@ -1,0 +1,526 @@
+"""Staging layer: typed, normalised and deduplicated orders, order lines and customers.
+
+Rules, applied in this order to every raw row (documented in README, "Data contract"):
+
+1. A row that fails a rule (missing key, text where a number belongs, unknown code, bad flag) goes to
+   `quality.quarantine` with its file, row, column, raw value and reason. The first failing rule is recorded.
+2. Exact duplicates (every contract column equal) collapse onto the first row in file order; the others are
+   counted as `duplicates_removed`.
+3. Key duplicates with conflicting attributes:
+   - order lines (key: order_id, category, sku): the first row is kept, later ones are quarantined;
+   - customers (key: customer_id): the *last* row in file order wins, since later rows are newer profile
+     data; superseded rows are counted as duplicates removed and logged in `quality.key_conflicts`.
+   In the wide shape every basket row is a purchase, so a customer seen on two baskets with different profile
+   attributes (the seed table's cardid 37917) keeps both baskets and the profile of the last one.
+
+Every source row ends up in exactly one place, which `quality.load_audit` proves per file and run:
+rows_read = rows_loaded + rows_quarantined + duplicates_removed.
+"""
+
+
+from dataclasses import dataclass
+
+import dagster as dg
+import duckdb
+
+from assets.ingest import preview_markdown
+from pipelines.config import SourceConfig
+from pipelines.resources import SourceResource, WarehouseResource
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A row-level rule: when `failing_when` holds, the row is quarantined for `column` with `reason`."""
+
+    column: str
+    failing_when: str  # SQL over the typed columns; static text, never built from data
+    reason: str  # SQL expression yielding the reason text
+    raw_value: str  # SQL expression yielding the offending raw text
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _rule_columns(rules: list[Rule]) -> str:
+    """Three CASE expressions naming the first failing rule's column, reason and raw value."""
+    if not rules:
+        return "NULL::VARCHAR AS bad_column, NULL::VARCHAR AS reason, NULL::VARCHAR AS bad_value"
+    column = " ".join(f"WHEN {r.failing_when} THEN {sql_literal(r.column)}" for r in rules)
+    reason = " ".join(f"WHEN {r.failing_when} THEN {r.reason}" for r in rules)
+    value = " ".join(f"WHEN {r.failing_when} THEN {r.raw_value}" for r in rules)
+    return f"CASE {column} END AS bad_column, CASE {reason} END AS reason, CASE {value} END AS bad_value"
+
+
+def _text(column: str) -> str:
+    return f"NULLIF(trim({column}), '')"
+
+
+def _numeric_rules(columns: list[str]) -> list[Rule]:
+    return [
+        Rule(c, f"{c}_text IS NOT NULL AND {c} IS NULL", sql_literal(f"{c} is not a number"), f"{c}_text")
+        for c in columns
+    ]
+
+
+def _profile_select() -> str:
+    """Typed profile columns shared by the customers file and the wide shape's basket rows."""
+    return f"""
+        {_text('age')} AS age_text, TRY_CAST({_text('age')} AS DOUBLE) AS age,
+        {_text('birth_year')} AS birth_year_text, TRY_CAST({_text('birth_year')} AS INTEGER) AS birth_year,
+        {_text('gender')} AS gender_text,
+        ($gender_values)[list_position($gender_tokens, upper({_text('gender')}))] AS gender,
+        {_text('income')} AS income_text, TRY_CAST({_text('income')} AS DOUBLE) AS income,
+        {_text('home_owner')} AS home_owner_text,
+        CASE WHEN list_contains($true_tokens, upper({_text('home_owner')})) THEN TRUE
+             WHEN list_contains($false_tokens, upper({_text('home_owner')})) THEN FALSE END AS home_owner,
+        {_text('city')} AS city"""
+
+
+PROFILE_RULES = [
+    *_numeric_rules(["age", "birth_year", "income"]),
+    Rule("gender", "gender_text IS NOT NULL AND gender IS NULL",
+         "'gender ' || gender_text || ' is not in values.gender'", "gender_text"),
+    Rule("home_owner", "home_owner_text IS NOT NULL AND home_owner IS NULL",
+         "'home_owner ' || home_owner_text || ' is not a yes/no token in values.home_owner'", "home_owner_text"),
+]
+
+
+def token_parameters(config: SourceConfig) -> dict[str, list[str]]:
+    gender = config.values.gender
+    return {
+        "gender_tokens": [token.upper() for token in gender],
+        "gender_values": list(gender.values()),
+        "true_tokens": [t.upper() for t in config.values.home_owner.true_tokens],
+        "false_tokens": [t.upper() for t in config.values.home_owner.false_tokens],
+        "flag_true": [t.upper() for t in config.orders.flag_tokens.true_tokens],
+        "flag_false": [t.upper() for t in config.orders.flag_tokens.false_tokens],
+        "date_formats": list(config.orders.date_formats),
+    }
+
+
+def _timestamp(column: str) -> str:
+    # Configured formats first, then ISO 8601 (which DuckDB's cast understands).
+    return f"COALESCE(try_strptime({_text(column)}, $date_formats), TRY_CAST({_text(column)} AS TIMESTAMP))"
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> None:
+    """Execute with only the named parameters the statement uses (DuckDB rejects unused ones)."""
+    con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
+
+
+def type_long_orders(con: duckdb.DuckDBPyConnection, params: dict) -> None:
+    rules = [
+        Rule("customer_id", "customer_id IS NULL", "'missing customer_id'", "NULL"),
+        Rule("order_id", "order_id IS NULL", "'missing order_id'", "NULL"),
+        Rule("category", "category IS NULL", "'missing category'", "NULL"),
+        Rule("order_ts", "order_ts_text IS NULL", "'missing order_ts'", "NULL"),
+        Rule("order_ts", "order_ts IS NULL", "'order_ts is not a date in orders.date_formats or ISO 8601'",
+             "order_ts_text"),
+        *_numeric_rules(["quantity", "amount", "unit_price"]),
+        Rule("amount", "amount IS NULL AND unit_price IS NULL", "'missing amount and unit_price'", "NULL"),
+    ]
+    _run(con, f"""
+        CREATE OR REPLACE TEMP TABLE typed_orders AS
+        WITH typed AS (
+            SELECT _source_file, _source_row,
+                {_text('order_id')} AS order_id,
+                {_text('customer_id')} AS customer_id,
+                {_text('order_ts')} AS order_ts_text, {_timestamp('order_ts')} AS order_ts,
+                lower({_text('category')}) AS category,
+                {_text('quantity')} AS quantity_text, TRY_CAST({_text('quantity')} AS DOUBLE) AS quantity,
+                {_text('amount')} AS amount_text, TRY_CAST({_text('amount')} AS DOUBLE) AS amount,
+                {_text('unit_price')} AS unit_price_text, TRY_CAST({_text('unit_price')} AS DOUBLE) AS unit_price,
+                upper({_text('payment_method')}) AS payment_method,
+                lower({_text('channel')}) AS channel,
+                {_text('sku')} AS sku
+            FROM raw.orders
+        )
+        SELECT *, {_rule_columns(rules)} FROM typed
+    """, params)
+
+
+def type_wide_orders(con: duckdb.DuckDBPyConnection, config: SourceConfig, params: dict) -> None:
+    flag_columns = []
+    flag_rules = []
+    for index, name in enumerate(config.orders.category_columns):
+        raw = _text(quote_identifier(name))
+        alias = f"flag_{index}"
+        flag_columns.append(
+            f"{raw} AS {alias}_text, CASE WHEN list_contains($flag_true, upper({raw})) THEN TRUE "
+            f"WHEN list_contains($flag_false, upper({raw})) THEN FALSE END AS {alias}"
+        )
+        flag_rules.append(Rule(
+            name, f"{alias} IS NULL",
+            f"'flag ' || coalesce({alias}_text, '(empty)') || ' is not in orders.flag_tokens'",
+            f"{alias}_text",
+        ))
+    rules = [
+        Rule("customer_id", "customer_id IS NULL", "'missing customer_id'", "NULL"),
+        Rule("amount", "amount_text IS NULL", "'missing amount'", "NULL"),
+        *_numeric_rules(["amount"]),
+        Rule("order_ts", "order_ts_text IS NOT NULL AND order_ts IS NULL",
+             "'order_ts is not a date in orders.date_formats or ISO 8601'", "order_ts_text"),
+        *PROFILE_RULES,
+        *flag_rules,
+    ]
+    _run(con, f"""
+        CREATE OR REPLACE TEMP TABLE typed_orders AS
+        WITH typed AS (
+            SELECT _source_file, _source_row,
+                -- Baskets without an order id are identified by file and row: each row is one purchase.
+                COALESCE({_text('order_id')},
+                         parse_filename(_source_file, true) || ':' || _source_row::VARCHAR) AS order_id,
+                {_text('customer_id')} AS customer_id,
+                {_text('order_ts')} AS order_ts_text, {_timestamp('order_ts')} AS order_ts,
+                {_text('amount')} AS amount_text, TRY_CAST({_text('amount')} AS DOUBLE) AS amount,
+                upper({_text('payment_method')}) AS payment_method,
+                lower({_text('channel')}) AS channel,
+                {_profile_select()},
+                {", ".join(flag_columns)}
+            FROM raw.orders
+        )
+        SELECT *, {_rule_columns(rules)} FROM typed
+    """, params)
+
+
+def type_customers(con: duckdb.DuckDBPyConnection, params: dict) -> None:
+    rules = [Rule("customer_id", "customer_id IS NULL", "'missing customer_id'", "NULL"), *PROFILE_RULES]
+    _run(con, f"""
+        CREATE OR REPLACE TEMP TABLE typed_customers AS
+        WITH typed AS (
+            SELECT _source_file, _source_row, {_text('customer_id')} AS customer_id, {_profile_select()}
+            FROM raw.customers
+        )
+        SELECT *, {_rule_columns(rules)} FROM typed
+    """, params)
+
+
+def ensure_quality_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("""CREATE TABLE IF NOT EXISTS quality.quarantine (
+        run_id VARCHAR, input VARCHAR, source_file VARCHAR, source_row BIGINT, column_name VARCHAR,
+        raw_value VARCHAR, reason VARCHAR, quarantined_at TIMESTAMP)""")
+    con.execute("""CREATE TABLE IF NOT EXISTS quality.key_conflicts (
+        run_id VARCHAR, input VARCHAR, key_column VARCHAR, key_value VARCHAR, kept_file VARCHAR, kept_row BIGINT,
+        superseded_file VARCHAR, superseded_row BIGINT, differing_columns VARCHAR[], resolution VARCHAR)""")
+    con.execute("""CREATE TABLE IF NOT EXISTS quality.load_audit (
+        run_id VARCHAR, input VARCHAR, source_file VARCHAR, rows_read BIGINT, rows_loaded BIGINT,
+        rows_quarantined BIGINT, duplicates_removed BIGINT, exact_duplicates BIGINT,
+        conflicting_duplicates BIGINT, audited_at TIMESTAMP)""")
+    con.execute("""CREATE TABLE IF NOT EXISTS quality.removed_duplicates (
+        run_id VARCHAR, input VARCHAR, source_file VARCHAR, source_row BIGINT, duplicate_of_file VARCHAR,
+        duplicate_of_row BIGINT, kind VARCHAR)""")
+
+
+def quarantine_failed_rows(con: duckdb.DuckDBPyConnection, run_id: str, input_name: str, typed_table: str) -> None:
+    con.execute(f"""
+        INSERT INTO quality.quarantine
+        SELECT ?, ?, _source_file, _source_row, bad_column, bad_value, reason, current_timestamp
+        FROM {typed_table} WHERE reason IS NOT NULL""", [run_id, input_name])
+
+
+ORDER_ATTRIBUTES_LONG = ["customer_id", "order_ts", "quantity", "amount", "unit_price", "payment_method", "channel"]
+ORDER_KEY_LONG = ["order_id", "category", "sku"]
+
+
+def dedup_long_orders(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Exact copies collapse; a second line with the same key but other values is quarantined."""
+    all_columns = ", ".join(ORDER_KEY_LONG + ORDER_ATTRIBUTES_LONG)
+    key = ", ".join(ORDER_KEY_LONG)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE ranked_orders AS
+        WITH exact AS (
+            SELECT *,
+                row_number() OVER (PARTITION BY {all_columns} ORDER BY _source_file, _source_row) AS exact_rank,
+                first_value(_source_file) OVER (PARTITION BY {all_columns} ORDER BY _source_file, _source_row)
+                    AS exact_first_file,
+                first_value(_source_row) OVER (PARTITION BY {all_columns} ORDER BY _source_file, _source_row)
+                    AS exact_first_row
+            FROM typed_orders WHERE reason IS NULL
+        )
+        SELECT *,
+            CASE WHEN exact_rank = 1 THEN
+                row_number() OVER (PARTITION BY {key}, exact_rank = 1 ORDER BY _source_file, _source_row) END
+                AS key_rank,
+            first_value(_source_row) OVER (PARTITION BY {key}, exact_rank = 1 ORDER BY _source_file, _source_row)
+                AS key_first_row
+        FROM exact
+    """)
+    con.execute("""
+        INSERT INTO quality.removed_duplicates
+        SELECT ?, 'orders', _source_file, _source_row, exact_first_file, exact_first_row, 'exact'
+        FROM ranked_orders WHERE exact_rank > 1""", [run_id])
+    con.execute("""
+        INSERT INTO quality.quarantine
+        SELECT ?, 'orders', _source_file, _source_row, 'order_id', order_id,
+               'conflicting duplicate of the order line in row ' || key_first_row::VARCHAR
+               || ' (same order_id, category and sku, different values)', current_timestamp
+        FROM ranked_orders WHERE key_rank > 1""", [run_id])
+
+
+def publish_long_orders(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("""
+        CREATE OR REPLACE TABLE staging.order_lines AS
+        SELECT order_id, customer_id, order_ts, category, sku,
+               COALESCE(quantity, 1) AS quantity,
+               COALESCE(unit_price, amount / NULLIF(COALESCE(quantity, 1), 0)) AS unit_price,
+               COALESCE(amount, COALESCE(quantity, 1) * unit_price) AS amount,
+               payment_method, channel, _source_file, _source_row
+        FROM ranked_orders WHERE key_rank = 1
+        ORDER BY _source_file, _source_row""")
+    con.execute("""
+        CREATE OR REPLACE TABLE staging.orders AS
+        SELECT order_id,
+               first(customer_id ORDER BY _source_file, _source_row) AS customer_id,
+               min(order_ts) AS order_ts,
+               first(payment_method ORDER BY _source_file, _source_row) AS payment_method,
+               first(channel ORDER BY _source_file, _source_row) AS channel,
+               sum(amount) AS order_amount,
+               count(*) AS n_lines,
+               sum(quantity) AS n_items
+        FROM staging.order_lines GROUP BY order_id ORDER BY order_id""")
+
+
+def dedup_and_publish_wide_orders(con: duckdb.DuckDBPyConnection, config: SourceConfig, run_id: str) -> None:
+    """Baskets: order_id is the key; exact copies (possible only with source order ids) collapse."""
+    flags = [f"flag_{i}" for i in range(len(config.orders.category_columns))]
+    all_columns = ", ".join(["order_id", "customer_id", "order_ts", "amount", "payment_method", "channel", *flags])
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE ranked_orders AS
+        WITH exact AS (
+            SELECT *,
+                row_number() OVER (PARTITION BY {all_columns} ORDER BY _source_file, _source_row) AS exact_rank,
+                first_value(_source_file) OVER (PARTITION BY {all_columns} ORDER BY _source_file, _source_row)
+                    AS exact_first_file,
+                first_value(_source_row) OVER (PARTITION BY {all_columns} ORDER BY _source_file, _source_row)
+                    AS exact_first_row
+            FROM typed_orders WHERE reason IS NULL
+        )
+        SELECT *,
+            CASE WHEN exact_rank = 1 THEN
+                row_number() OVER (PARTITION BY order_id, exact_rank = 1 ORDER BY _source_file, _source_row) END
+                AS key_rank,
+            first_value(_source_row) OVER (PARTITION BY order_id, exact_rank = 1 ORDER BY _source_file, _source_row)
+                AS key_first_row
+        FROM exact
+    """)
+    con.execute("""
+        INSERT INTO quality.removed_duplicates
+        SELECT ?, 'orders', _source_file, _source_row, exact_first_file, exact_first_row, 'exact'
+        FROM ranked_orders WHERE exact_rank > 1""", [run_id])
+    con.execute("""
+        INSERT INTO quality.quarantine
+        SELECT ?, 'orders', _source_file, _source_row, 'order_id', order_id,
+               'conflicting duplicate of the basket in row ' || key_first_row::VARCHAR
+               || ' (same order_id, different values)', current_timestamp
+        FROM ranked_orders WHERE key_rank > 1""", [run_id])
+    con.execute("""
+        CREATE OR REPLACE TABLE staging.orders AS
+        SELECT order_id, customer_id, order_ts, payment_method, channel, amount AS order_amount,
+               NULL::BIGINT AS n_lines, NULL::DOUBLE AS n_items, _source_file, _source_row
+        FROM ranked_orders WHERE key_rank = 1 ORDER BY _source_file, _source_row""")
+    unpivot = " UNION ALL ".join(
+        f"SELECT order_id, customer_id, order_ts, {sql_literal(name.lower())} AS category, "
+        f"payment_method, channel, _source_file, _source_row FROM ranked_orders WHERE key_rank = 1 AND {flag}"
+        for name, flag in zip(config.orders.category_columns, flags)
+    )
+    con.execute(f"""
+        CREATE OR REPLACE TABLE staging.order_lines AS
+        SELECT order_id, customer_id, order_ts, category, NULL::VARCHAR AS sku, 1.0 AS quantity,
+               NULL::DOUBLE AS unit_price, NULL::DOUBLE AS amount, payment_method, channel,
+               _source_file, _source_row
+        FROM ({unpivot}) ORDER BY _source_file, _source_row, category""")
+    # A basket's line count is the number of categories flagged.
+    con.execute("""
+        UPDATE staging.orders o SET n_lines = l.n, n_items = l.n
+        FROM (SELECT order_id, count(*) AS n FROM staging.order_lines GROUP BY order_id) l
+        WHERE o.order_id = l.order_id""")
+    con.execute("UPDATE staging.orders SET n_lines = 0, n_items = 0 WHERE n_lines IS NULL")
+
+
+PROFILE_COLUMNS = ["age", "birth_year", "gender", "income", "home_owner", "city"]
+
+
+def resolve_profiles(con: duckdb.DuckDBPyConnection, run_id: str, input_name: str, candidates_sql: str) -> None:
+    """One profile per customer: the last row in file order wins; superseded rows that differ are logged."""
+    profile = ", ".join(PROFILE_COLUMNS)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE ranked_profiles AS
+        SELECT *,
+            row_number() OVER (PARTITION BY customer_id ORDER BY _source_file DESC, _source_row DESC) AS recency_rank,
+            row_number() OVER (PARTITION BY customer_id, {profile} ORDER BY _source_file, _source_row) AS exact_rank,
+            first_value(_source_file) OVER (PARTITION BY customer_id, {profile} ORDER BY _source_file, _source_row)
+                AS exact_first_file,
+            first_value(_source_row) OVER (PARTITION BY customer_id, {profile} ORDER BY _source_file, _source_row)
+                AS exact_first_row
+        FROM ({candidates_sql})""")
+    differing = ", ".join(
+        f"CASE WHEN old.{c} IS DISTINCT FROM kept.{c} THEN {sql_literal(c)} END" for c in PROFILE_COLUMNS
+    )
+    con.execute(f"""
+        INSERT INTO quality.key_conflicts
+        SELECT ?, ?, 'customer_id', kept.customer_id, kept._source_file, kept._source_row,
+               old._source_file, old._source_row, list_filter([{differing}], x -> x IS NOT NULL),
+               'last row in file order wins'
+        FROM ranked_profiles old
+        JOIN ranked_profiles kept ON kept.customer_id = old.customer_id AND kept.recency_rank = 1
+        WHERE old.recency_rank > 1 AND old.exact_rank = 1
+          AND ({" OR ".join(f"old.{c} IS DISTINCT FROM kept.{c}" for c in PROFILE_COLUMNS)})""",
+        [run_id, input_name])
+
+
+def publish_customers(con: duckdb.DuckDBPyConnection, config: SourceConfig, run_id: str) -> None:
+    typed_profile = "customer_id, _source_file, _source_row, age, birth_year, gender, income, home_owner, city"
+    if config.shape == "wide":
+        resolve_profiles(con, run_id, "orders",
+                         f"SELECT {typed_profile} FROM ranked_orders WHERE key_rank = 1")
+    else:
+        resolve_profiles(con, run_id, "customers",
+                         f"SELECT {typed_profile} FROM typed_customers WHERE reason IS NULL")
+        # In a customer file a superseded row is a removed duplicate: exact copies and older conflicting rows.
+        con.execute("""
+            INSERT INTO quality.removed_duplicates
+            SELECT ?, 'customers', p._source_file, p._source_row,
+                   CASE WHEN p.exact_rank > 1 THEN p.exact_first_file ELSE k._source_file END,
+                   CASE WHEN p.exact_rank > 1 THEN p.exact_first_row ELSE k._source_row END,
+                   CASE WHEN p.exact_rank > 1 THEN 'exact' ELSE 'conflict_superseded' END
+            FROM ranked_profiles p JOIN ranked_profiles k ON k.customer_id = p.customer_id AND k.recency_rank = 1
+            WHERE p.recency_rank > 1""", [run_id])
+    # Age as of the latest order (or today when orders carry no dates) when only a birth year is known.
+    con.execute("""
+        CREATE OR REPLACE TABLE staging.customers AS
+        WITH reference AS (
+            SELECT year(COALESCE(max(order_ts), current_date)) AS ref_year FROM staging.orders
+        ),
+        profiles AS (
+            SELECT customer_id, COALESCE(age, (SELECT ref_year FROM reference) - birth_year) AS age,
+                   gender, income, home_owner, city, _source_file, _source_row
+            FROM ranked_profiles WHERE recency_rank = 1
+        ),
+        order_only AS (
+            SELECT DISTINCT customer_id FROM staging.orders
+            WHERE customer_id NOT IN (SELECT customer_id FROM profiles)
+        )
+        SELECT * FROM profiles
+        UNION ALL
+        SELECT customer_id, NULL::DOUBLE, NULL::VARCHAR, NULL::DOUBLE, NULL::BOOLEAN, NULL::VARCHAR,
+               NULL::VARCHAR, NULL::BIGINT
+        FROM order_only
+        ORDER BY customer_id""")
+
+
+def write_load_audit(con: duckdb.DuckDBPyConnection, run_id: str, shape: str) -> None:
+    """Count where every source row went, per file, from the published tables themselves."""
+    loaded_orders = "staging.order_lines" if shape == "long" else "staging.orders"
+    con.execute("DELETE FROM quality.load_audit WHERE run_id = ?", [run_id])
+    con.execute(f"""
+        INSERT INTO quality.load_audit
+        WITH loaded AS (
+            SELECT 'orders' AS input, _source_file, count(*) AS n FROM {loaded_orders} GROUP BY ALL
+            UNION ALL
+            SELECT 'customers', _source_file, count(*) FROM staging.customers
+            WHERE _source_file IS NOT NULL AND ? = 'long' GROUP BY ALL
+        ),
+        quarantined AS (
+            SELECT input, source_file, count(*) AS n FROM quality.quarantine WHERE run_id = ? GROUP BY ALL
+        ),
+        removed AS (
+            SELECT input, source_file, count(*) AS n, count(*) FILTER (WHERE kind = 'exact') AS exact_n
+            FROM quality.removed_duplicates WHERE run_id = ? GROUP BY ALL
+        )
+        SELECT ?, f.input, f.source_file, f.rows_read,
+               COALESCE(l.n, 0), COALESCE(q.n, 0), COALESCE(r.n, 0), COALESCE(r.exact_n, 0),
+               COALESCE(r.n, 0) - COALESCE(r.exact_n, 0)
+                 + COALESCE((SELECT count(*) FROM quality.quarantine qq
+                             WHERE qq.run_id = ? AND qq.input = f.input AND qq.source_file = f.source_file
+                               AND qq.reason LIKE 'conflicting duplicate%'), 0),
+               current_timestamp
+        FROM raw.source_files f
+        LEFT JOIN loaded l ON l.input = f.input AND l._source_file = f.source_file
+        LEFT JOIN quarantined q ON q.input = f.input AND q.source_file = f.source_file
+        LEFT JOIN removed r ON r.input = f.input AND r.source_file = f.source_file
+        ORDER BY f.input DESC, f.source_file""", [shape, run_id, run_id, run_id, run_id])
+
+
+def build_staging(con: duckdb.DuckDBPyConnection, config: SourceConfig, run_id: str) -> None:
+    """All of staging in one transaction: readers never see orders of one run beside customers of another."""
+    params = token_parameters(config)
+    ensure_quality_tables(con)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for table in ("quarantine", "key_conflicts", "removed_duplicates"):
+            con.execute(f"DELETE FROM quality.{table} WHERE run_id = ?", [run_id])
+        if config.shape == "long":
+            type_long_orders(con, params)
+            quarantine_failed_rows(con, run_id, "orders", "typed_orders")
+            dedup_long_orders(con, run_id)
+            publish_long_orders(con)
+            type_customers(con, params)
+            quarantine_failed_rows(con, run_id, "customers", "typed_customers")
+        else:
+            type_wide_orders(con, config, params)
+            quarantine_failed_rows(con, run_id, "orders", "typed_orders")
+            dedup_and_publish_wide_orders(con, config, run_id)
+        publish_customers(con, config, run_id)
+        write_load_audit(con, run_id, config.shape)
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+STAGING_SPECS = [
+    dg.AssetSpec(["staging", "orders"], group_name="staging", kinds={"duckdb"},
+                 deps=[["raw", "orders"], ["raw", "customers"]],
+                 description="One row per order (basket): order_id, customer_id, order_ts, payment_method, "
+                             "channel, order_amount, n_lines, n_items."),
+    dg.AssetSpec(["staging", "order_lines"], group_name="staging", kinds={"duckdb"},
+                 deps=[["raw", "orders"]],
+                 description="One row per order line (order_id, category, sku); the wide shape yields one line "
+                             "per category flagged T."),
+    dg.AssetSpec(["staging", "customers"], group_name="staging", kinds={"duckdb"},
+                 deps=[["raw", "customers"], ["raw", "orders"]],
+                 description="One row per customer with a typed profile; customers seen only in orders have an "
+                             "empty profile."),
+    dg.AssetSpec(["quality", "quarantine"], group_name="quality", kinds={"duckdb"},
+                 deps=[["raw", "orders"], ["raw", "customers"]],
+                 description="One row per rejected source row: file, row, column, raw value, reason, run id."),
+    dg.AssetSpec(["quality", "load_audit"], group_name="quality", kinds={"duckdb"},
+                 deps=[["raw", "orders"], ["raw", "customers"]],
+                 description="One row per source file and run: rows read, loaded, quarantined, duplicates removed."),
+]
+
+
+@dg.multi_asset(specs=STAGING_SPECS, pool="duckdb_writer")
+def staging_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource, source: SourceResource):
+    """Types, normalises and deduplicates the raw rows; rejects go to quarantine, every row is audited."""
+    config = source.load()
+    with warehouse.connect() as con:
+        build_staging(con, config, context.run_id)
+        counts = {
+            name: con.execute(f"SELECT count(*) FROM staging.{name}").fetchone()[0]
+            for name in ("orders", "order_lines", "customers")
+        }
+        quarantined = con.execute(
+            "SELECT count(*) FROM quality.quarantine WHERE run_id = ?", [context.run_id]).fetchone()[0]
+        audit = con.execute(
+            "SELECT * EXCLUDE (run_id, audited_at) FROM quality.load_audit WHERE run_id = ?", [context.run_id]
+        ).pl()
+        previews = {
+            name: con.execute(f"SELECT * EXCLUDE (_source_file, _source_row) FROM staging.{name} LIMIT 5").pl()
+            for name in counts
+        }
+    for name, count in counts.items():
+        yield dg.MaterializeResult(
+            asset_key=["staging", name],
+            metadata={"dagster/row_count": count, "preview": dg.MetadataValue.md(preview_markdown(previews[name]))},
+        )
+    yield dg.MaterializeResult(asset_key=["quality", "quarantine"],
+                               metadata={"dagster/row_count": quarantined, "run_id": context.run_id})
+    yield dg.MaterializeResult(asset_key=["quality", "load_audit"],
+                               metadata={"dagster/row_count": audit.height,
+                                         "audit": dg.MetadataValue.md(preview_markdown(audit, rows=50))})

@@ -1,0 +1,194 @@
+"""Source configuration: how one shop's files map onto the persona-pipeline data contract.
+
+A new shop needs a YAML file, not code. The file is validated with pydantic, and every error names the config
+file and the dotted key that is wrong, so an ops analyst can fix it without reading a traceback.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+# Contract fields per input. "Required" fields must be present in the source (mapped or same-named).
+LONG_ORDER_FIELDS = (
+    "order_id", "customer_id", "order_ts", "category", "quantity", "amount", "unit_price",
+    "payment_method", "channel", "sku",
+)
+LONG_ORDER_REQUIRED = ("order_id", "customer_id", "order_ts", "category")
+PROFILE_FIELDS = ("age", "birth_year", "gender", "income", "home_owner", "city")
+WIDE_ORDER_FIELDS = ("order_id", "customer_id", "order_ts", "amount", "payment_method", "channel", *PROFILE_FIELDS)
+WIDE_ORDER_REQUIRED = ("customer_id", "amount")
+CUSTOMER_FIELDS = ("customer_id", *PROFILE_FIELDS)
+CUSTOMER_REQUIRED = ("customer_id",)
+
+ENCODING_ALIASES = {
+    "utf-8": "utf-8", "utf8": "utf-8", "utf-8-sig": "utf-8",
+    "gbk": "gbk", "gb2312": "gbk", "cp936": "gbk", "gb18030": "gb18030",
+}
+
+
+class ConfigError(ValueError):
+    """A source config that cannot be used; the message names the file and the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TokenMap(_Strict):
+    """Spellings a shop uses for yes/no style values; matched case-insensitively after trimming."""
+
+    # Not named true/false: YAML 1.1 would read those keys as booleans.
+    true_tokens: list[str] = Field(default_factory=lambda: ["T", "TRUE", "1", "Y", "YES", "是"])
+    false_tokens: list[str] = Field(default_factory=lambda: ["F", "FALSE", "0", "N", "NO", "否"])
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> "TokenMap":
+        overlap = {t.upper() for t in self.true_tokens} & {t.upper() for t in self.false_tokens}
+        if overlap:
+            raise ValueError(f"tokens listed as both true and false: {sorted(overlap)}")
+        return self
+
+
+class FileSource(_Strict):
+    """One input: a path or glob (relative paths resolve against the config file's folder)."""
+
+    path: str | list[str]
+    format: Literal["csv", "parquet", "json"] | None = None
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    # contract field -> source column; unmapped contract fields fall back to a same-named source column.
+    columns: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        key = value.strip().lower()
+        if key not in ENCODING_ALIASES:
+            raise ValueError(f"unsupported encoding {value!r}; use one of {sorted(ENCODING_ALIASES)}")
+        return ENCODING_ALIASES[key]
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_char(cls, value: str) -> str:
+        value = "\t" if value in ("\\t", "tab") else value
+        if len(value) != 1:
+            raise ValueError(f"delimiter must be a single character, got {value!r}")
+        return value
+
+
+class OrdersSource(FileSource):
+    # Wide shape only: the columns holding one purchase flag per category.
+    category_columns: list[str] = Field(default_factory=list)
+    flag_tokens: TokenMap = Field(default_factory=TokenMap)
+    # strptime formats tried in order for order_ts; ISO 8601 is always tried last.
+    date_formats: list[str] = Field(default_factory=lambda: ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d"])
+
+
+class CustomersSource(FileSource):
+    pass
+
+
+class ValueMaps(_Strict):
+    """How raw codes normalise into the contract's vocabulary."""
+
+    gender: dict[str, Literal["M", "F"]] = Field(
+        default_factory=lambda: {"M": "M", "MALE": "M", "男": "M", "F": "F", "FEMALE": "F", "女": "F"}
+    )
+    home_owner: TokenMap = Field(default_factory=TokenMap)
+    payment_methods: list[str] = Field(default_factory=lambda: ["CARD", "CASH", "MOBILE", "CHEQUE"])
+
+
+class ModelSettings(_Strict):
+    k: int = Field(default=4, ge=2, le=20)
+    seed: int = 42
+    # Feature families used for clustering; each must exist in the features table.
+    features: list[Literal["demographics", "categories", "rfm", "payment"]] = Field(
+        default_factory=lambda: ["demographics", "categories", "rfm", "payment"]
+    )
+
+
+class SourceConfig(_Strict):
+    name: str = Field(min_length=1)
+    shape: Literal["long", "wide"]
+    orders: OrdersSource
+    customers: CustomersSource | None = None
+    values: ValueMaps = Field(default_factory=ValueMaps)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    # Optional bilingual labels for categories not covered by the built-in taxonomy: name -> [zh, en].
+    category_labels: dict[str, tuple[str, str]] = Field(default_factory=dict)
+    # Folder of the config file; relative paths resolve against it. Filled by load_source_config.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _shape_rules(self) -> "SourceConfig":
+        if self.shape == "wide" and not self.orders.category_columns:
+            raise ValueError("orders.category_columns: the wide shape needs at least one category flag column")
+        if self.shape == "long" and self.orders.category_columns:
+            raise ValueError("orders.category_columns: only the wide shape has category flag columns")
+        allowed = LONG_ORDER_FIELDS if self.shape == "long" else WIDE_ORDER_FIELDS
+        unknown = sorted(set(self.orders.columns) - set(allowed))
+        if unknown:
+            raise ValueError(f"orders.columns: unknown contract field(s) {unknown}; allowed: {list(allowed)}")
+        if self.customers is not None:
+            unknown = sorted(set(self.customers.columns) - set(CUSTOMER_FIELDS))
+            if unknown:
+                raise ValueError(
+                    f"customers.columns: unknown contract field(s) {unknown}; allowed: {list(CUSTOMER_FIELDS)}"
+                )
+        return self
+
+    def order_files(self) -> list[Path]:
+        return resolve_paths(self.orders.path, self.base_dir, "orders.path")
+
+    def customer_files(self) -> list[Path]:
+        if self.customers is None:
+            return []
+        return resolve_paths(self.customers.path, self.base_dir, "customers.path")
+
+    def with_input(self, input_path: str | Path) -> "SourceConfig":
+        """The same config reading its orders from another path (the CLI's --input)."""
+        orders = self.orders.model_copy(update={"path": str(Path(input_path).resolve())})
+        return self.model_copy(update={"orders": orders})
+
+
+def resolve_paths(pattern: str | list[str], base_dir: Path, key: str) -> list[Path]:
+    """Expand paths and globs in a stable (sorted) order; a pattern matching nothing is an error."""
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    files: list[Path] = []
+    for item in patterns:
+        full = item if os.path.isabs(item) else str(base_dir / item)
+        matches = sorted(glob.glob(full)) if glob.has_magic(full) else ([full] if os.path.exists(full) else [])
+        if not matches:
+            raise ConfigError(f"{key}: no file matches {item!r} (looked for {full})")
+        files.extend(Path(m).resolve() for m in matches)
+    return files
+
+
+def load_source_config(path: str | Path) -> SourceConfig:
+    """Read and validate a YAML source config; errors name the file and the dotted key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys (name, shape, orders, ...)")
+    try:
+        config = SourceConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(part) for part in err["loc"])
+            message = err["msg"].removeprefix("Value error, ")
+            # Cross-field rules carry their key at the start of the message already.
+            problems.append(f"{path}: {key}: {message}" if key else f"{path}: {message}")
+        raise ConfigError("\n".join(problems)) from None
+    return config.model_copy(update={"base_dir": path.resolve().parent})

@@ -1,0 +1,33 @@
+"""The Dagster code location: assembles assets, checks, the refresh job and its schedule. Nothing else."""
+
+import dagster as dg
+
+from assets import features, ingest, model, report, segments, staging
+from pipelines.resources import resources_from_environment
+from quality import checks
+
+all_assets = dg.load_assets_from_modules([ingest, staging, features, model, segments, report])
+all_checks = dg.load_asset_checks_from_modules([checks])
+
+# One job materializes the whole graph; the CLI, the schedule and the UI all run this same job.
+refresh_job = dg.define_asset_job(
+    name="refresh",
+    selection=dg.AssetSelection.all(),
+    description="Full refresh: raw files to staging, features, model, segments and report.",
+    executor_def=dg.in_process_executor,
+)
+
+nightly_refresh = dg.ScheduleDefinition(
+    name="nightly_refresh",
+    job=refresh_job,
+    cron_schedule="0 2 * * *",
+    execution_timezone="Asia/Shanghai",
+)
+
+defs = dg.Definitions(
+    assets=all_assets,
+    asset_checks=all_checks,
+    jobs=[refresh_job],
+    schedules=[nightly_refresh],
+    resources=resources_from_environment(),
+)
