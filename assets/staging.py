@@ -511,7 +511,8 @@ def staging_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             "SELECT * EXCLUDE (run_id, audited_at) FROM quality.load_audit WHERE run_id = ?", [context.run_id]
         ).pl()
         previews = {
-            name: con.execute(f"SELECT * EXCLUDE (_source_file, _source_row) FROM staging.{name} LIMIT 5").pl()
+            name: con.execute(
+                f"SELECT COLUMNS(c -> NOT starts_with(c, '_source')) FROM staging.{name} LIMIT 5").pl()
             for name in counts
         }
     for name, count in counts.items():

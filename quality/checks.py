@@ -15,7 +15,7 @@ def load_audit_identity(context: dg.AssetCheckExecutionContext, warehouse: Wareh
         audit = con.execute(
             """SELECT input, source_file, rows_read, rows_loaded, rows_quarantined, duplicates_removed
                FROM quality.load_audit WHERE run_id = ? ORDER BY input DESC, source_file""",
-            [context.run_id],
+            [context.run.run_id],
         ).pl()
     broken = audit.filter(
         audit["rows_read"] != audit["rows_loaded"] + audit["rows_quarantined"] + audit["duplicates_removed"]

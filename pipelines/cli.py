@@ -1,0 +1,141 @@
+"""The `persona` command: run the pipeline, query the warehouse, generate demo data.
+
+`persona run` executes the same Dagster job as the nightly schedule, against the persistent instance in
+DAGSTER_HOME (default `.dagster/`, holding a copy of the root `dagster.yaml`), so CLI runs show up in the UI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from pipelines.resources import DEFAULT_CONFIG, DEFAULT_WAREHOUSE, REPO_ROOT
+
+EXAMPLE_QUERIES = [
+    "select segment_id, segment_name_zh, segment_name_en, customers, round(share * 100, 1) as pct "
+    "from segments.segment_profiles order by segment_id",
+    "select customer_id, segment_name_en from segments.customer_segments where segment_id = 1 limit 10",
+    "select * from quality.load_audit order by audited_at desc limit 5",
+]
+
+
+def prepare_dagster_home() -> Path:
+    """Point DAGSTER_HOME at a real folder holding the project's dagster.yaml, so run history persists."""
+    home = Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    target = home / "dagster.yaml"
+    for candidate in (Path.cwd() / "dagster.yaml", REPO_ROOT / "dagster.yaml"):
+        if candidate.is_file() and candidate.resolve() != target:
+            if not target.exists() or target.read_bytes() != candidate.read_bytes():
+                shutil.copyfile(candidate, target)
+            break
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _fail(message: str) -> None:
+    click.echo(f"persona: {message}", err=True)
+    sys.exit(1)
+
+
+@click.group()
+def main() -> None:
+    """persona-pipeline: nightly customer segmentation on DuckDB, orchestrated by Dagster."""
+
+
+@main.command()
+@click.option("--config", "config_path", default=lambda: os.environ.get("PERSONA_CONFIG", DEFAULT_CONFIG),
+              show_default=DEFAULT_CONFIG, help="YAML source config of the shop.")
+@click.option("--input", "input_path", default=None, help="Replace the orders path of the config with this file.")
+@click.option("--warehouse", "warehouse_path", default=lambda: os.environ.get("PERSONA_WAREHOUSE", DEFAULT_WAREHOUSE),
+              show_default=DEFAULT_WAREHOUSE, help="DuckDB warehouse file.")
+@click.option("--verbose", is_flag=True, help="Print Dagster's event log while running.")
+def run(config_path: str, input_path: str | None, warehouse_path: str, verbose: bool) -> None:
+    """Materialize the whole asset graph (the same job the nightly schedule runs)."""
+    from pipelines.config import ConfigError, load_source_config
+
+    try:
+        config = load_source_config(config_path)
+        if input_path:
+            if not Path(input_path).is_file():
+                _fail(f"--input {input_path}: file not found")
+            config = config.with_input(input_path)
+        config.order_files()
+        config.customer_files()
+    except ConfigError as exc:
+        _fail(str(exc))
+    # The resources read these, exactly as under the schedule or `make ui`.
+    os.environ["PERSONA_CONFIG"] = str(Path(config_path).resolve())
+    os.environ["PERSONA_WAREHOUSE"] = str(Path(warehouse_path).resolve())
+    if input_path:
+        os.environ["PERSONA_INPUT"] = str(Path(input_path).resolve())
+    else:
+        os.environ.pop("PERSONA_INPUT", None)
+    prepare_dagster_home()
+
+    from pipelines.execution import run_refresh
+
+    outcome = run_refresh(verbose=verbose)
+    if not outcome.success:
+        _fail(f"run {outcome.run_id} failed: {outcome.reason}")
+    warehouse = Path(warehouse_path).resolve()
+    click.echo(f"Run {outcome.run_id} succeeded.")
+    click.echo(f"Warehouse: {warehouse}")
+    for report in sorted((warehouse.parent / "reports").glob("report_*.html")):
+        click.echo(f"Report:    {report}")
+    click.echo("Try:")
+    for query in EXAMPLE_QUERIES:
+        flag = "" if warehouse_path == DEFAULT_WAREHOUSE else f" --warehouse {warehouse_path}"
+        click.echo(f'  persona sql{flag} "{query}"')
+
+
+@main.command()
+@click.argument("query")
+@click.option("--warehouse", "warehouse_path", default=lambda: os.environ.get("PERSONA_WAREHOUSE", DEFAULT_WAREHOUSE),
+              show_default=DEFAULT_WAREHOUSE, help="DuckDB warehouse file.")
+@click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table",
+              show_default=True)
+def sql(query: str, warehouse_path: str, output_format: str) -> None:
+    """Run a read-only SQL query against the warehouse."""
+    from pipelines.serving import QueryRefused, run_read_only_query
+
+    try:
+        frame = run_read_only_query(Path(warehouse_path), query)
+    except QueryRefused as exc:
+        _fail(str(exc))
+    if output_format == "csv":
+        click.echo(frame.write_csv(), nl=False)
+    elif output_format == "json":
+        click.echo(json.dumps(frame.to_dicts(), ensure_ascii=False, default=str, indent=2))
+    else:
+        import polars as pl
+
+        with pl.Config(tbl_rows=200, tbl_cols=50, fmt_str_lengths=80, tbl_hide_dataframe_shape=True):
+            click.echo(frame)
+
+
+@main.command()
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder to write into.")
+@click.option("--customers", default=5000, show_default=True, type=int)
+@click.option("--days", default=90, show_default=True, type=int)
+@click.option("--seed", default=7, show_default=True, type=int)
+@click.option("--shape", type=click.Choice(["long", "wide"]), default="long", show_default=True)
+def generate(out_dir: str, customers: int, days: int, seed: int, shape: str) -> None:
+    """Write realistic demo data with planted personas (and their truth) into OUT."""
+    from pipelines.generate import generate_demo_data
+
+    try:
+        written = generate_demo_data(Path(out_dir), customers=customers, days=days, seed=seed, shape=shape)
+    except ValueError as exc:
+        _fail(str(exc))
+    click.echo(f"Wrote {written.customers:,} customers and {written.order_lines:,} "
+               f"{'order lines' if shape == 'long' else 'baskets'} to {Path(out_dir).resolve()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Shared test helpers: every warehouse lives under tmp_path; the seed table is read from ../shared."""
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from pipelines.definitions import all_assets, all_checks
+from pipelines.resources import SourceResource, WarehouseResource
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO_ROOT / "examples"
+SEED_BASKETS = REPO_ROOT.parent / "shared" / "data" / "BASKETS1n.csv"
+
+
+def materialize_graph(config_path: Path, warehouse_path: Path, input_override: str = "") -> dg.ExecuteInProcessResult:
+    """The full asset graph with its checks, on an ephemeral Dagster instance."""
+    return dg.materialize(
+        [*all_assets, *all_checks],
+        resources={
+            "warehouse": WarehouseResource(path=str(warehouse_path)),
+            "source": SourceResource(config_path=str(config_path), input_override=input_override),
+        },
+        raise_on_error=False,
+    )
+
+
+def query(warehouse_path: Path, sql: str, params: list | None = None) -> list[tuple]:
+    with duckdb.connect(str(warehouse_path), read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def write_file(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+@pytest.fixture
+def seed_baskets() -> Path:
+    if not SEED_BASKETS.is_file():
+        pytest.fail(f"the seed table is expected at {SEED_BASKETS} (../shared/data beside the repository)")
+    return SEED_BASKETS
