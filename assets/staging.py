@@ -345,18 +345,16 @@ def dedup_and_publish_wide_orders(con: duckdb.DuckDBPyConnection, config: Source
 PROFILE_COLUMNS = ["age", "birth_year", "gender", "income", "home_owner", "city"]
 
 
+def _profile_differs(old: str, kept: str) -> str:
+    return " OR ".join(f"{old}.{c} IS DISTINCT FROM {kept}.{c}" for c in PROFILE_COLUMNS)
+
+
 def resolve_profiles(con: duckdb.DuckDBPyConnection, run_id: str, input_name: str, candidates_sql: str) -> None:
     """One profile per customer: the last row in file order wins; superseded rows that differ are logged."""
-    profile = ", ".join(PROFILE_COLUMNS)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE ranked_profiles AS
         SELECT *,
-            row_number() OVER (PARTITION BY customer_id ORDER BY _source_file DESC, _source_row DESC) AS recency_rank,
-            row_number() OVER (PARTITION BY customer_id, {profile} ORDER BY _source_file, _source_row) AS exact_rank,
-            first_value(_source_file) OVER (PARTITION BY customer_id, {profile} ORDER BY _source_file, _source_row)
-                AS exact_first_file,
-            first_value(_source_row) OVER (PARTITION BY customer_id, {profile} ORDER BY _source_file, _source_row)
-                AS exact_first_row
+            row_number() OVER (PARTITION BY customer_id ORDER BY _source_file DESC, _source_row DESC) AS recency_rank
         FROM ({candidates_sql})""")
     differing = ", ".join(
         f"CASE WHEN old.{c} IS DISTINCT FROM kept.{c} THEN {sql_literal(c)} END" for c in PROFILE_COLUMNS
@@ -368,8 +366,8 @@ def resolve_profiles(con: duckdb.DuckDBPyConnection, run_id: str, input_name: st
                'last row in file order wins'
         FROM ranked_profiles old
         JOIN ranked_profiles kept ON kept.customer_id = old.customer_id AND kept.recency_rank = 1
-        WHERE old.recency_rank > 1 AND old.exact_rank = 1
-          AND ({" OR ".join(f"old.{c} IS DISTINCT FROM kept.{c}" for c in PROFILE_COLUMNS)})""",
+        WHERE old.recency_rank > 1 AND ({_profile_differs("old", "kept")})
+        ORDER BY old._source_file, old._source_row""",
         [run_id, input_name])
 
 
@@ -382,12 +380,10 @@ def publish_customers(con: duckdb.DuckDBPyConnection, config: SourceConfig, run_
         resolve_profiles(con, run_id, "customers",
                          f"SELECT {typed_profile} FROM typed_customers WHERE reason IS NULL")
         # In a customer file a superseded row is a removed duplicate: exact copies and older conflicting rows.
-        con.execute("""
+        con.execute(f"""
             INSERT INTO quality.removed_duplicates
-            SELECT ?, 'customers', p._source_file, p._source_row,
-                   CASE WHEN p.exact_rank > 1 THEN p.exact_first_file ELSE k._source_file END,
-                   CASE WHEN p.exact_rank > 1 THEN p.exact_first_row ELSE k._source_row END,
-                   CASE WHEN p.exact_rank > 1 THEN 'exact' ELSE 'conflict_superseded' END
+            SELECT ?, 'customers', p._source_file, p._source_row, k._source_file, k._source_row,
+                   CASE WHEN {_profile_differs("p", "k")} THEN 'conflict_superseded' ELSE 'exact' END
             FROM ranked_profiles p JOIN ranked_profiles k ON k.customer_id = p.customer_id AND k.recency_rank = 1
             WHERE p.recency_rank > 1""", [run_id])
     # Age as of the latest order (or today when orders carry no dates) when only a birth year is known.

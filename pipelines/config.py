@@ -122,8 +122,12 @@ class SourceConfig(_Strict):
     model: ModelSettings = Field(default_factory=ModelSettings)
     # Optional bilingual labels for categories not covered by the built-in taxonomy: name -> [zh, en].
     category_labels: dict[str, tuple[str, str]] = Field(default_factory=dict)
-    # Folder of the config file; relative paths resolve against it. Filled by load_source_config.
-    base_dir: Path = Field(default=Path("."), exclude=True)
+    # The config file itself; relative paths resolve against its folder. Filled by load_source_config.
+    source_path: Path = Field(default=Path("source.yaml"), exclude=True)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.source_path.parent
 
     @model_validator(mode="after")
     def _shape_rules(self) -> "SourceConfig":
@@ -144,12 +148,12 @@ class SourceConfig(_Strict):
         return self
 
     def order_files(self) -> list[Path]:
-        return resolve_paths(self.orders.path, self.base_dir, "orders.path")
+        return resolve_paths(self.orders.path, self.base_dir, f"{self.source_path}: orders.path")
 
     def customer_files(self) -> list[Path]:
         if self.customers is None:
             return []
-        return resolve_paths(self.customers.path, self.base_dir, "customers.path")
+        return resolve_paths(self.customers.path, self.base_dir, f"{self.source_path}: customers.path")
 
     def with_input(self, input_path: str | Path) -> "SourceConfig":
         """The same config reading its orders from another path (the CLI's --input)."""
@@ -191,4 +195,4 @@ def load_source_config(path: str | Path) -> SourceConfig:
             # Cross-field rules carry their key at the start of the message already.
             problems.append(f"{path}: {key}: {message}" if key else f"{path}: {message}")
         raise ConfigError("\n".join(problems)) from None
-    return config.model_copy(update={"base_dir": path.resolve().parent})
+    return config.model_copy(update={"source_path": path.resolve()})

@@ -1,0 +1,42 @@
+# persona-pipeline: `make run` runs the whole pipeline on demo data, `make test` runs the test suite.
+# Everything installs into .venv in this folder; nothing is downloaded at run time.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+DAGSTER_HOME := $(CURDIR)/.dagster
+DEMO_DIR := data/demo
+DEMO_CUSTOMERS ?= 5000
+DEMO_SEED ?= 7
+WAREHOUSE := warehouse/warehouse.duckdb
+
+.PHONY: install run demo test ui clean
+
+install: $(INSTALLED)
+
+# Reinstall when the dependency list changes.
+$(INSTALLED): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+demo: $(DEMO_DIR)/order_lines.csv
+
+$(DEMO_DIR)/order_lines.csv: | $(INSTALLED)
+	$(BIN)/persona generate --out $(DEMO_DIR) --customers $(DEMO_CUSTOMERS) --seed $(DEMO_SEED)
+
+run: $(INSTALLED) demo
+	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/persona run --config examples/demo.yaml --warehouse $(WAREHOUSE)
+
+test: $(INSTALLED)
+	$(BIN)/python -m pytest
+
+# The Dagster UI with the lineage of every asset, on this machine only.
+ui: $(INSTALLED)
+	@mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	DAGSTER_HOME=$(DAGSTER_HOME) PERSONA_CONFIG=$(CURDIR)/examples/demo.yaml PERSONA_WAREHOUSE=$(CURDIR)/$(WAREHOUSE) \
+		$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+
+clean:
+	rm -rf $(DAGSTER_HOME) $(DEMO_DIR) $(WAREHOUSE) warehouse/reports

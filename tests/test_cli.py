@@ -1,0 +1,121 @@
+"""The `persona` command as a user runs it: a real process, a real Dagster instance in DAGSTER_HOME."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from tests.conftest import EXAMPLES, REPO_ROOT, write_file
+
+PERSONA = str(Path(sys.executable).parent / "persona")
+
+
+def persona(*args: str, cwd: Path, dagster_home: Path | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PERSONA_", "DAGSTER_"))}
+    if dagster_home is not None:
+        env["DAGSTER_HOME"] = str(dagster_home)
+    return subprocess.run([PERSONA, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def seed_run(tmp_path_factory):
+    """`persona run` on the seed table from its example config, as in the README."""
+    work = tmp_path_factory.mktemp("cli")
+    seed = REPO_ROOT.parent / "shared" / "data" / "BASKETS1n.csv"
+    done = persona("run", "--config", str(EXAMPLES / "baskets.yaml"), "--input", str(seed),
+                   "--warehouse", "wh/warehouse.duckdb", cwd=work, dagster_home=work / "home")
+    return work, done
+
+
+def test_run_prints_where_everything_is(seed_run):
+    work, done = seed_run
+    assert done.returncode == 0, done.stderr
+    warehouse = work / "wh" / "warehouse.duckdb"
+    assert f"Warehouse: {warehouse}" in done.stdout
+    assert f"Report:    {warehouse.parent / 'reports' / 'report_zh.html'}" in done.stdout
+    assert done.stdout.count("persona sql") == 3
+
+
+def test_run_is_recorded_in_the_persistent_instance(seed_run):
+    work, done = seed_run
+    home = work / "home"
+    assert (home / "dagster.yaml").read_bytes() == (REPO_ROOT / "dagster.yaml").read_bytes()
+    run_id = done.stdout.split()[1]
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        run = instance.get_run_by_id(run_id)
+        assert run is not None and run.job_name == "refresh"
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+        record = instance.get_latest_materialization_event(dg.AssetKey(["segments", "customer_segments"]))
+        assert record.asset_materialization.metadata["dagster/row_count"].value == 999
+
+
+def test_sql_answers_from_the_warehouse(seed_run):
+    work, _ = seed_run
+    done = persona("sql", "--warehouse", "wh/warehouse.duckdb", "--format", "json",
+                   "select count(*) as n from segments.customer_segments", cwd=work)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [{"n": 999}]
+    done = persona("sql", "--warehouse", "wh/warehouse.duckdb", "--format", "csv",
+                   "select segment_id, customers from segments.segment_profiles order by segment_id", cwd=work)
+    lines = done.stdout.strip().splitlines()
+    assert lines[0] == "segment_id,customers"
+    assert sum(int(line.split(",")[1]) for line in lines[1:]) == 999
+
+
+def test_sql_refuses_writes(seed_run):
+    work, _ = seed_run
+    done = persona("sql", "--warehouse", "wh/warehouse.duckdb", "drop table segments.customer_segments", cwd=work)
+    assert done.returncode == 1
+    assert "refused: DROP statements are not allowed" in done.stderr
+
+
+def test_run_with_a_bad_config_names_file_and_key(tmp_path):
+    config = write_file(tmp_path / "shop.yaml", "name: x\nshape: long\norders:\n  path: o.csv\n  encoding: latin-9\n")
+    write_file(tmp_path / "o.csv", "order_id\n")
+    done = persona("run", "--config", str(config), "--warehouse", "w.duckdb", cwd=tmp_path,
+                   dagster_home=tmp_path / "home")
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"persona: {config}: orders.encoding: unsupported encoding 'latin-9'")
+    assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_run_with_a_broken_file_fails_with_one_line(tmp_path):
+    orders = write_file(tmp_path / "orders.csv", "order_id,customer_id,category\nO1,C1,wine\n")
+    config = write_file(tmp_path / "shop.yaml", "name: x\nshape: long\norders:\n  path: elsewhere.csv\n")
+    done = persona("run", "--config", str(config), "--input", str(orders), "--warehouse", "w.duckdb",
+                   cwd=tmp_path, dagster_home=tmp_path / "home")
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "step raw__orders" in lines[0]
+    assert f"{orders}: required column 'order_ts' is missing" in lines[0]
+
+
+def test_missing_source_file_names_the_config_and_key(tmp_path):
+    config = write_file(tmp_path / "shop.yaml", "name: x\nshape: long\norders:\n  path: data/*.csv\n")
+    done = persona("run", "--config", str(config), cwd=tmp_path, dagster_home=tmp_path / "home")
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"persona: {config}: orders.path: no file matches 'data/*.csv' (looked for {tmp_path}/data/*.csv)"
+    )
+
+
+def test_input_must_exist(tmp_path):
+    done = persona("run", "--config", str(EXAMPLES / "baskets.yaml"), "--input", "nope.csv", cwd=tmp_path,
+                   dagster_home=tmp_path / "home")
+    assert done.returncode == 1
+    assert "--input nope.csv: file not found" in done.stderr
+
+
+def test_generate_writes_demo_data(tmp_path):
+    done = persona("generate", "--out", "demo", "--customers", "50", "--seed", "3", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Wrote 50 customers" in done.stdout
+    header = (tmp_path / "demo" / "order_lines.csv").read_text().splitlines()[0]
+    assert header == "order_id,customer_id,order_ts,category,quantity,unit_price,amount,payment_method,channel,sku"
+    done = persona("generate", "--out", "bad", "--customers", "0", cwd=tmp_path)
+    assert done.returncode == 1 and "customers" in done.stderr
