@@ -7,6 +7,8 @@ contract's column names, so every later count can be traced back to a file and a
 
 import codecs
 import csv
+import io
+import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -35,7 +37,7 @@ FORMAT_BY_SUFFIX = {
     ".parquet": "parquet", ".pq": "parquet",
     ".json": "json", ".jsonl": "json", ".ndjson": "json",
 }
-TRANSCODE_CHUNK_CHARS = 1 << 20
+TRANSCODE_CHUNK_BYTES = 1 << 20
 
 
 class IngestError(ValueError):
@@ -51,45 +53,75 @@ def detect_format(path: Path, declared: str | None) -> str:
     return fmt
 
 
+def locate_undecodable_line(path: Path, encoding: str) -> str:
+    """The first line that does not decode, with the offending bytes and their offset in the file.
+
+    Lines are decoded one by one: in UTF-8 and GBK a newline byte never sits inside a multi-byte character, so a
+    line is a safe unit, and the result does not depend on where a read chunk happened to end.
+    """
+    offset = 0
+    with path.open("rb") as handle:
+        for number, raw_line in enumerate(handle, start=1):
+            try:
+                raw_line.decode(encoding)
+            except UnicodeDecodeError as exc:
+                return (
+                    f"line {number}: bytes {raw_line[exc.start:exc.end]!r} are not valid {encoding} "
+                    f"(byte offset {offset + exc.start}); check 'encoding' in the config"
+                )
+            offset += len(raw_line)
+    return f"not valid {encoding}; check 'encoding' in the config"
+
+
 def transcode_to_utf8(path: Path, encoding: str, target_dir: Path) -> Path:
     """Re-encode a legacy-encoded file (GBK) to UTF-8 in chunks, so any file size fits in memory."""
     target = target_dir / (path.name + ".utf8")
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
-    line, consumed = 1, 0
-    with path.open("rb") as src, target.open("w", encoding="utf-8", newline="") as dst:
-        while chunk := src.read(TRANSCODE_CHUNK_CHARS):
-            try:
-                text = decoder.decode(chunk)
-            except UnicodeDecodeError as exc:
-                bad_line = line + chunk[: exc.start].count(b"\n")
-                raise IngestError(
-                    f"{path}: line {bad_line}: bytes {chunk[exc.start:exc.end]!r} are not valid {encoding} "
-                    f"(byte offset {consumed + exc.start}); check 'encoding' in the config"
-                ) from None
-            line += chunk.count(b"\n")
-            consumed += len(chunk)
-            dst.write(text)
-        dst.write(decoder.decode(b"", final=True))
+    try:
+        with path.open("rb") as src, target.open("w", encoding="utf-8", newline="") as dst:
+            while chunk := src.read(TRANSCODE_CHUNK_BYTES):
+                dst.write(decoder.decode(chunk))
+            dst.write(decoder.decode(b"", final=True))
+    except UnicodeDecodeError:
+        raise IngestError(f"{path}: {locate_undecodable_line(path, encoding)}") from None
     return target
 
 
-def locate_csv_problem(path: Path, delimiter: str, encoding: str = "utf-8") -> str:
-    """Find the first record whose field count differs from the header, for an error a person can act on."""
-    with path.open(encoding=encoding, newline="") as handle:
-        reader = csv.reader(handle, delimiter=delimiter, strict=True)
-        try:
-            header = next(reader, None)
-            if header is None:
-                return "the file is empty"
-            for record in reader:
-                if len(record) != len(header):
-                    return (
-                        f"row {reader.line_num - 1}: expected {len(header)} fields, found {len(record)} "
-                        f"(line {reader.line_num}; check quoting and the delimiter {delimiter!r})"
-                    )
-        except csv.Error as exc:
-            return f"row {reader.line_num - 1}: malformed record ({exc})"
-    return "unreadable CSV"
+def check_csv_structure(path: Path, shown_as: Path, delimiter: str, columns: list[str]) -> int:
+    """Parse the file strictly with DuckDB: every record must have as many fields as the header.
+
+    Polars pads short records with empty values silently, so this pass is what turns a ragged row into an error
+    naming its line. Returns the number of records, which must match what Polars read.
+    """
+    options = {
+        "header": True, "delim": delimiter, "quote": '"', "escape": '"', "strict_mode": True,
+        "null_padding": False, "auto_detect": False, "columns": {f"c{i}": "VARCHAR" for i in range(len(columns))},
+    }
+    not_empty = " OR ".join(f"c{i} IS NOT NULL" for i in range(len(columns))) or "TRUE"
+    con = duckdb.connect()
+    try:
+        return con.execute(
+            f"SELECT count(*) FILTER (WHERE {not_empty}) FROM read_csv($path, header = $header, delim = $delim, quote = $quote, escape = $escape, "
+            "strict_mode = $strict_mode, null_padding = $null_padding, auto_detect = $auto_detect, "
+            "columns = $columns)",
+            {"path": str(path), **options},
+        ).fetchone()[0]
+    except duckdb.Error as exc:
+        message = str(exc)
+        line = re.search(r"CSV Error on Line: (\d+)", message)
+        found = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", message)
+        if found:
+            reason = f"expected {found.group(1)} fields, found {found.group(2)}"
+        elif "unterminated quote" in message:
+            reason = "a quoted value is never closed"
+        else:
+            reason = message.splitlines()[0].removeprefix("Invalid Input Error: ")
+        where = f"line {physical_line(path, delimiter, int(line.group(1)))}" if line else "somewhere in the file"
+        raise IngestError(
+            f"{shown_as}: {where}: malformed CSV record: {reason} (check quoting and the delimiter {delimiter!r})"
+        ) from None
+    finally:
+        con.close()
 
 
 def read_csv_as_text(path: Path, source: FileSource, scratch: Path) -> pl.DataFrame:
@@ -106,20 +138,92 @@ def read_csv_as_text(path: Path, source: FileSource, scratch: Path) -> pl.DataFr
             quote_char='"',
             raise_if_empty=False,
         )
-    except (pl.exceptions.ComputeError, pl.exceptions.PolarsError) as exc:
-        where = locate_csv_problem(readable, source.delimiter)
-        raise IngestError(f"{path}: {where}") from exc
-    # Polars keeps a UTF-8 byte-order mark as part of the first column name; strip it.
-    return frame.rename({name: name.lstrip("\ufeff").strip() for name in frame.columns})
+    except pl.exceptions.PolarsError as exc:
+        if "invalid utf-8" in str(exc).lower():
+            raise IngestError(f"{path}: {locate_undecodable_line(readable, 'utf-8')}") from None
+        check_csv_structure(readable, path, source.delimiter, _header_names(readable, source.delimiter))
+        stray = find_stray_quote(readable, source.delimiter)
+        if stray is not None:
+            raise IngestError(
+                f"{path}: line {stray}: malformed CSV record: a quote inside an unquoted value "
+                f"(quote the whole value and double inner quotes: \"C2\"\"x\")"
+            ) from None
+        raise IngestError(f"{path}: unreadable CSV ({str(exc).splitlines()[0]})") from None
+    # Names as the header really spells them (Polars renames duplicates to x_duplicated_0), without a UTF-8
+    # byte-order mark or surrounding blanks.
+    names = [name.lstrip("\ufeff").strip() for name in _header_names(readable, source.delimiter)]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise IngestError(f"{path}: line 1: duplicate column name(s) {duplicates} in the header")
+    frame = frame.rename(dict(zip(frame.columns, names)))
+    # Blank lines carry no data: Polars reads them as all-empty records, DuckDB skips them. Row numbers keep
+    # counting them, so a row number still points at the right line of a file without multi-line values.
+    frame = frame.with_row_index(SOURCE_ROW, offset=1).filter(~pl.all_horizontal(pl.col(names).is_null()))
+    records = check_csv_structure(readable, path, source.delimiter, names)
+    if records != frame.height:
+        raise IngestError(f"{path}: read {frame.height} records but the strict parser counts {records}; "
+                          f"check quoting and the delimiter {source.delimiter!r}")
+    return frame
+
+
+def physical_line(path: Path, delimiter: str, record_number: int) -> int:
+    """The file line where a record starts; DuckDB numbers records (header = 1), which differs from lines once a
+    quoted value spans several lines or blank lines are skipped."""
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        records, start_line = 0, 1
+        try:
+            for record in reader:
+                if record:
+                    records += 1
+                    if records == record_number:
+                        return start_line
+                start_line = reader.line_num + 1
+        except csv.Error:
+            return start_line
+    return record_number
+
+
+def find_stray_quote(path: Path, delimiter: str) -> int | None:
+    """The line of the first quote inside an unquoted value (`C2"x`), which Polars rejects and DuckDB accepts."""
+    line, in_quotes, field_start, previous = 1, False, True, ""
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+        while chunk := handle.read(1 << 16):
+            for char in chunk:
+                if in_quotes:
+                    if char == '"':
+                        in_quotes = False
+                    elif char == "\n":
+                        line += 1
+                    previous = char
+                    continue
+                if char == '"':
+                    if field_start:
+                        in_quotes = True
+                    elif previous != '"':
+                        return line
+                field_start = char in (delimiter, "\n", "\r")
+                if char == "\n":
+                    line += 1
+                previous = char
+    return None
+
+
+def _header_names(path: Path, delimiter: str) -> list[str]:
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+        return next(csv.reader(handle, delimiter=delimiter), [])
 
 
 def read_json_as_text(path: Path) -> pl.DataFrame:
     with path.open("rb") as handle:
-        head = handle.read(1024).lstrip(b"\xef\xbb\xbf \r\n\t")
-    if not head:
+        head = handle.read(1024)
+    body = head.lstrip(b"\xef\xbb\xbf \r\n\t")
+    if not body:
         raise IngestError(f"{path}: the file is empty")
+    # Polars rejects a byte-order mark in JSON; hand it the bytes after it.
+    source: Path | io.BytesIO = io.BytesIO(path.read_bytes()[3:]) if head.startswith(b"\xef\xbb\xbf") else path
     try:
-        frame = pl.read_json(path) if head.startswith(b"[") else pl.read_ndjson(path)
+        frame = pl.read_json(source) if body.startswith(b"[") else pl.read_ndjson(source)
     except pl.exceptions.PolarsError as exc:
         raise IngestError(f"{path}: not valid JSON records ({str(exc).splitlines()[0]})") from exc
     nested = [name for name, dtype in frame.schema.items() if dtype.is_nested()]
@@ -128,18 +232,22 @@ def read_json_as_text(path: Path) -> pl.DataFrame:
     return frame.select(pl.all().cast(pl.String))
 
 
+def read_parquet_as_text(path: Path) -> pl.DataFrame:
+    try:
+        return pl.read_parquet(path).select(pl.all().cast(pl.String))
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise IngestError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from exc
+
+
 def read_source_file(path: Path, source: FileSource, scratch: Path) -> pl.DataFrame:
     """One file as an all-text frame with its file path and 1-based data row number."""
     fmt = detect_format(path, source.format)
     if fmt == "csv":
         frame = read_csv_as_text(path, source, scratch)
-    elif fmt == "parquet":
-        frame = pl.read_parquet(path).select(pl.all().cast(pl.String))
     else:
-        frame = read_json_as_text(path)
-    return frame.with_row_index(SOURCE_ROW, offset=1).with_columns(
-        pl.col(SOURCE_ROW).cast(pl.Int64), pl.lit(str(path)).alias(SOURCE_FILE)
-    )
+        frame = read_parquet_as_text(path) if fmt == "parquet" else read_json_as_text(path)
+        frame = frame.with_row_index(SOURCE_ROW, offset=1)
+    return frame.with_columns(pl.col(SOURCE_ROW).cast(pl.Int64), pl.lit(str(path)).alias(SOURCE_FILE))
 
 
 def map_columns(

@@ -24,11 +24,12 @@ CATEGORY_LABELS: dict[str, tuple[str, str]] = {
     "babycare": ("母婴", "baby care"),
 }
 
+# Payment method -> (zh, en) descriptor of customers who prefer it.
 PAYMENT_LABELS: dict[str, tuple[str, str]] = {
-    "card": ("刷卡", "card"),
-    "cash": ("现金", "cash"),
-    "mobile": ("移动支付", "mobile pay"),
-    "cheque": ("支票", "cheque"),
+    "card": ("刷卡支付", "card payers"),
+    "cash": ("现金支付", "cash payers"),
+    "mobile": ("移动支付", "mobile payers"),
+    "cheque": ("支票支付", "cheque payers"),
 }
 
 # Feature -> ((zh, en) when clearly above the population, (zh, en) when clearly below).
@@ -52,4 +53,4 @@ def category_label(code: str, overrides: dict[str, tuple[str, str]] | None = Non
 
 
 def payment_label(code: str) -> tuple[str, str]:
-    return PAYMENT_LABELS.get(code.lower(), (code.upper(), code.lower()))
+    return PAYMENT_LABELS.get(code.lower(), (f"{code.upper()}支付", f"{code.lower()} payers"))

@@ -67,7 +67,7 @@ def segment_descriptors(
                 found.append(Descriptor(column, z, f"{zh}偏好", f"{en} lovers", "category"))
             elif column.startswith(PAYMENT_PREFIX) and z > 0:
                 zh, en = payment_label(column.removeprefix(PAYMENT_PREFIX))
-                found.append(Descriptor(column, z, f"{zh}支付", f"{en} payers", "profile"))
+                found.append(Descriptor(column, z, zh, en, "profile"))
         descriptors[segment] = sorted(found, key=lambda d: (-abs(d.z_score), d.feature))
     return descriptors
 

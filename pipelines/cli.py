@@ -88,10 +88,12 @@ def run(config_path: str, input_path: str | None, warehouse_path: str, verbose: 
     click.echo(f"Warehouse: {warehouse}")
     for report in sorted((warehouse.parent / "reports").glob("report_*.html")):
         click.echo(f"Report:    {report}")
+    # Show the command as the user can type it: bare when the venv is active, by path otherwise.
+    command = "persona" if shutil.which("persona") else os.path.relpath(Path(sys.argv[0]).resolve(), Path.cwd())
+    flag = "" if warehouse_path == DEFAULT_WAREHOUSE else f" --warehouse {warehouse_path}"
     click.echo("Try:")
     for query in EXAMPLE_QUERIES:
-        flag = "" if warehouse_path == DEFAULT_WAREHOUSE else f" --warehouse {warehouse_path}"
-        click.echo(f'  persona sql{flag} "{query}"')
+        click.echo(f'  {command} sql{flag} "{query}"')
 
 
 @main.command()

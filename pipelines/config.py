@@ -47,6 +47,14 @@ class TokenMap(_Strict):
     true_tokens: list[str] = Field(default_factory=lambda: ["T", "TRUE", "1", "Y", "YES", "是"])
     false_tokens: list[str] = Field(default_factory=lambda: ["F", "FALSE", "0", "N", "NO", "否"])
 
+    @field_validator("true_tokens", "false_tokens", mode="before")
+    @classmethod
+    def _no_yaml_booleans(cls, value: object) -> object:
+        if isinstance(value, list) and any(isinstance(item, bool) for item in value):
+            raise ValueError("YAML reads unquoted yes/no/true/false/on/off as booleans; quote the tokens, "
+                             "for example ['YES', 'NO']")
+        return value
+
     @model_validator(mode="after")
     def _disjoint(self) -> "TokenMap":
         overlap = {t.upper() for t in self.true_tokens} & {t.upper() for t in self.false_tokens}
@@ -157,7 +165,8 @@ class SourceConfig(_Strict):
 
     def with_input(self, input_path: str | Path) -> "SourceConfig":
         """The same config reading its orders from another path (the CLI's --input)."""
-        orders = self.orders.model_copy(update={"path": str(Path(input_path).resolve())})
+        # A path given on the command line is a file, never a pattern: escape glob characters in it.
+        orders = self.orders.model_copy(update={"path": glob.escape(str(Path(input_path).resolve()))})
         return self.model_copy(update={"orders": orders})
 
 
@@ -166,10 +175,12 @@ def resolve_paths(pattern: str | list[str], base_dir: Path, key: str) -> list[Pa
     patterns = [pattern] if isinstance(pattern, str) else list(pattern)
     files: list[Path] = []
     for item in patterns:
-        full = item if os.path.isabs(item) else str(base_dir / item)
+        # Escape the folder so brackets or stars in its name are taken literally; only the pattern may glob.
+        full = item if os.path.isabs(item) else os.path.join(glob.escape(str(base_dir)), item)
         matches = sorted(glob.glob(full)) if glob.has_magic(full) else ([full] if os.path.exists(full) else [])
         if not matches:
-            raise ConfigError(f"{key}: no file matches {item!r} (looked for {full})")
+            shown = item if os.path.isabs(item) else str(base_dir / item)
+            raise ConfigError(f"{key}: no file matches {item!r} (looked for {shown})")
         files.extend(Path(m).resolve() for m in matches)
     return files
 
@@ -181,6 +192,8 @@ def load_source_config(path: str | Path) -> SourceConfig:
         raise ConfigError(f"{path}: config file not found")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: config files must be UTF-8 (byte offset {exc.start} is not)") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):

@@ -42,3 +42,14 @@ def seed_baskets() -> Path:
     if not SEED_BASKETS.is_file():
         pytest.fail(f"the seed table is expected at {SEED_BASKETS} (../shared/data beside the repository)")
     return SEED_BASKETS
+
+
+@pytest.fixture(scope="session")
+def seed_warehouse(tmp_path_factory) -> Path:
+    """The seed table run once through the whole graph from its example config."""
+    if not SEED_BASKETS.is_file():
+        pytest.fail(f"the seed table is expected at {SEED_BASKETS} (../shared/data beside the repository)")
+    warehouse = tmp_path_factory.mktemp("seed") / "warehouse.duckdb"
+    result = materialize_graph(EXAMPLES / "baskets.yaml", warehouse, input_override=str(SEED_BASKETS))
+    assert result.success
+    return warehouse

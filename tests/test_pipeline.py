@@ -32,15 +32,6 @@ def test_definitions_load_with_every_layer_job_and_schedule():
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 2 * * *", "Asia/Shanghai")
 
 
-@pytest.fixture(scope="module")
-def seed_warehouse(tmp_path_factory) -> Path:
-    seed = Path(__file__).resolve().parents[2] / "shared" / "data" / "BASKETS1n.csv"
-    warehouse = tmp_path_factory.mktemp("seed") / "warehouse.duckdb"
-    result = materialize_graph(EXAMPLES / "baskets.yaml", warehouse, input_override=str(seed))
-    assert result.success
-    return warehouse
-
-
 def test_seed_table_yields_999_segmented_customers(seed_warehouse):
     assert query(seed_warehouse, "SELECT count(*), count(DISTINCT customer_id) FROM segments.customer_segments") == [
         (999, 999)

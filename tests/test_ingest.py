@@ -1,0 +1,730 @@
+"""Tests for the raw layer's readers (assets.ingest), called directly without Dagster.
+
+Why these tests: raw is where a shop's real files meet the pipeline. It must keep every row as text with its file
+and 1-based row number (so every later count can be traced back), read the encodings and line endings shops
+actually send (UTF-8 with BOM, CRLF, GBK), and when a file cannot be read, say which file, which row or line and
+which config key to fix, instead of a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import assets.ingest as ingest
+from assets.ingest import (
+    SOURCE_FILE,
+    SOURCE_ROW,
+    IngestError,
+    check_csv_structure,
+    locate_undecodable_line,
+    map_columns,
+    read_customers,
+    read_orders,
+    read_source_file,
+    transcode_to_utf8,
+)
+from pipelines.config import (
+    CUSTOMER_FIELDS,
+    LONG_ORDER_FIELDS,
+    LONG_ORDER_REQUIRED,
+    WIDE_ORDER_FIELDS,
+    FileSource,
+    OrdersSource,
+    load_source_config,
+)
+from tests.conftest import EXAMPLES, write_file
+
+BASKET_CATEGORIES = [
+    "fruitveg", "freshmeat", "dairy", "cannedveg", "cannedmeat", "frozenmeal",
+    "beer", "wine", "softdrink", "fish", "confectionery",
+]
+LONG_HEADER = "order_id,customer_id,order_ts,category"
+
+
+@pytest.fixture
+def scratch(tmp_path: Path) -> Path:
+    folder = tmp_path / "scratch"
+    folder.mkdir()
+    return folder
+
+
+def _write_bytes(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def _read(path: Path, scratch: Path, **source: object) -> pl.DataFrame:
+    return read_source_file(path, FileSource(path=str(path), **source), scratch)
+
+
+def _read_error(path: Path, scratch: Path, **source: object) -> str:
+    with pytest.raises(IngestError) as info:
+        _read(path, scratch, **source)
+    return str(info.value)
+
+
+def _config(tmp_path: Path, text: str):
+    return load_source_config(write_file(tmp_path / "source.yaml", text))
+
+
+def _long_config(tmp_path: Path, orders_path: str, extra: str = ""):
+    return _config(tmp_path, f"name: shop\nshape: long\norders:\n  path: {orders_path}\n{extra}")
+
+
+# --- CSV basics -------------------------------------------------------------------------------------------------
+
+
+def test_csv_rows_are_numbered_from_one_and_carry_their_file(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "orders.csv", "id,qty,price\nA1,2,9.90\nA2,10,0.5\nA3,,007\n")
+
+    frame = _read(path, scratch)
+
+    assert frame.columns == [SOURCE_ROW, "id", "qty", "price", SOURCE_FILE]
+    assert frame[SOURCE_ROW].to_list() == [1, 2, 3]
+    assert frame.schema[SOURCE_ROW] == pl.Int64
+    assert frame[SOURCE_FILE].to_list() == [str(path)] * 3
+    # Nothing is typed: numbers keep their spelling (leading zeros, trailing zeros).
+    assert {frame.schema[c] for c in ("id", "qty", "price")} == {pl.String}
+    assert frame.select("id", "qty", "price").rows() == [("A1", "2", "9.90"), ("A2", "10", "0.5"), ("A3", None, "007")]
+
+
+def test_utf8_bom_is_stripped_from_the_first_column_name(tmp_path: Path, scratch: Path) -> None:
+    path = _write_bytes(tmp_path / "bom.csv", "\ufeffcustomer_id,city\nC1,上海\n".encode("utf-8"))
+
+    frame = _read(path, scratch)
+
+    assert frame.columns[1] == "customer_id"
+    assert frame.select("customer_id", "city").rows() == [("C1", "上海")]
+
+
+def test_utf8_bom_before_a_quoted_first_header_is_stripped(tmp_path: Path, scratch: Path) -> None:
+    path = _write_bytes(tmp_path / "bom.csv", b'\xef\xbb\xbf"customer_id","city"\nC1,X\n')
+
+    assert _read(path, scratch).columns[1:3] == ["customer_id", "city"]
+
+
+def test_header_names_are_trimmed(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "sp.csv", " customer_id , city\nC1,X\n")
+
+    assert _read(path, scratch).columns[1:3] == ["customer_id", "city"]
+
+
+def test_crlf_file_reads_the_same_as_lf(tmp_path: Path, scratch: Path) -> None:
+    text = "customer_id,category,amount\nC1,生鲜,1.5\nC2,\"a, b\",2\n"
+    lf = _read(write_file(tmp_path / "lf.csv", text), scratch)
+    crlf = _read(write_file(tmp_path / "crlf.csv", text.replace("\n", "\r\n")), scratch)
+
+    assert crlf.drop(SOURCE_FILE).equals(lf.drop(SOURCE_FILE))
+    assert crlf["amount"].to_list() == ["1.5", "2"]  # no trailing \r in the last column
+    assert crlf["category"].to_list() == ["生鲜", "a, b"]
+
+
+def test_last_line_without_newline_is_read(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "nonl.csv", "customer_id,amount\nC1,1\nC2,2")
+
+    frame = _read(path, scratch)
+
+    assert frame.select(SOURCE_ROW, "customer_id", "amount").rows() == [(1, "C1", "1"), (2, "C2", "2")]
+
+
+def test_quoted_field_with_newline_is_one_row(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "ml.csv", 'customer_id,note\nC1,"two\nlines"\nC2,x\n')
+
+    frame = _read(path, scratch)
+
+    assert frame.select(SOURCE_ROW, "customer_id", "note").rows() == [(1, "C1", "two\nlines"), (2, "C2", "x")]
+
+
+def test_semicolon_file_reads_with_a_semicolon_delimiter(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "semi.csv", "customer_id;amount\nC1;1,5\n")
+
+    assert _read(path, scratch, delimiter=";").select("customer_id", "amount").rows() == [("C1", "1,5")]
+
+
+def test_tab_delimited_file_reads_with_tab(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "orders.tsv", "customer_id\tamount\nC1\t1\n")
+
+    assert _read(path, scratch, delimiter="tab").select("customer_id", "amount").rows() == [("C1", "1")]
+
+
+def test_declared_format_overrides_an_unknown_suffix(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "export.dat", "customer_id\nC9\n")
+
+    assert _read(path, scratch, format="csv")["customer_id"].to_list() == ["C9"]
+
+
+def test_unknown_suffix_without_format_names_the_file(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "orders.xlsx", "customer_id\nC1\n")
+
+    message = _read_error(path, scratch)
+
+    assert message == f"{path}: cannot tell the format from the suffix '.xlsx'; set 'format' in the config"
+
+
+# --- GBK and encoding errors --------------------------------------------------------------------------------------
+
+
+def test_gbk_file_reads_chinese_correctly(tmp_path: Path, scratch: Path) -> None:
+    text = "customer_id,category,city\nC1,生鲜,上海\nC2,母婴,北京\n"
+    path = write_file(tmp_path / "gbk.csv", text, encoding="gbk")
+
+    frame = _read(path, scratch, encoding="gbk")
+
+    assert frame.select(SOURCE_ROW, "customer_id", "category", "city").rows() == [
+        (1, "C1", "生鲜", "上海"), (2, "C2", "母婴", "北京"),
+    ]
+    # The row points at the original file, not the transcoded copy.
+    assert frame[SOURCE_FILE].unique().to_list() == [str(path)]
+    assert path.read_bytes() == text.encode("gbk")
+
+
+def test_gbk_header_maps_onto_contract_fields(tmp_path: Path, scratch: Path) -> None:
+    write_file(tmp_path / "orders.csv", "订单号,会员号,下单时间,品类\nO1,C1,2024-01-02,生鲜\n", encoding="gbk")
+    config = _long_config(
+        tmp_path, "orders.csv",
+        "  encoding: GB2312\n  columns: {order_id: 订单号, customer_id: 会员号, order_ts: 下单时间, category: 品类}\n",
+    )
+
+    frame, manifest = read_orders(config, tmp_path)
+
+    assert frame.select("order_id", "customer_id", "order_ts", "category").rows() == [("O1", "C1", "2024-01-02", "生鲜")]
+    assert manifest[0]["ignored_columns"] == []
+
+
+def test_transcode_to_utf8_writes_a_utf8_copy(tmp_path: Path, scratch: Path) -> None:
+    text = "city\r\n上海\r\n"
+    path = write_file(tmp_path / "gbk.csv", text, encoding="gbk")
+
+    copy = transcode_to_utf8(path, "gbk", scratch)
+
+    assert copy.parent == scratch
+    assert copy.read_bytes() == text.encode("utf-8")
+
+
+def test_invalid_gbk_bytes_name_the_file_the_line_the_byte_and_the_offset(tmp_path: Path, scratch: Path) -> None:
+    # header 17 bytes + "C1,上海\n" 8 bytes in GBK + "C2," 3 bytes: the bad byte is at offset 28.
+    path = _write_bytes(tmp_path / "bad.csv", "customer_id,city\nC1,上海\n".encode("gbk") + b"C2,\x81\x20x\n")
+
+    message = _read_error(path, scratch, encoding="gbk")
+
+    assert message == (
+        f"{path}: line 3: bytes b'\\x81' are not valid gbk (byte offset 28); check 'encoding' in the config"
+    )
+
+
+def test_invalid_gbk_line_is_counted_across_chunks(
+    tmp_path: Path, scratch: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest, "TRANSCODE_CHUNK_BYTES", 7)
+    rows = "".join(f"C{i},上海\n" for i in range(10))  # 8 GBK bytes each
+    path = _write_bytes(tmp_path / "bad.csv", ("customer_id,city\n" + rows).encode("gbk") + b"CX,\xff\xff\n")
+
+    message = _read_error(path, scratch, encoding="gbk")
+
+    assert message == (
+        f"{path}: line 12: bytes b'\\xff' are not valid gbk (byte offset 100); check 'encoding' in the config"
+    )
+
+
+def test_gbk_file_read_as_utf8_names_the_file_and_the_line(tmp_path: Path, scratch: Path) -> None:
+    # "上" is C9 CF in GBK; C9 opens a UTF-8 sequence that CF cannot continue. Offset: 17 + len("C1,") = 20.
+    path = write_file(tmp_path / "gbk.csv", "customer_id,city\nC1,上海\n", encoding="gbk")
+
+    message = _read_error(path, scratch)  # encoding defaults to utf-8
+
+    assert message == (
+        f"{path}: line 2: bytes b'\\xc9' are not valid utf-8 (byte offset 20); check 'encoding' in the config"
+    )
+
+
+def test_gbk_file_cut_mid_character_names_the_file_and_the_line(tmp_path: Path, scratch: Path) -> None:
+    path = _write_bytes(tmp_path / "cut.csv", "customer_id,city\nC1,上海\nC2,".encode("gbk") + b"\xc9")
+
+    message = _read_error(path, scratch, encoding="gbk")
+
+    assert message == (
+        f"{path}: line 3: bytes b'\\xc9' are not valid gbk (byte offset 28); check 'encoding' in the config"
+    )
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 2, 3, 5, 1 << 20])
+def test_invalid_gbk_byte_is_reported_exactly_whatever_the_chunk_size(
+    tmp_path: Path, scratch: Path, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int
+) -> None:
+    monkeypatch.setattr(ingest, "TRANSCODE_CHUNK_BYTES", chunk_bytes)
+    data = b"a,b\nx\xff,1\n"  # 0xff is byte 5: with 2-byte chunks, the last byte of the third chunk
+    path = _write_bytes(tmp_path / "bad.csv", data)
+
+    message = _read_error(path, scratch, encoding="gbk")
+
+    assert message == (
+        f"{path}: line 2: bytes b'\\xff' are not valid gbk (byte offset 5); check 'encoding' in the config"
+    )
+
+
+def test_locate_undecodable_line_reports_the_first_bad_line(tmp_path: Path) -> None:
+    path = _write_bytes(tmp_path / "x.csv", b"a,b\nok,1\n\xe4\xb8,2\n\xff\n")
+
+    assert locate_undecodable_line(path, "utf-8") == (
+        "line 3: bytes b'\\xe4\\xb8' are not valid utf-8 (byte offset 9); check 'encoding' in the config"
+    )
+
+
+def test_locate_undecodable_line_on_a_clean_file_gives_no_line(tmp_path: Path) -> None:
+    path = write_file(tmp_path / "ok.csv", "a,b\n上海,1\n")
+
+    assert locate_undecodable_line(path, "utf-8") == "not valid utf-8; check 'encoding' in the config"
+
+
+# --- empty and malformed CSV ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n", b"\xef\xbb\xbf", b"  \r\n"], ids=["zero-bytes", "blank-lines", "bom-only", "whitespace"])
+def test_empty_file_names_the_file(tmp_path: Path, scratch: Path, content: bytes) -> None:
+    path = _write_bytes(tmp_path / "empty.csv", content)
+
+    assert _read_error(path, scratch) == f"{path}: the file is empty (no header row)"
+
+
+def test_empty_gbk_file_names_the_original_file(tmp_path: Path, scratch: Path) -> None:
+    path = _write_bytes(tmp_path / "empty.csv", b"")
+
+    assert _read_error(path, scratch, encoding="gbk") == f"{path}: the file is empty (no header row)"
+
+
+def test_header_only_file_gives_zero_rows(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "header.csv", LONG_HEADER + "\n")
+
+    frame = _read(path, scratch)
+
+    assert frame.height == 0
+    assert frame.columns == [SOURCE_ROW, "order_id", "customer_id", "order_ts", "category", SOURCE_FILE]
+
+
+def test_header_only_file_maps_to_an_empty_orders_frame(tmp_path: Path) -> None:
+    write_file(tmp_path / "orders.csv", LONG_HEADER)
+    config = _long_config(tmp_path, "orders.csv")
+
+    frame, manifest = read_orders(config, tmp_path)
+
+    assert frame.height == 0
+    assert frame.columns == [SOURCE_FILE, SOURCE_ROW, *LONG_ORDER_FIELDS]
+    assert manifest == [{"source_file": str((tmp_path / "orders.csv").resolve()), "input": "orders",
+                         "rows_read": 0, "ignored_columns": []}]
+
+
+def _malformed(path: Path, line: int, reason: str, delimiter: str = ",") -> str:
+    return f"{path}: line {line}: malformed CSV record: {reason} (check quoting and the delimiter {delimiter!r})"
+
+
+def test_row_with_too_many_fields_names_the_file_and_line(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "ragged.csv", "customer_id,amount\nC1,1\nC2,2,extra\nC3,3\n")
+
+    assert _read_error(path, scratch) == _malformed(path, 3, "expected 2 fields, found 3")
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        pytest.param("customer_id,amount,city\nC1,1,X\nC2,2\nC3,3,Y\n", 3, id="middle-row"),
+        pytest.param("customer_id,amount,city\nC2,2\nC3,3,Y\n", 2, id="first-row"),
+        pytest.param("customer_id,amount,city\nC1,1,X\nC2,2", 3, id="last-row-without-newline"),
+        pytest.param("customer_id,amount,city\r\nC1,1,X\r\nC2,2\r\nC3,3,Y\r\n", 3, id="crlf"),
+    ],
+)
+def test_row_with_too_few_fields_names_the_file_and_line(tmp_path: Path, scratch: Path, text: str, line: int) -> None:
+    path = write_file(tmp_path / "short.csv", text)
+
+    assert _read_error(path, scratch) == _malformed(path, line, "expected 3 fields, found 2")
+
+
+def test_row_with_too_few_fields_in_a_gbk_file_names_the_original_file(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "short.csv", "会员号,品类,金额\nC1,生鲜,1\nC2,母婴\n", encoding="gbk")
+
+    assert _read_error(path, scratch, encoding="gbk") == _malformed(path, 3, "expected 3 fields, found 2")
+
+
+def test_row_with_too_few_fields_uses_the_configured_delimiter(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "short.csv", "a;b;c\n1;2;3\n4;5;6\n7;8\n9\n")
+
+    assert _read_error(path, scratch, delimiter=";") == _malformed(path, 4, "expected 3 fields, found 2", ";")
+
+
+def test_stray_quote_after_a_quoted_field_names_the_line(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "quote.csv", 'customer_id,amount\nC1,1\n"C2"x,2\nC3,3\n')
+
+    message = _read_error(path, scratch)
+
+    assert message.startswith(f"{path}: line 3: malformed CSV record: ")
+    assert message.endswith(" (check quoting and the delimiter ',')")
+
+
+def test_unterminated_quote_names_the_line_where_it_starts(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "quote.csv", 'customer_id,amount\nC1,1\n"C2,2\nC3,3\n')
+
+    assert _read_error(path, scratch) == _malformed(path, 3, "a quoted value is never closed")
+
+
+def test_check_csv_structure_counts_records_not_lines(tmp_path: Path) -> None:
+    path = write_file(tmp_path / "ml.csv", 'a,b\n1,"x\ny"\n2,3\n')
+
+    assert check_csv_structure(path, path, ",", ["a", "b"]) == 2
+
+
+def test_check_csv_structure_on_a_header_only_file_counts_zero(tmp_path: Path) -> None:
+    path = write_file(tmp_path / "h.csv", "a,b\n")
+
+    assert check_csv_structure(path, path, ",", ["a", "b"]) == 0
+
+
+def test_check_csv_structure_reports_the_first_bad_line_under_the_shown_name(tmp_path: Path) -> None:
+    path = write_file(tmp_path / "ragged.csv.utf8", "a;b;c\n1;2;3\n4;5;6\n7;8\n9\n")
+    shown = tmp_path / "ragged.csv"
+
+    with pytest.raises(IngestError) as info:
+        check_csv_structure(path, shown, ";", ["a", "b", "c"])
+
+    assert str(info.value) == _malformed(shown, 4, "expected 3 fields, found 2", ";")
+
+
+def test_check_csv_structure_reports_an_unterminated_quote(tmp_path: Path) -> None:
+    path = write_file(tmp_path / "u.csv", 'a,b\n1,2\n"3,4\n5,6\n')
+
+    with pytest.raises(IngestError) as info:
+        check_csv_structure(path, path, ",", ["a", "b"])
+
+    assert str(info.value) == _malformed(path, 3, "a quoted value is never closed")
+
+
+def test_ragged_row_after_a_multiline_field_names_its_physical_line(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "ml.csv", 'customer_id,note\nC1,"two\nlines"\nC2,x,extra\n')
+
+    assert _read_error(path, scratch) == _malformed(path, 4, "expected 2 fields, found 3")
+
+
+def test_quote_inside_an_unquoted_field_names_the_line(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "quote.csv", 'customer_id,amount\nC1,1\nC2"x,2\nC3,3\n')
+
+    assert _read_error(path, scratch).startswith(f"{path}: line 3: malformed CSV record: ")
+
+
+def test_trailing_blank_line_is_not_a_record(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "blank.csv", "customer_id,amount\nC1,1\n\n")
+
+    assert _read(path, scratch).select(SOURCE_ROW, "customer_id", "amount").rows() == [(1, "C1", "1")]
+
+
+# --- duplicate header names ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "duplicates"),
+    [
+        pytest.param("customer_id,city,customer_id", ["customer_id"], id="exact"),
+        pytest.param("customer_id, customer_id,city", ["customer_id"], id="after-trimming"),
+        pytest.param("a,b,a,a", ["a"], id="three-times"),
+        pytest.param("a, b,a ,b", ["a", "b"], id="two-names-sorted"),
+        pytest.param("\ufeffcustomer_id,customer_id,city", ["customer_id"], id="after-bom"),
+    ],
+)
+def test_duplicate_header_names_the_file_line_and_columns(
+    tmp_path: Path, scratch: Path, header: str, duplicates: list[str]
+) -> None:
+    fields = header.count(",") + 1
+    path = write_file(tmp_path / "dup.csv", header + "\n" + ",".join(["v"] * fields) + "\n")
+
+    assert _read_error(path, scratch) == f"{path}: line 1: duplicate column name(s) {duplicates} in the header"
+
+
+def test_duplicate_header_in_a_gbk_file_names_the_original_file(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "dup.csv", "会员号,会员号\nC1,C2\n", encoding="gbk")
+
+    assert _read_error(path, scratch, encoding="gbk") == (
+        f"{path}: line 1: duplicate column name(s) ['会员号'] in the header"
+    )
+
+
+def test_a_real_column_named_like_a_polars_rename_is_not_a_duplicate(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "x.csv", "x_duplicated_0,y\n1,2\n")
+
+    assert _read(path, scratch).select("x_duplicated_0", "y").rows() == [("1", "2")]
+
+
+# --- column mapping -------------------------------------------------------------------------------------------
+
+
+def test_semicolon_file_read_with_comma_hints_at_the_delimiter(tmp_path: Path) -> None:
+    path = write_file(tmp_path / "orders.csv", "order_id;customer_id;order_ts;category\nO1;C1;2024-01-01;生鲜\n")
+    config = _long_config(tmp_path, "orders.csv")
+
+    with pytest.raises(IngestError) as info:
+        read_orders(config, tmp_path)
+
+    message = str(info.value)
+    assert message.startswith(f"{path.resolve()}: required column 'order_id' is missing; map it under orders.columns.order_id")
+    assert "['order_id;customer_id;order_ts;category'] (one column only: is the delimiter right?)" in message
+
+
+def test_missing_required_column_names_the_column_and_the_config_key(tmp_path: Path) -> None:
+    path = write_file(tmp_path / "orders.csv", "order_id,customer_id,order_ts\nO1,C1,2024-01-01\n")
+    config = _long_config(tmp_path, "orders.csv")
+
+    with pytest.raises(IngestError) as info:
+        read_orders(config, tmp_path)
+
+    assert str(info.value) == (
+        f"{path.resolve()}: required column 'category' is missing; map it under orders.columns.category. "
+        "The header has ['order_id', 'customer_id', 'order_ts']"
+    )
+
+
+def test_missing_required_customer_column_names_customers_key(tmp_path: Path) -> None:
+    write_file(tmp_path / "orders.csv", LONG_HEADER + "\n")
+    people = write_file(tmp_path / "people.csv", "member,city\nC1,X\n")
+    config = _long_config(tmp_path, "orders.csv", "customers:\n  path: people.csv\n")
+
+    with pytest.raises(IngestError) as info:
+        read_customers(config, tmp_path)
+
+    assert str(info.value).startswith(
+        f"{people.resolve()}: required column 'customer_id' is missing; map it under customers.columns.customer_id."
+    )
+
+
+def test_mapped_column_missing_from_the_header_names_column_and_key(tmp_path: Path) -> None:
+    path = write_file(tmp_path / "orders.csv", "oid,customer_id,order_ts,category\nO1,C1,2024-01-01,生鲜\n")
+    config = _long_config(tmp_path, "orders.csv", "  columns: {order_id: OrderID}\n")
+
+    with pytest.raises(IngestError) as info:
+        read_orders(config, tmp_path)
+
+    assert str(info.value) == (
+        f"{path.resolve()}: column 'OrderID' (mapped in orders.columns.order_id) is not in the header; "
+        "the header has ['oid', 'customer_id', 'order_ts', 'category']"
+    )
+
+
+def test_mapped_optional_column_missing_is_an_error_too(tmp_path: Path) -> None:
+    write_file(tmp_path / "orders.csv", LONG_HEADER + "\nO1,C1,2024-01-01,生鲜\n")
+    config = _long_config(tmp_path, "orders.csv", "  columns: {sku: item_code}\n")
+
+    with pytest.raises(IngestError, match=r"column 'item_code' \(mapped in orders\.columns\.sku\) is not in the header"):
+        read_orders(config, tmp_path)
+
+
+def test_mapping_renames_and_extra_columns_are_reported_as_ignored(tmp_path: Path) -> None:
+    path = write_file(
+        tmp_path / "orders.csv",
+        "oid,member,order_ts,category,amount,store,remark\nO1,C1,2024-01-01,生鲜,12.5,S1,hi\nO2,C2,2024-01-02,母婴,3,S2,\n",
+    )
+    config = _long_config(tmp_path, "orders.csv", "  columns: {order_id: oid, customer_id: member}\n")
+
+    frame, manifest = read_orders(config, tmp_path)
+
+    assert frame.columns == [SOURCE_FILE, SOURCE_ROW, *LONG_ORDER_FIELDS]
+    assert frame.select(SOURCE_ROW, "order_id", "customer_id", "category", "amount", "sku").rows() == [
+        (1, "O1", "C1", "生鲜", "12.5", None), (2, "O2", "C2", "母婴", "3", None),
+    ]
+    assert frame[SOURCE_FILE].unique().to_list() == [str(path.resolve())]
+    assert manifest == [{"source_file": str(path.resolve()), "input": "orders", "rows_read": 2,
+                         "ignored_columns": ["store", "remark"]}]
+
+
+def test_map_columns_directly(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "o.csv", "cid,order_id,order_ts,category,colour\nC1,O1,t,c,red\n")
+    source = FileSource(path=str(path), columns={"customer_id": "cid"})
+    frame = read_source_file(path, source, scratch)
+
+    mapped, ignored = map_columns(frame, path, source, LONG_ORDER_FIELDS, LONG_ORDER_REQUIRED, "orders")
+
+    assert ignored == ["colour"]
+    assert mapped.row(0, named=True) | {SOURCE_FILE: None} == {
+        SOURCE_FILE: None, SOURCE_ROW: 1, "order_id": "O1", "customer_id": "C1", "order_ts": "t", "category": "c",
+        "quantity": None, "amount": None, "unit_price": None, "payment_method": None, "channel": None, "sku": None,
+    }
+
+
+def test_glob_of_several_files_numbers_rows_per_file(tmp_path: Path) -> None:
+    jan = write_file(tmp_path / "in" / "2024-01.csv", LONG_HEADER + "\nO1,C1,t,a\nO2,C1,t,b\n")
+    feb = write_file(tmp_path / "in" / "2024-02.csv", LONG_HEADER + ",extra\nO3,C2,t,a,x\n")
+    config = _long_config(tmp_path, "in/*.csv")
+
+    frame, manifest = read_orders(config, tmp_path)
+
+    assert frame.select(SOURCE_FILE, SOURCE_ROW, "order_id").rows() == [
+        (str(jan.resolve()), 1, "O1"), (str(jan.resolve()), 2, "O2"), (str(feb.resolve()), 1, "O3"),
+    ]
+    assert [(m["source_file"], m["rows_read"], m["ignored_columns"]) for m in manifest] == [
+        (str(jan.resolve()), 2, []), (str(feb.resolve()), 1, ["extra"]),
+    ]
+
+
+def test_no_customer_file_gives_an_empty_typed_frame(tmp_path: Path) -> None:
+    write_file(tmp_path / "orders.csv", LONG_HEADER + "\n")
+    config = _long_config(tmp_path, "orders.csv")
+
+    frame, manifest = read_customers(config, tmp_path)
+
+    assert manifest == []
+    assert frame.height == 0
+    assert frame.schema == pl.Schema({SOURCE_FILE: pl.String, SOURCE_ROW: pl.Int64, **{f: pl.String for f in CUSTOMER_FIELDS}})
+
+
+# --- wide shape -----------------------------------------------------------------------------------------------
+
+
+WIDE_YAML = (
+    "name: shop\nshape: wide\norders:\n  path: baskets.csv\n"
+    "  columns: {customer_id: cardid, amount: value, gender: sex}\n"
+    "  category_columns: [fruitveg, beer]\n"
+)
+
+
+def test_wide_shape_keeps_category_flag_columns(tmp_path: Path) -> None:
+    write_file(tmp_path / "baskets.csv", "cardid,value,sex,fruitveg,beer,wine\n39808,42.7123,M,F,T,T\n")
+    config = _config(tmp_path, WIDE_YAML)
+
+    frame, manifest = read_orders(config, tmp_path)
+
+    assert frame.columns == [SOURCE_FILE, SOURCE_ROW, *WIDE_ORDER_FIELDS, "fruitveg", "beer"]
+    row = frame.row(0, named=True)
+    assert (row["customer_id"], row["amount"], row["gender"], row["fruitveg"], row["beer"]) == ("39808", "42.7123", "M", "F", "T")
+    assert manifest[0]["ignored_columns"] == ["wine"]
+
+
+def test_wide_shape_missing_category_column_names_it_and_the_key(tmp_path: Path) -> None:
+    path = write_file(tmp_path / "baskets.csv", "cardid,value,sex,fruitveg\n39808,42.7,M,F\n")
+    config = _config(tmp_path, WIDE_YAML)
+
+    with pytest.raises(IngestError) as info:
+        read_orders(config, tmp_path)
+
+    assert str(info.value) == (
+        f"{path.resolve()}: category column 'beer' (listed in orders.category_columns) is not in the header; "
+        "the header has ['cardid', 'value', 'sex', 'fruitveg']"
+    )
+
+
+def test_seed_baskets_read_in_full(seed_baskets: Path, tmp_path: Path) -> None:
+    config = load_source_config(EXAMPLES / "baskets.yaml").with_input(seed_baskets)
+
+    frame, manifest = read_orders(config, tmp_path)
+
+    assert frame.height == 1000
+    assert frame[SOURCE_ROW].to_list() == list(range(1, 1001))
+    assert frame.columns[-11:] == BASKET_CATEGORIES
+    assert frame.select(SOURCE_ROW, "customer_id", "amount", "payment_method", "gender", "home_owner").row(0) == (
+        1, "39808", "42.7123", "CHEQUE", "M", "NO",
+    )
+    # The documented duplicate id: rows 27 and 917.
+    assert frame.filter(pl.col("customer_id") == "37917")[SOURCE_ROW].to_list() == [27, 917]
+    # The last row has no trailing newline and is still read in full.
+    assert frame.row(999, named=True)["confectionery"] in ("T", "F")
+    assert manifest == [{"source_file": str(seed_baskets.resolve()), "input": "orders", "rows_read": 1000,
+                         "ignored_columns": []}]
+
+
+# --- Parquet and JSON -----------------------------------------------------------------------------------------
+
+
+def test_parquet_values_become_strings_with_row_numbers(tmp_path: Path, scratch: Path) -> None:
+    path = tmp_path / "orders.parquet"
+    pl.DataFrame({"customer_id": [101, 102], "amount": [1.5, None], "member": [True, False]}).write_parquet(path)
+
+    frame = _read(path, scratch)
+
+    assert all(dtype == pl.String for name, dtype in frame.schema.items() if name != SOURCE_ROW)
+    assert frame.select(SOURCE_ROW, "customer_id", "amount", "member").rows() == [
+        (1, "101", "1.5", "true"), (2, "102", None, "false"),
+    ]
+    assert frame[SOURCE_FILE].to_list() == [str(path)] * 2
+
+
+def test_corrupt_parquet_names_the_file(tmp_path: Path, scratch: Path) -> None:
+    path = _write_bytes(tmp_path / "orders.parquet", b"customer_id\nC1\n")
+
+    message = _read_error(path, scratch)
+
+    assert message.startswith(f"{path}: not a readable Parquet file (")
+    assert "PAR1" in message  # polars' reason: the footer magic is missing
+
+
+def test_json_array_reads_as_strings_with_row_numbers(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "orders.json", '[{"customer_id": "C1", "qty": 2, "city": "上海"},\n'
+                                                '{"customer_id": "C2", "qty": 3, "city": null}]')
+
+    frame = _read(path, scratch)
+
+    assert frame.select(SOURCE_ROW, "customer_id", "qty", "city").rows() == [(1, "C1", "2", "上海"), (2, "C2", "3", None)]
+    assert frame.schema["qty"] == pl.String
+    assert frame[SOURCE_FILE].to_list() == [str(path)] * 2
+
+
+def test_ndjson_reads_as_strings_with_row_numbers(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "orders.jsonl", '{"customer_id": "C1", "amount": 1.25}\n{"customer_id": "C2", "amount": 7}\n')
+
+    frame = _read(path, scratch)
+
+    assert frame.select(SOURCE_ROW, "customer_id").rows() == [(1, "C1"), (2, "C2")]
+    assert frame.schema["amount"] == pl.String
+    assert frame["amount"][0] == "1.25"
+
+
+def test_json_array_with_bom_reads(tmp_path: Path, scratch: Path) -> None:
+    path = _write_bytes(tmp_path / "orders.json", b'\xef\xbb\xbf[{"customer_id": "C1"}]')
+
+    assert _read(path, scratch)["customer_id"].to_list() == ["C1"]
+
+
+def test_ndjson_with_bom_reads(tmp_path: Path, scratch: Path) -> None:
+    path = _write_bytes(tmp_path / "orders.jsonl", b'\xef\xbb\xbf{"customer_id": "C1"}\n{"customer_id": "C2"}\n')
+
+    frame = _read(path, scratch)
+
+    assert frame.columns == [SOURCE_ROW, "customer_id", SOURCE_FILE]
+    assert frame.select(SOURCE_ROW, "customer_id").rows() == [(1, "C1"), (2, "C2")]
+    assert frame[SOURCE_FILE].to_list() == [str(path)] * 2
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "column"),
+    [
+        ("nested.json", '[{"customer_id": "C1", "address": {"city": "上海"}}]', "address"),
+        ("nested.jsonl", '{"customer_id": "C1", "tags": [1, 2]}\n', "tags"),
+    ],
+    ids=["object-in-array", "list-in-ndjson"],
+)
+def test_nested_json_names_the_file_and_column(tmp_path: Path, scratch: Path, name: str, text: str, column: str) -> None:
+    path = write_file(tmp_path / name, text)
+
+    message = _read_error(path, scratch)
+
+    assert message == f"{path}: column(s) ['{column}'] hold nested values; the contract needs flat records"
+
+
+def test_broken_json_names_the_file(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "orders.json", '[{"customer_id": "C1",')
+
+    assert _read_error(path, scratch).startswith(f"{path}: not valid JSON records (")
+
+
+def test_empty_json_names_the_file(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "orders.json", "  \n")
+
+    assert _read_error(path, scratch) == f"{path}: the file is empty"
+
+
+def test_orders_source_from_json_maps_columns(tmp_path: Path) -> None:
+    path = write_file(tmp_path / "orders.ndjson",
+                      '{"oid": "O1", "customer_id": "C1", "order_ts": "2024-01-01", "category": "生鲜", "x": 1}\n')
+    config = _long_config(tmp_path, "orders.ndjson", "  columns: {order_id: oid}\n")
+
+    frame, manifest = read_orders(config, tmp_path)
+
+    assert frame.select(SOURCE_ROW, "order_id", "customer_id", "category").rows() == [(1, "O1", "C1", "生鲜")]
+    assert manifest[0]["ignored_columns"] == ["x"]
+    assert isinstance(config.orders, OrdersSource)
