@@ -46,18 +46,28 @@ def _shares(con: duckdb.DuckDBPyConnection, sql: str, prefix: str) -> pl.DataFra
 
 def build_customer_features(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     base = con.execute("""
-        WITH reference AS (SELECT max(order_ts) AS as_of FROM staging.orders)
-        SELECT c.customer_id,
-               c.age, c.income,
-               CASE c.gender WHEN 'F' THEN 1.0 WHEN 'M' THEN 0.0 END AS is_female,
-               c.home_owner::DOUBLE AS is_home_owner,
-               count(o.order_id)::DOUBLE AS n_orders,
-               COALESCE(sum(o.order_amount), 0) AS total_spend,
-               avg(o.order_amount) AS avg_basket_value,
-               date_diff('day', max(o.order_ts), (SELECT as_of FROM reference))::DOUBLE AS recency_days,
-               date_diff('day', min(o.order_ts), (SELECT as_of FROM reference))::DOUBLE AS tenure_days
-        FROM staging.customers c LEFT JOIN staging.orders o USING (customer_id)
-        GROUP BY ALL ORDER BY c.customer_id""").pl()
+        WITH reference AS (SELECT max(order_ts) AS as_of, min(order_ts) AS first_order FROM staging.orders),
+        per_customer AS (
+            SELECT c.customer_id, c.age, c.income,
+                   CASE c.gender WHEN 'F' THEN 1.0 WHEN 'M' THEN 0.0 END AS is_female,
+                   c.home_owner::DOUBLE AS is_home_owner,
+                   count(o.order_id)::DOUBLE AS n_orders,
+                   COALESCE(sum(o.order_amount), 0) AS total_spend,
+                   -- Without orders there is nothing to average: 0 spent per order, not "unknown".
+                   COALESCE(avg(o.order_amount), 0) AS avg_basket_value,
+                   date_diff('day', max(o.order_ts), (SELECT as_of FROM reference))::DOUBLE AS recency_days,
+                   date_diff('day', min(o.order_ts), (SELECT as_of FROM reference))::DOUBLE AS tenure_days
+            FROM staging.customers c LEFT JOIN staging.orders o USING (customer_id)
+            GROUP BY ALL
+        )
+        SELECT * REPLACE (
+            -- Never bought counts as longer ago than anyone who did; known only when orders carry dates.
+            CASE WHEN n_orders = 0 THEN date_diff('day', (SELECT first_order FROM reference),
+                                                  (SELECT as_of FROM reference)) + 1
+                 ELSE recency_days END::DOUBLE AS recency_days,
+            CASE WHEN n_orders = 0 AND (SELECT as_of FROM reference) IS NOT NULL THEN 0
+                 ELSE tenure_days END::DOUBLE AS tenure_days)
+        FROM per_customer ORDER BY customer_id""").pl()
     categories = _shares(con, """
         WITH per_customer AS (SELECT customer_id, count(*) AS n FROM staging.orders GROUP BY ALL),
         hits AS (SELECT customer_id, category AS key, count(DISTINCT order_id) AS n

@@ -68,15 +68,19 @@ def build_pipeline(k: int, seed: int) -> Pipeline:
     ])
 
 
-def fit_clusters(features: pl.DataFrame, families: list[str], k: int, seed: int) -> ClusterResult:
-    columns = select_feature_columns(features, families)
+def fit_clusters(
+    features: pl.DataFrame, families: list[str], k: int, seed: int, fit_mask: np.ndarray | None = None
+) -> ClusterResult:
+    """Fit on the customers in `fit_mask` (default: all), then assign every customer to its nearest centre."""
+    fit_mask = np.ones(features.height, dtype=bool) if fit_mask is None else fit_mask
+    columns = select_feature_columns(features.filter(pl.Series(fit_mask)), families)
     if not columns:
         raise ValueError(f"no usable feature columns in families {families}: every candidate is empty or constant")
-    if features.height < k:
-        raise ValueError(f"cannot form {k} segments from {features.height} customers; lower model.k")
+    if int(fit_mask.sum()) < k:
+        raise ValueError(f"cannot form {k} segments from {int(fit_mask.sum())} customers; lower model.k")
     matrix = feature_matrix(features, columns)
-    pipeline = build_pipeline(k, seed).fit(matrix)
-    raw_labels = pipeline.named_steps["cluster"].labels_
+    pipeline = build_pipeline(k, seed).fit(matrix[fit_mask])
+    raw_labels = pipeline.predict(matrix)
     scaled = pipeline[:-1].transform(matrix)
     distances = np.min(pipeline.named_steps["cluster"].transform(scaled), axis=1)
     # Largest cluster first; ties broken by the centroid itself so the order never depends on chance.
@@ -106,9 +110,26 @@ def fit_clusters(features: pl.DataFrame, families: list[str], k: int, seed: int)
     )
 
 
+MISSING_VALUE_POLICY = "median of the customers the model is fitted on (SimpleImputer inside the Pipeline)"
+
+
+def missing_value_report(features: pl.DataFrame, columns: list[str], run_id: str) -> pl.DataFrame:
+    """quality.missing_values: per model feature, how many customers had no value and were imputed."""
+    rows = features.height
+    return pl.DataFrame({
+        "run_id": [run_id] * len(columns),
+        "column_name": columns,
+        "customers": [rows] * len(columns),
+        "missing": [features.get_column(c).null_count() for c in columns],
+        "policy": [MISSING_VALUE_POLICY] * len(columns),
+    }, schema_overrides={"customers": pl.Int64, "missing": pl.Int64}).with_columns(
+        (pl.col("missing") / pl.col("customers")).alias("imputed_share")
+    )
+
+
 @dg.asset(
     key=["model", "customer_clusters"],
-    deps=[["features", "customer_features"]],
+    deps=[["features", "customer_features"], ["quality", "outliers"]],
     group_name="model",
     kinds={"scikitlearn", "duckdb"},
     pool="duckdb_writer",
@@ -120,8 +141,14 @@ def customer_clusters(
     each fit is recorded in model.model_runs."""
     settings = source.load().model
     with warehouse.connect() as con:
-        features = con.execute("SELECT * FROM features.customer_features ORDER BY customer_id").pl()
-        result = fit_clusters(features, list(settings.features), settings.k, settings.seed)
+        features = con.execute("""
+            SELECT f.*, COALESCE(o.is_outlier, FALSE) AS _is_outlier
+            FROM features.customer_features f LEFT JOIN quality.outliers o USING (customer_id)
+            ORDER BY customer_id""").pl()
+        fit_mask = ~features.get_column("_is_outlier").to_numpy()
+        features = features.drop("_is_outlier")
+        result = fit_clusters(features, list(settings.features), settings.k, settings.seed, fit_mask)
+        missing = missing_value_report(features, result.feature_columns, context.run.run_id)
         assignments = pl.DataFrame({
             "customer_id": features.get_column("customer_id"),
             "cluster": result.labels.astype(np.int32),
@@ -139,6 +166,8 @@ def customer_clusters(
             [context.run_id, result.model_version, result.k, settings.seed, features.height,
              result.feature_columns, result.inertia, result.silhouette, datetime.now(timezone.utc).replace(tzinfo=None)],
         )
+        arrow_missing = missing.to_arrow()  # noqa: F841 - read by DuckDB's replacement scan
+        con.execute("CREATE OR REPLACE TABLE quality.missing_values AS SELECT * FROM arrow_missing")
         con.execute("COMMIT")
     sizes = assignments.group_by("cluster").len().sort("cluster")
     return dg.MaterializeResult(
@@ -148,6 +177,8 @@ def customer_clusters(
             "k": result.k,
             "silhouette": result.silhouette,
             "features": dg.MetadataValue.json(result.feature_columns),
+            "fitted_on": int(fit_mask.sum()),
+            "left_out_as_outliers": int((~fit_mask).sum()),
             "cluster_sizes": dg.MetadataValue.json(dict(zip(sizes["cluster"].to_list(), sizes["len"].to_list()))),
         }
     )

@@ -39,16 +39,27 @@ class Descriptor:
 
 
 def segment_descriptors(
-    features: pl.DataFrame, labels: np.ndarray, category_overrides: dict[str, tuple[str, str]]
+    features: pl.DataFrame,
+    labels: np.ndarray,
+    category_overrides: dict[str, tuple[str, str]],
+    typical: np.ndarray | None = None,
 ) -> dict[int, list[Descriptor]]:
-    """Per segment, every descriptor that clears the threshold, strongest first."""
+    """Per segment, every descriptor that clears the threshold, strongest first.
+
+    Statistics use the `typical` customers only (not flagged as outliers), so a few extreme buyers cannot
+    make a segment look like big spenders.
+    """
+    typical = np.ones(len(labels), dtype=bool) if typical is None else typical
     descriptors: dict[int, list[Descriptor]] = {}
     numeric = [c for c, dtype in features.schema.items() if dtype.is_numeric()]
-    population = features.select(numeric)
+    population = features.select(numeric).filter(pl.Series(typical))
     means = {c: population.get_column(c).mean() for c in numeric}
     stds = {c: population.get_column(c).std() for c in numeric}
     for segment in sorted(set(labels.tolist())):
-        members = population.filter(pl.Series(labels == segment))
+        in_segment = labels == segment
+        # A segment made only of outliers is still described, from its own members.
+        chosen = in_segment & typical if (in_segment & typical).any() else in_segment
+        members = features.select(numeric).filter(pl.Series(chosen))
         found: list[Descriptor] = []
         for column in numeric:
             std, mean = stds[column], means[column]
@@ -102,9 +113,10 @@ def name_segments(descriptors: dict[int, list[Descriptor]]) -> dict[int, tuple[s
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(["segments", "customer_segments"], group_name="segments", kinds={"duckdb"},
-                     deps=[["model", "customer_clusters"], ["features", "customer_features"]],
+                     deps=[["model", "customer_clusters"], ["features", "customer_features"],
+                           ["quality", "outliers"]],
                      description="One row per customer: customer_id, segment_id, segment_name_zh, segment_name_en, "
-                                 "model_version, assigned_at."),
+                                 "is_outlier, model_version, assigned_at."),
         dg.AssetSpec(["segments", "segment_profiles"], group_name="segments", kinds={"duckdb"},
                      deps=[["model", "customer_clusters"], ["features", "customer_features"]],
                      description="One row per segment: names, size, share, medians and the evidence behind "
@@ -117,13 +129,17 @@ def segment_tables(warehouse: WarehouseResource, source: SourceResource):
     overrides = dict(source.load().category_labels)
     with warehouse.connect() as con:
         joined = con.execute("""
-            SELECT f.*, c.cluster FROM features.customer_features f
-            JOIN model.customer_clusters c USING (customer_id) ORDER BY customer_id""").pl()
+            SELECT f.*, c.cluster, COALESCE(o.is_outlier, FALSE) AS _is_outlier
+            FROM features.customer_features f
+            JOIN model.customer_clusters c USING (customer_id)
+            LEFT JOIN quality.outliers o USING (customer_id)
+            ORDER BY customer_id""").pl()
         model_version = con.execute(
             "SELECT model_version FROM model.model_runs ORDER BY fitted_at DESC LIMIT 1").fetchone()[0]
         labels = joined.get_column("cluster").to_numpy()
-        features = joined.drop("cluster")
-        names = name_segments(segment_descriptors(features, labels, overrides))
+        typical = ~joined.get_column("_is_outlier").to_numpy()
+        features = joined.drop("cluster", "_is_outlier")
+        names = name_segments(segment_descriptors(features, labels, overrides, typical))
         assigned_at = datetime.now(timezone.utc).replace(tzinfo=None)
         name_table = pl.DataFrame({
             "cluster": list(names),
@@ -137,14 +153,17 @@ def segment_tables(warehouse: WarehouseResource, source: SourceResource):
         con.execute("""
             CREATE OR REPLACE TABLE segments.customer_segments AS
             SELECT c.customer_id, n.segment_id, n.segment_name_zh, n.segment_name_en,
+                   COALESCE(o.is_outlier, FALSE) AS is_outlier,
                    ? AS model_version, ?::TIMESTAMP AS assigned_at
             FROM model.customer_clusters c JOIN arrow_names n USING (cluster)
+            LEFT JOIN quality.outliers o USING (customer_id)
             ORDER BY c.customer_id""", [model_version, assigned_at])
         con.execute("""
             CREATE OR REPLACE TABLE segments.segment_profiles AS
             SELECT n.segment_id, n.segment_name_zh, n.segment_name_en,
                    count(*) AS customers,
                    count(*) / sum(count(*)) OVER () AS share,
+                   count(*) FILTER (WHERE o.is_outlier) AS outliers,
                    median(f.age) AS median_age,
                    median(f.income) AS median_income,
                    avg(f.n_orders) AS avg_orders,
@@ -154,6 +173,7 @@ def segment_tables(warehouse: WarehouseResource, source: SourceResource):
             FROM model.customer_clusters c
             JOIN arrow_names n USING (cluster)
             JOIN features.customer_features f USING (customer_id)
+            LEFT JOIN quality.outliers o USING (customer_id)
             GROUP BY ALL ORDER BY n.segment_id""", [model_version, assigned_at])
         con.execute("COMMIT")
         profiles = con.execute(

@@ -18,7 +18,9 @@ rows_read = rows_loaded + rows_quarantined + duplicates_removed.
 """
 
 
+import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import dagster as dg
 import duckdb
@@ -83,16 +85,48 @@ def _profile_select() -> str:
 
 PROFILE_RULES = [
     *_numeric_rules(["age", "birth_year", "income"]),
+    Rule("age", "age NOT BETWEEN $age_min AND $age_max",
+         "'age ' || age_text || ' is outside quality.age_range [' || $age_min || ', ' || $age_max || ']'", "age_text"),
+    Rule("income", "income NOT BETWEEN $income_min AND $income_max",
+         "'income ' || income_text || ' is outside quality.income_range [' || $income_min || ', ' || $income_max "
+         "|| ']'", "income_text"),
     Rule("gender", "gender_text IS NOT NULL AND gender IS NULL",
          "'gender ' || gender_text || ' is not in values.gender'", "gender_text"),
     Rule("home_owner", "home_owner_text IS NOT NULL AND home_owner IS NULL",
          "'home_owner ' || home_owner_text || ' is not a yes/no token in values.home_owner'", "home_owner_text"),
 ]
 
+# Rules shared by both shapes, evaluated after the shape's own parsing rules.
+PAYMENT_RULE = Rule(
+    "payment_method", "payment_method_text IS NOT NULL AND NOT list_contains($payment_methods, payment_method)",
+    "'payment_method ' || payment_method_text || ' is not in values.payment_methods'", "payment_method_text")
+FUTURE_RULE = Rule(
+    "order_ts", "order_ts > $future_limit",
+    "'order_ts ' || order_ts_text || ' is in the future (later than the run by more than "
+    "quality.future_tolerance_hours)'", "order_ts_text")
 
-def token_parameters(config: SourceConfig) -> dict[str, list[str]]:
+
+def _payment_select() -> str:
+    """Upper-cased payment code with the shop's aliases (支付宝 -> MOBILE) applied."""
+    code = f"upper({_text('payment_method')})"
+    return (f"{_text('payment_method')} AS payment_method_text, "
+            f"COALESCE(($payment_targets)[list_position($payment_tokens, {code})], {code}) AS payment_method")
+
+
+def token_parameters(config: SourceConfig, run_started: datetime) -> dict:
+    """Bound parameters of the staging SQL: every value from the config travels as a parameter, never as text."""
     gender = config.values.gender
+    quality = config.quality
+    aliases = config.values.payment_aliases
     return {
+        "payment_tokens": [token.upper() for token in aliases],
+        "payment_targets": [target.upper() for target in aliases.values()],
+        "payment_methods": [code.upper() for code in config.values.payment_methods],
+        "cancelled_statuses": [status.upper() for status in config.values.cancelled_statuses],
+        "future_limit": run_started + timedelta(hours=quality.future_tolerance_hours),
+        "age_min": quality.age_range[0], "age_max": quality.age_range[1],
+        "income_min": quality.income_range[0], "income_max": quality.income_range[1],
+        "max_quantity": quality.max_quantity, "max_line_amount": quality.max_line_amount,
         "gender_tokens": [token.upper() for token in gender],
         "gender_values": list(gender.values()),
         "true_tokens": [t.upper() for t in config.values.home_owner.true_tokens],
@@ -110,7 +144,7 @@ def _timestamp(column: str) -> str:
 
 def _run(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> None:
     """Execute with only the named parameters the statement uses (DuckDB rejects unused ones)."""
-    con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
+    con.execute(sql, {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)})
 
 
 def type_long_orders(con: duckdb.DuckDBPyConnection, params: dict) -> None:
@@ -123,6 +157,20 @@ def type_long_orders(con: duckdb.DuckDBPyConnection, params: dict) -> None:
              "order_ts_text"),
         *_numeric_rules(["quantity", "amount", "unit_price"]),
         Rule("amount", "amount IS NULL AND unit_price IS NULL", "'missing amount and unit_price'", "NULL"),
+        # Not errors, but not purchases either: kept out of the features and visible in quarantine.
+        Rule("status", "list_contains($cancelled_statuses, upper(status_text))",
+             "'cancelled order (status ' || status_text || ')'", "status_text"),
+        Rule("quantity", "quantity < 0 OR amount < 0 OR unit_price < 0",
+             "'return line (negative quantity or amount); returns are kept out of purchase features'",
+             "coalesce(quantity_text, amount_text)"),
+        Rule("quantity", "quantity = 0", "'quantity is 0'", "quantity_text"),
+        Rule("quantity", "quantity > $max_quantity",
+             "'quantity ' || quantity_text || ' is above quality.max_quantity'", "quantity_text"),
+        Rule("amount", "COALESCE(amount, quantity * unit_price) > $max_line_amount",
+             "'amount ' || coalesce(amount_text, unit_price_text) || ' is above quality.max_line_amount'",
+             "coalesce(amount_text, unit_price_text)"),
+        FUTURE_RULE,
+        PAYMENT_RULE,
     ]
     _run(con, f"""
         CREATE OR REPLACE TEMP TABLE typed_orders AS
@@ -135,9 +183,10 @@ def type_long_orders(con: duckdb.DuckDBPyConnection, params: dict) -> None:
                 {_text('quantity')} AS quantity_text, TRY_CAST({_text('quantity')} AS DOUBLE) AS quantity,
                 {_text('amount')} AS amount_text, TRY_CAST({_text('amount')} AS DOUBLE) AS amount,
                 {_text('unit_price')} AS unit_price_text, TRY_CAST({_text('unit_price')} AS DOUBLE) AS unit_price,
-                upper({_text('payment_method')}) AS payment_method,
+                {_payment_select()},
                 lower({_text('channel')}) AS channel,
-                {_text('sku')} AS sku
+                {_text('sku')} AS sku,
+                {_text('status')} AS status_text
             FROM raw.orders
         )
         SELECT *, {_rule_columns(rules)} FROM typed
@@ -163,8 +212,14 @@ def type_wide_orders(con: duckdb.DuckDBPyConnection, config: SourceConfig, param
         Rule("customer_id", "customer_id IS NULL", "'missing customer_id'", "NULL"),
         Rule("amount", "amount_text IS NULL", "'missing amount'", "NULL"),
         *_numeric_rules(["amount"]),
+        Rule("amount", "amount < 0", "'negative basket value (a return); returns are kept out of purchase features'",
+             "amount_text"),
+        Rule("amount", "amount > $max_line_amount", "'amount ' || amount_text || ' is above quality.max_line_amount'",
+             "amount_text"),
         Rule("order_ts", "order_ts_text IS NOT NULL AND order_ts IS NULL",
              "'order_ts is not a date in orders.date_formats or ISO 8601'", "order_ts_text"),
+        FUTURE_RULE,
+        PAYMENT_RULE,
         *PROFILE_RULES,
         *flag_rules,
     ]
@@ -178,7 +233,7 @@ def type_wide_orders(con: duckdb.DuckDBPyConnection, config: SourceConfig, param
                 {_text('customer_id')} AS customer_id,
                 {_text('order_ts')} AS order_ts_text, {_timestamp('order_ts')} AS order_ts,
                 {_text('amount')} AS amount_text, TRY_CAST({_text('amount')} AS DOUBLE) AS amount,
-                upper({_text('payment_method')}) AS payment_method,
+                {_payment_select()},
                 lower({_text('channel')}) AS channel,
                 {_profile_select()},
                 {", ".join(flag_columns)}
@@ -442,9 +497,11 @@ def write_load_audit(con: duckdb.DuckDBPyConnection, run_id: str, shape: str) ->
         ORDER BY f.input DESC, f.source_file""", [shape, run_id, run_id, run_id, run_id])
 
 
-def build_staging(con: duckdb.DuckDBPyConnection, config: SourceConfig, run_id: str) -> None:
+def build_staging(
+    con: duckdb.DuckDBPyConnection, config: SourceConfig, run_id: str, run_started: datetime | None = None
+) -> None:
     """All of staging in one transaction: readers never see orders of one run beside customers of another."""
-    params = token_parameters(config)
+    params = token_parameters(config, run_started or datetime.now())
     ensure_quality_tables(con)
     con.execute("BEGIN TRANSACTION")
     try:

@@ -127,16 +127,19 @@ def sql(query: str, warehouse_path: str, output_format: str) -> None:
 @click.option("--days", default=90, show_default=True, type=int)
 @click.option("--seed", default=7, show_default=True, type=int)
 @click.option("--shape", type=click.Choice(["long", "wide"]), default="long", show_default=True)
-def generate(out_dir: str, customers: int, days: int, seed: int, shape: str) -> None:
+@click.option("--outlier-share", default=0.005, show_default=True, type=float,
+              help="Share of customers planted with extreme behaviour (flagged in truth.csv).")
+def generate(out_dir: str, customers: int, days: int, seed: int, shape: str, outlier_share: float) -> None:
     """Write realistic demo data with planted personas (and their truth) into OUT."""
     from pipelines.generate import generate_demo_data
 
     try:
-        written = generate_demo_data(Path(out_dir), customers=customers, days=days, seed=seed, shape=shape)
+        written = generate_demo_data(Path(out_dir), customers=customers, days=days, seed=seed, shape=shape,
+                                     outlier_share=outlier_share)
     except ValueError as exc:
         _fail(str(exc))
-    click.echo(f"Wrote {written.customers:,} customers and {written.order_lines:,} "
-               f"{'order lines' if shape == 'long' else 'baskets'} to {Path(out_dir).resolve()}")
+    click.echo(f"Wrote {written.customers:,} customers ({written.outliers:,} planted outliers) and "
+               f"{written.order_lines:,} {'order lines' if shape == 'long' else 'baskets'} to {Path(out_dir).resolve()}")
 
 
 if __name__ == "__main__":

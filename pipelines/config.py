@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 # Contract fields per input. "Required" fields must be present in the source (mapped or same-named).
 LONG_ORDER_FIELDS = (
     "order_id", "customer_id", "order_ts", "category", "quantity", "amount", "unit_price",
-    "payment_method", "channel", "sku",
+    "payment_method", "channel", "sku", "status",
 )
 LONG_ORDER_REQUIRED = ("order_id", "customer_id", "order_ts", "category")
 PROFILE_FIELDS = ("age", "birth_year", "gender", "income", "home_owner", "city")
@@ -109,7 +109,54 @@ class ValueMaps(_Strict):
         default_factory=lambda: {"M": "M", "MALE": "M", "男": "M", "F": "F", "FEMALE": "F", "女": "F"}
     )
     home_owner: TokenMap = Field(default_factory=TokenMap)
+    # Accepted payment codes (compared upper-cased); any other code quarantines its row.
     payment_methods: list[str] = Field(default_factory=lambda: ["CARD", "CASH", "MOBILE", "CHEQUE"])
+    # Shop spellings that mean an accepted code.
+    payment_aliases: dict[str, str] = Field(
+        default_factory=lambda: {"ALIPAY": "MOBILE", "WECHAT": "MOBILE", "支付宝": "MOBILE", "微信": "MOBILE",
+                                 "现金": "CASH", "刷卡": "CARD", "银行卡": "CARD", "支票": "CHEQUE"}
+    )
+    # Order statuses that mean the order did not happen (long shape, optional `status` column).
+    cancelled_statuses: list[str] = Field(
+        default_factory=lambda: ["CANCELLED", "CANCELED", "VOID", "已取消", "取消"]
+    )
+
+    @model_validator(mode="after")
+    def _aliases_point_at_codes(self) -> "ValueMaps":
+        accepted = {code.upper() for code in self.payment_methods}
+        wrong = sorted(v for v in self.payment_aliases.values() if v.upper() not in accepted)
+        if wrong:
+            raise ValueError(f"values.payment_aliases: target(s) {wrong} are not in values.payment_methods")
+        return self
+
+
+class QualitySettings(_Strict):
+    """Thresholds of the quality gate. Row rules quarantine single rows; suite thresholds block whole runs."""
+
+    age_range: tuple[float, float] = (0, 120)
+    income_range: tuple[float, float] = (0, 100_000_000)
+    max_quantity: float = Field(default=10_000, gt=0)
+    max_line_amount: float = Field(default=10_000_000, gt=0)
+    # Order timestamps later than the run by more than this are quarantined (files carry local time).
+    future_tolerance_hours: float = Field(default=24, ge=0)
+    # Raw suites: the share of rows that must carry their key columns, else the run is blocked.
+    min_key_share: float = Field(default=0.95, ge=0, le=1)
+    # Load audit: the share of rows that may be quarantined before the run is blocked.
+    max_quarantine_share: float = Field(default=0.05, ge=0, le=1)
+    # Staging: the share of ordering customers expected to have a profile row (a warning, not a block).
+    min_profile_coverage: float = Field(default=0.9, ge=0, le=1)
+    # Isolation forest on per-customer aggregates; flagged customers do not shape the segments.
+    outlier_contamination: float = Field(default=0.005, gt=0, le=0.5)
+    outlier_seed: int = 42
+    # Rows per Great Expectations batch; keys are hash-partitioned so uniqueness stays exact across batches.
+    validation_batch_rows: int = Field(default=2_000_000, ge=1000)
+
+    @field_validator("age_range", "income_range")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if value[0] > value[1]:
+            raise ValueError(f"the range must be [min, max], got {list(value)}")
+        return value
 
 
 class ModelSettings(_Strict):
@@ -127,6 +174,7 @@ class SourceConfig(_Strict):
     orders: OrdersSource
     customers: CustomersSource | None = None
     values: ValueMaps = Field(default_factory=ValueMaps)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     # Optional bilingual labels for categories not covered by the built-in taxonomy: name -> [zh, en].
     category_labels: dict[str, tuple[str, str]] = Field(default_factory=dict)

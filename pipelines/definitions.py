@@ -4,10 +4,10 @@ import dagster as dg
 
 from assets import features, ingest, model, report, segments, staging
 from pipelines.resources import resources_from_environment
-from quality import checks
+from quality import checks, outliers
 
-all_assets = dg.load_assets_from_modules([ingest, staging, features, model, segments, report])
-all_checks = dg.load_asset_checks_from_modules([checks])
+all_assets = dg.load_assets_from_modules([ingest, staging, features, outliers, model, segments, report])
+all_checks = checks.ALL_CHECKS
 
 # One job materializes the whole graph; the CLI, the schedule and the UI all run this same job.
 refresh_job = dg.define_asset_job(

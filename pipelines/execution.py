@@ -16,6 +16,11 @@ class RunOutcome:
 
 
 def _failure_reason(result: dg.ExecuteInProcessResult) -> str:
+    for evaluation in result.get_asset_check_evaluations():
+        if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
+            detail = f": {evaluation.description}" if evaluation.description else ""
+            return (f"blocking check {evaluation.check_name} on {evaluation.asset_key.to_user_string()} "
+                    f"failed{detail}")
     for event in result.get_step_failure_events():
         error = event.step_failure_data.error
         # Dagster wraps user errors; the cause carries the message meant for people.
@@ -23,9 +28,6 @@ def _failure_reason(result: dg.ExecuteInProcessResult) -> str:
             error = error.cause
         message = (error.message if error else "unknown error").strip().splitlines()[0]
         return f"step {event.step_key}: {message.removeprefix(error.cls_name + ': ') if error else message}"
-    for evaluation in result.get_asset_check_evaluations():
-        if not evaluation.passed:
-            return f"blocking check {evaluation.check_name} on {evaluation.asset_key.to_user_string()} failed"
     return "the run did not complete (see the Dagster UI for the event log)"
 
 

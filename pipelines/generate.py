@@ -7,6 +7,13 @@ incomes, category mixes, payment habits and shopping rhythms, write the raw
 files the pipeline ingests, and write the planted persona of every customer to
 ``truth.csv`` so segmentation quality can be measured.
 
+A small, seeded share of customers (``outlier_share``, default 0.5 %) is also
+planted as *extreme*: each keeps its persona's categories and payment habits
+but buys in bulk (``bulk_buyer``), earns and pays far more (``big_spender``)
+or orders far more often (``hyper_frequent``). ``truth.csv`` flags them
+(``planted_outlier``, ``outlier_kind``) so the quality gate's outlier
+detector can be measured against a known answer.
+
 Two output shapes are supported:
 
 * ``"long"`` -- a normalised retail export: ``customers.csv`` (one row per
@@ -20,15 +27,15 @@ chunks with vectorised numpy code, so a million customers (about ten million
 order lines) needs only a few hundred MB of memory regardless of the total.
 
 Determinism: every random draw comes from ``numpy.random.default_rng`` seeded
-from ``seed`` (one stream for global tables, one independent child stream per
-chunk), no draw depends on dict order, wall-clock time or thread scheduling,
-and polars writes rows in frame order. The same arguments therefore produce
-byte-identical files.
+from ``seed`` (one stream for global tables, one for choosing the outliers,
+one independent child stream per chunk), no draw depends on dict order,
+wall-clock time or thread scheduling, and polars writes rows in frame order.
+The same arguments therefore produce byte-identical files.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import BinaryIO
@@ -43,6 +50,7 @@ __all__ = [
     "GeneratedData",
     "LONG_ORDER_COLUMNS",
     "LONG_CUSTOMER_COLUMNS",
+    "OUTLIER_KINDS",
     "PAYMENT_METHODS",
     "PERSONA_KEYS",
     "SHAPES",
@@ -127,7 +135,31 @@ WIDE_COLUMNS: tuple[str, ...] = (
     "age",
     *WIDE_CATEGORIES,
 )
-TRUTH_COLUMNS: tuple[str, ...] = ("customer_id", "persona")
+TRUTH_COLUMNS: tuple[str, ...] = ("customer_id", "persona", "planted_outlier", "outlier_kind")
+
+#: Extreme behaviours of planted outlier customers, in code order. Internally
+#: a customer's outlier code is 0 (not planted) or 1 + index in this tuple.
+OUTLIER_KINDS: tuple[str, ...] = ("bulk_buyer", "big_spender", "hyper_frequent")
+_BULK_BUYER, _BIG_SPENDER, _HYPER_FREQUENT = 1, 2, 3
+_OUTLIER_LABELS: tuple[str | None, ...] = (None, *OUTLIER_KINDS)  # None -> empty field
+
+# Largest accepted outlier share, and the size from which a positive share
+# always plants at least one outlier (below it, rounding may give none).
+_MAX_OUTLIER_SHARE = 0.2
+_MIN_CUSTOMERS_FOR_ONE_OUTLIER = 20
+# Extreme factors, relative to what the customer's persona would do:
+# bulk_buyer quantity per line (inclusive integers), big_spender income and
+# unit prices, hyper_frequent order rate, and (wide shape) the basket value
+# of bulk_buyer and big_spender baskets, applied on top of the usual range.
+_BULK_QUANTITY_FACTOR = (20, 60)
+_BIG_SPENDER_INCOME_FACTOR = (15.0, 40.0)
+_BIG_SPENDER_PRICE_FACTOR = (20.0, 40.0)
+_HYPER_ORDER_FACTOR = (12.0, 25.0)
+_WIDE_EXTREME_VALUE_FACTOR = (20.0, 40.0)
+# Spawn key of the random stream that picks the outliers. Chunk streams use
+# their chunk index (far below this), so the streams never coincide and the
+# choice of outliers does not disturb any other draw of the global stream.
+_OUTLIER_STREAM_KEY = 2**32 - 1
 
 # Customers generated (and written) per chunk: large enough for numpy/polars
 # to be efficient, small enough that ~550k order lines per chunk stay cheap.
@@ -416,7 +448,8 @@ class GeneratedData:
     ``customers_path`` is ``None`` for the wide shape, whose profile columns
     live on every basket row. ``order_lines`` counts order lines (long) or
     baskets (wide). ``personas`` lists the planted persona keys that occur in
-    the data, in their fixed order.
+    the data, in their fixed order. ``outliers`` counts the customers planted
+    as extreme (flagged in ``truth.csv``).
     """
 
     customers_path: Path | None
@@ -425,6 +458,7 @@ class GeneratedData:
     customers: int
     order_lines: int
     personas: tuple[str, ...]
+    outliers: int
 
 
 def generate_demo_data(
@@ -434,6 +468,8 @@ def generate_demo_data(
     seed: int = 7,
     shape: str = "long",
     start_date: date = date(2026, 1, 1),
+    *,
+    outlier_share: float = 0.005,
 ) -> GeneratedData:
     """Write deterministic demo data with planted personas into ``out_dir``.
 
@@ -450,16 +486,31 @@ def generate_demo_data(
         shape: ``"long"`` (customers.csv + order_lines.csv) or ``"wide"``
             (baskets.csv, one row per basket, like the seed table).
         start_date: First day of the order window (long shape only).
+        outlier_share: Share of customers planted as extreme, in
+            ``[0, 0.2]``. The count is ``round(outlier_share * customers)``
+            (Python rounding, half to even), but at least one when the share
+            is positive and there are >= 20 customers; 0 plants none. The
+            outliers are a seeded sample drawn per persona in proportion to
+            the persona sizes (so the persona mix of the remaining customers
+            stays as planted), and the kinds ``bulk_buyer``, ``big_spender``
+            and ``hyper_frequent`` are dealt out evenly (counts differ by at
+            most one). Each keeps its persona's categories and payment
+            habits; the kind multiplies quantities per line by 20-60
+            (``bulk_buyer``), income by 15-40 (at least three times the richest persona's ceiling) and unit prices by 20-40
+            (``big_spender``) or the order rate by 12-25 (``hyper_frequent``).
+            In the wide shape, ``bulk_buyer`` and ``big_spender`` basket
+            values are multiplied by 20-40 beyond the usual 10-100 range.
 
     Returns:
         The written paths and counts; see :class:`GeneratedData`.
 
     Raises:
         ValueError: If ``customers`` or ``days`` is below 1 (or not an
-            integer), ``seed`` is negative, ``shape`` is unknown or
-            ``start_date`` is not a date.
+            integer), ``seed`` is negative, ``shape`` is unknown,
+            ``start_date`` is not a date or ``outlier_share`` is not a
+            number in ``[0, 0.2]``.
     """
-    _validate_arguments(customers, days, seed, shape, start_date)
+    _validate_arguments(customers, days, seed, shape, start_date, outlier_share)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -469,6 +520,8 @@ def generate_demo_data(
     personas_present = tuple(
         key for code, key in enumerate(PERSONA_KEYS) if np.any(persona_codes == code)
     )
+    outlier_codes = _plant_outliers(seed, persona_codes, float(outlier_share))
+    outliers = int(np.count_nonzero(outlier_codes))
 
     if shape == "long":
         customers_path = out_dir / "customers.csv"
@@ -484,6 +537,7 @@ def generate_demo_data(
                 orders_file,
                 truth_file,
                 persona_codes=persona_codes,
+                outlier_codes=outlier_codes,
                 days=days,
                 seed=seed,
                 start_date=start_date,
@@ -496,13 +550,19 @@ def generate_demo_data(
             customers=customers,
             order_lines=lines_written,
             personas=personas_present,
+            outliers=outliers,
         )
 
     baskets_path = out_dir / "baskets.csv"
     truth_path = out_dir / "truth.csv"
     with baskets_path.open("wb") as baskets_file, truth_path.open("wb") as truth_file:
         baskets_written = _write_wide(
-            baskets_file, truth_file, persona_codes=persona_codes, days=days, seed=seed
+            baskets_file,
+            truth_file,
+            persona_codes=persona_codes,
+            outlier_codes=outlier_codes,
+            days=days,
+            seed=seed,
         )
     return GeneratedData(
         customers_path=None,
@@ -511,6 +571,7 @@ def generate_demo_data(
         customers=customers,
         order_lines=baskets_written,
         personas=personas_present,
+        outliers=outliers,
     )
 
 
@@ -520,7 +581,7 @@ def generate_demo_data(
 
 
 def _validate_arguments(
-    customers: int, days: int, seed: int, shape: str, start_date: date
+    customers: int, days: int, seed: int, shape: str, start_date: date, outlier_share: float
 ) -> None:
     """Fail early with a message naming the bad argument."""
     for name, value in (("customers", customers), ("days", days), ("seed", seed)):
@@ -536,6 +597,15 @@ def _validate_arguments(
         raise ValueError(f"unknown shape {shape!r}; expected one of {', '.join(SHAPES)}")
     if not isinstance(start_date, date):
         raise ValueError(f"start_date must be a datetime.date, got {start_date!r}")
+    if isinstance(outlier_share, bool) or not isinstance(
+        outlier_share, (int, float, np.integer, np.floating)
+    ):
+        raise ValueError(f"outlier_share must be a number, got {outlier_share!r}")
+    # Written so that NaN fails too.
+    if not 0.0 <= outlier_share <= _MAX_OUTLIER_SHARE:
+        raise ValueError(
+            f"outlier_share must be between 0 and {_MAX_OUTLIER_SHARE}, got {outlier_share!r}"
+        )
 
 
 def _draw_price_table(rng: np.random.Generator) -> np.ndarray:
@@ -559,14 +629,63 @@ def _assign_personas(rng: np.random.Generator, customers: int) -> np.ndarray:
     30/30/15/25 for any size and put every persona in data of >= 4 customers.
     One byte per customer, so this stays cheap even for millions.
     """
-    quotas = _TABLES.shares / _TABLES.shares.sum() * customers
-    counts = np.floor(quotas).astype(np.int64)
-    remainder = customers - int(counts.sum())
-    # Stable sort: ties go to the persona listed first.
-    by_remainder = np.argsort(-(quotas - counts), kind="stable")
-    counts[by_remainder[:remainder]] += 1
+    counts = _largest_remainder(_TABLES.shares / _TABLES.shares.sum() * customers, customers)
     codes = np.repeat(np.arange(len(_PERSONAS), dtype=np.int8), counts)
     return rng.permutation(codes)
+
+
+def _largest_remainder(quotas: np.ndarray, total: int) -> np.ndarray:
+    """Integer counts summing to ``total``, as close to ``quotas`` as possible.
+
+    Floors every quota, then gives the leftover units to the largest
+    fractional remainders; a stable sort hands ties to the earliest entry.
+    """
+    counts = np.floor(quotas).astype(np.int64)
+    remainder = total - int(counts.sum())
+    by_remainder = np.argsort(-(quotas - counts), kind="stable")
+    counts[by_remainder[:remainder]] += 1
+    return counts
+
+
+def _outlier_count(customers: int, share: float) -> int:
+    """How many customers to plant as extreme (see ``generate_demo_data``)."""
+    if share == 0.0:
+        return 0
+    count = round(share * customers)
+    if customers >= _MIN_CUSTOMERS_FOR_ONE_OUTLIER:
+        count = max(count, 1)
+    return count
+
+
+def _plant_outliers(seed: int, persona_codes: np.ndarray, share: float) -> np.ndarray:
+    """Outlier code per customer: 0, or 1 + index into ``OUTLIER_KINDS``.
+
+    Why per persona: drawing each persona's outliers in proportion to its size
+    (largest remainder) keeps the persona mix of the *non*-outliers as close
+    to the planted shares as the totals allow. Kinds are dealt round-robin
+    and then shuffled, so their counts differ by at most one. The draws use
+    their own stream, so planting does not change the price table or the
+    persona assignment. One byte per customer, like the persona codes.
+    """
+    customers = persona_codes.size
+    codes = np.zeros(customers, dtype=np.int8)
+    count = _outlier_count(customers, share)
+    if count == 0:
+        return codes
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_OUTLIER_STREAM_KEY,)))
+    persona_sizes = np.bincount(persona_codes, minlength=len(_PERSONAS))
+    per_persona = _largest_remainder(persona_sizes / customers * count, count)
+    chosen = np.sort(
+        np.concatenate(
+            [
+                rng.choice(np.flatnonzero(persona_codes == code), size=int(k), replace=False)
+                for code, k in enumerate(per_persona)
+            ]
+        )
+    )
+    kinds = np.arange(count) % len(OUTLIER_KINDS) + 1
+    codes[chosen] = rng.permutation(kinds)
+    return codes
 
 
 def _chunk_rng(seed: int, chunk_index: int) -> np.random.Generator:
@@ -636,9 +755,74 @@ def _draw_profiles(rng: np.random.Generator, codes: np.ndarray, wide: bool) -> _
     )
 
 
-def _draw_order_counts(rng: np.random.Generator, codes: np.ndarray, days: int) -> np.ndarray:
-    """Orders per customer: Poisson with the persona's rate, at least one."""
-    return np.maximum(rng.poisson(_TABLES.orders_per_day[codes] * days), 1)
+def _draw_order_counts(
+    rng: np.random.Generator, codes: np.ndarray, days: int, rate_factor: np.ndarray
+) -> np.ndarray:
+    """Orders per customer: Poisson with the persona's rate, at least one.
+
+    ``rate_factor`` scales the rate per customer (1 unless hyper-frequent).
+    """
+    return np.maximum(rng.poisson(_TABLES.orders_per_day[codes] * rate_factor * days), 1)
+
+
+def _draw_factors(
+    rng: np.random.Generator, mask: np.ndarray, bounds: tuple[float, float]
+) -> np.ndarray:
+    """1.0 per row, or a uniform draw from ``bounds`` where ``mask`` is set.
+
+    Draws only for the masked rows, so the cost follows the outlier count.
+    """
+    factors = np.ones(mask.size)
+    factors[mask] = rng.uniform(bounds[0], bounds[1], size=int(np.count_nonzero(mask)))
+    return factors
+
+
+@dataclass(frozen=True)
+class _Extremes:
+    """Per-customer outlier masks and factors of one chunk."""
+
+    bulk_buyer: np.ndarray  # bool mask
+    big_spender: np.ndarray  # bool mask
+    price_factor: np.ndarray  # unit-price factor (1 unless big spender); long shape only
+    order_rate_factor: np.ndarray  # order-rate factor (1 unless hyper-frequent)
+
+
+def _draw_extremes(
+    rng: np.random.Generator, outlier_codes: np.ndarray, profiles: _Profiles, wide: bool
+) -> tuple[_Profiles, _Extremes]:
+    """Apply the big spenders' income and draw the other per-customer factors.
+
+    A big spender earns at least three times the richest persona's ceiling, so a budget-minded big spender is not
+    mistaken for an ordinary refined-living customer. Income stays rounded to 100, like everyone else's.
+    """
+    big_spender = outlier_codes == _BIG_SPENDER
+    income_factor = _draw_factors(rng, big_spender, _BIG_SPENDER_INCOME_FACTOR)
+    richest = max(high for _, high in (_TABLES.wide_income_range if wide else _TABLES.income_range))
+    boosted = np.where(big_spender, np.maximum(profiles.income * income_factor, 3 * richest), profiles.income)
+    income = (np.rint(boosted / 100.0) * 100).astype(np.int64)
+    extremes = _Extremes(
+        bulk_buyer=outlier_codes == _BULK_BUYER,
+        big_spender=big_spender,
+        price_factor=_draw_factors(rng, big_spender, _BIG_SPENDER_PRICE_FACTOR),
+        order_rate_factor=_draw_factors(
+            rng, outlier_codes == _HYPER_FREQUENT, _HYPER_ORDER_FACTOR
+        ),
+    )
+    return replace(profiles, income=income), extremes
+
+
+def _truth_frame(
+    ids: pl.Series | np.ndarray, codes: np.ndarray, outlier_codes: np.ndarray
+) -> pl.DataFrame:
+    """Rows of ``truth.csv``; ``outlier_kind`` is written empty for non-outliers."""
+    return pl.DataFrame(
+        {
+            "customer_id": ids,
+            "persona": _labels(PERSONA_KEYS, codes),
+            "planted_outlier": (outlier_codes > 0).astype(np.int64),
+            "outlier_kind": pl.Series(_OUTLIER_LABELS, dtype=pl.String).gather(outlier_codes),
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -754,6 +938,7 @@ def _write_long(
     truth_file: BinaryIO,
     *,
     persona_codes: np.ndarray,
+    outlier_codes: np.ndarray,
     days: int,
     seed: int,
     start_date: date,
@@ -768,8 +953,11 @@ def _write_long(
         codes = persona_codes[start:stop].astype(np.int64)
         first = chunk_index == 0
         customer_ids = _prefixed_ids("C", np.arange(start + 1, stop + 1), 7)
+        chunk_outliers = outlier_codes[start:stop]
 
-        profiles = _draw_profiles(rng, codes, wide=False)
+        profiles, extremes = _draw_extremes(
+            rng, chunk_outliers, _draw_profiles(rng, codes, wide=False), wide=False
+        )
         _write_csv(
             pl.DataFrame(
                 {
@@ -785,17 +973,13 @@ def _write_long(
             first,
             None,
         )
-        _write_csv(
-            pl.DataFrame({"customer_id": customer_ids, "persona": _labels(PERSONA_KEYS, codes)}),
-            truth_file,
-            first,
-            None,
-        )
+        _write_csv(_truth_frame(customer_ids, codes, chunk_outliers), truth_file, first, None)
 
         # Orders: count per customer, time, then sort by (customer, time) so
         # order ids run chronologically within each customer.
         preferred_weekday = _draw_preferred_weekdays(rng, codes.size)
-        order_customer = np.repeat(np.arange(codes.size), _draw_order_counts(rng, codes, days))
+        order_counts = _draw_order_counts(rng, codes, days, extremes.order_rate_factor)
+        order_customer = np.repeat(np.arange(codes.size), order_counts)
         order_codes = codes[order_customer]
         order_seconds = _draw_order_seconds(
             rng, order_codes, preferred_weekday[order_customer], days, start_date
@@ -813,11 +997,23 @@ def _write_long(
         line_order = baskets.line_order
         line_codes = order_codes[line_order]
         category = baskets.line_category
+        line_customer = order_customer[line_order]
         quantity = 1 + rng.poisson(_TABLES.extra_quantity_mean[line_codes])
+        bulk_lines = extremes.bulk_buyer[line_customer]
+        quantity[bulk_lines] *= rng.integers(
+            _BULK_QUANTITY_FACTOR[0],
+            _BULK_QUANTITY_FACTOR[1] + 1,
+            size=int(np.count_nonzero(bulk_lines)),
+        )
         sku_low = _TABLES.sku_range[line_codes, 0]
         sku_high = _TABLES.sku_range[line_codes, 1]
         sku = rng.integers(sku_low, sku_high + 1)
         unit_cents = price_cents[category, sku]
+        # Big spenders pay a premium on everything.
+        big_lines = extremes.big_spender[line_customer]
+        unit_cents[big_lines] = np.rint(
+            unit_cents[big_lines] * extremes.price_factor[line_customer[big_lines]]
+        ).astype(np.int64)
         on_promo = rng.random(line_codes.size) < _PROMO_SHARE
         unit_cents = np.where(on_promo, np.rint(unit_cents * _PROMO_FACTOR), unit_cents)
         unit_cents = unit_cents.astype(np.int64)
@@ -827,7 +1023,7 @@ def _write_long(
         lines = pl.DataFrame(
             {
                 "order_id": _prefixed_ids("O", order_numbers[line_order], 8),
-                "customer_id": customer_ids.gather(order_customer[line_order]),
+                "customer_id": customer_ids.gather(line_customer),
                 "order_ts": pl.from_epoch(
                     pl.Series(window_start + order_seconds[line_order], dtype=pl.Int64),
                     time_unit="s",
@@ -862,6 +1058,7 @@ def _write_wide(
     truth_file: BinaryIO,
     *,
     persona_codes: np.ndarray,
+    outlier_codes: np.ndarray,
     days: int,
     seed: int,
 ) -> int:
@@ -872,16 +1069,15 @@ def _write_wide(
         codes = persona_codes[start:stop].astype(np.int64)
         first = chunk_index == 0
         card_ids = 10_000 + np.arange(start, stop, dtype=np.int64)
+        chunk_outliers = outlier_codes[start:stop]
 
-        profiles = _draw_profiles(rng, codes, wide=True)
-        _write_csv(
-            pl.DataFrame({"customer_id": card_ids, "persona": _labels(PERSONA_KEYS, codes)}),
-            truth_file,
-            first,
-            None,
+        profiles, extremes = _draw_extremes(
+            rng, chunk_outliers, _draw_profiles(rng, codes, wide=True), wide=True
         )
+        _write_csv(_truth_frame(card_ids, codes, chunk_outliers), truth_file, first, None)
 
-        basket_customer = np.repeat(np.arange(codes.size), _draw_order_counts(rng, codes, days))
+        basket_counts = _draw_order_counts(rng, codes, days, extremes.order_rate_factor)
+        basket_customer = np.repeat(np.arange(codes.size), basket_counts)
         basket_codes = codes[basket_customer]
         payment = _WIDE_PAYMENT_CODE[
             _draw_categorical(rng, _TABLES.payment_cumulative, basket_codes)
@@ -899,7 +1095,11 @@ def _write_wide(
         value = _WIDE_VALUE_BASE + np.bincount(
             baskets.line_order, weights=line_value, minlength=basket_codes.size
         )
-        value = np.round(np.clip(value, _WIDE_VALUE_MIN, _WIDE_VALUE_MAX), 4)
+        value = np.clip(value, _WIDE_VALUE_MIN, _WIDE_VALUE_MAX)
+        # Bulk buyers and big spenders go far beyond the usual value range.
+        extreme = (extremes.bulk_buyer | extremes.big_spender)[basket_customer]
+        value *= _draw_factors(rng, extreme, _WIDE_EXTREME_VALUE_FACTOR)
+        value = np.round(value, 4)
 
         columns: dict[str, pl.Series | np.ndarray] = {
             "cardid": card_ids[basket_customer],

@@ -1,10 +1,85 @@
-"""Asset checks that gate publishing. Blocking checks stop every downstream asset when they fail."""
+"""Asset checks that gate publishing. Blocking checks stop every downstream asset when they fail.
 
+- One Great Expectations suite per raw and staging table (`<suite>_expectations`): a failed critical expectation
+  blocks, a failed warning is reported with WARN severity and does not.
+- The load audit identity and the quarantine share (`quality/load_audit`).
+- Every customer segmented with unique names (`segments/customer_segments`).
+"""
+
+from collections.abc import Callable
+from datetime import datetime
 
 import dagster as dg
+import polars as pl
 
 from assets.ingest import preview_markdown
-from pipelines.resources import WarehouseResource
+from pipelines.config import SourceConfig
+from pipelines.resources import SourceResource, WarehouseResource
+from quality import suites
+from quality.validation import CRITICAL, ExpectationOutcome, SuiteSpec, store_outcomes, validate_suite
+
+SuiteBuilder = Callable[[SourceConfig, datetime], SuiteSpec]
+
+SUITES: dict[str, tuple[list[str], SuiteBuilder]] = {
+    "raw_orders": (["raw", "orders"], lambda config, now: suites.raw_orders_suite(config)),
+    "raw_customers": (["raw", "customers"], lambda config, now: suites.raw_customers_suite(config)),
+    "staging_orders": (["staging", "orders"], suites.staging_orders_suite),
+    "staging_order_lines": (["staging", "order_lines"], lambda config, now: suites.staging_order_lines_suite(config)),
+    "staging_customers": (["staging", "customers"], lambda config, now: suites.staging_customers_suite(config)),
+}
+
+
+def describe_failures(outcomes: list[ExpectationOutcome]) -> str:
+    failed = [o for o in outcomes if not o.success]
+    parts = []
+    for outcome in failed:
+        detail = (f"{outcome.unexpected_count} unexpected ({outcome.unexpected_percent:.2f}%)"
+                  if outcome.unexpected_count is not None else f"observed {outcome.observed_value}")
+        parts.append(f"{outcome.expectation}({outcome.column or ''}) [{outcome.severity}]: {detail}")
+    return "; ".join(parts)
+
+
+def suite_check_result(outcomes: list[ExpectationOutcome]) -> dg.AssetCheckResult:
+    critical_failed = [o for o in outcomes if not o.success and o.severity == CRITICAL]
+    rows = [{"expectation": o.expectation, "column": o.column, "severity": o.severity, "success": o.success,
+             "unexpected": o.unexpected_count, "observed": o.observed_value} for o in outcomes]
+    return dg.AssetCheckResult(
+        passed=all(o.success for o in outcomes),
+        severity=dg.AssetCheckSeverity.ERROR if critical_failed else dg.AssetCheckSeverity.WARN,
+        description=describe_failures(outcomes) or None,
+        metadata={
+            "expectations": len(outcomes),
+            "failed": sum(not o.success for o in outcomes),
+            "failed_critical": len(critical_failed),
+            "batches": outcomes[0].batches if outcomes else 0,
+            "results": dg.MetadataValue.md(preview_markdown(pl.DataFrame(rows), rows=len(rows))),
+        },
+    )
+
+
+def build_suite_check(suite_name: str, asset_key: list[str], build: SuiteBuilder) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=dg.AssetKey(asset_key),
+        name=f"{suite_name}_expectations",
+        blocking=True,
+        pool="duckdb_writer",
+        description=f"Great Expectations suite `{suite_name}` on {'.'.join(asset_key)}; results are stored in "
+                    "quality.validation_results.",
+    )
+    def suite_check(
+        context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, source: SourceResource
+    ) -> dg.AssetCheckResult:
+        config = source.load()
+        spec = build(config, datetime.now())
+        with warehouse.connect() as con:
+            outcomes = validate_suite(con, spec, config.quality.validation_batch_rows)
+            store_outcomes(con, context.run.run_id, suite_name, outcomes)
+        return suite_check_result(outcomes)
+
+    return suite_check
+
+
+SUITE_CHECKS = [build_suite_check(name, key, build) for name, (key, build) in SUITES.items()]
 
 
 @dg.asset_check(asset=dg.AssetKey(["quality", "load_audit"]), blocking=True)
@@ -30,6 +105,31 @@ def load_audit_identity(context: dg.AssetCheckExecutionContext, warehouse: Wareh
     )
 
 
+@dg.asset_check(asset=dg.AssetKey(["quality", "load_audit"]), blocking=True)
+def quarantine_share_within_limit(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, source: SourceResource
+) -> dg.AssetCheckResult:
+    """A file that loses more than `quality.max_quarantine_share` of its rows to quarantine is a broken export:
+    segments are not published from it."""
+    limit = source.load().quality.max_quarantine_share
+    with warehouse.connect(read_only=True) as con:
+        shares = con.execute(
+            """SELECT source_file, rows_read, rows_quarantined,
+                      CASE WHEN rows_read = 0 THEN 0 ELSE rows_quarantined / rows_read END AS share
+               FROM quality.load_audit WHERE run_id = ? ORDER BY share DESC""",
+            [context.run.run_id],
+        ).pl()
+    over = shares.filter(shares["share"] > limit)
+    return dg.AssetCheckResult(
+        passed=over.is_empty(),
+        description=None if over.is_empty() else (
+            f"{over['source_file'][0]}: {over['share'][0]:.1%} of rows quarantined, above "
+            f"quality.max_quarantine_share {limit:.1%}"),
+        metadata={"limit": limit, "worst_share": float(shares["share"].max() or 0) if shares.height else 0.0,
+                  "files": dg.MetadataValue.md(preview_markdown(shares, rows=20))},
+    )
+
+
 @dg.asset_check(asset=dg.AssetKey(["segments", "customer_segments"]), blocking=True)
 def every_customer_segmented(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """Each staged customer has exactly one segment row, and segment names are unique in both languages."""
@@ -49,3 +149,6 @@ def every_customer_segmented(warehouse: WarehouseResource) -> dg.AssetCheckResul
         metadata={"staged_customers": staged, "segment_rows": segmented, "distinct_customers": distinct_ids,
                   "segments": names[0], "distinct_names_zh": names[1], "distinct_names_en": names[2]},
     )
+
+
+ALL_CHECKS = [*SUITE_CHECKS, load_audit_identity, quarantine_share_within_limit, every_customer_segmented]

@@ -2,7 +2,8 @@
 
 Why these tests: demos, benchmarks and segmentation-quality checks rely on the
 generator being byte-for-byte reproducible, writing exactly the documented
-formats, and planting personas that really differ. Sizes stay small so the
+formats, planting personas that really differ, and planting a known set of
+extreme customers (outliers) that really stand out. Sizes stay small so the
 suite runs in a few seconds.
 """
 
@@ -17,6 +18,7 @@ import pytest
 from pipelines import generate
 from pipelines.generate import (
     CATEGORIES,
+    OUTLIER_KINDS,
     PERSONA_KEYS,
     WIDE_CATEGORIES,
     GeneratedData,
@@ -31,6 +33,7 @@ WIDE_HEADER = (
     "cardid,value,pmethod,sex,homeown,income,age,fruitveg,freshmeat,dairy,cannedveg,"
     "cannedmeat,frozenmeal,beer,wine,softdrink,fish,confectionery"
 )
+TRUTH_HEADER = "customer_id,persona,planted_outlier,outlier_kind"
 PERSONA_CUSTOMERS = 2_000
 
 
@@ -84,11 +87,16 @@ def wide_data(tmp_path_factory: pytest.TempPathFactory) -> GeneratedData:
 
 
 @pytest.mark.parametrize("shape", ["long", "wide"])
-def test_same_seed_gives_identical_bytes(tmp_path: Path, shape: str) -> None:
-    first = generate_demo_data(tmp_path / "a", customers=300, seed=11, shape=shape)
-    second = generate_demo_data(tmp_path / "b", customers=300, seed=11, shape=shape)
+@pytest.mark.parametrize("outlier_share", [0.0, 0.005, 0.05])
+def test_same_seed_gives_identical_bytes(
+    tmp_path: Path, shape: str, outlier_share: float
+) -> None:
+    kwargs = {"customers": 300, "seed": 11, "shape": shape, "outlier_share": outlier_share}
+    first = generate_demo_data(tmp_path / "a", **kwargs)  # type: ignore[arg-type]
+    second = generate_demo_data(tmp_path / "b", **kwargs)  # type: ignore[arg-type]
     assert _all_bytes(first) == _all_bytes(second)
     assert first.order_lines == second.order_lines
+    assert first.outliers == second.outliers == round(outlier_share * 300)
 
 
 @pytest.mark.parametrize("shape", ["long", "wide"])
@@ -120,9 +128,10 @@ def test_long_result_and_headers(long_data: GeneratedData, tmp_path: Path) -> No
     assert long_data.truth_path.name == "truth.csv"
     assert long_data.customers == PERSONA_CUSTOMERS
     assert long_data.personas == PERSONA_KEYS
+    assert long_data.outliers == round(0.005 * PERSONA_CUSTOMERS)  # default share
     assert _header(long_data.customers_path) == LONG_CUSTOMER_HEADER
     assert _header(long_data.orders_path) == LONG_ORDER_HEADER
-    assert _header(long_data.truth_path) == "customer_id,persona"
+    assert _header(long_data.truth_path) == TRUTH_HEADER
     for path in (long_data.customers_path, long_data.orders_path, long_data.truth_path):
         raw = path.read_bytes()
         raw.decode("utf-8")
@@ -244,6 +253,7 @@ def test_single_customer(tmp_path: Path) -> None:
     assert lines["customer_id"].unique().to_list() == ["C0000001"]
     assert result.order_lines == lines.height >= 1
     assert len(result.personas) == 1
+    assert result.outliers == 0
 
 
 # --------------------------------------------------------------------------
@@ -373,8 +383,9 @@ def test_wide_result_and_header(wide_data: GeneratedData) -> None:
     assert wide_data.truth_path.name == "truth.csv"
     assert wide_data.customers == 800
     assert wide_data.personas == PERSONA_KEYS
+    assert wide_data.outliers == round(0.005 * 800)  # default share
     assert _header(wide_data.orders_path) == WIDE_HEADER
-    assert _header(wide_data.truth_path) == "customer_id,persona"
+    assert _header(wide_data.truth_path) == TRUTH_HEADER
     assert b"\r" not in wide_data.orders_path.read_bytes()
 
 
@@ -392,12 +403,23 @@ def test_wide_values(wide_data: GeneratedData) -> None:
     assert baskets["homeown"].is_in(["YES", "NO"]).all()
     assert baskets["cardid"].str.contains(r"^\d+$").all()
     assert baskets["value"].str.contains(r"^\d+\.\d{4}$").all()
-    value = baskets["value"].cast(pl.Float64)
-    assert value.min() >= 10
-    assert value.max() <= 100
-    income = baskets["income"].cast(pl.Int64)
-    assert income.min() >= 10_000
-    assert income.max() <= 70_000
+    # Ordinary customers stay in the seed table's ranges; the planted
+    # outliers (default share) go beyond them only where their kind says so.
+    kinds = _read(wide_data.truth_path).select(
+        pl.col("customer_id").alias("cardid"), pl.col("outlier_kind").fill_null("")
+    )
+    joined = baskets.join(kinds, on="cardid").with_columns(
+        pl.col("value").cast(pl.Float64), pl.col("income").cast(pl.Int64)
+    )
+    assert joined.height == baskets.height
+    assert joined["value"].min() >= 10
+    assert joined["income"].min() >= 10_000
+    boosted_value = pl.col("outlier_kind").is_in(["bulk_buyer", "big_spender"])
+    assert joined.filter(~boosted_value)["value"].max() <= 100
+    assert joined.filter(boosted_value)["value"].min() >= 20 * 10
+    big_spender = pl.col("outlier_kind") == "big_spender"
+    assert joined.filter(~big_spender)["income"].max() <= 70_000
+    assert joined.filter(big_spender)["income"].min() >= 15 * 10_000
 
 
 def test_wide_profile_identical_across_baskets(wide_data: GeneratedData) -> None:
@@ -460,12 +482,24 @@ def test_wide_personas_differ(wide_data: GeneratedData) -> None:
         ({"seed": -1}, "seed"),
         ({"customers": 2.5}, "customers"),
         ({"start_date": "2026-01-01"}, "start_date"),
+        ({"outlier_share": -0.01}, "outlier_share"),
+        ({"outlier_share": 0.21}, "outlier_share"),
+        ({"outlier_share": float("nan")}, "outlier_share"),
+        ({"outlier_share": "0.1"}, "outlier_share"),
+        ({"outlier_share": True}, "outlier_share"),
     ],
 )
 def test_invalid_arguments_raise(tmp_path: Path, kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         generate_demo_data(tmp_path / "out", **kwargs)  # type: ignore[arg-type]
     assert not (tmp_path / "out").exists()
+
+
+def test_outlier_share_is_keyword_only(tmp_path: Path) -> None:
+    with pytest.raises(TypeError):
+        generate_demo_data(  # type: ignore[misc]
+            tmp_path, 100, 90, 7, "long", date(2026, 1, 1), 0.1
+        )
 
 
 def test_persona_keys_are_the_documented_ones() -> None:
@@ -475,3 +509,240 @@ def test_persona_keys_are_the_documented_ones() -> None:
         "refined_living",
         "budget_minded",
     )
+
+
+# --------------------------------------------------------------------------
+# Planted outliers
+# --------------------------------------------------------------------------
+
+OUTLIER_CUSTOMERS = 600
+# 5 % of 600 = 30 outliers, 10 of each kind: enough for stable medians.
+OUTLIER_SHARE = 0.05
+
+
+def _truth_flags(result: GeneratedData) -> pl.DataFrame:
+    return _read(result.truth_path).with_columns(pl.col("planted_outlier").cast(pl.Int64))
+
+
+@pytest.fixture(scope="module")
+def outlier_data(tmp_path_factory: pytest.TempPathFactory) -> GeneratedData:
+    return generate_demo_data(
+        tmp_path_factory.mktemp("outliers"),
+        customers=OUTLIER_CUSTOMERS,
+        outlier_share=OUTLIER_SHARE,
+    )
+
+
+@pytest.fixture(scope="module")
+def outlier_aggregates(outlier_data: GeneratedData) -> pl.DataFrame:
+    """Per-customer aggregates from the written files, with the truth joined."""
+    assert outlier_data.customers_path is not None
+    lines = _read(outlier_data.orders_path).with_columns(
+        pl.col("quantity").cast(pl.Int64), pl.col("amount").cast(pl.Float64)
+    )
+    per_order = lines.group_by("customer_id", "order_id").agg(
+        pl.col("quantity").sum().alias("items"), pl.col("amount").sum().alias("amount")
+    )
+    per_customer = per_order.group_by("customer_id").agg(
+        pl.len().alias("orders"),
+        pl.col("items").median().alias("items_per_order"),
+        pl.col("amount").median().alias("order_amount"),
+    )
+    unit_price = lines.group_by("customer_id").agg(
+        pl.col("unit_price").cast(pl.Float64).median()
+    )
+    customers = _read(outlier_data.customers_path).select(
+        "customer_id", pl.col("income").cast(pl.Int64)
+    )
+    return (
+        _truth_flags(outlier_data)
+        .join(customers, on="customer_id", how="left")
+        .join(per_customer, on="customer_id", how="left")
+        .join(unit_price, on="customer_id", how="left")
+    )
+
+
+@pytest.mark.parametrize(
+    ("customers", "share", "expected"),
+    [
+        (600, 0.005, 3),
+        (2_000, 0.005, 10),
+        (600, 0.2, 120),
+        (1_000, 0.0123, 12),
+        (20, 0.005, 1),  # round() gives 0, but >= 20 customers plant at least one
+        (19, 0.005, 0),  # below 20 customers plain rounding applies
+        (19, 0.2, 4),
+        (600, 0.0, 0),
+    ],
+)
+def test_outlier_count_follows_share(
+    tmp_path: Path, customers: int, share: float, expected: int
+) -> None:
+    result = generate_demo_data(tmp_path, customers=customers, outlier_share=share)
+    truth = _truth_flags(result)
+    assert truth.columns == TRUTH_HEADER.split(",")
+    assert truth["planted_outlier"].is_in([0, 1]).all()
+    assert truth["planted_outlier"].sum() == expected == result.outliers
+    # outlier_kind is set exactly for planted customers (empty field otherwise).
+    planted = truth.filter(pl.col("planted_outlier") == 1)
+    assert planted["outlier_kind"].is_in(list(OUTLIER_KINDS)).all()
+    assert truth.filter(pl.col("planted_outlier") == 0)["outlier_kind"].null_count() == (
+        customers - expected
+    )
+
+
+def test_zero_share_plants_nothing(tmp_path: Path) -> None:
+    result = generate_demo_data(tmp_path, customers=600, outlier_share=0.0)
+    truth = _truth_flags(result)
+    assert result.outliers == 0
+    assert (truth["planted_outlier"] == 0).all()
+    assert truth["outlier_kind"].null_count() == 600
+    # The empty kind is written as an empty field, not as quoted "".
+    assert result.truth_path.read_text(encoding="utf-8").splitlines()[1].endswith(",0,")
+    lines = _read(result.orders_path).with_columns(pl.col("quantity").cast(pl.Int64))
+    assert lines["quantity"].max() < 20
+
+
+def test_every_kind_planted_evenly(tmp_path: Path) -> None:
+    result = generate_demo_data(tmp_path, customers=600)  # default share: 3 outliers
+    kinds = _truth_flags(result)["outlier_kind"].drop_nulls()
+    assert sorted(kinds) == sorted(OUTLIER_KINDS)
+    more = generate_demo_data(tmp_path / "more", customers=2_000, outlier_share=0.05)
+    planted = _truth_flags(more).filter(pl.col("planted_outlier") == 1)
+    counts = dict(planted.group_by("outlier_kind").len().iter_rows())
+    # 100 outliers dealt round-robin in OUTLIER_KINDS order.
+    assert counts == {"bulk_buyer": 34, "big_spender": 33, "hyper_frequent": 33}
+
+
+def test_outliers_keep_persona_mix(tmp_path: Path) -> None:
+    plain = generate_demo_data(tmp_path / "plain", customers=2_000, outlier_share=0.0)
+    planted = generate_demo_data(tmp_path / "planted", customers=2_000, outlier_share=0.2)
+    plain_truth, planted_truth = _truth_flags(plain), _truth_flags(planted)
+    # Planting does not move anyone's persona ...
+    assert planted_truth["persona"].to_list() == plain_truth["persona"].to_list()
+    # ... and outliers are drawn per persona, so the mix of the remaining
+    # customers stays exactly 30/30/15/25 (1,600 non-outliers here).
+    rest = planted_truth.filter(pl.col("planted_outlier") == 0)
+    counts = dict(rest.group_by("persona").len().iter_rows())
+    assert counts == {
+        "young_professionals": 480,
+        "family_shoppers": 480,
+        "refined_living": 240,
+        "budget_minded": 400,
+    }
+
+
+def test_outlier_choice_does_not_depend_on_chunking(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = generate_demo_data(tmp_path / "whole", customers=250, outlier_share=0.1)
+    monkeypatch.setattr(generate, "_CHUNK_CUSTOMERS", 70)
+    chunked = generate_demo_data(tmp_path / "chunked", customers=250, outlier_share=0.1)
+    assert chunked.truth_path.read_bytes() == whole.truth_path.read_bytes()
+    assert chunked.outliers == whole.outliers == 25
+    # Every planted customer still has orders after chunked generation.
+    lines = _read(chunked.orders_path)
+    planted = _truth_flags(chunked).filter(pl.col("planted_outlier") == 1)["customer_id"]
+    assert set(planted) <= set(lines["customer_id"])
+
+
+def test_outlier_lines_stay_plausible(outlier_data: GeneratedData) -> None:
+    raw = _read(outlier_data.orders_path)
+    assert raw["quantity"].str.contains(r"^[1-9]\d*$").all()
+    assert raw["unit_price"].str.contains(r"^\d+\.\d{2}$").all()
+    assert raw["amount"].str.contains(r"^\d+\.\d{2}$").all()
+    lines = raw.with_columns(
+        pl.col("quantity").cast(pl.Int64),
+        pl.col("unit_price").cast(pl.Float64),
+        pl.col("amount").cast(pl.Float64),
+    )
+    assert (lines["unit_price"] > 0).all()
+    assert (lines["amount"] - lines["quantity"] * lines["unit_price"]).abs().max() <= 0.01
+    assert outlier_data.customers_path is not None
+    customers = _read(outlier_data.customers_path)
+    assert customers["income"].str.contains(r"^[1-9]\d*00$").all()
+
+
+def _median(aggregates: pl.DataFrame, column: str, kind: str | None) -> float:
+    rows = aggregates.filter(
+        pl.col("planted_outlier") == 0 if kind is None else pl.col("outlier_kind") == kind
+    )
+    assert rows.height == (570 if kind is None else 10)
+    value = rows[column].median()
+    assert isinstance(value, (int, float))
+    return float(value)
+
+
+def test_bulk_buyers_buy_in_bulk(outlier_aggregates: pl.DataFrame) -> None:
+    for column in ("items_per_order", "order_amount"):
+        normal = _median(outlier_aggregates, column, None)
+        assert _median(outlier_aggregates, column, "bulk_buyer") > 10 * normal, column
+    normal_orders = _median(outlier_aggregates, "orders", None)
+    assert _median(outlier_aggregates, "orders", "bulk_buyer") < 2 * normal_orders
+
+
+def test_big_spenders_earn_and_pay_far_more(outlier_aggregates: pl.DataFrame) -> None:
+    normal_income = _median(outlier_aggregates, "income", None)
+    assert _median(outlier_aggregates, "income", "big_spender") > 10 * normal_income
+    normal_price = _median(outlier_aggregates, "unit_price", None)
+    assert _median(outlier_aggregates, "unit_price", "big_spender") > 5 * normal_price
+    normal_amount = _median(outlier_aggregates, "order_amount", None)
+    assert _median(outlier_aggregates, "order_amount", "big_spender") > 5 * normal_amount
+    # Premium prices, not bulk quantities.
+    normal_items = _median(outlier_aggregates, "items_per_order", None)
+    assert _median(outlier_aggregates, "items_per_order", "big_spender") < 2 * normal_items
+
+
+def test_hyper_frequent_customers_order_far_more_often(
+    outlier_aggregates: pl.DataFrame,
+) -> None:
+    normal_orders = _median(outlier_aggregates, "orders", None)
+    assert _median(outlier_aggregates, "orders", "hyper_frequent") > 8 * normal_orders
+    normal_income = _median(outlier_aggregates, "income", None)
+    assert _median(outlier_aggregates, "income", "hyper_frequent") < 2 * normal_income
+    normal_amount = _median(outlier_aggregates, "order_amount", None)
+    assert _median(outlier_aggregates, "order_amount", "hyper_frequent") < 3 * normal_amount
+
+
+def test_outliers_keep_their_persona_profile(outlier_aggregates: pl.DataFrame) -> None:
+    # Only big spenders get an extreme income; the other outliers keep an
+    # income inside the persona ranges (at most 500,000 CNY).
+    other_outliers = outlier_aggregates.filter(
+        pl.col("outlier_kind").is_in(["bulk_buyer", "hyper_frequent"])
+    )
+    assert other_outliers.height == 20
+    assert other_outliers["income"].max() <= 500_000
+    assert outlier_aggregates["orders"].min() >= 1
+
+
+def test_wide_outliers_stand_out(tmp_path: Path) -> None:
+    result = generate_demo_data(
+        tmp_path, customers=OUTLIER_CUSTOMERS, shape="wide", outlier_share=OUTLIER_SHARE
+    )
+    assert result.outliers == 30
+    truth = _truth_flags(result).rename({"customer_id": "cardid"})
+    baskets = _read(result.orders_path)
+    assert baskets["value"].str.contains(r"^\d+\.\d{4}$").all()
+    per_card = (
+        baskets.with_columns(pl.col("value").cast(pl.Float64), pl.col("income").cast(pl.Int64))
+        .group_by("cardid")
+        .agg(
+            pl.len().alias("baskets"),
+            pl.col("value").median(),
+            pl.col("income").first(),
+        )
+        .join(truth, on="cardid")
+    )
+    assert per_card.height == OUTLIER_CUSTOMERS
+    medians = {
+        (row["outlier_kind"] or ""): row
+        for row in per_card.group_by("outlier_kind")
+        .agg(pl.col("baskets").median(), pl.col("value").median(), pl.col("income").median())
+        .iter_rows(named=True)
+    }
+    normal = medians[""]
+    assert medians["bulk_buyer"]["value"] > 15 * normal["value"]
+    assert medians["big_spender"]["value"] > 15 * normal["value"]
+    assert medians["big_spender"]["income"] > 10 * normal["income"]
+    assert medians["hyper_frequent"]["baskets"] > 8 * normal["baskets"]
+    assert medians["hyper_frequent"]["value"] < 2 * normal["value"]

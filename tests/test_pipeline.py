@@ -16,7 +16,8 @@ SEED_CATEGORIES = [
 ]
 EXPECTED_ASSETS = {
     "raw/orders", "raw/customers", "staging/orders", "staging/order_lines", "staging/customers",
-    "quality/quarantine", "quality/load_audit", "features/customer_features", "model/customer_clusters",
+    "quality/quarantine", "quality/load_audit", "quality/outliers", "features/customer_features",
+    "model/customer_clusters",
     "segments/customer_segments", "segments/segment_profiles", "report/segment_report",
 }
 
@@ -216,6 +217,9 @@ orders:
   path: orders.csv
 customers:
   path: customers.csv
+quality:
+  max_quarantine_share: 0.5
+  min_key_share: 0.9
 model:
   k: 2
 """)

@@ -1,0 +1,140 @@
+"""Expectation suites as code: one per raw and staging table, built from the source config's thresholds.
+
+Severity `critical` blocks publishing when the expectation fails; `warning` is reported and stored only.
+Row rules in staging quarantine single bad rows; these suites judge whole tables (is the export healthy, do the
+staged tables keep their contract), so a broken export stops the run instead of yielding half a segmentation.
+"""
+
+from datetime import datetime, timedelta
+
+import great_expectations as gx
+
+from pipelines.config import (
+    CUSTOMER_FIELDS,
+    LONG_ORDER_FIELDS,
+    WIDE_ORDER_FIELDS,
+    SourceConfig,
+)
+from quality.validation import CRITICAL, WARNING, SuiteSpec, expectation
+
+E = gx.expectations
+NUMBER_PATTERN = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+RAW_META = ["_source_row", "_source_file"]
+
+
+def raw_orders_suite(config: SourceConfig) -> SuiteSpec:
+    fields = LONG_ORDER_FIELDS if config.shape == "long" else WIDE_ORDER_FIELDS
+    keys = ["order_id", "customer_id", "order_ts", "category"] if config.shape == "long" else ["customer_id", "amount"]
+    share = config.quality.min_key_share
+    return SuiteSpec(
+        name="raw_orders",
+        table="raw.orders",
+        frame_sql="SELECT * FROM raw.orders",
+        partition_key=RAW_META,
+        expectations=[
+            expectation(E.ExpectTableColumnsToMatchSet, CRITICAL,
+                        column_set=[*RAW_META, *fields, *config.orders.category_columns], exact_match=True),
+            expectation(E.ExpectTableRowCountToBeBetween, CRITICAL, min_value=1),
+            *[expectation(E.ExpectColumnValuesToNotBeNull, CRITICAL, column=key, mostly=share) for key in keys],
+            expectation(E.ExpectColumnValuesToMatchRegex, CRITICAL, column="amount", regex=NUMBER_PATTERN,
+                        mostly=share)
+            if config.shape == "wide" else
+            expectation(E.ExpectColumnValuesToMatchRegex, WARNING, column="quantity", regex=NUMBER_PATTERN,
+                        mostly=share),
+        ],
+    )
+
+
+def raw_customers_suite(config: SourceConfig) -> SuiteSpec:
+    share = config.quality.min_key_share
+    given = config.customers is not None
+    return SuiteSpec(
+        name="raw_customers",
+        table="raw.customers",
+        frame_sql="SELECT * FROM raw.customers",
+        partition_key=RAW_META,
+        expectations=[
+            expectation(E.ExpectTableColumnsToMatchSet, CRITICAL, column_set=[*RAW_META, *CUSTOMER_FIELDS],
+                        exact_match=True),
+            # A configured customer file must not be empty; without one, the table is empty by design.
+            expectation(E.ExpectTableRowCountToBeBetween, CRITICAL, min_value=1 if given else 0,
+                        max_value=None if given else 0),
+            expectation(E.ExpectColumnValuesToNotBeNull, CRITICAL, column="customer_id", mostly=share),
+            expectation(E.ExpectColumnValuesToMatchRegex, WARNING, column="age", regex=NUMBER_PATTERN, mostly=share),
+            expectation(E.ExpectColumnValuesToMatchRegex, WARNING, column="income", regex=NUMBER_PATTERN,
+                        mostly=share),
+        ],
+    )
+
+
+def staging_orders_suite(config: SourceConfig, checked_at: datetime) -> SuiteSpec:
+    future_limit = checked_at + timedelta(hours=config.quality.future_tolerance_hours)
+    return SuiteSpec(
+        name="staging_orders",
+        table="staging.orders",
+        frame_sql="SELECT order_id, customer_id, order_ts, payment_method, order_amount, n_lines FROM staging.orders",
+        partition_key=["order_id"],
+        expectations=[
+            expectation(E.ExpectTableRowCountToBeBetween, CRITICAL, min_value=1),
+            expectation(E.ExpectColumnValuesToNotBeNull, CRITICAL, column="order_id"),
+            expectation(E.ExpectColumnValuesToBeUnique, CRITICAL, column="order_id"),
+            expectation(E.ExpectColumnValuesToNotBeNull, CRITICAL, column="customer_id"),
+            expectation(E.ExpectColumnValuesToBeBetween, CRITICAL, column="order_ts", max_value=future_limit),
+            expectation(E.ExpectColumnValuesToBeInSet, CRITICAL, column="payment_method",
+                        value_set=[code.upper() for code in config.values.payment_methods]),
+            expectation(E.ExpectColumnValuesToBeBetween, CRITICAL, column="order_amount", min_value=0),
+            expectation(E.ExpectColumnValuesToBeInTypeList, CRITICAL, column="order_amount",
+                        type_list=["float64", "Float64", "double"]),
+        ],
+    )
+
+
+def staging_order_lines_suite(config: SourceConfig) -> SuiteSpec:
+    quality = config.quality
+    return SuiteSpec(
+        name="staging_order_lines",
+        table="staging.order_lines",
+        frame_sql="SELECT order_id, category, COALESCE(sku, '') AS sku, quantity, amount FROM staging.order_lines",
+        partition_key=["order_id"],
+        expectations=[
+            expectation(E.ExpectCompoundColumnsToBeUnique, CRITICAL, column_list=["order_id", "category", "sku"]),
+            expectation(E.ExpectColumnValuesToNotBeNull, CRITICAL, column="category"),
+            expectation(E.ExpectColumnValuesToBeBetween, CRITICAL, column="quantity", min_value=0,
+                        max_value=quality.max_quantity, strict_min=True),
+            expectation(E.ExpectColumnValuesToBeBetween, CRITICAL, column="amount", min_value=0,
+                        max_value=quality.max_line_amount),
+        ],
+    )
+
+
+def staging_customers_suite(config: SourceConfig) -> SuiteSpec:
+    quality = config.quality
+    has_profiles = config.customers is not None or config.shape == "wide"
+    profile_expectations = [
+        # Missing values are imputed for the model (see README, "Missing values"); too many is worth a warning.
+        expectation(E.ExpectColumnValuesToNotBeNull, WARNING, column="age", mostly=quality.min_profile_coverage),
+        expectation(E.ExpectColumnValuesToNotBeNull, WARNING, column="income", mostly=quality.min_profile_coverage),
+    ]
+    if config.customers is not None:
+        # Referential integrity: customers who ordered should be in the customer file.
+        profile_expectations.append(expectation(
+            E.ExpectColumnValuesToBeInSet, WARNING, column="in_customer_file", value_set=[True],
+            mostly=quality.min_profile_coverage))
+    return SuiteSpec(
+        name="staging_customers",
+        table="staging.customers",
+        frame_sql="SELECT customer_id, age, income, gender, home_owner, "
+                  "_source_file IS NOT NULL AS in_customer_file FROM staging.customers",
+        partition_key=["customer_id"],
+        expectations=[
+            expectation(E.ExpectTableRowCountToBeBetween, CRITICAL, min_value=1),
+            expectation(E.ExpectColumnValuesToNotBeNull, CRITICAL, column="customer_id"),
+            expectation(E.ExpectColumnValuesToBeUnique, CRITICAL, column="customer_id"),
+            expectation(E.ExpectColumnValuesToBeBetween, CRITICAL, column="age",
+                        min_value=quality.age_range[0], max_value=quality.age_range[1]),
+            expectation(E.ExpectColumnValuesToBeBetween, CRITICAL, column="income",
+                        min_value=quality.income_range[0], max_value=quality.income_range[1]),
+            expectation(E.ExpectColumnValuesToBeInSet, CRITICAL, column="gender", value_set=["M", "F"]),
+            *(profile_expectations if has_profiles else []),
+        ],
+    )

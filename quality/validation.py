@@ -1,0 +1,178 @@
+"""Run a Great Expectations suite over a DuckDB table, in hash-partitioned batches, and store the outcome.
+
+Why batches: GX 1.x cannot validate DuckDB through its SQL datasource (an upstream IndexError in
+`resolve_metric_bundle`), so tables are handed to GX's pandas engine. Handing over 10M rows at once would cost
+gigabytes, so a table is split into batches of at most `quality.validation_batch_rows` rows by a hash of its key:
+every copy of a key lands in the same batch, which keeps uniqueness expectations exact, and the counts of the
+batches add up to the counts of the whole table.
+"""
+
+import json
+import math
+import uuid
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import lru_cache
+
+import duckdb
+import great_expectations as gx
+import pandas as pd
+
+CRITICAL = "critical"
+WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """An expectation suite bound to the SQL that produces the rows it validates."""
+
+    name: str
+    table: str
+    frame_sql: str  # SELECT ... FROM <table>; static text, parameters go in `params`
+    partition_key: list[str]
+    expectations: list[gx.expectations.Expectation]
+    params: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    suite: str
+    table: str
+    expectation: str
+    column: str | None
+    severity: str
+    success: bool
+    observed_value: str | None
+    element_count: int | None
+    unexpected_count: int | None
+    unexpected_percent: float | None
+    batches: int
+
+
+def expectation(kind: type, severity: str, **kwargs) -> gx.expectations.Expectation:
+    """An expectation tagged critical (blocks publishing) or warning (reported only)."""
+    return kind(meta={"severity": severity}, **kwargs)
+
+
+@lru_cache(maxsize=1)
+def _context() -> gx.data_context.AbstractDataContext:
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = gx.data_context.types.base.ProgressBarsConfig(globally=False)
+    return context
+
+
+@contextmanager
+def _registered(spec: SuiteSpec):
+    """Register the suite with the in-memory GX context for one validation, and remove it afterwards."""
+    context = _context()
+    token = f"{spec.name}-{uuid.uuid4().hex}"
+    asset = context.data_sources.add_pandas(f"ds-{token}").add_dataframe_asset(f"asset-{token}")
+    definition = asset.add_batch_definition_whole_dataframe(f"batch-{token}")
+    suite = context.suites.add(gx.ExpectationSuite(
+        name=f"suite-{token}", expectations=[e.copy(deep=True) for e in spec.expectations]))
+    validation = context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"validation-{token}", data=definition, suite=suite))
+    try:
+        yield validation
+    finally:
+        context.validation_definitions.delete(validation.name)
+        context.suites.delete(suite.name)
+        context.data_sources.delete(f"ds-{token}")
+
+
+def _validate_batch(validation: gx.ValidationDefinition, batch: pd.DataFrame) -> list:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = validation.run(batch_parameters={"dataframe": batch}, result_format="SUMMARY")
+    return list(result.results)
+
+
+def _batches(con: duckdb.DuckDBPyConnection, spec: SuiteSpec, batch_rows: int):
+    rows = con.execute(f"SELECT count(*) FROM {spec.table}").fetchone()[0]
+    count = max(1, math.ceil(rows / batch_rows))
+    key = ", ".join(spec.partition_key)
+    for index in range(count):
+        sql = spec.frame_sql if count == 1 else (
+            f"SELECT * FROM ({spec.frame_sql}) WHERE hash({key}) % $batch_count = $batch_index"
+        )
+        params = dict(spec.params)
+        if count > 1:
+            params.update(batch_count=count, batch_index=index)
+        yield count, con.execute(sql, params).df()
+
+
+def _column(config) -> str | None:
+    kwargs = config.kwargs
+    if "column" in kwargs:
+        return kwargs["column"]
+    if "column_list" in kwargs:
+        return ",".join(kwargs["column_list"])
+    return None
+
+
+def _combine(results: list, batches: int, suite: SuiteSpec) -> ExpectationOutcome:
+    """Add up the batches of one expectation into the verdict for the whole table."""
+    config = results[0].expectation_config
+    severity = (config.meta or {}).get("severity", CRITICAL)
+    first = results[0].result or {}
+    errors = [r.exception_info.get("exception_message") for r in results
+              if r.exception_info and r.exception_info.get("raised_exception")]
+    if errors:
+        return ExpectationOutcome(suite.name, suite.table, config.type, _column(config), severity, False,
+                                  f"error: {errors[0]}", None, None, None, batches)
+    if "unexpected_count" in first:
+        elements = sum(r.result.get("element_count", 0) for r in results)
+        unexpected = sum(r.result.get("unexpected_count", 0) for r in results)
+        missing = sum(r.result.get("missing_count", 0) for r in results)
+        # GX counts missing values as unexpected for not-null expectations and ignores them elsewhere.
+        basis = elements - missing if "missing_count" in first else elements
+        percent = 100.0 * unexpected / basis if basis else 0.0
+        mostly = config.kwargs.get("mostly")
+        success = (unexpected == 0) if mostly is None else (basis == 0 or (1 - percent / 100) >= mostly)
+        return ExpectationOutcome(suite.name, suite.table, config.type, _column(config), severity, success,
+                                  None, elements, unexpected, round(percent, 6), batches)
+    if config.type == "expect_table_row_count_to_be_between":
+        total = sum(int(r.result["observed_value"]) for r in results)
+        low, high = config.kwargs.get("min_value"), config.kwargs.get("max_value")
+        success = (low is None or total >= low) and (high is None or total <= high)
+        return ExpectationOutcome(suite.name, suite.table, config.type, None, severity, success, str(total),
+                                  total, None, None, batches)
+    observed = first.get("observed_value")
+    return ExpectationOutcome(
+        suite.name, suite.table, config.type, _column(config), severity, all(r.success for r in results),
+        None if observed is None else json.dumps(observed, default=str, ensure_ascii=False), None, None, None,
+        batches,
+    )
+
+
+def validate_suite(con: duckdb.DuckDBPyConnection, spec: SuiteSpec, batch_rows: int) -> list[ExpectationOutcome]:
+    # GX returns results grouped its own way; the expectation id ties a result to its expectation.
+    per_expectation: dict[str, list] = {}
+    batches = 0
+    with _registered(spec) as validation:
+        for batches, frame in _batches(con, spec, batch_rows):
+            for result in _validate_batch(validation, frame):
+                per_expectation.setdefault(result.expectation_config.id, []).append(result)
+        order = [e.id for e in validation.suite.expectations]
+    return [_combine(per_expectation[key], batches, spec) for key in order]
+
+
+def ensure_results_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("""CREATE TABLE IF NOT EXISTS quality.validation_results (
+        run_id VARCHAR, suite VARCHAR, table_name VARCHAR, expectation VARCHAR, column_name VARCHAR,
+        severity VARCHAR, success BOOLEAN, observed_value VARCHAR, element_count BIGINT, unexpected_count BIGINT,
+        unexpected_percent DOUBLE, batches INTEGER, validated_at TIMESTAMP)""")
+
+
+def store_outcomes(con: duckdb.DuckDBPyConnection, run_id: str, suite: str, outcomes: list[ExpectationOutcome]) -> None:
+    ensure_results_table(con)
+    validated_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    con.execute("DELETE FROM quality.validation_results WHERE run_id = ? AND suite = ?", [run_id, suite])
+    if outcomes:
+        con.executemany(
+            "INSERT INTO quality.validation_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [[run_id, o.suite, o.table, o.expectation, o.column, o.severity, o.success, o.observed_value,
+              o.element_count, o.unexpected_count, o.unexpected_percent, o.batches, validated_at] for o in outcomes],
+        )
