@@ -88,7 +88,8 @@ def build_customer_features(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 
 @dg.asset(
     key=["features", "customer_features"],
-    deps=[["staging", "customers"], ["staging", "orders"], ["staging", "order_lines"]],
+    # quality/load_audit carries the gate's blocking checks: features (and all after) wait for them.
+    deps=[["staging", "customers"], ["staging", "orders"], ["staging", "order_lines"], ["quality", "load_audit"]],
     group_name="features",
     kinds={"duckdb", "polars"},
     pool="duckdb_writer",
