@@ -1,0 +1,241 @@
+"""The quality gate's parts: batched Great Expectations validation, stored results, outliers, missing values."""
+
+from datetime import datetime
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+
+from pipelines.config import load_source_config
+from pipelines.generate import generate_demo_data
+from quality import suites
+from quality.checks import suite_check_result
+from quality.outliers import score_outliers
+from quality.validation import CRITICAL, WARNING, SuiteSpec, expectation, store_outcomes, validate_suite
+from tests.conftest import EXAMPLES, materialize_graph, query, write_file
+
+E = suites.E
+
+
+@pytest.fixture
+def orders_db(tmp_path) -> duckdb.DuckDBPyConnection:
+    """A staging.orders table of 5,000 orders with exactly two duplicated ids and three NULL customer ids."""
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("CREATE SCHEMA staging; CREATE SCHEMA quality")
+    con.execute("""
+        CREATE TABLE staging.orders AS
+        SELECT 'O' || lpad(i::VARCHAR, 6, '0') AS order_id,
+               CASE WHEN i IN (10, 20, 30) THEN NULL ELSE 'C' || (i % 700)::VARCHAR END AS customer_id,
+               TIMESTAMP '2026-01-01' + INTERVAL (i) MINUTE AS order_ts,
+               CASE WHEN i % 3 = 0 THEN 'CARD' ELSE 'CASH' END AS payment_method,
+               (i % 50)::DOUBLE AS order_amount, 1::BIGINT AS n_lines
+        FROM range(5000) t(i)""")
+    con.execute("INSERT INTO staging.orders SELECT * FROM staging.orders WHERE order_id IN ('O000100', 'O004000')")
+    yield con
+    con.close()
+
+
+def _spec(mostly: float | None = None) -> SuiteSpec:
+    not_null = {"mostly": mostly} if mostly is not None else {}
+    return SuiteSpec(
+        name="staging_orders", table="staging.orders",
+        frame_sql="SELECT order_id, customer_id, payment_method, order_amount FROM staging.orders",
+        partition_key=["order_id"],
+        expectations=[
+            expectation(E.ExpectTableRowCountToBeBetween, CRITICAL, min_value=1),
+            expectation(E.ExpectColumnValuesToBeUnique, CRITICAL, column="order_id"),
+            expectation(E.ExpectColumnValuesToNotBeNull, WARNING, column="customer_id", **not_null),
+            expectation(E.ExpectColumnValuesToBeInSet, CRITICAL, column="payment_method", value_set=["CARD", "CASH"]),
+        ],
+    )
+
+
+def test_batches_give_the_same_verdict_as_one_pass(orders_db):
+    whole = validate_suite(orders_db, _spec(), batch_rows=1_000_000)
+    batched = validate_suite(orders_db, _spec(), batch_rows=1000)
+    assert [o.batches for o in whole] == [1] * 4
+    assert {o.batches for o in batched} == {6}
+    strip = [(o.expectation, o.column, o.success, o.element_count, o.unexpected_count, o.observed_value)
+             for o in whole]
+    assert strip == [(o.expectation, o.column, o.success, o.element_count, o.unexpected_count, o.observed_value)
+                     for o in batched]
+    # Both copies of each duplicated id are unexpected, wherever their batch boundaries fell.
+    assert strip == [
+        ("expect_table_row_count_to_be_between", None, True, 5002, None, "5002"),
+        ("expect_column_values_to_be_unique", "order_id", False, 5002, 4, None),
+        ("expect_column_values_to_not_be_null", "customer_id", False, 5002, 3, None),
+        ("expect_column_values_to_be_in_set", "payment_method", True, 5002, 0, None),
+    ]
+
+
+def test_mostly_is_judged_on_the_whole_table(orders_db):
+    outcomes = validate_suite(orders_db, _spec(mostly=0.999), batch_rows=1000)
+    not_null = next(o for o in outcomes if o.expectation == "expect_column_values_to_not_be_null")
+    assert not_null.success and not_null.unexpected_percent == pytest.approx(300 / 5002)
+    outcomes = validate_suite(orders_db, _spec(mostly=0.9995), batch_rows=1000)
+    assert not next(o for o in outcomes if o.expectation == "expect_column_values_to_not_be_null").success
+
+
+def test_critical_failure_blocks_and_warning_alone_does_not(orders_db):
+    outcomes = validate_suite(orders_db, _spec(), batch_rows=1000)
+    blocking = suite_check_result(outcomes)
+    assert not blocking.passed and blocking.severity == dg.AssetCheckSeverity.ERROR
+    assert "staging.orders: expect_column_values_to_be_unique(order_id) [critical]: 4 unexpected" in blocking.description
+    orders_db.execute("DELETE FROM staging.orders WHERE rowid IN (SELECT max(rowid) FROM staging.orders "
+                      "GROUP BY order_id HAVING count(*) > 1)")
+    warning_only = suite_check_result(validate_suite(orders_db, _spec(), batch_rows=1000))
+    assert not warning_only.passed and warning_only.severity == dg.AssetCheckSeverity.WARN
+
+
+def test_outcomes_are_stored_per_run_and_replaced_on_retry(orders_db):
+    outcomes = validate_suite(orders_db, _spec(), batch_rows=1000)
+    store_outcomes(orders_db, "run-1", "staging_orders", outcomes)
+    store_outcomes(orders_db, "run-1", "staging_orders", outcomes)
+    store_outcomes(orders_db, "run-2", "staging_orders", outcomes[:1])
+    rows = orders_db.execute("""SELECT run_id, count(*), count(*) FILTER (WHERE NOT success)
+                                FROM quality.validation_results GROUP BY run_id ORDER BY run_id""").fetchall()
+    assert rows == [("run-1", 4, 2), ("run-2", 1, 0)]
+    stored = orders_db.execute("""SELECT expectation, column_name, severity, unexpected_count, unexpected_percent
+                                  FROM quality.validation_results WHERE run_id = 'run-1' AND NOT success
+                                  ORDER BY expectation""").fetchall()
+    assert stored == [("expect_column_values_to_be_unique", "order_id", CRITICAL, 4, pytest.approx(400 / 5002)),
+                      ("expect_column_values_to_not_be_null", "customer_id", WARNING, 3, pytest.approx(300 / 5002))]
+
+
+def test_suites_are_built_from_config_thresholds(tmp_path):
+    config = load_source_config(write_file(tmp_path / "shop.yaml", """
+name: t
+shape: long
+orders: {path: o.csv}
+customers: {path: c.csv}
+quality: {min_key_share: 0.8, age_range: [16, 99], min_profile_coverage: 0.7}
+"""))
+    raw = suites.raw_orders_suite(config)
+    mostly = {e.column: e.mostly for e in raw.expectations if e.expectation_type == "expect_column_values_to_not_be_null"}
+    assert mostly == {"order_id": 0.8, "customer_id": 0.8, "order_ts": 0.8, "category": 0.8}
+    customers = suites.staging_customers_suite(config)
+    age = next(e for e in customers.expectations
+               if e.expectation_type == "expect_column_values_to_be_between" and e.column == "age")
+    assert (age.min_value, age.max_value) == (16, 99)
+    integrity = next(e for e in customers.expectations if getattr(e, "column", None) == "in_customer_file")
+    assert (integrity.mostly, integrity.meta["severity"]) == (0.7, WARNING)
+    now = datetime(2026, 5, 1, 12)
+    orders = suites.staging_orders_suite(config, now)
+    future = next(e for e in orders.expectations if getattr(e, "column", None) == "order_ts")
+    assert future.max_value == datetime(2026, 5, 2, 12)
+
+
+def _planted_inputs(rng: np.random.Generator, normal: int, extreme: int) -> pl.DataFrame:
+    spend = np.concatenate([rng.lognormal(6, 0.5, normal), rng.lognormal(11, 0.3, extreme)])
+    orders = np.concatenate([rng.integers(1, 12, normal), rng.integers(60, 90, extreme)]).astype(float)
+    return pl.DataFrame({
+        "customer_id": [f"C{i}" for i in range(normal + extreme)],
+        "total_spend": spend, "n_orders": orders, "avg_basket_value": spend / orders,
+        "max_order_amount": spend / orders * 2, "max_items_per_order": orders,
+        "income": np.concatenate([rng.normal(1e5, 2e4, normal), rng.normal(3e6, 1e5, extreme)]),
+    })
+
+
+def test_outlier_scores_are_deterministic_and_find_the_extremes():
+    inputs = _planted_inputs(np.random.default_rng(0), normal=2000, extreme=10)
+    first = score_outliers(inputs, contamination=0.005, seed=42)
+    second = score_outliers(inputs, contamination=0.005, seed=42)
+    assert first.equals(second)
+    flagged = set(first.filter(pl.col("is_outlier")).get_column("customer_id"))
+    # 0.5% of 2,010 customers is 10.05, so the forest flags 11: the 10 extremes and the next strangest.
+    assert len(flagged) == 11 and {f"C{i}" for i in range(2000, 2010)} <= flagged
+    top = first.filter(pl.col("customer_id") == "C2000").row(0, named=True)
+    assert top["top_feature"] in {"total_spend", "n_orders", "income", "max_items_per_order", "avg_basket_value",
+                                  "max_order_amount"}
+    assert top["top_feature_value"] > top["population_median"]
+    assert score_outliers(inputs, contamination=0.02, seed=42).get_column("is_outlier").sum() > 10
+
+
+def test_quiet_customers_are_not_outliers():
+    """A single small order is unusual only at the low end, which does not count."""
+    inputs = _planted_inputs(np.random.default_rng(1), normal=3000, extreme=0)
+    quiet = pl.DataFrame({"customer_id": ["Q"], "total_spend": [0.5], "n_orders": [1.0], "avg_basket_value": [0.5],
+                          "max_order_amount": [0.5], "max_items_per_order": [1.0], "income": [1000.0]})
+    scored = score_outliers(pl.concat([inputs, quiet]), contamination=0.005, seed=42)
+    assert not scored.filter(pl.col("customer_id") == "Q").get_column("is_outlier")[0]
+
+
+@pytest.fixture(scope="module")
+def planted_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("planted")
+    data = generate_demo_data(root / "data", customers=6000, seed=5, outlier_share=0.005)
+    config = write_file(root / "shop.yaml", f"name: planted\nshape: long\norders:\n  path: {data.orders_path}\n"
+                                            f"customers:\n  path: {data.customers_path}\n")
+    warehouse = root / "warehouse.duckdb"
+    result = materialize_graph(config, warehouse)
+    assert result.success
+    return data, warehouse, result
+
+
+def test_isolation_forest_recovers_planted_extremes(planted_run):
+    data, warehouse, _ = planted_run
+    truth = pl.read_csv(data.truth_path, schema_overrides={"customer_id": pl.String})
+    planted = set(truth.filter(pl.col("planted_outlier") == 1).get_column("customer_id"))
+    flagged = {row[0] for row in query(warehouse, "SELECT customer_id FROM quality.outliers WHERE is_outlier")}
+    assert len(planted) == 30
+    hits = len(planted & flagged)
+    assert hits / len(planted) >= 0.9
+    assert hits / len(flagged) >= 0.8
+
+
+def test_outliers_keep_a_segment_but_do_not_shape_it(planted_run):
+    _, warehouse, result = planted_run
+    flagged = query(warehouse, "SELECT count(*) FROM quality.outliers WHERE is_outlier")[0][0]
+    marked = query(warehouse, """SELECT count(*) FROM segments.customer_segments s
+                                 JOIN quality.outliers o USING (customer_id)
+                                 WHERE s.is_outlier AND o.is_outlier AND s.segment_id IS NOT NULL""")[0][0]
+    assert marked == flagged > 0
+    metadata = result.asset_materializations_for_node("model__customer_clusters")[0].metadata
+    assert metadata["left_out_as_outliers"].value == flagged
+    assert metadata["fitted_on"].value == 6000 - flagged
+    assert query(warehouse, "SELECT sum(outliers) FROM segments.segment_profiles") == [(flagged,)]
+
+
+def test_run_stores_gx_results_outliers_and_missing_values(planted_run):
+    _, warehouse, _ = planted_run
+    results = query(warehouse, """SELECT count(*), count(DISTINCT suite),
+                                         count(*) FILTER (WHERE severity = 'critical' AND NOT success)
+                                  FROM quality.validation_results""")
+    assert results[0][0] >= 10 and results[0][1] == 5 and results[0][2] == 0
+    assert query(warehouse, "SELECT count(*) FROM quality.outliers") == [(6000,)]
+    missing = dict(query(warehouse, "SELECT column_name, imputed_share FROM quality.missing_values"))
+    assert missing["age"] == 0.0 and missing["cat_wine"] == 0.0
+
+
+def test_customers_without_a_profile_raise_a_warning_not_a_block(tmp_path):
+    lines = ["order_id,customer_id,order_ts,category,quantity,amount,payment_method"]
+    lines += [f"O{i},C{i % 40},2026-03-0{1 + i % 9} 10:00:00,{['wine', 'dairy', 'beer'][i % 3]},1,{5 + i % 17},CARD"
+              for i in range(200)]
+    write_file(tmp_path / "orders.csv", "\n".join(lines) + "\n")
+    # Only 10 of the 40 ordering customers are in the customer file: 25% coverage, below the 90% default.
+    write_file(tmp_path / "customers.csv", "customer_id,age,gender,income\n" + "\n".join(
+        f"C{i},{20 + i},{'MF'[i % 2]},{30000 + 1000 * i}" for i in range(10)) + "\n")
+    config = write_file(tmp_path / "shop.yaml",
+                        "name: t\nshape: long\norders: {path: orders.csv}\ncustomers: {path: customers.csv}\n"
+                        "model: {k: 3}\n")
+    result = materialize_graph(config, tmp_path / "w.duckdb")
+    assert result.success
+    evaluation = next(e for e in result.get_asset_check_evaluations()
+                      if e.check_name == "staging_customers_expectations")
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert "expect_column_values_to_be_in_set(in_customer_file) [warning]: 30 unexpected (75.00%)" in (
+        evaluation.description)
+    assert query(tmp_path / "w.duckdb", "SELECT count(*) FROM segments.customer_segments") == [(40,)]
+    imputed = dict(query(tmp_path / "w.duckdb", "SELECT column_name, imputed_share FROM quality.missing_values"))
+    assert imputed["age"] == 0.75 and imputed["income"] == 0.75
+
+
+def test_seed_table_passes_every_critical_expectation(seed_warehouse):
+    failed = query(seed_warehouse, "SELECT suite, expectation FROM quality.validation_results WHERE NOT success")
+    assert failed == []
+    suites_run = {row[0] for row in query(seed_warehouse, "SELECT DISTINCT suite FROM quality.validation_results")}
+    assert suites_run == {"raw_orders", "raw_customers", "staging_orders", "staging_order_lines", "staging_customers"}
+    assert Path(EXAMPLES / "baskets.yaml").is_file()
