@@ -86,10 +86,9 @@ def _profile_select() -> str:
 PROFILE_RULES = [
     *_numeric_rules(["age", "birth_year", "income"]),
     Rule("age", "age NOT BETWEEN $age_min AND $age_max",
-         "'age ' || age_text || ' is outside quality.age_range [' || $age_min || ', ' || $age_max || ']'", "age_text"),
+         "'age ' || age_text || ' is outside quality.age_range ' || $age_range_text", "age_text"),
     Rule("income", "income NOT BETWEEN $income_min AND $income_max",
-         "'income ' || income_text || ' is outside quality.income_range [' || $income_min || ', ' || $income_max "
-         "|| ']'", "income_text"),
+         "'income ' || income_text || ' is outside quality.income_range ' || $income_range_text", "income_text"),
     Rule("gender", "gender_text IS NOT NULL AND gender IS NULL",
          "'gender ' || gender_text || ' is not in values.gender'", "gender_text"),
     Rule("home_owner", "home_owner_text IS NOT NULL AND home_owner IS NULL",
@@ -113,6 +112,11 @@ def _payment_select() -> str:
             f"COALESCE(($payment_targets)[list_position($payment_tokens, {code})], {code}) AS payment_method")
 
 
+def _range_text(bounds: tuple[float, float]) -> str:
+    """[0, 120] whether the config said 0 or 0.0, so a reason reads the same wherever the range came from."""
+    return "[" + ", ".join(str(int(b)) if float(b).is_integer() else str(b) for b in bounds) + "]"
+
+
 def token_parameters(config: SourceConfig, run_started: datetime) -> dict:
     """Bound parameters of the staging SQL: every value from the config travels as a parameter, never as text."""
     gender = config.values.gender
@@ -125,7 +129,9 @@ def token_parameters(config: SourceConfig, run_started: datetime) -> dict:
         "cancelled_statuses": [status.upper() for status in config.values.cancelled_statuses],
         "future_limit": run_started + timedelta(hours=quality.future_tolerance_hours),
         "age_min": quality.age_range[0], "age_max": quality.age_range[1],
+        "age_range_text": _range_text(quality.age_range),
         "income_min": quality.income_range[0], "income_max": quality.income_range[1],
+        "income_range_text": _range_text(quality.income_range),
         "max_quantity": quality.max_quantity, "max_line_amount": quality.max_line_amount,
         "gender_tokens": [token.upper() for token in gender],
         "gender_values": list(gender.values()),
@@ -160,9 +166,9 @@ def type_long_orders(con: duckdb.DuckDBPyConnection, params: dict) -> None:
         # Not errors, but not purchases either: kept out of the features and visible in quarantine.
         Rule("status", "list_contains($cancelled_statuses, upper(status_text))",
              "'cancelled order (status ' || status_text || ')'", "status_text"),
-        Rule("quantity", "quantity < 0 OR amount < 0 OR unit_price < 0",
-             "'return line (negative quantity or amount); returns are kept out of purchase features'",
-             "coalesce(quantity_text, amount_text)"),
+        *[Rule(column, f"{column} < 0",
+               f"'return line (negative {column}); returns are kept out of purchase features'", f"{column}_text")
+          for column in ("quantity", "amount", "unit_price")],
         Rule("quantity", "quantity = 0", "'quantity is 0'", "quantity_text"),
         Rule("quantity", "quantity > $max_quantity",
              "'quantity ' || quantity_text || ' is above quality.max_quantity'", "quantity_text"),

@@ -71,6 +71,16 @@ def test_batches_give_the_same_verdict_as_one_pass(orders_db):
     ]
 
 
+def test_gx_batch_fingerprinting_is_switched_off():
+    """validation.py relies on this GX knob to skip hashing every batch; a GX upgrade must not drop it silently."""
+    import great_expectations.execution_engine.pandas_execution_engine as engine
+
+    import quality.validation  # noqa: F401 - importing sets the knob
+
+    assert engine.HASH_THRESHOLD == 0
+    assert "HASH_THRESHOLD" in engine.PandasExecutionEngine.get_batch_data_and_markers.__globals__
+
+
 def test_mostly_is_judged_on_the_whole_table(orders_db):
     outcomes = validate_suite(orders_db, _spec(mostly=0.999), batch_rows=1000)
     not_null = next(o for o in outcomes if o.expectation == "expect_column_values_to_not_be_null")

@@ -1,0 +1,551 @@
+"""Bad-input corpus (issue 3): every kind of broken export ends in a clear error or in quarantine rows.
+
+Each case runs the WHOLE asset graph through `materialize_graph` on a tmp_path warehouse, with its data files
+and a small long-shape source config written inside the test. A case that fails while reading names the file
+(and the line or the config key); a case that reaches staging ends in exact quarantine, duplicate or conflict
+rows, and the load audit identity rows_read = rows_loaded + rows_quarantined + duplicates_removed holds for
+every file of the run.
+"""
+
+import csv
+import io
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from pipelines.generate import generate_demo_data
+from tests.conftest import materialize_graph, query, write_file
+
+ORDER_HEADER = "order_id,customer_id,order_ts,category,quantity,amount,payment_method"
+CUSTOMER_HEADER = "customer_id,age,gender,income,city"
+CATEGORIES = ["wine", "dairy", "beer"]
+N_CUSTOMERS = 6
+N_GOOD = 30
+
+pytestmark = pytest.mark.slow  # every case runs the whole asset graph
+
+
+# --------------------------------------------------------------------------------------------------- helpers
+
+
+def good_order_lines(n: int = N_GOOD, start: int = 1) -> list[str]:
+    """n valid order lines: one line per order, customers C1..C6, dates in March 2026."""
+    return [
+        f"O{i},C{1 + i % N_CUSTOMERS},2026-03-0{1 + i % 9} 10:00:00,{CATEGORIES[i % 3]},"
+        f"{1 + i % 3},{10 + i}.5,{['CARD', 'CASH', 'MOBILE'][i % 3]}"
+        for i in range(start, start + n)
+    ]
+
+
+def good_customer_lines() -> list[str]:
+    return [
+        f"C{i},{25 + 7 * i},{'FM'[i % 2]},{30000 + 9000 * i},{['Shanghai', 'Beijing'][i % 2]}"
+        for i in range(1, N_CUSTOMERS + 1)
+    ]
+
+
+def csv_text(header: str, lines: list[str], newline: str = "\n", final_newline: bool = True) -> str:
+    return newline.join([header, *lines]) + (newline if final_newline else "")
+
+
+def write_config(tmp_path: Path, *, orders: str = "orders.csv", customers: str | None = None,
+                 orders_extra: str = "", customers_extra: str = "", extra: str = "") -> Path:
+    text = f"name: corpus\nshape: long\norders:\n  path: {orders}\n{orders_extra}"
+    if customers is not None:
+        text += f"customers:\n  path: {customers}\n{customers_extra}"
+    text += extra + "model:\n  k: 2\n"
+    return write_file(tmp_path / "shop.yaml", text)
+
+
+def run_graph(tmp_path: Path, config: Path) -> tuple[dg.ExecuteInProcessResult, Path]:
+    warehouse = tmp_path / "w.duckdb"
+    return materialize_graph(config, warehouse), warehouse
+
+
+def step_failure_message(result: dg.ExecuteInProcessResult, step_key: str) -> str:
+    failures = {event.step_key: event for event in result.get_step_failure_events()}
+    assert step_key in failures, f"no failure of step {step_key}; failed steps: {sorted(failures)}"
+    cause = failures[step_key].step_failure_data.error.cause
+    # A reading error is an IngestError from assets.ingest: the user sees its message, not a traceback.
+    assert cause is not None and cause.cls_name == "IngestError", cause
+    return cause.message.strip().removeprefix("assets.ingest.IngestError: ")
+
+
+def tables(warehouse: Path) -> set[str]:
+    if not warehouse.exists():
+        return set()
+    rows = query(warehouse, "SELECT table_schema || '.' || table_name FROM information_schema.tables")
+    return {row[0] for row in rows}
+
+
+def assert_nothing_published(warehouse: Path) -> None:
+    published = tables(warehouse)
+    assert "segments.customer_segments" not in published
+    assert "segments.segment_profiles" not in published
+
+
+def audit_rows(warehouse: Path, result: dg.ExecuteInProcessResult) -> dict[str, tuple]:
+    """input -> (file name, rows_read, rows_loaded, rows_quarantined, duplicates_removed, exact, conflicting);
+    asserts the audit identity for every row of quality.load_audit."""
+    rows = query(warehouse, """
+        SELECT run_id, input, source_file, rows_read, rows_loaded, rows_quarantined, duplicates_removed,
+               exact_duplicates, conflicting_duplicates
+        FROM quality.load_audit ORDER BY input, source_file""")
+    assert rows, "quality.load_audit is empty"
+    for run_id, _, source_file, read, loaded, quarantined, removed, _, _ in rows:
+        assert run_id == result.run_id
+        assert read == loaded + quarantined + removed, f"audit identity broken for {source_file}"
+    audit = {}
+    for _, input_name, source_file, *counts in rows:
+        assert input_name not in audit, "one file per input in this corpus"
+        audit[input_name] = (Path(source_file).name, *counts)
+    return audit
+
+
+def quarantine_rows(warehouse: Path) -> list[tuple]:
+    return query(warehouse, """
+        SELECT input, parse_filename(source_file), source_row, column_name, raw_value, reason
+        FROM quality.quarantine ORDER BY input, source_row""")
+
+
+def assert_run_succeeded(result: dg.ExecuteInProcessResult, warehouse: Path) -> None:
+    assert result.success, [e.step_failure_data.error.message for e in result.get_step_failure_events()]
+    outcomes = query(warehouse, "SELECT suite, expectation, column_name, severity, success "
+                                "FROM quality.validation_results WHERE run_id = ?", [result.run_id])
+    assert len(outcomes) >= 10
+    failed_critical = [o for o in outcomes if o[3] == "critical" and not o[4]]
+    assert failed_critical == []
+    assert "segments.customer_segments" in tables(warehouse)
+
+
+def check_evaluations(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    return {evaluation.check_name: evaluation for evaluation in result.get_asset_check_evaluations()}
+
+
+# ---------------------------------------------------------------------------- 1-9, 19: files that do not read
+
+
+@pytest.mark.parametrize(("which", "content"), [
+    ("orders", b""),
+    ("orders", b"\xef\xbb\xbf\r\n  \n"),
+    ("customers", b""),
+], ids=["orders-zero-bytes", "orders-bom-and-blank-lines", "customers-zero-bytes"])
+def test_empty_file_fails_naming_the_file(tmp_path, which, content):
+    write_file(tmp_path / "orders.csv", csv_text(ORDER_HEADER, good_order_lines()))
+    write_file(tmp_path / "customers.csv", csv_text(CUSTOMER_HEADER, good_customer_lines()))
+    empty = tmp_path / f"{which}.csv"
+    empty.write_bytes(content)
+    result, warehouse = run_graph(tmp_path, write_config(tmp_path, customers="customers.csv"))
+    assert not result.success
+    assert [event.step_key for event in result.get_step_failure_events()] == [f"raw__{which}"]
+    assert step_failure_message(result, f"raw__{which}") == f"{empty.resolve()}: the file is empty (no header row)"
+    assert_nothing_published(warehouse)
+
+
+def test_header_only_file_is_blocked_by_the_row_count_expectations(tmp_path):
+    orders = write_file(tmp_path / "orders.csv", ORDER_HEADER + "\n")
+    result, warehouse = run_graph(tmp_path, write_config(tmp_path))
+    assert not result.success
+    evaluations = check_evaluations(result)
+    failed = {name: evaluation.description for name, evaluation in evaluations.items() if not evaluation.passed}
+    assert failed == {
+        "raw_orders_expectations": "raw.orders: expect_table_row_count_to_be_between [critical]: observed 0",
+        "staging_orders_expectations":
+            "staging.orders: expect_table_row_count_to_be_between [critical]: observed 0",
+        "staging_customers_expectations":
+            "staging.customers: expect_table_row_count_to_be_between [critical]: observed 0",
+    }
+    assert evaluations["load_audit_identity"].passed
+    assert query(warehouse, "SELECT suite, expectation, severity, observed_value FROM quality.validation_results "
+                            "WHERE run_id = ? AND NOT success ORDER BY suite", [result.run_id]) == [
+        ("raw_orders", "expect_table_row_count_to_be_between", "critical", "0"),
+        ("staging_customers", "expect_table_row_count_to_be_between", "critical", "0"),
+        ("staging_orders", "expect_table_row_count_to_be_between", "critical", "0"),
+    ]
+    assert audit_rows(warehouse, result) == {"orders": (orders.name, 0, 0, 0, 0, 0, 0)}
+    assert query(warehouse, "SELECT count(*) FROM quality.quarantine") == [(0,)]
+    assert_nothing_published(warehouse)
+
+
+@pytest.mark.parametrize("field", ["order_id", "customer_id", "order_ts", "category"])
+def test_missing_required_column_fails_naming_file_and_key(tmp_path, field):
+    columns = ORDER_HEADER.split(",")
+    keep = [i for i, name in enumerate(columns) if name != field]
+    lines = [",".join(line.split(",")[i] for i in keep) for line in good_order_lines()]
+    orders = write_file(tmp_path / "orders.csv", csv_text(",".join(columns[i] for i in keep), lines))
+    result, warehouse = run_graph(tmp_path, write_config(tmp_path))
+    assert not result.success
+    message = step_failure_message(result, "raw__orders")
+    assert message.startswith(f"{orders.resolve()}: required column {field!r} is missing; "
+                              f"map it under orders.columns.{field}. The header has [")
+    assert_nothing_published(warehouse)
+
+
+def test_extra_columns_are_ignored_and_listed(tmp_path):
+    lines = [f"{line},note {i},{i * 3}" for i, line in enumerate(good_order_lines(), start=1)]
+    orders = write_file(tmp_path / "orders.csv", csv_text(ORDER_HEADER + ",remark,store_no", lines))
+    result, warehouse = run_graph(tmp_path, write_config(tmp_path))
+    assert_run_succeeded(result, warehouse)
+    assert query(warehouse, "SELECT input, rows_read, ignored_columns FROM raw.source_files "
+                            "WHERE input = 'orders'") == [("orders", N_GOOD, ["remark", "store_no"])]
+    raw = query(warehouse, "SELECT order_id, customer_id, order_ts, category, quantity, amount, payment_method "
+                           "FROM raw.orders ORDER BY _source_row")
+    assert [",".join(row) for row in raw] == good_order_lines()
+    assert audit_rows(warehouse, result) == {"orders": (orders.name, N_GOOD, N_GOOD, 0, 0, 0, 0)}
+
+
+def test_wrong_delimiter_fails_with_the_delimiter_hint(tmp_path):
+    lines = [line.replace(",", ";") for line in good_order_lines()]
+    orders = write_file(tmp_path / "orders.csv", csv_text(ORDER_HEADER.replace(",", ";"), lines))
+    result, warehouse = run_graph(tmp_path, write_config(tmp_path))
+    assert not result.success
+    message = step_failure_message(result, "raw__orders")
+    assert message == (
+        f"{orders.resolve()}: required column 'order_id' is missing; map it under orders.columns.order_id. "
+        f"The header has [{ORDER_HEADER.replace(',', ';')!r}] (one column only: is the delimiter right?)")
+    assert_nothing_published(warehouse)
+
+
+def _gbk_files(tmp_path: Path) -> tuple[Path, Path]:
+    lines = good_order_lines()
+    lines[4] = lines[4].replace(",beer,", ",生鲜,")  # order O5, customer C6
+    orders = write_file(tmp_path / "orders.csv", csv_text(ORDER_HEADER, lines), encoding="gbk")
+    customers = good_customer_lines()
+    customers[1] = "C2,39,F,48000,上海"
+    customers = write_file(tmp_path / "customers.csv", csv_text(CUSTOMER_HEADER, customers), encoding="gbk")
+    return orders, customers
+
+
+def test_gbk_files_load_with_encoding_gbk(tmp_path):
+    orders, customers = _gbk_files(tmp_path)
+    config = write_config(tmp_path, customers="customers.csv", orders_extra="  encoding: gbk\n",
+                          customers_extra="  encoding: gbk\n")
+    result, warehouse = run_graph(tmp_path, config)
+    assert_run_succeeded(result, warehouse)
+    assert query(warehouse, "SELECT order_id, category FROM staging.order_lines WHERE order_id = 'O5'") == [
+        ("O5", "生鲜")]
+    assert query(warehouse, "SELECT customer_id, city FROM staging.customers WHERE city = '上海'") == [
+        ("C2", "上海")]
+    assert audit_rows(warehouse, result) == {
+        "customers": (customers.name, N_CUSTOMERS, N_CUSTOMERS, 0, 0, 0, 0),
+        "orders": (orders.name, N_GOOD, N_GOOD, 0, 0, 0, 0),
+    }
+
+
+def test_gbk_files_read_as_utf8_fail_naming_file_and_line(tmp_path):
+    orders, customers = _gbk_files(tmp_path)
+    result, warehouse = run_graph(tmp_path, write_config(tmp_path, customers="customers.csv"))
+    assert not result.success
+    # 生鲜 in GBK is c9 fa cf ca; order O5 is on line 6 (header is line 1).
+    offset = len(csv_text(ORDER_HEADER, good_order_lines()[:4]).encode()) + len("O5,C6,2026-03-06 10:00:00,")
+    assert step_failure_message(result, "raw__orders") == (
+        f"{orders.resolve()}: line 6: bytes b'\\xc9' are not valid utf-8 (byte offset {offset}); "
+        "check 'encoding' in the config")
+    # 上海 in GBK is c9 cf ba a3; customer C2 is on line 3.
+    offset = len(csv_text(CUSTOMER_HEADER, good_customer_lines()[:1]).encode()) + len("C2,39,F,48000,")
+    assert step_failure_message(result, "raw__customers") == (
+        f"{customers.resolve()}: line 3: bytes b'\\xc9' are not valid utf-8 (byte offset {offset}); "
+        "check 'encoding' in the config")
+    assert_nothing_published(warehouse)
+
+
+def test_utf8_bom_first_column_is_recognised(tmp_path):
+    orders = tmp_path / "orders.csv"
+    orders.write_bytes(b"\xef\xbb\xbf" + csv_text(ORDER_HEADER, good_order_lines()).encode())
+    result, warehouse = run_graph(tmp_path, write_config(tmp_path))
+    assert_run_succeeded(result, warehouse)
+    assert query(warehouse, "SELECT ignored_columns FROM raw.source_files WHERE input = 'orders'") == [([],)]
+    assert query(warehouse, "SELECT min(order_id), count(DISTINCT order_id) FROM staging.order_lines") == [
+        ("O1", N_GOOD)]
+    assert audit_rows(warehouse, result) == {"orders": (orders.name, N_GOOD, N_GOOD, 0, 0, 0, 0)}
+
+
+def test_crlf_line_endings_leave_no_carriage_returns(tmp_path):
+    orders = write_file(tmp_path / "orders.csv", csv_text(ORDER_HEADER, good_order_lines(), newline="\r\n"))
+    customers = write_file(tmp_path / "customers.csv",
+                           csv_text(CUSTOMER_HEADER, good_customer_lines(), newline="\r\n"))
+    result, warehouse = run_graph(tmp_path, write_config(tmp_path, customers="customers.csv"))
+    assert_run_succeeded(result, warehouse)
+    assert query(warehouse, "SELECT count(*) FROM raw.orders WHERE contains(payment_method, chr(13))") == [(0,)]
+    assert query(warehouse, "SELECT count(*) FROM raw.customers WHERE contains(city, chr(13))") == [(0,)]
+    assert query(warehouse, "SELECT payment_method, count(*) FROM staging.order_lines GROUP BY ALL ORDER BY 1") == [
+        ("CARD", 10), ("CASH", 10), ("MOBILE", 10)]
+    assert query(warehouse, "SELECT city, count(*) FROM staging.customers GROUP BY ALL ORDER BY 1") == [
+        ("Beijing", 3), ("Shanghai", 3)]
+    assert audit_rows(warehouse, result) == {
+        "customers": (customers.name, N_CUSTOMERS, N_CUSTOMERS, 0, 0, 0, 0),
+        "orders": (orders.name, N_GOOD, N_GOOD, 0, 0, 0, 0),
+    }
+
+
+# A valid record whose quoted category spans two lines: from here on record numbers and file lines differ.
+MULTILINE_RECORD = 'O4,C5,2026-03-05 10:00:00,"wine\nred",2,14.5,MOBILE'
+
+
+@pytest.mark.parametrize(("bad_line", "multiline_before", "line", "reason"), [
+    ('O99,C1,"2026-03-01 10:00:00,wine,1,5,CARD', False, 12,
+     "a quoted value is never closed (check quoting and the delimiter ',')"),
+    ('O99,C1"x,2026-03-01 10:00:00,wine,1,5,CARD', False, 12,
+     'a quote inside an unquoted value (quote the whole value and double inner quotes: "C2""x")'),
+    ('O99,C1,"2026-03-01 10:00:00"x,wine,1,5,CARD', False, 12,
+     "a quoted value is never closed (check quoting and the delimiter ',')"),
+    ('O99,C1,"2026-03-01 10:00:00",wine,1,5,CARD,"extra"', False, 12,
+     "expected 7 fields, found 8 (check quoting and the delimiter ',')"),
+    ('O99,C1,"2026-03-01 10:00:00",wine,1,"5"', False, 12,
+     "expected 7 fields, found 6 (check quoting and the delimiter ',')"),
+    ('O99,C1,"2026-03-01 10:00:00",wine,1,5,CARD,"extra"', True, 13,
+     "expected 7 fields, found 8 (check quoting and the delimiter ',')"),
+], ids=["unclosed-quote", "stray-quote", "text-after-closing-quote", "extra-quoted-field", "missing-field",
+        "extra-field-after-a-multiline-value"])
+def test_malformed_quoted_row_fails_naming_file_and_line(tmp_path, bad_line, multiline_before, line, reason):
+    lines = good_order_lines()
+    if multiline_before:
+        lines[3] = MULTILINE_RECORD
+    lines.insert(10, bad_line)  # record 12 of the file (the header is record 1)
+    orders = write_file(tmp_path / "orders.csv", csv_text(ORDER_HEADER, lines))
+    result, warehouse = run_graph(tmp_path, write_config(tmp_path))
+    assert not result.success
+    assert step_failure_message(result, "raw__orders") == (
+        f"{orders.resolve()}: line {line}: malformed CSV record: {reason}")
+    assert_nothing_published(warehouse)
+
+
+def test_last_line_without_newline_is_loaded(tmp_path):
+    orders = write_file(tmp_path / "orders.csv", csv_text(ORDER_HEADER, good_order_lines(), final_newline=False))
+    result, warehouse = run_graph(tmp_path, write_config(tmp_path))
+    assert_run_succeeded(result, warehouse)
+    last = good_order_lines()[-1].split(",")
+    assert query(warehouse, "SELECT order_id, customer_id, amount, payment_method FROM staging.order_lines "
+                            "WHERE _source_row = ?", [N_GOOD]) == [(last[0], last[1], float(last[5]), last[6])]
+    assert audit_rows(warehouse, result) == {"orders": (orders.name, N_GOOD, N_GOOD, 0, 0, 0, 0)}
+
+
+# ------------------------------------------------------------------ 10-18, 20: rows that reach quarantine
+
+
+def run_with_bad_order_lines(tmp_path: Path, bad: list[str], customers: list[str] | None = None,
+                             extra: str = "") -> tuple[dg.ExecuteInProcessResult, Path, Path]:
+    """30 good order lines, then the bad ones (rows 31, 32, ...)."""
+    orders = write_file(tmp_path / "orders.csv", csv_text(ORDER_HEADER, good_order_lines() + bad))
+    if customers is not None:
+        write_file(tmp_path / "customers.csv", csv_text(CUSTOMER_HEADER, customers))
+    config = write_config(tmp_path, customers="customers.csv" if customers is not None else None,
+                          extra=extra or "quality:\n  max_quarantine_share: 0.5\n")
+    result, warehouse = run_graph(tmp_path, config)
+    return result, warehouse, orders
+
+
+def test_non_numeric_amount_is_quarantined(tmp_path):
+    result, warehouse, orders = run_with_bad_order_lines(tmp_path, ["O99,C1,2026-03-01 10:00:00,wine,1,2.5元,CARD"])
+    assert_run_succeeded(result, warehouse)
+    assert quarantine_rows(warehouse) == [
+        ("orders", "orders.csv", 31, "amount", "2.5元", "amount is not a number")]
+    assert audit_rows(warehouse, result) == {"orders": (orders.name, 31, 30, 1, 0, 0, 0)}
+
+
+def test_returns_and_cancelled_orders_are_quarantined(tmp_path):
+    header = ORDER_HEADER + ",status"
+    lines = [f"{line},PAID" for line in good_order_lines()] + [
+        "O97,C1,2026-03-01 10:00:00,wine,-1,-10.5,CARD,PAID",
+        "O98,C2,2026-03-01 10:00:00,wine,1,10.5,CARD,CANCELLED",
+        "O99,C3,2026-03-01 10:00:00,wine,1,10.5,CARD,已取消",
+    ]
+    orders = write_file(tmp_path / "orders.csv", csv_text(header, lines))
+    config = write_config(tmp_path, extra="quality:\n  max_quarantine_share: 0.5\n")
+    result, warehouse = run_graph(tmp_path, config)
+    assert_run_succeeded(result, warehouse)
+    assert quarantine_rows(warehouse) == [
+        ("orders", "orders.csv", 31, "quantity", "-1",
+         "return line (negative quantity); returns are kept out of purchase features"),
+        ("orders", "orders.csv", 32, "status", "CANCELLED", "cancelled order (status CANCELLED)"),
+        ("orders", "orders.csv", 33, "status", "已取消", "cancelled order (status 已取消)"),
+    ]
+    assert query(warehouse, "SELECT count(*) FROM staging.orders WHERE order_id IN ('O97', 'O98', 'O99')") == [(0,)]
+    assert audit_rows(warehouse, result) == {"orders": (orders.name, 33, 30, 3, 0, 0, 0)}
+
+
+def test_negative_amount_return_names_the_amount(tmp_path):
+    result, warehouse, orders = run_with_bad_order_lines(tmp_path, ["O99,C1,2026-03-01 10:00:00,wine,1,-10.5,CARD"])
+    assert_run_succeeded(result, warehouse)
+    assert audit_rows(warehouse, result) == {"orders": (orders.name, 31, 30, 1, 0, 0, 0)}
+    assert quarantine_rows(warehouse) == [
+        ("orders", "orders.csv", 31, "amount", "-10.5",
+         "return line (negative amount); returns are kept out of purchase features")]
+
+
+def test_future_order_date_is_quarantined(tmp_path):
+    result, warehouse, orders = run_with_bad_order_lines(tmp_path, ["O99,C1,2099-01-01,wine,1,12.5,CARD"])
+    assert_run_succeeded(result, warehouse)
+    assert quarantine_rows(warehouse) == [
+        ("orders", "orders.csv", 31, "order_ts", "2099-01-01",
+         "order_ts 2099-01-01 is in the future (later than the run by more than quality.future_tolerance_hours)")]
+    assert audit_rows(warehouse, result) == {"orders": (orders.name, 31, 30, 1, 0, 0, 0)}
+
+
+def test_unknown_payment_code_is_quarantined_and_alias_is_mapped(tmp_path):
+    result, warehouse, orders = run_with_bad_order_lines(tmp_path, [
+        "O98,C1,2026-03-01 10:00:00,wine,1,12.5,BITCOIN",
+        "O99,C2,2026-03-01 10:00:00,wine,1,12.5,支付宝",
+    ])
+    assert_run_succeeded(result, warehouse)
+    assert quarantine_rows(warehouse) == [
+        ("orders", "orders.csv", 31, "payment_method", "BITCOIN",
+         "payment_method BITCOIN is not in values.payment_methods")]
+    assert query(warehouse, "SELECT payment_method FROM staging.orders WHERE order_id = 'O99'") == [("MOBILE",)]
+    assert audit_rows(warehouse, result) == {"orders": (orders.name, 32, 31, 1, 0, 0, 0)}
+
+
+def test_exact_duplicate_order_line_collapses(tmp_path):
+    copy = good_order_lines()[6]  # row 7, order O7
+    result, warehouse, orders = run_with_bad_order_lines(tmp_path, [copy])
+    assert_run_succeeded(result, warehouse)
+    assert query(warehouse, "SELECT input, parse_filename(source_file), source_row, "
+                            "parse_filename(duplicate_of_file), duplicate_of_row, kind "
+                            "FROM quality.removed_duplicates") == [
+        ("orders", "orders.csv", 31, "orders.csv", 7, "exact")]
+    assert query(warehouse, "SELECT count(*) FROM staging.order_lines WHERE order_id = 'O7'") == [(1,)]
+    assert quarantine_rows(warehouse) == []
+    assert audit_rows(warehouse, result) == {"orders": (orders.name, 31, 30, 0, 1, 1, 0)}
+
+
+def test_conflicting_duplicate_customer_last_row_wins(tmp_path):
+    customers = good_customer_lines() + ["C3,46,M,99000,Beijing"]  # row 7 supersedes row 3 (income 57000)
+    result, warehouse, orders = run_with_bad_order_lines(tmp_path, [], customers=customers)
+    assert_run_succeeded(result, warehouse)
+    assert query(warehouse, "SELECT age, gender, income, city, _source_row FROM staging.customers "
+                            "WHERE customer_id = 'C3'") == [(46.0, "M", 99000.0, "Beijing", 7)]
+    assert query(warehouse, "SELECT input, key_column, key_value, kept_row, superseded_row, differing_columns, "
+                            "resolution FROM quality.key_conflicts") == [
+        ("customers", "customer_id", "C3", 7, 3, ["income"], "last row in file order wins")]
+    assert query(warehouse, "SELECT input, source_row, duplicate_of_row, kind FROM quality.removed_duplicates") == [
+        ("customers", 3, 7, "conflict_superseded")]
+    assert audit_rows(warehouse, result) == {
+        "customers": ("customers.csv", 7, 6, 0, 1, 0, 1),
+        "orders": (orders.name, 30, 30, 0, 0, 0, 0),
+    }
+
+
+def test_missing_customer_id_is_quarantined(tmp_path):
+    customers = good_customer_lines() + [",40,M,50000,Beijing"]
+    result, warehouse, orders = run_with_bad_order_lines(
+        tmp_path, ["O99,,2026-03-01 10:00:00,wine,1,12.5,CARD", "O100,   ,2026-03-01 10:00:00,wine,1,12.5,CARD"],
+        customers=customers,
+        # 1 of 7 customer rows and 2 of 32 order lines lack the key: below the default min_key_share 0.95.
+        extra="quality:\n  max_quarantine_share: 0.5\n  min_key_share: 0.8\n")
+    assert_run_succeeded(result, warehouse)
+    assert quarantine_rows(warehouse) == [
+        ("customers", "customers.csv", 7, "customer_id", None, "missing customer_id"),
+        ("orders", "orders.csv", 31, "customer_id", None, "missing customer_id"),
+        ("orders", "orders.csv", 32, "customer_id", None, "missing customer_id"),
+    ]
+    assert audit_rows(warehouse, result) == {
+        "customers": ("customers.csv", 7, 6, 1, 0, 0, 0),
+        "orders": (orders.name, 32, 30, 2, 0, 0, 0),
+    }
+
+
+def test_age_out_of_range_is_quarantined(tmp_path):
+    customers = good_customer_lines()
+    customers[3] = "C4,999,F,66000,Beijing"
+    result, warehouse, orders = run_with_bad_order_lines(tmp_path, [], customers=customers)
+    assert_run_succeeded(result, warehouse)
+    assert quarantine_rows(warehouse) == [
+        ("customers", "customers.csv", 4, "age", "999", "age 999 is outside quality.age_range [0, 120]")]
+    # The customer still ordered: staged with an empty profile.
+    assert query(warehouse, "SELECT age, income, _source_file FROM staging.customers WHERE customer_id = 'C4'") == [
+        (None, None, None)]
+    assert audit_rows(warehouse, result) == {
+        "customers": ("customers.csv", 6, 5, 1, 0, 0, 0),
+        "orders": (orders.name, 30, 30, 0, 0, 0, 0),
+    }
+
+
+def test_age_range_reason_does_not_depend_on_where_the_range_came_from(tmp_path):
+    customers = good_customer_lines()
+    customers[3] = "C4,999,F,66000,Beijing"
+    result, warehouse, orders = run_with_bad_order_lines(
+        tmp_path, [], customers=customers, extra="quality:\n  max_quarantine_share: 0.5\n  age_range: [0, 120]\n")
+    assert_run_succeeded(result, warehouse)
+    assert audit_rows(warehouse, result)["customers"] == ("customers.csv", 6, 5, 1, 0, 0, 0)
+    # The same text as with the default range (test_age_out_of_range_is_quarantined).
+    assert quarantine_rows(warehouse) == [
+        ("customers", "customers.csv", 4, "age", "999", "age 999 is outside quality.age_range [0, 120]")]
+
+
+def test_impossible_incomes_are_quarantined(tmp_path):
+    customers = good_customer_lines()
+    customers[1] = "C2,39,F,-5,Beijing"
+    customers[4] = "C5,60,M,2e9,Shanghai"
+    result, warehouse, orders = run_with_bad_order_lines(tmp_path, [], customers=customers)
+    assert_run_succeeded(result, warehouse)
+    assert quarantine_rows(warehouse) == [
+        ("customers", "customers.csv", 2, "income", "-5",
+         "income -5 is outside quality.income_range [0, 100000000]"),
+        ("customers", "customers.csv", 5, "income", "2e9",
+         "income 2e9 is outside quality.income_range [0, 100000000]"),
+    ]
+    assert audit_rows(warehouse, result) == {
+        "customers": ("customers.csv", 6, 4, 2, 0, 0, 0),
+        "orders": (orders.name, 30, 30, 0, 0, 0, 0),
+    }
+
+
+def test_plausible_extreme_customer_is_flagged_and_left_out_of_fitting(tmp_path):
+    generated = generate_demo_data(tmp_path / "data", customers=300, days=60, seed=5, outlier_share=0)
+    extreme = "C0000042"
+    with generated.orders_path.open(newline="") as handle:
+        lines = list(csv.DictReader(handle))
+    for line in lines:
+        if line["customer_id"] == extreme:
+            line["quantity"] = str(int(line["quantity"]) * 50)
+            line["amount"] = f"{float(line['amount']) * 50:.2f}"
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(lines[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(lines)
+    write_file(generated.orders_path, buffer.getvalue())
+    customers = generated.customers_path.read_text(encoding="utf-8").splitlines()
+    customers = [
+        ",".join([*row.split(",")[:3], "30000000", *row.split(",")[4:]]) if row.startswith(extreme + ",") else row
+        for row in customers
+    ]
+    write_file(generated.customers_path, "\n".join(customers) + "\n")
+    config = write_config(tmp_path, orders=str(generated.orders_path), customers=str(generated.customers_path))
+    result, warehouse = run_graph(tmp_path, config)
+    assert_run_succeeded(result, warehouse)
+    assert quarantine_rows(warehouse) == []
+    assert audit_rows(warehouse, result) == {
+        "customers": ("customers.csv", 300, 300, 0, 0, 0, 0),
+        "orders": ("order_lines.csv", len(lines), len(lines), 0, 0, 0, 0),
+    }
+    assert query(warehouse, "SELECT income FROM staging.customers WHERE customer_id = ?", [extreme]) == [
+        (30_000_000.0,)]
+    flagged = {row[0] for row in query(warehouse, "SELECT customer_id FROM quality.outliers WHERE is_outlier")}
+    assert extreme in flagged
+    assert query(warehouse, "SELECT is_outlier, segment_id IS NOT NULL FROM segments.customer_segments "
+                            "WHERE customer_id = ?", [extreme]) == [(True, True)]
+    assert {row[0] for row in query(warehouse, "SELECT customer_id FROM segments.customer_segments "
+                                               "WHERE is_outlier")} == flagged
+    assert query(warehouse, "SELECT n_customers FROM model.model_runs") == [(300,)]
+    [metadata] = [event.materialization.metadata for event in result.get_asset_materialization_events()
+                  if event.asset_key == dg.AssetKey(["model", "customer_clusters"])]
+    assert metadata["fitted_on"].value == 300 - len(flagged)
+    assert metadata["left_out_as_outliers"].value == len(flagged)
+
+
+def test_quarantine_share_above_the_limit_blocks_publishing(tmp_path):
+    bad = [f"O{100 + i},C{1 + i % N_CUSTOMERS},2026-03-02 10:00:00,wine,1,n/a,CARD" for i in range(10)]
+    orders = write_file(tmp_path / "orders.csv", csv_text(ORDER_HEADER, good_order_lines(20) + bad))
+    result, warehouse = run_graph(tmp_path, write_config(tmp_path))
+    assert not result.success
+    evaluations = check_evaluations(result)
+    assert [name for name, evaluation in evaluations.items() if not evaluation.passed] == [
+        "quarantine_share_within_limit"]
+    share_check = evaluations["quarantine_share_within_limit"]
+    assert share_check.description == (
+        f"{orders.resolve()}: 33.3% of rows quarantined, above quality.max_quarantine_share 5.0%")
+    assert quarantine_rows(warehouse) == [
+        ("orders", "orders.csv", 21 + i, "amount", "n/a", "amount is not a number") for i in range(10)]
+    assert audit_rows(warehouse, result) == {"orders": (orders.name, 30, 20, 10, 0, 0, 0)}
+    assert_nothing_published(warehouse)
