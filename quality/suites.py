@@ -5,7 +5,7 @@ Row rules in staging quarantine single bad rows; these suites judge whole tables
 staged tables keep their contract), so a broken export stops the run instead of yielding half a segmentation.
 """
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import great_expectations as gx
 
@@ -72,14 +72,18 @@ def staging_orders_suite(config: SourceConfig, checked_at: datetime) -> SuiteSpe
     return SuiteSpec(
         name="staging_orders",
         table="staging.orders",
-        frame_sql="SELECT order_id, customer_id, order_ts, payment_method, order_amount, n_lines FROM staging.orders",
+        # Timestamps travel as epoch seconds: GX compares datetime columns value by value in Python (about 3 s per
+        # million rows here), numbers vectorised.
+        frame_sql="SELECT order_id, customer_id, epoch(order_ts) AS order_ts_epoch, payment_method, order_amount, "
+                  "n_lines FROM staging.orders",
         partition_key=["order_id"],
         expectations=[
             expectation(E.ExpectTableRowCountToBeBetween, CRITICAL, min_value=1),
             expectation(E.ExpectColumnValuesToNotBeNull, CRITICAL, column="order_id"),
             expectation(E.ExpectColumnValuesToBeUnique, CRITICAL, column="order_id"),
             expectation(E.ExpectColumnValuesToNotBeNull, CRITICAL, column="customer_id"),
-            expectation(E.ExpectColumnValuesToBeBetween, CRITICAL, column="order_ts", max_value=future_limit),
+            expectation(E.ExpectColumnValuesToBeBetween, CRITICAL, column="order_ts_epoch",
+                        max_value=future_limit.replace(tzinfo=timezone.utc).timestamp()),
             expectation(E.ExpectColumnValuesToBeInSet, CRITICAL, column="payment_method",
                         value_set=[code.upper() for code in config.values.payment_methods]),
             expectation(E.ExpectColumnValuesToBeBetween, CRITICAL, column="order_amount", min_value=0),

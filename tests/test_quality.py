@@ -1,6 +1,6 @@
 """The quality gate's parts: batched Great Expectations validation, stored results, outliers, missing values."""
 
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -134,8 +134,8 @@ quality: {min_key_share: 0.8, age_range: [16, 99], min_profile_coverage: 0.7}
     assert (integrity.mostly, integrity.meta["severity"]) == (0.7, WARNING)
     now = datetime(2026, 5, 1, 12)
     orders = suites.staging_orders_suite(config, now)
-    future = next(e for e in orders.expectations if getattr(e, "column", None) == "order_ts")
-    assert future.max_value == datetime(2026, 5, 2, 12)
+    future = next(e for e in orders.expectations if getattr(e, "column", None) == "order_ts_epoch")
+    assert future.max_value == datetime(2026, 5, 2, 12, tzinfo=timezone.utc).timestamp()
 
 
 def _planted_inputs(rng: np.random.Generator, normal: int, extreme: int) -> pl.DataFrame:
