@@ -1,166 +1,204 @@
 """Segments layer: the public tables ops teams query.
 
-- `segments.customer_segments`: one row per customer with segment id and bilingual name.
-- `segments.segment_profiles`: one row per segment with size, share and the evidence behind its name.
-
-Names are derived from the data, never hard-coded: each segment is described by the profile feature that sets it
-apart most (age, income, spend, ...) and its most over-represented category, for example
-高收入·葡萄酒偏好 / High income · wine lovers. A descriptor is used only when the segment's mean differs from the
-population's by at least NAME_THRESHOLD standard deviations, so a name never contradicts the data.
+- `segments.customer_segments`: one row per customer with its stable segment id and bilingual name.
+- `segments.segment_profiles`: one row per segment with size, share, medians and the evidence behind its name.
+- `segments.segment_catalog`: every segment id ever published, with first_seen / last_seen.
+- `segments.segment_category_affinity` and `segments.segment_features`: what sets each segment apart.
+- `segments.customer_segment_history` and `segments.segment_migration`: who moved between segments.
 """
 
-
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import dagster as dg
+import duckdb
 import numpy as np
 import polars as pl
+from sklearn.ensemble import RandomForestClassifier
 
-from assets.features import CATEGORY_PREFIX, PAYMENT_PREFIX
+from assets.features import CATEGORY_PREFIX, feature_family
 from assets.ingest import preview_markdown
-from assets.labels import FALLBACK_NAME, PROFILE_DESCRIPTORS, category_label, payment_label
+from assets.naming import SegmentName, build_profiles, load_archetypes, name_segments
 from pipelines.resources import SourceResource, WarehouseResource
 
-NAME_THRESHOLD = 0.4  # in population standard deviations
+IMPORTANCE_SAMPLE = 20_000
 
 
-@dataclass(frozen=True)
-class Descriptor:
-    feature: str
-    z_score: float
-    zh: str
-    en: str
-    kind: str  # "profile" (who they are) or "category" (what they buy)
-
-    @property
-    def evidence(self) -> str:
-        return f"{self.feature} z={self.z_score:+.2f}"
+def previous_names(con: duckdb.DuckDBPyConnection) -> dict[int, tuple[str, list[str]]]:
+    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'segments' "
+                         "AND table_name = 'segment_catalog'").fetchone()[0]
+    if not exists:
+        return {}
+    return {sid: (source, list(basis or [])) for sid, source, basis in con.execute(
+        "SELECT segment_id, name_source, name_basis FROM segments.segment_catalog").fetchall()}
 
 
-def segment_descriptors(
-    features: pl.DataFrame,
-    labels: np.ndarray,
-    category_overrides: dict[str, tuple[str, str]],
-    typical: np.ndarray | None = None,
-) -> dict[int, list[Descriptor]]:
-    """Per segment, every descriptor that clears the threshold, strongest first.
-
-    Statistics use the `typical` customers only (not flagged as outliers), so a few extreme buyers cannot
-    make a segment look like big spenders.
-    """
-    typical = np.ones(len(labels), dtype=bool) if typical is None else typical
-    descriptors: dict[int, list[Descriptor]] = {}
-    numeric = [c for c, dtype in features.schema.items() if dtype.is_numeric()]
-    population = features.select(numeric).filter(pl.Series(typical))
-    means = {c: population.get_column(c).mean() for c in numeric}
-    stds = {c: population.get_column(c).std() for c in numeric}
-    for segment in sorted(set(labels.tolist())):
-        in_segment = labels == segment
-        # A segment made only of outliers is still described, from its own members.
-        chosen = in_segment & typical if (in_segment & typical).any() else in_segment
-        members = features.select(numeric).filter(pl.Series(chosen))
-        found: list[Descriptor] = []
-        for column in numeric:
-            std, mean = stds[column], means[column]
-            segment_mean = members.get_column(column).mean()
-            if std is None or not std or mean is None or segment_mean is None:
-                continue
-            z = (segment_mean - mean) / std
-            if abs(z) < NAME_THRESHOLD:
-                continue
-            if column in PROFILE_DESCRIPTORS:
-                above, below = PROFILE_DESCRIPTORS[column]
-                zh, en = above if z > 0 else below
-                found.append(Descriptor(column, z, zh, en, "profile"))
-            elif column.startswith(CATEGORY_PREFIX) and z > 0:
-                zh, en = category_label(column.removeprefix(CATEGORY_PREFIX), category_overrides)
-                found.append(Descriptor(column, z, f"{zh}偏好", f"{en} lovers", "category"))
-            elif column.startswith(PAYMENT_PREFIX) and z > 0:
-                zh, en = payment_label(column.removeprefix(PAYMENT_PREFIX))
-                found.append(Descriptor(column, z, zh, en, "profile"))
-        descriptors[segment] = sorted(found, key=lambda d: (-abs(d.z_score), d.feature))
-    return descriptors
+def separation_importance(features: pl.DataFrame, segment_ids: np.ndarray, columns: list[str], seed: int) -> dict:
+    """Which features tell the segments apart overall: random-forest importance on a sample."""
+    if len(set(segment_ids.tolist())) < 2 or not columns:
+        return {c: 0.0 for c in columns}
+    rng = np.random.default_rng(seed)
+    rows = np.arange(features.height)
+    if features.height > IMPORTANCE_SAMPLE:
+        rows = np.sort(rng.choice(features.height, IMPORTANCE_SAMPLE, replace=False))
+    matrix = features.select(columns).to_numpy()[rows]
+    matrix = np.where(np.isnan(matrix), np.nanmedian(matrix, axis=0), matrix)
+    forest = RandomForestClassifier(n_estimators=100, max_depth=8, random_state=seed, n_jobs=1)
+    forest.fit(np.nan_to_num(matrix), segment_ids[rows])
+    return dict(zip(columns, forest.feature_importances_.round(6).tolist()))
 
 
-def name_segments(descriptors: dict[int, list[Descriptor]]) -> dict[int, tuple[str, str, list[Descriptor]]]:
-    """Who they are + what they buy; more descriptors are added until every name is unique."""
-    names: dict[int, tuple[str, str, list[Descriptor]]] = {}
-    used: set[str] = set()
-    for segment in sorted(descriptors):
-        ranked = descriptors[segment]
-        first_choice = [d for d in (
-            next((d for d in ranked if d.kind == "profile"), None),
-            next((d for d in ranked if d.kind == "category"), None),
-        ) if d is not None]
-        chosen = list(first_choice)
-        extra = [d for d in ranked if d not in chosen]
-        while True:
-            zh = "·".join(d.zh for d in chosen) if chosen else FALLBACK_NAME[0]
-            en = " · ".join(d.en for d in chosen) if chosen else FALLBACK_NAME[1]
-            if zh not in used:
-                break
-            if extra:
-                chosen.append(extra.pop(0))
-                continue
-            zh, en = f"{zh}{segment + 1}组", f"{en} (group {segment + 1})"
-            break
-        used.add(zh)
-        names[segment] = (zh, en[:1].upper() + en[1:], chosen)
-    return names
+def explanation_tables(profiles, names: dict[int, SegmentName], importance: dict) -> tuple[pl.DataFrame, pl.DataFrame]:
+    affinity, numeric = [], []
+    for profile in profiles:
+        for column, mean in profile.means.items():
+            population = profile.population_means.get(column)
+            if column.startswith(CATEGORY_PREFIX):
+                affinity.append({"segment_id": profile.segment_id, "category": column.removeprefix(CATEGORY_PREFIX),
+                                 "segment_rate": mean, "population_rate": population,
+                                 "lift": profile.lifts.get(column)})
+            if feature_family(column) is not None:
+                numeric.append({"segment_id": profile.segment_id, "feature": column,
+                                "family": feature_family(column), "segment_mean": mean,
+                                "population_mean": population, "z_score": profile.z_scores.get(column),
+                                "separation_importance": importance.get(column)})
+    affinity_frame = pl.DataFrame(affinity, schema={
+        "segment_id": pl.Int32, "category": pl.String, "segment_rate": pl.Float64, "population_rate": pl.Float64,
+        "lift": pl.Float64})
+    feature_frame = pl.DataFrame(numeric, schema={
+        "segment_id": pl.Int32, "feature": pl.String, "family": pl.String, "segment_mean": pl.Float64,
+        "population_mean": pl.Float64, "z_score": pl.Float64, "separation_importance": pl.Float64})
+    return affinity_frame, feature_frame
 
 
-@dg.multi_asset(
-    specs=[
-        dg.AssetSpec(["segments", "customer_segments"], group_name="segments", kinds={"duckdb"},
-                     deps=[["model", "customer_clusters"], ["features", "customer_features"],
-                           ["quality", "outliers"]],
-                     description="One row per customer: customer_id, segment_id, segment_name_zh, segment_name_en, "
-                                 "is_outlier, model_version, assigned_at."),
-        dg.AssetSpec(["segments", "segment_profiles"], group_name="segments", kinds={"duckdb"},
-                     deps=[["model", "customer_clusters"], ["features", "customer_features"]],
-                     description="One row per segment: names, size, share, medians and the evidence behind "
-                                 "the name."),
-    ],
-    pool="duckdb_writer",
-)
-def segment_tables(warehouse: WarehouseResource, source: SourceResource):
-    """Publishes segment membership and profiles from model.customer_clusters and features.customer_features."""
-    overrides = dict(source.load().category_labels)
+def update_history(con: duckdb.DuckDBPyConnection, run_id: str, now: datetime) -> None:
+    """Close the rows of customers whose segment changed (or who left), open rows for the new memberships, and
+    count the moves of this run in segments.segment_migration."""
+    con.execute("""CREATE TABLE IF NOT EXISTS segments.customer_segment_history (
+        customer_id VARCHAR, segment_id INTEGER, valid_from TIMESTAMP, valid_to TIMESTAMP, run_id VARCHAR)""")
+    con.execute("""CREATE TABLE IF NOT EXISTS segments.segment_migration (
+        run_id VARCHAR, run_date TIMESTAMP, from_segment_id INTEGER, to_segment_id INTEGER, customers BIGINT)""")
+    con.execute("DELETE FROM segments.segment_migration WHERE run_id = ?", [run_id])
+    con.execute("""
+        INSERT INTO segments.segment_migration
+        SELECT ?, ?, h.segment_id, c.segment_id, count(*)
+        FROM segments.customer_segments c
+        FULL OUTER JOIN (SELECT * FROM segments.customer_segment_history WHERE valid_to IS NULL) h
+            USING (customer_id)
+        GROUP BY ALL ORDER BY 3 NULLS FIRST, 4 NULLS FIRST""", [run_id, now])
+    con.execute("""
+        UPDATE segments.customer_segment_history h SET valid_to = ?
+        WHERE h.valid_to IS NULL AND NOT EXISTS (
+            SELECT 1 FROM segments.customer_segments c
+            WHERE c.customer_id = h.customer_id AND c.segment_id = h.segment_id)""", [now])
+    con.execute("""
+        INSERT INTO segments.customer_segment_history
+        SELECT c.customer_id, c.segment_id, ?, NULL, ?
+        FROM segments.customer_segments c
+        WHERE NOT EXISTS (SELECT 1 FROM segments.customer_segment_history h
+                          WHERE h.customer_id = c.customer_id AND h.valid_to IS NULL)""", [now, run_id])
+
+
+def update_catalog(con: duckdb.DuckDBPyConnection, names: dict[int, SegmentName], archetype_keys: dict,
+                   model_version: str, now: datetime) -> None:
+    con.execute("""CREATE TABLE IF NOT EXISTS segments.segment_catalog (
+        segment_id INTEGER, segment_name_zh VARCHAR, segment_name_en VARCHAR, name_source VARCHAR,
+        name_basis VARCHAR[], archetype VARCHAR, first_seen TIMESTAMP, last_seen TIMESTAMP, active BOOLEAN,
+        model_version VARCHAR)""")
+    con.execute("UPDATE segments.segment_catalog SET active = FALSE")
+    for segment_id, name in sorted(names.items()):
+        known = con.execute("SELECT count(*) FROM segments.segment_catalog WHERE segment_id = ?",
+                            [segment_id]).fetchone()[0]
+        values = [name.zh, name.en, name.source, name.basis, archetype_keys.get(segment_id), now, model_version]
+        if known:
+            con.execute("""UPDATE segments.segment_catalog SET segment_name_zh = ?, segment_name_en = ?,
+                           name_source = ?, name_basis = ?, archetype = ?, last_seen = ?, active = TRUE,
+                           model_version = ? WHERE segment_id = ?""", [*values, segment_id])
+        else:
+            con.execute("INSERT INTO segments.segment_catalog VALUES (?, ?, ?, ?, ?, ?, ?, ?, TRUE, ?)",
+                        [segment_id, name.zh, name.en, name.source, name.basis, archetype_keys.get(segment_id),
+                         now, now, model_version])
+
+
+SEGMENT_SPECS = [
+    dg.AssetSpec(["segments", "customer_segments"], group_name="segments", kinds={"duckdb"},
+                 deps=[["model", "customer_clusters"], ["features", "customer_features"], ["quality", "outliers"]],
+                 description="One row per customer: customer_id, segment_id, segment_name_zh, segment_name_en, "
+                             "is_outlier, model_version, assigned_at."),
+    dg.AssetSpec(["segments", "segment_profiles"], group_name="segments", kinds={"duckdb"},
+                 deps=[["model", "customer_clusters"], ["features", "customer_features"]],
+                 description="One row per segment: names, size, share, medians and the evidence behind the name."),
+    dg.AssetSpec(["segments", "segment_catalog"], group_name="segments", kinds={"duckdb"},
+                 deps=[["model", "customer_clusters"]],
+                 description="One row per segment id ever published: names, how they were derived, first_seen, "
+                             "last_seen, active."),
+    dg.AssetSpec(["segments", "segment_category_affinity"], group_name="segments", kinds={"duckdb"},
+                 deps=[["model", "customer_clusters"], ["features", "customer_features"]],
+                 description="One row per segment and category: purchase rate, population rate, lift."),
+    dg.AssetSpec(["segments", "segment_features"], group_name="segments", kinds={"duckdb", "scikitlearn"},
+                 deps=[["model", "customer_clusters"], ["features", "customer_features"]],
+                 description="One row per segment and feature: mean, population mean, z-score, and the feature's "
+                             "random-forest importance for telling segments apart."),
+    dg.AssetSpec(["segments", "customer_segment_history"], group_name="segments", kinds={"duckdb"},
+                 deps=[["model", "customer_clusters"]],
+                 description="One row per customer and membership spell: segment_id, valid_from, valid_to "
+                             "(NULL while current)."),
+    dg.AssetSpec(["segments", "segment_migration"], group_name="segments", kinds={"duckdb"},
+                 deps=[["model", "customer_clusters"]],
+                 description="One row per run and (from, to) segment pair: how many customers moved."),
+]
+
+
+@dg.multi_asset(specs=SEGMENT_SPECS, pool="duckdb_writer")
+def segment_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource, source: SourceResource):
+    """Publishes segment membership, names, profiles, explanations and history from model.customer_clusters and
+    features.customer_features, in one transaction."""
+    config = source.load()
+    overrides = {sid: (o.zh, o.en) for sid, o in config.segments.name_overrides.items()}
+    archetypes = load_archetypes(config.segments.archetypes_file and
+                                 str(config.base_dir / config.segments.archetypes_file))
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
     with warehouse.connect() as con:
         joined = con.execute("""
-            SELECT f.*, c.cluster, COALESCE(o.is_outlier, FALSE) AS _is_outlier
+            SELECT f.*, c.segment_id AS _segment_id, COALESCE(o.is_outlier, FALSE) AS _is_outlier
             FROM features.customer_features f
             JOIN model.customer_clusters c USING (customer_id)
             LEFT JOIN quality.outliers o USING (customer_id)
             ORDER BY customer_id""").pl()
         model_version = con.execute(
-            "SELECT model_version FROM model.model_runs ORDER BY fitted_at DESC LIMIT 1").fetchone()[0]
-        labels = joined.get_column("cluster").to_numpy()
+            "SELECT model_version FROM segments.model_runs WHERE chosen ORDER BY fitted_at DESC LIMIT 1").fetchone()[0]
+        segment_ids = joined.get_column("_segment_id").to_numpy()
         typical = ~joined.get_column("_is_outlier").to_numpy()
-        features = joined.drop("cluster", "_is_outlier")
-        names = name_segments(segment_descriptors(features, labels, overrides, typical))
-        assigned_at = datetime.now(timezone.utc).replace(tzinfo=None)
+        features = joined.drop("_segment_id", "_is_outlier")
+        profiles = build_profiles(features, segment_ids, typical)
+        names = name_segments(profiles, archetypes, dict(config.category_labels), overrides, previous_names(con))
+        duplicates = {n.zh for n in names.values() if [m.zh for m in names.values()].count(n.zh) > 1}
+        if duplicates:
+            raise ValueError(f"segments.name_overrides: the name(s) {sorted(duplicates)} would name two segments")
+        model_columns = [c for c in features.columns if feature_family(c) in config.model.features]
+        importance = separation_importance(features, segment_ids, model_columns, config.model.seed)
+        affinity, explained = explanation_tables(profiles, names, importance)
         name_table = pl.DataFrame({
-            "cluster": list(names),
-            "segment_id": [c + 1 for c in names],
-            "segment_name_zh": [names[c][0] for c in names],
-            "segment_name_en": [names[c][1] for c in names],
-            "name_evidence": [[d.evidence for d in names[c][2]] for c in names],
-        }, schema_overrides={"cluster": joined.schema["cluster"]})
-        arrow_names = name_table.to_arrow()  # noqa: F841 - read by DuckDB's replacement scan
+            "segment_id": list(names),
+            "segment_name_zh": [n.zh for n in names.values()],
+            "segment_name_en": [n.en for n in names.values()],
+            "name_source": [n.source for n in names.values()],
+            "name_evidence": [n.evidence for n in names.values()],
+        }, schema_overrides={"segment_id": pl.Int32})
+        arrow_names = name_table.to_arrow()  # noqa: F841 - the arrow_* names are read by DuckDB's scans
+        arrow_affinity = affinity.to_arrow()  # noqa: F841
+        arrow_explained = explained.to_arrow()  # noqa: F841
         con.execute("BEGIN TRANSACTION")
         con.execute("""
             CREATE OR REPLACE TABLE segments.customer_segments AS
-            SELECT c.customer_id, n.segment_id, n.segment_name_zh, n.segment_name_en,
+            SELECT c.customer_id, c.segment_id, n.segment_name_zh, n.segment_name_en,
                    COALESCE(o.is_outlier, FALSE) AS is_outlier,
                    ? AS model_version, ?::TIMESTAMP AS assigned_at
-            FROM model.customer_clusters c JOIN arrow_names n USING (cluster)
+            FROM model.customer_clusters c JOIN arrow_names n USING (segment_id)
             LEFT JOIN quality.outliers o USING (customer_id)
-            ORDER BY c.customer_id""", [model_version, assigned_at])
+            ORDER BY c.customer_id""", [model_version, now])
         con.execute("""
             CREATE OR REPLACE TABLE segments.segment_profiles AS
-            SELECT n.segment_id, n.segment_name_zh, n.segment_name_en,
+            SELECT n.segment_id, n.segment_name_zh, n.segment_name_en, n.name_source,
                    count(*) AS customers,
                    count(*) / sum(count(*)) OVER () AS share,
                    count(*) FILTER (WHERE o.is_outlier) AS outliers,
@@ -171,20 +209,33 @@ def segment_tables(warehouse: WarehouseResource, source: SourceResource):
                    any_value(n.name_evidence) AS name_evidence,
                    ? AS model_version, ?::TIMESTAMP AS assigned_at
             FROM model.customer_clusters c
-            JOIN arrow_names n USING (cluster)
+            JOIN arrow_names n USING (segment_id)
             JOIN features.customer_features f USING (customer_id)
             LEFT JOIN quality.outliers o USING (customer_id)
-            GROUP BY ALL ORDER BY n.segment_id""", [model_version, assigned_at])
+            GROUP BY ALL ORDER BY n.segment_id""", [model_version, now])
+        con.execute("CREATE OR REPLACE TABLE segments.segment_category_affinity AS "
+                    "SELECT * FROM arrow_affinity ORDER BY segment_id, lift DESC NULLS LAST")
+        con.execute("CREATE OR REPLACE TABLE segments.segment_features AS "
+                    "SELECT * FROM arrow_explained ORDER BY segment_id, abs(z_score) DESC NULLS LAST")
+        update_catalog(con, names, {sid: n.basis[0] for sid, n in names.items() if n.source == "archetype"},
+                       model_version, now)
+        update_history(con, context.run.run_id, now)
         con.execute("COMMIT")
-        profiles = con.execute(
-            "SELECT segment_id, segment_name_zh, segment_name_en, customers, round(share, 4) AS share "
+        profiles_preview = con.execute(
+            "SELECT segment_id, segment_name_zh, segment_name_en, name_source, customers, round(share, 4) AS share "
             "FROM segments.segment_profiles ORDER BY segment_id").pl()
-        n_customers = con.execute("SELECT count(*) FROM segments.customer_segments").fetchone()[0]
-    yield dg.MaterializeResult(
-        asset_key=["segments", "customer_segments"],
-        metadata={"dagster/row_count": n_customers, "model_version": model_version},
-    )
-    yield dg.MaterializeResult(
-        asset_key=["segments", "segment_profiles"],
-        metadata={"dagster/row_count": profiles.height, "preview": dg.MetadataValue.md(preview_markdown(profiles, 20))},
-    )
+        counts = {table: con.execute(f"SELECT count(*) FROM segments.{table}").fetchone()[0] for table in (
+            "customer_segments", "segment_catalog", "segment_category_affinity", "segment_features",
+            "customer_segment_history")}
+        moves = con.execute("SELECT count(*), coalesce(sum(customers), 0) FROM segments.segment_migration "
+                            "WHERE run_id = ?", [context.run.run_id]).fetchone()
+    yield dg.MaterializeResult(asset_key=["segments", "customer_segments"],
+                               metadata={"dagster/row_count": counts["customer_segments"],
+                                         "model_version": model_version})
+    yield dg.MaterializeResult(asset_key=["segments", "segment_profiles"],
+                               metadata={"dagster/row_count": profiles_preview.height,
+                                         "preview": dg.MetadataValue.md(preview_markdown(profiles_preview, 20))})
+    for table in ("segment_catalog", "segment_category_affinity", "segment_features", "customer_segment_history"):
+        yield dg.MaterializeResult(asset_key=["segments", table], metadata={"dagster/row_count": counts[table]})
+    yield dg.MaterializeResult(asset_key=["segments", "segment_migration"],
+                               metadata={"dagster/row_count": moves[0], "customers_counted": int(moves[1])})

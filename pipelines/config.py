@@ -160,12 +160,48 @@ class QualitySettings(_Strict):
 
 
 class ModelSettings(_Strict):
-    k: int = Field(default=4, ge=2, le=20)
+    # A fixed number of segments; leave it out to choose k automatically over k_range.
+    k: int | None = Field(default=None, ge=2, le=20)
+    # Operations teams need several actionable segments, never two.
+    k_range: tuple[int, int] = (3, 8)
+    # Business constraint on a candidate k: every segment holds at least this share of customers.
+    min_segment_share: float = Field(default=0.05, ge=0, lt=0.5)
+    # Bootstrap stability (mean adjusted Rand index between fits on resamples) a candidate k must reach.
+    min_stability: float = Field(default=0.75, ge=0, le=1)
+    bootstrap_rounds: int = Field(default=3, ge=1, le=20)
+    # Customers used to score candidate k (the final model is fitted on everyone).
+    selection_sample: int = Field(default=20_000, ge=200)
+    # kmeans; minibatch (MiniBatchKMeans) for large data; gmm (Gaussian mixture); auto picks kmeans below
+    # minibatch_from customers and minibatch above.
+    algorithm: Literal["auto", "kmeans", "minibatch", "gmm"] = "auto"
+    minibatch_from: int = Field(default=200_000, ge=1)
     seed: int = 42
     # Feature families used for clustering; each must exist in the features table.
     features: list[Literal["demographics", "categories", "rfm", "payment"]] = Field(
         default_factory=lambda: ["demographics", "categories", "rfm", "payment"]
     )
+    # A new cluster keeps the id of the previous model's segment whose centre is nearest (Hungarian matching),
+    # unless that centre is further than this, in standard deviations of the current features.
+    match_max_distance: float = Field(default=2.0, gt=0)
+
+    @field_validator("k_range")
+    @classmethod
+    def _valid_range(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if not 2 <= value[0] <= value[1] <= 20:
+            raise ValueError(f"k_range must be [low, high] with 2 <= low <= high <= 20, got {list(value)}")
+        return value
+
+
+class NameOverride(_Strict):
+    zh: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+
+class SegmentSettings(_Strict):
+    # YAML archetype rules used to name segments; default: the built-in assets/archetypes.yaml.
+    archetypes_file: str | None = None
+    # Names chosen by people, keyed by stable segment id; they survive every refresh.
+    name_overrides: dict[int, NameOverride] = Field(default_factory=dict)
 
 
 class SourceConfig(_Strict):
@@ -176,6 +212,7 @@ class SourceConfig(_Strict):
     values: ValueMaps = Field(default_factory=ValueMaps)
     quality: QualitySettings = Field(default_factory=QualitySettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
+    segments: SegmentSettings = Field(default_factory=SegmentSettings)
     # Optional bilingual labels for categories not covered by the built-in taxonomy: name -> [zh, en].
     category_labels: dict[str, tuple[str, str]] = Field(default_factory=dict)
     # The config file itself; relative paths resolve against its folder. Filled by load_source_config.

@@ -2,11 +2,11 @@
 
 import dagster as dg
 
-from assets import features, ingest, model, report, segments, staging
+from assets import features, ingest, model, report, segments, staging, value_tiers
 from pipelines.resources import resources_from_environment
 from quality import checks, outliers
 
-all_assets = dg.load_assets_from_modules([ingest, staging, features, outliers, model, segments, report])
+all_assets = dg.load_assets_from_modules([ingest, staging, features, outliers, model, segments, value_tiers, report])
 all_checks = checks.ALL_CHECKS
 
 # One job materializes the whole graph; the CLI, the schedule and the UI all run this same job.

@@ -54,7 +54,7 @@ def test_baskets_example_loads_as_wide_with_eleven_categories() -> None:
     assert config.orders.columns["payment_method"] == "pmethod"
     assert config.orders.flag_tokens.true_tokens == ["T"]
     assert config.orders.flag_tokens.false_tokens == ["F"]
-    assert (config.model.k, config.model.seed) == (4, 42)
+    assert (config.model.k, config.model.k_range, config.model.seed) == (None, (3, 8), 42)
     assert config.model.features == ["demographics", "categories"]
     assert config.customers is None
     assert config.base_dir == EXAMPLES.resolve()
@@ -81,7 +81,7 @@ def test_demo_example_loads_as_long_with_a_customer_file() -> None:
     assert config.customers is not None
     assert config.customers.path == "../data/demo/customers.csv"
     assert config.values.payment_methods == ["CARD", "CASH", "MOBILE", "CHEQUE"]
-    assert config.model.k == 4
+    assert config.model.k is None
 
 
 def test_minimal_long_config_gets_documented_defaults(tmp_path: Path) -> None:
@@ -91,7 +91,7 @@ def test_minimal_long_config_gets_documented_defaults(tmp_path: Path) -> None:
     assert config.orders.delimiter == ","
     assert config.orders.columns == {}
     assert config.orders.date_formats == ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]
-    assert config.model.k == 4
+    assert config.model.k is None and config.model.k_range == (3, 8)
     assert config.model.features == ["demographics", "categories", "rfm", "payment"]
     assert config.values.gender["男"] == "M"
     assert config.base_dir == tmp_path.resolve()

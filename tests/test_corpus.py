@@ -527,7 +527,8 @@ def test_plausible_extreme_customer_is_flagged_and_left_out_of_fitting(tmp_path)
                             "WHERE customer_id = ?", [extreme]) == [(True, True)]
     assert {row[0] for row in query(warehouse, "SELECT customer_id FROM segments.customer_segments "
                                                "WHERE is_outlier")} == flagged
-    assert query(warehouse, "SELECT n_customers FROM model.model_runs") == [(300,)]
+    assert query(warehouse, "SELECT n_customers, n_fitted FROM segments.model_runs WHERE chosen") == [
+        (300, 300 - len(flagged))]
     [metadata] = [event.materialization.metadata for event in result.get_asset_materialization_events()
                   if event.asset_key == dg.AssetKey(["model", "customer_clusters"])]
     assert metadata["fitted_on"].value == 300 - len(flagged)

@@ -15,6 +15,8 @@ SEED_CATEGORIES = [
     "beer", "wine", "softdrink", "fish", "confectionery",
 ]
 EXPECTED_ASSETS = {
+    "segments/segment_catalog", "segments/segment_category_affinity", "segments/segment_features",
+    "segments/customer_segment_history", "segments/segment_migration", "segments/customer_value_tiers",
     "raw/orders", "raw/customers", "staging/orders", "staging/order_lines", "staging/customers",
     "quality/quarantine", "quality/load_audit", "quality/outliers", "features/customer_features",
     "model/customer_clusters",
@@ -42,7 +44,9 @@ def test_seed_table_yields_999_segmented_customers(seed_warehouse):
         SELECT count(*), sum(customers), round(sum(share), 9),
                count(DISTINCT segment_name_zh), count(DISTINCT segment_name_en)
         FROM segments.segment_profiles""")
-    assert profiles == [(4, 999, 1.0, 4, 4)]
+    [(k,)] = query(seed_warehouse, "SELECT k FROM segments.model_runs WHERE chosen")
+    assert 3 <= k <= 8
+    assert profiles == [(k, 999, 1.0, k, k)]
     # Every customer carries the name of its segment as published in the profiles.
     mismatched = query(seed_warehouse, """
         SELECT count(*) FROM segments.customer_segments s JOIN segments.segment_profiles p USING (segment_id)
@@ -128,7 +132,6 @@ orders:
 customers:
   path: {generated.customers_path}
 model:
-  k: 4
   seed: 42
 """)
     warehouse = root / "warehouse.duckdb"
@@ -163,11 +166,13 @@ def test_demo_features_match_a_hand_count(demo_run):
 
 def test_demo_model_run_recorded(demo_run):
     _, warehouse = demo_run
-    runs = query(warehouse, "SELECT algorithm, k, n_customers, len(feature_columns) > 10, silhouette > 0 "
-                            "FROM model.model_runs")
-    assert runs == [("kmeans", 4, 400, True, True)]
+    runs = query(warehouse, "SELECT algorithm, k, chosen, n_customers, len(feature_columns) > 10, silhouette > 0 "
+                            "FROM segments.model_runs ORDER BY k")
+    # Every candidate k from 3 to 8 is scored and kept; the planted four personas win.
+    assert [row[1] for row in runs] == [3, 4, 5, 6, 7, 8]
+    assert [row for row in runs if row[2]] == [("kmeans", 4, True, 400, True, True)]
     versions = query(warehouse, "SELECT DISTINCT model_version FROM segments.customer_segments")
-    assert versions == query(warehouse, "SELECT model_version FROM model.model_runs")
+    assert versions == query(warehouse, "SELECT model_version FROM segments.model_runs WHERE chosen")
 
 
 def test_orders_without_a_customer_file(tmp_path):
