@@ -26,14 +26,17 @@ def raw_orders_suite(config: SourceConfig) -> SuiteSpec:
     fields = LONG_ORDER_FIELDS if config.shape == "long" else WIDE_ORDER_FIELDS
     keys = ["order_id", "customer_id", "order_ts", "category"] if config.shape == "long" else ["customer_id", "amount"]
     share = config.quality.min_key_share
+    checked = "quantity" if config.shape == "long" else "amount"
     return SuiteSpec(
         name="raw_orders",
         table="raw.orders",
-        frame_sql="SELECT * FROM raw.orders",
+        frame_sql=f"SELECT {', '.join([*RAW_META, *dict.fromkeys([*keys, checked])])} FROM raw.orders",
         partition_key=RAW_META,
-        expectations=[
+        schema_expectations=[
             expectation(E.ExpectTableColumnsToMatchSet, CRITICAL,
                         column_set=[*RAW_META, *fields, *config.orders.category_columns], exact_match=True),
+        ],
+        expectations=[
             expectation(E.ExpectTableRowCountToBeBetween, CRITICAL, min_value=1),
             *[expectation(E.ExpectColumnValuesToNotBeNull, CRITICAL, column=key, mostly=share) for key in keys],
             expectation(E.ExpectColumnValuesToMatchRegex, CRITICAL, column="amount", regex=NUMBER_PATTERN,
@@ -51,11 +54,13 @@ def raw_customers_suite(config: SourceConfig) -> SuiteSpec:
     return SuiteSpec(
         name="raw_customers",
         table="raw.customers",
-        frame_sql="SELECT * FROM raw.customers",
+        frame_sql="SELECT _source_file, _source_row, customer_id, age, income FROM raw.customers",
         partition_key=RAW_META,
-        expectations=[
+        schema_expectations=[
             expectation(E.ExpectTableColumnsToMatchSet, CRITICAL, column_set=[*RAW_META, *CUSTOMER_FIELDS],
                         exact_match=True),
+        ],
+        expectations=[
             # A configured customer file must not be empty; without one, the table is empty by design.
             expectation(E.ExpectTableRowCountToBeBetween, CRITICAL, min_value=1 if given else 0,
                         max_value=None if given else 0),

@@ -12,7 +12,7 @@ import math
 import uuid
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import lru_cache
 
@@ -40,6 +40,9 @@ class SuiteSpec:
     partition_key: list[str]
     expectations: list[gx.expectations.Expectation]
     params: dict = field(default_factory=dict)
+    # Expectations about the table's columns, checked once on its schema (`SELECT * ... LIMIT 0`), so the row
+    # batches need to carry only the columns the row expectations read.
+    schema_expectations: list[gx.expectations.Expectation] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -100,8 +103,10 @@ def _batches(con: duckdb.DuckDBPyConnection, spec: SuiteSpec, batch_rows: int):
     count = max(1, math.ceil(rows / batch_rows))
     key = ", ".join(spec.partition_key)
     for index in range(count):
+        # The casts matter: hash() is UBIGINT, and an untyped parameter made DuckDB compare in another type,
+        # 6x slower on 10M rows.
         sql = spec.frame_sql if count == 1 else (
-            f"SELECT * FROM ({spec.frame_sql}) WHERE hash({key}) % $batch_count = $batch_index"
+            f"SELECT * FROM ({spec.frame_sql}) WHERE hash({key}) % $batch_count::UBIGINT = $batch_index::UBIGINT"
         )
         params = dict(spec.params)
         if count > 1:
@@ -154,6 +159,12 @@ def _combine(results: list, batches: int, suite: SuiteSpec) -> ExpectationOutcom
 
 
 def validate_suite(con: duckdb.DuckDBPyConnection, spec: SuiteSpec, batch_rows: int) -> list[ExpectationOutcome]:
+    outcomes = []
+    if spec.schema_expectations:
+        schema_spec = replace(spec, expectations=spec.schema_expectations, schema_expectations=[])
+        with _registered(schema_spec) as validation:
+            results = _validate_batch(validation, con.execute(f"SELECT * FROM {spec.table} LIMIT 0").df())
+        outcomes += [_combine([result], 1, spec) for result in results]
     # GX returns results grouped its own way; the expectation id ties a result to its expectation.
     per_expectation: dict[str, list] = {}
     batches = 0
@@ -162,7 +173,7 @@ def validate_suite(con: duckdb.DuckDBPyConnection, spec: SuiteSpec, batch_rows: 
             for result in _validate_batch(validation, frame):
                 per_expectation.setdefault(result.expectation_config.id, []).append(result)
         order = [e.id for e in validation.suite.expectations]
-    return [_combine(per_expectation[key], batches, spec) for key in order]
+    return outcomes + [_combine(per_expectation[key], batches, spec) for key in order]
 
 
 def ensure_results_table(con: duckdb.DuckDBPyConnection) -> None:
