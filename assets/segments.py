@@ -40,11 +40,16 @@ def separation_importance(features: pl.DataFrame, segment_ids: np.ndarray, colum
     rows = np.arange(features.height)
     if features.height > IMPORTANCE_SAMPLE:
         rows = np.sort(rng.choice(features.height, IMPORTANCE_SAMPLE, replace=False))
-    matrix = features.select(columns).to_numpy()[rows]
-    matrix = np.where(np.isnan(matrix), np.nanmedian(matrix, axis=0), matrix)
+    known = [c for c in columns if features.get_column(c).null_count() < features.height]
+    if not known:
+        return {c: 0.0 for c in columns}
+    sample = features.select(known)[rows]
+    # Missing values take the column median, as in the model; the forest only ranks features.
+    matrix = sample.with_columns(pl.all().fill_null(pl.all().median())).to_numpy()
     forest = RandomForestClassifier(n_estimators=100, max_depth=8, random_state=seed, n_jobs=1)
-    forest.fit(np.nan_to_num(matrix), segment_ids[rows])
-    return dict(zip(columns, forest.feature_importances_.round(6).tolist()))
+    forest.fit(matrix, segment_ids[rows])
+    importance = dict(zip(known, forest.feature_importances_.round(6).tolist()))
+    return {c: importance.get(c, 0.0) for c in columns}
 
 
 def explanation_tables(profiles, names: dict[int, SegmentName], importance: dict) -> tuple[pl.DataFrame, pl.DataFrame]:

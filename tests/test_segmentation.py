@@ -1,0 +1,170 @@
+"""Segmentation users can trust: stable ids across refreshes, names from the data, overrides, explanations,
+history and migration."""
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from assets.model import CandidateScore, choose_k, match_segment_ids
+from assets.naming import Archetype, SegmentProfile, load_archetypes, name_segments
+from pipelines.generate import generate_demo_data
+from tests.conftest import materialize_graph, query, write_file
+
+
+def _shop(root: Path, orders: Path, customers: Path, extra: str = "") -> Path:
+    return write_file(root / "shop.yaml", f"name: stable\nshape: long\norders:\n  path: {orders}\n"
+                                          f"customers:\n  path: {customers}\n{extra}")
+
+
+def _assignments(warehouse: Path) -> dict[str, tuple]:
+    return {row[0]: row[1:] for row in query(
+        warehouse, "SELECT customer_id, segment_id, segment_name_zh, segment_name_en "
+                   "FROM segments.customer_segments")}
+
+
+@pytest.fixture(scope="module")
+def refreshes(tmp_path_factory):
+    """Night 1 sees 60 days of orders, night 2 the same data again, night 3 one more day."""
+    root = tmp_path_factory.mktemp("refresh")
+    data = generate_demo_data(root / "data", customers=3000, days=61, seed=21)
+    lines = pl.read_csv(data.orders_path, infer_schema=False)
+    last_day = lines.get_column("order_ts").str.slice(0, 10).max()
+    earlier = root / "earlier.csv"
+    lines.filter(pl.col("order_ts").str.slice(0, 10) < last_day).write_csv(earlier)
+    overrides = "segments:\n  name_overrides:\n    2: {zh: 重点维护群, en: Key accounts}\n"
+    warehouse = root / "warehouse.duckdb"
+    nights = []
+    for orders in (earlier, earlier, data.orders_path):
+        result = materialize_graph(_shop(root, orders, data.customers_path, overrides), warehouse)
+        assert result.success
+        nights.append(_assignments(warehouse))
+    return warehouse, nights
+
+
+def test_same_data_twice_gives_identical_assignments(refreshes):
+    _, (first, second, _) = refreshes
+    assert first == second
+
+
+def test_one_more_day_keeps_at_least_98_percent_of_ids(refreshes):
+    _, (_, second, third) = refreshes
+    common = set(second) & set(third)
+    kept = sum(second[c][0] == third[c][0] for c in common)
+    assert len(common) >= 2900
+    assert kept / len(common) >= 0.98
+
+
+def test_a_name_override_survives_refreshes(refreshes):
+    warehouse, nights = refreshes
+    for night in nights:
+        assert {tuple(names) for segment, *names in night.values() if segment == 2} == {("重点维护群", "Key accounts")}
+    assert query(warehouse, "SELECT name_source FROM segments.segment_catalog WHERE segment_id = 2") == [
+        ("override",)]
+
+
+def test_catalogue_history_and_migration(refreshes):
+    warehouse, nights = refreshes
+    catalog = query(warehouse, "SELECT segment_id, active, first_seen < last_seen FROM segments.segment_catalog "
+                               "ORDER BY segment_id")
+    assert [row[0] for row in catalog] == sorted(set(v[0] for v in nights[2].values()))
+    assert all(active and older for _, active, older in catalog)
+    # One open history row per current customer, matching the published segment.
+    open_rows = query(warehouse, """SELECT count(*), count(*) FILTER (WHERE h.segment_id = c.segment_id)
+                                    FROM segments.customer_segment_history h
+                                    JOIN segments.customer_segments c USING (customer_id)
+                                    WHERE h.valid_to IS NULL""")
+    assert open_rows == [(len(nights[2]), len(nights[2]))]
+    migrations = query(warehouse, """SELECT run_id, sum(customers), coalesce(sum(customers) FILTER (
+                                                WHERE from_segment_id IS DISTINCT FROM to_segment_id), 0)
+                                     FROM segments.segment_migration GROUP BY run_id ORDER BY min(run_date)""")
+    assert len(migrations) == 3
+    assert migrations[0][2] == len(nights[0])  # night 1: everyone arrives from nowhere
+    assert migrations[1][2] == 0  # night 2: same data, nobody moves
+    moved = sum(nights[1].get(c, (None,))[0] != nights[2][c][0] for c in nights[2])
+    assert migrations[2][2] == moved
+    closed = query(warehouse, "SELECT count(*) FROM segments.customer_segment_history WHERE valid_to IS NOT NULL")
+    assert closed == [(sum(nights[1][c][0] != nights[2][c][0] for c in nights[2] if c in nights[1]),)]
+
+
+def test_k_selection_scores_are_recorded_per_run(refreshes):
+    warehouse, _ = refreshes
+    runs = query(warehouse, """SELECT count(DISTINCT run_id), count(*) FILTER (WHERE chosen),
+                                      min(k), max(k), bool_and(stability BETWEEN -1 AND 1)
+                               FROM segments.model_runs""")
+    assert runs == [(3, 3, 3, 8, True)]
+    chosen = query(warehouse, "SELECT k, warm_started FROM segments.model_runs WHERE chosen ORDER BY fitted_at")
+    assert chosen == [(4, False), (4, True), (4, True)]
+
+
+def test_explanations_are_filled(refreshes):
+    warehouse, nights = refreshes
+    k = len(set(v[0] for v in nights[2].values()))
+    affinity = query(warehouse, """SELECT count(*), count(DISTINCT segment_id), count(DISTINCT category),
+                                          bool_and(abs(lift - segment_rate / population_rate) < 1e-9)
+                                   FROM segments.segment_category_affinity""")
+    assert affinity == [(16 * k, k, 16, True)]
+    importance = query(warehouse, """SELECT sum(separation_importance) FROM segments.segment_features
+                                     WHERE segment_id = (SELECT min(segment_id) FROM segments.segment_features)""")
+    assert importance[0][0] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_seed_table_names_and_explanations(seed_warehouse):
+    names = query(seed_warehouse, "SELECT segment_name_zh, segment_name_en FROM segments.segment_profiles")
+    assert len({zh for zh, _ in names}) == len({en for _, en in names}) == len(names) >= 3
+    assert all(zh and en and zh != en for zh, en in names)
+    assert query(seed_warehouse, "SELECT count(DISTINCT category) FROM segments.segment_category_affinity") == [(11,)]
+    assert query(seed_warehouse, "SELECT count(*) > 0, bool_and(z_score IS NOT NULL OR family = 'rfm') "
+                                 "FROM segments.segment_features") == [(True, True)]
+    assert query(seed_warehouse, "SELECT count(*) FROM segments.customer_value_tiers") == [(999,)]
+
+
+def _profile(segment_id: int, z: dict, lifts: dict | None = None) -> SegmentProfile:
+    return SegmentProfile(segment_id, z, lifts or {}, {}, {})
+
+
+def test_archetypes_need_every_required_condition():
+    rules = {a.key: a for a in load_archetypes()}
+    assert set(rules) == {"young_professionals", "family_shoppers", "refined_living", "budget_minded"}
+    rich_wine = _profile(1, {"income": 1.5, "age": 0.2}, {"cat_wine": 2.0})
+    rich_no_wine = _profile(2, {"income": 1.5, "age": 0.2}, {"cat_wine": 1.0})
+    names = name_segments([rich_wine, rich_no_wine], list(rules.values()), {}, {}, {})
+    assert (names[1].en, names[1].source) == ("Refined living", "archetype")
+    assert names[2].source == "descriptive" and names[2].en == "High income"
+
+
+def test_each_archetype_names_one_segment_and_previous_names_hold_ties():
+    rule = Archetype("budget", "经济实用族", "Budget-minded", [{"feature": "income", "z_at_most": -0.3}])
+    a = _profile(1, {"income": -1.0, "age": 1.0})
+    b = _profile(2, {"income": -1.1, "age": -1.0})
+    names = name_segments([a, b], [rule], {}, {}, {})
+    # Segment 2 fits better (income z -1.1); segment 1 is described by its strongest trait instead.
+    assert names[2].en == "Budget-minded" and names[1].en == "Senior"
+    # Last night segment 1 was the budget segment; a slightly weaker fit keeps the name.
+    names = name_segments([a, b], [rule], {}, {}, {1: ("archetype", ["budget"])})
+    assert names[1].en == "Budget-minded"
+
+
+def test_overrides_win_and_names_stay_unique():
+    profiles = [_profile(1, {"income": 1.0}), _profile(2, {"income": 1.0})]
+    names = name_segments(profiles, [], {}, {1: ("自定义", "Custom")}, {})
+    assert (names[1].zh, names[1].source) == ("自定义", "override")
+    same = name_segments(profiles, [], {}, {}, {})
+    assert same[1].zh != same[2].zh
+
+
+def test_choose_k_respects_constraints():
+    scores = [CandidateScore(3, 0.30, 1.0, 0.90, 0.20, True), CandidateScore(4, 0.45, 0.8, 0.60, 0.20, False),
+              CandidateScore(5, 0.35, 0.9, 0.95, 0.10, True)]
+    assert choose_k(scores)[0] == 5
+    assert choose_k([CandidateScore(3, 0.1, 2.0, 0.2, 0.01, False)])[0] == 3
+
+
+def test_hungarian_matching_keeps_ids_and_gives_new_ones():
+    previous = {7: np.array([0.0, 0.0]), 9: np.array([10.0, 10.0])}
+    centers = np.array([[10.2, 9.9], [0.1, -0.1], [50.0, 50.0]])
+    mapping = match_segment_ids(centers, np.array([5, 5, 5]), previous, lambda x: x, max_distance=2.0, next_id=10)
+    assert mapping == {0: 9, 1: 7, 2: 10}
+    fresh = match_segment_ids(centers, np.array([1, 9, 5]), {}, lambda x: x, max_distance=2.0, next_id=1)
+    assert fresh == {1: 1, 2: 2, 0: 3}
