@@ -11,9 +11,13 @@ DEMO_CUSTOMERS ?= 5000
 DEMO_SEED ?= 7
 WAREHOUSE := warehouse/warehouse.duckdb
 
-.PHONY: install run demo test ui clean
+.PHONY: install system-deps run demo test ui bench clean
 
-install: $(INSTALLED)
+install: $(INSTALLED) system-deps
+
+# Debian's chromium (report test) and fonts-noto-cjk (Chinese in PNG charts); a no-op once installed.
+system-deps:
+	@bash scripts/install-system-deps.sh
 
 # Reinstall when the dependency list changes.
 $(INSTALLED): pyproject.toml
@@ -26,10 +30,10 @@ demo: $(DEMO_DIR)/order_lines.csv
 $(DEMO_DIR)/order_lines.csv: | $(INSTALLED)
 	$(BIN)/persona generate --out $(DEMO_DIR) --customers $(DEMO_CUSTOMERS) --seed $(DEMO_SEED)
 
-run: $(INSTALLED) demo
+run: $(INSTALLED) system-deps demo
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/persona run --config examples/demo.yaml --warehouse $(WAREHOUSE)
 
-test: $(INSTALLED)
+test: $(INSTALLED) system-deps
 	$(BIN)/python -m pytest
 
 # The Dagster UI with the lineage of every asset, on this machine only.
