@@ -288,26 +288,29 @@ ORDER_ATTRIBUTES_LONG = ["customer_id", "order_ts", "quantity", "amount", "unit_
 ORDER_KEY_LONG = ["order_id", "category", "sku"]
 
 
-def dedup_long_orders(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
-    """Exact copies collapse; a second line with the same key but other values is quarantined."""
-    all_columns = ", ".join(ORDER_KEY_LONG + ORDER_ATTRIBUTES_LONG)
-    key = ", ".join(ORDER_KEY_LONG)
+def rank_order_duplicates(
+    con: duckdb.DuckDBPyConnection, run_id: str, key: list[str], all_columns: list[str], what: str
+) -> None:
+    """ranked_orders: valid typed rows with their duplicate ranks. Exact copies (every column equal) collapse onto
+    the first in file order and are logged as removed; a later row with the same key but other values is
+    quarantined as a conflicting duplicate of the first."""
+    every, keys = ", ".join(all_columns), ", ".join(key)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE ranked_orders AS
         WITH exact AS (
             SELECT *,
-                row_number() OVER (PARTITION BY {all_columns} ORDER BY _source_file, _source_row) AS exact_rank,
-                first_value(_source_file) OVER (PARTITION BY {all_columns} ORDER BY _source_file, _source_row)
+                row_number() OVER (PARTITION BY {every} ORDER BY _source_file, _source_row) AS exact_rank,
+                first_value(_source_file) OVER (PARTITION BY {every} ORDER BY _source_file, _source_row)
                     AS exact_first_file,
-                first_value(_source_row) OVER (PARTITION BY {all_columns} ORDER BY _source_file, _source_row)
+                first_value(_source_row) OVER (PARTITION BY {every} ORDER BY _source_file, _source_row)
                     AS exact_first_row
             FROM typed_orders WHERE reason IS NULL
         )
         SELECT *,
             CASE WHEN exact_rank = 1 THEN
-                row_number() OVER (PARTITION BY {key}, exact_rank = 1 ORDER BY _source_file, _source_row) END
+                row_number() OVER (PARTITION BY {keys}, exact_rank = 1 ORDER BY _source_file, _source_row) END
                 AS key_rank,
-            first_value(_source_row) OVER (PARTITION BY {key}, exact_rank = 1 ORDER BY _source_file, _source_row)
+            first_value(_source_row) OVER (PARTITION BY {keys}, exact_rank = 1 ORDER BY _source_file, _source_row)
                 AS key_first_row
         FROM exact
     """)
@@ -318,9 +321,17 @@ def dedup_long_orders(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     con.execute("""
         INSERT INTO quality.quarantine
         SELECT ?, 'orders', _source_file, _source_row, 'order_id', order_id,
-               'conflicting duplicate of the order line in row ' || key_first_row::VARCHAR
-               || ' (same order_id, category and sku, different values)', current_timestamp
-        FROM ranked_orders WHERE key_rank > 1""", [run_id])
+               'conflicting duplicate of the ' || ? || ' in row ' || key_first_row::VARCHAR || ' (same '
+               || ? || ', different values)', current_timestamp
+        FROM ranked_orders WHERE key_rank > 1""", [run_id, what, _and_join(key)])
+
+
+def _and_join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def dedup_long_orders(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    rank_order_duplicates(con, run_id, ORDER_KEY_LONG, ORDER_KEY_LONG + ORDER_ATTRIBUTES_LONG, "order line")
 
 
 def publish_long_orders(con: duckdb.DuckDBPyConnection) -> None:
@@ -349,36 +360,9 @@ def publish_long_orders(con: duckdb.DuckDBPyConnection) -> None:
 def dedup_and_publish_wide_orders(con: duckdb.DuckDBPyConnection, config: SourceConfig, run_id: str) -> None:
     """Baskets: order_id is the key; exact copies (possible only with source order ids) collapse."""
     flags = [f"flag_{i}" for i in range(len(config.orders.category_columns))]
-    all_columns = ", ".join(["order_id", "customer_id", "order_ts", "amount", "payment_method", "channel", *flags])
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE ranked_orders AS
-        WITH exact AS (
-            SELECT *,
-                row_number() OVER (PARTITION BY {all_columns} ORDER BY _source_file, _source_row) AS exact_rank,
-                first_value(_source_file) OVER (PARTITION BY {all_columns} ORDER BY _source_file, _source_row)
-                    AS exact_first_file,
-                first_value(_source_row) OVER (PARTITION BY {all_columns} ORDER BY _source_file, _source_row)
-                    AS exact_first_row
-            FROM typed_orders WHERE reason IS NULL
-        )
-        SELECT *,
-            CASE WHEN exact_rank = 1 THEN
-                row_number() OVER (PARTITION BY order_id, exact_rank = 1 ORDER BY _source_file, _source_row) END
-                AS key_rank,
-            first_value(_source_row) OVER (PARTITION BY order_id, exact_rank = 1 ORDER BY _source_file, _source_row)
-                AS key_first_row
-        FROM exact
-    """)
-    con.execute("""
-        INSERT INTO quality.removed_duplicates
-        SELECT ?, 'orders', _source_file, _source_row, exact_first_file, exact_first_row, 'exact'
-        FROM ranked_orders WHERE exact_rank > 1""", [run_id])
-    con.execute("""
-        INSERT INTO quality.quarantine
-        SELECT ?, 'orders', _source_file, _source_row, 'order_id', order_id,
-               'conflicting duplicate of the basket in row ' || key_first_row::VARCHAR
-               || ' (same order_id, different values)', current_timestamp
-        FROM ranked_orders WHERE key_rank > 1""", [run_id])
+    rank_order_duplicates(con, run_id, ["order_id"],
+                          ["order_id", "customer_id", "order_ts", "amount", "payment_method", "channel", *flags],
+                          "basket")
     con.execute("""
         CREATE OR REPLACE TABLE staging.orders AS
         SELECT order_id, customer_id, order_ts, payment_method, channel, amount AS order_amount,

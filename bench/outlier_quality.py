@@ -11,29 +11,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-import dagster as dg
 import duckdb
 import polars as pl
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pipelines.definitions import all_assets, all_checks  # noqa: E402
-from pipelines.generate import generate_demo_data  # noqa: E402
-from pipelines.resources import SourceResource, WarehouseResource  # noqa: E402
+from common import run_generated  # noqa: E402
 
 
 def evaluate(customers: int, seed: int) -> dict:
     with tempfile.TemporaryDirectory() as folder:
-        root = Path(folder)
-        data = generate_demo_data(root / "data", customers=customers, seed=seed)
-        config = root / "shop.yaml"
-        config.write_text(f"name: bench\nshape: long\norders:\n  path: {data.orders_path}\n"
-                          f"customers:\n  path: {data.customers_path}\n", encoding="utf-8")
-        warehouse = root / "warehouse.duckdb"
-        result = dg.materialize([*all_assets, *all_checks], raise_on_error=False, resources={
-            "warehouse": WarehouseResource(path=str(warehouse)), "source": SourceResource(config_path=str(config))})
-        if not result.success:
-            raise SystemExit(f"seed {seed}: the run failed")
+        data, warehouse = run_generated(Path(folder), customers, seed)
         with duckdb.connect(str(warehouse), read_only=True) as con:
             flagged = {row[0] for row in con.execute("SELECT customer_id FROM quality.outliers WHERE is_outlier")
                        .fetchall()}
