@@ -124,45 +124,61 @@ def check_csv_structure(path: Path, shown_as: Path, delimiter: str, columns: lis
         con.close()
 
 
-def read_csv_as_text(path: Path, source: FileSource, scratch: Path) -> pl.DataFrame:
+def scan_csv_as_text(path: Path, source: FileSource, scratch: Path) -> tuple[pl.LazyFrame, Path]:
+    """A lazy, all-text scan of one CSV with clean header names and 1-based row numbers; nothing is read yet, so
+    a file of any size streams through. Returns the scan and the UTF-8 file it reads (a transcoded copy for GBK)."""
     readable = path if source.encoding == "utf-8" else transcode_to_utf8(path, source.encoding, scratch)
     with readable.open("rb") as handle:
         head = handle.read(4096)
     if not head.strip(b"\xef\xbb\xbf \r\n\t"):
         raise IngestError(f"{path}: the file is empty (no header row)")
-    try:
-        frame = pl.read_csv(
-            readable,
-            separator=source.delimiter,
-            infer_schema=False,
-            quote_char='"',
-            raise_if_empty=False,
-        )
-    except pl.exceptions.PolarsError as exc:
-        if "invalid utf-8" in str(exc).lower():
-            raise IngestError(f"{path}: {locate_undecodable_line(readable, 'utf-8')}") from None
-        check_csv_structure(readable, path, source.delimiter, _header_names(readable, source.delimiter))
-        stray = find_stray_quote(readable, source.delimiter)
-        if stray is not None:
-            raise IngestError(
-                f"{path}: line {stray}: malformed CSV record: a quote inside an unquoted value "
-                f"(quote the whole value and double inner quotes: \"C2\"\"x\")"
-            ) from None
-        raise IngestError(f"{path}: unreadable CSV ({str(exc).splitlines()[0]})") from None
     # Names as the header really spells them (Polars renames duplicates to x_duplicated_0), without a UTF-8
     # byte-order mark or surrounding blanks.
     names = [name.lstrip("\ufeff").strip() for name in _header_names(readable, source.delimiter)]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise IngestError(f"{path}: line 1: duplicate column name(s) {duplicates} in the header")
-    frame = frame.rename(dict(zip(frame.columns, names)))
+    scan = pl.scan_csv(readable, separator=source.delimiter, infer_schema=False, quote_char='"',
+                       raise_if_empty=False, new_columns=names)
+    try:
+        scan.collect_schema()
+    except pl.exceptions.PolarsError as exc:
+        raise csv_failure(exc, path, readable, source) from None
     # Blank lines carry no data: Polars reads them as all-empty records, DuckDB skips them. Row numbers keep
     # counting them, so a row number still points at the right line of a file without multi-line values.
-    frame = frame.with_row_index(SOURCE_ROW, offset=1).filter(~pl.all_horizontal(pl.col(names).is_null()))
+    scan = scan.with_row_index(SOURCE_ROW, offset=1).filter(~pl.all_horizontal(pl.col(names).is_null()))
+    return scan, readable
+
+
+def csv_failure(exc: Exception, path: Path, readable: Path, source: FileSource) -> IngestError:
+    """Turn a Polars parse failure into an error naming the file and, where it can be found, the line."""
+    if "invalid utf-8" in str(exc).lower():
+        return IngestError(f"{path}: {locate_undecodable_line(readable, 'utf-8')}")
+    check_csv_structure(readable, path, source.delimiter, _header_names(readable, source.delimiter))
+    stray = find_stray_quote(readable, source.delimiter)
+    if stray is not None:
+        return IngestError(
+            f"{path}: line {stray}: malformed CSV record: a quote inside an unquoted value "
+            f"(quote the whole value and double inner quotes: \"C2\"\"x\")"
+        )
+    return IngestError(f"{path}: unreadable CSV ({str(exc).splitlines()[0]})")
+
+
+def verify_record_count(path: Path, readable: Path, source: FileSource, names: list[str], rows: int) -> None:
+    """Polars pads short records silently; DuckDB's strict parse must agree on the count, or name the bad line."""
     records = check_csv_structure(readable, path, source.delimiter, names)
-    if records != frame.height:
-        raise IngestError(f"{path}: read {frame.height} records but the strict parser counts {records}; "
+    if records != rows:
+        raise IngestError(f"{path}: read {rows} records but the strict parser counts {records}; "
                           f"check quoting and the delimiter {source.delimiter!r}")
+
+
+def read_csv_as_text(path: Path, source: FileSource, scratch: Path) -> pl.DataFrame:
+    scan, readable = scan_csv_as_text(path, source, scratch)
+    try:
+        frame = scan.collect()
+    except pl.exceptions.PolarsError as exc:
+        raise csv_failure(exc, path, readable, source) from None
+    verify_record_count(path, readable, source, [c for c in frame.columns if c != SOURCE_ROW], frame.height)
     return frame
 
 
@@ -240,30 +256,41 @@ def read_parquet_as_text(path: Path) -> pl.DataFrame:
 
 
 def read_source_file(path: Path, source: FileSource, scratch: Path) -> pl.DataFrame:
-    """One file as an all-text frame with its file path and 1-based data row number."""
+    """One file as an all-text frame with its file path and 1-based data row number (read into memory: for
+    inspection and tests; the assets stream files through `stage_files`)."""
+    if detect_format(path, source.format) == "csv":
+        return _with_origin(read_csv_as_text(path, source, scratch).lazy(), path).collect()
+    return _with_origin(_scan_source_file(path, source, scratch)[0], path).collect()
+
+
+def _scan_source_file(path: Path, source: FileSource, scratch: Path) -> tuple[pl.LazyFrame, Path | None]:
+    """A lazy scan of any supported file, and for CSV the UTF-8 file behind it (for error reports)."""
     fmt = detect_format(path, source.format)
     if fmt == "csv":
-        frame = read_csv_as_text(path, source, scratch)
-    else:
-        frame = read_parquet_as_text(path) if fmt == "parquet" else read_json_as_text(path)
-        frame = frame.with_row_index(SOURCE_ROW, offset=1)
-    return frame.with_columns(pl.col(SOURCE_ROW).cast(pl.Int64), pl.lit(str(path)).alias(SOURCE_FILE))
+        return scan_csv_as_text(path, source, scratch)
+    frame = read_parquet_as_text(path) if fmt == "parquet" else read_json_as_text(path)
+    return frame.lazy().with_row_index(SOURCE_ROW, offset=1), None
+
+
+def _with_origin(scan: pl.LazyFrame, path: Path) -> pl.LazyFrame:
+    return scan.with_columns(pl.col(SOURCE_ROW).cast(pl.Int64), pl.lit(str(path)).alias(SOURCE_FILE))
 
 
 def map_columns(
-    frame: pl.DataFrame,
+    frame: pl.DataFrame | pl.LazyFrame,
     path: Path,
     source: FileSource,
     allowed: Iterable[str],
     required: Iterable[str],
     key: str,
     keep: Iterable[str] = (),
-) -> tuple[pl.DataFrame, list[str]]:
+) -> tuple[pl.DataFrame | pl.LazyFrame, list[str]]:
     """Rename source columns to contract fields; every contract field exists afterwards (NULL if absent).
 
-    Returns the mapped frame and the source columns that were ignored.
+    Returns the mapped frame (eager or lazy, as given) and the source columns that were ignored.
     """
-    present = set(frame.columns)
+    columns = frame.collect_schema().names()
+    present = set(columns)
     selected: list[pl.Expr] = [pl.col(SOURCE_FILE), pl.col(SOURCE_ROW)]
     used: set[str] = {SOURCE_FILE, SOURCE_ROW}
     for field in allowed:
@@ -291,48 +318,79 @@ def map_columns(
             )
         selected.append(pl.col(column))
         used.add(column)
-    ignored = [c for c in frame.columns if c not in used]
+    ignored = [c for c in columns if c not in used]
     return frame.select(selected), ignored
 
 
-def _header_summary(frame: pl.DataFrame) -> str:
-    real = [c for c in frame.columns if c not in (SOURCE_FILE, SOURCE_ROW)]
+def _header_summary(frame: pl.DataFrame | pl.LazyFrame) -> str:
+    real = [c for c in frame.collect_schema().names() if c not in (SOURCE_FILE, SOURCE_ROW)]
     hint = " (one column only: is the delimiter right?)" if len(real) == 1 else ""
     return f"{real[:20]}{hint}"
 
 
-def read_orders(config: SourceConfig, scratch: Path) -> tuple[pl.DataFrame, list[dict]]:
+def stage_orders(config: SourceConfig, scratch: Path) -> tuple[list[Path], list[dict]]:
     allowed = LONG_ORDER_FIELDS if config.shape == "long" else WIDE_ORDER_FIELDS
     required = LONG_ORDER_REQUIRED if config.shape == "long" else WIDE_ORDER_REQUIRED
-    return _read_all(config.order_files(), config.orders, allowed, required, "orders", scratch)
+    return stage_files(config.order_files(), config.orders, allowed, required, "orders", scratch)
+
+
+def stage_customers(config: SourceConfig, scratch: Path) -> tuple[list[Path], list[dict]]:
+    if config.customers is None:
+        return [], []
+    return stage_files(config.customer_files(), config.customers, CUSTOMER_FIELDS, CUSTOMER_REQUIRED, "customers",
+                       scratch)
+
+
+def stage_files(
+    files: list[Path], source: FileSource, allowed, required, key: str, scratch: Path
+) -> tuple[list[Path], list[dict]]:
+    """Stream every file, mapped onto the contract, into a Parquet file in `scratch`: memory stays flat whatever
+    the file size. Returns the Parquet files and one manifest entry per source file."""
+    keep = source.category_columns if isinstance(source, OrdersSource) else []
+    staged, manifest = [], []
+    for index, path in enumerate(files):
+        scan, readable = _scan_source_file(path, source, scratch)
+        mapped, ignored = map_columns(_with_origin(scan, path), path, source, allowed, required, key, keep)
+        target = scratch / f"{key}-{index}.parquet"
+        try:
+            mapped.sink_parquet(target)
+        except pl.exceptions.PolarsError as exc:
+            if readable is None:
+                raise IngestError(f"{path}: unreadable ({str(exc).splitlines()[0]})") from None
+            raise csv_failure(exc, path, readable, source) from None
+        rows = pl.scan_parquet(target).select(pl.len()).collect().item()
+        if readable is not None:
+            source_names = [c for c in scan.collect_schema().names() if c != SOURCE_ROW]
+            verify_record_count(path, readable, source, source_names, rows)
+        staged.append(target)
+        manifest.append({"source_file": str(path), "input": key, "rows_read": rows, "ignored_columns": ignored})
+    return staged, manifest
+
+
+def _empty_raw(fields) -> pl.DataFrame:
+    return pl.DataFrame(schema={SOURCE_FILE: pl.String, SOURCE_ROW: pl.Int64, **{f: pl.String for f in fields}})
+
+
+def read_orders(config: SourceConfig, scratch: Path) -> tuple[pl.DataFrame, list[dict]]:
+    """The staged order rows as one frame (for inspection and tests; the asset streams them instead)."""
+    staged, manifest = stage_orders(config, scratch)
+    return pl.concat([pl.read_parquet(p) for p in staged], how="vertical"), manifest
 
 
 def read_customers(config: SourceConfig, scratch: Path) -> tuple[pl.DataFrame, list[dict]]:
-    if config.customers is None:
-        empty = pl.DataFrame(
-            {SOURCE_FILE: [], SOURCE_ROW: [], **{f: [] for f in CUSTOMER_FIELDS}},
-            schema={SOURCE_FILE: pl.String, SOURCE_ROW: pl.Int64, **{f: pl.String for f in CUSTOMER_FIELDS}},
-        )
-        return empty, []
-    return _read_all(config.customer_files(), config.customers, CUSTOMER_FIELDS, CUSTOMER_REQUIRED, "customers", scratch)
+    staged, manifest = stage_customers(config, scratch)
+    if not staged:
+        return _empty_raw(CUSTOMER_FIELDS), manifest
+    return pl.concat([pl.read_parquet(p) for p in staged], how="vertical"), manifest
 
 
-def _read_all(
-    files: list[Path], source: FileSource, allowed, required, key: str, scratch: Path
-) -> tuple[pl.DataFrame, list[dict]]:
-    keep = source.category_columns if isinstance(source, OrdersSource) else []
-    frames, manifest = [], []
-    for path in files:
-        frame = read_source_file(path, source, scratch)
-        mapped, ignored = map_columns(frame, path, source, allowed, required, key, keep)
-        frames.append(mapped)
-        manifest.append({"source_file": str(path), "input": key, "rows_read": mapped.height, "ignored_columns": ignored})
-    return pl.concat(frames, how="vertical"), manifest
-
-
-def write_raw_table(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
-    arrow_table = frame.to_arrow()  # noqa: F841 - read by DuckDB's replacement scan below
-    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM arrow_table")
+def write_raw_table(con: duckdb.DuckDBPyConnection, table: str, staged: list[Path], fields) -> None:
+    if staged:
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM read_parquet($files)",
+                    {"files": [str(p) for p in staged]})
+    else:
+        empty = _empty_raw(fields).to_arrow()  # noqa: F841 - read by DuckDB's replacement scan
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM empty")
 
 
 def write_manifest(con: duckdb.DuckDBPyConnection, run_id: str, input_name: str, manifest: list[dict]) -> None:
@@ -363,20 +421,23 @@ def preview_markdown(frame: pl.DataFrame, rows: int = 5) -> str:
 
 
 def _materialize_raw(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, table: str, frame: pl.DataFrame, manifest: list[dict]
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, table: str, staged: list[Path],
+    manifest: list[dict], fields,
 ) -> dg.MaterializeResult:
     with warehouse.connect() as con:
-        write_raw_table(con, table, frame)
+        write_raw_table(con, table, staged, fields)
         write_manifest(con, context.run_id, table.split(".")[1], manifest)
+        rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        preview = con.execute(f"SELECT * EXCLUDE ({SOURCE_FILE}) FROM {table} LIMIT 5").pl()
     ignored = sorted({c for entry in manifest for c in entry["ignored_columns"]})
     if ignored:
         context.log.warning(f"{table}: ignored source columns not in the contract: {ignored}")
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": frame.height,
+            "dagster/row_count": rows,
             "files": dg.MetadataValue.json([{k: e[k] for k in ("source_file", "rows_read")} for e in manifest]),
             "ignored_columns": ", ".join(ignored) or "none",
-            "preview": dg.MetadataValue.md(preview_markdown(frame.drop(SOURCE_FILE))),
+            "preview": dg.MetadataValue.md(preview_markdown(preview)),
         }
     )
 
@@ -391,9 +452,10 @@ def raw_orders(context: dg.AssetExecutionContext, warehouse: WarehouseResource, 
     """Order rows exactly as the shop's files hold them, as text: one row per order line (long shape) or per
     basket with its category flags (wide shape), with `_source_file` and `_source_row`."""
     config = source.load()
+    fields = LONG_ORDER_FIELDS if config.shape == "long" else [*WIDE_ORDER_FIELDS, *config.orders.category_columns]
     with tempfile.TemporaryDirectory(prefix="persona-ingest-") as scratch:
-        frame, manifest = read_orders(config, Path(scratch))
-    return _materialize_raw(context, warehouse, "raw.orders", frame, manifest)
+        staged, manifest = stage_orders(config, Path(scratch))
+        return _materialize_raw(context, warehouse, "raw.orders", staged, manifest, fields)
 
 
 @dg.asset(
@@ -407,5 +469,5 @@ def raw_customers(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     (profiles then come from the order rows, as in the wide shape)."""
     config = source.load()
     with tempfile.TemporaryDirectory(prefix="persona-ingest-") as scratch:
-        frame, manifest = read_customers(config, Path(scratch))
-    return _materialize_raw(context, warehouse, "raw.customers", frame, manifest)
+        staged, manifest = stage_customers(config, Path(scratch))
+        return _materialize_raw(context, warehouse, "raw.customers", staged, manifest, CUSTOMER_FIELDS)
