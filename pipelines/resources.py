@@ -36,6 +36,8 @@ class WarehouseResource(dg.ConfigurableResource):
     """The DuckDB file every layer reads and writes. DuckDB allows one writer, so writing assets share a pool."""
 
     path: str = DEFAULT_WAREHOUSE
+    # DuckDB spills to disk beyond this instead of growing with the data (its own default is 80% of RAM).
+    memory_limit: str = "3GB"
 
     @property
     def file(self) -> Path:
@@ -48,7 +50,12 @@ class WarehouseResource(dg.ConfigurableResource):
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         self.file.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(self.file), read_only=read_only)
+        con = duckdb.connect(str(self.file), read_only=read_only, config={
+            "memory_limit": self.memory_limit,
+            # Every table that needs an order says ORDER BY; not preserving it lets large writes stream.
+            "preserve_insertion_order": False,
+            "temp_directory": str(self.file.parent / ".duckdb_spill"),
+        })
         try:
             if not read_only:
                 for schema in WAREHOUSE_SCHEMAS:
@@ -72,7 +79,8 @@ class SourceResource(dg.ConfigurableResource):
 def resources_from_environment() -> dict[str, dg.ConfigurableResource]:
     """Resources as the CLI, the schedule and `dagster dev` see them: configured by PERSONA_* variables."""
     return {
-        "warehouse": WarehouseResource(path=default_warehouse_path()),
+        "warehouse": WarehouseResource(path=default_warehouse_path(),
+                                       memory_limit=os.environ.get("PERSONA_DUCKDB_MEMORY_LIMIT", "3GB")),
         "source": SourceResource(
             config_path=default_config_path(),
             input_override=os.environ.get("PERSONA_INPUT", ""),
