@@ -123,6 +123,29 @@ def sql(query: str, warehouse_path: str, output_format: str) -> None:
 
 @main.command()
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder to write into.")
+@click.option("--warehouse", "warehouse_path", default=lambda: os.environ.get("PERSONA_WAREHOUSE", DEFAULT_WAREHOUSE),
+              show_default=DEFAULT_WAREHOUSE, help="DuckDB warehouse file.")
+@click.option("--segment", "segment_ids", type=int, multiple=True, help="Segment id to export (repeatable; "
+              "default: every segment).")
+@click.option("--format", "output_format", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
+@click.option("--pseudonymise", is_flag=True,
+              help="Replace customer ids by salted SHA-256 tokens; the salt comes from PERSONA_ID_SALT.")
+def export(out_dir: str, warehouse_path: str, segment_ids: tuple[int, ...], output_format: str,
+           pseudonymise: bool) -> None:
+    """Write one audience list per segment for activation tools."""
+    from pipelines.serving import SALT_VARIABLE, QueryRefused, export_audiences
+
+    try:
+        written = export_audiences(Path(warehouse_path), Path(out_dir), output_format, list(segment_ids) or None,
+                                   pseudonymise, os.environ.get(SALT_VARIABLE))
+    except QueryRefused as exc:
+        _fail(str(exc))
+    for path, rows in written:
+        click.echo(f"{path}: {rows:,} customers")
+
+
+@main.command()
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder to write into.")
 @click.option("--customers", default=5000, show_default=True, type=int)
 @click.option("--days", default=90, show_default=True, type=int)
 @click.option("--seed", default=7, show_default=True, type=int)

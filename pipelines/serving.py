@@ -7,6 +7,7 @@ the first guard.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import duckdb
@@ -54,3 +55,52 @@ def run_read_only_query(warehouse: Path, query: str) -> pl.DataFrame:
             raise QueryRefused(f"query failed: {exc}") from exc
     finally:
         con.close()
+
+
+SALT_VARIABLE = "PERSONA_ID_SALT"
+EXPORT_FORMATS = ("csv", "parquet")
+
+
+def pseudonymise(customer_id: str, salt: str) -> str:
+    """A stable stand-in for a customer id: the same id and salt always give the same token, and without the
+    salt the id cannot be recovered by hashing candidate ids."""
+    return hashlib.sha256(f"{salt}:{customer_id}".encode()).hexdigest()[:20]
+
+
+def export_audiences(
+    warehouse: Path, out_dir: Path, output_format: str, segment_ids: list[int] | None = None,
+    pseudonymised: bool = False, salt: str | None = None,
+) -> list[tuple[Path, int]]:
+    """One audience file per segment for activation tools: customer_id (or a salted token), segment id and
+    names. Returns the files with their row counts."""
+    if output_format not in EXPORT_FORMATS:
+        raise QueryRefused(f"unknown export format {output_format!r}; use one of {list(EXPORT_FORMATS)}")
+    if pseudonymised and not salt:
+        raise QueryRefused(f"pseudonymised ids need a secret salt: set {SALT_VARIABLE}")
+    con = open_read_only(warehouse)
+    try:
+        members = con.execute(
+            "SELECT customer_id, segment_id, segment_name_zh, segment_name_en FROM segments.customer_segments "
+            "ORDER BY segment_id, customer_id").pl()
+    finally:
+        con.close()
+    known = sorted(set(members.get_column("segment_id").to_list()))
+    wanted = segment_ids or known
+    unknown = sorted(set(wanted) - set(known))
+    if unknown:
+        raise QueryRefused(f"no segment with id {unknown}; segments are {known}")
+    if pseudonymised:
+        members = members.with_columns(
+            pl.col("customer_id").map_elements(lambda value: pseudonymise(value, salt), return_dtype=pl.String)
+            .alias("customer_id"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for segment_id in wanted:
+        audience = members.filter(pl.col("segment_id") == segment_id)
+        target = out_dir / f"segment_{segment_id}.{output_format}"
+        if output_format == "csv":
+            audience.write_csv(target)
+        else:
+            audience.write_parquet(target)
+        written.append((target, audience.height))
+    return written

@@ -119,3 +119,58 @@ def test_generate_writes_demo_data(tmp_path):
     assert header == "order_id,customer_id,order_ts,category,quantity,unit_price,amount,payment_method,channel,sku"
     done = persona("generate", "--out", "bad", "--customers", "0", cwd=tmp_path)
     assert done.returncode == 1 and "customers" in done.stderr
+
+
+def test_export_writes_one_audience_per_segment(seed_run, tmp_path):
+    work, _ = seed_run
+    done = persona("export", "--warehouse", "wh/warehouse.duckdb", "--out", str(tmp_path / "audiences"), cwd=work)
+    assert done.returncode == 0, done.stderr
+    files = sorted((tmp_path / "audiences").glob("segment_*.csv"))
+    rows = [line.split(",") for f in files for line in f.read_text(encoding="utf-8").splitlines()[1:]]
+    assert len(rows) == 999 and len({row[0] for row in rows}) == 999
+    assert "37917" in {row[0] for row in rows}
+    assert all(f"{f}: " in done.stdout for f in files)
+
+
+def test_export_pseudonymises_with_a_salt(seed_run, tmp_path):
+    work, _ = seed_run
+    refused = persona("export", "--warehouse", "wh/warehouse.duckdb", "--out", str(tmp_path / "a"),
+                      "--pseudonymise", cwd=work)
+    assert refused.returncode == 1 and "set PERSONA_ID_SALT" in refused.stderr
+    env_done = subprocess.run(
+        [PERSONA, "export", "--warehouse", "wh/warehouse.duckdb", "--out", str(tmp_path / "p"), "--segment", "1",
+         "--format", "parquet", "--pseudonymise"],
+        cwd=work, capture_output=True, text=True, timeout=120,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("PERSONA_")}, "PERSONA_ID_SALT": "s3cret"})
+    assert env_done.returncode == 0, env_done.stderr
+    import polars as pl
+
+    from pipelines.serving import pseudonymise
+
+    exported = pl.read_parquet(tmp_path / "p" / "segment_1.parquet")
+    clear = {row["customer_id"] for row in json.loads(persona(
+        "sql", "--warehouse", "wh/warehouse.duckdb", "--format", "json",
+        "select customer_id from segments.customer_segments where segment_id = 1", cwd=work).stdout)}
+    tokens = set(exported.get_column("customer_id"))
+    assert len(tokens) == len(clear) == exported.height > 0
+    assert not tokens & clear
+    assert tokens == {pseudonymise(customer, "s3cret") for customer in clear}
+    assert pseudonymise("37917", "s3cret") != pseudonymise("37917", "other")
+
+
+def test_export_rejects_an_unknown_segment(seed_run, tmp_path):
+    work, _ = seed_run
+    done = persona("export", "--warehouse", "wh/warehouse.duckdb", "--out", str(tmp_path), "--segment", "99",
+                   cwd=work)
+    assert done.returncode == 1 and "no segment with id [99]" in done.stderr
+
+
+def test_the_duckdb_shell_opens_the_warehouse(seed_run):
+    """Users query with the PyPI duckdb-cli (1.5.x); it must read the file our pinned duckdb writes."""
+    work, _ = seed_run
+    shell = Path(sys.executable).parent / "duckdb"
+    done = subprocess.run([str(shell), "-readonly", "-csv", str(work / "wh" / "warehouse.duckdb"), "-c",
+                           "select count(*) from segments.customer_segments"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "999"
