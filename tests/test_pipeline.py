@@ -263,3 +263,14 @@ def test_unreadable_input_publishes_nothing(tmp_path):
     assert "delimiter" in message
     tables = query(warehouse, "SELECT table_schema || '.' || table_name FROM information_schema.tables")
     assert ("segments.customer_segments",) not in tables
+
+
+def test_schedule_time_comes_from_the_environment():
+    import subprocess
+    import sys
+
+    code = ("from pipelines.definitions import defs; s = defs.resolve_schedule_def('nightly_refresh'); "
+            "print(s.cron_schedule, s.execution_timezone)")
+    env = {"PATH": "/usr/bin:/bin", "PERSONA_SCHEDULE_CRON": "30 3 * * 1-5", "PERSONA_SCHEDULE_TIMEZONE": "UTC"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.stdout.strip() == "30 3 * * 1-5 UTC", done.stderr
