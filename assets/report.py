@@ -1,111 +1,123 @@
-"""Report layer: a self-contained, offline HTML summary of the segments, in Chinese and in English.
+"""Report layer: the nightly insight report, in Chinese and English, from the segments tables.
 
-Every number comes from `segments.segment_profiles`; the file has no scripts and no external links, so it
-opens anywhere without a network.
+Output under the warehouse's `reports/` folder:
+- `report_zh.html`, `report_en.html`: self-contained pages (Vega scripts inlined, no external reference), opening
+  with the summary per segment, then every chart with its interpretation, the strategies with their evidence;
+- `charts/<chart>_<zh|en>.png` and `.svg`: every chart for slides (vl-convert; a missing CJK font fails the run
+  with instructions instead of drawing empty boxes).
+
+The pieces: report_data (what is read, privacy threshold), report_facts (every number with its proving query),
+report_text (the words), report_strategies + playbook.yaml (strategies and their evidence), report_charts (charts,
+files, fonts), report_html (the page). The asset's metadata carries a Markdown summary with the size chart inlined,
+so the Dagster UI shows the report.
 """
 
+from __future__ import annotations
 
+import base64
 import html
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
+import duckdb
 
-from pipelines.resources import WarehouseResource
+from assets.report_charts import build_charts, javascript_bundle, render_png, write_chart_files
+from assets.report_data import MIN_DETAIL_SIZE, ReportData, load_report_data
+from assets.report_facts import FactBook
+from assets.report_html import render_page
+from assets.report_strategies import load_playbook, plan
+from assets.report_text import LANGUAGES, Narrative, build_narrative
+from pipelines.resources import SourceResource, WarehouseResource
 
-TEXT = {
-    "zh": {
-        "title": "客户分群报告", "lang": "zh-CN", "segment": "客群", "customers": "客户数", "share": "占比",
-        "age": "年龄中位数", "income": "收入中位数", "orders": "平均订单数", "spend": "平均消费额",
-        "evidence": "命名依据", "model": "模型版本", "generated": "生成时间",
-        "summary": "共 {n} 位客户分为 {k} 个客群。",
-    },
-    "en": {
-        "title": "Customer segmentation report", "lang": "en", "segment": "Segment", "customers": "Customers",
-        "share": "Share", "age": "Median age", "income": "Median income", "orders": "Avg orders",
-        "spend": "Avg spend", "evidence": "Named from", "model": "Model version", "generated": "Generated at",
-        "summary": "{n} customers in {k} segments.",
-    },
-}
-
-STYLE = """
-body { font-family: "Noto Sans CJK SC", "Noto Sans", "PingFang SC", "Microsoft YaHei", sans-serif;
-       margin: 2rem auto; max-width: 1100px; color: #1f2933; }
-table { border-collapse: collapse; width: 100%; }
-th, td { border-bottom: 1px solid #d9e2ec; padding: .45rem .6rem; text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-caption { text-align: left; color: #52606d; padding-bottom: .5rem; }
-"""
+REPORT_DEPS = [
+    ["segments", "segment_profiles"], ["segments", "customer_segments"], ["segments", "segment_catalog"],
+    ["segments", "segment_category_affinity"], ["segments", "segment_features"],
+    ["segments", "customer_value_tiers"], ["segments", "segment_migration"], ["segments", "customer_segment_history"],
+    ["model", "customer_clusters"], ["features", "customer_features"], ["staging", "orders"],
+]
 
 
-def _number(value: float | None, digits: int = 0) -> str:
-    return "–" if value is None else f"{value:,.{digits}f}"
+@dataclass
+class Report:
+    data: ReportData
+    book: FactBook
+    narrative: Narrative
+    specs: dict[str, dict[str, dict]]  # language -> chart key -> Vega-Lite spec
+    pages: dict[str, Path]
+    chart_files: list[Path]
 
 
-def render_report(profiles: pl.DataFrame, language: str) -> str:
-    text = TEXT[language]
-    name_column = "segment_name_zh" if language == "zh" else "segment_name_en"
-    rows = []
-    for row in profiles.iter_rows(named=True):
-        rows.append(
-            "<tr>"
-            f"<td>{row['segment_id']}. {html.escape(row[name_column])}</td>"
-            f"<td class='num'>{row['customers']:,}</td>"
-            f"<td class='num'>{row['share'] * 100:.1f}%</td>"
-            f"<td class='num'>{_number(row['median_age'])}</td>"
-            f"<td class='num'>{_number(row['median_income'])}</td>"
-            f"<td class='num'>{_number(row['avg_orders'], 1)}</td>"
-            f"<td class='num'>{_number(row['avg_spend'], 2)}</td>"
-            f"<td>{html.escape(', '.join(row['name_evidence'] or []))}</td>"
-            "</tr>"
-        )
-    model_version = profiles.get_column("model_version")[0] if profiles.height else "–"
-    generated = profiles.get_column("assigned_at")[0] if profiles.height else "–"
-    summary = text["summary"].format(n=f"{int(profiles.get_column('customers').sum()):,}", k=profiles.height)
-    headers = "".join(
-        f"<th>{text[key]}</th>"
-        for key in ("segment", "customers", "share", "age", "income", "orders", "spend", "evidence")
-    )
-    return f"""<!DOCTYPE html>
-<html lang="{text['lang']}"><head><meta charset="utf-8"><title>{text['title']}</title>
-<style>{STYLE}</style></head>
-<body><h1>{text['title']}</h1>
-<p>{summary}</p>
-<table><caption>{text['model']}: {html.escape(str(model_version))} · {text['generated']}: {generated}</caption>
-<thead><tr>{headers}</tr></thead><tbody>{''.join(rows)}</tbody></table>
-</body></html>
-"""
-
-
-def write_reports(profiles: pl.DataFrame, reports_dir: Path) -> dict[str, Path]:
+def build_report(con: duckdb.DuckDBPyConnection, reports_dir: Path, category_labels: dict | None = None,
+                 playbook_path: str | Path | None = None, chart_files: bool = True) -> Report:
+    """Reads the warehouse through `con` and writes the pages (and chart files) under `reports_dir`."""
+    data = load_report_data(con, category_labels)
+    book = FactBook()
+    plans = plan(data, book, load_playbook(playbook_path))
+    narrative = build_narrative(data, book, plans)
+    keys = [key for section in narrative.sections for key in section.charts]
+    specs = {language: build_charts(data, language, keys) for language in LANGUAGES}
     reports_dir.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for language in TEXT:
+    files = write_chart_files(specs, reports_dir / "charts") if chart_files else []
+    bundle = javascript_bundle()
+    pages = {}
+    for language in LANGUAGES:
         path = reports_dir / f"report_{language}.html"
         # Write then rename, so a reader never opens a half-written report.
         partial = path.with_suffix(".html.partial")
-        partial.write_text(render_report(profiles, language), encoding="utf-8")
+        partial.write_text(render_page(narrative, book, specs[language], language, bundle), encoding="utf-8")
         partial.replace(path)
-        paths[language] = path
-    return paths
+        pages[language] = path
+    return Report(data, book, narrative, specs, pages, files)
+
+
+def summary_markdown(report: Report) -> str:
+    """The summary for the Dagster UI: the size chart (inlined PNG), then one row per segment."""
+    book, narrative = report.book, report.narrative
+    lines = [f"**{html.escape(narrative.intro['en'][0].text(book))}**", "",
+             narrative.intro["zh"][0].text(book), ""]
+    if "sizes" in report.specs["zh"]:
+        png = base64.b64encode(render_png(report.specs["zh"]["sizes"], scale=1)).decode("ascii")
+        lines += [f"![segment sizes](data:image/png;base64,{png})", ""]
+    lines += ["| 客群 | segment | share | customers | 首选策略 / top strategy | evidence |", "|---|---|---|---|---|---|"]
+    for card in narrative.cards:
+        top = card.strategies[0] if card.strategies else None
+        strategy = f"{top.title['zh']} / {top.title['en']}" if top else "–"
+        evidence = "; ".join(e["en"].text(book) for e in top.evidence[:2]) if top else ""
+        cells = [card.name["zh"], card.name["en"], book.text(card.share), book.text(card.customers), strategy,
+                 evidence]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    if narrative.other:
+        lines += ["", narrative.other["en"].text(book)]
+    lines += ["", f"Reports: `{report.pages['zh']}`, `{report.pages['en']}`"]
+    return "\n".join(lines)
 
 
 @dg.asset(
     key=["report", "segment_report"],
-    deps=[["segments", "segment_profiles"]],
+    deps=REPORT_DEPS,
     group_name="report",
-    kinds={"html"},
+    kinds={"html", "altair"},
 )
-def segment_report(warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """The bilingual HTML report (report_zh.html, report_en.html) under the warehouse's reports/ folder,
-    built from segments.segment_profiles."""
+def segment_report(warehouse: WarehouseResource, source: SourceResource) -> dg.MaterializeResult:
+    """The bilingual insight report under the warehouse's reports/ folder: report_zh.html and report_en.html
+    (offline, self-contained), and charts/*.png|svg for slides. Summary, charts with interpretations and
+    strategies per segment, every number read from the segments tables. Segments below the privacy threshold
+    are pooled as "other small segments"."""
+    config = source.load()
     with warehouse.connect(read_only=True) as con:
-        profiles = con.execute("SELECT * FROM segments.segment_profiles ORDER BY segment_id").pl()
-    paths = write_reports(profiles, warehouse.reports_dir)
+        report = build_report(con, warehouse.reports_dir, dict(config.category_labels))
     return dg.MaterializeResult(
         metadata={
-            "report_zh": dg.MetadataValue.path(str(paths["zh"])),
-            "report_en": dg.MetadataValue.path(str(paths["en"])),
-            "segments": profiles.height,
+            "summary": dg.MetadataValue.md(summary_markdown(report)),
+            "report_zh": dg.MetadataValue.path(str(report.pages["zh"])),
+            "report_en": dg.MetadataValue.path(str(report.pages["en"])),
+            "charts_dir": dg.MetadataValue.path(str(warehouse.reports_dir / "charts")),
+            "segments": len(report.data.segments),
+            "segments_detailed": len(report.data.detailed),
+            "min_detail_size": MIN_DETAIL_SIZE,
+            "charts": len(report.specs["en"]),
+            "facts_cited": len(report.book.facts),
         }
     )
+

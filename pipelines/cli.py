@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import click
+import polars as pl
 
 from pipelines.resources import DEFAULT_CONFIG, DEFAULT_WAREHOUSE, REPO_ROOT
 
@@ -111,12 +112,16 @@ def sql(query: str, warehouse_path: str, output_format: str) -> None:
     except QueryRefused as exc:
         _fail(str(exc))
     if output_format == "csv":
-        click.echo(frame.write_csv(), nl=False)
+        # CSV has no lists or structs: such columns are written as JSON text.
+        nested = [name for name, dtype in frame.schema.items() if dtype.is_nested()]
+        flat = frame.with_columns(
+            pl.col(name).map_elements(lambda value: json.dumps(value.to_list() if hasattr(value, "to_list")
+                                                               else value, ensure_ascii=False, default=str),
+                                      return_dtype=pl.String) for name in nested)
+        click.echo(flat.write_csv(), nl=False)
     elif output_format == "json":
         click.echo(json.dumps(frame.to_dicts(), ensure_ascii=False, default=str, indent=2))
     else:
-        import polars as pl
-
         with pl.Config(tbl_rows=200, tbl_cols=50, fmt_str_lengths=80, tbl_hide_dataframe_shape=True):
             click.echo(frame)
 

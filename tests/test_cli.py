@@ -174,3 +174,15 @@ def test_the_duckdb_shell_opens_the_warehouse(seed_run):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "999"
+
+
+def test_sql_csv_writes_list_columns_as_json(seed_run):
+    work, _ = seed_run
+    done = persona("sql", "--warehouse", "wh/warehouse.duckdb", "--format", "csv",
+                   "select segment_id, name_evidence from segments.segment_profiles order by segment_id", cwd=work)
+    assert done.returncode == 0, done.stderr
+    import csv as csv_module
+    import io
+
+    rows = list(csv_module.DictReader(io.StringIO(done.stdout)))
+    assert rows and all(isinstance(json.loads(row["name_evidence"]), list) for row in rows)

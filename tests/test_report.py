@@ -1,0 +1,477 @@
+"""The insight report: every number true, strategies with evidence, offline pages, chart files with Chinese glyphs,
+privacy for small segments, and the Dagster metadata.
+
+Numbers: the report prints numbers only as facts (assets/report_facts.py). The tests re-run each fact's own query
+against the warehouse, print the result the same way, and compare it with what the page shows; and they check
+that no digit in the visible text of either page sits outside a fact or a name read from the tables.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import struct
+import zlib
+from html.parser import HTMLParser
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+
+from assets import report_charts
+from assets.report import build_report
+from assets.report_data import MIN_DETAIL_SIZE, OTHER_NAME, load_report_data
+from assets.report_facts import FactBook, format_value
+from assets.report_strategies import PlaybookError, load_playbook, plan, strategies_for
+from pipelines.definitions import all_assets, all_checks
+from pipelines.generate import generate_demo_data
+from pipelines.resources import SourceResource, WarehouseResource
+from tests.conftest import query, write_file
+
+LANGUAGES = ("zh", "en")
+_DEMO: dict[str, object] = {}
+
+
+def _materialize(config: Path, warehouse: Path, report: bool = True) -> dg.ExecuteInProcessResult:
+    selection = None if report else dg.AssetSelection.all() - dg.AssetSelection.keys(["report", "segment_report"])
+    return dg.materialize([*all_assets, *all_checks], selection=selection, raise_on_error=False, resources={
+        "warehouse": WarehouseResource(path=str(warehouse)), "source": SourceResource(config_path=str(config))})
+
+
+def demo_warehouse(tmp_path_factory) -> Path:
+    """Demo data with 1,500 customers over two nights (the first without the last day), so the report has a
+    previous run to compare with. Built once per session; the browser test shares it."""
+    if "warehouse" not in _DEMO:
+        root = tmp_path_factory.mktemp("report-demo")
+        data = generate_demo_data(root / "data", customers=1500, days=61, seed=11)
+        lines = pl.read_csv(data.orders_path, infer_schema=False)
+        last_day = lines.get_column("order_ts").str.slice(0, 10).max()
+        earlier = root / "earlier.csv"
+        lines.filter(pl.col("order_ts").str.slice(0, 10) < last_day).write_csv(earlier)
+        warehouse = root / "warehouse.duckdb"
+        for night, orders in enumerate((earlier, data.orders_path)):
+            config = write_file(root / "shop.yaml", f"name: report-demo\nshape: long\norders:\n  path: {orders}\n"
+                                                    f"customers:\n  path: {data.customers_path}\n"
+                                                    "model:\n  k_range: [3, 6]\n  bootstrap_rounds: 2\n")
+            result = _materialize(config, warehouse, report=night == 1)
+            assert result.success
+        _DEMO["warehouse"], _DEMO["result"] = warehouse, result
+    return _DEMO["warehouse"]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    return demo_warehouse(tmp_path_factory)
+
+
+# --- reading a page ---------------------------------------------------------------------------------------------
+
+class VisibleText(HTMLParser):
+    """Collects the visible text of a page: facts, labels (names from the tables) and everything else."""
+
+    LABELS = ("label", "name")
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.stack: list[tuple[str, str | None, str | None]] = []  # (tag, role, fact key)
+        self.facts: list[tuple[str, str]] = []
+        self.labels: list[str] = []
+        self.free: list[str] = []
+        self._fact_text: list[str] = []
+        self._label_text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        classes = (attrs.get("class") or "").split()
+        role = "fact" if "fact" in classes else "label" if set(classes) & set(self.LABELS) else None
+        if tag in ("meta", "br", "img", "input", "link"):
+            return
+        self.stack.append((tag, role, attrs.get("data-fact")))
+
+    def handle_endtag(self, tag):
+        while self.stack:
+            open_tag, role, key = self.stack.pop()
+            if role == "fact":
+                self.facts.append((key, "".join(self._fact_text)))
+                self._fact_text = []
+            elif role == "label":
+                self.labels.append("".join(self._label_text))
+                self._label_text = []
+            if open_tag == tag:
+                break
+
+    def handle_data(self, data):
+        tags = [t for t, _, _ in self.stack]
+        if "script" in tags or "style" in tags or "title" in tags:
+            return
+        roles = [r for _, r, _ in self.stack]
+        if "fact" in roles:
+            self._fact_text.append(data)
+        elif "label" in roles:
+            self._label_text.append(data)
+        else:
+            self.free.append(data)
+
+
+def read_page(path: Path) -> VisibleText:
+    parser = VisibleText()
+    parser.feed(path.read_text(encoding="utf-8"))
+    parser.close()
+    return parser
+
+
+def sql_value(con: duckdb.DuckDBPyConnection, fact) -> object:
+    rows = con.execute(fact.sql, list(fact.params)).fetchall()
+    assert len(rows) == 1 and len(rows[0]) == 1, f"{fact.key}: the query must return one value: {rows}"
+    return rows[0][0]
+
+
+NUMBER = re.compile(r"\d")
+
+
+def check_every_number(warehouse: Path, reports: Path, tmp_path: Path, min_facts: int = 30) -> FactBook:
+    """Every fact equals its own query's answer, every number on both pages is such a fact, and the pages the
+    asset wrote are exactly what the report code produces from the tables now."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        rebuilt = build_report(con, tmp_path / "rebuilt", chart_files=False)
+        book = rebuilt.book
+        names = {n for row in con.execute("SELECT segment_name_zh, segment_name_en FROM segments.segment_catalog")
+                 .fetchall() for n in row}
+        printed = {}  # fact key -> the table's answer, printed as the report prints it
+        for fact in book.facts.values():
+            if fact.kind == "param":
+                assert fact.key == "param.min_detail_size" and fact.value == MIN_DETAIL_SIZE
+                printed[fact.key] = format_value(fact.kind, MIN_DETAIL_SIZE)
+                continue
+            printed[fact.key] = format_value(fact.kind, sql_value(con, fact))
+            assert printed[fact.key] == format_value(fact.kind, fact.value), fact
+    for language in LANGUAGES:
+        page = reports / f"report_{language}.html"
+        assert page.read_text(encoding="utf-8") == rebuilt.pages[language].read_text(encoding="utf-8")
+        text = read_page(page)
+        assert len(text.facts) >= min_facts
+        for key, shown in text.facts:
+            assert shown == printed[key], (language, key, shown, printed[key])
+        # Digits outside facts: only inside names that come from the tables.
+        for label in text.labels:
+            assert not NUMBER.search(label) or label in names, (language, label)
+        stray = [chunk.strip() for chunk in text.free if NUMBER.search(chunk)]
+        assert stray == [], (language, stray)
+    return book
+
+
+def test_every_number_in_the_demo_report_comes_from_the_tables(demo, tmp_path):
+    book = check_every_number(demo, demo.parent / "reports", tmp_path)
+    # The narrative covers every chart: sizes, medians and IQRs, lifts, payments, tiers, k, migration, history.
+    keys = set(book.facts)
+    for expected in ("all.customers", "seg1.share", "seg1.age.q1", "seg1.income.q3", "all.median_income",
+                     "all.pay.cash", "all.value_tiers.high_value", "model.kmin", "migration.stayed_share",
+                     "migration.previous_run", "history.runs"):
+        assert expected in keys, expected
+    assert any(k.startswith("seg") and ".lift." in k for k in keys)
+    assert any(".rfm_tiers." in k for k in keys)
+
+
+def test_every_number_in_the_seed_report_comes_from_the_tables(seed_warehouse, tmp_path):
+    book = check_every_number(seed_warehouse, seed_warehouse.parent / "reports", tmp_path)
+    en = read_page(seed_warehouse.parent / "reports" / "report_en.html")
+    text = " ".join(en.free)
+    # No order dates in the seed table: no RFM tiers, said in plain words; one run so far.
+    assert "no dates" in text and not any(".rfm_tiers." in k for k in book.facts)
+    assert "migration.new" in book.facts and "migration.stayed_share" not in book.facts
+
+
+def test_summary_comes_first_with_name_share_portrait_and_top_strategy(demo):
+    for language in LANGUAGES:
+        page = (demo.parent / "reports" / f"report_{language}.html").read_text(encoding="utf-8")
+        body = page[page.index("<main>"):]
+        sections = re.findall(r'<section id="([a-z_]+)"', body)
+        assert sections[0] == "summary"
+        assert sections[1:] == ["sizes", "age", "income", "categories", "payments", "tiers", "k_selection",
+                                "migration", "history", "strategies", "notes"]
+        summary = body[:body.index('<section id="sizes"')]
+        for segment_id, name_zh, name_en in query(demo, "SELECT segment_id, segment_name_zh, segment_name_en "
+                                                        "FROM segments.segment_profiles"):
+            name = name_zh if language == "zh" else name_en
+            assert f'<span class="name">{name}</span>' in summary
+            assert f'data-fact="seg{segment_id}.share"' in summary
+        assert summary.count('class="portrait"') == 4 and summary.count('class="top"') == 4
+
+
+def test_pages_are_self_contained(demo):
+    for language in LANGUAGES:
+        page = (demo.parent / "reports" / f"report_{language}.html").read_text(encoding="utf-8")
+        assert page.count("<script") == 3  # the inlined Vega bundle, the chart specs, the embedding call
+        markup = re.sub(r"<script[^>]*>.*?</script>", "<script></script>", page, flags=re.S)
+        assert not re.search(r"<script[^>]+src=", page)
+        assert "<link" not in markup and "<img" not in markup and "<iframe" not in markup
+        assert re.findall(r"""(?:href|src)=["']?([^"' >]+)""", markup) == [
+            "report_en.html" if "lang=\"zh-CN\"" in markup else "report_zh.html"]
+        assert "vegaEmbed" in page and "vega-lite" in page.lower()
+        specs = page[page.index('id="report-specs">'):]
+        assert "http" not in specs[:specs.index("</script>")]
+    zh = (demo.parent / "reports" / "report_zh.html").read_text(encoding="utf-8")
+    assert '<html lang="zh-CN">' in zh and 'href="report_en.html"' in zh and "客户分群报告" in zh
+
+
+def test_chart_files_for_every_chart_in_both_languages(demo):
+    charts = demo.parent / "reports" / "charts"
+    expected = {"sizes", "age", "income", "categories", "payments", "value_tiers", "rfm_tiers", "k_selection",
+                "migration", "history"}
+    found = {p.name for p in charts.iterdir()}
+    assert found == {f"{key}_{lang}.{ext}" for key in expected for lang in LANGUAGES for ext in ("png", "svg")}
+    for key in expected:
+        zh, en = (charts / f"{key}_zh.png").read_bytes(), (charts / f"{key}_en.png").read_bytes()
+        assert zh[:8] == b"\x89PNG\r\n\x1a\n" and zh != en
+        assert "<svg" in (charts / f"{key}_zh.svg").read_text(encoding="utf-8")[:200]
+    svg = (charts / "sizes_zh.svg").read_text(encoding="utf-8")
+    name = query(demo, "SELECT segment_name_zh FROM segments.segment_profiles ORDER BY segment_id LIMIT 1")[0][0]
+    assert name in svg and "Noto Sans CJK SC" in svg
+
+
+# --- Chinese glyphs in PNG ----------------------------------------------------------------------------------------
+
+def decode_png(data: bytes) -> tuple[int, int, list[bytes]]:
+    """Width, height and unfiltered rows of an 8-bit RGB/RGBA PNG (what vl-convert writes)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    position, idat, header = 8, b"", None
+    while position < len(data):
+        length, kind = struct.unpack(">I4s", data[position:position + 8])
+        body = data[position + 8:position + 8 + length]
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        position += 12 + length
+    width, height, depth, color, _, _, interlace = header
+    assert depth == 8 and color in (2, 6) and interlace == 0
+    channels = 4 if color == 6 else 3
+    raw, stride, rows, previous = zlib.decompress(idat), width * channels, [], bytearray(width * channels)
+    for y in range(height):
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            left = line[i - channels] if i >= channels else 0
+            up, corner = previous[i], previous[i - channels] if i >= channels else 0
+            if kind == 1:
+                line[i] = (line[i] + left) & 255
+            elif kind == 2:
+                line[i] = (line[i] + up) & 255
+            elif kind == 3:
+                line[i] = (line[i] + (left + up) // 2) & 255
+            elif kind == 4:
+                p = left + up - corner
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
+                line[i] = (line[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else corner)) & 255
+        rows.append(bytes(line))
+        previous = line
+    return width, height, [bytes(r) for r in rows]
+
+
+def ink(data: bytes) -> int:
+    """Dark pixels: the strokes of the drawn text."""
+    width, _, rows = decode_png(data)
+    channels = len(rows[0]) // width
+    return sum(1 for row in rows for x in range(width) if sum(row[x * channels:x * channels + 3]) < 384)
+
+
+def test_chinese_labels_render_as_real_glyphs():
+    report_charts.check_cjk_font()
+    first, second = report_charts.text_png("年轻白领族"), report_charts.text_png("家庭主力族")
+    boxes = report_charts.text_png("□□□□□")
+    missing = report_charts.text_png("\ue000\ue001\ue002\ue003\ue004")
+    assert first != second
+    assert boxes not in (first, second) and missing not in (first, second)
+    # Real strokes: a Chinese word has plenty of ink, and the two words do not have the same amount.
+    assert ink(first) > 300 and ink(second) > 300 and ink(first) != ink(second)
+
+
+def test_a_missing_cjk_font_fails_with_instructions():
+    with pytest.raises(report_charts.MissingCjkFontError) as failure:
+        report_charts.check_cjk_font("No Such Font Family")
+    message = str(failure.value)
+    assert "scripts/install-system-deps.sh" in message and "fonts-noto-cjk" in message
+
+
+# --- strategies ---------------------------------------------------------------------------------------------------
+
+def _plans(warehouse: Path, playbook: Path | None = None):
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        data = load_report_data(con)
+    book = FactBook()
+    return data, book, plan(data, book, load_playbook(playbook))
+
+
+def _by_name(data, plans, language="en"):
+    return {data.segment(sid).name(language): strategies for sid, strategies in plans.items()}
+
+
+def test_archetypes_get_their_playbook_strategy_with_evidence(demo):
+    data, book, plans = _plans(demo)
+    by_name = _by_name(data, plans)
+    expected = {"Young professionals": "convenience_bundles", "Family shoppers": "family_packs",
+                "Refined living": "tastings", "Budget-minded": "points_flash_sales"}
+    for name, key in expected.items():
+        assert by_name[name][0].key == key, (name, [s.key for s in by_name[name]])
+    refined = data.segment(next(s.segment_id for s in data.segments if s.name_en == "Refined living"))
+    tastings = by_name["Refined living"][0]
+    evidence = [e["en"].text(book) for e in tastings.evidence]
+    [(wine_lift,)] = query(demo, "SELECT lift FROM segments.segment_category_affinity WHERE segment_id = ? "
+                                 "AND category = 'wine'", [refined.segment_id])
+    assert evidence[0].startswith(f"wine lift {wine_lift:.1f}×")
+    assert f"median income {refined.median_income:,.0f}" in evidence[1]
+    assert "matches the “Refined living” archetype rules" in evidence
+    zh = [e["zh"].text(book) for e in tastings.evidence]
+    assert zh[0].startswith(f"葡萄酒提升度 {wine_lift:.1f}×")
+    # Lapsing high-value customers: the win-back strategy, citing the tier share and the recency.
+    win_back = [s for s in by_name["Refined living"] if s.key == "win_back"]
+    assert win_back and "Important win-back" in win_back[0].evidence[0]["en"].text(book)
+    # Cash payers: the strategy and its evidence from staging.orders.
+    budget = next(s for s in by_name["Budget-minded"] if s.key == "cash_to_mobile")
+    assert re.fullmatch(r"cash \d+\.\d% of orders \(all customers \d+\.\d%\)", budget.evidence[0]["en"].text(book))
+
+
+def test_descriptive_segments_get_strategies_from_feature_triggers(seed_warehouse):
+    data, book, plans = _plans(seed_warehouse)
+    for segment in data.detailed:
+        assert plans[segment.segment_id], segment.name_en
+    wine = next(s for s in data.segments if s.name_source == "descriptive" and "wine" in s.name_en)
+    top = plans[wine.segment_id][0]
+    assert top.key == "tastings"
+    evidence = [e["en"].text(book) for e in top.evidence]
+    assert evidence[0].startswith("wine lift ") and evidence[1].startswith("median income ")
+    assert not any("archetype" in e for e in evidence)
+    # A segment nothing sets apart gets the fallback, still with evidence.
+    plain = next(s for s in data.segments if s.name_en == "Mainstream shoppers")
+    assert [s.key for s in plans[plain.segment_id]] == ["keep_engaged"]
+    assert plans[plain.segment_id][0].evidence
+
+
+def test_a_custom_playbook_rule_fires_only_where_its_trigger_holds(demo, tmp_path):
+    playbook = write_file(tmp_path / "playbook.yaml", """
+strategies:
+  - key: cash_club
+    title: {zh: 现金会员日, en: Cash club}
+    action: {zh: 现金客户专属日。, en: A day for cash payers.}
+    when:
+      - [{payment: cash, share_at_least: 0.5}]
+    cite: [{median: age}]
+""")
+    data, book, plans = _plans(demo, playbook)
+    hits = {data.segment(sid).name_en: strategies for sid, strategies in plans.items() if strategies}
+    assert list(hits) == ["Budget-minded"]
+    [strategy] = hits["Budget-minded"]
+    sid = next(s.segment_id for s in data.segments if s.name_en == "Budget-minded")
+    [(share,)] = query(demo, "SELECT count(*) FILTER (WHERE payment_method = 'CASH') / count(*) FROM staging.orders "
+                             "JOIN segments.customer_segments USING (customer_id) WHERE segment_id = ?", [sid])
+    assert share >= 0.5
+    assert strategy.evidence[0]["en"].text(book).startswith(f"cash {share * 100:.1f}% of orders")
+    assert strategy.evidence[1]["zh"].text(book).startswith("年龄中位数 ")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("title: {zh: 满100减20, en: Spend 100 save 20}", "may not contain digits"),
+    ("title: {zh: 甲, en: A}\n    when: [[{weather: sunny}]]", "exactly one metric"),
+    ("title: {zh: 甲, en: A}\n    when: [[{rfm_tiers: [vip], share_at_least: 0.2}]]", "unknown tier"),
+    ("title: {zh: 甲}", "needs zh and en"),
+])
+def test_playbook_mistakes_name_the_place(tmp_path, text, message):
+    playbook = write_file(tmp_path / "playbook.yaml", "strategies:\n  - key: x\n    action: {zh: 甲, en: A}\n"
+                                                      f"    {text}\n")
+    if "when" not in text:
+        playbook.write_text(playbook.read_text() + "    when: [[{category_lift: any, at_least: 2}]]\n")
+    with pytest.raises(PlaybookError, match=message) as failure:
+        load_playbook(playbook)
+    assert str(playbook) in str(failure.value) and "strategies[0]" in str(failure.value)
+
+
+def test_every_segment_strategy_is_limited_and_ordered(demo):
+    data, book, plans = _plans(demo)
+    playbook = load_playbook()
+    for sid, strategies in plans.items():
+        assert 1 <= len(strategies) <= playbook.max_per_segment
+        assert [s.priority for s in strategies] == sorted(s.priority for s in strategies)
+        assert [s.key for s in strategies] == [s.key for s in strategies_for(sid, data, FactBook(), playbook)]
+        for strategy in strategies:
+            assert strategy.evidence, strategy.key
+
+
+# --- privacy ------------------------------------------------------------------------------------------------------
+
+def test_segments_below_the_minimum_are_pooled_and_never_described(demo, tmp_path):
+    """Move five customers of segment 1 into a new segment 9: it must only appear as 'other small segments'."""
+    warehouse = tmp_path / "small.duckdb"
+    shutil.copy(demo, warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        run_id = con.execute("SELECT run_id FROM segments.segment_migration "
+                             "ORDER BY run_date DESC LIMIT 1").fetchone()[0]
+        moved = [r[0] for r in con.execute("SELECT customer_id FROM segments.customer_segments WHERE segment_id = 1 "
+                                           "ORDER BY customer_id LIMIT 5").fetchall()]
+        con.execute("UPDATE segments.customer_segments SET segment_id = 9, segment_name_zh = '秘密小群', "
+                    "segment_name_en = 'Secret few' WHERE list_contains(?, customer_id)", [moved])
+        con.execute("""INSERT INTO segments.segment_profiles
+                       SELECT 9, '秘密小群', 'Secret few', 'descriptive', 5, 0, 0, 33, 33333, 1, 1, [], model_version,
+                              assigned_at FROM segments.segment_profiles WHERE segment_id = 1""")
+        con.execute("UPDATE segments.segment_profiles SET customers = customers - 5 WHERE segment_id = 1")
+        con.execute("UPDATE segments.segment_profiles SET share = customers / (SELECT sum(customers) "
+                    "FROM segments.segment_profiles)")
+        con.execute("INSERT INTO segments.segment_catalog SELECT 9, '秘密小群', 'Secret few', 'descriptive', [], NULL, "
+                    "first_seen, last_seen, TRUE, model_version FROM segments.segment_catalog WHERE segment_id = 1")
+        con.execute("UPDATE segments.segment_migration SET customers = customers - 5 WHERE run_id = ? "
+                    "AND from_segment_id = 1 AND to_segment_id = 1", [run_id])
+        con.execute("INSERT INTO segments.segment_migration SELECT run_id, run_date, 1, 9, 5 FROM "
+                    "segments.segment_migration WHERE run_id = ? LIMIT 1", [run_id])
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        report = build_report(con, tmp_path / "reports", chart_files=False)
+    assert [s.segment_id for s in report.data.small] == [9]
+    assert 9 not in {c.segment_id for c in report.narrative.cards}
+    for language in LANGUAGES:
+        page = report.pages[language].read_text(encoding="utf-8")
+        assert "秘密小群" not in page and "Secret few" not in page and "33,333" not in page
+        assert OTHER_NAME[language] in page
+        specs = report.specs[language]
+        donut = specs["sizes"]["layer"][0]["data"]["values"]
+        assert {"name": OTHER_NAME[language], "customers": 5} == {k: donut[-1][k] for k in ("name", "customers")}
+        for key in ("age", "income", "categories", "payments", "value_tiers", "rfm_tiers"):
+            assert OTHER_NAME[language] not in str(specs[key]), key
+    assert report.book.facts["small.customers"].value == 5
+    check_every_number(warehouse, tmp_path / "reports", tmp_path / "again")
+
+
+# --- Dagster ------------------------------------------------------------------------------------------------------
+
+def test_the_asset_shows_the_report_in_dagster(demo):
+    result = _DEMO["result"]
+    [event] = [e for e in result.get_asset_materialization_events()
+               if e.asset_key == dg.AssetKey(["report", "segment_report"])]
+    metadata = event.materialization.metadata
+    summary = metadata["summary"].value
+    assert "![segment sizes](data:image/png;base64,iVBOR" in summary
+    for name_zh, name_en in query(demo, "SELECT segment_name_zh, segment_name_en FROM segments.segment_profiles"):
+        assert name_zh in summary and name_en in summary
+    assert metadata["report_zh"].value.endswith("reports/report_zh.html")
+    assert metadata["charts"].value == 10 and metadata["min_detail_size"].value == MIN_DETAIL_SIZE
+
+
+def test_a_shop_whose_segments_are_all_small_gets_sizes_but_no_profiles(tmp_path):
+    """Seven customers without profiles: every segment is below the minimum, so only sizes are shown."""
+    write_file(tmp_path / "orders.csv", "\n".join([
+        "order_id,customer_id,order_ts,category,quantity,amount,payment_method",
+        *[f"O{i},C{i % 7},2026-03-0{1 + i % 9} 10:00:00,{['wine', 'dairy', 'beer'][i % 3]},1,{10 + i},CARD"
+          for i in range(40)]]) + "\n")
+    config = write_file(tmp_path / "shop.yaml", "name: tiny\nshape: long\norders:\n  path: orders.csv\n"
+                                                "model:\n  k: 3\n")
+    warehouse = tmp_path / "w.duckdb"
+    assert _materialize(config, warehouse).success
+    reports = tmp_path / "reports"
+    book = check_every_number(warehouse, reports, tmp_path / "check", min_facts=10)
+    assert book.facts["small.customers"].value == 7
+    en = " ".join(read_page(reports / "report_en.html").free)
+    assert en.count("no profile is shown, for privacy") == 5
+    assert "Other small segments" in " ".join(read_page(reports / "report_en.html").labels) or \
+        "Other small segments" in en
+    for name in (n for row in query(warehouse, "SELECT segment_name_en FROM segments.segment_profiles") for n in row):
+        assert name not in (reports / "report_en.html").read_text(encoding="utf-8")
+    assert sorted(p.name for p in (reports / "charts").glob("*_en.png")) == [
+        "history_en.png", "k_selection_en.png", "migration_en.png", "sizes_en.png"]
