@@ -42,5 +42,10 @@ ui: $(INSTALLED)
 	DAGSTER_HOME=$(DAGSTER_HOME) PERSONA_CONFIG=$(CURDIR)/examples/demo.yaml PERSONA_WAREHOUSE=$(CURDIR)/$(WAREHOUSE) \
 		$(BIN)/dagster dev -h 127.0.0.1 -p 3000
 
+# Pipeline vs one pandas + scikit-learn script vs DuckDB alone, sizes S and M; BENCH_ARGS=--large adds L.
+# Prints a table, writes bench/results/<date>.json; the last line is the M summary.
+bench: $(INSTALLED)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(DAGSTER_HOME) $(DEMO_DIR) $(WAREHOUSE) warehouse/reports

@@ -1,0 +1,257 @@
+"""Benchmark: the full pipeline against the pandas way and the DuckDB floor, on the same generated input.
+
+    python bench/run.py                    # sizes S and M
+    python bench/run.py --sizes S M L      # or --large: adds L (1M customers, ~10M order lines; takes a while)
+
+For each size the demo data is generated once (long shape, seed 7, 90 days), then three approaches run on it,
+one after another, each in its own subprocess so that its peak RSS is its own (os.wait4 rusage of that child):
+
+1. pipeline: every asset and check of the graph materialized on a fresh warehouse (bench/run.py --role pipeline),
+   with per-step durations from the STEP_SUCCESS events;
+2. baseline: bench/baseline_pandas.py, one pandas + scikit-learn script doing the same work;
+3. floor: bench/floor.py, DuckDB alone computing the per-customer aggregates from the CSVs.
+
+Wall times of the pipeline and the baseline are whole-process times (interpreter start, imports and all), measured
+by this parent. The floor and the per-stage times are measured inside the child. speedup = baseline wall / pipeline
+wall; overhead_vs_floor = (ingest + staging + features step time) / floor time. Results go to a table on stdout
+and to bench/results/<YYYY-MM-DD>.json (UTC date). When M ran, the last line printed is
+`speedup_vs_pandas=<x> peak_rss_mb=<y> baseline_peak_rss_mb=<z> overhead_vs_floor=<w>` for M.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+SIZES = {"S": 10_000, "M": 100_000, "L": 1_000_000}  # customers; ~10 order lines each over 90 days
+SEED = 7
+DAYS = 90
+
+# Pipeline steps grouped into stages by step key (an asset's op name); every asset check is "checks" (the quality
+# gate: GX suites, load audit, segmentation check). Table order follows this dict.
+STAGES = {
+    "ingest": ("raw__orders", "raw__customers"),
+    "staging": ("staging_tables",),
+    "features": ("features__customer_features",),
+    "outliers": ("quality__outliers",),
+    "model": ("model__customer_clusters",),
+    "segments": ("segment_tables", "segments__customer_value_tiers"),
+    "report": ("report__segment_report",),
+}
+FLOOR_STAGES = ("ingest", "staging", "features")
+
+
+def stage_of(step: str, check_steps: set[str]) -> str:
+    if step in check_steps:
+        return "checks"
+    return next((stage for stage, steps in STAGES.items() if step in steps), "other")
+
+
+# ---------------------------------------------------------------------------------------------- child: pipeline
+
+
+def run_pipeline(data: Path, workdir: Path, out: Path) -> None:
+    """Materialize every asset and check on a fresh warehouse; write step durations and wall time to `out`."""
+    started = time.perf_counter()
+    sys.path.insert(0, str(ROOT))
+    import dagster as dg
+
+    from pipelines.definitions import all_assets, all_checks
+    from pipelines.resources import SourceResource, WarehouseResource
+    imported = time.perf_counter()
+
+    config = workdir / "shop.yaml"
+    config.write_text(f"name: bench\nshape: long\norders:\n  path: {data / 'order_lines.csv'}\n"
+                      f"customers:\n  path: {data / 'customers.csv'}\n", encoding="utf-8")
+    warehouse = workdir / "warehouse.duckdb"
+    result = dg.materialize([*all_assets, *all_checks], raise_on_error=False, resources={
+        "warehouse": WarehouseResource(path=str(warehouse)), "source": SourceResource(config_path=str(config))})
+    finished = time.perf_counter()
+    check_steps = sorted(check.node_def.name for check in all_checks)
+    steps = {event.step_key: event.event_specific_data.duration_ms / 1000.0
+             for event in result.all_events if event.event_type_value == "STEP_SUCCESS"}
+    failed = [event.step_key for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
+    out.write_text(json.dumps({"success": result.success, "failed_steps": failed, "import_seconds": imported - started,
+                               "materialize_seconds": finished - imported, "steps": steps,
+                               "check_steps": check_steps}), encoding="utf-8")
+    if not result.success:
+        raise SystemExit(f"the pipeline run failed: {failed}")
+
+
+# ---------------------------------------------------------------------------------------------- parent
+
+
+def measured(command: list[str], log: Path) -> dict:
+    """Run `command` as a child process; its wall time and its own peak RSS (os.wait4), or fail loudly."""
+    started = time.perf_counter()
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-30:]
+        raise SystemExit(f"{' '.join(command)} failed (exit {process.returncode}):\n" + "\n".join(tail))
+    return {"wall_seconds": wall, "peak_rss_mb": usage.ru_maxrss / 1024.0}  # ru_maxrss is in KiB on Linux
+
+
+def bench_size(name: str, customers: int, workdir: Path) -> dict:
+    sys.path.insert(0, str(ROOT))
+    from pipelines.generate import generate_demo_data
+
+    data_dir = workdir / "data"
+    print(f"[{name}] generating {customers:,} customers ...", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    data = generate_demo_data(data_dir, customers=customers, days=DAYS, seed=SEED, shape="long")
+    generated = time.perf_counter() - started
+    input_mb = sum(p.stat().st_size for p in (data.orders_path, data.customers_path)) / 2**20
+    python = sys.executable
+
+    print(f"[{name}] pipeline ...", file=sys.stderr, flush=True)
+    (workdir / "pipeline").mkdir()
+    pipeline = measured([python, str(BENCH / "run.py"), "--role", "pipeline", "--data", str(data_dir),
+                         "--workdir", str(workdir / "pipeline"), "--out", str(workdir / "pipeline.json")],
+                        workdir / "pipeline.log")
+    pipeline.update(json.loads((workdir / "pipeline.json").read_text(encoding="utf-8")))
+    stages: dict[str, float] = {}
+    for step, seconds in pipeline["steps"].items():
+        stage = stage_of(step, set(pipeline["check_steps"]))
+        stages[stage] = stages.get(stage, 0.0) + seconds
+    pipeline["stages"] = stages
+
+    print(f"[{name}] baseline (pandas + scikit-learn) ...", file=sys.stderr, flush=True)
+    baseline = measured([python, str(BENCH / "baseline_pandas.py"), "--data", str(data_dir),
+                         "--out-dir", str(workdir / "baseline"), "--result", str(workdir / "baseline.json")],
+                        workdir / "baseline.log")
+    baseline.update(json.loads((workdir / "baseline.json").read_text(encoding="utf-8")))
+
+    print(f"[{name}] floor (DuckDB alone) ...", file=sys.stderr, flush=True)
+    floor = measured([python, str(BENCH / "floor.py"), "--data", str(data_dir), "--out", str(workdir / "floor.json")],
+                     workdir / "floor.log")
+    floor.update(json.loads((workdir / "floor.json").read_text(encoding="utf-8")))
+
+    ingest_to_features = sum(stages.get(stage, 0.0) for stage in FLOOR_STAGES)
+    return {
+        "size": name, "customers": data.customers, "order_lines": data.order_lines, "input_mb": round(input_mb, 1),
+        "generate_seconds": round(generated, 2),
+        "pipeline": pipeline, "baseline": baseline, "floor": floor,
+        "ingest_to_features_seconds": ingest_to_features,
+        "speedup_vs_pandas": baseline["wall_seconds"] / pipeline["wall_seconds"],
+        "rss_ratio_vs_pandas": pipeline["peak_rss_mb"] / baseline["peak_rss_mb"],
+        "overhead_vs_floor": ingest_to_features / floor["seconds"],
+    }
+
+
+def scaling_exponent(results: list[dict]) -> float | None:
+    """Least-squares slope of log(pipeline wall) against log(order lines); None with fewer than two sizes."""
+    if len(results) < 2:
+        return None
+    xs = [math.log(r["order_lines"]) for r in results]
+    ys = [math.log(r["pipeline"]["wall_seconds"]) for r in results]
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / sum((x - mean_x) ** 2 for x in xs)
+
+
+def print_tables(results: list[dict], exponent: float | None) -> None:
+    header = (f"{'size':<4} {'customers':>10} {'lines':>11} {'pipeline s':>10} {'rss MB':>8} {'pandas s':>9} "
+              f"{'rss MB':>8} {'floor s':>8} {'rss MB':>7} {'speedup':>8} {'rss ratio':>9} {'vs floor':>8}")
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        p, b, f = r["pipeline"], r["baseline"], r["floor"]
+        print(f"{r['size']:<4} {r['customers']:>10,} {r['order_lines']:>11,} {p['wall_seconds']:>10.2f} "
+              f"{p['peak_rss_mb']:>8.0f} {b['wall_seconds']:>9.2f} {b['peak_rss_mb']:>8.0f} {f['seconds']:>8.2f} "
+              f"{f['peak_rss_mb']:>7.0f} {r['speedup_vs_pandas']:>7.2f}x {r['rss_ratio_vs_pandas']:>9.2f} "
+              f"{r['overhead_vs_floor']:>7.2f}x")
+    if exponent is not None:
+        print(f"scaling exponent of pipeline wall time vs order lines (log-log fit over "
+              f"{', '.join(r['size'] for r in results)}): {exponent:.3f}")
+    print()
+    stage_names = list(dict.fromkeys([*STAGES, "checks", *(s for r in results for s in r["pipeline"]["stages"])]))
+    print("pipeline stages (s, summed STEP_SUCCESS durations; 'startup' = interpreter + imports, "
+          "'dagster' = wall not inside a step)")
+    print(f"{'size':<4} " + " ".join(f"{s:>9}" for s in [*stage_names, "startup", "dagster"]))
+    for r in results:
+        p = r["pipeline"]
+        in_steps = sum(p["steps"].values())
+        cells = [p["stages"].get(s, 0.0) for s in stage_names]
+        cells += [p["wall_seconds"] - p["materialize_seconds"], p["materialize_seconds"] - in_steps]
+        print(f"{r['size']:<4} " + " ".join(f"{c:>9.2f}" for c in cells))
+    print()
+    print("baseline stages (s): " + "; ".join(
+        f"{r['size']}: " + ", ".join(f"{k} {v:.2f}" for k, v in r["baseline"]["stages"].items())
+        + f" (k={r['baseline']['k']})" for r in results))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Benchmark the pipeline against pandas and the DuckDB floor.")
+    parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=None, help="default: S M")
+    parser.add_argument("--large", action="store_true", help="add size L (1M customers, ~10M order lines)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated data and warehouses")
+    parser.add_argument("--role", choices=["pipeline"], help=argparse.SUPPRESS)  # internal: the pipeline child
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role == "pipeline":
+        run_pipeline(args.data.resolve(), args.workdir.resolve(), args.out)
+        return
+
+    sizes = args.sizes or ["S", "M"]
+    if args.large and "L" not in sizes:
+        sizes.append("L")
+    sizes = sorted(set(sizes), key=list(SIZES).index)
+    root = Path(tempfile.mkdtemp(prefix="persona-bench-"))
+    results = []
+    try:
+        for name in sizes:
+            workdir = root / name
+            workdir.mkdir()
+            results.append(bench_size(name, SIZES[name], workdir))
+            if not args.keep:
+                shutil.rmtree(workdir, ignore_errors=True)
+    finally:
+        if args.keep:
+            print(f"kept {root}", file=sys.stderr)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+    exponent = scaling_exponent(results)
+    now = datetime.now(timezone.utc)
+    out = BENCH / "results" / f"{now:%Y-%m-%d}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "run_at": now.isoformat(timespec="seconds"), "machine": {
+            "cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "seed": SEED, "days": DAYS, "sizes": results, "scaling_exponent_pipeline_wall_vs_lines": exponent,
+        "notes": {
+            "wall_seconds": "pipeline and baseline: whole child process as seen by the parent (startup included)",
+            "peak_rss_mb": "ru_maxrss of that child alone (os.wait4)",
+            "overhead_vs_floor": "(ingest + staging + features step durations) / floor seconds in its child",
+            "silhouette": "baseline uses silhouette_score(sample_size=10000, random_state=0)",
+        }}, indent=2), encoding="utf-8")
+    sys.stderr.flush()
+    print_tables(results, exponent)
+    print(f"results: {out.relative_to(ROOT)}")
+    medium = next((r for r in results if r["size"] == "M"), None)
+    if medium:
+        print(f"speedup_vs_pandas={medium['speedup_vs_pandas']:.2f} "
+              f"peak_rss_mb={medium['pipeline']['peak_rss_mb']:.0f} "
+              f"baseline_peak_rss_mb={medium['baseline']['peak_rss_mb']:.0f} "
+              f"overhead_vs_floor={medium['overhead_vs_floor']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
