@@ -12,15 +12,21 @@ from pipelines.generate import GeneratedData, generate_demo_data  # noqa: E402
 from pipelines.resources import SourceResource, WarehouseResource  # noqa: E402
 
 
+def materialize_shop(workdir: Path, orders: Path, customers: Path) -> tuple[dg.ExecuteInProcessResult, Path]:
+    """Every asset and check on a fresh warehouse in `workdir`, for a long-shape shop; the result and warehouse."""
+    config = workdir / "shop.yaml"
+    config.write_text(f"name: bench\nshape: long\norders:\n  path: {orders}\n"
+                      f"customers:\n  path: {customers}\n", encoding="utf-8")
+    warehouse = workdir / "warehouse.duckdb"
+    result = dg.materialize([*all_assets, *all_checks], raise_on_error=False, resources={
+        "warehouse": WarehouseResource(path=str(warehouse)), "source": SourceResource(config_path=str(config))})
+    return result, warehouse
+
+
 def run_generated(root: Path, customers: int, seed: int) -> tuple[GeneratedData, Path]:
     """Demo data for `seed` under `root`, run through every asset and check; returns the data and the warehouse."""
     data = generate_demo_data(root / "data", customers=customers, seed=seed)
-    config = root / "shop.yaml"
-    config.write_text(f"name: bench\nshape: long\norders:\n  path: {data.orders_path}\n"
-                      f"customers:\n  path: {data.customers_path}\n", encoding="utf-8")
-    warehouse = root / "warehouse.duckdb"
-    result = dg.materialize([*all_assets, *all_checks], raise_on_error=False, resources={
-        "warehouse": WarehouseResource(path=str(warehouse)), "source": SourceResource(config_path=str(config))})
+    result, warehouse = materialize_shop(root, data.orders_path, data.customers_path)
     if not result.success:
         raise SystemExit(f"seed {seed}: the run failed")
     return data, warehouse

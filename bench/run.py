@@ -65,19 +65,11 @@ def stage_of(step: str, check_steps: set[str]) -> str:
 def run_pipeline(data: Path, workdir: Path, out: Path) -> None:
     """Materialize every asset and check on a fresh warehouse; write step durations and wall time to `out`."""
     started = time.perf_counter()
-    sys.path.insert(0, str(ROOT))
-    import dagster as dg
+    sys.path.insert(0, str(BENCH))
+    from common import all_checks, materialize_shop
 
-    from pipelines.definitions import all_assets, all_checks
-    from pipelines.resources import SourceResource, WarehouseResource
     imported = time.perf_counter()
-
-    config = workdir / "shop.yaml"
-    config.write_text(f"name: bench\nshape: long\norders:\n  path: {data / 'order_lines.csv'}\n"
-                      f"customers:\n  path: {data / 'customers.csv'}\n", encoding="utf-8")
-    warehouse = workdir / "warehouse.duckdb"
-    result = dg.materialize([*all_assets, *all_checks], raise_on_error=False, resources={
-        "warehouse": WarehouseResource(path=str(warehouse)), "source": SourceResource(config_path=str(config))})
+    result, _ = materialize_shop(workdir, data / "order_lines.csv", data / "customers.csv")
     finished = time.perf_counter()
     check_steps = sorted(check.node_def.name for check in all_checks)
     steps = {event.step_key: event.event_specific_data.duration_ms / 1000.0
