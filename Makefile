@@ -28,7 +28,7 @@ $(INSTALLED): pyproject.toml
 demo: $(DEMO_DIR)/order_lines.csv
 
 $(DEMO_DIR)/order_lines.csv: | $(INSTALLED)
-	$(BIN)/persona generate --out $(DEMO_DIR) --customers $(DEMO_CUSTOMERS) --seed $(DEMO_SEED)
+	$(BIN)/persona generate --out $(DEMO_DIR) --customers $(DEMO_CUSTOMERS) --seed $(DEMO_SEED) --daily-files
 
 run: $(INSTALLED) system-deps demo
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/persona run --config examples/demo.yaml --warehouse $(WAREHOUSE)

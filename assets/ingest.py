@@ -11,6 +11,7 @@ import io
 import re
 import tempfile
 from collections.abc import Iterable
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -28,10 +29,13 @@ from pipelines.config import (
     OrdersSource,
     SourceConfig,
 )
+from pipelines.faults import crash_point
+from pipelines.partitions import DAILY_ORDERS, SINGLE_RUN_BACKFILL, DayWindow, file_signature, run_window
 from pipelines.resources import SourceResource, WarehouseResource
 
 SOURCE_FILE = "_source_file"
 SOURCE_ROW = "_source_row"  # 1-based data row: the header is row 0, the first record row 1
+PARTITION_DATE = "_partition_date"  # the landing day of a daily source's file; NULL for snapshot sources
 FORMAT_BY_SUFFIX = {
     ".csv": "csv", ".txt": "csv", ".tsv": "csv",
     ".parquet": "parquet", ".pq": "parquet",
@@ -328,29 +332,40 @@ def _header_summary(frame: pl.DataFrame | pl.LazyFrame) -> str:
     return f"{real[:20]}{hint}"
 
 
-def stage_orders(config: SourceConfig, scratch: Path) -> tuple[list[Path], list[dict]]:
+def stage_orders(
+    config: SourceConfig, scratch: Path, window: DayWindow | None = None
+) -> tuple[list[Path], list[dict]]:
+    """Daily sources stage the landing files of the window's days (each row tagged with its day); snapshot
+    sources stage every file (day NULL)."""
     allowed = LONG_ORDER_FIELDS if config.shape == "long" else WIDE_ORDER_FIELDS
     required = LONG_ORDER_REQUIRED if config.shape == "long" else WIDE_ORDER_REQUIRED
-    return stage_files(config.order_files(), config.orders, allowed, required, "orders", scratch)
+    if config.daily and window is not None:
+        files = [(path, day) for day, paths in config.order_files_by_day().items() if day in window
+                 for path in paths]
+    else:
+        files = [(path, None) for path in config.order_files()]
+    return stage_files(files, config.orders, allowed, required, "orders", scratch)
 
 
 def stage_customers(config: SourceConfig, scratch: Path) -> tuple[list[Path], list[dict]]:
     if config.customers is None:
         return [], []
-    return stage_files(config.customer_files(), config.customers, CUSTOMER_FIELDS, CUSTOMER_REQUIRED, "customers",
-                       scratch)
+    return stage_files([(path, None) for path in config.customer_files()], config.customers, CUSTOMER_FIELDS,
+                       CUSTOMER_REQUIRED, "customers", scratch)
 
 
 def stage_files(
-    files: list[Path], source: FileSource, allowed, required, key: str, scratch: Path
+    files: list[tuple[Path, date | None]], source: FileSource, allowed, required, key: str, scratch: Path
 ) -> tuple[list[Path], list[dict]]:
     """Stream every file, mapped onto the contract, into a Parquet file in `scratch`: memory stays flat whatever
     the file size. Returns the Parquet files and one manifest entry per source file."""
     keep = source.category_columns if isinstance(source, OrdersSource) else []
     staged, manifest = [], []
-    for index, path in enumerate(files):
+    for index, (path, day) in enumerate(files):
+        signature = file_signature(path)
         scan, readable = _scan_source_file(path, source, scratch)
         mapped, ignored = map_columns(_with_origin(scan, path), path, source, allowed, required, key, keep)
+        mapped = mapped.with_columns(pl.lit(day, dtype=pl.Date).alias(PARTITION_DATE))
         target = scratch / f"{key}-{index}.parquet"
         try:
             mapped.sink_parquet(target)
@@ -363,12 +378,14 @@ def stage_files(
             source_names = [c for c in scan.collect_schema().names() if c != SOURCE_ROW]
             verify_record_count(path, readable, source, source_names, rows)
         staged.append(target)
-        manifest.append({"source_file": str(path), "input": key, "rows_read": rows, "ignored_columns": ignored})
+        manifest.append({"source_file": str(path), "input": key, "rows_read": rows, "ignored_columns": ignored,
+                         "partition_date": day, "file_size": signature[0], "file_mtime_ns": signature[1]})
     return staged, manifest
 
 
 def _empty_raw(fields) -> pl.DataFrame:
-    return pl.DataFrame(schema={SOURCE_FILE: pl.String, SOURCE_ROW: pl.Int64, **{f: pl.String for f in fields}})
+    return pl.DataFrame(schema={SOURCE_FILE: pl.String, SOURCE_ROW: pl.Int64, **{f: pl.String for f in fields},
+                                PARTITION_DATE: pl.Date})
 
 
 def read_orders(config: SourceConfig, scratch: Path) -> tuple[pl.DataFrame, list[dict]]:
@@ -384,29 +401,80 @@ def read_customers(config: SourceConfig, scratch: Path) -> tuple[pl.DataFrame, l
     return pl.concat([pl.read_parquet(p) for p in staged], how="vertical"), manifest
 
 
-def write_raw_table(con: duckdb.DuckDBPyConnection, table: str, staged: list[Path], fields) -> None:
+def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str] | None:
+    schema, name = table.split(".")
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+        "ORDER BY ordinal_position", [schema, name]).fetchall()
+    return [r[0] for r in rows] or None
+
+
+def _columns_of(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return [d[0] for d in con.execute(f"SELECT * FROM {table} LIMIT 0").description]
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return _table_columns(con, table) is not None
+
+
+def replace_days(con: duckdb.DuckDBPyConnection, table: str, incoming: str, window: DayWindow | None) -> None:
+    """Put the rows of temp table `incoming` into `table`. A snapshot load (window None) replaces the table;
+    a daily load deletes the window's days first, so reloading a day never doubles it. Rows of a former
+    snapshot load (day NULL) go too. Runs inside the caller's transaction."""
+    existing = _table_columns(con, table)
+    if window is not None and existing is not None and existing != _columns_of(con, incoming):
+        kept = con.execute(
+            f"SELECT min({PARTITION_DATE}), count(*) FROM {table} WHERE {PARTITION_DATE} NOT BETWEEN ? AND ?",
+            [window.first, window.last]).fetchone()
+        if kept[1]:
+            raise IngestError(
+                f"{table}: the columns loaded for {window} differ from those of the {kept[1]} rows already loaded "
+                f"for other days (from {kept[0]}); reload every day at once: persona run --all-days")
+        existing = None
+    if window is None or existing is None:
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {incoming}")
+    else:
+        con.execute(f"DELETE FROM {table} WHERE {PARTITION_DATE} IS NULL OR {PARTITION_DATE} BETWEEN ? AND ?",
+                    [window.first, window.last])
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {incoming}")
+
+
+def write_raw_table(
+    con: duckdb.DuckDBPyConnection, table: str, staged: list[Path], fields, window: DayWindow | None = None
+) -> None:
     if staged:
-        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM read_parquet($files)",
+        con.execute("CREATE OR REPLACE TEMP TABLE incoming AS SELECT * FROM read_parquet($files)",
                     {"files": [str(p) for p in staged]})
     else:
         empty = _empty_raw(fields).to_arrow()  # noqa: F841 - read by DuckDB's replacement scan
-        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM empty")
+        con.execute("CREATE OR REPLACE TEMP TABLE incoming AS SELECT * FROM empty")
+    replace_days(con, table, "incoming", window)
+    con.execute("DROP TABLE incoming")
 
 
-def write_manifest(con: duckdb.DuckDBPyConnection, run_id: str, input_name: str, manifest: list[dict]) -> None:
-    """raw.source_files: one row per file read in this run, the starting point of the load audit."""
+def write_manifest(
+    con: duckdb.DuckDBPyConnection, run_id: str, input_name: str, manifest: list[dict], window: DayWindow | None
+) -> None:
+    """raw.source_files: one row per file held by the raw tables; the run that read it, and the file's size and
+    modification time, which tell a changed landing file from the one loaded."""
     con.execute(
         """CREATE TABLE IF NOT EXISTS raw.source_files (
             run_id VARCHAR, input VARCHAR, source_file VARCHAR, rows_read BIGINT,
-            ignored_columns VARCHAR[], read_at TIMESTAMP)"""
+            ignored_columns VARCHAR[], read_at TIMESTAMP, partition_date DATE, file_size BIGINT,
+            file_mtime_ns BIGINT)"""
     )
-    # Raw tables hold the latest read only, so the manifest does too; history lives in quality.load_audit.
-    con.execute("DELETE FROM raw.source_files WHERE input = ?", [input_name])
+    # Raw tables hold the latest read of each file, so the manifest does too; history lives in quality.load_audit.
+    if window is None:
+        con.execute("DELETE FROM raw.source_files WHERE input = ?", [input_name])
+    else:
+        con.execute("DELETE FROM raw.source_files WHERE input = ? AND (partition_date IS NULL OR "
+                    "partition_date BETWEEN ? AND ?)", [input_name, window.first, window.last])
     if not manifest:
         return
     con.executemany(
-        "INSERT INTO raw.source_files VALUES (?, ?, ?, ?, ?, current_timestamp)",
-        [[run_id, e["input"], e["source_file"], e["rows_read"], e["ignored_columns"]] for e in manifest],
+        "INSERT INTO raw.source_files VALUES (?, ?, ?, ?, ?, current_timestamp, ?, ?, ?)",
+        [[run_id, e["input"], e["source_file"], e["rows_read"], e["ignored_columns"], e["partition_date"],
+          e["file_size"], e["file_mtime_ns"]] for e in manifest],
     )
 
 
@@ -422,11 +490,18 @@ def preview_markdown(frame: pl.DataFrame, rows: int = 5) -> str:
 
 def _materialize_raw(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, table: str, staged: list[Path],
-    manifest: list[dict], fields,
+    manifest: list[dict], fields, window: DayWindow | None = None,
 ) -> dg.MaterializeResult:
     with warehouse.connect() as con:
-        write_raw_table(con, table, staged, fields)
-        write_manifest(con, context.run_id, table.split(".")[1], manifest)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            write_raw_table(con, table, staged, fields, window)
+            write_manifest(con, context.run_id, table.split(".")[1], manifest, window)
+            crash_point(f"{table}:before_commit")
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
         rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         preview = con.execute(f"SELECT * EXCLUDE ({SOURCE_FILE}) FROM {table} LIMIT 5").pl()
     ignored = sorted({c for entry in manifest for c in entry["ignored_columns"]})
@@ -435,6 +510,8 @@ def _materialize_raw(
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,
+            "rows_loaded_this_run": sum(e["rows_read"] for e in manifest),
+            "days": str(window) if window else "all (snapshot source)",
             "files": dg.MetadataValue.json([{k: e[k] for k in ("source_file", "rows_read")} for e in manifest]),
             "ignored_columns": ", ".join(ignored) or "none",
             "preview": dg.MetadataValue.md(preview_markdown(preview)),
@@ -447,15 +524,19 @@ def _materialize_raw(
     group_name="raw",
     kinds={"duckdb", "polars"},
     pool="duckdb_writer",
+    partitions_def=DAILY_ORDERS,
+    backfill_policy=SINGLE_RUN_BACKFILL,
 )
 def raw_orders(context: dg.AssetExecutionContext, warehouse: WarehouseResource, source: SourceResource):
     """Order rows exactly as the shop's files hold them, as text: one row per order line (long shape) or per
-    basket with its category flags (wide shape), with `_source_file` and `_source_row`."""
+    basket with its category flags (wide shape), with `_source_file`, `_source_row` and `_partition_date` (the
+    landing day of a daily source; NULL for a snapshot source, which every run replaces whole)."""
     config = source.load()
+    window = run_window(context) if config.daily else None
     fields = LONG_ORDER_FIELDS if config.shape == "long" else [*WIDE_ORDER_FIELDS, *config.orders.category_columns]
     with tempfile.TemporaryDirectory(prefix="persona-ingest-") as scratch:
-        staged, manifest = stage_orders(config, Path(scratch))
-        return _materialize_raw(context, warehouse, "raw.orders", staged, manifest, fields)
+        staged, manifest = stage_orders(config, Path(scratch), window)
+        return _materialize_raw(context, warehouse, "raw.orders", staged, manifest, fields, window)
 
 
 @dg.asset(
@@ -466,7 +547,8 @@ def raw_orders(context: dg.AssetExecutionContext, warehouse: WarehouseResource, 
 )
 def raw_customers(context: dg.AssetExecutionContext, warehouse: WarehouseResource, source: SourceResource):
     """Customer profile rows as text, one row per source row; empty when the shop gives no customer file
-    (profiles then come from the order rows, as in the wide shape)."""
+    (profiles then come from the order rows, as in the wide shape). The customer file is a snapshot of every
+    profile, so each run replaces it."""
     config = source.load()
     with tempfile.TemporaryDirectory(prefix="persona-ingest-") as scratch:
         staged, manifest = stage_customers(config, Path(scratch))

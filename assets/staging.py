@@ -25,8 +25,10 @@ from datetime import datetime, timedelta
 import dagster as dg
 import duckdb
 
-from assets.ingest import preview_markdown
+from assets.ingest import preview_markdown, replace_days, table_exists
 from pipelines.config import SourceConfig
+from pipelines.faults import crash_point
+from pipelines.partitions import DAILY_ORDERS, SINGLE_RUN_BACKFILL, DayWindow, run_window
 from pipelines.resources import SourceResource, WarehouseResource
 
 
@@ -153,7 +155,14 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> None:
     con.execute(sql, {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)})
 
 
-def type_long_orders(con: duckdb.DuckDBPyConnection, params: dict) -> None:
+def _raw_orders_of_window(window: DayWindow | None) -> str:
+    """The raw order rows a run types: its days for a daily source, all rows for a snapshot source."""
+    if window is None:
+        return "raw.orders"
+    return "(SELECT * FROM raw.orders WHERE _partition_date BETWEEN $window_first AND $window_last)"
+
+
+def type_long_orders(con: duckdb.DuckDBPyConnection, params: dict, window: DayWindow | None = None) -> None:
     rules = [
         Rule("customer_id", "customer_id IS NULL", "'missing customer_id'", "NULL"),
         Rule("order_id", "order_id IS NULL", "'missing order_id'", "NULL"),
@@ -181,7 +190,7 @@ def type_long_orders(con: duckdb.DuckDBPyConnection, params: dict) -> None:
     _run(con, f"""
         CREATE OR REPLACE TEMP TABLE typed_orders AS
         WITH typed AS (
-            SELECT _source_file, _source_row,
+            SELECT _source_file, _source_row, _partition_date,
                 {_text('order_id')} AS order_id,
                 {_text('customer_id')} AS customer_id,
                 {_text('order_ts')} AS order_ts_text, {_timestamp('order_ts')} AS order_ts,
@@ -193,13 +202,15 @@ def type_long_orders(con: duckdb.DuckDBPyConnection, params: dict) -> None:
                 lower({_text('channel')}) AS channel,
                 {_text('sku')} AS sku,
                 {_text('status')} AS status_text
-            FROM raw.orders
+            FROM {_raw_orders_of_window(window)}
         )
         SELECT *, {_rule_columns(rules)} FROM typed
     """, params)
 
 
-def type_wide_orders(con: duckdb.DuckDBPyConnection, config: SourceConfig, params: dict) -> None:
+def type_wide_orders(
+    con: duckdb.DuckDBPyConnection, config: SourceConfig, params: dict, window: DayWindow | None = None
+) -> None:
     flag_columns = []
     flag_rules = []
     for index, name in enumerate(config.orders.category_columns):
@@ -232,7 +243,7 @@ def type_wide_orders(con: duckdb.DuckDBPyConnection, config: SourceConfig, param
     _run(con, f"""
         CREATE OR REPLACE TEMP TABLE typed_orders AS
         WITH typed AS (
-            SELECT _source_file, _source_row,
+            SELECT _source_file, _source_row, _partition_date,
                 -- Baskets without an order id are identified by file and row: each row is one purchase.
                 COALESCE({_text('order_id')},
                          parse_filename(_source_file, true) || ':' || _source_row::VARCHAR) AS order_id,
@@ -243,7 +254,7 @@ def type_wide_orders(con: duckdb.DuckDBPyConnection, config: SourceConfig, param
                 lower({_text('channel')}) AS channel,
                 {_profile_select()},
                 {", ".join(flag_columns)}
-            FROM raw.orders
+            FROM {_raw_orders_of_window(window)}
         )
         SELECT *, {_rule_columns(rules)} FROM typed
     """, params)
@@ -254,7 +265,8 @@ def type_customers(con: duckdb.DuckDBPyConnection, params: dict) -> None:
     _run(con, f"""
         CREATE OR REPLACE TEMP TABLE typed_customers AS
         WITH typed AS (
-            SELECT _source_file, _source_row, {_text('customer_id')} AS customer_id, {_profile_select()}
+            SELECT _source_file, _source_row, _partition_date, {_text('customer_id')} AS customer_id,
+                   {_profile_select()}
             FROM raw.customers
         )
         SELECT *, {_rule_columns(rules)} FROM typed
@@ -330,22 +342,43 @@ def _and_join(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def dedup_long_orders(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+def rank_long_orders(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     rank_order_duplicates(con, run_id, ORDER_KEY_LONG, ORDER_KEY_LONG + ORDER_ATTRIBUTES_LONG, "order line")
 
 
-def publish_long_orders(con: duckdb.DuckDBPyConnection) -> None:
+def drop_orders_loaded_on_other_days(con: duckdb.DuckDBPyConnection, run_id: str, window: DayWindow | None) -> None:
+    """A daily load may repeat an order that an earlier day's file already delivered (overlapping exports).
+    The day that delivered it first keeps it; the repeat is logged as a removed duplicate, never loaded twice."""
+    if window is None or not table_exists(con, "staging.orders"):
+        return
     con.execute("""
-        CREATE OR REPLACE TABLE staging.order_lines AS
+        CREATE OR REPLACE TEMP TABLE other_day_orders AS
+        SELECT order_id, min(_source_file) AS source_file, min(_source_row) AS source_row
+        FROM staging.order_lines
+        WHERE _partition_date IS NOT NULL AND _partition_date NOT BETWEEN ? AND ?
+        GROUP BY order_id""", [window.first, window.last])
+    con.execute("""
+        INSERT INTO quality.removed_duplicates
+        SELECT ?, 'orders', r._source_file, r._source_row, o.source_file, o.source_row, 'loaded_on_other_day'
+        FROM ranked_orders r JOIN other_day_orders o USING (order_id) WHERE r.key_rank = 1""", [run_id])
+    con.execute("""
+        UPDATE ranked_orders SET key_rank = NULL
+        WHERE key_rank = 1 AND order_id IN (SELECT order_id FROM other_day_orders)""")
+
+
+def build_long_orders(con: duckdb.DuckDBPyConnection) -> None:
+    """new_order_lines and new_orders: the window's staged rows, before they replace the window's days."""
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE new_order_lines AS
         SELECT order_id, customer_id, order_ts, category, sku,
                COALESCE(quantity, 1) AS quantity,
                COALESCE(unit_price, amount / NULLIF(COALESCE(quantity, 1), 0)) AS unit_price,
                COALESCE(amount, COALESCE(quantity, 1) * unit_price) AS amount,
-               payment_method, channel, _source_file, _source_row
+               payment_method, channel, _source_file, _source_row, _partition_date
         FROM ranked_orders WHERE key_rank = 1
         ORDER BY _source_file, _source_row""")
     con.execute("""
-        CREATE OR REPLACE TABLE staging.orders AS
+        CREATE OR REPLACE TEMP TABLE new_orders AS
         SELECT order_id,
                first(customer_id ORDER BY _source_file, _source_row) AS customer_id,
                min(order_ts) AS order_ts,
@@ -353,38 +386,45 @@ def publish_long_orders(con: duckdb.DuckDBPyConnection) -> None:
                first(channel ORDER BY _source_file, _source_row) AS channel,
                sum(amount) AS order_amount,
                count(*) AS n_lines,
-               sum(quantity) AS n_items
-        FROM staging.order_lines GROUP BY order_id ORDER BY order_id""")
+               sum(quantity) AS n_items,
+               min(_partition_date) AS _partition_date
+        FROM new_order_lines GROUP BY order_id ORDER BY order_id""")
 
 
-def dedup_and_publish_wide_orders(con: duckdb.DuckDBPyConnection, config: SourceConfig, run_id: str) -> None:
+def build_wide_orders(con: duckdb.DuckDBPyConnection, config: SourceConfig) -> None:
+    """Baskets: new_orders, one per basket row, and new_order_lines, one per category flagged."""
+    flags = [f"flag_{i}" for i in range(len(config.orders.category_columns))]
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE new_orders AS
+        SELECT order_id, customer_id, order_ts, payment_method, channel, amount AS order_amount,
+               NULL::BIGINT AS n_lines, NULL::DOUBLE AS n_items, _source_file, _source_row, _partition_date
+        FROM ranked_orders WHERE key_rank = 1 ORDER BY _source_file, _source_row""")
+    unpivot = " UNION ALL ".join(
+        f"SELECT order_id, customer_id, order_ts, {sql_literal(name.lower())} AS category, "
+        f"payment_method, channel, _source_file, _source_row, _partition_date "
+        f"FROM ranked_orders WHERE key_rank = 1 AND {flag}"
+        for name, flag in zip(config.orders.category_columns, flags)
+    )
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE new_order_lines AS
+        SELECT order_id, customer_id, order_ts, category, NULL::VARCHAR AS sku, 1.0 AS quantity,
+               NULL::DOUBLE AS unit_price, NULL::DOUBLE AS amount, payment_method, channel,
+               _source_file, _source_row, _partition_date
+        FROM ({unpivot}) ORDER BY _source_file, _source_row, category""")
+    # A basket's line count is the number of categories flagged.
+    con.execute("""
+        UPDATE new_orders o SET n_lines = l.n, n_items = l.n
+        FROM (SELECT order_id, count(*) AS n FROM new_order_lines GROUP BY order_id) l
+        WHERE o.order_id = l.order_id""")
+    con.execute("UPDATE new_orders SET n_lines = 0, n_items = 0 WHERE n_lines IS NULL")
+
+
+def rank_wide_orders(con: duckdb.DuckDBPyConnection, config: SourceConfig, run_id: str) -> None:
     """Baskets: order_id is the key; exact copies (possible only with source order ids) collapse."""
     flags = [f"flag_{i}" for i in range(len(config.orders.category_columns))]
     rank_order_duplicates(con, run_id, ["order_id"],
                           ["order_id", "customer_id", "order_ts", "amount", "payment_method", "channel", *flags],
                           "basket")
-    con.execute("""
-        CREATE OR REPLACE TABLE staging.orders AS
-        SELECT order_id, customer_id, order_ts, payment_method, channel, amount AS order_amount,
-               NULL::BIGINT AS n_lines, NULL::DOUBLE AS n_items, _source_file, _source_row
-        FROM ranked_orders WHERE key_rank = 1 ORDER BY _source_file, _source_row""")
-    unpivot = " UNION ALL ".join(
-        f"SELECT order_id, customer_id, order_ts, {sql_literal(name.lower())} AS category, "
-        f"payment_method, channel, _source_file, _source_row FROM ranked_orders WHERE key_rank = 1 AND {flag}"
-        for name, flag in zip(config.orders.category_columns, flags)
-    )
-    con.execute(f"""
-        CREATE OR REPLACE TABLE staging.order_lines AS
-        SELECT order_id, customer_id, order_ts, category, NULL::VARCHAR AS sku, 1.0 AS quantity,
-               NULL::DOUBLE AS unit_price, NULL::DOUBLE AS amount, payment_method, channel,
-               _source_file, _source_row
-        FROM ({unpivot}) ORDER BY _source_file, _source_row, category""")
-    # A basket's line count is the number of categories flagged.
-    con.execute("""
-        UPDATE staging.orders o SET n_lines = l.n, n_items = l.n
-        FROM (SELECT order_id, count(*) AS n FROM staging.order_lines GROUP BY order_id) l
-        WHERE o.order_id = l.order_id""")
-    con.execute("UPDATE staging.orders SET n_lines = 0, n_items = 0 WHERE n_lines IS NULL")
 
 
 PROFILE_COLUMNS = ["age", "birth_year", "gender", "income", "home_owner", "city"]
@@ -416,11 +456,24 @@ def resolve_profiles(con: duckdb.DuckDBPyConnection, run_id: str, input_name: st
         [run_id, input_name])
 
 
-def publish_customers(con: duckdb.DuckDBPyConnection, config: SourceConfig, run_id: str) -> None:
-    typed_profile = "customer_id, _source_file, _source_row, age, birth_year, gender, income, home_owner, city"
+def build_customers(con: duckdb.DuckDBPyConnection, config: SourceConfig, run_id: str,
+                    window: DayWindow | None) -> None:
+    """new_customers: one profile per customer, from the customer file (long) or the basket rows (wide)."""
+    typed_profile = ("customer_id, _source_file, _source_row, age, birth_year, gender, income, home_owner, city, "
+                     "_partition_date")
     if config.shape == "wide":
-        resolve_profiles(con, run_id, "orders",
-                         f"SELECT {typed_profile} FROM ranked_orders WHERE key_rank = 1")
+        candidates = f"SELECT {typed_profile} FROM ranked_orders WHERE key_rank = 1"
+        if window is not None and table_exists(con, "staging.customers"):
+            # Profiles seen on other days compete with this window's rows; the last row in file order still wins.
+            candidates += f"""
+                UNION ALL
+                SELECT customer_id, _source_file, _source_row, age, NULL, gender, income, home_owner, city,
+                       _partition_date
+                FROM staging.customers
+                WHERE _partition_date IS NOT NULL
+                  AND _partition_date NOT BETWEEN {sql_literal(str(window.first))}::DATE
+                                              AND {sql_literal(str(window.last))}::DATE"""
+        resolve_profiles(con, run_id, "orders", candidates)
     else:
         resolve_profiles(con, run_id, "customers",
                          f"SELECT {typed_profile} FROM typed_customers WHERE reason IS NULL")
@@ -433,13 +486,13 @@ def publish_customers(con: duckdb.DuckDBPyConnection, config: SourceConfig, run_
             WHERE p.recency_rank > 1""", [run_id])
     # Age as of the latest order (or today when orders carry no dates) when only a birth year is known.
     con.execute("""
-        CREATE OR REPLACE TABLE staging.customers AS
+        CREATE OR REPLACE TEMP TABLE new_customers AS
         WITH reference AS (
             SELECT year(COALESCE(max(order_ts), current_date)) AS ref_year FROM staging.orders
         ),
         profiles AS (
             SELECT customer_id, COALESCE(age, (SELECT ref_year FROM reference) - birth_year) AS age,
-                   gender, income, home_owner, city, _source_file, _source_row
+                   gender, income, home_owner, city, _source_file, _source_row, _partition_date
             FROM ranked_profiles WHERE recency_rank = 1
         ),
         order_only AS (
@@ -449,13 +502,13 @@ def publish_customers(con: duckdb.DuckDBPyConnection, config: SourceConfig, run_
         SELECT * FROM profiles
         UNION ALL
         SELECT customer_id, NULL::DOUBLE, NULL::VARCHAR, NULL::DOUBLE, NULL::BOOLEAN, NULL::VARCHAR,
-               NULL::VARCHAR, NULL::BIGINT
+               NULL::VARCHAR, NULL::BIGINT, NULL::DATE
         FROM order_only
         ORDER BY customer_id""")
 
 
 def write_load_audit(con: duckdb.DuckDBPyConnection, run_id: str, shape: str) -> None:
-    """Count where every source row went, per file, from the published tables themselves."""
+    """Count where every row read by this run went, per file, from the staging tables themselves."""
     loaded_orders = "staging.order_lines" if shape == "long" else "staging.orders"
     con.execute("DELETE FROM quality.load_audit WHERE run_id = ?", [run_id])
     con.execute(f"""
@@ -484,32 +537,45 @@ def write_load_audit(con: duckdb.DuckDBPyConnection, run_id: str, shape: str) ->
         LEFT JOIN loaded l ON l.input = f.input AND l._source_file = f.source_file
         LEFT JOIN quarantined q ON q.input = f.input AND q.source_file = f.source_file
         LEFT JOIN removed r ON r.input = f.input AND r.source_file = f.source_file
-        ORDER BY f.input DESC, f.source_file""", [shape, run_id, run_id, run_id, run_id])
+        WHERE f.run_id = ?
+        ORDER BY f.input DESC, f.source_file""", [shape, run_id, run_id, run_id, run_id, run_id])
 
 
 def build_staging(
-    con: duckdb.DuckDBPyConnection, config: SourceConfig, run_id: str, run_started: datetime | None = None
+    con: duckdb.DuckDBPyConnection, config: SourceConfig, run_id: str, run_started: datetime | None = None,
+    window: DayWindow | None = None,
 ) -> None:
-    """All of staging in one transaction: readers never see orders of one run beside customers of another."""
+    """All of staging in one transaction: readers never see orders of one run beside customers of another.
+    A daily load (window) replaces the window's days of orders and order lines and keeps the other days;
+    a snapshot load (window None) replaces everything. Customers are rebuilt whole either way."""
     params = token_parameters(config, run_started or datetime.now())
+    if window is not None:
+        params |= {"window_first": window.first, "window_last": window.last}
     ensure_quality_tables(con)
     con.execute("BEGIN TRANSACTION")
     try:
         for table in ("quarantine", "key_conflicts", "removed_duplicates"):
             con.execute(f"DELETE FROM quality.{table} WHERE run_id = ?", [run_id])
         if config.shape == "long":
-            type_long_orders(con, params)
+            type_long_orders(con, params, window)
             quarantine_failed_rows(con, run_id, "orders", "typed_orders")
-            dedup_long_orders(con, run_id)
-            publish_long_orders(con)
+            rank_long_orders(con, run_id)
+            drop_orders_loaded_on_other_days(con, run_id, window)
+            build_long_orders(con)
             type_customers(con, params)
             quarantine_failed_rows(con, run_id, "customers", "typed_customers")
         else:
-            type_wide_orders(con, config, params)
+            type_wide_orders(con, config, params, window)
             quarantine_failed_rows(con, run_id, "orders", "typed_orders")
-            dedup_and_publish_wide_orders(con, config, run_id)
-        publish_customers(con, config, run_id)
+            rank_wide_orders(con, config, run_id)
+            drop_orders_loaded_on_other_days(con, run_id, window)
+            build_wide_orders(con, config)
+        replace_days(con, "staging.order_lines", "new_order_lines", window)
+        replace_days(con, "staging.orders", "new_orders", window)
+        build_customers(con, config, run_id, window)
+        replace_days(con, "staging.customers", "new_customers", None)
         write_load_audit(con, run_id, config.shape)
+        crash_point("staging:before_commit")
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
@@ -538,12 +604,15 @@ STAGING_SPECS = [
 ]
 
 
-@dg.multi_asset(specs=STAGING_SPECS, pool="duckdb_writer")
+@dg.multi_asset(specs=STAGING_SPECS, pool="duckdb_writer", partitions_def=DAILY_ORDERS,
+                backfill_policy=SINGLE_RUN_BACKFILL)
 def staging_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource, source: SourceResource):
-    """Types, normalises and deduplicates the raw rows; rejects go to quarantine, every row is audited."""
+    """Types, normalises and deduplicates the raw rows of the run's days (all rows for a snapshot source);
+    rejects go to quarantine, every row read is audited."""
     config = source.load()
+    window = run_window(context) if config.daily else None
     with warehouse.connect() as con:
-        build_staging(con, config, context.run_id)
+        build_staging(con, config, context.run_id, window=window)
         counts = {
             name: con.execute(f"SELECT count(*) FROM staging.{name}").fetchone()[0]
             for name in ("orders", "order_lines", "customers")

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import sys
+from datetime import date
 from pathlib import Path
 
 import click
@@ -49,27 +50,58 @@ def main() -> None:
     """persona-pipeline: nightly customer segmentation on DuckDB, orchestrated by Dagster."""
 
 
+def _day(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a day (YYYY-MM-DD)") from None
+
+
 @main.command()
 @click.option("--config", "config_path", default=lambda: os.environ.get("PERSONA_CONFIG", DEFAULT_CONFIG),
               show_default=DEFAULT_CONFIG, help="YAML source config of the shop.")
 @click.option("--input", "input_path", default=None, help="Replace the orders path of the config with this file.")
 @click.option("--warehouse", "warehouse_path", default=lambda: os.environ.get("PERSONA_WAREHOUSE", DEFAULT_WAREHOUSE),
-              show_default=DEFAULT_WAREHOUSE, help="DuckDB warehouse file.")
+              show_default=DEFAULT_WAREHOUSE, help="Published DuckDB warehouse file.")
+@click.option("--date", "day", default=None, help="Daily sources: (re)load this landing day (YYYY-MM-DD).")
+@click.option("--from", "first", default=None, help="Daily sources: backfill from this day (with --to).")
+@click.option("--to", "last", default=None, help="Daily sources: backfill up to this day, included.")
+@click.option("--all-days", is_flag=True, help="Daily sources: reload every landing day.")
 @click.option("--verbose", is_flag=True, help="Print Dagster's event log while running.")
-def run(config_path: str, input_path: str | None, warehouse_path: str, verbose: bool) -> None:
-    """Materialize the whole asset graph (the same job the nightly schedule runs)."""
+def run(config_path: str, input_path: str | None, warehouse_path: str, day: str | None, first: str | None,
+        last: str | None, all_days: bool, verbose: bool) -> None:
+    """Load new or changed landing days (or the days asked for), refresh features, model, segments and report,
+    and publish (the same job the nightly schedule runs)."""
     from pipelines.config import ConfigError, load_source_config
+    from pipelines.execution import plan_run
 
+    if day and (first or last):
+        _fail("use either --date or --from/--to")
+    if bool(first) != bool(last):
+        _fail("--from and --to go together")
+    first_day, last_day = (_day(day), _day(day)) if day else (_day(first), _day(last))
+    if first_day and last_day and first_day > last_day:
+        _fail(f"--from {first_day} is after --to {last_day}")
     try:
         config = load_source_config(config_path)
         if input_path:
             if not Path(input_path).is_file():
                 _fail(f"--input {input_path}: file not found")
             config = config.with_input(input_path)
-        config.order_files()
+        if (first_day or all_days) and not config.daily:
+            _fail(f"--date/--from/--all-days need a daily source ({{date}} in orders.path); "
+                  f"{config_path} reads a snapshot, which every run reloads whole")
         config.customer_files()
-    except ConfigError as exc:
+        plan = plan_run(config, Path(warehouse_path).resolve(), first_day, last_day, all_days)
+    except (ConfigError, ValueError) as exc:
         _fail(str(exc))
+    if plan is None:
+        click.echo("Nothing to load: the published warehouse already holds every landing file. Use --date, "
+                   "--from/--to or --all-days to reload.")
+        click.echo(f"Warehouse: {Path(warehouse_path).resolve()}")
+        return
     # The resources read these, exactly as under the schedule or `make ui`.
     os.environ["PERSONA_CONFIG"] = str(Path(config_path).resolve())
     os.environ["PERSONA_WAREHOUSE"] = str(Path(warehouse_path).resolve())
@@ -81,11 +113,13 @@ def run(config_path: str, input_path: str | None, warehouse_path: str, verbose: 
 
     from pipelines.execution import run_refresh
 
-    outcome = run_refresh(verbose=verbose)
+    click.echo(f"Loading {plan.describe()}.")
+    outcome = run_refresh(plan, verbose=verbose)
     if not outcome.success:
-        _fail(f"run {outcome.run_id} failed: {outcome.reason}")
+        _fail(f"run {outcome.run_id} failed: {outcome.reason}. The published warehouse is unchanged; "
+              f"inspect this run with: persona sql --unpublished \"select * from quality.load_audit\"")
     warehouse = Path(warehouse_path).resolve()
-    click.echo(f"Run {outcome.run_id} succeeded.")
+    click.echo(f"Run {outcome.run_id} succeeded and published.")
     click.echo(f"Warehouse: {warehouse}")
     for report in sorted((warehouse.parent / "reports").glob("report_*.html")):
         click.echo(f"Report:    {report}")
@@ -103,12 +137,17 @@ def run(config_path: str, input_path: str | None, warehouse_path: str, verbose: 
               show_default=DEFAULT_WAREHOUSE, help="DuckDB warehouse file.")
 @click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True)
-def sql(query: str, warehouse_path: str, output_format: str) -> None:
-    """Run a read-only SQL query against the warehouse."""
+@click.option("--unpublished", is_flag=True,
+              help="Query the working database instead: the latest run's tables (raw layer included), published "
+                   "or not; for looking into a run that failed its checks. Fails while a run is writing.")
+def sql(query: str, warehouse_path: str, output_format: str, unpublished: bool) -> None:
+    """Run a read-only SQL query against the published warehouse."""
+    from pipelines.resources import work_file_for
     from pipelines.serving import QueryRefused, run_read_only_query
 
+    target = work_file_for(Path(warehouse_path).resolve()) if unpublished else Path(warehouse_path)
     try:
-        frame = run_read_only_query(Path(warehouse_path), query)
+        frame = run_read_only_query(target, query)
     except QueryRefused as exc:
         _fail(str(exc))
     if output_format == "csv":
@@ -157,10 +196,17 @@ def export(out_dir: str, warehouse_path: str, segment_ids: tuple[int, ...], outp
 @click.option("--shape", type=click.Choice(["long", "wide"]), default="long", show_default=True)
 @click.option("--outlier-share", default=0.005, show_default=True, type=float,
               help="Share of customers planted with extreme behaviour (flagged in truth.csv).")
-def generate(out_dir: str, customers: int, days: int, seed: int, shape: str, outlier_share: float) -> None:
+@click.option("--daily-files", is_flag=True,
+              help="Long shape: also lay the order lines out as daily landing files, "
+                   "OUT/orders/order_day=YYYY-MM-DD/data_0.csv (a daily source, as examples/demo.yaml reads).")
+def generate(out_dir: str, customers: int, days: int, seed: int, shape: str, outlier_share: float,
+             daily_files: bool) -> None:
     """Write realistic demo data with planted personas (and their truth) into OUT."""
     from pipelines.generate import generate_demo_data
+    from pipelines.partitions import split_orders_by_day
 
+    if daily_files and shape != "long":
+        _fail("--daily-files needs the long shape (baskets carry no order date)")
     try:
         written = generate_demo_data(Path(out_dir), customers=customers, days=days, seed=seed, shape=shape,
                                      outlier_share=outlier_share)
@@ -168,6 +214,10 @@ def generate(out_dir: str, customers: int, days: int, seed: int, shape: str, out
         _fail(str(exc))
     click.echo(f"Wrote {written.customers:,} customers ({written.outliers:,} planted outliers) and "
                f"{written.order_lines:,} {'order lines' if shape == 'long' else 'baskets'} to {Path(out_dir).resolve()}")
+    if daily_files:
+        landing = Path(out_dir) / "orders"
+        days_written = split_orders_by_day(Path(out_dir) / "order_lines.csv", landing)
+        click.echo(f"Laid out {days_written} daily landing folders under {landing.resolve()}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import glob
 import os
+import re
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -61,6 +63,10 @@ class TokenMap(_Strict):
         if overlap:
             raise ValueError(f"tokens listed as both true and false: {sorted(overlap)}")
         return self
+
+
+# The placeholder for the day in a daily landing path, e.g. `landing/orders/{date}.csv` (YYYY-MM-DD).
+DATE_PLACEHOLDER = "{date}"
 
 
 class FileSource(_Strict):
@@ -240,8 +246,20 @@ class SourceConfig(_Strict):
                 )
         return self
 
+    @property
+    def daily(self) -> bool:
+        """Orders land as one file (or folder) per day: the path holds {date}, and each day is a partition."""
+        return isinstance(self.orders.path, str) and DATE_PLACEHOLDER in self.orders.path
+
     def order_files(self) -> list[Path]:
+        if self.daily:
+            return [path for paths in self.order_files_by_day().values() for path in paths]
         return resolve_paths(self.orders.path, self.base_dir, f"{self.source_path}: orders.path")
+
+    def order_files_by_day(self) -> dict[date, list[Path]]:
+        """Daily sources: every landing file under the path template, by the day its path names."""
+        key = f"{self.source_path}: orders.path"
+        return files_by_day(str(self.orders.path), self.base_dir, key)
 
     def customer_files(self) -> list[Path]:
         if self.customers is None:
@@ -268,6 +286,28 @@ def resolve_paths(pattern: str | list[str], base_dir: Path, key: str) -> list[Pa
             raise ConfigError(f"{key}: no file matches {item!r} (looked for {shown})")
         files.extend(Path(m).resolve() for m in matches)
     return files
+
+
+def files_by_day(template: str, base_dir: Path, key: str) -> dict[date, list[Path]]:
+    """Expand a path template holding {date} (it may also glob) into the files of each day, days in order.
+    A path whose {date} part is not a real YYYY-MM-DD day is an error naming the file."""
+    if template.count(DATE_PLACEHOLDER) != 1:
+        raise ConfigError(f"{key}: use {DATE_PLACEHOLDER} exactly once in a daily path, got {template!r}")
+    full = template if os.path.isabs(template) else os.path.join(str(base_dir), template)
+    head, tail = full.split(DATE_PLACEHOLDER)
+    pattern = glob.escape(head) + "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]" + tail
+    day_at = re.compile(re.escape(head) + r"(\d{4}-\d{2}-\d{2})")
+    by_day: dict[date, list[Path]] = {}
+    for match in sorted(glob.glob(pattern)):
+        text = day_at.match(match).group(1)
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            raise ConfigError(f"{key}: {match}: {text!r} is not a calendar day (YYYY-MM-DD)") from None
+        by_day.setdefault(day, []).append(Path(match).resolve())
+    if not by_day:
+        raise ConfigError(f"{key}: no file matches {template!r} (looked for {head}YYYY-MM-DD{tail})")
+    return dict(sorted(by_day.items()))
 
 
 def load_source_config(path: str | Path) -> SourceConfig:

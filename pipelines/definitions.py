@@ -1,36 +1,33 @@
-"""The Dagster code location: assembles assets, checks, the refresh job and its schedule. Nothing else."""
-
-import os
+"""The Dagster code location: assembles assets, checks, the refresh job, its schedule and sensors. Nothing else."""
 
 import dagster as dg
 
-from assets import features, ingest, model, report, segments, staging, value_tiers
+from assets import features, ingest, model, publish, report, segments, staging, value_tiers
+from pipelines.automation import build_automation
 from pipelines.resources import resources_from_environment
 from quality import checks, outliers
 
-all_assets = dg.load_assets_from_modules([ingest, staging, features, outliers, model, segments, value_tiers, report])
+layer_assets = dg.load_assets_from_modules([ingest, staging, features, outliers, model, segments, value_tiers, report])
+# Publishing comes last: it depends on every other asset, so a failed blocking check anywhere keeps it from running.
+all_assets = [*layer_assets, publish.build_publish_asset([key for a in layer_assets for key in a.keys])]
 all_checks = checks.ALL_CHECKS
 
-# One job materializes the whole graph; the CLI, the schedule and the UI all run this same job.
+# One job materializes the whole graph; the CLI, the schedule, the sensor and the UI all run this same job.
+# Order ingest is daily-partitioned: a run names its days (a partition or a range); later layers use all days.
 refresh_job = dg.define_asset_job(
     name="refresh",
     selection=dg.AssetSelection.all(),
-    description="Full refresh: raw files to staging, features, model, segments and report.",
+    description="Load the run's landing days (raw, staging), refresh features, model, segments, report, publish.",
     executor_def=dg.in_process_executor,
 )
 
-# 02:00 in Shanghai unless the deployment says otherwise.
-nightly_refresh = dg.ScheduleDefinition(
-    name="nightly_refresh",
-    job=refresh_job,
-    cron_schedule=os.environ.get("PERSONA_SCHEDULE_CRON", "0 2 * * *"),
-    execution_timezone=os.environ.get("PERSONA_SCHEDULE_TIMEZONE", "Asia/Shanghai"),
-)
+nightly_refresh, landing_files, notify_failure = build_automation(refresh_job)
 
 defs = dg.Definitions(
     assets=all_assets,
     asset_checks=all_checks,
     jobs=[refresh_job],
     schedules=[nightly_refresh],
+    sensors=[landing_files, notify_failure],
     resources=resources_from_environment(),
 )

@@ -32,30 +32,54 @@ def default_config_path() -> str:
     return os.environ.get("PERSONA_CONFIG", DEFAULT_CONFIG)
 
 
+LOCK_RETRIES = 3
+LOCK_RETRY_SECONDS = 20
+
+
+def work_file_for(published: Path) -> Path:
+    """The pipeline's private working database beside the published file: warehouse/work/<name>."""
+    return published.parent / "work" / published.name
+
+
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB file every layer reads and writes. DuckDB allows one writer, so writing assets share a pool."""
+    """Two DuckDB files. `path` is the *published* warehouse that SQL users and tools open read-only; it is only
+    ever replaced whole, by the publish step, once the run's blocking checks passed. Every layer reads and
+    writes the working database beside it (work/<name>). DuckDB allows one writer, so writing assets share a
+    pool."""
 
     path: str = DEFAULT_WAREHOUSE
     # DuckDB spills to disk beyond this instead of growing with the data (its own default is 80% of RAM).
     memory_limit: str = "3GB"
 
     @property
-    def file(self) -> Path:
+    def published_file(self) -> Path:
         return Path(self.path).resolve()
 
     @property
+    def file(self) -> Path:
+        """The working database the assets read and write."""
+        return work_file_for(self.published_file)
+
+    @property
     def reports_dir(self) -> Path:
-        return self.file.parent / "reports"
+        return self.published_file.parent / "reports"
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         self.file.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(self.file), read_only=read_only, config={
-            "memory_limit": self.memory_limit,
-            # Every table that needs an order says ORDER BY; not preserving it lets large writes stream.
-            "preserve_insertion_order": False,
-            "temp_directory": str(self.file.parent / ".duckdb_spill"),
-        })
+        try:
+            con = duckdb.connect(str(self.file), read_only=read_only, config={
+                "memory_limit": self.memory_limit,
+                # Every table that needs an order says ORDER BY; not preserving it lets large writes stream.
+                "preserve_insertion_order": False,
+                "temp_directory": str(self.file.parent / ".duckdb_spill"),
+            })
+        except duckdb.IOException as exc:
+            # Another process holds the working database (a second writer, a client opened it read-write):
+            # transient, so the step is retried after a pause instead of failing the night's run.
+            if "lock" in str(exc).lower():
+                raise dg.RetryRequested(max_retries=LOCK_RETRIES, seconds_to_wait=LOCK_RETRY_SECONDS) from exc
+            raise
         try:
             if not read_only:
                 for schema in WAREHOUSE_SCHEMAS:

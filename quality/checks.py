@@ -14,6 +14,7 @@ import polars as pl
 
 from assets.ingest import preview_markdown
 from pipelines.config import SourceConfig
+from pipelines.faults import crash_point
 from pipelines.resources import SourceResource, WarehouseResource
 from quality import suites
 from quality.validation import CRITICAL, ExpectationOutcome, SuiteSpec, store_outcomes, validate_suite
@@ -153,6 +154,7 @@ def every_customer_segmented(warehouse: WarehouseResource) -> dg.AssetCheckResul
                FROM segments.customer_segments"""
         ).fetchone()
     passed = staged == segmented == distinct_ids and len(set(names)) == 1
+    crash_point("segments:checked")
     return dg.AssetCheckResult(
         passed=passed,
         metadata={"staged_customers": staged, "segment_rows": segmented, "distinct_customers": distinct_ids,

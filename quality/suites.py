@@ -19,7 +19,7 @@ from quality.validation import CRITICAL, WARNING, SuiteSpec, expectation
 
 E = gx.expectations
 NUMBER_PATTERN = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
-RAW_META = ["_source_row", "_source_file"]
+RAW_META = ["_source_row", "_source_file", "_partition_date"]
 
 
 def raw_orders_suite(config: SourceConfig) -> SuiteSpec:

@@ -1,5 +1,6 @@
 """Shared test helpers: every warehouse lives under tmp_path; the seed table is read from ../shared."""
 
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -7,23 +8,36 @@ import duckdb
 import pytest
 
 from pipelines.definitions import all_assets, all_checks
-from pipelines.resources import SourceResource, WarehouseResource
+from pipelines.execution import plan_run
+from pipelines.resources import SourceResource, WarehouseResource, work_file_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"
 SEED_BASKETS = REPO_ROOT.parent / "shared" / "data" / "BASKETS1n.csv"
 
 
-def materialize_graph(config_path: Path, warehouse_path: Path, input_override: str = "") -> dg.ExecuteInProcessResult:
-    """The full asset graph with its checks, on an ephemeral Dagster instance."""
+def materialize_graph(
+    config_path: Path, warehouse_path: Path, input_override: str = "", first: date | None = None,
+    last: date | None = None, instance: dg.DagsterInstance | None = None,
+) -> dg.ExecuteInProcessResult:
+    """The full asset graph with its checks, on an ephemeral Dagster instance unless one is given. Daily sources
+    load the days first..last, every landing day by default; snapshot sources load everything."""
+    source = SourceResource(config_path=str(config_path), input_override=input_override)
+    warehouse = WarehouseResource(path=str(warehouse_path))
+    plan = plan_run(source.load(), warehouse.published_file, first, last, all_days=first is None)
     return dg.materialize(
         [*all_assets, *all_checks],
-        resources={
-            "warehouse": WarehouseResource(path=str(warehouse_path)),
-            "source": SourceResource(config_path=str(config_path), input_override=input_override),
-        },
+        resources={"warehouse": warehouse, "source": source},
+        partition_key=plan.partition_key,
+        tags=plan.tags,
+        instance=instance,
         raise_on_error=False,
     )
+
+
+def work_db(warehouse_path: Path) -> Path:
+    """The working database behind a published warehouse path (raw layer, and the tables of failed runs)."""
+    return work_file_for(Path(warehouse_path).resolve())
 
 
 def query(warehouse_path: Path, sql: str, params: list | None = None) -> list[tuple]:

@@ -1,6 +1,7 @@
 """The `persona` command as a user runs it: a real process, a real Dagster instance in DAGSTER_HOME."""
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -44,7 +45,7 @@ def test_run_is_recorded_in_the_persistent_instance(seed_run):
     work, done = seed_run
     home = work / "home"
     assert (home / "dagster.yaml").read_bytes() == (REPO_ROOT / "dagster.yaml").read_bytes()
-    run_id = done.stdout.split()[1]
+    run_id = re.search(r"^Run (\S+) succeeded", done.stdout, re.M).group(1)
     with dg.DagsterInstance.from_config(str(home)) as instance:
         run = instance.get_run_by_id(run_id)
         assert run is not None and run.job_name == "refresh"

@@ -73,7 +73,8 @@ def test_demo_example_loads_as_long_with_a_customer_file() -> None:
 
     assert config.name == "demo"
     assert config.shape == "long"
-    assert config.orders.path == "../data/demo/order_lines.csv"
+    assert config.orders.path == "../data/demo/orders/order_day={date}/*.csv"
+    assert config.daily
     assert config.orders.format == "csv"
     assert config.orders.encoding == "utf-8"
     assert config.orders.date_formats == ["%Y-%m-%d %H:%M:%S"]

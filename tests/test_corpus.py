@@ -15,7 +15,7 @@ import dagster as dg
 import pytest
 
 from pipelines.generate import generate_demo_data
-from tests.conftest import materialize_graph, query, write_file
+from tests.conftest import materialize_graph, query, work_db, write_file
 
 ORDER_HEADER = "order_id,customer_id,order_ts,category,quantity,amount,payment_method"
 CUSTOMER_HEADER = "customer_id,age,gender,income,city"
@@ -59,8 +59,9 @@ def write_config(tmp_path: Path, *, orders: str = "orders.csv", customers: str |
 
 
 def run_graph(tmp_path: Path, config: Path) -> tuple[dg.ExecuteInProcessResult, Path]:
-    warehouse = tmp_path / "w.duckdb"
-    return materialize_graph(config, warehouse), warehouse
+    """Runs the graph; returns the working database, where every run's diagnostics are (published or not)."""
+    published = tmp_path / "w.duckdb"
+    return materialize_graph(config, published), work_db(published)
 
 
 def step_failure_message(result: dg.ExecuteInProcessResult, step_key: str) -> str:
@@ -80,9 +81,11 @@ def tables(warehouse: Path) -> set[str]:
 
 
 def assert_nothing_published(warehouse: Path) -> None:
-    published = tables(warehouse)
-    assert "segments.customer_segments" not in published
-    assert "segments.segment_profiles" not in published
+    built = tables(warehouse)
+    assert "segments.customer_segments" not in built
+    assert "segments.segment_profiles" not in built
+    # The working database sits in work/ beside the published file, which a failed run never creates.
+    assert not (warehouse.parent.parent / warehouse.name).exists()
 
 
 def audit_rows(warehouse: Path, result: dg.ExecuteInProcessResult) -> dict[str, tuple]:

@@ -312,9 +312,11 @@ def test_header_only_file_maps_to_an_empty_orders_frame(tmp_path: Path) -> None:
     frame, manifest = read_orders(config, tmp_path)
 
     assert frame.height == 0
-    assert frame.columns == [SOURCE_FILE, SOURCE_ROW, *LONG_ORDER_FIELDS]
+    assert frame.columns == [SOURCE_FILE, SOURCE_ROW, *LONG_ORDER_FIELDS, "_partition_date"]
+    stat = (tmp_path / "orders.csv").stat()
     assert manifest == [{"source_file": str((tmp_path / "orders.csv").resolve()), "input": "orders",
-                         "rows_read": 0, "ignored_columns": []}]
+                         "rows_read": 0, "ignored_columns": [], "partition_date": None,
+                         "file_size": stat.st_size, "file_mtime_ns": stat.st_mtime_ns}]
 
 
 def _malformed(path: Path, line: int, reason: str, delimiter: str = ",") -> str:
@@ -525,13 +527,14 @@ def test_mapping_renames_and_extra_columns_are_reported_as_ignored(tmp_path: Pat
 
     frame, manifest = read_orders(config, tmp_path)
 
-    assert frame.columns == [SOURCE_FILE, SOURCE_ROW, *LONG_ORDER_FIELDS]
+    assert frame.columns == [SOURCE_FILE, SOURCE_ROW, *LONG_ORDER_FIELDS, "_partition_date"]
     assert frame.select(SOURCE_ROW, "order_id", "customer_id", "category", "amount", "sku").rows() == [
         (1, "O1", "C1", "生鲜", "12.5", None), (2, "O2", "C2", "母婴", "3", None),
     ]
     assert frame[SOURCE_FILE].unique().to_list() == [str(path.resolve())]
-    assert manifest == [{"source_file": str(path.resolve()), "input": "orders", "rows_read": 2,
-                         "ignored_columns": ["store", "remark"]}]
+    assert [{k: e[k] for k in ("source_file", "input", "rows_read", "ignored_columns", "partition_date")}
+            for e in manifest] == [{"source_file": str(path.resolve()), "input": "orders", "rows_read": 2,
+                                    "ignored_columns": ["store", "remark"], "partition_date": None}]
 
 
 def test_map_columns_directly(tmp_path: Path, scratch: Path) -> None:
@@ -571,7 +574,8 @@ def test_no_customer_file_gives_an_empty_typed_frame(tmp_path: Path) -> None:
 
     assert manifest == []
     assert frame.height == 0
-    assert frame.schema == pl.Schema({SOURCE_FILE: pl.String, SOURCE_ROW: pl.Int64, **{f: pl.String for f in CUSTOMER_FIELDS}})
+    assert frame.schema == pl.Schema({SOURCE_FILE: pl.String, SOURCE_ROW: pl.Int64,
+                                      **{f: pl.String for f in CUSTOMER_FIELDS}, "_partition_date": pl.Date})
 
 
 # --- wide shape -----------------------------------------------------------------------------------------------
@@ -590,7 +594,7 @@ def test_wide_shape_keeps_category_flag_columns(tmp_path: Path) -> None:
 
     frame, manifest = read_orders(config, tmp_path)
 
-    assert frame.columns == [SOURCE_FILE, SOURCE_ROW, *WIDE_ORDER_FIELDS, "fruitveg", "beer"]
+    assert frame.columns == [SOURCE_FILE, SOURCE_ROW, *WIDE_ORDER_FIELDS, "fruitveg", "beer", "_partition_date"]
     row = frame.row(0, named=True)
     assert (row["customer_id"], row["amount"], row["gender"], row["fruitveg"], row["beer"]) == ("39808", "42.7123", "M", "F", "T")
     assert manifest[0]["ignored_columns"] == ["wine"]
@@ -616,7 +620,7 @@ def test_seed_baskets_read_in_full(seed_baskets: Path, tmp_path: Path) -> None:
 
     assert frame.height == 1000
     assert frame[SOURCE_ROW].to_list() == list(range(1, 1001))
-    assert frame.columns[-11:] == BASKET_CATEGORIES
+    assert frame.columns[-12:-1] == BASKET_CATEGORIES
     assert frame.select(SOURCE_ROW, "customer_id", "amount", "payment_method", "gender", "home_owner").row(0) == (
         1, "39808", "42.7123", "CHEQUE", "M", "NO",
     )
@@ -624,8 +628,9 @@ def test_seed_baskets_read_in_full(seed_baskets: Path, tmp_path: Path) -> None:
     assert frame.filter(pl.col("customer_id") == "37917")[SOURCE_ROW].to_list() == [27, 917]
     # The last row has no trailing newline and is still read in full.
     assert frame.row(999, named=True)["confectionery"] in ("T", "F")
-    assert manifest == [{"source_file": str(seed_baskets.resolve()), "input": "orders", "rows_read": 1000,
-                         "ignored_columns": []}]
+    assert [{k: e[k] for k in ("source_file", "input", "rows_read", "ignored_columns", "file_size")}
+            for e in manifest] == [{"source_file": str(seed_baskets.resolve()), "input": "orders", "rows_read": 1000,
+                                    "ignored_columns": [], "file_size": seed_baskets.stat().st_size}]
 
 
 # --- Parquet and JSON -----------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 
 from pipelines.definitions import defs
 from pipelines.generate import generate_demo_data
-from tests.conftest import EXAMPLES, materialize_graph, query, write_file
+from tests.conftest import EXAMPLES, materialize_graph, query, work_db, write_file
 
 SEED_CATEGORIES = [
     "fruitveg", "freshmeat", "dairy", "cannedveg", "cannedmeat", "frozenmeal",
@@ -21,7 +21,7 @@ EXPECTED_ASSETS = {
     "raw/orders", "raw/customers", "staging/orders", "staging/order_lines", "staging/customers",
     "quality/quarantine", "quality/load_audit", "quality/outliers", "features/customer_features",
     "model/customer_clusters",
-    "segments/customer_segments", "segments/segment_profiles", "report/segment_report",
+    "segments/customer_segments", "segments/segment_profiles", "report/segment_report", "warehouse/published",
 }
 
 
@@ -30,7 +30,7 @@ def test_definitions_load_with_every_layer_job_and_schedule():
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert keys == EXPECTED_ASSETS
     groups = {graph.get(dg.AssetKey.from_user_string(k)).group_name for k in keys}
-    assert groups == {"raw", "staging", "quality", "features", "model", "segments", "report"}
+    assert groups == {"raw", "staging", "quality", "features", "model", "segments", "report", "serving"}
     assert defs.resolve_job_def("refresh").name == "refresh"
     schedule = defs.resolve_schedule_def("nightly_refresh")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 2 * * *", "Asia/Shanghai")
@@ -263,7 +263,8 @@ def test_unreadable_input_publishes_nothing(tmp_path):
     message = failure.step_failure_data.error.cause.message
     assert "orders.csv" in message and "required column 'order_id' is missing" in message
     assert "delimiter" in message
-    tables = query(warehouse, "SELECT table_schema || '.' || table_name FROM information_schema.tables")
+    assert not warehouse.exists()  # nothing published
+    tables = query(work_db(warehouse), "SELECT table_schema || '.' || table_name FROM information_schema.tables")
     assert ("segments.customer_segments",) not in tables
 
 

@@ -27,6 +27,7 @@ from assets.report_facts import FactBook, format_value
 from assets.report_strategies import PlaybookError, load_playbook, plan, strategies_for
 from pipelines.definitions import all_assets, all_checks
 from pipelines.generate import generate_demo_data
+from pipelines.partitions import snapshot_partition_key
 from pipelines.resources import SourceResource, WarehouseResource
 from tests.conftest import query, write_file
 
@@ -36,7 +37,8 @@ _DEMO: dict[str, object] = {}
 
 def _materialize(config: Path, warehouse: Path, report: bool = True) -> dg.ExecuteInProcessResult:
     selection = None if report else dg.AssetSelection.all() - dg.AssetSelection.keys(["report", "segment_report"])
-    return dg.materialize([*all_assets, *all_checks], selection=selection, raise_on_error=False, resources={
+    return dg.materialize([*all_assets, *all_checks], selection=selection, raise_on_error=False,
+                          partition_key=snapshot_partition_key(), resources={
         "warehouse": WarehouseResource(path=str(warehouse)), "source": SourceResource(config_path=str(config))})
 
 

@@ -94,13 +94,14 @@ def test_file_system_is_off_on_the_connection(small_warehouse: Path) -> None:
 def test_select_over_the_seed_run_sees_every_basket_row(graph_warehouse: Path) -> None:
     frame = run_read_only_query(
         graph_warehouse,
-        "SELECT _source_row, customer_id, amount FROM raw.orders WHERE customer_id = '37917' ORDER BY _source_row",
+        "SELECT _source_row, customer_id, order_amount FROM staging.orders WHERE customer_id = '37917' "
+        "ORDER BY _source_row",
     )
 
-    assert frame.columns == ["_source_row", "customer_id", "amount"]
+    assert frame.columns == ["_source_row", "customer_id", "order_amount"]
     assert frame["_source_row"].to_list() == [27, 917]
     assert frame["customer_id"].to_list() == ["37917", "37917"]
-    counts = run_read_only_query(graph_warehouse, "SELECT count(*) AS n FROM raw.orders")
+    counts = run_read_only_query(graph_warehouse, "SELECT count(*) AS n FROM staging.orders")
     assert counts.rows() == [(1000,)]
 
 
@@ -266,15 +267,15 @@ def test_small_warehouse_bytes_unchanged_after_refused_writes(small_warehouse: P
 
 
 def test_seed_warehouse_unchanged_after_refused_writes(graph_warehouse: Path) -> None:
-    counts_sql = ("SELECT (SELECT count(*) FROM raw.orders), (SELECT count(*) FROM segments.customer_segments), "
+    counts_sql = ("SELECT (SELECT count(*) FROM staging.orders), (SELECT count(*) FROM segments.customer_segments), "
                   "(SELECT count(*) FROM staging.customers)")
     counts = query(graph_warehouse, counts_sql)
     tables = query(graph_warehouse, "SELECT table_schema, table_name FROM information_schema.tables ORDER BY 1, 2")
     before = _sha256(graph_warehouse)
 
-    for sql in ("DELETE FROM raw.orders", "DROP TABLE segments.customer_segments",
-                "UPDATE staging.customers SET customer_id = NULL", "CREATE TABLE raw.leak AS SELECT 1",
-                "SELECT 1; DELETE FROM raw.orders"):
+    for sql in ("DELETE FROM staging.orders", "DROP TABLE segments.customer_segments",
+                "UPDATE staging.customers SET customer_id = NULL", "CREATE TABLE staging.leak AS SELECT 1",
+                "SELECT 1; DELETE FROM staging.orders"):
         with pytest.raises(QueryRefused):
             run_read_only_query(graph_warehouse, sql)
 

@@ -1,0 +1,90 @@
+"""What starts runs unattended, and who hears about a failure.
+
+- `nightly_refresh`: a schedule (02:00 Asia/Shanghai unless PERSONA_SCHEDULE_CRON / PERSONA_SCHEDULE_TIMEZONE
+  say otherwise) that loads every new or changed landing day, or reloads a snapshot source.
+- `landing_files`: a sensor that starts the same run as soon as a new or changed file lands; its run key is the
+  set of files with their sizes and modification times, so one landing triggers one run.
+- `notify_failure`: a run-failure sensor posting a JSON message to PERSONA_ALERT_WEBHOOK when it is set. The
+  failed run is in the UI's run list either way.
+Both the schedule and the sensor use the CLI's plan (pipelines.execution.plan_run), so all three agree on which
+days a run loads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+
+import dagster as dg
+
+from pipelines.config import ConfigError, SourceConfig
+from pipelines.execution import RunPlan, plan_run
+from pipelines.partitions import SCHEDULE_TIMEZONE
+from pipelines.resources import SourceResource, WarehouseResource
+
+WEBHOOK_VARIABLE = "PERSONA_ALERT_WEBHOOK"
+WEBHOOK_TIMEOUT_SECONDS = 10
+
+
+def _plan_from_resources(source: SourceResource, warehouse: WarehouseResource) -> RunPlan | str:
+    """The run to start now, or the reason there is none."""
+    try:
+        config: SourceConfig = source.load()
+        plan = plan_run(config, warehouse.published_file)
+    except ConfigError as exc:
+        return f"source config problem: {exc}"
+    return plan if plan is not None else "no new or changed landing file"
+
+
+def _run_request(plan: RunPlan, run_key: str | None) -> dg.RunRequest:
+    return dg.RunRequest(run_key=run_key, partition_key=plan.partition_key, tags=plan.tags)
+
+
+def build_automation(job: dg.UnresolvedAssetJobDefinition):
+    @dg.schedule(
+        name="nightly_refresh",
+        job=job,
+        cron_schedule=os.environ.get("PERSONA_SCHEDULE_CRON", "0 2 * * *"),
+        execution_timezone=SCHEDULE_TIMEZONE,
+    )
+    def nightly_refresh(context: dg.ScheduleEvaluationContext, source: SourceResource,
+                        warehouse: WarehouseResource):
+        plan = _plan_from_resources(source, warehouse)
+        if isinstance(plan, str):
+            return dg.SkipReason(plan)
+        return _run_request(plan, run_key=None)
+
+    @dg.sensor(name="landing_files", job=job, minimum_interval_seconds=60,
+               default_status=dg.DefaultSensorStatus.RUNNING)
+    def landing_files(context: dg.SensorEvaluationContext, source: SourceResource, warehouse: WarehouseResource):
+        plan = _plan_from_resources(source, warehouse)
+        if isinstance(plan, str):
+            return dg.SkipReason(plan)
+        return _run_request(plan, run_key=plan.run_key)
+
+    @dg.run_failure_sensor(name="notify_failure", monitored_jobs=[job],
+                           default_status=dg.DefaultSensorStatus.RUNNING)
+    def notify_failure(context: dg.RunFailureSensorContext):
+        post_failure(context.dagster_run.run_id, context.dagster_run.job_name,
+                     context.failure_event.message or "run failed")
+
+    return nightly_refresh, landing_files, notify_failure
+
+
+def post_failure(run_id: str, job_name: str, message: str, url: str | None = None) -> bool:
+    """POST {"text", "run_id", "job", "message"} to the webhook (Slack-, Feishu- and DingTalk-style receivers
+    read `text`). Returns False when no webhook is configured."""
+    url = url or os.environ.get(WEBHOOK_VARIABLE)
+    if not url:
+        return False
+    body = {
+        "text": f"persona-pipeline: run {run_id} of {job_name} failed: {message}",
+        "run_id": run_id,
+        "job": job_name,
+        "message": message,
+    }
+    request = urllib.request.Request(url, data=json.dumps(body, ensure_ascii=False).encode("utf-8"),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS):
+        return True

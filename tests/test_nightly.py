@@ -1,0 +1,433 @@
+"""Nightly operations: daily partitions, idempotent reloads, incremental runs, atomic publishing, crash safety
+(kill -9 at several points), readers during a refresh, the landing sensor, the schedule and the failure webhook."""
+
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from datetime import date
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from assets.publish import published_version
+from pipelines.automation import post_failure
+from pipelines.config import ConfigError, files_by_day, load_source_config
+from pipelines.definitions import defs
+from pipelines.execution import plan_run
+from pipelines.faults import CRASH_POINTS
+from pipelines.generate import generate_demo_data
+from pipelines.partitions import DayWindow, split_orders_by_day
+from pipelines.resources import SourceResource, WarehouseResource
+from tests.conftest import REPO_ROOT, materialize_graph, query, work_db, write_file
+
+DAYS = [date(2026, 1, d) for d in range(1, 9)]  # the generator starts on 2026-01-01
+LANDING_TEMPLATE = "landing/order_day={date}/*.csv"
+
+
+def daily_shop(root: Path, customers: int = 400, seed: int = 5) -> Path:
+    """Generated orders laid out as eight daily landing folders, and a daily source config reading them."""
+    data = generate_demo_data(root / "data", customers=customers, days=len(DAYS), seed=seed)
+    assert split_orders_by_day(data.orders_path, root / "landing") == len(DAYS)
+    return write_file(root / "shop.yaml", f"""
+name: daily
+shape: long
+orders:
+  path: {LANDING_TEMPLATE}
+  date_formats: ["%Y-%m-%d %H:%M:%S"]
+customers:
+  path: {data.customers_path}
+model:
+  k_range: [3, 5]
+  bootstrap_rounds: 2
+""")
+
+
+def day_folder(root: Path, day: date) -> Path:
+    return root / "landing" / f"order_day={day}"
+
+
+def hold_back(root: Path, day: date) -> Path:
+    """Take a day's landing folder away (it 'arrives' later with `arrive`)."""
+    held = root / "held" / day_folder(root, day).name
+    held.parent.mkdir(exist_ok=True)
+    shutil.move(day_folder(root, day), held)
+    return held
+
+
+def arrive(root: Path, held: Path) -> None:
+    shutil.move(held, root / "landing" / held.name)
+
+
+def layer_counts(database: Path) -> dict[str, object]:
+    return {
+        "raw.orders": query(database, "SELECT count(*) FROM raw.orders")[0][0],
+        "staging.order_lines": query(database, "SELECT count(*) FROM staging.order_lines")[0][0],
+        "staging.orders": query(database, "SELECT count(*) FROM staging.orders")[0][0],
+        "staging.customers": query(database, "SELECT count(*) FROM staging.customers")[0][0],
+        "lines_per_day": query(database, "SELECT _partition_date, count(*) FROM staging.order_lines "
+                                         "GROUP BY ALL ORDER BY 1"),
+        "segmented": query(database, "SELECT count(*) FROM segments.customer_segments")[0][0],
+    }
+
+
+def order_lines(database: Path) -> list[tuple]:
+    return query(database, "SELECT order_id, category, sku, customer_id, order_ts, quantity, amount, payment_method "
+                           "FROM staging.order_lines ORDER BY ALL")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --- daily paths ------------------------------------------------------------------------------------------------
+
+def test_daily_path_groups_landing_files_by_day(tmp_path):
+    for name in ("2026-01-02/a.csv", "2026-01-02/b.csv", "2026-01-01/a.csv", "notes/a.csv"):
+        write_file(tmp_path / "in" / name, "x\n")
+    by_day = files_by_day("in/{date}/*.csv", tmp_path, "shop.yaml: orders.path")
+    assert by_day == {
+        date(2026, 1, 1): [(tmp_path / "in/2026-01-01/a.csv").resolve()],
+        date(2026, 1, 2): [(tmp_path / "in/2026-01-02/a.csv").resolve(), (tmp_path / "in/2026-01-02/b.csv").resolve()],
+    }
+
+
+def test_daily_path_with_an_impossible_day_names_the_file(tmp_path):
+    write_file(tmp_path / "in" / "2026-02-30.csv", "x\n")
+    with pytest.raises(ConfigError) as info:
+        files_by_day("in/{date}.csv", tmp_path, "shop.yaml: orders.path")
+    assert str(info.value) == (f"shop.yaml: orders.path: {tmp_path / 'in' / '2026-02-30.csv'}: '2026-02-30' is not "
+                               "a calendar day (YYYY-MM-DD)")
+
+
+def test_daily_path_matching_nothing_says_where_it_looked(tmp_path):
+    with pytest.raises(ConfigError, match=r"no file matches 'in/\{date\}\.csv' \(looked for .*/in/YYYY-MM-DD\.csv\)"):
+        files_by_day("in/{date}.csv", tmp_path, "shop.yaml: orders.path")
+
+
+# --- partitions: idempotent reloads and incremental runs ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def daily_run(tmp_path_factory):
+    """Days 1-7 loaded and published; day 8 held back."""
+    root = tmp_path_factory.mktemp("daily")
+    config = daily_shop(root)
+    held = hold_back(root, DAYS[-1])
+    warehouse = root / "wh" / "warehouse.duckdb"
+    result = materialize_graph(config, warehouse)
+    assert result.success
+    return root, config, warehouse, held, result
+
+
+def test_reloading_a_day_leaves_every_count_unchanged(daily_run):
+    root, config, warehouse, _, _ = daily_run
+    before = layer_counts(work_db(warehouse))
+    assert [day for day, _ in before["lines_per_day"]] == DAYS[:-1]
+
+    for first, last in ((DAYS[2], DAYS[2]), (DAYS[0], DAYS[3])):
+        result = materialize_graph(config, warehouse, first=first, last=last)
+        assert result.success
+        assert layer_counts(work_db(warehouse)) == before
+        # The published copy is the same data.
+        assert order_lines(warehouse) == order_lines(work_db(warehouse))
+        # This run read only its days' files (plus the customer snapshot), and audited exactly those.
+        audited = query(work_db(warehouse), "SELECT input, parse_dirpath(source_file) FROM quality.load_audit "
+                                            "WHERE run_id = ? ORDER BY 1, 2", [result.run_id])
+        expected_days = [d for d in DAYS if first <= d <= last]
+        assert [Path(p).name for i, p in audited if i == "orders"] == [f"order_day={d}" for d in expected_days]
+        assert [i for i, _ in audited].count("customers") == 1
+
+
+def test_nothing_is_pending_once_published(daily_run):
+    _, config, warehouse, _, _ = daily_run
+    assert plan_run(load_source_config(config), warehouse) is None
+
+
+def test_a_changed_landing_file_makes_its_day_pending_again(daily_run, tmp_path):
+    root, config, warehouse, _, _ = daily_run
+    target = next(day_folder(root, DAYS[1]).glob("*.csv"))
+    original, stat = target.read_bytes(), target.stat()
+    try:
+        target.write_bytes(original + original.splitlines(keepends=True)[-1])
+        plan = plan_run(load_source_config(config), warehouse)
+        assert plan.window == DayWindow(DAYS[1], DAYS[1])
+        assert plan.partition_key == str(DAYS[1]) and plan.tags == {}
+    finally:
+        target.write_bytes(original)
+        os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert plan_run(load_source_config(config), warehouse) is None
+
+
+def test_incremental_run_loads_only_the_new_day_and_matches_a_full_load(daily_run, tmp_path):
+    root, config, warehouse, held, first_result = daily_run
+    arrive(root, held)
+    plan = plan_run(load_source_config(config), warehouse)
+    assert plan.window == DayWindow(DAYS[-1], DAYS[-1])
+
+    result = materialize_graph(config, warehouse, first=plan.window.first, last=plan.window.last)
+    assert result.success
+    work = work_db(warehouse)
+    # Earlier days were not read again: their files still carry the run that first loaded them.
+    read_by = dict(query(work, "SELECT parse_dirpath(source_file), run_id FROM raw.source_files "
+                               "WHERE input = 'orders'"))
+    assert {run for path, run in read_by.items() if not path.endswith(str(DAYS[-1]))} != {result.run_id}
+    assert read_by[str(day_folder(root, DAYS[-1]).resolve())] == result.run_id
+
+    # A full load of all eight days in one run gives exactly the same staged rows and customers.
+    full = tmp_path / "full" / "warehouse.duckdb"
+    assert materialize_graph(config, full).success
+    assert order_lines(warehouse) == order_lines(full)
+    assert layer_counts(work) == layer_counts(work_db(full))
+    assert query(warehouse, "SELECT count(*) FROM features.customer_features") == \
+        query(full, "SELECT count(*) FROM features.customer_features")
+    assert plan_run(load_source_config(config), warehouse) is None
+
+
+def test_an_order_repeated_by_a_later_day_is_not_loaded_twice(tmp_path):
+    config = daily_shop(tmp_path, customers=300, seed=8)
+    first_file = next(day_folder(tmp_path, DAYS[0]).glob("*.csv"))
+    repeated = first_file.read_text().splitlines()[1]
+    second_file = next(day_folder(tmp_path, DAYS[1]).glob("*.csv"))
+    with second_file.open("a") as handle:
+        handle.write(repeated + "\n")
+    warehouse = tmp_path / "warehouse.duckdb"
+    assert materialize_graph(config, warehouse, first=DAYS[0], last=DAYS[0]).success
+    result = materialize_graph(config, warehouse, first=DAYS[1], last=DAYS[7])
+    assert result.success
+
+    work = work_db(warehouse)
+    rows = query(work, "SELECT parse_dirpath(source_file), parse_dirpath(duplicate_of_file), kind "
+                       "FROM quality.removed_duplicates WHERE run_id = ?", [result.run_id])
+    assert [(Path(a).name, Path(b).name, kind) for a, b, kind in rows] == [
+        (f"order_day={DAYS[1]}", f"order_day={DAYS[0]}", "loaded_on_other_day")]
+    assert query(work, "SELECT count(*) - count(DISTINCT (order_id, category, sku)) FROM staging.order_lines") == [(0,)]
+    for read, loaded, quarantined, removed in query(
+            work, "SELECT rows_read, rows_loaded, rows_quarantined, duplicates_removed FROM quality.load_audit "
+                  "WHERE run_id = ?", [result.run_id]):
+        assert read == loaded + quarantined + removed
+
+
+# --- publishing --------------------------------------------------------------------------------------------------
+
+def test_publishing_swaps_in_a_read_only_copy_without_the_raw_layer(daily_run):
+    _, _, warehouse, _, _ = daily_run
+    schemas = {row[0] for row in query(warehouse, "SELECT DISTINCT schema_name FROM duckdb_tables()")}
+    assert {"staging", "quality", "features", "model", "segments", "meta"} <= schemas
+    assert "raw" not in schemas
+    [(run_id, _)] = query(warehouse, "SELECT run_id, published_at FROM meta.publication")
+    assert run_id == published_version(warehouse)
+    counts = dict(query(warehouse, "SELECT table_name, row_count FROM meta.published_tables"))
+    assert counts["segments.customer_segments"] == query(warehouse, "SELECT count(*) FROM segments.customer_segments")[0][0]
+    assert not list(warehouse.parent.glob(".*publishing*"))
+
+
+def test_a_failed_gate_keeps_the_previous_version_published(tmp_path):
+    config = daily_shop(tmp_path, customers=300, seed=9)
+    held = hold_back(tmp_path, DAYS[-1])
+    warehouse = tmp_path / "wh" / "warehouse.duckdb"
+    good = materialize_graph(config, warehouse)
+    assert good.success
+    before = sha256(warehouse)
+
+    # The last day arrives with every amount unreadable: far above quality.max_quarantine_share.
+    arrive(tmp_path, held)
+    for path in day_folder(tmp_path, DAYS[-1]).glob("*.csv"):
+        header, *lines = path.read_text().splitlines()
+        amount = header.split(",").index("amount")
+        path.write_text("\n".join([header, *(",".join(
+            "n/a" if i == amount else v for i, v in enumerate(line.split(","))) for line in lines)]) + "\n")
+    bad = materialize_graph(config, warehouse, first=DAYS[-1], last=DAYS[-1])
+    assert not bad.success
+    assert "quarantine_share_within_limit" in {e.check_name for e in bad.get_asset_check_evaluations() if not e.passed}
+
+    assert sha256(warehouse) == before
+    assert published_version(warehouse) == good.run_id
+    # The failed run's diagnostics are in the working database, and its day stays pending.
+    assert query(work_db(warehouse), "SELECT count(*) > 0 FROM quality.quarantine WHERE run_id = ?",
+                 [bad.run_id]) == [(True,)]
+    assert plan_run(load_source_config(config), warehouse).window == DayWindow(DAYS[-1], DAYS[-1])
+
+
+# --- crash safety: kill -9 at several points, then rerun ---------------------------------------------------------
+
+def persona_run(root: Path, home: Path, crash_at: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    env.pop("PERSONA_CRASH_AT", None)
+    if crash_at:
+        env["PERSONA_CRASH_AT"] = crash_at
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "run", "--config", str(root / "shop.yaml"),
+         "--warehouse", str(root / "wh" / "warehouse.duckdb")],
+        cwd=root, env=env, capture_output=True, text=True, timeout=600)
+
+
+def published_state(warehouse: Path) -> tuple:
+    return (sha256(warehouse), published_version(warehouse),
+            query(warehouse, "SELECT count(*), count(DISTINCT (order_id, category, sku)) FROM staging.order_lines"),
+            query(warehouse, "SELECT segment_id, count(*) FROM segments.customer_segments GROUP BY ALL ORDER BY 1"))
+
+
+def test_kill_9_at_every_crash_point_keeps_the_published_version_and_the_rerun_succeeds(tmp_path):
+    config = daily_shop(tmp_path, customers=300, seed=12)
+    held = hold_back(tmp_path, DAYS[-1])
+    home = tmp_path / "home"
+    shutil.copy(REPO_ROOT / "dagster.yaml", home.mkdir() or home / "dagster.yaml")
+    warehouse = tmp_path / "wh" / "warehouse.duckdb"
+    done = persona_run(tmp_path, home)
+    assert done.returncode == 0, done.stderr
+    published = published_state(warehouse)
+
+    arrive(tmp_path, held)
+    for point in CRASH_POINTS:
+        crashed = persona_run(tmp_path, home, crash_at=point)
+        assert crashed.returncode == -9, (point, crashed.stdout, crashed.stderr)
+        assert published_state(warehouse) == published, point
+        # Nothing of the killed run is visible, and its day is still to be loaded.
+        assert plan_run(load_source_config(config), warehouse).window == DayWindow(DAYS[-1], DAYS[-1]), point
+
+    rerun = persona_run(tmp_path, home)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "succeeded and published" in rerun.stdout
+    assert not list(warehouse.parent.glob(".*publishing*"))
+    (lines, distinct), = query(warehouse, "SELECT count(*), count(DISTINCT (order_id, category, sku)) "
+                                          "FROM staging.order_lines")
+    assert lines == distinct  # no duplicate rows
+    reference = tmp_path / "reference" / "warehouse.duckdb"
+    assert materialize_graph(config, reference).success
+    assert order_lines(warehouse) == order_lines(reference)
+    assert query(warehouse, "SELECT count(*) FROM segments.customer_segments") == \
+        query(reference, "SELECT count(*) FROM segments.customer_segments")
+    # The killed runs are failed in the instance, not left 'started' holding the writer pool.
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        statuses = [r.status for r in instance.get_runs()]
+    assert dg.DagsterRunStatus.STARTED not in statuses
+    assert statuses.count(dg.DagsterRunStatus.SUCCESS) == 2
+
+
+# --- readers during a refresh ------------------------------------------------------------------------------------
+
+READER_SQL = ("SELECT (SELECT run_id FROM meta.publication) AS version, "
+              "(SELECT count(*) FROM staging.order_lines) AS lines, "
+              "(SELECT max(_partition_date)::VARCHAR FROM staging.order_lines) AS last_day, "
+              "(SELECT count(*) FROM segments.customer_segments) AS customers, "
+              "(SELECT sum(customers) FROM segments.segment_profiles) AS profiled")
+
+
+def read_in_a_loop(warehouse: str, stop_file: str, results: str) -> None:
+    """One reader process: query the published warehouse until told to stop; record answers and errors."""
+    from pipelines.serving import QueryRefused, run_read_only_query
+
+    answers, errors = [], []
+    while not os.path.exists(stop_file):
+        try:
+            answers.append(run_read_only_query(Path(warehouse), READER_SQL).rows()[0])
+        except (QueryRefused, duckdb.Error) as exc:
+            errors.append(str(exc))
+        time.sleep(0.02)
+    Path(results).write_text(json.dumps({"answers": answers, "errors": errors}))
+
+
+def test_four_readers_during_a_refresh_get_no_error_and_only_published_versions(tmp_path):
+    daily_shop(tmp_path, customers=600, seed=13)
+    held = hold_back(tmp_path, DAYS[-1])
+    home = tmp_path / "home"
+    shutil.copy(REPO_ROOT / "dagster.yaml", home.mkdir() or home / "dagster.yaml")
+    warehouse = tmp_path / "wh" / "warehouse.duckdb"
+    assert persona_run(tmp_path, home).returncode == 0
+    from pipelines.serving import run_read_only_query
+    old = run_read_only_query(warehouse, READER_SQL).rows()[0]
+
+    arrive(tmp_path, held)
+    stop = tmp_path / "stop"
+    spawn = multiprocessing.get_context("spawn")
+    readers = [spawn.Process(target=read_in_a_loop, args=(str(warehouse), str(stop), str(tmp_path / f"r{i}.json")))
+               for i in range(4)]
+    for reader in readers:
+        reader.start()
+    refresh = persona_run(tmp_path, home)
+    time.sleep(1.0)
+    stop.touch()
+    for reader in readers:
+        reader.join(timeout=60)
+    assert refresh.returncode == 0, refresh.stderr
+    new = run_read_only_query(warehouse, READER_SQL).rows()[0]
+    assert new[0] != old[0] and new[2] == str(DAYS[-1])
+
+    seen = set()
+    for i in range(4):
+        outcome = json.loads((tmp_path / f"r{i}.json").read_text())
+        assert outcome["errors"] == []
+        assert len(outcome["answers"]) > 10
+        for answer in outcome["answers"]:
+            assert tuple(answer) in {tuple(old), tuple(new)}, answer
+            seen.add(answer[0])
+    assert seen == {old[0], new[0]}  # readers saw the swap, and nothing in between
+
+
+# --- schedule, sensor, webhook -----------------------------------------------------------------------------------
+
+def _resources(config: Path, warehouse: Path) -> dict:
+    return {"source": SourceResource(config_path=str(config)), "warehouse": WarehouseResource(path=str(warehouse))}
+
+
+def test_landing_sensor_requests_the_new_days_once_then_skips(tmp_path):
+    config = daily_shop(tmp_path, customers=200, seed=14)
+    warehouse = tmp_path / "wh" / "warehouse.duckdb"
+    sensor = defs.resolve_sensor_def("landing_files")
+    with dg.build_sensor_context(resources=_resources(config, warehouse)) as context:
+        [request] = sensor(context).run_requests
+    assert request.tags[dg.ASSET_PARTITION_RANGE_START_TAG] == str(DAYS[0])
+    assert request.tags[dg.ASSET_PARTITION_RANGE_END_TAG] == str(DAYS[-1])
+    assert request.run_key
+
+    assert materialize_graph(config, warehouse).success
+    with dg.build_sensor_context(resources=_resources(config, warehouse)) as context:
+        result = sensor(context)
+    assert not result.run_requests
+    assert result.skip_message == "no new or changed landing file"
+
+
+def test_schedule_runs_at_two_in_shanghai_and_reloads_a_snapshot_source(tmp_path, seed_baskets):
+    schedule = defs.resolve_schedule_def("nightly_refresh")
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 2 * * *", "Asia/Shanghai")
+    config = write_file(tmp_path / "b.yaml", (REPO_ROOT / "examples" / "baskets.yaml").read_text()
+                        .replace("../../shared/data/BASKETS1n.csv", str(seed_baskets)))
+    with dg.build_schedule_context(resources=_resources(config, tmp_path / "w.duckdb")) as context:
+        [request] = schedule.evaluate_tick(context).run_requests
+    assert request.partition_key is not None and request.tags.get(dg.ASSET_PARTITION_RANGE_START_TAG) is None
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: list[dict] = []
+
+    def do_POST(self):  # noqa: N802 - the http.server API
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Receiver.received.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_failure_webhook_posts_the_run_and_reason():
+    server = HTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert post_failure("abc123", "refresh", "blocking check failed", url=f"http://127.0.0.1:{server.server_port}/hook")
+    finally:
+        server.shutdown()
+    assert _Receiver.received == [{
+        "text": "persona-pipeline: run abc123 of refresh failed: blocking check failed",
+        "run_id": "abc123", "job": "refresh", "message": "blocking check failed"}]
+    assert post_failure("abc123", "refresh", "x", url="") is False or os.environ.get("PERSONA_ALERT_WEBHOOK")
+    assert defs.resolve_sensor_def("notify_failure").name == "notify_failure"
