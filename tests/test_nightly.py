@@ -22,10 +22,10 @@ from assets.publish import published_version
 from pipelines.automation import post_failure
 from pipelines.config import ConfigError, files_by_day, load_source_config
 from pipelines.definitions import defs
-from pipelines.execution import plan_run
+from pipelines.execution import RANGE_END_TAG, RANGE_START_TAG, plan_run
 from pipelines.faults import CRASH_POINTS
 from pipelines.generate import generate_demo_data
-from pipelines.partitions import DayWindow, split_orders_by_day
+from pipelines.partitions import DayWindow, snapshot_partition_key, split_orders_by_day
 from pipelines.resources import SourceResource, WarehouseResource
 from tests.conftest import REPO_ROOT, materialize_graph, query, work_db, write_file
 
@@ -318,7 +318,7 @@ READER_SQL = ("SELECT (SELECT run_id FROM meta.publication) AS version, "
               "(SELECT count(*) FROM staging.order_lines) AS lines, "
               "(SELECT max(_partition_date)::VARCHAR FROM staging.order_lines) AS last_day, "
               "(SELECT count(*) FROM segments.customer_segments) AS customers, "
-              "(SELECT sum(customers) FROM segments.segment_profiles) AS profiled")
+              "(SELECT sum(customers)::BIGINT FROM segments.segment_profiles) AS profiled")
 
 
 def read_in_a_loop(warehouse: str, stop_file: str, results: str) -> None:
@@ -383,14 +383,14 @@ def test_landing_sensor_requests_the_new_days_once_then_skips(tmp_path):
     warehouse = tmp_path / "wh" / "warehouse.duckdb"
     sensor = defs.resolve_sensor_def("landing_files")
     with dg.build_sensor_context(resources=_resources(config, warehouse)) as context:
-        [request] = sensor(context).run_requests
-    assert request.tags[dg.ASSET_PARTITION_RANGE_START_TAG] == str(DAYS[0])
-    assert request.tags[dg.ASSET_PARTITION_RANGE_END_TAG] == str(DAYS[-1])
+        [request] = sensor.evaluate_tick(context).run_requests
+    assert request.tags[RANGE_START_TAG] == str(DAYS[0])
+    assert request.tags[RANGE_END_TAG] == str(DAYS[-1])
     assert request.run_key
 
     assert materialize_graph(config, warehouse).success
     with dg.build_sensor_context(resources=_resources(config, warehouse)) as context:
-        result = sensor(context)
+        result = sensor.evaluate_tick(context)
     assert not result.run_requests
     assert result.skip_message == "no new or changed landing file"
 
@@ -401,8 +401,10 @@ def test_schedule_runs_at_two_in_shanghai_and_reloads_a_snapshot_source(tmp_path
     config = write_file(tmp_path / "b.yaml", (REPO_ROOT / "examples" / "baskets.yaml").read_text()
                         .replace("../../shared/data/BASKETS1n.csv", str(seed_baskets)))
     with dg.build_schedule_context(resources=_resources(config, tmp_path / "w.duckdb")) as context:
-        [request] = schedule.evaluate_tick(context).run_requests
-    assert request.partition_key is not None and request.tags.get(dg.ASSET_PARTITION_RANGE_START_TAG) is None
+        request = schedule(context)
+    assert isinstance(request, dg.RunRequest)
+    # A snapshot source is reloaded whole every night, recorded under that night's partition.
+    assert request.partition_key == snapshot_partition_key() and RANGE_START_TAG not in request.tags
 
 
 class _Receiver(BaseHTTPRequestHandler):
