@@ -7,7 +7,10 @@ contract's column names, so every later count can be traced back to a file and a
 
 import codecs
 import csv
+import hashlib
+import hmac
 import io
+import os
 import re
 import tempfile
 from collections.abc import Iterable
@@ -35,6 +38,7 @@ from pipelines.resources import SourceResource, WarehouseResource
 
 SOURCE_FILE = "_source_file"
 SOURCE_ROW = "_source_row"  # 1-based data row: the header is row 0, the first record row 1
+PII_SALT_VARIABLE = "PERSONA_PII_SALT"
 PARTITION_DATE = "_partition_date"  # the landing day of a daily source's file; NULL for snapshot sources
 FORMAT_BY_SUFFIX = {
     ".csv": "csv", ".txt": "csv", ".tsv": "csv",
@@ -280,6 +284,31 @@ def _with_origin(scan: pl.LazyFrame, path: Path) -> pl.LazyFrame:
     return scan.with_columns(pl.col(SOURCE_ROW).cast(pl.Int64), pl.lit(str(path)).alias(SOURCE_FILE))
 
 
+def pii_hasher(salt: str):
+    """HMAC-SHA256 of each trimmed value under the salt, as hex; NULL stays NULL. One salt for every file and
+    every night, so a hashed customer id joins across files and stays the same id across refreshes."""
+    key = salt.encode("utf-8")
+
+    def hash_values(values: pl.Series) -> pl.Series:
+        return pl.Series(values.name, [
+            None if v is None else hmac.new(key, v.strip().encode("utf-8"), hashlib.sha256).hexdigest()
+            for v in values.to_list()], dtype=pl.String)
+
+    return hash_values
+
+
+def pii_salt(pii: dict[str, str]) -> str | None:
+    """The salt for hashed PII columns; a config that hashes without a salt stops before reading anything."""
+    hashed = sorted(column for column, action in pii.items() if action == "hash")
+    if not hashed:
+        return None
+    salt = os.environ.get(PII_SALT_VARIABLE, "")
+    if not salt:
+        raise IngestError(f"privacy.pii_columns hashes {hashed}: set {PII_SALT_VARIABLE} to a secret salt (keep it "
+                          "the same every night, or hashed ids change between refreshes)")
+    return salt
+
+
 def map_columns(
     frame: pl.DataFrame | pl.LazyFrame,
     path: Path,
@@ -288,19 +317,27 @@ def map_columns(
     required: Iterable[str],
     key: str,
     keep: Iterable[str] = (),
+    pii: dict[str, str] | None = None,
+    salt: str | None = None,
 ) -> tuple[pl.DataFrame | pl.LazyFrame, list[str]]:
     """Rename source columns to contract fields; every contract field exists afterwards (NULL if absent).
+    Declared PII columns (`pii`: source column -> drop | hash) are never selected in clear: a hashed column
+    enters as its salted hash, a dropped one not at all.
 
     Returns the mapped frame (eager or lazy, as given) and the source columns that were ignored.
     """
+    pii = pii or {}
     columns = frame.collect_schema().names()
     present = set(columns)
     selected: list[pl.Expr] = [pl.col(SOURCE_FILE), pl.col(SOURCE_ROW)]
-    used: set[str] = {SOURCE_FILE, SOURCE_ROW}
+    used: set[str] = {SOURCE_FILE, SOURCE_ROW} | {c for c, action in pii.items() if action == "drop"}
     for field in allowed:
         column = source.columns.get(field, field)
         if column in present:
-            selected.append(pl.col(column).alias(field))
+            value = pl.col(column)
+            if pii.get(column) == "hash":
+                value = value.map_batches(pii_hasher(salt), return_dtype=pl.String)
+            selected.append(value.alias(field))
             used.add(column)
         elif field in source.columns:
             raise IngestError(
@@ -344,27 +381,30 @@ def stage_orders(
                  for path in paths]
     else:
         files = [(path, None) for path in config.order_files()]
-    return stage_files(files, config.orders, allowed, required, "orders", scratch)
+    return stage_files(files, config.orders, allowed, required, "orders", scratch, config.privacy.pii_columns)
 
 
 def stage_customers(config: SourceConfig, scratch: Path) -> tuple[list[Path], list[dict]]:
     if config.customers is None:
         return [], []
     return stage_files([(path, None) for path in config.customer_files()], config.customers, CUSTOMER_FIELDS,
-                       CUSTOMER_REQUIRED, "customers", scratch)
+                       CUSTOMER_REQUIRED, "customers", scratch, config.privacy.pii_columns)
 
 
 def stage_files(
-    files: list[tuple[Path, date | None]], source: FileSource, allowed, required, key: str, scratch: Path
+    files: list[tuple[Path, date | None]], source: FileSource, allowed, required, key: str, scratch: Path,
+    pii: dict[str, str] | None = None,
 ) -> tuple[list[Path], list[dict]]:
     """Stream every file, mapped onto the contract, into a Parquet file in `scratch`: memory stays flat whatever
     the file size. Returns the Parquet files and one manifest entry per source file."""
     keep = source.category_columns if isinstance(source, OrdersSource) else []
+    salt = pii_salt(pii)
     staged, manifest = [], []
     for index, (path, day) in enumerate(files):
         signature = file_signature(path)
         scan, readable = _scan_source_file(path, source, scratch)
-        mapped, ignored = map_columns(_with_origin(scan, path), path, source, allowed, required, key, keep)
+        mapped, ignored = map_columns(_with_origin(scan, path), path, source, allowed, required, key, keep, pii,
+                                      salt)
         mapped = mapped.with_columns(pl.lit(day, dtype=pl.Date).alias(PARTITION_DATE))
         target = scratch / f"{key}-{index}.parquet"
         try:

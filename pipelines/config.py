@@ -210,6 +210,14 @@ class SegmentSettings(_Strict):
     name_overrides: dict[int, NameOverride] = Field(default_factory=dict)
 
 
+class PrivacySettings(_Strict):
+    # Source columns holding personal data (name, phone, email, address), in either input, and what ingest does
+    # with them before anything is written: `drop` never reads the column; `hash` replaces each value by its
+    # salted HMAC-SHA256 (salt from PERSONA_PII_SALT), for a column mapped to a contract field such as
+    # customer_id (a phone number used as the member id).
+    pii_columns: dict[str, Literal["drop", "hash"]] = Field(default_factory=dict)
+
+
 class SourceConfig(_Strict):
     name: str = Field(min_length=1)
     shape: Literal["long", "wide"]
@@ -219,6 +227,7 @@ class SourceConfig(_Strict):
     quality: QualitySettings = Field(default_factory=QualitySettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     segments: SegmentSettings = Field(default_factory=SegmentSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     # Optional bilingual labels for categories not covered by the built-in taxonomy: name -> [zh, en].
     category_labels: dict[str, tuple[str, str]] = Field(default_factory=dict)
     # The config file itself; relative paths resolve against its folder. Filled by load_source_config.
@@ -244,7 +253,24 @@ class SourceConfig(_Strict):
                 raise ValueError(
                     f"customers.columns: unknown contract field(s) {unknown}; allowed: {list(CUSTOMER_FIELDS)}"
                 )
+        self._privacy_rules(allowed)
         return self
+
+    def _privacy_rules(self, order_fields) -> None:
+        """A dropped column must not be one the contract reads; a hashed one must be (or it would be dropped)."""
+        read = {}
+        for key, source, fields in (("orders", self.orders, order_fields),
+                                    ("customers", self.customers, CUSTOMER_FIELDS)):
+            if source is not None:
+                for field in fields:
+                    read.setdefault(source.columns.get(field, field), f"{key}.columns.{field}")
+        for column, action in self.privacy.pii_columns.items():
+            if action == "drop" and column in read:
+                raise ValueError(f"privacy.pii_columns.{column}: the contract reads this column ({read[column]}); "
+                                 "use hash to keep it pseudonymised, or map another column")
+            if action == "hash" and column not in read:
+                raise ValueError(f"privacy.pii_columns.{column}: hash keeps a pseudonymised value only for a column "
+                                 "mapped to a contract field (for example customer_id); use drop for this one")
 
     @property
     def daily(self) -> bool:
