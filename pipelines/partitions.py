@@ -50,6 +50,16 @@ def run_window(context: dg.AssetExecutionContext) -> DayWindow:
     return DayWindow(date.fromisoformat(keys.start), date.fromisoformat(keys.end))
 
 
+def window_from_tags(tags: dict[str, str]) -> DayWindow | None:
+    """The days of a run from its Dagster tags (a partition key, or a single-run range); None if it has none.
+    Asset checks read it here: they are not partitioned themselves."""
+    first = tags.get("dagster/asset_partition_range_start") or tags.get("dagster/partition")
+    last = tags.get("dagster/asset_partition_range_end") or tags.get("dagster/partition")
+    if not first or not last:
+        return None
+    return DayWindow(date.fromisoformat(first), date.fromisoformat(last))
+
+
 def today() -> date:
     return datetime.now(ZoneInfo(SCHEDULE_TIMEZONE)).date()
 

@@ -15,21 +15,25 @@ import polars as pl
 from assets.ingest import preview_markdown
 from pipelines.config import SourceConfig
 from pipelines.faults import crash_point
+from pipelines.partitions import DayWindow, window_from_tags
 from pipelines.resources import SourceResource, WarehouseResource
 from quality import suites
 from quality.validation import CRITICAL, ExpectationOutcome, SuiteSpec, store_outcomes, validate_suite
 
-SuiteBuilder = Callable[[SourceConfig, datetime], SuiteSpec]
+# (config, check time, the run's days for a daily source) -> the suite bound to the rows it validates
+SuiteBuilder = Callable[[SourceConfig, datetime, DayWindow | None], SuiteSpec]
 
 # Suite -> (the asset its check hangs on, builder). The raw suites hang on quality/load_audit rather than on the
 # raw tables: staging then still runs for a broken export and writes its quarantine and audit rows, which say
 # what is wrong, while the failed check keeps everything after the audit from being published.
 SUITES: dict[str, tuple[list[str], SuiteBuilder]] = {
-    "raw_orders": (["quality", "load_audit"], lambda config, now: suites.raw_orders_suite(config)),
-    "raw_customers": (["quality", "load_audit"], lambda config, now: suites.raw_customers_suite(config)),
+    "raw_orders": (["quality", "load_audit"], lambda config, now, days: suites.raw_orders_suite(config, days)),
+    "raw_customers": (["quality", "load_audit"], lambda config, now, days: suites.raw_customers_suite(config)),
     "staging_orders": (["staging", "orders"], suites.staging_orders_suite),
-    "staging_order_lines": (["staging", "order_lines"], lambda config, now: suites.staging_order_lines_suite(config)),
-    "staging_customers": (["staging", "customers"], lambda config, now: suites.staging_customers_suite(config)),
+    "staging_order_lines": (["staging", "order_lines"],
+                            lambda config, now, days: suites.staging_order_lines_suite(config, days)),
+    "staging_customers": (["staging", "customers"],
+                          lambda config, now, days: suites.staging_customers_suite(config)),
 }
 
 
@@ -80,7 +84,7 @@ def build_suite_check(suite_name: str, asset_key: list[str], build: SuiteBuilder
         context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, source: SourceResource
     ) -> dg.AssetCheckResult:
         config = source.load()
-        spec = build(config, datetime.now())
+        spec = build(config, datetime.now(), window_from_tags(context.run.tags) if config.daily else None)
         with warehouse.connect() as con:
             outcomes = validate_suite(con, spec, config.quality.validation_batch_rows)
             store_outcomes(con, context.run.run_id, suite_name, outcomes)

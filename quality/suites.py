@@ -15,14 +15,28 @@ from pipelines.config import (
     WIDE_ORDER_FIELDS,
     SourceConfig,
 )
+from pipelines.partitions import DayWindow
 from quality.validation import CRITICAL, WARNING, SuiteSpec, expectation
 
 E = gx.expectations
 NUMBER_PATTERN = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 RAW_META = ["_source_row", "_source_file", "_partition_date"]
+ROW_KEY = ["_source_file", "_source_row"]
 
 
-def raw_orders_suite(config: SourceConfig) -> SuiteSpec:
+def rows_of(table: str, window: DayWindow | None) -> str:
+    """The rows a suite validates: a daily run checks the days it loaded (the other days were checked when they
+    were loaded, and loading them again would check them again); a snapshot run checks the whole table."""
+    if window is None:
+        return table
+    return f"(SELECT * FROM {table} WHERE _partition_date BETWEEN $window_first AND $window_last)"
+
+
+def window_params(window: DayWindow | None) -> dict:
+    return {} if window is None else {"window_first": window.first, "window_last": window.last}
+
+
+def raw_orders_suite(config: SourceConfig, window: DayWindow | None = None) -> SuiteSpec:
     fields = LONG_ORDER_FIELDS if config.shape == "long" else WIDE_ORDER_FIELDS
     keys = ["order_id", "customer_id", "order_ts", "category"] if config.shape == "long" else ["customer_id", "amount"]
     share = config.quality.min_key_share
@@ -30,8 +44,10 @@ def raw_orders_suite(config: SourceConfig) -> SuiteSpec:
     return SuiteSpec(
         name="raw_orders",
         table="raw.orders",
-        frame_sql=f"SELECT {', '.join([*RAW_META, *dict.fromkeys([*keys, checked])])} FROM raw.orders",
-        partition_key=RAW_META,
+        frame_sql=f"SELECT {', '.join([*RAW_META, *dict.fromkeys([*keys, checked])])} "
+                  f"FROM {rows_of('raw.orders', window)}",
+        params=window_params(window),
+        partition_key=ROW_KEY,
         schema_expectations=[
             expectation(E.ExpectTableColumnsToMatchSet, CRITICAL,
                         column_set=[*RAW_META, *fields, *config.orders.category_columns], exact_match=True),
@@ -55,7 +71,7 @@ def raw_customers_suite(config: SourceConfig) -> SuiteSpec:
         name="raw_customers",
         table="raw.customers",
         frame_sql="SELECT _source_file, _source_row, customer_id, age, income FROM raw.customers",
-        partition_key=RAW_META,
+        partition_key=ROW_KEY,
         schema_expectations=[
             expectation(E.ExpectTableColumnsToMatchSet, CRITICAL, column_set=[*RAW_META, *CUSTOMER_FIELDS],
                         exact_match=True),
@@ -72,7 +88,7 @@ def raw_customers_suite(config: SourceConfig) -> SuiteSpec:
     )
 
 
-def staging_orders_suite(config: SourceConfig, checked_at: datetime) -> SuiteSpec:
+def staging_orders_suite(config: SourceConfig, checked_at: datetime, window: DayWindow | None = None) -> SuiteSpec:
     future_limit = checked_at + timedelta(hours=config.quality.future_tolerance_hours)
     return SuiteSpec(
         name="staging_orders",
@@ -80,7 +96,8 @@ def staging_orders_suite(config: SourceConfig, checked_at: datetime) -> SuiteSpe
         # Timestamps travel as epoch seconds: GX compares datetime columns value by value in Python (about 3 s per
         # million rows here), numbers vectorised.
         frame_sql="SELECT order_id, customer_id, epoch(order_ts) AS order_ts_epoch, payment_method, order_amount, "
-                  "n_lines FROM staging.orders",
+                  f"n_lines FROM {rows_of('staging.orders', window)}",
+        params=window_params(window),
         partition_key=["order_id"],
         expectations=[
             expectation(E.ExpectTableRowCountToBeBetween, CRITICAL, min_value=1),
@@ -98,12 +115,14 @@ def staging_orders_suite(config: SourceConfig, checked_at: datetime) -> SuiteSpe
     )
 
 
-def staging_order_lines_suite(config: SourceConfig) -> SuiteSpec:
+def staging_order_lines_suite(config: SourceConfig, window: DayWindow | None = None) -> SuiteSpec:
     quality = config.quality
     return SuiteSpec(
         name="staging_order_lines",
         table="staging.order_lines",
-        frame_sql="SELECT order_id, category, COALESCE(sku, '') AS sku, quantity, amount FROM staging.order_lines",
+        frame_sql="SELECT order_id, category, COALESCE(sku, '') AS sku, quantity, amount "
+                  f"FROM {rows_of('staging.order_lines', window)}",
+        params=window_params(window),
         partition_key=["order_id"],
         expectations=[
             expectation(E.ExpectCompoundColumnsToBeUnique, CRITICAL, column_list=["order_id", "category", "sku"]),

@@ -180,6 +180,13 @@ def test_incremental_run_loads_only_the_new_day_and_matches_a_full_load(daily_ru
                                "WHERE input = 'orders'"))
     assert {run for path, run in read_by.items() if not path.endswith(str(DAYS[-1]))} != {result.run_id}
     assert read_by[str(day_folder(root, DAYS[-1]).resolve())] == result.run_id
+    # The gate validated the new day's rows, not every day again.
+    new_rows = query(work, "SELECT count(*) FROM raw.orders WHERE _partition_date = ?", [DAYS[-1]])[0][0]
+    validated = query(work, "SELECT DISTINCT suite, element_count FROM quality.validation_results "
+                            "WHERE run_id = ? AND suite IN ('raw_orders', 'staging_order_lines') "
+                            "AND element_count IS NOT NULL ORDER BY 1", [result.run_id])
+    new_lines = query(work, "SELECT count(*) FROM staging.order_lines WHERE _partition_date = ?", [DAYS[-1]])[0][0]
+    assert validated == [("raw_orders", new_rows), ("staging_order_lines", new_lines)]
 
     # A full load of all eight days in one run gives exactly the same staged rows and customers.
     full = tmp_path / "full" / "warehouse.duckdb"
