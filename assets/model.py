@@ -42,8 +42,9 @@ SILHOUETTE_SAMPLE = 5_000
 BOOTSTRAP_FRACTION = 0.8
 # k-means runs its OpenMP loops and BLAS calls on one thread. On a small machine the other core is usually busy
 # (DuckDB, the rest of the host) and a second worker thread then spin-waits for it: on 2 cores under load, choosing
-# k at 100k customers took 17.7 s with the default two threads and 3.5 s with one, with identical scores; on an
-# idle machine two threads win by about 10% at most (bench/run.py).
+# k at 100k customers took 17.7 s with the default two threads and 8.2 s with one OpenMP thread; with BLAS (the
+# k-means++ seeding) on one thread too, 10.2 s became 3.5 s. Scores are identical; on an idle machine two threads
+# won by 10-20% on the final fit at most.
 MODEL_THREADS = 1
 MISSING_VALUE_POLICY = "median of the customers the model is fitted on (SimpleImputer inside the Pipeline)"
 
