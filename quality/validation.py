@@ -20,6 +20,7 @@ import duckdb
 import great_expectations as gx
 import great_expectations.execution_engine.pandas_execution_engine as gx_pandas_engine
 import pandas as pd
+import pyarrow as pa
 
 # GX fingerprints every in-memory batch smaller than HASH_THRESHOLD bytes by hashing all of its values, only to
 # label the batch; it validates nothing. On a 2M-row batch that hashing took 0.8 s of a 1 s validation, so we set
@@ -111,7 +112,27 @@ def _batches(con: duckdb.DuckDBPyConnection, spec: SuiteSpec, batch_rows: int):
         params = dict(spec.params)
         if count > 1:
             params.update(batch_count=count, batch_index=index)
-        yield count, con.execute(sql, params).df()
+        yield count, query_frame(con, sql, params)
+
+
+def query_frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> pd.DataFrame:
+    """The same pandas frame as `con.execute(sql, params).df()`, faster when it holds text.
+
+    DuckDB's .df() builds a Python object per text value before pandas turns them back into Arrow strings; text
+    columns are handed over as Arrow instead (raw.orders at 1M rows: 1.9 s against 0.55 s). Every other column
+    still goes through DuckDB's own conversion (nullable integers, booleans, dates keep their pandas dtypes), and
+    an empty result is converted whole, where DuckDB gives text columns the object dtype.
+    """
+    table = con.execute(sql, params or {}).to_arrow_table()
+    text = [f.name for f in table.schema
+            if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_string_view(f.type)]
+    if not text or table.num_rows == 0:
+        return con.from_arrow(table).df()
+    others = table.drop_columns(text)
+    frame = con.from_arrow(others).df() if others.num_columns else pd.DataFrame(index=pd.RangeIndex(table.num_rows))
+    for name in text:
+        frame[name] = table.column(name).to_pandas()
+    return frame[table.column_names]
 
 
 def _column(config) -> str | None:

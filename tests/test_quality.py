@@ -14,7 +14,15 @@ from pipelines.generate import generate_demo_data
 from quality import suites
 from quality.checks import suite_check_result
 from quality.outliers import score_outliers
-from quality.validation import CRITICAL, WARNING, SuiteSpec, expectation, store_outcomes, validate_suite
+from quality.validation import (
+    CRITICAL,
+    WARNING,
+    SuiteSpec,
+    expectation,
+    query_frame,
+    store_outcomes,
+    validate_suite,
+)
 from tests.conftest import EXAMPLES, materialize_graph, query, write_file
 
 E = suites.E
@@ -69,6 +77,25 @@ def test_batches_give_the_same_verdict_as_one_pass(orders_db):
         ("expect_column_values_to_not_be_null", "customer_id", False, 5002, 3, None),
         ("expect_column_values_to_be_in_set", "payment_method", True, 5002, 0, None),
     ]
+
+
+def test_query_frame_is_what_duckdb_df_gives(tmp_path):
+    """Text goes through Arrow, the rest through DuckDB: the frame GX validates is the one .df() would give."""
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("""CREATE TABLE t AS SELECT * FROM (VALUES
+        ('a', 1, 1.5, TRUE, TIMESTAMP '2026-01-01 08:00', DATE '2026-01-01', 2::BIGINT, 'x', 0.5::DOUBLE),
+        (NULL, NULL, NULL, NULL, NULL, NULL, 3::BIGINT, NULL, NULL),
+        ('客群', 4, 2.25, FALSE, TIMESTAMP '2026-01-02 09:30', DATE '2026-01-02', 5::BIGINT, '', 1e300::DOUBLE))
+        v(s, i, d, b, ts, dt, j, s2, f)""")
+    for sql in ("SELECT * FROM t", "SELECT s, s2 FROM t", "SELECT i, b FROM t", "SELECT * FROM t LIMIT 0",
+                "SELECT * FROM t WHERE j > $low"):
+        params = {"low": 2} if "$low" in sql else None
+        expected = con.execute(sql, params or {}).df()
+        got = query_frame(con, sql, params)
+        assert got.dtypes.to_dict() == expected.dtypes.to_dict(), sql
+        assert got.equals(expected), sql
+    assert query_frame(con, "SELECT * FROM t").loc[2, "s"] == "客群"
+    con.close()
 
 
 def test_gx_batch_fingerprinting_is_switched_off():
@@ -162,6 +189,27 @@ def test_outlier_scores_are_deterministic_and_find_the_extremes():
                                   "max_order_amount"}
     assert top["top_feature_value"] > top["population_median"]
     assert score_outliers(inputs, contamination=0.02, seed=42).get_column("is_outlier").sum() > 10
+
+
+def test_outlier_flags_and_scores_are_scikit_learns_own():
+    """One scoring pass gives what IsolationForest(contamination=...).predict and score_samples give."""
+    from sklearn.ensemble import IsolationForest
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+
+    from quality.outliers import MAX_SAMPLES, OUTLIER_FEATURES, TREES
+
+    inputs = _planted_inputs(np.random.default_rng(3), normal=3000, extreme=15)
+    scored = score_outliers(inputs, contamination=0.01, seed=7)
+    matrix = inputs.select([pl.col(c).cast(pl.Float64).clip(lower_bound=0).log1p()
+                            .pipe(lambda x: pl.max_horizontal(x, x.median())).alias(c)
+                            for c in OUTLIER_FEATURES]).to_numpy()
+    reference = Pipeline([("impute", SimpleImputer(strategy="median")), ("forest", IsolationForest(
+        n_estimators=TREES, max_samples=min(MAX_SAMPLES, inputs.height), contamination=0.01, random_state=7))]).fit(matrix)
+    assert scored.get_column("is_outlier").to_list() == (reference.predict(matrix) == -1).tolist()
+    assert scored.get_column("score").to_list() == np.round(-reference.score_samples(matrix), 6).tolist()
+    # The 1st percentile of 3,015 scores lies between the 31st and the 32nd lowest: 31 customers are below it.
+    assert scored.get_column("is_outlier").sum() == 31
 
 
 def test_quiet_customers_are_not_outliers():
