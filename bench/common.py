@@ -1,6 +1,7 @@
 """Shared by the bench scripts: generate demo data and run the whole asset graph on a temporary warehouse."""
 
 import sys
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -9,6 +10,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipelines.definitions import all_assets, all_checks  # noqa: E402
 from pipelines.generate import GeneratedData, generate_demo_data  # noqa: E402
+from pipelines.execution import plan_run  # noqa: E402
+from pipelines.partitions import snapshot_partition_key  # noqa: E402
 from pipelines.resources import SourceResource, WarehouseResource  # noqa: E402
 
 
@@ -18,9 +21,24 @@ def materialize_shop(workdir: Path, orders: Path, customers: Path) -> tuple[dg.E
     config.write_text(f"name: bench\nshape: long\norders:\n  path: {orders}\n"
                       f"customers:\n  path: {customers}\n", encoding="utf-8")
     warehouse = workdir / "warehouse.duckdb"
-    result = dg.materialize([*all_assets, *all_checks], raise_on_error=False, resources={
+    result = dg.materialize([*all_assets, *all_checks], raise_on_error=False,
+                            partition_key=snapshot_partition_key(), resources={
         "warehouse": WarehouseResource(path=str(warehouse)), "source": SourceResource(config_path=str(config))})
     return result, warehouse
+
+
+def materialize_daily(workdir: Path, landing: Path, customers: Path, first: date | None = None,
+                      last: date | None = None) -> dg.ExecuteInProcessResult:
+    """Every asset and check on the warehouse in `workdir`, for a daily shop whose orders land in
+    `landing/order_day=YYYY-MM-DD/`; loads first..last, or every landing day."""
+    config = workdir / "daily.yaml"
+    config.write_text(f"name: bench-daily\nshape: long\norders:\n  path: {landing}/order_day={{date}}/*.csv\n"
+                      f"customers:\n  path: {customers}\n", encoding="utf-8")
+    source = SourceResource(config_path=str(config))
+    warehouse = WarehouseResource(path=str(workdir / "warehouse.duckdb"))
+    plan = plan_run(source.load(), warehouse.published_file, first, last, all_days=first is None)
+    return dg.materialize([*all_assets, *all_checks], raise_on_error=False, partition_key=plan.partition_key,
+                          tags=plan.tags, resources={"warehouse": warehouse, "source": source})
 
 
 def run_generated(root: Path, customers: int, seed: int) -> tuple[GeneratedData, Path]:

@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -52,6 +52,7 @@ STAGES = {
     "model": ("model__customer_clusters",),
     "segments": ("segment_tables", "segments__customer_value_tiers"),
     "report": ("report__segment_report",),
+    "publish": ("warehouse__published",),
 }
 FLOOR_STAGES = ("ingest", "staging", "features")
 
@@ -65,14 +66,19 @@ def stage_of(step: str, check_steps: set[str]) -> str:
 # ---------------------------------------------------------------------------------------------- child: pipeline
 
 
-def run_pipeline(data: Path, workdir: Path, out: Path) -> None:
-    """Materialize every asset and check on a fresh warehouse; write step durations and wall time to `out`."""
+def run_pipeline(data: Path, workdir: Path, out: Path, role: str = "pipeline", day: str | None = None) -> None:
+    """Materialize every asset and check; write step durations and wall time to `out`. Roles: `pipeline` (the
+    single order file on a fresh warehouse), `daily` (the daily landing folders, every day, or only `day`)."""
     started = time.perf_counter()
     sys.path.insert(0, str(BENCH))
-    from common import all_checks, materialize_shop
+    from common import all_checks, materialize_daily, materialize_shop
 
     imported = time.perf_counter()
-    result, _ = materialize_shop(workdir, data / "order_lines.csv", data / "customers.csv")
+    if role == "pipeline":
+        result, _ = materialize_shop(workdir, data / "order_lines.csv", data / "customers.csv")
+    else:
+        first = date.fromisoformat(day) if day else None
+        result = materialize_daily(workdir, data / "landing", data / "customers.csv", first, first)
     finished = time.perf_counter()
     check_steps = sorted(check.node_def.name for check in all_checks)
     steps = {event.step_key: event.event_specific_data.duration_ms / 1000.0
@@ -137,6 +143,8 @@ def bench_size(name: str, customers: int, workdir: Path) -> dict:
                      workdir / "floor.log")
     floor.update(json.loads((workdir / "floor.json").read_text(encoding="utf-8")))
 
+    incremental = bench_incremental(name, data_dir, workdir)
+
     ingest_to_features = sum(stages.get(stage, 0.0) for stage in FLOOR_STAGES)
     return {
         "size": name, "customers": data.customers, "order_lines": data.order_lines, "input_mb": round(input_mb, 1),
@@ -146,7 +154,32 @@ def bench_size(name: str, customers: int, workdir: Path) -> dict:
         "speedup_vs_pandas": baseline["wall_seconds"] / pipeline["wall_seconds"],
         "rss_ratio_vs_pandas": pipeline["peak_rss_mb"] / baseline["peak_rss_mb"],
         "overhead_vs_floor": ingest_to_features / floor["seconds"],
+        "incremental": incremental,
     }
+
+
+def bench_incremental(name: str, data_dir: Path, workdir: Path) -> dict:
+    """The nightly case: the same orders as daily landing folders. A full refresh loads every day; then one day is
+    loaded again, which is the work of a night with one new day (delete it, insert it, refresh what depends on
+    all days, publish). Both in their own process, start-up included."""
+    from pipelines.partitions import split_orders_by_day
+
+    days = split_orders_by_day(data_dir / "order_lines.csv", data_dir / "landing")
+    last_day = max(p.name.removeprefix("order_day=") for p in (data_dir / "landing").iterdir())
+    python, daily = sys.executable, workdir / "daily"
+    daily.mkdir()
+    runs = {}
+    for label, extra in (("full", []), ("one_day", ["--day", last_day])):
+        print(f"[{name}] daily layout, {label} ...", file=sys.stderr, flush=True)
+        runs[label] = measured([python, str(BENCH / "run.py"), "--role", "daily", "--data", str(data_dir),
+                                "--workdir", str(daily), "--out", str(workdir / f"daily_{label}.json"), *extra],
+                               workdir / f"daily_{label}.log")
+        runs[label].update(json.loads((workdir / f"daily_{label}.json").read_text(encoding="utf-8")))
+    return {"days": days, "full_wall_seconds": runs["full"]["wall_seconds"],
+            "one_day_wall_seconds": runs["one_day"]["wall_seconds"],
+            "one_day_peak_rss_mb": runs["one_day"]["peak_rss_mb"],
+            "one_day_steps": runs["one_day"]["steps"],
+            "incremental_share": runs["one_day"]["wall_seconds"] / runs["full"]["wall_seconds"]}
 
 
 def step_seconds(result: dict) -> float:
@@ -196,6 +229,13 @@ def print_tables(results: list[dict], exponents: dict[str, float | None]) -> Non
     print("baseline stages (s): " + "; ".join(
         f"{r['size']}: " + ", ".join(f"{k} {v:.2f}" for k, v in r["baseline"]["stages"].items())
         + f" (k={r['baseline']['k']})" for r in results))
+    print()
+    print("nightly incremental (daily landing folders; one day loaded again after a full refresh of every day)")
+    print(f"{'size':<4} {'days':>5} {'full s':>8} {'one day s':>10} {'rss MB':>8} {'share':>7}")
+    for r in results:
+        i = r["incremental"]
+        print(f"{r['size']:<4} {i['days']:>5} {i['full_wall_seconds']:>8.2f} {i['one_day_wall_seconds']:>10.2f} "
+              f"{i['one_day_peak_rss_mb']:>8.0f} {i['incremental_share']:>6.1%}")
 
 
 def main() -> None:
@@ -203,13 +243,14 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=None, help="default: S M")
     parser.add_argument("--large", action="store_true", help="add size L (1M customers, ~10M order lines)")
     parser.add_argument("--keep", action="store_true", help="keep the generated data and warehouses")
-    parser.add_argument("--role", choices=["pipeline"], help=argparse.SUPPRESS)  # internal: the pipeline child
+    parser.add_argument("--role", choices=["pipeline", "daily"], help=argparse.SUPPRESS)  # internal: the children
+    parser.add_argument("--day", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.role == "pipeline":
-        run_pipeline(args.data.resolve(), args.workdir.resolve(), args.out)
+    if args.role:
+        run_pipeline(args.data.resolve(), args.workdir.resolve(), args.out, args.role, args.day)
         return
 
     sizes = args.sizes or ["S", "M"]
