@@ -4,11 +4,11 @@ import os
 
 import dagster as dg
 
-from assets import features, ingest, model, report, segments, staging, value_tiers
+from assets import features, ingest, model, predict, report, segments, staging, value_tiers
 from pipelines.resources import resources_from_environment
 from quality import checks, outliers
 
-all_assets = dg.load_assets_from_modules([ingest, staging, features, outliers, model, segments, value_tiers, report])
+all_assets = dg.load_assets_from_modules([ingest, staging, features, outliers, model, segments, value_tiers, predict, report])
 all_checks = checks.ALL_CHECKS
 
 # One job materializes the whole graph; the CLI, the schedule and the UI all run this same job.
