@@ -59,6 +59,9 @@ BEHAVIOUR_FEATURES = [
     "gap_trend", "overdue_ratio", "recency_over_max_gap", "avg_basket_value",
 ]
 SOURCE_RULES, SOURCE_POPULARITY = "rules", "popularity"
+# Run statuses (the report words each one in both languages).
+TRAINED, EVALUATED = "trained", "evaluated"
+NO_DATES, SHORT_HISTORY, ONE_CLASS, NO_NEW_PURCHASES = "no_dates", "short_history", "one_class", "no_new_purchases"
 
 
 # --- the time split ------------------------------------------------------------------------------------------------
@@ -239,7 +242,7 @@ def train_churn(orders: pl.DataFrame, profiles: pl.DataFrame, split: TimeSplit, 
     scores = current.select("customer_id").with_columns(
         pl.Series("churn_risk", scorer.predict_proba(_matrix(current))[:, 1], dtype=pl.Float64))
     run = {
-        "status": "trained", "reason": None, "model": MODEL_NAME,
+        "status": TRAINED, "reason": None, "model": MODEL_NAME,
         "n_train": len(rows), "n_eval": len(held_out_y),
         "train_churn_rate": float(train_y.mean()), "eval_churn_rate": float(held_out_y.mean()),
         "auc": float(roc_auc_score(held_out_y, predicted)),
@@ -399,7 +402,7 @@ def evaluate_recommendations(first_purchases: pl.DataFrame, customer_ids: list[s
     rate = hits / evaluated if evaluated else None
     baseline = baseline_hits / evaluated if evaluated else None
     return {
-        "status": "evaluated" if evaluated else "skipped",
+        "status": EVALUATED if evaluated else NO_NEW_PURCHASES,
         "reason": None if evaluated else "no customer bought a new category in the evaluation window",
         "customers_evaluated": evaluated, "hits": hits, "hit_rate": rate,
         "popularity_hits": baseline_hits, "popularity_hit_rate": baseline,
@@ -413,15 +416,17 @@ def evaluate_recommendations(first_purchases: pl.DataFrame, customer_ids: list[s
 RUN_TABLES = {
     "churn_model_runs": """
         run_id VARCHAR, trained_at TIMESTAMP, status VARCHAR, reason VARCHAR, model VARCHAR, horizon_days INTEGER,
+        min_history_days INTEGER,
         data_start TIMESTAMP, data_end TIMESTAMP, train_cutoff TIMESTAMP, eval_cutoff TIMESTAMP,
         n_train BIGINT, n_eval BIGINT, train_churn_rate DOUBLE, eval_churn_rate DOUBLE, auc DOUBLE, brier DOUBLE,
         brier_baseline DOUBLE, calibration_error DOUBLE, min_auc DOUBLE, max_calibration_error DOUBLE,
-        n_scored BIGINT, features VARCHAR[]""",
+        high_risk_threshold DOUBLE, n_scored BIGINT, features VARCHAR[]""",
     "churn_calibration": """
         run_id VARCHAR, bin INTEGER, lower DOUBLE, upper DOUBLE, customers BIGINT, mean_predicted DOUBLE,
         observed_rate DOUBLE""",
     "recommendation_eval": """
-        run_id VARCHAR, evaluated_at TIMESTAMP, status VARCHAR, reason VARCHAR, top_n INTEGER,
+        run_id VARCHAR, evaluated_at TIMESTAMP, status VARCHAR, reason VARCHAR, top_n INTEGER, horizon_days INTEGER,
+        min_history_days INTEGER, data_start TIMESTAMP, data_end TIMESTAMP,
         eval_cutoff TIMESTAMP, window_end TIMESTAMP, customers_evaluated BIGINT, hits BIGINT, hit_rate DOUBLE,
         popularity_hits BIGINT, popularity_hit_rate DOUBLE, lift_over_popularity DOUBLE,
         min_lift_over_popularity DOUBLE, rules_used BIGINT""",
@@ -497,7 +502,8 @@ def churn_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         profiles = load_profiles(con)
         result: ChurnResult | str = reason if reason else train_churn(load_orders(con), profiles, split, settings)
         if isinstance(result, str):
-            run = {"status": "skipped", "reason": result, "model": None, "n_scored": 0}
+            status = NO_DATES if split is None else SHORT_HISTORY if reason else ONE_CLASS
+            run = {"status": status, "reason": result, "model": None, "n_scored": 0}
             calibration = calibration_table(np.array([]), np.array([]))
             scores = pl.DataFrame(schema={"customer_id": pl.String, "churn_risk": pl.Float64})
         else:
@@ -509,8 +515,10 @@ def churn_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource
                               pl.lit(context.run.run_id).alias("run_id")))
         _replace(con, "churn_risk", risk, "customer_id")
         row = {"run_id": context.run.run_id, "trained_at": datetime.now(), **run,
-               "horizon_days": settings.horizon_days, "min_auc": settings.min_auc,
+               "horizon_days": settings.horizon_days, "min_history_days": settings.min_history_days,
+               "min_auc": settings.min_auc,
                "max_calibration_error": settings.max_calibration_error,
+               "high_risk_threshold": settings.high_risk_threshold,
                "features": BEHAVIOUR_FEATURES + PROFILE_FEATURES}
         if split is not None:
             row.update(data_start=split.data_start, data_end=split.data_end, train_cutoff=split.train_cutoff,
@@ -563,14 +571,17 @@ def recommendation_tables(context: dg.AssetExecutionContext, warehouse: Warehous
         everything = purchases(first_purchases, customer_ids, categories)
         rules = mine_rules(everything, settings)
         picks = recommend(everything, rules, settings.top_n)
-        evaluation = ({"status": "skipped", "reason": eval_reason} if eval_reason
+        evaluation = ({"status": NO_DATES if split is None else SHORT_HISTORY, "reason": eval_reason} if eval_reason
                       else evaluate_recommendations(first_purchases, customer_ids, split, settings))
         _replace(con, "category_rules", rules.with_columns(pl.lit(context.run.run_id).alias("run_id")),
                  "antecedent, lift DESC, consequent")
         _replace(con, "next_category", picks.with_columns(pl.lit(context.run.run_id).alias("run_id")),
                  "customer_id, rank")
         row = {"run_id": context.run.run_id, "evaluated_at": datetime.now(), **evaluation, "top_n": settings.top_n,
+               "horizon_days": settings.horizon_days, "min_history_days": settings.min_history_days,
                "min_lift_over_popularity": settings.min_lift_over_popularity}
+        if split is not None:
+            row.update(data_start=split.data_start, data_end=split.data_end)
         if split is not None and not eval_reason:
             row.update(eval_cutoff=split.eval_cutoff, window_end=split.data_end)
         con.execute("DELETE FROM predict.recommendation_eval WHERE run_id = ?", [context.run.run_id])
