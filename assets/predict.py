@@ -145,7 +145,10 @@ def churn_features(orders: pl.DataFrame, profiles: pl.DataFrame, cutoff: datetim
     )
     features = (
         per_customer.join(gaps, on="customer_id", how="left")
-        .with_columns((pl.col("tenure_days") / (pl.col("n_orders") - 1)).alias("mean_gap_days"))
+        # The mean gap between consecutive orders: first to last order, over the gaps between them.
+        .with_columns(pl.when(pl.col("n_orders") > 1)
+                      .then((pl.col("tenure_days") - pl.col("recency_days")) / (pl.col("n_orders") - 1))
+                      .alias("mean_gap_days"))
         .with_columns(
             (pl.col("n_orders") / pl.col("tenure_days").clip(lower_bound=1.0)).alias("orders_per_day"),
             # Widening gaps are the early warning: the last gap against the customer's usual one.
