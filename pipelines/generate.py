@@ -180,6 +180,8 @@ _WIDE_EXTREME_VALUE_FACTOR = (20.0, 40.0)
 # their chunk index (far below this), so the streams never coincide and the
 # choice of outliers does not disturb any other draw of the global stream.
 _OUTLIER_STREAM_KEY = 2**32 - 1
+# The same for the stream that plants churn days and bundles.
+_PLANTING_STREAM_KEY = 2**32 - 2
 
 # Customers generated (and written) per chunk: large enough for numpy/polars
 # to be efficient, small enough that ~550k order lines per chunk stay cheap.
@@ -583,6 +585,7 @@ def generate_demo_data(
     )
     outlier_codes = _plant_outliers(seed, persona_codes, float(outlier_share))
     outliers = int(np.count_nonzero(outlier_codes))
+    planted = _plant_churn_and_bundles(seed, persona_codes)
 
     if shape == "long":
         customers_path = out_dir / "customers.csv"
@@ -599,6 +602,7 @@ def generate_demo_data(
                 truth_file,
                 persona_codes=persona_codes,
                 outlier_codes=outlier_codes,
+                planted=planted,
                 days=days,
                 seed=seed,
                 start_date=start_date,
@@ -622,6 +626,7 @@ def generate_demo_data(
             truth_file,
             persona_codes=persona_codes,
             outlier_codes=outlier_codes,
+            planted=planted,
             days=days,
             seed=seed,
         )
@@ -816,21 +821,28 @@ def _draw_profiles(rng: np.random.Generator, codes: np.ndarray, wide: bool) -> _
     )
 
 
-def _draw_churn_days(rng: np.random.Generator, codes: np.ndarray) -> np.ndarray:
-    """Day (since the window start, fractional) on which each customer stops buying for good.
+@dataclass(frozen=True)
+class _Planted:
+    """Per-customer churn day and bundle code, for all customers (sliced per chunk)."""
 
-    A constant hazard: exponential with the persona's monthly rate times a lognormal per-customer factor.
-    Most days fall beyond the window: those customers are still buying at its end.
+    churn_day: np.ndarray  # day since the window start (fractional) on which the customer stops for good
+    bundle: np.ndarray  # 0 (none) or 1 + index into BUNDLE_KEYS
+
+
+def _plant_churn_and_bundles(seed: int, persona_codes: np.ndarray) -> _Planted:
+    """Churn days and bundles from their own stream, like the outliers: independent of chunking.
+
+    Churn is a constant hazard: exponential with the persona's monthly rate times a lognormal per-customer
+    factor, so most days fall beyond the window (those customers are still buying at its end). A share
+    _BUNDLE_SHARE of the customers get a bundle, chosen uniformly.
     """
-    monthly = _TABLES.churn_monthly_rate[codes] * rng.lognormal(0.0, _CHURN_RATE_SIGMA, size=codes.size)
-    return rng.exponential(_DAYS_PER_MONTH / monthly)
-
-
-def _draw_bundles(rng: np.random.Generator, count: int) -> np.ndarray:
-    """Bundle code per customer: 0 (none) or 1 + index into BUNDLE_KEYS."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_PLANTING_STREAM_KEY,)))
+    count = persona_codes.size
+    monthly = _TABLES.churn_monthly_rate[persona_codes] * rng.lognormal(0.0, _CHURN_RATE_SIGMA, size=count)
+    churn_day = rng.exponential(_DAYS_PER_MONTH / monthly)
     has_bundle = rng.random(count) < _BUNDLE_SHARE
-    bundle = rng.integers(0, len(BUNDLE_KEYS), size=count) + 1
-    return np.where(has_bundle, bundle, 0)
+    bundle = np.where(has_bundle, rng.integers(0, len(BUNDLE_KEYS), size=count) + 1, 0)
+    return _Planted(churn_day=churn_day, bundle=bundle)
 
 
 def _survives_churn(
@@ -1065,6 +1077,7 @@ def _write_long(
     *,
     persona_codes: np.ndarray,
     outlier_codes: np.ndarray,
+    planted: _Planted,
     days: int,
     seed: int,
     start_date: date,
@@ -1099,8 +1112,8 @@ def _write_long(
             first,
             None,
         )
-        churn_day = _draw_churn_days(rng, codes)
-        bundle_codes = _draw_bundles(rng, codes.size)
+        churn_day = planted.churn_day[start:stop]
+        bundle_codes = planted.bundle[start:stop]
         _write_csv(
             _truth_frame(customer_ids, codes, chunk_outliers, churn_day, bundle_codes, days),
             truth_file,
@@ -1205,6 +1218,7 @@ def _write_wide(
     *,
     persona_codes: np.ndarray,
     outlier_codes: np.ndarray,
+    planted: _Planted,
     days: int,
     seed: int,
 ) -> int:
@@ -1220,8 +1234,8 @@ def _write_wide(
         profiles, extremes = _draw_extremes(
             rng, chunk_outliers, _draw_profiles(rng, codes, wide=True), wide=True
         )
-        churn_day = _draw_churn_days(rng, codes)
-        bundle_codes = _draw_bundles(rng, codes.size)
+        churn_day = planted.churn_day[start:stop]
+        bundle_codes = planted.bundle[start:stop]
         _write_csv(
             _truth_frame(card_ids, codes, chunk_outliers, churn_day, bundle_codes, days),
             truth_file,
