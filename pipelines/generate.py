@@ -16,8 +16,8 @@ detector can be measured against a known answer.
 
 Churn and co-purchase are planted too, so the predictive layer (``assets/predict.py``) can be measured:
 
-* **Churn.** Every customer has a latent churn day drawn from a constant hazard (a persona's monthly churn
-  rate times a per-customer factor). Over the ``_CHURN_RAMP_DAYS`` before it the customer's order rate
+* **Churn.** Every customer (but the planted outliers) has a latent churn day drawn from a constant hazard
+  (a persona's monthly churn rate times a per-customer factor). Over the ``_CHURN_RAMP_DAYS`` before it the customer's order rate
   declines linearly (an observable early warning), and after it they never buy again. ``truth.csv`` holds
   the day (``churn_day``, days after the window start; empty when the customer is still buying at the end).
 * **Co-purchase bundles.** Most customers have one need that cuts across personas (breakfast, party,
@@ -585,7 +585,7 @@ def generate_demo_data(
     )
     outlier_codes = _plant_outliers(seed, persona_codes, float(outlier_share))
     outliers = int(np.count_nonzero(outlier_codes))
-    planted = _plant_churn_and_bundles(seed, persona_codes)
+    planted = _plant_churn_and_bundles(seed, persona_codes, outlier_codes)
 
     if shape == "long":
         customers_path = out_dir / "customers.csv"
@@ -829,17 +829,20 @@ class _Planted:
     bundle: np.ndarray  # 0 (none) or 1 + index into BUNDLE_KEYS
 
 
-def _plant_churn_and_bundles(seed: int, persona_codes: np.ndarray) -> _Planted:
+def _plant_churn_and_bundles(
+    seed: int, persona_codes: np.ndarray, outlier_codes: np.ndarray
+) -> _Planted:
     """Churn days and bundles from their own stream, like the outliers: independent of chunking.
 
     Churn is a constant hazard: exponential with the persona's monthly rate times a lognormal per-customer
-    factor, so most days fall beyond the window (those customers are still buying at its end). A share
+    factor, so most days fall beyond the window (those customers are still buying at its end). Planted
+    outliers never churn: an extreme customer who stopped early would no longer be extreme. A share
     _BUNDLE_SHARE of the customers get a bundle, chosen uniformly.
     """
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_PLANTING_STREAM_KEY,)))
     count = persona_codes.size
     monthly = _TABLES.churn_monthly_rate[persona_codes] * rng.lognormal(0.0, _CHURN_RATE_SIGMA, size=count)
-    churn_day = rng.exponential(_DAYS_PER_MONTH / monthly)
+    churn_day = np.where(outlier_codes > 0, np.inf, rng.exponential(_DAYS_PER_MONTH / monthly))
     has_bundle = rng.random(count) < _BUNDLE_SHARE
     bundle = np.where(has_bundle, rng.integers(0, len(BUNDLE_KEYS), size=count) + 1, 0)
     return _Planted(churn_day=churn_day, bundle=bundle)
@@ -950,9 +953,9 @@ def _truth_frame(
             "persona": _labels(PERSONA_KEYS, codes),
             "planted_outlier": (outlier_codes > 0).astype(np.int64),
             "outlier_kind": pl.Series(_OUTLIER_LABELS, dtype=pl.String).gather(outlier_codes),
-            "churn_day": pl.Series(np.floor(churn_day).astype(np.int64)).set(
-                pl.Series(~churned), None
-            ),
+            "churn_day": pl.Series(
+                np.floor(np.where(churned, churn_day, 0.0)).astype(np.int64)
+            ).set(pl.Series(~churned), None),
             "bundle": pl.Series((None, *BUNDLE_KEYS), dtype=pl.String).gather(bundle_codes),
         }
     )
