@@ -9,6 +9,9 @@ DAGSTER_HOME := $(CURDIR)/.dagster
 DEMO_DIR := data/demo
 DEMO_CUSTOMERS ?= 5000
 DEMO_SEED ?= 7
+# Four months: churn is trained on the past and judged on the last 30 days (predict.horizon_days), which needs
+# predict.min_history_days + two horizons of orders.
+DEMO_DAYS ?= 120
 WAREHOUSE := warehouse/warehouse.duckdb
 
 .PHONY: install system-deps run demo test ui bench clean
@@ -28,7 +31,8 @@ $(INSTALLED): pyproject.toml
 demo: $(DEMO_DIR)/order_lines.csv
 
 $(DEMO_DIR)/order_lines.csv: | $(INSTALLED)
-	$(BIN)/persona generate --out $(DEMO_DIR) --customers $(DEMO_CUSTOMERS) --seed $(DEMO_SEED) --daily-files
+	$(BIN)/persona generate --out $(DEMO_DIR) --customers $(DEMO_CUSTOMERS) --days $(DEMO_DAYS) --seed $(DEMO_SEED) \
+		--daily-files
 
 run: $(INSTALLED) system-deps demo
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/persona run --config examples/demo.yaml --warehouse $(WAREHOUSE)

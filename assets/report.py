@@ -35,6 +35,8 @@ REPORT_DEPS = [
     ["segments", "segment_category_affinity"], ["segments", "segment_features"],
     ["segments", "customer_value_tiers"], ["segments", "segment_migration"], ["segments", "customer_segment_history"],
     ["model", "customer_clusters"], ["features", "customer_features"], ["staging", "orders"],
+    ["predict", "churn_risk"], ["predict", "churn_model_runs"], ["predict", "next_category"],
+    ["predict", "category_rules"], ["predict", "recommendation_eval"],
 ]
 
 

@@ -77,6 +77,12 @@ class ReportData:
     sizes: pl.DataFrame  # run_id, run_date, segment_id (OTHER_ID pooled), customers
     names: dict[int, tuple[str, str]]  # every segment id ever published -> (zh, en), from the catalogue
     category_labels: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # The predictive layer (assets/predict.py); None / empty when its tables are missing.
+    churn_run: dict | None = None  # the latest row of predict.churn_model_runs
+    at_risk: pl.DataFrame = field(default_factory=pl.DataFrame)  # segment_id, high_value, high_value_at_risk, ...
+    recommendation_eval: dict | None = None  # the latest row of predict.recommendation_eval
+    bundles: pl.DataFrame = field(default_factory=pl.DataFrame)  # segment_id, category, customers, share, rank
+    rules: pl.DataFrame = field(default_factory=pl.DataFrame)  # predict.category_rules with lift > 1
 
     @property
     def detailed(self) -> list[Segment]:
@@ -221,7 +227,9 @@ def load_report_data(con: duckdb.DuckDBPyConnection, category_labels: dict | Non
     for s in segments:
         names[s.segment_id] = (s.name_zh, s.name_en)
 
+    predictive = load_predictive(con, detailed_ids)
     return ReportData(
+        **predictive,
         segments=segments,
         n_customers=sum(s.customers for s in segments),
         model_version=profiles.get_column("model_version")[0] if profiles.height else None,
@@ -233,6 +241,53 @@ def load_report_data(con: duckdb.DuckDBPyConnection, category_labels: dict | Non
         migration=migration, migration_run=migration_run, previous_run_date=previous_date,
         latest_run_date=latest_date, sizes=sizes, names=names, category_labels=dict(category_labels or {}),
     )
+
+
+BUNDLE_SIZE = 3  # categories in a segment's "you may also need" bundle
+
+AT_RISK_SQL = """
+SELECT s.segment_id, count(*) AS members,
+       count(*) FILTER (WHERE t.value_tier_key = 'high_value') AS high_value,
+       count(*) FILTER (WHERE t.value_tier_key = 'high_value' AND r.at_risk) AS high_value_at_risk,
+       avg(r.churn_risk) FILTER (WHERE t.value_tier_key = 'high_value') AS high_value_mean_risk,
+       count(*) FILTER (WHERE r.at_risk) AS at_risk
+FROM segments.customer_segments s
+JOIN segments.customer_value_tiers t USING (customer_id)
+LEFT JOIN predict.churn_risk r USING (customer_id)
+WHERE s.segment_id IN {ids} GROUP BY s.segment_id ORDER BY s.segment_id"""
+
+BUNDLE_SQL = """
+WITH members AS (SELECT segment_id, count(*) AS members FROM segments.customer_segments GROUP BY segment_id),
+picked AS (
+    SELECT s.segment_id, n.category, count(*) AS customers
+    FROM predict.next_category n JOIN segments.customer_segments s USING (customer_id)
+    WHERE s.segment_id IN {ids} GROUP BY ALL)
+SELECT p.segment_id, p.category, p.customers, p.customers / m.members AS share,
+       row_number() OVER (PARTITION BY p.segment_id ORDER BY p.customers DESC, p.category) AS rank
+FROM picked p JOIN members m USING (segment_id)
+QUALIFY rank <= {size} ORDER BY p.segment_id, rank"""
+
+
+def _latest(con: duckdb.DuckDBPyConnection, table: str, time_column: str) -> dict | None:
+    if not _has_table(con, "predict", table):
+        return None
+    frame = con.execute(f"SELECT * FROM predict.{table} ORDER BY {time_column} DESC LIMIT 1").pl()
+    return frame.row(0, named=True) if frame.height else None
+
+
+def load_predictive(con: duckdb.DuckDBPyConnection, detailed_ids: list[int]) -> dict:
+    """Churn risk and recommendations for the report: the latest runs and per-segment aggregates."""
+    ids = _ids(detailed_ids)
+    at_risk = (con.execute(AT_RISK_SQL.format(ids=ids)).pl()
+               if _has_table(con, "predict", "churn_risk") else pl.DataFrame())
+    has_picks = _has_table(con, "predict", "next_category")
+    bundles = con.execute(BUNDLE_SQL.format(ids=ids, size=BUNDLE_SIZE)).pl() if has_picks else pl.DataFrame()
+    rules = (con.execute("SELECT antecedent, consequent, lift FROM predict.category_rules WHERE lift > 1 "
+                         "ORDER BY consequent, antecedent").pl()
+             if _has_table(con, "predict", "category_rules") else pl.DataFrame())
+    return {"churn_run": _latest(con, "churn_model_runs", "trained_at"), "at_risk": at_risk,
+            "recommendation_eval": _latest(con, "recommendation_eval", "evaluated_at"), "bundles": bundles,
+            "rules": rules}
 
 
 # --- facts: each number with the scalar query that proves it (see assets/report_facts.py) -------------------------

@@ -218,6 +218,29 @@ class PrivacySettings(_Strict):
     pii_columns: dict[str, Literal["drop", "hash"]] = Field(default_factory=dict)
 
 
+class PredictSettings(_Strict):
+    """The predictive layer (assets/predict.py): churn risk and next-category recommendations."""
+
+    # Churn = no purchase in the next horizon_days; the model is judged on the last horizon of the data.
+    horizon_days: int = Field(default=30, ge=7, le=365)
+    # Days of order history the training cutoff needs before it; with less, churn is not trained.
+    min_history_days: int = Field(default=28, ge=1)
+    # Warnings (asset checks, not blocking): held-out AUC below min_auc, calibration error above the limit.
+    min_auc: float = Field(default=0.7, ge=0.5, le=1)
+    max_calibration_error: float = Field(default=0.1, gt=0, le=1)
+    # A customer with churn_risk at or above this is "at risk" (the report's at-risk high-value customers).
+    high_risk_threshold: float = Field(default=0.5, gt=0, lt=1)
+    # Recommendations per customer, and the rules they come from (customer-level co-purchase).
+    top_n: int = Field(default=3, ge=1, le=20)
+    min_support: float = Field(default=0.01, gt=0, le=1)
+    min_confidence: float = Field(default=0.05, ge=0, le=1)
+    # Warning when the held-out hit-rate@top_n is below this multiple of the popularity baseline's.
+    min_lift_over_popularity: float = Field(default=1.1, gt=0)
+    # Churn models fit on at most this many customers (a seeded sample); scoring covers everyone.
+    train_sample: int = Field(default=200_000, ge=100)
+    seed: int = 42
+
+
 class SourceConfig(_Strict):
     name: str = Field(min_length=1)
     shape: Literal["long", "wide"]
@@ -230,6 +253,8 @@ class SourceConfig(_Strict):
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     # Optional bilingual labels for categories not covered by the built-in taxonomy: name -> [zh, en].
     category_labels: dict[str, tuple[str, str]] = Field(default_factory=dict)
+    # Churn risk and next-category recommendations (assets/predict.py).
+    predict: PredictSettings = Field(default_factory=PredictSettings)
     # The config file itself; relative paths resolve against its folder. Filled by load_source_config.
     source_path: Path = Field(default=Path("source.yaml"), exclude=True)
 

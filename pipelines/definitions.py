@@ -2,12 +2,13 @@
 
 import dagster as dg
 
-from assets import features, ingest, model, publish, report, segments, staging, value_tiers
+from assets import features, ingest, model, predict, publish, report, segments, staging, value_tiers
 from pipelines.automation import build_automation
 from pipelines.resources import resources_from_environment
 from quality import checks, outliers
 
-layer_assets = dg.load_assets_from_modules([ingest, staging, features, outliers, model, segments, value_tiers, report])
+layer_assets = dg.load_assets_from_modules(
+    [ingest, staging, features, outliers, model, segments, value_tiers, predict, report])
 # Publishing comes last: it depends on every other asset, so a failed blocking check anywhere keeps it from running.
 all_assets = [*layer_assets, publish.build_publish_asset([key for a in layer_assets for key in a.keys])]
 all_checks = checks.ALL_CHECKS

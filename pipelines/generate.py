@@ -14,6 +14,17 @@ or orders far more often (``hyper_frequent``). ``truth.csv`` flags them
 (``planted_outlier``, ``outlier_kind``) so the quality gate's outlier
 detector can be measured against a known answer.
 
+Churn and co-purchase are planted too, so the predictive layer (``assets/predict.py``) can be measured:
+
+* **Churn.** Every customer (but the planted outliers) has a latent churn day drawn from a constant hazard
+  (a persona's monthly churn rate times a per-customer factor). Over the ``_CHURN_RAMP_DAYS`` before it the customer's order rate
+  declines linearly (an observable early warning), and after it they never buy again. ``truth.csv`` holds
+  the day (``churn_day``, days after the window start; empty when the customer is still buying at the end).
+* **Co-purchase bundles.** Most customers have one need that cuts across personas (breakfast, party,
+  baby, pantry, ...): the categories of that bundle are raised to ``_BUNDLE_WEIGHT`` in every basket the
+  customer draws, so customers who buy one category of a bundle tend to buy the others sooner or later.
+  ``truth.csv`` names the bundle (``bundle``; empty for customers without one).
+
 Two output shapes are supported:
 
 * ``"long"`` -- a normalised retail export: ``customers.csv`` (one row per
@@ -46,6 +57,8 @@ import polars as pl
 __all__ = [
     "CATEGORIES",
     "CHANNELS",
+    "BUNDLES",
+    "BUNDLE_KEYS",
     "CITIES",
     "GeneratedData",
     "LONG_ORDER_COLUMNS",
@@ -135,7 +148,14 @@ WIDE_COLUMNS: tuple[str, ...] = (
     "age",
     *WIDE_CATEGORIES,
 )
-TRUTH_COLUMNS: tuple[str, ...] = ("customer_id", "persona", "planted_outlier", "outlier_kind")
+TRUTH_COLUMNS: tuple[str, ...] = (
+    "customer_id",
+    "persona",
+    "planted_outlier",
+    "outlier_kind",
+    "churn_day",
+    "bundle",
+)
 
 #: Extreme behaviours of planted outlier customers, in code order. Internally
 #: a customer's outlier code is 0 (not planted) or 1 + index in this tuple.
@@ -160,6 +180,8 @@ _WIDE_EXTREME_VALUE_FACTOR = (20.0, 40.0)
 # their chunk index (far below this), so the streams never coincide and the
 # choice of outliers does not disturb any other draw of the global stream.
 _OUTLIER_STREAM_KEY = 2**32 - 1
+# The same for the stream that plants churn days and bundles.
+_PLANTING_STREAM_KEY = 2**32 - 2
 
 # Customers generated (and written) per chunk: large enough for numpy/polars
 # to be efficient, small enough that ~550k order lines per chunk stay cheap.
@@ -209,6 +231,27 @@ _NOISE_WEIGHT = 0.025
 # baskets never have more lines than core categories + 1.
 _CORE_WEIGHT = 0.1
 
+# Planted co-purchase: needs that cut across personas. A customer with a bundle has the weight of each of
+# its categories raised to _BUNDLE_WEIGHT (never lowered), in every basket. The wide shape keeps only the
+# categories of the seed table. _BUNDLE_SHARE of the customers get one bundle, chosen uniformly.
+BUNDLES: dict[str, tuple[str, ...]] = {
+    "breakfast": ("dairy", "bakery", "coffee"),
+    "party": ("beer", "snacks", "softdrink"),
+    "baby": ("babycare", "dairy", "fruitveg"),
+    "pantry": ("cannedveg", "cannedmeat", "household"),
+    "seafood_dinner": ("fish", "wine", "fruitveg"),
+    "sweet_treats": ("confectionery", "bakery", "softdrink"),
+}
+BUNDLE_KEYS: tuple[str, ...] = tuple(BUNDLES)
+_BUNDLE_WEIGHT = 0.4
+_BUNDLE_SHARE = 0.7
+
+# Planted churn: the order rate declines linearly to zero over this many days before the churn day.
+_CHURN_RAMP_DAYS = 42.0
+# A per-customer factor on the persona's monthly churn rate: lognormal with this sigma (median 1).
+_CHURN_RATE_SIGMA = 0.6
+_DAYS_PER_MONTH = 30.0
+
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _SECONDS_PER_DAY = 86_400
 
@@ -247,6 +290,7 @@ class _Persona:
     channel_weights: tuple[float, ...]  # aligned to CHANNELS
     hour_weights: tuple[float, ...]  # 24 entries, local hour of the order
     weekly_cadence: bool  # shops on a preferred weekday, week after week
+    churn_monthly_rate: float  # hazard of stopping for good, per 30 days (median customer)
 
 
 def _category_weights(core: dict[str, float]) -> tuple[float, ...]:
@@ -293,6 +337,7 @@ _PERSONAS: tuple[_Persona, ...] = (
         channel_weights=(0.12, 0.73, 0.15),
         hour_weights=_hour_weights({(0, 0): 0.8, (7, 8): 2.0, (12, 13): 3.0, (19, 23): 4.0}),
         weekly_cadence=False,
+        churn_monthly_rate=0.10,
     ),
     _Persona(
         key="family_shoppers",
@@ -325,6 +370,7 @@ _PERSONAS: tuple[_Persona, ...] = (
         channel_weights=(0.55, 0.25, 0.20),
         hour_weights=_hour_weights({(9, 12): 3.0, (14, 19): 3.0}, base=0.1),
         weekly_cadence=True,
+        churn_monthly_rate=0.06,
     ),
     _Persona(
         key="refined_living",
@@ -349,6 +395,7 @@ _PERSONAS: tuple[_Persona, ...] = (
         channel_weights=(0.45, 0.25, 0.30),
         hour_weights=_hour_weights({(10, 13): 2.0, (17, 21): 3.0}, base=0.1),
         weekly_cadence=False,
+        churn_monthly_rate=0.07,
     ),
     _Persona(
         key="budget_minded",
@@ -373,6 +420,7 @@ _PERSONAS: tuple[_Persona, ...] = (
         channel_weights=(0.88, 0.04, 0.08),
         hour_weights=_hour_weights({(7, 11): 4.0, (14, 16): 2.0}, base=0.05),
         weekly_cadence=False,
+        churn_monthly_rate=0.12,
     ),
 )
 
@@ -424,13 +472,28 @@ class _PersonaTables:
         self.channel_cumulative = _cumulative(column("channel_weights"))
         self.hour_cumulative = _cumulative(column("hour_weights"))
         self.weekly_cadence = np.array([persona.weekly_cadence for persona in personas])
+        self.churn_monthly_rate = column("churn_monthly_rate")
 
         weights = column("category_weights")
-        self.long_log_weights = np.log(weights)
+        # Log-weights per (persona, bundle code): code 0 is "no bundle", 1 + i is BUNDLE_KEYS[i].
+        self.long_log_weights = np.log(_with_bundles(weights, CATEGORIES))
         self.long_max_lines = (weights >= _CORE_WEIGHT).sum(axis=1) + 1
         wide_weights = weights[:, : len(WIDE_CATEGORIES)]
-        self.wide_log_weights = np.log(wide_weights)
+        self.wide_log_weights = np.log(_with_bundles(wide_weights, WIDE_CATEGORIES))
         self.wide_max_lines = (wide_weights >= _CORE_WEIGHT).sum(axis=1) + 1
+
+
+def _with_bundles(weights: np.ndarray, categories: tuple[str, ...]) -> np.ndarray:
+    """Category weights per (persona, bundle code), shape (personas, 1 + bundles, categories).
+
+    A bundle raises its categories to at least _BUNDLE_WEIGHT; categories outside ``categories`` (the wide
+    shape's smaller vocabulary) are skipped.
+    """
+    table = np.repeat(weights[:, None, :], 1 + len(BUNDLE_KEYS), axis=1)
+    for index, key in enumerate(BUNDLE_KEYS):
+        columns = [categories.index(name) for name in BUNDLES[key] if name in categories]
+        table[:, 1 + index, columns] = np.maximum(table[:, 1 + index, columns], _BUNDLE_WEIGHT)
+    return table
 
 
 _TABLES = _PersonaTables(_PERSONAS)
@@ -522,6 +585,7 @@ def generate_demo_data(
     )
     outlier_codes = _plant_outliers(seed, persona_codes, float(outlier_share))
     outliers = int(np.count_nonzero(outlier_codes))
+    planted = _plant_churn_and_bundles(seed, persona_codes, outlier_codes)
 
     if shape == "long":
         customers_path = out_dir / "customers.csv"
@@ -538,6 +602,7 @@ def generate_demo_data(
                 truth_file,
                 persona_codes=persona_codes,
                 outlier_codes=outlier_codes,
+                planted=planted,
                 days=days,
                 seed=seed,
                 start_date=start_date,
@@ -561,6 +626,7 @@ def generate_demo_data(
             truth_file,
             persona_codes=persona_codes,
             outlier_codes=outlier_codes,
+            planted=planted,
             days=days,
             seed=seed,
         )
@@ -755,6 +821,62 @@ def _draw_profiles(rng: np.random.Generator, codes: np.ndarray, wide: bool) -> _
     )
 
 
+@dataclass(frozen=True)
+class _Planted:
+    """Per-customer churn day and bundle code, for all customers (sliced per chunk)."""
+
+    churn_day: np.ndarray  # day since the window start (fractional) on which the customer stops for good
+    bundle: np.ndarray  # 0 (none) or 1 + index into BUNDLE_KEYS
+
+
+def _plant_churn_and_bundles(
+    seed: int, persona_codes: np.ndarray, outlier_codes: np.ndarray
+) -> _Planted:
+    """Churn days and bundles from their own stream, like the outliers: independent of chunking.
+
+    Churn is a constant hazard: exponential with the persona's monthly rate times a lognormal per-customer
+    factor, so most days fall beyond the window (those customers are still buying at its end). Planted
+    outliers never churn: an extreme customer who stopped early would no longer be extreme. A share
+    _BUNDLE_SHARE of the customers get a bundle, chosen uniformly.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_PLANTING_STREAM_KEY,)))
+    count = persona_codes.size
+    monthly = _TABLES.churn_monthly_rate[persona_codes] * rng.lognormal(0.0, _CHURN_RATE_SIGMA, size=count)
+    churn_day = np.where(outlier_codes > 0, np.inf, rng.exponential(_DAYS_PER_MONTH / monthly))
+    has_bundle = rng.random(count) < _BUNDLE_SHARE
+    bundle = np.where(has_bundle, rng.integers(0, len(BUNDLE_KEYS), size=count) + 1, 0)
+    return _Planted(churn_day=churn_day, bundle=bundle)
+
+
+def _survives_churn(
+    rng: np.random.Generator,
+    order_customer: np.ndarray,
+    order_day: np.ndarray,
+    churn_day: np.ndarray,
+) -> np.ndarray:
+    """Which candidate orders happen: thinning with the declining rate before each customer's churn day.
+
+    An order on day ``t`` is kept with probability ``clip((churn_day - t) / _CHURN_RAMP_DAYS, 0, 1)``:
+    full rate until the ramp starts, then linearly fewer orders, none after the churn day (thinning a
+    Poisson process by a probability gives the Poisson process of the lower rate). Every customer keeps
+    at least one order: where thinning left none, the customer's earliest candidate is kept.
+    """
+    keep_probability = np.clip(
+        (churn_day[order_customer] - order_day) / _CHURN_RAMP_DAYS, 0.0, 1.0
+    )
+    keep = rng.random(order_day.size) < keep_probability
+    if order_day.size == 0:
+        return keep
+    by_customer_then_day = np.lexsort((order_day, order_customer))
+    sorted_customer = order_customer[by_customer_then_day]
+    starts = np.flatnonzero(np.r_[True, sorted_customer[1:] != sorted_customer[:-1]])
+    earliest = by_customer_then_day[starts]
+    kept_counts = np.bincount(order_customer[keep], minlength=churn_day.size)
+    orphans = earliest[kept_counts[order_customer[earliest]] == 0]
+    keep[orphans] = True
+    return keep
+
+
 def _draw_order_counts(
     rng: np.random.Generator, codes: np.ndarray, days: int, rate_factor: np.ndarray
 ) -> np.ndarray:
@@ -812,15 +934,29 @@ def _draw_extremes(
 
 
 def _truth_frame(
-    ids: pl.Series | np.ndarray, codes: np.ndarray, outlier_codes: np.ndarray
+    ids: pl.Series | np.ndarray,
+    codes: np.ndarray,
+    outlier_codes: np.ndarray,
+    churn_day: np.ndarray,
+    bundle_codes: np.ndarray,
+    days: int,
 ) -> pl.DataFrame:
-    """Rows of ``truth.csv``; ``outlier_kind`` is written empty for non-outliers."""
+    """Rows of ``truth.csv``; ``outlier_kind``, ``churn_day`` and ``bundle`` are written empty when not planted.
+
+    ``churn_day`` is the whole day (since the window start) on which the customer stopped buying, empty when
+    that day lies beyond the window.
+    """
+    churned = churn_day < days
     return pl.DataFrame(
         {
             "customer_id": ids,
             "persona": _labels(PERSONA_KEYS, codes),
             "planted_outlier": (outlier_codes > 0).astype(np.int64),
             "outlier_kind": pl.Series(_OUTLIER_LABELS, dtype=pl.String).gather(outlier_codes),
+            "churn_day": pl.Series(
+                np.floor(np.where(churned, churn_day, 0.0)).astype(np.int64)
+            ).set(pl.Series(~churned), None),
+            "bundle": pl.Series((None, *BUNDLE_KEYS), dtype=pl.String).gather(bundle_codes),
         }
     )
 
@@ -837,26 +973,31 @@ class _Baskets:
 def _draw_baskets(
     rng: np.random.Generator,
     order_codes: np.ndarray,
+    order_bundles: np.ndarray,
     log_weights: np.ndarray,
     max_lines: np.ndarray,
 ) -> _Baskets:
-    """Pick 1..N distinct categories per order, weighted by persona.
+    """Pick 1..N distinct categories per order, weighted by persona and the customer's bundle.
 
     Gumbel-top-k: adding Gumbel noise to log-weights and taking the k largest
     is weighted sampling without replacement, done for all orders at once.
+    ``log_weights`` has shape (personas, 1 + bundles, categories).
     """
     extra = rng.poisson(_TABLES.extra_lines_mean[order_codes])
     lines = np.minimum(1 + extra, max_lines[order_codes])
     # Keys are built in place (negated, so an ascending sort ranks best first)
     # to avoid several (orders x categories) temporaries per chunk.
-    keys = rng.gumbel(size=(order_codes.size, log_weights.shape[1]))
-    for code in range(log_weights.shape[0]):
-        rows = order_codes == code
-        keys[rows] += log_weights[code]
+    categories = log_weights.shape[2]
+    keys = rng.gumbel(size=(order_codes.size, categories))
+    combined = order_codes * log_weights.shape[1] + order_bundles
+    flat_weights = log_weights.reshape(-1, categories)
+    for code in np.unique(combined):
+        rows = combined == code
+        keys[rows] += flat_weights[code]
     np.negative(keys, out=keys)
     ranked = np.argsort(keys, axis=1, kind="stable")
     del keys
-    chosen = np.arange(log_weights.shape[1])[None, :] < lines[:, None]
+    chosen = np.arange(categories)[None, :] < lines[:, None]
     return _Baskets(
         lines_per_order=lines,
         line_order=np.repeat(np.arange(order_codes.size), lines),
@@ -939,6 +1080,7 @@ def _write_long(
     *,
     persona_codes: np.ndarray,
     outlier_codes: np.ndarray,
+    planted: _Planted,
     days: int,
     seed: int,
     start_date: date,
@@ -973,10 +1115,18 @@ def _write_long(
             first,
             None,
         )
-        _write_csv(_truth_frame(customer_ids, codes, chunk_outliers), truth_file, first, None)
+        churn_day = planted.churn_day[start:stop]
+        bundle_codes = planted.bundle[start:stop]
+        _write_csv(
+            _truth_frame(customer_ids, codes, chunk_outliers, churn_day, bundle_codes, days),
+            truth_file,
+            first,
+            None,
+        )
 
-        # Orders: count per customer, time, then sort by (customer, time) so
-        # order ids run chronologically within each customer.
+        # Orders: candidate count per customer, time, thinning by churn, then
+        # sort by (customer, time) so order ids run chronologically within
+        # each customer.
         preferred_weekday = _draw_preferred_weekdays(rng, codes.size)
         order_counts = _draw_order_counts(rng, codes, days, extremes.order_rate_factor)
         order_customer = np.repeat(np.arange(codes.size), order_counts)
@@ -984,6 +1134,12 @@ def _write_long(
         order_seconds = _draw_order_seconds(
             rng, order_codes, preferred_weekday[order_customer], days, start_date
         )
+        happens = _survives_churn(
+            rng, order_customer, order_seconds / _SECONDS_PER_DAY, churn_day
+        )
+        order_customer = order_customer[happens]
+        order_codes = order_codes[happens]
+        order_seconds = order_seconds[happens]
         by_customer_then_time = np.lexsort((order_seconds, order_customer))
         order_customer = order_customer[by_customer_then_time]
         order_codes = order_codes[by_customer_then_time]
@@ -993,7 +1149,13 @@ def _write_long(
         order_numbers = orders_before + 1 + np.arange(order_codes.size)
         orders_before += order_codes.size
 
-        baskets = _draw_baskets(rng, order_codes, _TABLES.long_log_weights, _TABLES.long_max_lines)
+        baskets = _draw_baskets(
+            rng,
+            order_codes,
+            bundle_codes[order_customer],
+            _TABLES.long_log_weights,
+            _TABLES.long_max_lines,
+        )
         line_order = baskets.line_order
         line_codes = order_codes[line_order]
         category = baskets.line_category
@@ -1059,6 +1221,7 @@ def _write_wide(
     *,
     persona_codes: np.ndarray,
     outlier_codes: np.ndarray,
+    planted: _Planted,
     days: int,
     seed: int,
 ) -> int:
@@ -1074,15 +1237,34 @@ def _write_wide(
         profiles, extremes = _draw_extremes(
             rng, chunk_outliers, _draw_profiles(rng, codes, wide=True), wide=True
         )
-        _write_csv(_truth_frame(card_ids, codes, chunk_outliers), truth_file, first, None)
+        churn_day = planted.churn_day[start:stop]
+        bundle_codes = planted.bundle[start:stop]
+        _write_csv(
+            _truth_frame(card_ids, codes, chunk_outliers, churn_day, bundle_codes, days),
+            truth_file,
+            first,
+            None,
+        )
 
+        # No timestamps are written, but churners still buy fewer baskets: candidate
+        # baskets get a day (mid-day) and are thinned like the long shape's orders.
         basket_counts = _draw_order_counts(rng, codes, days, extremes.order_rate_factor)
         basket_customer = np.repeat(np.arange(codes.size), basket_counts)
+        basket_day = rng.integers(0, days, size=basket_customer.size) + 0.5
+        basket_customer = basket_customer[
+            _survives_churn(rng, basket_customer, basket_day, churn_day)
+        ]
         basket_codes = codes[basket_customer]
         payment = _WIDE_PAYMENT_CODE[
             _draw_categorical(rng, _TABLES.payment_cumulative, basket_codes)
         ]
-        baskets = _draw_baskets(rng, basket_codes, _TABLES.wide_log_weights, _TABLES.wide_max_lines)
+        baskets = _draw_baskets(
+            rng,
+            basket_codes,
+            bundle_codes[basket_customer],
+            _TABLES.wide_log_weights,
+            _TABLES.wide_max_lines,
+        )
         flags = np.zeros((basket_codes.size, len(WIDE_CATEGORIES)), dtype=bool)
         flags[baskets.line_order, baskets.line_category] = True
 

@@ -33,7 +33,7 @@ WIDE_HEADER = (
     "cardid,value,pmethod,sex,homeown,income,age,fruitveg,freshmeat,dairy,cannedveg,"
     "cannedmeat,frozenmeal,beer,wine,softdrink,fish,confectionery"
 )
-TRUTH_HEADER = "customer_id,persona,planted_outlier,outlier_kind"
+TRUTH_HEADER = "customer_id,persona,planted_outlier,outlier_kind,churn_day,bundle"
 PERSONA_CUSTOMERS = 2_000
 
 
@@ -373,6 +373,55 @@ def test_family_shoppers_shop_on_weekends(long_frames: dict[str, pl.DataFrame]) 
 
 
 # --------------------------------------------------------------------------
+# Long shape: planted churn and co-purchase bundles
+# --------------------------------------------------------------------------
+
+
+def test_planted_churners_stop_buying_after_their_churn_day(
+    long_frames: dict[str, pl.DataFrame],
+) -> None:
+    truth = long_frames["truth"].with_columns(pl.col("churn_day").cast(pl.Int64))
+    churned = truth.filter(pl.col("churn_day").is_not_null())
+    assert 0.1 < churned.height / truth.height < 0.4
+    assert churned["churn_day"].min() >= 0 and churned["churn_day"].max() < 90
+    orders = (
+        long_frames["lines"].unique("order_id")
+        .with_columns(
+            (pl.col("order_ts").str.to_datetime("%Y-%m-%d %H:%M:%S") - datetime(2026, 1, 1))
+            .dt.total_days().alias("day")
+        )
+        .group_by("customer_id")
+        .agg(pl.len().alias("orders"), pl.col("day").max().alias("last_day"))
+        .join(truth, on="customer_id")
+    )
+    late = orders.filter(pl.col("churn_day").is_not_null() & (pl.col("last_day") > pl.col("churn_day")))
+    # Only the one order every customer is guaranteed may fall after the churn day.
+    assert (late["orders"] == 1).all()
+    # Churners buy less than customers still buying at the end.
+    mean_orders = dict(
+        orders.group_by(pl.col("churn_day").is_not_null().alias("churned"))
+        .agg(pl.col("orders").mean()).iter_rows()
+    )
+    assert mean_orders[True] < 0.7 * mean_orders[False]
+
+
+def test_bundle_customers_buy_the_categories_of_their_bundle(
+    long_frames: dict[str, pl.DataFrame],
+) -> None:
+    truth = long_frames["truth"]
+    assert set(truth["bundle"].drop_nulls()) == set(generate.BUNDLE_KEYS)
+    assert 0.6 < truth["bundle"].is_not_null().mean() < 0.8
+    bought = long_frames["lines"].select("customer_id", "category").unique()
+    for bundle, category in (("party", "snacks"), ("baby", "babycare"), ("breakfast", "bakery")):
+        buyers = set(bought.filter(pl.col("category") == category)["customer_id"])
+        share = {
+            has: truth.filter((pl.col("bundle") == bundle) == has)["customer_id"].is_in(buyers).mean()
+            for has in (True, False)
+        }
+        assert share[True] > 1.5 * share[False], (bundle, share)
+
+
+# --------------------------------------------------------------------------
 # Wide shape
 # --------------------------------------------------------------------------
 
@@ -597,8 +646,10 @@ def test_zero_share_plants_nothing(tmp_path: Path) -> None:
     assert result.outliers == 0
     assert (truth["planted_outlier"] == 0).all()
     assert truth["outlier_kind"].null_count() == 600
-    # The empty kind is written as an empty field, not as quoted "".
-    assert result.truth_path.read_text(encoding="utf-8").splitlines()[1].endswith(",0,")
+    # The empty kind (and churn day, for a customer still buying) is an empty field, not quoted "".
+    rows = result.truth_path.read_text(encoding="utf-8").splitlines()[1:]
+    assert all(row.split(",")[2:4] == ["0", ""] for row in rows) and '"' not in "".join(rows)
+    assert any(row.split(",")[4] == "" for row in rows)
     lines = _read(result.orders_path).with_columns(pl.col("quantity").cast(pl.Int64))
     assert lines["quantity"].max() < 20
 

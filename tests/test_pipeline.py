@@ -22,6 +22,8 @@ EXPECTED_ASSETS = {
     "quality/quarantine", "quality/load_audit", "quality/outliers", "features/customer_features",
     "model/customer_clusters",
     "segments/customer_segments", "segments/segment_profiles", "report/segment_report", "warehouse/published",
+    "predict/churn_risk", "predict/churn_model_runs", "predict/churn_calibration", "predict/category_rules",
+    "predict/next_category", "predict/recommendation_eval",
 }
 
 
@@ -30,7 +32,8 @@ def test_definitions_load_with_every_layer_job_and_schedule():
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert keys == EXPECTED_ASSETS
     groups = {graph.get(dg.AssetKey.from_user_string(k)).group_name for k in keys}
-    assert groups == {"raw", "staging", "quality", "features", "model", "segments", "report", "serving"}
+    assert groups == {"raw", "staging", "quality", "features", "model", "segments", "predict", "report",
+                      "serving"}
     assert defs.resolve_job_def("refresh").name == "refresh"
     schedule = defs.resolve_schedule_def("nightly_refresh")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 2 * * *", "Asia/Shanghai")

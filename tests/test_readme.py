@@ -30,5 +30,7 @@ def test_every_readme_sql_example_runs_on_the_seed_warehouse(seed_warehouse):
 def test_readme_documents_every_public_table():
     tables = (REPO_ROOT / "warehouse" / "README.md").read_text(encoding="utf-8")
     for table in ("segments.customer_segments", "segments.segment_profiles", "quality.load_audit",
-                  "quality.quarantine", "staging.orders", "features.customer_features"):
+                  "quality.quarantine", "staging.orders", "features.customer_features", "predict.churn_risk",
+                  "predict.churn_model_runs", "predict.churn_calibration", "predict.category_rules",
+                  "predict.next_category", "predict.recommendation_eval"):
         assert f"`{table}`" in tables

@@ -56,7 +56,10 @@ def demo_warehouse(tmp_path_factory) -> Path:
         for night, orders in enumerate((earlier, data.orders_path)):
             config = write_file(root / "shop.yaml", f"name: report-demo\nshape: long\norders:\n  path: {orders}\n"
                                                     f"customers:\n  path: {data.customers_path}\n"
-                                                    "model:\n  k_range: [3, 6]\n  bootstrap_rounds: 2\n")
+                                                    "model:\n  k_range: [3, 6]\n  bootstrap_rounds: 2\n"
+                                                    # 61 days: a horizon of 14 leaves 33 days before the
+                                                    # training cutoff, so churn is trained and judged.
+                                                    "predict:\n  horizon_days: 14\n")
             result = _materialize(config, warehouse, report=night == 1)
             assert result.success
         _DEMO["warehouse"], _DEMO["result"] = warehouse, result
@@ -174,6 +177,34 @@ def test_every_number_in_the_demo_report_comes_from_the_tables(demo, tmp_path):
         assert expected in keys, expected
     assert any(k.startswith("seg") and ".lift." in k for k in keys)
     assert any(".rfm_tiers." in k for k in keys)
+    # The predictive sections: held-out figures, at-risk high-value customers and bundles per segment.
+    for expected in ("churn.auc", "churn.calibration_error", "churn.at_risk", "recs.hit_rate",
+                     "recs.popularity_hit_rate", "recs.lift_over_popularity"):
+        assert expected in keys, expected
+    for segment_id, in query(demo, "SELECT segment_id FROM segments.segment_profiles WHERE customers >= 10"):
+        [(high_value,)] = query(demo, "SELECT count(*) FROM segments.customer_segments s JOIN "
+                                      "segments.customer_value_tiers t USING (customer_id) WHERE s.segment_id = ? "
+                                      "AND t.value_tier_key = 'high_value'", [segment_id])
+        assert (f"seg{segment_id}.churn.high_value" in keys) == (high_value > 0), segment_id
+        assert any(k.startswith(f"seg{segment_id}.bundle.") for k in keys), segment_id
+
+
+def test_predictive_sections_cite_the_held_out_figures(demo):
+    # Two nights: the report cites the latest run of each.
+    [(auc,)] = query(demo, "SELECT auc FROM predict.churn_model_runs ORDER BY trained_at DESC LIMIT 1")
+    [(hit_rate, popular)] = query(demo, "SELECT hit_rate, popularity_hit_rate FROM predict.recommendation_eval "
+                                        "ORDER BY evaluated_at DESC LIMIT 1")
+    en = " ".join(read_page(demo.parent / "reports" / "report_en.html").free)
+    page = (demo.parent / "reports" / "report_en.html").read_text(encoding="utf-8")
+    churn = page[page.index('<section id="churn_risk"'):page.index('<section id="next_category"')]
+    assert f">{auc:.3f}<" in churn and "which it never saw" in churn
+    for name, in query(demo, "SELECT segment_name_en FROM segments.segment_profiles WHERE customers >= 10"):
+        assert f'<span class="label">{name}</span>' in churn
+    bundles = page[page.index('<section id="next_category"'):page.index('<section id="k_selection"')]
+    assert f">{hit_rate * 100:.1f}%<" in bundles and f">{popular * 100:.1f}%<" in bundles
+    assert bundles.count("<li>") == len(query(demo, "SELECT 1 FROM segments.segment_profiles WHERE customers >= 10"))
+    zh = (demo.parent / "reports" / "report_zh.html").read_text(encoding="utf-8")
+    assert "流失预警" in zh and "你可能还需要" in zh and "Churn means no purchase" in en
 
 
 def test_every_number_in_the_seed_report_comes_from_the_tables(seed_warehouse, tmp_path):
@@ -182,6 +213,15 @@ def test_every_number_in_the_seed_report_comes_from_the_tables(seed_warehouse, t
     text = " ".join(en.free)
     # No order dates in the seed table: no RFM tiers, said in plain words; one run so far.
     assert "no dates" in text and not any(".rfm_tiers." in k for k in book.facts)
+    # Without dates there is no churn model and no evaluation of the recommendations, said in both languages;
+    # the bundles per segment are still shown.
+    def visible(language: str) -> str:
+        page = (seed_warehouse.parent / "reports" / f"report_{language}.html").read_text(encoding="utf-8")
+        return re.sub(r"<[^>]+>", "", page[page.index('<section id="churn_risk"'):page.index('<section id="k_')])
+
+    assert "The orders carry no dates, so there is no past and no later period: no churn model." in visible("en")
+    assert "no evaluation on a later period" in visible("en") and any(".bundle." in k for k in book.facts)
+    assert "订单没有日期，无法区分过去与之后的时间段，因此无法训练流失预测模型。" in visible("zh")
     assert "migration.new" in book.facts and "migration.stayed_share" not in book.facts
 
 
@@ -191,8 +231,8 @@ def test_summary_comes_first_with_name_share_portrait_and_top_strategy(demo):
         body = page[page.index("<main>"):]
         sections = re.findall(r'<section id="([a-z_]+)"', body)
         assert sections[0] == "summary"
-        assert sections[1:] == ["sizes", "age", "income", "categories", "payments", "tiers", "k_selection",
-                                "migration", "history", "strategies", "notes"]
+        assert sections[1:] == ["sizes", "age", "income", "categories", "payments", "tiers", "churn_risk",
+                                "next_category", "k_selection", "migration", "history", "strategies", "notes"]
         summary = body[:body.index('<section id="sizes"')]
         for segment_id, name_zh, name_en in query(demo, "SELECT segment_id, segment_name_zh, segment_name_en "
                                                         "FROM segments.segment_profiles"):
@@ -470,7 +510,8 @@ def test_a_shop_whose_segments_are_all_small_gets_sizes_but_no_profiles(tmp_path
     book = check_every_number(warehouse, reports, tmp_path / "check", min_facts=10)
     assert book.facts["small.customers"].value == 7
     en = " ".join(read_page(reports / "report_en.html").free)
-    assert en.count("no profile is shown, for privacy") == 5
+    # Age, income, categories, payments, tiers, churn risk and bundles.
+    assert en.count("no profile is shown, for privacy") == 7
     assert "Other small segments" in " ".join(read_page(reports / "report_en.html").labels) or \
         "Other small segments" in en
     for name in (n for row in query(warehouse, "SELECT segment_name_en FROM segments.segment_profiles") for n in row):
