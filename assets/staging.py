@@ -445,13 +445,14 @@ def _profile_differs(old: str, kept: str) -> str:
     return " OR ".join(f"{old}.{c} IS DISTINCT FROM {kept}.{c}" for c in PROFILE_COLUMNS)
 
 
-def resolve_profiles(con: duckdb.DuckDBPyConnection, run_id: str, input_name: str, candidates_sql: str) -> None:
+def resolve_profiles(con: duckdb.DuckDBPyConnection, run_id: str, input_name: str, candidates_sql: str,
+                     candidates_params: list | None = None) -> None:
     """One profile per customer: the last row in file order wins; superseded rows that differ are logged."""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE ranked_profiles AS
         SELECT *,
             row_number() OVER (PARTITION BY customer_id ORDER BY _source_file DESC, _source_row DESC) AS recency_rank
-        FROM ({candidates_sql})""")
+        FROM ({candidates_sql})""", candidates_params or [])
     differing = ", ".join(
         f"CASE WHEN old.{c} IS DISTINCT FROM kept.{c} THEN {sql_literal(c)} END" for c in PROFILE_COLUMNS
     )
@@ -473,18 +474,18 @@ def build_customers(con: duckdb.DuckDBPyConnection, config: SourceConfig, run_id
     typed_profile = ("customer_id, _source_file, _source_row, age, birth_year, gender, income, home_owner, city, "
                      "_partition_date")
     if config.shape == "wide":
-        candidates = f"SELECT {typed_profile} FROM ranked_orders WHERE key_rank = 1"
+        candidates, params = f"SELECT {typed_profile} FROM ranked_orders WHERE key_rank = 1", []
         if window is not None and table_exists(con, "staging.customers"):
             # Profiles seen on other days compete with this window's rows; the last row in file order still wins.
-            candidates += f"""
+            candidates += """
                 UNION ALL
                 SELECT customer_id, _source_file, _source_row, age, NULL, gender, income, home_owner, city,
                        _partition_date
                 FROM staging.customers
                 WHERE _partition_date IS NOT NULL
-                  AND _partition_date NOT BETWEEN {sql_literal(str(window.first))}::DATE
-                                              AND {sql_literal(str(window.last))}::DATE"""
-        resolve_profiles(con, run_id, "orders", candidates)
+                  AND _partition_date NOT BETWEEN ? AND ?"""
+            params = [window.first, window.last]
+        resolve_profiles(con, run_id, "orders", candidates, params)
     else:
         resolve_profiles(con, run_id, "customers",
                          f"SELECT {typed_profile} FROM typed_customers WHERE reason IS NULL")

@@ -222,6 +222,35 @@ def test_an_order_repeated_by_a_later_day_is_not_loaded_twice(tmp_path):
         assert read == loaded + quarantined + removed
 
 
+def test_daily_baskets_keep_the_latest_profile_across_days(tmp_path):
+    header = "cardid,value,pmethod,sex,homeown,income,age,fruitveg,wine\n"
+    write_file(tmp_path / "in" / "2026-01-01.csv", header + "C1,10.5,CARD,M,YES,30000,30,T,F\nC2,8,CASH,F,NO,20000,41,F,T\n")
+    write_file(tmp_path / "in" / "2026-01-02.csv", header + "C1,12,CARD,M,YES,45000,31,T,T\nC3,5,CASH,F,NO,15000,25,T,F\n")
+    config = write_file(tmp_path / "baskets.yaml", """
+name: daily-baskets
+shape: wide
+orders:
+  path: in/{date}.csv
+  columns: {customer_id: cardid, amount: value, payment_method: pmethod, gender: sex, home_owner: homeown}
+  category_columns: [fruitveg, wine]
+model:
+  k: 2
+""")
+    warehouse = tmp_path / "warehouse.duckdb"
+    work = work_db(warehouse)
+    profiles = "SELECT customer_id, income, age, _partition_date FROM staging.customers ORDER BY 1"
+    latest = [("C1", 45000.0, 31.0, date(2026, 1, 2)), ("C2", 20000.0, 41.0, date(2026, 1, 1)),
+              ("C3", 15000.0, 25.0, date(2026, 1, 2))]
+    # Day by day, and day 1 again: C1 keeps the profile of its last basket in file order (day 2).
+    for first in (date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 1)):
+        materialize_graph(config, warehouse, first=first, last=first)
+    assert query(work, profiles) == latest
+    assert query(work, "SELECT count(*) FROM staging.orders") == [(4,)]
+    conflicts = query(work, "SELECT key_value, parse_filename(kept_file), parse_filename(superseded_file), "
+                            "differing_columns FROM quality.key_conflicts ORDER BY run_id")
+    assert ("C1", "2026-01-02.csv", "2026-01-01.csv", ["age", "income"]) in conflicts
+
+
 # --- publishing --------------------------------------------------------------------------------------------------
 
 def test_publishing_swaps_in_a_read_only_copy_without_the_raw_layer(daily_run):
