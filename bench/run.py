@@ -51,6 +51,7 @@ STAGES = {
     "outliers": ("quality__outliers",),
     "model": ("model__customer_clusters",),
     "segments": ("segment_tables", "segments__customer_value_tiers"),
+    "predict": ("churn_tables", "recommendation_tables"),
     "report": ("report__segment_report",),
     "publish": ("warehouse__published",),
 }

@@ -408,6 +408,25 @@ def test_four_readers_during_a_refresh_get_no_error_and_only_published_versions(
     assert seen == {old[0], new[0]}  # readers saw the swap, and nothing in between
 
 
+def test_a_working_database_locked_by_another_process_is_retried_not_failed(tmp_path):
+    warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
+    warehouse.file.parent.mkdir(parents=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
+                               "time.sleep(60)", str(warehouse.file)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(dg.RetryRequested) as info:
+            with warehouse.connect():
+                pass
+        assert info.value.max_retries == 3 and info.value.seconds_to_wait == 20
+    finally:
+        holder.kill()
+        holder.wait()
+    with warehouse.connect() as con:  # free again once the other process is gone
+        assert con.execute("SELECT 1").fetchone() == (1,)
+
+
 # --- schedule, sensor, webhook -----------------------------------------------------------------------------------
 
 def _resources(config: Path, warehouse: Path) -> dict:
