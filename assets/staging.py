@@ -155,6 +155,12 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> None:
     con.execute(sql, {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)})
 
 
+# The typed tables keep the typed values and the first failing rule, not the raw text beside them: the rules read
+# the text in the same statement and no later step does. At 9M order lines the text copies cost gigabytes of memory
+# (and spilling to disk) in every intermediate table.
+LEAN_COLUMNS = "COLUMNS(c -> NOT ends_with(c, '_text'))"
+
+
 def _raw_orders_of_window(window: DayWindow | None) -> str:
     """The raw order rows a run types: its days for a daily source, all rows for a snapshot source."""
     if window is None:
@@ -204,7 +210,7 @@ def type_long_orders(con: duckdb.DuckDBPyConnection, params: dict, window: DayWi
                 {_text('status')} AS status_text
             FROM {_raw_orders_of_window(window)}
         )
-        SELECT *, {_rule_columns(rules)} FROM typed
+        SELECT {LEAN_COLUMNS}, {_rule_columns(rules)} FROM typed
     """, params)
 
 
@@ -256,7 +262,7 @@ def type_wide_orders(
                 {", ".join(flag_columns)}
             FROM {_raw_orders_of_window(window)}
         )
-        SELECT *, {_rule_columns(rules)} FROM typed
+        SELECT {LEAN_COLUMNS}, {_rule_columns(rules)} FROM typed
     """, params)
 
 
@@ -303,16 +309,17 @@ ORDER_KEY_LONG = ["order_id", "category", "sku"]
 def rank_order_duplicates(
     con: duckdb.DuckDBPyConnection, run_id: str, key: list[str], all_columns: list[str], what: str
 ) -> None:
-    """ranked_orders: valid typed rows with their duplicate ranks. Exact copies (every column equal) collapse onto
-    the first in file order and are logged as removed; a later row with the same key but other values is
-    quarantined as a conflicting duplicate of the first."""
+    """Exact copies (every column equal) collapse onto the first in file order and are logged as removed; a later
+    row with the same key but other values is quarantined as a conflicting duplicate of the first. Both are then
+    deleted from typed_orders, which keeps the first copies."""
     every, keys = ", ".join(all_columns), ", ".join(key)
     same_key = " AND ".join(f"v.{k} IS NOT DISTINCT FROM r.{k}" for k in key)
     # Any duplicate shares its key, so the window functions only need the rows whose key repeats: on real data a
-    # small share. Every other row is its own first copy.
+    # small share. Only their ranks are stored, with the typed row's rowid; every other valid row is its own first
+    # copy and stays where it is (a copy of 9M rows costs seconds and memory).
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE ranked_orders AS
-        WITH valid AS (SELECT * FROM typed_orders WHERE reason IS NULL),
+        CREATE OR REPLACE TEMP TABLE repeated_ranks AS
+        WITH valid AS (SELECT rowid AS typed_rowid, * FROM typed_orders WHERE reason IS NULL),
         repeated_keys AS (SELECT {keys} FROM valid GROUP BY ALL HAVING count(*) > 1),
         repeated AS (SELECT v.* FROM valid v SEMI JOIN repeated_keys r ON {same_key}),
         exact AS (
@@ -324,28 +331,27 @@ def rank_order_duplicates(
                     AS exact_first_row
             FROM repeated
         )
-        SELECT *,
+        SELECT typed_rowid, _source_file, _source_row, order_id, exact_rank, exact_first_file, exact_first_row,
             CASE WHEN exact_rank = 1 THEN
                 row_number() OVER (PARTITION BY {keys}, exact_rank = 1 ORDER BY _source_file, _source_row) END
                 AS key_rank,
             first_value(_source_row) OVER (PARTITION BY {keys}, exact_rank = 1 ORDER BY _source_file, _source_row)
                 AS key_first_row
         FROM exact
-        UNION ALL BY NAME
-        SELECT v.*, 1 AS exact_rank, v._source_file AS exact_first_file, v._source_row AS exact_first_row,
-               1 AS key_rank, v._source_row AS key_first_row
-        FROM valid v ANTI JOIN repeated_keys r ON {same_key}
     """)
     con.execute("""
         INSERT INTO quality.removed_duplicates
         SELECT ?, 'orders', _source_file, _source_row, exact_first_file, exact_first_row, 'exact'
-        FROM ranked_orders WHERE exact_rank > 1""", [run_id])
+        FROM repeated_ranks WHERE exact_rank > 1""", [run_id])
     con.execute("""
         INSERT INTO quality.quarantine
         SELECT ?, 'orders', _source_file, _source_row, 'order_id', order_id,
                'conflicting duplicate of the ' || ? || ' in row ' || key_first_row::VARCHAR || ' (same '
                || ? || ', different values)', current_timestamp
-        FROM ranked_orders WHERE key_rank > 1""", [run_id, what, _and_join(key)])
+        FROM repeated_ranks WHERE key_rank > 1""", [run_id, what, _and_join(key)])
+    con.execute("DELETE FROM typed_orders WHERE reason IS NOT NULL")  # quarantined already
+    con.execute("DELETE FROM typed_orders WHERE rowid IN "
+                "(SELECT typed_rowid FROM repeated_ranks WHERE key_rank IS DISTINCT FROM 1)")
 
 
 def _and_join(names: list[str]) -> str:
@@ -358,34 +364,35 @@ def rank_long_orders(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
 
 def drop_orders_loaded_on_other_days(con: duckdb.DuckDBPyConnection, run_id: str, window: DayWindow | None) -> None:
     """A daily load may repeat an order that an earlier day's file already delivered (overlapping exports).
-    The day that delivered it first keeps it; the repeat is logged as a removed duplicate, never loaded twice."""
-    if window is None or not table_exists(con, "staging.orders"):
-        return
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE other_day_orders AS
-        SELECT order_id, min(_source_file) AS source_file, min(_source_row) AS source_row
-        FROM staging.order_lines
-        WHERE _partition_date IS NOT NULL AND _partition_date NOT BETWEEN ? AND ?
-        GROUP BY order_id""", [window.first, window.last])
-    con.execute("""
-        INSERT INTO quality.removed_duplicates
-        SELECT ?, 'orders', r._source_file, r._source_row, o.source_file, o.source_row, 'loaded_on_other_day'
-        FROM ranked_orders r JOIN other_day_orders o USING (order_id) WHERE r.key_rank = 1""", [run_id])
-    con.execute("""
-        UPDATE ranked_orders SET key_rank = NULL
-        WHERE key_rank = 1 AND order_id IN (SELECT order_id FROM other_day_orders)""")
+    The day that delivered it first keeps it; the repeat is logged as a removed duplicate, never loaded twice.
+    Leaves the view `kept_orders`: the typed rows to stage."""
+    if window is not None and table_exists(con, "staging.orders"):
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE other_day_orders AS
+            SELECT order_id, min(_source_file) AS source_file, min(_source_row) AS source_row
+            FROM staging.order_lines
+            WHERE _partition_date IS NOT NULL AND _partition_date NOT BETWEEN ? AND ?
+            GROUP BY order_id""", [window.first, window.last])
+        con.execute("""
+            INSERT INTO quality.removed_duplicates
+            SELECT ?, 'orders', t._source_file, t._source_row, o.source_file, o.source_row, 'loaded_on_other_day'
+            FROM typed_orders t JOIN other_day_orders o USING (order_id)""", [run_id])
+        con.execute("DELETE FROM typed_orders WHERE order_id IN (SELECT order_id FROM other_day_orders)")
+    con.execute("CREATE OR REPLACE TEMP VIEW kept_orders AS "
+                "SELECT * EXCLUDE (bad_column, reason, bad_value) FROM typed_orders")
 
 
 def build_long_orders(con: duckdb.DuckDBPyConnection) -> None:
-    """new_order_lines and new_orders: the window's staged rows, before they replace the window's days."""
+    """new_order_lines (a view: it is read once, by the copy into staging) and new_orders: the window's staged
+    rows, before they replace the window's days."""
     con.execute("""
-        CREATE OR REPLACE TEMP TABLE new_order_lines AS
+        CREATE OR REPLACE TEMP VIEW new_order_lines AS
         SELECT order_id, customer_id, order_ts, category, sku,
                COALESCE(quantity, 1) AS quantity,
                COALESCE(unit_price, amount / NULLIF(COALESCE(quantity, 1), 0)) AS unit_price,
                COALESCE(amount, COALESCE(quantity, 1) * unit_price) AS amount,
                payment_method, channel, _source_file, _source_row, _partition_date
-        FROM ranked_orders WHERE key_rank = 1""")
+        FROM kept_orders""")
     # An order's customer, payment and channel come from its first line in file order. No ORDER BY on the tables:
     # readers sort what they need, and sorting millions of rows only to store them in order cost seconds.
     con.execute("""
@@ -409,11 +416,11 @@ def build_wide_orders(con: duckdb.DuckDBPyConnection, config: SourceConfig) -> N
         CREATE OR REPLACE TEMP TABLE new_orders AS
         SELECT order_id, customer_id, order_ts, payment_method, channel, amount AS order_amount,
                NULL::BIGINT AS n_lines, NULL::DOUBLE AS n_items, _source_file, _source_row, _partition_date
-        FROM ranked_orders WHERE key_rank = 1 ORDER BY _source_file, _source_row""")
+        FROM kept_orders ORDER BY _source_file, _source_row""")
     unpivot = " UNION ALL ".join(
         f"SELECT order_id, customer_id, order_ts, {sql_literal(name.lower())} AS category, "
         f"payment_method, channel, _source_file, _source_row, _partition_date "
-        f"FROM ranked_orders WHERE key_rank = 1 AND {flag}"
+        f"FROM kept_orders WHERE {flag}"
         for name, flag in zip(config.orders.category_columns, flags)
     )
     con.execute(f"""
@@ -474,7 +481,7 @@ def build_customers(con: duckdb.DuckDBPyConnection, config: SourceConfig, run_id
     typed_profile = ("customer_id, _source_file, _source_row, age, birth_year, gender, income, home_owner, city, "
                      "_partition_date")
     if config.shape == "wide":
-        candidates, params = f"SELECT {typed_profile} FROM ranked_orders WHERE key_rank = 1", []
+        candidates, params = f"SELECT {typed_profile} FROM kept_orders", []
         if window is not None and table_exists(con, "staging.customers"):
             # Profiles seen on other days compete with this window's rows; the last row in file order still wins.
             candidates += """
@@ -553,6 +560,19 @@ def write_load_audit(con: duckdb.DuckDBPyConnection, run_id: str, shape: str) ->
         ORDER BY f.input DESC, f.source_file""", [shape, run_id, run_id, run_id, run_id, run_id])
 
 
+def drop_order_intermediates(con: duckdb.DuckDBPyConnection) -> None:
+    """Free the typed rows as soon as the staging tables hold them: the later steps of the transaction (audit,
+    checks) need the memory at scale."""
+    # Views first (they read the tables); new_order_lines is a view for the long shape, a table for the wide one.
+    temporary = con.execute("SELECT table_name, table_type FROM information_schema.tables "
+                            "WHERE table_catalog = 'temp' ORDER BY table_type DESC").fetchall()
+    intermediates = {"new_order_lines", "kept_orders", "new_orders", "other_day_orders",
+                     "repeated_ranks", "typed_orders"}
+    for name, kind in temporary:
+        if name in intermediates:
+            con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {name}")
+
+
 def build_staging(
     con: duckdb.DuckDBPyConnection, config: SourceConfig, run_id: str, run_started: datetime | None = None,
     window: DayWindow | None = None,
@@ -572,24 +592,22 @@ def build_staging(
             type_long_orders(con, params, window)
             quarantine_failed_rows(con, run_id, "orders", "typed_orders")
             rank_long_orders(con, run_id)
-            # Temp tables hold every raw column as text: free each as soon as it is used (memory at scale).
-            con.execute("DROP TABLE typed_orders")
             drop_orders_loaded_on_other_days(con, run_id, window)
             build_long_orders(con)
-            con.execute("DROP TABLE ranked_orders")
-            type_customers(con, params)
-            quarantine_failed_rows(con, run_id, "customers", "typed_customers")
         else:
             type_wide_orders(con, config, params, window)
             quarantine_failed_rows(con, run_id, "orders", "typed_orders")
             rank_wide_orders(con, config, run_id)
-            con.execute("DROP TABLE typed_orders")
             drop_orders_loaded_on_other_days(con, run_id, window)
             build_wide_orders(con, config)
         replace_days(con, "staging.order_lines", "new_order_lines", window)
         replace_days(con, "staging.orders", "new_orders", window)
+        if config.shape == "long":
+            type_customers(con, params)
+            quarantine_failed_rows(con, run_id, "customers", "typed_customers")
         build_customers(con, config, run_id, window)
         replace_days(con, "staging.customers", "new_customers", None)
+        drop_order_intermediates(con)
         write_load_audit(con, run_id, config.shape)
         crash_point("staging:before_commit")
         con.execute("COMMIT")
