@@ -34,7 +34,7 @@ from pipelines.config import (
 )
 from pipelines.faults import crash_point
 from pipelines.partitions import DAILY_ORDERS, SINGLE_RUN_BACKFILL, DayWindow, file_signature, run_window
-from pipelines.resources import SourceResource, WarehouseResource
+from pipelines.resources import RAW_CATALOG, SourceResource, WarehouseResource
 
 SOURCE_FILE = "_source_file"
 SOURCE_ROW = "_source_row"  # 1-based data row: the header is row 0, the first record row 1
@@ -442,10 +442,13 @@ def read_customers(config: SourceConfig, scratch: Path) -> tuple[pl.DataFrame, l
 
 
 def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str] | None:
+    """The columns of `schema.table`, None when it does not exist. raw.* lives in the attached raw database."""
     schema, name = table.split(".")
+    database = "current_database()" if schema != RAW_CATALOG else f"'{RAW_CATALOG}'"
+    schema = schema if schema != RAW_CATALOG else "main"
     rows = con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
-        "ORDER BY ordinal_position", [schema, name]).fetchall()
+        f"SELECT column_name FROM duckdb_columns() WHERE database_name = {database} AND schema_name = ? "
+        "AND table_name = ? ORDER BY column_index", [schema, name]).fetchall()
     return [r[0] for r in rows] or None
 
 

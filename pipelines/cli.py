@@ -142,12 +142,12 @@ def run(config_path: str, input_path: str | None, warehouse_path: str, day: str 
                    "or not; for looking into a run that failed its checks. Fails while a run is writing.")
 def sql(query: str, warehouse_path: str, output_format: str, unpublished: bool) -> None:
     """Run a read-only SQL query against the published warehouse."""
-    from pipelines.resources import work_file_for
+    from pipelines.resources import raw_file_for, work_file_for
     from pipelines.serving import QueryRefused, run_read_only_query
 
     target = work_file_for(Path(warehouse_path).resolve()) if unpublished else Path(warehouse_path)
     try:
-        frame = run_read_only_query(target, query)
+        frame = run_read_only_query(target, query, raw_file_for(target) if unpublished else None)
     except QueryRefused as exc:
         _fail(str(exc))
     if output_format == "csv":

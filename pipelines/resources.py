@@ -20,8 +20,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WAREHOUSE = "warehouse/warehouse.duckdb"
 DEFAULT_CONFIG = "examples/demo.yaml"
 
-# Schemas follow the layers; asset keys mirror them (raw/orders lives in raw.orders).
-WAREHOUSE_SCHEMAS = ("raw", "staging", "quality", "features", "model", "segments")
+# Schemas follow the layers; asset keys mirror them (raw/orders lives in raw.orders). The raw layer is a database
+# file of its own, attached under the catalog name `raw`, so SQL still says raw.orders (see WarehouseResource).
+WAREHOUSE_SCHEMAS = ("staging", "quality", "features", "model", "segments")
+RAW_CATALOG = "raw"
 
 
 def default_warehouse_path() -> str:
@@ -39,6 +41,36 @@ LOCK_RETRY_SECONDS = 20
 def work_file_for(published: Path) -> Path:
     """The pipeline's private working database beside the published file: warehouse/work/<name>."""
     return published.parent / "work" / published.name
+
+
+def raw_file_for(work_file: Path) -> Path:
+    """The raw layer's database beside the working database: work/<stem>.raw.duckdb."""
+    return work_file.with_name(f"{work_file.stem}.raw{work_file.suffix}")
+
+
+def attach_raw(con: duckdb.DuckDBPyConnection, raw_file: Path, read_only: bool) -> None:
+    """Attach the raw layer as catalog `raw`, so raw.orders names its table. Read-only connections skip a raw
+    file that does not exist yet."""
+    if read_only and not raw_file.is_file():
+        return
+    mode = " (READ_ONLY)" if read_only else ""
+    con.execute(f"ATTACH '{str(raw_file).replace(chr(39), chr(39) * 2)}' AS {RAW_CATALOG}{mode}")
+
+
+def move_legacy_raw_schema(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Working databases written before the raw layer had its own file hold it in a schema `raw`: move its tables
+    into the attached raw file (one statement each, since a DuckDB transaction writes to one database), then
+    drop the schema. Safe to repeat after an interruption. Returns the tables moved."""
+    database = con.execute("SELECT current_database()").fetchone()[0]
+    tables = [row[0] for row in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'raw' "
+        "ORDER BY table_name", [database]).fetchall()]
+    for table in tables:
+        con.execute(f'CREATE OR REPLACE TABLE {RAW_CATALOG}.main."{table}" AS SELECT * FROM "{database}".raw."{table}"')
+    if con.execute("SELECT count(*) FROM duckdb_schemas() WHERE database_name = ? AND schema_name = 'raw'",
+                   [database]).fetchone()[0]:
+        con.execute(f'DROP SCHEMA "{database}".raw CASCADE')
+    return tables
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -61,6 +93,12 @@ class WarehouseResource(dg.ConfigurableResource):
         return work_file_for(self.published_file)
 
     @property
+    def raw_file(self) -> Path:
+        """The raw layer's database, attached to every connection as catalog `raw`. It never enters the published
+        file, which is a copy of the working database (assets/publish.py)."""
+        return raw_file_for(self.file)
+
+    @property
     def reports_dir(self) -> Path:
         return self.published_file.parent / "reports"
 
@@ -74,6 +112,11 @@ class WarehouseResource(dg.ConfigurableResource):
                 "preserve_insertion_order": False,
                 "temp_directory": str(self.file.parent / ".duckdb_spill"),
             })
+            try:
+                attach_raw(con, self.raw_file, read_only)
+            except duckdb.Error:
+                con.close()
+                raise
         except duckdb.IOException as exc:
             # Another process holds the working database (a second writer, a client opened it read-write):
             # transient, so the step is retried after a pause instead of failing the night's run.
@@ -82,6 +125,7 @@ class WarehouseResource(dg.ConfigurableResource):
             raise
         try:
             if not read_only:
+                move_legacy_raw_schema(con)
                 for schema in WAREHOUSE_SCHEMAS:
                     con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             yield con

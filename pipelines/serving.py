@@ -13,6 +13,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from pipelines.resources import attach_raw
+
 ALLOWED_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
 
@@ -20,21 +22,28 @@ class QueryRefused(ValueError):
     """The query is not allowed or cannot run; the message says why in one line."""
 
 
-def open_read_only(warehouse: Path) -> duckdb.DuckDBPyConnection:
+def open_read_only(warehouse: Path, raw_file: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """A read-only connection without file access. `raw_file`: the raw layer's database, attached read-only as
+    catalog `raw` before file access is switched off (the working database's raw.* tables)."""
     if not warehouse.is_file():
         raise QueryRefused(f"{warehouse}: no warehouse file here; run `persona run` first or pass --warehouse")
     try:
-        return duckdb.connect(
-            str(warehouse),
-            read_only=True,
-            config={"enable_external_access": False, "lock_configuration": True},
-        )
+        con = duckdb.connect(str(warehouse), read_only=True)
+        try:
+            if raw_file is not None:
+                attach_raw(con, raw_file, read_only=True)
+            con.execute("SET enable_external_access = false")
+            con.execute("SET lock_configuration = true")
+        except duckdb.Error:
+            con.close()
+            raise
+        return con
     except duckdb.Error as exc:
         raise QueryRefused(f"{warehouse}: cannot open read-only: {exc}") from exc
 
 
-def run_read_only_query(warehouse: Path, query: str) -> pl.DataFrame:
-    con = open_read_only(warehouse)
+def run_read_only_query(warehouse: Path, query: str, raw_file: Path | None = None) -> pl.DataFrame:
+    con = open_read_only(warehouse, raw_file)
     try:
         try:
             statements = con.extract_statements(query)

@@ -9,7 +9,7 @@ import pytest
 
 from pipelines.definitions import all_assets, all_checks
 from pipelines.execution import plan_run
-from pipelines.resources import SourceResource, WarehouseResource, work_file_for
+from pipelines.resources import SourceResource, WarehouseResource, attach_raw, raw_file_for, work_file_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"
@@ -41,7 +41,9 @@ def work_db(warehouse_path: Path) -> Path:
 
 
 def query(warehouse_path: Path, sql: str, params: list | None = None) -> list[tuple]:
+    """Read-only query; on a working database its raw layer is attached as `raw`, as the pipeline sees it."""
     with duckdb.connect(str(warehouse_path), read_only=True) as con:
+        attach_raw(con, raw_file_for(Path(warehouse_path)), read_only=True)
         return con.execute(sql, params or []).fetchall()
 
 

@@ -26,7 +26,7 @@ from pipelines.execution import RANGE_END_TAG, RANGE_START_TAG, plan_run
 from pipelines.faults import CRASH_POINTS
 from pipelines.generate import generate_demo_data
 from pipelines.partitions import DayWindow, snapshot_partition_key, split_orders_by_day
-from pipelines.resources import SourceResource, WarehouseResource
+from pipelines.resources import SourceResource, WarehouseResource, raw_file_for
 from tests.conftest import REPO_ROOT, materialize_graph, query, work_db, write_file
 
 DAYS = [date(2026, 1, d) for d in range(1, 9)]  # the generator starts on 2026-01-01
@@ -263,6 +263,44 @@ def test_publishing_swaps_in_a_read_only_copy_without_the_raw_layer(daily_run):
     counts = dict(query(warehouse, "SELECT table_name, row_count FROM meta.published_tables"))
     assert counts["segments.customer_segments"] == query(warehouse, "SELECT count(*) FROM segments.customer_segments")[0][0]
     assert not list(warehouse.parent.glob(".*publishing*"))
+
+
+def test_the_raw_layer_has_its_own_file_and_never_reaches_the_published_one(daily_run):
+    _, _, warehouse, _, _ = daily_run
+    raw_file = raw_file_for(work_db(warehouse))
+    with duckdb.connect(str(raw_file), read_only=True) as con:
+        raw_tables = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        raw_rows = con.execute("SELECT count(*) FROM orders").fetchone()[0]
+    assert {"orders", "customers", "source_files"} <= raw_tables
+    # The working database sees it as raw.*; the published file holds the working database's own tables plus
+    # meta, and nothing of the raw layer under any name.
+    assert query(work_db(warehouse), "SELECT count(*) FROM raw.orders") == [(raw_rows,)]
+    listing = "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE database_name = current_database()"
+    working = {row[0] for row in query(work_db(warehouse), listing)}
+    published = {row[0] for row in query(warehouse, listing)}
+    assert published - working == {"meta.publication", "meta.published_tables", "meta.source_files"}
+    assert working <= published
+    assert not any(name.startswith("raw.") for name in published | working)
+
+
+def test_a_working_database_with_a_raw_schema_moves_it_into_the_raw_file(tmp_path):
+    warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
+    warehouse.file.parent.mkdir(parents=True)
+    with duckdb.connect(str(warehouse.file)) as con:  # as written before the raw layer had its own file
+        con.execute("CREATE SCHEMA raw; CREATE SCHEMA staging")
+        con.execute("CREATE TABLE raw.orders AS SELECT range AS _source_row, 'o' || range AS order_id FROM range(5)")
+        con.execute("CREATE TABLE raw.source_files (source_file VARCHAR, rows_read BIGINT)")
+        con.execute("INSERT INTO raw.source_files VALUES ('a.csv', 5)")
+        con.execute("CREATE TABLE staging.orders AS SELECT 1 AS x")
+    with warehouse.connect() as con:
+        assert con.execute("SELECT order_id FROM raw.orders ORDER BY _source_row").fetchall() == [
+            (f"o{i}",) for i in range(5)]
+        assert con.execute("SELECT * FROM raw.source_files").fetchall() == [("a.csv", 5)]
+        assert con.execute("SELECT count(*) FROM duckdb_schemas() WHERE database_name = current_database() "
+                           "AND schema_name = 'raw'").fetchone()[0] == 0
+        assert con.execute("SELECT x FROM staging.orders").fetchall() == [(1,)]
+    with duckdb.connect(str(warehouse.raw_file), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM orders").fetchone()[0] == 5
 
 
 def test_a_failed_gate_keeps_the_previous_version_published(tmp_path):
