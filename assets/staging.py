@@ -372,6 +372,7 @@ def drop_orders_loaded_on_other_days(con: duckdb.DuckDBPyConnection, run_id: str
             SELECT order_id, min(_source_file) AS source_file, min(_source_row) AS source_row
             FROM staging.order_lines
             WHERE _partition_date IS NOT NULL AND _partition_date NOT BETWEEN ? AND ?
+              AND order_id IN (SELECT order_id FROM typed_orders)  -- group only the window's orders, not all days
             GROUP BY order_id""", [window.first, window.last])
         con.execute("""
             INSERT INTO quality.removed_duplicates
