@@ -14,7 +14,8 @@ one after another, each in its own subprocess so that its peak RSS is its own (o
 Wall times of the pipeline and the baseline are whole-process times (interpreter start, imports and all), measured
 by this parent. The floor and the per-stage times are measured inside the child. speedup = baseline wall / pipeline
 wall; overhead_vs_floor = (ingest + staging + features step time) / floor time, the "ingest plus features vs
-floor" ratio. The scaling exponent is the least-squares slope of log(pipeline wall) against log(order lines) over
+floor" ratio. like_for_like = the baseline's seconds inside its script / the pipeline's steps that do the same
+work (ingest, staging, features, outliers, model, segments). The scaling exponent is the least-squares slope of log(pipeline wall) against log(order lines) over
 the sizes run (1.0 = linear); it is fitted twice, on whole-process wall time and on the time inside steps (which
 leaves out the fixed interpreter, import and Dagster start-up). Results go to a table on stdout and to
 bench/results/<YYYY-MM-DD>.json (UTC date). When M ran, the last line printed is
