@@ -154,6 +154,9 @@ class QualitySettings(_Strict):
     # Isolation forest on per-customer aggregates; flagged customers do not shape the segments.
     outlier_contamination: float = Field(default=0.005, gt=0, le=0.5)
     outlier_seed: int = 42
+    # Within this many days of data after the forest was fitted, a run reuses it and scores only the customers
+    # whose inputs changed (quality/outliers.py); 0 refits it on every run.
+    outlier_refit_every_days: int = Field(default=7, ge=0)
     # Rows per Great Expectations batch; keys are hash-partitioned so uniqueness stays exact across batches.
     validation_batch_rows: int = Field(default=2_000_000, ge=1000)
 
