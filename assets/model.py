@@ -556,7 +556,11 @@ def customer_clusters(
             # A drifted carry that re-chooses the same k already has this run's fit: the same start, the same data.
             if model is None or model.k != k:
                 start = next(c.centers for c in candidates if c.k == k)
-                warm = np.vstack([previous[i] for i in sorted(previous)]) if len(previous) == k else None
+                # The previous model is a start only on the very same columns; ids are still matched on the
+                # columns both share (load_previous_centers).
+                same_columns = previous_run is not None and set(previous_run.feature_columns) == set(columns)
+                warm = np.vstack([previous[i] for i in sorted(previous)]) \
+                    if len(previous) == k and same_columns else None
                 with threadpool_limits(limits=MODEL_THREADS):
                     model, _ = fit_final(matrix, fit_mask, k, algorithm, settings.seed, warm, prepared,
                                          start_centers=start)

@@ -153,6 +153,8 @@ def test_changed_feature_columns_reject_the_previous_model(first_night, tmp_path
         "feature columns changed since the previous run (added [], removed ['pay_")
     columns = query(db, "SELECT feature_columns FROM segments.model_runs WHERE run_id = ? AND chosen", [run])[0][0]
     assert columns and not any(c.startswith("pay_") for c in columns)
+    # The previous model is not even a starting point on other columns.
+    assert not decision["warm_started"]
 
 
 def test_changed_selection_settings_choose_k_again(first_night, tmp_path):
