@@ -154,6 +154,9 @@ class QualitySettings(_Strict):
     # Isolation forest on per-customer aggregates; flagged customers do not shape the segments.
     outlier_contamination: float = Field(default=0.005, gt=0, le=0.5)
     outlier_seed: int = 42
+    # Within this many days of data after the forest was fitted, a run reuses it and scores only the customers
+    # whose inputs changed (quality/outliers.py); 0 refits it on every run.
+    outlier_refit_every_days: int = Field(default=7, ge=0)
     # Rows per Great Expectations batch; keys are hash-partitioned so uniqueness stays exact across batches.
     validation_batch_rows: int = Field(default=2_000_000, ge=1000)
 
@@ -189,6 +192,15 @@ class ModelSettings(_Strict):
     # A new cluster keeps the id of the previous model's segment whose centre is nearest (Hungarian matching),
     # unless that centre is further than this, in standard deviations of the current features.
     match_max_distance: float = Field(default=2.0, gt=0)
+    # Choosing k (scoring every candidate) is needed far less often than refitting. Within this many days of data
+    # (the latest order time) after k was chosen, a run keeps that k, refits from the previous centres and skips
+    # the candidate scoring, unless drift is detected; 0 re-chooses k on every run.
+    reselect_k_every_days: int = Field(default=7, ge=0)
+    # Drift, against the previous run, that makes a run re-choose k within the window: more than this share of
+    # the customers in both runs changed segment ...
+    drift_max_moved_share: float = Field(default=0.05, gt=0, le=1)
+    # ... or the fitted customers' mean distance to their centre (scaled space) rose by more than this fraction.
+    drift_max_distance_rise: float = Field(default=0.10, gt=0)
 
     @field_validator("k_range")
     @classmethod

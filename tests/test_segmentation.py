@@ -96,6 +96,13 @@ def test_k_selection_scores_are_recorded_per_run(refreshes):
     assert runs == [(3, 3, 3, 8, True)]
     chosen = query(warehouse, "SELECT k, warm_started FROM segments.model_runs WHERE chosen ORDER BY fitted_at")
     assert chosen == [(4, False), (4, True), (4, True)]
+    # Nights 2 and 3 fall inside model.reselect_k_every_days: they keep night 1's k and its scores.
+    decisions = query(warehouse, """SELECT k_decision, k_selected_run_id = first_value(run_id) OVER (ORDER BY fitted_at),
+                                           round(date_diff('second', k_selected_as_of, data_as_of) / 86400)
+                                    FROM segments.model_runs WHERE chosen ORDER BY fitted_at""")
+    assert decisions == [("chosen", True, 0), ("carried", True, 0), ("carried", True, 1)]
+    scores = query(warehouse, """SELECT count(DISTINCT (k, silhouette, stability)) FROM segments.model_runs""")
+    assert scores == [(6,)]
 
 
 def test_explanations_are_filled(refreshes):

@@ -1,0 +1,176 @@
+"""Carrying k between runs: within `model.reselect_k_every_days` a run keeps the previous k and skips the candidate
+scoring, unless drift or a change of features or settings makes it re-choose; segments.model_runs says which and
+why."""
+
+import re
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from assets.model import CARRY_COLUMNS, customer_clusters
+from pipelines.generate import generate_demo_data
+from pipelines.resources import SourceResource, WarehouseResource
+from tests.conftest import materialize_graph, query, work_db, write_file
+
+
+def _config(root: Path, data, model: str = "") -> Path:
+    return write_file(root / "shop.yaml", f"name: carry\nshape: long\norders:\n  path: {data.orders_path}\n"
+                                          f"customers:\n  path: {data.customers_path}\n"
+                                          + (f"model:\n{model}" if model else ""))
+
+
+@pytest.fixture(scope="module")
+def first_night(tmp_path_factory):
+    """One full refresh: the working database every scenario starts from, and the run that chose k."""
+    root = tmp_path_factory.mktemp("carry")
+    data = generate_demo_data(root / "data", customers=3000, days=60, seed=21)
+    warehouse = root / "warehouse.duckdb"
+    result = materialize_graph(_config(root, data), warehouse)
+    assert result.success
+    return data, work_db(warehouse), result.run_id
+
+
+def _next_run(first_night, tmp_path: Path, model: str = "", sql: tuple[str, ...] = ()):
+    """A copy of the first night's working database, changed by `sql`, then the model step alone on it. Returns
+    the run id and a connection-free query helper on the copy."""
+    data, work, _ = first_night
+    copy = tmp_path / "work" / "warehouse.duckdb"
+    copy.parent.mkdir(parents=True)
+    shutil.copy(work, copy)
+    with duckdb.connect(str(copy)) as con:
+        for statement in sql:
+            con.execute(statement)
+    result = dg.materialize([customer_clusters], resources={
+        "warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
+        "source": SourceResource(config_path=str(_config(tmp_path, data, model)))})
+    assert result.success
+    return result.run_id, copy
+
+
+def _decision(db: Path, run_id: str) -> dict:
+    columns = ["k", "k_decision", "k_decision_reason", "reason", "k_selected_run_id", "warm_started",
+               "moved_share", "distance_change", "data_as_of", "k_selected_as_of"]
+    row = query(db, f"SELECT {', '.join(columns)} FROM segments.model_runs WHERE run_id = ? AND chosen", [run_id])
+    assert len(row) == 1
+    return dict(zip(columns, row[0]))
+
+
+def _scores(db: Path, run_id: str) -> list[tuple]:
+    return query(db, "SELECT k, silhouette, davies_bouldin, stability, min_share, meets_constraints "
+                     "FROM segments.model_runs WHERE run_id = ? ORDER BY k", [run_id])
+
+
+def test_the_first_run_chooses_k_and_records_why(first_night):
+    _, work, first = first_night
+    decision = _decision(work, first)
+    assert decision["k"] == 4 and decision["k_decision"] == "chosen"
+    assert decision["k_decision_reason"].startswith("first run: no previous model; best silhouette")
+    assert decision["k_selected_run_id"] == first and decision["k_selected_as_of"] == decision["data_as_of"]
+    assert decision["moved_share"] is None and not decision["warm_started"]
+    assert [row[0] for row in _scores(work, first)] == [3, 4, 5, 6, 7, 8]
+
+
+def test_within_the_window_k_is_carried_without_scoring(first_night, tmp_path):
+    _, work, first = first_night
+    # Six more days of data: still inside the default window of seven.
+    run, db = _next_run(first_night, tmp_path,
+                        sql=("UPDATE staging.orders SET order_ts = order_ts + INTERVAL 6 DAY",))
+    decision = _decision(db, run)
+    assert decision["k"] == 4 and decision["k_decision"] == "carried" and decision["warm_started"]
+    assert decision["k_selected_run_id"] == first
+    assert decision["k_decision_reason"].startswith(f"k carried from run {first}, chosen 6.0 days of data ago; "
+                                                    "no drift (moved ")
+    assert decision["moved_share"] < 0.001 and abs(decision["distance_change"]) < 0.001
+    # The candidate scores shown are those that chose k, not new ones.
+    assert _scores(db, run) == _scores(work, first)
+    # Same features, same k, started from the same centres: nobody changes segment.
+    before = dict(query(work, "SELECT customer_id, segment_id FROM model.customer_clusters"))
+    after = dict(query(db, "SELECT customer_id, segment_id FROM model.customer_clusters"))
+    assert sum(before[c] != after[c] for c in after) <= 3
+
+
+def test_after_the_window_k_is_chosen_again(first_night, tmp_path):
+    _, work, first = first_night
+    run, db = _next_run(first_night, tmp_path,
+                        sql=("UPDATE staging.orders SET order_ts = order_ts + INTERVAL 7 DAY",))
+    decision = _decision(db, run)
+    assert decision["k_decision"] == "chosen" and decision["k_selected_run_id"] == run
+    assert decision["k_decision_reason"].startswith(
+        "k was chosen 7.0 days of data ago (model.reselect_k_every_days = 7); best silhouette")
+    assert decision["warm_started"]  # the same k again: the fit still starts from the previous centres
+    assert [row[0] for row in _scores(db, run)] == [3, 4, 5, 6, 7, 8]
+
+
+def test_a_window_of_zero_chooses_k_on_every_run(first_night, tmp_path):
+    run, db = _next_run(first_night, tmp_path, model="  reselect_k_every_days: 0\n")
+    decision = _decision(db, run)
+    assert decision["k_decision"] == "chosen"
+    assert decision["k_decision_reason"].startswith("model.reselect_k_every_days is 0")
+
+
+def test_customers_changing_segment_is_drift(first_night, tmp_path):
+    # The same population, but every customer's features handed to another customer: the centres stay where they
+    # were and most customers change segment.
+    run, db = _next_run(first_night, tmp_path, sql=("""
+        CREATE OR REPLACE TABLE features.customer_features AS
+        SELECT f.* REPLACE (s.customer_id AS customer_id)
+        FROM (SELECT *, row_number() OVER (ORDER BY customer_id) AS i FROM features.customer_features) f
+        JOIN (SELECT customer_id, row_number() OVER (ORDER BY hash(customer_id)) AS i
+              FROM features.customer_features) s USING (i)""",))
+    decision = _decision(db, run)
+    assert decision["k_decision"] == "chosen" and decision["k_selected_run_id"] == run
+    assert decision["moved_share"] > 0.5
+    assert decision["k_decision_reason"].startswith(
+        f"drift since the previous run: {decision['moved_share']:.1%} of customers changed segment "
+        "(model.drift_max_moved_share 5.0%); best silhouette")
+
+
+def test_customers_further_from_their_centres_is_drift(first_night, tmp_path):
+    # Noise on every category share spreads the segments out; moving customers is not counted here.
+    _, work, _ = first_night
+    shares = [row[0] for row in query(work, "SELECT column_name FROM information_schema.columns "
+                                            "WHERE table_name = 'customer_features' AND column_name LIKE 'cat_%'")]
+    noise = ", ".join(f"{c} = {c} + 2 * (random() - 0.5)" for c in shares)
+    run, db = _next_run(first_night, tmp_path, model="  drift_max_moved_share: 1.0\n",
+                        sql=("SELECT setseed(0.5)", f"UPDATE features.customer_features SET {noise}"))
+    decision = _decision(db, run)
+    assert decision["k_decision"] == "chosen" and decision["k_selected_run_id"] == run
+    # The reason quotes the rise measured on the refit with the carried k, which triggered the re-choice.
+    rise = re.match(r"drift since the previous run: mean distance to centre rose \+(\d+\.\d)% "
+                    r"\(model.drift_max_distance_rise 10.0%\); best silhouette", decision["k_decision_reason"])
+    assert rise and float(rise.group(1)) > 10
+    assert decision["distance_change"] > 0.10
+
+
+def test_changed_feature_columns_reject_the_previous_model(first_night, tmp_path):
+    run, db = _next_run(first_night, tmp_path, model="  features: [demographics, categories, rfm]\n")
+    decision = _decision(db, run)
+    assert decision["k_decision"] == "chosen"
+    assert decision["k_decision_reason"].startswith(
+        "feature columns changed since the previous run (added [], removed ['pay_")
+    columns = query(db, "SELECT feature_columns FROM segments.model_runs WHERE run_id = ? AND chosen", [run])[0][0]
+    assert columns and not any(c.startswith("pay_") for c in columns)
+    # The previous model is not even a starting point on other columns.
+    assert not decision["warm_started"]
+
+
+def test_changed_selection_settings_choose_k_again(first_night, tmp_path):
+    run, db = _next_run(first_night, tmp_path, model="  k_range: [3, 6]\n")
+    decision = _decision(db, run)
+    assert decision["k_decision"] == "chosen"
+    assert decision["k_decision_reason"].startswith("model settings or algorithm changed since k was chosen")
+    assert [row[0] for row in _scores(db, run)] == [3, 4, 5, 6]
+
+
+def test_a_warehouse_from_before_carrying_gets_the_columns_and_chooses_k(first_night, tmp_path):
+    drops = tuple(f"ALTER TABLE segments.model_runs DROP COLUMN {column}" for column in CARRY_COLUMNS)
+    run, db = _next_run(first_night, tmp_path, sql=drops)
+    decision = _decision(db, run)
+    assert decision["k_decision"] == "chosen"
+    assert decision["k_decision_reason"].startswith("the previous run did not record how its k was chosen")
+    # Old rows keep NULL in the new columns.
+    assert query(db, "SELECT count(*) FROM segments.model_runs WHERE run_id <> ? AND k_decision IS NULL",
+                 [run]) == [(6,)]
