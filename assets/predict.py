@@ -7,8 +7,8 @@ Churn risk -- the probability that a customer makes no purchase in the next `pre
   *evaluation cutoff* end - H. Features as of a cutoff come only from orders before it (`churn_features` joins each
   cutoff to the orders before it and aggregates nothing else); labels come only from the H days after it. The
   model trained at the training cutoff (labels: the window up to the evaluation cutoff) is judged on the evaluation
-  window [end - H, end), which it never saw: AUC, Brier score and calibration are recorded in
-  `predict.churn_model_runs` and `predict.churn_calibration`.
+  window [end - H, end), which it never saw (every customer up to EVAL_SAMPLE, a seeded sample beyond): AUC,
+  Brier score and calibration are recorded in `predict.churn_model_runs` and `predict.churn_calibration`.
 - The published `predict.churn_risk` comes from the same recipe refitted one horizon later (features as of the
   evaluation cutoff, labels from the evaluation window) and applied to features as of `end`: the freshest
   behaviour, with the held-out figures as the honest estimate of how well the recipe ranks.
@@ -41,10 +41,10 @@ Co-purchase rules follow the same cadence: a reusing run keeps `predict.category
 recommends from the current baskets with them (a category new since the rules were mined is picked by
 popularity until the next mining).
 
-The model is kept as a joblib file in `models/` beside the working database (warehouse/work/models/), not in a
-table: publishing copies every table to the readers' warehouse, and a pickled estimator is neither data for them
-nor something any reader should load; the working folder is the pipeline's private state. The run row records
-the file's SHA-256, and a file that does not match is never loaded (the run retrains instead).
+The model is kept as a joblib file beside the working database (warehouse/work/<name>.models/), not in a table:
+publishing copies every table to the readers' warehouse, and a pickled estimator is neither data for them nor
+something any reader should load; the working folder is the pipeline's private state. The run row records the
+file's SHA-256, and a file that does not match is never loaded (the run retrains instead).
 
 Sources without order dates (the wide seed table): no past and future to split, so churn is not trained
 (`churn_risk` stays NULL, the run row says why) and recommendations are built from every basket without an
@@ -87,6 +87,9 @@ HOLDOUT_SHARE = 0.2
 # Early stopping holds out a tenth of the rows to decide when to stop; below this many rows that tenth is too small
 # to judge on, and the booster runs a fixed, gentler schedule instead.
 EARLY_STOPPING_FROM = 2_000
+# The held-out figures judge at most this many customers of the evaluation window (a seeded sample beyond): the
+# AUC's standard error is then about 0.001, and judging the rest would cost as much as scoring them all again.
+EVAL_SAMPLE = 200_000
 SCORE_CHUNK_ROWS = 50_000  # customers scored per block: keeps (customers x categories) matrices small
 # scikit-learn's OpenMP loops on one thread. The other core of a small machine is usually busy (DuckDB, the rest of
 # the host), and a second worker thread then spin-waits for it: on 2 cores under load, fitting the earlier recipe
@@ -98,7 +101,6 @@ MODEL_NAME = "HistGradientBoostingClassifier + CalibratedClassifierCV"
 # is built or what its columns mean, so that no model fitted by older code scores again.
 CHURN_RECIPE_VERSION = 2
 RULES_RECIPE_VERSION = 1
-MODELS_FOLDER = "models"  # beside the working database
 PROFILE_FEATURES = ["age", "income"]
 BEHAVIOUR_FEATURES = [
     "recency_days", "orders_last_30d", "orders_last_14d", "orders_per_day", "mean_gap_days", "last_gap_days",
@@ -349,9 +351,9 @@ def _sample(rows: int, limit: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(rows, size=limit, replace=False))
 
 
-def training_rows(customer_ids: pl.Series, limit: int, seed: int) -> np.ndarray:
-    """Row indices of the customers to train on, in customer_id order: the same customers in the same order
-    however the feature rows arrive (the features come unordered from DuckDB)."""
+def seeded_rows(customer_ids: pl.Series, limit: int, seed: int) -> np.ndarray:
+    """Row indices of at most `limit` customers (a seeded sample), in customer_id order: the same customers in the
+    same order however the feature rows arrive (the features come unordered from DuckDB)."""
     in_id_order = customer_ids.arg_sort().to_numpy()
     return in_id_order[_sample(len(in_id_order), limit, seed)]
 
@@ -367,31 +369,35 @@ def train_churn(con: duckdb.DuckDBPyConnection, split: TimeSplit, columns: list[
     end of the data. Returns the reason instead when a window has a single class (nothing to learn or judge)."""
     profile_columns = [c for c in columns if c in PROFILE_FEATURES]
     features = churn_features(con, [split.train_cutoff, split.eval_cutoff, split.data_end], profile_columns)
-    train, held_out = features_at(features, split.train_cutoff), features_at(features, split.eval_cutoff)
+    per_cutoff = features.partition_by("cutoff", as_dict=True, include_key=False)
+    train, held_out, current = (per_cutoff.get((cutoff,), features.clear().drop("cutoff"))
+                                for cutoff in (split.train_cutoff, split.eval_cutoff, split.data_end))
     train_y = churn_labels(con, train["customer_id"], split.train_cutoff, split.horizon)
     held_out_y = churn_labels(con, held_out["customer_id"], split.eval_cutoff, split.horizon)
     for name, labels in (("training", train_y), ("evaluation", held_out_y)):
         if len(labels) < 2 * CALIBRATION_FOLDS or np.bincount(labels, minlength=2).min() < CALIBRATION_FOLDS:
             return (f"the {name} window has {int(labels.sum())} churned and {int(len(labels) - labels.sum())} "
                     f"retained customers; both classes need at least {CALIBRATION_FOLDS}")
-    rows = training_rows(train["customer_id"], settings.train_sample, settings.seed)
+    rows = seeded_rows(train["customer_id"], settings.train_sample, settings.seed)
     model = fit_churn_model(_matrix(train[rows], columns), train_y[rows], settings.seed)
-    predicted = churn_probability(model, _matrix(held_out, columns))
-    calibration = calibration_table(held_out_y, predicted)
+    judged = seeded_rows(held_out["customer_id"], EVAL_SAMPLE, settings.seed)
+    judged_y = held_out_y[judged]
+    predicted = churn_probability(model, _matrix(held_out[judged], columns))
+    calibration = calibration_table(judged_y, predicted)
 
     # The published scores: the same recipe on the most recent labelled window, applied as of the end.
-    refit_rows = training_rows(held_out["customer_id"], settings.train_sample, settings.seed)
+    refit_rows = seeded_rows(held_out["customer_id"], settings.train_sample, settings.seed)
     scorer = fit_churn_model(_matrix(held_out[refit_rows], columns), held_out_y[refit_rows], settings.seed)
-    scores = _scores(scorer, features_at(features, split.data_end), columns)
+    scores = _scores(scorer, current, columns)
     run = {
         "status": TRAINED, "reason": None, "model": f"{MODEL_NAME} ({calibration_scheme(len(rows))})",
         "train_cutoff": split.train_cutoff, "eval_cutoff": split.eval_cutoff,
-        "n_train": len(rows), "n_eval": len(held_out_y),
-        "train_churn_rate": float(train_y.mean()), "eval_churn_rate": float(held_out_y.mean()),
-        "auc": float(roc_auc_score(held_out_y, predicted)),
-        "brier": float(brier_score_loss(held_out_y, predicted)),
+        "n_train": len(rows), "n_eval": len(judged),
+        "train_churn_rate": float(train_y.mean()), "eval_churn_rate": float(judged_y.mean()),
+        "auc": float(roc_auc_score(judged_y, predicted)),
+        "brier": float(brier_score_loss(judged_y, predicted)),
         # The Brier score of always forecasting the training churn rate: the bar a useful model clears.
-        "brier_baseline": float(brier_score_loss(held_out_y, np.full(len(held_out_y), train_y.mean()))),
+        "brier_baseline": float(brier_score_loss(judged_y, np.full(len(judged_y), train_y.mean()))),
         "calibration_error": calibration_error(calibration),
         "n_scored": scores.height,
     }
@@ -403,6 +409,12 @@ def train_churn(con: duckdb.DuckDBPyConnection, split: TimeSplit, columns: list[
 # The held-out figures a reusing run copies from the run that trained its model.
 HELD_OUT_COLUMNS = ("model", "train_cutoff", "eval_cutoff", "n_train", "n_eval", "train_churn_rate",
                     "eval_churn_rate", "auc", "brier", "brier_baseline", "calibration_error")
+
+
+def models_folder(working_database: Path) -> Path:
+    """Where the models of a working database live: beside it and named after it (work/<name>.models/), since two
+    published warehouses in one folder share the work/ folder."""
+    return working_database.with_name(f"{working_database.stem}.models")
 
 
 def model_file(models_dir: Path, version: str) -> Path:
@@ -880,7 +892,7 @@ def churn_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     calibration recorded per run; the model is retrained every predict.retrain_every_days days of data."""
     settings = source.load().predict
     run_id = context.run.run_id
-    models_dir = warehouse.file.parent / MODELS_FOLDER
+    models_dir = models_folder(warehouse.file)
     with warehouse.connect() as con:
         ensure_tables(con)
         first, last = order_dates(con)
@@ -909,7 +921,6 @@ def churn_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource
                 model = {"model_action": FITTED, "model_version": run_id, "model_data_end": split.data_end,
                          "model_recipe": recipe, "model_sha256": sha256}
             model["model_decision"] = decision
-        scored = scores.with_columns(pl.lit(model.get("model_version"), dtype=pl.String).alias("model_version"))
         row = {"run_id": run_id, "trained_at": datetime.now(), **run, **model,
                "horizon_days": settings.horizon_days, "min_history_days": settings.min_history_days,
                "min_auc": settings.min_auc,
@@ -926,11 +937,13 @@ def churn_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         con.execute("""
             CREATE OR REPLACE TABLE predict.churn_risk AS
             SELECT f.customer_id, s.churn_risk, s.churn_risk >= $threshold AS at_risk,
-                   $horizon::INTEGER AS horizon_days, $scored_as_of::TIMESTAMP AS scored_as_of, s.model_version,
+                   $horizon::INTEGER AS horizon_days, $scored_as_of::TIMESTAMP AS scored_as_of,
+                   CASE WHEN s.churn_risk IS NOT NULL THEN $model_version::VARCHAR END AS model_version,
                    $run_id AS run_id
-            FROM features.customer_features f LEFT JOIN scored s USING (customer_id)
+            FROM features.customer_features f LEFT JOIN scores s USING (customer_id)
             ORDER BY f.customer_id""", {"threshold": settings.high_risk_threshold, "horizon": settings.horizon_days,
-                                        "scored_as_of": split.data_end if split else None, "run_id": run_id})
+                                        "scored_as_of": split.data_end if split else None,
+                                        "model_version": model.get("model_version"), "run_id": run_id})
         con.execute("DELETE FROM predict.churn_model_runs WHERE run_id = ?", [run_id])
         con.execute("DELETE FROM predict.churn_calibration WHERE run_id = ?", [run_id])
         _insert_row(con, "churn_model_runs", row)
@@ -1015,7 +1028,7 @@ def recommendation_tables(context: dg.AssetExecutionContext, warehouse: Warehous
         "dagster/row_count": rules.height, "rules_action": row["rules_action"], "rules_version": row["rules_version"],
         "strongest": dg.MetadataValue.md(preview_markdown(rules.sort("lift", descending=True), rows=10))})
     yield dg.MaterializeResult(asset_key=[SCHEMA, "next_category"], metadata={
-        "dagster/row_count": picks.height, "customers": picks["customer_id"].n_unique(),
+        "dagster/row_count": picks.height, "customers": int(picks["rank"].eq(1).sum()),
         "from_rules": int((picks["source"] == SOURCE_RULES).sum()),
         "preview": dg.MetadataValue.md(preview_markdown(picks, rows=9))})
     yield dg.MaterializeResult(asset_key=[SCHEMA, "recommendation_eval"], metadata={

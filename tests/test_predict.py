@@ -29,6 +29,7 @@ from assets.predict import (
     features_at,
     hit_rate,
     mine_rules,
+    models_folder,
     plan_time_split,
     recommend,
 )
@@ -460,7 +461,7 @@ def test_changed_feature_columns_retrain_and_only_the_latest_model_file_is_kept(
     assert dropped["model_action"] == "trained" and "the feature columns changed" in dropped["model_decision"]
     assert "income" in _churn_run(warehouse, runs["a_week_later"])["features"]
     assert "income" not in dropped["features"] and "age" in dropped["features"]
-    assert [p.name for p in (warehouse.parent / "models").iterdir()] == [f"churn-{runs['income_dropped']}.joblib"]
+    assert [p.name for p in models_folder(warehouse).iterdir()] == [f"churn-{runs['income_dropped']}.joblib"]
     assert set(risk["income_dropped"]["model_version"].drop_nulls()) == {runs["income_dropped"]}
 
 
@@ -470,7 +471,7 @@ def test_a_stored_model_is_reused_only_when_everything_matches(nightly, tmp_path
     split = TimeSplit(latest["data_start"], latest["data_end"], latest["horizon_days"])
     columns = list(latest["features"])
     models = tmp_path / "models"
-    shutil.copytree(warehouse.parent / "models", models)
+    shutil.copytree(models_folder(warehouse), models)
     with duckdb.connect(str(warehouse), read_only=True) as con:
         def choose(settings=PredictSettings(), split=split, columns=columns):
             return choose_churn_model(con, models, "a-new-run", split, columns, settings)
