@@ -249,7 +249,12 @@ class PredictSettings(_Strict):
     # Warning when the held-out hit-rate@top_n is below this multiple of the popularity baseline's.
     min_lift_over_popularity: float = Field(default=1.1, gt=0)
     # Churn models fit on at most this many customers (a seeded sample); scoring covers everyone.
-    train_sample: int = Field(default=200_000, ge=100)
+    train_sample: int = Field(default=100_000, ge=100)
+    # Retraining cadence, in days of data: a run whose data ends fewer than this many days after the data of the
+    # latest churn model (and of the latest co-purchase rules) scores with that model and recommends with those
+    # rules, keeping their held-out figures; the first run at or past it trains and mines again, and so does any
+    # run whose feature columns or model settings changed. 0: every run trains.
+    retrain_every_days: int = Field(default=7, ge=0, le=365)
     seed: int = 42
 
 

@@ -3,10 +3,12 @@ evaluation, the warn-level checks, and sources without order dates."""
 
 from __future__ import annotations
 
+import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import numpy as np
 import polars as pl
 import pytest
@@ -16,15 +18,19 @@ from assets.predict import (
     BEHAVIOUR_FEATURES,
     NO_DATES,
     SHORT_HISTORY,
+    FirstPurchases,
+    Picks,
     TimeSplit,
     calibration_error,
     calibration_table,
     churn_features,
+    choose_churn_model,
     churn_labels,
+    features_at,
     hit_rate,
     mine_rules,
+    models_folder,
     plan_time_split,
-    purchases,
     recommend,
 )
 from pipelines.config import ConfigError, PredictSettings, load_source_config
@@ -47,6 +53,21 @@ def _profiles(ids: list[str]) -> pl.DataFrame:
     return pl.DataFrame({"customer_id": ids, "age": [30.0 + i for i in range(len(ids))],
                          "income": [None] * len(ids)}, schema={"customer_id": pl.String, "age": pl.Float64,
                                                                 "income": pl.Float64})
+
+
+def _features(orders: pl.DataFrame, profiles: pl.DataFrame, cutoff: datetime) -> pl.DataFrame:
+    """churn_features as of one cutoff over in-memory frames, sorted by customer."""
+    with duckdb.connect() as con:
+        con.register("test_orders", orders)
+        con.register("test_profiles", profiles)
+        features = churn_features(con, [cutoff], ["age", "income"], orders="test_orders", profiles="test_profiles")
+    return features_at(features, cutoff).sort("customer_id")
+
+
+def _labels(orders: pl.DataFrame, customer_ids: pl.Series, start: datetime, horizon: timedelta) -> np.ndarray:
+    with duckdb.connect() as con:
+        con.register("test_orders", orders)
+        return churn_labels(con, customer_ids, start, horizon, orders="test_orders")
 
 
 # --- time split ---------------------------------------------------------------------------------------------------
@@ -80,7 +101,7 @@ def test_features_are_computed_from_the_past_only_by_hand():
         ("A", CUTOFF + 2 * DAY, 999.0),  # after the cutoff: must not count
         ("C", CUTOFF + 1 * DAY, 5.0),  # only after the cutoff: not in the snapshot
     ])
-    features = churn_features(orders, _profiles(["A", "B", "C"]), CUTOFF)
+    features = _features(orders, _profiles(["A", "B", "C"]), CUTOFF)
     assert features["customer_id"].to_list() == ["A", "B"]
     a = features.row(0, named=True)
     assert a["recency_days"] == 5 and a["orders_last_30d"] == 2 and a["orders_last_14d"] == 1
@@ -104,7 +125,7 @@ def test_nothing_after_the_cutoff_changes_the_features(generated_orders):
     """Leakage: delete, alter or add orders after the cutoff, or move the label window: the features are equal."""
     cutoff = datetime(2026, 3, 2)
     profiles = _profiles(sorted(generated_orders["customer_id"].unique()))
-    baseline = churn_features(generated_orders, profiles, cutoff)
+    baseline = _features(generated_orders, profiles, cutoff)
     after = pl.col("order_ts") >= cutoff
     assert generated_orders.filter(after).height > 1000  # there is a future to leak
     variants = {
@@ -116,20 +137,20 @@ def test_nothing_after_the_cutoff_changes_the_features(generated_orders):
             [(cid, cutoff + timedelta(hours=h), 123.0) for h, cid in enumerate(profiles["customer_id"][:200])])]),
     }
     for name, orders in variants.items():
-        assert_frame_equal(churn_features(orders, profiles, cutoff), baseline), name
+        assert_frame_equal(_features(orders, profiles, cutoff), baseline), name
     # Shifting the label window changes the labels, never the features the model sees.
     ids = baseline["customer_id"]
-    labels = {days: churn_labels(generated_orders, ids, cutoff, timedelta(days=days)) for days in (7, 14, 30)}
+    labels = {days: _labels(generated_orders, ids, cutoff, timedelta(days=days)) for days in (7, 14, 30)}
     assert labels[7].sum() > labels[14].sum() > labels[30].sum() > 0
-    later = churn_labels(generated_orders, ids, cutoff + 30 * DAY, timedelta(days=30))
+    later = _labels(generated_orders, ids, cutoff + 30 * DAY, timedelta(days=30))
     assert not np.array_equal(later, labels[30])
-    assert_frame_equal(churn_features(generated_orders, profiles, cutoff), baseline)
+    assert_frame_equal(_features(generated_orders, profiles, cutoff), baseline)
     assert set(BEHAVIOUR_FEATURES) <= set(baseline.columns)
 
 
 def test_labels_mark_customers_without_an_order_in_the_window():
     orders = _orders([("A", CUTOFF + 2 * DAY, 1.0), ("B", CUTOFF - DAY, 1.0), ("C", CUTOFF + 30 * DAY, 1.0)])
-    labels = churn_labels(orders, pl.Series(["A", "B", "C"]), CUTOFF, timedelta(days=30))
+    labels = _labels(orders, pl.Series(["A", "B", "C"]), CUTOFF, timedelta(days=30))
     assert labels.tolist() == [0, 1, 1]  # C buys only on day 30: outside [cutoff, cutoff + 30 days)
 
 
@@ -148,7 +169,7 @@ def test_calibration_bins_and_error_by_hand():
 def _bought(pairs: list[tuple[str, str]], customers: list[str], categories: list[str]):
     first = pl.DataFrame(pairs, schema={"customer_id": pl.String, "category": pl.String}, orient="row") \
         .with_columns(pl.lit(None, dtype=pl.Datetime("us")).alias("first_ts"))
-    return purchases(first, customers, categories)
+    return FirstPurchases.from_rows(first, customers, categories).before()
 
 
 CUSTOMERS = ["c1", "c2", "c3", "c4", "c5"]
@@ -190,15 +211,25 @@ def test_recommendations_skip_what_was_bought_and_follow_the_rules():
 
 
 def test_a_customer_with_fewer_unbought_categories_gets_fewer_rows():
-    bought = _bought([("x", "beer"), ("x", "bread"), ("x", "milk")], ["x"], CATEGORIES)
-    picks = recommend(bought, mine_rules(bought, PredictSettings()), top_n=3)
+    bought = _bought([("x", "beer"), ("x", "bread"), ("x", "milk"), ("y", "snacks")], ["x", "y"], CATEGORIES)
+    picks = recommend(bought, mine_rules(bought, PredictSettings()), top_n=3, customer_rows=np.array([0]))
     assert picks.select("customer_id", "rank", "category").rows() == [("x", 1, "snacks")]
 
 
+def test_a_category_nobody_bought_is_never_recommended():
+    # Before a cutoff, a category may have no buyer yet (it is new in the window): popularity must not pick it.
+    bought = _bought([("x", "beer"), ("y", "beer"), ("y", "milk")], ["x", "y"], CATEGORIES)
+    picks = recommend(bought, None, top_n=3)
+    assert picks.select("customer_id", "category").rows() == [("x", "milk")]
+
+
 def test_hit_rate_counts_customers_with_a_recommended_new_category():
-    picks = pl.DataFrame({"customer_id": ["a", "a", "b", "c"], "category": ["milk", "tea", "milk", "tea"]})
-    new = pl.DataFrame({"customer_id": ["a", "b", "b", "d"], "category": ["tea", "beer", "wine", "tea"]})
-    assert hit_rate(picks, new) == (1, 3)  # a hits; b and d miss; c bought nothing new
+    a, b, c, d = 0, 1, 2, 3  # customer rows
+    milk, tea, beer, wine = 0, 1, 2, 3  # category columns
+    picks = Picks(rows=np.array([a, a, b, c]), ranks=np.array([0, 1, 0, 0]), columns=np.array([milk, tea, milk, tea]),
+                  scores=np.zeros(4))
+    assert hit_rate(picks, np.array([a, b, b, d]), np.array([tea, beer, wine, tea])) == (1, 3)  # a hits; b and d miss
+    assert hit_rate(picks, np.array([], dtype=np.int64), np.array([], dtype=np.int64)) == (0, 0)
 
 
 # --- the assets on generated data ---------------------------------------------------------------------------------
@@ -329,3 +360,134 @@ def test_predict_settings_are_validated(tmp_path):
 def test_split_is_a_frozen_value():
     split = TimeSplit(datetime(2026, 1, 1), datetime(2026, 2, 1), 7)
     assert split.eval_cutoff == datetime(2026, 1, 25) and split.train_cutoff == datetime(2026, 1, 18)
+
+
+# --- retraining cadence: reuse the latest model and rules between retrainings -------------------------------------
+
+NIGHTS = {"first": 100, "next_day": 101, "a_week_later": 107, "income_dropped": 108}  # days of orders loaded
+
+
+def _nightly_run(root: Path, orders: Path, customers: Path) -> str:
+    config = write_file(root / "shop.yaml", f"name: nightly\nshape: long\norders:\n  path: {orders}\n"
+                                            f"customers:\n  path: {customers}\n")
+    selection = dg.AssetSelection.groups("predict").upstream().required_multi_asset_neighbors()
+    result = dg.materialize([*all_assets, *all_checks], selection=selection, raise_on_error=False,
+                            partition_key=snapshot_partition_key(), resources={
+        "warehouse": WarehouseResource(path=str(root / "warehouse.duckdb")),
+        "source": SourceResource(config_path=str(config))})
+    assert result.success
+    return result.run_id
+
+
+@pytest.fixture(scope="module")
+def nightly(tmp_path_factory) -> tuple[Path, dict[str, str], dict[str, pl.DataFrame]]:
+    """One shop, four nights on one warehouse: the orders of the first 100 days, then 101 (the next night), 107
+    (seven days after the first training) and 108 with the income column gone from the customer file. Returns
+    the working database, the run id per night and the churn_risk table as each night left it (with `bought`:
+    whether the customer ordered on that night's last day)."""
+    root = tmp_path_factory.mktemp("predict-nightly")
+    data = generate_demo_data(root / "data", customers=1200, days=120, seed=11)
+    lines = pl.read_csv(data.orders_path, infer_schema=False)
+    customers = pl.read_csv(data.customers_path, infer_schema=False)
+    runs, risk = {}, {}
+    for night, days in NIGHTS.items():
+        end = (datetime(2026, 1, 1) + days * DAY).strftime("%Y-%m-%d")
+        orders = root / f"orders_{days}.csv"
+        lines.filter(pl.col("order_ts") < end).write_csv(orders)
+        profiles = root / f"customers_{night}.csv"
+        (customers.drop("income") if night == "income_dropped" else customers).write_csv(profiles)
+        runs[night] = _nightly_run(root, orders, profiles)
+        last_day = (datetime(2026, 1, 1) + (days - 1) * DAY).strftime("%Y-%m-%d")
+        buyers = lines.filter(pl.col("order_ts").str.starts_with(last_day))["customer_id"].unique().implode()
+        risk[night] = pl.DataFrame(query(work_db(root / "warehouse.duckdb"),
+                                         "SELECT customer_id, churn_risk, model_version FROM predict.churn_risk "
+                                         "ORDER BY customer_id"), schema=["customer_id", "churn_risk",
+                                                                          "model_version"], orient="row") \
+            .with_columns(pl.col("customer_id").is_in(buyers).alias("bought"))
+    return work_db(root / "warehouse.duckdb"), runs, risk
+
+
+def _churn_run(warehouse: Path, run_id: str) -> dict:
+    frame = pl.DataFrame(query(warehouse, "SELECT * FROM predict.churn_model_runs WHERE run_id = ?", [run_id]),
+                         schema=[r[0] for r in query(warehouse, "SELECT column_name FROM information_schema.columns "
+                                                                "WHERE table_name = 'churn_model_runs' "
+                                                                "ORDER BY ordinal_position")], orient="row")
+    return frame.row(0, named=True)
+
+
+def test_the_next_night_reuses_the_model_and_the_rules_but_scores_the_new_data(nightly):
+    warehouse, runs, risk = nightly
+    first, next_day = _churn_run(warehouse, runs["first"]), _churn_run(warehouse, runs["next_day"])
+    assert (first["status"], first["model_action"], first["model_version"]) == ("trained", "trained", runs["first"])
+    assert first["model_decision"] == "no earlier run has a model"
+    assert (next_day["status"], next_day["model_action"]) == ("trained", "reused")
+    assert next_day["model_version"] == runs["first"] and next_day["data_end"] == first["data_end"] + DAY
+    assert "1 day before this data" in next_day["model_decision"]
+    # The held-out figures are the training run's; nothing was judged again.
+    for column in ("auc", "brier", "calibration_error", "n_train", "n_eval", "train_cutoff", "eval_cutoff", "model"):
+        assert next_day[column] == first[column], column
+    assert query(warehouse, "SELECT count(*) FROM predict.churn_calibration WHERE run_id = ?",
+                 [runs["next_day"]]) == [(0,)]
+    # Scored by the stored model, on features as of the new data end: the scores follow the new day.
+    assert set(risk["next_day"]["model_version"].drop_nulls()) == {runs["first"]}
+    both = risk["first"].join(risk["next_day"], on="customer_id", suffix="_next").drop_nulls()
+    assert both.height > 1000 and (both["churn_risk"] != both["churn_risk_next"]).sum() > both.height / 10
+    # Those who ordered on the new day look less likely to churn than the night before.
+    came_back = both.filter(pl.col("bought_next"))
+    assert came_back.height > 10 and came_back["churn_risk_next"].mean() < came_back["churn_risk"].mean() - 0.05
+    # Rules: kept with their evaluation; recommendations rebuilt from the current baskets.
+    rules = {row[0]: row[1:] for row in query(
+        warehouse, "SELECT run_id, rules_action, rules_version, hit_rate, customers_evaluated, eval_cutoff "
+                   "FROM predict.recommendation_eval")}
+    assert rules[runs["first"]][:2] == ("mined", runs["first"])
+    assert rules[runs["next_day"]][:2] == ("reused", runs["first"])
+    assert rules[runs["next_day"]][2:] == rules[runs["first"]][2:]
+
+
+def test_a_model_as_old_as_retrain_every_days_is_retrained(nightly):
+    warehouse, runs, risk = nightly
+    week = _churn_run(warehouse, runs["a_week_later"])
+    assert (week["model_action"], week["model_version"]) == ("trained", runs["a_week_later"])
+    assert "7 days before this data (predict.retrain_every_days 7)" in week["model_decision"]
+    assert week["eval_cutoff"] == _churn_run(warehouse, runs["first"])["eval_cutoff"] + 7 * DAY
+    [(action, version)] = query(warehouse, "SELECT rules_action, rules_version FROM predict.recommendation_eval "
+                                           "WHERE run_id = ?", [runs["a_week_later"]])
+    assert (action, version) == ("mined", runs["a_week_later"])
+
+
+def test_changed_feature_columns_retrain_and_only_the_latest_model_file_is_kept(nightly):
+    warehouse, runs, risk = nightly
+    dropped = _churn_run(warehouse, runs["income_dropped"])
+    assert dropped["model_action"] == "trained" and "the feature columns changed" in dropped["model_decision"]
+    assert "income" in _churn_run(warehouse, runs["a_week_later"])["features"]
+    assert "income" not in dropped["features"] and "age" in dropped["features"]
+    assert [p.name for p in models_folder(warehouse).iterdir()] == [f"churn-{runs['income_dropped']}.joblib"]
+    assert set(risk["income_dropped"]["model_version"].drop_nulls()) == {runs["income_dropped"]}
+
+
+def test_a_stored_model_is_reused_only_when_everything_matches(nightly, tmp_path):
+    warehouse, runs, _ = nightly
+    latest = _churn_run(warehouse, runs["income_dropped"])
+    split = TimeSplit(latest["data_start"], latest["data_end"], latest["horizon_days"])
+    columns = list(latest["features"])
+    models = tmp_path / "models"
+    shutil.copytree(models_folder(warehouse), models)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        def choose(settings=PredictSettings(), split=split, columns=columns):
+            return choose_churn_model(con, models, "a-new-run", split, columns, settings)
+        stored, reason = choose()
+        assert stored.version == runs["income_dropped"] and reason.startswith("reused")
+        assert stored.model.predict_proba(np.zeros((2, len(columns))))[:, 1].shape == (2,)
+        for why, (settings, when, features) in {
+            "every run trains": (PredictSettings(retrain_every_days=0), split, columns),
+            "the history was reloaded": (PredictSettings(), TimeSplit(split.data_start, split.data_end - DAY, 30),
+                                         columns),
+            "the feature columns changed": (PredictSettings(), split, [*columns, "income"]),
+            "the model settings changed": (PredictSettings(train_sample=500), split, columns),
+        }.items():
+            stored, reason = choose(settings, when, features)
+            assert stored is None and why in reason, reason
+        # A model file that is not the one the training run wrote is never loaded.
+        (models / f"churn-{runs['income_dropped']}.joblib").write_bytes(b"not the model")
+        stored, reason = choose()
+        assert stored is None and "missing or is not the file that run wrote" in reason
