@@ -47,6 +47,12 @@ FIT_POOL = 100_000
 # of changed customers a refit and scikit-learn's scoring of everyone cost no more.
 REUSE_MAX_CHANGED = 0.25
 FOREST_FOLDER = "outlier_forest"  # beside the working database; never published
+
+
+def forest_folder(working_database: Path) -> Path:
+    """work/<name>.outlier_forest: named after the working database, since two warehouses in one folder share
+    work/ (as the churn models' work/<name>.models/)."""
+    return working_database.with_name(f"{working_database.stem}.{FOREST_FOLDER}")
 STATE_VERSION = 1
 _LEAF = -1  # scikit-learn's marker of a leaf in children_left
 
@@ -363,7 +369,7 @@ def outliers(context: dg.AssetExecutionContext, warehouse: WarehouseResource, so
     """One row per customer (grain: customer_id): isolation-forest score, outlier flag and the feature that
     stands out most, from features.customer_features and staging.orders."""
     quality = source.load().quality
-    folder = warehouse.file.parent / FOREST_FOLDER
+    folder = forest_folder(warehouse.file)
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     with warehouse.connect() as con:
         inputs = outlier_inputs(con)

@@ -15,7 +15,7 @@ from sklearn.ensemble import IsolationForest
 from pipelines.generate import generate_demo_data
 from pipelines.resources import SourceResource, WarehouseResource
 from quality.outliers import (
-    FOREST_FOLDER,
+    forest_folder,
     OUTLIER_FEATURES,
     Trees,
     outliers,
@@ -99,9 +99,9 @@ def _rerun(fitted, tmp_path: Path, sql: tuple[str, ...] = (), change_files=None,
     copy = tmp_path / "work" / "warehouse.duckdb"
     copy.parent.mkdir(parents=True)
     shutil.copy(work, copy)
-    shutil.copytree(work.parent / FOREST_FOLDER, copy.parent / FOREST_FOLDER)
+    shutil.copytree(forest_folder(work), forest_folder(copy))
     if change_files:
-        change_files(copy.parent / FOREST_FOLDER)
+        change_files(forest_folder(copy))
     with duckdb.connect(str(copy)) as con:
         for statement in sql:
             con.execute(statement)
@@ -121,7 +121,7 @@ def _scores(db: Path) -> dict:
 
 def test_the_next_night_reuses_the_forest_and_scores_nobody_unchanged(fitted, tmp_path):
     _, work, first = fitted
-    manifest = json.loads((work.parent / FOREST_FOLDER / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads((forest_folder(work) / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["fitted_run_id"] == first and manifest["features"] == OUTLIER_FEATURES
     run = _rerun(fitted, tmp_path, sql=("UPDATE staging.orders SET order_ts = order_ts + INTERVAL 6 DAY",))
     assert run["forest"] == (f"reused: fitted 6.0 days of data ago in run {first}; rescored 0 of "
