@@ -5,6 +5,8 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import numpy as np
+import polars as pl
 import pytest
 
 from pipelines.definitions import all_assets, all_checks
@@ -69,3 +71,15 @@ def seed_warehouse(tmp_path_factory) -> Path:
     result = materialize_graph(EXAMPLES / "baskets.yaml", warehouse, input_override=str(SEED_BASKETS))
     assert result.success
     return warehouse
+
+
+def planted_outlier_inputs(rng: np.random.Generator, normal: int, extreme: int) -> pl.DataFrame:
+    """Outlier-model inputs: `normal` ordinary customers, then `extreme` planted big spenders."""
+    spend = np.concatenate([rng.lognormal(6, 0.5, normal), rng.lognormal(11, 0.3, extreme)])
+    orders = np.concatenate([rng.integers(1, 12, normal), rng.integers(60, 90, extreme)]).astype(float)
+    return pl.DataFrame({
+        "customer_id": [f"C{i}" for i in range(normal + extreme)],
+        "total_spend": spend, "n_orders": orders, "avg_basket_value": spend / orders,
+        "max_order_amount": spend / orders * 2, "max_items_per_order": orders,
+        "income": np.concatenate([rng.normal(1e5, 2e4, normal), rng.normal(3e6, 1e5, extreme)]),
+    })

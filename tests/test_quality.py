@@ -23,7 +23,7 @@ from quality.validation import (
     store_outcomes,
     validate_suite,
 )
-from tests.conftest import EXAMPLES, materialize_graph, query, write_file
+from tests.conftest import EXAMPLES, materialize_graph, planted_outlier_inputs, query, write_file
 
 E = suites.E
 
@@ -165,19 +165,8 @@ quality: {min_key_share: 0.8, age_range: [16, 99], min_profile_coverage: 0.7}
     assert future.max_value == datetime(2026, 5, 2, 12, tzinfo=timezone.utc).timestamp()
 
 
-def _planted_inputs(rng: np.random.Generator, normal: int, extreme: int) -> pl.DataFrame:
-    spend = np.concatenate([rng.lognormal(6, 0.5, normal), rng.lognormal(11, 0.3, extreme)])
-    orders = np.concatenate([rng.integers(1, 12, normal), rng.integers(60, 90, extreme)]).astype(float)
-    return pl.DataFrame({
-        "customer_id": [f"C{i}" for i in range(normal + extreme)],
-        "total_spend": spend, "n_orders": orders, "avg_basket_value": spend / orders,
-        "max_order_amount": spend / orders * 2, "max_items_per_order": orders,
-        "income": np.concatenate([rng.normal(1e5, 2e4, normal), rng.normal(3e6, 1e5, extreme)]),
-    })
-
-
 def test_outlier_scores_are_deterministic_and_find_the_extremes():
-    inputs = _planted_inputs(np.random.default_rng(0), normal=2000, extreme=10)
+    inputs = planted_outlier_inputs(np.random.default_rng(0), normal=2000, extreme=10)
     first = score_outliers(inputs, contamination=0.005, seed=42)
     second = score_outliers(inputs, contamination=0.005, seed=42)
     assert first.equals(second)
@@ -199,7 +188,7 @@ def test_outlier_flags_and_scores_are_scikit_learns_own():
 
     from quality.outliers import MAX_SAMPLES, OUTLIER_FEATURES, TREES
 
-    inputs = _planted_inputs(np.random.default_rng(3), normal=3000, extreme=15)
+    inputs = planted_outlier_inputs(np.random.default_rng(3), normal=3000, extreme=15)
     scored = score_outliers(inputs, contamination=0.01, seed=7)
     matrix = inputs.select([pl.col(c).cast(pl.Float64).clip(lower_bound=0).log1p()
                             .pipe(lambda x: pl.max_horizontal(x, x.median())).alias(c)
@@ -214,7 +203,7 @@ def test_outlier_flags_and_scores_are_scikit_learns_own():
 
 def test_quiet_customers_are_not_outliers():
     """A single small order is unusual only at the low end, which does not count."""
-    inputs = _planted_inputs(np.random.default_rng(1), normal=3000, extreme=0)
+    inputs = planted_outlier_inputs(np.random.default_rng(1), normal=3000, extreme=0)
     quiet = pl.DataFrame({"customer_id": ["Q"], "total_spend": [0.5], "n_orders": [1.0], "avg_basket_value": [0.5],
                           "max_order_amount": [0.5], "max_items_per_order": [1.0], "income": [1000.0]})
     scored = score_outliers(pl.concat([inputs, quiet]), contamination=0.005, seed=42)
