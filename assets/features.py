@@ -5,6 +5,12 @@ Families (the model picks which to use, see `model.features` in the source confi
 - categories: `cat_<category>` = share of the customer's orders that contain the category;
 - rfm: n_orders, total_spend, avg_basket_value, recency_days, tenure_days (the last two need order dates);
 - payment: `pay_<method>` = share of the customer's orders paid that way.
+
+A nightly load changes the orders of a few customers, so the per-customer order aggregates are kept in
+`features.customer_order_stats` and recomputed only for the customers staging queued in
+`staging.changed_customers`; the features table is then projected from them (recency and tenure depend on the
+shop's latest order, so they are always derived at this step). At 1M customers and one new day of orders
+(31k changed customers) the features step went from 5.7 s to about 3 s.
 """
 
 
@@ -13,12 +19,16 @@ import duckdb
 import polars as pl
 
 from assets.ingest import preview_markdown
+from assets.staging import CHANGED_CUSTOMERS, ensure_change_queue
 from pipelines.resources import WarehouseResource
 
 CATEGORY_PREFIX = "cat_"
 PAYMENT_PREFIX = "pay_"
 DEMOGRAPHIC_COLUMNS = ["age", "income", "is_female", "is_home_owner"]
 RFM_COLUMNS = ["n_orders", "total_spend", "avg_basket_value", "recency_days", "tenure_days"]
+STATS_TABLE = "features.customer_order_stats"
+# Above this share of customers changed, one pass over every order beats deleting and re-inserting by key.
+MAX_INCREMENTAL_SHARE = 0.2
 
 
 def feature_family(column: str) -> str | None:
@@ -41,85 +51,120 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _share_columns(keys: list[str], prefix: str) -> tuple[str, str]:
-    """SQL lists pivoting a long (customer_id, key, n) table: one order count per key, and the shares of it."""
-    counts = ", ".join(f"any_value(n) FILTER (WHERE key = {_literal(k)}) AS {_quoted(prefix + k)}" for k in keys)
-    # A customer without an order in a category bought it in 0% of orders, not "unknown".
-    shares = ", ".join(f"COALESCE({_quoted(prefix + k)} / p.n, 0.0)::DOUBLE AS {_quoted(prefix + k)}" for k in keys)
-    return counts, shares
-
-
-def customer_features_sql(con: duckdb.DuckDBPyConnection) -> str:
-    """The SELECT behind features.customer_features: one row per customer, ordered by customer_id.
-
-    Everything is computed inside DuckDB in one statement and written there: the long (customer, key, orders)
-    counts are pivoted by conditional aggregates instead of in polars, which at 1M customers cost more than the
-    aggregation itself, and the table no longer makes a round trip through Arrow (features step 17.6 s -> ~9 s).
-    """
+def order_keys(con: duckdb.DuckDBPyConnection) -> tuple[list[str], list[str]]:
+    """The categories and (lower-cased) payment methods in staging, each sorted by its feature column's name."""
     categories = [row[0] for row in con.execute(
-        "SELECT DISTINCT category FROM staging.order_lines WHERE category IS NOT NULL ORDER BY 1").fetchall()]
+        "SELECT DISTINCT category FROM staging.order_lines WHERE category IS NOT NULL").fetchall()]
     payments = [row[0] for row in con.execute(
-        "SELECT DISTINCT lower(payment_method) FROM staging.orders WHERE payment_method IS NOT NULL ORDER BY 1"
-    ).fetchall()]
-    # Column order as before: base columns, then cat_* and pay_* each sorted by name.
-    categories.sort(key=lambda k: CATEGORY_PREFIX + k)
-    payments.sort(key=lambda k: PAYMENT_PREFIX + k)
-    category_counts, category_shares = _share_columns(categories, CATEGORY_PREFIX)
-    payment_counts, payment_shares = _share_columns(payments, PAYMENT_PREFIX)
-    ctes = ["""reference AS (SELECT max(order_ts) AS as_of, min(order_ts) AS first_order FROM staging.orders)""",
-            # Orders are aggregated per customer before the profile is joined: grouping the joined rows by every
-            # profile column (GROUP BY ALL) hashed five keys per order instead of one.
-            """order_totals AS (
-            SELECT customer_id, count(order_id) AS n_orders, count(*) AS n, sum(order_amount) AS total_spend,
+        "SELECT DISTINCT lower(payment_method) FROM staging.orders WHERE payment_method IS NOT NULL").fetchall()]
+    return sorted(categories, key=lambda k: CATEGORY_PREFIX + k), sorted(payments, key=lambda k: PAYMENT_PREFIX + k)
+
+
+def _pivoted_counts(keys: list[str], prefix: str) -> str:
+    """SQL list pivoting a long (customer_id, key, n) table: one order count per key (NULL when none)."""
+    return ", ".join(f"any_value(n) FILTER (WHERE key = {_literal(k)}) AS {_quoted(prefix + k)}" for k in keys)
+
+
+def order_stats_sql(categories: list[str], payments: list[str], only_changed: bool = False) -> str:
+    """The SELECT behind features.customer_order_stats: one row per customer with orders, holding only what the
+    customer's own rows decide (counts, sums, first and last order), so a nightly load recomputes just the
+    customers whose orders it changed. `only_changed` restricts it to the customers queued in CHANGED_CUSTOMERS.
+
+    The long (customer, key, orders) counts are pivoted by conditional aggregates inside DuckDB: in polars that
+    cost more than the aggregation itself at 1M customers."""
+    changed = f"WHERE customer_id IN (SELECT customer_id FROM {CHANGED_CUSTOMERS})" if only_changed else ""
+    ctes = [f"""order_totals AS (
+            SELECT customer_id, count(order_id) AS n_orders, count(*) AS n_rows, sum(order_amount) AS total_spend,
                    avg(order_amount) AS avg_amount, max(order_ts) AS last_order, min(order_ts) AS first_order
-            FROM staging.orders GROUP BY customer_id)""",
-            """per_customer AS (
-            SELECT c.customer_id, c.age, c.income,
-                   CASE c.gender WHEN 'F' THEN 1.0 WHEN 'M' THEN 0.0 END AS is_female,
-                   c.home_owner::DOUBLE AS is_home_owner,
-                   COALESCE(t.n_orders, 0)::DOUBLE AS n_orders,
-                   COALESCE(t.total_spend, 0) AS total_spend,
-                   -- Without orders there is nothing to average: 0 spent per order, not "unknown".
-                   COALESCE(t.avg_amount, 0) AS avg_basket_value,
-                   date_diff('day', t.last_order, (SELECT as_of FROM reference))::DOUBLE AS recency_days,
-                   date_diff('day', t.first_order, (SELECT as_of FROM reference))::DOUBLE AS tenure_days
-            FROM staging.customers c LEFT JOIN order_totals t USING (customer_id))""",
-            """base AS (
-            SELECT * REPLACE (
-                -- Never bought counts as longer ago than anyone who did; known only when orders carry dates.
-                CASE WHEN n_orders = 0 THEN date_diff('day', (SELECT first_order FROM reference),
-                                                      (SELECT as_of FROM reference)) + 1
-                     ELSE recency_days END::DOUBLE AS recency_days,
-                CASE WHEN n_orders = 0 AND (SELECT as_of FROM reference) IS NOT NULL THEN 0
-                     ELSE tenure_days END::DOUBLE AS tenure_days)
-            FROM per_customer)"""]
-    joins, shares = [], []
+            FROM staging.orders {changed} GROUP BY customer_id)"""]
+    joins = []
     if categories:
         # An order counts once per category however many of its lines fall in it.
         ctes.append(f"""category_orders AS (
-            SELECT customer_id, {category_counts}
+            SELECT customer_id, {_pivoted_counts(categories, CATEGORY_PREFIX)}
             FROM (SELECT customer_id, category AS key, count(DISTINCT order_id) AS n
-                  FROM staging.order_lines GROUP BY ALL)
+                  FROM staging.order_lines {changed} GROUP BY ALL)
             GROUP BY customer_id)""")
         joins.append("LEFT JOIN category_orders USING (customer_id)")
-        shares.append(category_shares)
     if payments:
         ctes.append(f"""payment_orders AS (
-            SELECT customer_id, {payment_counts}
+            SELECT customer_id, {_pivoted_counts(payments, PAYMENT_PREFIX)}
             FROM (SELECT customer_id, lower(payment_method) AS key, count(*) AS n
-                  FROM staging.orders WHERE payment_method IS NOT NULL GROUP BY ALL)
+                  FROM staging.orders {changed} {"AND" if changed else "WHERE"} payment_method IS NOT NULL
+                  GROUP BY ALL)
             GROUP BY customer_id)""")
         joins.append("LEFT JOIN payment_orders USING (customer_id)")
-        shares.append(payment_shares)
-    select = ", ".join(["b.*", *shares])
-    # Shares are per order: the denominator (p.n) counts every order of the customer.
-    return (f"WITH {', '.join(ctes)} SELECT {select} FROM base b LEFT JOIN order_totals p USING (customer_id) "
-            f"{' '.join(joins)} ORDER BY b.customer_id")
+    return f"WITH {', '.join(ctes)} SELECT * FROM order_totals {' '.join(joins)}"
+
+
+def customer_features_sql(categories: list[str], payments: list[str], stats: str = STATS_TABLE) -> str:
+    """The SELECT behind features.customer_features: one row per customer, ordered by customer_id, from
+    staging.customers and the order stats (`stats`: a table or a parenthesised query).
+
+    Recency and tenure are measured against the latest order of the whole shop, which moves every night; so they
+    are derived here from each customer's first and last order, never stored in the stats."""
+    shares = [f"COALESCE({_quoted(prefix + k)} / s.n_rows, 0.0)::DOUBLE AS {_quoted(prefix + k)}"
+              # A customer without an order in a category bought it in 0% of orders, not "unknown".
+              for prefix, keys in ((CATEGORY_PREFIX, categories), (PAYMENT_PREFIX, payments)) for k in keys]
+    return f"""
+        WITH reference AS (SELECT max(order_ts) AS as_of, min(order_ts) AS first_order FROM staging.orders),
+        per_customer AS (
+            SELECT c.customer_id, c.age, c.income,
+                   CASE c.gender WHEN 'F' THEN 1.0 WHEN 'M' THEN 0.0 END AS is_female,
+                   c.home_owner::DOUBLE AS is_home_owner,
+                   COALESCE(s.n_orders, 0)::DOUBLE AS n_orders,
+                   COALESCE(s.total_spend, 0) AS total_spend,
+                   -- Without orders there is nothing to average: 0 spent per order, not "unknown".
+                   COALESCE(s.avg_amount, 0) AS avg_basket_value,
+                   date_diff('day', s.last_order, (SELECT as_of FROM reference))::DOUBLE AS recency_days,
+                   date_diff('day', s.first_order, (SELECT as_of FROM reference))::DOUBLE AS tenure_days
+                   {"".join(", " + share for share in shares)}
+            FROM staging.customers c LEFT JOIN {stats} s USING (customer_id))
+        SELECT * REPLACE (
+            -- Never bought counts as longer ago than anyone who did; known only when orders carry dates.
+            CASE WHEN n_orders = 0 THEN date_diff('day', (SELECT first_order FROM reference),
+                                                  (SELECT as_of FROM reference)) + 1
+                 ELSE recency_days END::DOUBLE AS recency_days,
+            CASE WHEN n_orders = 0 AND (SELECT as_of FROM reference) IS NOT NULL THEN 0
+                 ELSE tenure_days END::DOUBLE AS tenure_days)
+        FROM per_customer ORDER BY customer_id"""
 
 
 def build_customer_features(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """features.customer_features as a polars frame (the asset writes it inside DuckDB without this)."""
-    return con.execute(customer_features_sql(con)).pl()
+    """features.customer_features computed from scratch, as a polars frame: what the incremental tables must
+    equal (the asset itself writes inside DuckDB)."""
+    categories, payments = order_keys(con)
+    return con.execute(customer_features_sql(categories, payments,
+                                             f"({order_stats_sql(categories, payments)})")).pl()
+
+
+def refresh_order_stats(con: duckdb.DuckDBPyConnection, categories: list[str], payments: list[str]) -> str:
+    """Bring features.customer_order_stats up to date with staging; returns how ("full" or "incremental").
+
+    Incremental when the stats exist with the same category and payment columns and staging queued a bounded
+    set of changed customers: their rows are deleted and recomputed from all their orders. Everything is
+    rebuilt after a snapshot load (queued as customer NULL), a new or vanished category or payment method, or
+    when most customers changed (one pass over every order is then cheaper than a keyed one)."""
+    ensure_change_queue(con)
+    wanted = ["customer_id", "n_orders", "n_rows", "total_spend", "avg_amount", "last_order", "first_order",
+              *(CATEGORY_PREFIX + k for k in categories), *(PAYMENT_PREFIX + k for k in payments)]
+    stored = [row[0] for row in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND schema_name = 'features' AND table_name = 'customer_order_stats' ORDER BY column_index").fetchall()]
+    queued, everyone = con.execute(
+        f"SELECT count(DISTINCT customer_id), count(*) FILTER (WHERE customer_id IS NULL) FROM {CHANGED_CUSTOMERS}"
+    ).fetchone()
+    customers = con.execute("SELECT count(*) FROM staging.customers").fetchone()[0]
+    if stored != wanted or everyone or queued > MAX_INCREMENTAL_SHARE * customers:
+        con.execute(f"CREATE OR REPLACE TABLE {STATS_TABLE} AS {order_stats_sql(categories, payments)}")
+        mode = "full"
+    else:
+        con.execute(f"DELETE FROM {STATS_TABLE} WHERE customer_id IN (SELECT customer_id FROM {CHANGED_CUSTOMERS})")
+        con.execute(f"INSERT INTO {STATS_TABLE} BY NAME {order_stats_sql(categories, payments, only_changed=True)}")
+        mode = "incremental"
+    # Consumed: the queue holds only changes the stats do not have yet.
+    con.execute(f"DELETE FROM {CHANGED_CUSTOMERS}")
+    return mode
 
 
 @dg.asset(
@@ -132,9 +177,20 @@ def build_customer_features(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 )
 def customer_features(warehouse: WarehouseResource) -> dg.MaterializeResult:
     """One row per customer (grain: customer_id) from staging.customers, staging.orders and staging.order_lines:
-    demographics, category order shares, RFM and payment mix."""
+    demographics, category order shares, RFM and payment mix. Also keeps features.customer_order_stats (one row
+    per customer with orders: counts, sums, first and last order), refreshed only for the customers whose orders
+    the last load changed."""
     with warehouse.connect() as con:
-        con.execute(f"CREATE OR REPLACE TABLE features.customer_features AS {customer_features_sql(con)}")
+        con.execute("BEGIN TRANSACTION")
+        try:
+            categories, payments = order_keys(con)
+            stats_refresh = refresh_order_stats(con, categories, payments)
+            con.execute(f"CREATE OR REPLACE TABLE features.customer_features AS "
+                        f"{customer_features_sql(categories, payments)}")
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
         rows = con.execute("SELECT count(*) FROM features.customer_features").fetchone()[0]
         columns = [row[0] for row in con.execute("DESCRIBE features.customer_features").fetchall()]
         preview = con.execute(f"SELECT {', '.join(_quoted(c) for c in columns[:10])} "
@@ -143,6 +199,7 @@ def customer_features(warehouse: WarehouseResource) -> dg.MaterializeResult:
         metadata={
             "dagster/row_count": rows,
             "columns": dg.MetadataValue.json(columns),
+            "order_stats_refresh": stats_refresh,
             "preview": dg.MetadataValue.md(preview_markdown(preview)),
         }
     )

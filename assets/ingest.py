@@ -10,6 +10,7 @@ import csv
 import hashlib
 import hmac
 import io
+import json
 import os
 import re
 import tempfile
@@ -531,15 +532,49 @@ def preview_markdown(frame: pl.DataFrame, rows: int = 5) -> str:
     return "\n".join(lines)
 
 
+SNAPSHOT_LOADS = "raw.snapshot_loads"
+
+
+def snapshot_fingerprint(files: list[Path], source: FileSource, pii: dict[str, str]) -> str:
+    """What decides the raw rows of a snapshot input: each file's path, size and modification time (as for
+    landing files, pipelines/partitions.py), the input's mapping, and the PII rules with a digest of the salt."""
+    salt = pii_salt(pii)
+    payload = {
+        "files": [[str(path), *file_signature(path)] for path in files],
+        "source": source.model_dump(mode="json"),
+        "pii": pii,
+        "salt": hashlib.sha256(salt.encode("utf-8")).hexdigest() if salt else None,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def record_snapshot_load(con: duckdb.DuckDBPyConnection, table: str, fingerprint: str, run_id: str) -> None:
+    con.execute(f"""CREATE TABLE IF NOT EXISTS {SNAPSHOT_LOADS} (
+        table_name VARCHAR, fingerprint VARCHAR, run_id VARCHAR, loaded_at TIMESTAMP)""")
+    con.execute(f"DELETE FROM {SNAPSHOT_LOADS} WHERE table_name = ?", [table])
+    con.execute(f"INSERT INTO {SNAPSHOT_LOADS} VALUES (?, ?, ?, current_timestamp)", [table, fingerprint, run_id])
+
+
+def snapshot_load(con: duckdb.DuckDBPyConnection, table: str) -> tuple[str, str] | None:
+    """(fingerprint, run id) of the last load of snapshot table `table`; None if never recorded or the table is
+    gone."""
+    if not table_exists(con, SNAPSHOT_LOADS) or not table_exists(con, table):
+        return None
+    return con.execute(f"SELECT fingerprint, run_id FROM {SNAPSHOT_LOADS} WHERE table_name = ?",
+                       [table]).fetchone()
+
+
 def _materialize_raw(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, table: str, staged: list[Path],
-    manifest: list[dict], fields, window: DayWindow | None = None,
+    manifest: list[dict], fields, window: DayWindow | None = None, fingerprint: str | None = None,
 ) -> dg.MaterializeResult:
     with warehouse.connect() as con:
         con.execute("BEGIN TRANSACTION")
         try:
             write_raw_table(con, table, staged, fields, window)
             write_manifest(con, context.run_id, table.split(".")[1], manifest, window)
+            if fingerprint is not None:
+                record_snapshot_load(con, table, fingerprint, context.run_id)
             crash_point(f"{table}:before_commit")
             con.execute("COMMIT")
         except Exception:
@@ -553,6 +588,7 @@ def _materialize_raw(
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,
+            "reloaded": True,
             "rows_loaded_this_run": sum(e["rows_read"] for e in manifest),
             "days": str(window) if window else "all (snapshot source)",
             "files": dg.MetadataValue.json([{k: e[k] for k in ("source_file", "rows_read")} for e in manifest]),
@@ -591,8 +627,21 @@ def raw_orders(context: dg.AssetExecutionContext, warehouse: WarehouseResource, 
 def raw_customers(context: dg.AssetExecutionContext, warehouse: WarehouseResource, source: SourceResource):
     """Customer profile rows as text, one row per source row; empty when the shop gives no customer file
     (profiles then come from the order rows, as in the wide shape). The customer file is a snapshot of every
-    profile, so each run replaces it."""
+    profile, so a run replaces it whole, unless the files and their mapping are those already loaded: a nightly
+    run then keeps the loaded rows (at 1M customers a reload cost 1.7 s and staging's rebuild 2.7 s more)."""
     config = source.load()
+    files = config.customer_files() if config.customers is not None else []
+    fingerprint = snapshot_fingerprint(files, config.customers, config.privacy.pii_columns) \
+        if config.customers is not None else None
+    with warehouse.connect() as con:  # read-write: on a first run the working database does not exist yet
+        loaded = snapshot_load(con, "raw.customers")
+        rows = con.execute("SELECT count(*) FROM raw.customers").fetchone()[0] if loaded else 0
+    if fingerprint is not None and loaded is not None and loaded[0] == fingerprint:
+        context.log.info(f"raw.customers: the customer files are unchanged since run {loaded[1]}; not reloaded")
+        return dg.MaterializeResult(metadata={
+            "dagster/row_count": rows, "reloaded": False, "unchanged_since_run": loaded[1],
+            "files": dg.MetadataValue.json([str(path) for path in files])})
     with tempfile.TemporaryDirectory(prefix="persona-ingest-") as scratch:
         staged, manifest = stage_customers(config, Path(scratch))
-        return _materialize_raw(context, warehouse, "raw.customers", staged, manifest, CUSTOMER_FIELDS)
+        return _materialize_raw(context, warehouse, "raw.customers", staged, manifest, CUSTOMER_FIELDS,
+                                fingerprint=fingerprint)

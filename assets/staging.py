@@ -18,6 +18,8 @@ rows_read = rows_loaded + rows_quarantined + duplicates_removed.
 """
 
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,7 +27,7 @@ from datetime import datetime, timedelta
 import dagster as dg
 import duckdb
 
-from assets.ingest import preview_markdown, replace_days, table_exists
+from assets.ingest import PARTITION_DATE, preview_markdown, replace_days, snapshot_load, table_exists
 from pipelines.config import SourceConfig
 from pipelines.faults import crash_point
 from pipelines.partitions import DAILY_ORDERS, SINGLE_RUN_BACKFILL, DayWindow, run_window
@@ -266,9 +268,9 @@ def type_wide_orders(
     """, params)
 
 
-def type_customers(con: duckdb.DuckDBPyConnection, params: dict) -> None:
+def customer_typing_sql() -> str:
     rules = [Rule("customer_id", "customer_id IS NULL", "'missing customer_id'", "NULL"), *PROFILE_RULES]
-    _run(con, f"""
+    return f"""
         CREATE OR REPLACE TEMP TABLE typed_customers AS
         WITH typed AS (
             SELECT _source_file, _source_row, _partition_date, {_text('customer_id')} AS customer_id,
@@ -276,7 +278,60 @@ def type_customers(con: duckdb.DuckDBPyConnection, params: dict) -> None:
             FROM raw.customers
         )
         SELECT *, {_rule_columns(rules)} FROM typed
-    """, params)
+    """
+
+
+def type_customers(con: duckdb.DuckDBPyConnection, params: dict) -> None:
+    _run(con, customer_typing_sql(), params)
+
+
+CUSTOMERS_BUILT_FROM = "staging.customers_built_from"
+
+
+def customer_inputs_fingerprint(con: duckdb.DuckDBPyConnection, params: dict) -> str | None:
+    """What decides the profiles of staging.customers besides the order-only customers: the raw customer load
+    (its fingerprint, see assets/ingest.py), the typing parameters its SQL uses, and the year that turns a birth
+    year into an age. None when the raw load has no fingerprint (no customer file, or an older warehouse)."""
+    raw_load = snapshot_load(con, "raw.customers")
+    if raw_load is None:
+        return None
+    typing = customer_typing_sql()
+    used = {k: v for k, v in params.items() if re.search(rf"\${k}\b", typing)}
+    reference_year = con.execute(
+        "SELECT year(COALESCE(max(order_ts), current_date)) FROM staging.orders").fetchone()[0]
+    payload = json.dumps({"raw": raw_load[0], "typing": used, "year": reference_year}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def customers_built_from(con: duckdb.DuckDBPyConnection) -> str | None:
+    if not table_exists(con, CUSTOMERS_BUILT_FROM) or not table_exists(con, "staging.customers"):
+        return None
+    row = con.execute(f"SELECT fingerprint FROM {CUSTOMERS_BUILT_FROM}").fetchone()
+    return row[0] if row else None
+
+
+def record_customers_built_from(con: duckdb.DuckDBPyConnection, fingerprint: str | None, run_id: str) -> None:
+    con.execute(f"CREATE TABLE IF NOT EXISTS {CUSTOMERS_BUILT_FROM} "
+                "(fingerprint VARCHAR, run_id VARCHAR, built_at TIMESTAMP)")
+    con.execute(f"DELETE FROM {CUSTOMERS_BUILT_FROM}")
+    if fingerprint is not None:
+        con.execute(f"INSERT INTO {CUSTOMERS_BUILT_FROM} VALUES (?, ?, current_timestamp)", [fingerprint, run_id])
+
+
+def update_order_only_customers(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Profiles unchanged, orders of a few days replaced: only the customers known from orders alone can come or
+    go. Those among this load's changed customers with no order left go; new ones come with an empty profile.
+    The same rows as a rebuild, without typing and ranking every profile again."""
+    con.execute(f"""
+        DELETE FROM staging.customers
+        WHERE _source_file IS NULL
+          AND customer_id IN (SELECT customer_id FROM {CHANGED_CUSTOMERS} WHERE run_id = ?)
+          AND customer_id NOT IN (SELECT customer_id FROM staging.orders WHERE customer_id IS NOT NULL)""",
+        [run_id])
+    con.execute("""
+        INSERT INTO staging.customers BY NAME
+        SELECT DISTINCT customer_id FROM new_orders
+        WHERE customer_id IS NOT NULL AND customer_id NOT IN (SELECT customer_id FROM staging.customers)""")
 
 
 def ensure_quality_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -293,6 +348,34 @@ def ensure_quality_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("""CREATE TABLE IF NOT EXISTS quality.removed_duplicates (
         run_id VARCHAR, input VARCHAR, source_file VARCHAR, source_row BIGINT, duplicate_of_file VARCHAR,
         duplicate_of_row BIGINT, kind VARCHAR)""")
+
+
+# A work queue: staging appends the customers whose orders a load changes, the features layer recomputes their
+# order aggregates and empties it (assets/features.py). customer_id NULL stands for "every customer".
+CHANGED_CUSTOMERS = "staging.changed_customers"
+
+
+def ensure_change_queue(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"CREATE TABLE IF NOT EXISTS {CHANGED_CUSTOMERS} (customer_id VARCHAR, run_id VARCHAR)")
+
+
+def record_changed_customers(con: duckdb.DuckDBPyConnection, run_id: str, window: DayWindow | None) -> None:
+    """Queue the customers whose orders this load changes: those of the window's rows about to be replaced (and
+    of former snapshot rows, which a daily load removes) and those of the new rows. Order lines count on their
+    own, since a line's customer may differ from its order's in dirty data. A snapshot load changes everyone."""
+    ensure_change_queue(con)
+    if window is None or not table_exists(con, "staging.orders"):
+        con.execute(f"INSERT INTO {CHANGED_CUSTOMERS} VALUES (NULL, ?)", [run_id])
+        return
+    replaced = f"WHERE {PARTITION_DATE} IS NULL OR {PARTITION_DATE} BETWEEN $first AND $last"
+    con.execute(f"""
+        INSERT INTO {CHANGED_CUSTOMERS}
+        SELECT DISTINCT customer_id, $run_id FROM (
+            SELECT customer_id FROM staging.orders {replaced}
+            UNION ALL SELECT customer_id FROM staging.order_lines {replaced}
+            UNION ALL SELECT customer_id FROM new_orders
+            UNION ALL SELECT customer_id FROM new_order_lines)
+        WHERE customer_id IS NOT NULL""", {"run_id": run_id, "first": window.first, "last": window.last})
 
 
 def quarantine_failed_rows(con: duckdb.DuckDBPyConnection, run_id: str, input_name: str, typed_table: str) -> None:
@@ -580,7 +663,8 @@ def build_staging(
 ) -> None:
     """All of staging in one transaction: readers never see orders of one run beside customers of another.
     A daily load (window) replaces the window's days of orders and order lines and keeps the other days;
-    a snapshot load (window None) replaces everything. Customers are rebuilt whole either way."""
+    a snapshot load (window None) replaces everything. Customers are rebuilt whole, unless a daily load finds the
+    customer file and the typing unchanged since they were built: then only the order-only customers move."""
     params = token_parameters(config, run_started or datetime.now())
     if window is not None:
         params |= {"window_first": window.first, "window_last": window.last}
@@ -601,13 +685,19 @@ def build_staging(
             rank_wide_orders(con, config, run_id)
             drop_orders_loaded_on_other_days(con, run_id, window)
             build_wide_orders(con, config)
+        record_changed_customers(con, run_id, window)
         replace_days(con, "staging.order_lines", "new_order_lines", window)
         replace_days(con, "staging.orders", "new_orders", window)
-        if config.shape == "long":
-            type_customers(con, params)
-            quarantine_failed_rows(con, run_id, "customers", "typed_customers")
-        build_customers(con, config, run_id, window)
-        replace_days(con, "staging.customers", "new_customers", None)
+        customer_inputs = customer_inputs_fingerprint(con, params) if config.shape == "long" else None
+        if window is not None and customer_inputs is not None and customers_built_from(con) == customer_inputs:
+            update_order_only_customers(con, run_id)
+        else:
+            if config.shape == "long":
+                type_customers(con, params)
+                quarantine_failed_rows(con, run_id, "customers", "typed_customers")
+            build_customers(con, config, run_id, window)
+            replace_days(con, "staging.customers", "new_customers", None)
+        record_customers_built_from(con, customer_inputs, run_id)
         drop_order_intermediates(con)
         write_load_audit(con, run_id, config.shape)
         crash_point("staging:before_commit")

@@ -8,6 +8,7 @@ which config key to fix, instead of a traceback.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import polars as pl
@@ -733,3 +734,25 @@ def test_orders_source_from_json_maps_columns(tmp_path: Path) -> None:
     assert frame.select(SOURCE_ROW, "order_id", "customer_id", "category").rows() == [(1, "O1", "C1", "生鲜")]
     assert manifest[0]["ignored_columns"] == ["x"]
     assert isinstance(config.orders, OrdersSource)
+
+
+# --- snapshot inputs: reloaded only when they change -----------------------------------------------------------
+
+def test_snapshot_fingerprint_changes_with_the_files_the_mapping_and_the_salt(tmp_path, monkeypatch):
+    customers = write_file(tmp_path / "customers.csv", "customer_id,age\nC1,30\n")
+    source = FileSource(path=str(customers))
+    fingerprint = ingest.snapshot_fingerprint([customers], source, {})
+    assert ingest.snapshot_fingerprint([customers], FileSource(path=str(customers)), {}) == fingerprint
+
+    write_file(customers, "customer_id,age\nC1,31\n")  # same size, new modification time
+    os.utime(customers, ns=(0, 1_000_000_000))
+    changed_file = ingest.snapshot_fingerprint([customers], source, {})
+    assert changed_file != fingerprint
+    assert ingest.snapshot_fingerprint([customers], FileSource(path=str(customers), columns={"age": "years"}),
+                                       {}) != changed_file
+
+    monkeypatch.setenv(ingest.PII_SALT_VARIABLE, "first salt")
+    salted = ingest.snapshot_fingerprint([customers], source, {"customer_id": "hash"})
+    assert salted != changed_file
+    monkeypatch.setenv(ingest.PII_SALT_VARIABLE, "second salt")
+    assert ingest.snapshot_fingerprint([customers], source, {"customer_id": "hash"}) != salted
