@@ -147,6 +147,15 @@ def test_reloading_a_day_leaves_every_count_unchanged(daily_run):
         assert [i for i, _ in audited].count("customers") == 0
         assert query(work_db(warehouse), "SELECT run_id FROM raw.snapshot_loads WHERE table_name = 'raw.customers'") \
             == [(first_result.run_id,)]
+        # Its rows are those the first run validated: the gate shows that run's outcomes (and validation time),
+        # while the reloaded day's rows were validated again.
+        outcomes = "SELECT expectation, success, element_count, validated_at FROM quality.validation_results " \
+                   "WHERE run_id = ? AND suite = ? ORDER BY rowid"
+        assert query(work_db(warehouse), outcomes, [result.run_id, "raw_customers"]) == \
+            query(work_db(warehouse), outcomes, [first_result.run_id, "raw_customers"]) != []
+        reloaded_day, first_day = (query(work_db(warehouse), outcomes, [run, "raw_orders"])[0][3]
+                                   for run in (result.run_id, first_result.run_id))
+        assert reloaded_day > first_day
 
 
 def test_a_changed_customer_file_is_reloaded_and_restaged(daily_run):
@@ -166,6 +175,12 @@ def test_a_changed_customer_file_is_reloaded_and_restaged(daily_run):
         audited = query(work, "SELECT input, rows_read FROM quality.load_audit WHERE run_id = ? AND input = "
                               "'customers'", [result.run_id])
         assert audited == [("customers", len(rest) + 1)]
+        # New rows, so the gate validated them itself.
+        assert query(work, "SELECT count(*) FROM quality.validated_inputs WHERE run_id = ? AND suite = ?",
+                     [result.run_id, "raw_customers"]) == [(1,)]
+        assert query(work, "SELECT DISTINCT validated_at > (SELECT min(loaded_at) FROM raw.snapshot_loads) FROM "
+                           "quality.validation_results WHERE run_id = ? AND suite = ?",
+                     [result.run_id, "raw_customers"]) == [(True,)]
         assert query(work, "SELECT city FROM staging.customers WHERE customer_id = ?", [customer_id]) == \
             [("Changed City",)]
     finally:
