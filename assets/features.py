@@ -139,7 +139,7 @@ def build_customer_features(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 
 
 def refresh_order_stats(con: duckdb.DuckDBPyConnection, categories: list[str], payments: list[str]) -> str:
-    """Bring features.customer_order_stats up to date with staging; returns how ("full" or "incremental").
+    """Bring features.customer_order_stats up to date with staging; says how (all customers, or how many).
 
     Incremental when the stats exist with the same category and payment columns and staging queued a bounded
     set of changed customers: their rows are deleted and recomputed from all their orders. Everything is
@@ -157,11 +157,11 @@ def refresh_order_stats(con: duckdb.DuckDBPyConnection, categories: list[str], p
     customers = con.execute("SELECT count(*) FROM staging.customers").fetchone()[0]
     if stored != wanted or everyone or queued > MAX_INCREMENTAL_SHARE * customers:
         con.execute(f"CREATE OR REPLACE TABLE {STATS_TABLE} AS {order_stats_sql(categories, payments)}")
-        mode = "full"
+        mode = "rebuilt for every customer"
     else:
         con.execute(f"DELETE FROM {STATS_TABLE} WHERE customer_id IN (SELECT customer_id FROM {CHANGED_CUSTOMERS})")
         con.execute(f"INSERT INTO {STATS_TABLE} BY NAME {order_stats_sql(categories, payments, only_changed=True)}")
-        mode = "incremental"
+        mode = f"recomputed for {queued} changed customers"
     # Consumed: the queue holds only changes the stats do not have yet.
     con.execute(f"DELETE FROM {CHANGED_CUSTOMERS}")
     return mode
@@ -175,7 +175,7 @@ def refresh_order_stats(con: duckdb.DuckDBPyConnection, categories: list[str], p
     kinds={"duckdb", "polars"},
     pool="duckdb_writer",
 )
-def customer_features(warehouse: WarehouseResource) -> dg.MaterializeResult:
+def customer_features(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """One row per customer (grain: customer_id) from staging.customers, staging.orders and staging.order_lines:
     demographics, category order shares, RFM and payment mix. Also keeps features.customer_order_stats (one row
     per customer with orders: counts, sums, first and last order), refreshed only for the customers whose orders
@@ -191,6 +191,7 @@ def customer_features(warehouse: WarehouseResource) -> dg.MaterializeResult:
         except Exception:
             con.execute("ROLLBACK")
             raise
+        context.log.info(f"{STATS_TABLE}: {stats_refresh}")
         rows = con.execute("SELECT count(*) FROM features.customer_features").fetchone()[0]
         columns = [row[0] for row in con.execute("DESCRIBE features.customer_features").fetchall()]
         preview = con.execute(f"SELECT {', '.join(_quoted(c) for c in columns[:10])} "
