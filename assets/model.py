@@ -137,16 +137,19 @@ class MedianImputer(TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None, rows: np.ndarray | None = None):
         """`rows`: a boolean mask of the rows to take the medians from (all when None), so that a caller holding
-        the whole matrix does not have to copy the fitted rows out first."""
-        X = np.asarray(X, dtype=np.float64)
-        statistics = np.zeros(X.shape[1])
-        for j in range(X.shape[1]):
-            column = X[:, j] if rows is None else X[:, j][rows]
-            known = column[~np.isnan(column)]
+        the whole matrix does not have to copy the fitted rows out first. X may be a polars frame of float columns
+        (nulls are gaps), whose columns are each contiguous: in a row-by-row matrix of 1M customers, gathering a
+        column touches a cache line per value (0.5 s for 29 columns against 0.15 s)."""
+        columns = [X.get_column(c).cast(pl.Float64).to_numpy() for c in X.columns] if isinstance(X, pl.DataFrame) \
+            else np.asarray(X, dtype=np.float64).T
+        statistics = np.zeros(len(columns))
+        for j, column in enumerate(columns):
+            fitted = column if rows is None else column[rows]
+            known = fitted[~np.isnan(fitted)]
             if len(known):
                 statistics[j] = np.median(known)
         self.statistics_ = statistics
-        self.n_features_in_ = X.shape[1]
+        self.n_features_in_ = len(columns)
         return self
 
     def transform(self, X):
@@ -174,14 +177,13 @@ def select_feature_columns(features: pl.DataFrame, families: list[str], rows: np
     return [c for c, lo, hi in zip(candidates, low, high) if lo is not None and lo != hi]
 
 
-def feature_matrix(features: pl.DataFrame, columns: list[str]) -> np.ndarray:
+def feature_frame(features: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """The model's view of each feature column, as floats."""
     # Counts and money are heavy-tailed: log1p keeps a few big spenders from owning a cluster.
-    expressions = [
+    return features.select([
         pl.col(c).cast(pl.Float64).log1p().alias(c) if c in LOG_SCALED else pl.col(c).cast(pl.Float64)
         for c in columns
-    ]
-    # Row by row (C order), as k-means reads them: its predict() copies a column-ordered matrix first.
-    return features.select(expressions).to_numpy(order="c")
+    ])
 
 
 def preprocessor() -> Pipeline:
@@ -225,16 +227,20 @@ def _running_sum(running: np.ndarray | None, block: np.ndarray) -> np.ndarray:
     return np.sum(block if running is None else np.vstack([running, block]), axis=0)
 
 
-def prepare(matrix: np.ndarray, fit_mask: np.ndarray, copy: bool = True) -> tuple[Pipeline, np.ndarray, np.ndarray]:
+def prepare(features: np.ndarray | pl.DataFrame, fit_mask: np.ndarray) -> tuple[Pipeline, np.ndarray, np.ndarray]:
     """preprocessor() fitted on the rows of `fit_mask`, with its transform of every row and of the fitted rows.
+    `features`: the feature matrix, or the frame of its columns (feature_frame), which is turned into the matrix
+    here once the medians have been taken column by column.
 
-    What `preprocessor().fit(matrix[fit_mask])` and two transforms give, with two copies of the matrix instead of
-    six: at 1M customers each copy is 230 MB, and allocating and filling them cost more than the arithmetic. With
-    copy=False the rows are imputed and scaled in `matrix` itself (one copy): the caller no longer needs its gaps.
-    Every row comes back laid out row by row (C order), as k-means reads them."""
-    imputer = MedianImputer().fit(matrix, rows=fit_mask)
-    scaled = np.array(matrix, dtype=np.float64, order="C") if copy else \
-        np.require(matrix, np.float64, ["C_CONTIGUOUS", "WRITEABLE"])
+    What `preprocessor().fit(matrix[fit_mask])` and two transforms give, with two matrices of every customer: the
+    rows imputed and scaled in place, and the fitted rows (at 1M customers each is 230 MB, and allocating and
+    filling them cost more than the arithmetic). The rows come back laid out row by row (C order), as k-means
+    reads them: its predict() copies a column-ordered matrix first."""
+    imputer = MedianImputer().fit(features, rows=fit_mask)
+    if isinstance(features, pl.DataFrame):
+        scaled = np.require(features.to_numpy(order="c"), np.float64, ["C_CONTIGUOUS", "WRITEABLE"])
+    else:
+        scaled = np.array(features, dtype=np.float64, order="C")  # a copy: the caller's matrix keeps its gaps
     imputer.fill(scaled)
     fit_rows = scaled[fit_mask]
     scaler = fit_scaler(fit_rows)
@@ -577,8 +583,7 @@ def customer_clusters(
         if not columns:
             raise ValueError(f"no usable feature columns in families {settings.features}: all empty or constant")
         algorithm = resolve_algorithm(settings, int(fit_mask.sum()))
-        # One fit serves choosing k and the final model; the matrix is imputed and scaled where it is.
-        prepared = prepare(feature_matrix(features, columns), fit_mask, copy=False)
+        prepared = prepare(feature_frame(features, columns), fit_mask)  # serves choosing k and the final model
         prep, _, fit_rows = prepared
         to_scaled = prep.named_steps["scale"].transform
         customer_ids = features.get_column("customer_id")

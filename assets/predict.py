@@ -190,7 +190,7 @@ ordered AS (
 ),
 past AS (
     -- Each cutoff with the orders before it, and nothing else: every feature is an aggregate of these rows.
-    SELECT c.cutoff, o.* FROM cutoffs c JOIN ordered o ON o.order_ts < c.cutoff
+    SELECT c.cutoff, o.* FROM cutoffs c JOIN ordered o ON {before_cutoff}
 ),
 per_customer AS (
     SELECT cutoff, customer_id,
@@ -250,7 +250,11 @@ def churn_features(con: duckdb.DuckDBPyConnection, cutoffs: list[datetime], prof
     customer_id plus the profile columns."""
     columns = "".join(f", p.{column}::DOUBLE AS {column}" for column in profile_columns)
     join = f"LEFT JOIN {profiles} p USING (customer_id)" if profile_columns else ""
-    sql = CHURN_FEATURES_SQL.format(orders=orders, profile_columns=columns, profile_join=join)
+    # With one cutoff (a night that scores with a stored model) `ordered` holds only the orders before it, so each
+    # pairs with it: no inequality join to evaluate over every order (0.3 s of CPU at 4.4M orders).
+    before_cutoff = "TRUE" if len(cutoffs) == 1 else "o.order_ts < c.cutoff"
+    sql = CHURN_FEATURES_SQL.format(orders=orders, profile_columns=columns, profile_join=join,
+                                    before_cutoff=before_cutoff)
     return con.execute(sql, {"cutoffs": cutoffs}).pl()
 
 
@@ -641,9 +645,11 @@ def load_purchases(con: duckdb.DuckDBPyConnection) -> Purchases:
     frame = con.execute(PURCHASE_WORDS_SQL.format(
         words=", ".join(f"coalesce(bought.{word}, 0::UBIGINT) AS {word}" for word in bits),
         word_aggregates=", ".join(f"bit_or({word}) AS {word}" for word in bits))).pl()
-    words = frame.select(list(bits)).to_numpy().astype(np.uint64)
-    positions = np.arange(len(categories))
-    bought = ((words[:, positions // 64] >> (positions % 64).astype(np.uint64)) & np.uint64(1)).astype(bool)
+    words = [frame.get_column(word).to_numpy() for word in bits]
+    bought = np.empty((frame.height, len(categories)), dtype=bool)
+    for column in range(len(categories)):  # a category at a time: no (customers x categories) integer temporaries
+        word, bit = divmod(column, 64)
+        bought[:, column] = (words[word] >> np.uint64(bit)) & np.uint64(1)
     # Row by row with ascending columns: already the canonical CSR layout, built without sorting anything.
     indptr = np.concatenate([[0], np.cumsum(bought.sum(axis=1))]).astype(np.int32)
     indices = np.nonzero(bought)[1].astype(np.int32)

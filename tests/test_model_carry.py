@@ -209,10 +209,11 @@ def test_prepare_gives_what_the_pipeline_gives():
     assert np.array_equal(pipeline.named_steps["scale"].scale_, reference.named_steps["scale"].scale_)
     assert scaled.flags["C_CONTIGUOUS"] and not np.isnan(scaled).any()
     assert np.array_equal(matrix, original, equal_nan=True)  # the caller's matrix keeps its gaps
-    # Without a copy, the matrix itself becomes the scaled rows.
-    in_place = np.ascontiguousarray(original)
-    _, scaled_in_place, _ = prepare(in_place, fit_mask, copy=False)
-    assert scaled_in_place is in_place and np.array_equal(in_place, scaled)
+    # From the frame of the columns (nulls are the gaps): the same medians, the same rows.
+    frame = pl.DataFrame({f"f{j}": pl.Series(column).fill_nan(None) for j, column in enumerate(original.T)})
+    from_frame, scaled_from_frame, fit_rows_from_frame = prepare(frame, fit_mask)
+    assert np.array_equal(from_frame.named_steps["impute"].statistics_, reference.named_steps["impute"].statistics_)
+    assert np.array_equal(scaled_from_frame, scaled) and np.array_equal(fit_rows_from_frame, fit_rows)
 
 
 def test_the_scaler_is_fitted_as_scikit_learn_fits_it(monkeypatch):

@@ -152,6 +152,22 @@ def test_nothing_after_the_cutoff_changes_the_features(generated_orders):
     assert set(BEHAVIOUR_FEATURES) <= set(baseline.columns)
 
 
+def test_several_cutoffs_at_once_give_each_cutoffs_own_features(generated_orders):
+    """Training computes three cutoffs in one pass (an inequality join), a night with a stored model one (every
+    order before it pairs with it): the same rows either way."""
+    profiles = _profiles(sorted(generated_orders["customer_id"].unique()))
+    cutoffs = [datetime(2026, 2, 1), datetime(2026, 3, 2), datetime(2026, 4, 1)]
+    with duckdb.connect() as con:
+        con.register("test_orders", generated_orders)
+        con.register("test_profiles", profiles)
+        together = churn_features(con, cutoffs, ["age"], orders="test_orders", profiles="test_profiles")
+    for cutoff in cutoffs:
+        alone = _features(generated_orders, profiles, cutoff).drop("income")
+        assert alone.height > 100
+        # Not bit for bit: DuckDB's avg() of doubles adds in whatever order its threads meet the rows.
+        assert_frame_equal(features_at(together, cutoff).sort("customer_id"), alone, check_exact=False, rtol=1e-12)
+
+
 def test_labels_mark_customers_without_an_order_in_the_window():
     orders = _orders([("A", CUTOFF + 2 * DAY, 1.0), ("B", CUTOFF - DAY, 1.0), ("C", CUTOFF + 30 * DAY, 1.0)])
     labels = _labels(orders, pl.Series(["A", "B", "C"]), CUTOFF, timedelta(days=30))
