@@ -80,30 +80,40 @@ def explanation_tables(profiles, names: dict[int, SegmentName], importance: dict
 
 def update_history(con: duckdb.DuckDBPyConnection, run_id: str, now: datetime) -> None:
     """Close the rows of customers whose segment changed (or who left), open rows for the new memberships, and
-    count the moves of this run in segments.segment_migration."""
+    count the moves of this run in segments.segment_migration.
+
+    Every customer has at most one open row (valid_to NULL), which this function keeps so. One join of the published
+    segments with the open rows gives each customer's move (from NULL: new; to NULL: gone; equal: stayed), and the
+    few rows that move are then closed and opened by joining that small set: the anti-joins of every customer
+    against every open row that did this before cost 0.9 s at 1M customers."""
     con.execute("""CREATE TABLE IF NOT EXISTS segments.customer_segment_history (
         customer_id VARCHAR, segment_id INTEGER, valid_from TIMESTAMP, valid_to TIMESTAMP, run_id VARCHAR)""")
     con.execute("""CREATE TABLE IF NOT EXISTS segments.segment_migration (
         run_id VARCHAR, run_date TIMESTAMP, from_segment_id INTEGER, to_segment_id INTEGER, customers BIGINT)""")
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE segment_moves AS
+        SELECT customer_id, h.segment_id AS from_segment_id, c.segment_id AS to_segment_id
+        FROM segments.customer_segments c
+        FULL OUTER JOIN (SELECT customer_id, segment_id FROM segments.customer_segment_history
+                         WHERE valid_to IS NULL) h USING (customer_id)""")
     con.execute("DELETE FROM segments.segment_migration WHERE run_id = ?", [run_id])
     con.execute("""
         INSERT INTO segments.segment_migration
-        SELECT ?, ?, h.segment_id, c.segment_id, count(*)
-        FROM segments.customer_segments c
-        FULL OUTER JOIN (SELECT * FROM segments.customer_segment_history WHERE valid_to IS NULL) h
-            USING (customer_id)
+        SELECT ?, ?, from_segment_id, to_segment_id, count(*) FROM segment_moves
         GROUP BY ALL ORDER BY 3 NULLS FIRST, 4 NULLS FIRST""", [run_id, now])
     con.execute("""
+        CREATE OR REPLACE TEMP TABLE segment_changes AS
+        SELECT * FROM segment_moves WHERE from_segment_id IS DISTINCT FROM to_segment_id""")
+    con.execute("""
         UPDATE segments.customer_segment_history h SET valid_to = ?
-        WHERE h.valid_to IS NULL AND NOT EXISTS (
-            SELECT 1 FROM segments.customer_segments c
-            WHERE c.customer_id = h.customer_id AND c.segment_id = h.segment_id)""", [now])
+        FROM segment_changes m
+        WHERE h.valid_to IS NULL AND h.customer_id = m.customer_id AND h.segment_id = m.from_segment_id""", [now])
     con.execute("""
         INSERT INTO segments.customer_segment_history
-        SELECT c.customer_id, c.segment_id, ?, NULL, ?
-        FROM segments.customer_segments c
-        WHERE NOT EXISTS (SELECT 1 FROM segments.customer_segment_history h
-                          WHERE h.customer_id = c.customer_id AND h.valid_to IS NULL)""", [now, run_id])
+        SELECT customer_id, to_segment_id, ?, NULL, ? FROM segment_changes
+        WHERE to_segment_id IS NOT NULL""", [now, run_id])
+    con.execute("DROP TABLE segment_moves")
+    con.execute("DROP TABLE segment_changes")
 
 
 def update_catalog(con: duckdb.DuckDBPyConnection, names: dict[int, SegmentName], archetype_keys: dict,
@@ -166,11 +176,14 @@ def segment_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResour
                                  str(config.base_dir / config.segments.archetypes_file))
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     with warehouse.connect() as con:
+        # Each customer's segment and outlier flag, joined once for the frame below and the tables written.
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE members AS
+            SELECT c.customer_id, c.segment_id, COALESCE(o.is_outlier, FALSE) AS is_outlier
+            FROM model.customer_clusters c LEFT JOIN quality.outliers o USING (customer_id)""")
         joined = con.execute("""
-            SELECT f.*, c.segment_id AS _segment_id, COALESCE(o.is_outlier, FALSE) AS _is_outlier
-            FROM features.customer_features f
-            JOIN model.customer_clusters c USING (customer_id)
-            LEFT JOIN quality.outliers o USING (customer_id)
+            SELECT f.*, m.segment_id AS _segment_id, m.is_outlier AS _is_outlier
+            FROM features.customer_features f JOIN members m USING (customer_id)
             ORDER BY customer_id""").pl()
         model_version = con.execute(
             "SELECT model_version FROM segments.model_runs WHERE chosen ORDER BY fitted_at DESC LIMIT 1").fetchone()[0]
@@ -198,28 +211,25 @@ def segment_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         con.execute("BEGIN TRANSACTION")
         con.execute("""
             CREATE OR REPLACE TABLE segments.customer_segments AS
-            SELECT c.customer_id, c.segment_id, n.segment_name_zh, n.segment_name_en,
-                   COALESCE(o.is_outlier, FALSE) AS is_outlier,
+            SELECT m.customer_id, m.segment_id, n.segment_name_zh, n.segment_name_en, m.is_outlier,
                    ? AS model_version, ?::TIMESTAMP AS assigned_at
-            FROM model.customer_clusters c JOIN arrow_names n USING (segment_id)
-            LEFT JOIN quality.outliers o USING (customer_id)
-            ORDER BY c.customer_id""", [model_version, now])
+            FROM members m JOIN arrow_names n USING (segment_id)
+            ORDER BY m.customer_id""", [model_version, now])
         con.execute("""
             CREATE OR REPLACE TABLE segments.segment_profiles AS
             SELECT n.segment_id, n.segment_name_zh, n.segment_name_en, n.name_source,
                    count(*) AS customers,
                    count(*) / sum(count(*)) OVER () AS share,
-                   count(*) FILTER (WHERE o.is_outlier) AS outliers,
+                   count(*) FILTER (WHERE m.is_outlier) AS outliers,
                    median(f.age) AS median_age,
                    median(f.income) AS median_income,
                    avg(f.n_orders) AS avg_orders,
                    avg(f.total_spend) AS avg_spend,
                    any_value(n.name_evidence) AS name_evidence,
                    ? AS model_version, ?::TIMESTAMP AS assigned_at
-            FROM model.customer_clusters c
+            FROM members m
             JOIN arrow_names n USING (segment_id)
             JOIN features.customer_features f USING (customer_id)
-            LEFT JOIN quality.outliers o USING (customer_id)
             GROUP BY ALL ORDER BY n.segment_id""", [model_version, now])
         con.execute("CREATE OR REPLACE TABLE segments.segment_category_affinity AS "
                     "SELECT * FROM arrow_affinity ORDER BY segment_id, lift DESC NULLS LAST")
@@ -229,6 +239,7 @@ def segment_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResour
                        model_version, now)
         update_history(con, context.run.run_id, now)
         con.execute("COMMIT")
+        con.execute("DROP TABLE members")
         profiles_preview = con.execute(
             "SELECT segment_id, segment_name_zh, segment_name_en, name_source, customers, round(share, 4) AS share "
             "FROM segments.segment_profiles ORDER BY segment_id").pl()

@@ -38,7 +38,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from assets.ingest import preview_markdown
-from assets.model import MODEL_THREADS
+from assets.model import MODEL_THREADS, insertion_order_kept
 from pipelines.resources import WarehouseResource
 
 HIGH_SCORE = 3  # a score >= 3 is "high": at or above the median quintile
@@ -152,21 +152,23 @@ def fit_value_tier_pipeline(points: np.ndarray, seed: int = VALUE_TIER_SEED) -> 
     sample = points[np.sort(np.random.default_rng(seed).choice(len(points), VALUE_TIER_SAMPLE, replace=False))]
     start = build_value_tier_pipeline(seed).fit(sample)
     centres = start.named_steps["scale"].inverse_transform(start.named_steps["cluster"].cluster_centers_)
-    init = StandardScaler().fit(points).transform(centres)  # the start, in the scaling of every buyer
-    return Pipeline([
-        ("scale", StandardScaler()),
-        ("cluster", KMeans(n_clusters=VALUE_TIER_K, n_init=1, init=init, random_state=seed)),
-    ]).fit(points)
+    # The pipeline Pipeline.fit would give, with the scaler of every buyer fitted once: it also places the start.
+    scaler = StandardScaler().fit(points)
+    init = scaler.transform(centres)
+    cluster = KMeans(n_clusters=VALUE_TIER_K, n_init=1, init=init, random_state=seed).fit(scaler.transform(points))
+    return Pipeline([("scale", scaler), ("cluster", cluster)])
 
 
 def has_distinct_points(points: np.ndarray, needed: int) -> bool:
-    """Whether `points` holds at least `needed` distinct rows, without sorting them all (np.unique)."""
-    seen: list[np.ndarray] = []
-    remaining = points
-    while len(seen) < needed and len(remaining):
-        seen.append(remaining[0])
-        remaining = remaining[np.any(remaining != remaining[0], axis=1)]
-    return len(seen) >= needed
+    """Whether `points` holds at least `needed` distinct rows, without sorting them all (np.unique) or copying
+    them: one comparison of every row per distinct row found."""
+    unlike_all_found = np.ones(len(points), dtype=bool)
+    for _ in range(needed):
+        if not unlike_all_found.any():
+            return False
+        first_unlike = int(np.argmax(unlike_all_found))
+        unlike_all_found &= np.any(points != points[first_unlike], axis=1)
+    return True
 
 
 def value_tiers(features: pl.DataFrame, seed: int = VALUE_TIER_SEED) -> pl.DataFrame:
@@ -192,11 +194,11 @@ def value_tiers(features: pl.DataFrame, seed: int = VALUE_TIER_SEED) -> pl.DataF
         rank_of = np.empty(VALUE_TIER_K, dtype=np.int64)
         rank_of[order] = np.arange(VALUE_TIER_K)
         ranks[buyer] = rank_of[clusters]
-    names = {column: np.array([getattr(t, attribute) for t in VALUE_TIERS], dtype=object)
-             for column, attribute in (("value_tier_key", "key"), ("value_tier_zh", "zh"), ("value_tier_en", "en"))}
+    tier_index = pl.Series(ranks)
     return pl.DataFrame({
         "customer_id": features.get_column("customer_id"),
-        **{column: pl.Series(column, values[ranks], dtype=pl.String) for column, values in names.items()},
+        **{column: pl.Series(column, [getattr(t, attribute) for t in VALUE_TIERS], dtype=pl.String).gather(tier_index)
+           for column, attribute in (("value_tier_key", "key"), ("value_tier_zh", "zh"), ("value_tier_en", "en"))},
     })
 
 
@@ -245,8 +247,8 @@ def customer_value_tiers(warehouse: WarehouseResource) -> dg.MaterializeResult:
             "ORDER BY customer_id").pl()
         table = build_value_tiers(features)
         arrow_table = table.to_arrow()  # noqa: F841 - read by DuckDB's replacement scan
-        con.execute("CREATE OR REPLACE TABLE segments.customer_value_tiers AS "
-                    "SELECT * FROM arrow_table ORDER BY customer_id")
+        with insertion_order_kept(con):  # build_value_tiers orders the rows by customer_id: written as they are
+            con.execute("CREATE OR REPLACE TABLE segments.customer_value_tiers AS SELECT * FROM arrow_table")
     counts = tier_counts(table)
     return dg.MaterializeResult(
         metadata={

@@ -8,9 +8,21 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import numpy as np
+import polars as pl
 import pytest
 
-from assets.model import CARRY_COLUMNS, customer_clusters
+from sklearn.preprocessing import StandardScaler
+
+from assets.model import (
+    CARRY_COLUMNS,
+    customer_clusters,
+    fit_final,
+    fit_scaler,
+    prepare,
+    preprocessor,
+    select_feature_columns,
+)
 from pipelines.generate import generate_demo_data
 from pipelines.resources import SourceResource, WarehouseResource
 from tests.conftest import materialize_graph, query, work_db, write_file
@@ -174,3 +186,71 @@ def test_a_warehouse_from_before_carrying_gets_the_columns_and_chooses_k(first_n
     # Old rows keep NULL in the new columns.
     assert query(db, "SELECT count(*) FROM segments.model_runs WHERE run_id <> ? AND k_decision IS NULL",
                  [run]) == [(6,)]
+
+
+# --- the arithmetic a carried run repeats on every customer ---------------------------------------------------
+
+def _matrix_with_gaps(rows: int = 500, columns: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(8)
+    matrix = np.asfortranarray(rng.normal(size=(rows, columns)) * [1.0, 5.0, 0.1, 2.0][:columns])  # as polars gives
+    matrix[rng.random(size=matrix.shape) < 0.05] = np.nan
+    fit_mask = rng.random(rows) > 0.1
+    return matrix, fit_mask
+
+
+def test_prepare_gives_what_the_pipeline_gives():
+    matrix, fit_mask = _matrix_with_gaps()
+    original = matrix.copy()
+    pipeline, scaled, fit_rows = prepare(matrix, fit_mask)
+    reference = preprocessor().fit(matrix[fit_mask])
+    assert np.array_equal(scaled, reference.transform(matrix))
+    assert np.array_equal(fit_rows, reference.transform(matrix[fit_mask]))
+    assert np.array_equal(pipeline.named_steps["impute"].statistics_, reference.named_steps["impute"].statistics_)
+    assert np.array_equal(pipeline.named_steps["scale"].scale_, reference.named_steps["scale"].scale_)
+    assert scaled.flags["C_CONTIGUOUS"] and not np.isnan(scaled).any()
+    assert np.array_equal(matrix, original, equal_nan=True)  # the caller's matrix keeps its gaps
+    # From the frame of the columns (nulls are the gaps): the same medians, the same rows.
+    frame = pl.DataFrame({f"f{j}": pl.Series(column).fill_nan(None) for j, column in enumerate(original.T)})
+    from_frame, scaled_from_frame, fit_rows_from_frame = prepare(frame, fit_mask)
+    assert np.array_equal(from_frame.named_steps["impute"].statistics_, reference.named_steps["impute"].statistics_)
+    assert np.array_equal(scaled_from_frame, scaled) and np.array_equal(fit_rows_from_frame, fit_rows)
+
+
+def test_the_scaler_is_fitted_as_scikit_learn_fits_it(monkeypatch):
+    rng = np.random.default_rng(9)
+    rows = np.column_stack([
+        rng.normal(size=1000) * 1e3 + 5e4,  # a large offset: the two-pass correction matters
+        rng.lognormal(size=1000),
+        np.full(1000, 7.0),  # constant: scale 1
+        np.where(rng.random(1000) < 0.5, 0.1, np.nextafter(0.1, 1.0)),  # constant but for the last bit: scale 1
+        -np.abs(rng.normal(size=1000)) * 0.0,  # minus zeros: mean 0.0, not -0.0
+    ])
+    monkeypatch.setattr("assets.model.SCALER_BLOCK_ROWS", 96)  # eleven blocks, the last one short
+    fitted, reference = fit_scaler(rows), StandardScaler().fit(rows)
+    for attribute in ("mean_", "var_", "scale_", "n_samples_seen_", "n_features_in_"):
+        assert np.array_equal(getattr(fitted, attribute), getattr(reference, attribute)), attribute
+    assert list(fitted.scale_[2:]) == [1.0, 1.0, 1.0]
+    assert np.array_equal(fitted.transform(rows), reference.transform(rows))
+
+
+def test_distances_are_each_customers_distance_to_its_centre(monkeypatch):
+    matrix, fit_mask = _matrix_with_gaps()
+    monkeypatch.setattr("assets.model.DISTANCE_BLOCK_ROWS", 64)  # eight blocks, the last one short
+    prepared = prepare(matrix, fit_mask)
+    model, _ = fit_final(prepared, fit_mask, k=3, algorithm="kmeans", seed=3, previous_centers_unscaled=None)
+    offsets = prepared[1] - model.centers_scaled[model.labels]
+    assert np.array_equal(model.distances, np.sqrt(np.einsum("ij,ij->i", offsets, offsets)))
+    assert model.distances == pytest.approx(np.linalg.norm(offsets, axis=1))
+
+
+def test_feature_columns_are_judged_on_the_fitted_rows_only():
+    features = pl.DataFrame({"customer_id": ["a", "b", "c", "d"], "age": [30.0, 30.0, 30.0, 80.0],
+                             "income": [1.0, 2.0, None, 9.0], "cat_wine": [None, 0.0, 0.0, 1.0],
+                             "n_orders": [1.0, 2.0, 3.0, 4.0]})
+    fitted = np.array([True, True, True, False])  # d is an outlier
+    families = ["demographics", "categories", "rfm"]
+    # Among a, b and c, age and cat_wine are constant: neither tells them apart.
+    assert select_feature_columns(features, families, rows=fitted) == ["income", "n_orders"]
+    assert select_feature_columns(features, families, rows=fitted) == select_feature_columns(
+        features.filter(pl.Series(fitted)), families)
+    assert select_feature_columns(features, families) == ["age", "income", "cat_wine", "n_orders"]

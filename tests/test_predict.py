@@ -26,8 +26,12 @@ from assets.predict import (
     churn_features,
     choose_churn_model,
     churn_labels,
+    churn_probability,
     features_at,
+    fit_churn_model,
     hit_rate,
+    load_first_purchases,
+    load_purchases,
     mine_rules,
     models_folder,
     plan_time_split,
@@ -148,6 +152,22 @@ def test_nothing_after_the_cutoff_changes_the_features(generated_orders):
     assert set(BEHAVIOUR_FEATURES) <= set(baseline.columns)
 
 
+def test_several_cutoffs_at_once_give_each_cutoffs_own_features(generated_orders):
+    """Training computes three cutoffs in one pass (an inequality join), a night with a stored model one (every
+    order before it pairs with it): the same rows either way."""
+    profiles = _profiles(sorted(generated_orders["customer_id"].unique()))
+    cutoffs = [datetime(2026, 2, 1), datetime(2026, 3, 2), datetime(2026, 4, 1)]
+    with duckdb.connect() as con:
+        con.register("test_orders", generated_orders)
+        con.register("test_profiles", profiles)
+        together = churn_features(con, cutoffs, ["age"], orders="test_orders", profiles="test_profiles")
+    for cutoff in cutoffs:
+        alone = _features(generated_orders, profiles, cutoff).drop("income")
+        assert alone.height > 100
+        # Not bit for bit: DuckDB's avg() of doubles adds in whatever order its threads meet the rows.
+        assert_frame_equal(features_at(together, cutoff).sort("customer_id"), alone, check_exact=False, rtol=1e-12)
+
+
 def test_labels_mark_customers_without_an_order_in_the_window():
     orders = _orders([("A", CUTOFF + 2 * DAY, 1.0), ("B", CUTOFF - DAY, 1.0), ("C", CUTOFF + 30 * DAY, 1.0)])
     labels = _labels(orders, pl.Series(["A", "B", "C"]), CUTOFF, timedelta(days=30))
@@ -230,6 +250,47 @@ def test_hit_rate_counts_customers_with_a_recommended_new_category():
                   scores=np.zeros(4))
     assert hit_rate(picks, np.array([a, b, b, d]), np.array([tea, beer, wine, tea])) == (1, 3)  # a hits; b and d miss
     assert hit_rate(picks, np.array([], dtype=np.int64), np.array([], dtype=np.int64)) == (0, 0)
+
+
+def test_churn_scores_in_blocks_on_threads_equal_one_pass(monkeypatch):
+    rng = np.random.default_rng(4)
+    features = rng.normal(size=(600, 3))
+    labels = (features[:, 0] + rng.normal(scale=0.5, size=600) > 0).astype(np.int8)
+    model = fit_churn_model(features, labels, seed=1)
+    monkeypatch.setattr("assets.predict.SCORE_BLOCK_ROWS", 64)  # ten blocks, the last one short
+    scores = churn_probability(model, features)
+    assert np.array_equal(scores, model.predict_proba(features)[:, 1])
+    assert len(churn_probability(model, features[:0])) == 0
+
+
+def test_purchases_without_dates_are_the_first_purchases_matrix():
+    """A run that reuses its rules reads only which categories each customer bought, packed as bits in 64-bit words:
+    the same matrix as the first purchases give, also past 64 categories (a second word)."""
+    categories = [f"cat{i:02d}" for i in range(70)]
+    customers = [f"c{i:02d}" for i in range(12)]
+    lines = [("c00", "cat00"), ("c00", "cat00"), ("c00", "cat63"), ("c00", "cat64"), ("c00", "cat69"),
+             ("c03", "cat05"), ("c03", "cat66"), ("c07", "cat31"), ("c11", "cat69"),
+             ("c05", None),  # no category: not a purchase of any
+             ("stranger", "cat01")]  # not a customer of the features: not a row
+    lines += [(customers[6 + i % 5], category) for i, category in enumerate(categories)]  # every category bought
+    with duckdb.connect() as con:
+        con.execute("CREATE SCHEMA features")
+        con.execute("CREATE SCHEMA staging")
+        con.execute("CREATE TABLE features.customer_features AS SELECT unnest(?::VARCHAR[]) AS customer_id",
+                    [customers[::-1]])
+        con.execute("CREATE TABLE staging.order_lines (customer_id VARCHAR, category VARCHAR, order_ts TIMESTAMP)")
+        con.executemany("INSERT INTO staging.order_lines VALUES (?, ?, ?)",
+                        [(who, what, CUTOFF + i * DAY) for i, (who, what) in enumerate(lines)])
+        purchases = load_purchases(con)
+        expected = load_first_purchases(con).before()
+    assert purchases.customer_ids.to_list() == customers
+    assert purchases.categories == categories == expected.categories
+    assert purchases.matrix.shape == expected.matrix.shape == (12, 70)
+    assert (purchases.matrix != expected.matrix).nnz == 0
+    bought = {(customers[r], categories[c]) for r, c in zip(*purchases.matrix.nonzero())}
+    assert bought == {(who, what) for who, what in lines if who in customers and what is not None}
+    assert purchases.matrix[0].indices.tolist() == [0, 63, 64, 69]  # c00, across both words
+    assert purchases.matrix[1].nnz == purchases.matrix[5].nnz == 0  # c01 bought nothing, c05 no category
 
 
 # --- the assets on generated data ---------------------------------------------------------------------------------

@@ -1,14 +1,17 @@
 """Segmentation users can trust: stable ids across refreshes, names from the data, overrides, explanations,
 history and migration."""
 
+from datetime import datetime
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import polars as pl
 import pytest
 
 from assets.model import CandidateScore, choose_k, match_segment_ids
-from assets.naming import Archetype, SegmentProfile, load_archetypes, name_segments
+from assets.naming import Archetype, SegmentProfile, build_profiles, load_archetypes, name_segments
+from assets.segments import update_history
 from pipelines.generate import generate_demo_data
 from tests.conftest import materialize_graph, query, write_file
 
@@ -175,3 +178,43 @@ def test_hungarian_matching_keeps_ids_and_gives_new_ones():
     assert mapping == {0: 9, 1: 7, 2: 10}
     fresh = match_segment_ids(centers, np.array([1, 9, 5]), {}, lambda x: x, max_distance=2.0, next_id=1)
     assert fresh == {1: 1, 2: 2, 0: 3}
+
+
+def test_history_closes_moves_and_departures_and_opens_arrivals():
+    night_1, night_2 = datetime(2026, 3, 1), datetime(2026, 3, 2)
+    with duckdb.connect() as con:
+        con.execute("CREATE SCHEMA segments")
+        con.execute("CREATE TABLE segments.customer_segments (customer_id VARCHAR, segment_id INTEGER)")
+        con.execute("INSERT INTO segments.customer_segments VALUES ('stay', 1), ('move', 1), ('gone', 2)")
+        update_history(con, "run-1", night_1)
+        con.execute("DELETE FROM segments.customer_segments")
+        con.execute("INSERT INTO segments.customer_segments VALUES ('stay', 1), ('move', 2), ('new', 3)")
+        update_history(con, "run-2", night_2)
+        history = con.execute("SELECT customer_id, segment_id, valid_from, valid_to, run_id "
+                              "FROM segments.customer_segment_history ORDER BY customer_id, valid_from").fetchall()
+        migration = con.execute("SELECT run_id, from_segment_id, to_segment_id, customers "
+                                "FROM segments.segment_migration ORDER BY run_id, from_segment_id NULLS FIRST, "
+                                "to_segment_id NULLS FIRST").fetchall()
+    assert history == [("gone", 2, night_1, night_2, "run-1"),
+                       ("move", 1, night_1, night_2, "run-1"), ("move", 2, night_2, None, "run-2"),
+                       ("new", 3, night_2, None, "run-2"),
+                       ("stay", 1, night_1, None, "run-1")]
+    assert migration == [("run-1", None, 1, 2), ("run-1", None, 2, 1),
+                         ("run-2", None, 3, 1), ("run-2", 1, 1, 1), ("run-2", 1, 2, 1), ("run-2", 2, None, 1)]
+
+
+def test_profiles_compare_typical_members_with_typical_customers():
+    features = pl.DataFrame({"customer_id": ["a", "b", "c", "d", "e", "f"],
+                             "income": [10.0, 20.0, 30.0, 40.0, None, 1000.0],
+                             "cat_wine": [1.0, 0.0, 1.0, 1.0, 0.0, 1.0]})
+    segment_ids = np.array([1, 1, 2, 2, 2, 3])
+    typical = np.array([True, True, True, True, True, False])  # f is an outlier, alone in segment 3
+    profiles = {p.segment_id: p for p in build_profiles(features, segment_ids, typical)}
+    population_income = pl.Series([10.0, 20.0, 30.0, 40.0])
+    assert profiles[1].population_means == {"income": 25.0, "cat_wine": 0.6}
+    assert profiles[1].means == {"income": 15.0, "cat_wine": 0.5}
+    assert profiles[2].means == {"income": 35.0, "cat_wine": pytest.approx(2 / 3)}
+    assert profiles[1].z_scores["income"] == pytest.approx((15.0 - 25.0) / population_income.std())
+    assert profiles[2].lifts["cat_wine"] == pytest.approx((2 / 3) / 0.6)
+    # A segment of outliers only is described by its own members.
+    assert profiles[3].means == {"income": 1000.0, "cat_wine": 1.0}

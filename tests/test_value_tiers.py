@@ -4,6 +4,7 @@ import csv
 import re
 
 import dagster as dg
+import numpy as np
 import polars as pl
 import pytest
 
@@ -13,6 +14,7 @@ from assets.value_tiers import (
     RFM_TIERS,
     build_value_tiers,
     customer_value_tiers,
+    has_distinct_points,
     rfm_scores,
     rfm_tier,
     rfm_tiers,
@@ -164,6 +166,14 @@ def test_fewer_than_three_distinct_points_make_everyone_potential():
     assert value_tiers(single).get_column("value_tier_key").to_list() == ["potential"]
     empty = features_frame(n_orders=[], total_spend=[], recency_days=[])
     assert build_value_tiers(empty).columns == OUTPUT_COLUMNS
+
+
+def test_distinct_points_are_counted_up_to_what_is_needed():
+    points = np.array([[1.0, 2.0]] * 5 + [[1.0, 3.0]] * 3 + [[1.0, 2.0]] * 2)
+    assert has_distinct_points(points, 2) and not has_distinct_points(points, 3)
+    assert has_distinct_points(np.vstack([points, [[0.0, 2.0]]]), 3)
+    assert has_distinct_points(points[:1], 1) and not has_distinct_points(points[:1], 2)
+    assert not has_distinct_points(points[:0], 1)
 
 
 # --- the asset end to end ---------------------------------------------------------------------------------------
