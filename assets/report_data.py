@@ -132,18 +132,64 @@ def pooled(column: str, small_ids: list[int]) -> str:
     return f"CASE WHEN {column} IN {_ids(small_ids)} THEN {OTHER_ID} ELSE {column} END"
 
 
-BOX_SQL = """
+BOX_COLUMNS = ("age", "income")
+BOX_STATS = ("n", "q1", "median", "q3", "lower", "upper")
+
+
+def box_sql(columns: list[str], ids: str) -> str:
+    """Box statistics per detailed segment of each column in `columns`, as `<column>_<stat>` for the stats of
+    BOX_STATS; lower and upper are the whiskers (the furthest values within 1.5 IQR of the box). One join of
+    the features with the segments for every column: 0.57 s of CPU at L instead of 0.73 s for one query per column.
+    A segment with no value of a column has `<column>_n` = 0."""
+    values = ", ".join(f"f.{c}::DOUBLE AS {c}" for c in columns)
+    stats = ",\n       ".join(f"count({c}) AS {c}_n, quantile_cont({c}, 0.25) AS {c}_q1, median({c}) AS {c}_median, "
+                              f"quantile_cont({c}, 0.75) AS {c}_q3" for c in columns)
+    whiskers = ",\n       ".join(
+        f"min(v.{c}) FILTER (WHERE v.{c} >= q.{c}_q1 - 1.5 * (q.{c}_q3 - q.{c}_q1)) AS {c}_lower, "
+        f"max(v.{c}) FILTER (WHERE v.{c} <= q.{c}_q3 + 1.5 * (q.{c}_q3 - q.{c}_q1)) AS {c}_upper" for c in columns)
+    return f"""
 WITH v AS (
-    SELECT s.segment_id, f.{column}::DOUBLE AS x
+    SELECT s.segment_id, {values}
     FROM features.customer_features f JOIN segments.customer_segments s USING (customer_id)
-    WHERE f.{column} IS NOT NULL AND s.segment_id IN {ids}),
-q AS (SELECT segment_id, count(*) AS n, quantile_cont(x, 0.25) AS q1, median(x) AS median,
-             quantile_cont(x, 0.75) AS q3
+    WHERE s.segment_id IN {ids}),
+q AS (SELECT segment_id, {stats}
       FROM v GROUP BY segment_id)
-SELECT q.segment_id, q.n, q.q1, q.median, q.q3,
-       min(v.x) FILTER (WHERE v.x >= q.q1 - 1.5 * (q.q3 - q.q1)) AS lower,
-       max(v.x) FILTER (WHERE v.x <= q.q3 + 1.5 * (q.q3 - q.q1)) AS upper
+SELECT q.*, {whiskers}
 FROM q JOIN v USING (segment_id) GROUP BY ALL ORDER BY q.segment_id"""
+
+
+def _box_of(stats: pl.DataFrame, column: str) -> pl.DataFrame:
+    """segment_id, n, q1, median, q3, lower, upper of one column, for the segments with a value of it."""
+    return (stats.select("segment_id", *[pl.col(f"{column}_{stat}").alias(stat) for stat in BOX_STATS])
+            .filter(pl.col("n") > 0))
+
+
+# Orders per payment method for each segment and for all customers, from one join of the orders with the segments
+# (GROUPING SETS): 0.54 s of CPU at L instead of 0.94 s for two queries. `share` is within the segment, or within
+# all customers for the rows where `overall` is true (segment_id NULL).
+PAYMENTS_SQL = """
+SELECT s.segment_id, lower(o.payment_method) AS method, count(*) AS orders,
+       count(*) / sum(count(*)) OVER (PARTITION BY grouping(s.segment_id), s.segment_id) AS share,
+       grouping(s.segment_id) = 1 AS overall
+FROM staging.orders o JOIN segments.customer_segments s USING (customer_id)
+WHERE o.payment_method IS NOT NULL
+GROUP BY GROUPING SETS ((s.segment_id, lower(o.payment_method)), (lower(o.payment_method)))"""
+
+# Customers per value tier and per RFM tier of each detailed segment, from one join (GROUPING SETS): 0.20 s of CPU
+# at L instead of 0.37 s for one query per kind. Customers without a tier of a kind are left out of its shares.
+TIERS_SQL = """
+SELECT s.segment_id, CASE WHEN grouping(t.value_tier_key) = 0 THEN 'value' ELSE 'rfm' END AS kind,
+       coalesce(t.value_tier_key, t.rfm_tier_key) AS tier_key,
+       CASE WHEN grouping(t.value_tier_key) = 0 THEN any_value(t.value_tier_zh) ELSE any_value(t.rfm_tier_zh) END
+           AS tier_zh,
+       CASE WHEN grouping(t.value_tier_key) = 0 THEN any_value(t.value_tier_en) ELSE any_value(t.rfm_tier_en) END
+           AS tier_en,
+       count(*) AS customers,
+       count(*) / sum(count(*)) OVER (PARTITION BY grouping(t.value_tier_key), s.segment_id) AS share
+FROM segments.customer_value_tiers t JOIN segments.customer_segments s USING (customer_id)
+WHERE s.segment_id IN {ids}
+GROUP BY GROUPING SETS ((s.segment_id, t.value_tier_key), (s.segment_id, t.rfm_tier_key))
+HAVING coalesce(t.value_tier_key, t.rfm_tier_key) IS NOT NULL"""
 
 
 def load_report_data(con: duckdb.DuckDBPyConnection, category_labels: dict | None = None) -> ReportData:
@@ -159,37 +205,29 @@ def load_report_data(con: duckdb.DuckDBPyConnection, category_labels: dict | Non
     columns = {r[0] for r in con.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = 'features' "
         "AND table_name = 'customer_features'").fetchall()}
-    box, population_median = {}, {}
-    for column in ("age", "income"):
-        population_median[column] = (con.execute(f"SELECT median({column}) FROM features.customer_features")
-                                     .fetchone()[0] if column in columns else None)
-        box[column] = (con.execute(BOX_SQL.format(column=column, ids=ids)).pl() if column in columns
-                       else pl.DataFrame())
+    present = [c for c in BOX_COLUMNS if c in columns]
+    population_median = dict.fromkeys(BOX_COLUMNS)
+    box = {column: pl.DataFrame() for column in BOX_COLUMNS}
+    if present:
+        medians = con.execute(f"SELECT {', '.join(f'median({c})' for c in present)} "
+                              "FROM features.customer_features").fetchone()
+        population_median.update(zip(present, medians))
+        stats = con.execute(box_sql(present, ids)).pl()
+        box.update({column: _box_of(stats, column) for column in present})
 
     affinity = con.execute(f"SELECT * FROM segments.segment_category_affinity WHERE segment_id IN {ids} "
                            "ORDER BY segment_id, category").pl()
     features = con.execute(f"SELECT * FROM segments.segment_features WHERE segment_id IN {ids}").pl()
 
-    payments = con.execute(f"""
-        SELECT s.segment_id, lower(o.payment_method) AS method, count(*) AS orders,
-               count(*) / sum(count(*)) OVER (PARTITION BY s.segment_id) AS share
-        FROM staging.orders o JOIN segments.customer_segments s USING (customer_id)
-        WHERE o.payment_method IS NOT NULL AND s.segment_id IN {ids}
-        GROUP BY 1, 2 ORDER BY 1, 2""").pl()
-    payments_overall = con.execute("""
-        SELECT lower(o.payment_method) AS method, count(*) AS orders, count(*) / sum(count(*)) OVER () AS share
-        FROM staging.orders o JOIN segments.customer_segments s USING (customer_id)
-        WHERE o.payment_method IS NOT NULL GROUP BY 1 ORDER BY orders DESC, method""").pl()
+    orders_by_method = con.execute(PAYMENTS_SQL).pl()
+    payments = (orders_by_method.filter(~pl.col("overall") & pl.col("segment_id").is_in(detailed_ids))
+                .drop("overall").sort("segment_id", "method"))
+    payments_overall = (orders_by_method.filter(pl.col("overall")).select("method", "orders", "share")
+                        .sort(["orders", "method"], descending=[True, False]))
 
-    tiers = {}
-    for kind in ("value", "rfm"):
-        tiers[kind] = con.execute(f"""
-            SELECT s.segment_id, t.{kind}_tier_key AS tier_key, any_value(t.{kind}_tier_zh) AS tier_zh,
-                   any_value(t.{kind}_tier_en) AS tier_en, count(*) AS customers,
-                   count(*) / sum(count(*)) OVER (PARTITION BY s.segment_id) AS share
-            FROM segments.customer_value_tiers t JOIN segments.customer_segments s USING (customer_id)
-            WHERE t.{kind}_tier_key IS NOT NULL AND s.segment_id IN {ids}
-            GROUP BY 1, 2 ORDER BY 1, 2""").pl()
+    tier_rows = con.execute(TIERS_SQL.format(ids=ids)).pl()
+    tiers = {kind: tier_rows.filter(pl.col("kind") == kind).drop("kind").sort("segment_id", "tier_key")
+             for kind in ("value", "rfm")}
 
     value_tier_overall = dict(con.execute(
         "SELECT value_tier_key, count(*) / sum(count(*)) OVER () FROM segments.customer_value_tiers "

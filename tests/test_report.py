@@ -8,6 +8,8 @@ that no digit in the visible text of either page sits outside a fact or a name r
 
 from __future__ import annotations
 
+import base64
+import functools
 import re
 import shutil
 import struct
@@ -17,18 +19,20 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import jsonschema
 import polars as pl
 import pytest
+from altair.vegalite.v6.schema.core import load_schema
 
 from assets import report_charts
-from assets.report import build_report
+from assets.report import build_report, bundle_cache_file
 from assets.report_data import MIN_DETAIL_SIZE, OTHER_NAME, load_report_data
 from assets.report_facts import FactBook, format_value
 from assets.report_strategies import PlaybookError, load_playbook, plan, strategies_for
 from pipelines.definitions import all_assets, all_checks
 from pipelines.generate import generate_demo_data
 from pipelines.partitions import snapshot_partition_key
-from pipelines.resources import SourceResource, WarehouseResource
+from pipelines.resources import SourceResource, WarehouseResource, work_file_for
 from tests.conftest import query, write_file
 
 LANGUAGES = ("zh", "en")
@@ -136,11 +140,27 @@ def sql_value(con: duckdb.DuckDBPyConnection, fact) -> object:
 NUMBER = re.compile(r"\d")
 
 
+@functools.cache
+def vega_lite_validator() -> jsonschema.Draft7Validator:
+    return jsonschema.Draft7Validator(load_schema())
+
+
+def assert_valid_vega_lite(specs: dict[str, dict[str, dict]]) -> None:
+    """Every chart (language -> key -> spec) is valid Vega-Lite: the report builds them without Altair's
+    validation, to save time, so this is where a chart Vega-Lite would reject is caught."""
+    for language, charts in specs.items():
+        assert charts, language
+        for key, spec in charts.items():
+            errors = [error.message for error in vega_lite_validator().iter_errors(spec)]
+            assert errors == [], (language, key, errors[:3])
+
+
 def check_every_number(warehouse: Path, reports: Path, tmp_path: Path, min_facts: int = 30) -> FactBook:
     """Every fact equals its own query's answer, every number on both pages is such a fact, and the pages the
     asset wrote are exactly what the report code produces from the tables now."""
     with duckdb.connect(str(warehouse), read_only=True) as con:
         rebuilt = build_report(con, tmp_path / "rebuilt", chart_files=False)
+        assert_valid_vega_lite(rebuilt.specs)
         book = rebuilt.book
         names = {n for row in con.execute("SELECT segment_name_zh, segment_name_en FROM segments.segment_catalog")
                  .fetchall() for n in row}
@@ -483,7 +503,7 @@ def test_segments_below_the_minimum_are_pooled_and_never_described(demo, tmp_pat
 
 # --- Dagster ------------------------------------------------------------------------------------------------------
 
-def test_the_asset_shows_the_report_in_dagster(demo):
+def test_the_asset_shows_the_report_in_dagster(demo, tmp_path):
     result = _DEMO["result"]
     [event] = [e for e in result.get_asset_materialization_events()
                if e.asset_key == dg.AssetKey(["report", "segment_report"])]
@@ -494,6 +514,22 @@ def test_the_asset_shows_the_report_in_dagster(demo):
         assert name_zh in summary and name_en in summary
     assert metadata["report_zh"].value.endswith("reports/report_zh.html")
     assert metadata["charts"].value == 10 and metadata["min_detail_size"].value == MIN_DETAIL_SIZE
+    # The size chart in the summary, rasterized from its SVG file, is the chart drawn from its spec at scale 1.
+    png = base64.b64decode(re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)\)", summary)[1])
+    with duckdb.connect(str(demo), read_only=True) as con:
+        specs = build_report(con, tmp_path, chart_files=False).specs
+    assert png == report_charts.render_png(specs["zh"]["sizes"], scale=1)
+    # The pages' script bundle is kept in work/ for the next run: the very script inlined in the pages.
+    header, bundle = bundle_cache_file(work_file_for(demo)).read_text(encoding="utf-8").split("\n", 1)
+    assert header.startswith("// script bundle cache: vl-convert ")
+    for language in LANGUAGES:
+        page = (demo.parent / "reports" / f"report_{language}.html").read_text(encoding="utf-8")
+        assert f"<script>\n{bundle}\n</script>" in page
+
+
+def test_an_invalid_chart_spec_is_caught():
+    with pytest.raises(AssertionError, match="no_such_mark"):
+        assert_valid_vega_lite({"en": {"sizes": {"data": {"values": []}, "mark": "no_such_mark"}}})
 
 
 def test_a_shop_whose_segments_are_all_small_gets_sizes_but_no_profiles(tmp_path):

@@ -1,0 +1,75 @@
+"""The pages' script bundle kept between runs (report_charts.javascript_bundle with a cache file): vl-convert's
+script exactly, read back only when the file is whole and from the same versions, built again otherwise."""
+
+import hashlib
+
+import pytest
+import vl_convert
+from altair.utils._importers import vl_version_for_vl_convert
+
+from assets import report_charts
+
+
+@pytest.fixture(scope="module")
+def fresh() -> str:
+    return vl_convert.javascript_bundle(vl_version=vl_version_for_vl_convert())
+
+
+def no_building(monkeypatch) -> None:
+    """From here on the bundle can only come from the cache file."""
+    def fail(*args, **kwargs):
+        raise AssertionError("the bundle was built instead of read from the cache")
+
+    monkeypatch.setattr(report_charts.vl_convert, "javascript_bundle", fail)
+
+
+def test_a_missing_cache_is_written_then_read(tmp_path, monkeypatch, fresh):
+    cache = tmp_path / "work" / "vega_bundle.js"
+
+    assert report_charts.javascript_bundle(cache) == fresh
+
+    header, body = cache.read_bytes().split(b"\n", 1)
+    assert body.decode("utf-8") == fresh
+    assert header.decode("ascii") == (f"// script bundle cache: vl-convert {vl_convert.__version__}, Vega-Lite "
+                                      f"{vl_version_for_vl_convert()}; sha256 {hashlib.sha256(body).hexdigest()}")
+    assert [p.name for p in cache.parent.iterdir()] == ["vega_bundle.js"]  # no partial file left
+    no_building(monkeypatch)
+    assert report_charts.javascript_bundle(cache) == fresh
+
+
+def damaged_copies() -> dict:
+    def other_versions(content: bytes) -> bytes:
+        header, body = content.split(b"\n", 1)
+        return header.replace(b"vl-convert ", b"vl-convert 0.0.1-") + b"\n" + body
+
+    return {
+        "cut short": lambda content: content[:len(content) // 2],
+        "one byte changed": lambda content: content[:-10] + bytes([content[-10] ^ 1]) + content[-9:],
+        "other versions": other_versions,
+        "no header": lambda content: content.split(b"\n", 1)[1],
+        "empty": lambda content: b"",
+        "not text": lambda content: b"\xff\xfe\x00garbage",
+    }
+
+
+@pytest.mark.parametrize("damage", list(damaged_copies()))
+def test_a_damaged_or_outdated_cache_is_built_again(tmp_path, monkeypatch, fresh, damage):
+    cache = tmp_path / "vega_bundle.js"
+    report_charts.javascript_bundle(cache)
+    whole = cache.read_bytes()
+    cache.write_bytes(damaged_copies()[damage](whole))
+
+    assert report_charts.javascript_bundle(cache) == fresh
+
+    assert cache.read_bytes() == whole  # rewritten whole
+    no_building(monkeypatch)
+    assert report_charts.javascript_bundle(cache) == fresh
+
+
+def test_a_cache_that_cannot_be_written_only_costs_time(tmp_path, fresh):
+    blocker = tmp_path / "work"
+    blocker.write_text("a file where the cache folder should be")
+
+    assert report_charts.javascript_bundle(blocker / "vega_bundle.js") == fresh
+    assert report_charts.javascript_bundle() == fresh  # and without a cache file at all
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]
