@@ -95,7 +95,8 @@ def bundle_cache_file(working_database: Path) -> Path:
 
 def _sizes_png(report: Report) -> bytes:
     """The size chart as a PNG at scale 1. From its SVG file when the report wrote one: the same bytes as drawing
-    the spec again (vl-convert rasterizes the SVG either way; tests/test_report.py checks it), 0.17 s less at L."""
+    the spec again (vl-convert rasterizes the SVG either way; tests/test_report.py checks it), in 0.04 s of CPU
+    instead of 0.12 s."""
     svg = next((path for path in report.chart_files if path.name == "sizes_zh.svg"), None)
     if svg is None:
         return render_png(report.specs["zh"]["sizes"], scale=1)
