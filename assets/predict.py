@@ -541,7 +541,7 @@ def score_with_stored(con: duckdb.DuckDBPyConnection, stored: StoredModel, split
                       columns: list[str]) -> ChurnResult:
     """The stored model on features as of the current data end; the held-out figures of the run that trained."""
     profile_columns = [c for c in columns if c in PROFILE_FEATURES]
-    current = features_at(churn_features(con, [split.data_end], profile_columns), split.data_end)
+    current = churn_features(con, [split.data_end], profile_columns).drop("cutoff")  # one cutoff: every row's
     scores = _scores(stored.model, current, columns)
     run = {"status": TRAINED, "reason": None, **{k: stored.trained[k] for k in HELD_OUT_COLUMNS},
            "n_scored": scores.height}
