@@ -84,8 +84,10 @@ def outlier_matrix(inputs: pl.DataFrame, usable: list[str], floors: np.ndarray |
     # raised to it, so the forest cannot isolate the quiet end of the distribution.
     if floors is None:
         floors = median_floors(inputs, usable)
-    return inputs.select([pl.max_horizontal(_log_scaled(c), pl.lit(float(floor))).alias(c)
-                          for c, floor in zip(usable, floors)]).to_numpy()
+    matrix = inputs.select([pl.max_horizontal(_log_scaled(c), pl.lit(float(floor))).alias(c)
+                            for c, floor in zip(usable, floors)]).to_numpy()
+    # The caller fills its gaps in place; polars hands out a read-only view when it can avoid a copy (one column).
+    return np.require(matrix, requirements="W")
 
 
 def score_distinct_rows(forest: IsolationForest, rows: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from pipelines.config import load_source_config
 from pipelines.generate import generate_demo_data
 from quality import suites
 from quality.checks import suite_check_result
-from quality.outliers import score_outliers
+from quality.outliers import outlier_matrix, score_outliers
 from quality.validation import (
     CRITICAL,
     WARNING,
@@ -286,3 +286,12 @@ def test_seed_table_passes_every_critical_expectation(seed_warehouse):
     suites_run = {row[0] for row in query(seed_warehouse, "SELECT DISTINCT suite FROM quality.validation_results")}
     assert suites_run == {"raw_orders", "raw_customers", "staging_orders", "staging_order_lines", "staging_customers"}
     assert Path(EXAMPLES / "baskets.yaml").is_file()
+
+
+def test_outlier_matrix_of_one_column_can_be_filled_in_place():
+    # polars returns a read-only view of a single float column; the forest fills the matrix's gaps in place.
+    inputs = pl.DataFrame({"n_orders": [1.0, None, 3.0, 8.0]})
+    matrix = outlier_matrix(inputs, ["n_orders"])
+    assert matrix.flags.writeable
+    matrix[np.isnan(matrix)] = 0.0
+    assert np.isnan(matrix).sum() == 0 and matrix.shape == (4, 1)
