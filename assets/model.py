@@ -22,8 +22,6 @@
 
 import hashlib
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -419,19 +417,6 @@ def load_previous_run(con: duckdb.DuckDBPyConnection) -> PreviousRun | None:
         return None
     return PreviousRun(run_id=row[0], k=row[1], algorithm=row[2], feature_columns=list(row[3] or []),
                        selection_key=row[4], k_selected_run_id=row[5], k_selected_as_of=row[6], mean_distance=row[7])
-
-
-@contextmanager
-def insertion_order_kept(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """Statements inside keep the order of their input rows, so that a table written from a frame already in the
-    table's order needs no ORDER BY: the working connection does not preserve insertion order (so that large writes
-    stream), and sorting a million rows by customer_id again cost 0.3-0.8 s of CPU per table."""
-    kept = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
-    con.execute("SET preserve_insertion_order = true")
-    try:
-        yield
-    finally:
-        con.execute(f"SET preserve_insertion_order = {'true' if kept else 'false'}")
 
 
 def data_as_of(con: duckdb.DuckDBPyConnection, now: datetime) -> datetime:

@@ -38,7 +38,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from assets.ingest import preview_markdown
-from assets.model import MODEL_THREADS, insertion_order_kept
+from assets.model import MODEL_THREADS
 from pipelines.resources import WarehouseResource
 
 HIGH_SCORE = 3  # a score >= 3 is "high": at or above the median quintile
@@ -247,8 +247,8 @@ def customer_value_tiers(warehouse: WarehouseResource) -> dg.MaterializeResult:
             "ORDER BY customer_id").pl()
         table = build_value_tiers(features)
         arrow_table = table.to_arrow()  # noqa: F841 - read by DuckDB's replacement scan
-        with insertion_order_kept(con):  # build_value_tiers orders the rows by customer_id: written as they are
-            con.execute("CREATE OR REPLACE TABLE segments.customer_value_tiers AS SELECT * FROM arrow_table")
+        con.execute("CREATE OR REPLACE TABLE segments.customer_value_tiers AS "
+                    "SELECT * FROM arrow_table ORDER BY customer_id")
     counts = tier_counts(table)
     return dg.MaterializeResult(
         metadata={
