@@ -16,6 +16,7 @@ saved files fail their checksums, or when more than REUSE_MAX_CHANGED of the cus
 import hashlib
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,6 +39,8 @@ MAX_SAMPLES = 4096
 # Trees are built and scored on this many threads: tree code releases the GIL and joblib's threads block instead of
 # spinning, so a busy second core costs nothing. 100k customers: 2.7 s on one thread, 1.8 s on two; same scores.
 FOREST_THREADS = 2
+# Below this many rows, one thread scores a stored forest's rows: splitting costs more than it saves.
+SPLIT_SCORING_ROWS = 5_000
 # Each tree is built on MAX_SAMPLES customers drawn at random; above this many customers they are drawn from a seeded
 # random pool of this size instead of from everyone. scikit-learn's bagging hands every row to every tree as a 0/1
 # weight, so building 200 trees touched 200 x 1M rows at 1M customers (2.5 s of CPU, 0.7 s from the pool). Every
@@ -148,8 +151,22 @@ class Trees:
 
     def score_samples(self, rows: np.ndarray) -> np.ndarray:
         """What IsolationForest.score_samples gives for `rows` (lower = stranger), one tree at a time, every row
-        of a tree level at once."""
+        of a tree level at once. From SPLIT_SCORING_ROWS rows, blocks of rows are scored on FOREST_THREADS threads:
+        numpy releases the GIL while it indexes, so 28k changed rows at L took 0.7 s instead of 1.1 s. Each row's
+        depths are still added tree by tree in the same order, so the scores are the same to the last bit."""
         as_seen = np.ascontiguousarray(rows, dtype=np.float32)  # scikit-learn compares float32 values
+        if len(as_seen) >= SPLIT_SCORING_ROWS:
+            blocks = np.array_split(as_seen, FOREST_THREADS)
+            with ThreadPoolExecutor(FOREST_THREADS) as pool:
+                depths = np.concatenate(list(pool.map(self._depths, blocks)))
+        else:
+            depths = self._depths(as_seen)
+        if self.denominator == 0:
+            return -np.ones(len(as_seen))
+        return -(2 ** (-depths / self.denominator))
+
+    def _depths(self, as_seen: np.ndarray) -> np.ndarray:
+        """Each row's path length summed over the trees, in tree order."""
         depths = np.zeros(len(as_seen))
         for first, end in zip(self.offsets[:-1], self.offsets[1:]):
             left, right = self.children_left[first:end], self.children_right[first:end]
@@ -162,9 +179,7 @@ class Trees:
                 node[pending] = np.where(go_left, left[at], right[at])
                 pending = pending[left[node[pending]] != _LEAF]
             depths += self.leaf_value[first:end][node]
-        if self.denominator == 0:
-            return -np.ones(len(as_seen))
-        return -(2 ** (-depths / self.denominator))
+        return depths
 
 
 @dataclass(frozen=True)
