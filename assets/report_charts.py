@@ -371,6 +371,7 @@ def build_charts(data: ReportData, language: str, keys: list[str]) -> dict[str, 
         for key in keys:
             spec = _configure(builders[key]()).to_dict(validate=False)
             spec.pop("$schema", None)  # nothing in the report points anywhere
+            spec["config"]["font"] = chart_render.font_for(spec)
             specs[key] = spec
     return specs
 

@@ -24,7 +24,7 @@ import polars as pl
 import pytest
 from altair.vegalite.v6.schema.core import load_schema
 
-from assets import report_charts
+from assets import chart_render, report_charts
 from assets.report import build_report, bundle_cache_file
 from assets.report_data import MIN_DETAIL_SIZE, OTHER_NAME, load_report_data
 from assets.report_facts import FactBook, format_value
@@ -347,6 +347,19 @@ def test_chinese_labels_render_as_real_glyphs():
     assert boxes not in (first, second) and missing not in (first, second)
     # Real strokes: a Chinese word has plenty of ink, and the two words do not have the same amount.
     assert ink(first) > 300 and ink(second) > 300 and ink(first) != ink(second)
+
+
+def test_charts_without_chinese_text_put_a_latin_font_first(demo):
+    charts = demo.parent / "reports" / "charts"
+    en_svg, zh_svg = ((charts / f"sizes_{language}.svg").read_text(encoding="utf-8") for language in ("en", "zh"))
+    assert 'font-family="Liberation Sans, Noto Sans CJK SC' in en_svg
+    assert "Liberation Sans" not in zh_svg and "Noto Sans CJK SC" in zh_svg
+    english = {"title": {"text": "Category preference: 0.42×"}, "data": {"values": [{"c": "fresh meat"}]}}
+    assert chart_render.font_for(english) == chart_render.LATIN_FIRST_FONT
+    # A Chinese category name (a shop without English labels) keeps the CJK stack in the English chart too.
+    for chinese in ("鲜肉", "チーズ", "치즈", "：", "　"):
+        mixed = {**english, "data": {"values": [{"c": "fresh meat"}, {"c": chinese}]}}
+        assert chart_render.font_for(mixed) == chart_render.FONT, chinese
 
 
 def test_a_missing_cjk_font_fails_with_instructions():
