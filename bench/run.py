@@ -313,6 +313,8 @@ def main() -> None:
             "scaling_exponent": "slope of log(seconds) vs log(order lines) over the sizes run; steps = time inside "
                                 "steps (no start-up)",
             "silhouette": "baseline uses silhouette_score(sample_size=10000, random_state=0)",
+            "incremental_share": "daily layout: wall of the run loading the last landing day as a new day / wall of "
+                                 "the full refresh of every day before it (each its own process)",
         }}, indent=2), encoding="utf-8")
     sys.stderr.flush()
     print_tables(results, exponents)
