@@ -36,14 +36,14 @@ FONT = "Noto Sans CJK SC, Noto Sans SC, Source Han Sans SC, PingFang SC, Microso
 LATIN_FIRST_FONT = "Liberation Sans, " + FONT
 # Han, kana, hangul, CJK punctuation and full-width forms: text the Latin font cannot draw.
 CJK_TEXT = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]")
+FONTS_OK, FONTS_MISSING = "fonts ok", "fonts missing"
+PROBES = ("客群画像", "运营策略")
+MISSING_GLYPHS = "\ue000\ue001\ue002\ue003"  # private-use code points: no font draws them, so they render as a box
 
 
 def font_for(spec: dict) -> str:
     """The font stack for a chart: LATIN_FIRST_FONT when none of its text is CJK, else FONT."""
     return FONT if CJK_TEXT.search(json.dumps(spec, ensure_ascii=False)) else LATIN_FIRST_FONT
-FONTS_OK, FONTS_MISSING = "fonts ok", "fonts missing"
-PROBES = ("客群画像", "运营策略")
-MISSING_GLYPHS = "\ue000\ue001\ue002\ue003"  # private-use code points: no font draws them, so they render as a box
 
 
 # Ids that Vega numbers with counters living as long as the process (vega-scenegraph: gradients from 0, radial

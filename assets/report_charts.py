@@ -87,9 +87,10 @@ def _title(key: str, language: str) -> alt.TitleParams:
 
 
 def _configure(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
-    """The chart, given the report's fonts and frame. One Config set on the chart just built: the chained
-    configure_* methods copied the whole chart once each (0.16 s of CPU for the 20 charts at L)."""
-    chart.config = alt.Config(font=FONT, background="white",
+    """The chart, given the report's frame (its font is chosen from its text by build_charts). One Config set on
+    the chart just built: the chained configure_* methods copied the whole chart once each (0.16 s of CPU for the
+    20 charts at L)."""
+    chart.config = alt.Config(background="white",
                               axis=alt.AxisConfig(labelFontSize=12, titleFontSize=12, labelLimit=260),
                               legend=alt.LegendConfig(labelFontSize=12, titleFontSize=12, labelLimit=260),
                               view=alt.ViewConfig(stroke=None))
@@ -371,7 +372,7 @@ def build_charts(data: ReportData, language: str, keys: list[str]) -> dict[str, 
         for key in keys:
             spec = _configure(builders[key]()).to_dict(validate=False)
             spec.pop("$schema", None)  # nothing in the report points anywhere
-            spec["config"]["font"] = chart_render.font_for(spec)
+            spec["config"]["font"] = chart_render.font_for(spec)  # from the finished spec's text
             specs[key] = spec
     return specs
 

@@ -17,6 +17,7 @@ from pipelines.resources import SourceResource, WarehouseResource
 from quality.outliers import (
     forest_folder,
     OUTLIER_FEATURES,
+    SPLIT_SCORING_ROWS,
     Trees,
     outliers,
     score_outliers,
@@ -31,6 +32,9 @@ def test_saved_trees_score_exactly_as_scikit_learn():
     rows[:, 2] = np.round(rows[:, 2], 1)  # ties on a feature, as counts have
     forest = IsolationForest(n_estimators=50, max_samples=1024, random_state=9).fit(rows)
     assert np.array_equal(Trees.of(forest).score_samples(rows), forest.score_samples(rows))
+    # Both paths: enough rows to be scored in blocks on threads, and a few rows scored on one thread.
+    assert len(rows) >= SPLIT_SCORING_ROWS
+    assert np.array_equal(Trees.of(forest).score_samples(rows[:50]), forest.score_samples(rows[:50]))
 
 
 def test_a_reused_forest_rescores_only_changed_and_new_customers():
