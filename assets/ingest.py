@@ -462,7 +462,7 @@ def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
 
 
 def replace_days(con: duckdb.DuckDBPyConnection, table: str, incoming: str, window: DayWindow | None) -> None:
-    """Put the rows of temp table `incoming` into `table`. A snapshot load (window None) replaces the table;
+    """Put the rows of temp table or view `incoming` into `table`. A snapshot load (window None) replaces the table;
     a daily load deletes the window's days first, so reloading a day never doubles it. Rows of a former
     snapshot load (day NULL) go too. Runs inside the caller's transaction."""
     existing = _table_columns(con, table)
@@ -487,13 +487,17 @@ def write_raw_table(
     con: duckdb.DuckDBPyConnection, table: str, staged: list[Path], fields, window: DayWindow | None = None
 ) -> None:
     if staged:
-        con.execute("CREATE OR REPLACE TEMP TABLE incoming AS SELECT * FROM read_parquet($files)",
-                    {"files": [str(p) for p in staged]})
+        # A view, so the rows go from the staged Parquet files straight into the table: a temporary copy first
+        # cost 3 s at 9M rows. A view cannot take parameters; the paths are our own scratch files, quoted anyway.
+        files = ", ".join("'" + str(path).replace("'", "''") + "'" for path in staged)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW incoming AS SELECT * FROM read_parquet([{files}])")
+        replace_days(con, table, "incoming", window)
+        con.execute("DROP VIEW incoming")
     else:
         empty = _empty_raw(fields).to_arrow()  # noqa: F841 - read by DuckDB's replacement scan
         con.execute("CREATE OR REPLACE TEMP TABLE incoming AS SELECT * FROM empty")
-    replace_days(con, table, "incoming", window)
-    con.execute("DROP TABLE incoming")
+        replace_days(con, table, "incoming", window)
+        con.execute("DROP TABLE incoming")
 
 
 def write_manifest(
