@@ -474,9 +474,9 @@ def drop_orders_loaded_on_other_days(con: duckdb.DuckDBPyConnection, run_id: str
 FILE_NUMBER_STRIDE = 1 << 40  # more data rows than any file holds, so file number * stride + row orders by file
 
 
-def build_long_orders(con: duckdb.DuckDBPyConnection) -> None:
-    """new_order_lines and new_orders: the window's staged rows, before they replace the window's days. Both are
-    views over the typed rows: new_order_lines is read once, by the copy into staging."""
+def build_long_orders(con: duckdb.DuckDBPyConnection, window: DayWindow | None) -> None:
+    """new_order_lines and new_orders: the window's staged rows, before they replace the window's days.
+    new_order_lines is a view over the typed rows: it is read once, by the copy into staging."""
     con.execute("""
         CREATE OR REPLACE TEMP VIEW new_order_lines AS
         SELECT order_id, customer_id, order_ts, category, sku,
@@ -494,11 +494,13 @@ def build_long_orders(con: duckdb.DuckDBPyConnection) -> None:
         CREATE OR REPLACE TEMP TABLE source_file_numbers AS
         SELECT _source_file, row_number() OVER (ORDER BY _source_file) AS file_number
         FROM (SELECT DISTINCT _source_file FROM kept_orders)""")
-    # A view as well: a table filled inside the transaction would be scanned at half speed by the copy into
-    # staging.orders (see build_staging), and a snapshot load reads it once; a daily load's few rows are cheap to
-    # aggregate again for the change queue and the order-only customers.
+    # new_orders is a view too when only the copy into staging.orders reads it (a snapshot load, or the first load
+    # of a daily source): a table filled inside the transaction would be scanned at half speed by that copy (see
+    # build_staging). A daily load into existing tables also reads it for the change queue and the order-only
+    # customers, so it is aggregated once, into a table.
+    read_once = window is None or not table_exists(con, "staging.orders")
     con.execute(f"""
-        CREATE OR REPLACE TEMP VIEW new_orders AS
+        CREATE OR REPLACE TEMP {"VIEW" if read_once else "TABLE"} new_orders AS
         SELECT order_id, first_line.customer_id, order_ts, first_line.payment_method, first_line.channel,
                order_amount, n_lines, n_items, _partition_date
         FROM (
@@ -705,7 +707,7 @@ def build_staging(
             quarantine_failed_rows(con, run_id, "orders", "typed_orders")
             rank_long_orders(con, run_id)
             drop_orders_loaded_on_other_days(con, run_id, window)
-            build_long_orders(con)
+            build_long_orders(con, window)
         else:
             quarantine_failed_rows(con, run_id, "orders", "typed_orders")
             rank_wide_orders(con, config, run_id)
