@@ -67,15 +67,18 @@ def _pivoted_counts(keys: list[str], prefix: str) -> str:
 
 def order_stats_sql(categories: list[str], payments: list[str], only_changed: bool = False) -> str:
     """The SELECT behind features.customer_order_stats: one row per customer with orders, holding only what the
-    customer's own rows decide (counts, sums, first and last order), so a nightly load recomputes just the
-    customers whose orders it changed. `only_changed` restricts it to the customers queued in CHANGED_CUSTOMERS.
+    customer's own rows decide (counts, sums, first and last order, largest order and basket), so a nightly load
+    recomputes just the customers whose orders it changed. `only_changed` restricts it to the customers queued in
+    CHANGED_CUSTOMERS.
 
     The long (customer, key, orders) counts are pivoted by conditional aggregates inside DuckDB: in polars that
     cost more than the aggregation itself at 1M customers."""
     changed = f"WHERE customer_id IN (SELECT customer_id FROM {CHANGED_CUSTOMERS})" if only_changed else ""
     ctes = [f"""order_totals AS (
             SELECT customer_id, count(order_id) AS n_orders, count(*) AS n_rows, sum(order_amount) AS total_spend,
-                   avg(order_amount) AS avg_amount, max(order_ts) AS last_order, min(order_ts) AS first_order
+                   avg(order_amount) AS avg_amount, max(order_ts) AS last_order, min(order_ts) AS first_order,
+                   -- For the outlier screen (quality/outliers.py), which would otherwise group every order again.
+                   max(order_amount) AS max_order_amount, max(n_items) AS max_items_per_order
             FROM staging.orders {changed} GROUP BY customer_id)"""]
     joins = []
     if categories:
@@ -147,6 +150,7 @@ def refresh_order_stats(con: duckdb.DuckDBPyConnection, categories: list[str], p
     when most customers changed (one pass over every order is then cheaper than a keyed one)."""
     ensure_change_queue(con)
     wanted = ["customer_id", "n_orders", "n_rows", "total_spend", "avg_amount", "last_order", "first_order",
+              "max_order_amount", "max_items_per_order",
               *(CATEGORY_PREFIX + k for k in categories), *(PAYMENT_PREFIX + k for k in payments)]
     stored = [row[0] for row in con.execute(
         "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
@@ -178,8 +182,8 @@ def refresh_order_stats(con: duckdb.DuckDBPyConnection, categories: list[str], p
 def customer_features(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """One row per customer (grain: customer_id) from staging.customers, staging.orders and staging.order_lines:
     demographics, category order shares, RFM and payment mix. Also keeps features.customer_order_stats (one row
-    per customer with orders: counts, sums, first and last order), refreshed only for the customers whose orders
-    the last load changed."""
+    per customer with orders: counts, sums, first and last order, largest order and basket), refreshed only for
+    the customers whose orders the last load changed."""
     with warehouse.connect() as con:
         con.execute("BEGIN TRANSACTION")
         try:

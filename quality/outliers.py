@@ -61,13 +61,15 @@ _LEAF = -1  # scikit-learn's marker of a leaf in children_left
 
 
 def outlier_inputs(con) -> pl.DataFrame:
+    """The screen's inputs per customer. The largest order and basket come from the order aggregates the features
+    step keeps (assets/features.py), refreshed only for changed customers: grouping all 3M orders of 1M customers
+    again cost 0.5-0.7 s every night."""
     return con.execute("""
         SELECT f.customer_id, f.total_spend, f.n_orders, f.avg_basket_value, f.income, f.age,
-               COALESCE(o.max_order_amount, 0) AS max_order_amount,
-               COALESCE(o.max_items_per_order, 0) AS max_items_per_order
+               COALESCE(s.max_order_amount, 0) AS max_order_amount,
+               COALESCE(s.max_items_per_order, 0) AS max_items_per_order
         FROM features.customer_features f
-        LEFT JOIN (SELECT customer_id, max(order_amount) AS max_order_amount, max(n_items) AS max_items_per_order
-                   FROM staging.orders GROUP BY customer_id) o USING (customer_id)
+        LEFT JOIN features.customer_order_stats s USING (customer_id)
         ORDER BY f.customer_id""").pl()
 
 
