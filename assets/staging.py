@@ -732,6 +732,9 @@ def build_staging(
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
+        # typed_orders was made before the transaction, so the rollback keeps it (or brings it back if it was
+        # dropped): free it, and whatever else is left, as a successful run does.
+        drop_order_intermediates(con)
         raise
 
 

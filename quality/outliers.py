@@ -60,16 +60,30 @@ STATE_VERSION = 1
 _LEAF = -1  # scikit-learn's marker of a leaf in children_left
 
 
+ORDER_MAXIMA = ("max_order_amount", "max_items_per_order")
+ORDER_MAXIMA_FROM_ORDERS = """(
+    SELECT customer_id, max(order_amount) AS max_order_amount, max(n_items) AS max_items_per_order
+    FROM staging.orders GROUP BY customer_id)"""
+
+
+def order_maxima_source(con) -> str:
+    """Where each customer's largest order and basket come from: the order aggregates the features step keeps
+    (assets/features.py), refreshed only for changed customers, since grouping all 3M orders of 1M customers again
+    cost 0.5-0.7 s every night. A warehouse whose aggregates predate these columns (the features step adds them on
+    its next run) groups the orders as before."""
+    kept = {row[0] for row in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND schema_name = 'features' AND table_name = 'customer_order_stats'").fetchall()}
+    return "features.customer_order_stats" if kept.issuperset(ORDER_MAXIMA) else ORDER_MAXIMA_FROM_ORDERS
+
+
 def outlier_inputs(con) -> pl.DataFrame:
-    """The screen's inputs per customer. The largest order and basket come from the order aggregates the features
-    step keeps (assets/features.py), refreshed only for changed customers: grouping all 3M orders of 1M customers
-    again cost 0.5-0.7 s every night."""
-    return con.execute("""
+    return con.execute(f"""
         SELECT f.customer_id, f.total_spend, f.n_orders, f.avg_basket_value, f.income, f.age,
-               COALESCE(s.max_order_amount, 0) AS max_order_amount,
-               COALESCE(s.max_items_per_order, 0) AS max_items_per_order
+               COALESCE(o.max_order_amount, 0) AS max_order_amount,
+               COALESCE(o.max_items_per_order, 0) AS max_items_per_order
         FROM features.customer_features f
-        LEFT JOIN features.customer_order_stats s USING (customer_id)
+        LEFT JOIN {order_maxima_source(con)} o USING (customer_id)
         ORDER BY f.customer_id""").pl()
 
 
@@ -392,7 +406,8 @@ def reusable_forest(folder: Path, inputs: pl.DataFrame, seed: int, refit_every_d
 )
 def outliers(context: dg.AssetExecutionContext, warehouse: WarehouseResource, source: SourceResource):
     """One row per customer (grain: customer_id): isolation-forest score, outlier flag and the feature that
-    stands out most, from features.customer_features and staging.orders."""
+    stands out most, from features.customer_features and each customer's largest order and basket (kept with the
+    features' order aggregates, or grouped from staging.orders)."""
     quality = source.load().quality
     folder = forest_folder(warehouse.file)
     now = datetime.now(timezone.utc).replace(tzinfo=None)

@@ -1,5 +1,6 @@
 """The quality gate's parts: batched Great Expectations validation, stored results, outliers, missing values."""
 
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from pipelines.config import load_source_config
 from pipelines.generate import generate_demo_data
-from quality import suites
+from quality import outliers, suites
 from quality.checks import suite_check_result
 from quality.outliers import outlier_matrix, score_outliers
 from quality.validation import (
@@ -220,6 +221,23 @@ def planted_run(tmp_path_factory):
     result = materialize_graph(config, warehouse)
     assert result.success
     return data, warehouse, result
+
+
+def test_outlier_inputs_from_the_kept_order_aggregates_equal_grouping_every_order(planted_run, tmp_path):
+    _, warehouse, _ = planted_run
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(warehouse, copy)
+    with duckdb.connect(str(copy)) as con:
+        assert outliers.order_maxima_source(con) == "features.customer_order_stats"
+        from_stats = outliers.outlier_inputs(con)
+        # A warehouse whose aggregates predate the two columns groups the orders instead, with the same values.
+        for column in outliers.ORDER_MAXIMA:
+            con.execute(f"ALTER TABLE features.customer_order_stats DROP COLUMN {column}")
+        assert outliers.order_maxima_source(con) == outliers.ORDER_MAXIMA_FROM_ORDERS
+        from_orders = outliers.outlier_inputs(con)
+    assert from_stats.height == 6000
+    assert from_stats["max_order_amount"].gt(0).sum() > 5000
+    assert from_stats.equals(from_orders)
 
 
 def test_isolation_forest_recovers_planted_extremes(planted_run):

@@ -81,19 +81,42 @@ def test_repeated_keys_with_an_empty_sku_collapse_or_go_to_quarantine(tmp_path):
                            "conflicting_duplicates FROM quality.load_audit") == [(5, 3, 1, 1, 1, 1)]
 
 
-def test_a_failure_before_commit_leaves_staging_as_it_was(tmp_path, monkeypatch):
-    warehouse = stage(tmp_path, {"a.csv": ["O1,C1,2026-03-01 10:00:00,wine,1,10,CARD,w1"]})
+STAGED_STATE = ["staging.orders", "staging.order_lines", "staging.customers", "quality.quarantine",
+                "quality.removed_duplicates", "quality.key_conflicts", "quality.load_audit"]
+
+
+def test_a_failure_before_commit_leaves_staging_as_it_was_and_frees_the_typed_rows(tmp_path, monkeypatch):
+    warehouse = stage(tmp_path, {"a.csv": ["O1,C1,2026-03-01 10:00:00,wine,1,10,CARD,w1",
+                                           "O1,C1,2026-03-01 10:00:00,wine,1,10,CARD,w1"]})  # one exact copy
     config = load_source_config(tmp_path / "shop.yaml")
+
+    def state(con) -> dict[str, list[tuple]]:
+        return {table: con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
+                for table in STAGED_STATE}
+
+    def temporary_objects(con) -> list[str]:
+        return [row[0] for row in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'temp'").fetchall()]
 
     def fail(name: str) -> None:
         if name == "staging:before_commit":
             raise RuntimeError("crash before commit")
 
-    monkeypatch.setattr(staging, "crash_point", fail)
     with warehouse.connect() as con:
-        con.execute("DELETE FROM raw.orders")
+        before = state(con)
+        assert before["quality.removed_duplicates"] and before["staging.orders"]
+        # The next load has another order and a manifest of its own, so it would change every table if it committed.
+        con.execute("UPDATE raw.orders SET order_id = 'O2'")
+        con.execute("UPDATE raw.source_files SET run_id = 'run-2'")
+        monkeypatch.setattr(staging, "crash_point", fail)
         with pytest.raises(RuntimeError, match="crash before commit"):
             staging.build_staging(con, config, "run-2")
-        # Nothing of run-2 is visible: staging still holds run-1's order and no audit row of run-2 exists.
-        assert con.execute("SELECT order_id FROM staging.orders").fetchall() == [("O1",)]
-        assert con.execute("SELECT count(*) FROM quality.load_audit WHERE run_id = 'run-2'").fetchone() == (0,)
+        assert state(con) == before
+        assert temporary_objects(con) == []  # the typed rows, made before the transaction, are freed too
+        # The same connection loads again once the cause is gone.
+        monkeypatch.setattr(staging, "crash_point", lambda name: None)
+        staging.build_staging(con, config, "run-2")
+        assert con.execute("SELECT order_id FROM staging.orders").fetchall() == [("O2",)]
+        assert con.execute("SELECT run_id, rows_read, rows_loaded, duplicates_removed FROM quality.load_audit "
+                           "WHERE run_id = 'run-2'").fetchall() == [("run-2", 2, 1, 1)]
+        assert "typed_orders" not in temporary_objects(con)
