@@ -18,7 +18,7 @@ import dagster as dg
 import duckdb
 import polars as pl
 
-from assets.ingest import preview_markdown
+from assets.ingest import preview_markdown, table_columns
 from assets.staging import CHANGED_CUSTOMERS, ensure_change_queue
 from pipelines.resources import WarehouseResource
 
@@ -152,9 +152,7 @@ def refresh_order_stats(con: duckdb.DuckDBPyConnection, categories: list[str], p
     wanted = ["customer_id", "n_orders", "n_rows", "total_spend", "avg_amount", "last_order", "first_order",
               "max_order_amount", "max_items_per_order",
               *(CATEGORY_PREFIX + k for k in categories), *(PAYMENT_PREFIX + k for k in payments)]
-    stored = [row[0] for row in con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
-        "AND schema_name = 'features' AND table_name = 'customer_order_stats' ORDER BY column_index").fetchall()]
+    stored = table_columns(con, STATS_TABLE)
     queued, everyone = con.execute(
         f"SELECT count(DISTINCT customer_id), count(*) FILTER (WHERE customer_id IS NULL) FROM {CHANGED_CUSTOMERS}"
     ).fetchone()

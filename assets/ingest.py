@@ -442,7 +442,7 @@ def read_customers(config: SourceConfig, scratch: Path) -> tuple[pl.DataFrame, l
     return pl.concat([pl.read_parquet(p) for p in staged], how="vertical"), manifest
 
 
-def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str] | None:
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str] | None:
     """The columns of `schema.table`, None when it does not exist. raw.* lives in the attached raw database."""
     schema, name = table.split(".")
     database = "current_database()" if schema != RAW_CATALOG else f"'{RAW_CATALOG}'"
@@ -458,14 +458,14 @@ def _columns_of(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return _table_columns(con, table) is not None
+    return table_columns(con, table) is not None
 
 
 def replace_days(con: duckdb.DuckDBPyConnection, table: str, incoming: str, window: DayWindow | None) -> None:
-    """Put the rows of temp table or view `incoming` into `table`. A snapshot load (window None) replaces the table;
-    a daily load deletes the window's days first, so reloading a day never doubles it. Rows of a former
+    """Put the rows of temp table or view `incoming` into `table`. A snapshot load (window None) replaces the
+    table; a daily load deletes the window's days first, so reloading a day never doubles it. Rows of a former
     snapshot load (day NULL) go too. Runs inside the caller's transaction."""
-    existing = _table_columns(con, table)
+    existing = table_columns(con, table)
     if window is not None and existing is not None and existing != _columns_of(con, incoming):
         kept = con.execute(
             f"SELECT min({PARTITION_DATE}), count(*) FROM {table} WHERE {PARTITION_DATE} NOT BETWEEN ? AND ?",
@@ -491,13 +491,13 @@ def write_raw_table(
         # cost 3 s at 9M rows. A view cannot take parameters; the paths are our own scratch files, quoted anyway.
         files = ", ".join("'" + str(path).replace("'", "''") + "'" for path in staged)
         con.execute(f"CREATE OR REPLACE TEMP VIEW incoming AS SELECT * FROM read_parquet([{files}])")
-        replace_days(con, table, "incoming", window)
-        con.execute("DROP VIEW incoming")
+        kind = "VIEW"
     else:
         empty = _empty_raw(fields).to_arrow()  # noqa: F841 - read by DuckDB's replacement scan
         con.execute("CREATE OR REPLACE TEMP TABLE incoming AS SELECT * FROM empty")
-        replace_days(con, table, "incoming", window)
-        con.execute("DROP TABLE incoming")
+        kind = "TABLE"
+    replace_days(con, table, "incoming", window)
+    con.execute(f"DROP {kind} incoming")
 
 
 def write_manifest(

@@ -27,7 +27,8 @@ import polars as pl
 from joblib import parallel_config
 from sklearn.ensemble import IsolationForest
 
-from assets.ingest import preview_markdown
+from assets.features import STATS_TABLE
+from assets.ingest import preview_markdown, table_columns
 from assets.model import MedianImputer, data_as_of
 from pipelines.resources import SourceResource, WarehouseResource
 
@@ -71,10 +72,8 @@ def order_maxima_source(con) -> str:
     (assets/features.py), refreshed only for changed customers, since grouping all 3M orders of 1M customers again
     cost 0.5-0.7 s every night. A warehouse whose aggregates predate these columns (the features step adds them on
     its next run) groups the orders as before."""
-    kept = {row[0] for row in con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
-        "AND schema_name = 'features' AND table_name = 'customer_order_stats'").fetchall()}
-    return "features.customer_order_stats" if kept.issuperset(ORDER_MAXIMA) else ORDER_MAXIMA_FROM_ORDERS
+    kept = table_columns(con, STATS_TABLE) or []
+    return STATS_TABLE if set(ORDER_MAXIMA) <= set(kept) else ORDER_MAXIMA_FROM_ORDERS
 
 
 def outlier_inputs(con) -> pl.DataFrame:
