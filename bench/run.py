@@ -13,12 +13,14 @@ one after another, each in its own subprocess so that its peak RSS is its own (o
 
 Wall times of the pipeline and the baseline are whole-process times (interpreter start, imports and all), measured
 by this parent. The floor and the per-stage times are measured inside the child. speedup = baseline wall / pipeline
-wall; overhead_vs_floor = (ingest + staging + features step time) / floor time, the "ingest plus features vs
-floor" ratio. like_for_like = the baseline's seconds inside its script / the pipeline's steps that do the same
-work (ingest, staging, features, outliers, model, segments). The scaling exponent is the least-squares slope of log(pipeline wall) against log(order lines) over
-the sizes run (1.0 = linear); it is fitted twice, on whole-process wall time and on the time inside steps (which
-leaves out the fixed interpreter, import and Dagster start-up). Results go to a table on stdout and to
-bench/results/<YYYY-MM-DD>.json (UTC date). When M ran, the last line printed is
+wall; overhead_vs_floor = (ingest + staging + features step time) / floor time, the "ingest plus features vs floor"
+ratio. like_for_like = the baseline's seconds inside its script / the pipeline's steps that do the same work
+(ingest, staging, features, outliers, model, segments). The scaling exponent is the least-squares slope of
+log(pipeline wall) against log(order lines) over the sizes run (1.0 = linear); it is fitted twice, on whole-process
+wall time and on the time inside steps (which leaves out the fixed interpreter, import and Dagster start-up).
+Before the sizes, the start-up floor: processes that only import the pipeline's definitions, the cost every run
+pays before it reads any data, printed beside what M's targets leave for the whole refresh. Results go to a table
+on stdout and to bench/results/<YYYY-MM-DD>.json (UTC date). When M ran, the last line printed is
 `speedup_vs_pandas=<x> peak_rss_mb=<y> baseline_peak_rss_mb=<z> overhead_vs_floor=<w>` for M.
 """
 
@@ -30,6 +32,7 @@ import math
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -114,6 +117,16 @@ def measured(command: list[str], log: Path) -> dict:
         tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-30:]
         raise SystemExit(f"{' '.join(command)} failed (exit {process.returncode}):\n" + "\n".join(tail))
     return {"wall_seconds": wall, "peak_rss_mb": usage.ru_maxrss / 1024.0}  # ru_maxrss is in KiB on Linux
+
+
+def startup_floor(workdir: Path, repeats: int = 3) -> dict:
+    """What every run pays before it reads any data: a process that only imports the pipeline's definitions
+    (Dagster, Great Expectations, scikit-learn, Altair, polars, DuckDB), measured like the runs. The median of
+    `repeats` runs for the wall time, the largest peak RSS."""
+    runs = [measured([sys.executable, "-c", "import pipelines.definitions"], workdir / f"startup_{i}.log")
+            for i in range(repeats)]
+    return {"wall_seconds": statistics.median(r["wall_seconds"] for r in runs),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "repeats": repeats}
 
 
 def bench_size(name: str, customers: int, workdir: Path) -> dict:
@@ -212,7 +225,7 @@ def scaling_exponent(results: list[dict], seconds=lambda r: r["pipeline"]["wall_
     return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / sum((x - mean_x) ** 2 for x in xs)
 
 
-def print_tables(results: list[dict], exponents: dict[str, float | None]) -> None:
+def print_tables(results: list[dict], exponents: dict[str, float | None], startup: dict) -> None:
     header = (f"{'size':<4} {'customers':>10} {'lines':>11} {'pipeline s':>10} {'rss MB':>8} {'pandas s':>9} "
               f"{'rss MB':>8} {'floor s':>8} {'rss MB':>7} {'speedup':>8} {'rss ratio':>9} "
               f"{'ingest+features s':>17} {'vs floor':>8}")
@@ -229,6 +242,12 @@ def print_tables(results: list[dict], exponents: dict[str, float | None]) -> Non
     if exponents["wall"] is not None:
         print(f"scaling exponent vs order lines (log-log fit over {', '.join(r['size'] for r in results)}; 1 = "
               f"linear): pipeline wall {exponents['wall']:.3f}, time inside steps {exponents['steps']:.3f}")
+    print(f"start-up floor: importing the pipeline's definitions alone takes {startup['wall_seconds']:.2f} s and "
+          f"{startup['peak_rss_mb']:.0f} MB (wall: median of {startup['repeats']} processes; RSS: the largest)")
+    for r in results:
+        if r["size"] == "M":
+            print(f"M targets: 5x the baseline leaves {r['baseline']['wall_seconds'] / 5:.2f} s for the whole refresh, "
+                  f"half its peak RSS is {r['baseline']['peak_rss_mb'] / 2:.0f} MB")
     print()
     stage_names = list(dict.fromkeys([*STAGES, "checks", *(s for r in results for s in r["pipeline"]["stages"])]))
     print("pipeline stages (s, summed STEP_SUCCESS durations; 'startup' = interpreter + imports, "
@@ -283,6 +302,8 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="persona-bench-"))
     results = []
     try:
+        print("start-up floor (importing the definitions) ...", file=sys.stderr, flush=True)
+        startup = startup_floor(root)
         for name in sizes:
             workdir = root / name
             workdir.mkdir()
@@ -302,7 +323,8 @@ def main() -> None:
     out.write_text(json.dumps({
         "run_at": now.isoformat(timespec="seconds"), "machine": {
             "cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "seed": SEED, "days": DAYS, "sizes": results, "scaling_exponent_pipeline_wall_vs_lines": exponents["wall"],
+        "seed": SEED, "days": DAYS, "startup_floor": startup, "sizes": results,
+        "scaling_exponent_pipeline_wall_vs_lines": exponents["wall"],
         "scaling_exponent_pipeline_steps_vs_lines": exponents["steps"],
         "notes": {
             "wall_seconds": "pipeline and baseline: whole child process as seen by the parent (startup included)",
@@ -313,11 +335,12 @@ def main() -> None:
             "scaling_exponent": "slope of log(seconds) vs log(order lines) over the sizes run; steps = time inside "
                                 "steps (no start-up)",
             "silhouette": "baseline uses silhouette_score(sample_size=10000, random_state=0)",
+            "startup_floor": "median wall and largest peak RSS of processes that only import pipelines.definitions",
             "incremental_share": "daily layout: wall of the run loading the last landing day as a new day / wall of "
                                  "the full refresh of every day before it (each its own process)",
         }}, indent=2), encoding="utf-8")
     sys.stderr.flush()
-    print_tables(results, exponents)
+    print_tables(results, exponents, startup)
     print(f"results: {out.relative_to(ROOT)}")
     medium = next((r for r in results if r["size"] == "M"), None)
     if medium:

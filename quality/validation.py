@@ -100,6 +100,18 @@ def _validate_batch(validation: gx.ValidationDefinition, batch: pd.DataFrame) ->
     return list(result.results)
 
 
+def _release_batch(validation: gx.ValidationDefinition) -> None:
+    """Make GX let go of the batch it just validated, so that its frame is freed as soon as the caller drops it.
+
+    GX's execution engine keeps the last batch (and its data) until the next one replaces it, so each frame lived
+    on beside the next one being read. Once the suite is removed, the engine is held only by reference cycles,
+    so the last frame lived on until Python's cyclic collector ran, which can be steps later. tests/test_quality.py
+    notices if the pinned GX version keeps the batch elsewhere."""
+    batches = validation.data.data_asset.datasource.get_execution_engine().batch_manager
+    batches.reset_batch_cache()
+    batches.batch_data_cache.clear()
+
+
 def _batches(con: duckdb.DuckDBPyConnection, spec: SuiteSpec, batch_rows: int):
     rows = con.execute(f"SELECT count(*) FROM {spec.table}").fetchone()[0]
     count = max(1, math.ceil(rows / batch_rows))
@@ -194,6 +206,8 @@ def validate_suite(con: duckdb.DuckDBPyConnection, spec: SuiteSpec, batch_rows: 
         for batches, frame in _batches(con, spec, batch_rows):
             for result in _validate_batch(validation, frame):
                 per_expectation.setdefault(result.expectation_config.id, []).append(result)
+            _release_batch(validation)
+            del frame  # now its last reference: freed before the next batch is read
         order = [e.id for e in validation.suite.expectations]
     return outcomes + [_combine(per_expectation[key], batches, spec) for key in order]
 

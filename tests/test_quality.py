@@ -1,6 +1,8 @@
 """The quality gate's parts: batched Great Expectations validation, stored results, outliers, missing values."""
 
+import gc
 import shutil
+import weakref
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -78,6 +80,33 @@ def test_batches_give_the_same_verdict_as_one_pass(orders_db):
         ("expect_column_values_to_not_be_null", "customer_id", False, 5002, 3, None),
         ("expect_column_values_to_be_in_set", "payment_method", True, 5002, 0, None),
     ]
+
+
+def test_each_validated_batch_is_freed_before_the_next_is_read(orders_db, monkeypatch):
+    """GX's objects around a batch form reference cycles; with Python's automatic collector off, only the suite's
+    own collection frees the frames (at 1M customers they held 0.4-0.6 GB between steps)."""
+    from quality import validation
+
+    alive_when_read = []
+    batch_refs = []
+
+    def tracked_frame(con, sql, params=None):
+        alive_when_read.append(sum(ref() is not None for ref in batch_refs))
+        frame = query_frame(con, sql, params)
+        batch_refs.append(weakref.ref(frame))
+        return frame
+
+    monkeypatch.setattr(validation, "query_frame", tracked_frame)
+    gc.collect()
+    gc.disable()
+    try:
+        outcomes = validate_suite(orders_db, _spec(), batch_rows=1000)
+    finally:
+        gc.enable()
+    assert {o.batches for o in outcomes} == {6}
+    assert len(batch_refs) == 6
+    assert alive_when_read == [0] * 6
+    assert [ref() for ref in batch_refs] == [None] * 6
 
 
 def test_query_frame_is_what_duckdb_df_gives(tmp_path):
