@@ -38,7 +38,9 @@ class SuiteSpec:
 
     name: str
     table: str
-    frame_sql: str  # SELECT ... FROM <table>; static text, parameters go in `params`
+    # SELECT ... FROM <table>; static text, parameters go in `params`. It also selects the partition key; only
+    # the columns the row expectations read go to GX (row_columns).
+    frame_sql: str
     partition_key: list[str]
     expectations: list[gx.expectations.Expectation]
     params: dict = field(default_factory=dict)
@@ -112,16 +114,37 @@ def _release_batch(validation: gx.ValidationDefinition) -> None:
     batches.batch_data_cache.clear()
 
 
+COLUMN_ARGUMENTS = ("column", "column_A", "column_B", "column_list")
+
+
+def row_columns(spec: SuiteSpec) -> list[str]:
+    """The columns of `spec.frame_sql` that its row expectations read, in first-use order; empty when one of them
+    names no column and is not about the table as a whole (every column is handed over then).
+
+    Only these go to GX. A partition key no expectation reads (raw tables are split by file and row number) only
+    splits the table into batches: at 1M customers handing the raw orders' file names and row numbers to GX as
+    well took the raw orders suite from 6.6 s to 8.3-9.7 s."""
+    columns: list[str] = []
+    for configured in spec.expectations:
+        kwargs = configured.configuration.kwargs
+        named = [kwargs[a] for a in COLUMN_ARGUMENTS if a in kwargs]
+        if not named and not configured.expectation_type.startswith("expect_table_"):
+            return []
+        for value in named:
+            columns += [c for c in ([value] if isinstance(value, str) else value) if c not in columns]
+    return columns
+
+
 def _batches(con: duckdb.DuckDBPyConnection, spec: SuiteSpec, batch_rows: int):
     rows = con.execute(f"SELECT count(*) FROM {spec.table}").fetchone()[0]
     count = max(1, math.ceil(rows / batch_rows))
     key = ", ".join(spec.partition_key)
+    selected = ", ".join('"' + c.replace('"', '""') + '"' for c in row_columns(spec)) or "*"
     for index in range(count):
         # The casts matter: hash() is UBIGINT, and an untyped parameter made DuckDB compare in another type,
         # 6x slower on 10M rows.
-        sql = spec.frame_sql if count == 1 else (
-            f"SELECT * FROM ({spec.frame_sql}) WHERE hash({key}) % $batch_count::UBIGINT = $batch_index::UBIGINT"
-        )
+        sql = f"SELECT {selected} FROM ({spec.frame_sql})" + ("" if count == 1 else (
+            f" WHERE hash({key}) % $batch_count::UBIGINT = $batch_index::UBIGINT"))
         params = dict(spec.params)
         if count > 1:
             params.update(batch_count=count, batch_index=index)

@@ -3,6 +3,7 @@
 import gc
 import shutil
 import weakref
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -107,6 +108,37 @@ def test_each_validated_batch_is_freed_before_the_next_is_read(orders_db, monkey
     assert len(batch_refs) == 6
     assert alive_when_read == [0] * 6
     assert [ref() for ref in batch_refs] == [None] * 6
+
+
+def test_gx_gets_only_the_columns_its_row_expectations_read(orders_db, monkeypatch, tmp_path):
+    from quality import validation
+
+    handed_over = []
+
+    def spy(con, sql, params=None):
+        frame = query_frame(con, sql, params)
+        handed_over.append(list(frame.columns))
+        return frame
+
+    monkeypatch.setattr(validation, "query_frame", spy)
+    spec = _spec()  # its frame also selects order_amount, which no expectation reads
+    read = ["order_id", "customer_id", "payment_method"]
+    assert validation.row_columns(spec) == read
+    whole = validate_suite(orders_db, spec, batch_rows=1_000_000)
+    batched = validate_suite(orders_db, spec, batch_rows=1000)
+    assert handed_over == [read] * 7  # one whole-table frame, then six batches
+    assert [(o.expectation, o.success, o.element_count, o.unexpected_count) for o in whole] == [
+        ("expect_table_row_count_to_be_between", True, 5002, None),
+        ("expect_column_values_to_be_unique", False, 5002, 4),
+        ("expect_column_values_to_not_be_null", False, 5002, 3),
+        ("expect_column_values_to_be_in_set", True, 5002, 0),
+    ] == [(o.expectation, o.success, o.element_count, o.unexpected_count) for o in batched]
+    # Raw tables are split into batches by file and row number, which no expectation reads.
+    config = load_source_config(write_file(tmp_path / "shop.yaml", "name: t\nshape: long\norders: {path: o.csv}\n"))
+    assert validation.row_columns(suites.raw_orders_suite(config)) == [
+        "order_id", "customer_id", "order_ts", "category", "quantity"]
+    # Expectations about the table alone read no column: every column of the frame is handed over.
+    assert validation.row_columns(replace(spec, expectations=spec.expectations[:1])) == []
 
 
 def test_query_frame_is_what_duckdb_df_gives(tmp_path):
