@@ -122,8 +122,8 @@ def row_columns(spec: SuiteSpec) -> list[str]:
     names no column and is not about the table as a whole (every column is handed over then).
 
     Only these go to GX. A partition key no expectation reads (raw tables are split by file and row number) only
-    splits the table into batches: at 1M customers handing the raw orders' file names and row numbers to GX as
-    well took the raw orders suite from 6.6 s to 8.3-9.7 s."""
+    splits the table into batches: at 1M customers, handing the raw orders' file names and row numbers to GX as
+    well made the raw orders suite take 8.3-9.7 s instead of 6.7-7.0 s."""
     columns: list[str] = []
     for configured in spec.expectations:
         kwargs = configured.configuration.kwargs
