@@ -137,8 +137,30 @@ def test_gx_gets_only_the_columns_its_row_expectations_read(orders_db, monkeypat
     config = load_source_config(write_file(tmp_path / "shop.yaml", "name: t\nshape: long\norders: {path: o.csv}\n"))
     assert validation.row_columns(suites.raw_orders_suite(config)) == [
         "order_id", "customer_id", "order_ts", "category", "quantity"]
-    # Expectations about the table alone read no column: every column of the frame is handed over.
-    assert validation.row_columns(replace(spec, expectations=spec.expectations[:1])) == []
+    # Where an expectation may read columns it does not name, every column of the frame is handed over.
+    every_column = ["order_id", "customer_id", "payment_method", "order_amount"]
+    row_count_only = replace(spec, expectations=spec.expectations[:1])
+    column_set = replace(spec, expectations=[
+        expectation(E.ExpectTableColumnsToMatchSet, CRITICAL, column_set=every_column, exact_match=True)])
+    conditioned = replace(spec, expectations=[expectation(
+        E.ExpectColumnValuesToBeBetween, CRITICAL, column="order_amount", min_value=1,
+        row_condition='payment_method=="CARD"', condition_parser="pandas")])
+    assert [validation.row_columns(s) for s in (row_count_only, column_set, conditioned)] == [[], [], []]
+    handed_over.clear()
+    outcomes = [validate_suite(orders_db, s, batch_rows=1_000_000)[0] for s in (row_count_only, column_set, conditioned)]
+    assert handed_over == [every_column] * 3
+    # The set holds every column; amount 0 exists among the CARD orders (i % 3 == 0 and i % 50 == 0).
+    assert [(o.success, o.unexpected_count) for o in outcomes] == [(True, None), (True, None), (False, 34)]
+
+
+def test_a_column_missing_from_the_frame_fails_its_expectation_not_the_suite(orders_db):
+    spec = replace(_spec(), expectations=[
+        expectation(E.ExpectColumnValuesToNotBeNull, CRITICAL, column="order_id"),
+        expectation(E.ExpectColumnValuesToNotBeNull, CRITICAL, column="coupon_code"),
+    ])
+    outcomes = validate_suite(orders_db, spec, batch_rows=1000)
+    assert [(o.column, o.success) for o in outcomes] == [("order_id", True), ("coupon_code", False)]
+    assert (outcomes[1].element_count, outcomes[1].unexpected_count) == (None, None)  # GX could not evaluate it
 
 
 def test_query_frame_is_what_duckdb_df_gives(tmp_path):
