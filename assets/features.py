@@ -29,6 +29,10 @@ RFM_COLUMNS = ["n_orders", "total_spend", "avg_basket_value", "recency_days", "t
 STATS_TABLE = "features.customer_order_stats"
 # Above this share of customers changed, one pass over every order beats deleting and re-inserting by key.
 MAX_INCREMENTAL_SHARE = 0.2
+# Each customer's largest order and basket, kept with the order aggregates for the outlier screen
+# (quality/outliers.py), which would otherwise group every order again.
+ORDER_MAXIMA = {"max_order_amount": "max(order_amount)", "max_items_per_order": "max(n_items)"}
+ORDER_MAXIMA_SQL = ", ".join(f"{aggregate} AS {name}" for name, aggregate in ORDER_MAXIMA.items())
 
 
 def feature_family(column: str) -> str | None:
@@ -77,8 +81,7 @@ def order_stats_sql(categories: list[str], payments: list[str], only_changed: bo
     ctes = [f"""order_totals AS (
             SELECT customer_id, count(order_id) AS n_orders, count(*) AS n_rows, sum(order_amount) AS total_spend,
                    avg(order_amount) AS avg_amount, max(order_ts) AS last_order, min(order_ts) AS first_order,
-                   -- For the outlier screen (quality/outliers.py), which would otherwise group every order again.
-                   max(order_amount) AS max_order_amount, max(n_items) AS max_items_per_order
+                   {ORDER_MAXIMA_SQL}
             FROM staging.orders {changed} GROUP BY customer_id)"""]
     joins = []
     if categories:
@@ -150,7 +153,7 @@ def refresh_order_stats(con: duckdb.DuckDBPyConnection, categories: list[str], p
     when most customers changed (one pass over every order is then cheaper than a keyed one)."""
     ensure_change_queue(con)
     wanted = ["customer_id", "n_orders", "n_rows", "total_spend", "avg_amount", "last_order", "first_order",
-              "max_order_amount", "max_items_per_order",
+              *ORDER_MAXIMA,
               *(CATEGORY_PREFIX + k for k in categories), *(PAYMENT_PREFIX + k for k in payments)]
     stored = table_columns(con, STATS_TABLE)
     queued, everyone = con.execute(

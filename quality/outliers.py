@@ -27,7 +27,7 @@ import polars as pl
 from joblib import parallel_config
 from sklearn.ensemble import IsolationForest
 
-from assets.features import STATS_TABLE
+from assets.features import ORDER_MAXIMA, ORDER_MAXIMA_SQL, STATS_TABLE
 from assets.ingest import preview_markdown, table_columns
 from assets.model import MedianImputer, data_as_of
 from pipelines.resources import SourceResource, WarehouseResource
@@ -61,10 +61,7 @@ STATE_VERSION = 1
 _LEAF = -1  # scikit-learn's marker of a leaf in children_left
 
 
-ORDER_MAXIMA = ("max_order_amount", "max_items_per_order")
-ORDER_MAXIMA_FROM_ORDERS = """(
-    SELECT customer_id, max(order_amount) AS max_order_amount, max(n_items) AS max_items_per_order
-    FROM staging.orders GROUP BY customer_id)"""
+ORDER_MAXIMA_FROM_ORDERS = f"(SELECT customer_id, {ORDER_MAXIMA_SQL} FROM staging.orders GROUP BY customer_id)"
 
 
 def order_maxima_source(con) -> str:

@@ -23,6 +23,8 @@ import great_expectations.execution_engine.pandas_execution_engine as gx_pandas_
 import pandas as pd
 import pyarrow as pa
 
+from assets.staging import quote_identifier
+
 # GX fingerprints every in-memory batch smaller than HASH_THRESHOLD bytes by hashing all of its values, only to
 # label the batch; it validates nothing. On a 2M-row batch that hashing took 0.8 s of a 1 s validation, so we set
 # the threshold GX itself uses to skip it. Pinned GX version; tests/test_quality.py notices if the knob moves.
@@ -146,7 +148,7 @@ def _select_list(con: duckdb.DuckDBPyConnection, spec: SuiteSpec) -> str:
     if wanted:
         present = {d[0] for d in con.execute(f"SELECT * FROM ({spec.frame_sql}) LIMIT 0", spec.params).description}
         wanted = [c for c in wanted if c in present]
-    return ", ".join('"' + c.replace('"', '""') + '"' for c in wanted) or "*"
+    return ", ".join(quote_identifier(c) for c in wanted) or "*"
 
 
 def _batches(con: duckdb.DuckDBPyConnection, spec: SuiteSpec, batch_rows: int):
