@@ -8,11 +8,11 @@ import dagster as dg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipelines.definitions import all_assets, all_checks  # noqa: E402
-from pipelines.generate import GeneratedData, generate_demo_data  # noqa: E402
-from pipelines.execution import plan_run  # noqa: E402
-from pipelines.partitions import snapshot_partition_key  # noqa: E402
-from pipelines.resources import SourceResource, WarehouseResource  # noqa: E402
+from pipelines.core.partitions import snapshot_partition_key  # noqa: E402
+from pipelines.core.resources import SourceResource, WarehouseResource  # noqa: E402
+from pipelines.demo.generate import GeneratedData, generate_demo_data  # noqa: E402
+from pipelines.jobs import ALL_ASSETS, ALL_CHECKS  # noqa: E402
+from pipelines.planning import plan_run  # noqa: E402
 
 
 def materialize_shop(workdir: Path, orders: Path, customers: Path) -> tuple[dg.ExecuteInProcessResult, Path]:
@@ -21,7 +21,7 @@ def materialize_shop(workdir: Path, orders: Path, customers: Path) -> tuple[dg.E
     config.write_text(f"name: bench\nshape: long\norders:\n  path: {orders}\n"
                       f"customers:\n  path: {customers}\n", encoding="utf-8")
     warehouse = workdir / "warehouse.duckdb"
-    result = dg.materialize([*all_assets, *all_checks], raise_on_error=False,
+    result = dg.materialize([*ALL_ASSETS, *ALL_CHECKS], raise_on_error=False,
                             partition_key=snapshot_partition_key(), resources={
         "warehouse": WarehouseResource(path=str(warehouse)), "source": SourceResource(config_path=str(config))})
     return result, warehouse
@@ -37,7 +37,7 @@ def materialize_daily(workdir: Path, landing: Path, customers: Path, first: date
     source = SourceResource(config_path=str(config))
     warehouse = WarehouseResource(path=str(workdir / "warehouse.duckdb"))
     plan = plan_run(source.load(), warehouse.published_file, first, last, all_days=first is None)
-    return dg.materialize([*all_assets, *all_checks], raise_on_error=False, partition_key=plan.partition_key,
+    return dg.materialize([*ALL_ASSETS, *ALL_CHECKS], raise_on_error=False, partition_key=plan.partition_key,
                           tags=plan.tags, resources={"warehouse": warehouse, "source": source})
 
 

@@ -81,7 +81,7 @@ def run_pipeline(data: Path, workdir: Path, out: Path, role: str = "pipeline", f
     single order file on a fresh warehouse), `daily` (the daily landing folders: every day, or first..last)."""
     started = time.perf_counter()
     sys.path.insert(0, str(BENCH))
-    from common import all_checks, materialize_daily, materialize_shop
+    from common import ALL_CHECKS, materialize_daily, materialize_shop
 
     imported = time.perf_counter()
     if role == "pipeline":
@@ -91,7 +91,7 @@ def run_pipeline(data: Path, workdir: Path, out: Path, role: str = "pipeline", f
         last = date.fromisoformat(last_day) if last_day else first
         result = materialize_daily(workdir, data / "landing", data / "customers.csv", first, last)
     finished = time.perf_counter()
-    check_steps = sorted(check.node_def.name for check in all_checks)
+    check_steps = sorted(check.node_def.name for check in ALL_CHECKS)
     steps = {event.step_key: event.event_specific_data.duration_ms / 1000.0
              for event in result.all_events if event.event_type_value == "STEP_SUCCESS"}
     failed = [event.step_key for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
@@ -131,7 +131,7 @@ def startup_floor(workdir: Path, repeats: int = 3) -> dict:
 
 def bench_size(name: str, customers: int, workdir: Path) -> dict:
     sys.path.insert(0, str(ROOT))
-    from pipelines.generate import generate_demo_data
+    from pipelines.demo.generate import generate_demo_data
 
     data_dir = workdir / "data"
     print(f"[{name}] generating {customers:,} customers ...", file=sys.stderr, flush=True)
@@ -188,7 +188,7 @@ def bench_incremental(name: str, data_dir: Path, workdir: Path) -> dict:
     it touches, move every customer's recency on by a day, refresh what depends on all days, publish. Both in
     their own process, start-up included. The full refresh holds one day fewer than the night after it, so the
     share is slightly pessimistic."""
-    from pipelines.partitions import split_orders_by_day
+    from pipelines.core.partitions import split_orders_by_day
 
     days = split_orders_by_day(data_dir / "order_lines.csv", data_dir / "landing")
     landing_days = sorted(p.name.removeprefix("order_day=") for p in (data_dir / "landing").iterdir())

@@ -6,7 +6,7 @@
   set of files with their sizes and modification times, so one landing triggers one run.
 - `notify_failure`: a run-failure sensor posting a JSON message to PERSONA_ALERT_WEBHOOK when it is set. The
   failed run is in the UI's run list either way.
-Both the schedule and the sensor use the CLI's plan (pipelines.execution.plan_run), so all three agree on which
+Both the schedule and the sensor use the CLI's plan (pipelines.planning.plan_run), so all three agree on which
 days a run loads.
 """
 
@@ -18,10 +18,10 @@ import urllib.request
 
 import dagster as dg
 
-from pipelines.config import ConfigError, SourceConfig
-from pipelines.execution import RunPlan, plan_run
-from pipelines.partitions import SCHEDULE_TIMEZONE
-from pipelines.resources import SourceResource, WarehouseResource
+from pipelines.core.config import ConfigError, SourceConfig
+from pipelines.core.partitions import SCHEDULE_TIMEZONE
+from pipelines.core.resources import SourceResource, WarehouseResource
+from pipelines.planning import RunPlan, plan_run
 
 WEBHOOK_VARIABLE = "PERSONA_ALERT_WEBHOOK"
 WEBHOOK_TIMEOUT_SECONDS = 10

@@ -27,10 +27,14 @@ import polars as pl
 from joblib import parallel_config
 from sklearn.ensemble import IsolationForest
 
-from assets.features import ORDER_MAXIMA, ORDER_MAXIMA_SQL, STATS_TABLE
-from assets.ingest import preview_markdown, table_columns
-from assets.model import MedianImputer, data_as_of
-from pipelines.resources import SourceResource, WarehouseResource
+from assets.features.customer_features import (
+    ORDER_MAXIMA,
+    ORDER_MAXIMA_SQL,
+    STATS_TABLE,
+)
+from assets.model.clusters import MedianImputer, data_as_of
+from pipelines.core.resources import SourceResource, WarehouseResource
+from pipelines.core.sql import preview_markdown, table_columns
 
 OUTLIER_FEATURES = ["total_spend", "n_orders", "avg_basket_value", "max_order_amount", "max_items_per_order", "income"]
 TREES = 200

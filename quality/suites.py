@@ -9,13 +9,13 @@ from datetime import datetime, timedelta, timezone
 
 import great_expectations as gx
 
-from pipelines.config import (
+from pipelines.core.config import (
     CUSTOMER_FIELDS,
     LONG_ORDER_FIELDS,
     WIDE_ORDER_FIELDS,
     SourceConfig,
 )
-from pipelines.partitions import DayWindow
+from pipelines.core.partitions import DayWindow
 from quality.validation import CRITICAL, WARNING, SuiteSpec, expectation
 
 E = gx.expectations

@@ -23,7 +23,7 @@ import great_expectations.execution_engine.pandas_execution_engine as gx_pandas_
 import pandas as pd
 import pyarrow as pa
 
-from assets.staging import quote_identifier
+from pipelines.core.sql import quote_identifier
 
 # GX fingerprints every in-memory batch smaller than HASH_THRESHOLD bytes by hashing all of its values, only to
 # label the batch; it validates nothing. On a 2M-row batch that hashing took 0.8 s of a 1 s validation, so we set

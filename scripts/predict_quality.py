@@ -20,10 +20,10 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipelines.definitions import all_assets, all_checks  # noqa: E402
-from pipelines.generate import generate_demo_data  # noqa: E402
-from pipelines.partitions import snapshot_partition_key  # noqa: E402
-from pipelines.resources import SourceResource, WarehouseResource, work_file_for  # noqa: E402
+from pipelines.core.partitions import snapshot_partition_key  # noqa: E402
+from pipelines.core.resources import SourceResource, WarehouseResource, work_file_for  # noqa: E402
+from pipelines.demo.generate import generate_demo_data  # noqa: E402
+from pipelines.jobs import ALL_ASSETS, ALL_CHECKS  # noqa: E402
 
 PREDICT_GROUP = "predict"
 
@@ -36,7 +36,7 @@ def evaluate(folder: Path, customers: int, days: int, seed: int) -> dict:
     warehouse = folder / "warehouse.duckdb"
     # The predict assets and everything upstream of them (not the segmentation or the report).
     selection = dg.AssetSelection.groups(PREDICT_GROUP).upstream().required_multi_asset_neighbors()
-    result = dg.materialize([*all_assets, *all_checks], selection=selection, raise_on_error=False,
+    result = dg.materialize([*ALL_ASSETS, *ALL_CHECKS], selection=selection, raise_on_error=False,
                             partition_key=snapshot_partition_key(), resources={
         "warehouse": WarehouseResource(path=str(warehouse)), "source": SourceResource(config_path=str(config))})
     if not result.success:

@@ -9,9 +9,15 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipelines.definitions import all_assets, all_checks
-from pipelines.execution import plan_run
-from pipelines.resources import SourceResource, WarehouseResource, attach_raw, raw_file_for, work_file_for
+from pipelines.core.resources import (
+    SourceResource,
+    WarehouseResource,
+    attach_raw,
+    raw_file_for,
+    work_file_for,
+)
+from pipelines.jobs import ALL_ASSETS, ALL_CHECKS
+from pipelines.planning import plan_run
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"
@@ -28,7 +34,7 @@ def materialize_graph(
     warehouse = WarehouseResource(path=str(warehouse_path))
     plan = plan_run(source.load(), warehouse.published_file, first, last, all_days=first is None)
     return dg.materialize(
-        [*all_assets, *all_checks],
+        [*ALL_ASSETS, *ALL_CHECKS],
         resources={"warehouse": warehouse, "source": source},
         partition_key=plan.partition_key,
         tags=plan.tags,

@@ -7,7 +7,8 @@ import sys
 import pytest
 import vl_convert
 
-from assets import chart_render, report_charts
+from assets.report import chart_render
+from assets.report import charts as report_charts
 
 
 def bar_spec(title: str) -> dict:

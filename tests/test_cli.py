@@ -1,8 +1,8 @@
 """The `persona` command as a user runs it: a real process, a real Dagster instance in DAGSTER_HOME."""
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Tests for the source config (pipelines.config).
+"""Tests for the source config (pipelines.core.config).
 
 Why these tests: a new shop is onboarded with a YAML file, not code, so an ops analyst must be able to fix a
 broken config from the error message alone. Every error therefore has to name the config file and the dotted
@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES, write_file
-from pipelines.config import (
+from pipelines.core.config import (
     ConfigError,
     FileSource,
     SourceConfig,
     load_source_config,
     resolve_paths,
 )
+from tests.conftest import EXAMPLES, write_file
 
 BASKET_CATEGORIES = [
     "fruitveg", "freshmeat", "dairy", "cannedveg", "cannedmeat", "frozenmeal",

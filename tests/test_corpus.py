@@ -14,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from pipelines.generate import generate_demo_data
+from pipelines.demo.generate import generate_demo_data
 from tests.conftest import materialize_graph, query, work_db, write_file
 
 ORDER_HEADER = "order_id,customer_id,order_ts,category,quantity,amount,payment_method"
@@ -68,9 +68,9 @@ def step_failure_message(result: dg.ExecuteInProcessResult, step_key: str) -> st
     failures = {event.step_key: event for event in result.get_step_failure_events()}
     assert step_key in failures, f"no failure of step {step_key}; failed steps: {sorted(failures)}"
     cause = failures[step_key].step_failure_data.error.cause
-    # A reading error is an IngestError from assets.ingest: the user sees its message, not a traceback.
+    # A reading error is an IngestError from assets.raw.ingest: the user sees its message, not a traceback.
     assert cause is not None and cause.cls_name == "IngestError", cause
-    return cause.message.strip().removeprefix("assets.ingest.IngestError: ")
+    return cause.message.strip().removeprefix("assets.raw.ingest.IngestError: ")
 
 
 def tables(warehouse: Path) -> set[str]:

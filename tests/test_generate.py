@@ -1,4 +1,4 @@
-"""Tests for the deterministic demo-data generator (pipelines.generate).
+"""Tests for the deterministic demo-data generator (pipelines.demo.generate).
 
 Why these tests: demos, benchmarks and segmentation-quality checks rely on the
 generator being byte-for-byte reproducible, writing exactly the documented
@@ -15,8 +15,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines import generate
-from pipelines.generate import (
+from pipelines.demo import generate
+from pipelines.demo.generate import (
     CATEGORIES,
     OUTLIER_KINDS,
     PERSONA_KEYS,

@@ -1,4 +1,4 @@
-"""Tests for the raw layer's readers (assets.ingest), called directly without Dagster.
+"""Tests for the raw layer's readers (assets.raw.ingest), called directly without Dagster.
 
 Why these tests: raw is where a shop's real files meet the pipeline. It must keep every row as text with its file
 and 1-based row number (so every later count can be traced back), read the encodings and line endings shops
@@ -14,8 +14,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-import assets.ingest as ingest
-from assets.ingest import (
+import assets.raw.ingest as ingest
+from assets.raw.ingest import (
     SOURCE_FILE,
     SOURCE_ROW,
     IngestError,
@@ -27,7 +27,7 @@ from assets.ingest import (
     read_source_file,
     transcode_to_utf8,
 )
-from pipelines.config import (
+from pipelines.core.config import (
     CUSTOMER_FIELDS,
     LONG_ORDER_FIELDS,
     LONG_ORDER_REQUIRED,

@@ -11,10 +11,9 @@ import duckdb
 import numpy as np
 import polars as pl
 import pytest
-
 from sklearn.preprocessing import StandardScaler
 
-from assets.model import (
+from assets.model.clusters import (
     CARRY_COLUMNS,
     customer_clusters,
     fit_final,
@@ -23,8 +22,8 @@ from assets.model import (
     preprocessor,
     select_feature_columns,
 )
-from pipelines.generate import generate_demo_data
-from pipelines.resources import SourceResource, WarehouseResource
+from pipelines.core.resources import SourceResource, WarehouseResource
+from pipelines.demo.generate import generate_demo_data
 from tests.conftest import materialize_graph, query, work_db, write_file
 
 
@@ -225,7 +224,7 @@ def test_the_scaler_is_fitted_as_scikit_learn_fits_it(monkeypatch):
         np.where(rng.random(1000) < 0.5, 0.1, np.nextafter(0.1, 1.0)),  # constant but for the last bit: scale 1
         -np.abs(rng.normal(size=1000)) * 0.0,  # minus zeros: mean 0.0, not -0.0
     ])
-    monkeypatch.setattr("assets.model.SCALER_BLOCK_ROWS", 96)  # eleven blocks, the last one short
+    monkeypatch.setattr("assets.model.clusters.SCALER_BLOCK_ROWS", 96)  # eleven blocks, the last one short
     fitted, reference = fit_scaler(rows), StandardScaler().fit(rows)
     for attribute in ("mean_", "var_", "scale_", "n_samples_seen_", "n_features_in_"):
         assert np.array_equal(getattr(fitted, attribute), getattr(reference, attribute)), attribute
@@ -235,7 +234,7 @@ def test_the_scaler_is_fitted_as_scikit_learn_fits_it(monkeypatch):
 
 def test_distances_are_each_customers_distance_to_its_centre(monkeypatch):
     matrix, fit_mask = _matrix_with_gaps()
-    monkeypatch.setattr("assets.model.DISTANCE_BLOCK_ROWS", 64)  # eight blocks, the last one short
+    monkeypatch.setattr("assets.model.clusters.DISTANCE_BLOCK_ROWS", 64)  # eight blocks, the last one short
     prepared = prepare(matrix, fit_mask)
     model, _ = fit_final(prepared, fit_mask, k=3, algorithm="kmeans", seed=3, previous_centers_unscaled=None)
     offsets = prepared[1] - model.centers_scaled[model.labels]

@@ -18,15 +18,19 @@ import dagster as dg
 import duckdb
 import pytest
 
-from assets.publish import published_version
+from assets.publish.swap import published_version
 from pipelines.automation import post_failure
-from pipelines.config import ConfigError, files_by_day, load_source_config
+from pipelines.core.config import ConfigError, files_by_day, load_source_config
+from pipelines.core.faults import CRASH_POINTS
+from pipelines.core.partitions import (
+    DayWindow,
+    snapshot_partition_key,
+    split_orders_by_day,
+)
+from pipelines.core.resources import SourceResource, WarehouseResource, raw_file_for
 from pipelines.definitions import defs
-from pipelines.execution import RANGE_END_TAG, RANGE_START_TAG, plan_run
-from pipelines.faults import CRASH_POINTS
-from pipelines.generate import generate_demo_data
-from pipelines.partitions import DayWindow, snapshot_partition_key, split_orders_by_day
-from pipelines.resources import SourceResource, WarehouseResource, raw_file_for
+from pipelines.demo.generate import generate_demo_data
+from pipelines.planning import RANGE_END_TAG, RANGE_START_TAG, plan_run
 from tests.conftest import REPO_ROOT, materialize_graph, query, work_db, write_file
 
 DAYS = [date(2026, 1, d) for d in range(1, 9)]  # the generator starts on 2026-01-01

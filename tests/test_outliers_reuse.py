@@ -12,18 +12,24 @@ import polars as pl
 import pytest
 from sklearn.ensemble import IsolationForest
 
-from pipelines.generate import generate_demo_data
-from pipelines.resources import SourceResource, WarehouseResource
+from pipelines.core.resources import SourceResource, WarehouseResource
+from pipelines.demo.generate import generate_demo_data
 from quality.outliers import (
-    forest_folder,
     OUTLIER_FEATURES,
     SPLIT_SCORING_ROWS,
     Trees,
+    forest_folder,
     outliers,
     score_outliers,
     score_with_state,
 )
-from tests.conftest import materialize_graph, planted_outlier_inputs, query, work_db, write_file
+from tests.conftest import (
+    materialize_graph,
+    planted_outlier_inputs,
+    query,
+    work_db,
+    write_file,
+)
 
 
 def test_saved_trees_score_exactly_as_scikit_learn():

@@ -2,14 +2,13 @@
 
 import csv
 import re
-from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from pipelines.definitions import defs
-from pipelines.generate import generate_demo_data
-from tests.conftest import EXAMPLES, materialize_graph, query, work_db, write_file
+from pipelines.demo.generate import generate_demo_data
+from tests.conftest import materialize_graph, query, work_db, write_file
 
 SEED_CATEGORIES = [
     "fruitveg", "freshmeat", "dairy", "cannedveg", "cannedmeat", "frozenmeal",

@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from assets.predict import (
+from assets.predict.models import (
     BEHAVIOUR_FEATURES,
     NO_DATES,
     SHORT_HISTORY,
@@ -23,8 +23,8 @@ from assets.predict import (
     TimeSplit,
     calibration_error,
     calibration_table,
-    churn_features,
     choose_churn_model,
+    churn_features,
     churn_labels,
     churn_probability,
     features_at,
@@ -37,11 +37,11 @@ from assets.predict import (
     plan_time_split,
     recommend,
 )
-from pipelines.config import ConfigError, PredictSettings, load_source_config
-from pipelines.definitions import all_assets, all_checks
-from pipelines.generate import generate_demo_data
-from pipelines.partitions import snapshot_partition_key
-from pipelines.resources import SourceResource, WarehouseResource
+from pipelines.core.config import ConfigError, PredictSettings, load_source_config
+from pipelines.core.partitions import snapshot_partition_key
+from pipelines.core.resources import SourceResource, WarehouseResource
+from pipelines.demo.generate import generate_demo_data
+from pipelines.jobs import ALL_ASSETS, ALL_CHECKS
 from tests.conftest import query, work_db, write_file
 
 DAY = timedelta(days=1)
@@ -257,7 +257,7 @@ def test_churn_scores_in_blocks_on_threads_equal_one_pass(monkeypatch):
     features = rng.normal(size=(600, 3))
     labels = (features[:, 0] + rng.normal(scale=0.5, size=600) > 0).astype(np.int8)
     model = fit_churn_model(features, labels, seed=1)
-    monkeypatch.setattr("assets.predict.SCORE_BLOCK_ROWS", 64)  # ten blocks, the last one short
+    monkeypatch.setattr("assets.predict.models.SCORE_BLOCK_ROWS", 64)  # ten blocks, the last one short
     scores = churn_probability(model, features)
     assert np.array_equal(scores, model.predict_proba(features)[:, 1])
     assert len(churn_probability(model, features[:0])) == 0
@@ -299,7 +299,7 @@ def _run(tmp_path: Path, config_text: str) -> tuple[dg.ExecuteInProcessResult, P
     config = write_file(tmp_path / "shop.yaml", config_text)
     warehouse = tmp_path / "warehouse.duckdb"
     selection = dg.AssetSelection.groups("predict").upstream().required_multi_asset_neighbors()
-    result = dg.materialize([*all_assets, *all_checks], selection=selection, raise_on_error=False,
+    result = dg.materialize([*ALL_ASSETS, *ALL_CHECKS], selection=selection, raise_on_error=False,
                             partition_key=snapshot_partition_key(), resources={
         "warehouse": WarehouseResource(path=str(warehouse)), "source": SourceResource(config_path=str(config))})
     return result, work_db(warehouse)  # publishing is not selected: read the working database
@@ -432,7 +432,7 @@ def _nightly_run(root: Path, orders: Path, customers: Path) -> str:
     config = write_file(root / "shop.yaml", f"name: nightly\nshape: long\norders:\n  path: {orders}\n"
                                             f"customers:\n  path: {customers}\n")
     selection = dg.AssetSelection.groups("predict").upstream().required_multi_asset_neighbors()
-    result = dg.materialize([*all_assets, *all_checks], selection=selection, raise_on_error=False,
+    result = dg.materialize([*ALL_ASSETS, *ALL_CHECKS], selection=selection, raise_on_error=False,
                             partition_key=snapshot_partition_key(), resources={
         "warehouse": WarehouseResource(path=str(root / "warehouse.duckdb")),
         "source": SourceResource(config_path=str(config))})

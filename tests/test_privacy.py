@@ -10,9 +10,9 @@ import duckdb
 import polars as pl
 import pytest
 
-from assets.ingest import pii_hasher
-from pipelines.config import ConfigError, load_source_config
-from pipelines.generate import generate_demo_data
+from assets.raw.ingest import pii_hasher
+from pipelines.core.config import ConfigError, load_source_config
+from pipelines.demo.generate import generate_demo_data
 from pipelines.serving import export_audiences
 from tests.conftest import materialize_graph, query, work_db, write_file
 

@@ -13,10 +13,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipelines.config import load_source_config
-from pipelines.generate import generate_demo_data
+from pipelines.core.config import load_source_config
+from pipelines.demo.generate import generate_demo_data
 from quality import outliers, suites
-from quality.checks import suite_check_result
+from quality.checks.gate import suite_check_result
 from quality.outliers import outlier_matrix, score_outliers
 from quality.validation import (
     CRITICAL,
@@ -27,7 +27,13 @@ from quality.validation import (
     store_outcomes,
     validate_suite,
 )
-from tests.conftest import EXAMPLES, materialize_graph, planted_outlier_inputs, query, write_file
+from tests.conftest import (
+    EXAMPLES,
+    materialize_graph,
+    planted_outlier_inputs,
+    query,
+    write_file,
+)
 
 E = suites.E
 

@@ -24,15 +24,16 @@ import polars as pl
 import pytest
 from altair.vegalite.v6.schema.core import load_schema
 
-from assets import chart_render, report_charts
-from assets.report import build_report, bundle_cache_file
-from assets.report_data import MIN_DETAIL_SIZE, OTHER_NAME, load_report_data
-from assets.report_facts import FactBook, format_value
-from assets.report_strategies import PlaybookError, load_playbook, plan, strategies_for
-from pipelines.definitions import all_assets, all_checks
-from pipelines.generate import generate_demo_data
-from pipelines.partitions import snapshot_partition_key
-from pipelines.resources import SourceResource, WarehouseResource, work_file_for
+from assets.report import chart_render
+from assets.report import charts as report_charts
+from assets.report.asset import build_report, bundle_cache_file
+from assets.report.data import MIN_DETAIL_SIZE, OTHER_NAME, load_report_data
+from assets.report.facts import FactBook, format_value
+from assets.report.strategies import PlaybookError, load_playbook, plan, strategies_for
+from pipelines.core.partitions import snapshot_partition_key
+from pipelines.core.resources import SourceResource, WarehouseResource, work_file_for
+from pipelines.demo.generate import generate_demo_data
+from pipelines.jobs import ALL_ASSETS, ALL_CHECKS
 from tests.conftest import query, write_file
 
 LANGUAGES = ("zh", "en")
@@ -41,7 +42,7 @@ _DEMO: dict[str, object] = {}
 
 def _materialize(config: Path, warehouse: Path, report: bool = True) -> dg.ExecuteInProcessResult:
     selection = None if report else dg.AssetSelection.all() - dg.AssetSelection.keys(["report", "segment_report"])
-    return dg.materialize([*all_assets, *all_checks], selection=selection, raise_on_error=False,
+    return dg.materialize([*ALL_ASSETS, *ALL_CHECKS], selection=selection, raise_on_error=False,
                           partition_key=snapshot_partition_key(), resources={
         "warehouse": WarehouseResource(path=str(warehouse)), "source": SourceResource(config_path=str(config))})
 

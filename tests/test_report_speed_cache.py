@@ -7,7 +7,7 @@ import pytest
 import vl_convert
 from altair.utils._importers import vl_version_for_vl_convert
 
-from assets import report_charts
+from assets.report import charts as report_charts
 
 
 @pytest.fixture(scope="module")

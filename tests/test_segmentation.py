@@ -9,10 +9,16 @@ import numpy as np
 import polars as pl
 import pytest
 
-from assets.model import CandidateScore, choose_k, match_segment_ids
-from assets.naming import Archetype, SegmentProfile, build_profiles, load_archetypes, name_segments
-from assets.segments import update_history
-from pipelines.generate import generate_demo_data
+from assets.model.clusters import CandidateScore, choose_k, match_segment_ids
+from assets.segments.naming import (
+    Archetype,
+    SegmentProfile,
+    build_profiles,
+    load_archetypes,
+    name_segments,
+)
+from assets.segments.tables import update_history
+from pipelines.demo.generate import generate_demo_data
 from tests.conftest import materialize_graph, query, write_file
 
 

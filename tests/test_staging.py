@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from assets import ingest, staging
-from pipelines.config import CUSTOMER_FIELDS, LONG_ORDER_FIELDS, load_source_config
-from pipelines.resources import WarehouseResource
+from assets.raw import ingest
+from assets.staging import tables as staging
+from pipelines.core.config import CUSTOMER_FIELDS, LONG_ORDER_FIELDS, load_source_config
+from pipelines.core.resources import WarehouseResource
 from tests.conftest import write_file
 
 HEADER = "order_id,customer_id,order_ts,category,quantity,amount,payment_method,sku"

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from assets.value_tiers import (
+from assets.segments.value_tiers import (
     HIGH_SCORE,
     OUTPUT_COLUMNS,
     RFM_TIERS,
@@ -20,10 +20,10 @@ from assets.value_tiers import (
     rfm_tiers,
     value_tiers,
 )
-from pipelines.definitions import all_assets, all_checks
-from pipelines.generate import generate_demo_data
-from pipelines.partitions import snapshot_partition_key
-from pipelines.resources import SourceResource, WarehouseResource
+from pipelines.core.partitions import snapshot_partition_key
+from pipelines.core.resources import SourceResource, WarehouseResource
+from pipelines.demo.generate import generate_demo_data
+from pipelines.jobs import ALL_ASSETS, ALL_CHECKS
 from tests.conftest import query, work_db, write_file
 
 
@@ -210,11 +210,11 @@ customers:
   path: {generated.customers_path}
 """)
     warehouse = tmp_path / "warehouse.duckdb"
-    assets = list(all_assets)
+    assets = list(ALL_ASSETS)
     if not any(customer_value_tiers.key in getattr(a, "keys", ()) for a in assets):  # not wired in yet
         assets.append(customer_value_tiers)
     result = dg.materialize(
-        [*assets, *all_checks],
+        [*assets, *ALL_CHECKS],
         # Only what the asset needs (raw -> staging -> features with their checks), which keeps the test fast.
         selection=dg.AssetSelection.assets(customer_value_tiers).upstream().required_multi_asset_neighbors(),
         resources={"warehouse": WarehouseResource(path=str(warehouse)),

@@ -1,0 +1,161 @@
+"""Report layer: the nightly insight report, in Chinese and English, from the segments tables.
+
+Output under the warehouse's `reports/` folder:
+- `report_zh.html`, `report_en.html`: self-contained pages (Vega scripts inlined, no external reference), opening
+  with the summary per segment, then every chart with its interpretation, the strategies with their evidence;
+- `charts/<chart>_<zh|en>.png` and `.svg`: every chart for slides (vl-convert; a missing CJK font fails the run
+  with instructions instead of drawing empty boxes).
+The pages' script bundle (1.6 s to build) is kept between runs in the warehouse's work/ folder (`vega_bundle.js`,
+never published; see report_charts.javascript_bundle).
+
+The pieces: report_data (what is read, privacy threshold), report_facts (every number with its proving query),
+report_text (the words), report_strategies + playbook.yaml (strategies and their evidence), report_charts (charts,
+files, fonts), report_html (the page). The asset's metadata carries a Markdown summary with the size chart inlined,
+so the Dagster UI shows the report.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import vl_convert
+
+from assets.report.charts import (
+    ChartFileWriter,
+    build_charts,
+    javascript_bundle,
+    render_png,
+)
+from assets.report.data import MIN_DETAIL_SIZE, ReportData, load_report_data
+from assets.report.facts import FactBook
+from assets.report.html import render_page
+from assets.report.strategies import load_playbook, plan
+from assets.report.text import LANGUAGES, Narrative, build_narrative
+from pipelines.core.resources import SourceResource, WarehouseResource
+
+REPORT_DEPS = [
+    ["segments", "segment_profiles"], ["segments", "customer_segments"], ["segments", "segment_catalog"],
+    ["segments", "segment_category_affinity"], ["segments", "segment_features"],
+    ["segments", "customer_value_tiers"], ["segments", "segment_migration"], ["segments", "customer_segment_history"],
+    ["model", "customer_clusters"], ["features", "customer_features"], ["staging", "orders"],
+    ["predict", "churn_risk"], ["predict", "churn_model_runs"], ["predict", "next_category"],
+    ["predict", "category_rules"], ["predict", "recommendation_eval"],
+]
+
+
+@dataclass
+class Report:
+    data: ReportData
+    book: FactBook
+    narrative: Narrative
+    specs: dict[str, dict[str, dict]]  # language -> chart key -> Vega-Lite spec
+    pages: dict[str, Path]
+    chart_files: list[Path]
+
+
+def build_report(con: duckdb.DuckDBPyConnection, reports_dir: Path, category_labels: dict | None = None,
+                 playbook_path: str | Path | None = None, chart_files: bool = True,
+                 bundle_cache: Path | None = None) -> Report:
+    """Reads the warehouse through `con` and writes the pages (and chart files) under `reports_dir`.
+    `bundle_cache`: a file keeping the pages' script bundle between runs (see report_charts.javascript_bundle)."""
+    # The chart writer starts its helper process first, so the helper is ready when the charts are.
+    with ChartFileWriter() if chart_files else contextlib.nullcontext() as chart_writer:
+        data = load_report_data(con, category_labels)
+        book = FactBook()
+        plans = plan(data, book, load_playbook(playbook_path))
+        narrative = build_narrative(data, book, plans)
+        keys = [key for section in narrative.sections for key in section.charts]
+        specs = {language: build_charts(data, language, keys) for language in LANGUAGES}
+        reports_dir.mkdir(parents=True, exist_ok=True)
+        if chart_writer is not None:
+            chart_writer.start(specs, reports_dir / "charts")
+        # The helper draws charts while this process builds the pages.
+        bundle = javascript_bundle(bundle_cache)
+        texts = {language: render_page(narrative, book, specs[language], language, bundle)
+                 for language in LANGUAGES}
+        files = chart_writer.finish() if chart_writer is not None else []
+    pages = {}
+    for language in LANGUAGES:
+        path = reports_dir / f"report_{language}.html"
+        # Write then rename, so a reader never opens a half-written report.
+        partial = path.with_suffix(".html.partial")
+        partial.write_text(texts[language], encoding="utf-8")
+        partial.replace(path)
+        pages[language] = path
+    return Report(data, book, narrative, specs, pages, files)
+
+
+def bundle_cache_file(working_database: Path) -> Path:
+    """Where the report keeps its script bundle between runs: in work/, beside the working database, never
+    published. One file for every warehouse of that folder: its content depends only on the vl-convert and
+    Vega-Lite versions, which its header names."""
+    return working_database.parent / "vega_bundle.js"
+
+
+def _sizes_png(report: Report) -> bytes:
+    """The size chart as a PNG at scale 1. From its SVG file when the report wrote one: the same bytes as drawing
+    the spec again (vl-convert rasterizes the SVG either way; tests/test_report.py checks it), in 0.04 s of CPU
+    instead of 0.12 s."""
+    svg = next((path for path in report.chart_files if path.name == "sizes_zh.svg"), None)
+    if svg is None:
+        return render_png(report.specs["zh"]["sizes"], scale=1)
+    return vl_convert.svg_to_png(svg.read_text(encoding="utf-8"), scale=1)
+
+
+def summary_markdown(report: Report) -> str:
+    """The summary for the Dagster UI: the size chart (inlined PNG), then one row per segment."""
+    book, narrative = report.book, report.narrative
+    lines = [f"**{html.escape(narrative.intro['en'][0].text(book))}**", "",
+             narrative.intro["zh"][0].text(book), ""]
+    if "sizes" in report.specs["zh"]:
+        png = base64.b64encode(_sizes_png(report)).decode("ascii")
+        lines += [f"![segment sizes](data:image/png;base64,{png})", ""]
+    lines += ["| 客群 | segment | share | customers | 首选策略 / top strategy | evidence |", "|---|---|---|---|---|---|"]
+    for card in narrative.cards:
+        top = card.strategies[0] if card.strategies else None
+        strategy = f"{top.title['zh']} / {top.title['en']}" if top else "–"
+        evidence = "; ".join(e["en"].text(book) for e in top.evidence[:2]) if top else ""
+        cells = [card.name["zh"], card.name["en"], book.text(card.share), book.text(card.customers), strategy,
+                 evidence]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    if narrative.other:
+        lines += ["", narrative.other["en"].text(book)]
+    lines += ["", f"Reports: `{report.pages['zh']}`, `{report.pages['en']}`"]
+    return "\n".join(lines)
+
+
+@dg.asset(
+    key=["report", "segment_report"],
+    deps=REPORT_DEPS,
+    group_name="report",
+    kinds={"html", "altair"},
+)
+def segment_report(warehouse: WarehouseResource, source: SourceResource) -> dg.MaterializeResult:
+    """The bilingual insight report under the warehouse's reports/ folder: report_zh.html and report_en.html
+    (offline, self-contained), and charts/*.png|svg for slides. Summary, charts with interpretations and
+    strategies per segment, every number read from the segments tables. Segments below the privacy threshold
+    are pooled as "other small segments"."""
+    config = source.load()
+    with warehouse.connect(read_only=True) as con:
+        report = build_report(con, warehouse.reports_dir, dict(config.category_labels),
+                              bundle_cache=bundle_cache_file(warehouse.file))
+    return dg.MaterializeResult(
+        metadata={
+            "summary": dg.MetadataValue.md(summary_markdown(report)),
+            "report_zh": dg.MetadataValue.path(str(report.pages["zh"])),
+            "report_en": dg.MetadataValue.path(str(report.pages["en"])),
+            "charts_dir": dg.MetadataValue.path(str(warehouse.reports_dir / "charts")),
+            "segments": len(report.data.segments),
+            "segments_detailed": len(report.data.detailed),
+            "min_detail_size": MIN_DETAIL_SIZE,
+            "charts": len(report.specs["en"]),
+            "facts_cited": len(report.book.facts),
+        }
+    )
+

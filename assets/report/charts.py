@@ -1,0 +1,601 @@
+"""The report's charts (Altair / Vega-Lite), their PNG and SVG files for slides, and the CJK font check.
+
+Every chart is built from `ReportData` with pre-aggregated numbers only (box statistics, shares, counts): no
+customer-level row is embedded in the report, and the numbers drawn are the ones the narrative cites. Segments
+below MIN_DETAIL_SIZE customers appear only pooled as "other small segments" in the size charts.
+
+PNG and SVG files are rendered by vl-convert (no browser, no network). Chinese glyphs need a CJK font on the machine
+(Debian: fonts-noto-cjk); without one, text would be drawn as empty boxes or not at all, so `check_cjk_font`
+renders two different Chinese labels and fails with instructions when they come out identical.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import altair as alt
+import vl_convert
+from altair.utils import schemapi
+
+from assets.report import chart_render
+from assets.report.data import (
+    GONE_NAME,
+    NEW_NAME,
+    OTHER_COLOR,
+    OTHER_ID,
+    OTHER_NAME,
+    ReportData,
+    method_label,
+    segment_color,
+)
+from assets.segments.value_tiers import RFM_TIERS, VALUE_TIERS
+
+FONT = chart_render.FONT
+PNG_SCALE = chart_render.PNG_SCALE
+TIER_COLORS = {"high_value": "#59a14f", "potential": "#edc948", "at_risk": "#e15759"}
+RFM_COLORS = {"important_value": "#1b7837", "important_development": "#5aae61", "important_retention": "#a6dba0",
+              "important_win_back": "#d6604d", "general_value": "#4393c3", "general_development": "#92c5de",
+              "general_retention": "#d1e5f0", "general_win_back": "#b2182b"}
+METHOD_COLORS = ["#4e79a7", "#59a14f", "#f28e2b", "#b07aa1", "#9c755f", "#76b7b2", "#edc948", "#ff9da7"]
+
+TITLES = {
+    "sizes": ("客群规模与占比", "Segment sizes and shares"),
+    "age": ("各客群年龄分布", "Age by segment"),
+    "income": ("各客群收入分布", "Income by segment"),
+    "categories": ("品类偏好：提升度与订单占比", "Category preference: lift and share of orders"),
+    "payments": ("各客群支付方式占比", "Payment methods per segment"),
+    "value_tiers": ("各客群价值分层", "Value tiers per segment"),
+    "rfm_tiers": ("各客群 RFM 分层", "RFM tiers per segment"),
+    "k_selection": ("分群数 k 的选择", "Choosing k"),
+    "migration": ("相比上次运行的客群迁移", "Migration since the last run"),
+    "history": ("客群规模变化", "Segment sizes over time"),
+}
+WORDS = {
+    "customers": ("客户数", "Customers"), "share": ("占比", "Share"), "segment": ("客群", "Segment"),
+    "age": ("年龄", "Age"), "income": ("收入", "Income"), "category": ("品类", "Category"),
+    "lift": ("提升度", "Lift"), "rate": ("订单占比", "Share of orders"), "method": ("支付方式", "Payment method"),
+    "tier": ("分层", "Tier"), "metric": ("指标", "Metric"), "score": ("得分", "Score"),
+    "silhouette": ("轮廓系数", "Silhouette"), "stability": ("稳定性", "Stability"), "chosen": ("选定", "chosen"),
+    "meets": ("满足约束", "Meets constraints"), "from": ("上次所在客群", "From (previous run)"),
+    "to": ("本次所在客群", "To (this run)"), "run": ("运行时间", "Run"), "median": ("中位数", "Median"),
+    "q1": ("下四分位", "Q1"), "q3": ("上四分位", "Q3"), "total": ("位客户", "customers"),
+}
+
+
+class MissingCjkFontError(RuntimeError):
+    pass
+
+
+def _w(key: str, language: str) -> str:
+    zh, en = WORDS[key]
+    return zh if language == "zh" else en
+
+
+def _title(key: str, language: str) -> alt.TitleParams:
+    zh, en = TITLES[key]
+    return alt.TitleParams(zh if language == "zh" else en, anchor="start", fontSize=16)
+
+
+def _configure(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
+    """The chart, given the report's frame (its font is chosen from its text by build_charts). One Config set on
+    the chart just built: the chained configure_* methods copied the whole chart once each (0.16 s of CPU for the
+    20 charts at L)."""
+    chart.config = alt.Config(background="white",
+                              axis=alt.AxisConfig(labelFontSize=12, titleFontSize=12, labelLimit=260),
+                              legend=alt.LegendConfig(labelFontSize=12, titleFontSize=12, labelLimit=260),
+                              view=alt.ViewConfig(stroke=None))
+    return chart
+
+
+def _segment_scale(data: ReportData, language: str, include_other: bool = False) -> alt.Scale:
+    segments = data.detailed
+    domain = [s.name(language) for s in segments]
+    colors = [s.color for s in segments]
+    if include_other and data.small:
+        domain.append(OTHER_NAME[language])
+        colors.append(OTHER_COLOR)
+    return alt.Scale(domain=domain, range=colors)
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:.1f}%"
+
+
+# The charts name their channels as objects, alt.X("q1:Q"), rather than as a bare "q1:Q": Altair turns a bare string
+# into its channel class by hashing every one of its ~570 schema classes, each time (0.1 s of CPU for the 20 charts
+# at L).
+
+def chart_sizes(data: ReportData, language: str) -> alt.TopLevelMixin:
+    rows = [{"name": s.name(language), "customers": s.customers, "share": s.share, "label": _pct(s.share),
+             "order": i} for i, s in enumerate(data.detailed)]
+    if data.small:
+        share = sum(s.share for s in data.small)
+        rows.append({"name": OTHER_NAME[language], "customers": data.small_customers, "share": share,
+                     "label": _pct(share), "order": len(rows)})
+    base = alt.Chart(alt.Data(values=rows)).encode(
+        theta=alt.Theta("customers:Q", stack=True),
+        color=alt.Color("name:N", scale=_segment_scale(data, language, True), sort=[r["name"] for r in rows],
+                        legend=alt.Legend(title=None, orient="right")),
+        order=alt.Order("order:Q"),
+        tooltip=[alt.Tooltip("name:N", title=_w("segment", language)),
+                 alt.Tooltip("customers:Q", title=_w("customers", language), format=","),
+                 alt.Tooltip("share:Q", title=_w("share", language), format=".1%")])
+    arcs = base.mark_arc(innerRadius=80, outerRadius=140, stroke="white", strokeWidth=2)
+    labels = base.mark_text(radius=165, fontSize=13, fontWeight="bold").encode(text=alt.Text("label:N"))
+    total = f"{data.n_customers:,}"
+    centre = alt.Chart(alt.Data(values=[{"t": total, "u": _w("total", language)}]))
+    middle = centre.mark_text(fontSize=24, fontWeight="bold", dy=-8).encode(text=alt.Text("t:N")) + \
+        centre.mark_text(fontSize=13, dy=16, color="#52606d").encode(text=alt.Text("u:N"))
+    return alt.layer(arcs, labels, middle).properties(width=380, height=380, title=_title("sizes", language))
+
+
+def chart_box(data: ReportData, language: str, column: str) -> alt.TopLevelMixin:
+    frame = data.box[column]
+    rows = [{"name": data.segment(r["segment_id"]).name(language), **{k: r[k] for k in (
+        "n", "q1", "median", "q3", "lower", "upper")}} for r in frame.iter_rows(named=True)]
+    names = [r["name"] for r in rows]
+    number = ",.0f"
+    tooltip = [alt.Tooltip("name:N", title=_w("segment", language)),
+               alt.Tooltip("median:Q", title=_w("median", language), format=number),
+               alt.Tooltip("q1:Q", title=_w("q1", language), format=number),
+               alt.Tooltip("q3:Q", title=_w("q3", language), format=number),
+               alt.Tooltip("n:Q", title=_w("customers", language), format=",")]
+    base = alt.Chart(alt.Data(values=rows)).encode(
+        y=alt.Y("name:N", sort=names, title=None), tooltip=tooltip)
+    whiskers = base.mark_rule(color="#52606d").encode(
+        x=alt.X("lower:Q", title=_w(column, language), axis=alt.Axis(format=number), scale=alt.Scale(zero=False)),
+        x2=alt.X2("upper:Q"))
+    boxes = base.mark_bar(size=26, stroke="#52606d", strokeWidth=0.5).encode(
+        x=alt.X("q1:Q"), x2=alt.X2("q3:Q"),
+        color=alt.Color("name:N", scale=_segment_scale(data, language), legend=None))
+    medians = base.mark_tick(color="white", size=26, thickness=3).encode(x=alt.X("median:Q"))
+    return alt.layer(whiskers, boxes, medians).properties(width=640, height=max(60 * len(rows), 120),
+                                                          title=_title(column, language))
+
+
+def chart_categories(data: ReportData, language: str) -> alt.TopLevelMixin:
+    rows = []
+    for r in data.affinity.iter_rows(named=True):
+        lift = r["lift"]
+        shown = min(max(lift if lift is not None else 1.0, 0.1), 10.0)
+        rows.append({"name": data.segment(r["segment_id"]).name(language),
+                     "category": data.category(r["category"], language),
+                     "lift": lift, "lift_color": shown, "rate": r["segment_rate"],
+                     "lift_label": "–" if lift is None else (f"{lift:.1f}×" if lift >= 0.95 else f"{lift:.2f}×"),
+                     "rate_label": "" if r["segment_rate"] is None else f"{r['segment_rate'] * 100:.0f}%",
+                     "dark": abs(math.log(shown)) > math.log(3)})
+    # Categories ordered by how often all customers buy them, most bought first.
+    population = {data.category(c, language): p or 0.0 for c, p in zip(
+        data.affinity["category"].to_list(), data.affinity["population_rate"].to_list())}
+    categories = sorted(population, key=lambda c: (-population[c], c))
+    names = [s.name(language) for s in data.detailed]
+    base = alt.Chart(alt.Data(values=rows)).encode(
+        x=alt.X("category:N", sort=categories, title=None, axis=alt.Axis(orient="top", labelAngle=-35)),
+        y=alt.Y("name:N", sort=names, title=None),
+        tooltip=[alt.Tooltip("name:N", title=_w("segment", language)),
+                 alt.Tooltip("category:N", title=_w("category", language)),
+                 alt.Tooltip("lift:Q", title=_w("lift", language), format=".2f"),
+                 alt.Tooltip("rate:Q", title=_w("rate", language), format=".1%")])
+    cells = base.mark_rect(stroke="white", strokeWidth=1).encode(
+        color=alt.Color("lift_color:Q", title=_w("lift", language),
+                        scale=alt.Scale(type="log", domain=[0.1, 10], domainMid=1, scheme="redblue", reverse=True),
+                        legend=alt.Legend(values=[0.1, 0.5, 1, 2, 10], format="~g", gradientLength=160)))
+    text_color = alt.condition("datum.dark", alt.value("white"), alt.value("#1f2933"))
+    lifts = base.mark_text(fontSize=12, fontWeight="bold", dy=-7).encode(text=alt.Text("lift_label:N"),
+                                                                         color=text_color)
+    rates = base.mark_text(fontSize=9, dy=8).encode(text=alt.Text("rate_label:N"), color=text_color)
+    return alt.layer(cells, lifts, rates).properties(width=max(52 * len(categories), 360),
+                                                     height=max(44 * len(names), 120),
+                                                     title=_title("categories", language))
+
+
+def _stacked(rows: list[dict], value: str = "share") -> list[dict]:
+    """Adds start / end / mid of each row within its segment (rows are already in stacking order)."""
+    position: dict[str, float] = {}
+    for row in rows:
+        start = position.get(row["name"], 0.0)
+        row["start"], row["end"] = start, start + row[value]
+        row["mid"] = start + row[value] / 2
+        row["label"] = f"{row[value] * 100:.0f}%" if row[value] >= 0.08 else ""
+        position[row["name"]] = row["end"]
+    return rows
+
+
+def _stacked_chart(rows: list[dict], names: list[str], color: alt.Color, key: str, language: str,
+                   legend_title: str) -> alt.TopLevelMixin:
+    base = alt.Chart(alt.Data(values=rows)).encode(
+        y=alt.Y("name:N", sort=names, title=None),
+        tooltip=[alt.Tooltip("name:N", title=_w("segment", language)),
+                 alt.Tooltip("part:N", title=legend_title),
+                 alt.Tooltip("share:Q", title=_w("share", language), format=".1%")])
+    bars = base.mark_bar(size=28, stroke="white", strokeWidth=1).encode(
+        x=alt.X("start:Q", title=_w("share", language), scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format="%")),
+        x2=alt.X2("end:Q"), color=color)
+    labels = base.mark_text(fontSize=11, color="#1f2933").encode(x=alt.X("mid:Q"), text=alt.Text("label:N"))
+    return alt.layer(bars, labels).properties(width=640, height=max(46 * len(names), 120),
+                                              title=_title(key, language))
+
+
+def chart_payments(data: ReportData, language: str) -> alt.TopLevelMixin:
+    methods = data.payments_overall["method"].to_list()
+    labels = [method_label(m, language) for m in methods]
+    rows = []
+    for segment in data.detailed:
+        part = data.payments.filter(data.payments["segment_id"] == segment.segment_id)
+        shares = dict(zip(part["method"].to_list(), part["share"].to_list()))
+        rows += [{"name": segment.name(language), "part": method_label(m, language), "share": shares.get(m, 0.0),
+                  "order": i} for i, m in enumerate(methods)]
+    color = alt.Color("part:N", title=_w("method", language),
+                      scale=alt.Scale(domain=labels, range=METHOD_COLORS[:len(labels)]),
+                      legend=alt.Legend(orient="bottom"))
+    return _stacked_chart(_stacked(rows), [s.name(language) for s in data.detailed], color, "payments", language,
+                          _w("method", language))
+
+
+def chart_tiers(data: ReportData, language: str, kind: str) -> alt.TopLevelMixin:
+    tiers = VALUE_TIERS if kind == "value" else RFM_TIERS
+    colors = TIER_COLORS if kind == "value" else RFM_COLORS
+    frame = data.value_tiers if kind == "value" else data.rfm_tiers
+    labels = [t.zh if language == "zh" else t.en for t in tiers]
+    rows = []
+    for segment in data.detailed:
+        part = frame.filter(frame["segment_id"] == segment.segment_id)
+        shares = dict(zip(part["tier_key"].to_list(), part["share"].to_list()))
+        if not shares:
+            continue
+        rows += [{"name": segment.name(language), "part": label, "share": shares.get(t.key, 0.0)}
+                 for t, label in zip(tiers, labels)]
+    color = alt.Color("part:N", title=_w("tier", language),
+                      scale=alt.Scale(domain=labels, range=[colors[t.key] for t in tiers]),
+                      legend=alt.Legend(orient="bottom", columns=4))
+    return _stacked_chart(_stacked(rows), [s.name(language) for s in data.detailed], color,
+                          f"{kind}_tiers", language, _w("tier", language))
+
+
+def chart_k(data: ReportData, language: str) -> alt.TopLevelMixin:
+    runs = data.model_runs
+    rows = []
+    for r in runs.iter_rows(named=True):
+        for metric in ("silhouette", "stability"):
+            if r[metric] is not None:
+                rows.append({"k": r["k"], "metric": _w(metric, language), "value": r[metric],
+                             "meets": bool(r["meets_constraints"]), "chosen": bool(r["chosen"])})
+    metrics = [_w("silhouette", language), _w("stability", language)]
+    scale = alt.Scale(domain=metrics, range=["#4e79a7", "#f28e2b"])
+    base = alt.Chart(alt.Data(values=rows)).encode(
+        x=alt.X("k:O", title="k", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("value:Q", title=_w("score", language)),
+        color=alt.Color("metric:N", scale=scale, title=_w("metric", language), legend=alt.Legend(orient="bottom")),
+        tooltip=[alt.Tooltip("k:O"), alt.Tooltip("metric:N", title=_w("metric", language)),
+                 alt.Tooltip("value:Q", title=_w("score", language), format=".3f"),
+                 alt.Tooltip("meets:N", title=_w("meets", language))])
+    lines = base.mark_line(strokeWidth=2)
+    points = base.mark_point(size=90, strokeWidth=2, filled=False).encode(
+        fill=alt.condition("datum.meets", alt.Color("metric:N", scale=scale), alt.value("white")))
+    chosen = [r for r in runs.iter_rows(named=True) if r["chosen"]]
+    layers = [lines, points]
+    if chosen:
+        marker = alt.Chart(alt.Data(values=[{"k": chosen[0]["k"], "label": f"{_w('chosen', language)} k"}]))
+        layers.insert(0, marker.mark_rule(strokeDash=[5, 4], color="#52606d", strokeWidth=1.5).encode(x=alt.X("k:O")))
+        layers.append(marker.mark_text(align="left", dx=6, dy=-6, color="#52606d", fontSize=12).encode(
+            x=alt.X("k:O"), y=alt.value(0), text=alt.Text("label:N")))
+    return alt.layer(*layers).properties(width=560, height=280, title=_title("k_selection", language))
+
+
+def chart_migration(data: ReportData, language: str) -> alt.TopLevelMixin:
+    small = set(data.small_ids)
+    cells: dict[tuple, int] = {}
+    for r in data.migration.iter_rows(named=True):
+        a, b = r["from_segment_id"], r["to_segment_id"]
+        a = OTHER_ID if a in small else a
+        b = OTHER_ID if b in small else b
+        cells[(a, b)] = cells.get((a, b), 0) + int(r["customers"])
+    def name(segment_id, missing):
+        return data.group_name(segment_id, language, missing)
+    rows = [{"from": name(a, NEW_NAME), "to": name(b, GONE_NAME), "customers": n, "stay": a == b and a is not None}
+            for (a, b), n in cells.items()]
+    ids = sorted({k for pair in cells for k in pair if k is not None and k != OTHER_ID})
+    order = [data.group_name(i, language) for i in ids] + ([OTHER_NAME[language]] if OTHER_ID in
+                                                           {k for p in cells for k in p} else [])
+    from_order = order + ([NEW_NAME[language]] if any(a is None for a, _ in cells) else [])
+    to_order = order + ([GONE_NAME[language]] if any(b is None for _, b in cells) else [])
+    base = alt.Chart(alt.Data(values=rows)).encode(
+        x=alt.X("to:N", sort=to_order, title=_w("to", language), axis=alt.Axis(orient="top", labelAngle=-20)),
+        y=alt.Y("from:N", sort=from_order, title=_w("from", language)),
+        tooltip=[alt.Tooltip("from:N", title=_w("from", language)), alt.Tooltip("to:N", title=_w("to", language)),
+                 alt.Tooltip("customers:Q", title=_w("customers", language), format=",")])
+    rects = base.mark_rect(stroke="white", strokeWidth=1).encode(
+        color=alt.Color("customers:Q", title=_w("customers", language),
+                        scale=alt.Scale(type="symlog", scheme="blues"), legend=None))
+    text = base.mark_text(fontSize=12).encode(
+        text=alt.Text("customers:Q", format=","),
+        color=alt.condition("datum.stay", alt.value("white"), alt.value("#1f2933")))
+    return alt.layer(rects, text).properties(width=max(110 * len(to_order), 240),
+                                             height=max(44 * len(from_order), 100),
+                                             title=_title("migration", language))
+
+
+def chart_history(data: ReportData, language: str) -> alt.TopLevelMixin:
+    rows = [{"run": r["run_date"].isoformat(), "name": data.group_name(r["segment_id"], language),
+             "customers": r["customers"], "color": segment_color(r["segment_id"])}
+            for r in data.sizes.iter_rows(named=True)]
+    seen: dict[str, str] = {}
+    for r in rows:
+        seen.setdefault(r["name"], r["color"])
+    runs = sorted({r["run"] for r in rows})
+    # A tick per run while there are few (several runs a day would repeat the same label otherwise).
+    axis = alt.Axis(format="%m-%d %H:%M", labelAngle=-30, values=runs) if len(runs) <= 12 else \
+        alt.Axis(format="%Y-%m-%d", labelAngle=-30)
+    base = alt.Chart(alt.Data(values=rows)).encode(
+        x=alt.X("run:T", title=_w("run", language), axis=axis),
+        y=alt.Y("customers:Q", title=_w("customers", language)),
+        color=alt.Color("name:N", title=None, scale=alt.Scale(domain=list(seen), range=list(seen.values())),
+                        legend=alt.Legend(orient="right")),
+        tooltip=[alt.Tooltip("name:N", title=_w("segment", language)),
+                 alt.Tooltip("run:T", title=_w("run", language), format="%Y-%m-%d %H:%M"),
+                 alt.Tooltip("customers:Q", title=_w("customers", language), format=",")])
+    return alt.layer(base.mark_line(strokeWidth=2), base.mark_point(size=60, filled=True)).properties(
+        width=560, height=280, title=_title("history", language))
+
+
+def build_charts(data: ReportData, language: str, keys: list[str]) -> dict[str, dict]:
+    """Vega-Lite specs (dicts) for the given chart keys, in that order."""
+    builders = {
+        "sizes": lambda: chart_sizes(data, language),
+        "age": lambda: chart_box(data, language, "age"),
+        "income": lambda: chart_box(data, language, "income"),
+        "categories": lambda: chart_categories(data, language),
+        "payments": lambda: chart_payments(data, language),
+        "value_tiers": lambda: chart_tiers(data, language, "value"),
+        "rfm_tiers": lambda: chart_tiers(data, language, "rfm"),
+        "k_selection": lambda: chart_k(data, language),
+        "migration": lambda: chart_migration(data, language),
+        "history": lambda: chart_history(data, language),
+    }
+    specs = {}
+    # Not validated here: Altair checks every object it builds against the Vega-Lite JSON schema (debug mode),
+    # and the whole spec again in to_dict: 0.3 s of CPU for the 20 charts at L. tests/test_report.py validates
+    # every chart of the test reports instead. With this, one Config per chart (_configure) and channel objects,
+    # the 20 charts at L take 0.31 s of CPU to build instead of 0.87 s.
+    with schemapi.debug_mode(False):
+        for key in keys:
+            spec = _configure(builders[key]()).to_dict(validate=False)
+            spec.pop("$schema", None)  # nothing in the report points anywhere
+            spec["config"]["font"] = chart_render.font_for(spec)  # from the finished spec's text
+            specs[key] = spec
+    return specs
+
+
+# --- files and fonts ----------------------------------------------------------------------------------------------
+
+def javascript_bundle(cache_file: Path | None = None) -> str:
+    """Vega, Vega-Lite and Vega-Embed as one script (shipped inside vl-convert; nothing is downloaded).
+
+    vl-convert builds it in 1.6 s of CPU (it remembers it for the rest of the process), the same script for the
+    same vl-convert and Vega-Lite versions. With `cache_file`, it is kept there between runs, under a header
+    naming those versions and the script's SHA-256: a file from other versions, or damaged, is built again.
+    """
+    from altair.utils._importers import vl_version_for_vl_convert
+
+    vl_version = vl_version_for_vl_convert()
+    versions = f"vl-convert {vl_convert.__version__}, Vega-Lite {vl_version}"
+    if cache_file is not None:
+        cached = _read_bundle_cache(cache_file, versions)
+        if cached is not None:
+            return cached
+    bundle = vl_convert.javascript_bundle(vl_version=vl_version)
+    if cache_file is not None:
+        _write_bundle_cache(cache_file, versions, bundle)
+    return bundle
+
+
+def _bundle_cache_header(versions: str, body: bytes) -> bytes:
+    return f"// script bundle cache: {versions}; sha256 {hashlib.sha256(body).hexdigest()}\n".encode("ascii")
+
+
+def _read_bundle_cache(path: Path, versions: str) -> str | None:
+    """The cached bundle, or None when the file is missing, from other versions, or not what was written."""
+    try:
+        content = path.read_bytes()
+    except OSError:
+        return None
+    header, newline, body = content.partition(b"\n")
+    if not newline or header + newline != _bundle_cache_header(versions, body):
+        return None
+    return body.decode("utf-8")
+
+
+def _write_bundle_cache(path: Path, versions: str, bundle: str) -> None:
+    """Written then renamed: a reader finds the old file, the new one or none, never part of one. The partial
+    file is named after this process, so two reports writing at once do not mix their bytes."""
+    body = bundle.encode("utf-8")
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(_bundle_cache_header(versions, body) + body)
+        partial.replace(path)
+    except OSError:
+        # The cache only saves time: a folder that cannot be written means building the bundle again next time.
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+
+
+def render_png(spec: dict, scale: float = PNG_SCALE) -> bytes:
+    return vl_convert.vegalite_to_png(spec, scale=scale)
+
+
+def render_svg(spec: dict) -> str:
+    return vl_convert.vegalite_to_svg(spec)
+
+
+def text_png(text: str, font: str = FONT, size: int = 28) -> bytes:
+    """A PNG of one line of text, as the charts draw it."""
+    return chart_render.text_png(text, font, size)
+
+
+def _fc_list_cjk() -> str:
+    if not shutil.which("fc-list"):
+        return "fc-list is not installed"
+    try:
+        found = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"fc-list failed ({exc})"
+    families = sorted({line.split(",")[0].strip() for line in found.stdout.splitlines() if line.strip()})
+    return "fc-list finds Chinese fonts: " + ", ".join(families[:5]) if families else \
+        "fc-list finds no font with Chinese glyphs"
+
+
+def _missing_cjk_font(font: str) -> MissingCjkFontError:
+    return MissingCjkFontError(
+        "Chinese glyphs cannot be drawn in the PNG charts: no CJK font is installed for vl-convert "
+        f"(font stack: {font}; {_fc_list_cjk()}). Install one: run `sudo scripts/install-system-deps.sh` "
+        "(it installs Debian's fonts-noto-cjk), or `apt-get install fonts-noto-cjk`, then run again.")
+
+
+def check_cjk_font(font: str = FONT) -> None:
+    """Fail unless Chinese text renders as real glyphs in the PNG charts.
+
+    Two different Chinese labels must give two different images, and neither may look like text made of glyphs
+    no font has (boxes or nothing). Cached per font stack: the answer does not change during a run.
+    """
+    if not _cjk_ok(font):
+        raise _missing_cjk_font(font)
+
+
+@functools.cache
+def _cjk_ok(font: str) -> bool:
+    return chart_render.cjk_glyphs_drawn(font)
+
+
+def _estimated_cost(spec: dict) -> int:
+    """Drawing time grows roughly with the spec's size: at L, categories (21-23 KB of JSON) 0.8-0.95 s of CPU,
+    rfm_tiers (10-11 KB) 0.3-0.5 s, sizes (4 KB) 0.1-0.2 s. Only the order matters: the heavy charts first, so
+    the last ones, drawn while the other process finishes, are short."""
+    return len(json.dumps(spec, ensure_ascii=False))
+
+
+class ChartFileWriter:
+    """Writes `<key>_<language>.png` and `.svg` for every chart, sharing the drawing with a helper process.
+
+    vl-convert holds the GIL for a whole conversion, so threads cannot share the drawing; with two or more cores
+    a helper process (assets/chart_render.py) draws alongside this one. It is started when the writer is made,
+    before the report reads the warehouse, so its start-up and the CJK font check (0.5 s of CPU) are done by the
+    time the charts are ready. The charts are then shared one at a time, heaviest first (see _estimated_cost):
+    each process claims the next chart when it is free, so both finish within about one small chart of each
+    other, even when this process also builds the pages' script bundle (1.6 s when it is not cached). Splitting
+    by language, as before, gave one process 0.7 s more to draw at L (English 3.4 s of CPU, Chinese 2.7 s).
+
+        with ChartFileWriter() as writer:
+            ...                                 # read the warehouse, build the specs
+            writer.start(specs, charts_dir)     # the helper starts drawing
+            ...                                 # other work
+            files = writer.finish()             # this process draws what is left; waits for the helper
+    """
+
+    def __init__(self) -> None:
+        self._helper = _start_helper() if (os.cpu_count() or 1) > 1 else None
+        self._claims: tempfile.TemporaryDirectory | None = None
+        self._jobs: list[dict] = []  # heaviest first
+        self._files: list[Path] = []
+        self._charts_dir: Path | None = None
+
+    def __enter__(self) -> ChartFileWriter:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        # After a failure: claim the charts left, so the helper stops after the one it is drawing, and wait for it
+        # (no half-written file stays behind); its own error, if any, is not the one to report. After finish(),
+        # there is nothing left to do.
+        if self._claims is not None:
+            for _ in chart_render.claimed(self._jobs, Path(self._claims.name)):
+                pass
+        self._stop_helper(report_failure=False)
+        self._drop_claims()
+
+    def start(self, specs: dict[str, dict[str, dict]], charts_dir: Path) -> None:
+        """Checks the CJK font, then hands the charts (language -> key -> spec) to the helper."""
+        self._check_fonts()
+        charts_dir.mkdir(parents=True, exist_ok=True)
+        self._charts_dir = charts_dir
+        jobs = [{"spec": spec, "stem": str(charts_dir / f"{key}_{language}")}
+                for language, charts in specs.items() for key, spec in charts.items()]
+        self._files = [Path(job["stem"] + suffix) for job in jobs for suffix in chart_render.SUFFIXES]
+        self._jobs = sorted(jobs, key=lambda job: -_estimated_cost(job["spec"]))  # stable: ties keep their order
+        self._claims = tempfile.TemporaryDirectory(prefix="chart-claims-")
+        if self._helper is not None:
+            jobs_file = Path(self._claims.name) / "jobs.json"
+            jobs_file.write_text(json.dumps(self._jobs, ensure_ascii=False), encoding="utf-8")
+            try:
+                self._helper.stdin.write(f"{jobs_file}\n".encode("utf-8"))
+                self._helper.stdin.close()
+            except BrokenPipeError:
+                pass  # the helper died; finish() reports why
+
+    def finish(self) -> list[Path]:
+        """Draws the charts the helper has not claimed, waits for it, and removes stale files of charts no longer
+        in the report. Returns every chart file, in the order of the specs."""
+        for job in chart_render.claimed(self._jobs, Path(self._claims.name)):
+            chart_render.write_chart(job["spec"], Path(job["stem"]))
+        self._stop_helper(report_failure=True)
+        self._drop_claims()
+        for stale in set(self._charts_dir.glob("*_*.png")) | set(self._charts_dir.glob("*_*.svg")):
+            if stale not in self._files:
+                stale.unlink()
+        return self._files
+
+    def _check_fonts(self) -> None:
+        if self._helper is None:
+            check_cjk_font()
+            return
+        verdict = self._helper.stdout.readline().decode("utf-8", errors="replace").strip()
+        if verdict == chart_render.FONTS_MISSING:
+            raise _missing_cjk_font(FONT)
+        if verdict != chart_render.FONTS_OK:
+            self._stop_helper(report_failure=True)  # it died at start: raises with its error
+            raise RuntimeError(f"the chart helper process said {verdict!r} instead of its font check")
+
+    def _stop_helper(self, report_failure: bool) -> None:
+        """Waits for the helper (an end of input without jobs makes it exit at once)."""
+        helper, self._helper = self._helper, None
+        if helper is None:
+            return
+        try:
+            helper.stdin.close()
+        except BrokenPipeError:
+            pass
+        errors = helper.stderr.read()
+        for stream in (helper.stdout, helper.stderr):
+            stream.close()
+        if helper.wait() != 0 and report_failure:
+            tail = "\n".join(errors.decode("utf-8", errors="replace").splitlines()[-20:])
+            raise RuntimeError(f"rendering chart files in a child process failed (exit {helper.returncode}):\n{tail}")
+
+    def _drop_claims(self) -> None:
+        if self._claims is not None:
+            self._claims.cleanup()
+            self._claims = None
+
+
+def _start_helper() -> subprocess.Popen:
+    """The helper process drawing chart files (assets/chart_render.py); see that module for what it says and reads."""
+    return subprocess.Popen([sys.executable, str(Path(chart_render.__file__))], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def write_chart_files(specs: dict[str, dict[str, dict]], charts_dir: Path) -> list[Path]:
+    """`<key>_<language>.png` and `.svg` for every chart (language -> key -> spec); written then renamed, so no
+    reader sees half a file. Stale files of charts no longer in the report are removed."""
+    with ChartFileWriter() as writer:
+        writer.start(specs, charts_dir)
+        return writer.finish()

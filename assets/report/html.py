@@ -1,0 +1,159 @@
+"""The report page: one self-contained HTML file per language.
+
+Layout for non-technical readers: the summary first (each segment's name, share, one-line portrait and top
+strategy), then every chart with its interpretation, the strategies with their evidence, and notes. The Vega,
+Vega-Lite and Vega-Embed scripts are inlined (from vl-convert), the chart specs carry their data, and nothing refers
+to another host: the file opens with no network. Numbers are `<span class="fact">` (see report_facts).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+
+from assets.report.data import OTHER_COLOR, segment_color
+from assets.report.facts import FactBook, Sentence
+from assets.report.text import Narrative
+
+TEXT = {
+    "zh": {"title": "客户分群报告", "lang": "zh-CN", "summary": "摘要", "top": "首选策略", "evidence": "依据",
+           "strategies": "各客群运营策略", "notes": "说明", "customers": "位客户", "other": "English version",
+           "other_file": "report_en.html", "loading": "图表加载中…", "no_chart": "（无图）",
+           "contents": "目录"},
+    "en": {"title": "Customer segmentation report", "lang": "en", "summary": "Summary", "top": "Top strategy",
+           "evidence": "Evidence", "strategies": "Strategies per segment", "notes": "Notes",
+           "customers": "customers", "other": "中文版", "other_file": "report_zh.html",
+           "loading": "Loading chart…", "no_chart": "(no chart)", "contents": "Contents"},
+}
+
+STYLE = """
+:root { --ink: #1f2933; --muted: #52606d; --line: #d9e2ec; --soft: #f5f7fa; }
+* { box-sizing: border-box; }
+body { font-family: "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "PingFang SC", "Microsoft YaHei",
+       "Noto Sans", "Helvetica Neue", Arial, sans-serif; margin: 0; color: var(--ink); background: #fff;
+       line-height: 1.6; }
+main { max-width: 1180px; margin: 0 auto; padding: 1.5rem 2rem 3rem; }
+header { border-bottom: 1px solid var(--line); margin-bottom: 1.5rem; padding-bottom: .8rem; }
+header h1 { margin: 0 0 .3rem; font-size: 1.9rem; }
+header .intro { color: var(--muted); margin: 0; }
+header nav { float: right; margin-top: .6rem; }
+header nav a { color: #2b6cb0; text-decoration: none; border: 1px solid var(--line); border-radius: 4px;
+               padding: .2rem .6rem; }
+h2 { font-size: 1.35rem; margin: 2.2rem 0 .8rem; padding-top: .4rem; border-top: 3px solid var(--soft); }
+h3 { font-size: 1.05rem; margin: 1.2rem 0 .4rem; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr)); gap: 1rem; }
+.card { border: 1px solid var(--line); border-top: 6px solid var(--seg); border-radius: 6px; padding: .9rem 1rem;
+        background: #fff; }
+.card .name { font-weight: 700; font-size: 1.1rem; }
+.card .size { font-size: 1.6rem; font-weight: 700; color: var(--seg); line-height: 1.2; }
+.card .size small { font-size: .85rem; font-weight: 400; color: var(--muted); margin-left: .3rem; }
+.card .portrait { color: var(--ink); margin: .5rem 0; font-size: .93rem; }
+.card .top { background: var(--soft); border-radius: 4px; padding: .5rem .6rem; font-size: .9rem; }
+.card .top b { display: block; }
+.card.other { --seg: #9aa5b1; }
+.chart { overflow-x: auto; margin: .4rem 0 .6rem; min-height: 60px; }
+.text p { margin: .4rem 0; }
+.text ul { margin: .3rem 0 .6rem 1.2rem; padding: 0; }
+.evidence { color: var(--muted); font-size: .9rem; }
+.strategies li { margin-bottom: .7rem; }
+.swatch { display: inline-block; width: .8rem; height: .8rem; border-radius: 2px; margin-right: .4rem;
+          vertical-align: baseline; background: var(--seg); }
+.fact { font-variant-numeric: tabular-nums; white-space: nowrap; }
+.notes { color: var(--muted); font-size: .92rem; }
+footer { color: var(--muted); font-size: .85rem; margin-top: 2rem; border-top: 1px solid var(--line);
+         padding-top: .6rem; }
+@media print { header nav { display: none; } .chart { break-inside: avoid; } }
+"""
+
+# Renders every chart, then records the outcome in window.__report for anyone checking the page (the tests).
+EMBED = """
+(function () {
+  var status = window.__report = {charts: 0, rendered: 0, failed: [], done: false};
+  var specs = JSON.parse(document.getElementById('report-specs').textContent);
+  var keys = Object.keys(specs);
+  status.charts = keys.length;
+  Promise.all(keys.map(function (key) {
+    return vegaEmbed('#chart-' + key, specs[key], {renderer: 'svg', actions: false, mode: 'vega-lite'})
+      .then(function () { status.rendered += 1; })
+      .catch(function (error) { status.failed.push(key); console.error('chart ' + key + ': ' + error); });
+  })).then(function () { status.done = true; });
+})();
+"""
+
+
+def _h(sentence: Sentence, book: FactBook) -> str:
+    return sentence.html(book)
+
+
+def _label(text: str, role: str = "name") -> str:
+    return f'<span class="{role}">{html.escape(text)}</span>'
+
+
+def _script_json(value: object) -> str:
+    """JSON safe inside a <script> element."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+
+
+def render_page(narrative: Narrative, book: FactBook, specs: dict[str, dict], language: str, bundle: str) -> str:
+    t = TEXT[language]
+    out = [f'<!DOCTYPE html>\n<html lang="{t["lang"]}"><head><meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">',
+           f"<title>{t['title']}</title><style>{STYLE}</style>",
+           f"<script>\n{bundle}\n</script></head><body><main>",
+           f'<header><nav><a href="{t["other_file"]}" hreflang="{"en" if language == "zh" else "zh"}">'
+           f'{t["other"]}</a></nav><h1>{t["title"]}</h1>']
+    out += [f'<p class="intro">{_h(s, book)}</p>' for s in narrative.intro[language]]
+    out.append("</header>")
+
+    out.append(f'<section id="summary"><h2>{t["summary"]}</h2><div class="cards">')
+    for card in narrative.cards:
+        top = card.strategies[0] if card.strategies else None
+        out.append(f'<div class="card" style="--seg: {segment_color(card.segment_id)}">'
+                   f'<div class="name">{_label(card.name[language])}</div>'
+                   f'<div class="size">{_h(Sentence((card.share,)), book)}'
+                   f'<small>{_h(Sentence((card.customers,)), book)} {t["customers"]}</small></div>'
+                   f'<p class="portrait">{_h(card.portrait[language], book)}</p>')
+        if top:
+            evidence = "；".join(_h(e[language], book) for e in top.evidence[:2]) if language == "zh" else \
+                "; ".join(_h(e[language], book) for e in top.evidence[:2])
+            out.append(f'<div class="top"><b>{t["top"]}：{html.escape(top.title[language])}</b>'
+                       if language == "zh" else
+                       f'<div class="top"><b>{t["top"]}: {html.escape(top.title[language])}</b>')
+            out.append(f'<span class="evidence">{t["evidence"]}{"：" if language == "zh" else ": "}{evidence}'
+                       "</span></div>")
+        out.append("</div>")
+    if narrative.other:
+        out.append(f'<div class="card other" style="--seg: {OTHER_COLOR}"><p class="portrait">'
+                   f"{_h(narrative.other[language], book)}</p></div>")
+    out.append("</div></section>")
+
+    for section in narrative.sections:
+        out.append(f'<section id="{section.key}"><h2>{html.escape(section.title[language])}</h2>')
+        for key in section.charts:
+            out.append(f'<div class="chart" id="chart-{key}" role="img" '
+                       f'aria-label="{html.escape(section.title[language])}"></div>')
+        out.append('<div class="text">')
+        out += [f"<p>{_h(p, book)}</p>" for p in section.paragraphs[language]]
+        if section.bullets[language]:
+            out.append("<ul>" + "".join(f"<li>{_h(b, book)}</li>" for b in section.bullets[language]) + "</ul>")
+        out.append("</div></section>")
+
+    out.append(f'<section id="strategies" class="strategies"><h2>{t["strategies"]}</h2>')
+    for card in narrative.cards:
+        out.append(f'<h3 style="--seg: {segment_color(card.segment_id)}"><span class="swatch"></span>'
+                   f"{_label(card.name[language])}</h3><ol>")
+        for strategy in card.strategies:
+            separator = "；" if language == "zh" else "; "
+            evidence = separator.join(_h(e[language], book) for e in strategy.evidence)
+            colon = "：" if language == "zh" else ": "
+            out.append(f"<li><b>{html.escape(strategy.title[language])}</b>{colon}{_h(strategy.action[language], book)}"
+                       f'<div class="evidence">{t["evidence"]}{colon}{evidence}</div></li>')
+        out.append("</ol>")
+    out.append("</section>")
+
+    out.append(f'<section id="notes" class="notes"><h2>{t["notes"]}</h2>')
+    out += [f"<p>{_h(n, book)}</p>" for n in narrative.notes[language]]
+    out.append("</section></main>")
+    out.append(f'<script type="application/json" id="report-specs">{_script_json(specs)}</script>')
+    out.append(f"<script>{EMBED}</script></body></html>\n")
+    return "".join(out)

@@ -1,0 +1,137 @@
+"""Dagster resources: the DuckDB warehouse and the shop's source config.
+
+They carry a run's settings into the assets. The entry points configure them: `persona run` from its flags
+(pipelines/cli.py), the code location that the UI and the daemon load from PERSONA_* variables through
+`dg.EnvVar` (pipelines/definitions.py). Nothing here reads the environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from pipelines.core.config import SourceConfig, load_source_config
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_WAREHOUSE = "warehouse/warehouse.duckdb"
+DEFAULT_CONFIG = "examples/demo.yaml"
+DEFAULT_MEMORY_LIMIT = "3GB"
+
+# Schemas follow the layers; asset keys mirror them (raw/orders lives in raw.orders). The raw layer is a database
+# file of its own, attached under the catalog name `raw`, so SQL still says raw.orders (see WarehouseResource).
+WAREHOUSE_SCHEMAS = ("staging", "quality", "features", "model", "segments")
+RAW_CATALOG = "raw"
+
+
+LOCK_RETRIES = 3
+LOCK_RETRY_SECONDS = 20
+
+
+def work_file_for(published: Path) -> Path:
+    """The pipeline's private working database beside the published file: warehouse/work/<name>."""
+    return published.parent / "work" / published.name
+
+
+def raw_file_for(work_file: Path) -> Path:
+    """The raw layer's database beside the working database: work/<stem>.raw.duckdb."""
+    return work_file.with_name(f"{work_file.stem}.raw{work_file.suffix}")
+
+
+def attach_raw(con: duckdb.DuckDBPyConnection, raw_file: Path, read_only: bool) -> None:
+    """Attach the raw layer as catalog `raw`, so raw.orders names its table. Read-only connections skip a raw
+    file that does not exist yet."""
+    if read_only and not raw_file.is_file():
+        return
+    mode = " (READ_ONLY)" if read_only else ""
+    con.execute(f"ATTACH '{str(raw_file).replace(chr(39), chr(39) * 2)}' AS {RAW_CATALOG}{mode}")
+
+
+def move_legacy_raw_schema(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Working databases written before the raw layer had its own file hold it in a schema `raw`: move its tables
+    into the attached raw file (one statement each, since a DuckDB transaction writes to one database), then
+    drop the schema. Safe to repeat after an interruption. Returns the tables moved."""
+    database = con.execute("SELECT current_database()").fetchone()[0]
+    tables = [row[0] for row in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'raw' "
+        "ORDER BY table_name", [database]).fetchall()]
+    for table in tables:
+        con.execute(f'CREATE OR REPLACE TABLE {RAW_CATALOG}.main."{table}" AS SELECT * FROM "{database}".raw."{table}"')
+    if con.execute("SELECT count(*) FROM duckdb_schemas() WHERE database_name = ? AND schema_name = 'raw'",
+                   [database]).fetchone()[0]:
+        con.execute(f'DROP SCHEMA "{database}".raw CASCADE')
+    return tables
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """Two DuckDB files. `path` is the *published* warehouse that SQL users and tools open read-only; it is only
+    ever replaced whole, by the publish step, once the run's blocking checks passed. Every layer reads and
+    writes the working database beside it (work/<name>). DuckDB allows one writer, so writing assets share a
+    pool."""
+
+    path: str = DEFAULT_WAREHOUSE
+    # DuckDB spills to disk beyond this instead of growing with the data (its own default is 80% of RAM).
+    memory_limit: str = DEFAULT_MEMORY_LIMIT
+
+    @property
+    def published_file(self) -> Path:
+        return Path(self.path).resolve()
+
+    @property
+    def file(self) -> Path:
+        """The working database the assets read and write."""
+        return work_file_for(self.published_file)
+
+    @property
+    def raw_file(self) -> Path:
+        """The raw layer's database, attached to every connection as catalog `raw`. It never enters the published
+        file, which is a copy of the working database (assets/publish.py)."""
+        return raw_file_for(self.file)
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.published_file.parent / "reports"
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            con = duckdb.connect(str(self.file), read_only=read_only, config={
+                "memory_limit": self.memory_limit,
+                # Every table that needs an order says ORDER BY; not preserving it lets large writes stream.
+                "preserve_insertion_order": False,
+                "temp_directory": str(self.file.parent / ".duckdb_spill"),
+            })
+            try:
+                attach_raw(con, self.raw_file, read_only)
+            except duckdb.Error:
+                con.close()
+                raise
+        except duckdb.IOException as exc:
+            # Another process holds the working database (a second writer, a client opened it read-write):
+            # transient, so the step is retried after a pause instead of failing the night's run.
+            if "lock" in str(exc).lower():
+                raise dg.RetryRequested(max_retries=LOCK_RETRIES, seconds_to_wait=LOCK_RETRY_SECONDS) from exc
+            raise
+        try:
+            if not read_only:
+                move_legacy_raw_schema(con)
+                for schema in WAREHOUSE_SCHEMAS:
+                    con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            yield con
+        finally:
+            con.close()
+
+
+class SourceResource(dg.ConfigurableResource):
+    """The YAML source config of the shop, with an optional override of the orders path (CLI --input)."""
+
+    config_path: str = DEFAULT_CONFIG
+    input_override: str = ""
+
+    def load(self) -> SourceConfig:
+        config = load_source_config(self.config_path)
+        return config.with_input(self.input_override) if self.input_override else config

@@ -1,0 +1,92 @@
+"""Which days a refresh loads: the same plan serves the CLI, the nightly schedule and the landing-folder sensor."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from pipelines.core.config import SourceConfig
+from pipelines.core.partitions import (
+    DayWindow,
+    check_days_in_range,
+    pending_days,
+    snapshot_partition_key,
+)
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What one refresh loads. window None: a snapshot source, reloaded whole. Features, model, segments and
+    report always refresh from all loaded days."""
+
+    window: DayWindow | None
+    files: tuple[str, ...]  # the order files this plan reads, with their signatures (for the sensor's run key)
+
+    @property
+    def partition_key(self) -> str | None:
+        if self.window is None:
+            return snapshot_partition_key()
+        return str(self.window.first) if self.window.first == self.window.last else None
+
+    @property
+    def tags(self) -> dict[str, str]:
+        if self.window is None or self.window.first == self.window.last:
+            return {}
+        return {RANGE_START_TAG: str(self.window.first), RANGE_END_TAG: str(self.window.last)}
+
+    @property
+    def run_key(self) -> str:
+        return hashlib.sha256("\n".join(self.files).encode()).hexdigest()[:32]
+
+    def describe(self) -> str:
+        return "every order file (snapshot source)" if self.window is None else f"landing days {self.window}"
+
+
+def published_signatures(published: Path) -> dict[str, tuple[int, int]]:
+    """The order files behind the published version, with the size and mtime they had when read. Read from the
+    published file, which no run ever locks; a day loaded by a run that failed or was killed is not there."""
+    if not published.is_file():
+        return {}
+    with duckdb.connect(str(published), read_only=True) as con:
+        present = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'meta' "
+                              "AND table_name = 'source_files'").fetchone()[0]
+        if not present:
+            return {}
+        rows = con.execute("SELECT source_file, file_size, file_mtime_ns FROM meta.source_files "
+                           "WHERE input = 'orders'").fetchall()
+    return {path: (size, mtime) for path, size, mtime in rows}
+
+
+def plan_run(config: SourceConfig, published: Path, first: date | None = None, last: date | None = None,
+             all_days: bool = False) -> RunPlan | None:
+    """The days to load. Explicit days (first/last) or every landing day (all_days) when asked; otherwise the
+    landing days with a file that is new or changed since the published version read it (None when there is
+    none). Snapshot sources: every file, always."""
+    if not config.daily:
+        files = config.order_files()
+        return RunPlan(None, tuple(_signed(path) for path in files))
+    by_day = config.order_files_by_day()
+    if first is not None:
+        days = [first, last or first]
+    elif all_days:
+        days = list(by_day)
+    else:
+        days = pending_days(config, published_signatures(published))
+        if not days:
+            return None
+    check_days_in_range(days)
+    window = DayWindow(min(days), max(days))
+    files = [path for day, paths in by_day.items() if day in window for path in paths]
+    return RunPlan(window, tuple(_signed(path) for path in files))
+
+
+def _signed(path: Path) -> str:
+    stat = path.stat()
+    return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"

@@ -1,0 +1,99 @@
+"""Run the refresh job in this process against the persistent Dagster instance, with the resources the caller
+built (the CLI from its flags), and say in one line why a failed run failed."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from pipelines.jobs import build_definitions
+from pipelines.planning import RunPlan
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_id: str
+    success: bool
+    reason: str  # one line: the first failing step and its error, or the failed blocking check
+
+
+def _failure_reason(result: dg.ExecuteInProcessResult) -> str:
+    for evaluation in result.get_asset_check_evaluations():
+        if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
+            detail = f": {evaluation.description}" if evaluation.description else ""
+            return (f"blocking check {evaluation.check_name} on {evaluation.asset_key.to_user_string()} "
+                    f"failed{detail}")
+    for event in result.get_step_failure_events():
+        error = event.step_failure_data.error
+        # Dagster wraps user errors; the cause carries the message meant for people.
+        while error is not None and error.cause is not None and "DagsterExecutionStepExecutionError" in error.cls_name:
+            error = error.cause
+        message = (error.message if error else "unknown error").strip().splitlines()[0]
+        return f"step {event.step_key}: {message.removeprefix(error.cls_name + ': ') if error else message}"
+    return "the run did not complete (see the Dagster UI for the event log)"
+
+
+PID_TAG = "persona/pid"
+HOST_TAG = "persona/host"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_abandoned_runs(instance: dg.DagsterInstance, job_name: str) -> list[str]:
+    """CLI runs whose process died without a word (kill -9, power loss) stay 'started' in the instance and keep
+    their writer-pool slot. Before a new run, mark those of this host failed and free their slots."""
+    abandoned = []
+    runs = instance.get_runs(filters=dg.RunsFilter(
+        job_name=job_name, statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING]))
+    for run in runs:
+        pid, host = run.tags.get(PID_TAG), run.tags.get(HOST_TAG)
+        if pid is None or host != socket.gethostname() or _process_alive(int(pid)):
+            continue
+        instance.report_run_failed(run, f"the process running it (pid {pid}) ended without finishing the run")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        abandoned.append(run.run_id)
+    return abandoned
+
+
+CONFIG_TAG = "persona/config"
+WAREHOUSE_TAG = "persona/warehouse"
+
+
+def run_refresh(plan: RunPlan, resources: dict[str, dg.ConfigurableResource], dagster_home: Path,
+                job_name: str = "refresh", verbose: bool = False) -> RunOutcome:
+    """Execute the job for the plan's days in this process with these resources; the event log goes to the
+    instance in `dagster_home` (and so to the UI)."""
+    defs = build_definitions(resources)
+    # Dagster prints every event at DEBUG; the CLI prints the outcome instead unless asked for the log.
+    log_level = "INFO" if verbose else "CRITICAL"
+    logging.getLogger("dagster").setLevel(log_level)
+    job = defs.resolve_job_def(job_name)
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        for run_id in fail_abandoned_runs(instance, job_name):
+            logging.getLogger("persona").warning("marked abandoned run %s as failed", run_id)
+        result = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            partition_key=plan.partition_key,
+            tags={**plan.tags, PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname(),
+                  CONFIG_TAG: resources["source"].config_path, WAREHOUSE_TAG: resources["warehouse"].path},
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        )
+    return RunOutcome(
+        run_id=result.run_id,
+        success=result.success,
+        reason="" if result.success else _failure_reason(result),
+    )
