@@ -14,7 +14,7 @@ DEMO_SEED ?= 7
 DEMO_DAYS ?= 120
 WAREHOUSE := warehouse/warehouse.duckdb
 
-.PHONY: install system-deps run demo test ui bench clean
+.PHONY: install system-deps run demo test test-fast lint ui bench clean
 
 install: $(INSTALLED) system-deps
 
@@ -39,6 +39,13 @@ run: $(INSTALLED) system-deps demo
 
 test: $(INSTALLED) system-deps
 	$(BIN)/python -m pytest
+
+# Unit and graph tests only (no CLI processes, nightly runs, crash recovery or browser): under 2 minutes.
+test-fast: $(INSTALLED)
+	$(BIN)/python -m pytest tests/unit tests/graph
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
 
 # The Dagster UI with the lineage of every asset, on this machine only.
 ui: $(INSTALLED)

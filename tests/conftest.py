@@ -1,4 +1,10 @@
-"""Shared test helpers: every warehouse lives under tmp_path; the seed table is read from ../shared."""
+"""Shared test helpers: every warehouse lives under tmp_path; the seed table is read from ../shared.
+
+Tests live in three tiers, one folder each, and carry the folder's marker: `unit` (functions on small inputs),
+`graph` (the asset graph, or part of it, materialized in process on small data), `e2e` (real processes: the CLI,
+nightly runs and crash recovery, the report in headless Chromium, the corpus of real-shaped exports).
+`make test-fast` runs the first two; `make test` runs all.
+"""
 
 from datetime import date
 from pathlib import Path
@@ -41,6 +47,18 @@ def materialize_graph(
         instance=instance,
         raise_on_error=False,
     )
+
+
+TIERS = ("unit", "graph", "e2e")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        tier = next((part for part in Path(str(item.fspath)).relative_to(REPO_ROOT / "tests").parts
+                     if part in TIERS), None)
+        if tier is None:
+            raise pytest.UsageError(f"{item.nodeid}: a test belongs in tests/unit, tests/graph or tests/e2e")
+        item.add_marker(tier)
 
 
 def work_db(warehouse_path: Path) -> Path:

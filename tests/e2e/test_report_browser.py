@@ -185,7 +185,7 @@ def browser(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def demo_reports(tmp_path_factory) -> Path:
-    from tests.test_report import demo_warehouse
+    from tests.graph.test_report import demo_warehouse
 
     return demo_warehouse(tmp_path_factory).parent / "reports"
 
