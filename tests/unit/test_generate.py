@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines.demo import generate
+from pipelines.demo import generate, global_draws
 from pipelines.demo.generate import (
     CATEGORIES,
     OUTLIER_KINDS,
@@ -229,7 +229,7 @@ def test_lines_of_an_order_share_order_attributes(long_frames: dict[str, pl.Data
 
 
 def test_multiple_chunks_append_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(generate, "_CHUNK_CUSTOMERS", 70)
+    monkeypatch.setattr(global_draws, "_CHUNK_CUSTOMERS", 70)
     result = generate_demo_data(tmp_path, customers=250)
     assert result.customers_path is not None
     customers = _read(result.customers_path)
@@ -687,7 +687,7 @@ def test_outlier_choice_does_not_depend_on_chunking(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     whole = generate_demo_data(tmp_path / "whole", customers=250, outlier_share=0.1)
-    monkeypatch.setattr(generate, "_CHUNK_CUSTOMERS", 70)
+    monkeypatch.setattr(global_draws, "_CHUNK_CUSTOMERS", 70)
     chunked = generate_demo_data(tmp_path / "chunked", customers=250, outlier_share=0.1)
     assert chunked.truth_path.read_bytes() == whole.truth_path.read_bytes()
     assert chunked.outliers == whole.outliers == 25
