@@ -14,29 +14,27 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from assets.predict.models import (
+from assets.predict.churn import (
     BEHAVIOUR_FEATURES,
-    NO_DATES,
-    SHORT_HISTORY,
-    FirstPurchases,
-    Picks,
-    TimeSplit,
     calibration_error,
     calibration_table,
-    choose_churn_model,
     churn_features,
     churn_labels,
     churn_probability,
     features_at,
     fit_churn_model,
+)
+from assets.predict.churn_store import choose_churn_model, models_folder
+from assets.predict.recommendations import (
+    FirstPurchases,
+    Picks,
     hit_rate,
     load_first_purchases,
     load_purchases,
     mine_rules,
-    models_folder,
-    plan_time_split,
     recommend,
 )
+from assets.predict.runs import NO_DATES, SHORT_HISTORY, TimeSplit, plan_time_split
 from pipelines.core.config import ConfigError, PredictSettings, load_source_config
 from pipelines.core.partitions import snapshot_partition_key
 from pipelines.core.resources import SourceResource, WarehouseResource
@@ -257,7 +255,7 @@ def test_churn_scores_in_blocks_on_threads_equal_one_pass(monkeypatch):
     features = rng.normal(size=(600, 3))
     labels = (features[:, 0] + rng.normal(scale=0.5, size=600) > 0).astype(np.int8)
     model = fit_churn_model(features, labels, seed=1)
-    monkeypatch.setattr("assets.predict.models.SCORE_BLOCK_ROWS", 64)  # ten blocks, the last one short
+    monkeypatch.setattr("assets.predict.churn.SCORE_BLOCK_ROWS", 64)  # ten blocks, the last one short
     scores = churn_probability(model, features)
     assert np.array_equal(scores, model.predict_proba(features)[:, 1])
     assert len(churn_probability(model, features[:0])) == 0
