@@ -36,7 +36,7 @@ EVAL_SAMPLE = 200_000
 # scikit-learn's OpenMP loops on one thread. The other core of a small machine is usually busy (DuckDB, the rest of
 # the host), and a second worker thread then spin-waits for it: on 2 cores under load, fitting the earlier recipe
 # (3 calibration folds, 200 trees each) on 80k customers took 23 s with the default two threads and 2.8 s with one;
-# scoring 80k customers 3.9 s and 1.5 s (see MODEL_THREADS in assets/model.py for the same effect on k-means).
+# scoring 80k customers 3.9 s and 1.5 s (see MODEL_THREADS in assets/model/ for the same effect on k-means).
 CHURN_THREADS = 1
 # Scoring, though, runs blocks of customers on SCORE_WORKERS Python threads, each block with one OpenMP thread: the
 # trees' loops release the GIL, and a Python thread that finds its core busy waits for it by blocking, not spinning

@@ -223,7 +223,7 @@ class NameOverride(_Strict):
 
 
 class SegmentSettings(_Strict):
-    # YAML archetype rules used to name segments; default: the built-in assets/archetypes.yaml.
+    # YAML archetype rules used to name segments; default: the built-in assets/segments/archetypes.yaml.
     archetypes_file: str | None = None
     # Names chosen by people, keyed by stable segment id; they survive every refresh.
     name_overrides: dict[int, NameOverride] = Field(default_factory=dict)
@@ -238,7 +238,7 @@ class PrivacySettings(_Strict):
 
 
 class PredictSettings(_Strict):
-    """The predictive layer (assets/predict.py): churn risk and next-category recommendations."""
+    """The predictive layer (assets/predict/): churn risk and next-category recommendations."""
 
     # Churn = no purchase in the next horizon_days; the model is judged on the last horizon of the data.
     horizon_days: int = Field(default=30, ge=7, le=365)
@@ -277,7 +277,7 @@ class SourceConfig(_Strict):
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     # Optional bilingual labels for categories not covered by the built-in taxonomy: name -> [zh, en].
     category_labels: dict[str, tuple[str, str]] = Field(default_factory=dict)
-    # Churn risk and next-category recommendations (assets/predict.py).
+    # Churn risk and next-category recommendations (assets/predict/).
     predict: PredictSettings = Field(default_factory=PredictSettings)
     # The config file itself; relative paths resolve against its folder. Filled by load_source_config.
     source_path: Path = Field(default=Path("source.yaml"), exclude=True)

@@ -14,7 +14,7 @@ or orders far more often (``hyper_frequent``). ``truth.csv`` flags them
 (``planted_outlier``, ``outlier_kind``) so the quality gate's outlier
 detector can be measured against a known answer.
 
-Churn and co-purchase are planted too, so the predictive layer (``assets/predict.py``) can be measured:
+Churn and co-purchase are planted too, so the predictive layer (the ``assets/predict`` package) can be measured:
 
 * **Churn.** Every customer (but the planted outliers) has a latent churn day drawn from a constant hazard
   (a persona's monthly churn rate times a per-customer factor). Over the ``_CHURN_RAMP_DAYS`` before it the customer's order rate
