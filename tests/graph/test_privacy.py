@@ -10,7 +10,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from assets.raw.ingest import pii_hasher
+from assets.raw.mapping import pii_hasher
 from pipelines.core.config import ConfigError, load_source_config
 from pipelines.demo.generate import generate_demo_data
 from pipelines.serving import export_audiences

@@ -1,4 +1,4 @@
-"""Tests for the raw layer's readers (assets.raw.ingest), called directly without Dagster.
+"""Tests for the raw layer's readers (assets.raw: readers, mapping, tables), called directly without Dagster.
 
 Why these tests: raw is where a shop's real files meet the pipeline. It must keep every row as text with its file
 and 1-based row number (so every later count can be traced back), read the encodings and line endings shops
@@ -14,19 +14,18 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-import assets.raw.ingest as ingest
-from assets.raw.ingest import (
+from assets.raw import readers
+from assets.raw.mapping import PII_SALT_VARIABLE, map_columns, read_customers, read_orders
+from assets.raw.readers import (
     SOURCE_FILE,
     SOURCE_ROW,
     IngestError,
     check_csv_structure,
     locate_undecodable_line,
-    map_columns,
-    read_customers,
-    read_orders,
     read_source_file,
     transcode_to_utf8,
 )
+from assets.raw.tables import snapshot_fingerprint
 from pipelines.core.config import (
     CUSTOMER_FIELDS,
     LONG_ORDER_FIELDS,
@@ -220,7 +219,7 @@ def test_invalid_gbk_bytes_name_the_file_the_line_the_byte_and_the_offset(tmp_pa
 def test_invalid_gbk_line_is_counted_across_chunks(
     tmp_path: Path, scratch: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ingest, "TRANSCODE_CHUNK_BYTES", 7)
+    monkeypatch.setattr(readers, "TRANSCODE_CHUNK_BYTES", 7)
     rows = "".join(f"C{i},上海\n" for i in range(10))  # 8 GBK bytes each
     path = _write_bytes(tmp_path / "bad.csv", ("customer_id,city\n" + rows).encode("gbk") + b"CX,\xff\xff\n")
 
@@ -256,7 +255,7 @@ def test_gbk_file_cut_mid_character_names_the_file_and_the_line(tmp_path: Path, 
 def test_invalid_gbk_byte_is_reported_exactly_whatever_the_chunk_size(
     tmp_path: Path, scratch: Path, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int
 ) -> None:
-    monkeypatch.setattr(ingest, "TRANSCODE_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(readers, "TRANSCODE_CHUNK_BYTES", chunk_bytes)
     data = b"a,b\nx\xff,1\n"  # 0xff is byte 5: with 2-byte chunks, the last byte of the third chunk
     path = _write_bytes(tmp_path / "bad.csv", data)
 
@@ -725,8 +724,8 @@ def test_empty_json_names_the_file(tmp_path: Path, scratch: Path) -> None:
 
 
 def test_orders_source_from_json_maps_columns(tmp_path: Path) -> None:
-    path = write_file(tmp_path / "orders.ndjson",
-                      '{"oid": "O1", "customer_id": "C1", "order_ts": "2024-01-01", "category": "生鲜", "x": 1}\n')
+    write_file(tmp_path / "orders.ndjson",
+               '{"oid": "O1", "customer_id": "C1", "order_ts": "2024-01-01", "category": "生鲜", "x": 1}\n')
     config = _long_config(tmp_path, "orders.ndjson", "  columns: {order_id: oid}\n")
 
     frame, manifest = read_orders(config, tmp_path)
@@ -741,18 +740,18 @@ def test_orders_source_from_json_maps_columns(tmp_path: Path) -> None:
 def test_snapshot_fingerprint_changes_with_the_files_the_mapping_and_the_salt(tmp_path, monkeypatch):
     customers = write_file(tmp_path / "customers.csv", "customer_id,age\nC1,30\n")
     source = FileSource(path=str(customers))
-    fingerprint = ingest.snapshot_fingerprint([customers], source, {})
-    assert ingest.snapshot_fingerprint([customers], FileSource(path=str(customers)), {}) == fingerprint
+    fingerprint = snapshot_fingerprint([customers], source, {})
+    assert snapshot_fingerprint([customers], FileSource(path=str(customers)), {}) == fingerprint
 
     write_file(customers, "customer_id,age\nC1,31\n")  # same size, new modification time
     os.utime(customers, ns=(0, 1_000_000_000))
-    changed_file = ingest.snapshot_fingerprint([customers], source, {})
+    changed_file = snapshot_fingerprint([customers], source, {})
     assert changed_file != fingerprint
-    assert ingest.snapshot_fingerprint([customers], FileSource(path=str(customers), columns={"age": "years"}),
+    assert snapshot_fingerprint([customers], FileSource(path=str(customers), columns={"age": "years"}),
                                        {}) != changed_file
 
-    monkeypatch.setenv(ingest.PII_SALT_VARIABLE, "first salt")
-    salted = ingest.snapshot_fingerprint([customers], source, {"customer_id": "hash"})
+    monkeypatch.setenv(PII_SALT_VARIABLE, "first salt")
+    salted = snapshot_fingerprint([customers], source, {"customer_id": "hash"})
     assert salted != changed_file
-    monkeypatch.setenv(ingest.PII_SALT_VARIABLE, "second salt")
-    assert ingest.snapshot_fingerprint([customers], source, {"customer_id": "hash"}) != salted
+    monkeypatch.setenv(PII_SALT_VARIABLE, "second salt")
+    assert snapshot_fingerprint([customers], source, {"customer_id": "hash"}) != salted

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from assets.raw import ingest
-from assets.staging import tables as staging
+from assets.raw.mapping import stage_orders
+from assets.raw.tables import write_manifest, write_raw_table
+from assets.staging import build as staging
 from pipelines.core.config import CUSTOMER_FIELDS, LONG_ORDER_FIELDS, load_source_config
 from pipelines.core.resources import WarehouseResource
 from tests.conftest import write_file
@@ -23,11 +24,11 @@ def stage(tmp_path: Path, files: dict[str, list[str]]) -> WarehouseResource:
     warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    staged, manifest = ingest.stage_orders(config, scratch)
+    staged, manifest = stage_orders(config, scratch)
     with warehouse.connect() as con:
-        ingest.write_raw_table(con, "raw.orders", staged, LONG_ORDER_FIELDS)
-        ingest.write_raw_table(con, "raw.customers", [], CUSTOMER_FIELDS)
-        ingest.write_manifest(con, "run-1", "orders", manifest, None)
+        write_raw_table(con, "raw.orders", staged, LONG_ORDER_FIELDS)
+        write_raw_table(con, "raw.customers", [], CUSTOMER_FIELDS)
+        write_manifest(con, "run-1", "orders", manifest, None)
         staging.build_staging(con, config, "run-1")
     return warehouse
 

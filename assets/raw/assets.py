@@ -1,0 +1,103 @@
+"""Raw layer, assets: raw/orders and raw/customers, which copy the shop's files into DuckDB as text, one row per
+source row, with file and row number.
+
+Nothing is typed or judged here: staging does that. Raw keeps every row the file held, mapped onto the
+contract's column names, so every later count can be traced back to a file and a row.
+"""
+
+import tempfile
+from pathlib import Path
+
+import dagster as dg
+
+from assets.raw.mapping import stage_customers, stage_orders
+from assets.raw.readers import SOURCE_FILE
+from assets.raw.tables import record_snapshot_load, snapshot_fingerprint, snapshot_load, write_manifest, write_raw_table
+from pipelines.core.config import CUSTOMER_FIELDS, LONG_ORDER_FIELDS, WIDE_ORDER_FIELDS
+from pipelines.core.faults import crash_point
+from pipelines.core.partitions import DAILY_ORDERS, SINGLE_RUN_BACKFILL, DayWindow, run_window
+from pipelines.core.resources import SourceResource, WarehouseResource
+from pipelines.core.sql import preview_markdown
+
+
+def _materialize_raw(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, table: str, staged: list[Path],
+    manifest: list[dict], fields, window: DayWindow | None = None, fingerprint: str | None = None,
+) -> dg.MaterializeResult:
+    with warehouse.connect() as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            write_raw_table(con, table, staged, fields, window)
+            write_manifest(con, context.run_id, table.split(".")[1], manifest, window)
+            if fingerprint is not None:
+                record_snapshot_load(con, table, fingerprint, context.run_id)
+            crash_point(f"{table}:before_commit")
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        preview = con.execute(f"SELECT * EXCLUDE ({SOURCE_FILE}) FROM {table} LIMIT 5").pl()
+    ignored = sorted({c for entry in manifest for c in entry["ignored_columns"]})
+    if ignored:
+        context.log.warning(f"{table}: ignored source columns not in the contract: {ignored}")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            "reloaded": True,
+            "rows_loaded_this_run": sum(e["rows_read"] for e in manifest),
+            "days": str(window) if window else "all (snapshot source)",
+            "files": dg.MetadataValue.json([{k: e[k] for k in ("source_file", "rows_read")} for e in manifest]),
+            "ignored_columns": ", ".join(ignored) or "none",
+            "preview": dg.MetadataValue.md(preview_markdown(preview)),
+        }
+    )
+
+
+@dg.asset(
+    key=["raw", "orders"],
+    group_name="raw",
+    kinds={"duckdb", "polars"},
+    pool="duckdb_writer",
+    partitions_def=DAILY_ORDERS,
+    backfill_policy=SINGLE_RUN_BACKFILL,
+)
+def raw_orders(context: dg.AssetExecutionContext, warehouse: WarehouseResource, source: SourceResource):
+    """Order rows exactly as the shop's files hold them, as text: one row per order line (long shape) or per
+    basket with its category flags (wide shape), with `_source_file`, `_source_row` and `_partition_date` (the
+    landing day of a daily source; NULL for a snapshot source, which every run replaces whole)."""
+    config = source.load()
+    window = run_window(context) if config.daily else None
+    fields = LONG_ORDER_FIELDS if config.shape == "long" else [*WIDE_ORDER_FIELDS, *config.orders.category_columns]
+    with tempfile.TemporaryDirectory(prefix="persona-ingest-") as scratch:
+        staged, manifest = stage_orders(config, Path(scratch), window)
+        return _materialize_raw(context, warehouse, "raw.orders", staged, manifest, fields, window)
+
+
+@dg.asset(
+    key=["raw", "customers"],
+    group_name="raw",
+    kinds={"duckdb", "polars"},
+    pool="duckdb_writer",
+)
+def raw_customers(context: dg.AssetExecutionContext, warehouse: WarehouseResource, source: SourceResource):
+    """Customer profile rows as text, one row per source row; empty when the shop gives no customer file
+    (profiles then come from the order rows, as in the wide shape). The customer file is a snapshot of every
+    profile, so a run replaces it whole, unless the files and their mapping are those already loaded: a nightly
+    run then keeps the loaded rows (at 1M customers a reload cost 1.7 s and staging's rebuild 2.7 s more)."""
+    config = source.load()
+    files = config.customer_files() if config.customers is not None else []
+    fingerprint = snapshot_fingerprint(files, config.customers, config.privacy.pii_columns) \
+        if config.customers is not None else None
+    with warehouse.connect() as con:  # read-write: on a first run the working database does not exist yet
+        loaded = snapshot_load(con, "raw.customers")
+        rows = con.execute("SELECT count(*) FROM raw.customers").fetchone()[0] if loaded else 0
+    if fingerprint is not None and loaded is not None and loaded[0] == fingerprint:
+        context.log.info(f"raw.customers: the customer files are unchanged since run {loaded[1]}; not reloaded")
+        return dg.MaterializeResult(metadata={
+            "dagster/row_count": rows, "reloaded": False, "unchanged_since_run": loaded[1],
+            "files": dg.MetadataValue.json([str(path) for path in files])})
+    with tempfile.TemporaryDirectory(prefix="persona-ingest-") as scratch:
+        staged, manifest = stage_customers(config, Path(scratch))
+        return _materialize_raw(context, warehouse, "raw.customers", staged, manifest, CUSTOMER_FIELDS,
+                                fingerprint=fingerprint)

@@ -1,0 +1,193 @@
+"""Raw layer, mapping: source columns onto the contract's fields (PII hashed or dropped on the way), streamed
+per file into Parquet in a scratch folder, with one manifest entry per source file."""
+
+import hashlib
+import hmac
+import os
+from collections.abc import Iterable
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+from assets.raw.readers import (
+    PARTITION_DATE,
+    SOURCE_FILE,
+    SOURCE_ROW,
+    IngestError,
+    csv_failure,
+    scan_source_file,
+    verify_record_count,
+    with_origin,
+)
+from pipelines.core.config import (
+    CUSTOMER_FIELDS,
+    CUSTOMER_REQUIRED,
+    LONG_ORDER_FIELDS,
+    LONG_ORDER_REQUIRED,
+    WIDE_ORDER_FIELDS,
+    WIDE_ORDER_REQUIRED,
+    FileSource,
+    OrdersSource,
+    SourceConfig,
+)
+from pipelines.core.partitions import DayWindow, file_signature
+
+PII_SALT_VARIABLE = "PERSONA_PII_SALT"
+
+
+def pii_hasher(salt: str):
+    """HMAC-SHA256 of each trimmed value under the salt, as hex; NULL stays NULL. One salt for every file and
+    every night, so a hashed customer id joins across files and stays the same id across refreshes."""
+    key = salt.encode("utf-8")
+
+    def hash_values(values: pl.Series) -> pl.Series:
+        return pl.Series(values.name, [
+            None if v is None else hmac.new(key, v.strip().encode("utf-8"), hashlib.sha256).hexdigest()
+            for v in values.to_list()], dtype=pl.String)
+
+    return hash_values
+
+
+def pii_salt(pii: dict[str, str]) -> str | None:
+    """The salt for hashed PII columns; a config that hashes without a salt stops before reading anything."""
+    hashed = sorted(column for column, action in pii.items() if action == "hash")
+    if not hashed:
+        return None
+    salt = os.environ.get(PII_SALT_VARIABLE, "")
+    if not salt:
+        raise IngestError(f"privacy.pii_columns hashes {hashed}: set {PII_SALT_VARIABLE} to a secret salt (keep it "
+                          "the same every night, or hashed ids change between refreshes)")
+    return salt
+
+
+def map_columns(
+    frame: pl.DataFrame | pl.LazyFrame,
+    path: Path,
+    source: FileSource,
+    allowed: Iterable[str],
+    required: Iterable[str],
+    key: str,
+    keep: Iterable[str] = (),
+    pii: dict[str, str] | None = None,
+    salt: str | None = None,
+) -> tuple[pl.DataFrame | pl.LazyFrame, list[str]]:
+    """Rename source columns to contract fields; every contract field exists afterwards (NULL if absent).
+    Declared PII columns (`pii`: source column -> drop | hash) are never selected in clear: a hashed column
+    enters as its salted hash, a dropped one not at all.
+
+    Returns the mapped frame (eager or lazy, as given) and the source columns that were ignored.
+    """
+    pii = pii or {}
+    columns = frame.collect_schema().names()
+    present = set(columns)
+    selected: list[pl.Expr] = [pl.col(SOURCE_FILE), pl.col(SOURCE_ROW)]
+    used: set[str] = {SOURCE_FILE, SOURCE_ROW} | {c for c, action in pii.items() if action == "drop"}
+    for field in allowed:
+        column = source.columns.get(field, field)
+        if column in present:
+            value = pl.col(column)
+            if pii.get(column) == "hash":
+                value = value.map_batches(pii_hasher(salt), return_dtype=pl.String)
+            selected.append(value.alias(field))
+            used.add(column)
+        elif field in source.columns:
+            raise IngestError(
+                f"{path}: column {column!r} (mapped in {key}.columns.{field}) is not in the header; "
+                f"the header has {_header_summary(frame)}"
+            )
+        elif field in required:
+            raise IngestError(
+                f"{path}: required column {field!r} is missing; map it under {key}.columns.{field}. "
+                f"The header has {_header_summary(frame)}"
+            )
+        else:
+            selected.append(pl.lit(None, dtype=pl.String).alias(field))
+    for column in keep:
+        if column not in present:
+            raise IngestError(
+                f"{path}: category column {column!r} (listed in {key}.category_columns) is not in the header; "
+                f"the header has {_header_summary(frame)}"
+            )
+        selected.append(pl.col(column))
+        used.add(column)
+    ignored = [c for c in columns if c not in used]
+    return frame.select(selected), ignored
+
+
+def _header_summary(frame: pl.DataFrame | pl.LazyFrame) -> str:
+    real = [c for c in frame.collect_schema().names() if c not in (SOURCE_FILE, SOURCE_ROW)]
+    hint = " (one column only: is the delimiter right?)" if len(real) == 1 else ""
+    return f"{real[:20]}{hint}"
+
+
+def stage_orders(
+    config: SourceConfig, scratch: Path, window: DayWindow | None = None
+) -> tuple[list[Path], list[dict]]:
+    """Daily sources stage the landing files of the window's days (each row tagged with its day); snapshot
+    sources stage every file (day NULL)."""
+    allowed = LONG_ORDER_FIELDS if config.shape == "long" else WIDE_ORDER_FIELDS
+    required = LONG_ORDER_REQUIRED if config.shape == "long" else WIDE_ORDER_REQUIRED
+    if config.daily and window is not None:
+        files = [(path, day) for day, paths in config.order_files_by_day().items() if day in window
+                 for path in paths]
+    else:
+        files = [(path, None) for path in config.order_files()]
+    return stage_files(files, config.orders, allowed, required, "orders", scratch, config.privacy.pii_columns)
+
+
+def stage_customers(config: SourceConfig, scratch: Path) -> tuple[list[Path], list[dict]]:
+    if config.customers is None:
+        return [], []
+    return stage_files([(path, None) for path in config.customer_files()], config.customers, CUSTOMER_FIELDS,
+                       CUSTOMER_REQUIRED, "customers", scratch, config.privacy.pii_columns)
+
+
+def stage_files(
+    files: list[tuple[Path, date | None]], source: FileSource, allowed, required, key: str, scratch: Path,
+    pii: dict[str, str] | None = None,
+) -> tuple[list[Path], list[dict]]:
+    """Stream every file, mapped onto the contract, into a Parquet file in `scratch`: memory stays flat whatever
+    the file size. Returns the Parquet files and one manifest entry per source file."""
+    keep = source.category_columns if isinstance(source, OrdersSource) else []
+    salt = pii_salt(pii)
+    staged, manifest = [], []
+    for index, (path, day) in enumerate(files):
+        signature = file_signature(path)
+        scan, readable = scan_source_file(path, source, scratch)
+        mapped, ignored = map_columns(with_origin(scan, path), path, source, allowed, required, key, keep, pii,
+                                      salt)
+        mapped = mapped.with_columns(pl.lit(day, dtype=pl.Date).alias(PARTITION_DATE))
+        target = scratch / f"{key}-{index}.parquet"
+        try:
+            mapped.sink_parquet(target)
+        except pl.exceptions.PolarsError as exc:
+            if readable is None:
+                raise IngestError(f"{path}: unreadable ({str(exc).splitlines()[0]})") from None
+            raise csv_failure(exc, path, readable, source) from None
+        rows = pl.scan_parquet(target).select(pl.len()).collect().item()
+        if readable is not None:
+            source_names = [c for c in scan.collect_schema().names() if c != SOURCE_ROW]
+            verify_record_count(path, readable, source, source_names, rows)
+        staged.append(target)
+        manifest.append({"source_file": str(path), "input": key, "rows_read": rows, "ignored_columns": ignored,
+                         "partition_date": day, "file_size": signature[0], "file_mtime_ns": signature[1]})
+    return staged, manifest
+
+
+def empty_raw(fields) -> pl.DataFrame:
+    return pl.DataFrame(schema={SOURCE_FILE: pl.String, SOURCE_ROW: pl.Int64, **{f: pl.String for f in fields},
+                                PARTITION_DATE: pl.Date})
+
+
+def read_orders(config: SourceConfig, scratch: Path) -> tuple[pl.DataFrame, list[dict]]:
+    """The staged order rows as one frame (for inspection and tests; the asset streams them instead)."""
+    staged, manifest = stage_orders(config, scratch)
+    return pl.concat([pl.read_parquet(p) for p in staged], how="vertical"), manifest
+
+
+def read_customers(config: SourceConfig, scratch: Path) -> tuple[pl.DataFrame, list[dict]]:
+    staged, manifest = stage_customers(config, scratch)
+    if not staged:
+        return empty_raw(CUSTOMER_FIELDS), manifest
+    return pl.concat([pl.read_parquet(p) for p in staged], how="vertical"), manifest

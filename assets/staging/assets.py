@@ -1,0 +1,111 @@
+"""Staging layer: typed, normalised and deduplicated orders, order lines and customers.
+
+Rules, applied in this order to every raw row (documented in docs/configuration.md, "Data contract"):
+
+1. A row that fails a rule (missing key, text where a number belongs, unknown code, bad flag) goes to
+   `quality.quarantine` with its file, row, column, raw value and reason. The first failing rule is recorded.
+2. Exact duplicates (every contract column equal) collapse onto the first row in file order; the others are
+   counted as `duplicates_removed`.
+3. Key duplicates with conflicting attributes:
+   - order lines (key: order_id, category, sku): the first row is kept, later ones are quarantined;
+   - customers (key: customer_id): the *last* row in file order wins, since later rows are newer profile
+     data; superseded rows are counted as duplicates removed and logged in `quality.key_conflicts`.
+   In the wide shape every basket row is a purchase, so a customer seen on two baskets with different profile
+   attributes (the seed table's cardid 37917) keeps both baskets and the profile of the last one.
+
+Every source row ends up in exactly one place, which `quality.load_audit` proves per file and run:
+rows_read = rows_loaded + rows_quarantined + duplicates_removed.
+"""
+
+
+import dagster as dg
+
+from assets.staging.audit import CHANGED_CUSTOMERS
+from assets.staging.build import build_staging
+from assets.staging.customers import CUSTOMERS_BUILT_FROM
+from pipelines.core.partitions import DAILY_ORDERS, SINGLE_RUN_BACKFILL, run_window
+from pipelines.core.resources import SourceResource, WarehouseResource
+from pipelines.core.sql import preview_markdown
+
+STAGING_SPECS = [
+    dg.AssetSpec(["staging", "orders"], group_name="staging", kinds={"duckdb"},
+                 deps=[["raw", "orders"], ["raw", "customers"]],
+                 description="One row per order (basket): order_id, customer_id, order_ts, payment_method, "
+                             "channel, order_amount, n_lines, n_items."),
+    dg.AssetSpec(["staging", "order_lines"], group_name="staging", kinds={"duckdb"},
+                 deps=[["raw", "orders"]],
+                 description="One row per order line (order_id, category, sku); the wide shape yields one line "
+                             "per category flagged T."),
+    dg.AssetSpec(["staging", "customers"], group_name="staging", kinds={"duckdb"},
+                 deps=[["raw", "customers"], ["raw", "orders"]],
+                 description="One row per customer with a typed profile; customers seen only in orders have an "
+                             "empty profile."),
+    dg.AssetSpec(["quality", "quarantine"], group_name="quality", kinds={"duckdb"},
+                 deps=[["raw", "orders"], ["raw", "customers"]],
+                 description="One row per rejected source row: file, row, column, raw value, reason, run id."),
+    dg.AssetSpec(["quality", "load_audit"], group_name="quality", kinds={"duckdb"},
+                 deps=[["raw", "orders"], ["raw", "customers"]],
+                 description="One row per source file and run: rows read, loaded, quarantined, duplicates removed."),
+    dg.AssetSpec(["quality", "key_conflicts"], group_name="quality", kinds={"duckdb"},
+                 deps=[["raw", "orders"], ["raw", "customers"]],
+                 description="One row per superseded customer profile row that differs from the kept one, per run: "
+                             "key, kept and superseded file and row, differing columns, resolution."),
+    dg.AssetSpec(["quality", "removed_duplicates"], group_name="quality", kinds={"duckdb"},
+                 deps=[["raw", "orders"], ["raw", "customers"]],
+                 description="One row per source row removed as a duplicate, per run: its file and row, the row it "
+                             "duplicates, and the kind (exact, conflict_superseded, loaded_on_other_day)."),
+    dg.AssetSpec(["staging", "changed_customers"], group_name="staging", kinds={"duckdb"},
+                 deps=[["raw", "orders"]],
+                 description="Work queue, one row per customer and run whose orders a load changed (customer_id "
+                             "NULL: every customer); the features step consumes and empties it."),
+    dg.AssetSpec(["staging", "customers_built_from"], group_name="staging", kinds={"duckdb"},
+                 deps=[["raw", "customers"], ["raw", "orders"]],
+                 description="At most one row: the fingerprint of the inputs staging.customers was last built from "
+                             "(raw customer load, typing parameters, reference year), with its run id."),
+]
+
+
+@dg.multi_asset(specs=STAGING_SPECS, pool="duckdb_writer", partitions_def=DAILY_ORDERS,
+                backfill_policy=SINGLE_RUN_BACKFILL)
+def staging_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource, source: SourceResource):
+    """Types, normalises and deduplicates the raw rows of the run's days (all rows for a snapshot source);
+    rejects go to quarantine, every row read is audited."""
+    config = source.load()
+    window = run_window(context) if config.daily else None
+    with warehouse.connect() as con:
+        build_staging(con, config, context.run_id, window=window)
+        counts = {
+            name: con.execute(f"SELECT count(*) FROM staging.{name}").fetchone()[0]
+            for name in ("orders", "order_lines", "customers")
+        }
+        quarantined = con.execute(
+            "SELECT count(*) FROM quality.quarantine WHERE run_id = ?", [context.run_id]).fetchone()[0]
+        audit = con.execute(
+            "SELECT * EXCLUDE (run_id, audited_at) FROM quality.load_audit WHERE run_id = ?", [context.run_id]
+        ).pl()
+        # Row counts of the whole tables; the run's own rows of the per-run logs as metadata beside them.
+        logs = {
+            table: con.execute(f"SELECT count(*), count(*) FILTER (WHERE run_id = ?) FROM {table}",
+                               [context.run_id]).fetchone()
+            for table in ("quality.key_conflicts", "quality.removed_duplicates", CHANGED_CUSTOMERS,
+                          CUSTOMERS_BUILT_FROM)
+        }
+        previews = {
+            name: con.execute(
+                f"SELECT COLUMNS(c -> NOT starts_with(c, '_source')) FROM staging.{name} LIMIT 5").pl()
+            for name in counts
+        }
+    for name, count in counts.items():
+        yield dg.MaterializeResult(
+            asset_key=["staging", name],
+            metadata={"dagster/row_count": count, "preview": dg.MetadataValue.md(preview_markdown(previews[name]))},
+        )
+    yield dg.MaterializeResult(asset_key=["quality", "quarantine"],
+                               metadata={"dagster/row_count": quarantined, "run_id": context.run_id})
+    yield dg.MaterializeResult(asset_key=["quality", "load_audit"],
+                               metadata={"dagster/row_count": audit.height,
+                                         "audit": dg.MetadataValue.md(preview_markdown(audit, rows=50))})
+    for table, (rows, this_run) in logs.items():
+        yield dg.MaterializeResult(asset_key=table.split("."),
+                                   metadata={"dagster/row_count": rows, "rows_this_run": this_run,
+                                             "run_id": context.run_id})

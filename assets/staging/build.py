@@ -1,0 +1,91 @@
+"""Staging build: every staging table of a load, typed, deduplicated and audited in one transaction."""
+
+from datetime import datetime
+
+import duckdb
+
+from assets.raw.tables import replace_days
+from assets.staging.audit import (
+    drop_order_intermediates,
+    ensure_quality_tables,
+    quarantine_failed_rows,
+    record_changed_customers,
+    write_load_audit,
+)
+from assets.staging.customers import (
+    build_customers,
+    customer_inputs_fingerprint,
+    customers_built_from,
+    record_customers_built_from,
+    update_order_only_customers,
+)
+from assets.staging.orders import (
+    build_long_orders,
+    build_wide_orders,
+    drop_orders_loaded_on_other_days,
+    rank_long_orders,
+    rank_wide_orders,
+)
+from assets.staging.rules import token_parameters
+from assets.staging.typed import type_customers, type_long_orders, type_wide_orders
+from pipelines.core.config import SourceConfig
+from pipelines.core.faults import crash_point
+from pipelines.core.partitions import DayWindow
+
+
+def build_staging(
+    con: duckdb.DuckDBPyConnection, config: SourceConfig, run_id: str, run_started: datetime | None = None,
+    window: DayWindow | None = None,
+) -> None:
+    """All of staging in one transaction: readers never see orders of one run beside customers of another.
+    A daily load (window) replaces the window's days of orders and order lines and keeps the other days;
+    a snapshot load (window None) replaces everything. Customers are rebuilt whole, unless a daily load finds the
+    customer file and the typing unchanged since they were built: then only the order-only customers move."""
+    params = token_parameters(config, run_started or datetime.now())
+    if window is not None:
+        params |= {"window_first": window.first, "window_last": window.last}
+    ensure_quality_tables(con)
+    # Typing only fills a temporary table, so it runs before the transaction: DuckDB scans a table created inside
+    # an open transaction (its uncommitted local storage) at half the speed, and the copy into staging.order_lines
+    # reads every typed row (11 s instead of 6 s at 9M lines).
+    if config.shape == "long":
+        type_long_orders(con, params, window)
+    else:
+        type_wide_orders(con, config, params, window)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for table in ("quarantine", "key_conflicts", "removed_duplicates"):
+            con.execute(f"DELETE FROM quality.{table} WHERE run_id = ?", [run_id])
+        if config.shape == "long":
+            quarantine_failed_rows(con, run_id, "orders", "typed_orders")
+            rank_long_orders(con, run_id)
+            drop_orders_loaded_on_other_days(con, run_id, window)
+            build_long_orders(con, window)
+        else:
+            quarantine_failed_rows(con, run_id, "orders", "typed_orders")
+            rank_wide_orders(con, config, run_id)
+            drop_orders_loaded_on_other_days(con, run_id, window)
+            build_wide_orders(con, config)
+        record_changed_customers(con, run_id, window)
+        replace_days(con, "staging.order_lines", "new_order_lines", window)
+        replace_days(con, "staging.orders", "new_orders", window)
+        customer_inputs = customer_inputs_fingerprint(con, params) if config.shape == "long" else None
+        if window is not None and customer_inputs is not None and customers_built_from(con) == customer_inputs:
+            update_order_only_customers(con, run_id)
+        else:
+            if config.shape == "long":
+                type_customers(con, params)
+                quarantine_failed_rows(con, run_id, "customers", "typed_customers")
+            build_customers(con, config, run_id, window)
+            replace_days(con, "staging.customers", "new_customers", None)
+        record_customers_built_from(con, customer_inputs, run_id)
+        drop_order_intermediates(con)
+        write_load_audit(con, run_id, config.shape)
+        crash_point("staging:before_commit")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        # typed_orders was made before the transaction, so the rollback keeps it (or brings it back if it was
+        # dropped): free it, and whatever else is left, as a successful run does.
+        drop_order_intermediates(con)
+        raise

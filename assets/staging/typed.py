@@ -1,0 +1,174 @@
+"""Staging typing: raw text rows typed into the temp tables typed_orders (long or wide shape) and
+typed_customers, each row carrying the first rule it fails."""
+
+import re
+
+import duckdb
+
+from assets.staging.rules import FUTURE_RULE, PAYMENT_RULE, PROFILE_RULES, Rule, numeric_rules, rule_columns
+from pipelines.core.config import SourceConfig
+from pipelines.core.partitions import DayWindow
+from pipelines.core.sql import quote_identifier
+
+
+def _text(column: str) -> str:
+    return f"NULLIF(trim({column}), '')"
+
+
+def _profile_select() -> str:
+    """Typed profile columns shared by the customers file and the wide shape's basket rows."""
+    return f"""
+        {_text('age')} AS age_text, TRY_CAST({_text('age')} AS DOUBLE) AS age,
+        {_text('birth_year')} AS birth_year_text, TRY_CAST({_text('birth_year')} AS INTEGER) AS birth_year,
+        {_text('gender')} AS gender_text,
+        ($gender_values)[list_position($gender_tokens, upper({_text('gender')}))] AS gender,
+        {_text('income')} AS income_text, TRY_CAST({_text('income')} AS DOUBLE) AS income,
+        {_text('home_owner')} AS home_owner_text,
+        CASE WHEN list_contains($true_tokens, upper({_text('home_owner')})) THEN TRUE
+             WHEN list_contains($false_tokens, upper({_text('home_owner')})) THEN FALSE END AS home_owner,
+        {_text('city')} AS city"""
+
+
+def _payment_select() -> str:
+    """Upper-cased payment code with the shop's aliases (支付宝 -> MOBILE) applied."""
+    code = f"upper({_text('payment_method')})"
+    return (f"{_text('payment_method')} AS payment_method_text, "
+            f"COALESCE(($payment_targets)[list_position($payment_tokens, {code})], {code}) AS payment_method")
+
+
+def _timestamp(column: str) -> str:
+    # Configured formats first, then ISO 8601 (which DuckDB's cast understands).
+    return f"COALESCE(try_strptime({_text(column)}, $date_formats), TRY_CAST({_text(column)} AS TIMESTAMP))"
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> None:
+    """Execute with only the named parameters the statement uses (DuckDB rejects unused ones)."""
+    con.execute(sql, {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)})
+
+
+# The typed tables keep the typed values and the first failing rule, not the raw text beside them: the rules read
+# the text in the same statement and no later step does. At 9M order lines the text copies cost gigabytes of memory
+# (and spilling to disk) in every intermediate table.
+LEAN_COLUMNS = "COLUMNS(c -> NOT ends_with(c, '_text'))"
+
+
+def _raw_orders_of_window(window: DayWindow | None) -> str:
+    """The raw order rows a run types: its days for a daily source, all rows for a snapshot source."""
+    if window is None:
+        return "raw.orders"
+    return "(SELECT * FROM raw.orders WHERE _partition_date BETWEEN $window_first AND $window_last)"
+
+
+def type_long_orders(con: duckdb.DuckDBPyConnection, params: dict, window: DayWindow | None = None) -> None:
+    rules = [
+        Rule("customer_id", "customer_id IS NULL", "'missing customer_id'", "NULL"),
+        Rule("order_id", "order_id IS NULL", "'missing order_id'", "NULL"),
+        Rule("category", "category IS NULL", "'missing category'", "NULL"),
+        Rule("order_ts", "order_ts_text IS NULL", "'missing order_ts'", "NULL"),
+        Rule("order_ts", "order_ts IS NULL", "'order_ts is not a date in orders.date_formats or ISO 8601'",
+             "order_ts_text"),
+        *numeric_rules(["quantity", "amount", "unit_price"]),
+        Rule("amount", "amount IS NULL AND unit_price IS NULL", "'missing amount and unit_price'", "NULL"),
+        # Not errors, but not purchases either: kept out of the features and visible in quarantine.
+        Rule("status", "list_contains($cancelled_statuses, upper(status_text))",
+             "'cancelled order (status ' || status_text || ')'", "status_text"),
+        *[Rule(column, f"{column} < 0",
+               f"'return line (negative {column}); returns are kept out of purchase features'", f"{column}_text")
+          for column in ("quantity", "amount", "unit_price")],
+        Rule("quantity", "quantity = 0", "'quantity is 0'", "quantity_text"),
+        Rule("quantity", "quantity > $max_quantity",
+             "'quantity ' || quantity_text || ' is above quality.max_quantity'", "quantity_text"),
+        Rule("amount", "COALESCE(amount, quantity * unit_price) > $max_line_amount",
+             "'amount ' || coalesce(amount_text, unit_price_text) || ' is above quality.max_line_amount'",
+             "coalesce(amount_text, unit_price_text)"),
+        FUTURE_RULE,
+        PAYMENT_RULE,
+    ]
+    _run(con, f"""
+        CREATE OR REPLACE TEMP TABLE typed_orders AS
+        WITH typed AS (
+            SELECT _source_file, _source_row, _partition_date,
+                {_text('order_id')} AS order_id,
+                {_text('customer_id')} AS customer_id,
+                {_text('order_ts')} AS order_ts_text, {_timestamp('order_ts')} AS order_ts,
+                lower({_text('category')}) AS category,
+                {_text('quantity')} AS quantity_text, TRY_CAST({_text('quantity')} AS DOUBLE) AS quantity,
+                {_text('amount')} AS amount_text, TRY_CAST({_text('amount')} AS DOUBLE) AS amount,
+                {_text('unit_price')} AS unit_price_text, TRY_CAST({_text('unit_price')} AS DOUBLE) AS unit_price,
+                {_payment_select()},
+                lower({_text('channel')}) AS channel,
+                {_text('sku')} AS sku,
+                {_text('status')} AS status_text
+            FROM {_raw_orders_of_window(window)}
+        )
+        SELECT {LEAN_COLUMNS}, {rule_columns(rules)} FROM typed
+    """, params)
+
+
+def type_wide_orders(
+    con: duckdb.DuckDBPyConnection, config: SourceConfig, params: dict, window: DayWindow | None = None
+) -> None:
+    flag_columns = []
+    flag_rules = []
+    for index, name in enumerate(config.orders.category_columns):
+        raw = _text(quote_identifier(name))
+        alias = f"flag_{index}"
+        flag_columns.append(
+            f"{raw} AS {alias}_text, CASE WHEN list_contains($flag_true, upper({raw})) THEN TRUE "
+            f"WHEN list_contains($flag_false, upper({raw})) THEN FALSE END AS {alias}"
+        )
+        flag_rules.append(Rule(
+            name, f"{alias} IS NULL",
+            f"'flag ' || coalesce({alias}_text, '(empty)') || ' is not in orders.flag_tokens'",
+            f"{alias}_text",
+        ))
+    rules = [
+        Rule("customer_id", "customer_id IS NULL", "'missing customer_id'", "NULL"),
+        Rule("amount", "amount_text IS NULL", "'missing amount'", "NULL"),
+        *numeric_rules(["amount"]),
+        Rule("amount", "amount < 0", "'negative basket value (a return); returns are kept out of purchase features'",
+             "amount_text"),
+        Rule("amount", "amount > $max_line_amount", "'amount ' || amount_text || ' is above quality.max_line_amount'",
+             "amount_text"),
+        Rule("order_ts", "order_ts_text IS NOT NULL AND order_ts IS NULL",
+             "'order_ts is not a date in orders.date_formats or ISO 8601'", "order_ts_text"),
+        FUTURE_RULE,
+        PAYMENT_RULE,
+        *PROFILE_RULES,
+        *flag_rules,
+    ]
+    _run(con, f"""
+        CREATE OR REPLACE TEMP TABLE typed_orders AS
+        WITH typed AS (
+            SELECT _source_file, _source_row, _partition_date,
+                -- Baskets without an order id are identified by file and row: each row is one purchase.
+                COALESCE({_text('order_id')},
+                         parse_filename(_source_file, true) || ':' || _source_row::VARCHAR) AS order_id,
+                {_text('customer_id')} AS customer_id,
+                {_text('order_ts')} AS order_ts_text, {_timestamp('order_ts')} AS order_ts,
+                {_text('amount')} AS amount_text, TRY_CAST({_text('amount')} AS DOUBLE) AS amount,
+                {_payment_select()},
+                lower({_text('channel')}) AS channel,
+                {_profile_select()},
+                {", ".join(flag_columns)}
+            FROM {_raw_orders_of_window(window)}
+        )
+        SELECT {LEAN_COLUMNS}, {rule_columns(rules)} FROM typed
+    """, params)
+
+
+def customer_typing_sql() -> str:
+    rules = [Rule("customer_id", "customer_id IS NULL", "'missing customer_id'", "NULL"), *PROFILE_RULES]
+    return f"""
+        CREATE OR REPLACE TEMP TABLE typed_customers AS
+        WITH typed AS (
+            SELECT _source_file, _source_row, _partition_date, {_text('customer_id')} AS customer_id,
+                   {_profile_select()}
+            FROM raw.customers
+        )
+        SELECT *, {rule_columns(rules)} FROM typed
+    """
+
+
+def type_customers(con: duckdb.DuckDBPyConnection, params: dict) -> None:
+    _run(con, customer_typing_sql(), params)
