@@ -51,6 +51,7 @@ DAYS = 90
 STAGES = {
     "ingest": ("raw__orders", "raw__customers"),
     "staging": ("staging_tables",),
+    "validation": ("validation_tables",),
     "features": ("features__customer_features",),
     "outliers": ("quality__outliers",),
     "model": ("model__customer_clusters",),

@@ -19,13 +19,14 @@ import assets.staging
 from assets.publish.swap import build_publish_asset
 from pipelines.automation import build_automation
 from quality import outliers
-from quality.checks import ALL_CHECKS
+from quality.checks import ALL_CHECKS, expectations
 
 __all__ = ["ALL_ASSETS", "ALL_CHECKS", "build_definitions", "refresh_job"]
 
-# In the order data flows; quality's outlier screen sits between features and model.
-LAYERS = (assets.raw, assets.staging, assets.features, outliers, assets.model, assets.segments, assets.predict,
-          assets.report)
+# In the order data flows; quality's validation of the raw and staging tables (its Great Expectations suites, an
+# asset with blocking checks) sits between staging and features, its outlier screen between features and model.
+LAYERS = (assets.raw, assets.staging, expectations, assets.features, outliers, assets.model, assets.segments,
+          assets.predict, assets.report)
 
 
 def _layer_assets() -> list[dg.AssetsDefinition]:

@@ -32,7 +32,7 @@ from assets.features.customer_features import (
     ORDER_MAXIMA_SQL,
     STATS_TABLE,
 )
-from assets.model.clusters import MedianImputer, data_as_of
+from assets.features.preparation import MedianImputer, data_as_of
 from pipelines.core.resources import SourceResource, WarehouseResource
 from pipelines.core.sql import preview_markdown, table_columns
 
@@ -70,7 +70,7 @@ ORDER_MAXIMA_FROM_ORDERS = f"(SELECT customer_id, {ORDER_MAXIMA_SQL} FROM stagin
 
 def order_maxima_source(con) -> str:
     """Where each customer's largest order and basket come from: the order aggregates the features step keeps
-    (assets/features.py), refreshed only for changed customers, since grouping all 3M orders of 1M customers again
+    (assets/features/customer_features.py), refreshed only for changed customers, since grouping all 3M orders of 1M customers again
     cost 0.5-0.7 s every night. A warehouse whose aggregates predate these columns (the features step adds them on
     its next run) groups the orders as before."""
     kept = table_columns(con, STATS_TABLE) or []
@@ -399,7 +399,7 @@ def reusable_forest(folder: Path, inputs: pl.DataFrame, seed: int, refit_every_d
 
 @dg.asset(
     key=["quality", "outliers"],
-    deps=[["features", "customer_features"], ["staging", "orders"]],
+    deps=[["features", "customer_features"], ["features", "customer_order_stats"], ["staging", "orders"]],
     group_name="quality",
     kinds={"scikitlearn", "duckdb"},
     pool="duckdb_writer",

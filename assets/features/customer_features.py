@@ -171,7 +171,10 @@ def refresh_order_stats(con: duckdb.DuckDBPyConnection, categories: list[str], p
 
 
 # quality/load_audit carries the gate's blocking checks: features (and all after) wait for them.
-GATED_STAGING = [["staging", "customers"], ["staging", "orders"], ["staging", "order_lines"], ["quality", "load_audit"]]
+# quality/load_audit and quality/validation_results carry the gate's blocking checks: features (and everything after
+# it) wait for them, and nothing after a failed critical check runs.
+GATED_STAGING = [["staging", "customers"], ["staging", "orders"], ["staging", "order_lines"], ["quality", "load_audit"],
+                 ["quality", "validation_results"]]
 FEATURE_SPECS = [
     dg.AssetSpec(["features", "customer_order_stats"], group_name="features", kinds={"duckdb"},
                  deps=[*GATED_STAGING, ["staging", "changed_customers"]],

@@ -2,7 +2,7 @@
 
 1. Every segment gets a profile: z-scores of its numeric features and lifts of its category and payment order
    shares against the population (typical customers only, so outliers do not skew it).
-2. Archetype rules (assets/archetypes.yaml, or the shop's own file) are scored against the profiles; a segment
+2. Archetype rules (assets/segments/archetypes.yaml, or the shop's own file) are scored against the profiles; a segment
    can take an archetype only if every required condition holds, and each archetype names one segment at most
    (Hungarian assignment on the scores). A segment's previous archetype wins ties, so names stay put.
 3. A segment no archetype fits is described by what sets it apart most: who they are and what they buy

@@ -144,21 +144,24 @@ def update_catalog(con: duckdb.DuckDBPyConnection, names: dict[int, SegmentName]
 
 SEGMENT_SPECS = [
     dg.AssetSpec(["segments", "customer_segments"], group_name="segments", kinds={"duckdb"},
-                 deps=[["model", "customer_clusters"], ["features", "customer_features"], ["quality", "outliers"]],
+                 deps=[["model", "customer_clusters"], ["features", "customer_features"], ["quality", "outliers"],
+                       ["segments", "model_runs"]],
                  description="One row per customer: customer_id, segment_id, segment_name_zh, segment_name_en, "
                              "is_outlier, model_version, assigned_at."),
     dg.AssetSpec(["segments", "segment_profiles"], group_name="segments", kinds={"duckdb"},
-                 deps=[["model", "customer_clusters"], ["features", "customer_features"]],
+                 deps=[["model", "customer_clusters"], ["features", "customer_features"], ["quality", "outliers"],
+                       ["segments", "model_runs"]],
                  description="One row per segment: names, size, share, medians and the evidence behind the name."),
     dg.AssetSpec(["segments", "segment_catalog"], group_name="segments", kinds={"duckdb"},
-                 deps=[["model", "customer_clusters"]],
+                 deps=[["model", "customer_clusters"], ["features", "customer_features"], ["quality", "outliers"],
+                       ["segments", "model_runs"]],
                  description="One row per segment id ever published: names, how they were derived, first_seen, "
                              "last_seen, active."),
     dg.AssetSpec(["segments", "segment_category_affinity"], group_name="segments", kinds={"duckdb"},
-                 deps=[["model", "customer_clusters"], ["features", "customer_features"]],
+                 deps=[["model", "customer_clusters"], ["features", "customer_features"], ["quality", "outliers"]],
                  description="One row per segment and category: purchase rate, population rate, lift."),
     dg.AssetSpec(["segments", "segment_features"], group_name="segments", kinds={"duckdb", "scikitlearn"},
-                 deps=[["model", "customer_clusters"], ["features", "customer_features"]],
+                 deps=[["model", "customer_clusters"], ["features", "customer_features"], ["quality", "outliers"]],
                  description="One row per segment and feature: mean, population mean, z-score, and the feature's "
                              "random-forest importance for telling segments apart."),
     dg.AssetSpec(["segments", "customer_segment_history"], group_name="segments", kinds={"duckdb"},

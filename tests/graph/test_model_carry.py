@@ -13,15 +13,10 @@ import polars as pl
 import pytest
 from sklearn.preprocessing import StandardScaler
 
-from assets.model.clusters import (
-    CARRY_COLUMNS,
-    customer_clusters,
-    fit_final,
-    fit_scaler,
-    prepare,
-    preprocessor,
-    select_feature_columns,
-)
+from assets.model.clusters import model_tables
+from assets.model.preparation import fit_scaler, prepare, preprocessor, select_feature_columns
+from assets.model.selection import fit_final
+from assets.model.tables import CARRY_COLUMNS
 from pipelines.core.resources import SourceResource, WarehouseResource
 from pipelines.demo.generate import generate_demo_data
 from tests.conftest import materialize_graph, query, work_db, write_file
@@ -54,7 +49,7 @@ def _next_run(first_night, tmp_path: Path, model: str = "", sql: tuple[str, ...]
     with duckdb.connect(str(copy)) as con:
         for statement in sql:
             con.execute(statement)
-    result = dg.materialize([customer_clusters], resources={
+    result = dg.materialize([model_tables], resources={
         "warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
         "source": SourceResource(config_path=str(_config(tmp_path, data, model)))})
     assert result.success
@@ -224,7 +219,7 @@ def test_the_scaler_is_fitted_as_scikit_learn_fits_it(monkeypatch):
         np.where(rng.random(1000) < 0.5, 0.1, np.nextafter(0.1, 1.0)),  # constant but for the last bit: scale 1
         -np.abs(rng.normal(size=1000)) * 0.0,  # minus zeros: mean 0.0, not -0.0
     ])
-    monkeypatch.setattr("assets.model.clusters.SCALER_BLOCK_ROWS", 96)  # eleven blocks, the last one short
+    monkeypatch.setattr("assets.model.preparation.SCALER_BLOCK_ROWS", 96)  # eleven blocks, the last one short
     fitted, reference = fit_scaler(rows), StandardScaler().fit(rows)
     for attribute in ("mean_", "var_", "scale_", "n_samples_seen_", "n_features_in_"):
         assert np.array_equal(getattr(fitted, attribute), getattr(reference, attribute)), attribute
@@ -234,7 +229,7 @@ def test_the_scaler_is_fitted_as_scikit_learn_fits_it(monkeypatch):
 
 def test_distances_are_each_customers_distance_to_its_centre(monkeypatch):
     matrix, fit_mask = _matrix_with_gaps()
-    monkeypatch.setattr("assets.model.clusters.DISTANCE_BLOCK_ROWS", 64)  # eight blocks, the last one short
+    monkeypatch.setattr("assets.model.selection.DISTANCE_BLOCK_ROWS", 64)  # eight blocks, the last one short
     prepared = prepare(matrix, fit_mask)
     model, _ = fit_final(prepared, fit_mask, k=3, algorithm="kmeans", seed=3, previous_centers_unscaled=None)
     offsets = prepared[1] - model.centers_scaled[model.labels]

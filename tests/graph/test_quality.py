@@ -16,7 +16,7 @@ import pytest
 from pipelines.core.config import load_source_config
 from pipelines.demo.generate import generate_demo_data
 from quality import outliers, suites
-from quality.checks.gate import suite_check_result
+from quality.checks.expectations import suite_check_result
 from quality.outliers import outlier_matrix, score_outliers
 from quality.validation import (
     CRITICAL,
@@ -347,7 +347,8 @@ def test_outliers_keep_a_segment_but_do_not_shape_it(planted_run):
                                  JOIN quality.outliers o USING (customer_id)
                                  WHERE s.is_outlier AND o.is_outlier AND s.segment_id IS NOT NULL""")[0][0]
     assert marked == flagged > 0
-    metadata = result.asset_materializations_for_node("model__customer_clusters")[0].metadata
+    metadata = next(m for m in result.asset_materializations_for_node("model__customer_clusters")
+                    if m.asset_key == dg.AssetKey(["model", "customer_clusters"])).metadata
     assert metadata["left_out_as_outliers"].value == flagged
     assert metadata["fitted_on"].value == 6000 - flagged
     assert query(warehouse, "SELECT sum(outliers) FROM segments.segment_profiles") == [(flagged,)]

@@ -9,7 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from assets.model.clusters import CandidateScore, choose_k, match_segment_ids
+from assets.model.carry import match_segment_ids
+from assets.model.selection import CandidateScore, choose_k
 from assets.segments.naming import (
     Archetype,
     SegmentProfile,

@@ -29,6 +29,7 @@ QUALITY_READS = {
     "quality.checks.staging": "assets.staging",
     "quality.checks.segments": "assets.segments",
     "quality.checks.predict": "assets.predict",
+    "quality.checks": "assets.predict",  # the package gathers every layer's checks
 }
 # Tools beside the pipeline: they stand on the ground floor and nothing in the pipeline imports them.
 TOOLS = ("pipelines.demo",)

@@ -1,0 +1,160 @@
+"""Choosing k and fitting the final model (steps 1 and 2 of assets/model/clusters.py).
+
+Candidate k are scored on a sample (silhouette, Davies-Bouldin, bootstrap stability, smallest share), the best
+silhouette among those meeting the constraints wins, and the final model is fitted on every customer not flagged
+as an outlier, every customer assigned.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.cluster import KMeans, MiniBatchKMeans
+from sklearn.metrics import (
+    adjusted_rand_score,
+    davies_bouldin_score,
+    pairwise_distances,
+    silhouette_score,
+)
+from sklearn.mixture import GaussianMixture
+from sklearn.pipeline import Pipeline
+from sklearn.utils import check_random_state
+
+from pipelines.core.config import ModelSettings
+
+SILHOUETTE_SAMPLE = 5_000
+BOOTSTRAP_FRACTION = 0.8
+# k-means runs its OpenMP loops and BLAS calls on one thread. On a small machine the other core is usually busy
+# (DuckDB, the rest of the host) and a second worker thread then spin-waits for it: on 2 cores under load, choosing
+# k at 100k customers took 17.7 s with the default two threads and 8.2 s with one OpenMP thread; with BLAS (the
+# k-means++ seeding) on one thread too, 10.2 s became 3.5 s. Scores are identical; on an idle machine two threads
+# won by 10-20% on the final fit at most.
+MODEL_THREADS = 1
+DISTANCE_BLOCK_ROWS = 65_536
+
+
+@dataclass(frozen=True)
+class CandidateScore:
+    k: int
+    silhouette: float
+    davies_bouldin: float
+    stability: float
+    min_share: float
+    meets_constraints: bool
+    # The candidate's centres on the selection sample (scaled space): where the final fit starts without a
+    # previous model. Not part of equality: two candidates are the same score whatever their centres.
+    centers: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class FittedModel:
+    algorithm: str
+    k: int
+    labels: np.ndarray  # cluster index per customer (0..k-1, before id matching)
+    distances: np.ndarray  # distance to the assigned centre in scaled space
+    centers_scaled: np.ndarray  # k x features, in the current scaled space
+    centers_unscaled: np.ndarray  # k x features, in feature units (after log1p where applied)
+    inertia: float
+    warm_started: bool  # started from the previous model's centres
+
+
+def resolve_algorithm(settings: ModelSettings, customers: int) -> str:
+    if settings.algorithm != "auto":
+        return settings.algorithm
+    return "minibatch" if customers >= settings.minibatch_from else "kmeans"
+
+
+def make_estimator(algorithm: str, k: int, seed: int, init: np.ndarray | None = None, n_init: int = 10):
+    if algorithm == "gmm":
+        return GaussianMixture(n_components=k, random_state=seed, n_init=1 if init is not None else 3,
+                               means_init=init)
+    if algorithm == "minibatch":
+        return MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=1 if init is not None else 3,
+                               init=init if init is not None else "k-means++", batch_size=4096)
+    return KMeans(n_clusters=k, random_state=seed, n_init=1 if init is not None else n_init,
+                  init=init if init is not None else "k-means++")
+
+
+def centers_of(estimator) -> np.ndarray:
+    return estimator.means_ if isinstance(estimator, GaussianMixture) else estimator.cluster_centers_
+
+
+def silhouette_sample_distances(sample: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of `sample` the silhouette is computed on, and their pairwise distances.
+
+    The same rows `silhouette_score(sample_size=SILHOUETTE_SAMPLE, random_state=seed)` would draw, so each k's
+    score is unchanged; the distance matrix (the expensive part) is computed once instead of once per k.
+    """
+    size = min(SILHOUETTE_SAMPLE, len(sample))
+    rows = check_random_state(seed).permutation(len(sample))[:size]
+    return rows, pairwise_distances(sample[rows])
+
+
+def score_candidates(scaled: np.ndarray, settings: ModelSettings, algorithm: str) -> list[CandidateScore]:
+    """Score every candidate k on (a sample of) the scaled fit matrix."""
+    rng = np.random.default_rng(settings.seed)
+    sample = scaled if len(scaled) <= settings.selection_sample else scaled[
+        np.sort(rng.choice(len(scaled), settings.selection_sample, replace=False))]
+    low, high = (settings.k, settings.k) if settings.k else settings.k_range
+    silhouette_rows, silhouette_distances = silhouette_sample_distances(sample, settings.seed)
+    scores = []
+    for k in range(low, min(high, len(sample) - 1) + 1):
+        base = make_estimator(algorithm, k, settings.seed, n_init=4).fit(sample)
+        labels = base.predict(sample)
+        shares = np.bincount(labels, minlength=k) / len(labels)
+        agreements = []
+        for round_index in range(settings.bootstrap_rounds):
+            picked = rng.choice(len(sample), int(len(sample) * BOOTSTRAP_FRACTION), replace=False)
+            resampled = make_estimator(algorithm, k, settings.seed + 1 + round_index, n_init=2).fit(sample[picked])
+            agreements.append(adjusted_rand_score(labels, resampled.predict(sample)))
+        distinct = len(set(labels.tolist()))
+        silhouette = float(silhouette_score(silhouette_distances, labels[silhouette_rows], metric="precomputed")) \
+            if len(set(labels[silhouette_rows].tolist())) > 1 else -1.0
+        davies_bouldin = float(davies_bouldin_score(sample, labels)) if distinct > 1 else float("inf")
+        stability = float(np.mean(agreements))
+        scores.append(CandidateScore(
+            k=k, silhouette=round(silhouette, 6), davies_bouldin=round(davies_bouldin, 6),
+            stability=round(stability, 6), min_share=round(float(shares.min()), 6),
+            meets_constraints=bool(shares.min() >= settings.min_segment_share
+                                   and stability >= settings.min_stability),
+            centers=centers_of(base),
+        ))
+    return scores
+
+
+def choose_k(scores: list[CandidateScore]) -> tuple[int, str]:
+    """Best silhouette among the candidates that meet the constraints (Davies-Bouldin breaks ties)."""
+    valid = [s for s in scores if s.meets_constraints]
+    pool, reason = (valid, "best silhouette among candidates meeting share and stability constraints") if valid \
+        else (scores, "no candidate met the constraints; best silhouette overall")
+    best = max(pool, key=lambda s: (s.silhouette, -s.davies_bouldin, -s.k))
+    return best.k, reason
+
+
+def fit_final(
+    prepared: tuple[Pipeline, np.ndarray, np.ndarray], fit_mask: np.ndarray, k: int, algorithm: str, seed: int,
+    previous_centers_unscaled: np.ndarray | None, start_centers: np.ndarray | None = None,
+) -> tuple[FittedModel, Pipeline]:
+    """The final model on the rows of `fit_mask`, every row assigned. `prepared`: what prepare() gives for the
+    feature matrix and these rows.
+
+    The fit starts from the previous model's centres (feature units) when given, else from `start_centers` (the
+    chosen candidate's, scaled space) with one run instead of several random restarts, else from k-means++."""
+    prep, scaled, fit_rows = prepared
+    scaler = prep.named_steps["scale"]
+    init = scaler.transform(previous_centers_unscaled) if previous_centers_unscaled is not None else start_centers
+    estimator = make_estimator(algorithm, k, seed, init=init).fit(fit_rows)
+    labels = estimator.predict(scaled)
+    centers = centers_of(estimator)
+    distances = np.empty(len(scaled))
+    # Block by block: the offsets of every customer at once were two more 230 MB matrices at 1M customers. Each
+    # row's distance is the same sum whatever the block.
+    for start in range(0, len(scaled), DISTANCE_BLOCK_ROWS):
+        block = slice(start, start + DISTANCE_BLOCK_ROWS)
+        offsets = scaled[block] - centers[labels[block]]
+        distances[block] = np.sqrt(np.einsum("ij,ij->i", offsets, offsets))
+    inertia = float(getattr(estimator, "inertia_", np.sum(distances[fit_mask] ** 2)))
+    return FittedModel(
+        algorithm=algorithm, k=k, labels=labels, distances=distances,
+        centers_scaled=centers, centers_unscaled=scaler.inverse_transform(centers),
+        inertia=inertia, warm_started=previous_centers_unscaled is not None,
+    ), prep

@@ -1,0 +1,61 @@
+"""Checks on the predictive layer (assets/predict): warnings, never blocking."""
+
+import dagster as dg
+
+from assets.predict.runs import EVALUATED, TRAINED
+from pipelines.core.resources import WarehouseResource
+
+
+def _latest_row(warehouse: WarehouseResource, table: str, run_id: str) -> dict | None:
+    with warehouse.connect(read_only=True) as con:
+        frame = con.execute(f"SELECT * FROM predict.{table} WHERE run_id = ?", [run_id]).pl()
+    return frame.row(0, named=True) if frame.height else None
+
+
+@dg.asset_check(asset=dg.AssetKey(["predict", "churn_model_runs"]), blocking=False)
+def churn_model_quality(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """The churn model of this run ranks and calibrates well enough on the held-out window: AUC at least
+    `predict.min_auc` and calibration error at most `predict.max_calibration_error`. A warning only: the scores
+    are still published. A run that could not train (no order dates, too short a history) passes with its reason."""
+    row = _latest_row(warehouse, "churn_model_runs", context.run.run_id)
+    if row is None or row["status"] != TRAINED:
+        return dg.AssetCheckResult(passed=True, severity=dg.AssetCheckSeverity.WARN,
+                                   description=f"not trained: {row['reason'] if row else 'no run row'}",
+                                   metadata={"status": row["status"] if row else "missing"})
+    problems = []
+    if row["auc"] < row["min_auc"]:
+        problems.append(f"held-out AUC {row['auc']:.3f} is below predict.min_auc {row['min_auc']}")
+    if row["calibration_error"] > row["max_calibration_error"]:
+        problems.append(f"calibration error {row['calibration_error']:.3f} is above predict.max_calibration_error "
+                        f"{row['max_calibration_error']}")
+    return dg.AssetCheckResult(
+        passed=not problems, severity=dg.AssetCheckSeverity.WARN, description="; ".join(problems) or None,
+        metadata={"auc": row["auc"], "min_auc": row["min_auc"], "calibration_error": row["calibration_error"],
+                  "max_calibration_error": row["max_calibration_error"], "brier": row["brier"],
+                  "brier_baseline": row["brier_baseline"]})
+
+
+@dg.asset_check(asset=dg.AssetKey(["predict", "recommendation_eval"]), blocking=False)
+def recommendations_beat_popularity(context: dg.AssetCheckExecutionContext,
+                                    warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """The recommendations of this run hit at least `predict.min_lift_over_popularity` times as often as
+    recommending the most popular categories, on the held-out window. A warning only; a run that could not be
+    judged (no order dates, too short a history) passes with its reason."""
+    row = _latest_row(warehouse, "recommendation_eval", context.run.run_id)
+    if row is None or row["status"] != EVALUATED:
+        return dg.AssetCheckResult(passed=True, severity=dg.AssetCheckSeverity.WARN,
+                                   description=f"not evaluated: {row['reason'] if row else 'no run row'}",
+                                   metadata={"status": row["status"] if row else "missing"})
+    lift, bar = row["lift_over_popularity"], row["min_lift_over_popularity"]
+    passed = lift is not None and lift >= bar
+    return dg.AssetCheckResult(
+        passed=passed, severity=dg.AssetCheckSeverity.WARN,
+        description=None if passed else (
+            f"hit-rate@{row['top_n']} {row['hit_rate']:.3f} is {lift or 0:.2f}x the popularity baseline "
+            f"{row['popularity_hit_rate']:.3f}, below predict.min_lift_over_popularity {bar}"),
+        metadata={"hit_rate": row["hit_rate"], "popularity_hit_rate": row["popularity_hit_rate"],
+                  "lift_over_popularity": lift, "min_lift_over_popularity": bar,
+                  "customers_evaluated": row["customers_evaluated"]})
+
+
+CHECKS = [churn_model_quality, recommendations_beat_popularity]

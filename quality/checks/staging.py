@@ -1,0 +1,60 @@
+"""Checks on the load (quality/load_audit, written by staging): nothing lost silently, and no broken export.
+
+Both are blocking: features and everything after wait for them, and a failure keeps the run from being published.
+"""
+
+import dagster as dg
+
+from pipelines.core.resources import SourceResource, WarehouseResource
+from pipelines.core.sql import preview_markdown
+
+
+@dg.asset_check(asset=dg.AssetKey(["quality", "load_audit"]), blocking=True)
+def load_audit_identity(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """Nothing lost silently: for every file of this run, rows_read = rows_loaded + rows_quarantined +
+    duplicates_removed."""
+    with warehouse.connect(read_only=True) as con:
+        audit = con.execute(
+            """SELECT input, source_file, rows_read, rows_loaded, rows_quarantined, duplicates_removed
+               FROM quality.load_audit WHERE run_id = ? ORDER BY input DESC, source_file""",
+            [context.run.run_id],
+        ).pl()
+    broken = audit.filter(
+        audit["rows_read"] != audit["rows_loaded"] + audit["rows_quarantined"] + audit["duplicates_removed"]
+    )
+    return dg.AssetCheckResult(
+        passed=audit.height > 0 and broken.is_empty(),
+        metadata={
+            "files": audit.height,
+            "rows_read": int(audit["rows_read"].sum()) if audit.height else 0,
+            "broken_files": dg.MetadataValue.md(preview_markdown(broken, rows=20)) if broken.height else "none",
+        },
+    )
+
+
+@dg.asset_check(asset=dg.AssetKey(["quality", "load_audit"]), blocking=True)
+def quarantine_share_within_limit(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, source: SourceResource
+) -> dg.AssetCheckResult:
+    """A file that loses more than `quality.max_quarantine_share` of its rows to quarantine is a broken export:
+    segments are not published from it."""
+    limit = source.load().quality.max_quarantine_share
+    with warehouse.connect(read_only=True) as con:
+        shares = con.execute(
+            """SELECT source_file, rows_read, rows_quarantined,
+                      CASE WHEN rows_read = 0 THEN 0 ELSE rows_quarantined / rows_read END AS share
+               FROM quality.load_audit WHERE run_id = ? ORDER BY share DESC""",
+            [context.run.run_id],
+        ).pl()
+    over = shares.filter(shares["share"] > limit)
+    return dg.AssetCheckResult(
+        passed=over.is_empty(),
+        description=None if over.is_empty() else (
+            f"{over['source_file'][0]}: {over['share'][0]:.1%} of rows quarantined, above "
+            f"quality.max_quarantine_share {limit:.1%}"),
+        metadata={"limit": limit, "worst_share": float(shares["share"].max() or 0) if shares.height else 0.0,
+                  "files": dg.MetadataValue.md(preview_markdown(shares, rows=20))},
+    )
+
+
+CHECKS = [load_audit_identity, quarantine_share_within_limit]
