@@ -37,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -318,7 +318,7 @@ def main() -> None:
             shutil.rmtree(root, ignore_errors=True)
 
     exponents = {"wall": scaling_exponent(results), "steps": scaling_exponent(results, step_seconds)}
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     out = BENCH / "results" / f"{now:%Y-%m-%d}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({

@@ -223,7 +223,8 @@ def generate(out_dir: str, customers: int, days: int, seed: int, shape: str, out
     except ValueError as exc:
         _fail(str(exc))
     click.echo(f"Wrote {written.customers:,} customers ({written.outliers:,} planted outliers) and "
-               f"{written.order_lines:,} {'order lines' if shape == 'long' else 'baskets'} to {Path(out_dir).resolve()}")
+               f"{written.order_lines:,} {'order lines' if shape == 'long' else 'baskets'} "
+               f"to {Path(out_dir).resolve()}")
     if daily_files:
         landing = Path(out_dir) / "orders"
         days_written = split_orders_by_day(Path(out_dir) / "order_lines.csv", landing)

@@ -18,7 +18,7 @@ import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -70,7 +70,8 @@ ORDER_MAXIMA_FROM_ORDERS = f"(SELECT customer_id, {ORDER_MAXIMA_SQL} FROM stagin
 
 def order_maxima_source(con) -> str:
     """Where each customer's largest order and basket come from: the order aggregates the features step keeps
-    (assets/features/customer_features.py), refreshed only for changed customers, since grouping all 3M orders of 1M customers again
+    (assets/features/customer_features.py), refreshed only for changed customers, since grouping all 3M orders
+    of 1M customers again
     cost 0.5-0.7 s every night. A warehouse whose aggregates predate these columns (the features step adds them on
     its next run) groups the orders as before."""
     kept = table_columns(con, STATS_TABLE) or []
@@ -280,7 +281,7 @@ def score_with_state(inputs: pl.DataFrame, contamination: float, seed: int, save
             with parallel_config(backend="threading", n_jobs=FOREST_THREADS):
                 normality = score_distinct_rows(forest.fit(pool), filled)  # lower = stranger
             state = ForestState(usable, floors, imputer.statistics_, Trees.of(forest), seed,
-                                as_of or datetime.now(timezone.utc).replace(tzinfo=None), run_id,
+                                as_of or datetime.now(UTC).replace(tzinfo=None), run_id,
                                 _row_frame(customer_ids, rows32, normality))
         threshold = np.percentile(normality, 100.0 * contamination)
         scores, flags = -normality, normality < threshold  # IsolationForest.predict's rule
@@ -410,7 +411,7 @@ def outliers(context: dg.AssetExecutionContext, warehouse: WarehouseResource, so
     features' order aggregates, or grouped from staging.orders)."""
     quality = source.load().quality
     folder = forest_folder(warehouse.file)
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     with warehouse.connect() as con:
         inputs = outlier_inputs(con)
         as_of = data_as_of(con, now)

@@ -5,7 +5,7 @@ Row rules in staging quarantine single bad rows; these suites judge whole tables
 staged tables keep their contract), so a broken export stops the run instead of yielding half a segmentation.
 """
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import great_expectations as gx
 
@@ -105,7 +105,7 @@ def staging_orders_suite(config: SourceConfig, checked_at: datetime, window: Day
             expectation(E.ExpectColumnValuesToBeUnique, CRITICAL, column="order_id"),
             expectation(E.ExpectColumnValuesToNotBeNull, CRITICAL, column="customer_id"),
             expectation(E.ExpectColumnValuesToBeBetween, CRITICAL, column="order_ts_epoch",
-                        max_value=future_limit.replace(tzinfo=timezone.utc).timestamp()),
+                        max_value=future_limit.replace(tzinfo=UTC).timestamp()),
             expectation(E.ExpectColumnValuesToBeInSet, CRITICAL, column="payment_method",
                         value_set=[code.upper() for code in config.values.payment_methods]),
             expectation(E.ExpectColumnValuesToBeBetween, CRITICAL, column="order_amount", min_value=0),

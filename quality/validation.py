@@ -14,7 +14,7 @@ import uuid
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 
 import duckdb
@@ -242,7 +242,7 @@ def validate_suite(con: duckdb.DuckDBPyConnection, spec: SuiteSpec, batch_rows: 
     per_expectation: dict[str, list] = {}
     batches = 0
     with _registered(spec) as validation:
-        for batches, frame in _batches(con, spec, batch_rows):
+        for batches, frame in _batches(con, spec, batch_rows):  # noqa: B007 - the last index is the batch count
             for result in _validate_batch(validation, frame):
                 per_expectation.setdefault(result.expectation_config.id, []).append(result)
             _release_batch(validation)
@@ -260,7 +260,7 @@ def ensure_results_table(con: duckdb.DuckDBPyConnection) -> None:
 
 def store_outcomes(con: duckdb.DuckDBPyConnection, run_id: str, suite: str, outcomes: list[ExpectationOutcome]) -> None:
     ensure_results_table(con)
-    validated_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    validated_at = datetime.now(UTC).replace(tzinfo=None)
     con.execute("DELETE FROM quality.validation_results WHERE run_id = ? AND suite = ?", [run_id, suite])
     if outcomes:
         con.executemany(

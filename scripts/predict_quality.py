@@ -69,7 +69,8 @@ def main() -> None:
               f"(base-rate forecast {row['churn_brier_baseline']:.3f}) calibration_error="
               f"{row['churn_calibration_error']:.3f} train={row['churn_n_train']} eval={row['churn_n_eval']} "
               f"eval_churn_rate={row['churn_eval_churn_rate']:.3f} | recommendations: "
-              f"hit_rate@{row['recs_top_n']}={row['recs_hit_rate']:.3f} popularity={row['recs_popularity_hit_rate']:.3f}"
+              f"hit_rate@{row['recs_top_n']}={row['recs_hit_rate']:.3f} "
+              f"popularity={row['recs_popularity_hit_rate']:.3f}"
               f" lift={row['recs_lift_over_popularity']:.2f}x over {row['recs_customers_evaluated']} customers",
               flush=True)
     measured = [r for r in rows if r["churn_status"] == "trained" and r["recs_status"] == "evaluated"]

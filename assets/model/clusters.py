@@ -27,7 +27,7 @@ to re-choose k).
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 import numpy as np
@@ -98,7 +98,7 @@ def model_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     or carried, and why) go to segments.model_runs, centres to model.segment_centers."""
     settings = source.load().model
     run_id = context.run.run_id
-    fitted_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    fitted_at = datetime.now(UTC).replace(tzinfo=None)
     with warehouse.connect() as con:
         features = con.execute("""
             SELECT f.*, COALESCE(o.is_outlier, FALSE) AS _is_outlier

@@ -7,7 +7,7 @@
 - `segments.customer_segment_history` and `segments.segment_migration`: who moved between segments.
 """
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 import duckdb
@@ -182,7 +182,7 @@ def segment_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     overrides = {sid: (o.zh, o.en) for sid, o in config.segments.name_overrides.items()}
     archetypes = load_archetypes(config.segments.archetypes_file and
                                  str(config.base_dir / config.segments.archetypes_file))
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     with warehouse.connect() as con:
         # Each customer's segment and outlier flag, joined once for the frame below and the tables written.
         con.execute("""

@@ -65,7 +65,7 @@ class TokenMap(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _disjoint(self) -> "TokenMap":
+    def _disjoint(self) -> TokenMap:
         overlap = {t.upper() for t in self.true_tokens} & {t.upper() for t in self.false_tokens}
         if overlap:
             raise ValueError(f"tokens listed as both true and false: {sorted(overlap)}")
@@ -135,7 +135,7 @@ class ValueMaps(_Strict):
     )
 
     @model_validator(mode="after")
-    def _aliases_point_at_codes(self) -> "ValueMaps":
+    def _aliases_point_at_codes(self) -> ValueMaps:
         accepted = {code.upper() for code in self.payment_methods}
         wrong = sorted(v for v in self.payment_aliases.values() if v.upper() not in accepted)
         if wrong:
@@ -287,7 +287,7 @@ class SourceConfig(_Strict):
         return self.source_path.parent
 
     @model_validator(mode="after")
-    def _shape_rules(self) -> "SourceConfig":
+    def _shape_rules(self) -> SourceConfig:
         if self.shape == "wide" and not self.orders.category_columns:
             raise ValueError("orders.category_columns: the wide shape needs at least one category flag column")
         if self.shape == "long" and self.orders.category_columns:
@@ -341,7 +341,7 @@ class SourceConfig(_Strict):
             return []
         return resolve_paths(self.customers.path, self.base_dir, f"{self.source_path}: customers.path")
 
-    def with_input(self, input_path: str | Path) -> "SourceConfig":
+    def with_input(self, input_path: str | Path) -> SourceConfig:
         """The same config reading its orders from another path (the CLI's --input)."""
         # A path given on the command line is a file, never a pattern: escape glob characters in it.
         orders = self.orders.model_copy(update={"path": glob.escape(str(Path(input_path).resolve()))})

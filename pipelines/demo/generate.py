@@ -17,8 +17,8 @@ detector can be measured against a known answer.
 Churn and co-purchase are planted too, so the predictive layer (the ``assets/predict`` package) can be measured:
 
 * **Churn.** Every customer (but the planted outliers) has a latent churn day drawn from a constant hazard
-  (a persona's monthly churn rate times a per-customer factor). Over the ``_CHURN_RAMP_DAYS`` before it the customer's order rate
-  declines linearly (an observable early warning), and after it they never buy again. ``truth.csv`` holds
+  (a persona's monthly churn rate times a per-customer factor). Over the ``_CHURN_RAMP_DAYS`` before it the
+  customer's order rate declines linearly (an observable early warning), and after it they never buy again. ``truth.csv`` holds
   the day (``churn_day``, days after the window start; empty when the customer is still buying at the end).
 * **Co-purchase bundles.** Most customers have one need that cuts across personas (breakfast, party,
   baby, pantry, ...): the categories of that bundle are raised to ``_BUNDLE_WEIGHT`` in every basket the
@@ -156,7 +156,8 @@ def generate_demo_data(
             and ``hyper_frequent`` are dealt out evenly (counts differ by at
             most one). Each keeps its persona's categories and payment
             habits; the kind multiplies quantities per line by 20-60
-            (``bulk_buyer``), income by 15-40 (at least three times the richest persona's ceiling) and unit prices by 20-40
+            (``bulk_buyer``), income by 15-40 (at least three times the richest persona's ceiling) and unit
+            prices by 20-40
             (``big_spender``) or the order rate by 12-25 (``hyper_frequent``).
             In the wide shape, ``bulk_buyer`` and ``big_spender`` basket
             values are multiplied by 20-40 beyond the usual 10-100 range.

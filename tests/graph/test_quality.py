@@ -4,7 +4,7 @@ import gc
 import shutil
 import weakref
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -252,7 +252,7 @@ quality: {min_key_share: 0.8, age_range: [16, 99], min_profile_coverage: 0.7}
     now = datetime(2026, 5, 1, 12)
     orders = suites.staging_orders_suite(config, now)
     future = next(e for e in orders.expectations if getattr(e, "column", None) == "order_ts_epoch")
-    assert future.max_value == datetime(2026, 5, 2, 12, tzinfo=timezone.utc).timestamp()
+    assert future.max_value == datetime(2026, 5, 2, 12, tzinfo=UTC).timestamp()
 
 
 def test_outlier_scores_are_deterministic_and_find_the_extremes():
