@@ -18,13 +18,13 @@ RFM scores (1..5, 5 is best), computed among the customers with at least one ord
 RFM tiers: a dimension is "high" when its score is >= 3 (HIGH_SCORE), i.e. at or above the median quintile;
 the 2 x 2 x 2 combinations are the eight classic tiers of RFM_TIERS. The tier is NULL when R is NULL.
 
-Value tiers: k-means (k = 3, seeded, StandardScaler and KMeans in one scikit-learn Pipeline) on
-log1p(n_orders) x log1p(total_spend), fitted on the customers with orders. Above VALUE_TIER_SAMPLE buyers the ten
-k-means++ restarts run on a seeded sample of that size and one k-means run on every buyer finishes from the best
-of them (1M customers: 2.0 s of CPU became 0.4 s; the centres agree to 1e-3 standard deviations). Clusters are
-named by their centroid's standardized F + M: highest `high_value`, middle `potential`, lowest `at_risk`. Customers without orders are
-`at_risk` by rule and left out of fitting. With fewer than 3 distinct (n_orders, total_spend) points among the
-buyers there is nothing to separate: every buyer is `potential`.
+Value tiers: k-means (k = 3, seeded, StandardScaler and KMeans in one scikit-learn Pipeline) on log1p(n_orders) x
+log1p(total_spend), fitted on the customers with orders. Above VALUE_TIER_SAMPLE buyers the ten k-means++ restarts
+run on a seeded sample of that size and one k-means run on every buyer finishes from the best of them (1M customers:
+2.0 s of CPU became 0.4 s; the centres agree to 1e-3 standard deviations). Clusters are named by their centroid's
+standardized F + M: highest `high_value`, middle `potential`, lowest `at_risk`. Customers without orders are
+`at_risk` by rule and left out of fitting. With fewer than 3 distinct (n_orders, total_spend) points among the buyers
+there is nothing to separate: every buyer is `potential`.
 """
 
 from dataclasses import dataclass

@@ -16,9 +16,9 @@ detector can be measured against a known answer.
 
 Churn and co-purchase are planted too, so the predictive layer (the ``assets/predict`` package) can be measured:
 
-* **Churn.** Every customer (but the planted outliers) has a latent churn day drawn from a constant hazard
-  (a persona's monthly churn rate times a per-customer factor). Over the ``_CHURN_RAMP_DAYS`` before it the
-  customer's order rate declines linearly (an observable early warning), and after it they never buy again. ``truth.csv`` holds
+* **Churn.** Every customer (but the planted outliers) has a latent churn day drawn from a constant hazard (a
+  persona's monthly churn rate times a per-customer factor). Over the ``_CHURN_RAMP_DAYS`` before it the customer's
+  order rate declines linearly (an observable early warning), and after it they never buy again. ``truth.csv`` holds
   the day (``churn_day``, days after the window start; empty when the customer is still buying at the end).
 * **Co-purchase bundles.** Most customers have one need that cuts across personas (breakfast, party,
   baby, pantry, ...): the categories of that bundle are raised to ``_BUNDLE_WEIGHT`` in every basket the
