@@ -1,24 +1,29 @@
 """Report layer: the nightly insight report, in Chinese and English, from the segments tables.
 
-Output under the warehouse's `reports/` folder:
+Output in the working area beside the working database, `work/reports/`, replaced whole by each run; never in the
+published `reports/`. The publish step copies it into the new published version, so readers get it as the
+warehouse's `reports/` together with the warehouse it describes (assets/publish/swap.py):
 - `report_zh.html`, `report_en.html`: self-contained pages (Vega scripts inlined, no external reference), opening
   with the summary per segment, then every chart with its interpretation, the strategies with their evidence;
 - `charts/<chart>_<zh|en>.png` and `.svg`: every chart for slides (vl-convert; a missing CJK font fails the run
   with instructions instead of drawing empty boxes).
 The pages' script bundle (1.6 s to build) is kept between runs in the warehouse's work/ folder (`vega_bundle.js`,
-never published; see report_charts.javascript_bundle).
+never published; see chart_files.javascript_bundle).
 
-The pieces: report_data (what is read, privacy threshold), report_facts (every number with its proving query),
-report_text (the words), report_strategies + playbook.yaml (strategies and their evidence), report_charts (charts,
-files, fonts), report_html (the page). The asset's metadata carries a Markdown summary with the size chart inlined,
-so the Dagster UI shows the report.
+The pieces: data (what is read, privacy threshold), facts (every number with its proving query), narrative, text,
+sections and sections_predict (the words), strategies + playbook.yaml (strategies and their evidence), charts (the
+chart specs), chart_files and chart_render (files, fonts), html (the page). The asset's metadata carries a Markdown
+summary with the size chart inlined, so the Dagster UI shows the report.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import html
+import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,17 +31,15 @@ import dagster as dg
 import duckdb
 import vl_convert
 
-from assets.report.charts import (
-    ChartFileWriter,
-    build_charts,
-    javascript_bundle,
-    render_png,
-)
+from assets.report.chart_files import ChartFileWriter, javascript_bundle, render_png
+from assets.report.charts import build_charts
 from assets.report.data import MIN_DETAIL_SIZE, ReportData, load_report_data
 from assets.report.facts import FactBook
 from assets.report.html import render_page
+from assets.report.narrative import LANGUAGES, Narrative
 from assets.report.strategies import load_playbook, plan
-from assets.report.text import LANGUAGES, Narrative, build_narrative
+from assets.report.text import build_narrative
+from pipelines.core.faults import crash_point
 from pipelines.core.resources import SourceResource, WarehouseResource
 
 REPORT_DEPS = [
@@ -63,7 +66,7 @@ def build_report(con: duckdb.DuckDBPyConnection, reports_dir: Path, category_lab
                  playbook_path: str | Path | None = None, chart_files: bool = True,
                  bundle_cache: Path | None = None) -> Report:
     """Reads the warehouse through `con` and writes the pages (and chart files) under `reports_dir`.
-    `bundle_cache`: a file keeping the pages' script bundle between runs (see report_charts.javascript_bundle)."""
+    `bundle_cache`: a file keeping the pages' script bundle between runs (see chart_files.javascript_bundle)."""
     # The chart writer starts its helper process first, so the helper is ready when the charts are.
     with ChartFileWriter() if chart_files else contextlib.nullcontext() as chart_writer:
         data = load_report_data(con, category_labels)
@@ -91,6 +94,34 @@ def build_report(con: duckdb.DuckDBPyConnection, reports_dir: Path, category_lab
     return Report(data, book, narrative, specs, pages, files)
 
 
+PARTIAL_SUFFIX = ".partial"
+
+
+def write_report_folder(con: duckdb.DuckDBPyConnection, reports_dir: Path, **options) -> Report:
+    """build_report into a fresh folder beside `reports_dir`, then renamed into its place: the folder is replaced
+    whole, so no page or chart of an earlier run survives in it, and a run killed while writing leaves the previous
+    folder (and a hidden `.partial` folder, removed by the next run). Between the two renames there is no folder
+    at all; only the publish step reads it, and only after this step succeeded."""
+    parent = reports_dir.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    for leftover in parent.glob(f".{reports_dir.name}.*{PARTIAL_SUFFIX}"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    token = uuid.uuid4().hex[:8]
+    fresh = parent / f".{reports_dir.name}.{token}.new{PARTIAL_SUFFIX}"
+    report = build_report(con, fresh, **options)
+    old = parent / f".{reports_dir.name}.{token}.old{PARTIAL_SUFFIX}"
+    if reports_dir.exists() or reports_dir.is_symlink():
+        reports_dir.rename(old)
+    fresh.rename(reports_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+    def moved(path: Path) -> Path:
+        return reports_dir / path.relative_to(fresh)
+
+    return dataclasses.replace(report, pages={language: moved(path) for language, path in report.pages.items()},
+                               chart_files=[moved(path) for path in report.chart_files])
+
+
 def bundle_cache_file(working_database: Path) -> Path:
     """Where the report keeps its script bundle between runs: in work/, beside the working database, never
     published. One file for every warehouse of that folder: its content depends only on the vl-convert and
@@ -116,7 +147,8 @@ def summary_markdown(report: Report) -> str:
     if "sizes" in report.specs["zh"]:
         png = base64.b64encode(_sizes_png(report)).decode("ascii")
         lines += [f"![segment sizes](data:image/png;base64,{png})", ""]
-    lines += ["| 客群 | segment | share | customers | 首选策略 / top strategy | evidence |", "|---|---|---|---|---|---|"]
+    lines += ["| 客群 | segment | share | customers | 首选策略 / top strategy | evidence |",
+              "|---|---|---|---|---|---|"]
     for card in narrative.cards:
         top = card.strategies[0] if card.strategies else None
         strategy = f"{top.title['zh']} / {top.title['en']}" if top else "–"
@@ -137,20 +169,22 @@ def summary_markdown(report: Report) -> str:
     kinds={"html", "altair"},
 )
 def segment_report(warehouse: WarehouseResource, source: SourceResource) -> dg.MaterializeResult:
-    """The bilingual insight report under the warehouse's reports/ folder: report_zh.html and report_en.html
-    (offline, self-contained), and charts/*.png|svg for slides. Summary, charts with interpretations and
-    strategies per segment, every number read from the segments tables. Segments below the privacy threshold
-    are pooled as "other small segments"."""
+    """The bilingual insight report, written beside the working database (work/reports/) and published with the
+    warehouse as its reports/ folder: report_zh.html and report_en.html (offline, self-contained), and
+    charts/*.png|svg for slides. Summary, charts with interpretations and strategies per segment, every number read
+    from the segments tables. Segments below the privacy threshold are pooled as "other small segments"."""
     config = source.load()
     with warehouse.connect(read_only=True) as con:
-        report = build_report(con, warehouse.reports_dir, dict(config.category_labels),
-                              bundle_cache=bundle_cache_file(warehouse.file))
+        report = write_report_folder(con, warehouse.work_reports_dir, category_labels=dict(config.category_labels),
+                                     bundle_cache=bundle_cache_file(warehouse.file))
+    crash_point("report:written")
     return dg.MaterializeResult(
         metadata={
             "summary": dg.MetadataValue.md(summary_markdown(report)),
             "report_zh": dg.MetadataValue.path(str(report.pages["zh"])),
             "report_en": dg.MetadataValue.path(str(report.pages["en"])),
-            "charts_dir": dg.MetadataValue.path(str(warehouse.reports_dir / "charts")),
+            "charts_dir": dg.MetadataValue.path(str(warehouse.work_reports_dir / "charts")),
+            "published_as": dg.MetadataValue.path(str(warehouse.reports_dir)),
             "segments": len(report.data.segments),
             "segments_detailed": len(report.data.detailed),
             "min_detail_size": MIN_DETAIL_SIZE,

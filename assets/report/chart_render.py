@@ -1,13 +1,13 @@
 """Render Vega-Lite specs to PNG and SVG chart files with vl-convert, and check that Chinese glyphs can be drawn.
 
-Used in the report's own process, and run as a script by `report_charts.ChartFileWriter` to draw part of the
+Used in the report's own process, and run as a script by `chart_files.ChartFileWriter` to draw part of the
 charts in a second process: vl-convert holds the GIL for a whole conversion, so only a process can use the second
 core. Imports nothing but vl-convert and the standard library, so that child starts in well under a second.
 
 The child is started before the report reads the warehouse, so its start-up (Python, then vl-convert's first
 conversion, ~0.4 s CPU: the JavaScript engine and the fonts) overlaps the reading. The protocol:
 
-    python assets/chart_render.py
+    python assets/report/chart_render.py
     -> prints "fonts ok" or "fonts missing" (the CJK check below, which also warms vl-convert up)
     <- reads one line: the path of a jobs file, [{"spec": {...}, "stem": "/path/charts/sizes_zh"}, ...]
        (an empty line or end of input: nothing to draw, exit)

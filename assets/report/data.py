@@ -328,7 +328,7 @@ def load_predictive(con: duckdb.DuckDBPyConnection, detailed_ids: list[int]) -> 
             "rules": rules}
 
 
-# --- facts: each number with the scalar query that proves it (see assets/report_facts.py) -------------------------
+# --- facts: each number with the scalar query that proves it (see assets/report/facts.py) -------------------------
 
 FEATURE_KINDS = {"recency_days": "number", "tenure_days": "number", "n_orders": "decimal", "total_spend": "money",
                  "avg_basket_value": "money", "is_home_owner": "pct", "is_female": "pct", "age": "number",

@@ -3,7 +3,7 @@
 Layout for non-technical readers: the summary first (each segment's name, share, one-line portrait and top
 strategy), then every chart with its interpretation, the strategies with their evidence, and notes. The Vega,
 Vega-Lite and Vega-Embed scripts are inlined (from vl-convert), the chart specs carry their data, and nothing refers
-to another host: the file opens with no network. Numbers are `<span class="fact">` (see report_facts).
+to another host: the file opens with no network. Numbers are `<span class="fact">` (see facts.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import json
 
 from assets.report.data import OTHER_COLOR, segment_color
 from assets.report.facts import FactBook, Sentence
-from assets.report.text import Narrative
+from assets.report.narrative import Narrative
 
 TEXT = {
     "zh": {"title": "客户分群报告", "lang": "zh-CN", "summary": "摘要", "top": "首选策略", "evidence": "依据",

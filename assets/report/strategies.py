@@ -2,9 +2,9 @@
 
 A strategy applies when one of its `when` alternatives holds for the segment (every condition of it); the numbers
 behind those conditions and the strategy's `cite` metrics become its evidence, in both languages, as facts (see
-assets/report_facts.py), so each cited number is checked against the warehouse like the rest of the report.
+assets/report/facts.py), so each cited number is checked against the warehouse like the rest of the report.
 Archetype conditions name the rule; a segment with a descriptive name still gets strategies from the feature
-conditions. Only segments with at least MIN_DETAIL_SIZE customers get strategies (privacy, see report_data).
+conditions. Only segments with at least MIN_DETAIL_SIZE customers get strategies (privacy, see data.py).
 """
 
 from __future__ import annotations

@@ -30,9 +30,28 @@ RAW_CATALOG = "raw"
 LOCK_RETRIES = 3
 LOCK_RETRY_SECONDS = 20
 
+# The published layout in the warehouse folder (assets/publish/swap.py writes it): each publish builds a version
+# folder .versions/<run id>/ holding <name> (the warehouse) and reports/, then switches the symlink .current to it.
+# The public paths are symlinks through .current: <name> -> .current/<name>, reports -> .current/reports.
+VERSIONS_DIR = ".versions"
+CURRENT_LINK = ".current"
+REPORTS_DIR = "reports"
+
+
+def public_file(path: Path) -> Path:
+    """The public path of a warehouse, absolute, without following its own symlink (which points into the
+    current version). A path resolved through that symlink (Path.resolve() gives <dir>/.versions/<id>/<name>, and
+    so does <dir>/.current/<name>) names the same warehouse: <dir>/<name>."""
+    path = Path(path)
+    folder = path.parent.resolve()
+    if folder.parent.name == VERSIONS_DIR:
+        folder = folder.parent.parent
+    return folder / path.name
+
 
 def work_file_for(published: Path) -> Path:
     """The pipeline's private working database beside the published file: warehouse/work/<name>."""
+    published = public_file(published)
     return published.parent / "work" / published.name
 
 
@@ -68,9 +87,9 @@ def move_legacy_raw_schema(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 class WarehouseResource(dg.ConfigurableResource):
     """Two DuckDB files. `path` is the *published* warehouse that SQL users and tools open read-only; it is only
-    ever replaced whole, by the publish step, once the run's blocking checks passed. Every layer reads and
-    writes the working database beside it (work/<name>). DuckDB allows one writer, so writing assets share a
-    pool."""
+    ever replaced whole, together with the published report, by the publish step, once the run's blocking checks
+    passed. Every layer reads and writes the working database beside it (work/<name>), and the report is written
+    beside that (work/reports/). DuckDB allows one writer, so writing assets share a pool."""
 
     path: str = DEFAULT_WAREHOUSE
     # DuckDB spills to disk beyond this instead of growing with the data (its own default is 80% of RAM).
@@ -78,7 +97,8 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @property
     def published_file(self) -> Path:
-        return Path(self.path).resolve()
+        """The public path readers open: a symlink to .current/<name> once published (see public_file)."""
+        return public_file(Path(self.path))
 
     @property
     def file(self) -> Path:
@@ -88,12 +108,18 @@ class WarehouseResource(dg.ConfigurableResource):
     @property
     def raw_file(self) -> Path:
         """The raw layer's database, attached to every connection as catalog `raw`. It never enters the published
-        file, which is a copy of the working database (assets/publish.py)."""
+        file, which is a copy of the working database (assets/publish/swap.py)."""
         return raw_file_for(self.file)
 
     @property
     def reports_dir(self) -> Path:
-        return self.published_file.parent / "reports"
+        """The published report as readers open it: a symlink to .current/reports once published."""
+        return self.published_file.parent / REPORTS_DIR
+
+    @property
+    def work_reports_dir(self) -> Path:
+        """The report of the latest run, beside the working database; publishing copies it into the new version."""
+        return self.file.parent / REPORTS_DIR
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -1,10 +1,12 @@
-"""Nightly operations: daily partitions, idempotent reloads, incremental runs, atomic publishing, crash safety
-(kill -9 at several points), readers during a refresh, the landing sensor, the schedule and the failure webhook."""
+"""Nightly operations: daily partitions, idempotent reloads, incremental runs, atomic publishing of the warehouse and
+its report, crash safety (kill -9 at several points), readers during a refresh, the landing sensor, the schedule and
+the failure webhook."""
 
 import hashlib
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,7 +20,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from assets.publish.swap import published_version
+from assets.publish.swap import publish, published_version
+from assets.report.facts import format_value
 from pipelines.automation import post_failure
 from pipelines.core.config import ConfigError, files_by_day, load_source_config
 from pipelines.core.faults import CRASH_POINTS
@@ -90,6 +93,11 @@ def order_lines(database: Path) -> list[tuple]:
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def report_files(reports: Path) -> dict[str, str]:
+    """Every file reachable through a reports folder (the published one is a symlink), with its SHA-256."""
+    return {str(path.relative_to(reports)): sha256(path) for path in sorted(reports.rglob("*")) if path.is_file()}
 
 
 # --- daily paths ------------------------------------------------------------------------------------------------
@@ -323,6 +331,74 @@ def test_publishing_swaps_in_a_read_only_copy_without_the_raw_layer(daily_run):
     counts = dict(query(warehouse, "SELECT table_name, row_count FROM meta.published_tables"))
     assert counts["segments.customer_segments"] == query(warehouse, "SELECT count(*) FROM segments.customer_segments")[0][0]
     assert not list(warehouse.parent.glob(".*publishing*"))
+    # The public paths lead through the one symlink a publish switches to the version folder of the run.
+    folder = warehouse.parent
+    assert os.readlink(warehouse) == ".current/warehouse.duckdb"
+    assert os.readlink(folder / "reports") == ".current/reports"
+    assert os.readlink(folder / ".current") == f".versions/{run_id}"
+    assert report_files(folder / "reports") == report_files(work_db(warehouse).parent / "reports")
+    assert "report_en.html" in report_files(folder / "reports")
+
+
+def working_area(folder: Path, table_value: int, page: str) -> tuple[Path, Path]:
+    """A working database with one table and a report folder beside it, as a run leaves them before publishing."""
+    work = folder / "work"
+    (work / "reports" / "charts").mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(work / "warehouse.duckdb")) as con:
+        con.execute("CREATE SCHEMA IF NOT EXISTS segments")
+        con.execute("CREATE OR REPLACE TABLE segments.t AS SELECT ? AS v", [table_value])
+    (work / "reports" / "report_en.html").write_text(page)
+    (work / "reports" / "charts" / "sizes_en.svg").write_text(f"<svg>{page}</svg>")
+    return work / "warehouse.duckdb", work / "reports"
+
+
+def publish_now(folder: Path, run_id: str, table_value: int, page: str) -> None:
+    working, reports = working_area(folder, table_value, page)
+    with duckdb.connect(str(working)) as con:
+        publish(con, working, folder / "warehouse.duckdb", run_id, reports)
+
+
+def test_a_warehouse_of_the_previous_layout_is_converted_on_the_next_publish(tmp_path):
+    folder = tmp_path / "wh"
+    folder.mkdir()
+    with duckdb.connect(str(folder / "warehouse.duckdb")) as con:  # a regular file and a regular reports folder
+        con.execute("CREATE SCHEMA meta; CREATE TABLE meta.publication AS SELECT 'old-run' AS run_id")
+    (folder / "reports" / "charts").mkdir(parents=True)
+    (folder / "reports" / "report_en.html").write_text("old report")
+    (folder / ".warehouse.duckdb.deadbeef.publishing").write_text("a publish killed before its rename")
+
+    publish_now(folder, "new-run", 7, "new report")
+
+    assert published_version(folder / "warehouse.duckdb") == "new-run"
+    assert query(folder / "warehouse.duckdb", "SELECT v FROM segments.t") == [(7,)]
+    assert (folder / "warehouse.duckdb").is_symlink() and (folder / "reports").is_symlink()
+    assert (folder / "reports" / "report_en.html").read_text() == "new report"
+    assert sorted(p.name for p in folder.iterdir()) == [".current", ".versions", "reports", "warehouse.duckdb", "work"]
+
+
+def test_publishing_keeps_the_previous_version_and_removes_what_a_killed_publish_left(tmp_path):
+    folder = tmp_path / "wh"
+    for i, run_id in enumerate(["run-1", "run-2", "run-3"]):
+        publish_now(folder, run_id, i, f"report {i}")
+    assert sorted(p.name for p in (folder / ".versions").iterdir()) == ["run-2", "run-3"]
+    assert os.readlink(folder / ".previous") == ".versions/run-2"
+    # What a publish killed before its switch leaves: a version folder nothing points at, temporary symlinks.
+    (folder / ".versions" / "run-4" / "reports").mkdir(parents=True)
+    os.symlink(".versions/run-4", folder / ".current.run-4.publishing")
+    os.symlink(".current/reports", folder / ".reports.run-4.publishing")
+    assert report_files(folder / "reports") == {"charts/sizes_en.svg": sha256(folder / "reports/charts/sizes_en.svg"),
+                                                "report_en.html": sha256(folder / "reports/report_en.html")}
+
+    publish_now(folder, "run-5", 5, "report 5")
+
+    assert sorted(p.name for p in (folder / ".versions").iterdir()) == ["run-3", "run-5"]
+    assert not list(folder.glob(".*publishing*"))
+    assert (folder / "reports" / "report_en.html").read_text() == "report 5"
+    assert query(folder / "warehouse.duckdb", "SELECT v FROM segments.t") == [(5,)]
+    # Any path resolved through the public symlink names the same warehouse and working database.
+    working = folder / "work" / "warehouse.duckdb"
+    assert WarehouseResource(path=str((folder / "warehouse.duckdb").resolve())).file == working
+    assert work_db(folder / "warehouse.duckdb") == working
 
 
 def test_the_raw_layer_has_its_own_file_and_never_reaches_the_published_one(daily_run):
@@ -404,9 +480,18 @@ def persona_run(root: Path, home: Path, crash_at: str | None = None) -> subproce
 
 
 def published_state(warehouse: Path) -> tuple:
-    return (sha256(warehouse), published_version(warehouse),
+    """The published warehouse and every file of the published report, byte for byte, and what they say."""
+    return (sha256(warehouse), report_files(warehouse.parent / "reports"), published_version(warehouse),
             query(warehouse, "SELECT count(*), count(DISTINCT (order_id, category, sku)) FROM staging.order_lines"),
             query(warehouse, "SELECT segment_id, count(*) FROM segments.customer_segments GROUP BY ALL ORDER BY 1"))
+
+
+def report_describes(warehouse: Path) -> bool:
+    """The published report names the model version and the time of the published segments."""
+    [(version, assigned_at)] = query(warehouse, "SELECT any_value(model_version), max(assigned_at) "
+                                                "FROM segments.segment_profiles")
+    page = (warehouse.parent / "reports" / "report_en.html").read_text(encoding="utf-8")
+    return format_value("text", version) in page and format_value("datetime", assigned_at) in page
 
 
 def test_kill_9_at_every_crash_point_keeps_the_published_version_and_the_rerun_succeeds(tmp_path):
@@ -418,11 +503,14 @@ def test_kill_9_at_every_crash_point_keeps_the_published_version_and_the_rerun_s
     done = persona_run(tmp_path, home)
     assert done.returncode == 0, done.stderr
     published = published_state(warehouse)
+    assert "report_en.html" in published[1] and "charts/sizes_en.png" in published[1]
+    assert report_describes(warehouse)
 
     arrive(tmp_path, held)
     for point in CRASH_POINTS:
         crashed = persona_run(tmp_path, home, crash_at=point)
         assert crashed.returncode == -9, (point, crashed.stdout, crashed.stderr)
+        # The published warehouse and every file of its report are byte-for-byte the same.
         assert published_state(warehouse) == published, point
         # Nothing of the killed run is visible, and its day is still to be loaded.
         assert plan_run(load_source_config(config), warehouse).window == DayWindow(DAYS[-1], DAYS[-1]), point
@@ -431,6 +519,16 @@ def test_kill_9_at_every_crash_point_keeps_the_published_version_and_the_rerun_s
     assert rerun.returncode == 0, rerun.stderr
     assert "succeeded and published" in rerun.stdout
     assert not list(warehouse.parent.glob(".*publishing*"))
+    # Both are published: the new warehouse, and a new report describing it, the run's report byte for byte.
+    rerun_id = re.search(r"Run (\S+) succeeded and published", rerun.stdout)[1]
+    assert published_version(warehouse) == rerun_id
+    after = report_files(warehouse.parent / "reports")
+    assert after.keys() == published[1].keys()
+    assert after["report_en.html"] != published[1]["report_en.html"]
+    assert after == report_files(work_db(warehouse).parent / "reports")
+    assert report_describes(warehouse)
+    # The versions kept: the new one and the one it replaced; the killed publish's folder is gone.
+    assert sorted(p.name for p in (warehouse.parent / ".versions").iterdir()) == sorted([published[2], rerun_id])
     (lines, distinct), = query(warehouse, "SELECT count(*), count(DISTINCT (order_id, category, sku)) "
                                           "FROM staging.order_lines")
     assert lines == distinct  # no duplicate rows

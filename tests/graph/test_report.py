@@ -1,7 +1,7 @@
 """The insight report: every number true, strategies with evidence, offline pages, chart files with Chinese glyphs,
 privacy for small segments, and the Dagster metadata.
 
-Numbers: the report prints numbers only as facts (assets/report_facts.py). The tests re-run each fact's own query
+Numbers: the report prints numbers only as facts (assets/report/facts.py). The tests re-run each fact's own query
 against the warehouse, print the result the same way, and compare it with what the page shows; and they check
 that no digit in the visible text of either page sits outside a fact or a name read from the tables.
 """
@@ -24,8 +24,7 @@ import polars as pl
 import pytest
 from altair.vegalite.v6.schema.core import load_schema
 
-from assets.report import chart_render
-from assets.report import charts as report_charts
+from assets.report import chart_files, chart_render
 from assets.report.asset import build_report, bundle_cache_file
 from assets.report.data import MIN_DETAIL_SIZE, OTHER_NAME, load_report_data
 from assets.report.facts import FactBook, format_value
@@ -340,10 +339,10 @@ def ink(data: bytes) -> int:
 
 
 def test_chinese_labels_render_as_real_glyphs():
-    report_charts.check_cjk_font()
-    first, second = report_charts.text_png("年轻白领族"), report_charts.text_png("家庭主力族")
-    boxes = report_charts.text_png("□□□□□")
-    missing = report_charts.text_png("\ue000\ue001\ue002\ue003\ue004")
+    chart_files.check_cjk_font()
+    first, second = chart_files.text_png("年轻白领族"), chart_files.text_png("家庭主力族")
+    boxes = chart_files.text_png("□□□□□")
+    missing = chart_files.text_png("\ue000\ue001\ue002\ue003\ue004")
     assert first != second
     assert boxes not in (first, second) and missing not in (first, second)
     # Real strokes: a Chinese word has plenty of ink, and the two words do not have the same amount.
@@ -364,8 +363,8 @@ def test_charts_without_chinese_text_put_a_latin_font_first(demo):
 
 
 def test_a_missing_cjk_font_fails_with_instructions():
-    with pytest.raises(report_charts.MissingCjkFontError) as failure:
-        report_charts.check_cjk_font("No Such Font Family")
+    with pytest.raises(chart_files.MissingCjkFontError) as failure:
+        chart_files.check_cjk_font("No Such Font Family")
     message = str(failure.value)
     assert "scripts/install-system-deps.sh" in message and "fonts-noto-cjk" in message
 
@@ -532,7 +531,7 @@ def test_the_asset_shows_the_report_in_dagster(demo, tmp_path):
     png = base64.b64decode(re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)\)", summary)[1])
     with duckdb.connect(str(demo), read_only=True) as con:
         specs = build_report(con, tmp_path, chart_files=False).specs
-    assert png == report_charts.render_png(specs["zh"]["sizes"], scale=1)
+    assert png == chart_files.render_png(specs["zh"]["sizes"], scale=1)
     # The pages' script bundle is kept in work/ for the next run: the very script inlined in the pages.
     header, bundle = bundle_cache_file(work_file_for(demo)).read_text(encoding="utf-8").split("\n", 1)
     assert header.startswith("// script bundle cache: vl-convert ")

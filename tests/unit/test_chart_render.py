@@ -1,4 +1,4 @@
-"""Chart files: drawn by this process and a helper process (assets/chart_render.py) sharing the charts, with the
+"""Chart files: drawn by this process and a helper process (assets/report/chart_render.py) sharing the charts, with the
 same bytes whichever process draws a chart and whatever it drew before; and the failures of either process."""
 
 import subprocess
@@ -7,8 +7,7 @@ import sys
 import pytest
 import vl_convert
 
-from assets.report import chart_render
-from assets.report import charts as report_charts
+from assets.report import chart_files, chart_render
 
 
 def bar_spec(title: str) -> dict:
@@ -28,7 +27,7 @@ def heatmap_spec(title: str) -> dict:
 
 @pytest.fixture
 def two_cores(monkeypatch):
-    monkeypatch.setattr(report_charts.os, "cpu_count", lambda: 2)  # the helper process is used
+    monkeypatch.setattr(chart_files.os, "cpu_count", lambda: 2)  # the helper process is used
 
 
 def test_chart_files_of_every_language_match_in_process_rendering(tmp_path, two_cores):
@@ -38,7 +37,7 @@ def test_chart_files_of_every_language_match_in_process_rendering(tmp_path, two_
     stale.parent.mkdir()
     stale.write_bytes(b"old")
 
-    written = report_charts.write_chart_files(specs, tmp_path / "charts")
+    written = chart_files.write_chart_files(specs, tmp_path / "charts")
 
     expected = [f"{key}_{language}.{ext}" for language in specs for key in specs[language] for ext in ("png", "svg")]
     assert [p.name for p in written] == expected  # in the order of the specs, whoever drew them
@@ -56,10 +55,10 @@ def test_chart_files_of_every_language_match_in_process_rendering(tmp_path, two_
 
 
 def test_one_process_draws_the_same_files(tmp_path, monkeypatch):
-    monkeypatch.setattr(report_charts.os, "cpu_count", lambda: 1)
+    monkeypatch.setattr(chart_files.os, "cpu_count", lambda: 1)
     specs = {"zh": {"categories": heatmap_spec("品类偏好")}, "en": {"categories": heatmap_spec("Category")}}
 
-    report_charts.write_chart_files(specs, tmp_path / "charts")
+    chart_files.write_chart_files(specs, tmp_path / "charts")
 
     for language in specs:
         png, svg = chart_render.render(specs[language]["categories"])
@@ -97,7 +96,7 @@ def test_a_chart_the_helper_cannot_draw_fails_the_run_with_its_error(tmp_path, t
     specs = {"zh": {"sizes": broken}, "en": {"sizes": bar_spec("Segment sizes")}}
 
     with pytest.raises(RuntimeError, match="child process failed") as failure:
-        report_charts.write_chart_files(specs, tmp_path / "charts")
+        chart_files.write_chart_files(specs, tmp_path / "charts")
 
     assert "sizes_zh: Vega-Lite to SVG conversion failed" in str(failure.value)
     assert not (tmp_path / "charts" / "sizes_zh.png").exists()
@@ -111,7 +110,7 @@ def test_when_this_process_fails_the_helper_stops_and_the_error_is_kept(tmp_path
     specs = {language: {f"chart{i}": bar_spec(f"{language} {i}") for i in range(8)} for language in ("zh", "en")}
 
     with pytest.raises(ValueError, match="cannot draw"):
-        report_charts.write_chart_files(specs, tmp_path / "charts")
+        chart_files.write_chart_files(specs, tmp_path / "charts")
 
     # This process claimed every chart left as it failed: the helper finished at most the charts it had started.
     drawn = list((tmp_path / "charts").glob("*.png"))
@@ -120,15 +119,15 @@ def test_when_this_process_fails_the_helper_stops_and_the_error_is_kept(tmp_path
 
 
 def fake_helper(monkeypatch, script: str) -> None:
-    monkeypatch.setattr(report_charts, "_start_helper", lambda: subprocess.Popen(
+    monkeypatch.setattr(chart_files, "_start_helper", lambda: subprocess.Popen(
         [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
 
 
 def test_the_helper_finding_no_cjk_font_fails_with_instructions(tmp_path, two_cores, monkeypatch):
     fake_helper(monkeypatch, "import sys; print('fonts missing', flush=True); sys.stdin.readline()")
 
-    with pytest.raises(report_charts.MissingCjkFontError, match="fonts-noto-cjk"):
-        report_charts.write_chart_files({"zh": {"sizes": bar_spec("客群规模")}}, tmp_path / "charts")
+    with pytest.raises(chart_files.MissingCjkFontError, match="fonts-noto-cjk"):
+        chart_files.write_chart_files({"zh": {"sizes": bar_spec("客群规模")}}, tmp_path / "charts")
 
     assert not (tmp_path / "charts" / "sizes_zh.png").exists()
 
@@ -137,12 +136,12 @@ def test_a_helper_dying_at_start_fails_the_run_with_its_error(tmp_path, two_core
     fake_helper(monkeypatch, "import sys; sys.exit('no vl-convert here')")
 
     with pytest.raises(RuntimeError, match="no vl-convert here"):
-        report_charts.write_chart_files({"zh": {"sizes": bar_spec("客群规模")}}, tmp_path / "charts")
+        chart_files.write_chart_files({"zh": {"sizes": bar_spec("客群规模")}}, tmp_path / "charts")
 
 
 def test_the_helper_exits_when_the_report_fails_before_its_charts(two_cores):
     with pytest.raises(KeyError):
-        with report_charts.ChartFileWriter() as writer:
+        with chart_files.ChartFileWriter() as writer:
             helper = writer._helper
             raise KeyError("the warehouse could not be read")
     assert helper.returncode == 0  # waited for: it saw the end of its input and drew nothing

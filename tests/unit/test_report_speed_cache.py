@@ -1,4 +1,4 @@
-"""The pages' script bundle kept between runs (report_charts.javascript_bundle with a cache file): vl-convert's
+"""The pages' script bundle kept between runs (chart_files.javascript_bundle with a cache file): vl-convert's
 script exactly, read back only when the file is whole and from the same versions, built again otherwise."""
 
 import hashlib
@@ -7,7 +7,7 @@ import pytest
 import vl_convert
 from altair.utils._importers import vl_version_for_vl_convert
 
-from assets.report import charts as report_charts
+from assets.report import chart_files
 
 
 @pytest.fixture(scope="module")
@@ -20,13 +20,13 @@ def no_building(monkeypatch) -> None:
     def fail(*args, **kwargs):
         raise AssertionError("the bundle was built instead of read from the cache")
 
-    monkeypatch.setattr(report_charts.vl_convert, "javascript_bundle", fail)
+    monkeypatch.setattr(chart_files.vl_convert, "javascript_bundle", fail)
 
 
 def test_a_missing_cache_is_written_then_read(tmp_path, monkeypatch, fresh):
     cache = tmp_path / "work" / "vega_bundle.js"
 
-    assert report_charts.javascript_bundle(cache) == fresh
+    assert chart_files.javascript_bundle(cache) == fresh
 
     header, body = cache.read_bytes().split(b"\n", 1)
     assert body.decode("utf-8") == fresh
@@ -34,7 +34,7 @@ def test_a_missing_cache_is_written_then_read(tmp_path, monkeypatch, fresh):
                                       f"{vl_version_for_vl_convert()}; sha256 {hashlib.sha256(body).hexdigest()}")
     assert [p.name for p in cache.parent.iterdir()] == ["vega_bundle.js"]  # no partial file left
     no_building(monkeypatch)
-    assert report_charts.javascript_bundle(cache) == fresh
+    assert chart_files.javascript_bundle(cache) == fresh
 
 
 def damaged_copies() -> dict:
@@ -55,21 +55,21 @@ def damaged_copies() -> dict:
 @pytest.mark.parametrize("damage", list(damaged_copies()))
 def test_a_damaged_or_outdated_cache_is_built_again(tmp_path, monkeypatch, fresh, damage):
     cache = tmp_path / "vega_bundle.js"
-    report_charts.javascript_bundle(cache)
+    chart_files.javascript_bundle(cache)
     whole = cache.read_bytes()
     cache.write_bytes(damaged_copies()[damage](whole))
 
-    assert report_charts.javascript_bundle(cache) == fresh
+    assert chart_files.javascript_bundle(cache) == fresh
 
     assert cache.read_bytes() == whole  # rewritten whole
     no_building(monkeypatch)
-    assert report_charts.javascript_bundle(cache) == fresh
+    assert chart_files.javascript_bundle(cache) == fresh
 
 
 def test_a_cache_that_cannot_be_written_only_costs_time(tmp_path, fresh):
     blocker = tmp_path / "work"
     blocker.write_text("a file where the cache folder should be")
 
-    assert report_charts.javascript_bundle(blocker / "vega_bundle.js") == fresh
-    assert report_charts.javascript_bundle() == fresh  # and without a cache file at all
+    assert chart_files.javascript_bundle(blocker / "vega_bundle.js") == fresh
+    assert chart_files.javascript_bundle() == fresh  # and without a cache file at all
     assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]

@@ -1,0 +1,407 @@
+"""The report's sections on segments: an interpretation under every chart, in Chinese and English."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from assets.report.data import (
+    MIN_DETAIL_SIZE,
+    OTHER_ID,
+    ReportData,
+    f_customers,
+    f_lift,
+    f_median,
+    f_min_size,
+    f_payment_overall,
+    f_payment_share,
+    f_population_median,
+    f_population_rate,
+    f_quartile,
+    f_rate,
+    f_share,
+    f_small_customers,
+    f_small_share,
+    f_tier_share,
+    method_label,
+    pooled,
+)
+from assets.report.facts import FactBook, FactRef, compose, join
+from assets.report.narrative import (
+    LANGUAGES,
+    NOTABLE_LIFT,
+    NOTABLE_PAYMENT_LIFT,
+    RARE_LIFT,
+    Section,
+)
+
+# --- sections ---------------------------------------------------------------------------------------------------
+
+def _too_small(data: ReportData, book: FactBook, section: Section) -> bool:
+    """Profile sections need a segment large enough to describe; say so when there is none."""
+    if data.detailed:
+        return False
+    limit = f_min_size(book)
+    section.charts.clear()
+    section.say(compose("没有客群达到 {m} 人，为保护隐私不展示客群画像。", m=limit),
+                compose("No segment has {m} customers or more, so no profile is shown, for privacy.", m=limit))
+    return True
+
+
+def section_sizes(data: ReportData, book: FactBook) -> Section:
+    section = Section("sizes", {"zh": "客群规模", "en": "Segment sizes"}, ["sizes"])
+    ranked = sorted(data.detailed, key=lambda s: (-s.customers, s.segment_id))
+    if ranked:
+        big = ranked[0]
+        share, n = f_share(book, data, big.segment_id), f_customers(book, data, big.segment_id)
+        section.say(compose("最大的客群是{name}，占全部客户的 {s}（{n} 人）。", name=big.name_zh, s=share, n=n),
+                    compose("The largest segment is {name}: {s} of all customers ({n}).", name=big.name_en,
+                            s=share, n=n))
+    if len(ranked) > 1:
+        small = ranked[-1]
+        share, n = f_share(book, data, small.segment_id), f_customers(book, data, small.segment_id)
+        section.say(compose("规模最小的是{name}，占 {s}（{n} 人）。", name=small.name_zh, s=share, n=n),
+                    compose("The smallest is {name} with {s} ({n}).", name=small.name_en, s=share, n=n))
+    if data.small:
+        n, share, limit = f_small_customers(book, data), f_small_share(book, data), f_min_size(book)
+        section.say(compose("另有 {n} 位客户（{s}）属于不足 {m} 人的客群，合并显示为“其他小客群”。", n=n, s=share, m=limit),
+                    compose("{n} customers ({s}) belong to segments of fewer than {m} and are shown together as "
+                            "“Other small segments”.", n=n, s=share, m=limit))
+    return section
+
+
+def section_box(data: ReportData, book: FactBook, column: str) -> Section:
+    titles = {"age": {"zh": "各客群年龄分布", "en": "Age by segment"},
+              "income": {"zh": "各客群收入分布", "en": "Income by segment"}}
+    box = data.box.get(column)
+    has_data = box is not None and box.height > 0 and data.population_median.get(column) is not None
+    section = Section(column, titles[column], [column] if has_data else [])
+    if _too_small(data, book, section):
+        return section
+    unit_zh, end_zh = (" 岁", " 岁") if column == "age" else (" ", "")
+    label = {"age": ("年龄", "age"), "income": ("收入", "income")}[column]
+    if not has_data:
+        section.say(compose("数据中没有客户的{l}信息，此图略去。", l=label[0]),
+                    compose("The data has no customer {l}, so this chart is left out.", l=label[1]))
+        return section
+    ranked = sorted(box.iter_rows(named=True), key=lambda r: (r["median"], r["segment_id"]))
+    everyone = f_population_median(book, data, column)
+    if len(ranked) > 1:
+        low, high = ranked[0]["segment_id"], ranked[-1]["segment_id"]
+        lo, hi = f_median(book, data, low, column), f_median(book, data, high, column)
+        section.say(
+            compose("{l}中位数从{a}的 {lo}{u}到{b}的 {hi}{u}不等；全体客户的中位数为 {all}{e}。", l=label[0],
+                    a=data.segment(low).name_zh, lo=lo, b=data.segment(high).name_zh, hi=hi, all=everyone,
+                    u=compose(unit_zh), e=compose(end_zh)),
+            compose("Median {l} ranges from {lo} ({a}) to {hi} ({b}); the median of all customers is {all}.",
+                    l=label[1], a=data.segment(low).name_en, lo=lo, b=data.segment(high).name_en, hi=hi,
+                    all=everyone))
+    else:
+        section.say(compose("全体客户的{l}中位数为 {all}{e}。", l=label[0], all=everyone, e=compose(end_zh)),
+                    compose("The median {l} of all customers is {all}.", l=label[1], all=everyone))
+    for row in sorted(box.iter_rows(named=True), key=lambda r: r["segment_id"]):
+        sid = row["segment_id"]
+        m, q1, q3 = (f_median(book, data, sid, column), f_quartile(book, data, sid, column, "q1"),
+                     f_quartile(book, data, sid, column, "q3"))
+        section.say(compose("{n}：中位数 {m}{e}，中间一半客户在 {a}–{b}{u}之间。", n=data.segment(sid).name_zh, m=m,
+                            a=q1, b=q3, u=compose(unit_zh), e=compose(end_zh)),
+                    compose("{n}: median {m}; the middle half of its customers are between {a} and {b}.",
+                            n=data.segment(sid).name_en, m=m, a=q1, b=q3), bullet=True)
+    section.say(compose("箱体为中间一半客户（四分位距），竖线为中位数，须线延伸到一点五倍四分位距以内的最远值。"),
+                compose("Each box holds the middle half of the customers (the interquartile range), the line inside "
+                        "is the median, and the whiskers reach the furthest values within one and a half "
+                        "interquartile ranges."))
+    return section
+
+
+def section_categories(data: ReportData, book: FactBook) -> Section:
+    has_data = data.affinity.height > 0
+    section = Section("categories", {"zh": "品类偏好", "en": "Category preference"},
+                      ["categories"] if has_data else [])
+    if _too_small(data, book, section):
+        return section
+    if not has_data:
+        section.say(compose("数据中没有品类信息，此图略去。"), compose("The data has no categories, so this chart is left out."))
+        return section
+    known = data.affinity.drop_nulls("lift")
+    strongest = known.sort(["lift", "segment_id", "category"], descending=[True, False, False]).row(0, named=True)
+    sid, cat = strongest["segment_id"], strongest["category"]
+    lift, rate, pop = f_lift(book, data, sid, cat), f_rate(book, data, sid, cat), f_population_rate(book, data, cat)
+    section.say(
+        compose("最突出的偏好：{n}购买{c}的比例是全体客户的 {l}（{r} 的订单，全体为 {p}）。", n=data.segment(sid).name_zh,
+                c=data.category(cat, "zh"), l=lift, r=rate, p=pop),
+        compose("The strongest preference: {n} buys {c} {l} as often as all customers ({r} of its orders vs {p}).",
+                n=data.segment(sid).name_en, c=data.category(cat, "en"), l=lift, r=rate, p=pop))
+    for segment in data.detailed:
+        rows = known.filter(pl.col("segment_id") == segment.segment_id).sort(["lift", "category"],
+                                                                              descending=[True, False])
+        if rows.is_empty():
+            continue
+        top = [r for r in rows.iter_rows(named=True) if r["lift"] >= NOTABLE_LIFT][:3]
+        parts = {"zh": [], "en": []}
+        for r in top:
+            lift, rate = f_lift(book, data, segment.segment_id, r["category"]), f_rate(book, data, segment.segment_id,
+                                                                                      r["category"])
+            parts["zh"].append(compose("{c}（{l}，{r} 的订单）", c=data.category(r["category"], "zh"), l=lift, r=rate))
+            parts["en"].append(compose("{c} ({l}, {r} of orders)", c=data.category(r["category"], "en"), l=lift,
+                                       r=rate))
+        if top:
+            zh = compose("{n}：偏好", n=segment.name_zh) + join(parts["zh"], "、")
+            en = compose("{n}: above average on ", n=segment.name_en) + join(parts["en"], ", ")
+        else:
+            best = rows.row(0, named=True)
+            lift = f_lift(book, data, segment.segment_id, best["category"])
+            zh = compose("{n}：没有明显偏好的品类（最高为{c}，{l}）", n=segment.name_zh,
+                         c=data.category(best["category"], "zh"), l=lift)
+            en = compose("{n}: no category stands out (highest: {c}, {l})", n=segment.name_en,
+                         c=data.category(best["category"], "en"), l=lift)
+        rare = rows.row(rows.height - 1, named=True)
+        if rare["lift"] < RARE_LIFT:
+            lift = f_lift(book, data, segment.segment_id, rare["category"])
+            zh += compose("；较少购买{c}（{l}）", c=data.category(rare["category"], "zh"), l=lift)
+            en += compose("; rarely buys {c} ({l})", c=data.category(rare["category"], "en"), l=lift)
+        section.say(zh + compose("。"), en + compose("."), bullet=True)
+    section.say(compose("格中大字为提升度（客群购买率 ÷ 全体购买率，大于一即高于平均），小字为含该品类的订单占比。"),
+                compose("Each cell shows the lift (the segment's purchase rate divided by the rate of all customers; "
+                        "above one means more often than average) and, below it, the share of orders with the "
+                        "category."))
+    return section
+
+
+def section_payments(data: ReportData, book: FactBook) -> Section:
+    has_data = data.payments.height > 0
+    section = Section("payments", {"zh": "支付方式偏好", "en": "Payment methods"}, ["payments"] if has_data else [])
+    if _too_small(data, book, section):
+        return section
+    if not has_data:
+        section.say(compose("数据中没有支付方式，此图略去。"),
+                    compose("The data has no payment methods, so this chart is left out."))
+        return section
+    overall = {"zh": [], "en": []}
+    for method in data.payments_overall["method"].to_list():
+        ref = f_payment_overall(book, data, method)
+        overall["zh"].append(compose("{m} {v}", m=method_label(method, "zh"), v=ref))
+        overall["en"].append(compose("{m} {v}", m=method_label(method, "en"), v=ref))
+    section.say(compose("全部订单中：") + join(overall["zh"], "，") + compose("。"),
+                compose("Across all orders: ") + join(overall["en"], ", ") + compose("."))
+    for row in data.payments_overall.iter_rows(named=True):
+        method = row["method"]
+        rows = data.payments.filter(pl.col("method") == method).sort(["share", "segment_id"],
+                                                                     descending=[True, False])
+        if rows.is_empty() or not row["share"] or rows["share"][0] / row["share"] < NOTABLE_PAYMENT_LIFT:
+            continue
+        sid = rows["segment_id"][0]
+        share, everyone = f_payment_share(book, data, sid, method), f_payment_overall(book, data, method)
+        section.say(
+            compose("{n}最常用{m}：占其订单的 {v}（全体为 {p}）。", n=data.segment(sid).name_zh,
+                    m=method_label(method, "zh"), v=share, p=everyone),
+            compose("{n} uses {m} most: {v} of its orders (all customers: {p}).", n=data.segment(sid).name_en,
+                    m=method_label(method, "en"), v=share, p=everyone), bullet=True)
+    if not section.bullets["en"]:
+        section.say(compose("各客群的支付方式与整体相近，没有明显差异。"),
+                    compose("Payment methods are much the same in every segment."))
+    return section
+
+
+def section_tiers(data: ReportData, book: FactBook) -> Section:
+    has_rfm = data.rfm_tiers.height > 0
+    section = Section("tiers", {"zh": "客户价值分层（RFM）", "en": "Customer value tiers (RFM)"},
+                      (["value_tiers"] if data.value_tiers.height else []) + (["rfm_tiers"] if has_rfm else []))
+    if _too_small(data, book, section):
+        return section
+    if data.value_tiers.height:
+        everyone = book.add("all.value_tiers.high_value", "pct", data.value_tier_overall.get("high_value", 0.0),
+                            "SELECT count(*) FILTER (WHERE value_tier_key = 'high_value') / count(*) "
+                            "FROM segments.customer_value_tiers")
+        section.say(compose("全体客户中高价值客户占 {v}。", v=everyone),
+                    compose("High-value customers are {v} of all customers.", v=everyone))
+        for segment in data.detailed:
+            if data.value_tiers.filter(pl.col("segment_id") == segment.segment_id).is_empty():
+                continue
+            high = f_tier_share(book, data, segment.segment_id, "value", ["high_value"])
+            risk = f_tier_share(book, data, segment.segment_id, "value", ["at_risk"])
+            section.say(compose("{n}：高价值 {h}，流失风险 {r}。", n=segment.name_zh, h=high, r=risk),
+                        compose("{n}: {h} high value, {r} at risk.", n=segment.name_en, h=high, r=risk), bullet=True)
+    if not data.rfm_known:
+        section.say(compose("订单没有日期，无法计算最近一次购买（R）和经典 RFM 分层；上面的价值分层只用购买频次和金额。"),
+                    compose("The orders carry no dates, so recency (R) and the classic RFM tiers cannot be computed; "
+                            "the value tiers use frequency and spend only."))
+        return section
+    for segment in data.detailed:
+        rows = data.rfm_tiers.filter(pl.col("segment_id") == segment.segment_id).sort(
+            ["customers", "tier_key"], descending=[True, False])
+        if rows.is_empty():
+            continue
+        top = rows.row(0, named=True)
+        ref = f_tier_share(book, data, segment.segment_id, "rfm", [top["tier_key"]])
+        section.say(compose("{n}：最多的是{t}（{v}）。", n=segment.name_zh, t=top["tier_zh"], v=ref),
+                    compose("{n}: mostly {t} ({v}).", n=segment.name_en, t=top["tier_en"], v=ref), bullet=True)
+    lapsing = data.rfm_tiers.filter(pl.col("tier_key") == "important_win_back").sort(
+        ["share", "segment_id"], descending=[True, False])
+    if lapsing.height:
+        sid = lapsing["segment_id"][0]
+        ref = f_tier_share(book, data, sid, "rfm", ["important_win_back"])
+        section.say(compose("久未购买的高价值客户（重要挽留客户）在{n}中最多，占 {v}。", n=data.segment(sid).name_zh, v=ref),
+                    compose("Lapsing high-value customers (Important win-back) are most common in {n}: {v}.",
+                            n=data.segment(sid).name_en, v=ref))
+    return section
+
+
+def section_k(data: ReportData, book: FactBook) -> Section:
+    runs = data.model_runs
+    section = Section("k_selection", {"zh": "分群数 k 的选择", "en": "Choosing the number of segments (k)"},
+                      ["k_selection"] if runs.height else [])
+    if runs.is_empty():
+        section.say(compose("没有模型运行记录。"), compose("No model run is recorded."))
+        return section
+    run_id = runs["run_id"][0]
+
+    def fact(k: int, column: str, kind: str) -> FactRef:
+        value = runs.filter(pl.col("k") == k)[column][0]
+        return book.add(f"model.k{k}.{column}", kind, value,
+                        f"SELECT {column} FROM segments.model_runs WHERE run_id = ? AND k = ?", [run_id, k])
+
+    kmin = book.add("model.kmin", "int", runs["k"].min(), "SELECT min(k) FROM segments.model_runs WHERE run_id = ?",
+                    [run_id])
+    kmax = book.add("model.kmax", "int", runs["k"].max(), "SELECT max(k) FROM segments.model_runs WHERE run_id = ?",
+                    [run_id])
+    chosen = runs.filter(pl.col("chosen"))
+    if chosen.is_empty():
+        return section
+    k = int(chosen["k"][0])
+    kref, sil, stab = fact(k, "k", "int"), fact(k, "silhouette", "score"), fact(k, "stability", "score")
+    if runs.height > 1:
+        section.say(compose("模型评估了 k = {a} 到 {b}，选择 k = {k}：轮廓系数 {s}，稳定性 {t}。", a=kmin, b=kmax, k=kref,
+                            s=sil, t=stab),
+                    compose("The model scored k from {a} to {b} and chose k = {k}: silhouette {s}, stability {t}.",
+                            a=kmin, b=kmax, k=kref, s=sil, t=stab))
+    else:
+        section.say(compose("模型只评估了 k = {k}：轮廓系数 {s}，稳定性 {t}。", k=kref, s=sil, t=stab),
+                    compose("Only k = {k} was scored: silhouette {s}, stability {t}.", k=kref, s=sil, t=stab))
+    scored = runs.drop_nulls("silhouette").sort(["silhouette", "k"], descending=[True, False])
+    if scored.height and int(scored["k"][0]) != k:
+        kb = int(scored["k"][0])
+        refs = dict(k=fact(kb, "k", "int"), s=fact(kb, "silhouette", "score"), t=fact(kb, "stability", "score"),
+                    m=fact(kb, "min_share", "pct"))
+        if not scored["meets_constraints"][0]:
+            section.say(compose("k = {k} 的轮廓系数更高（{s}），但未满足规模或稳定性约束（稳定性 {t}，最小客群占 {m}）。", **refs),
+                        compose("k = {k} had a higher silhouette ({s}) but failed the size or stability constraints "
+                                "(stability {t}, smallest segment {m}).", **refs))
+        else:
+            section.say(compose("k = {k} 的轮廓系数更高（{s}）。", k=refs["k"], s=refs["s"]),
+                        compose("k = {k} had a higher silhouette ({s}).", k=refs["k"], s=refs["s"]))
+    failed = [int(v) for v in runs.filter(~pl.col("meets_constraints").fill_null(False))["k"].to_list()]
+    if failed:
+        refs = [fact(v, "k", "int") for v in failed]
+        section.say(compose("未满足约束的 k：") + join([compose("{k}", k=r) for r in refs], "、") + compose("。"),
+                    compose("Candidates that failed the constraints: k = ") +
+                    join([compose("{k}", k=r) for r in refs], ", ") + compose("."))
+    section.say(compose("轮廓系数衡量客群之间分得多开，稳定性衡量在重抽样上重新拟合时客群能否保持一致；两者越高越好。图中空心点为未满足约束的 k。"),
+                compose("Silhouette measures how well the segments are separated; stability how much they stay the "
+                        "same when the model is refitted on resamples. Higher is better for both. Hollow points "
+                        "failed the constraints."))
+    return section
+
+
+def section_migration(data: ReportData, book: FactBook) -> Section:
+    moves = data.migration
+    section = Section("migration", {"zh": "客群迁移（相比上次运行）", "en": "Migration since the last run"},
+                      ["migration"] if moves.height else [])
+    if moves.is_empty():
+        section.say(compose("还没有迁移记录。"), compose("No migration is recorded yet."))
+        return section
+    run = data.migration_run
+    base = "SELECT coalesce(sum(customers), 0) FROM segments.segment_migration WHERE run_id = ?"
+
+    def total(key: str, where: str, value: int) -> FactRef:
+        return book.add(f"migration.{key}", "count", value, f"{base} AND {where}", [run])
+
+    new = total("new", "from_segment_id IS NULL",
+                int(moves.filter(pl.col("from_segment_id").is_null())["customers"].sum()))
+    if data.previous_run_date is None:
+        section.say(compose("这是第一次运行：全部 {n} 位客户都是新客户。", n=new),
+                    compose("This is the first run: all {n} customers are new.", n=new))
+        return section
+    stayed_n = int(moves.filter(pl.col("from_segment_id") == pl.col("to_segment_id"))["customers"].sum())
+    moved_n = int(moves.filter(pl.col("from_segment_id").is_not_null() & pl.col("to_segment_id").is_not_null()
+                               & (pl.col("from_segment_id") != pl.col("to_segment_id")))["customers"].sum())
+    gone_n = int(moves.filter(pl.col("to_segment_id").is_null())["customers"].sum())
+    before = int(moves.filter(pl.col("from_segment_id").is_not_null())["customers"].sum())
+    stayed = total("stayed", "from_segment_id = to_segment_id", stayed_n)
+    moved = total("moved", "from_segment_id <> to_segment_id", moved_n)
+    gone = total("gone", "to_segment_id IS NULL", gone_n)
+    stay_share = book.add("migration.stayed_share", "pct", stayed_n / before if before else None,
+                          "SELECT sum(customers) FILTER (WHERE from_segment_id = to_segment_id) / "
+                          "sum(customers) FILTER (WHERE from_segment_id IS NOT NULL) "
+                          "FROM segments.segment_migration WHERE run_id = ?", [run])
+    previous = book.add("migration.previous_run", "datetime", data.previous_run_date,
+                        "SELECT max(run_date) FROM segments.segment_migration WHERE run_date < "
+                        "(SELECT run_date FROM segments.segment_migration WHERE run_id = ? LIMIT 1)", [run])
+    section.say(
+        compose("与上次运行（{d} UTC）相比，{p} 的客户留在原客群（{s} 人）；{m} 人换了客群，新增 {n} 人，离开 {g} 人。",
+                d=previous, p=stay_share, s=stayed, m=moved, n=new, g=gone),
+        compose("Since the previous run ({d} UTC), {p} of customers stayed in their segment ({s}); {m} moved to "
+                "another segment, {n} are new and {g} left.", d=previous, p=stay_share, s=stayed, m=moved, n=new,
+                g=gone))
+    small = data.small_ids
+    flows = (moves.drop_nulls(["from_segment_id", "to_segment_id"])
+             .filter(pl.col("from_segment_id") != pl.col("to_segment_id"))
+             .with_columns(pl.when(pl.col(c).is_in(small)).then(OTHER_ID).otherwise(pl.col(c)).alias(c)
+                           for c in ("from_segment_id", "to_segment_id"))
+             .group_by("from_segment_id", "to_segment_id").agg(pl.col("customers").sum())
+             .filter(pl.col("from_segment_id") != pl.col("to_segment_id"))
+             .sort(["customers", "from_segment_id", "to_segment_id"], descending=[True, False, False]).head(3))
+    if flows.height:
+        items = {"zh": [], "en": []}
+        for row in flows.iter_rows(named=True):
+            a, b = row["from_segment_id"], row["to_segment_id"]
+            ref = book.add(f"migration.flow.{a}.{b}", "count", row["customers"],
+                           f"SELECT sum(customers) FROM segments.segment_migration WHERE run_id = ? "
+                           f"AND {pooled('from_segment_id', small)} = ? AND {pooled('to_segment_id', small)} = ?",
+                           [run, a, b])
+            for lang in LANGUAGES:
+                items[lang].append(compose("{a} → {b}（{n}）" if lang == "zh" else "{a} → {b} ({n})",
+                                           a=data.group_name(a, lang), b=data.group_name(b, lang), n=ref))
+        section.say(compose("最大的迁移：") + join(items["zh"], "；") + compose("。"),
+                    compose("Largest moves: ") + join(items["en"], "; ") + compose("."))
+    return section
+
+
+def section_history(data: ReportData, book: FactBook) -> Section:
+    sizes = data.sizes
+    section = Section("history", {"zh": "客群规模变化", "en": "Segment sizes over time"},
+                      ["history"] if sizes.height else [])
+    if sizes.is_empty():
+        section.say(compose("还没有历史记录。"), compose("No history is recorded yet."))
+        return section
+    runs = sizes.select("run_id", "run_date").unique().sort("run_date")
+    n_runs = book.add("history.runs", "count", runs.height,
+                      "SELECT count(DISTINCT run_id) FROM segments.segment_migration")
+    first_id, first_date = runs.row(0)
+    last_id, last_date = runs.row(runs.height - 1)
+    first = book.add("history.first_run", "datetime", first_date,
+                     "SELECT min(run_date) FROM segments.segment_migration")
+    last = book.add("history.last_run", "datetime", last_date, "SELECT max(run_date) FROM segments.segment_migration")
+    if runs.height == 1:
+        section.say(compose("目前只有一次运行（{d} UTC）；每晚运行后此图会逐步延伸。", d=first),
+                    compose("Only one run so far ({d} UTC); the chart grows with every nightly run.", d=first))
+        return section
+    section.say(compose("共 {r} 次运行，从 {a} 到 {b}（UTC）：", r=n_runs, a=first, b=last),
+                compose("{r} runs from {a} to {b} (UTC):", r=n_runs, a=first, b=last))
+    base = ("SELECT coalesce(sum(customers), 0) FROM segments.segment_migration WHERE run_id = ? "
+            "AND to_segment_id = ?")
+    limit = None
+    for segment in data.detailed:
+        sid = segment.segment_id
+        at_first = sizes.filter((pl.col("run_id") == first_id) & (pl.col("segment_id") == sid))["customers"]
+        at_last = sizes.filter((pl.col("run_id") == last_id) & (pl.col("segment_id") == sid))["customers"]
+        now = book.add(f"history.seg{sid}.last", "count", int(at_last.sum()), base, [last_id, sid])
+        if at_first.len() and int(at_first.sum()) >= MIN_DETAIL_SIZE:
+            then = book.add(f"history.seg{sid}.first", "count", int(at_first.sum()), base, [first_id, sid])
+            section.say(compose("{n}：{a} → {b} 人", n=segment.name_zh, a=then, b=now),
+                        compose("{n}: {a} → {b} customers", n=segment.name_en, a=then, b=now), bullet=True)
+        else:
+            limit = limit or f_min_size(book)
+            section.say(compose("{n}：首次运行时不足 {m} 人，现在 {b} 人", n=segment.name_zh, m=limit, b=now),
+                        compose("{n}: fewer than {m} in the first run, {b} now", n=segment.name_en, m=limit, b=now),
+                        bullet=True)
+    return section

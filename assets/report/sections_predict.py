@@ -1,0 +1,192 @@
+"""The report's sections on the predictive layer: churn warning and next categories, in Chinese and English."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from assets.predict.runs import EVALUATED, NO_DATES, SHORT_HISTORY, TRAINED
+from assets.report.data import ReportData
+from assets.report.facts import FactBook, FactRef, compose, join
+from assets.report.narrative import NOTABLE_LIFT, Section
+from assets.report.sections import _too_small
+
+# --- predictive layer -------------------------------------------------------------------------------------------
+
+def _run_fact(book: FactBook, table: str, run: dict, column: str, kind: str) -> FactRef:
+    """A number of the latest predict run row, proved by reading that row."""
+    prefix = "churn" if table == "churn_model_runs" else "recs"
+    return book.add(f"{prefix}.{column}", kind, run[column], f"SELECT {column} FROM predict.{table} WHERE run_id = ?",
+                    [run["run_id"]])
+
+
+def _not_available(section: Section, book: FactBook, table: str, run: dict | None, what: dict[str, str]) -> None:
+    """Why the churn model or the evaluation of recommendations is missing, in both languages."""
+    if run is None:
+        section.say(compose("本次运行没有{w}的结果。", w=what["zh"]), compose("This run has no {w}.", w=what["en"]))
+    elif run["status"] == NO_DATES:
+        section.say(compose("订单没有日期，无法区分过去与之后的时间段，因此无法{w}。", w=what["zh"]),
+                    compose("The orders carry no dates, so there is no past and no later period: no {w}.",
+                            w=what["en"]))
+    elif run["status"] == SHORT_HISTORY:
+        prefix, horizons = ("churn", 2) if table == "churn_model_runs" else ("recs", 1)
+        span = book.add(f"{prefix}.span_days", "int", (run["data_end"] - run["data_start"]).days,
+                        f"SELECT date_diff('day', data_start, data_end) FROM predict.{table} WHERE run_id = ?",
+                        [run["run_id"]])
+        need = book.add(f"{prefix}.days_needed", "int", run["min_history_days"] + horizons * run["horizon_days"],
+                        f"SELECT min_history_days + {horizons} * horizon_days FROM predict.{table} WHERE run_id = ?",
+                        [run["run_id"]])
+        section.say(compose("订单只覆盖 {a} 天，{w}至少需要 {b} 天。", a=span, b=need, w=what["zh"]),
+                    compose("The orders cover {a} days; {w} needs at least {b}.", a=span, b=need, w=what["en"]))
+    else:
+        section.say(compose("检验时间段内的数据不足以{w}。", w=what["zh"]),
+                    compose("The later period has too little data for {w}.", w=what["en"]))
+
+
+def _high_value_fact(book: FactBook, data: ReportData, segment_id: int, column: str, kind: str) -> FactRef:
+    base = ("FROM segments.customer_segments s JOIN segments.customer_value_tiers t USING (customer_id) "
+            "LEFT JOIN predict.churn_risk r USING (customer_id) WHERE s.segment_id = ? ")
+    sql = {
+        "high_value": f"SELECT count(*) {base} AND t.value_tier_key = 'high_value'",
+        "high_value_at_risk": f"SELECT count(*) {base} AND t.value_tier_key = 'high_value' AND r.at_risk",
+        "high_value_at_risk_share": "SELECT count(*) FILTER (WHERE r.at_risk) / count(*) "
+                                    f"{base} AND t.value_tier_key = 'high_value'",
+        "high_value_mean_risk": f"SELECT avg(r.churn_risk) {base} AND t.value_tier_key = 'high_value'",
+    }[column]
+    row = data.at_risk.filter(pl.col("segment_id") == segment_id).row(0, named=True)
+    value = (row["high_value_at_risk"] / row["high_value"] if row["high_value"] else None) \
+        if column == "high_value_at_risk_share" else row[column]
+    return book.add(f"seg{segment_id}.churn.{column}", kind, value, sql, [segment_id])
+
+
+def section_churn(data: ReportData, book: FactBook) -> Section:
+    section = Section("churn_risk", {"zh": "流失预警：高风险的高价值客户", "en": "Churn warning: high-value customers at risk"},
+                      [])
+    if _too_small(data, book, section):
+        return section
+    run = data.churn_run
+    if run is None or run["status"] != TRAINED:
+        _not_available(section, book, "churn_model_runs", run, {"zh": "训练流失预测模型", "en": "churn model"})
+        return section
+    table = "churn_model_runs"
+    horizon = _run_fact(book, table, run, "horizon_days", "int")
+    auc, error = _run_fact(book, table, run, "auc", "score"), _run_fact(book, table, run, "calibration_error", "pct")
+    brier, baseline = _run_fact(book, table, run, "brier", "score"), _run_fact(book, table, run, "brier_baseline",
+                                                                                "score")
+    section.say(
+        compose("流失指未来 {h} 天内没有购买。模型用截止点之前的行为训练，并在它从未见过的最近 {h} 天上检验：AUC {a}，"
+                "校准误差 {e}，Brier 分数 {b}（只按平均流失率猜测为 {c}）。", h=horizon, a=auc, e=error, b=brier, c=baseline),
+        compose("Churn means no purchase in the next {h} days. The model learns from behaviour before a cutoff and is "
+                "judged on the latest {h} days, which it never saw: AUC {a}, calibration error {e}, Brier score {b} "
+                "(guessing the average churn rate scores {c}).", h=horizon, a=auc, e=error, b=brier, c=baseline))
+    threshold = _run_fact(book, table, run, "high_risk_threshold", "pct")
+    scored = data.at_risk
+    at_risk = book.add("churn.at_risk", "count", int(scored["at_risk"].sum()) if scored.height else 0,
+                       "SELECT count(*) FILTER (WHERE r.at_risk) FROM predict.churn_risk r "
+                       "JOIN segments.customer_segments s USING (customer_id) WHERE s.segment_id IN "
+                       f"{_detailed_ids(data)}")
+    section.say(compose("流失概率达到 {t} 即视为高风险：各客群共 {n} 位客户。", t=threshold, n=at_risk),
+                compose("A churn probability of {t} or more counts as at risk: {n} customers across the segments.",
+                        t=threshold, n=at_risk))
+    for segment in data.detailed:
+        rows = scored.filter(pl.col("segment_id") == segment.segment_id)
+        if rows.is_empty():
+            continue
+        if not rows["high_value"][0]:
+            section.say(compose("{n}：没有高价值客户。", n=segment.name_zh),
+                        compose("{n}: no high-value customers.", n=segment.name_en), bullet=True)
+            continue
+        sid = segment.segment_id
+        high = _high_value_fact(book, data, sid, "high_value", "count")
+        risky = _high_value_fact(book, data, sid, "high_value_at_risk", "count")
+        share = _high_value_fact(book, data, sid, "high_value_at_risk_share", "pct")
+        mean = _high_value_fact(book, data, sid, "high_value_mean_risk", "pct")
+        section.say(compose("{n}：{h} 位高价值客户中有 {r} 位高风险（{s}），平均流失概率 {m}。", n=segment.name_zh, h=high,
+                            r=risky, s=share, m=mean),
+                    compose("{n}: {r} of {h} high-value customers at risk ({s}); mean churn probability {m}.",
+                            n=segment.name_en, h=high, r=risky, s=share, m=mean), bullet=True)
+    section.say(compose("名单见 predict.churn_risk（at_risk 列）与 segments.customer_value_tiers；建议在他们停止购买之前，用专属权益和常购品类主动联系。"),
+                compose("The list is in predict.churn_risk (column at_risk) joined with segments.customer_value_tiers; "
+                        "reach out before they stop buying, with personal perks on their usual categories."))
+    return section
+
+
+def _reason_rule(data: ReportData, segment_id: int, category: str) -> tuple[str, float] | None:
+    """Why a segment gets `category`: a notable rule towards it (lift >= NOTABLE_LIFT) from the category the segment
+    buys most; None when there is none."""
+    if data.rules.is_empty() or data.affinity.is_empty():
+        return None
+    rates = data.affinity.filter(pl.col("segment_id") == segment_id).select(
+        pl.col("category").alias("antecedent"), "segment_rate")
+    candidates = (data.rules.filter((pl.col("consequent") == category) & (pl.col("lift") >= NOTABLE_LIFT))
+                  .join(rates, on="antecedent")
+                  .sort(["segment_rate", "lift", "antecedent"], descending=[True, True, False]))
+    return (candidates["antecedent"][0], candidates["lift"][0]) if candidates.height else None
+
+
+def _detailed_ids(data: ReportData) -> str:
+    return "(" + ",".join(str(int(s.segment_id)) for s in data.detailed) + ")" if data.detailed else "(NULL)"
+
+
+def section_next_category(data: ReportData, book: FactBook) -> Section:
+    section = Section("next_category", {"zh": "“你可能还需要”：各客群推荐组合", "en": "“You may also need”: a bundle per segment"},
+                      [])
+    if _too_small(data, book, section):
+        return section
+    run = data.recommendation_eval
+    table = "recommendation_eval"
+    if run is not None and run["status"] == EVALUATED:
+        evaluated, hit = _run_fact(book, table, run, "customers_evaluated", "count"), _run_fact(book, table, run,
+                                                                                              "hit_rate", "pct")
+        popular = _run_fact(book, table, run, "popularity_hit_rate", "pct")
+        lift, top = _run_fact(book, table, run, "lift_over_popularity", "lift"), _run_fact(book, table, run, "top_n",
+                                                                                           "int")
+        horizon = _run_fact(book, table, run, "horizon_days", "int")
+        section.say(
+            compose("推荐来自“买过甲的客户也买乙”的共同购买规则（支持度、置信度、提升度），为每位客户挑出尚未买过的前 {k} 个品类。"
+                    "在它从未见过的最近 {h} 天检验：{n} 位买了新品类的客户中，{r} 买了推荐品类之一；只推荐热门品类为 {p}，"
+                    "共同购买规则是其 {l}。", k=top, h=horizon, n=evaluated, r=hit, p=popular, l=lift),
+            compose("Recommendations come from co-purchase rules (“customers who bought A also bought B”, with support, "
+                    "confidence and lift): the top {k} categories each customer has not bought yet. Judged on the "
+                    "latest {h} days, which they never saw: of {n} customers who bought a new category, {r} bought a "
+                    "recommended one; recommending the most popular categories scores {p}, so the rules do {l} as "
+                    "well.", k=top, h=horizon, n=evaluated, r=hit, p=popular, l=lift))
+    else:
+        _not_available(section, book, table, run, {"zh": "在后续时间段检验推荐", "en": "evaluation on a later period"})
+        section.say(compose("推荐仍由全部购物篮中的共同购买规则得出。"),
+                    compose("The recommendations still come from the co-purchase rules of every basket."))
+    bundles = data.bundles
+    if bundles.is_empty():
+        section.say(compose("没有可推荐的品类。"), compose("There is no category left to recommend."))
+        return section
+    for segment in data.detailed:
+        rows = bundles.filter(pl.col("segment_id") == segment.segment_id).sort("rank")
+        if rows.is_empty():
+            continue
+        sid = segment.segment_id
+        items = {"zh": [], "en": []}
+        for category in rows["category"].to_list():
+            share = book.add(
+                f"seg{sid}.bundle.{category}", "pct", rows.filter(pl.col("category") == category)["share"][0],
+                "SELECT (SELECT count(*) FROM predict.next_category n JOIN segments.customer_segments s "
+                "USING (customer_id) WHERE s.segment_id = ? AND n.category = ?) / "
+                "(SELECT count(*) FROM segments.customer_segments WHERE segment_id = ?)", [sid, category, sid])
+            items["zh"].append(compose("{c}（{s} 的成员）", c=data.category(category, "zh"), s=share))
+            items["en"].append(compose("{c} ({s} of members)", c=data.category(category, "en"), s=share))
+        zh = compose("{n}：", n=segment.name_zh) + join(items["zh"], "、")
+        en = compose("{n}: ", n=segment.name_en) + join(items["en"], ", ")
+        first = rows["category"][0]
+        reason = _reason_rule(data, sid, first)
+        if reason is not None:
+            antecedent, rule_lift = reason
+            lift = book.add(f"rule.{antecedent}.{first}", "lift", rule_lift,
+                            "SELECT lift FROM predict.category_rules WHERE antecedent = ? AND consequent = ?",
+                            [antecedent, first])
+            zh += compose("；买过{a}的客户购买{c}的比例是平均的 {l}", a=data.category(antecedent, "zh"),
+                          c=data.category(first, "zh"), l=lift)
+            en += compose("; customers who bought {a} buy {c} {l} as often as average",
+                          a=data.category(antecedent, "en"), c=data.category(first, "en"), l=lift)
+        section.say(zh + compose("。"), en + compose("."), bullet=True)
+    section.say(compose("组合为该客群成员最常获得的推荐品类（每位客户只推荐尚未买过的品类）；逐人名单见 predict.next_category。"),
+                compose("A bundle lists the categories recommended to most members (each customer only gets categories "
+                        "they have not bought yet); the per-customer list is in predict.next_category."))
+    return section
