@@ -22,6 +22,7 @@ from pipelines.core.resources import (
     DEFAULT_MEMORY_LIMIT,
     DEFAULT_WAREHOUSE,
     REPO_ROOT,
+    public_file,
 )
 
 EXAMPLE_QUERIES = [
@@ -101,13 +102,13 @@ def run(config_path: str, input_path: str | None, warehouse_path: str, day: str 
             _fail(f"--date/--from/--all-days need a daily source ({{date}} in orders.path); "
                   f"{config_path} reads a snapshot, which every run reloads whole")
         config.customer_files()
-        plan = plan_run(config, Path(warehouse_path).resolve(), first_day, last_day, all_days)
+        plan = plan_run(config, public_file(Path(warehouse_path)), first_day, last_day, all_days)
     except (ConfigError, ValueError) as exc:
         _fail(str(exc))
     if plan is None:
         click.echo("Nothing to load: the published warehouse already holds every landing file. Use --date, "
                    "--from/--to or --all-days to reload.")
-        click.echo(f"Warehouse: {Path(warehouse_path).resolve()}")
+        click.echo(f"Warehouse: {public_file(Path(warehouse_path))}")
         return
     from pipelines.core.resources import SourceResource, WarehouseResource
     from pipelines.runner import run_refresh
@@ -118,7 +119,7 @@ def run(config_path: str, input_path: str | None, warehouse_path: str, day: str 
     gc.freeze()
     # The same resources the code location builds from PERSONA_* variables, here from the flags.
     resources = {
-        "warehouse": WarehouseResource(path=str(Path(warehouse_path).resolve()), memory_limit=memory_limit),
+        "warehouse": WarehouseResource(path=str(public_file(Path(warehouse_path))), memory_limit=memory_limit),
         "source": SourceResource(config_path=str(Path(config_path).resolve()),
                                  input_override=str(Path(input_path).resolve()) if input_path else ""),
     }
@@ -128,7 +129,7 @@ def run(config_path: str, input_path: str | None, warehouse_path: str, day: str 
     if not outcome.success:
         _fail(f"run {outcome.run_id} failed: {outcome.reason}. The published warehouse is unchanged; "
               f"inspect this run with: persona sql --unpublished \"select * from quality.load_audit\"")
-    warehouse = Path(warehouse_path).resolve()
+    warehouse = public_file(Path(warehouse_path))
     click.echo(f"Run {outcome.run_id} succeeded and published.")
     click.echo(f"Warehouse: {warehouse}")
     for report in sorted((warehouse.parent / "reports").glob("report_*.html")):
@@ -155,7 +156,7 @@ def sql(query: str, warehouse_path: str, output_format: str, unpublished: bool) 
     from pipelines.core.resources import raw_file_for, work_file_for
     from pipelines.serving import QueryRefused, run_read_only_query
 
-    target = work_file_for(Path(warehouse_path).resolve()) if unpublished else Path(warehouse_path)
+    target = work_file_for(public_file(Path(warehouse_path))) if unpublished else Path(warehouse_path)
     try:
         frame = run_read_only_query(target, query, raw_file_for(target) if unpublished else None)
     except QueryRefused as exc:

@@ -190,7 +190,7 @@ class ChartFileWriter:
             jobs_file = Path(self._claims.name) / "jobs.json"
             jobs_file.write_text(json.dumps(self._jobs, ensure_ascii=False), encoding="utf-8")
             try:
-                self._helper.stdin.write(f"{jobs_file}\n".encode("utf-8"))
+                self._helper.stdin.write(f"{jobs_file}\n".encode())
                 self._helper.stdin.close()
             except BrokenPipeError:
                 pass  # the helper died; finish() reports why
@@ -223,10 +223,8 @@ class ChartFileWriter:
         helper, self._helper = self._helper, None
         if helper is None:
             return
-        try:
+        with contextlib.suppress(BrokenPipeError):
             helper.stdin.close()
-        except BrokenPipeError:
-            pass
         errors = helper.stderr.read()
         for stream in (helper.stdout, helper.stderr):
             stream.close()

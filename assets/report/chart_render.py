@@ -61,7 +61,7 @@ def renumber_ids(svg: str) -> str:
         numbers = [int(match["number"]) for match in pattern.finditer(svg)]
         if numbers and min(numbers) != first:
             shift = min(numbers) - first
-            svg = pattern.sub(lambda m: f"{m['lead']}{m['name']}{int(m['number']) - shift}", svg)
+            svg = pattern.sub(lambda m: f"{m['lead']}{m['name']}{int(m['number']) - shift}", svg)  # noqa: B023 - applied at once
     return svg
 
 

@@ -612,9 +612,8 @@ def test_a_working_database_locked_by_another_process_is_retried_not_failed(tmp_
                                "time.sleep(60)", str(warehouse.file)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(dg.RetryRequested) as info:
-            with warehouse.connect():
-                pass
+        with pytest.raises(dg.RetryRequested) as info, warehouse.connect():
+            pass
         assert info.value.max_retries == 3 and info.value.seconds_to_wait == 20
     finally:
         holder.kill()

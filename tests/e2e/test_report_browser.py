@@ -11,6 +11,7 @@ Run as a script to take the README screenshots:
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -123,10 +124,8 @@ class Chromium:
 
     def drain(self, seconds: float = 0.3) -> None:
         """Collect the events that arrive in the next moments (late console messages, requests)."""
-        try:
+        with contextlib.suppress(TimeoutError):
             self._receive(lambda m: False, seconds)
-        except TimeoutError:
-            pass
 
     def screenshot(self, path: Path, width: int = 1280) -> None:
         height = int(self.evaluate("Math.ceil(document.documentElement.scrollHeight)"))
@@ -136,10 +135,8 @@ class Chromium:
         path.write_bytes(base64.b64decode(shot["data"]))
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError, TimeoutError, OSError):
             self.call("Browser.close", timeout=10)
-        except (RuntimeError, TimeoutError, OSError):
-            pass
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:

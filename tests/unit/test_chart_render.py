@@ -140,8 +140,7 @@ def test_a_helper_dying_at_start_fails_the_run_with_its_error(tmp_path, two_core
 
 
 def test_the_helper_exits_when_the_report_fails_before_its_charts(two_cores):
-    with pytest.raises(KeyError):
-        with chart_files.ChartFileWriter() as writer:
-            helper = writer._helper
-            raise KeyError("the warehouse could not be read")
+    with pytest.raises(KeyError), chart_files.ChartFileWriter() as writer:
+        helper = writer._helper
+        raise KeyError("the warehouse could not be read")
     assert helper.returncode == 0  # waited for: it saw the end of its input and drew nothing
