@@ -59,4 +59,4 @@ bench: $(INSTALLED)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(DAGSTER_HOME) $(DEMO_DIR) $(WAREHOUSE) warehouse/reports
+	rm -rf $(DAGSTER_HOME) $(DEMO_DIR) $(WAREHOUSE) warehouse/reports warehouse/work warehouse/.versions warehouse/.current warehouse/.previous
