@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from pipelines.core.partitions import split_orders_by_day
 from pipelines.core.resources import (
     SourceResource,
     WarehouseResource,
@@ -22,6 +23,7 @@ from pipelines.core.resources import (
     raw_file_for,
     work_file_for,
 )
+from pipelines.demo.generate import generate_demo_data
 from pipelines.jobs import ALL_ASSETS, ALL_CHECKS
 from pipelines.planning import plan_run
 
@@ -59,6 +61,28 @@ def pytest_collection_modifyitems(config, items):
         if tier is None:
             raise pytest.UsageError(f"{item.nodeid}: a test belongs in tests/unit, tests/graph or tests/e2e")
         item.add_marker(tier)
+
+
+DAYS = [date(2026, 1, d) for d in range(1, 9)]  # the generator starts on 2026-01-01
+LANDING_TEMPLATE = "landing/order_day={date}/*.csv"
+
+
+def daily_shop(root: Path, customers: int = 400, seed: int = 5) -> Path:
+    """Generated orders laid out as eight daily landing folders, and a daily source config reading them."""
+    data = generate_demo_data(root / "data", customers=customers, days=len(DAYS), seed=seed)
+    assert split_orders_by_day(data.orders_path, root / "landing") == len(DAYS)
+    return write_file(root / "shop.yaml", f"""
+name: daily
+shape: long
+orders:
+  path: {LANDING_TEMPLATE}
+  date_formats: ["%Y-%m-%d %H:%M:%S"]
+customers:
+  path: {data.customers_path}
+model:
+  k_range: [3, 5]
+  bootstrap_rounds: 2
+""")
 
 
 def work_db(warehouse_path: Path) -> Path:

@@ -28,34 +28,11 @@ from pipelines.core.faults import CRASH_POINTS
 from pipelines.core.partitions import (
     DayWindow,
     snapshot_partition_key,
-    split_orders_by_day,
 )
 from pipelines.core.resources import SourceResource, WarehouseResource, raw_file_for
 from pipelines.definitions import defs
-from pipelines.demo.generate import generate_demo_data
 from pipelines.planning import RANGE_END_TAG, RANGE_START_TAG, plan_run
-from tests.conftest import REPO_ROOT, materialize_graph, query, work_db, write_file
-
-DAYS = [date(2026, 1, d) for d in range(1, 9)]  # the generator starts on 2026-01-01
-LANDING_TEMPLATE = "landing/order_day={date}/*.csv"
-
-
-def daily_shop(root: Path, customers: int = 400, seed: int = 5) -> Path:
-    """Generated orders laid out as eight daily landing folders, and a daily source config reading them."""
-    data = generate_demo_data(root / "data", customers=customers, days=len(DAYS), seed=seed)
-    assert split_orders_by_day(data.orders_path, root / "landing") == len(DAYS)
-    return write_file(root / "shop.yaml", f"""
-name: daily
-shape: long
-orders:
-  path: {LANDING_TEMPLATE}
-  date_formats: ["%Y-%m-%d %H:%M:%S"]
-customers:
-  path: {data.customers_path}
-model:
-  k_range: [3, 5]
-  bootstrap_rounds: 2
-""")
+from tests.conftest import DAYS, REPO_ROOT, daily_shop, materialize_graph, query, work_db, write_file
 
 
 def day_folder(root: Path, day: date) -> Path:

@@ -10,10 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.core.partitions import split_orders_by_day
-from pipelines.demo.generate import generate_demo_data
 from pipelines.jobs import ALL_ASSETS
-from tests.conftest import materialize_graph, query, work_db, write_file
+from tests.conftest import daily_shop, materialize_graph, query, work_db
 
 # Asset keys that name no table: the report's pages and charts, and the publish step itself.
 NOT_TABLES = {("report", "segment_report"), ("warehouse", "published")}
@@ -53,20 +51,7 @@ def assert_tables_are_assets(warehouse: Path) -> None:
 def daily_warehouse(tmp_path_factory) -> Path:
     """A small demo shop, its orders laid out as daily landing folders, loaded in one run."""
     root = tmp_path_factory.mktemp("tables-daily")
-    data = generate_demo_data(root / "data", customers=300, days=8, seed=5)
-    assert split_orders_by_day(data.orders_path, root / "landing") == 8
-    config = write_file(root / "shop.yaml", f"""
-name: daily
-shape: long
-orders:
-  path: landing/order_day={{date}}/*.csv
-  date_formats: ["%Y-%m-%d %H:%M:%S"]
-customers:
-  path: {data.customers_path}
-model:
-  k_range: [3, 5]
-  bootstrap_rounds: 2
-""")
+    config = daily_shop(root, customers=300, seed=5)
     warehouse = root / "wh" / "warehouse.duckdb"
     result = materialize_graph(config, warehouse)
     assert result.success
