@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import shlex
 import shutil
 import sys
 from datetime import date
@@ -49,6 +50,44 @@ def prepare_dagster_home() -> Path:
 def _fail(message: str) -> None:
     click.echo(f"persona: {message}", err=True)
     sys.exit(1)
+
+
+def _command_name() -> str:
+    """The command as the user can type it: bare when the venv is active, by path otherwise."""
+    if shutil.which("persona"):
+        return "persona"
+    return shlex.quote(os.path.relpath(Path(sys.argv[0]).resolve(), Path.cwd()))
+
+
+def _warehouse_flag(warehouse_path: str) -> str:
+    """` --warehouse PATH` for printed commands, so they query the warehouse the run used; empty for the default."""
+    return "" if warehouse_path == DEFAULT_WAREHOUSE else f" --warehouse {shlex.quote(warehouse_path)}"
+
+
+def _inspect_failed_run_hint(run_id: str, warehouse_path: str) -> str:
+    """What to look at after a failed run. Its load audit when staging wrote one (a blocking check failed, for
+    example); otherwise the run stopped before staging (a file that does not read) and the working database holds
+    nothing of it, so the hint points at the event log instead."""
+    from pipelines.core.resources import work_file_for
+    from pipelines.core.sql import table_exists
+    from pipelines.serving import QueryRefused, open_read_only
+
+    audited = False
+    try:
+        con = open_read_only(work_file_for(public_file(Path(warehouse_path))))
+        try:
+            audited = table_exists(con, "quality.load_audit") and con.execute(
+                "SELECT count(*) > 0 FROM quality.load_audit WHERE run_id = ?", [run_id]).fetchone()[0]
+        finally:
+            con.close()
+    except QueryRefused:
+        pass  # no working database yet (a first run that failed reading), or it cannot be opened now
+    if audited:
+        query = f"select * from quality.load_audit where run_id = '{run_id}'"
+        return (f"inspect this run with: {_command_name()} sql --unpublished{_warehouse_flag(warehouse_path)} "
+                f"\"{query}\"")
+    return (f"it wrote no load audit (it stopped before staging); its event log is in the Dagster UI (run "
+            f"{run_id}), or run again with --verbose to print it")
 
 
 @click.group()
@@ -128,15 +167,13 @@ def run(config_path: str, input_path: str | None, warehouse_path: str, day: str 
     outcome = run_refresh(plan, resources, dagster_home, verbose=verbose)
     if not outcome.success:
         _fail(f"run {outcome.run_id} failed: {outcome.reason}. The published warehouse is unchanged; "
-              f"inspect this run with: persona sql --unpublished \"select * from quality.load_audit\"")
+              f"{_inspect_failed_run_hint(outcome.run_id, warehouse_path)}")
     warehouse = public_file(Path(warehouse_path))
     click.echo(f"Run {outcome.run_id} succeeded and published.")
     click.echo(f"Warehouse: {warehouse}")
     for report in sorted((warehouse.parent / "reports").glob("report_*.html")):
         click.echo(f"Report:    {report}")
-    # Show the command as the user can type it: bare when the venv is active, by path otherwise.
-    command = "persona" if shutil.which("persona") else os.path.relpath(Path(sys.argv[0]).resolve(), Path.cwd())
-    flag = "" if warehouse_path == DEFAULT_WAREHOUSE else f" --warehouse {warehouse_path}"
+    command, flag = _command_name(), _warehouse_flag(warehouse_path)
     click.echo("Try:")
     for query in EXAMPLE_QUERIES:
         click.echo(f'  {command} sql{flag} "{query}"')

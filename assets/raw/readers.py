@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipelines.core.config import FileSource
+from pipelines.core.config import CustomersSource, FileSource, OrdersSource
 
 SOURCE_FILE = "_source_file"
 SOURCE_ROW = "_source_row"  # 1-based data row: the header is row 0, the first record row 1
@@ -21,6 +21,9 @@ FORMAT_BY_SUFFIX = {
     ".json": "json", ".jsonl": "json", ".ndjson": "json",
 }
 TRANSCODE_CHUNK_BYTES = 1 << 20
+HEADER_PROBE_BYTES = 1 << 16  # a header line is read up to this length to tell its encoding
+# Legacy encodings a Chinese export is likely in, tried in order when a header is not UTF-8.
+LEGACY_ENCODINGS = ("gbk", "gb18030")
 
 
 class IngestError(ValueError):
@@ -54,6 +57,38 @@ def locate_undecodable_line(path: Path, encoding: str) -> str:
                 )
             offset += len(raw_line)
     return f"not valid {encoding}; check 'encoding' in the config"
+
+
+def _decodes(data: bytes, encoding: str) -> str | None:
+    """The text of `data` in `encoding`, or None; a character cut off at the end of `data` is not an error."""
+    try:
+        return codecs.getincrementaldecoder(encoding)(errors="strict").decode(data, final=False)
+    except UnicodeDecodeError:
+        return None
+
+
+def check_header_encoding(path: Path, source: FileSource) -> None:
+    """A header that is not UTF-8 but reads as GBK or GB18030 is a Chinese export read with the default encoding:
+    say so and name the setting, instead of failing later on garbled column names (the CSV reader replaces bad
+    bytes in a header rather than failing)."""
+    with path.open("rb") as handle:
+        header = handle.readline(HEADER_PROBE_BYTES).removeprefix(codecs.BOM_UTF8).rstrip(b"\r\n")
+    if _decodes(header, "utf-8") is not None:
+        return
+    for encoding in LEGACY_ENCODINGS:
+        text = _decodes(header, encoding)
+        if text is not None:
+            names = next(csv.reader([text], delimiter=source.delimiter), [])
+            raise IngestError(
+                f"{path}: line 1: the header is not valid UTF-8 but reads as {encoding.upper()} {names[:5]}; "
+                f"set {_encoding_setting(source)}: {encoding} in the config")
+    raise IngestError(f"{path}: {locate_undecodable_line(path, 'utf-8')}")
+
+
+def _encoding_setting(source: FileSource) -> str:
+    """The config key of a source's encoding, for messages that name the setting."""
+    section = {OrdersSource: "orders", CustomersSource: "customers"}.get(type(source))
+    return f"{section}.encoding" if section else "encoding"
 
 
 def transcode_to_utf8(path: Path, encoding: str, target_dir: Path) -> Path:
@@ -110,6 +145,8 @@ def check_csv_structure(path: Path, shown_as: Path, delimiter: str, columns: lis
 def scan_csv_as_text(path: Path, source: FileSource, scratch: Path) -> tuple[pl.LazyFrame, Path]:
     """A lazy, all-text scan of one CSV with clean header names and 1-based row numbers; nothing is read yet, so
     a file of any size streams through. Returns the scan and the UTF-8 file it reads (a transcoded copy for GBK)."""
+    if source.encoding == "utf-8":
+        check_header_encoding(path, source)
     readable = path if source.encoding == "utf-8" else transcode_to_utf8(path, source.encoding, scratch)
     with readable.open("rb") as handle:
         head = handle.read(4096)

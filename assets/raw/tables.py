@@ -11,7 +11,7 @@ from assets.raw.mapping import empty_raw, pii_salt
 from assets.raw.readers import PARTITION_DATE, IngestError
 from pipelines.core.config import FileSource
 from pipelines.core.partitions import DayWindow, file_signature
-from pipelines.core.sql import table_columns, table_exists
+from pipelines.core.sql import quote_identifier, table_columns, table_exists
 
 
 def _columns_of(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
@@ -23,7 +23,15 @@ def replace_days(con: duckdb.DuckDBPyConnection, table: str, incoming: str, wind
     table; a daily load deletes the window's days first, so reloading a day never doubles it. Rows of a former
     snapshot load (day NULL) go too. Runs inside the caller's transaction."""
     existing = table_columns(con, table)
-    if window is not None and existing is not None and existing != _columns_of(con, incoming):
+    arriving = _columns_of(con, incoming)
+    if window is not None and existing is not None and set(existing) < set(arriving):
+        # Every contract field is a raw column whether mapped or not, so new columns only come with a newer
+        # contract (an upgrade adding a field, such as line_id): the days loaded before simply lack them.
+        for column in arriving:
+            if column not in existing:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN {quote_identifier(column)} VARCHAR")
+        existing = table_columns(con, table)
+    if window is not None and existing is not None and set(existing) != set(arriving):
         kept = con.execute(
             f"SELECT min({PARTITION_DATE}), count(*) FROM {table} WHERE {PARTITION_DATE} NOT BETWEEN ? AND ?",
             [window.first, window.last]).fetchone()

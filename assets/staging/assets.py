@@ -5,9 +5,11 @@ Rules, applied in this order to every raw row (documented in docs/configuration.
 1. A row that fails a rule (missing key, text where a number belongs, unknown code, bad flag) goes to
    `quality.quarantine` with its file, row, column, raw value and reason. The first failing rule is recorded.
 2. Exact duplicates (every contract column equal) collapse onto the first row in file order; the others are
-   counted as `duplicates_removed`.
+   counted as `duplicates_removed`. Long-shape order lines keep them instead with `orders.exact_duplicates: keep`.
 3. Key duplicates with conflicting attributes:
-   - order lines (key: order_id, category, sku): the first row is kept, later ones are quarantined;
+   - order lines: every source row is a line of its own unless the source declares a line key
+     (`orders.line_key`, or a mapped `line_id`); under a declared key the first row is kept and later ones with
+     other values are quarantined;
    - customers (key: customer_id): the *last* row in file order wins, since later rows are newer profile
      data; superseded rows are counted as duplicates removed and logged in `quality.key_conflicts`.
    In the wide shape every basket row is a purchase, so a customer seen on two baskets with different profile
@@ -34,8 +36,8 @@ STAGING_SPECS = [
                              "channel, order_amount, n_lines, n_items."),
     dg.AssetSpec(["staging", "order_lines"], group_name="staging", kinds={"duckdb"},
                  deps=[["raw", "orders"]],
-                 description="One row per order line (order_id, category, sku); the wide shape yields one line "
-                             "per category flagged T."),
+                 description="One row per order line: a source row, or one per declared line key "
+                             "(orders.line_key); the wide shape yields one line per category flagged T."),
     dg.AssetSpec(["staging", "customers"], group_name="staging", kinds={"duckdb"},
                  deps=[["raw", "customers"], ["raw", "orders"]],
                  description="One row per customer with a typed profile; customers seen only in orders have an "

@@ -58,7 +58,7 @@ def build_staging(
             con.execute(f"DELETE FROM quality.{table} WHERE run_id = ?", [run_id])
         if config.shape == "long":
             quarantine_failed_rows(con, run_id, "orders", "typed_orders")
-            rank_long_orders(con, run_id)
+            rank_long_orders(con, config, run_id)
             drop_orders_loaded_on_other_days(con, run_id, window)
             build_long_orders(con, window)
         else:

@@ -1,5 +1,6 @@
-"""Staging orders: duplicate ranking (exact copies collapse, conflicting keys go to quarantine, orders loaded
-on another day stay there), then the new orders and order lines of the long and wide shapes."""
+"""Staging orders: duplicate ranking (exact copies collapse, rows sharing a declared key with other values go to
+quarantine, orders loaded on another day stay there), then the new orders and order lines of the long and wide
+shapes."""
 
 import duckdb
 
@@ -7,8 +8,9 @@ from pipelines.core.config import SourceConfig
 from pipelines.core.partitions import DayWindow
 from pipelines.core.sql import sql_literal, table_exists
 
-ORDER_ATTRIBUTES_LONG = ["customer_id", "order_ts", "quantity", "amount", "unit_price", "payment_method", "channel"]
-ORDER_KEY_LONG = ["order_id", "category", "sku"]
+# Every field of a typed order line: rows equal in all of them are exact duplicates.
+ORDER_LINE_FIELDS_LONG = ["order_id", "customer_id", "order_ts", "category", "sku", "line_id", "quantity", "amount",
+                          "unit_price", "payment_method", "channel", "status"]
 
 
 def rank_order_duplicates(
@@ -68,8 +70,18 @@ def _and_join(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def rank_long_orders(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
-    rank_order_duplicates(con, run_id, ORDER_KEY_LONG, ORDER_KEY_LONG + ORDER_ATTRIBUTES_LONG, "order line")
+def rank_long_orders(con: duckdb.DuckDBPyConnection, config: SourceConfig, run_id: str) -> None:
+    """Line identity (docs/configuration.md, "Rules applied in staging"): every row is a line of its own unless
+    the source declares a line key. Exact copies go unless orders.exact_duplicates is keep; only a declared key
+    makes rows with other values conflicting duplicates."""
+    line_key = config.orders.declared_line_key()
+    if line_key is not None:
+        rank_order_duplicates(con, run_id, line_key, ORDER_LINE_FIELDS_LONG, "order line")
+    elif config.orders.exact_duplicates == "drop":
+        # Keyed by every field, two rows share a key only when they are exact copies: nothing can conflict.
+        rank_order_duplicates(con, run_id, ORDER_LINE_FIELDS_LONG, ORDER_LINE_FIELDS_LONG, "order line")
+    else:
+        con.execute("DELETE FROM typed_orders WHERE reason IS NOT NULL")  # quarantined already
 
 
 def drop_orders_loaded_on_other_days(con: duckdb.DuckDBPyConnection, run_id: str, window: DayWindow | None) -> None:

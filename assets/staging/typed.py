@@ -98,7 +98,10 @@ def type_long_orders(con: duckdb.DuckDBPyConnection, params: dict, window: DayWi
                 {_payment_select()},
                 lower({_text('channel')}) AS channel,
                 {_text('sku')} AS sku,
-                {_text('status')} AS status_text
+                {_text('line_id')} AS line_id,
+                -- Typed beside its _text copy (which the lean table drops): rows count as identical only if
+                -- every field is equal, the status included.
+                {_text('status')} AS status_text, {_text('status')} AS status
             FROM {_raw_orders_of_window(window)}
         )
         SELECT {LEAN_COLUMNS}, {rule_columns(rules)} FROM typed

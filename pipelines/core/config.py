@@ -6,9 +6,11 @@ file and the dotted key that is wrong, so an ops analyst can fix it without read
 
 from __future__ import annotations
 
+import difflib
 import glob
 import os
 import re
+import typing
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -26,7 +28,7 @@ from pydantic import (
 # Contract fields per input. "Required" fields must be present in the source (mapped or same-named).
 LONG_ORDER_FIELDS = (
     "order_id", "customer_id", "order_ts", "category", "quantity", "amount", "unit_price",
-    "payment_method", "channel", "sku", "status",
+    "payment_method", "channel", "sku", "line_id", "status",
 )
 LONG_ORDER_REQUIRED = ("order_id", "customer_id", "order_ts", "category")
 PROFILE_FIELDS = ("age", "birth_year", "gender", "income", "home_owner", "city")
@@ -109,30 +111,89 @@ class OrdersSource(FileSource):
     flag_tokens: TokenMap = Field(default_factory=TokenMap)
     # strptime formats tried in order for order_ts; ISO 8601 is always tried last.
     date_formats: list[str] = Field(default_factory=lambda: ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d"])
+    # Long shape: the contract fields that identify an order line. Without one every source row is a line of its
+    # own: a till scanning one item twice, or a category-level export, repeats (order, category, sku) legitimately.
+    line_key: list[str] | None = None
+    # Rows equal in every field: `drop` keeps the first and counts the others as removed duplicates (an export
+    # that repeats rows); `keep` loads each as a line (a shop whose identical rows are real repeated scans).
+    exact_duplicates: Literal["drop", "keep"] = "drop"
+
+    def declared_line_key(self) -> list[str] | None:
+        """The line key the source declares: `line_key`, or (order_id, line_id) when a line-id column is mapped."""
+        if self.line_key:
+            return list(self.line_key)
+        if "line_id" in self.columns:
+            return ["order_id", "line_id"]
+        return None
 
 
 class CustomersSource(FileSource):
     pass
 
 
+# Built-in value maps: the usual English and Chinese spellings (tokens compare upper-cased after trimming). A
+# shop's `values:` adds to them unless `values.replace_defaults` is true (docs/configuration.md).
+DEFAULT_GENDER = {"M": "M", "MALE": "M", "男": "M", "男性": "M", "F": "F", "FEMALE": "F", "女": "F", "女性": "F"}
+DEFAULT_PAYMENT_METHODS = ["CARD", "CASH", "MOBILE", "CHEQUE"]
+DEFAULT_PAYMENT_ALIASES = {
+    # Mobile wallets (花呗 is Alipay's credit line, paid in the Alipay app).
+    "ALIPAY": "MOBILE", "WECHAT": "MOBILE", "WECHAT PAY": "MOBILE", "WECHATPAY": "MOBILE",
+    "支付宝": "MOBILE", "花呗": "MOBILE", "微信": "MOBILE", "微信支付": "MOBILE",
+    # Bank cards; 云闪付 is UnionPay's app, which pays from a linked bank card.
+    "UNIONPAY": "CARD", "银联": "CARD", "云闪付": "CARD", "银行卡": "CARD", "信用卡": "CARD", "借记卡": "CARD",
+    "储蓄卡": "CARD", "刷卡": "CARD",
+    # Cash on delivery is paid in cash to the courier.
+    "现金": "CASH", "货到付款": "CASH",
+    "支票": "CHEQUE",
+}
+DEFAULT_CANCELLED_STATUSES = ["CANCELLED", "CANCELED", "VOID", "已取消", "取消", "交易关闭", "已退款", "退款成功"]
+DEFAULT_VALUE_MAPS = {
+    "gender": DEFAULT_GENDER,
+    "payment_methods": DEFAULT_PAYMENT_METHODS,
+    "payment_aliases": DEFAULT_PAYMENT_ALIASES,
+    "cancelled_statuses": DEFAULT_CANCELLED_STATUSES,
+}
+
+
+def _token(value: object) -> str:
+    return str(value).strip().upper()
+
+
+def extend_defaults(default: dict | list, given: object) -> object:
+    """The built-in map or list with the shop's entries added; a shop's entry replaces the built-in one with the
+    same token (compared as staging compares them: trimmed, upper-cased). Anything else is left to validation."""
+    if isinstance(default, dict) and isinstance(given, dict):
+        shop_tokens = {_token(token) for token in given}
+        return {**{t: v for t, v in default.items() if _token(t) not in shop_tokens}, **given}
+    if isinstance(default, list) and isinstance(given, list):
+        shop_tokens = {_token(item) for item in given}
+        return [item for item in default if _token(item) not in shop_tokens] + given
+    return given
+
+
 class ValueMaps(_Strict):
     """How raw codes normalise into the contract's vocabulary."""
 
-    gender: dict[str, Literal["M", "F"]] = Field(
-        default_factory=lambda: {"M": "M", "MALE": "M", "男": "M", "F": "F", "FEMALE": "F", "女": "F"}
-    )
+    # false: the maps and lists below add to the built-in ones (DEFAULT_VALUE_MAPS); true: they replace them.
+    replace_defaults: bool = Field(default=False, strict=True)
+    gender: dict[str, Literal["M", "F"]] = Field(default_factory=lambda: dict(DEFAULT_GENDER))
     home_owner: TokenMap = Field(default_factory=TokenMap)
     # Accepted payment codes (compared upper-cased); any other code quarantines its row.
-    payment_methods: list[str] = Field(default_factory=lambda: ["CARD", "CASH", "MOBILE", "CHEQUE"])
+    payment_methods: list[str] = Field(default_factory=lambda: list(DEFAULT_PAYMENT_METHODS))
     # Shop spellings that mean an accepted code.
-    payment_aliases: dict[str, str] = Field(
-        default_factory=lambda: {"ALIPAY": "MOBILE", "WECHAT": "MOBILE", "支付宝": "MOBILE", "微信": "MOBILE",
-                                 "现金": "CASH", "刷卡": "CARD", "银行卡": "CARD", "支票": "CHEQUE"}
-    )
+    payment_aliases: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_PAYMENT_ALIASES))
     # Order statuses that mean the order did not happen (long shape, optional `status` column).
-    cancelled_statuses: list[str] = Field(
-        default_factory=lambda: ["CANCELLED", "CANCELED", "VOID", "已取消", "取消"]
-    )
+    cancelled_statuses: list[str] = Field(default_factory=lambda: list(DEFAULT_CANCELLED_STATUSES))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _extend_built_in_values(cls, data: object) -> object:
+        # `replace_defaults` is a strict bool, so only a real `true` skips the merge; any other value is an error.
+        if not isinstance(data, dict) or data.get("replace_defaults") is True:
+            return data
+        given = {key: extend_defaults(default, data[key]) for key, default in DEFAULT_VALUE_MAPS.items()
+                 if key in data}
+        return {**data, **given}
 
     @model_validator(mode="after")
     def _aliases_point_at_codes(self) -> ValueMaps:
@@ -302,8 +363,35 @@ class SourceConfig(_Strict):
                 raise ValueError(
                     f"customers.columns: unknown contract field(s) {unknown}; allowed: {list(CUSTOMER_FIELDS)}"
                 )
+        self._line_identity_rules()
         self._privacy_rules(allowed)
         return self
+
+    def _line_identity_rules(self) -> None:
+        orders = self.orders
+        if self.shape == "wide":
+            if orders.line_key is not None:
+                raise ValueError("orders.line_key: only the long shape has order lines; a basket row is identified "
+                                 "by its order_id")
+            if orders.exact_duplicates == "keep":
+                raise ValueError("orders.exact_duplicates: only the long shape can keep identical rows; the wide "
+                                 "shape drops exact copies of a basket")
+            return
+        if orders.exact_duplicates == "keep" and orders.declared_line_key() is not None:
+            raise ValueError("orders.exact_duplicates: keep cannot go with a line key (orders.line_key, or a mapped "
+                             "columns.line_id): rows sharing the key are one line, so identical copies are dropped")
+        if orders.line_key is None:
+            return
+        if not orders.line_key:
+            raise ValueError("orders.line_key: list the contract fields that identify a line (for example "
+                             "[order_id, sku]), or leave the key out: then every row is a line of its own")
+        unknown = [field for field in orders.line_key if field not in LONG_ORDER_FIELDS]
+        if unknown:
+            raise ValueError(f"orders.line_key: unknown contract field(s) {unknown}; "
+                             f"allowed: {list(LONG_ORDER_FIELDS)}")
+        repeated = sorted({field for field in orders.line_key if orders.line_key.count(field) > 1})
+        if repeated:
+            raise ValueError(f"orders.line_key: field(s) {repeated} listed twice")
 
     def _privacy_rules(self, order_fields) -> None:
         """A dropped column must not be one the contract reads; a hashed one must be (or it would be dropped)."""
@@ -405,7 +493,47 @@ def load_source_config(path: str | Path) -> SourceConfig:
         for err in exc.errors():
             key = ".".join(str(part) for part in err["loc"])
             message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                message = unknown_key_message(err["loc"])
             # Cross-field rules carry their key at the start of the message already.
             problems.append(f"{path}: {key}: {message}" if key else f"{path}: {message}")
         raise ConfigError("\n".join(problems)) from None
     return config.model_copy(update={"source_path": path.resolve()})
+
+
+def _model_in(annotation: object) -> type[BaseModel] | None:
+    """The config model an annotation holds (`CustomersSource | None` holds CustomersSource), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next((model for arg in typing.get_args(annotation) if (model := _model_in(arg)) is not None), None)
+
+
+def keys_at(location: tuple) -> list[str] | None:
+    """The keys a config accepts inside the section at `location` (a pydantic error location), None when that
+    section is not a model of its own."""
+    annotation: object = SourceConfig
+    for part in location:
+        model = _model_in(annotation)
+        if model is not None and part in model.model_fields:
+            annotation = model.model_fields[part].annotation
+        elif typing.get_origin(annotation) is dict:
+            annotation = typing.get_args(annotation)[1]  # `part` is one of the mapping's own keys
+        elif typing.get_origin(annotation) is list:
+            annotation = typing.get_args(annotation)[0]
+        else:
+            return None
+    model = _model_in(annotation)
+    if model is None:
+        return None
+    return [name for name, field in model.model_fields.items() if not field.exclude]
+
+
+def unknown_key_message(location: tuple) -> str:
+    """`unknown key; did you mean 'delimiter'?`: the closest key valid at that level, or the list of them."""
+    valid = keys_at(location[:-1])
+    if not valid:
+        return "unknown key"
+    close = difflib.get_close_matches(str(location[-1]), valid, n=1)
+    if close:
+        return f"unknown key; did you mean {close[0]!r}?"
+    return f"unknown key; the keys here are {', '.join(valid)}"

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -94,6 +95,47 @@ def test_run_with_a_broken_file_fails_with_one_line(tmp_path):
     assert len(lines) == 1
     assert "step raw__orders" in lines[0]
     assert f"{orders}: required column 'order_ts' is missing" in lines[0]
+
+
+def test_a_run_failing_its_gate_prints_a_hint_for_its_own_warehouse_that_runs(tmp_path):
+    # Half of the lines are returns: staging quarantines them and writes its audit, then the gate blocks the run.
+    lines = [f"O{i},C{i % 4},2026-03-0{1 + i % 9} 10:00:00,wine,{-1 if i % 2 else 1},{'-' if i % 2 else ''}9.5"
+             for i in range(20)]
+    write_file(tmp_path / "orders.csv", "\n".join(["order_id,customer_id,order_ts,category,quantity,amount", *lines])
+               + "\n")
+    config = write_file(tmp_path / "shop.yaml", "name: x\nshape: long\norders:\n  path: orders.csv\n")
+    done = persona("run", "--config", str(config), "--warehouse", "other/w.duckdb", cwd=tmp_path,
+                   dagster_home=tmp_path / "home")
+    assert done.returncode == 1
+    [line] = done.stderr.strip().splitlines()
+    run_id = re.search(r"^persona: run (\S+) failed: blocking check quarantine_share_within_limit", line).group(1)
+    command = line.split("inspect this run with: ", 1)[1]
+    assert f"sql --unpublished --warehouse other/w.duckdb \"select * from quality.load_audit where run_id = " \
+           f"'{run_id}'\"" in command
+    # The command as printed runs (from where the run ran) and shows this run's audit.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PERSONA_", "DAGSTER_"))}
+    printed = subprocess.run(shlex.split(command), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert printed.returncode == 0, printed.stderr
+    assert "run_id" in printed.stdout  # a table as wide as the terminal; its rows are checked in JSON below
+    *arguments, query = shlex.split(command)
+    as_json = subprocess.run([*arguments, "--format", "json", query], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=120)
+    assert [(row["rows_read"], row["rows_loaded"], row["rows_quarantined"])
+            for row in json.loads(as_json.stdout)] == [(20, 10, 10)]
+
+
+def test_a_run_failing_to_read_points_at_its_event_log(tmp_path):
+    write_file(tmp_path / "orders.csv", "order_id,customer_id,category\nO1,C1,wine\n")
+    config = write_file(tmp_path / "shop.yaml", "name: x\nshape: long\norders:\n  path: orders.csv\n")
+    done = persona("run", "--config", str(config), "--warehouse", "other/w.duckdb", cwd=tmp_path,
+                   dagster_home=tmp_path / "home")
+    assert done.returncode == 1
+    [line] = done.stderr.strip().splitlines()
+    run_id = re.search(r"^persona: run (\S+) failed: step raw__orders: ", line).group(1)
+    # Nothing of this run reached the working database, so there is no audit to query.
+    assert "persona sql" not in line and "quality.load_audit" not in line
+    assert line.endswith(f"it wrote no load audit (it stopped before staging); its event log is in the Dagster UI "
+                         f"(run {run_id}), or run again with --verbose to print it")
 
 
 def test_missing_source_file_names_the_config_and_key(tmp_path):

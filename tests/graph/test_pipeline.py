@@ -173,6 +173,36 @@ model:
     assert query(warehouse, "SELECT count(DISTINCT customer_id) FROM segments.customer_segments") == [(7,)]
 
 
+def test_repeated_lines_of_one_order_pass_the_gate_and_publish(tmp_path):
+    """Repeated scans of one item in one invoice are lines of their own, and the staged-lines suite accepts them."""
+    orders = write_file(tmp_path / "orders.csv", "\n".join([
+        "order_id,customer_id,order_ts,category,sku,quantity,unit_price",
+        *[f"I1,C1,2026-03-01 10:00:00,home,22041,{quantity},2.55" for quantity in (2, 1, 2, 1, 2)],
+        *[f"I{i},C{i % 7},2026-03-0{1 + i % 9} 10:00:00,{['home', 'toys', 'gifts'][i % 3]},{i},1,{10 + i}"
+          for i in range(2, 40)],
+    ]) + "\n")
+    config = write_file(tmp_path / "shop.yaml", f"""
+name: repeated-scans
+shape: long
+orders:
+  path: {orders.name}
+  exact_duplicates: keep
+model:
+  k: 3
+""")
+    warehouse = tmp_path / "w.duckdb"
+    result = materialize_graph(config, warehouse)
+    assert result.success
+    assert query(warehouse, "SELECT n_lines, n_items, round(order_amount, 2) FROM staging.orders "
+                            "WHERE order_id = 'I1'") == [(5, 8.0, 20.4)]
+    assert query(warehouse, "SELECT count(*) FROM staging.order_lines") == [(43,)]
+    assert query(work_db(warehouse), "SELECT success FROM quality.validation_results WHERE run_id = ? AND "
+                                     "suite = 'staging_order_lines' AND expectation LIKE '%compound_columns%'",
+                 [result.run_id]) == [(True,)]
+    assert query(work_db(warehouse), "SELECT rows_read, rows_loaded, rows_quarantined, duplicates_removed "
+                                     "FROM quality.load_audit WHERE input = 'orders'") == [(43, 43, 0, 0)]
+
+
 def test_bad_rows_are_quarantined_and_audited(tmp_path):
     write_file(tmp_path / "orders.csv", "\n".join([
         "order_id,customer_id,order_ts,category,quantity,amount,payment_method",
@@ -198,6 +228,7 @@ name: dirty
 shape: long
 orders:
   path: orders.csv
+  line_key: [order_id, category]   # a line per order and category: row 3 conflicts with row 1
 customers:
   path: customers.csv
 quality:
@@ -214,7 +245,7 @@ model:
         ("customers", 5, "age", "abc", "age is not a number"),
         ("customers", 6, "gender", "X", "gender X is not in values.gender"),
         ("orders", 3, "order_id", "O1", "conflicting duplicate of the order line in row 1 "
-                                        "(same order_id, category and sku, different values)"),
+                                        "(same order_id and category, different values)"),
         ("orders", 4, "customer_id", None, "missing customer_id"),
         ("orders", 5, "amount", "abc", "amount is not a number"),
         ("orders", 6, "order_ts", "03/02/2026", "order_ts is not a date in orders.date_formats or ISO 8601"),

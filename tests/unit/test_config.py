@@ -104,9 +104,11 @@ def test_minimal_long_config_gets_documented_defaults(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "key", "fragment"),
     [
-        pytest.param(LONG_BASE + "owner: ops\n", "owner", "Extra inputs are not permitted", id="unknown-top-level-key"),
+        pytest.param(LONG_BASE + "owner: ops\n", "owner",
+                     "unknown key; the keys here are name, shape, orders, customers, values, quality, model, "
+                     "segments, privacy, category_labels, predict", id="unknown-top-level-key"),
         pytest.param(LONG_BASE.replace("  path: orders.csv\n", "  path: orders.csv\n  sheet: 1\n"),
-                     "orders.sheet", "Extra inputs are not permitted", id="unknown-nested-key"),
+                     "orders.sheet", "unknown key; the keys here are path, format", id="unknown-nested-key"),
         pytest.param("name: shop\norders:\n  path: orders.csv\n", "shape", "Field required", id="missing-shape"),
         pytest.param(LONG_BASE.replace("shape: long", "shape: tall"), "shape", "Input should be 'long' or 'wide'",
                      id="bad-shape"),
@@ -163,6 +165,30 @@ def test_every_problem_is_reported_on_its_own_line(tmp_path: Path) -> None:
     assert len(lines) == 3
     assert all(line.startswith(f"{path}: ") for line in lines)
     assert [line.split(": ")[1] for line in lines] == ["name", "shape", "orders.encoding"]
+
+
+@pytest.mark.parametrize(
+    ("section", "line"),
+    [
+        pytest.param(LONG_BASE + "  delimter: ';'\n", "orders.delimter: unknown key; did you mean 'delimiter'?",
+                     id="orders"),
+        pytest.param(LONG_BASE + "customers:\n  path: c.csv\n  encodng: gbk\n",
+                     "customers.encodng: unknown key; did you mean 'encoding'?", id="customers"),
+        pytest.param(LONG_BASE + "  line_keys: [order_id, sku]\n",
+                     "orders.line_keys: unknown key; did you mean 'line_key'?", id="line-key"),
+        pytest.param(LONG_BASE + "values:\n  payment_alias: {Venmo: MOBILE}\n",
+                     "values.payment_alias: unknown key; did you mean 'payment_aliases'?", id="values"),
+        pytest.param(LONG_BASE + "values:\n  home_owner: {true_token: ['Y']}\n",
+                     "values.home_owner.true_token: unknown key; did you mean 'true_tokens'?", id="two-levels-down"),
+        pytest.param(LONG_BASE + "segments:\n  name_overrides:\n    2: {zh: 甲, en: A, fr: B}\n",
+                     "segments.name_overrides.2.fr: unknown key; the keys here are zh, en", id="inside-a-mapping"),
+        pytest.param(LONG_BASE + "modle:\n  k: 3\n", "modle: unknown key; did you mean 'model'?", id="top-level"),
+    ],
+)
+def test_unknown_key_suggests_the_closest_valid_key(tmp_path: Path, section: str, line: str) -> None:
+    path = _config(tmp_path, section)
+
+    assert _error(path) == f"{path}: {line}"
 
 
 def test_missing_orders_section_names_orders(tmp_path: Path) -> None:
@@ -419,3 +445,111 @@ def test_with_input_to_a_missing_file_fails_naming_orders_path(tmp_path: Path) -
         config.with_input(missing).order_files()
     assert str(info.value).startswith(f"{path.resolve()}: orders.path: no file matches '{missing.resolve()}'")
 
+
+
+# --- order line identity --------------------------------------------------------------------------------------
+
+
+def test_without_a_declared_key_every_row_is_a_line_and_exact_copies_are_dropped(tmp_path: Path) -> None:
+    orders = load_source_config(_config(tmp_path, LONG_BASE)).orders
+
+    assert (orders.line_key, orders.declared_line_key(), orders.exact_duplicates) == (None, None, "drop")
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        pytest.param("  line_key: [order_id, sku]\n", ["order_id", "sku"], id="line-key"),
+        pytest.param("  columns: {line_id: LineNo}\n", ["order_id", "line_id"], id="mapped-line-id"),
+        pytest.param("  columns: {line_id: LineNo}\n  line_key: [line_id]\n", ["line_id"], id="line-key-wins"),
+    ],
+)
+def test_a_source_declares_its_line_key(tmp_path: Path, section: str, key: list[str]) -> None:
+    assert load_source_config(_config(tmp_path, LONG_BASE + section)).orders.declared_line_key() == key
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        pytest.param(LONG_BASE + "  line_key: [order_id, colour]\n",
+                     "orders.line_key: unknown contract field(s) ['colour']; allowed: ['order_id', ",
+                     id="unknown-field"),
+        pytest.param(LONG_BASE + "  line_key: []\n", "orders.line_key: list the contract fields", id="empty"),
+        pytest.param(LONG_BASE + "  line_key: [order_id, sku, sku]\n", "orders.line_key: field(s) ['sku'] listed twice",
+                     id="repeated"),
+        pytest.param(LONG_BASE + "  line_key: [order_id, sku]\n  exact_duplicates: keep\n",
+                     "orders.exact_duplicates: keep cannot go with a line key", id="keep-with-a-key"),
+        pytest.param(LONG_BASE + "  columns: {line_id: LineNo}\n  exact_duplicates: keep\n",
+                     "orders.exact_duplicates: keep cannot go with a line key", id="keep-with-a-line-id"),
+        pytest.param(LONG_BASE + "  exact_duplicates: sometimes\n", "orders.exact_duplicates: Input should be 'drop' "
+                     "or 'keep'", id="unknown-choice"),
+        pytest.param(WIDE_FLAGS + "  line_key: [order_id]\n", "orders.line_key: only the long shape has order lines",
+                     id="wide-line-key"),
+        pytest.param(WIDE_FLAGS + "  exact_duplicates: keep\n",
+                     "orders.exact_duplicates: only the long shape can keep identical rows", id="wide-keep"),
+    ],
+)
+def test_invalid_line_identity_names_the_key(tmp_path: Path, text: str, line: str) -> None:
+    path = _config(tmp_path, text)
+
+    assert f"{path}: {line}" in _error(path)
+
+
+# --- built-in value maps: extended by a shop's values unless replaced -----------------------------------------
+
+
+def test_built_in_values_know_the_usual_chinese_spellings(tmp_path: Path) -> None:
+    values = load_source_config(_config(tmp_path, LONG_BASE)).values
+
+    assert {token: values.payment_aliases[token] for token in (
+        "微信", "微信支付", "支付宝", "花呗", "银联", "云闪付", "银行卡", "信用卡", "借记卡", "现金", "货到付款")} == {
+        "微信": "MOBILE", "微信支付": "MOBILE", "支付宝": "MOBILE", "花呗": "MOBILE", "银联": "CARD",
+        "云闪付": "CARD", "银行卡": "CARD", "信用卡": "CARD", "借记卡": "CARD", "现金": "CASH", "货到付款": "CASH"}
+    assert {token: values.gender[token] for token in ("男", "女", "男性", "女性")} == {
+        "男": "M", "女": "F", "男性": "M", "女性": "F"}
+    assert {"已取消", "交易关闭", "已退款", "退款成功"} <= set(values.cancelled_statuses)
+    assert values.replace_defaults is False
+
+
+def test_a_shops_values_extend_the_built_in_ones_and_win_on_the_same_token(tmp_path: Path) -> None:
+    values = load_source_config(_config(tmp_path, LONG_BASE + """values:
+  payment_methods: [CARD, VOUCHER]
+  payment_aliases: {礼品卡: VOUCHER, alipay: CARD}
+  gender: {先生: M}
+  cancelled_statuses: [已作废]
+""")).values
+
+    assert values.payment_methods == ["CASH", "MOBILE", "CHEQUE", "CARD", "VOUCHER"]
+    assert values.payment_aliases["礼品卡"] == "VOUCHER"
+    assert values.payment_aliases["微信支付"] == "MOBILE"  # the built-in entries stay
+    # The shop's spelling replaces the built-in entry with the same token (tokens compare upper-cased).
+    assert values.payment_aliases["alipay"] == "CARD" and "ALIPAY" not in values.payment_aliases
+    assert values.gender["先生"] == "M" and values.gender["女"] == "F"
+    assert values.cancelled_statuses[-1] == "已作废" and "已取消" in values.cancelled_statuses
+
+
+def test_replace_defaults_uses_only_the_shops_values(tmp_path: Path) -> None:
+    values = load_source_config(_config(tmp_path, LONG_BASE + """values:
+  replace_defaults: true
+  payment_methods: [CARD, CASH]
+  payment_aliases: {刷卡: CARD}
+  cancelled_statuses: [VOID]
+""")).values
+
+    assert values.payment_methods == ["CARD", "CASH"]
+    assert values.payment_aliases == {"刷卡": "CARD"}
+    assert values.cancelled_statuses == ["VOID"]
+    assert values.gender["女性"] == "F"  # a key the shop does not give keeps the built-in map
+
+
+def test_replace_defaults_checks_aliases_against_the_shops_own_methods(tmp_path: Path) -> None:
+    path = _config(tmp_path, LONG_BASE + "values:\n  replace_defaults: true\n  payment_methods: [CARD]\n"
+                             "  payment_aliases: {微信: MOBILE}\n")
+
+    assert "values.payment_aliases: target(s) ['MOBILE'] are not in values.payment_methods" in _error(path)
+
+
+def test_replace_defaults_must_be_a_yaml_boolean(tmp_path: Path) -> None:
+    path = _config(tmp_path, LONG_BASE + "values:\n  replace_defaults: 'all'\n")
+
+    assert f"{path}: values.replace_defaults: Input should be a valid boolean" in _error(path)

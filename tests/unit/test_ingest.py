@@ -9,8 +9,10 @@ which config key to fix, instead of a traceback.
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 
@@ -25,7 +27,7 @@ from assets.raw.readers import (
     read_source_file,
     transcode_to_utf8,
 )
-from assets.raw.tables import snapshot_fingerprint
+from assets.raw.tables import replace_days, snapshot_fingerprint
 from pipelines.core.config import (
     CUSTOMER_FIELDS,
     LONG_ORDER_FIELDS,
@@ -35,6 +37,7 @@ from pipelines.core.config import (
     OrdersSource,
     load_source_config,
 )
+from pipelines.core.partitions import DayWindow
 from tests.conftest import EXAMPLES, write_file
 
 BASKET_CATEGORIES = [
@@ -239,6 +242,46 @@ def test_gbk_file_read_as_utf8_names_the_file_and_the_line(tmp_path: Path, scrat
     assert message == (
         f"{path}: line 2: bytes b'\\xc9' are not valid utf-8 (byte offset 20); check 'encoding' in the config"
     )
+
+
+@pytest.mark.parametrize(("section", "key"), [("orders", "orders"), ("customers", "customers")])
+def test_a_gbk_header_read_as_utf8_names_the_encoding_setting(tmp_path: Path, section: str, key: str) -> None:
+    write_file(tmp_path / "data.csv", "订单号,会员号,下单时间,品类,支付方式,备注\nD1,M1,2024-03-01,生鲜,微信支付,\n",
+               encoding="gbk")
+    path = (tmp_path / "data.csv").resolve()
+    other = "customers" if section == "orders" else "orders"
+    write_file(tmp_path / f"{other}.csv", "customer_id,order_id,order_ts,category\n")
+    config = _config(tmp_path, f"name: shop\nshape: long\n{section}:\n  path: data.csv\n"
+                               f"{other}:\n  path: {other}.csv\n")
+    read = read_orders if section == "orders" else read_customers
+
+    with pytest.raises(IngestError) as info:
+        read(config, tmp_path)
+
+    # One line: the file, what the header reads as, and the setting to change; the first five names only.
+    assert str(info.value) == (
+        f"{path}: line 1: the header is not valid UTF-8 but reads as GBK ['订单号', '会员号', '下单时间', '品类', "
+        f"'支付方式']; set {key}.encoding: gbk in the config")
+
+
+def test_a_gb18030_only_header_suggests_gb18030(tmp_path: Path, scratch: Path) -> None:
+    # "ÿ" (U+00FF) is outside GBK; GB18030 writes it as four bytes, which only GB18030 reads back.
+    header = "会员号,金额\u00ff"
+    path = write_file(tmp_path / "x.csv", header + "\nC1,1\n", encoding="gb18030")
+    assert header.encode("gb18030") != header.encode("utf-8")
+    with pytest.raises(UnicodeEncodeError):
+        header.encode("gbk")
+
+    assert _read_error(path, scratch) == (
+        f"{path}: line 1: the header is not valid UTF-8 but reads as GB18030 ['会员号', '金额\u00ff']; "
+        "set encoding: gb18030 in the config")
+
+
+def test_a_header_in_no_known_encoding_names_the_line(tmp_path: Path, scratch: Path) -> None:
+    path = _write_bytes(tmp_path / "x.csv", b"id,\xff\xff\n1,2\n")
+
+    assert _read_error(path, scratch) == (
+        f"{path}: line 1: bytes b'\\xff' are not valid utf-8 (byte offset 3); check 'encoding' in the config")
 
 
 def test_gbk_file_cut_mid_character_names_the_file_and_the_line(tmp_path: Path, scratch: Path) -> None:
@@ -547,7 +590,8 @@ def test_map_columns_directly(tmp_path: Path, scratch: Path) -> None:
     assert ignored == ["colour"]
     assert mapped.row(0, named=True) | {SOURCE_FILE: None} == {
         SOURCE_FILE: None, SOURCE_ROW: 1, "order_id": "O1", "customer_id": "C1", "order_ts": "t", "category": "c",
-        "quantity": None, "amount": None, "unit_price": None, "payment_method": None, "channel": None, "sku": None, "status": None,
+        "quantity": None, "amount": None, "unit_price": None, "payment_method": None, "channel": None, "sku": None,
+        "line_id": None, "status": None,
     }
 
 
@@ -755,3 +799,34 @@ def test_snapshot_fingerprint_changes_with_the_files_the_mapping_and_the_salt(tm
     assert salted != changed_file
     monkeypatch.setenv(PII_SALT_VARIABLE, "second salt")
     assert snapshot_fingerprint([customers], source, {"customer_id": "hash"}) != salted
+
+
+# --- raw tables across contract versions ----------------------------------------------------------------------------
+
+def _raw_days(con, rows: list[tuple[str, str]], columns: list[str]) -> None:
+    """A temp view `incoming` of (day, order_id[, line_id]) rows, as the raw layer stages them."""
+    values = ", ".join("(" + ", ".join(f"'{v}'" for v in row) + ")" for row in rows)
+    names = ", ".join(columns)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW incoming AS SELECT _partition_date::DATE AS _partition_date, "
+                f"* EXCLUDE (_partition_date) FROM (VALUES {values}) v(_partition_date, {names})")
+
+
+def test_a_field_added_by_a_newer_contract_extends_the_days_already_loaded():
+    con = duckdb.connect()
+    _raw_days(con, [("2026-01-01", "O1"), ("2026-01-02", "O2")], ["order_id"])
+    replace_days(con, "main.orders", "incoming", DayWindow(date(2026, 1, 1), date(2026, 1, 2)))
+    # The next night, with a contract that has one field more.
+    _raw_days(con, [("2026-01-03", "O3", "L1")], ["order_id", "line_id"])
+    replace_days(con, "main.orders", "incoming", DayWindow(date(2026, 1, 3), date(2026, 1, 3)))
+    assert con.execute("SELECT order_id, line_id FROM orders ORDER BY order_id").fetchall() == [
+        ("O1", None), ("O2", None), ("O3", "L1")]
+
+
+def test_a_field_gone_from_the_contract_asks_for_a_full_reload():
+    con = duckdb.connect()
+    _raw_days(con, [("2026-01-01", "O1", "L1")], ["order_id", "line_id"])
+    replace_days(con, "main.orders", "incoming", DayWindow(date(2026, 1, 1), date(2026, 1, 1)))
+    _raw_days(con, [("2026-01-02", "O2")], ["order_id"])
+    with pytest.raises(IngestError, match="reload every day at once: persona run --all-days"):
+        replace_days(con, "main.orders", "incoming", DayWindow(date(2026, 1, 2), date(2026, 1, 2)))
+    assert con.execute("SELECT count(*) FROM orders").fetchone() == (1,)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from assets.raw.mapping import stage_orders
+from assets.raw.mapping import stage_customers, stage_orders
 from assets.raw.tables import write_manifest, write_raw_table
 from assets.staging import build as staging
 from pipelines.core.config import CUSTOMER_FIELDS, LONG_ORDER_FIELDS, load_source_config
@@ -15,20 +15,27 @@ from tests.conftest import write_file
 HEADER = "order_id,customer_id,order_ts,category,quantity,amount,payment_method,sku"
 
 
-def stage(tmp_path: Path, files: dict[str, list[str]]) -> WarehouseResource:
-    """Write the order files, load them into raw as a snapshot and build staging for run `run-1`."""
+def stage(tmp_path: Path, files: dict[str, list[str]], orders_config: str = "", header: str = HEADER,
+          encoding: str = "utf-8", customers: str | None = None, customers_config: str = "") -> WarehouseResource:
+    """Write the order files (and the customer file), load them into raw as a snapshot and build staging for run
+    `run-1`. `orders_config`, `customers_config`: more keys of those config sections, indented by two spaces."""
     for name, lines in files.items():
-        write_file(tmp_path / "orders" / name, "\n".join([HEADER, *lines]) + "\n")
-    config = load_source_config(write_file(tmp_path / "shop.yaml",
-                                           "name: staging-test\nshape: long\norders:\n  path: orders/*.csv\n"))
+        write_file(tmp_path / "orders" / name, "\n".join([header, *lines]) + "\n", encoding=encoding)
+    text = "name: staging-test\nshape: long\norders:\n  path: orders/*.csv\n" + orders_config
+    if customers is not None:
+        write_file(tmp_path / "customers.csv", customers, encoding=encoding)
+        text += "customers:\n  path: customers.csv\n" + customers_config
+    config = load_source_config(write_file(tmp_path / "shop.yaml", text))
     warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     staged, manifest = stage_orders(config, scratch)
+    staged_customers, customer_manifest = stage_customers(config, scratch)
     with warehouse.connect() as con:
         write_raw_table(con, "raw.orders", staged, LONG_ORDER_FIELDS)
-        write_raw_table(con, "raw.customers", [], CUSTOMER_FIELDS)
+        write_raw_table(con, "raw.customers", staged_customers, CUSTOMER_FIELDS)
         write_manifest(con, "run-1", "orders", manifest, None)
+        write_manifest(con, "run-1", "customers", customer_manifest, None)
         staging.build_staging(con, config, "run-1")
     return warehouse
 
@@ -62,8 +69,8 @@ def test_an_order_takes_customer_and_payment_from_its_first_line_in_file_order(t
         ("b.csv", 1, "O3", "C5")]
 
 
-def test_repeated_keys_with_an_empty_sku_collapse_or_go_to_quarantine(tmp_path):
-    warehouse = stage(tmp_path, {"a.csv": [
+def test_under_a_declared_line_key_repeated_keys_with_an_empty_sku_collapse_or_go_to_quarantine(tmp_path):
+    warehouse = stage(tmp_path, orders_config="  line_key: [order_id, category, sku]\n", files={"a.csv": [
         "O1,C1,2026-03-01 10:00:00,wine,1,10,CARD,",
         "O1,C1,2026-03-01 10:00:00,wine,1,10,CARD,",  # an exact copy of row 1 (sku empty in both)
         "O1,C1,2026-03-01 10:00:00,wine,2,20,CARD,",  # the same key with other values
@@ -81,6 +88,159 @@ def test_repeated_keys_with_an_empty_sku_collapse_or_go_to_quarantine(tmp_path):
          "conflicting duplicate of the order line in row 1 (same order_id, category and sku, different values)")]
     assert rows(warehouse, "SELECT rows_read, rows_loaded, rows_quarantined, duplicates_removed, exact_duplicates, "
                            "conflicting_duplicates FROM quality.load_audit") == [(5, 3, 1, 1, 1, 1)]
+
+
+AUDIT = ("SELECT rows_read, rows_loaded, rows_quarantined, duplicates_removed, exact_duplicates, "
+         "conflicting_duplicates FROM quality.load_audit WHERE input = 'orders'")
+
+# The shape of a real UK online retailer's export (Online Retail II): no category (the description stands in for
+# one), and one invoice scanning stock code 22041 five times with quantities 2, 1, 2, 1, 2.
+RETAIL_HEADER = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country"
+RETAIL_COLUMNS = """  columns:
+    order_id: Invoice
+    sku: StockCode
+    category: Description
+    quantity: Quantity
+    order_ts: InvoiceDate
+    unit_price: Price
+    customer_id: Customer ID
+"""
+RETAIL_SCANS = [f"489488,22041,WHITE HANGING HEART T-LIGHT HOLDER,{quantity},2009-12-01 10:22:00,2.55,17511,"
+                "United Kingdom" for quantity in (2, 1, 2, 1, 2)]
+RETAIL_OTHER = ["489489,21232,STRAWBERRY CERAMIC TRINKET BOX,12,2009-12-01 10:25:00,1.25,13085,United Kingdom"]
+
+
+def test_repeated_scans_of_one_item_in_one_invoice_are_lines_of_their_own(tmp_path):
+    warehouse = stage(tmp_path, {"retail.csv": RETAIL_SCANS + RETAIL_OTHER}, header=RETAIL_HEADER,
+                      orders_config=RETAIL_COLUMNS + "  exact_duplicates: keep\n")
+    assert rows(warehouse, "SELECT _source_row, sku, quantity, amount FROM staging.order_lines "
+                           "WHERE order_id = '489488' ORDER BY _source_row") == [
+        (1, "22041", 2.0, 5.1), (2, "22041", 1.0, 2.55), (3, "22041", 2.0, 5.1), (4, "22041", 1.0, 2.55),
+        (5, "22041", 2.0, 5.1)]
+    assert rows(warehouse, "SELECT order_id, n_lines, n_items, round(order_amount, 2) FROM staging.orders "
+                           "ORDER BY order_id") == [("489488", 5, 8.0, 20.4), ("489489", 1, 12.0, 15.0)]
+    assert rows(warehouse, "SELECT count(*) FROM quality.quarantine") == [(0,)]
+    assert rows(warehouse, AUDIT) == [(6, 6, 0, 0, 0, 0)]
+
+
+def test_by_default_identical_scans_are_exact_duplicates_and_the_others_stay_lines(tmp_path):
+    warehouse = stage(tmp_path, {"retail.csv": RETAIL_SCANS + RETAIL_OTHER}, header=RETAIL_HEADER,
+                      orders_config=RETAIL_COLUMNS)
+    # Rows 3 and 5 repeat row 1 and row 4 repeats row 2 in every field; the quantities 2 and 1 are two lines.
+    assert rows(warehouse, "SELECT _source_row, quantity FROM staging.order_lines WHERE order_id = '489488' "
+                           "ORDER BY _source_row") == [(1, 2.0), (2, 1.0)]
+    assert rows(warehouse, "SELECT source_row, duplicate_of_row, kind FROM quality.removed_duplicates "
+                           "ORDER BY source_row") == [(3, 1, "exact"), (4, 2, "exact"), (5, 1, "exact")]
+    assert rows(warehouse, "SELECT n_lines, n_items FROM staging.orders WHERE order_id = '489488'") == [(2, 3.0)]
+    assert rows(warehouse, "SELECT count(*) FROM quality.quarantine") == [(0,)]
+    assert rows(warehouse, AUDIT) == [(6, 3, 0, 3, 3, 0)]
+
+
+def test_a_category_level_export_keeps_two_lines_of_one_category_in_one_order(tmp_path):
+    warehouse = stage(tmp_path, {"导出.csv": [
+        "DD20240301001,M001,2024-03-01 09:15:00,生鲜,12.5,微信支付",
+        "DD20240301001,M001,2024-03-01 09:15:00,生鲜,30,微信支付",
+        "DD20240301001,M001,2024-03-01 09:15:00,日化,8,微信支付",
+    ]}, header="订单号,会员号,下单时间,品类,实付金额,支付方式", orders_config="""  columns:
+    order_id: 订单号
+    customer_id: 会员号
+    order_ts: 下单时间
+    category: 品类
+    amount: 实付金额
+    payment_method: 支付方式
+""")
+    assert rows(warehouse, "SELECT _source_row, category, amount FROM staging.order_lines ORDER BY _source_row") == [
+        (1, "生鲜", 12.5), (2, "生鲜", 30.0), (3, "日化", 8.0)]
+    assert rows(warehouse, "SELECT order_amount, n_lines, payment_method FROM staging.orders") == [(50.5, 3, "MOBILE")]
+    assert rows(warehouse, AUDIT) == [(3, 3, 0, 0, 0, 0)]
+
+
+IDENTICAL_ROWS = ["O1,C1,2026-03-01 10:00:00,wine,1,10,CARD,w1", "O1,C1,2026-03-01 10:00:00,wine,1,10,CARD,w1",
+                  "O1,C1,2026-03-01 10:00:00,beer,1,4,CARD,b1"]
+
+
+def test_identical_rows_are_one_line_and_the_copy_is_counted(tmp_path):
+    warehouse = stage(tmp_path, {"a.csv": IDENTICAL_ROWS})
+    assert rows(warehouse, "SELECT _source_row FROM staging.order_lines ORDER BY _source_row") == [(1,), (3,)]
+    assert rows(warehouse, "SELECT source_row, duplicate_of_row, kind FROM quality.removed_duplicates") == [
+        (2, 1, "exact")]
+    assert rows(warehouse, AUDIT) == [(3, 2, 0, 1, 1, 0)]
+
+
+def test_exact_duplicates_keep_loads_identical_rows_as_lines(tmp_path):
+    warehouse = stage(tmp_path, {"a.csv": IDENTICAL_ROWS}, orders_config="  exact_duplicates: keep\n")
+    assert rows(warehouse, "SELECT _source_row FROM staging.order_lines ORDER BY _source_row") == [(1,), (2,), (3,)]
+    assert rows(warehouse, "SELECT n_lines, n_items, order_amount FROM staging.orders") == [(3, 3.0, 24.0)]
+    assert rows(warehouse, "SELECT count(*) FROM quality.removed_duplicates") == [(0,)]
+    assert rows(warehouse, AUDIT) == [(3, 3, 0, 0, 0, 0)]
+
+
+def test_a_row_differing_only_in_status_is_not_an_exact_copy(tmp_path):
+    warehouse = stage(tmp_path, {"a.csv": ["O1,C1,2026-03-01 10:00:00,wine,1,10,CARD,w1,paid",
+                                           "O1,C1,2026-03-01 10:00:00,wine,1,10,CARD,w1,shipped"]},
+                      header=HEADER + ",status")
+    assert rows(warehouse, "SELECT _source_row FROM staging.order_lines ORDER BY _source_row") == [(1,), (2,)]
+    assert rows(warehouse, AUDIT) == [(2, 2, 0, 0, 0, 0)]
+
+
+def test_under_a_line_key_the_same_key_with_another_quantity_is_a_conflicting_duplicate(tmp_path):
+    warehouse = stage(tmp_path, orders_config="  line_key: [order_id, sku]\n", files={"a.csv": [
+        "O1,C1,2026-03-01 10:00:00,wine,1,10,CARD,w1",
+        "O1,C1,2026-03-01 10:00:00,wine,3,30,CARD,w1",  # the key of row 1 with another quantity
+        "O1,C1,2026-03-01 10:00:00,wine,1,10,CARD,w1",  # an exact copy of row 1
+        "O1,C1,2026-03-01 10:00:00,wine,2,20,CARD,w2",  # another sku of the same order and category
+    ]})
+    assert rows(warehouse, "SELECT _source_row, sku, quantity FROM staging.order_lines ORDER BY _source_row") == [
+        (1, "w1", 1.0), (4, "w2", 2.0)]
+    assert rows(warehouse, "SELECT source_row, column_name, raw_value, reason FROM quality.quarantine") == [
+        (2, "order_id", "O1",
+         "conflicting duplicate of the order line in row 1 (same order_id and sku, different values)")]
+    assert rows(warehouse, "SELECT source_row, duplicate_of_row, kind FROM quality.removed_duplicates") == [
+        (3, 1, "exact")]
+    assert rows(warehouse, AUDIT) == [(4, 2, 1, 1, 1, 1)]
+
+
+def test_a_mapped_line_id_is_the_line_key(tmp_path):
+    warehouse = stage(tmp_path, header=HEADER + ",LineNo", orders_config="  columns: {line_id: LineNo}\n",
+                      files={"a.csv": [
+                          "O1,C1,2026-03-01 10:00:00,wine,1,10,CARD,w1,1",
+                          "O1,C1,2026-03-01 10:00:00,wine,1,10,CARD,w1,2",  # equal but for its own line id
+                          "O1,C1,2026-03-01 10:00:00,wine,2,20,CARD,w1,2",  # line 2 again, other values
+                      ]})
+    assert rows(warehouse, "SELECT _source_row FROM staging.order_lines ORDER BY _source_row") == [(1,), (2,)]
+    assert rows(warehouse, "SELECT source_row, reason FROM quality.quarantine") == [
+        (3, "conflicting duplicate of the order line in row 2 (same order_id and line_id, different values)")]
+    assert rows(warehouse, AUDIT) == [(3, 2, 1, 0, 0, 1)]
+
+
+def test_a_chinese_export_loads_with_the_built_in_values_alone(tmp_path):
+    """GBK files with Chinese payment, status and gender names, and a config without `values:`."""
+    warehouse = stage(tmp_path, encoding="gbk", header="订单号,会员号,下单时间,品类,实付金额,支付方式,订单状态",
+                      files={"订单.csv": [
+                          "D1,M1,2024-03-01 09:15:00,生鲜,12.5,微信支付,交易成功",
+                          "D2,M2,2024-03-01 10:00:00,日化,30,支付宝,交易成功",
+                          "D3,M1,2024-03-02 11:00:00,生鲜,8,货到付款,交易成功",
+                          "D4,M2,2024-03-02 12:00:00,日化,9,微信支付,已取消",
+                          "D5,M1,2024-03-03 12:00:00,日化,9,花呗,退款成功",
+                      ]}, orders_config="""  encoding: gbk
+  columns:
+    order_id: 订单号
+    customer_id: 会员号
+    order_ts: 下单时间
+    category: 品类
+    amount: 实付金额
+    payment_method: 支付方式
+    status: 订单状态
+""", customers="会员号,性别\nM1,男\nM2,女性\n", customers_config="  encoding: gbk\n  columns: {customer_id: 会员号, "
+                                                                "gender: 性别}\n")
+    assert rows(warehouse, "SELECT order_id, payment_method FROM staging.orders ORDER BY order_id") == [
+        ("D1", "MOBILE"), ("D2", "MOBILE"), ("D3", "CASH")]
+    assert rows(warehouse, "SELECT source_row, column_name, raw_value, reason FROM quality.quarantine "
+                           "ORDER BY source_row") == [
+        (4, "status", "已取消", "cancelled order (status 已取消)"),
+        (5, "status", "退款成功", "cancelled order (status 退款成功)")]
+    assert rows(warehouse, "SELECT customer_id, gender FROM staging.customers ORDER BY customer_id") == [
+        ("M1", "M"), ("M2", "F")]
 
 
 STAGED_STATE = ["staging.orders", "staging.order_lines", "staging.customers", "quality.quarantine",
