@@ -12,7 +12,14 @@ import dagster as dg
 
 from assets.raw.mapping import stage_customers, stage_orders
 from assets.raw.readers import SOURCE_FILE
-from assets.raw.tables import record_snapshot_load, snapshot_fingerprint, snapshot_load, write_manifest, write_raw_table
+from assets.raw.tables import (
+    record_snapshot_load,
+    snapshot_fingerprint,
+    snapshot_load,
+    write_malformed_lines,
+    write_manifest,
+    write_raw_table,
+)
 from pipelines.core.config import CUSTOMER_FIELDS, LONG_ORDER_FIELDS, WIDE_ORDER_FIELDS
 from pipelines.core.faults import crash_point
 from pipelines.core.partitions import DAILY_ORDERS, SINGLE_RUN_BACKFILL, DayWindow, run_window
@@ -28,6 +35,7 @@ def _materialize_raw(
         con.execute("BEGIN TRANSACTION")
         try:
             write_raw_table(con, table, staged, fields, window)
+            write_malformed_lines(con, table, manifest, window)
             write_manifest(con, context.run_id, table.split(".")[1], manifest, window)
             if fingerprint is not None:
                 record_snapshot_load(con, table, fingerprint, context.run_id)
@@ -41,6 +49,9 @@ def _materialize_raw(
     ignored = sorted({c for entry in manifest for c in entry["ignored_columns"]})
     if ignored:
         context.log.warning(f"{table}: ignored source columns not in the contract: {ignored}")
+    malformed = sum(len(e.get("malformed", [])) for e in manifest)
+    if malformed:
+        context.log.warning(f"{table}: {malformed} malformed line(s) left out; staging quarantines them")
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,
@@ -49,6 +60,7 @@ def _materialize_raw(
             "days": str(window) if window else "all (snapshot source)",
             "files": dg.MetadataValue.json([{k: e[k] for k in ("source_file", "rows_read")} for e in manifest]),
             "ignored_columns": ", ".join(ignored) or "none",
+            "malformed_lines": malformed,
             "preview": dg.MetadataValue.md(preview_markdown(preview)),
         }
     )

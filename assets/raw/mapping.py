@@ -15,6 +15,7 @@ from assets.raw.readers import (
     SOURCE_FILE,
     SOURCE_ROW,
     IngestError,
+    MalformedRecord,
     csv_failure,
     scan_source_file,
     verify_record_count,
@@ -154,24 +155,30 @@ def stage_files(
     staged, manifest = [], []
     for index, (path, day) in enumerate(files):
         signature = file_signature(path)
-        scan, readable = scan_source_file(path, source, scratch)
-        mapped, ignored = map_columns(with_origin(scan, path), path, source, allowed, required, key, keep, pii,
-                                      salt)
-        mapped = mapped.with_columns(pl.lit(day, dtype=pl.Date).alias(PARTITION_DATE))
         target = scratch / f"{key}-{index}.parquet"
-        try:
-            mapped.sink_parquet(target)
-        except pl.exceptions.PolarsError as exc:
-            if readable is None:
-                raise IngestError(f"{path}: unreadable ({str(exc).splitlines()[0]})") from None
-            raise csv_failure(exc, path, readable, source) from None
+        # A CSV the strict parser accepts can still hold a line Polars rejects (a stray quote): the second pass
+        # reads it without its malformed lines.
+        for split in (False, True):
+            scanned = scan_source_file(path, source, scratch, split)
+            mapped, ignored = map_columns(with_origin(scanned.frame, path), path, source, allowed, required, key,
+                                          keep, pii, salt)
+            mapped = mapped.with_columns(pl.lit(day, dtype=pl.Date).alias(PARTITION_DATE))
+            try:
+                mapped.sink_parquet(target)
+                break
+            except pl.exceptions.PolarsError as exc:
+                if scanned.readable is None:
+                    raise IngestError(f"{path}: unreadable ({str(exc).splitlines()[0]})") from None
+                failure = csv_failure(exc, path, scanned, source)
+                if split or not isinstance(failure, MalformedRecord):
+                    raise failure from None
         rows = pl.scan_parquet(target).select(pl.len()).collect().item()
-        if readable is not None:
-            source_names = [c for c in scan.collect_schema().names() if c != SOURCE_ROW]
-            verify_record_count(path, readable, source, source_names, rows)
+        verify_record_count(path, source, scanned.records, rows)
         staged.append(target)
-        manifest.append({"source_file": str(path), "input": key, "rows_read": rows, "ignored_columns": ignored,
-                         "partition_date": day, "file_size": signature[0], "file_mtime_ns": signature[1]})
+        # rows_read counts the malformed lines too: staging quarantines them, so the load audit still adds up.
+        manifest.append({"source_file": str(path), "input": key, "rows_read": rows + len(scanned.malformed),
+                         "ignored_columns": ignored, "partition_date": day, "file_size": signature[0],
+                         "file_mtime_ns": signature[1], "malformed": scanned.malformed})
     return staged, manifest
 
 

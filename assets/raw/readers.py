@@ -1,15 +1,19 @@
-"""Raw layer, reading: tell a file's format, transcode legacy encodings, read CSV, JSON and Parquet as all-text
-frames with 1-based row numbers, and turn any unreadable record into an error naming the file and line."""
+"""Raw layer, reading: tell a file's format, transcode legacy encodings, read CSV (also whitespace-separated, or
+below title lines), JSON and Parquet as all-text frames with 1-based row numbers; leave a CSV's malformed lines
+out (assets/raw/lines.py) and turn a file that cannot be read into an error naming the file and line."""
 
 import codecs
 import csv
 import io
 import re
+import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 import polars as pl
 
+from assets.raw.lines import LEGACY_ENCODINGS, MAX_MALFORMED_LINES, TooManyMalformedLines, split_malformed_lines
 from pipelines.core.config import CustomersSource, FileSource, OrdersSource
 
 SOURCE_FILE = "_source_file"
@@ -19,15 +23,32 @@ FORMAT_BY_SUFFIX = {
     ".csv": "csv", ".txt": "csv", ".tsv": "csv",
     ".parquet": "parquet", ".pq": "parquet",
     ".json": "json", ".jsonl": "json", ".ndjson": "json",
+    ".xlsx": "excel",
 }
 TRANSCODE_CHUNK_BYTES = 1 << 20
 HEADER_PROBE_BYTES = 1 << 16  # a header line is read up to this length to tell its encoding
-# Legacy encodings a Chinese export is likely in, tried in order when a header is not UTF-8.
-LEGACY_ENCODINGS = ("gbk", "gb18030")
+WHITESPACE = "whitespace"  # the `delimiter` value of files whose fields are separated by runs of spaces or tabs
+WHITESPACE_RUN = re.compile(r"[ \t]+")
 
 
 class IngestError(ValueError):
     """A source file that cannot be read; the message names the file and, where known, the row and column."""
+
+
+class MalformedRecord(IngestError):
+    """One record that cannot be parsed: the file's other records may still load (assets/raw/lines.py)."""
+
+
+class SourceScan(NamedTuple):
+    """A lazy all-text scan of one file, and for CSV what checks it: the UTF-8 file it reads (for error reports),
+    the strict parser's record count (the rows read must match it) and the malformed lines left out of it."""
+
+    frame: pl.LazyFrame
+    readable: Path | None = None
+    records: int | None = None
+    malformed: list[dict] = []
+    skipped: int = 0  # title lines cut off above the header (skip_rows), for messages
+    start: Path | None = None  # the copy without them
 
 
 def detect_format(path: Path, declared: str | None) -> str:
@@ -78,11 +99,50 @@ def check_header_encoding(path: Path, source: FileSource) -> None:
     for encoding in LEGACY_ENCODINGS:
         text = _decodes(header, encoding)
         if text is not None:
-            names = next(csv.reader([text], delimiter=source.delimiter), [])
+            names = split_header(text, source)
             raise IngestError(
                 f"{path}: line 1: the header is not valid UTF-8 but reads as {encoding.upper()} {names[:5]}; "
                 f"set {_encoding_setting(source)}: {encoding} in the config")
     raise IngestError(f"{path}: {locate_undecodable_line(path, 'utf-8')}")
+
+
+def split_header(text: str, source: FileSource) -> list[str]:
+    """A header line's names, for messages."""
+    if source.delimiter == WHITESPACE:
+        return WHITESPACE_RUN.split(text.strip(" \t"))
+    return next(csv.reader([text], delimiter=source.delimiter), [])
+
+
+def read_delimiter(source: FileSource) -> str:
+    """The delimiter of the file the readers parse: a whitespace-separated file is read as its tab-separated copy."""
+    return "\t" if source.delimiter == WHITESPACE else source.delimiter
+
+
+def whitespace_to_tabs(readable: Path, scratch: Path) -> Path:
+    """A tab-separated copy of a file whose fields are separated by runs of spaces or tabs (`delimiter:
+    whitespace`), line for line, so line and row numbers stay those of the file. A quoted value may hold spaces
+    ("red wine") but not a line break. Bytes that are not UTF-8 are carried over as they are, for the malformed-line
+    pass to report."""
+    target = scratch / (readable.name + ".tabs")
+    with readable.open(encoding="utf-8", errors="surrogateescape", newline="") as src, \
+            target.open("w", encoding="utf-8", errors="surrogateescape", newline="") as dst:
+        for line in src:
+            body = line.rstrip("\r\n")
+            ending = line[len(body):]
+            body = body.strip(" \t")
+            if '"' not in body:
+                dst.write("\t".join(WHITESPACE_RUN.split(body)) + ending if body else ending)
+                continue
+            try:
+                fields = next(csv.reader([body.replace("\t", " ")], delimiter=" ", skipinitialspace=True,
+                                         strict=True))
+            except csv.Error:
+                dst.write(line)  # a broken quote: left as it is, the malformed-line pass reports the line
+                continue
+            out = io.StringIO()
+            csv.writer(out, delimiter="\t", lineterminator="").writerow(fields)
+            dst.write(out.getvalue() + ending)
+    return target
 
 
 def _encoding_setting(source: FileSource) -> str:
@@ -135,71 +195,157 @@ def check_csv_structure(path: Path, shown_as: Path, delimiter: str, columns: lis
         else:
             reason = message.splitlines()[0].removeprefix("Invalid Input Error: ")
         where = f"line {physical_line(path, delimiter, int(line.group(1)))}" if line else "somewhere in the file"
-        raise IngestError(
+        raise MalformedRecord(
             f"{shown_as}: {where}: malformed CSV record: {reason} (check quoting and the delimiter {delimiter!r})"
         ) from None
     finally:
         con.close()
 
 
-def scan_csv_as_text(path: Path, source: FileSource, scratch: Path) -> tuple[pl.LazyFrame, Path]:
+def without_title_lines(path: Path, lines: int, scratch: Path) -> Path:
+    """A copy of the file from its header on, for `skip_rows: N` (title lines above the header); streamed."""
+    target = scratch / (path.name + ".from-header")
+    with path.open("rb") as src, target.open("wb") as dst:
+        for _ in range(lines):
+            src.readline()
+        shutil.copyfileobj(src, dst, TRANSCODE_CHUNK_BYTES)
+    return target
+
+
+def with_title_lines(error: IngestError, path: Path, copy: Path, lines: int) -> IngestError:
+    """An error about the copy without title lines as the user's file has it: its path and its line numbers."""
+    message = str(error).replace(str(copy), str(path))
+    message = re.sub(r"\bline (\d+)\b", lambda m: f"line {int(m.group(1)) + lines}", message)
+    return type(error)(message)
+
+
+def scan_csv_as_text(path: Path, source: FileSource, scratch: Path, split: bool = False) -> SourceScan:
     """A lazy, all-text scan of one CSV with clean header names and 1-based row numbers; nothing is read yet, so
-    a file of any size streams through. Returns the scan and the UTF-8 file it reads (a transcoded copy for GBK)."""
+    a file of any size streams through. The strict parse runs first: a file it rejects (or any file, with `split`)
+    is read without its malformed lines, which come back in the scan's `malformed`. With `skip_rows` the title
+    lines are cut off first: row numbers count from the header, messages name the lines of the file."""
+    if not source.skip_rows:
+        return _scan_csv(path, path, source, scratch, split)
+    start = without_title_lines(path, source.skip_rows, scratch)
+    try:
+        scanned = _scan_csv(start, path, source, scratch, split)
+    except IngestError as exc:
+        raise with_title_lines(exc, path, start, source.skip_rows) from None
+    malformed = [{**m, "line": m["line"] + source.skip_rows} for m in scanned.malformed]
+    return scanned._replace(malformed=malformed, skipped=source.skip_rows, start=start)
+
+
+def _scan_csv(start: Path, path: Path, source: FileSource, scratch: Path, split: bool) -> SourceScan:
+    """scan_csv_as_text of `start` (the file, or its copy from the header on), naming `path` in messages."""
     if source.encoding == "utf-8":
-        check_header_encoding(path, source)
-    readable = path if source.encoding == "utf-8" else transcode_to_utf8(path, source.encoding, scratch)
+        check_header_encoding(start, source)
+    readable = start if source.encoding == "utf-8" else transcode_to_utf8(start, source.encoding, scratch)
     with readable.open("rb") as handle:
         head = handle.read(4096)
     if not head.strip(b"\xef\xbb\xbf \r\n\t"):
         raise IngestError(f"{path}: the file is empty (no header row)")
+    if source.delimiter == WHITESPACE:
+        readable = whitespace_to_tabs(readable, scratch)
+    delimiter = read_delimiter(source)
     # Names as the header really spells them (Polars renames duplicates to x_duplicated_0), without a UTF-8
     # byte-order mark or surrounding blanks.
-    names = [name.lstrip("\ufeff").strip() for name in _header_names(readable, source.delimiter)]
+    names = [name.lstrip("\ufeff").strip() for name in _header_names(readable, delimiter)]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise IngestError(f"{path}: line 1: duplicate column name(s) {duplicates} in the header")
-    scan = pl.scan_csv(readable, separator=source.delimiter, infer_schema=False, quote_char='"',
+        # Empty names between single-character delimiters: a file aligned with runs of spaces or tabs.
+        hint = ("; fields separated by runs of spaces or tabs? set delimiter: whitespace"
+                if "" in duplicates and delimiter in (" ", "\t") else "")
+        raise IngestError(f"{path}: line 1: duplicate column name(s) {duplicates} in the header{hint}")
+    malformed: list[dict] = []
+    records = None
+    if not split:
+        try:
+            records = check_csv_structure(readable, path, delimiter, names)
+        except MalformedRecord:
+            split = True
+    if split:
+        readable, malformed = _without_malformed_lines(path, readable, source, scratch)
+        records = check_csv_structure(readable, path, delimiter, names)
+    scan = pl.scan_csv(readable, separator=delimiter, infer_schema=False, quote_char='"',
                        raise_if_empty=False, new_columns=names)
     try:
         scan.collect_schema()
     except pl.exceptions.PolarsError as exc:
-        raise csv_failure(exc, path, readable, source) from None
+        raise _csv_failure(exc, path, readable, source) from None
     # Blank lines carry no data: Polars reads them as all-empty records, DuckDB skips them. Row numbers keep
     # counting them, so a row number still points at the right line of a file without multi-line values.
     scan = scan.with_row_index(SOURCE_ROW, offset=1).filter(~pl.all_horizontal(pl.col(names).is_null()))
-    return scan, readable
+    return SourceScan(scan, readable, records, malformed)
 
 
-def csv_failure(exc: Exception, path: Path, readable: Path, source: FileSource) -> IngestError:
-    """Turn a Polars parse failure into an error naming the file and, where it can be found, the line."""
+def _without_malformed_lines(path: Path, readable: Path, source: FileSource, scratch: Path) -> tuple[Path, list]:
+    """A copy of the file with its malformed lines emptied, and those lines. A file in which no record parses, or
+    whose undecodable lines read as GBK (the file's encoding is wrong, not a line), is not a file with a few bad
+    lines: it fails, naming its first bad line. So does one with more than MAX_MALFORMED_LINES of them."""
+    target = scratch / (path.name + ".wellformed")
+    try:
+        good, malformed = split_malformed_lines(readable, target, read_delimiter(source))
+    except TooManyMalformedLines as exc:
+        good, malformed, many = 0, [exc.first], f"; more than {MAX_MALFORMED_LINES:,} lines are malformed"
+    else:
+        many = ""
+    if any(m["reads_as"] for m in malformed):
+        raise IngestError(f"{path}: {locate_undecodable_line(readable, 'utf-8')}")
+    if malformed and not good:
+        first = malformed[0]
+        if first["reason"].startswith("bytes "):
+            raise IngestError(f"{path}: {locate_undecodable_line(readable, 'utf-8')}")
+        raise IngestError(f"{path}: line {first['line']}: malformed CSV record: {first['reason']} "
+                          f"(check quoting and the delimiter {read_delimiter(source)!r}){many}")
+    return target, malformed
+
+
+def csv_failure(exc: Exception, path: Path, scanned: SourceScan, source: FileSource) -> IngestError:
+    """Turn a Polars parse failure into an error naming the file and, where it can be found, the line; a
+    MalformedRecord when one line is to blame (the caller may then read the file without its malformed lines)."""
+    try:
+        failure = _csv_failure(exc, path, scanned.readable, source)
+    except IngestError as error:
+        failure = error
+    if scanned.skipped:
+        failure = with_title_lines(failure, path, scanned.start, scanned.skipped)
+    return failure
+
+
+def _csv_failure(exc: Exception, path: Path, readable: Path, source: FileSource) -> IngestError:
     if "invalid utf-8" in str(exc).lower():
-        return IngestError(f"{path}: {locate_undecodable_line(readable, 'utf-8')}")
-    check_csv_structure(readable, path, source.delimiter, _header_names(readable, source.delimiter))
-    stray = find_stray_quote(readable, source.delimiter)
+        return MalformedRecord(f"{path}: {locate_undecodable_line(readable, 'utf-8')}")
+    delimiter = read_delimiter(source)
+    check_csv_structure(readable, path, delimiter, _header_names(readable, delimiter))
+    stray = find_stray_quote(readable, delimiter)
     if stray is not None:
-        return IngestError(
+        return MalformedRecord(
             f"{path}: line {stray}: malformed CSV record: a quote inside an unquoted value "
             f"(quote the whole value and double inner quotes: \"C2\"\"x\")"
         )
     return IngestError(f"{path}: unreadable CSV ({str(exc).splitlines()[0]})")
 
 
-def verify_record_count(path: Path, readable: Path, source: FileSource, names: list[str], rows: int) -> None:
-    """Polars pads short records silently; DuckDB's strict parse must agree on the count, or name the bad line."""
-    records = check_csv_structure(readable, path, source.delimiter, names)
-    if records != rows:
+def verify_record_count(path: Path, source: FileSource, records: int | None, rows: int) -> None:
+    """Polars pads short records silently; the strict parser's count (taken before reading) must agree."""
+    if records is not None and records != rows:
         raise IngestError(f"{path}: read {rows} records but the strict parser counts {records}; "
                           f"check quoting and the delimiter {source.delimiter!r}")
 
 
-def read_csv_as_text(path: Path, source: FileSource, scratch: Path) -> pl.DataFrame:
-    scan, readable = scan_csv_as_text(path, source, scratch)
-    try:
-        frame = scan.collect()
-    except pl.exceptions.PolarsError as exc:
-        raise csv_failure(exc, path, readable, source) from None
-    verify_record_count(path, readable, source, [c for c in frame.columns if c != SOURCE_ROW], frame.height)
-    return frame
+def read_csv_as_text(path: Path, source: FileSource, scratch: Path) -> tuple[pl.DataFrame, list[dict]]:
+    """The records of a CSV that parse, and its malformed lines."""
+    for split in (False, True):
+        scanned = scan_csv_as_text(path, source, scratch, split)
+        try:
+            frame = scanned.frame.collect()
+            break
+        except pl.exceptions.PolarsError as exc:
+            failure = csv_failure(exc, path, scanned, source)
+            if split or not isinstance(failure, MalformedRecord):
+                raise failure from None
+    verify_record_count(path, source, scanned.records, frame.height)
+    return frame, scanned.malformed
 
 
 def physical_line(path: Path, delimiter: str, record_number: int) -> int:
@@ -275,21 +421,45 @@ def read_parquet_as_text(path: Path) -> pl.DataFrame:
         raise IngestError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from exc
 
 
+def read_excel_as_text(path: Path, source: FileSource) -> pl.DataFrame:
+    """The first sheet of an .xlsx workbook as text, through fastexcel (Rust calamine): numbers as their shortest
+    text (`14194`, `10.5`), dates and times as ISO text (`2026-03-01 10:00:00`). `skip_rows` title rows sit above
+    the header. Empty rows are kept until the row numbers are set, as for CSV, so a row number is the sheet's row
+    below the header."""
+    try:
+        frame = pl.read_excel(path, engine="calamine", drop_empty_rows=False,
+                              read_options={"header_row": source.skip_rows, "dtypes": "string"})
+    except Exception as exc:  # noqa: BLE001 - fastexcel raises its own exception types for every kind of bad file
+        raise IngestError(f"{path}: not a readable Excel workbook ({str(exc).splitlines()[0]})") from None
+    return frame.select(pl.all().cast(pl.String))
+
+
 def read_source_file(path: Path, source: FileSource, scratch: Path) -> pl.DataFrame:
     """One file as an all-text frame with its file path and 1-based data row number (read into memory: for
-    inspection and tests; the assets stream files through `stage_files`)."""
+    inspection and tests; the assets stream files through `stage_files`). Malformed lines are left out."""
+    return read_source_records(path, source, scratch)[0]
+
+
+def read_source_records(path: Path, source: FileSource, scratch: Path) -> tuple[pl.DataFrame, list[dict]]:
+    """As read_source_file, with the malformed lines left out (row, line, raw_text, reason)."""
     if detect_format(path, source.format) == "csv":
-        return with_origin(read_csv_as_text(path, source, scratch).lazy(), path).collect()
-    return with_origin(scan_source_file(path, source, scratch)[0], path).collect()
+        frame, malformed = read_csv_as_text(path, source, scratch)
+        return with_origin(frame.lazy(), path).collect(), malformed
+    return with_origin(scan_source_file(path, source, scratch).frame, path).collect(), []
 
 
-def scan_source_file(path: Path, source: FileSource, scratch: Path) -> tuple[pl.LazyFrame, Path | None]:
-    """A lazy scan of any supported file, and for CSV the UTF-8 file behind it (for error reports)."""
+def scan_source_file(path: Path, source: FileSource, scratch: Path, split: bool = False) -> SourceScan:
+    """A lazy scan of any supported file; for CSV with what checks it (SourceScan)."""
     fmt = detect_format(path, source.format)
     if fmt == "csv":
-        return scan_csv_as_text(path, source, scratch)
+        return scan_csv_as_text(path, source, scratch, split)
+    if fmt == "excel":
+        frame = read_excel_as_text(path, source)
+        names = frame.columns
+        return SourceScan(frame.lazy().with_row_index(SOURCE_ROW, offset=1)
+                          .filter(~pl.all_horizontal(pl.col(names).is_null())))
     frame = read_parquet_as_text(path) if fmt == "parquet" else read_json_as_text(path)
-    return frame.lazy().with_row_index(SOURCE_ROW, offset=1), None
+    return SourceScan(frame.lazy().with_row_index(SOURCE_ROW, offset=1))
 
 
 def with_origin(scan: pl.LazyFrame, path: Path) -> pl.LazyFrame:

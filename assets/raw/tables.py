@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import duckdb
+import polars as pl
 
 from assets.raw.mapping import empty_raw, pii_salt
-from assets.raw.readers import PARTITION_DATE, IngestError
+from assets.raw.readers import PARTITION_DATE, SOURCE_FILE, SOURCE_ROW, IngestError
 from pipelines.core.config import FileSource
 from pipelines.core.partitions import DayWindow, file_signature
 from pipelines.core.sql import quote_identifier, table_columns, table_exists
@@ -63,6 +64,26 @@ def write_raw_table(
         kind = "TABLE"
     replace_days(con, table, "incoming", window)
     con.execute(f"DROP {kind} incoming")
+
+
+def malformed_table(table: str) -> str:
+    """The side table of a raw table's malformed lines: raw.orders -> raw.orders_malformed."""
+    return f"{table}_malformed"
+
+
+def write_malformed_lines(
+    con: duckdb.DuckDBPyConnection, table: str, manifest: list[dict], window: DayWindow | None
+) -> None:
+    """The lines of the files read that could not be parsed (assets/raw/lines.py), one row each, replaced as the
+    raw table's rows are (whole, or by day), so staging quarantines them with the rows of the same load."""
+    incoming = pl.DataFrame(  # noqa: F841 - read by DuckDB's replacement scan
+        [(e["source_file"], m["row"], m["line"], m["raw_text"], m["reason"], e["partition_date"])
+         for e in manifest for m in e.get("malformed", [])],
+        schema={SOURCE_FILE: pl.String, SOURCE_ROW: pl.Int64, "line": pl.Int64, "raw_text": pl.String,
+                "reason": pl.String, PARTITION_DATE: pl.Date}, orient="row").to_arrow()
+    con.execute("CREATE OR REPLACE TEMP TABLE incoming_malformed AS SELECT * FROM incoming")
+    replace_days(con, malformed_table(table), "incoming_malformed", window)
+    con.execute("DROP TABLE incoming_malformed")
 
 
 def write_manifest(

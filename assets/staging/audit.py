@@ -60,6 +60,24 @@ def quarantine_failed_rows(con: duckdb.DuckDBPyConnection, run_id: str, input_na
         FROM {typed_table} WHERE reason IS NOT NULL""", [run_id, input_name])
 
 
+def quarantine_malformed_lines(
+    con: duckdb.DuckDBPyConnection, run_id: str, input_name: str, window: DayWindow | None = None
+) -> None:
+    """The lines the raw layer could not parse (raw.<input>_malformed) are quarantined rows like any other: the
+    whole line as raw_value, no column, the line number in the reason."""
+    table = f"raw.{input_name}_malformed"
+    if not table_exists(con, table):  # raw tables loaded before malformed lines were kept
+        return
+    days = "" if window is None else f"WHERE {PARTITION_DATE} BETWEEN $first AND $last"
+    con.execute(f"""
+        INSERT INTO quality.quarantine
+        SELECT $run_id, $input, _source_file, _source_row, NULL, raw_text,
+               'malformed CSV record on line ' || line || ': ' || reason, current_timestamp
+        FROM {table} {days}""",
+                {"run_id": run_id, "input": input_name}
+                | ({} if window is None else {"first": window.first, "last": window.last}))
+
+
 def write_load_audit(con: duckdb.DuckDBPyConnection, run_id: str, shape: str) -> None:
     """Count where every row read by this run went, per file, from the staging tables themselves."""
     loaded_orders = "staging.order_lines" if shape == "long" else "staging.orders"

@@ -9,6 +9,7 @@ from assets.staging.audit import (
     drop_order_intermediates,
     ensure_quality_tables,
     quarantine_failed_rows,
+    quarantine_malformed_lines,
     record_changed_customers,
     write_load_audit,
 )
@@ -56,6 +57,7 @@ def build_staging(
     try:
         for table in ("quarantine", "key_conflicts", "removed_duplicates"):
             con.execute(f"DELETE FROM quality.{table} WHERE run_id = ?", [run_id])
+        quarantine_malformed_lines(con, run_id, "orders", window)
         if config.shape == "long":
             quarantine_failed_rows(con, run_id, "orders", "typed_orders")
             rank_long_orders(con, config, run_id)
@@ -76,6 +78,7 @@ def build_staging(
             if config.shape == "long":
                 type_customers(con, params)
                 quarantine_failed_rows(con, run_id, "customers", "typed_customers")
+                quarantine_malformed_lines(con, run_id, "customers")
             build_customers(con, config, run_id, window)
             replace_days(con, "staging.customers", "new_customers", None)
         record_customers_built_from(con, customer_inputs, run_id)

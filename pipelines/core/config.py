@@ -82,9 +82,11 @@ class FileSource(_Strict):
     """One input: a path or glob (relative paths resolve against the config file's folder)."""
 
     path: str | list[str]
-    format: Literal["csv", "parquet", "json"] | None = None
+    format: Literal["csv", "parquet", "json", "excel"] | None = None
     encoding: str = "utf-8"
     delimiter: str = ","
+    # Title lines above the header (CSV, Excel): cut off before reading; row numbers count from the header.
+    skip_rows: int = Field(default=0, ge=0)
     # contract field -> source column; unmapped contract fields fall back to a same-named source column.
     columns: dict[str, str] = Field(default_factory=dict)
 
@@ -100,8 +102,10 @@ class FileSource(_Strict):
     @classmethod
     def _one_char(cls, value: str) -> str:
         value = "\t" if value in ("\\t", "tab") else value
+        if value == "whitespace":  # runs of spaces and tabs (assets/raw/readers.py reads a tab-separated copy)
+            return value
         if len(value) != 1:
-            raise ValueError(f"delimiter must be a single character, got {value!r}")
+            raise ValueError(f"delimiter must be a single character or 'whitespace', got {value!r}")
         return value
 
 

@@ -12,6 +12,7 @@ import io
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 import pytest
 
 from pipelines.demo.generate import generate_demo_data
@@ -287,30 +288,47 @@ MULTILINE_RECORD = 'O4,C5,2026-03-05 10:00:00,"wine\nred",2,14.5,MOBILE'
 
 
 @pytest.mark.parametrize(("bad_line", "multiline_before", "line", "reason"), [
-    ('O99,C1,"2026-03-01 10:00:00,wine,1,5,CARD', False, 12,
-     "a quoted value is never closed (check quoting and the delimiter ',')"),
+    ('O99,C1,"2026-03-01 10:00:00,wine,1,5,CARD', False, 12, "a quoted value is never closed"),
     ('O99,C1"x,2026-03-01 10:00:00,wine,1,5,CARD', False, 12,
-     'a quote inside an unquoted value (quote the whole value and double inner quotes: "C2""x")'),
-    ('O99,C1,"2026-03-01 10:00:00"x,wine,1,5,CARD', False, 12,
-     "a quoted value is never closed (check quoting and the delimiter ',')"),
-    ('O99,C1,"2026-03-01 10:00:00",wine,1,5,CARD,"extra"', False, 12,
-     "expected 7 fields, found 8 (check quoting and the delimiter ',')"),
-    ('O99,C1,"2026-03-01 10:00:00",wine,1,"5"', False, 12,
-     "expected 7 fields, found 6 (check quoting and the delimiter ',')"),
-    ('O99,C1,"2026-03-01 10:00:00",wine,1,5,CARD,"extra"', True, 13,
-     "expected 7 fields, found 8 (check quoting and the delimiter ',')"),
+     "a quote inside an unquoted value (quote the whole value and double inner quotes)"),
+    ('O99,C1,"2026-03-01 10:00:00"x,wine,1,5,CARD', False, 12, "text after the closing quote of a value"),
+    ('O99,C1,"2026-03-01 10:00:00",wine,1,5,CARD,"extra"', False, 12, "expected 7 fields, found 8"),
+    ('O99,C1,"2026-03-01 10:00:00",wine,1,"5"', False, 12, "expected 7 fields, found 6"),
+    ('O99,C1,"2026-03-01 10:00:00",wine,1,5,CARD,"extra"', True, 13, "expected 7 fields, found 8"),
 ], ids=["unclosed-quote", "stray-quote", "text-after-closing-quote", "extra-quoted-field", "missing-field",
         "extra-field-after-a-multiline-value"])
-def test_malformed_quoted_row_fails_naming_file_and_line(tmp_path, bad_line, multiline_before, line, reason):
+def test_malformed_line_is_quarantined_and_the_rest_loads(tmp_path, bad_line, multiline_before, line, reason):
     lines = good_order_lines()
     if multiline_before:
         lines[3] = MULTILINE_RECORD
-    lines.insert(10, bad_line)  # record 12 of the file (the header is record 1)
+    lines.insert(10, bad_line)  # data row 11 of the file (the header is row 0)
     orders = write_file(tmp_path / "orders.csv", csv_text(ORDER_HEADER, lines))
+    result, warehouse = run_graph(tmp_path, write_config(tmp_path))
+    assert_run_succeeded(result, warehouse)
+    assert quarantine_rows(warehouse) == [
+        ("orders", "orders.csv", 11, None, bad_line, f"malformed CSV record on line {line}: {reason}")]
+    assert query(warehouse, "SELECT count(*) FROM staging.order_lines WHERE order_id = 'O99'") == [(0,)]
+    assert audit_rows(warehouse, result) == {"orders": (orders.name, N_GOOD + 1, N_GOOD, 1, 0, 0, 0)}
+
+
+def test_a_file_of_malformed_lines_fails_naming_its_first(tmp_path):
+    orders = write_file(tmp_path / "orders.csv", csv_text(ORDER_HEADER, ["O1,C1", "O2,C2,x"]))
     result, warehouse = run_graph(tmp_path, write_config(tmp_path))
     assert not result.success
     assert step_failure_message(result, "raw__orders") == (
-        f"{orders.resolve()}: line {line}: malformed CSV record: {reason}")
+        f"{orders.resolve()}: line 2: malformed CSV record: expected 7 fields, found 2 "
+        "(check quoting and the delimiter ',')")
+    assert_nothing_published(warehouse)
+
+
+def test_mostly_malformed_file_is_blocked_by_the_quarantine_share(tmp_path):
+    # Loaded and quarantined line by line, but 10 bad lines of 40 is more than the 5% a file may lose.
+    lines = good_order_lines() + [f"O{90 + i},C1,2026-03-01 10:00:00" for i in range(10)]
+    write_file(tmp_path / "orders.csv", csv_text(ORDER_HEADER, lines))
+    result, warehouse = run_graph(tmp_path, write_config(tmp_path))
+    assert not result.success
+    assert query(warehouse, "SELECT count(*) FROM quality.quarantine WHERE reason LIKE 'malformed CSV record%'") == [
+        (10,)]
     assert_nothing_published(warehouse)
 
 
@@ -553,3 +571,58 @@ def test_quarantine_share_above_the_limit_blocks_publishing(tmp_path):
         ("orders", "orders.csv", 21 + i, "amount", "n/a", "amount is not a number") for i in range(10)]
     assert audit_rows(warehouse, result) == {"orders": (orders.name, 30, 20, 10, 0, 0, 0)}
     assert_nothing_published(warehouse)
+
+
+def test_malformed_customer_line_is_quarantined_as_a_customers_row(tmp_path):
+    customers = good_customer_lines()
+    customers.insert(2, "C9,41,F")  # line 4: two fields short
+    write_file(tmp_path / "orders.csv", csv_text(ORDER_HEADER, good_order_lines()))
+    customer_file = write_file(tmp_path / "customers.csv", csv_text(CUSTOMER_HEADER, customers))
+    config = write_config(tmp_path, customers="customers.csv", extra="quality:\n  max_quarantine_share: 0.5\n")
+    result, warehouse = run_graph(tmp_path, config)
+    assert_run_succeeded(result, warehouse)
+    assert quarantine_rows(warehouse) == [
+        ("customers", "customers.csv", 3, None, "C9,41,F", "malformed CSV record on line 4: expected 5 fields, found 3")]
+    assert audit_rows(warehouse, result)["customers"] == (customer_file.name, N_CUSTOMERS + 1, N_CUSTOMERS, 1, 0, 0, 0)
+
+
+def test_whitespace_export_below_a_title_with_float_and_full_width_ids_publishes(tmp_path):
+    # A console export: a title line, columns aligned with spaces, ids as a spreadsheet or a Chinese input method
+    # wrote them (1.0, full-width １); the customer file has the same ids as plain integers.
+    full_width = str.maketrans("0123456789", "０１２３４５６７８９")
+    lines = []
+    for i, line in enumerate(good_order_lines(), start=1):
+        _, customer, ts, *rest = line.split(",")
+        number = customer.removeprefix("C")
+        customer_id = number.translate(full_width) if i % 2 else f"{number}.0"
+        lines.append("   ".join([f"{1000 + i}.0", customer_id, ts.replace(" ", "T"), *rest]))
+    orders = write_file(tmp_path / "orders.txt",
+                        "Orders export 2026-03\n" + csv_text(ORDER_HEADER.replace(",", "  "), lines))
+    write_file(tmp_path / "customers.csv",
+               csv_text(CUSTOMER_HEADER, [line.removeprefix("C") for line in good_customer_lines()]))
+    config = write_config(tmp_path, orders="orders.txt", customers="customers.csv",
+                          orders_extra="  delimiter: whitespace\n  skip_rows: 1\n")
+    result, warehouse = run_graph(tmp_path, config)
+    assert_run_succeeded(result, warehouse)
+    assert query(warehouse, "SELECT min(order_id), max(order_id) FROM staging.orders") == [("1001", "1030")]
+    assert query(warehouse, "SELECT DISTINCT customer_id FROM staging.orders ORDER BY 1") == [
+        (str(k),) for k in range(1, N_CUSTOMERS + 1)]
+    # Every ordering customer found its profile: the ids of both files are one set.
+    assert query(warehouse, "SELECT count(*) FROM staging.customers WHERE age IS NULL") == [(0,)]
+    assert audit_rows(warehouse, result)["orders"] == (orders.name, N_GOOD, N_GOOD, 0, 0, 0, 0)
+
+
+def test_xlsx_export_with_numeric_ids_publishes(tmp_path):
+    # A console's workbook: order ids as numbers, timestamps as dates, amounts as numbers.
+    rows = [line.split(",") for line in good_order_lines()]
+    pl.DataFrame({
+        "order_id": [1000.0 + i for i in range(len(rows))], "customer_id": [r[1] for r in rows],
+        "order_ts": pl.Series([r[2] for r in rows]).str.to_datetime(), "category": [r[3] for r in rows],
+        "quantity": [int(r[4]) for r in rows], "amount": [float(r[5]) for r in rows],
+        "payment_method": [r[6] for r in rows],
+    }).write_excel(tmp_path / "orders.xlsx")
+    result, warehouse = run_graph(tmp_path, write_config(tmp_path, orders="orders.xlsx"))
+    assert_run_succeeded(result, warehouse)
+    assert query(warehouse, "SELECT min(order_id), max(order_id), count(*) FROM staging.orders") == [
+        ("1000", "1029", N_GOOD)]
+    assert audit_rows(warehouse, result)["orders"] == ("orders.xlsx", N_GOOD, N_GOOD, 0, 0, 0, 0)

@@ -115,7 +115,7 @@ def test_minimal_long_config_gets_documented_defaults(tmp_path: Path) -> None:
         pytest.param(LONG_BASE + "  encoding: latin-9\n", "orders.encoding", "unsupported encoding 'latin-9'",
                      id="unsupported-encoding"),
         pytest.param(LONG_BASE + "  delimiter: ';;'\n", "orders.delimiter",
-                     "delimiter must be a single character, got ';;'", id="two-char-delimiter"),
+                     "delimiter must be a single character or 'whitespace', got ';;'", id="two-char-delimiter"),
         pytest.param(LONG_BASE + "  columns: {customer_id: cid, colour: col}\n", "orders.columns",
                      "unknown contract field(s) ['colour']", id="unknown-contract-field"),
         pytest.param(LONG_BASE + "customers:\n  path: c.csv\n  columns: {amount: value}\n", "customers.columns",

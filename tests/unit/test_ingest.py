@@ -9,14 +9,14 @@ which config key to fix, instead of a traceback.
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
 import polars as pl
 import pytest
 
-from assets.raw import readers
+from assets.raw import lines, readers
 from assets.raw.mapping import PII_SALT_VARIABLE, map_columns, read_customers, read_orders
 from assets.raw.readers import (
     SOURCE_FILE,
@@ -25,6 +25,7 @@ from assets.raw.readers import (
     check_csv_structure,
     locate_undecodable_line,
     read_source_file,
+    read_source_records,
     transcode_to_utf8,
 )
 from assets.raw.tables import replace_days, snapshot_fingerprint
@@ -161,11 +162,11 @@ def test_declared_format_overrides_an_unknown_suffix(tmp_path: Path, scratch: Pa
 
 
 def test_unknown_suffix_without_format_names_the_file(tmp_path: Path, scratch: Path) -> None:
-    path = write_file(tmp_path / "orders.xlsx", "customer_id\nC1\n")
+    path = write_file(tmp_path / "orders.xls", "customer_id\nC1\n")
 
     message = _read_error(path, scratch)
 
-    assert message == f"{path}: cannot tell the format from the suffix '.xlsx'; set 'format' in the config"
+    assert message == f"{path}: cannot tell the format from the suffix '.xls'; set 'format' in the config"
 
 
 # --- GBK and encoding errors --------------------------------------------------------------------------------------
@@ -359,59 +360,103 @@ def test_header_only_file_maps_to_an_empty_orders_frame(tmp_path: Path) -> None:
     stat = (tmp_path / "orders.csv").stat()
     assert manifest == [{"source_file": str((tmp_path / "orders.csv").resolve()), "input": "orders",
                          "rows_read": 0, "ignored_columns": [], "partition_date": None,
-                         "file_size": stat.st_size, "file_mtime_ns": stat.st_mtime_ns}]
+                         "file_size": stat.st_size, "file_mtime_ns": stat.st_mtime_ns, "malformed": []}]
 
 
 def _malformed(path: Path, line: int, reason: str, delimiter: str = ",") -> str:
     return f"{path}: line {line}: malformed CSV record: {reason} (check quoting and the delimiter {delimiter!r})"
 
 
-def test_row_with_too_many_fields_names_the_file_and_line(tmp_path: Path, scratch: Path) -> None:
+def _read_with_malformed(path: Path, scratch: Path, **source: object) -> tuple[list[tuple], list[tuple]]:
+    """The rows read (row number and values) and the malformed lines (row, line, raw text, reason)."""
+    frame, malformed = read_source_records(path, FileSource(path=str(path), **source), scratch)
+    rows = frame.drop(SOURCE_FILE).rows()
+    return rows, [(m["row"], m["line"], m["raw_text"], m["reason"]) for m in malformed]
+
+
+# One malformed line is left out and reported with its row, line, raw text and reason; the other records load.
+def test_row_with_too_many_fields_is_left_out_with_its_line(tmp_path: Path, scratch: Path) -> None:
     path = write_file(tmp_path / "ragged.csv", "customer_id,amount\nC1,1\nC2,2,extra\nC3,3\n")
 
-    assert _read_error(path, scratch) == _malformed(path, 3, "expected 2 fields, found 3")
+    assert _read_with_malformed(path, scratch) == (
+        [(1, "C1", "1"), (3, "C3", "3")], [(2, 3, "C2,2,extra", "expected 2 fields, found 3")])
 
 
 @pytest.mark.parametrize(
-    ("text", "line"),
+    ("text", "good", "bad"),
     [
-        pytest.param("customer_id,amount,city\nC1,1,X\nC2,2\nC3,3,Y\n", 3, id="middle-row"),
-        pytest.param("customer_id,amount,city\nC2,2\nC3,3,Y\n", 2, id="first-row"),
-        pytest.param("customer_id,amount,city\nC1,1,X\nC2,2", 3, id="last-row-without-newline"),
-        pytest.param("customer_id,amount,city\r\nC1,1,X\r\nC2,2\r\nC3,3,Y\r\n", 3, id="crlf"),
+        pytest.param("customer_id,amount,city\nC1,1,X\nC2,2\nC3,3,Y\n", [(1, "C1", "1", "X"), (3, "C3", "3", "Y")],
+                     (2, 3), id="middle-row"),
+        pytest.param("customer_id,amount,city\nC2,2\nC3,3,Y\n", [(2, "C3", "3", "Y")], (1, 2), id="first-row"),
+        pytest.param("customer_id,amount,city\nC1,1,X\nC2,2", [(1, "C1", "1", "X")], (2, 3),
+                     id="last-row-without-newline"),
+        pytest.param("customer_id,amount,city\r\nC1,1,X\r\nC2,2\r\nC3,3,Y\r\n", [(1, "C1", "1", "X"), (3, "C3", "3", "Y")],
+                     (2, 3), id="crlf"),
     ],
 )
-def test_row_with_too_few_fields_names_the_file_and_line(tmp_path: Path, scratch: Path, text: str, line: int) -> None:
+def test_row_with_too_few_fields_is_left_out_with_its_line(
+    tmp_path: Path, scratch: Path, text: str, good: list, bad: tuple
+) -> None:
     path = write_file(tmp_path / "short.csv", text)
 
-    assert _read_error(path, scratch) == _malformed(path, line, "expected 3 fields, found 2")
+    assert _read_with_malformed(path, scratch) == (good, [(*bad, "C2,2", "expected 3 fields, found 2")])
 
 
-def test_row_with_too_few_fields_in_a_gbk_file_names_the_original_file(tmp_path: Path, scratch: Path) -> None:
+def test_row_with_too_few_fields_in_a_gbk_file_is_left_out(tmp_path: Path, scratch: Path) -> None:
     path = write_file(tmp_path / "short.csv", "会员号,品类,金额\nC1,生鲜,1\nC2,母婴\n", encoding="gbk")
 
-    assert _read_error(path, scratch, encoding="gbk") == _malformed(path, 3, "expected 3 fields, found 2")
+    assert _read_with_malformed(path, scratch, encoding="gbk") == (
+        [(1, "C1", "生鲜", "1")], [(2, 3, "C2,母婴", "expected 3 fields, found 2")])
 
 
 def test_row_with_too_few_fields_uses_the_configured_delimiter(tmp_path: Path, scratch: Path) -> None:
     path = write_file(tmp_path / "short.csv", "a;b;c\n1;2;3\n4;5;6\n7;8\n9\n")
 
-    assert _read_error(path, scratch, delimiter=";") == _malformed(path, 4, "expected 3 fields, found 2", ";")
+    assert _read_with_malformed(path, scratch, delimiter=";") == (
+        [(1, "1", "2", "3"), (2, "4", "5", "6")],
+        [(3, 4, "7;8", "expected 3 fields, found 2"), (4, 5, "9", "expected 3 fields, found 1")])
 
 
-def test_stray_quote_after_a_quoted_field_names_the_line(tmp_path: Path, scratch: Path) -> None:
+def test_text_after_a_closing_quote_is_left_out(tmp_path: Path, scratch: Path) -> None:
     path = write_file(tmp_path / "quote.csv", 'customer_id,amount\nC1,1\n"C2"x,2\nC3,3\n')
 
-    message = _read_error(path, scratch)
-
-    assert message.startswith(f"{path}: line 3: malformed CSV record: ")
-    assert message.endswith(" (check quoting and the delimiter ',')")
+    assert _read_with_malformed(path, scratch) == (
+        [(1, "C1", "1"), (3, "C3", "3")], [(2, 3, '"C2"x,2', "text after the closing quote of a value")])
 
 
-def test_unterminated_quote_names_the_line_where_it_starts(tmp_path: Path, scratch: Path) -> None:
-    path = write_file(tmp_path / "quote.csv", 'customer_id,amount\nC1,1\n"C2,2\nC3,3\n')
+def test_unterminated_quote_leaves_out_only_its_own_line(tmp_path: Path, scratch: Path) -> None:
+    # The quote opened on line 3 is never closed: lines 4 and 5 are still read as records of their own, and the
+    # quoted multi-line value after them is one record.
+    path = write_file(tmp_path / "quote.csv", 'customer_id,amount\nC1,1\n"C2,2\nC3,3\nC4,"x\ny"\nC5,5\n')
 
-    assert _read_error(path, scratch) == _malformed(path, 3, "a quoted value is never closed")
+    assert _read_with_malformed(path, scratch) == (
+        [(1, "C1", "1"), (3, "C3", "3"), (4, "C4", "x\ny"), (5, "C5", "5")],
+        [(2, 3, '"C2,2', "a quoted value is never closed")])
+
+
+def test_a_bad_utf8_line_is_left_out(tmp_path: Path, scratch: Path) -> None:
+    path = tmp_path / "bytes.csv"
+    # 0xFF is no character's byte in UTF-8, GBK or GB18030: a damaged line, not a file in another encoding.
+    path.write_bytes(b"customer_id,city\nC1,X\nC2,\xff\nC3,Y\n")
+
+    assert _read_with_malformed(path, scratch) == (
+        [(1, "C1", "X"), (3, "C3", "Y")],
+        [(2, 3, "C2,\ufffd", "bytes b'\\xff' are not valid utf-8; check 'encoding' in the config")])
+
+
+def test_lines_that_read_as_gbk_fail_the_file_naming_the_first(tmp_path: Path, scratch: Path) -> None:
+    # 上海 in GBK (c9 cf ba a3) on one line of an ASCII-headed file: the file's encoding is wrong, not the line.
+    path = tmp_path / "gbk.csv"
+    path.write_bytes(b"customer_id,city\nC1,X\nC2," + "上海".encode("gbk") + b"\nC3,Y\n")
+
+    assert _read_error(path, scratch) == (
+        f"{path}: line 3: bytes b'\\xc9' are not valid utf-8 (byte offset 25); check 'encoding' in the config")
+
+
+def test_a_file_in_which_no_record_parses_fails_naming_its_first_bad_line(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "ragged.csv", "a,b,c\n1,2\n3,4,5,6\n")
+
+    assert _read_error(path, scratch) == _malformed(path, 2, "expected 3 fields, found 2")
 
 
 def test_check_csv_structure_counts_records_not_lines(tmp_path: Path) -> None:
@@ -445,16 +490,22 @@ def test_check_csv_structure_reports_an_unterminated_quote(tmp_path: Path) -> No
     assert str(info.value) == _malformed(path, 3, "a quoted value is never closed")
 
 
-def test_ragged_row_after_a_multiline_field_names_its_physical_line(tmp_path: Path, scratch: Path) -> None:
-    path = write_file(tmp_path / "ml.csv", 'customer_id,note\nC1,"two\nlines"\nC2,x,extra\n')
+def test_ragged_row_after_a_multiline_field_is_left_out_with_its_physical_line(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "ml.csv", 'customer_id,note\nC1,"two\nlines"\nC2,x,extra\nC3,y\n')
 
-    assert _read_error(path, scratch) == _malformed(path, 4, "expected 2 fields, found 3")
+    assert _read_with_malformed(path, scratch) == (
+        [(1, "C1", "two\nlines"), (3, "C3", "y")], [(2, 4, "C2,x,extra", "expected 2 fields, found 3")])
 
 
-def test_quote_inside_an_unquoted_field_names_the_line(tmp_path: Path, scratch: Path) -> None:
+def test_quote_inside_an_unquoted_field_is_left_out(tmp_path: Path, scratch: Path) -> None:
+    # DuckDB's strict parse accepts C2"x and Polars rejects it: the second pass leaves the line out.
     path = write_file(tmp_path / "quote.csv", 'customer_id,amount\nC1,1\nC2"x,2\nC3,3\n')
 
-    assert _read_error(path, scratch).startswith(f"{path}: line 3: malformed CSV record: ")
+    rows, malformed = _read_with_malformed(path, scratch)
+
+    assert rows == [(1, "C1", "1"), (3, "C3", "3")]
+    assert [m[:3] for m in malformed] == [(2, 3, 'C2"x,2')]
+    assert malformed[0][3].startswith("a quote inside an unquoted value")
 
 
 def test_trailing_blank_line_is_not_a_record(tmp_path: Path, scratch: Path) -> None:
@@ -830,3 +881,89 @@ def test_a_field_gone_from_the_contract_asks_for_a_full_reload():
     with pytest.raises(IngestError, match="reload every day at once: persona run --all-days"):
         replace_days(con, "main.orders", "incoming", DayWindow(date(2026, 1, 2), date(2026, 1, 2)))
     assert con.execute("SELECT count(*) FROM orders").fetchone() == (1,)
+
+
+# --- formats (issue 18, point 6) -------------------------------------------------------------------------------
+
+
+def test_whitespace_delimiter_splits_on_runs_of_spaces_and_tabs(tmp_path: Path, scratch: Path) -> None:
+    # A single-space delimiter would read the empty names between the spaces as columns.
+    path = write_file(tmp_path / "orders.txt",
+                      "order_id   customer_id\tcategory  amount\n"
+                      "O1  C1 wine\t10.5\n"
+                      "  O2\t\tC2   \"red wine\"  7  \n"
+                      "\n"
+                      "O3 C3 beer 2\n")
+
+    frame = _read(path, scratch, delimiter="whitespace")
+
+    assert frame.drop(SOURCE_FILE).rows() == [
+        (1, "O1", "C1", "wine", "10.5"), (2, "O2", "C2", "red wine", "7"), (4, "O3", "C3", "beer", "2")]
+    assert frame.columns[1:5] == ["order_id", "customer_id", "category", "amount"]
+
+
+def test_whitespace_delimited_line_with_a_missing_field_is_left_out(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "orders.txt", "order_id customer_id amount\nO1 C1 1\nO2 C2\nO3 C3 3\n")
+
+    assert _read_with_malformed(path, scratch, delimiter="whitespace") == (
+        [(1, "O1", "C1", "1"), (3, "O3", "C3", "3")], [(2, 3, "O2\tC2", "expected 3 fields, found 2")])
+
+
+def test_skip_rows_cuts_title_lines_above_the_header(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "orders.csv", "订单报表 2026-03\n导出时间: 2026-04-01\norder_id,amount\nO1,1\nO2,2\n")
+
+    frame = _read(path, scratch, skip_rows=2)
+
+    assert frame.drop(SOURCE_FILE).rows() == [(1, "O1", "1"), (2, "O2", "2")]
+
+
+def test_skip_rows_keeps_the_files_line_numbers_in_malformed_lines_and_errors(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "orders.csv", "Sales report\norder_id,amount\nO1,1\nO2,2,x\nO3,3\n")
+
+    assert _read_with_malformed(path, scratch, skip_rows=1) == (
+        [(1, "O1", "1"), (3, "O3", "3")], [(2, 4, "O2,2,x", "expected 2 fields, found 3")])
+    broken = write_file(tmp_path / "broken.csv", "Sales report\norder_id,amount\nO1\n")
+    assert _read_error(broken, scratch, skip_rows=1) == _malformed(broken, 3, "expected 2 fields, found 1")
+    gbk = tmp_path / "gbk.csv"
+    gbk.write_bytes(b"title\norder_id,city\nO1," + "上海".encode("gbk") + b"\n")
+    assert _read_error(gbk, scratch, skip_rows=1).startswith(f"{gbk}: line 3: bytes b'\\xc9' are not valid utf-8")
+
+
+def test_a_single_space_delimiter_on_aligned_columns_suggests_whitespace(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "orders.txt", "order_id  customer_id   amount\nO1  C1   1\n")
+
+    assert _read_error(path, scratch, delimiter=" ") == (
+        f"{path}: line 1: duplicate column name(s) [''] in the header; fields separated by runs of spaces or "
+        "tabs? set delimiter: whitespace")
+
+
+def test_past_the_malformed_line_limit_the_file_fails(tmp_path: Path, scratch: Path, monkeypatch) -> None:
+    # Malformed lines are held in memory: a file with too many is broken as a whole, even with good lines too.
+    monkeypatch.setattr(lines, "MAX_MALFORMED_LINES", 2)
+    monkeypatch.setattr(readers, "MAX_MALFORMED_LINES", 2)
+    path = write_file(tmp_path / "ragged.csv", "a,b\n1,2\n3\n4\n5\n6,7\n")
+
+    assert _read_error(path, scratch) == (
+        _malformed(path, 3, "expected 2 fields, found 1") + "; more than 2 lines are malformed")
+
+
+def test_xlsx_first_sheet_reads_as_text_with_row_numbers(tmp_path: Path, scratch: Path) -> None:
+    path = tmp_path / "orders.xlsx"
+    pl.DataFrame({"order_id": [14194, None, 14195], "customer_id": ["C1", None, "００７"],
+                  "order_ts": [datetime(2026, 3, 1, 10), None, datetime(2026, 3, 2, 11, 30)],
+                  "amount": [10.5, None, 3.0]}).write_excel(path)
+
+    frame = _read(path, scratch)
+
+    # The empty sheet row 2 keeps its number; numbers and dates come as text.
+    assert frame.drop(SOURCE_FILE).rows() == [
+        (1, "14194", "C1", "2026-03-01 10:00:00", "10.5"), (3, "14195", "００７", "2026-03-02 11:30:00", "3")]
+
+
+def test_xlsx_with_a_title_row_and_a_broken_workbook(tmp_path: Path, scratch: Path) -> None:
+    path = tmp_path / "orders.xlsx"
+    pl.DataFrame({"Orders export": ["order_id", "O1", "O2"], "": ["amount", "1", "2"]}).write_excel(path)
+    assert _read(path, scratch, skip_rows=1).drop(SOURCE_FILE).rows() == [(1, "O1", "1"), (2, "O2", "2")]
+
+    broken = _write_bytes(tmp_path / "broken.xlsx", b"not a zip")
+    assert _read_error(broken, scratch).startswith(f"{broken}: not a readable Excel workbook (")

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from assets.raw.mapping import stage_customers, stage_orders
-from assets.raw.tables import write_manifest, write_raw_table
+from assets.raw.tables import write_malformed_lines, write_manifest, write_raw_table
 from assets.staging import build as staging
 from pipelines.core.config import CUSTOMER_FIELDS, LONG_ORDER_FIELDS, load_source_config
 from pipelines.core.resources import WarehouseResource
@@ -36,6 +36,8 @@ def stage(tmp_path: Path, files: dict[str, list[str]], orders_config: str = "", 
         write_raw_table(con, "raw.customers", staged_customers, CUSTOMER_FIELDS)
         write_manifest(con, "run-1", "orders", manifest, None)
         write_manifest(con, "run-1", "customers", customer_manifest, None)
+        write_malformed_lines(con, "raw.orders", manifest, None)
+        write_malformed_lines(con, "raw.customers", customer_manifest, None)
         staging.build_staging(con, config, "run-1")
     return warehouse
 
@@ -282,3 +284,52 @@ def test_a_failure_before_commit_leaves_staging_as_it_was_and_frees_the_typed_ro
         assert con.execute("SELECT run_id, rows_read, rows_loaded, duplicates_removed FROM quality.load_audit "
                            "WHERE run_id = 'run-2'").fetchall() == [("run-2", 2, 1, 1)]
         assert "typed_orders" not in temporary_objects(con)
+
+
+# --- malformed lines (issue 18, point 2) and ids (point 6) ------------------------------------------------------
+
+
+def test_malformed_lines_are_quarantined_with_line_text_and_reason_and_audited(tmp_path):
+    warehouse = stage(tmp_path, {"a.csv": [
+        "O1,C1,2026-03-01 10:00:00,wine,1,10,CARD,w1",
+        'O2,C2,"2026-03-01 10:00:00,wine,1,10,CARD,w1',  # line 3: a quote never closed
+        "O3,C3,2026-03-02 10:00:00,beer,2,5,CASH,b1",
+        "O4,C4,2026-03-02 10:00:00,beer,2,5,CASH,b1,extra",  # line 5: one field too many
+        "O5,C5,2026-03-03 10:00:00,dairy,1,7",  # line 6: two fields short
+        'O6,C6,2026-03-03 10:00:00,"dairy, fresh",1,7,MOBILE,d1',
+    ]})
+    assert rows(warehouse, "SELECT parse_filename(source_file), source_row, column_name, raw_value, reason "
+                           "FROM quality.quarantine ORDER BY source_row") == [
+        ("a.csv", 2, None, 'O2,C2,"2026-03-01 10:00:00,wine,1,10,CARD,w1',
+         "malformed CSV record on line 3: a quoted value is never closed"),
+        ("a.csv", 4, None, "O4,C4,2026-03-02 10:00:00,beer,2,5,CASH,b1,extra",
+         "malformed CSV record on line 5: expected 8 fields, found 9"),
+        ("a.csv", 5, None, "O5,C5,2026-03-03 10:00:00,dairy,1,7",
+         "malformed CSV record on line 6: expected 8 fields, found 6"),
+    ]
+    assert rows(warehouse, "SELECT order_id, _source_row FROM staging.order_lines ORDER BY 1") == [
+        ("O1", 1), ("O3", 3), ("O6", 6)]
+    assert rows(warehouse, "SELECT rows_read, rows_loaded, rows_quarantined, duplicates_removed "
+                           "FROM quality.load_audit WHERE input = 'orders'") == [(6, 3, 3, 0)]
+
+
+def test_malformed_customer_lines_are_quarantined_as_customers(tmp_path):
+    warehouse = stage(tmp_path, {"a.csv": ["O1,C1,2026-03-01 10:00:00,wine,1,10,CARD,w1"]},
+                      customers="customer_id,age,city\nC1,30,X\nC2,40\n")
+    assert rows(warehouse, "SELECT input, source_row, raw_value, reason FROM quality.quarantine") == [
+        ("customers", 2, "C2,40", "malformed CSV record on line 3: expected 3 fields, found 2")]
+    assert rows(warehouse, "SELECT rows_read, rows_loaded, rows_quarantined FROM quality.load_audit "
+                           "WHERE input = 'customers'") == [(2, 1, 1)]
+
+
+def test_ids_are_trimmed_full_width_forms_made_ascii_and_float_integers_made_integers(tmp_path):
+    warehouse = stage(tmp_path, {"a.csv": [
+        "14194.0,00123.0,2026-03-01 10:00:00,wine,1,10,CARD,w1",  # a spreadsheet's float-typed ids
+        "１４１９５,００１２３,2026-03-01 11:00:00,wine,1,10,CARD,w1",  # full-width digits
+        " 14196 ,\u3000Ｃ－７\u3000,2026-03-01 12:00:00,wine,1,10,CARD,w1",  # blanks, full-width letters
+        "14197.5,007,2026-03-01 13:00:00,wine,1,10,CARD,w1",  # a fraction is kept; so are leading zeros
+    ]}, customers="customer_id,age\n００１２３,30\nC-7,40\n007.0,50\n")
+    assert rows(warehouse, "SELECT order_id, customer_id FROM staging.orders ORDER BY 1") == [
+        ("14194", "00123"), ("14195", "00123"), ("14196", "C-7"), ("14197.5", "007")]
+    assert rows(warehouse, "SELECT customer_id, age FROM staging.customers ORDER BY 1") == [
+        ("00123", 30), ("007", 50), ("C-7", 40)]
