@@ -25,9 +25,9 @@ from pipelines.core.config import (
     CUSTOMER_FIELDS,
     CUSTOMER_REQUIRED,
     LONG_ORDER_FIELDS,
-    LONG_ORDER_REQUIRED,
+    PRODUCT_FIELDS,
+    PRODUCT_REQUIRED,
     WIDE_ORDER_FIELDS,
-    WIDE_ORDER_REQUIRED,
     FileSource,
     OrdersSource,
     SourceConfig,
@@ -62,6 +62,15 @@ def pii_salt(pii: dict[str, str]) -> str | None:
     return salt
 
 
+# What a user whose export truly lacks a field can say instead (docs/configuration.md, "Optional fields").
+ABSENT_HINTS = {
+    ("orders", "order_id"): ", or declare it absent (orders.columns.order_id: null): an order is then the lines of "
+                            "one customer at one timestamp",
+    ("orders", "category"): ", give a product table (products:) or orders.category_rules, or declare it absent "
+                            "(orders.columns.category: null): segments then use no categories",
+}
+
+
 def map_columns(
     frame: pl.DataFrame | pl.LazyFrame,
     path: Path,
@@ -86,7 +95,9 @@ def map_columns(
     used: set[str] = {SOURCE_FILE, SOURCE_ROW} | {c for c, action in pii.items() if action == "drop"}
     for field in allowed:
         column = source.columns.get(field, field)
-        if column in present:
+        if column is None:  # declared absent from the export (orders.columns.order_id: null)
+            selected.append(pl.lit(None, dtype=pl.String).alias(field))
+        elif column in present:
             value = pl.col(column)
             if pii.get(column) == "hash":
                 value = value.map_batches(pii_hasher(salt), return_dtype=pl.String)
@@ -99,8 +110,8 @@ def map_columns(
             )
         elif field in required:
             raise IngestError(
-                f"{path}: required column {field!r} is missing; map it under {key}.columns.{field}. "
-                f"The header has {_header_summary(frame)}"
+                f"{path}: required column {field!r} is missing; map it under {key}.columns.{field}"
+                f"{ABSENT_HINTS.get((key, field), '')}. The header has {_header_summary(frame)}"
             )
         else:
             selected.append(pl.lit(None, dtype=pl.String).alias(field))
@@ -128,7 +139,7 @@ def stage_orders(
     """Daily sources stage the landing files of the window's days (each row tagged with its day); snapshot
     sources stage every file (day NULL)."""
     allowed = LONG_ORDER_FIELDS if config.shape == "long" else WIDE_ORDER_FIELDS
-    required = LONG_ORDER_REQUIRED if config.shape == "long" else WIDE_ORDER_REQUIRED
+    required = config.order_required()
     if config.daily and window is not None:
         files = [(path, day) for day, paths in config.order_files_by_day().items() if day in window
                  for path in paths]
@@ -142,6 +153,13 @@ def stage_customers(config: SourceConfig, scratch: Path) -> tuple[list[Path], li
         return [], []
     return stage_files([(path, None) for path in config.customer_files()], config.customers, CUSTOMER_FIELDS,
                        CUSTOMER_REQUIRED, "customers", scratch, config.privacy.pii_columns)
+
+
+def stage_products(config: SourceConfig, scratch: Path) -> tuple[list[Path], list[dict]]:
+    if config.products is None:
+        return [], []
+    return stage_files([(path, None) for path in config.product_files()], config.products, PRODUCT_FIELDS,
+                       PRODUCT_REQUIRED, "products", scratch, config.privacy.pii_columns)
 
 
 def stage_files(

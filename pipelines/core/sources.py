@@ -1,0 +1,205 @@
+"""Source files of a shop: the contract's fields per input, and how one input (orders, customers, products) is
+read: path or glob, format, encoding, delimiter and the mapping of source columns onto contract fields.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# Contract fields per input. "Required" fields must be present in the source (mapped or same-named).
+LONG_ORDER_FIELDS = (
+    "order_id", "customer_id", "order_ts", "category", "quantity", "amount", "unit_price",
+    "payment_method", "channel", "sku", "line_id", "status", "description",
+)
+# order_id and category may be declared absent (`columns: {order_id: null}`); see SourceConfig.order_required.
+LONG_ORDER_REQUIRED = ("order_id", "customer_id", "order_ts", "category")
+LONG_ORDER_OPTIONAL_FIELDS = ("order_id", "category")
+PROFILE_FIELDS = ("age", "birth_year", "gender", "income", "home_owner", "city")
+WIDE_ORDER_FIELDS = ("order_id", "customer_id", "order_ts", "amount", "payment_method", "channel", *PROFILE_FIELDS)
+WIDE_ORDER_REQUIRED = ("customer_id", "amount")
+CUSTOMER_FIELDS = ("customer_id", *PROFILE_FIELDS)
+CUSTOMER_REQUIRED = ("customer_id",)
+PRODUCT_FIELDS = ("sku", "category", "subcategory", "brand", "unit_price")
+PRODUCT_REQUIRED = ("sku", "category")
+
+ENCODING_ALIASES = {
+    "utf-8": "utf-8", "utf8": "utf-8", "utf-8-sig": "utf-8",
+    "gbk": "gbk", "gb2312": "gbk", "cp936": "gbk", "gb18030": "gb18030",
+}
+
+
+class ConfigError(ValueError):
+    """A source config that cannot be used; the message names the file and the key."""
+
+
+class Strict(BaseModel):
+    """A config section: unknown keys are errors, values are frozen once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TokenMap(Strict):
+    """Spellings a shop uses for yes/no style values; matched case-insensitively after trimming."""
+
+    # Not named true/false: YAML 1.1 would read those keys as booleans.
+    true_tokens: list[str] = Field(default_factory=lambda: ["T", "TRUE", "1", "Y", "YES", "是"])
+    false_tokens: list[str] = Field(default_factory=lambda: ["F", "FALSE", "0", "N", "NO", "否"])
+
+    @field_validator("true_tokens", "false_tokens", mode="before")
+    @classmethod
+    def _no_yaml_booleans(cls, value: object) -> object:
+        if isinstance(value, list) and any(isinstance(item, bool) for item in value):
+            raise ValueError("YAML reads unquoted yes/no/true/false/on/off as booleans; quote the tokens, "
+                             "for example ['YES', 'NO']")
+        return value
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> TokenMap:
+        overlap = {t.upper() for t in self.true_tokens} & {t.upper() for t in self.false_tokens}
+        if overlap:
+            raise ValueError(f"tokens listed as both true and false: {sorted(overlap)}")
+        return self
+
+
+# The placeholder for the day in a daily landing path, e.g. `landing/orders/{date}.csv` (YYYY-MM-DD).
+DATE_PLACEHOLDER = "{date}"
+
+
+class FileSource(Strict):
+    """One input: a path or glob (relative paths resolve against the config file's folder)."""
+
+    path: str | list[str]
+    format: Literal["csv", "parquet", "json", "excel"] | None = None
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    # Title lines above the header (CSV, Excel): cut off before reading; row numbers count from the header.
+    skip_rows: int = Field(default=0, ge=0)
+    # contract field -> source column; unmapped contract fields fall back to a same-named source column. A field
+    # mapped to null is declared absent from the export (orders: order_id, category; see SourceConfig).
+    columns: dict[str, str | None] = Field(default_factory=dict)
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        key = value.strip().lower()
+        if key not in ENCODING_ALIASES:
+            raise ValueError(f"unsupported encoding {value!r}; use one of {sorted(ENCODING_ALIASES)}")
+        return ENCODING_ALIASES[key]
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_char(cls, value: str) -> str:
+        value = "\t" if value in ("\\t", "tab") else value
+        if value == "whitespace":  # runs of spaces and tabs (assets/raw/readers.py reads a tab-separated copy)
+            return value
+        if len(value) != 1:
+            raise ValueError(f"delimiter must be a single character or 'whitespace', got {value!r}")
+        return value
+
+
+class CategoryRule(Strict):
+    """One rule of `orders.category_rules`: lines whose description matches get the category."""
+
+    # A regular expression (RE2, as DuckDB applies it) or a list of keywords (any of them, taken literally);
+    # both match anywhere in the description, ignoring case.
+    match: str | list[str]
+    category: str = Field(min_length=1)
+
+    @field_validator("match")
+    @classmethod
+    def _usable(cls, value: str | list[str]) -> str | list[str]:
+        items = [value] if isinstance(value, str) else value
+        if not items or any(not item.strip() for item in items):
+            raise ValueError("give a regular expression or a non-empty list of non-empty keywords")
+        if isinstance(value, str):
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"{value!r} is not a regular expression: {exc}") from None
+        return value
+
+    def pattern(self) -> str:
+        """The RE2 pattern staging applies, case-insensitive."""
+        body = self.match if isinstance(self.match, str) else "|".join(re.escape(k) for k in self.match)
+        return f"(?i){body}"
+
+
+class OrdersSource(FileSource):
+    # Wide shape only: the columns holding one purchase flag per category.
+    category_columns: list[str] = Field(default_factory=list)
+    flag_tokens: TokenMap = Field(default_factory=TokenMap)
+    # strptime formats tried in order for order_ts; ISO 8601 is always tried last.
+    date_formats: list[str] = Field(default_factory=lambda: ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d"])
+    # Long shape: the contract fields that identify an order line. Without one every source row is a line of its
+    # own: a till scanning one item twice, or a category-level export, repeats (order, category, sku) legitimately.
+    line_key: list[str] | None = None
+    # Rows equal in every field: `drop` keeps the first and counts the others as removed duplicates (an export
+    # that repeats rows); `keep` loads each as a line (a shop whose identical rows are real repeated scans).
+    exact_duplicates: Literal["drop", "keep"] = "drop"
+    # Long shape: categories from a free-text description (a mapped `description` field), first matching rule
+    # wins, unmatched lines get `other`. Used for lines without a category of their own or from products.
+    category_rules: list[CategoryRule] = Field(default_factory=list)
+
+    def declared_line_key(self) -> list[str] | None:
+        """The line key the source declares: `line_key`, or (order_id, line_id) when a line-id column is mapped."""
+        if self.line_key:
+            return list(self.line_key)
+        if "line_id" in self.columns:
+            return ["order_id", "line_id"]
+        return None
+
+
+class CustomersSource(FileSource):
+    pass
+
+
+class ProductsSource(FileSource):
+    """A product table (sku -> category, optional subcategory, brand, unit_price) joined onto order lines."""
+
+    # An order line whose sku the table lacks (and that has no category of its own): quarantined, or kept with
+    # the category `unknown`.
+    unknown_sku: Literal["quarantine", "unknown"] = "quarantine"
+
+
+def resolve_paths(pattern: str | list[str], base_dir: Path, key: str) -> list[Path]:
+    """Expand paths and globs in a stable (sorted) order; a pattern matching nothing is an error."""
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    files: list[Path] = []
+    for item in patterns:
+        # Escape the folder so brackets or stars in its name are taken literally; only the pattern may glob.
+        full = item if os.path.isabs(item) else os.path.join(glob.escape(str(base_dir)), item)
+        matches = sorted(glob.glob(full)) if glob.has_magic(full) else ([full] if os.path.exists(full) else [])
+        if not matches:
+            shown = item if os.path.isabs(item) else str(base_dir / item)
+            raise ConfigError(f"{key}: no file matches {item!r} (looked for {shown})")
+        files.extend(Path(m).resolve() for m in matches)
+    return files
+
+
+def files_by_day(template: str, base_dir: Path, key: str) -> dict[date, list[Path]]:
+    """Expand a path template holding {date} (it may also glob) into the files of each day, days in order.
+    A path whose {date} part is not a real YYYY-MM-DD day is an error naming the file."""
+    if template.count(DATE_PLACEHOLDER) != 1:
+        raise ConfigError(f"{key}: use {DATE_PLACEHOLDER} exactly once in a daily path, got {template!r}")
+    full = template if os.path.isabs(template) else os.path.join(str(base_dir), template)
+    head, tail = full.split(DATE_PLACEHOLDER)
+    pattern = glob.escape(head) + "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]" + tail
+    day_at = re.compile(re.escape(head) + r"(\d{4}-\d{2}-\d{2})")
+    by_day: dict[date, list[Path]] = {}
+    for match in sorted(glob.glob(pattern)):
+        text = day_at.match(match).group(1)
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            raise ConfigError(f"{key}: {match}: {text!r} is not a calendar day (YYYY-MM-DD)") from None
+        by_day.setdefault(day, []).append(Path(match).resolve())
+    if not by_day:
+        raise ConfigError(f"{key}: no file matches {template!r} (looked for {head}YYYY-MM-DD{tail})")
+    return dict(sorted(by_day.items()))
