@@ -10,7 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.raw.mapping import stage_customers, stage_orders
+from assets.raw.mapping import stage_customers, stage_orders, stage_products
 from assets.raw.readers import SOURCE_FILE
 from assets.raw.tables import (
     record_snapshot_load,
@@ -20,7 +20,13 @@ from assets.raw.tables import (
     write_manifest,
     write_raw_table,
 )
-from pipelines.core.config import CUSTOMER_FIELDS, LONG_ORDER_FIELDS, WIDE_ORDER_FIELDS
+from pipelines.core.config import (
+    CUSTOMER_FIELDS,
+    LONG_ORDER_FIELDS,
+    PRODUCT_FIELDS,
+    WIDE_ORDER_FIELDS,
+    FileSource,
+)
 from pipelines.core.faults import crash_point
 from pipelines.core.partitions import DAILY_ORDERS, SINGLE_RUN_BACKFILL, DayWindow, run_window
 from pipelines.core.resources import SourceResource, WarehouseResource
@@ -86,6 +92,27 @@ def raw_orders(context: dg.AssetExecutionContext, warehouse: WarehouseResource, 
         return _materialize_raw(context, warehouse, "raw.orders", staged, manifest, fields, window)
 
 
+def _materialize_snapshot(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, table: str, files: list[Path],
+    source: FileSource | None, pii: dict[str, str], stage, fields,
+) -> dg.MaterializeResult:
+    """A snapshot input (the customer file, the product table): replaced whole, unless its files and mapping are
+    those already loaded; a nightly run then keeps the loaded rows (at 1M customers a reload cost 1.7 s and
+    staging's rebuild 2.7 s more)."""
+    fingerprint = snapshot_fingerprint(files, source, pii) if source is not None else None
+    with warehouse.connect() as con:  # read-write: on a first run the working database does not exist yet
+        loaded = snapshot_load(con, table)
+        rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] if loaded else 0
+    if fingerprint is not None and loaded is not None and loaded[0] == fingerprint:
+        context.log.info(f"{table}: the files are unchanged since run {loaded[1]}; not reloaded")
+        return dg.MaterializeResult(metadata={
+            "dagster/row_count": rows, "reloaded": False, "unchanged_since_run": loaded[1],
+            "files": dg.MetadataValue.json([str(path) for path in files])})
+    with tempfile.TemporaryDirectory(prefix="persona-ingest-") as scratch:
+        staged, manifest = stage(Path(scratch))
+        return _materialize_raw(context, warehouse, table, staged, manifest, fields, fingerprint=fingerprint)
+
+
 @dg.asset(
     key=["raw", "customers"],
     group_name="raw",
@@ -95,21 +122,23 @@ def raw_orders(context: dg.AssetExecutionContext, warehouse: WarehouseResource, 
 def raw_customers(context: dg.AssetExecutionContext, warehouse: WarehouseResource, source: SourceResource):
     """Customer profile rows as text, one row per source row; empty when the shop gives no customer file
     (profiles then come from the order rows, as in the wide shape). The customer file is a snapshot of every
-    profile, so a run replaces it whole, unless the files and their mapping are those already loaded: a nightly
-    run then keeps the loaded rows (at 1M customers a reload cost 1.7 s and staging's rebuild 2.7 s more)."""
+    profile: a run replaces it whole unless it is unchanged."""
     config = source.load()
-    files = config.customer_files() if config.customers is not None else []
-    fingerprint = snapshot_fingerprint(files, config.customers, config.privacy.pii_columns) \
-        if config.customers is not None else None
-    with warehouse.connect() as con:  # read-write: on a first run the working database does not exist yet
-        loaded = snapshot_load(con, "raw.customers")
-        rows = con.execute("SELECT count(*) FROM raw.customers").fetchone()[0] if loaded else 0
-    if fingerprint is not None and loaded is not None and loaded[0] == fingerprint:
-        context.log.info(f"raw.customers: the customer files are unchanged since run {loaded[1]}; not reloaded")
-        return dg.MaterializeResult(metadata={
-            "dagster/row_count": rows, "reloaded": False, "unchanged_since_run": loaded[1],
-            "files": dg.MetadataValue.json([str(path) for path in files])})
-    with tempfile.TemporaryDirectory(prefix="persona-ingest-") as scratch:
-        staged, manifest = stage_customers(config, Path(scratch))
-        return _materialize_raw(context, warehouse, "raw.customers", staged, manifest, CUSTOMER_FIELDS,
-                                fingerprint=fingerprint)
+    return _materialize_snapshot(context, warehouse, "raw.customers", config.customer_files(), config.customers,
+                                 config.privacy.pii_columns, lambda scratch: stage_customers(config, scratch),
+                                 CUSTOMER_FIELDS)
+
+
+@dg.asset(
+    key=["raw", "products"],
+    group_name="raw",
+    kinds={"duckdb", "polars"},
+    pool="duckdb_writer",
+)
+def raw_products(context: dg.AssetExecutionContext, warehouse: WarehouseResource, source: SourceResource):
+    """Product table rows as text (sku, category, subcategory, brand, unit_price), one row per source row; empty
+    when the shop gives no product table (`products:`). A snapshot: replaced whole unless unchanged."""
+    config = source.load()
+    return _materialize_snapshot(context, warehouse, "raw.products", config.product_files(), config.products,
+                                 config.privacy.pii_columns, lambda scratch: stage_products(config, scratch),
+                                 PRODUCT_FIELDS)

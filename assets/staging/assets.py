@@ -37,25 +37,29 @@ STAGING_SPECS = [
                  description="One row per order (basket): order_id, customer_id, order_ts, payment_method, "
                              "channel, order_amount, n_lines, n_items."),
     dg.AssetSpec(["staging", "order_lines"], group_name="staging", kinds={"duckdb"},
-                 deps=[["raw", "orders"]],
+                 deps=[["raw", "orders"], ["raw", "products"]],
                  description="One row per order line: a source row, or one per declared line key "
                              "(orders.line_key); the wide shape yields one line per category flagged T."),
     dg.AssetSpec(["staging", "customers"], group_name="staging", kinds={"duckdb"},
                  deps=[["raw", "customers"], ["raw", "orders"]],
                  description="One row per customer with a typed profile; customers seen only in orders have an "
                              "empty profile."),
+    dg.AssetSpec(["staging", "products"], group_name="staging", kinds={"duckdb"},
+                 deps=[["raw", "products"]],
+                 description="One row per sku of the product table (products:): category, subcategory, brand, "
+                             "unit_price; empty without one. Order lines take their category from it by sku."),
     dg.AssetSpec(["quality", "quarantine"], group_name="quality", kinds={"duckdb"},
-                 deps=[["raw", "orders"], ["raw", "customers"]],
+                 deps=[["raw", "orders"], ["raw", "customers"], ["raw", "products"]],
                  description="One row per rejected source row: file, row, column, raw value, reason, run id."),
     dg.AssetSpec(["quality", "load_audit"], group_name="quality", kinds={"duckdb"},
-                 deps=[["raw", "orders"], ["raw", "customers"]],
+                 deps=[["raw", "orders"], ["raw", "customers"], ["raw", "products"]],
                  description="One row per source file and run: rows read, loaded, quarantined, duplicates removed."),
     dg.AssetSpec(["quality", "key_conflicts"], group_name="quality", kinds={"duckdb"},
-                 deps=[["raw", "orders"], ["raw", "customers"]],
-                 description="One row per superseded customer profile row that differs from the kept one, per run: "
-                             "key, kept and superseded file and row, differing columns, resolution."),
+                 deps=[["raw", "orders"], ["raw", "customers"], ["raw", "products"]],
+                 description="One row per superseded customer profile or product row that differs from the kept "
+                             "one, per run: key, kept and superseded file and row, differing columns, resolution."),
     dg.AssetSpec(["quality", "removed_duplicates"], group_name="quality", kinds={"duckdb"},
-                 deps=[["raw", "orders"], ["raw", "customers"]],
+                 deps=[["raw", "orders"], ["raw", "customers"], ["raw", "products"]],
                  description="One row per source row removed as a duplicate, per run: its file and row, the row it "
                              "duplicates, and the kind (exact, conflict_superseded, loaded_on_other_day)."),
     dg.AssetSpec(["staging", "changed_customers"], group_name="staging", kinds={"duckdb"},
@@ -80,7 +84,7 @@ def staging_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         build_staging(con, config, context.run_id, window=window)
         counts = {
             name: con.execute(f"SELECT count(*) FROM staging.{name}").fetchone()[0]
-            for name in ("orders", "order_lines", "customers")
+            for name in ("orders", "order_lines", "customers", "products")
         }
         quarantined = con.execute(
             "SELECT count(*) FROM quality.quarantine WHERE run_id = ?", [context.run_id]).fetchone()[0]

@@ -89,6 +89,8 @@ def write_load_audit(con: duckdb.DuckDBPyConnection, run_id: str, shape: str) ->
             UNION ALL
             SELECT 'customers', _source_file, count(*) FROM staging.customers
             WHERE _source_file IS NOT NULL AND ? = 'long' GROUP BY ALL
+            UNION ALL
+            SELECT 'products', _source_file, count(*) FROM staging.products GROUP BY ALL
         ),
         quarantined AS (
             SELECT input, source_file, count(*) AS n FROM quality.quarantine WHERE run_id = ? GROUP BY ALL
@@ -119,7 +121,8 @@ def drop_order_intermediates(con: duckdb.DuckDBPyConnection) -> None:
     temporary = con.execute("SELECT table_name, table_type FROM information_schema.tables "
                             "WHERE table_catalog = 'temp' ORDER BY table_type DESC").fetchall()
     intermediates = {"new_order_lines", "kept_orders", "new_orders", "other_day_orders",
-                     "repeated_ranks", "typed_orders", "source_file_numbers"}
+                     "repeated_ranks", "typed_orders", "source_file_numbers", "typed_products", "ranked_products",
+                     "product_lookup"}
     for name, kind in temporary:
         if name in intermediates:
             con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {name}")

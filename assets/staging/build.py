@@ -27,6 +27,7 @@ from assets.staging.orders import (
     rank_long_orders,
     rank_wide_orders,
 )
+from assets.staging.products import EMPTY_PRODUCTS, stage_products, type_products
 from assets.staging.rules import token_parameters
 from assets.staging.typed import type_customers, type_long_orders, type_wide_orders
 from pipelines.core.config import SourceConfig
@@ -49,8 +50,10 @@ def build_staging(
     # Typing only fills a temporary table, so it runs before the transaction: DuckDB scans a table created inside
     # an open transaction (its uncommitted local storage) at half the speed, and the copy into staging.order_lines
     # reads every typed row (11 s instead of 6 s at 9M lines).
+    if config.products is not None:
+        type_products(con, params)  # product_lookup, which the order lines join by sku
     if config.shape == "long":
-        type_long_orders(con, params, window)
+        type_long_orders(con, config, params, window)
     else:
         type_wide_orders(con, config, params, window)
     con.execute("BEGIN TRANSACTION")
@@ -58,6 +61,11 @@ def build_staging(
         for table in ("quarantine", "key_conflicts", "removed_duplicates"):
             con.execute(f"DELETE FROM quality.{table} WHERE run_id = ?", [run_id])
         quarantine_malformed_lines(con, run_id, "orders", window)
+        if config.products is not None:
+            quarantine_malformed_lines(con, run_id, "products")
+            stage_products(con, run_id)
+        else:
+            con.execute(f"CREATE OR REPLACE TABLE staging.products AS SELECT * FROM ({EMPTY_PRODUCTS})")
         if config.shape == "long":
             quarantine_failed_rows(con, run_id, "orders", "typed_orders")
             rank_long_orders(con, config, run_id)

@@ -65,6 +65,11 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> None:
     con.execute(sql, {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)})
 
 
+# For the other staging modules that type raw text (assets/staging/products.py).
+run_sql = _run
+text_of = _text
+
+
 # The typed tables keep the typed values and the first failing rule, not the raw text beside them: the rules read
 # the text in the same statement and no later step does. At 9M order lines the text copies cost gigabytes of memory
 # (and spilling to disk) in every intermediate table.
@@ -78,11 +83,45 @@ def _raw_orders_of_window(window: DayWindow | None) -> str:
     return "(SELECT * FROM raw.orders WHERE _partition_date BETWEEN $window_first AND $window_last)"
 
 
-def type_long_orders(con: duckdb.DuckDBPyConnection, params: dict, window: DayWindow | None = None) -> None:
+def _category_rule_case() -> str:
+    """The category of orders.category_rules: the first rule whose pattern matches the description, else `other`.
+    Patterns and categories are bound parameters ($category_patterns, $category_names)."""
+    return ("CASE WHEN description IS NULL THEN 'other' ELSE COALESCE(list_extract($category_names, "
+            "list_position(list_transform($category_patterns, p -> regexp_matches(description, p)), true)), "
+            "'other') END")
+
+
+def type_long_orders(
+    con: duckdb.DuckDBPyConnection, config: SourceConfig, params: dict, window: DayWindow | None = None
+) -> None:
+    """typed_orders: one row per raw order row. The category is the line's own, else its product's (products:),
+    else the first matching orders.category_rules rule on its description; an export declared without categories
+    has none. Without an order id (orders.columns.order_id: null) an order is one customer's lines at one time."""
+    products = config.products
+    category_sources = ["lower(category_text)"]
+    if products is not None:
+        category_sources.append("product_category")
+        if products.unknown_sku == "unknown":
+            category_sources.append("CASE WHEN product_sku IS NULL THEN 'unknown' END")
+    if config.orders.category_rules:
+        category_sources.append(_category_rule_case())
+    category = f"COALESCE({', '.join(category_sources)})" if config.has_categories else "NULL::VARCHAR"
+    if config.derives_order_id:
+        order_id = ("CASE WHEN customer_id IS NOT NULL AND order_ts IS NOT NULL THEN "
+                    "customer_id || '@' || strftime(order_ts, '%Y-%m-%d %H:%M:%S') END")
+    else:
+        order_id = "order_id_text"
+    category_rules = []
+    if products is not None and products.unknown_sku == "quarantine":
+        category_rules.append(Rule(
+            "sku", "category IS NULL AND product_sku IS NULL AND sku IS NOT NULL",
+            "'sku ' || sku || ' is not in the product table (products.path)'", "sku"))
+    if config.has_categories:
+        category_rules.append(Rule("category", "category IS NULL", "'missing category'", "NULL"))
     rules = [
         Rule("customer_id", "customer_id IS NULL", "'missing customer_id'", "NULL"),
-        Rule("order_id", "order_id IS NULL", "'missing order_id'", "NULL"),
-        Rule("category", "category IS NULL", "'missing category'", "NULL"),
+        *([] if config.derives_order_id else [Rule("order_id", "order_id IS NULL", "'missing order_id'", "NULL")]),
+        *category_rules,
         Rule("order_ts", "order_ts_text IS NULL", "'missing order_ts'", "NULL"),
         Rule("order_ts", "order_ts IS NULL", "'order_ts is not a date in orders.date_formats or ISO 8601'",
              "order_ts_text"),
@@ -103,17 +142,34 @@ def type_long_orders(con: duckdb.DuckDBPyConnection, params: dict, window: DayWi
         FUTURE_RULE,
         PAYMENT_RULE,
     ]
+    # A line without a price of its own takes its product's (products.columns.unit_price).
+    unit_price = "TRY_CAST(unit_price_text AS DOUBLE)"
+    if products is not None:
+        unit_price = f"COALESCE({unit_price}, CASE WHEN unit_price_text IS NULL THEN product_unit_price END)"
+    product_join = "" if products is None else \
+        f"LEFT JOIN (SELECT sku AS product_sku, category AS product_category, unit_price AS product_unit_price " \
+        f"FROM product_lookup) p ON p.product_sku = {id_text('o.sku')}"
+    if config.orders.category_rules:
+        rules_of = config.orders.category_rules
+        params = params | {"category_patterns": [rule.pattern() for rule in rules_of],
+                           "category_names": [rule.category.lower() for rule in rules_of]}
     _run(con, f"""
         CREATE OR REPLACE TEMP TABLE typed_orders AS
-        WITH typed AS (
-            SELECT _source_file, _source_row, _partition_date,
-                {id_text('order_id')} AS order_id,
+        WITH texts AS (
+            SELECT o.*, {id_text('o.order_id')} AS order_id_text, {_text('o.category')} AS category_text,
+                   {_text('o.unit_price')} AS unit_price_text
+                   {"" if products is None else ", p.*"}
+            FROM {_raw_orders_of_window(window)} o {product_join}
+        ),
+        parsed AS (
+            SELECT _source_file, _source_row, _partition_date, order_id_text, category_text,
+                {"product_sku, product_category," if products is not None else ""}
                 {id_text('customer_id')} AS customer_id,
                 {_text('order_ts')} AS order_ts_text, {_timestamp('order_ts')} AS order_ts,
-                lower({_text('category')}) AS category,
+                {_text('description')} AS description,
                 {_text('quantity')} AS quantity_text, TRY_CAST({_text('quantity')} AS DOUBLE) AS quantity,
                 {_text('amount')} AS amount_text, TRY_CAST({_text('amount')} AS DOUBLE) AS amount,
-                {_text('unit_price')} AS unit_price_text, TRY_CAST({_text('unit_price')} AS DOUBLE) AS unit_price,
+                unit_price_text, {unit_price} AS unit_price,
                 {_payment_select()},
                 lower({_text('channel')}) AS channel,
                 {_text('sku')} AS sku,
@@ -121,9 +177,18 @@ def type_long_orders(con: duckdb.DuckDBPyConnection, params: dict, window: DayWi
                 -- Typed beside its _text copy (which the lean table drops): rows count as identical only if
                 -- every field is equal, the status included.
                 {_text('status')} AS status_text, {_text('status')} AS status
-            FROM {_raw_orders_of_window(window)}
+            FROM texts
+        ),
+        typed AS (
+            SELECT * EXCLUDE (order_id_text, category_text, description
+                              {", product_sku, product_category" if products is not None else ""}),
+                {order_id} AS order_id, {category} AS category
+                {", product_sku" if products is not None else ""}
+            FROM parsed
         )
-        SELECT {LEAN_COLUMNS}, {rule_columns(rules)} FROM typed
+        -- product_sku only told the rules whether the sku was found.
+        SELECT COLUMNS(c -> NOT ends_with(c, '_text') AND c != 'product_sku'), {rule_columns(rules)}
+        FROM typed
     """, params)
 
 
