@@ -57,4 +57,28 @@ def quarantine_share_within_limit(
     )
 
 
-CHECKS = [load_audit_identity, quarantine_share_within_limit]
+@dg.asset_check(asset=dg.AssetKey(["staging", "order_lines"]), blocking=True)
+def category_count_within_limit(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, source: SourceResource
+) -> dg.AssetCheckResult:
+    """More distinct categories than `quality.max_categories` means a free-text column (a product description)
+    was mapped as the category: the features step would make one column per value and grow with categories x
+    customers. The run stops before features and says which values and the two ways out."""
+    limit = source.load().quality.max_categories
+    with warehouse.connect(read_only=True) as con:
+        counts = con.execute("""SELECT category, count(*) AS lines FROM staging.order_lines
+                                WHERE category IS NOT NULL GROUP BY category ORDER BY lines DESC, category""").pl()
+    top = ", ".join(f"{row['category']} ({row['lines']:,})" for row in counts.head(5).iter_rows(named=True))
+    over = counts.height > limit
+    return dg.AssetCheckResult(
+        passed=not over,
+        description=None if not over else (
+            f"{counts.height:,} distinct categories, above quality.max_categories {limit}; most frequent: {top}. "
+            "A free-text column mapped as the category makes one feature per value: give a product table "
+            "(products:, sku -> category) or orders.category_rules on the description"),
+        metadata={"categories": counts.height, "limit": limit,
+                  "most_frequent": dg.MetadataValue.md(preview_markdown(counts, rows=20))},
+    )
+
+
+CHECKS = [load_audit_identity, quarantine_share_within_limit, category_count_within_limit]

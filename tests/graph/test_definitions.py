@@ -13,8 +13,8 @@ from pipelines.definitions import defs
 from tests.conftest import REPO_ROOT
 
 EXPECTED_ASSETS = {
-    "raw/orders", "raw/customers",
-    "staging/orders", "staging/order_lines", "staging/customers", "staging/changed_customers",
+    "raw/orders", "raw/customers", "raw/products",
+    "staging/orders", "staging/order_lines", "staging/customers", "staging/products", "staging/changed_customers",
     "staging/customers_built_from",
     "quality/quarantine", "quality/load_audit", "quality/key_conflicts", "quality/removed_duplicates",
     "quality/validation_results", "quality/validated_inputs", "quality/outliers", "quality/missing_values",
@@ -38,6 +38,7 @@ EXPECTED_CHECKS = {
     "staging_customers_expectations": ("quality/validation_results", True),
     "load_audit_identity": ("quality/load_audit", True),
     "quarantine_share_within_limit": ("quality/load_audit", True),
+    "category_count_within_limit": ("staging/order_lines", True),
     "every_customer_segmented": ("segments/customer_segments", True),
     "churn_model_quality": ("predict/churn_model_runs", False),
     "recommendations_beat_popularity": ("predict/recommendation_eval", False),

@@ -573,8 +573,9 @@ def test_missing_required_column_names_the_column_and_the_config_key(tmp_path: P
         read_orders(config, tmp_path)
 
     assert str(info.value) == (
-        f"{path.resolve()}: required column 'category' is missing; map it under orders.columns.category. "
-        "The header has ['order_id', 'customer_id', 'order_ts']"
+        f"{path.resolve()}: required column 'category' is missing; map it under orders.columns.category, give a "
+        "product table (products:) or orders.category_rules, or declare it absent (orders.columns.category: "
+        "null): segments then use no categories. The header has ['order_id', 'customer_id', 'order_ts']"
     )
 
 
@@ -642,7 +643,7 @@ def test_map_columns_directly(tmp_path: Path, scratch: Path) -> None:
     assert mapped.row(0, named=True) | {SOURCE_FILE: None} == {
         SOURCE_FILE: None, SOURCE_ROW: 1, "order_id": "O1", "customer_id": "C1", "order_ts": "t", "category": "c",
         "quantity": None, "amount": None, "unit_price": None, "payment_method": None, "channel": None, "sku": None,
-        "line_id": None, "status": None,
+        "line_id": None, "status": None, "description": None,
     }
 
 
