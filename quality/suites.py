@@ -12,6 +12,7 @@ import great_expectations as gx
 from pipelines.core.config import (
     CUSTOMER_FIELDS,
     LONG_ORDER_FIELDS,
+    PRODUCT_FIELDS,
     WIDE_ORDER_FIELDS,
     SourceConfig,
 )
@@ -84,9 +85,50 @@ def raw_customers_suite(config: SourceConfig) -> SuiteSpec:
             expectation(E.ExpectTableRowCountToBeBetween, CRITICAL, min_value=1 if given else 0,
                         max_value=None if given else 0),
             expectation(E.ExpectColumnValuesToNotBeNull, CRITICAL, column="customer_id", mostly=share),
-            expectation(E.ExpectColumnValuesToMatchRegex, WARNING, column="age", regex=NUMBER_PATTERN, mostly=share),
-            expectation(E.ExpectColumnValuesToMatchRegex, WARNING, column="income", regex=NUMBER_PATTERN,
+            # A number or a band ("25-34", "1万-2万", "65+"): staging reads both; text without a digit is
+            # quarantined there, and a file mostly made of it is worth a warning here.
+            expectation(E.ExpectColumnValuesToMatchRegex, WARNING, column="age", regex=r"\d", mostly=share),
+            expectation(E.ExpectColumnValuesToMatchRegex, WARNING, column="income", regex=r"\d", mostly=share),
+        ],
+    )
+
+
+def raw_products_suite(config: SourceConfig) -> SuiteSpec:
+    share = config.quality.min_key_share
+    given = config.products is not None
+    return SuiteSpec(
+        name="raw_products",
+        table="raw.products",
+        frame_sql="SELECT _source_file, _source_row, sku, category, unit_price FROM raw.products",
+        partition_key=ROW_KEY,
+        schema_expectations=[
+            expectation(E.ExpectTableColumnsToMatchSet, CRITICAL, column_set=[*RAW_META, *PRODUCT_FIELDS],
+                        exact_match=True),
+        ],
+        expectations=[
+            # A configured product table must not be empty; without one, the table is empty by design.
+            expectation(E.ExpectTableRowCountToBeBetween, CRITICAL, min_value=1 if given else 0,
+                        max_value=None if given else 0),
+            expectation(E.ExpectColumnValuesToNotBeNull, CRITICAL, column="sku", mostly=share),
+            expectation(E.ExpectColumnValuesToNotBeNull, CRITICAL, column="category", mostly=share),
+            expectation(E.ExpectColumnValuesToMatchRegex, WARNING, column="unit_price", regex=NUMBER_PATTERN,
                         mostly=share),
+        ],
+    )
+
+
+def staging_products_suite(config: SourceConfig) -> SuiteSpec:
+    return SuiteSpec(
+        name="staging_products",
+        table="staging.products",
+        frame_sql="SELECT sku, category, unit_price FROM staging.products",
+        partition_key=["sku"],
+        expectations=[
+            expectation(E.ExpectTableRowCountToBeBetween, CRITICAL, min_value=1 if config.products else 0),
+            expectation(E.ExpectColumnValuesToNotBeNull, CRITICAL, column="sku"),
+            expectation(E.ExpectColumnValuesToBeUnique, CRITICAL, column="sku"),
+            expectation(E.ExpectColumnValuesToNotBeNull, CRITICAL, column="category"),
+            expectation(E.ExpectColumnValuesToBeBetween, CRITICAL, column="unit_price", min_value=0),
         ],
     )
 

@@ -43,15 +43,17 @@ SuiteBuilder = Callable[[SourceConfig, datetime, DayWindow | None], SuiteSpec]
 SUITES: dict[str, SuiteBuilder] = {
     "raw_orders": lambda config, now, days: suites.raw_orders_suite(config, days),
     "raw_customers": lambda config, now, days: suites.raw_customers_suite(config),
+    "raw_products": lambda config, now, days: suites.raw_products_suite(config),
     "staging_orders": suites.staging_orders_suite,
     "staging_order_lines": lambda config, now, days: suites.staging_order_lines_suite(config, days),
     "staging_customers": lambda config, now, days: suites.staging_customers_suite(config),
+    "staging_products": lambda config, now, days: suites.staging_products_suite(config),
 }
 
 # The tables the suites read. Not quality/load_audit: its blocking checks would then skip validation, and a run
 # whose quarantine share fails should still record what its expectations found.
-VALIDATED = [["raw", "orders"], ["raw", "customers"], ["staging", "orders"], ["staging", "order_lines"],
-             ["staging", "customers"]]
+VALIDATED = [["raw", "orders"], ["raw", "customers"], ["raw", "products"], ["staging", "orders"],
+             ["staging", "order_lines"], ["staging", "customers"], ["staging", "products"]]
 
 
 def check_name(suite_name: str) -> str:

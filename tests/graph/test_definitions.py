@@ -33,6 +33,8 @@ EXPECTED_ASSETS = {
 EXPECTED_CHECKS = {
     "raw_orders_expectations": ("quality/validation_results", True),
     "raw_customers_expectations": ("quality/validation_results", True),
+    "raw_products_expectations": ("quality/validation_results", True),
+    "staging_products_expectations": ("quality/validation_results", True),
     "staging_orders_expectations": ("quality/validation_results", True),
     "staging_order_lines_expectations": ("quality/validation_results", True),
     "staging_customers_expectations": ("quality/validation_results", True),

@@ -359,7 +359,7 @@ def test_run_stores_gx_results_outliers_and_missing_values(planted_run):
     results = query(warehouse, """SELECT count(*), count(DISTINCT suite),
                                          count(*) FILTER (WHERE severity = 'critical' AND NOT success)
                                   FROM quality.validation_results""")
-    assert results[0][0] >= 10 and results[0][1] == 5 and results[0][2] == 0
+    assert results[0][0] >= 10 and results[0][1] == 7 and results[0][2] == 0
     assert query(warehouse, "SELECT count(*) FROM quality.outliers") == [(6000,)]
     missing = dict(query(warehouse, "SELECT column_name, imputed_share FROM quality.missing_values"))
     assert missing["age"] == 0.0 and missing["cat_wine"] == 0.0
@@ -392,7 +392,8 @@ def test_seed_table_passes_every_critical_expectation(seed_warehouse):
     failed = query(seed_warehouse, "SELECT suite, expectation FROM quality.validation_results WHERE NOT success")
     assert failed == []
     suites_run = {row[0] for row in query(seed_warehouse, "SELECT DISTINCT suite FROM quality.validation_results")}
-    assert suites_run == {"raw_orders", "raw_customers", "staging_orders", "staging_order_lines", "staging_customers"}
+    assert suites_run == {"raw_orders", "raw_customers", "staging_orders", "staging_order_lines", "staging_customers",
+                          "raw_products", "staging_products"}
     assert Path(EXAMPLES / "baskets.yaml").is_file()
 
 
