@@ -122,7 +122,7 @@ def drop_order_intermediates(con: duckdb.DuckDBPyConnection) -> None:
                             "WHERE table_catalog = 'temp' ORDER BY table_type DESC").fetchall()
     intermediates = {"new_order_lines", "kept_orders", "new_orders", "other_day_orders",
                      "repeated_ranks", "typed_orders", "source_file_numbers", "typed_products", "ranked_products",
-                     "product_lookup"}
+                     "product_lookup", "description_categories"}
     for name, kind in temporary:
         if name in intermediates:
             con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {name}")

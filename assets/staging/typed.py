@@ -5,10 +5,11 @@ import re
 
 import duckdb
 
+from assets.staging.bands import read_band
 from assets.staging.rules import FUTURE_RULE, PAYMENT_RULE, PROFILE_RULES, Rule, numeric_rules, rule_columns
 from pipelines.core.config import SourceConfig
 from pipelines.core.partitions import DayWindow
-from pipelines.core.sql import quote_identifier
+from pipelines.core.sql import quote_identifier, table_exists
 
 
 def _text(column: str) -> str:
@@ -34,14 +35,62 @@ def id_text(column: str) -> str:
     return f"regexp_replace({text}, '^([0-9]+)\\.0+$', '\\1')"
 
 
+# An income written with a currency sign, thousands separators or 元 ("¥35,000", "$1,234.50", "35000元") is read
+# in SQL: such texts can be as many as the customers, and a bound list is searched row by row. bands.py reads them
+# the same way.
+DECORATED_INCOME = r"[¥￥$£€]?\s*(\d{1,3}(,\d{3})+|\d+)(\.\d+)?\s*元?"
+
+
+def _number_in_sql(field: str) -> str:
+    """The age or income text as SQL reads it by itself: cast to DOUBLE, or (income) stripped of its decoration."""
+    cast = f"TRY_CAST({_text(field)} AS DOUBLE)"
+    if field != "income":
+        return cast
+    stripped = f"TRY_CAST(regexp_replace({_text(field)}, '[^0-9.]', '', 'g') AS DOUBLE)"
+    return f"COALESCE({cast}, CASE WHEN regexp_full_match({_text(field)}, '{DECORATED_INCOME}') THEN {stripped} END)"
+
+
+def _profile_number(field: str) -> str:
+    """The age or income number: as SQL reads it, else the number bands.py read for that text (the bound list pair
+    of band_parameters). COALESCE looks a text up only when SQL could not read it: most rows never search the list."""
+    return (f"COALESCE({_number_in_sql(field)}, "
+            f"(${field}_band_numbers)[list_position(${field}_band_texts, {_text(field)})])")
+
+
+def band_parameters(con: duckdb.DuckDBPyConnection, config: SourceConfig, window: DayWindow | None = None) -> dict:
+    """The bound lists _profile_select looks bands up in: per field, the distinct texts of the profile rows this load
+    types (the customer file, or the window's basket rows) that SQL does not read as numbers, and the number
+    bands.read_band reads from each, the shop's values.bands first. Texts that read as nothing are left out: their
+    rows are quarantined. Sorted, so the same rows give the same lists (the customer fingerprint hashes them)."""
+    if config.shape == "long":
+        table, rows, rows_params = "raw.customers", "raw.customers", {}
+    else:
+        table, rows = "raw.orders", _raw_orders_of_window(window)
+        rows_params = {} if window is None else {"window_first": window.first, "window_last": window.last}
+    params = {}
+    for field in ("age", "income"):
+        texts = []
+        if table_exists(con, table):
+            texts = [row[0] for row in con.execute(
+                f"SELECT DISTINCT {_text(field)} FROM {rows} "
+                f"WHERE {_text(field)} IS NOT NULL AND {_number_in_sql(field)} IS NULL ORDER BY 1",
+                rows_params).fetchall()]
+        numbers = {text: read_band(text, field, config.values.bands.get(field)) for text in texts}
+        read = {text: number for text, number in numbers.items() if number is not None}
+        params[f"{field}_band_texts"] = list(read)
+        params[f"{field}_band_numbers"] = list(read.values())
+    return params
+
+
 def _profile_select() -> str:
-    """Typed profile columns shared by the customers file and the wide shape's basket rows."""
+    """Typed profile columns shared by the customers file and the wide shape's basket rows. Age and income may be
+    bands or carry units (bands.py); income is yearly, scaled by $income_per_year when the export is monthly."""
     return f"""
-        {_text('age')} AS age_text, TRY_CAST({_text('age')} AS DOUBLE) AS age,
+        {_text('age')} AS age_text, {_profile_number('age')} AS age,
         {_text('birth_year')} AS birth_year_text, TRY_CAST({_text('birth_year')} AS INTEGER) AS birth_year,
         {_text('gender')} AS gender_text,
         ($gender_values)[list_position($gender_tokens, upper({_text('gender')}))] AS gender,
-        {_text('income')} AS income_text, TRY_CAST({_text('income')} AS DOUBLE) AS income,
+        {_text('income')} AS income_text, {_profile_number('income')} * $income_per_year AS income,
         {_text('home_owner')} AS home_owner_text,
         CASE WHEN list_contains($true_tokens, upper({_text('home_owner')})) THEN TRUE
              WHEN list_contains($false_tokens, upper({_text('home_owner')})) THEN FALSE END AS home_owner,
@@ -83,12 +132,24 @@ def _raw_orders_of_window(window: DayWindow | None) -> str:
     return "(SELECT * FROM raw.orders WHERE _partition_date BETWEEN $window_first AND $window_last)"
 
 
-def _category_rule_case() -> str:
-    """The category of orders.category_rules: the first rule whose pattern matches the description, else `other`.
-    Patterns and categories are bound parameters ($category_patterns, $category_names)."""
-    return ("CASE WHEN description IS NULL THEN 'other' ELSE COALESCE(list_extract($category_names, "
-            "list_position(list_transform($category_patterns, p -> regexp_matches(description, p)), true)), "
-            "'other') END")
+def categorise_descriptions(con: duckdb.DuckDBPyConnection, config: SourceConfig, params: dict,
+                            window: DayWindow | None) -> None:
+    """description_categories: each distinct description of the rows to type with the category of the first
+    orders.category_rules rule matching it (NULL when none does). Patterns travel as one bound parameter per rule:
+    a constant pattern is compiled once, a pattern taken from a list for every row (167 s instead of 1.4 s for
+    7 rules on 525k lines). Matching distinct descriptions instead of lines cuts the work a hundredfold on real
+    exports (4,644 descriptions for 525,461 lines)."""
+    rules = config.orders.category_rules
+    whens = " ".join(f"WHEN regexp_matches(description, $category_pattern_{i}) THEN $category_name_{i}"
+                     for i in range(len(rules)))
+    patterns = {f"category_pattern_{i}": rule.pattern() for i, rule in enumerate(rules)}
+    names = {f"category_name_{i}": rule.category.lower() for i, rule in enumerate(rules)}
+    _run(con, f"""
+        CREATE OR REPLACE TEMP TABLE description_categories AS
+        SELECT description, CASE {whens} END AS rule_category
+        FROM (SELECT DISTINCT {_text('description')} AS description FROM {_raw_orders_of_window(window)})
+        WHERE description IS NOT NULL
+    """, params | patterns | names)
 
 
 def type_long_orders(
@@ -104,7 +165,8 @@ def type_long_orders(
         if products.unknown_sku == "unknown":
             category_sources.append("CASE WHEN product_sku IS NULL THEN 'unknown' END")
     if config.orders.category_rules:
-        category_sources.append(_category_rule_case())
+        categorise_descriptions(con, config, params, window)
+        category_sources.append("COALESCE(rule_category, 'other')")
     category = f"COALESCE({', '.join(category_sources)})" if config.has_categories else "NULL::VARCHAR"
     if config.derives_order_id:
         order_id = ("CASE WHEN customer_id IS NOT NULL AND order_ts IS NOT NULL THEN "
@@ -150,20 +212,20 @@ def type_long_orders(
         f"LEFT JOIN (SELECT sku AS product_sku, category AS product_category, unit_price AS product_unit_price " \
         f"FROM product_lookup) p ON p.product_sku = {id_text('o.sku')}"
     if config.orders.category_rules:
-        rules_of = config.orders.category_rules
-        params = params | {"category_patterns": [rule.pattern() for rule in rules_of],
-                           "category_names": [rule.category.lower() for rule in rules_of]}
+        product_join += f" LEFT JOIN description_categories d ON d.description = {_text('o.description')}"
     _run(con, f"""
         CREATE OR REPLACE TEMP TABLE typed_orders AS
         WITH texts AS (
             SELECT o.*, {id_text('o.order_id')} AS order_id_text, {_text('o.category')} AS category_text,
                    {_text('o.unit_price')} AS unit_price_text
                    {"" if products is None else ", p.*"}
+                   {", d.rule_category" if config.orders.category_rules else ""}
             FROM {_raw_orders_of_window(window)} o {product_join}
         ),
         parsed AS (
             SELECT _source_file, _source_row, _partition_date, order_id_text, category_text,
                 {"product_sku, product_category," if products is not None else ""}
+                {"rule_category," if config.orders.category_rules else ""}
                 {id_text('customer_id')} AS customer_id,
                 {_text('order_ts')} AS order_ts_text, {_timestamp('order_ts')} AS order_ts,
                 {_text('description')} AS description,
@@ -181,7 +243,8 @@ def type_long_orders(
         ),
         typed AS (
             SELECT * EXCLUDE (order_id_text, category_text, description
-                              {", product_sku, product_category" if products is not None else ""}),
+                              {", product_sku, product_category" if products is not None else ""}
+                              {", rule_category" if config.orders.category_rules else ""}),
                 {order_id} AS order_id, {category} AS category
                 {", product_sku" if products is not None else ""}
             FROM parsed
