@@ -2,7 +2,9 @@
 
 Families (the model picks which to use, see `model.features` in the source config):
 - demographics: age, income, is_female, is_home_owner (NULL where the shop gave no profile);
-- categories: `cat_<category>` = share of the customer's orders that contain the category;
+- categories: `cat_<category>` = share of the customer's orders that contain the category; a long export declared
+  without categories (`orders.columns.category: null`) has no category in staging, so no `cat_` column at all and
+  the family is simply absent (the model skips it, see assets/model/preparation.py);
 - rfm: n_orders, total_spend, avg_basket_value, recency_days, tenure_days (the last two need order dates);
 - payment: `pay_<method>` = share of the customer's orders paid that way.
 
@@ -221,6 +223,7 @@ def customer_features(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         metadata={
             "dagster/row_count": rows,
             "columns": dg.MetadataValue.json(columns),
+            "families": dg.MetadataValue.json(sorted({feature_family(c) for c in columns} - {None})),
             "order_stats_refresh": stats_refresh,
             "preview": dg.MetadataValue.md(preview_markdown(preview)),
         }

@@ -48,7 +48,7 @@ from assets.model.carry import (
     reselect_reason,
     selection_key,
 )
-from assets.model.preparation import feature_frame, prepare, select_feature_columns
+from assets.model.preparation import family_choice, feature_frame, prepare, select_feature_columns
 from assets.model.selection import (
     MODEL_THREADS,
     FittedModel,
@@ -81,8 +81,9 @@ MODEL_SPECS = [
     dg.AssetSpec(["segments", "model_runs"], group_name="model", kinds={"scikitlearn", "duckdb"},
                  deps=MODEL_INPUTS,
                  description="One row per run and candidate k (grain: run_id, k): silhouette, Davies-Bouldin, "
-                             "stability, smallest share, whether it met the constraints and was chosen, and how "
-                             "the run's k was decided (k_decision chosen or carried, k_decision_reason, drift)."),
+                             "stability, smallest share, whether it met the constraints and was chosen, how "
+                             "the run's k was decided (k_decision chosen or carried, k_decision_reason, drift), "
+                             "and the feature columns and families it clustered on."),
     dg.AssetSpec(["quality", "missing_values"], group_name="model", kinds={"duckdb"},
                  deps=[["features", "customer_features"], ["quality", "outliers"]],
                  description="One row per model feature of the latest run (grain: column_name): customers, how "
@@ -109,8 +110,12 @@ def model_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         if int(fit_mask.sum()) < 3:
             fit_mask = np.ones(features.height, dtype=bool)
         columns = select_feature_columns(features, list(settings.features), rows=fit_mask)
+        families, skipped_families = family_choice(list(settings.features), columns, features)
         if not columns:
-            raise ValueError(f"no usable feature columns in families {settings.features}: all empty or constant")
+            raise ValueError(f"no usable feature columns in model.features {list(settings.features)}: " + "; ".join(
+                f"{family}: {reason}" for family, reason in skipped_families.items()))
+        if skipped_families:
+            context.log.info(f"clustering on the feature families {families}; skipped: {skipped_families}")
         algorithm = resolve_algorithm(settings, int(fit_mask.sum()))
         prepared = prepare(feature_frame(features, columns), fit_mask)  # serves choosing k and the final model
         prep, _, fit_rows = prepared
@@ -189,7 +194,7 @@ def model_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             "chosen": c.k == k, "silhouette": c.silhouette, "davies_bouldin": c.davies_bouldin,
             "stability": c.stability, "min_share": c.min_share, "meets_constraints": c.meets_constraints,
             "reason": decision.reason if c.k == k else None, "n_customers": features.height,
-            "n_fitted": int(fit_mask.sum()), "feature_columns": columns,
+            "n_fitted": int(fit_mask.sum()), "feature_columns": columns, "feature_families": families,
             "inertia": model.inertia if c.k == k else None,
             "warm_started": model.warm_started if c.k == k else None, "fitted_at": fitted_at,
             "k_decision": decision.decision, "k_decision_reason": decision.reason,
@@ -217,6 +222,8 @@ def model_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             "warm_started": model.warm_started,
             "moved_share": -1.0 if drift.moved_share is None else drift.moved_share,  # -1: no previous run
             "features": dg.MetadataValue.json(columns),
+            "feature_families": dg.MetadataValue.json(families),
+            "feature_families_skipped": dg.MetadataValue.json(skipped_families),
             "fitted_on": int(fit_mask.sum()),
             "left_out_as_outliers": int((~fit_mask).sum()),
             "candidates": dg.MetadataValue.md(preview_markdown(candidate_rows.select(

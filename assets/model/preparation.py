@@ -16,6 +16,24 @@ LOG_SCALED = ("n_orders", "total_spend", "avg_basket_value")
 SCALER_BLOCK_ROWS = 65_536
 
 
+# Why a family of model.features has no column at all in features.customer_features.
+ABSENT_FAMILY_REASONS = {
+    "categories": "the export has no product category (orders.columns.category: null)",
+    "payment": "the orders carry no payment method",
+}
+
+
+def family_choice(families: list[str], columns: list[str], features: pl.DataFrame) -> tuple[list[str], dict]:
+    """Of the families chosen in model.features: those the model clusters on (some column selected), in the order
+    chosen, and why each other one is skipped. A shop declared without categories has no `cat_` column while
+    model.features lists categories by default: that family is skipped, not an error."""
+    used = [f for f in families if any(feature_family(c) == f for c in columns)]
+    present = {feature_family(column) for column in features.columns}
+    skipped = {f: ABSENT_FAMILY_REASONS.get(f, "no such column in features.customer_features") if f not in present
+               else "every column empty or constant" for f in families if f not in used}
+    return used, skipped
+
+
 def select_feature_columns(features: pl.DataFrame, families: list[str], rows: np.ndarray | None = None) -> list[str]:
     """Columns of the chosen families that carry information (not all-null, not constant) in the rows of the
     boolean mask `rows` (every row when None)."""

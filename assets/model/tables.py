@@ -14,6 +14,9 @@ CARRY_COLUMNS = {
     "k_selected_as_of": "TIMESTAMP", "data_as_of": "TIMESTAMP", "selection_key": "VARCHAR",
     "mean_distance": "DOUBLE", "moved_share": "DOUBLE", "distance_change": "DOUBLE",
 }
+# The feature families the run clustered on (of model.features, those with usable columns); a warehouse from
+# before gets the column too (NULL in its old rows).
+FAMILY_COLUMNS = {"feature_families": "VARCHAR[]"}
 
 
 def missing_value_report(features: pl.DataFrame, columns: list[str], run_id: str) -> pl.DataFrame:
@@ -47,7 +50,7 @@ def write_model_tables(con, run_id: str, model_version: str, fitted_at: datetime
         davies_bouldin DOUBLE, stability DOUBLE, min_share DOUBLE, meets_constraints BOOLEAN, reason VARCHAR,
         n_customers BIGINT, n_fitted BIGINT, feature_columns VARCHAR[], inertia DOUBLE, warm_started BOOLEAN,
         fitted_at TIMESTAMP)""")
-    for column, kind in CARRY_COLUMNS.items():
+    for column, kind in {**CARRY_COLUMNS, **FAMILY_COLUMNS}.items():
         con.execute(f"ALTER TABLE segments.model_runs ADD COLUMN IF NOT EXISTS {column} {kind}")
     con.execute("DELETE FROM segments.model_runs WHERE run_id = ?", [run_id])
     con.execute("INSERT INTO segments.model_runs BY NAME SELECT * FROM arrow_candidates")

@@ -49,4 +49,9 @@ file's SHA-256, and a file that does not match is never loaded (the run retrains
 Sources without order dates (the wide seed table): no past and future to split, so churn is not trained
 (`churn_risk` stays NULL, the run row says why) and recommendations are built from every basket without an
 evaluation (the evaluation row says why). Nothing fails.
+
+Sources declared without categories (`orders.columns.category: null`): there is nothing to recommend. Churn is
+trained as usual; predict.category_rules and predict.next_category are left empty (with their columns), and the run
+row of predict.recommendation_eval says status `no_categories`, rules_action `skipped` and why, which the
+recommendation check and the report read.
 """

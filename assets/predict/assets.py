@@ -25,6 +25,8 @@ from assets.predict.churn_store import (
 )
 from assets.predict.recommendations import (
     EVALUATION_COLUMNS,
+    RECOMMENDATION_SCHEMA,
+    RULE_SCHEMA,
     SOURCE_RULES,
     choose_rules,
     evaluate_recommendations,
@@ -34,7 +36,18 @@ from assets.predict.recommendations import (
     recommend,
     rules_recipe,
 )
-from assets.predict.runs import FITTED, MINED, NO_DATES, ONE_CLASS, REUSED, SHORT_HISTORY, plan_time_split
+from assets.predict.runs import (
+    FITTED,
+    MINED,
+    NO_CATEGORIES,
+    NO_CATEGORIES_REASON,
+    NO_DATES,
+    ONE_CLASS,
+    REUSED,
+    SHORT_HISTORY,
+    SKIPPED,
+    plan_time_split,
+)
 from pipelines.core.resources import SourceResource, WarehouseResource
 from pipelines.core.sql import preview_markdown
 
@@ -206,15 +219,18 @@ RECOMMENDATION_SPECS = [
     dg.AssetSpec([SCHEMA, "category_rules"], group_name="predict", kinds={"duckdb"},
                  deps=[["staging", "order_lines"], ["features", "customer_features"]],
                  description="One row per rule antecedent -> consequent over customers: support, confidence, lift "
-                             "(mined again every predict.retrain_every_days days of data)."),
+                             "(mined again every predict.retrain_every_days days of data; empty for an export "
+                             "declared without categories)."),
     dg.AssetSpec([SCHEMA, "next_category"], group_name="predict", kinds={"duckdb"},
                  deps=[["staging", "order_lines"], ["features", "customer_features"]],
                  description="Up to predict.top_n rows per customer: the categories they have not bought yet, "
-                             "ranked, with the score and whether rules or popularity picked them."),
+                             "ranked, with the score and whether rules or popularity picked them (empty for an "
+                             "export declared without categories)."),
     dg.AssetSpec([SCHEMA, "recommendation_eval"], group_name="predict", kinds={"duckdb"},
                  deps=[["staging", "order_lines"], ["staging", "orders"], ["features", "customer_features"]],
                  description="One row per run: hit-rate@N on the held-out window against the popularity baseline, "
-                             "or why it could not be judged; whether the run mined its rules or reused them."),
+                             "or why it could not be judged; whether the run mined its rules, reused them or "
+                             "skipped them (status no_categories: the export has no categories)."),
 ]
 
 
@@ -222,29 +238,41 @@ RECOMMENDATION_SPECS = [
 def recommendation_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource, source: SourceResource):
     """Co-purchase rules, the top categories each customer has not bought yet, and their held-out hit-rate
     against recommending the most popular categories."""
-    settings = source.load().predict
+    config = source.load()
+    settings = config.predict
     run_id = context.run.run_id
     with warehouse.connect() as con:
         ensure_tables(con)
         first, last = order_dates(con)
         split, _, eval_reason = plan_time_split(first, last, settings)
-        stored, decision = choose_rules(con, run_id, split, eval_reason, settings)
-        if stored:
-            # Reused rules need no purchase dates: only which categories each customer bought.
-            everything = load_purchases(con)
-            rules = stored.rules
-            evaluation = {k: stored.mined[k] for k in EVALUATION_COLUMNS}
-            provenance = {"rules_action": REUSED, "rules_version": stored.version,
-                          "rules_data_end": stored.mined["data_end"], "rules_recipe": stored.mined["rules_recipe"]}
+        if not config.has_categories:
+            # Nothing to mine, recommend or judge: the tables keep their columns, empty, and the run row carries the
+            # status that the check (quality/checks/predict.py) and the report read.
+            stored, decision = None, f"skipped: {NO_CATEGORIES_REASON}"
+            rules, picks = pl.DataFrame(schema=RULE_SCHEMA), pl.DataFrame(schema=RECOMMENDATION_SCHEMA)
+            evaluation = {"status": NO_CATEGORIES, "reason": NO_CATEGORIES_REASON}
+            provenance = {"rules_action": SKIPPED, "rules_version": None, "rules_data_end": None,
+                          "rules_recipe": None}
         else:
-            first_purchases = load_first_purchases(con)
-            everything = first_purchases.before(None)
-            rules = mine_rules(everything, settings)
-            evaluation = ({"status": NO_DATES if split is None else SHORT_HISTORY, "reason": eval_reason}
-                          if eval_reason else evaluate_recommendations(first_purchases, split, settings))
-            provenance = {"rules_action": MINED, "rules_version": run_id,
-                          "rules_data_end": split.data_end if split else None, "rules_recipe": rules_recipe(settings)}
-        picks = recommend(everything, rules, settings.top_n)
+            stored, decision = choose_rules(con, run_id, split, eval_reason, settings)
+            if stored:
+                # Reused rules need no purchase dates: only which categories each customer bought.
+                everything = load_purchases(con)
+                rules = stored.rules
+                evaluation = {k: stored.mined[k] for k in EVALUATION_COLUMNS}
+                provenance = {"rules_action": REUSED, "rules_version": stored.version,
+                              "rules_data_end": stored.mined["data_end"],
+                              "rules_recipe": stored.mined["rules_recipe"]}
+            else:
+                first_purchases = load_first_purchases(con)
+                everything = first_purchases.before(None)
+                rules = mine_rules(everything, settings)
+                evaluation = ({"status": NO_DATES if split is None else SHORT_HISTORY, "reason": eval_reason}
+                              if eval_reason else evaluate_recommendations(first_purchases, split, settings))
+                provenance = {"rules_action": MINED, "rules_version": run_id,
+                              "rules_data_end": split.data_end if split else None,
+                              "rules_recipe": rules_recipe(settings)}
+            picks = recommend(everything, rules, settings.top_n)
         row = {"run_id": run_id, "evaluated_at": datetime.now(), **evaluation, **provenance,
                "rules_decision": decision, "top_n": settings.top_n, "horizon_days": settings.horizon_days,
                "min_history_days": settings.min_history_days,

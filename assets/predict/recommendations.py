@@ -137,6 +137,11 @@ def load_first_purchases(con: duckdb.DuckDBPyConnection) -> FirstPurchases:
     return FirstPurchases.from_frame(con.execute(FIRST_PURCHASES_SQL).pl(), customer_ids, categories)
 
 
+RULE_SCHEMA = {"antecedent": pl.String, "consequent": pl.String, "antecedent_customers": pl.Int64,
+               "consequent_customers": pl.Int64, "both_customers": pl.Int64, "customers": pl.Int64,
+               "support": pl.Float64, "confidence": pl.Float64, "lift": pl.Float64}
+
+
 def mine_rules(bought: Purchases, settings: PredictSettings) -> pl.DataFrame:
     """Single-category rules antecedent -> consequent over customers who bought anything.
 
@@ -145,9 +150,7 @@ def mine_rules(bought: Purchases, settings: PredictSettings) -> pl.DataFrame:
     confidence >= min_confidence. Sorted by antecedent, then lift (highest first), then consequent.
     """
     buyers = bought.customers_with_purchases
-    schema = {"antecedent": pl.String, "consequent": pl.String, "antecedent_customers": pl.Int64,
-              "consequent_customers": pl.Int64, "both_customers": pl.Int64, "customers": pl.Int64,
-              "support": pl.Float64, "confidence": pl.Float64, "lift": pl.Float64}
+    schema = RULE_SCHEMA
     if buyers == 0:
         return pl.DataFrame(schema=schema)
     both = (bought.matrix.T @ bought.matrix).toarray()

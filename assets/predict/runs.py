@@ -12,8 +12,13 @@ from pipelines.core.config import PredictSettings
 # or reused (model_action says which).
 TRAINED, EVALUATED = "trained", "evaluated"
 NO_DATES, SHORT_HISTORY, ONE_CLASS, NO_NEW_PURCHASES = "no_dates", "short_history", "one_class", "no_new_purchases"
+# Recommendations of an export declared without categories (orders.columns.category: null): nothing to mine,
+# recommend or judge, so the run skips them, leaves predict.category_rules and predict.next_category empty and
+# says why in predict.recommendation_eval.
+NO_CATEGORIES = "no_categories"
+NO_CATEGORIES_REASON = "this export has no product category: orders.columns.category is null"
 # What a run did about its model (churn) or its rules (recommendations).
-FITTED, MINED, REUSED = "trained", "mined", "reused"
+FITTED, MINED, REUSED, SKIPPED = "trained", "mined", "reused", "skipped"
 
 
 # --- the time split ------------------------------------------------------------------------------------------------

@@ -64,12 +64,13 @@ class Report:
 
 def build_report(con: duckdb.DuckDBPyConnection, reports_dir: Path, category_labels: dict | None = None,
                  playbook_path: str | Path | None = None, chart_files: bool = True,
-                 bundle_cache: Path | None = None) -> Report:
+                 bundle_cache: Path | None = None, has_categories: bool = True) -> Report:
     """Reads the warehouse through `con` and writes the pages (and chart files) under `reports_dir`.
-    `bundle_cache`: a file keeping the pages' script bundle between runs (see chart_files.javascript_bundle)."""
+    `bundle_cache`: a file keeping the pages' script bundle between runs (see chart_files.javascript_bundle).
+    `has_categories`: False for an export declared without categories (SourceConfig.has_categories)."""
     # The chart writer starts its helper process first, so the helper is ready when the charts are.
     with ChartFileWriter() if chart_files else contextlib.nullcontext() as chart_writer:
-        data = load_report_data(con, category_labels)
+        data = load_report_data(con, category_labels, has_categories)
         book = FactBook()
         plans = plan(data, book, load_playbook(playbook_path))
         narrative = build_narrative(data, book, plans)
@@ -176,7 +177,8 @@ def segment_report(warehouse: WarehouseResource, source: SourceResource) -> dg.M
     config = source.load()
     with warehouse.connect(read_only=True) as con:
         report = write_report_folder(con, warehouse.work_reports_dir, category_labels=dict(config.category_labels),
-                                     bundle_cache=bundle_cache_file(warehouse.file))
+                                     bundle_cache=bundle_cache_file(warehouse.file),
+                                     has_categories=config.has_categories)
     crash_point("report:written")
     return dg.MaterializeResult(
         metadata={

@@ -77,6 +77,9 @@ class ReportData:
     sizes: pl.DataFrame  # run_id, run_date, segment_id (OTHER_ID pooled), customers
     names: dict[int, tuple[str, str]]  # every segment id ever published -> (zh, en), from the catalogue
     category_labels: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # False for an export declared without categories (orders.columns.category: null): the report then leaves out
+    # everything built on categories and says why, once (sections.section_without_categories).
+    has_categories: bool = True
     # The predictive layer (assets/predict.py); None / empty when its tables are missing.
     churn_run: dict | None = None  # the latest row of predict.churn_model_runs
     at_risk: pl.DataFrame = field(default_factory=pl.DataFrame)  # segment_id, high_value, high_value_at_risk, ...
@@ -192,7 +195,8 @@ GROUP BY GROUPING SETS ((s.segment_id, t.value_tier_key), (s.segment_id, t.rfm_t
 HAVING coalesce(t.value_tier_key, t.rfm_tier_key) IS NOT NULL"""
 
 
-def load_report_data(con: duckdb.DuckDBPyConnection, category_labels: dict | None = None) -> ReportData:
+def load_report_data(con: duckdb.DuckDBPyConnection, category_labels: dict | None = None,
+                     has_categories: bool = True) -> ReportData:
     profiles = con.execute("""
         SELECT p.*, c.archetype FROM segments.segment_profiles p
         LEFT JOIN segments.segment_catalog c USING (segment_id) ORDER BY p.segment_id""").pl()
@@ -278,6 +282,7 @@ def load_report_data(con: duckdb.DuckDBPyConnection, category_labels: dict | Non
         rfm_known=bool(rfm_known), model_runs=model_runs,
         migration=migration, migration_run=migration_run, previous_run_date=previous_date,
         latest_run_date=latest_date, sizes=sizes, names=names, category_labels=dict(category_labels or {}),
+        has_categories=has_categories,
     )
 
 

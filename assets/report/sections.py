@@ -167,6 +167,18 @@ def section_categories(data: ReportData, book: FactBook) -> Section:
     return section
 
 
+def section_without_categories() -> Section:
+    """For an export declared without categories: one sentence in place of every part built on categories (the
+    preference heatmap, category words in names, next-category recommendations, category strategies), saying why."""
+    section = Section("no_categories", {"zh": "品类", "en": "Categories"}, [])
+    section.say(compose("本报告略去品类偏好热力图、客群名称中的品类偏好、下一品类推荐和依赖品类的运营策略，"
+                        "因为本次导出没有商品品类：orders.columns.category 为 null。"),
+                compose("The category preference heatmap, category lovers in segment names, next-category "
+                        "recommendations and category strategies are left out because this export has no product "
+                        "category: orders.columns.category is null."))
+    return section
+
+
 def section_payments(data: ReportData, book: FactBook) -> Section:
     has_data = data.payments.height > 0
     section = Section("payments", {"zh": "支付方式偏好", "en": "Payment methods"}, ["payments"] if has_data else [])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from assets.predict.runs import EVALUATED, NO_DATES, SHORT_HISTORY, TRAINED
+from assets.predict.runs import EVALUATED, NO_CATEGORIES, NO_DATES, SHORT_HISTORY, TRAINED
 from assets.report.data import ReportData
 from assets.report.facts import FactBook, FactRef, compose, join
 from assets.report.narrative import NOTABLE_LIFT, Section
@@ -26,6 +26,10 @@ def _not_available(section: Section, book: FactBook, table: str, run: dict | Non
     elif run["status"] == NO_DATES:
         section.say(compose("订单没有日期，无法区分过去与之后的时间段，因此无法{w}。", w=what["zh"]),
                     compose("The orders carry no dates, so there is no past and no later period: no {w}.",
+                            w=what["en"]))
+    elif run["status"] == NO_CATEGORIES:
+        section.say(compose("本次导出没有商品品类：orders.columns.category 为 null，因此无法{w}。", w=what["zh"]),
+                    compose("This export has no product category: orders.columns.category is null, so no {w}.",
                             w=what["en"]))
     elif run["status"] == SHORT_HISTORY:
         prefix, horizons = ("churn", 2) if table == "churn_model_runs" else ("recs", 1)
@@ -104,9 +108,15 @@ def section_churn(data: ReportData, book: FactBook) -> Section:
                             r=risky, s=share, m=mean),
                     compose("{n}: {r} of {h} high-value customers at risk ({s}); mean churn probability {m}.",
                             n=segment.name_en, h=high, r=risky, s=share, m=mean), bullet=True)
-    section.say(compose("名单见 predict.churn_risk（at_risk 列）与 segments.customer_value_tiers；建议在他们停止购买之前，用专属权益和常购品类主动联系。"),
-                compose("The list is in predict.churn_risk (column at_risk) joined with segments.customer_value_tiers; "
-                        "reach out before they stop buying, with personal perks on their usual categories."))
+    if data.has_categories:
+        section.say(compose("名单见 predict.churn_risk（at_risk 列）与 segments.customer_value_tiers；建议在他们停止购买之前，用专属权益和常购品类主动联系。"),
+                    compose("The list is in predict.churn_risk (column at_risk) joined with "
+                            "segments.customer_value_tiers; reach out before they stop buying, with personal perks on "
+                            "their usual categories."))
+    else:
+        section.say(compose("名单见 predict.churn_risk（at_risk 列）与 segments.customer_value_tiers；建议在他们停止购买之前，用专属权益主动联系。"),
+                    compose("The list is in predict.churn_risk (column at_risk) joined with "
+                            "segments.customer_value_tiers; reach out before they stop buying, with personal perks."))
     return section
 
 

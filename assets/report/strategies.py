@@ -5,6 +5,10 @@ behind those conditions and the strategy's `cite` metrics become its evidence, i
 assets/report/facts.py), so each cited number is checked against the warehouse like the rest of the report.
 Archetype conditions name the rule; a segment with a descriptive name still gets strategies from the feature
 conditions. Only segments with at least MIN_DETAIL_SIZE customers get strategies (privacy, see data.py).
+
+An export without categories (orders.columns.category: null) is offered no strategy that needs them: none that
+only a category lift can trigger, and none whose action names {category} unless the playbook gives it an
+`action_without_categories` text.
 """
 
 from __future__ import annotations
@@ -65,6 +69,17 @@ class Strategy:
     action: dict[str, str]
     when: list[list[dict]]
     cite: list[dict]
+    # The wording for a shop without categories, used there instead of `action`. None: `action` is used, unless it
+    # names {category}, and then the strategy is not offered there.
+    action_without_categories: dict[str, str] | None = None
+
+    def needs_categories(self) -> bool:
+        """Whether the strategy cannot be offered without categories: every trigger rests on a category lift, or
+        its action is written around {category} with no wording for a shop without them."""
+        only_by_category = bool(self.when) and all(any("category_lift" in c for c in alternative)
+                                                   for alternative in self.when)
+        names_category = any("{category}" in text for text in self.action.values())
+        return only_by_category or (names_category and self.action_without_categories is None)
 
 
 @dataclass(frozen=True)
@@ -136,7 +151,7 @@ def _check_text(where: str, value: object) -> dict[str, str]:
 def _strategy(where: str, raw: object, fallback: bool = False) -> Strategy:
     if not isinstance(raw, dict):
         raise PlaybookError(f"{where}: a strategy is a mapping")
-    allowed = {"key", "priority", "title", "action", "when", "cite"}
+    allowed = {"key", "priority", "title", "action", "action_without_categories", "when", "cite"}
     if set(raw) - allowed:
         raise PlaybookError(f"{where}: unknown key(s) {sorted(set(raw) - allowed)}")
     if not isinstance(raw.get("key"), str):
@@ -149,10 +164,17 @@ def _strategy(where: str, raw: object, fallback: bool = False) -> Strategy:
     priority = raw.get("priority", 50)
     if not isinstance(priority, int):
         raise PlaybookError(f"{where}.priority: must be a whole number")
+    without = None
+    if raw.get("action_without_categories") is not None:
+        without = _check_text(f"{where}.action_without_categories", raw["action_without_categories"])
+        if any("{category}" in text for text in without.values()):
+            raise PlaybookError(f"{where}.action_without_categories: is for shops without categories, so it may not "
+                                "use {category}")
     return Strategy(
         key=raw["key"], priority=priority,
         title=_check_text(f"{where}.title", raw.get("title")),
         action=_check_text(f"{where}.action", raw.get("action")),
+        action_without_categories=without,
         when=[[_check_condition(f"{where}.when[{i}][{j}]", c, cite=False) for j, c in enumerate(alternative)]
               for i, alternative in enumerate(when)],
         cite=[_check_condition(f"{where}.cite[{i}]", c, cite=True) for i, c in enumerate(raw.get("cite") or [])],
@@ -308,7 +330,8 @@ def _apply(strategy: Strategy, segment_id: int, data: ReportData, book: FactBook
     if category is None:
         best = _best_category(data, segment_id, "any")
         category = best[0] if best else None
-    action = {lang: compose(strategy.action[lang],
+    texts = strategy.action if data.has_categories else (strategy.action_without_categories or strategy.action)
+    action = {lang: compose(texts[lang],
                             category=data.category(category, lang) if category else GENERIC_CATEGORY[lang])
               for lang in LANGUAGES}
     return AppliedStrategy(strategy.key, strategy.priority, strategy.title, action, evidence)
@@ -316,9 +339,12 @@ def _apply(strategy: Strategy, segment_id: int, data: ReportData, book: FactBook
 
 def strategies_for(segment_id: int, data: ReportData, book: FactBook, playbook: Playbook) -> list[AppliedStrategy]:
     """The strategies that apply to one segment, most important first (at most playbook.max_per_segment)."""
-    applied = [a for s in playbook.strategies if (a := _apply(s, segment_id, data, book)) is not None]
+    offered = [s for s in playbook.strategies if data.has_categories or not s.needs_categories()]
+    applied = [a for s in offered if (a := _apply(s, segment_id, data, book)) is not None]
     applied.sort(key=lambda a: a.priority)  # stable: playbook order breaks ties
-    if not applied and playbook.fallback is not None:
+    fallback_offered = playbook.fallback is not None and (data.has_categories
+                                                         or not playbook.fallback.needs_categories())
+    if not applied and fallback_offered:
         fallback = _apply(playbook.fallback, segment_id, data, book)
         applied = [fallback] if fallback else []
     return applied[: playbook.max_per_segment]

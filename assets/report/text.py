@@ -42,6 +42,7 @@ from assets.report.sections import (
     section_payments,
     section_sizes,
     section_tiers,
+    section_without_categories,
 )
 from assets.report.sections_predict import section_churn, section_next_category
 from assets.report.strategies import AppliedStrategy
@@ -124,9 +125,12 @@ def notes(data: ReportData, book: FactBook) -> dict[str, list[Sentence]]:
 
 def build_narrative(data: ReportData, book: FactBook, plans: dict[int, list[AppliedStrategy]]) -> Narrative:
     intro, cards, other = summary(data, book, plans)
+    # Without categories, one section says why the category preference and the next categories are left out.
+    categories = [section_categories(data, book)] if data.has_categories else [section_without_categories()]
+    next_category = [section_next_category(data, book)] if data.has_categories else []
     sections = [section_sizes(data, book), section_box(data, book, "age"), section_box(data, book, "income"),
-                section_categories(data, book), section_payments(data, book), section_tiers(data, book),
-                section_churn(data, book), section_next_category(data, book), section_k(data, book),
+                *categories, section_payments(data, book), section_tiers(data, book),
+                section_churn(data, book), *next_category, section_k(data, book),
                 section_migration(data, book), section_history(data, book)]
     return Narrative(intro, cards, other, sections, notes(data, book))
 

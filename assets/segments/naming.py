@@ -7,6 +7,9 @@
    (Hungarian assignment on the scores). A segment's previous archetype wins ties, so names stay put.
 3. A segment no archetype fits is described by what sets it apart most: who they are and what they buy
    (高收入·葡萄酒偏好 / High income · wine lovers). Descriptors clear a threshold, so they never contradict the data.
+   A shop without categories (orders.columns.category: null) has no category to name: its segments take their two
+   strongest traits of demographics, RFM and payment (高收入·刷卡支付 / High income · card payers); archetypes that
+   require a category never apply to it (their condition has no data).
 4. Names chosen by people (`segments.name_overrides`) replace all of this for their segment ids.
 """
 
@@ -157,11 +160,17 @@ def _evidence(profile: SegmentProfile, basis: list[str]) -> list[str]:
 
 
 def descriptive_name(profile: SegmentProfile, category_overrides: dict, taken: set[str],
-                     previous_basis: list[str] | None = None) -> SegmentName:
+                     previous_basis: list[str] | None = None, has_categories: bool = True) -> SegmentName:
     ranked = descriptors(profile, category_overrides)
     by_basis = {d[1]: d for d in ranked}
     if previous_basis and all(b in by_basis for b in previous_basis):
         chosen = [by_basis[b] for b in previous_basis]  # still true: keep the name people know
+    elif not has_categories:
+        # A shop without categories (orders.columns.category: null): who they are and how they buy, from the two
+        # strongest traits (demographics, RFM, payment), instead of one trait and a category.
+        chosen = [d for d in ranked if d[4] == "profile"][:2]
+        # Who they are before how they pay, as "High income · wine lovers" puts the trait before the category.
+        chosen.sort(key=lambda d: d[1].startswith(PAYMENT_PREFIX))
     else:
         chosen = [d for d in (next((d for d in ranked if d[4] == "profile"), None),
                               next((d for d in ranked if d[4] == "category"), None)) if d]
@@ -186,8 +195,10 @@ def name_segments(
     category_overrides: dict,
     overrides: dict[int, tuple[str, str]],
     previous: dict[int, tuple[str, list[str]]],
+    has_categories: bool = True,
 ) -> dict[int, SegmentName]:
-    """segment id -> name. `previous` holds each known segment's (source, basis) from the catalogue."""
+    """segment id -> name. `previous` holds each known segment's (source, basis) from the catalogue;
+    `has_categories`: False for a shop declared without categories (descriptive names then take two traits)."""
     names: dict[int, SegmentName] = {}
     for profile in profiles:
         if profile.segment_id in overrides:
@@ -216,7 +227,7 @@ def name_segments(
             continue
         was = previous.get(profile.segment_id)
         name = descriptive_name(profile, category_overrides, taken,
-                                was[1] if was and was[0] == "descriptive" else None)
+                                was[1] if was and was[0] == "descriptive" else None, has_categories)
         names[profile.segment_id] = name
         taken.add(name.zh)
     return names

@@ -159,7 +159,8 @@ SEGMENT_SPECS = [
                              "last_seen, active."),
     dg.AssetSpec(["segments", "segment_category_affinity"], group_name="segments", kinds={"duckdb"},
                  deps=[["model", "customer_clusters"], ["features", "customer_features"], ["quality", "outliers"]],
-                 description="One row per segment and category: purchase rate, population rate, lift."),
+                 description="One row per segment and category: purchase rate, population rate, lift (empty for "
+                             "an export declared without categories)."),
     dg.AssetSpec(["segments", "segment_features"], group_name="segments", kinds={"duckdb", "scikitlearn"},
                  deps=[["model", "customer_clusters"], ["features", "customer_features"], ["quality", "outliers"]],
                  description="One row per segment and feature: mean, population mean, z-score, and the feature's "
@@ -199,7 +200,8 @@ def segment_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         typical = ~joined.get_column("_is_outlier").to_numpy()
         features = joined.drop("_segment_id", "_is_outlier")
         profiles = build_profiles(features, segment_ids, typical)
-        names = name_segments(profiles, archetypes, dict(config.category_labels), overrides, previous_names(con))
+        names = name_segments(profiles, archetypes, dict(config.category_labels), overrides, previous_names(con),
+                              config.has_categories)
         duplicates = {n.zh for n in names.values() if [m.zh for m in names.values()].count(n.zh) > 1}
         if duplicates:
             raise ValueError(f"segments.name_overrides: the name(s) {sorted(duplicates)} would name two segments")
