@@ -3,9 +3,9 @@
 Rules, applied in this order to every raw row (documented in docs/configuration.md, "Data contract"):
 
 1. A row that fails a rule (missing key, text where a number belongs, unknown code, bad flag) goes to
-   `quality.quarantine` with its file, row, column, raw value and reason. The first failing rule is recorded.
-   A CSV line the raw layer could not parse (raw.<input>_malformed) is quarantined the same way, with the whole
-   line as its raw value.
+   `quality.quarantine` with its file, row, column, raw value and reason; every failing column is recorded, the
+   first failing rule first. A CSV line the raw layer could not parse (raw.<input>_malformed) is quarantined the
+   same way, with the whole line as its raw value.
 2. Exact duplicates (every contract column equal) collapse onto the first row in file order; the others are
    counted as `duplicates_removed`. Long-shape order lines keep them instead with `orders.exact_duplicates: keep`.
 3. Key duplicates with conflicting attributes:

@@ -29,7 +29,7 @@ from assets.staging.orders import (
 )
 from assets.staging.products import EMPTY_PRODUCTS, stage_products, type_products
 from assets.staging.rules import token_parameters
-from assets.staging.typed import type_customers, type_long_orders, type_wide_orders
+from assets.staging.typed import band_parameters, type_customers, type_long_orders, type_wide_orders
 from pipelines.core.config import SourceConfig
 from pipelines.core.faults import crash_point
 from pipelines.core.partitions import DayWindow
@@ -46,6 +46,7 @@ def build_staging(
     params = token_parameters(config, run_started or datetime.now())
     if window is not None:
         params |= {"window_first": window.first, "window_last": window.last}
+    params |= band_parameters(con, config, window)
     ensure_quality_tables(con)
     # Typing only fills a temporary table, so it runs before the transaction: DuckDB scans a table created inside
     # an open transaction (its uncommitted local storage) at half the speed, and the copy into staging.order_lines

@@ -20,7 +20,7 @@ EMPTY_PRODUCTS = ("SELECT NULL::VARCHAR AS sku, NULL::VARCHAR AS category, NULL:
 
 
 def type_products(con: duckdb.DuckDBPyConnection, params: dict) -> None:
-    """typed_products (every raw row with its first failing rule) and product_lookup (the kept row per sku)."""
+    """typed_products (every raw row with the rules it fails) and product_lookup (the kept row per sku)."""
     rules = [
         Rule("sku", "sku IS NULL", "'missing sku'", "NULL"),
         Rule("category", "category IS NULL", "'missing category'", "NULL"),

@@ -19,13 +19,36 @@ class Rule:
 
 
 def rule_columns(rules: list[Rule]) -> str:
-    """Three CASE expressions naming the first failing rule's column, reason and raw value."""
+    """What a row fails, in three columns that are NULL for a valid row: bad_column, every failing column (joined by
+    ', '); reason, the reason of each failing column (joined by '; '); bad_value, the first failing rule's raw value.
+    Both lists follow the rules' order, so the row's first failing rule comes first; a quarantined row stays one row.
+
+    A column gives the reason of its first failing rule only: the rules of one column are a first-match chain
+    ("order_ts IS NULL" means "not a date" because "missing order_ts" comes before it), so later rules of a column
+    that already failed would repeat the same fault in other words. The lists are built only for failing rows: a
+    valid row costs what the first-failing-rule CASE cost."""
     if not rules:
         return "NULL::VARCHAR AS bad_column, NULL::VARCHAR AS reason, NULL::VARCHAR AS bad_value"
-    column = " ".join(f"WHEN {r.failing_when} THEN {sql_literal(r.column)}" for r in rules)
-    reason = " ".join(f"WHEN {r.failing_when} THEN {r.reason}" for r in rules)
-    value = " ".join(f"WHEN {r.failing_when} THEN {r.raw_value}" for r in rules)
-    return f"CASE {column} END AS bad_column, CASE {reason} END AS reason, CASE {value} END AS bad_value"
+    failing = [f"({rule.failing_when})" for rule in rules]
+    any_failing = " OR ".join(failing)
+    first_of_column = [_first_failing_of_its_column(rules, failing, i) for i in range(len(rules))]
+    columns = ", ".join(f"CASE WHEN {when} THEN {sql_literal(rule.column)} END"
+                        for when, rule in zip(first_of_column, rules, strict=True))
+    reasons = ", ".join(f"CASE WHEN {when} THEN {rule.reason} END"
+                        for when, rule in zip(first_of_column, rules, strict=True))
+    value = " ".join(f"WHEN {when} THEN {rule.raw_value}" for when, rule in zip(failing, rules, strict=True))
+    return (f"CASE WHEN {any_failing} THEN concat_ws(', ', {columns}) END AS bad_column, "
+            f"CASE WHEN {any_failing} THEN concat_ws('; ', {reasons}) END AS reason, "
+            f"CASE {value} END AS bad_value")
+
+
+def _first_failing_of_its_column(rules: list[Rule], failing: list[str], index: int) -> str:
+    """SQL: rule `index` fails and no earlier rule of its column does. A NULL condition (amount < 0 on a NULL
+    amount) counts as not failing, as in a CASE."""
+    earlier = [failing[i] for i in range(index) if rules[i].column == rules[index].column]
+    if not earlier:
+        return failing[index]
+    return f"{failing[index]} AND NOT COALESCE({' OR '.join(earlier)}, FALSE)"
 
 
 def numeric_rules(columns: list[str]) -> list[Rule]:
@@ -35,12 +58,32 @@ def numeric_rules(columns: list[str]) -> list[Rule]:
     ]
 
 
+def _number_or_band_rule(field: str) -> Rule:
+    """Age and income may be bands ("25-34", "1万-2万"; assets/staging/bands.py): a text that is neither fails."""
+    opening, closing = sql_literal(f"{field} '"), sql_literal("' is not a number or a band")
+    reason = f"{opening} || {field}_text || {closing}"
+    return Rule(field, f"{field}_text IS NOT NULL AND {field} IS NULL", reason, f"{field}_text")
+
+
+def _read_as(field: str, unit: str = "") -> str:
+    """' (read as 29.5)' when the typed number is not the text's own (a band, a unit, a monthly income made
+    yearly), so that a range reason shows the number compared with the range; '' otherwise."""
+    whole = f"{field} = trunc({field}) AND abs({field}) < 1e15"
+    shown = f"CASE WHEN {whole} THEN {field}::BIGINT::VARCHAR ELSE {field}::VARCHAR END"
+    return (f"CASE WHEN TRY_CAST({field}_text AS DOUBLE) IS DISTINCT FROM {field} "
+            f"THEN ' (read as ' || {shown} || {sql_literal(unit + ')')} ELSE '' END")
+
+
 PROFILE_RULES = [
-    *numeric_rules(["age", "birth_year", "income"]),
+    _number_or_band_rule("age"),
+    *numeric_rules(["birth_year"]),
+    _number_or_band_rule("income"),
     Rule("age", "age NOT BETWEEN $age_min AND $age_max",
-         "'age ' || age_text || ' is outside quality.age_range ' || $age_range_text", "age_text"),
+         f"'age ' || age_text || {_read_as('age')} || ' is outside quality.age_range ' || $age_range_text",
+         "age_text"),
     Rule("income", "income NOT BETWEEN $income_min AND $income_max",
-         "'income ' || income_text || ' is outside quality.income_range ' || $income_range_text", "income_text"),
+         f"'income ' || income_text || {_read_as('income', ' a year')} || ' is outside quality.income_range ' "
+         "|| $income_range_text", "income_text"),
     Rule("gender", "gender_text IS NOT NULL AND gender IS NULL",
          "'gender ' || gender_text || ' is not in values.gender'", "gender_text"),
     Rule("home_owner", "home_owner_text IS NOT NULL AND home_owner IS NULL",
@@ -77,6 +120,8 @@ def token_parameters(config: SourceConfig, run_started: datetime) -> dict:
         "age_range_text": _range_text(quality.age_range),
         "income_min": quality.income_range[0], "income_max": quality.income_range[1],
         "income_range_text": _range_text(quality.income_range),
+        # Staging stores income yearly (values.income_period); quality.income_range applies to the yearly value.
+        "income_per_year": 12.0 if config.values.income_period == "month" else 1.0,
         "max_quantity": quality.max_quantity, "max_line_amount": quality.max_line_amount,
         "gender_tokens": [token.upper() for token in gender],
         "gender_values": list(gender.values()),

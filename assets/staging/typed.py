@@ -1,5 +1,5 @@
 """Staging typing: raw text rows typed into the temp tables typed_orders (long or wide shape) and
-typed_customers, each row carrying the first rule it fails."""
+typed_customers, each row carrying the rules it fails (each failing column with its first failing rule)."""
 
 import re
 
@@ -71,9 +71,13 @@ def band_parameters(con: duckdb.DuckDBPyConnection, config: SourceConfig, window
     for field in ("age", "income"):
         texts = []
         if table_exists(con, table):
+            # The raw text cast first (the cast ignores surrounding blanks): a row that casts needs nothing more.
+            # A CASE keeps that order; DuckDB reorders AND conditions and put the trim first (0.9 s -> 0.05 s per
+            # million plain numbers).
             texts = [row[0] for row in con.execute(
                 f"SELECT DISTINCT {_text(field)} FROM {rows} "
-                f"WHERE {_text(field)} IS NOT NULL AND {_number_in_sql(field)} IS NULL ORDER BY 1",
+                f"WHERE CASE WHEN TRY_CAST({field} AS DOUBLE) IS NOT NULL THEN FALSE "
+                f"ELSE {_text(field)} IS NOT NULL AND {_number_in_sql(field)} IS NULL END ORDER BY 1",
                 rows_params).fetchall()]
         numbers = {text: read_band(text, field, config.values.bands.get(field)) for text in texts}
         read = {text: number for text, number in numbers.items() if number is not None}
@@ -119,7 +123,7 @@ run_sql = _run
 text_of = _text
 
 
-# The typed tables keep the typed values and the first failing rule, not the raw text beside them: the rules read
+# The typed tables keep the typed values and the failing rules, not the raw text beside them: the rules read
 # the text in the same statement and no later step does. At 9M order lines the text copies cost gigabytes of memory
 # (and spilling to disk) in every intermediate table.
 LEAN_COLUMNS = "COLUMNS(c -> NOT ends_with(c, '_text'))"
@@ -179,7 +183,10 @@ def type_long_orders(
             "sku", "category IS NULL AND product_sku IS NULL AND sku IS NOT NULL",
             "'sku ' || sku || ' is not in the product table (products.path)'", "sku"))
     if config.has_categories:
-        category_rules.append(Rule("category", "category IS NULL", "'missing category'", "NULL"))
+        # Not also "missing category" for a line the sku rule above already names.
+        unknown_sku = " AND NOT (product_sku IS NULL AND sku IS NOT NULL)" \
+            if products is not None and products.unknown_sku == "quarantine" else ""
+        category_rules.append(Rule("category", f"category IS NULL{unknown_sku}", "'missing category'", "NULL"))
     rules = [
         Rule("customer_id", "customer_id IS NULL", "'missing customer_id'", "NULL"),
         *([] if config.derives_order_id else [Rule("order_id", "order_id IS NULL", "'missing order_id'", "NULL")]),
@@ -192,9 +199,11 @@ def type_long_orders(
         # Not errors, but not purchases either: kept out of the features and visible in quarantine.
         Rule("status", "list_contains($cancelled_statuses, upper(status_text))",
              "'cancelled order (status ' || status_text || ')'", "status_text"),
-        *[Rule(column, f"{column} < 0",
+        # One return reason per line: the first negative column names it.
+        *[Rule(column, f"{column} < 0" + "".join(f" AND NOT coalesce({earlier} < 0, false)" for earlier in before),
                f"'return line (negative {column}); returns are kept out of purchase features'", f"{column}_text")
-          for column in ("quantity", "amount", "unit_price")],
+          for column, before in (("quantity", ()), ("amount", ("quantity",)),
+                                 ("unit_price", ("quantity", "amount")))],
         Rule("quantity", "quantity = 0", "'quantity is 0'", "quantity_text"),
         Rule("quantity", "quantity > $max_quantity",
              "'quantity ' || quantity_text || ' is above quality.max_quantity'", "quantity_text"),

@@ -242,7 +242,7 @@ model:
     quarantine = query(warehouse, "SELECT input, source_row, column_name, raw_value, reason FROM quality.quarantine "
                                   "ORDER BY input, source_row")
     assert quarantine == [
-        ("customers", 5, "age", "abc", "age is not a number"),
+        ("customers", 5, "age", "abc", "age 'abc' is not a number or a band"),
         ("customers", 6, "gender", "X", "gender X is not in values.gender"),
         ("orders", 3, "order_id", "O1", "conflicting duplicate of the order line in row 1 "
                                         "(same order_id and category, different values)"),

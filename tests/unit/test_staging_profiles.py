@@ -1,0 +1,229 @@
+"""Staging of profile values on small files through the real raw path (issue 18, point 5): banded and unit-bearing
+ages and incomes, monthly incomes, the shop's band tokens, and one quarantine row naming every bad column."""
+
+from datetime import date, datetime
+from pathlib import Path
+
+from assets.raw.mapping import stage_customers, stage_orders
+from assets.raw.tables import record_snapshot_load, write_manifest, write_raw_table
+from assets.staging import build as staging
+from assets.staging.customers import customer_inputs_fingerprint
+from assets.staging.rules import token_parameters
+from assets.staging.typed import band_parameters
+from pipelines.core.config import (
+    CUSTOMER_FIELDS,
+    LONG_ORDER_FIELDS,
+    WIDE_ORDER_FIELDS,
+    SourceConfig,
+    load_source_config,
+)
+from pipelines.core.partitions import DayWindow
+from pipelines.core.resources import WarehouseResource
+from tests.conftest import write_file
+
+ORDERS = "order_id,customer_id,order_ts,category,quantity,amount,payment_method,sku\n" \
+         "O1,C1,2026-03-01 10:00:00,wine,1,10,CARD,w1\n"
+LONG_CONFIG = "name: profiles\nshape: long\norders:\n  path: orders.csv\ncustomers:\n  path: customers.csv\n"
+
+
+def stage(tmp_path: Path, customers: str, orders: str = ORDERS, config_text: str = LONG_CONFIG
+          ) -> tuple[WarehouseResource, SourceConfig]:
+    """Write the files and the config, load them into raw as a snapshot and build staging for run `run-1`."""
+    write_file(tmp_path / "orders.csv", orders)
+    if customers:
+        write_file(tmp_path / "customers.csv", customers)
+    config = load_source_config(write_file(tmp_path / "shop.yaml", config_text))
+    warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    staged, manifest = stage_orders(config, scratch)
+    order_fields = LONG_ORDER_FIELDS if config.shape == "long" else [*WIDE_ORDER_FIELDS,
+                                                                      *config.orders.category_columns]
+    with warehouse.connect() as con:
+        write_raw_table(con, "raw.orders", staged, order_fields)
+        write_manifest(con, "run-1", "orders", manifest, None)
+        # The raw layer writes raw.customers (empty without a customer file), as the raw asset does.
+        staged_customers, customer_manifest = stage_customers(config, scratch)
+        write_raw_table(con, "raw.customers", staged_customers, CUSTOMER_FIELDS)
+        write_manifest(con, "run-1", "customers", customer_manifest, None)
+        staging.build_staging(con, config, "run-1")
+    return warehouse, config
+
+
+def rows(warehouse: WarehouseResource, sql: str) -> list[tuple]:
+    with warehouse.connect(read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+QUARANTINE = "SELECT input, source_row, column_name, raw_value, reason FROM quality.quarantine ORDER BY input, source_row"
+CUSTOMER_AUDIT = ("SELECT rows_read, rows_loaded, rows_quarantined FROM quality.load_audit "
+                  "WHERE input = 'customers'")
+
+BANDED_CUSTOMERS = """customer_id,age,income
+C1,25-34,35-49K
+C2,65+,250K+
+C3,Under 18,Under 15K
+C4,18-24岁,1万-2万
+C5,50岁以上,5000以下
+C6,45,"$35,000 - $49,999"
+C7,30周岁,3千-5千
+C8,４０,"¥52,300"
+C9,35 yrs,1.5万元
+C10,55 and over,"52,300"
+"""
+
+
+def test_banded_english_and_chinese_ages_and_incomes_load_with_nothing_quarantined(tmp_path):
+    warehouse, _ = stage(tmp_path, BANDED_CUSTOMERS)
+    assert rows(warehouse, QUARANTINE) == []
+    assert rows(warehouse, "SELECT customer_id, age, income FROM staging.customers "
+                           "ORDER BY length(customer_id), customer_id") == [
+        ("C1", 29.5, 42000.0),
+        ("C2", 70.0, 312500.0),
+        ("C3", 13.0, 11250.0),
+        ("C4", 21.0, 15000.0),
+        ("C5", 55.0, 3750.0),
+        ("C6", 45.0, 42499.5),
+        ("C7", 30.0, 4000.0),
+        ("C8", 40.0, 52300.0),
+        ("C9", 35.0, 15000.0),
+        ("C10", 60.0, 52300.0),
+    ]
+    assert rows(warehouse, CUSTOMER_AUDIT) == [(10, 10, 0)]
+
+
+def test_only_texts_sql_cannot_read_are_looked_up_as_bands(tmp_path):
+    """Plain numbers and decorated incomes ("¥52,300", "52,300", one per customer in a real file) never reach the
+    bound lists, which are searched row by row; the lists are sorted, so the same rows give the same lists."""
+    warehouse, config = stage(tmp_path, BANDED_CUSTOMERS)
+    with warehouse.connect(read_only=True) as con:
+        params = band_parameters(con, config)
+    assert params["age_band_texts"] == sorted(["25-34", "65+", "Under 18", "18-24岁", "50岁以上", "30周岁", "４０",
+                                               "35 yrs", "55 and over"])
+    assert params["age_band_numbers"] == [dict(zip(
+        ["25-34", "65+", "Under 18", "18-24岁", "50岁以上", "30周岁", "４０", "35 yrs", "55 and over"],
+        [29.5, 70.0, 13.0, 21.0, 55.0, 30.0, 40.0, 35.0, 60.0], strict=True))[text]
+        for text in params["age_band_texts"]]
+    assert "¥52,300" not in params["income_band_texts"] and "52,300" not in params["income_band_texts"]
+    assert len(params["income_band_texts"]) == 8
+
+
+def test_a_monthly_income_is_made_yearly_before_the_range_check(tmp_path):
+    warehouse, _ = stage(tmp_path, "customer_id,income\nC1,8000\nC2,1万-2万\nC3,\"¥6,000\"\nC4,9000000\n",
+                         config_text=LONG_CONFIG + "values:\n  income_period: month\n")
+    assert rows(warehouse, "SELECT customer_id, income FROM staging.customers WHERE _source_file IS NOT NULL "
+                           "ORDER BY customer_id") == [("C1", 96000.0), ("C2", 180000.0), ("C3", 72000.0)]
+    # 9,000,000 a month is 108,000,000 a year: above the default income range, and the reason says so.
+    assert rows(warehouse, QUARANTINE) == [
+        ("customers", 4, "income", "9000000",
+         "income 9000000 (read as 108000000 a year) is outside quality.income_range [0, 100000000]")]
+
+
+def test_a_band_outside_the_range_names_the_number_it_was_read_as(tmp_path):
+    warehouse, _ = stage(tmp_path, "customer_id,age\nC1,over 120\nC2,121\n")
+    assert rows(warehouse, QUARANTINE) == [
+        ("customers", 1, "age", "over 120", "age over 120 (read as 125) is outside quality.age_range [0, 120]"),
+        ("customers", 2, "age", "121", "age 121 is outside quality.age_range [0, 120]")]
+
+
+def test_the_shops_band_tokens_win_over_the_built_in_rules(tmp_path):
+    # A token names a band, not a code: "40" stays the number 40.
+    warehouse, _ = stage(tmp_path, "customer_id,age,income\nC1,65+,high\nC2,青年,25-34K\nC3,中年,low\nC4,40,\n",
+                         config_text=LONG_CONFIG + """values:
+  bands:
+    age: {"65+": 72, "青年": 25, "40": 99}
+    income: {HIGH: 200000}
+""")
+    assert rows(warehouse, "SELECT customer_id, age, income FROM staging.customers WHERE _source_file IS NOT NULL "
+                           "ORDER BY customer_id") == [("C1", 72.0, 200000.0), ("C2", 25.0, 29500.0), ("C4", 40.0, None)]
+    assert rows(warehouse, QUARANTINE) == [
+        ("customers", 3, "age, income", "中年",
+         "age '中年' is not a number or a band; income 'low' is not a number or a band")]
+
+
+def test_a_customer_row_with_several_bad_columns_is_one_quarantine_row_naming_them_all(tmp_path):
+    warehouse, _ = stage(tmp_path, "customer_id,age,gender,income,home_owner\n"
+                                   "C1,abc,X,lots,maybe\n"
+                                   "C2,30,F,25-,Y\n"
+                                   "C3,25-34,F,35-49K,Y\n")
+    assert rows(warehouse, QUARANTINE) == [
+        ("customers", 1, "age, income, gender, home_owner", "abc",
+         "age 'abc' is not a number or a band; income 'lots' is not a number or a band; gender X is not in "
+         "values.gender; home_owner maybe is not a yes/no token in values.home_owner"),
+        ("customers", 2, "income", "25-", "income '25-' is not a number or a band"),
+    ]
+    # The audit counts rows: three read, one loaded, two quarantined.
+    assert rows(warehouse, CUSTOMER_AUDIT) == [(3, 1, 2)]
+    assert rows(warehouse, "SELECT customer_id, age, income FROM staging.customers WHERE _source_file IS NOT NULL") \
+        == [("C3", 29.5, 42000.0)]
+
+
+def test_an_order_line_names_each_failing_column_once_with_its_first_reason(tmp_path):
+    # Row 2 (no unit_price column): amount 'abc' also fails "missing amount and unit_price", a consequence of the
+    # same fault, so amount gives its first reason only; the payment code is a fault of its own. Row 3: an empty
+    # order_ts is "missing", not also "not a date".
+    warehouse, _ = stage(tmp_path, "", orders=ORDERS + "O2,C2,2026-03-01 11:00:00,wine,1,abc,BITCOIN,w1\n"
+                                                     "O3,C3,,wine,-1,5,CARD,w1\n",
+                         config_text="name: profiles\nshape: long\norders:\n  path: orders.csv\n")
+    assert rows(warehouse, QUARANTINE) == [
+        ("orders", 2, "amount, payment_method", "abc",
+         "amount is not a number; payment_method BITCOIN is not in values.payment_methods"),
+        ("orders", 3, "order_ts, quantity", None,
+         "missing order_ts; return line (negative quantity); returns are kept out of purchase features")]
+    assert rows(warehouse, "SELECT rows_read, rows_loaded, rows_quarantined FROM quality.load_audit "
+                           "WHERE input = 'orders'") == [(3, 1, 2)]
+
+
+WIDE_CONFIG = """name: baskets
+shape: wide
+orders:
+  path: orders.csv
+  category_columns: [wine, beer]
+"""
+
+
+def test_wide_basket_rows_carry_banded_profiles(tmp_path):
+    warehouse, _ = stage(tmp_path, "", config_text=WIDE_CONFIG + "values:\n  income_period: month\n", orders="""\
+customer_id,amount,age,income,wine,beer
+C1,10,25-34,5千-1万,T,F
+C2,20,65+,"¥8,000",F,T
+C3,30,abc,1万以上,T,T
+C4,40,35,1万以上,T,F
+""")
+    # The basket with an unreadable age is quarantined whole: C3 has neither an order nor a profile.
+    assert rows(warehouse, "SELECT customer_id, age, income FROM staging.customers ORDER BY customer_id") == [
+        ("C1", 29.5, 90000.0), ("C2", 70.0, 96000.0), ("C4", 35.0, 150000.0)]
+    assert rows(warehouse, QUARANTINE) == [
+        ("orders", 3, "age", "abc", "age 'abc' is not a number or a band")]
+
+
+def test_a_daily_wide_load_looks_up_the_bands_of_its_own_days_only(tmp_path):
+    warehouse, config = stage(tmp_path, "", config_text=WIDE_CONFIG, orders="""\
+customer_id,amount,age,income,wine,beer
+C1,10,25-34,35-49K,T,F
+C2,20,65+,250K+,F,T
+""")
+    with warehouse.connect() as con:
+        # Row 1 landed on March 1st, row 2 on March 2nd.
+        con.execute("UPDATE raw.orders SET _partition_date = DATE '2026-03-01' + (_source_row - 1)::INTEGER")
+        second_day = band_parameters(con, config, DayWindow(date(2026, 3, 2), date(2026, 3, 2)))
+    assert second_day == {"age_band_texts": ["65+"], "age_band_numbers": [70.0],
+                          "income_band_texts": ["250K+"], "income_band_numbers": [312500.0]}
+
+
+def test_the_customer_fingerprint_changes_with_the_band_numbers(tmp_path):
+    """A daily load keeps the profiles only when their typing is unchanged: a shop token that gives a band another
+    number must rebuild them, and so must the same file read as monthly income."""
+    warehouse, config = stage(tmp_path, BANDED_CUSTOMERS)
+    run_started = datetime(2026, 3, 2)
+    with_token = config.model_copy(update={"values": config.values.model_copy(update={"bands": {"age": {"65+": 72}}})})
+    monthly = config.model_copy(update={"values": config.values.model_copy(update={"income_period": "month"})})
+    with warehouse.connect() as con:
+        record_snapshot_load(con, "raw.customers", "the raw customer file", "run-1")  # as the raw asset does
+
+        def fingerprint(of: SourceConfig) -> str:
+            return customer_inputs_fingerprint(con, token_parameters(of, run_started) | band_parameters(con, of))
+
+        assert fingerprint(config) == fingerprint(config)
+        assert fingerprint(with_token) != fingerprint(config)
+        assert fingerprint(monthly) != fingerprint(config)
