@@ -129,6 +129,11 @@ def archetype_score(profile: SegmentProfile, archetype: Archetype) -> float | No
     return 1.0 + sum(required) + 0.5 * sum(1.0 + m for m in preferred if m is not None)
 
 
+# The buckets staging fills for lines no rule or product table placed (orders.category_rules, products.unknown_sku):
+# buying more of them says nothing a segment could be named for.
+CATCH_ALL_CATEGORIES = frozenset({"other", "unknown"})
+
+
 def descriptors(profile: SegmentProfile, category_overrides: dict) -> list[tuple[float, str, str, str, str]]:
     """(strength, basis, zh, en, kind) of everything that sets the segment apart, strongest first."""
     found = []
@@ -139,7 +144,8 @@ def descriptors(profile: SegmentProfile, category_overrides: dict) -> list[tuple
             above, below = PROFILE_DESCRIPTORS[column]
             zh, en = above if z > 0 else below
             found.append((abs(z), f"{column}:{'+' if z > 0 else '-'}", zh, en, "profile"))
-        elif column.startswith(CATEGORY_PREFIX) and z > 0:
+        elif column.startswith(CATEGORY_PREFIX) and z > 0 \
+                and column.removeprefix(CATEGORY_PREFIX) not in CATCH_ALL_CATEGORIES:
             zh, en = category_label(column.removeprefix(CATEGORY_PREFIX), category_overrides)
             found.append((z, f"{column}:+", f"{zh}偏好", f"{en} lovers", "category"))
         elif column.startswith(PAYMENT_PREFIX) and z > 0:

@@ -57,6 +57,13 @@ def test_each_archetype_names_one_segment_and_previous_names_hold_ties():
     assert names[1].en == "Budget-minded"
 
 
+def test_catch_all_categories_never_name_a_segment():
+    # `other` (lines no category rule matched) and `unknown` (skus missing from the product table) say nothing.
+    heavy_other = _profile(1, {"cat_other": 2.5, "cat_unknown": 2.0, "cat_wine": 0.8, "income": 0.1})
+    names = name_segments([heavy_other], [], {}, {}, {})
+    assert (names[1].zh, names[1].en) == ("葡萄酒偏好", "Wine lovers")
+
+
 def test_overrides_win_and_names_stay_unique():
     profiles = [_profile(1, {"income": 1.0}), _profile(2, {"income": 1.0})]
     names = name_segments(profiles, [], {}, {1: ("自定义", "Custom")}, {})
