@@ -180,6 +180,35 @@ def run(config_path: str, input_path: str | None, warehouse_path: str, day: str 
 
 
 @main.command()
+@click.option("--config", "config_path", default=lambda: os.environ.get("PERSONA_CONFIG", DEFAULT_CONFIG),
+              show_default=DEFAULT_CONFIG, help="YAML source config of the shop.")
+@click.option("--input", "input_path", default=None, help="Replace the orders path of the config with this file.")
+def check(config_path: str, input_path: str | None) -> None:
+    """Dry-run a source config in seconds: read a sample of every input file (the first 10,000 rows of each; of a
+    glob or landing folder, its first and last files) and stage it as a run would. Prints the mapping, the
+    quarantine reasons, categories, dates, profile coverage and the model's feature families; exits 1 when a run
+    would fail, naming why on stderr. Writes nothing."""
+    from pipelines.check import CheckError, run_check
+    from pipelines.check_report import render
+    from pipelines.core.config import ConfigError, load_source_config
+
+    try:
+        config = load_source_config(config_path)
+        if input_path:
+            if not Path(input_path).is_file():
+                _fail(f"--input {input_path}: file not found")
+            config = config.with_input(input_path)
+        report = run_check(config)
+    except (ConfigError, CheckError) as exc:
+        _fail(str(exc))
+    click.echo(render(report, config_path))
+    for failure in report.failures:
+        click.echo(f"persona: {failure}", err=True)
+    if report.failures:
+        sys.exit(1)
+
+
+@main.command()
 @click.argument("query")
 @click.option("--warehouse", "warehouse_path", default=lambda: os.environ.get("PERSONA_WAREHOUSE", DEFAULT_WAREHOUSE),
               show_default=DEFAULT_WAREHOUSE, help="DuckDB warehouse file.")
