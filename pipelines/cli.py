@@ -184,7 +184,7 @@ def run(config_path: str, input_path: str | None, warehouse_path: str, day: str 
               show_default=DEFAULT_CONFIG, help="YAML source config of the shop.")
 @click.option("--input", "input_path", default=None, help="Replace the orders path of the config with this file.")
 def check(config_path: str, input_path: str | None) -> None:
-    """Dry-run a source config in seconds: read a sample of every input file (the first 10,000 rows of each; of a
+    """Dry-run a source config in seconds: read a sample of every input file (10,000 rows spread over each; of a
     glob or landing folder, its first and last files) and stage it as a run would. Prints the mapping, the
     quarantine reasons, categories, dates, profile coverage and the model's feature families; exits 1 when a run
     would fail, naming why on stderr. Writes nothing."""

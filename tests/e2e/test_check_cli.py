@@ -1,0 +1,121 @@
+"""`persona check` as a user runs it, a real process, on a real export: the Online Retail II Parquet file
+(525,461 order lines, no category column, customer ids missing on many rows) with a config mapping its columns,
+sampled across the file (10 slices, 1 row in 50 of each)."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT, write_file
+
+PERSONA = str(Path(sys.executable).parent / "persona")
+RETAIL = REPO_ROOT.parent / "shared" / "data" / "online_retail_II_2009_2010.parquet"
+MAPPING = """
+  columns:
+    order_id: Invoice
+    sku: StockCode
+    description: Description
+    quantity: Quantity
+    order_ts: InvoiceDate
+    unit_price: Price
+    customer_id: Customer ID
+    category: null
+"""
+
+
+def persona(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PERSONA_", "DAGSTER_"))}
+    return subprocess.run([PERSONA, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def squeeze(text: str) -> str:
+    return re.sub(r" {2,}", " ", text)
+
+
+@pytest.fixture(scope="module")
+def retail() -> Path:
+    if not RETAIL.is_file():
+        pytest.fail(f"the Online Retail II export is expected at {RETAIL} (../shared/data beside the repository)")
+    return RETAIL
+
+
+def test_the_default_limits_fail_on_missing_customer_ids(retail, tmp_path):
+    config = write_file(tmp_path / "retail.yaml", f"name: online-retail\nshape: long\norders:\n  path: {retail}\n"
+                        + MAPPING)
+    done = persona("check", "--config", str(config), cwd=tmp_path)
+    assert done.returncode == 1, done.stdout
+    # 10,000 rows spread over the file (1 in 50 of 10 slices): 22.2% quarantined against 22.4% in the whole file,
+    # 79.6% with a customer id against 79.5%. Far beyond the default limits, even at the ends of the intervals.
+    problems = done.stderr.strip().splitlines()
+    assert len(problems) == 2
+    assert re.fullmatch(rf"persona: {re.escape(str(retail))}: 22\.2% of the 10,000 sampled rows would be quarantined "
+                        r"\(missing customer_id 20\.0%, .*\), above quality\.max_quarantine_share 5\.0%; the whole "
+                        r"file: 21\.4%–23\.1% at 95% confidence", problems[0]), problems[0]
+    assert problems[1] == ("persona: orders: customer_id is carried by 79.6% of the sampled rows, below "
+                           "quality.min_key_share 95.0% (the raw suite blocks the run); every row of the file(s) "
+                           "sampled: 78.8%–80.3% at 95% confidence")
+    out = squeeze(done.stdout)
+    assert (f"orders {retail} sampled 10,000 of 525,461 rows (10 slices spread over the file, 1 row in 50 of "
+            "each)") in out
+    assert "order_id Invoice 489434 | 489437 | 489442" in out
+    assert "customer_id Customer ID 13085 | 15362 | 13635" in out
+    assert "order_ts InvoiceDate 2009-12-01 07:45:00 | 2009-12-01 09:08:00 | 2009-12-01 09:46:00" in out
+    assert "category declared absent" in out
+    assert "amount absent" in out
+    assert "ignored source columns: Country" in out
+    assert (f"orders {retail} 2,223 of 10,000 rows 22.2% over the limit (21.4%–23.1% at 95% confidence)") in out
+    # Rows by reason count each row once (a return without a customer id is a kind of its own); by column, each
+    # column a row fails.
+    assert re.search(r"^ +missing customer_id 1,997 20\.0%$", out, re.M)
+    assert "orders: rows by failing column: customer_id 2,043 (20.4%), quantity 226 (2.3%)" in out
+    assert "Result: a run would fail (2 problem(s), also on stderr)" in out
+
+
+def test_limits_fitted_to_the_export_pass_and_name_what_the_model_can_use(retail, tmp_path):
+    # The config's own path is a placeholder: --input names the file, as for `persona run`.
+    config = write_file(tmp_path / "retail.yaml", "name: online-retail\nshape: long\norders:\n  path: latest.parquet\n"
+                        + MAPPING + "quality:\n  max_quarantine_share: 0.35\n  min_key_share: 0.7\n")
+    done = persona("check", "--config", str(config), "--input", str(retail), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    out = squeeze(done.stdout)
+    assert "config valid (shop online-retail, long shape)" in out
+    assert "Categories: none; the export declares none (orders.columns.category: null)" in out
+    # The slices reach from the file's first row to its last: the whole year shows.
+    assert "Order dates: 2009-12-01 07:45:00 to 2010-12-09 20:01:00" in out
+    assert "Profiles: no customer file (customers:); order customers get an empty profile" in out
+    assert "demographics not fed no customer file (customers:), so no profile" in out
+    assert "categories not fed the export declares no category (orders.columns.category: null)" in out
+    assert "rfm used n_orders, total_spend, avg_basket_value, recency_days, tenure_days" in out
+    assert "payment not fed the orders carry no payment method" in out
+    assert out.rstrip().endswith("Result: a run would pass on this sample")
+
+
+def test_the_example_config_passes_as_a_run_does(retail):
+    # examples/online_retail.yaml sets its limits just beyond the whole file's shares (quarantine 22.4% against
+    # 23%, customer ids 79.5% against 79%). The head of the file is not typical (29.8% of its first 10,000 rows
+    # would be quarantined), a sample spread over it is: the check passes, as a run does, and says how close the
+    # shares are to the limits.
+    done = persona("check", "--config", "examples/online_retail.yaml", cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    out = squeeze(done.stdout)
+    assert f"orders {retail} sampled 10,000 of 525,461 rows (10 slices spread over the file, 1 row in 50 of each)" in out
+    assert "2,223 of 10,000 rows 22.2% near the limit (21.4%–23.1% at 95% confidence)" in out
+    assert ("22.2% of the 10,000 sampled rows would be quarantined (the whole file: 21.4%–23.1% at 95% confidence), "
+            "near quality.max_quarantine_share 23.0%: a run may pass or fail") in out
+    assert ("orders: customer_id is carried by 79.6% of the sampled rows (every row of the file(s) sampled: "
+            "78.8%–80.3% at 95% confidence), near quality.min_key_share 79.0%: a run may pass or fail") in out
+    assert out.rstrip().endswith("Result: a run would pass on this sample, 2 warning(s)")
+
+
+def test_an_input_that_does_not_exist_is_one_line(tmp_path):
+    config = write_file(tmp_path / "retail.yaml", "name: r\nshape: long\norders:\n  path: x.parquet\n" + MAPPING)
+    done = persona("check", "--config", str(config), "--input", "nowhere.parquet", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr == "persona: --input nowhere.parquet: file not found\n"
