@@ -170,6 +170,9 @@ def run(config_path: str, input_path: str | None, warehouse_path: str, day: str 
               f"{_inspect_failed_run_hint(outcome.run_id, warehouse_path)}")
     warehouse = public_file(Path(warehouse_path))
     click.echo(f"Run {outcome.run_id} succeeded and published.")
+    # Weak results that did not stop the run (warn-level checks), so they are not seen only in the event log.
+    for line in outcome.warnings:
+        click.echo(line)
     click.echo(f"Warehouse: {warehouse}")
     for report in sorted((warehouse.parent / "reports").glob("report_*.html")):
         click.echo(f"Report:    {report}")

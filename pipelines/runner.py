@@ -20,6 +20,22 @@ class RunOutcome:
     run_id: str
     success: bool
     reason: str  # one line: the first failing step and its error, or the failed blocking check
+    # One line per failed non-blocking (warn) check: the run still publishes, but a weak result (a churn model no
+    # better than recency, recommendations below popularity, ...) must reach the person who ran it, not only the
+    # Dagster event log.
+    warnings: tuple[str, ...] = ()
+
+
+def failed_warnings(evaluations: list[dg.AssetCheckEvaluation]) -> tuple[str, ...]:
+    """`warning: <check> on <asset>: <description>` for every failed warn-severity check, in check order."""
+    lines = []
+    for evaluation in evaluations:
+        if evaluation.passed or evaluation.severity != dg.AssetCheckSeverity.WARN:
+            continue
+        # One line each, whatever the check wrote: a description over several lines is joined.
+        detail = f": {' '.join(evaluation.description.split())}" if evaluation.description else ""
+        lines.append(f"warning: {evaluation.check_name} on {evaluation.asset_key.to_user_string()}{detail}")
+    return tuple(lines)
 
 
 def _failure_reason(result: dg.ExecuteInProcessResult) -> str:
@@ -96,4 +112,5 @@ def run_refresh(plan: RunPlan, resources: dict[str, dg.ConfigurableResource], da
         run_id=result.run_id,
         success=result.success,
         reason="" if result.success else _failure_reason(result),
+        warnings=failed_warnings(result.get_asset_check_evaluations()),
     )

@@ -10,6 +10,7 @@ import polars as pl
 from assets.predict.churn import (
     BEHAVIOUR_FEATURES,
     CALIBRATION_BINS,
+    MIN_GAIN_OVER_RECENCY,
     ChurnResult,
     calibration_table,
     churn_recipe,
@@ -29,6 +30,7 @@ from assets.predict.recommendations import (
     RULE_SCHEMA,
     SOURCE_RULES,
     choose_rules,
+    choose_source,
     evaluate_recommendations,
     load_first_purchases,
     load_purchases,
@@ -65,7 +67,8 @@ RUN_TABLES = {
         brier_baseline DOUBLE, calibration_error DOUBLE, min_auc DOUBLE, max_calibration_error DOUBLE,
         high_risk_threshold DOUBLE, n_scored BIGINT, features VARCHAR[], model_action VARCHAR,
         model_version VARCHAR, model_data_end TIMESTAMP, model_decision VARCHAR, model_recipe VARCHAR,
-        model_sha256 VARCHAR, retrain_every_days INTEGER""",
+        model_sha256 VARCHAR, retrain_every_days INTEGER, recency_auc DOUBLE, auc_gain_over_recency DOUBLE,
+        min_gain_over_recency DOUBLE""",
     "churn_calibration": """
         run_id VARCHAR, bin INTEGER, lower DOUBLE, upper DOUBLE, customers BIGINT, mean_predicted DOUBLE,
         observed_rate DOUBLE""",
@@ -75,7 +78,8 @@ RUN_TABLES = {
         eval_cutoff TIMESTAMP, window_end TIMESTAMP, customers_evaluated BIGINT, hits BIGINT, hit_rate DOUBLE,
         popularity_hits BIGINT, popularity_hit_rate DOUBLE, lift_over_popularity DOUBLE,
         min_lift_over_popularity DOUBLE, rules_used BIGINT, rules_action VARCHAR, rules_version VARCHAR,
-        rules_data_end TIMESTAMP, rules_decision VARCHAR, rules_recipe VARCHAR, retrain_every_days INTEGER""",
+        rules_data_end TIMESTAMP, rules_decision VARCHAR, rules_recipe VARCHAR, retrain_every_days INTEGER,
+        published_source VARCHAR, published_hits BIGINT, published_hit_rate DOUBLE, source_decision VARCHAR""",
 }
 
 
@@ -172,7 +176,7 @@ def churn_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource
                "horizon_days": settings.horizon_days, "min_history_days": settings.min_history_days,
                "min_auc": settings.min_auc,
                "max_calibration_error": settings.max_calibration_error,
-               "high_risk_threshold": settings.high_risk_threshold,
+               "high_risk_threshold": settings.high_risk_threshold, "min_gain_over_recency": MIN_GAIN_OVER_RECENCY,
                "retrain_every_days": settings.retrain_every_days, "features": columns}
         if split is not None:
             row.update(data_start=split.data_start, data_end=split.data_end)
@@ -202,7 +206,8 @@ def churn_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         [(customers, scored_customers, at_risk)] = con.execute(
             "SELECT count(*), count(churn_risk), count(*) FILTER (WHERE at_risk) FROM predict.churn_risk").fetchall()
         preview = con.execute("SELECT * FROM predict.churn_risk ORDER BY customer_id LIMIT 5").pl()
-    summary = {k: row.get(k) for k in ("status", "reason", "auc", "brier", "calibration_error", "n_train", "n_eval",
+    summary = {k: row.get(k) for k in ("status", "reason", "auc", "recency_auc", "auc_gain_over_recency", "brier",
+                                       "calibration_error", "n_train", "n_eval",
                                        "model_action", "model_version", "model_decision")}
     yield dg.MaterializeResult(asset_key=[SCHEMA, "churn_risk"], metadata={
         "dagster/row_count": customers, "scored": scored_customers, "at_risk": at_risk, "status": run["status"],
@@ -253,6 +258,7 @@ def recommendation_tables(context: dg.AssetExecutionContext, warehouse: Warehous
             evaluation = {"status": NO_CATEGORIES, "reason": NO_CATEGORIES_REASON}
             provenance = {"rules_action": SKIPPED, "rules_version": None, "rules_data_end": None,
                           "rules_recipe": None}
+            source = {"published_source": None, "source_decision": None}
         else:
             stored, decision = choose_rules(con, run_id, split, eval_reason, settings)
             if stored:
@@ -272,8 +278,12 @@ def recommendation_tables(context: dg.AssetExecutionContext, warehouse: Warehous
                 provenance = {"rules_action": MINED, "rules_version": run_id,
                               "rules_data_end": split.data_end if split else None,
                               "rules_recipe": rules_recipe(settings)}
-            picks = recommend(everything, rules, settings.top_n)
-        row = {"run_id": run_id, "evaluated_at": datetime.now(), **evaluation, **provenance,
+            # Rules or popularity, whichever did better on the held-out window (a reusing run decides from the
+            # evaluation it keeps, so rules and choice change together, at the mining cadence).
+            source = choose_source(evaluation)
+            picks = recommend(everything, rules if source["published_source"] == SOURCE_RULES else None,
+                              settings.top_n)
+        row = {"run_id": run_id, "evaluated_at": datetime.now(), **evaluation, **provenance, **source,
                "rules_decision": decision, "top_n": settings.top_n, "horizon_days": settings.horizon_days,
                "min_history_days": settings.min_history_days,
                "min_lift_over_popularity": settings.min_lift_over_popularity,
@@ -298,5 +308,6 @@ def recommendation_tables(context: dg.AssetExecutionContext, warehouse: Warehous
     yield dg.MaterializeResult(asset_key=[SCHEMA, "recommendation_eval"], metadata={
         "dagster/row_count": 1, "status": row["status"], "reason": row.get("reason") or "",
         "rules_action": row["rules_action"], "rules_decision": row["rules_decision"] or "",
-        **{k: row[k] for k in ("hit_rate", "popularity_hit_rate", "lift_over_popularity", "customers_evaluated")
-           if row.get(k) is not None}})
+        "published_source": row["published_source"] or "", "source_decision": row["source_decision"] or "",
+        **{k: row[k] for k in ("hit_rate", "popularity_hit_rate", "lift_over_popularity", "customers_evaluated",
+                               "published_hit_rate") if row.get(k) is not None}})

@@ -25,7 +25,8 @@ from pipelines.core.config import PredictSettings
 
 # The held-out figures a reusing run copies from the run that trained its model.
 HELD_OUT_COLUMNS = ("model", "train_cutoff", "eval_cutoff", "n_train", "n_eval", "train_churn_rate",
-                    "eval_churn_rate", "auc", "brier", "brier_baseline", "calibration_error")
+                    "eval_churn_rate", "auc", "brier", "brier_baseline", "calibration_error", "recency_auc",
+                    "auc_gain_over_recency")
 
 
 def models_folder(working_database: Path) -> Path:

@@ -303,9 +303,36 @@ def evaluate_recommendations(first: FirstPurchases, split: TimeSplit, settings: 
     }
 
 
+# --- recommendations: rules or popularity -------------------------------------------------------------------------
+
+def choose_source(evaluation: dict) -> dict:
+    """What the run publishes in predict.next_category, decided on the held-out window: the rules' ranking only
+    when it hit more customers there than recommending the most popular categories, the popularity ranking
+    otherwise (a tie too: the rules then add only complexity). Measured on real exports the rules scored 0.19x and
+    0.93x of popularity, and publishing them made every recommendation worse than the obvious one.
+
+    Returns the recommendation_eval columns published_source, published_hits, published_hit_rate and
+    source_decision. Without an evaluation (no dates, too short a history, no new purchases in the window) there is
+    nothing to compare and the rules are published, as before. Derived from hits and popularity_hits, so a run
+    reusing rules mined before these columns existed decides the same way."""
+    hits, baseline, evaluated = (evaluation.get(k) for k in ("hits", "popularity_hits", "customers_evaluated"))
+    if evaluation.get("status") != EVALUATED or not evaluated or hits is None or baseline is None:
+        return {"published_source": SOURCE_RULES, "published_hits": None, "published_hit_rate": None,
+                "source_decision": "rules: no held-out evaluation to compare them with popularity"}
+    compared = (f"on the held-out window the rules hit {hits} of {evaluated} customers, the most popular "
+                f"categories {baseline}")
+    if hits > baseline:
+        return {"published_source": SOURCE_RULES, "published_hits": hits, "published_hit_rate": hits / evaluated,
+                "source_decision": f"rules: {compared}"}
+    return {"published_source": SOURCE_POPULARITY, "published_hits": baseline,
+            "published_hit_rate": baseline / evaluated,
+            "source_decision": f"popularity: {compared}; the rules do not beat popularity, so popularity is published"}
+
+
 # --- recommendations: when to reuse the rules ---------------------------------------------------------------------
 
-# The evaluation figures a reusing run copies from the run that mined its rules.
+# The evaluation figures a reusing run copies from the run that mined its rules (the choice between rules and
+# popularity is derived again from them by choose_source).
 EVALUATION_COLUMNS = ("status", "reason", "eval_cutoff", "window_end", "customers_evaluated", "hits", "hit_rate",
                       "popularity_hits", "popularity_hit_rate", "lift_over_popularity", "rules_used")
 

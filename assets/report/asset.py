@@ -37,6 +37,7 @@ from assets.report.data import MIN_DETAIL_SIZE, ReportData, load_report_data
 from assets.report.facts import FactBook
 from assets.report.html import render_page
 from assets.report.narrative import LANGUAGES, Narrative
+from assets.report.sections_predict import weak_results
 from assets.report.strategies import load_playbook, plan
 from assets.report.text import build_narrative
 from pipelines.core.faults import crash_point
@@ -81,7 +82,8 @@ def build_report(con: duckdb.DuckDBPyConnection, reports_dir: Path, category_lab
             chart_writer.start(specs, reports_dir / "charts")
         # The helper draws charts while this process builds the pages.
         bundle = javascript_bundle(bundle_cache)
-        texts = {language: render_page(narrative, book, specs[language], language, bundle)
+        weak = weak_results(data, book)
+        texts = {language: render_page(narrative, book, specs[language], language, bundle, weak[language])
                  for language in LANGUAGES}
         files = chart_writer.finish() if chart_writer is not None else []
     pages = {}

@@ -19,11 +19,12 @@ TEXT = {
     "zh": {"title": "客户分群报告", "lang": "zh-CN", "summary": "摘要", "top": "首选策略", "evidence": "依据",
            "strategies": "各客群运营策略", "notes": "说明", "customers": "位客户", "other": "English version",
            "other_file": "report_en.html", "loading": "图表加载中…", "no_chart": "（无图）",
-           "contents": "目录"},
+           "contents": "目录", "weak": "请注意：本次运行中较弱的结果"},
     "en": {"title": "Customer segmentation report", "lang": "en", "summary": "Summary", "top": "Top strategy",
            "evidence": "Evidence", "strategies": "Strategies per segment", "notes": "Notes",
            "customers": "customers", "other": "中文版", "other_file": "report_zh.html",
-           "loading": "Loading chart…", "no_chart": "(no chart)", "contents": "Contents"},
+           "loading": "Loading chart…", "no_chart": "(no chart)", "contents": "Contents",
+           "weak": "Please note: weak results in this run"},
 }
 
 STYLE = """
@@ -60,6 +61,9 @@ h3 { font-size: 1.05rem; margin: 1.2rem 0 .4rem; }
           vertical-align: baseline; background: var(--seg); }
 .fact { font-variant-numeric: tabular-nums; white-space: nowrap; }
 .notes { color: var(--muted); font-size: .92rem; }
+.weak { border: 1px solid #e8b339; border-left: 6px solid #e8b339; background: #fffaeb; border-radius: 4px;
+        padding: .6rem 1rem; margin: 0 0 1.2rem; }
+.weak ul { margin: .3rem 0 0 1.2rem; padding: 0; }
 footer { color: var(--muted); font-size: .85rem; margin-top: 2rem; border-top: 1px solid var(--line);
          padding-top: .6rem; }
 @media print { header nav { display: none; } .chart { break-inside: avoid; } }
@@ -94,7 +98,10 @@ def _script_json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
 
 
-def render_page(narrative: Narrative, book: FactBook, specs: dict[str, dict], language: str, bundle: str) -> str:
+def render_page(narrative: Narrative, book: FactBook, specs: dict[str, dict], language: str, bundle: str,
+                weak: list[Sentence] = ()) -> str:
+    """`weak`: the run's weak results in this language (sections_predict.weak_results), shown under the title,
+    before anything a reader might act on."""
     t = TEXT[language]
     out = [f'<!DOCTYPE html>\n<html lang="{t["lang"]}"><head><meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -104,6 +111,9 @@ def render_page(narrative: Narrative, book: FactBook, specs: dict[str, dict], la
            f'{t["other"]}</a></nav><h1>{t["title"]}</h1>']
     out += [f'<p class="intro">{_h(s, book)}</p>' for s in narrative.intro[language]]
     out.append("</header>")
+    if weak:
+        out.append(f'<aside id="weak-results" class="weak" role="note"><strong>{t["weak"]}</strong><ul>'
+                   + "".join(f"<li>{_h(s, book)}</li>" for s in weak) + "</ul></aside>")
 
     out.append(f'<section id="summary"><h2>{t["summary"]}</h2><div class="cards">')
     for card in narrative.cards:

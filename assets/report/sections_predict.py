@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import polars as pl
 
+from assets.predict.recommendations import SOURCE_POPULARITY
 from assets.predict.runs import EVALUATED, NO_CATEGORIES, NO_DATES, SHORT_HISTORY, TRAINED
 from assets.report.data import ReportData
-from assets.report.facts import FactBook, FactRef, compose, join
+from assets.report.facts import FactBook, FactRef, Sentence, compose, join
 from assets.report.narrative import NOTABLE_LIFT, Section
 from assets.report.sections import _too_small
 
@@ -62,6 +63,34 @@ def _high_value_fact(book: FactBook, data: ReportData, segment_id: int, column: 
     return book.add(f"seg{segment_id}.churn.{column}", kind, value, sql, [segment_id])
 
 
+def adds_nothing_over_recency(run: dict) -> bool:
+    """The model's held-out AUC is less than min_gain_over_recency above ranking by recency alone (False for runs
+    judged before the comparison was recorded)."""
+    gain, margin = run.get("auc_gain_over_recency"), run.get("min_gain_over_recency")
+    return gain is not None and margin is not None and gain < margin
+
+
+def _say_against_recency(section: Section, book: FactBook, run: dict) -> None:
+    """The model against the ranking anyone can make without it: longest since the last order first."""
+    if run.get("recency_auc") is None:
+        return
+    table = "churn_model_runs"
+    recency, gain = _run_fact(book, table, run, "recency_auc", "score"), _run_fact(book, table, run,
+                                                                                   "auc_gain_over_recency", "score")
+    if adds_nothing_over_recency(run):
+        margin = _run_fact(book, table, run, "min_gain_over_recency", "score")
+        section.say(compose("只按距上次购买的天数排序，在同一时间段的 AUC 为 {r}；模型只高出 {g}（不到 {m}），并没有比这个简单办法更好。"
+                            "下面的名单可以使用，但不必把它当作强模型：按最近一次购买时间排序效果相当。", r=recency, g=gain, m=margin),
+                    compose("Ranking customers by days since their last order alone scores an AUC of {r} on the same "
+                            "period; the model adds only {g} (less than {m}), so it is no better than that simple "
+                            "rule. The list below is usable, but not the work of a strong model: sorting by the "
+                            "last order date does as well.", r=recency, g=gain, m=margin))
+    else:
+        section.say(compose("只按距上次购买的天数排序，在同一时间段的 AUC 为 {r}；模型高出 {g}。", r=recency, g=gain),
+                    compose("Ranking customers by days since their last order alone scores an AUC of {r} on the same "
+                            "period; the model adds {g}.", r=recency, g=gain))
+
+
 def section_churn(data: ReportData, book: FactBook) -> Section:
     section = Section("churn_risk", {"zh": "流失预警：高风险的高价值客户", "en": "Churn warning: high-value customers at risk"},
                       [])
@@ -82,6 +111,7 @@ def section_churn(data: ReportData, book: FactBook) -> Section:
         compose("Churn means no purchase in the next {h} days. The model learns from behaviour before a cutoff and is "
                 "judged on the latest {h} days, which it never saw: AUC {a}, calibration error {e}, Brier score {b} "
                 "(guessing the average churn rate scores {c}).", h=horizon, a=auc, e=error, b=brier, c=baseline))
+    _say_against_recency(section, book, run)
     threshold = _run_fact(book, table, run, "high_risk_threshold", "pct")
     scored = data.at_risk
     at_risk = book.add("churn.at_risk", "count", int(scored["at_risk"].sum()) if scored.height else 0,
@@ -160,6 +190,10 @@ def section_next_category(data: ReportData, book: FactBook) -> Section:
                     "latest {h} days, which they never saw: of {n} customers who bought a new category, {r} bought a "
                     "recommended one; recommending the most popular categories scores {p}, so the rules do {l} as "
                     "well.", k=top, h=horizon, n=evaluated, r=hit, p=popular, l=lift))
+        if run.get("published_source") == SOURCE_POPULARITY:
+            section.say(compose("规则没有超过热门品类，因此本次发布的推荐（predict.next_category）改为每位客户尚未买过的最热门品类。"),
+                        compose("The rules do not beat popularity, so the published recommendations "
+                                "(predict.next_category) are each customer's most popular categories not bought yet."))
     else:
         _not_available(section, book, table, run, {"zh": "在后续时间段检验推荐", "en": "evaluation on a later period"})
         section.say(compose("推荐仍由全部购物篮中的共同购买规则得出。"),
@@ -200,3 +234,51 @@ def section_next_category(data: ReportData, book: FactBook) -> Section:
                 compose("A bundle lists the categories recommended to most members (each customer only gets categories "
                         "they have not bought yet); the per-customer list is in predict.next_category."))
     return section
+
+
+# --- the banner at the top of the pages: weak results of this run --------------------------------------------------
+
+def weak_results(data: ReportData, book: FactBook) -> dict[str, list[Sentence]]:
+    """The weak results of the latest predict runs, one sentence each per language, for the top of both pages.
+
+    The same conditions as the warn checks (quality/checks/predict.py), read from the run tables: the report may run
+    before the checks' steps, and a reader of the report never sees the Dagster event log. Empty when nothing is
+    weak, and for runs that did not train or judge (their sections already say why)."""
+    banner: dict[str, list[Sentence]] = {"zh": [], "en": []}
+
+    def say(zh: Sentence, en: Sentence) -> None:
+        banner["zh"].append(zh)
+        banner["en"].append(en)
+
+    churn = data.churn_run
+    if churn is not None and churn["status"] == TRAINED:
+        table = "churn_model_runs"
+        auc = _run_fact(book, table, churn, "auc", "score")
+        if churn["min_auc"] is not None and churn["auc"] < churn["min_auc"]:
+            least = _run_fact(book, table, churn, "min_auc", "score")
+            say(compose("流失模型在检验时间段的 AUC 为 {a}，低于要求的 {m}：它区分会流失与不会流失客户的能力较弱。", a=auc, m=least),
+                compose("The churn model's AUC on the later period is {a}, below the required {m}: it tells "
+                        "leaving customers from staying ones poorly.", a=auc, m=least))
+        if adds_nothing_over_recency(churn):
+            recency = _run_fact(book, table, churn, "recency_auc", "score")
+            say(compose("流失模型的 AUC（{a}）并不比只按距上次购买天数排序（{r}）更好：它没有带来实质提升。", a=auc, r=recency),
+                compose("The churn model's AUC ({a}) is no better than ranking by days since the last order alone "
+                        "({r}): it adds nothing over recency.", a=auc, r=recency))
+        error = churn["calibration_error"]
+        if churn["max_calibration_error"] is not None and error is not None and error > churn["max_calibration_error"]:
+            err = _run_fact(book, table, churn, "calibration_error", "pct")
+            limit = _run_fact(book, table, churn, "max_calibration_error", "pct")
+            say(compose("流失概率的校准误差为 {e}，高于上限 {m}：概率只宜用于排序，不宜当作真实的流失比例。", e=err, m=limit),
+                compose("The churn probabilities' calibration error is {e}, above the limit of {m}: use them to rank "
+                        "customers, not as actual churn rates.", e=err, m=limit))
+    recs = data.recommendation_eval
+    if recs is not None and recs["status"] == EVALUATED and recs.get("published_source") == SOURCE_POPULARITY:
+        table = "recommendation_eval"
+        hit, popular = _run_fact(book, table, recs, "hit_rate", "pct"), _run_fact(book, table, recs,
+                                                                                   "popularity_hit_rate", "pct")
+        say(compose("共同购买规则在检验时间段的命中率（{r}）没有超过只推荐热门品类（{p}），因此本次发布的推荐已改为热门品类。",
+                    r=hit, p=popular),
+            compose("The co-purchase rules hit {r} on the later period, no better than recommending the most popular "
+                    "categories ({p}); the published recommendations are therefore the most popular categories.",
+                    r=hit, p=popular))
+    return banner

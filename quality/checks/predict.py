@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from assets.predict.recommendations import SOURCE_POPULARITY
 from assets.predict.runs import EVALUATED, NO_CATEGORIES, TRAINED
 from pipelines.core.resources import WarehouseResource
 
@@ -15,8 +16,10 @@ def _latest_row(warehouse: WarehouseResource, table: str, run_id: str) -> dict |
 @dg.asset_check(asset=dg.AssetKey(["predict", "churn_model_runs"]), blocking=False)
 def churn_model_quality(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """The churn model of this run ranks and calibrates well enough on the held-out window: AUC at least
-    `predict.min_auc` and calibration error at most `predict.max_calibration_error`. A warning only: the scores
-    are still published. A run that could not train (no order dates, too short a history) passes with its reason."""
+    `predict.min_auc`, at least min_gain_over_recency (MIN_GAIN_OVER_RECENCY) above ranking by recency alone, and
+    calibration error at most `predict.max_calibration_error`. A warning only: the scores are still published. A
+    run that could not train (no order dates, too short a history) passes with its reason; a run whose model was
+    judged before recency_auc was recorded is not judged against recency."""
     row = _latest_row(warehouse, "churn_model_runs", context.run.run_id)
     if row is None or row["status"] != TRAINED:
         return dg.AssetCheckResult(passed=True, severity=dg.AssetCheckSeverity.WARN,
@@ -28,18 +31,25 @@ def churn_model_quality(context: dg.AssetCheckExecutionContext, warehouse: Wareh
     if row["calibration_error"] > row["max_calibration_error"]:
         problems.append(f"calibration error {row['calibration_error']:.3f} is above predict.max_calibration_error "
                         f"{row['max_calibration_error']}")
+    gain, margin = row.get("auc_gain_over_recency"), row.get("min_gain_over_recency")
+    if gain is not None and margin is not None and gain < margin:
+        problems.append(f"held-out AUC {row['auc']:.3f} is only {gain:+.3f} over ranking by recency alone "
+                        f"({row['recency_auc']:.3f}); the model adds nothing over recency (margin {margin})")
     return dg.AssetCheckResult(
         passed=not problems, severity=dg.AssetCheckSeverity.WARN, description="; ".join(problems) or None,
         metadata={"auc": row["auc"], "min_auc": row["min_auc"], "calibration_error": row["calibration_error"],
                   "max_calibration_error": row["max_calibration_error"], "brier": row["brier"],
-                  "brier_baseline": row["brier_baseline"]})
+                  "brier_baseline": row["brier_baseline"],
+                  **{k: row[k] for k in ("recency_auc", "auc_gain_over_recency") if row.get(k) is not None}})
 
 
 @dg.asset_check(asset=dg.AssetKey(["predict", "recommendation_eval"]), blocking=False)
 def recommendations_beat_popularity(context: dg.AssetCheckExecutionContext,
                                     warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    """The recommendations of this run hit at least `predict.min_lift_over_popularity` times as often as
-    recommending the most popular categories, on the held-out window. A warning only; a run that could not be
+    """The co-purchase rules of this run hit at least `predict.min_lift_over_popularity` times as often as
+    recommending the most popular categories, on the held-out window. A warning only: where the rules do not beat
+    popularity the run already publishes the popularity ranking (published_source), which the description says; a
+    run that could not be
     judged (no order dates, too short a history) passes with its reason, and so does a run that skipped
     recommendations because the export has no categories."""
     row = _latest_row(warehouse, "recommendation_eval", context.run.run_id)
@@ -56,10 +66,13 @@ def recommendations_beat_popularity(context: dg.AssetCheckExecutionContext,
         passed=passed, severity=dg.AssetCheckSeverity.WARN,
         description=None if passed else (
             f"hit-rate@{row['top_n']} {row['hit_rate']:.3f} is {lift or 0:.2f}x the popularity baseline "
-            f"{row['popularity_hit_rate']:.3f}, below predict.min_lift_over_popularity {bar}"),
+            f"{row['popularity_hit_rate']:.3f}, below predict.min_lift_over_popularity {bar}"
+            + ("; the most popular categories are published instead"
+               if row.get("published_source") == SOURCE_POPULARITY else "")),
         metadata={"hit_rate": row["hit_rate"], "popularity_hit_rate": row["popularity_hit_rate"],
                   "lift_over_popularity": lift, "min_lift_over_popularity": bar,
-                  "customers_evaluated": row["customers_evaluated"]})
+                  "customers_evaluated": row["customers_evaluated"],
+                  "published_source": row.get("published_source") or ""})
 
 
 CHECKS = [churn_model_quality, recommendations_beat_popularity]
