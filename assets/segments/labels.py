@@ -1,36 +1,14 @@
 """Bilingual labels for the words segment names and reports are built from.
 
-A shop's own categories can be labelled in its source config (`category_labels`); unknown codes fall back to
-the code itself in both languages, so a name is never empty.
+Category and payment codes are looked up in the built-in vocabulary (vocabulary.yaml, see
+assets/segments/vocabulary.py); a shop's own `category_labels` (source config) win over it. A label must be written
+in its language: a zh label holds Chinese characters, an en label none, so a raw Latin code never lands in a
+Chinese name and a Chinese code never in an English one. A code the vocabulary does not know labels only the
+language of its own script (螺蛳粉 is a zh label, garden_tools an en one); `category_names` returns None for the
+other language, and the name leaves such a category out (see naming.descriptors).
 """
 
-
-CATEGORY_LABELS: dict[str, tuple[str, str]] = {
-    "fruitveg": ("蔬果", "fruit & veg"),
-    "freshmeat": ("鲜肉", "fresh meat"),
-    "dairy": ("乳品", "dairy"),
-    "cannedveg": ("蔬菜罐头", "canned veg"),
-    "cannedmeat": ("肉类罐头", "canned meat"),
-    "frozenmeal": ("速冻食品", "frozen meals"),
-    "beer": ("啤酒", "beer"),
-    "wine": ("葡萄酒", "wine"),
-    "softdrink": ("软饮", "soft drinks"),
-    "fish": ("水产", "fish"),
-    "confectionery": ("糖果", "confectionery"),
-    "bakery": ("烘焙", "bakery"),
-    "coffee": ("咖啡", "coffee"),
-    "snacks": ("零食", "snacks"),
-    "household": ("日用品", "household"),
-    "babycare": ("母婴", "baby care"),
-}
-
-# Payment method -> (zh, en) descriptor of customers who prefer it.
-PAYMENT_LABELS: dict[str, tuple[str, str]] = {
-    "card": ("刷卡支付", "card payers"),
-    "cash": ("现金支付", "cash payers"),
-    "mobile": ("移动支付", "mobile payers"),
-    "cheque": ("支票支付", "cheque payers"),
-}
+from assets.segments.vocabulary import has_cjk, load_vocabulary, normalize
 
 # Feature -> ((zh, en) when clearly above the population, (zh, en) when clearly below).
 PROFILE_DESCRIPTORS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
@@ -47,10 +25,74 @@ PROFILE_DESCRIPTORS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
 FALLBACK_NAME = ("大众客群", "Mainstream shoppers")
 
 
+def usable(text: str | None, language: str) -> str | None:
+    """`text` if it can stand in a `language` name: zh needs Chinese characters, en must have none."""
+    if not text or not text.strip():
+        return None
+    text = text.strip()
+    return text if has_cjk(text) == (language == "zh") else None
+
+
+def _own_script(code: str) -> tuple[str | None, str | None]:
+    """What an unknown code says by itself: its own language only."""
+    code = code.strip()
+    return (code, None) if has_cjk(code) else (None, code or None)
+
+
+def _override(code: str, overrides: dict | None) -> tuple[str, str] | None:
+    """The shop's label for `code`: exactly as written, else by the vocabulary's matching rules."""
+    if not overrides:
+        return None
+    if code in overrides:
+        return tuple(overrides[code])
+    wanted = normalize(code)
+    return next((tuple(v) for k, v in overrides.items() if normalize(k) == wanted), None)
+
+
+def category_names(code: str, overrides: dict | None = None) -> tuple[str | None, str | None]:
+    """(zh, en) labels of a category, None for a language it has no label in."""
+    shop = _override(code, overrides)
+    if shop:
+        return usable(shop[0], "zh"), usable(shop[1], "en")
+    term = load_vocabulary().categories.resolve(code)
+    if term is None:
+        zh, en = _own_script(code)
+        return usable(zh, "zh"), usable(en, "en")
+    # A Chinese code the vocabulary knows keeps the shop's own word in Chinese (生鲜肉类, not 鲜肉).
+    return (code.strip() if has_cjk(code) else term.zh), term.en
+
+
+def category_group(code: str, overrides: dict | None = None) -> str | None:
+    """The vocabulary group of a category: from its code, else from the labels the shop gave it."""
+    categories = load_vocabulary().categories
+    term = categories.resolve(code)
+    if term is None:
+        shop = _override(code, overrides) or ()
+        term = next((t for t in map(categories.resolve, shop) if t), None)
+    return term.group if term else None
+
+
 def category_label(code: str, overrides: dict[str, tuple[str, str]] | None = None) -> tuple[str, str]:
-    overrides = overrides or {}
-    return overrides.get(code) or CATEGORY_LABELS.get(code) or (code, code)
+    """(zh, en) for tables and charts, which must show every category: the code stands in for a missing label."""
+    zh, en = category_names(code, overrides)
+    return zh or code, en or code
+
+
+def payment_names(code: str) -> tuple[str | None, str | None]:
+    """(zh, en) descriptor of customers who prefer a payment method, None for a language it has no label in."""
+    term = load_vocabulary().payments.resolve(code)
+    if term is not None:
+        return term.zh, term.en
+    zh, en = _own_script(code)
+    return usable(zh and f"{zh}支付", "zh"), usable(en and f"{en} payers", "en")
+
+
+def payment_kind(code: str) -> str | None:
+    """card, cash, mobile, ... of a payment method (WeChat Pay and Alipay are mobile), for archetype rules."""
+    term = load_vocabulary().payments.resolve(code)
+    return term.group if term else None
 
 
 def payment_label(code: str) -> tuple[str, str]:
-    return PAYMENT_LABELS.get(code.lower(), (f"{code.upper()}支付", f"{code.lower()} payers"))
+    zh, en = payment_names(code)
+    return zh or f"{code}支付", en or f"{code} payers"

@@ -5,8 +5,13 @@
 2. Archetype rules (assets/segments/archetypes.yaml, or the shop's own file) are scored against the profiles; a segment
    can take an archetype only if every required condition holds, and each archetype names one segment at most
    (Hungarian assignment on the scores). A segment's previous archetype wins ties, so names stay put.
+   Rules speak of category *groups* of the built-in vocabulary (assets/segments/vocabulary.yaml: alcohol,
+   fresh_food, ...) rather than one shop's codes, so 生鲜肉类 and freshmeat count alike (see `group_lifts`).
 3. A segment no archetype fits is described by what sets it apart most: who they are and what they buy
-   (高收入·葡萄酒偏好 / High income · wine lovers). Descriptors clear a threshold, so they never contradict the data.
+   (高收入·葡萄酒偏好 / High income · wine lovers). Descriptors clear a threshold, so they never contradict the data;
+   age and income words also need a difference people would notice (`real_difference`). Each name is in one
+   language: a trait is used only when it has a label in both, so the zh and en names say the same thing, and
+   the categories left out for want of a label are listed (`SegmentName.unlabelled`, and the name evidence).
    A shop without categories (orders.columns.category: null) has no category to name: its segments take their two
    strongest traits of demographics, RFM and payment (高收入·刷卡支付 / High income · card payers); archetypes that
    require a category never apply to it (their condition has no data).
@@ -25,13 +30,25 @@ from assets.features.customer_features import CATEGORY_PREFIX, PAYMENT_PREFIX
 from assets.segments.labels import (
     FALLBACK_NAME,
     PROFILE_DESCRIPTORS,
-    category_label,
-    payment_label,
+    category_group,
+    category_names,
+    payment_kind,
+    payment_names,
 )
+from assets.segments.vocabulary import load_vocabulary, normalize
 
 DEFAULT_ARCHETYPES = Path(__file__).with_name("archetypes.yaml")
 NAME_THRESHOLD = 0.4  # descriptors need |z| of at least this many population standard deviations
 PREVIOUS_NAME_BONUS = 0.5  # added to a still-valid archetype the segment had before
+# "年长 / Senior" for a median age of 39 against 32 reads wrong whatever the z-score: age words also need the
+# segment's median age this many years from everyone's.
+AGE_WORD_YEARS = 10.0
+# The same for income, whose unit differs by shop (yearly CNY, monthly, a band): a ratio of medians instead of a
+# difference, 1.25x for "high income" and 1/1.25 = 0.8x for "low income".
+INCOME_WORD_RATIO = 1.25
+MEDIAN_FEATURES = ("age", "income")  # the features whose medians the profile keeps for the rules above
+# Where unlabelled categories are noted in a name's evidence, for the report to ask for `category_labels`.
+UNLABELLED_NOTE = "no label: "
 
 
 @dataclass(frozen=True)
@@ -41,6 +58,8 @@ class SegmentProfile:
     lifts: dict[str, float]  # cat_*/pay_* column -> segment share / population share
     means: dict[str, float]
     population_means: dict[str, float]
+    medians: dict[str, float] = field(default_factory=dict)  # MEDIAN_FEATURES only
+    population_medians: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -59,6 +78,9 @@ class SegmentName:
     source: str  # archetype | descriptive | override
     basis: list[str]  # archetype key, or descriptors as "feature:+" / "feature:-"
     evidence: list[str]  # human-readable numbers behind the name
+    # Categories that set the segment apart but have no label in zh or en, so the name leaves them out:
+    # code -> the languages missing ("zh", "en"). The evidence repeats them after UNLABELLED_NOTE.
+    unlabelled: dict[str, list[str]] = field(default_factory=dict)
 
 
 def load_archetypes(path: str | Path | None = None) -> list[Archetype]:
@@ -82,6 +104,8 @@ def build_profiles(features: pl.DataFrame, segment_ids: np.ndarray, typical: np.
     numeric = [c for c, dtype in features.schema.items() if dtype.is_numeric()]
     pop_mean = _column_stats(features, numeric, typical, "mean")
     pop_std = _column_stats(features, numeric, typical, "std")
+    medianed = [c for c in MEDIAN_FEATURES if c in numeric]
+    pop_median = _column_stats(features, medianed, typical, "median") if medianed else {}
     profiles = []
     for segment in sorted(set(segment_ids.tolist())):
         in_segment = segment_ids == segment
@@ -97,11 +121,72 @@ def build_profiles(features: pl.DataFrame, segment_ids: np.ndarray, typical: np.
                 z_scores[column] = (value - mean) / std
             if column.startswith((CATEGORY_PREFIX, PAYMENT_PREFIX)) and mean > 0:
                 lifts[column] = value / mean
-        profiles.append(SegmentProfile(int(segment), z_scores, lifts, means, pop_mean))
+        medians = _column_stats(features, medianed, chosen, "median") if medianed else {}
+        profiles.append(SegmentProfile(int(segment), z_scores, lifts, means, pop_mean,
+                                       {c: v for c, v in medians.items() if v is not None},
+                                       {c: v for c, v in pop_median.items() if v is not None}))
     return profiles
 
 
-def condition_margin(profile: SegmentProfile, condition: dict) -> float | None:
+def group_lifts(profile: SegmentProfile, category_overrides: dict | None = None) -> dict[str, float]:
+    """Vocabulary group -> the segment's lift on the group's categories together.
+
+    A group's lift is the sum of its categories' segment rates over the sum of their population rates (rates are
+    the shares of orders holding the category): the lift of "group categories per order". Pooling weighs each
+    category by how much it is bought, so one rare category with a big lift cannot carry the group, and a shop
+    that splits fresh food into five codes gets about the figure of one that keeps one code. (Order shares of
+    the group itself are not in the profile: an order holding two of its categories would need the order lines.)
+    Profiles made without rates (hand-built ones) take the plain mean of the lifts. The catch-all group `other`
+    and categories the vocabulary cannot place count towards no group."""
+    members: dict[str, list[tuple[float, float | None, float | None]]] = {}
+    for column, lift in profile.lifts.items():
+        if not column.startswith(CATEGORY_PREFIX):
+            continue
+        group = category_group(column.removeprefix(CATEGORY_PREFIX), category_overrides)
+        if group is None or group == "other":
+            continue
+        members.setdefault(group, []).append((lift, profile.means.get(column), profile.population_means.get(column)))
+    lifts = {}
+    for group, rows in members.items():
+        if all(segment is not None and population for _, segment, population in rows):
+            lifts[group] = sum(r[1] for r in rows) / sum(r[2] for r in rows)
+        else:
+            lifts[group] = sum(r[0] for r in rows) / len(rows)
+    return lifts
+
+
+def _same_category(code: str, wanted: str) -> bool:
+    """A rule's category code names a shop's category when they are spelt alike or mean the same entry."""
+    if normalize(code) == normalize(wanted):
+        return True
+    categories = load_vocabulary().categories
+    term = categories.resolve(code)
+    return term is not None and term == categories.resolve(wanted)
+
+
+def _same_payment(code: str, wanted: str) -> bool:
+    """... and a payment code names a method alike, by entry, or by kind (mobile: WeChat Pay, Alipay, ...)."""
+    payments = load_vocabulary().payments
+    term = payments.resolve(code)
+    return (normalize(code) == normalize(wanted) or (term is not None and term == payments.resolve(wanted))
+            or normalize(payment_kind(code) or "") == normalize(wanted))
+
+
+def condition_lifts(profile: SegmentProfile, condition: dict,
+                    category_overrides: dict | None = None) -> list[tuple[float, str]]:
+    """(lift, what) of everything a lift condition looks at that the profile has."""
+    if "any_group" in condition:
+        groups = group_lifts(profile, category_overrides)
+        return [(groups[g], g) for g in condition["any_group"] if g in groups]
+    if "any_category" in condition:
+        prefix, codes, same = CATEGORY_PREFIX, condition["any_category"], _same_category
+    else:
+        prefix, codes, same = PAYMENT_PREFIX, condition["any_payment"], _same_payment
+    return [(lift, column.removeprefix(prefix)) for column, lift in profile.lifts.items()
+            if column.startswith(prefix) and any(same(column.removeprefix(prefix), str(c)) for c in codes)]
+
+
+def condition_margin(profile: SegmentProfile, condition: dict, category_overrides: dict | None = None) -> float | None:
     """How far the condition holds (>= 0), or None when it does not hold or its data is missing."""
     if "feature" in condition:
         z = profile.z_scores.get(condition["feature"])
@@ -112,20 +197,19 @@ def condition_margin(profile: SegmentProfile, condition: dict) -> float | None:
         else:
             margin = condition["z_at_most"] - z
         return margin if margin >= 0 else None
-    prefix, codes = ((CATEGORY_PREFIX, condition["any_category"]) if "any_category" in condition
-                     else (PAYMENT_PREFIX, condition["any_payment"]))
-    lifts = [profile.lifts[prefix + code.lower()] for code in codes if prefix + code.lower() in profile.lifts]
+    lifts = condition_lifts(profile, condition, category_overrides)
     if not lifts:
         return None
-    margin = max(lifts) - condition["lift_at_least"]
+    margin = max(lifts)[0] - condition["lift_at_least"]
     return margin if margin >= 0 else None
 
 
-def archetype_score(profile: SegmentProfile, archetype: Archetype) -> float | None:
-    required = [condition_margin(profile, c) for c in archetype.require]
+def archetype_score(profile: SegmentProfile, archetype: Archetype,
+                    category_overrides: dict | None = None) -> float | None:
+    required = [condition_margin(profile, c, category_overrides) for c in archetype.require]
     if any(m is None for m in required):
         return None
-    preferred = [condition_margin(profile, c) for c in archetype.prefer]
+    preferred = [condition_margin(profile, c, category_overrides) for c in archetype.prefer]
     return 1.0 + sum(required) + 0.5 * sum(1.0 + m for m in preferred if m is not None)
 
 
@@ -134,23 +218,60 @@ def archetype_score(profile: SegmentProfile, archetype: Archetype) -> float | No
 CATCH_ALL_CATEGORIES = frozenset({"other", "unknown"})
 
 
+def real_difference(profile: SegmentProfile, column: str, z: float) -> bool:
+    """Whether an age or income word is earned beyond the z-score: the segment's median age at least
+    AGE_WORD_YEARS from everyone's, its median income at least INCOME_WORD_RATIO times everyone's (or at most
+    1/INCOME_WORD_RATIO). Medians, else means, when the profile has them; a profile with neither (built by hand)
+    is judged on the z-score alone."""
+    if column not in MEDIAN_FEATURES:
+        return True
+    segment = profile.medians.get(column, profile.means.get(column))
+    population = profile.population_medians.get(column, profile.population_means.get(column))
+    if segment is None or population is None:
+        return True
+    if column == "age":
+        return abs(segment - population) >= AGE_WORD_YEARS
+    if population <= 0:
+        return False
+    ratio = segment / population
+    return ratio >= INCOME_WORD_RATIO if z > 0 else ratio <= 1 / INCOME_WORD_RATIO
+
+
+def _standout_categories(profile: SegmentProfile, category_overrides: dict | None):
+    """(z, column, zh, en) of the categories that set the segment apart; zh or en None without a label."""
+    for column, z in profile.z_scores.items():
+        code = column.removeprefix(CATEGORY_PREFIX)
+        if column.startswith(CATEGORY_PREFIX) and z >= NAME_THRESHOLD and code not in CATCH_ALL_CATEGORIES \
+                and category_group(code, category_overrides) != "other":
+            yield (z, column, *category_names(code, category_overrides))
+
+
+def unlabelled_categories(profile: SegmentProfile, category_overrides: dict | None) -> dict[str, list[str]]:
+    """Category code -> the languages ("zh", "en") it has no label in, for the categories that set the segment
+    apart: a `category_labels` entry would let them into its name."""
+    return {column.removeprefix(CATEGORY_PREFIX): [lang for lang, label in (("zh", zh), ("en", en)) if not label]
+            for _, column, zh, en in _standout_categories(profile, category_overrides) if not (zh and en)}
+
+
 def descriptors(profile: SegmentProfile, category_overrides: dict) -> list[tuple[float, str, str, str, str]]:
-    """(strength, basis, zh, en, kind) of everything that sets the segment apart, strongest first."""
+    """(strength, basis, zh, en, kind) of everything that sets the segment apart, strongest first. Only what has
+    a label in both languages: a zh name must not show a Latin code, an en name no Chinese, and both names must
+    say the same thing."""
     found = []
     for column, z in profile.z_scores.items():
         if abs(z) < NAME_THRESHOLD:
             continue
-        if column in PROFILE_DESCRIPTORS:
+        if column in PROFILE_DESCRIPTORS and real_difference(profile, column, z):
             above, below = PROFILE_DESCRIPTORS[column]
             zh, en = above if z > 0 else below
             found.append((abs(z), f"{column}:{'+' if z > 0 else '-'}", zh, en, "profile"))
-        elif column.startswith(CATEGORY_PREFIX) and z > 0 \
-                and column.removeprefix(CATEGORY_PREFIX) not in CATCH_ALL_CATEGORIES:
-            zh, en = category_label(column.removeprefix(CATEGORY_PREFIX), category_overrides)
-            found.append((z, f"{column}:+", f"{zh}偏好", f"{en} lovers", "category"))
         elif column.startswith(PAYMENT_PREFIX) and z > 0:
-            zh, en = payment_label(column.removeprefix(PAYMENT_PREFIX))
-            found.append((z, f"{column}:+", zh, en, "profile"))
+            zh, en = payment_names(column.removeprefix(PAYMENT_PREFIX))
+            if zh and en:
+                found.append((z, f"{column}:+", zh, en, "profile"))
+    for z, column, zh, en in _standout_categories(profile, category_overrides):
+        if zh and en:
+            found.append((z, f"{column}:+", f"{zh}偏好", f"{en} lovers", "category"))
     return sorted(found, key=lambda d: (-d[0], d[1]))
 
 
@@ -192,7 +313,10 @@ def descriptive_name(profile: SegmentProfile, category_overrides: dict, taken: s
         zh, en = f"{zh}{profile.segment_id}组", f"{en} (group {profile.segment_id})"
         break
     basis = [d[1] for d in chosen]
-    return SegmentName(zh, en[:1].upper() + en[1:], "descriptive", basis, _evidence(profile, basis))
+    unlabelled = unlabelled_categories(profile, category_overrides)
+    notes = [f"{UNLABELLED_NOTE}{code} ({', '.join(languages)})" for code, languages in unlabelled.items()]
+    return SegmentName(zh, en[:1].upper() + en[1:], "descriptive", basis, _evidence(profile, basis) + notes,
+                       unlabelled)
 
 
 def name_segments(
@@ -215,7 +339,7 @@ def name_segments(
         scores = np.full((len(open_profiles), len(archetypes)), -1.0)
         for i, profile in enumerate(open_profiles):
             for j, archetype in enumerate(archetypes):
-                score = archetype_score(profile, archetype)
+                score = archetype_score(profile, archetype, category_overrides)
                 if score is not None:
                     was = previous.get(profile.segment_id)
                     bonus = PREVIOUS_NAME_BONUS if was and was[1] == [archetype.key] else 0.0
@@ -224,7 +348,8 @@ def name_segments(
         for i, j in zip(rows, cols):
             if scores[i, j] >= 0:
                 profile, archetype = open_profiles[i], archetypes[j]
-                evidence = [f"{archetype.key}: " + ", ".join(_condition_note(profile, c) for c in archetype.require)]
+                evidence = [f"{archetype.key}: " + ", ".join(_condition_note(profile, c, category_overrides)
+                                                             for c in archetype.require)]
                 names[profile.segment_id] = SegmentName(archetype.name_zh, archetype.name_en, "archetype",
                                                         [archetype.key], evidence)
     taken = {n.zh for n in names.values()}
@@ -239,11 +364,14 @@ def name_segments(
     return names
 
 
-def _condition_note(profile: SegmentProfile, condition: dict) -> str:
+def _condition_note(profile: SegmentProfile, condition: dict, category_overrides: dict | None = None) -> str:
     if "feature" in condition:
         return f"{condition['feature']} z={profile.z_scores.get(condition['feature'], float('nan')):+.2f}"
-    prefix, codes = ((CATEGORY_PREFIX, condition["any_category"]) if "any_category" in condition
-                     else (PAYMENT_PREFIX, condition["any_payment"]))
-    best = max(((profile.lifts[prefix + c.lower()], c) for c in codes if prefix + c.lower() in profile.lifts),
-               default=(float("nan"), "-"))
+    best = max(condition_lifts(profile, condition, category_overrides), default=(float("nan"), "-"))
     return f"{best[1]} lift {best[0]:.2f}x"
+
+
+def unlabelled_from_evidence(evidence: list[str]) -> list[str]:
+    """The category codes a name's evidence (segments.segment_profiles.name_evidence) notes as unlabelled."""
+    return [note.removeprefix(UNLABELLED_NOTE).rsplit(" (", 1)[0] for note in evidence or []
+            if note.startswith(UNLABELLED_NOTE)]

@@ -11,13 +11,16 @@ import pytest
 from assets.model.carry import match_segment_ids
 from assets.model.selection import CandidateScore, choose_k
 from assets.segments.naming import (
+    AGE_WORD_YEARS,
     Archetype,
     SegmentProfile,
     build_profiles,
     load_archetypes,
     name_segments,
+    unlabelled_from_evidence,
 )
 from assets.segments.tables import update_history
+from assets.segments.vocabulary import has_cjk
 from tests.conftest import query
 
 
@@ -70,6 +73,85 @@ def test_overrides_win_and_names_stay_unique():
     assert (names[1].zh, names[1].source) == ("自定义", "override")
     same = name_segments(profiles, [], {}, {}, {})
     assert same[1].zh != same[2].zh
+
+
+# One shop's behaviour, spelt by an English and a Chinese export: (English code, Chinese code) per category.
+SAME_CATEGORIES = [("frozenmeal", "冷冻食品"), ("softdrink", "碳酸饮料"), ("freshmeat", "生鲜肉类"),
+                   ("dairy", "乳制品"), ("wine", "红酒"), ("fish", "水产品")]
+# Per behaviour: age, income, basket value, and the order share of each category above.
+BEHAVIOURS = [(25, 100.0, 40.0, (0.6, 0.6, 0.05, 0.05, 0.05, 0.05)),
+              (45, 100.0, 150.0, (0.05, 0.1, 0.7, 0.6, 0.05, 0.1)),
+              (50, 320.0, 200.0, (0.05, 0.05, 0.3, 0.1, 0.7, 0.6)),
+              (62, 40.0, 30.0, (0.3, 0.1, 0.1, 0.1, 0.05, 0.05))]
+
+
+def _shop_profiles(language: int) -> list[SegmentProfile]:
+    """Ten customers per behaviour, with a little spread so every feature has a standard deviation."""
+    rows = []
+    for segment, (age, income, basket, shares) in enumerate(BEHAVIOURS, start=1):
+        for i in range(10):
+            jitter = (i - 4.5) / 10
+            row = {"age": age + jitter, "income": income + jitter, "avg_basket_value": basket + jitter,
+                   "total_spend": basket * 10 + jitter, "n_orders": 10 + jitter, "_segment": segment}
+            row |= {f"cat_{codes[language]}": share + jitter / 50 for codes, share in zip(SAME_CATEGORIES, shares)}
+            rows.append(row)
+    features = pl.DataFrame(rows)
+    segments = features.get_column("_segment").to_numpy()
+    return build_profiles(features.drop("_segment"), segments, np.ones(len(segments), dtype=bool))
+
+
+def test_same_behaviour_gets_the_same_archetypes_in_any_language_of_codes():
+    rules = load_archetypes()
+    english = name_segments(_shop_profiles(0), rules, {}, {}, {})
+    chinese = name_segments(_shop_profiles(1), rules, {}, {}, {})
+    assert {sid: (n.source, n.basis, n.zh, n.en) for sid, n in english.items()} == \
+           {sid: (n.source, n.basis, n.zh, n.en) for sid, n in chinese.items()}
+    assert [english[s].source for s in (1, 2, 3, 4)] == ["archetype"] * 4
+
+
+def _latin(text: str) -> bool:
+    return any("a" <= c.lower() <= "z" for c in text)
+
+
+def test_names_are_in_one_language_and_unlabelled_categories_are_listed():
+    # A Chinese shop: WeChat payers who buy a category the vocabulary does not know (螺蛳粉: no English label) and
+    # one only known by a Latin code (xg_01: no Chinese label). Neither may appear, in either name.
+    profile = _profile(1, {"pay_wechat": 1.6, "cat_螺蛳粉": 1.4, "cat_xg_01": 1.2, "cat_生鲜肉类": 0.9,
+                           "income": 0.1})
+    [name] = name_segments([profile], [], {}, {}, {}).values()
+    assert (name.zh, name.en) == ("微信支付·生鲜肉类偏好", "WeChat Pay payers · fresh meat lovers")
+    assert not _latin(name.zh) and not has_cjk(name.en)
+    assert name.unlabelled == {"螺蛳粉": ["en"], "xg_01": ["zh"]}
+    assert unlabelled_from_evidence(name.evidence) == ["螺蛳粉", "xg_01"]
+    # The shop's category_labels bring them back, in both names alike.
+    labels = {"螺蛳粉": ("螺蛳粉", "river snail noodles"), "xg_01": ("西瓜", "watermelon")}
+    [labelled] = name_segments([profile], [], labels, {}, {}).values()
+    assert (labelled.zh, labelled.en) == ("微信支付·螺蛳粉偏好", "WeChat Pay payers · river snail noodles lovers")
+    assert labelled.unlabelled == {}
+    # An unknown Latin payment code has no Chinese label: the trait is left out of both names.
+    [unknown_pay] = name_segments([_profile(2, {"pay_zzpay": 1.6, "income": -0.9})], [], {}, {}, {}).values()
+    assert (unknown_pay.zh, unknown_pay.en) == ("低收入", "Low income")
+
+
+def _aged(z: float, median: float, population: float = 32.0, income: tuple = (None, None)) -> SegmentProfile:
+    medians = {"age": median} | ({"income": income[0]} if income[0] else {})
+    population_medians = {"age": population} | ({"income": income[1]} if income[1] else {})
+    return SegmentProfile(1, {"age": z, "income": 0.6}, {}, {}, {}, medians, population_medians)
+
+
+def test_age_and_income_words_need_a_real_difference():
+    # z 1.2 but a median of 39 against 32: not "Senior"; 10 years or more: "Senior" / "Young".
+    [name] = name_segments([_aged(1.2, 39.0)], [], {}, {}, {}).values()
+    assert "Senior" not in name.en and "年长" not in name.zh
+    [name] = name_segments([_aged(1.2, 32.0 + AGE_WORD_YEARS)], [], {}, {}, {}).values()
+    assert name.en.startswith("Senior")
+    [name] = name_segments([_aged(-1.2, 21.0)], [], {}, {}, {}).values()
+    assert name.en.startswith("Young")
+    # Income: a median at least 1.25x everyone's for "High income" (1.18x is not enough).
+    [name] = name_segments([_aged(0.0, 32.0, income=(23_800, 20_100))], [], {}, {}, {}).values()
+    assert "High income" not in name.en
+    [name] = name_segments([_aged(0.0, 32.0, income=(26_000, 20_100))], [], {}, {}, {}).values()
+    assert name.en == "High income"
 
 
 def test_choose_k_respects_constraints():
