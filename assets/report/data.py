@@ -17,6 +17,10 @@ from assets.report.facts import FactBook, FactRef
 from assets.segments.labels import category_label
 
 MIN_DETAIL_SIZE = 10  # segments below this many customers are pooled as "other small segments"
+# A median or share of a profile field (age, income, gender, home ownership) is printed only when at least this many
+# people have the value: the median age of the one profiled member of 412 describes that member, not the segment.
+MIN_PROFILE_SUPPORT = 10
+PROFILE_FIELDS = ("age", "income", "gender", "home_owner")
 OTHER_ID = -1
 OTHER_NAME = {"zh": "其他小客群", "en": "Other small segments"}
 NEW_NAME = {"zh": "新客户", "en": "New customers"}
@@ -40,9 +44,27 @@ class Segment:
     median_income: float | None
     avg_orders: float | None
     avg_spend: float | None
+    # Profile shares and coverage (members with each value of PROFILE_FIELDS); None on a warehouse whose
+    # segment_profiles predates these columns, where the report then says nothing about coverage.
+    female_share: float | None = None
+    home_owner_share: float | None = None
+    known: dict[str, int | None] = field(default_factory=dict)
 
     def name(self, language: str) -> str:
         return self.name_zh if language == "zh" else self.name_en
+
+    def known_of(self, profile_field: str) -> int | None:
+        return self.known.get(profile_field)
+
+    def supported(self, profile_field: str) -> bool:
+        """Enough members have the value to print a median or share of it (always, on an older warehouse)."""
+        known = self.known_of(profile_field)
+        return known is None or known >= MIN_PROFILE_SUPPORT
+
+    def sparse(self, profile_field: str) -> bool:
+        """Fewer than half of the members have the value: the report says so beside (or instead of) the number."""
+        known = self.known_of(profile_field)
+        return known is not None and 2 * known < self.customers
 
     @property
     def color(self) -> str:
@@ -59,8 +81,9 @@ class ReportData:
     n_customers: int
     model_version: str | None
     assigned_at: datetime | None
-    box: dict[str, pl.DataFrame]  # age / income -> segment_id, n, q1, median, q3, lower, upper (detailed only)
-    population_median: dict[str, float | None]
+    # age / income -> segment_id, n, q1, median, q3, lower, upper: detailed segments with MIN_PROFILE_SUPPORT values
+    box: dict[str, pl.DataFrame]
+    population_median: dict[str, float | None]  # None when fewer than MIN_PROFILE_SUPPORT customers have the value
     affinity: pl.DataFrame  # segment_id, category, segment_rate, population_rate, lift (detailed only)
     features: pl.DataFrame  # segments.segment_features (detailed only)
     payments: pl.DataFrame  # segment_id, method, orders, share (detailed only)
@@ -103,8 +126,15 @@ class ReportData:
     def small_customers(self) -> int:
         return sum(s.customers for s in self.small)
 
+    population_known: dict[str, int] = field(default_factory=dict)  # age / income -> customers with the value
+
     def segment(self, segment_id: int) -> Segment:
         return next(s for s in self.segments if s.segment_id == segment_id)
+
+    def shop_has(self, profile_field: str) -> bool:
+        """Some customer has the value (per segment coverage is known): otherwise the export simply lacks the
+        field, and saying "unknown" for every segment would be noise."""
+        return any(s.known_of(profile_field) for s in self.segments)
 
     def category(self, code: str, language: str) -> str:
         zh, en = category_label(code, self.category_labels)
@@ -162,9 +192,21 @@ FROM q JOIN v USING (segment_id) GROUP BY ALL ORDER BY q.segment_id"""
 
 
 def _box_of(stats: pl.DataFrame, column: str) -> pl.DataFrame:
-    """segment_id, n, q1, median, q3, lower, upper of one column, for the segments with a value of it."""
+    """segment_id, n, q1, median, q3, lower, upper of one column, for the segments where at least
+    MIN_PROFILE_SUPPORT customers have a value of it: a box of one person's age is that person's age."""
     return (stats.select("segment_id", *[pl.col(f"{column}_{stat}").alias(stat) for stat in BOX_STATS])
-            .filter(pl.col("n") > 0))
+            .filter(pl.col("n") >= MIN_PROFILE_SUPPORT))
+
+
+def _segment(r: dict) -> Segment:
+    """A segment_profiles row; medians from fewer than MIN_PROFILE_SUPPORT members are dropped here, so no part of
+    the report (cards, sections, strategies) can cite them."""
+    known = {f: r.get(f"{f}_known") for f in PROFILE_FIELDS}
+    median = {c: r[f"median_{c}"] if known[c] is None or known[c] >= MIN_PROFILE_SUPPORT else None
+              for c in ("age", "income")}
+    return Segment(r["segment_id"], r["segment_name_zh"], r["segment_name_en"], r["name_source"], r["archetype"],
+                   int(r["customers"]), float(r["share"]), median["age"], median["income"], r["avg_orders"],
+                   r["avg_spend"], r.get("female_share"), r.get("home_owner_share"), known)
 
 
 # Orders per payment method for each segment and for all customers, from one join of the orders with the segments
@@ -200,9 +242,7 @@ def load_report_data(con: duckdb.DuckDBPyConnection, category_labels: dict | Non
     profiles = con.execute("""
         SELECT p.*, c.archetype FROM segments.segment_profiles p
         LEFT JOIN segments.segment_catalog c USING (segment_id) ORDER BY p.segment_id""").pl()
-    segments = [Segment(r["segment_id"], r["segment_name_zh"], r["segment_name_en"], r["name_source"],
-                        r["archetype"], int(r["customers"]), float(r["share"]), r["median_age"], r["median_income"],
-                        r["avg_orders"], r["avg_spend"]) for r in profiles.iter_rows(named=True)]
+    segments = [_segment(r) for r in profiles.iter_rows(named=True)]
     detailed_ids = [s.segment_id for s in segments if s.customers >= MIN_DETAIL_SIZE]
     ids = _ids(detailed_ids)
 
@@ -211,11 +251,15 @@ def load_report_data(con: duckdb.DuckDBPyConnection, category_labels: dict | Non
         "AND table_name = 'customer_features'").fetchall()}
     present = [c for c in BOX_COLUMNS if c in columns]
     population_median = dict.fromkeys(BOX_COLUMNS)
+    population_known = dict.fromkeys(BOX_COLUMNS, 0)
     box = {column: pl.DataFrame() for column in BOX_COLUMNS}
     if present:
-        medians = con.execute(f"SELECT {', '.join(f'median({c})' for c in present)} "
-                              "FROM features.customer_features").fetchone()
-        population_median.update(zip(present, medians))
+        row = con.execute(f"SELECT {', '.join(f'median({c}), count({c})' for c in present)} "
+                          "FROM features.customer_features").fetchone()
+        for i, column in enumerate(present):
+            median, known = row[2 * i], row[2 * i + 1]
+            population_known[column] = known
+            population_median[column] = median if known >= MIN_PROFILE_SUPPORT else None
         stats = con.execute(box_sql(present, ids)).pl()
         box.update({column: _box_of(stats, column) for column in present})
 
@@ -276,7 +320,8 @@ def load_report_data(con: duckdb.DuckDBPyConnection, category_labels: dict | Non
         n_customers=sum(s.customers for s in segments),
         model_version=profiles.get_column("model_version")[0] if profiles.height else None,
         assigned_at=profiles.get_column("assigned_at")[0] if profiles.height else None,
-        box=box, population_median=population_median, affinity=affinity, features=features,
+        box=box, population_median=population_median, population_known=population_known, affinity=affinity,
+        features=features,
         payments=payments, payments_overall=payments_overall,
         value_tiers=tiers["value"], rfm_tiers=tiers["rfm"], value_tier_overall=value_tier_overall,
         rfm_known=bool(rfm_known), model_runs=model_runs,
@@ -392,6 +437,29 @@ def f_median(book: FactBook, data: ReportData, segment_id: int, column: str) -> 
                     f"SELECT median_{column} FROM segments.segment_profiles WHERE segment_id = ?", [segment_id])
 
 
+# Profile shares: the segment_profiles column behind each share the report prints ("male" is one minus female).
+SHARE_COLUMNS = {"female": ("female_share", "female_share"), "male": ("female_share", "1 - female_share"),
+                 "home_owner": ("home_owner_share", "home_owner_share")}
+
+
+def f_profile_share(book: FactBook, data: ReportData, segment_id: int, which: str) -> FactRef:
+    attribute, expression = SHARE_COLUMNS[which]
+    value = getattr(data.segment(segment_id), attribute)
+    return book.add(f"seg{segment_id}.{which}_share", "pct", None if value is None else
+                    (1 - value if which == "male" else value),
+                    f"SELECT {expression} FROM segments.segment_profiles WHERE segment_id = ?", [segment_id])
+
+
+def f_known(book: FactBook, data: ReportData, segment_id: int, profile_field: str) -> FactRef:
+    return book.add(f"seg{segment_id}.{profile_field}_known", "count", data.segment(segment_id).known_of(profile_field),
+                    f"SELECT {profile_field}_known FROM segments.segment_profiles WHERE segment_id = ?", [segment_id])
+
+
+def f_population_known(book: FactBook, data: ReportData, column: str) -> FactRef:
+    return book.add(f"all.{column}_known", "count", data.population_known.get(column),
+                    f"SELECT count({column}) FROM features.customer_features")
+
+
 def f_population_median(book: FactBook, data: ReportData, column: str) -> FactRef:
     return book.add(f"all.median_{column}", FEATURE_KINDS[column], data.population_median[column],
                     f"SELECT median({column}) FROM features.customer_features")
@@ -448,6 +516,18 @@ def f_payment_share(book: FactBook, data: ReportData, segment_id: int, method: s
                     "SELECT count(*) FILTER (WHERE lower(o.payment_method) = ?) / count(*) "
                     "FROM staging.orders o JOIN segments.customer_segments s USING (customer_id) "
                     "WHERE o.payment_method IS NOT NULL AND s.segment_id = ?", [method, segment_id])
+
+
+def f_payment_lift(book: FactBook, data: ReportData, segment_id: int, method: str) -> FactRef:
+    """How over-represented a method is in the segment: its share of the segment's orders over its share of all."""
+    overall = _one(data.payments_overall, "share", method=method)
+    value = payment_share(data, segment_id, method) / overall if overall else None
+    return book.add(f"seg{segment_id}.pay_lift.{method}", "lift", value,
+                    "SELECT (count(*) FILTER (WHERE lower(o.payment_method) = $1 AND s.segment_id = $2) "
+                    "/ count(*) FILTER (WHERE s.segment_id = $2)) "
+                    "/ (count(*) FILTER (WHERE lower(o.payment_method) = $1) / count(*)) "
+                    "FROM staging.orders o JOIN segments.customer_segments s USING (customer_id) "
+                    "WHERE o.payment_method IS NOT NULL", [method, segment_id])
 
 
 def f_payment_overall(book: FactBook, data: ReportData, method: str) -> FactRef:

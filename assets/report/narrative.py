@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from assets.report.data import ReportData
-from assets.report.facts import FactRef, Sentence
+from assets.report.data import ReportData, f_customers, f_known
+from assets.report.facts import FactBook, FactRef, Sentence, compose
 from assets.report.strategies import AppliedStrategy
 
 LANGUAGES = ("zh", "en")
@@ -51,3 +51,30 @@ class Narrative:
 def _names(data: ReportData, segment_id: int) -> dict[str, str]:
     segment = data.segment(segment_id)
     return {"zh": segment.name_zh, "en": segment.name_en}
+
+
+PROFILE_LABELS = {"age": ("年龄", "Age"), "income": ("收入", "Income"), "gender": ("性别", "Gender"),
+                  "home_owner": ("住房情况", "Home ownership")}
+
+
+def coverage(data: ReportData, book: FactBook, segment_id: int, profile_field: str,
+             labelled: bool = True) -> dict[str, Sentence] | None:
+    """Says how few members of a segment have a profile value, when fewer than half do or too few to print a
+    median or share: "年龄：412 人中仅 1 人有资料" / "Age: known for 1 of 412". None when coverage needs no word
+    (most members have the value, the warehouse predates coverage, or the export lacks the field for everyone).
+    Without `labelled`, the field's name is left out, for a note in brackets beside its number."""
+    segment = data.segment(segment_id)
+    known = segment.known_of(profile_field)
+    if known is None or not data.shop_has(profile_field) or not (segment.sparse(profile_field)
+                                                                 or not segment.supported(profile_field)):
+        return None
+    n = f_customers(book, data, segment_id)
+    if known == 0:
+        zh, en = compose("{n} 人均无资料", n=n), compose("unknown for all {n}", n=n)
+    else:
+        k = f_known(book, data, segment_id, profile_field)
+        zh, en = compose("{n} 人中仅 {k} 人有资料", n=n, k=k), compose("known for {k} of {n}", n=n, k=k)
+    if not labelled:
+        return {"zh": zh, "en": en}
+    label_zh, label_en = PROFILE_LABELS[profile_field]
+    return {"zh": compose("{l}：", l=label_zh) + zh, "en": compose("{l}: ", l=label_en) + en}

@@ -12,8 +12,10 @@ from assets.report.data import (
     f_lift,
     f_median,
     f_min_size,
+    f_payment_lift,
     f_payment_overall,
     f_payment_share,
+    f_population_known,
     f_population_median,
     f_population_rate,
     f_quartile,
@@ -22,6 +24,7 @@ from assets.report.data import (
     f_small_customers,
     f_small_share,
     f_tier_share,
+    f_total,
     method_label,
     pooled,
 )
@@ -32,6 +35,7 @@ from assets.report.narrative import (
     NOTABLE_PAYMENT_LIFT,
     RARE_LIFT,
     Section,
+    coverage,
 )
 
 # --- sections ---------------------------------------------------------------------------------------------------
@@ -72,6 +76,8 @@ def section_sizes(data: ReportData, book: FactBook) -> Section:
 def section_box(data: ReportData, book: FactBook, column: str) -> Section:
     titles = {"age": {"zh": "各客群年龄分布", "en": "Age by segment"},
               "income": {"zh": "各客群收入分布", "en": "Income by segment"}}
+    # data.box holds only segments where MIN_PROFILE_SUPPORT members have the value, and the population median
+    # is None below that support: a chart of one person's age would describe that person.
     box = data.box.get(column)
     has_data = box is not None and box.height > 0 and data.population_median.get(column) is not None
     section = Section(column, titles[column], [column] if has_data else [])
@@ -79,9 +85,17 @@ def section_box(data: ReportData, book: FactBook, column: str) -> Section:
         return section
     unit_zh, end_zh = (" 岁", " 岁") if column == "age" else (" ", "")
     label = {"age": ("年龄", "age"), "income": ("收入", "income")}[column]
-    if not has_data:
+    if not has_data and not data.population_known.get(column):
         section.say(compose("数据中没有客户的{l}信息，此图略去。", l=label[0]),
                     compose("The data has no customer {l}, so this chart is left out.", l=label[1]))
+        return section
+    if not has_data:
+        known, total = f_population_known(book, data, column), f_total(book, data)
+        section.say(compose("{n} 位客户中只有 {k} 人有{l}资料，没有客群达到 {m} 人，人数太少，不展示中位数，此图略去。",
+                            n=total, k=known, l=label[0], m=f_min_size(book)),
+                    compose("The {l} is known for only {k} of {n} customers, and for fewer than {m} in every "
+                            "segment: too few for a median, so this chart is left out.", l=label[1], k=known,
+                            n=total, m=f_min_size(book)))
         return section
     ranked = sorted(box.iter_rows(named=True), key=lambda r: (r["median"], r["segment_id"]))
     everyone = f_population_median(book, data, column)
@@ -98,14 +112,27 @@ def section_box(data: ReportData, book: FactBook, column: str) -> Section:
     else:
         section.say(compose("全体客户的{l}中位数为 {all}{e}。", l=label[0], all=everyone, e=compose(end_zh)),
                     compose("The median {l} of all customers is {all}.", l=label[1], all=everyone))
-    for row in sorted(box.iter_rows(named=True), key=lambda r: r["segment_id"]):
-        sid = row["segment_id"]
+    shown = set(box.get_column("segment_id").to_list())
+    for segment in data.detailed:
+        sid = segment.segment_id
+        note = coverage(data, book, sid, column, labelled=False)
+        if sid not in shown:
+            if note:  # too few members have the value: the coverage instead of a median
+                limit = f_min_size(book)
+                section.say(compose("{n}：{c}，不足 {m} 人，不展示中位数。", n=segment.name_zh, c=note["zh"], m=limit),
+                            compose("{n}: {l} {c}, fewer than {m}, so no median is shown.", n=segment.name_en,
+                                    l=label[1], c=note["en"], m=limit), bullet=True)
+            continue
         m, q1, q3 = (f_median(book, data, sid, column), f_quartile(book, data, sid, column, "q1"),
                      f_quartile(book, data, sid, column, "q3"))
-        section.say(compose("{n}：中位数 {m}{e}，中间一半客户在 {a}–{b}{u}之间。", n=data.segment(sid).name_zh, m=m,
-                            a=q1, b=q3, u=compose(unit_zh), e=compose(end_zh)),
-                    compose("{n}: median {m}; the middle half of its customers are between {a} and {b}.",
-                            n=data.segment(sid).name_en, m=m, a=q1, b=q3), bullet=True)
+        zh = compose("{n}：中位数 {m}{e}，中间一半客户在 {a}–{b}{u}之间", n=segment.name_zh, m=m, a=q1, b=q3,
+                     u=compose(unit_zh), e=compose(end_zh))
+        en = compose("{n}: median {m}; the middle half of its customers are between {a} and {b}",
+                     n=segment.name_en, m=m, a=q1, b=q3)
+        if note:  # fewer than half have the value: the median speaks for them only
+            zh += compose("（{c}）", c=note["zh"])
+            en += compose(" ({c})", c=note["en"])
+        section.say(zh + compose("。"), en + compose("."), bullet=True)
     section.say(compose("箱体为中间一半客户（四分位距），竖线为中位数，须线延伸到一点五倍四分位距以内的最远值。"),
                 compose("Each box holds the middle half of the customers (the interquartile range), the line inside "
                         "is the median, and the whiskers reach the furthest values within one and a half "
@@ -195,20 +222,37 @@ def section_payments(data: ReportData, book: FactBook) -> Section:
         overall["en"].append(compose("{m} {v}", m=method_label(method, "en"), v=ref))
     section.say(compose("全部订单中：") + join(overall["zh"], "，") + compose("。"),
                 compose("Across all orders: ") + join(overall["en"], ", ") + compose("."))
-    for row in data.payments_overall.iter_rows(named=True):
-        method = row["method"]
-        rows = data.payments.filter(pl.col("method") == method).sort(["share", "segment_id"],
-                                                                     descending=[True, False])
-        if rows.is_empty() or not row["share"] or rows["share"][0] / row["share"] < NOTABLE_PAYMENT_LIFT:
+    overall_share = dict(data.payments_overall.select("method", "share").iter_rows())
+    notable = False
+    for segment in data.detailed:
+        sid = segment.segment_id
+        rows = data.payments.filter(pl.col("segment_id") == sid).with_columns(
+            lift=pl.col("share") / pl.col("method").replace_strict(overall_share, default=None))
+        if rows.is_empty():
             continue
-        sid = rows["segment_id"][0]
-        share, everyone = f_payment_share(book, data, sid, method), f_payment_overall(book, data, method)
-        section.say(
-            compose("{n}最常用{m}：占其订单的 {v}（全体为 {p}）。", n=data.segment(sid).name_zh,
-                    m=method_label(method, "zh"), v=share, p=everyone),
-            compose("{n} uses {m} most: {v} of its orders (all customers: {p}).", n=data.segment(sid).name_en,
-                    m=method_label(method, "en"), v=share, p=everyone), bullet=True)
-    if not section.bullets["en"]:
+        # "Most used" is the largest share of the segment's own orders; the method with the highest lift is only
+        # over-represented (12.3% cheques against 7.7% overall is not what a segment pays with most).
+        top = rows.sort(["share", "method"], descending=[True, False]).row(0, named=True)
+        over = rows.drop_nulls("lift").sort(["lift", "method"], descending=[True, False])
+        over = over.row(0, named=True) if over.height and over["lift"][0] >= NOTABLE_PAYMENT_LIFT else None
+        notable = notable or over is not None
+        m, v = top["method"], f_payment_share(book, data, sid, top["method"])
+        if over is not None and over["method"] == m:
+            lift = f_payment_lift(book, data, sid, m)
+            zh = compose("{n}：最常用{m}（{v}，为全体的 {l}）", n=segment.name_zh, m=method_label(m, "zh"), v=v, l=lift)
+            en = compose("{n}: uses {m} most ({v} of its orders, {l} the rate of all customers)",
+                         n=segment.name_en, m=method_label(m, "en"), v=v, l=lift)
+        else:
+            zh = compose("{n}：最常用{m}（{v}）", n=segment.name_zh, m=method_label(m, "zh"), v=v)
+            en = compose("{n}: uses {m} most ({v} of its orders)", n=segment.name_en, m=method_label(m, "en"), v=v)
+            if over is not None:
+                o = over["method"]
+                share, lift = f_payment_share(book, data, sid, o), f_payment_lift(book, data, sid, o)
+                zh += compose("；相对全体，{m}使用偏多（{v}，为全体的 {l}）", m=method_label(o, "zh"), v=share, l=lift)
+                en += compose("; {m} is over-represented ({v}, {l} the rate of all customers)",
+                              m=method_label(o, "en"), v=share, l=lift)
+        section.say(zh + compose("。"), en + compose("."), bullet=True)
+    if not notable:
         section.say(compose("各客群的支付方式与整体相近，没有明显差异。"),
                     compose("Payment methods are much the same in every segment."))
     return section

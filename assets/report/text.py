@@ -19,6 +19,7 @@ from assets.report.data import (
     f_lift,
     f_median,
     f_min_size,
+    f_profile_share,
     f_segments,
     f_share,
     f_small_customers,
@@ -32,6 +33,7 @@ from assets.report.narrative import (
     Card,
     Narrative,
     _names,
+    coverage,
 )
 from assets.report.sections import (
     section_box,
@@ -52,17 +54,45 @@ __all__ = ["LANGUAGES", "Narrative", "build_narrative"]
 
 # --- summary ----------------------------------------------------------------------------------------------------
 
-def _portrait(data: ReportData, book: FactBook, segment_id: int) -> dict[str, Sentence]:
+def _profile(data: ReportData, book: FactBook, segment_id: int) -> tuple[list[Sentence], list[Sentence]]:
+    """Age, income, gender and home ownership of a segment, each only when enough members have the value
+    (MIN_PROFILE_SUPPORT) and with its coverage when fewer than half do; where too few have it, the coverage alone."""
     segment = data.segment(segment_id)
     zh, en = [], []
-    if segment.median_age is not None:
-        ref = f_median(book, data, segment_id, "age")
-        zh.append(compose("年龄中位数 {v} 岁", v=ref))
-        en.append(compose("median age {v}", v=ref))
-    if segment.median_income is not None:
-        ref = f_median(book, data, segment_id, "income")
-        zh.append(compose("收入中位数 {v}", v=ref))
-        en.append(compose("median income {v}", v=ref))
+
+    def add(profile_field: str, number: dict[str, Sentence] | None) -> None:
+        note = coverage(data, book, segment_id, profile_field, labelled=number is None)
+        if number is None:
+            if note:
+                zh.append(note["zh"])
+                en.append(note["en"])
+            return
+        zh.append(number["zh"] + (compose("（{c}）", c=note["zh"]) if note else compose("")))
+        en.append(number["en"] + (compose(" ({c})", c=note["en"]) if note else compose("")))
+
+    # Medians of too few members are None already (data._segment).
+    age = f_median(book, data, segment_id, "age") if segment.median_age is not None else None
+    add("age", age and {"zh": compose("年龄中位数 {v} 岁", v=age), "en": compose("median age {v}", v=age)})
+    income = f_median(book, data, segment_id, "income") if segment.median_income is not None else None
+    add("income", income and {"zh": compose("收入中位数 {v}", v=income), "en": compose("median income {v}", v=income)})
+    gender = None
+    if segment.female_share is not None and segment.supported("gender"):
+        # The majority is named, so an 86% male segment reads "86.0% men", not "14.0% women".
+        which = "female" if segment.female_share >= 0.5 else "male"
+        ref = f_profile_share(book, data, segment_id, which)
+        gender = ({"zh": compose("女性占 {v}", v=ref), "en": compose("{v} women", v=ref)} if which == "female" else
+                  {"zh": compose("男性占 {v}", v=ref), "en": compose("{v} men", v=ref)})
+    add("gender", gender)
+    home = None
+    if segment.home_owner_share is not None and segment.supported("home_owner"):
+        ref = f_profile_share(book, data, segment_id, "home_owner")
+        home = {"zh": compose("有房者占 {v}", v=ref), "en": compose("{v} home owners", v=ref)}
+    add("home_owner", home)
+    return zh, en
+
+
+def _portrait(data: ReportData, book: FactBook, segment_id: int) -> dict[str, Sentence]:
+    zh, en = _profile(data, book, segment_id)
     orders, spend = f_avg(book, data, segment_id, "avg_orders"), f_avg(book, data, segment_id, "avg_spend")
     zh.append(compose("人均 {o} 单、消费 {s}", o=orders, s=spend))
     en.append(compose("{o} orders and {s} spent per customer", o=orders, s=spend))

@@ -1,7 +1,8 @@
 """Segments layer: the public tables ops teams query.
 
 - `segments.customer_segments`: one row per customer with its stable segment id and bilingual name.
-- `segments.segment_profiles`: one row per segment with size, share, medians and the evidence behind its name.
+- `segments.segment_profiles`: one row per segment with size, share, medians, gender and home-ownership shares,
+  profile coverage (members with each field) and the evidence behind its name.
 - `segments.segment_catalog`: every segment id ever published, with first_seen / last_seen.
 - `segments.segment_category_affinity` and `segments.segment_features`: what sets each segment apart.
 - `segments.customer_segment_history` and `segments.segment_migration`: who moved between segments.
@@ -151,7 +152,8 @@ SEGMENT_SPECS = [
     dg.AssetSpec(["segments", "segment_profiles"], group_name="segments", kinds={"duckdb"},
                  deps=[["model", "customer_clusters"], ["features", "customer_features"], ["quality", "outliers"],
                        ["segments", "model_runs"]],
-                 description="One row per segment: names, size, share, medians and the evidence behind the name."),
+                 description="One row per segment: names, size, share, medians, female and home-owner shares, how "
+                             "many members have each profile field, and the evidence behind the name."),
     dg.AssetSpec(["segments", "segment_catalog"], group_name="segments", kinds={"duckdb"},
                  deps=[["model", "customer_clusters"], ["features", "customer_features"], ["quality", "outliers"],
                        ["segments", "model_runs"]],
@@ -233,6 +235,15 @@ def segment_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResour
                    count(*) FILTER (WHERE m.is_outlier) AS outliers,
                    median(f.age) AS median_age,
                    median(f.income) AS median_income,
+                   -- Profile coverage: members with each value. A median or share speaks only for these
+                   -- members, so readers (and the report) must see how many that is; shares are NULL where
+                   -- nobody has the value (avg over no rows).
+                   count(f.age) AS age_known,
+                   count(f.income) AS income_known,
+                   avg(f.is_female) AS female_share,
+                   count(f.is_female) AS gender_known,
+                   avg(f.is_home_owner) AS home_owner_share,
+                   count(f.is_home_owner) AS home_owner_known,
                    avg(f.n_orders) AS avg_orders,
                    avg(f.total_spend) AS avg_spend,
                    any_value(n.name_evidence) AS name_evidence,

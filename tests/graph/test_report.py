@@ -485,9 +485,13 @@ def test_segments_below_the_minimum_are_pooled_and_never_described(demo, tmp_pat
                                            "ORDER BY customer_id LIMIT 5").fetchall()]
         con.execute("UPDATE segments.customer_segments SET segment_id = 9, segment_name_zh = '秘密小群', "
                     "segment_name_en = 'Secret few' WHERE list_contains(?, customer_id)", [moved])
-        con.execute("""INSERT INTO segments.segment_profiles
-                       SELECT 9, '秘密小群', 'Secret few', 'descriptive', 5, 0, 0, 33, 33333, 1, 1, [], model_version,
-                              assigned_at FROM segments.segment_profiles WHERE segment_id = 1""")
+        # By name: segment_profiles gains columns (profile coverage), which stay NULL for this row.
+        con.execute("""INSERT INTO segments.segment_profiles BY NAME
+                       SELECT 9 AS segment_id, '秘密小群' AS segment_name_zh, 'Secret few' AS segment_name_en,
+                              'descriptive' AS name_source, 5 AS customers, 0 AS share, 0 AS outliers,
+                              33 AS median_age, 33333 AS median_income, 1 AS avg_orders, 1 AS avg_spend,
+                              [] AS name_evidence, model_version, assigned_at
+                       FROM segments.segment_profiles WHERE segment_id = 1""")
         con.execute("UPDATE segments.segment_profiles SET customers = customers - 5 WHERE segment_id = 1")
         con.execute("UPDATE segments.segment_profiles SET share = customers / (SELECT sum(customers) "
                     "FROM segments.segment_profiles)")
