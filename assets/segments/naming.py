@@ -15,9 +15,14 @@
    A shop without categories (orders.columns.category: null) has no category to name: its segments take their two
    strongest traits of demographics, RFM and payment (高收入·刷卡支付 / High income · card payers); archetypes that
    require a category never apply to it (their condition has no data).
-4. Names chosen by people (`segments.name_overrides`) replace all of this for their segment ids.
+4. Every trait a name rests on, descriptive or archetype, needs support (`NameSupport`, from `segments.*`
+   settings): a category or payment method enough buyers overall and in the segment, a demographic field a known
+   value for enough members, a median word enough people with the value. A lift of 3x on 0.0% of orders or
+   "Senior" from the one member of 412 with an age would otherwise name a segment. The evidence states the support.
+5. Names chosen by people (`segments.name_overrides`) replace all of this for their segment ids.
 """
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +52,13 @@ AGE_WORD_YEARS = 10.0
 # difference, 1.25x for "high income" and 1/1.25 = 0.8x for "low income".
 INCOME_WORD_RATIO = 1.25
 MEDIAN_FEATURES = ("age", "income")  # the features whose medians the profile keeps for the rules above
+# Profile fields only some customers fill in: a word about them needs enough members with a value (NameSupport).
+DEMOGRAPHIC_FEATURES = ("age", "income", "is_female", "is_home_owner")
+# A median of fewer people than this is an anecdote: no age or income word from it, whatever the coverage.
+MIN_MEDIAN_PEOPLE = 10
+# A small segment cannot have 30 buyers of anything: it needs this fraction of its members buying instead
+# (min(min_segment_buyers, ceil(fraction x members))), so a shop of 100 customers can still have "wine lovers".
+SMALL_SEGMENT_BUYERS_FRACTION = 0.25
 # Where unlabelled categories are noted in a name's evidence, for the report to ask for `category_labels`.
 UNLABELLED_NOTE = "no label: "
 
@@ -60,6 +72,52 @@ class SegmentProfile:
     population_means: dict[str, float]
     medians: dict[str, float] = field(default_factory=dict)  # MEDIAN_FEATURES only
     population_medians: dict[str, float] = field(default_factory=dict)
+    # Support counts (build_profiles; hand-built profiles may leave them out, and are then judged without them):
+    members: int | None = None  # customers in the segment, outliers included
+    known: dict[str, int] = field(default_factory=dict)  # DEMOGRAPHIC_FEATURES -> members with a value
+    buyers: dict[str, int] = field(default_factory=dict)  # cat_*/pay_* column -> members with a share > 0
+    population_buyer_shares: dict[str, float] = field(default_factory=dict)  # ... -> share of all customers
+
+
+@dataclass(frozen=True)
+class NameSupport:
+    """How much support a trait needs to name a segment (the `segments.*` settings of the same names)."""
+
+    min_category_buyers_share: float = 0.02
+    min_segment_buyers: int = 30
+    min_profile_coverage_for_names: float = 0.5
+
+    def segment_buyers_needed(self, members: int) -> int:
+        return min(self.min_segment_buyers, max(1, math.ceil(SMALL_SEGMENT_BUYERS_FRACTION * members)))
+
+    def supports(self, profile: "SegmentProfile", column: str) -> bool:
+        """Whether `column` has the support to name the segment. Counts the profile lacks (hand-built profiles)
+        are not held against it."""
+        if profile.members is None:
+            return True
+        if column in DEMOGRAPHIC_FEATURES:
+            known = profile.known.get(column)
+            if known is None:
+                return True
+            if column in MEDIAN_FEATURES and known < MIN_MEDIAN_PEOPLE:
+                return False
+            return profile.members > 0 and known / profile.members >= self.min_profile_coverage_for_names
+        if column.startswith((CATEGORY_PREFIX, PAYMENT_PREFIX)):
+            buyers, share = profile.buyers.get(column), profile.population_buyer_shares.get(column)
+            if buyers is None or share is None:
+                return True
+            return share >= self.min_category_buyers_share and buyers >= self.segment_buyers_needed(profile.members)
+        return True
+
+
+def support_note(profile: SegmentProfile, column: str) -> str:
+    """The support behind a trait, for the name evidence: "212 buyers in segment, 18% of customers", "age known
+    for 300 of 412 members"; empty when the profile has no counts for it."""
+    if column in profile.buyers and column in profile.population_buyer_shares:
+        return f"{profile.buyers[column]} buyers in segment, {profile.population_buyer_shares[column]:.0%} of customers"
+    if column in profile.known and profile.members is not None:
+        return f"known for {profile.known[column]} of {profile.members} members"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -106,9 +164,21 @@ def build_profiles(features: pl.DataFrame, segment_ids: np.ndarray, typical: np.
     pop_std = _column_stats(features, numeric, typical, "std")
     medianed = [c for c in MEDIAN_FEATURES if c in numeric]
     pop_median = _column_stats(features, medianed, typical, "median") if medianed else {}
+    segments, index = np.unique(segment_ids, return_inverse=True)
+    members = np.bincount(index, minlength=len(segments))
+    # Support counts over all members (outliers are people too), one column at a time for memory's sake.
+    known = {c: np.bincount(index, weights=features.get_column(c).is_not_null().to_numpy(), minlength=len(segments))
+             for c in DEMOGRAPHIC_FEATURES if c in numeric}
+    buyers, buyer_shares = {}, {}
+    for column in (c for c in numeric if c.startswith((CATEGORY_PREFIX, PAYMENT_PREFIX))):
+        values = features.get_column(column)
+        values = values.fill_nan(0) if values.dtype.is_float() else values  # polars orders NaN above every number
+        bought = (values.fill_null(0) > 0).to_numpy()
+        buyers[column] = np.bincount(index, weights=bought, minlength=len(segments))
+        buyer_shares[column] = float(bought.mean()) if len(bought) else 0.0
     profiles = []
-    for segment in sorted(set(segment_ids.tolist())):
-        in_segment = segment_ids == segment
+    for position, segment in enumerate(segments.tolist()):
+        in_segment = index == position
         # A segment made only of outliers is still described, from its own members.
         chosen = in_segment & typical if (in_segment & typical).any() else in_segment
         means = _column_stats(features, numeric, chosen, "mean")
@@ -124,11 +194,14 @@ def build_profiles(features: pl.DataFrame, segment_ids: np.ndarray, typical: np.
         medians = _column_stats(features, medianed, chosen, "median") if medianed else {}
         profiles.append(SegmentProfile(int(segment), z_scores, lifts, means, pop_mean,
                                        {c: v for c, v in medians.items() if v is not None},
-                                       {c: v for c, v in pop_median.items() if v is not None}))
+                                       {c: v for c, v in pop_median.items() if v is not None},
+                                       int(members[position]), {c: int(k[position]) for c, k in known.items()},
+                                       {c: int(b[position]) for c, b in buyers.items()}, buyer_shares))
     return profiles
 
 
-def group_lifts(profile: SegmentProfile, category_overrides: dict | None = None) -> dict[str, float]:
+def group_lifts(profile: SegmentProfile, category_overrides: dict | None = None,
+                support: NameSupport | None = None) -> dict[str, float]:
     """Vocabulary group -> the segment's lift on the group's categories together.
 
     A group's lift is the sum of its categories' segment rates over the sum of their population rates (rates are
@@ -137,10 +210,11 @@ def group_lifts(profile: SegmentProfile, category_overrides: dict | None = None)
     that splits fresh food into five codes gets about the figure of one that keeps one code. (Order shares of
     the group itself are not in the profile: an order holding two of its categories would need the order lines.)
     Profiles made without rates (hand-built ones) take the plain mean of the lifts. The catch-all group `other`
-    and categories the vocabulary cannot place count towards no group."""
+    and categories the vocabulary cannot place count towards no group; with `support`, neither do categories
+    without the support to name a segment (a group none of whose categories has it has no lift)."""
     members: dict[str, list[tuple[float, float | None, float | None]]] = {}
     for column, lift in profile.lifts.items():
-        if not column.startswith(CATEGORY_PREFIX):
+        if not column.startswith(CATEGORY_PREFIX) or (support and not support.supports(profile, column)):
             continue
         group = category_group(column.removeprefix(CATEGORY_PREFIX), category_overrides)
         if group is None or group == "other":
@@ -172,44 +246,48 @@ def _same_payment(code: str, wanted: str) -> bool:
             or normalize(payment_kind(code) or "") == normalize(wanted))
 
 
-def condition_lifts(profile: SegmentProfile, condition: dict,
-                    category_overrides: dict | None = None) -> list[tuple[float, str]]:
-    """(lift, what) of everything a lift condition looks at that the profile has."""
+def condition_lifts(profile: SegmentProfile, condition: dict, category_overrides: dict | None = None,
+                    support: NameSupport | None = None) -> list[tuple[float, str]]:
+    """(lift, what) of everything a lift condition looks at that the profile has (and, with `support`, that has
+    the support to name a segment)."""
     if "any_group" in condition:
-        groups = group_lifts(profile, category_overrides)
+        groups = group_lifts(profile, category_overrides, support)
         return [(groups[g], g) for g in condition["any_group"] if g in groups]
     if "any_category" in condition:
         prefix, codes, same = CATEGORY_PREFIX, condition["any_category"], _same_category
     else:
         prefix, codes, same = PAYMENT_PREFIX, condition["any_payment"], _same_payment
     return [(lift, column.removeprefix(prefix)) for column, lift in profile.lifts.items()
-            if column.startswith(prefix) and any(same(column.removeprefix(prefix), str(c)) for c in codes)]
+            if column.startswith(prefix) and any(same(column.removeprefix(prefix), str(c)) for c in codes)
+            and (support is None or support.supports(profile, column))]
 
 
-def condition_margin(profile: SegmentProfile, condition: dict, category_overrides: dict | None = None) -> float | None:
-    """How far the condition holds (>= 0), or None when it does not hold or its data is missing."""
+def condition_margin(profile: SegmentProfile, condition: dict, category_overrides: dict | None = None,
+                     support: NameSupport | None = None) -> float | None:
+    """How far the condition holds (>= 0), or None when it does not hold, its data is missing or (with
+    `support`) the data lacks the support to name a segment."""
     if "feature" in condition:
         z = profile.z_scores.get(condition["feature"])
-        if z is None:
+        if z is None or (support and not support.supports(profile, condition["feature"])):
             return None
         if "z_at_least" in condition:
             margin = z - condition["z_at_least"]
         else:
             margin = condition["z_at_most"] - z
         return margin if margin >= 0 else None
-    lifts = condition_lifts(profile, condition, category_overrides)
+    lifts = condition_lifts(profile, condition, category_overrides, support)
     if not lifts:
         return None
     margin = max(lifts)[0] - condition["lift_at_least"]
     return margin if margin >= 0 else None
 
 
-def archetype_score(profile: SegmentProfile, archetype: Archetype,
-                    category_overrides: dict | None = None) -> float | None:
-    required = [condition_margin(profile, c, category_overrides) for c in archetype.require]
+def archetype_score(profile: SegmentProfile, archetype: Archetype, category_overrides: dict | None = None,
+                    support: NameSupport | None = None) -> float | None:
+    required = [condition_margin(profile, c, category_overrides, support) for c in archetype.require]
     if any(m is None for m in required):
         return None
-    preferred = [condition_margin(profile, c, category_overrides) for c in archetype.prefer]
+    preferred = [condition_margin(profile, c, category_overrides, support) for c in archetype.prefer]
     return 1.0 + sum(required) + 0.5 * sum(1.0 + m for m in preferred if m is not None)
 
 
@@ -237,29 +315,33 @@ def real_difference(profile: SegmentProfile, column: str, z: float) -> bool:
     return ratio >= INCOME_WORD_RATIO if z > 0 else ratio <= 1 / INCOME_WORD_RATIO
 
 
-def _standout_categories(profile: SegmentProfile, category_overrides: dict | None):
-    """(z, column, zh, en) of the categories that set the segment apart; zh or en None without a label."""
+def _standout_categories(profile: SegmentProfile, category_overrides: dict | None, support: NameSupport | None):
+    """(z, column, zh, en) of the categories that set the segment apart, with the support to say so; zh or en None
+    without a label."""
     for column, z in profile.z_scores.items():
         code = column.removeprefix(CATEGORY_PREFIX)
         if column.startswith(CATEGORY_PREFIX) and z >= NAME_THRESHOLD and code not in CATCH_ALL_CATEGORIES \
-                and category_group(code, category_overrides) != "other":
+                and category_group(code, category_overrides) != "other" \
+                and (support is None or support.supports(profile, column)):
             yield (z, column, *category_names(code, category_overrides))
 
 
-def unlabelled_categories(profile: SegmentProfile, category_overrides: dict | None) -> dict[str, list[str]]:
+def unlabelled_categories(profile: SegmentProfile, category_overrides: dict | None,
+                          support: NameSupport | None = None) -> dict[str, list[str]]:
     """Category code -> the languages ("zh", "en") it has no label in, for the categories that set the segment
     apart: a `category_labels` entry would let them into its name."""
     return {column.removeprefix(CATEGORY_PREFIX): [lang for lang, label in (("zh", zh), ("en", en)) if not label]
-            for _, column, zh, en in _standout_categories(profile, category_overrides) if not (zh and en)}
+            for _, column, zh, en in _standout_categories(profile, category_overrides, support) if not (zh and en)}
 
 
-def descriptors(profile: SegmentProfile, category_overrides: dict) -> list[tuple[float, str, str, str, str]]:
+def descriptors(profile: SegmentProfile, category_overrides: dict,
+                support: NameSupport | None = None) -> list[tuple[float, str, str, str, str]]:
     """(strength, basis, zh, en, kind) of everything that sets the segment apart, strongest first. Only what has
     a label in both languages: a zh name must not show a Latin code, an en name no Chinese, and both names must
-    say the same thing."""
+    say the same thing. With `support`, only what has the support to name the segment."""
     found = []
     for column, z in profile.z_scores.items():
-        if abs(z) < NAME_THRESHOLD:
+        if abs(z) < NAME_THRESHOLD or (support and not support.supports(profile, column)):
             continue
         if column in PROFILE_DESCRIPTORS and real_difference(profile, column, z):
             above, below = PROFILE_DESCRIPTORS[column]
@@ -269,10 +351,15 @@ def descriptors(profile: SegmentProfile, category_overrides: dict) -> list[tuple
             zh, en = payment_names(column.removeprefix(PAYMENT_PREFIX))
             if zh and en:
                 found.append((z, f"{column}:+", zh, en, "profile"))
-    for z, column, zh, en in _standout_categories(profile, category_overrides):
+    for z, column, zh, en in _standout_categories(profile, category_overrides, support):
         if zh and en:
             found.append((z, f"{column}:+", f"{zh}偏好", f"{en} lovers", "category"))
     return sorted(found, key=lambda d: (-d[0], d[1]))
+
+
+def _with_support(note: str, profile: SegmentProfile, column: str) -> str:
+    support = support_note(profile, column)
+    return f"{note} ({support})" if support else note
 
 
 def _evidence(profile: SegmentProfile, basis: list[str]) -> list[str]:
@@ -280,15 +367,16 @@ def _evidence(profile: SegmentProfile, basis: list[str]) -> list[str]:
     for item in basis:
         column = item.split(":")[0]
         if column in profile.lifts:
-            notes.append(f"{column} lift {profile.lifts[column]:.2f}x")
+            notes.append(_with_support(f"{column} lift {profile.lifts[column]:.2f}x", profile, column))
         elif column in profile.z_scores:
-            notes.append(f"{column} z={profile.z_scores[column]:+.2f}")
+            notes.append(_with_support(f"{column} z={profile.z_scores[column]:+.2f}", profile, column))
     return notes
 
 
 def descriptive_name(profile: SegmentProfile, category_overrides: dict, taken: set[str],
-                     previous_basis: list[str] | None = None, has_categories: bool = True) -> SegmentName:
-    ranked = descriptors(profile, category_overrides)
+                     previous_basis: list[str] | None = None, has_categories: bool = True,
+                     support: NameSupport | None = None) -> SegmentName:
+    ranked = descriptors(profile, category_overrides, support)
     by_basis = {d[1]: d for d in ranked}
     if previous_basis and all(b in by_basis for b in previous_basis):
         chosen = [by_basis[b] for b in previous_basis]  # still true: keep the name people know
@@ -313,7 +401,7 @@ def descriptive_name(profile: SegmentProfile, category_overrides: dict, taken: s
         zh, en = f"{zh}{profile.segment_id}组", f"{en} (group {profile.segment_id})"
         break
     basis = [d[1] for d in chosen]
-    unlabelled = unlabelled_categories(profile, category_overrides)
+    unlabelled = unlabelled_categories(profile, category_overrides, support)
     notes = [f"{UNLABELLED_NOTE}{code} ({', '.join(languages)})" for code, languages in unlabelled.items()]
     return SegmentName(zh, en[:1].upper() + en[1:], "descriptive", basis, _evidence(profile, basis) + notes,
                        unlabelled)
@@ -326,9 +414,12 @@ def name_segments(
     overrides: dict[int, tuple[str, str]],
     previous: dict[int, tuple[str, list[str]]],
     has_categories: bool = True,
+    support: NameSupport | None = None,
 ) -> dict[int, SegmentName]:
     """segment id -> name. `previous` holds each known segment's (source, basis) from the catalogue;
-    `has_categories`: False for a shop declared without categories (descriptive names then take two traits)."""
+    `has_categories`: False for a shop declared without categories (descriptive names then take two traits);
+    `support`: what a trait needs to name a segment (default: the `segments.*` defaults)."""
+    support = support or NameSupport()
     names: dict[int, SegmentName] = {}
     for profile in profiles:
         if profile.segment_id in overrides:
@@ -339,7 +430,7 @@ def name_segments(
         scores = np.full((len(open_profiles), len(archetypes)), -1.0)
         for i, profile in enumerate(open_profiles):
             for j, archetype in enumerate(archetypes):
-                score = archetype_score(profile, archetype, category_overrides)
+                score = archetype_score(profile, archetype, category_overrides, support)
                 if score is not None:
                     was = previous.get(profile.segment_id)
                     bonus = PREVIOUS_NAME_BONUS if was and was[1] == [archetype.key] else 0.0
@@ -348,7 +439,7 @@ def name_segments(
         for i, j in zip(rows, cols):
             if scores[i, j] >= 0:
                 profile, archetype = open_profiles[i], archetypes[j]
-                evidence = [f"{archetype.key}: " + ", ".join(_condition_note(profile, c, category_overrides)
+                evidence = [f"{archetype.key}: " + ", ".join(_condition_note(profile, c, category_overrides, support)
                                                              for c in archetype.require)]
                 names[profile.segment_id] = SegmentName(archetype.name_zh, archetype.name_en, "archetype",
                                                         [archetype.key], evidence)
@@ -358,17 +449,28 @@ def name_segments(
             continue
         was = previous.get(profile.segment_id)
         name = descriptive_name(profile, category_overrides, taken,
-                                was[1] if was and was[0] == "descriptive" else None, has_categories)
+                                was[1] if was and was[0] == "descriptive" else None, has_categories, support)
         names[profile.segment_id] = name
         taken.add(name.zh)
     return names
 
 
-def _condition_note(profile: SegmentProfile, condition: dict, category_overrides: dict | None = None) -> str:
+def _condition_note(profile: SegmentProfile, condition: dict, category_overrides: dict | None = None,
+                    support: NameSupport | None = None) -> str:
     if "feature" in condition:
-        return f"{condition['feature']} z={profile.z_scores.get(condition['feature'], float('nan')):+.2f}"
-    best = max(condition_lifts(profile, condition, category_overrides), default=(float("nan"), "-"))
-    return f"{best[1]} lift {best[0]:.2f}x"
+        feature = condition["feature"]
+        return _with_support(f"{feature} z={profile.z_scores.get(feature, float('nan')):+.2f}", profile, feature)
+    best = max(condition_lifts(profile, condition, category_overrides, support), default=(float("nan"), "-"))
+    note = f"{best[1]} lift {best[0]:.2f}x"
+    if "any_group" not in condition:
+        prefix = PAYMENT_PREFIX if "any_payment" in condition else CATEGORY_PREFIX
+        return _with_support(note, profile, f"{prefix}{best[1]}")
+    # A group's support is that of the categories its lift counts: the three with the most buyers in the segment.
+    counted = sorted((c for c in profile.buyers if c.startswith(CATEGORY_PREFIX)
+                      and category_group(c.removeprefix(CATEGORY_PREFIX), category_overrides) == best[1]
+                      and (support is None or support.supports(profile, c))), key=lambda c: -profile.buyers[c])
+    details = "; ".join(f"{c.removeprefix(CATEGORY_PREFIX)}: {support_note(profile, c)}" for c in counted[:3])
+    return f"{note} ({details})" if details else note
 
 
 def unlabelled_from_evidence(evidence: list[str]) -> list[str]:

@@ -18,6 +18,7 @@ from sklearn.ensemble import RandomForestClassifier
 
 from assets.features.customer_features import CATEGORY_PREFIX, feature_family
 from assets.segments.naming import (
+    NameSupport,
     SegmentName,
     build_profiles,
     load_archetypes,
@@ -201,9 +202,13 @@ def segment_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         segment_ids = joined.get_column("_segment_id").to_numpy()
         typical = ~joined.get_column("_is_outlier").to_numpy()
         features = joined.drop("_segment_id", "_is_outlier")
+        # The profiles carry the support counts (members with each profile field, buyers of each category and
+        # payment method in the segment and overall) that the names are checked against.
         profiles = build_profiles(features, segment_ids, typical)
+        support = NameSupport(config.segments.min_category_buyers_share, config.segments.min_segment_buyers,
+                              config.segments.min_profile_coverage_for_names)
         names = name_segments(profiles, archetypes, dict(config.category_labels), overrides, previous_names(con),
-                              config.has_categories)
+                              config.has_categories, support)
         duplicates = {n.zh for n in names.values() if [m.zh for m in names.values()].count(n.zh) > 1}
         if duplicates:
             raise ValueError(f"segments.name_overrides: the name(s) {sorted(duplicates)} would name two segments")

@@ -174,6 +174,19 @@ class SegmentSettings(Strict):
     archetypes_file: str | None = None
     # Names chosen by people, keyed by stable segment id; they survive every refresh.
     name_overrides: dict[int, NameOverride] = Field(default_factory=dict)
+    # Support a trait needs before a name (descriptive or archetype) may rest on it: a lift or median from a handful
+    # of people is noise, and "Senior" from the one member of 412 with an age is not about the segment.
+    # A category or payment method needs at least this share of ALL customers buying it (order share > 0): a
+    # department with 5 lines in the whole data can show a 3x lift on 0.0% of orders.
+    min_category_buyers_share: float = Field(default=0.02, ge=0, le=1)
+    # ... and at least this many buyers inside the segment. A small segment needs only a quarter of its members
+    # (min(this, ceil(0.25 x members)); assets/segments/naming.py SMALL_SEGMENT_BUYERS_FRACTION), else no category
+    # of a small shop could ever name a segment of fewer than 30 people.
+    min_segment_buyers: int = Field(default=30, ge=1)
+    # A demographic trait (age, income, gender, home owner) needs a known value for at least this share of the
+    # segment's members: the profile fields cover only the customers who filled them in. Median words (age,
+    # income) also need at least 10 members with the value (naming.py MIN_MEDIAN_PEOPLE).
+    min_profile_coverage_for_names: float = Field(default=0.5, ge=0, le=1)
 
 
 class PrivacySettings(Strict):

@@ -13,6 +13,7 @@ from assets.model.selection import CandidateScore, choose_k
 from assets.segments.naming import (
     AGE_WORD_YEARS,
     Archetype,
+    NameSupport,
     SegmentProfile,
     build_profiles,
     load_archetypes,
@@ -208,3 +209,93 @@ def test_profiles_compare_typical_members_with_typical_customers():
     assert profiles[2].lifts["cat_wine"] == pytest.approx((2 / 3) / 0.6)
     # A segment of outliers only is described by its own members.
     assert profiles[3].means == {"income": 1000.0, "cat_wine": 1.0}
+
+
+# --- support: every trait a name rests on needs enough people behind it ----------------------------------------
+
+
+def _supported(z: dict, lifts: dict, members: int, known: dict | None = None, buyers: dict | None = None,
+               buyer_shares: dict | None = None, medians: tuple = ({}, {})) -> SegmentProfile:
+    return SegmentProfile(1, z, lifts, {}, {}, medians[0], medians[1], members, known or {}, buyers or {},
+                          buyer_shares or {})
+
+
+CAVIAR = {"caviar": ("鱼子酱", "caviar")}
+
+
+def test_a_rare_category_with_a_huge_lift_does_not_name_a_segment():
+    # Caviar: 2 buyers in the whole data (0.05% of customers), lift 3.3x; wine: 212 buyers, 18% of customers.
+    profile = _supported({"cat_caviar": 3.0, "cat_wine": 0.9, "n_orders": 0.1}, {"cat_caviar": 3.3, "cat_wine": 1.8},
+                         412, buyers={"cat_caviar": 2, "cat_wine": 212},
+                         buyer_shares={"cat_caviar": 0.0005, "cat_wine": 0.18})
+    [name] = name_segments([profile], [], CAVIAR, {}, {}).values()
+    assert name.en == "Wine lovers" and "caviar" not in name.en.lower() and "鱼子酱" not in name.zh
+    assert name.evidence == ["cat_wine lift 1.80x (212 buyers in segment, 18% of customers)"]
+    # Archetypes alike: a condition resting on caviar has no data to hold on; one on wine has.
+    caviar_rule = Archetype("caviar", "鱼子酱族", "Caviar set", [{"any_category": ["caviar"], "lift_at_least": 1.5}])
+    wine_rule = Archetype("wine", "品酒族", "Wine set", [{"any_category": ["wine"], "lift_at_least": 1.5}])
+    [name] = name_segments([profile], [caviar_rule], CAVIAR, {}, {}).values()
+    assert name.source == "descriptive"
+    [name] = name_segments([profile], [wine_rule], CAVIAR, {}, {}).values()
+    assert (name.en, name.evidence) == ("Wine set", ["wine: wine lift 1.80x (212 buyers in segment, 18% of customers)"])
+
+
+def test_a_category_needs_enough_buyers_inside_the_segment_too():
+    # 18% of customers buy wine, but only 12 of the segment's 412 members: below 30, no "wine lovers".
+    profile = _supported({"cat_wine": 1.5, "n_orders": 0.6}, {"cat_wine": 2.0}, 412, buyers={"cat_wine": 12},
+                         buyer_shares={"cat_wine": 0.18})
+    [name] = name_segments([profile], [], {}, {}, {}).values()
+    assert name.en == "Frequent"
+    # A small segment (24 members) needs a quarter of its members: 6 buyers are enough there.
+    small = _supported({"cat_wine": 1.5}, {"cat_wine": 2.0}, 24, buyers={"cat_wine": 6},
+                       buyer_shares={"cat_wine": 0.18})
+    [name] = name_segments([small], [], {}, {}, {}).values()
+    assert name.en == "Wine lovers"
+
+
+def _with_ages(known: int, members: int = 412, z: float = 2.0) -> SegmentProfile:
+    return _supported({"age": z, "n_orders": 0.5}, {}, members, known={"age": known},
+                      medians=({"age": 70.0 if z > 0 else 20.0}, {"age": 40.0}))
+
+
+def test_one_member_with_an_age_never_makes_a_segment_senior_or_young():
+    for z in (2.0, -2.0):
+        [name] = name_segments([_with_ages(1, z=z)], [], {}, {}, {}).values()
+        assert name.en == "Frequent" and not {"Senior", "Young", "年长", "年轻"} & {*name.en.split(), name.zh}
+    # Coverage is enough (8 of 10) but a median of 8 people is not; 300 of 412 is.
+    [name] = name_segments([_with_ages(8, members=10)], [], {}, {}, {}).values()
+    assert name.en == "Frequent"
+    [name] = name_segments([_with_ages(300)], [], {}, {}, {}).values()
+    assert name.en == "Senior" and name.evidence == ["age z=+2.00 (known for 300 of 412 members)"]
+    # An archetype whose condition rests on age does not apply to the segment with one known age.
+    elders = Archetype("elders", "银发族", "Silver shoppers", [{"feature": "age", "z_at_least": 1.0}])
+    assert name_segments([_with_ages(1)], [elders], {}, {}, {})[1].source == "descriptive"
+    assert name_segments([_with_ages(300)], [elders], {}, {}, {})[1].en == "Silver shoppers"
+
+
+def test_support_counts_come_from_the_features_and_rule_out_thin_traits():
+    # 412 customers: segment 1 (200) buys wine and only one member gave an age (70); segment 2 (206) all gave ages
+    # around 35; segment 3 (6) holds the 5 caviar buyers of the whole data (1.2% of customers).
+    rng = np.random.default_rng(19)
+    sizes = {1: 200, 2: 206, 3: 6}
+    segments = np.repeat(list(sizes), list(sizes.values()))
+    age = np.full(len(segments), np.nan)
+    age[0] = 70.0
+    age[segments == 2] = rng.normal(35, 5, sizes[2])
+    wine = np.where((segments == 1) & (rng.random(len(segments)) < 0.75), rng.uniform(0.3, 0.8, len(segments)), 0.0)
+    caviar = np.where(segments == 3, 0.9, 0.0)
+    caviar[np.flatnonzero(segments == 3)[-1]] = 0.0
+    features = pl.DataFrame({"customer_id": [f"c{i}" for i in range(len(segments))],
+                             "age": pl.Series(age).fill_nan(None), "cat_wine": wine, "cat_caviar": caviar,
+                             "n_orders": rng.poisson(5, len(segments)).astype(float)})
+    profiles = {p.segment_id: p for p in build_profiles(features, segments, np.ones(len(segments), dtype=bool))}
+    first = profiles[1]
+    assert (first.members, first.known, first.buyers["cat_wine"]) == (200, {"age": 1}, int((wine > 0).sum()))
+    assert profiles[3].buyers["cat_caviar"] == 5
+    assert first.population_buyer_shares["cat_caviar"] == pytest.approx(5 / 412)
+    names = name_segments(list(profiles.values()), [], CAVIAR, {}, {})
+    assert names[1].en == "Wine lovers" and "caviar" not in names[3].en.lower()
+    # Without the rules the one age and the five caviar buyers would have named them.
+    loose = NameSupport(min_category_buyers_share=0.0, min_segment_buyers=1, min_profile_coverage_for_names=0.0)
+    names = name_segments(list(profiles.values()), [], CAVIAR, {}, {}, support=loose)
+    assert "caviar" in names[3].en.lower()

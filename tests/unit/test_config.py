@@ -553,3 +553,37 @@ def test_replace_defaults_must_be_a_yaml_boolean(tmp_path: Path) -> None:
     path = _config(tmp_path, LONG_BASE + "values:\n  replace_defaults: 'all'\n")
 
     assert f"{path}: values.replace_defaults: Input should be a valid boolean" in _error(path)
+
+
+# --- segments: support rules for names -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "fragment"),
+    [
+        pytest.param("  min_segment_buyer: 20\n", "segments.min_segment_buyer",
+                     "unknown key; did you mean 'min_segment_buyers'?", id="unknown-key"),
+        pytest.param("  min_category_buyers_share: 1.5\n", "segments.min_category_buyers_share",
+                     "less than or equal to 1", id="share-above-one"),
+        pytest.param("  min_segment_buyers: 0\n", "segments.min_segment_buyers", "greater than or equal to 1",
+                     id="no-buyers"),
+        pytest.param("  min_profile_coverage_for_names: -0.1\n", "segments.min_profile_coverage_for_names",
+                     "greater than or equal to 0", id="negative-coverage"),
+    ],
+)
+def test_name_support_settings_are_validated(tmp_path: Path, text: str, key: str, fragment: str) -> None:
+    path = _config(tmp_path, LONG_BASE + "segments:\n" + text)
+
+    message = _error(path)
+
+    assert f"{path}: {key}: " in message
+    assert fragment in message
+
+
+def test_name_support_settings_have_documented_defaults(tmp_path: Path) -> None:
+    segments = load_source_config(_config(tmp_path, LONG_BASE)).segments
+
+    assert (segments.min_category_buyers_share, segments.min_segment_buyers,
+            segments.min_profile_coverage_for_names) == (0.02, 30, 0.5)
+    tuned = load_source_config(_config(tmp_path, LONG_BASE + "segments:\n  min_segment_buyers: 10\n")).segments
+    assert tuned.min_segment_buyers == 10
