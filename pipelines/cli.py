@@ -150,7 +150,7 @@ def run(config_path: str, input_path: str | None, warehouse_path: str, day: str 
         click.echo(f"Warehouse: {public_file(Path(warehouse_path))}")
         return
     from pipelines.core.resources import SourceResource, WarehouseResource
-    from pipelines.runner import run_refresh
+    from pipelines.runner import run_refresh, segmentation_strength, strength_line
 
     # Importing the graph leaves ~400k long-lived objects (Dagster, Great Expectations, pandas, scikit-learn).
     # Freezing them keeps every later full garbage collection from walking them again: the few during a run, and
@@ -180,6 +180,10 @@ def run(config_path: str, input_path: str | None, warehouse_path: str, day: str 
     click.echo("Try:")
     for query in EXAMPLE_QUERIES:
         click.echo(f'  {command} sql{flag} "{query}"')
+    # Last, so it is what the person who ran it sees: how far the segments can be trusted (issue 19).
+    verdict = segmentation_strength(warehouse)
+    if verdict:
+        click.echo(strength_line(*verdict))
 
 
 @main.command()

@@ -84,6 +84,25 @@ def fail_abandoned_runs(instance: dg.DagsterInstance, job_name: str) -> list[str
     return abandoned
 
 
+def segmentation_strength(warehouse: Path) -> tuple[str, str] | None:
+    """The latest model run's verdict (strength, reason), read from the published warehouse's chosen row of
+    segments.model_runs; None when there is none (no run recorded it, a warehouse from before the verdict)."""
+    import duckdb
+
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            row = con.execute("""SELECT strength, strength_reason FROM segments.model_runs
+                                 WHERE chosen ORDER BY fitted_at DESC LIMIT 1""").fetchone()
+    except duckdb.Error:
+        return None
+    return (row[0], row[1]) if row and row[0] else None
+
+
+def strength_line(strength: str, reason: str) -> str:
+    """The last line `persona run` prints: how far the segments can be trusted, in one line."""
+    return f"segmentation: {strength} ({' '.join(reason.split())})"
+
+
 CONFIG_TAG = "persona/config"
 WAREHOUSE_TAG = "persona/warehouse"
 

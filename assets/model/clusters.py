@@ -4,7 +4,10 @@
    (mean adjusted Rand index between fits on resamples) and the smallest segment's share. The k with the best
    silhouette among those meeting `model.min_segment_share` and `model.min_stability` wins; every score goes
    to `segments.model_runs`. The silhouette's pairwise distances are computed once per run and shared by every
-   candidate (the same customers are scored for each k).
+   candidate (the same customers are scored for each k). When no k meets both, the largest k whose every segment
+   meets the share wins; failing that, the best silhouette, and segments under the share are merged into their
+   nearest neighbour after the final fit (selection.merge_small_segments): no published segment is below the share.
+   The run's verdict (strong | moderate | weak, selection.segmentation_strength) goes on the chosen row.
 2. The final model is fitted on every customer not flagged as an outlier, with imputation and scaling in a
    scikit-learn Pipeline, then every customer is assigned. It starts from the previous model's centres when k and
    the features are unchanged, else from the chosen candidate's centres (already fitted on the selection sample),
@@ -54,8 +57,10 @@ from assets.model.selection import (
     FittedModel,
     choose_k,
     fit_final,
+    merge_small_segments,
     resolve_algorithm,
     score_candidates,
+    segmentation_strength,
 )
 from assets.model.tables import missing_value_report, model_table_rows, write_model_tables
 from pipelines.core.resources import SourceResource, WarehouseResource
@@ -137,6 +142,7 @@ def model_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             return mapping, segment_ids, drift
 
         model = candidates = decision = None
+        merged = 0  # segments merged to reach model.min_segment_share (a re-chosen k only)
         reason = reselect_reason(previous_run, columns, key, as_of, previous, settings)
         if reason is None:
             # Within the window: the previous k, refitted from the previous centres, no candidate scoring.
@@ -159,7 +165,7 @@ def model_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             if not candidates:
                 raise ValueError(f"cannot form {settings.k or settings.k_range[0]} segments from "
                                  f"{int(fit_mask.sum())} customers")
-            k, choice = choose_k(candidates)
+            k, choice = choose_k(candidates, settings.min_segment_share)
             decision = Decision(CHOSEN, f"{reason}; {choice}", run_id, as_of)
             # A drifted carry that re-chooses the same k already has this run's fit: the same start, the same data.
             if model is None or model.k != k:
@@ -173,6 +179,18 @@ def model_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource
                     model, _ = fit_final(prepared, fit_mask, k, algorithm, settings.seed, warm,
                                          start_centers=start)
                 mapping, segment_ids, drift = assign(model)
+            # The candidate's shares were measured on the selection sample; the guarantee is on what is published:
+            # no segment of the final fit below model.min_segment_share, whichever way k was chosen.
+            model, merged = merge_small_segments(model, prepared[1], fit_mask, settings.min_segment_share,
+                                                 prep.named_steps["scale"].inverse_transform)
+            if merged:
+                mapping, segment_ids, drift = assign(model)
+                decision.reason += (f"; {merged} segment(s) below {settings.min_segment_share:.1%} of customers "
+                                    f"after the final fit merged into their nearest neighbour: k {k} -> {model.k}")
+        # The chosen candidate: this run's choice, or the carried k's scores; its k is the model's unless merged.
+        chosen_k = model.k + merged
+        strength = segmentation_strength(next(c for c in candidates if c.k == chosen_k), settings.min_stability,
+                                         merged)
         k = model.k
         fingerprint = hashlib.sha256(json.dumps(
             {"k": k, "algorithm": algorithm, "seed": settings.seed, "columns": columns,
@@ -191,21 +209,24 @@ def model_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         mean_distance = float(model.distances[fit_mask].mean())
         candidate_rows = pl.DataFrame([{
             "run_id": run_id, "model_version": model_version, "algorithm": algorithm, "k": c.k,
-            "chosen": c.k == k, "silhouette": c.silhouette, "davies_bouldin": c.davies_bouldin,
+            "chosen": c.k == chosen_k, "silhouette": c.silhouette, "davies_bouldin": c.davies_bouldin,
             "stability": c.stability, "min_share": c.min_share, "meets_constraints": c.meets_constraints,
-            "reason": decision.reason if c.k == k else None, "n_customers": features.height,
+            "reason": decision.reason if c.k == chosen_k else None, "n_customers": features.height,
             "n_fitted": int(fit_mask.sum()), "feature_columns": columns, "feature_families": families,
-            "inertia": model.inertia if c.k == k else None,
-            "warm_started": model.warm_started if c.k == k else None, "fitted_at": fitted_at,
+            "inertia": model.inertia if c.k == chosen_k else None,
+            "warm_started": model.warm_started if c.k == chosen_k else None, "fitted_at": fitted_at,
             "k_decision": decision.decision, "k_decision_reason": decision.reason,
             "k_selected_run_id": decision.selected_run_id, "k_selected_as_of": decision.selected_as_of,
             "data_as_of": as_of, "selection_key": key,
-            "mean_distance": mean_distance if c.k == k else None,
+            "mean_distance": mean_distance if c.k == chosen_k else None,
+            "strength": strength.level if c.k == chosen_k else None,
+            "strength_reason": strength.reason if c.k == chosen_k else None,
             "moved_share": drift.moved_share, "distance_change": drift.distance_change,
         } for c in candidates], schema_overrides={
             "k": pl.Int32, "reason": pl.String, "inertia": pl.Float64, "warm_started": pl.Boolean,
             "k_selected_as_of": pl.Datetime("us"), "data_as_of": pl.Datetime("us"), "mean_distance": pl.Float64,
-            "moved_share": pl.Float64, "distance_change": pl.Float64})
+            "moved_share": pl.Float64, "distance_change": pl.Float64, "strength": pl.String,
+            "strength_reason": pl.String})
         missing = missing_value_report(features, columns, run_id)
         write_model_tables(con, run_id, model_version, fitted_at, assignments, centers, candidate_rows, missing)
         rows = model_table_rows(con)
@@ -219,6 +240,8 @@ def model_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             "k": k,
             "k_decision": decision.decision,
             "k_choice": decision.reason,
+            "segmentation_strength": strength.level,
+            "segmentation_strength_reason": strength.reason,
             "warm_started": model.warm_started,
             "moved_share": -1.0 if drift.moved_share is None else drift.moved_share,  # -1: no previous run
             "features": dg.MetadataValue.json(columns),
@@ -236,7 +259,7 @@ def model_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         "rows_this_run": centers.height})
     yield dg.MaterializeResult(asset_key=["segments", "model_runs"], metadata={
         "dagster/row_count": rows["segments.model_runs"], "rows_this_run": candidate_rows.height,
-        "k_decision": decision.decision})
+        "k_decision": decision.decision, "strength": strength.level})
     yield dg.MaterializeResult(asset_key=["quality", "missing_values"], metadata={
         "dagster/row_count": missing.height,
         "features_with_gaps": int(missing.filter(pl.col("missing") > 0).height)})

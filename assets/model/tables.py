@@ -17,6 +17,9 @@ CARRY_COLUMNS = {
 # The feature families the run clustered on (of model.features, those with usable columns); a warehouse from
 # before gets the column too (NULL in its old rows).
 FAMILY_COLUMNS = {"feature_families": "VARCHAR[]"}
+# The verdict on the run's segmentation (strong | moderate | weak) and why, on the chosen row; NULL elsewhere and in a
+# warehouse's rows from before.
+STRENGTH_COLUMNS = {"strength": "VARCHAR", "strength_reason": "VARCHAR"}
 
 
 def missing_value_report(features: pl.DataFrame, columns: list[str], run_id: str) -> pl.DataFrame:
@@ -50,7 +53,7 @@ def write_model_tables(con, run_id: str, model_version: str, fitted_at: datetime
         davies_bouldin DOUBLE, stability DOUBLE, min_share DOUBLE, meets_constraints BOOLEAN, reason VARCHAR,
         n_customers BIGINT, n_fitted BIGINT, feature_columns VARCHAR[], inertia DOUBLE, warm_started BOOLEAN,
         fitted_at TIMESTAMP)""")
-    for column, kind in {**CARRY_COLUMNS, **FAMILY_COLUMNS}.items():
+    for column, kind in {**CARRY_COLUMNS, **FAMILY_COLUMNS, **STRENGTH_COLUMNS}.items():
         con.execute(f"ALTER TABLE segments.model_runs ADD COLUMN IF NOT EXISTS {column} {kind}")
     con.execute("DELETE FROM segments.model_runs WHERE run_id = ?", [run_id])
     con.execute("INSERT INTO segments.model_runs BY NAME SELECT * FROM arrow_candidates")

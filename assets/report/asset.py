@@ -35,7 +35,7 @@ from assets.report.chart_files import ChartFileWriter, javascript_bundle, render
 from assets.report.charts import build_charts
 from assets.report.data import MIN_DETAIL_SIZE, ReportData, load_report_data
 from assets.report.facts import FactBook
-from assets.report.html import render_page
+from assets.report.html import render_page, segmentation_verdict
 from assets.report.narrative import LANGUAGES, Narrative
 from assets.report.sections_predict import weak_results
 from assets.report.strategies import load_playbook, plan
@@ -82,8 +82,8 @@ def build_report(con: duckdb.DuckDBPyConnection, reports_dir: Path, category_lab
             chart_writer.start(specs, reports_dir / "charts")
         # The helper draws charts while this process builds the pages.
         bundle = javascript_bundle(bundle_cache)
-        weak = weak_results(data, book)
-        texts = {language: render_page(narrative, book, specs[language], language, bundle, weak[language])
+        weak, verdict = weak_results(data, book), segmentation_verdict(data, book)
+        texts = {language: render_page(narrative, book, specs[language], language, bundle, weak[language], verdict)
                  for language in LANGUAGES}
         files = chart_writer.finish() if chart_writer is not None else []
     pages = {}

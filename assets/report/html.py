@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import html
 import json
+from dataclasses import dataclass
 
-from assets.report.data import OTHER_COLOR, segment_color
-from assets.report.facts import FactBook, Sentence
+import polars as pl
+
+from assets.model.selection import WEAK, WEAK_SILHOUETTE
+from assets.report.data import OTHER_COLOR, ReportData, segment_color
+from assets.report.facts import FactBook, Sentence, compose
 from assets.report.narrative import Narrative
 
 TEXT = {
@@ -64,6 +68,8 @@ h3 { font-size: 1.05rem; margin: 1.2rem 0 .4rem; }
 .weak { border: 1px solid #e8b339; border-left: 6px solid #e8b339; background: #fffaeb; border-radius: 4px;
         padding: .6rem 1rem; margin: 0 0 1.2rem; }
 .weak ul { margin: .3rem 0 0 1.2rem; padding: 0; }
+.strength { margin: 0 0 1.2rem; padding: .4rem 1rem; border-left: 6px solid #9aa5b1; background: var(--soft); }
+.strength-strong { border-left-color: #38a169; }
 footer { color: var(--muted); font-size: .85rem; margin-top: 2rem; border-top: 1px solid var(--line);
          padding-top: .6rem; }
 @media print { header nav { display: none; } .chart { break-inside: avoid; } }
@@ -98,11 +104,81 @@ def _script_json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """The segmentation's strength (segments.model_runs, chosen row) said in each language."""
+
+    level: str  # strong | moderate | weak
+    text: dict[str, Sentence]
+
+
+# What would help a weak segmentation: the same advice as assets/model/selection.py HELP_*, in each language.
+WEAK_HELP = {
+    "zh": "更多客户或每位客户更长的订单历史会让分群更稳定；"
+          "能区分客户的属性（收入、年龄、家庭）或订单中的商品品类会让客群区分得更清楚。",
+    "en": "What would help: more customers or a longer order history per customer (steadier segments); customer "
+          "attributes such as income, age and household, or product categories in the orders (better separated "
+          "segments).",
+}
+
+
+def segmentation_verdict(data: ReportData, book: FactBook) -> Verdict | None:
+    """The latest model run's verdict on its segments, for the top of both pages; None for a warehouse from before
+    the verdict was recorded."""
+    runs = data.model_runs
+    if runs.is_empty() or "strength" not in runs.columns:
+        return None
+    chosen = runs.filter(pl.col("chosen"))
+    if chosen.is_empty() or chosen["strength"][0] is None:
+        return None
+    row = chosen.row(0, named=True)
+    run_id, k, level = row["run_id"], row["k"], row["strength"]
+
+    def fact(column: str):
+        # The same facts as the k-selection section (sections.section_k), so both read one proved number.
+        return book.add(f"model.k{k}.{column}", "score", row[column],
+                        f"SELECT {column} FROM segments.model_runs WHERE run_id = ? AND k = ?", [run_id, k])
+
+    s, t = fact("silhouette"), fact("stability")
+    if level == "strong":
+        return Verdict(level, {
+            "zh": compose("分群结果：强。各客群区分清晰，换一批抽样客户也能得到同样的客群"
+                          "（轮廓系数 {s}，稳定性 {t}）。", s=s, t=t),
+            "en": compose("Segmentation: strong. The segments are well separated and come back the same on "
+                          "resampled customers (silhouette {s}, stability {t}).", s=s, t=t)})
+    if level != WEAK:
+        return Verdict(level, {
+            "zh": compose("分群结果：中等。客群可以使用，但彼此有一定重叠或随抽样略有变化（轮廓系数 {s}，稳定性 {t}）；"
+                          "请把客群看作倾向，而非截然分开的群体。", s=s, t=t),
+            "en": compose("Segmentation: moderate. The segments are usable but overlap or shift somewhat "
+                          "(silhouette {s}, stability {t}); read them as tendencies rather than sharply separate "
+                          "groups.", s=s, t=t)})
+    zh, en = [], []
+    # The model step words the reason (selection.segmentation_strength); merging is said there.
+    if "merged" in (row.get("strength_reason") or ""):
+        zh.append("部分过小的客群已并入最接近的客群")
+        en.append("segments too small to publish were merged into their nearest neighbour")
+    if not row["meets_constraints"]:
+        zh.append("没有任何分群数同时满足最小客群占比和稳定性要求")
+        en.append("no number of segments met the minimum segment share and stability")
+    if row["silhouette"] < WEAK_SILHOUETTE:
+        zh.append("客户并没有分成明显不同的群体")
+        en.append("the customers do not fall into distinct groups")
+    return Verdict(level, {
+        "zh": compose("分群结果：弱（轮廓系数 {s}，稳定性 {t}）：{p}。{h}", s=s, t=t, p="；".join(zh),
+                      h=WEAK_HELP["zh"]),
+        "en": compose("Segmentation: weak (silhouette {s}, stability {t}): {p}. {h}", s=s, t=t, p="; ".join(en),
+                      h=WEAK_HELP["en"])})
+
+
 def render_page(narrative: Narrative, book: FactBook, specs: dict[str, dict], language: str, bundle: str,
-                weak: list[Sentence] = ()) -> str:
+                weak: list[Sentence] = (), verdict: Verdict | None = None) -> str:
     """`weak`: the run's weak results in this language (sections_predict.weak_results), shown under the title,
-    before anything a reader might act on."""
+    before anything a reader might act on. `verdict`: the segmentation's strength, a line under the title, or
+    first in the weak results when weak."""
     t = TEXT[language]
+    if verdict is not None and verdict.level == WEAK:
+        weak = [verdict.text[language], *weak]
     out = [f'<!DOCTYPE html>\n<html lang="{t["lang"]}"><head><meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
            f"<title>{t['title']}</title><style>{STYLE}</style>",
@@ -111,6 +187,9 @@ def render_page(narrative: Narrative, book: FactBook, specs: dict[str, dict], la
            f'{t["other"]}</a></nav><h1>{t["title"]}</h1>']
     out += [f'<p class="intro">{_h(s, book)}</p>' for s in narrative.intro[language]]
     out.append("</header>")
+    if verdict is not None and verdict.level != WEAK:
+        out.append(f'<p id="segmentation-strength" class="strength strength-{verdict.level}">'
+                   f"{_h(verdict.text[language], book)}</p>")
     if weak:
         out.append(f'<aside id="weak-results" class="weak" role="note"><strong>{t["weak"]}</strong><ul>'
                    + "".join(f"<li>{_h(s, book)}</li>" for s in weak) + "</ul></aside>")
