@@ -40,7 +40,8 @@ def squeeze(text: str) -> str:
 def retail() -> Path:
     if not RETAIL.is_file():
         pytest.fail(f"the Online Retail II export is expected at {RETAIL} (../shared/data beside the repository)")
-    return RETAIL
+    # Messages name a file by its resolved path (a ../shared that is a symlink is followed), as runs do.
+    return RETAIL.resolve()
 
 
 def test_the_default_limits_fail_on_missing_customer_ids(retail, tmp_path):
