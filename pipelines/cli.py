@@ -47,6 +47,21 @@ def prepare_dagster_home() -> Path:
     return home
 
 
+def _load_config(config_path: str, input_path: str | None):
+    """The source config, reading its orders from --input when given; the customer and product paths are
+    resolved now, so a missing file is a one-line error before any work starts."""
+    from pipelines.core.config import load_source_config
+
+    config = load_source_config(config_path)
+    if input_path:
+        if not Path(input_path).is_file():
+            _fail(f"--input {input_path}: file not found")
+        config = config.with_input(input_path)
+    config.customer_files()
+    config.product_files()
+    return config
+
+
 def _fail(message: str) -> None:
     click.echo(f"persona: {message}", err=True)
     sys.exit(1)
@@ -121,7 +136,7 @@ def run(config_path: str, input_path: str | None, warehouse_path: str, day: str 
         last: str | None, all_days: bool, memory_limit: str, verbose: bool) -> None:
     """Load new or changed landing days (or the days asked for), refresh features, model, segments and report,
     and publish (the same job the nightly schedule runs)."""
-    from pipelines.core.config import ConfigError, load_source_config
+    from pipelines.core.config import ConfigError
     from pipelines.planning import plan_run
 
     if day and (first or last):
@@ -132,15 +147,10 @@ def run(config_path: str, input_path: str | None, warehouse_path: str, day: str 
     if first_day and last_day and first_day > last_day:
         _fail(f"--from {first_day} is after --to {last_day}")
     try:
-        config = load_source_config(config_path)
-        if input_path:
-            if not Path(input_path).is_file():
-                _fail(f"--input {input_path}: file not found")
-            config = config.with_input(input_path)
+        config = _load_config(config_path, input_path)
         if (first_day or all_days) and not config.daily:
             _fail(f"--date/--from/--all-days need a daily source ({{date}} in orders.path); "
                   f"{config_path} reads a snapshot, which every run reloads whole")
-        config.customer_files()
         plan = plan_run(config, public_file(Path(warehouse_path)), first_day, last_day, all_days)
     except (ConfigError, ValueError) as exc:
         _fail(str(exc))
@@ -197,14 +207,10 @@ def check(config_path: str, input_path: str | None) -> None:
     would fail, naming why on stderr. Writes nothing."""
     from pipelines.check import CheckError, run_check
     from pipelines.check_report import render
-    from pipelines.core.config import ConfigError, load_source_config
+    from pipelines.core.config import ConfigError
 
     try:
-        config = load_source_config(config_path)
-        if input_path:
-            if not Path(input_path).is_file():
-                _fail(f"--input {input_path}: file not found")
-            config = config.with_input(input_path)
+        config = _load_config(config_path, input_path)
         report = run_check(config)
     except (ConfigError, CheckError) as exc:
         _fail(str(exc))

@@ -147,6 +147,19 @@ def test_missing_source_file_names_the_config_and_key(tmp_path):
     )
 
 
+@pytest.mark.parametrize("command", ["run", "check"])
+def test_missing_product_table_is_one_line_before_any_work(tmp_path, command):
+    write_file(tmp_path / "orders.csv", "order_id,customer_id,order_ts,sku\nO1,C1,2026-01-05 10:00:00,A1\n")
+    config = write_file(tmp_path / "shop.yaml", "name: x\nshape: long\norders:\n  path: orders.csv\n"
+                                                "products:\n  path: catalogue.csv\n")
+    done = persona(command, "--config", str(config), cwd=tmp_path, dagster_home=tmp_path / "home")
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"persona: {config}: products.path: no file matches 'catalogue.csv' (looked for {tmp_path}/catalogue.csv)"
+    )
+    assert not (tmp_path / "home" / "history").exists()  # no Dagster run was started
+
+
 def test_input_must_exist(tmp_path):
     done = persona("run", "--config", str(EXAMPLES / "baskets.yaml"), "--input", "nope.csv", cwd=tmp_path,
                    dagster_home=tmp_path / "home")
