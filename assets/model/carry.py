@@ -26,13 +26,18 @@ class PreviousRun:
     """The chosen row of the latest run in segments.model_runs: what a run may carry."""
 
     run_id: str
-    k: int
+    k: int  # segments published (the chosen candidate's k, less the segments merged into others)
     algorithm: str
     feature_columns: list[str]
     selection_key: str | None  # None: written before k could be carried
     k_selected_run_id: str | None
     k_selected_as_of: datetime | None
     mean_distance: float | None
+    candidate_k: int | None = None  # the chosen candidate's k (k + the segments merged)
+
+    @property
+    def merged(self) -> int:
+        return (self.candidate_k or self.k) - self.k
 
 
 @dataclass(frozen=True)
@@ -108,19 +113,21 @@ def load_previous_run(con: duckdb.DuckDBPyConnection) -> PreviousRun | None:
         "SELECT column_name FROM information_schema.columns WHERE table_schema = 'segments' "
         "AND table_name = 'model_runs'").fetchall()}
     carry = [c if c in present else f"NULL AS {c}" for c in
-             ("selection_key", "k_selected_run_id", "k_selected_as_of", "mean_distance")]
+             ("selection_key", "k_selected_run_id", "k_selected_as_of", "mean_distance", "segments_published")]
     row = con.execute(f"""
         SELECT run_id, k, algorithm, feature_columns, {', '.join(carry)} FROM segments.model_runs
         WHERE chosen ORDER BY fitted_at DESC LIMIT 1""").fetchone()
     if row is None:
         return None
-    return PreviousRun(run_id=row[0], k=row[1], algorithm=row[2], feature_columns=list(row[3] or []),
-                       selection_key=row[4], k_selected_run_id=row[5], k_selected_as_of=row[6], mean_distance=row[7])
+    return PreviousRun(run_id=row[0], k=row[8] or row[1], algorithm=row[2], feature_columns=list(row[3] or []),
+                       selection_key=row[4], k_selected_run_id=row[5], k_selected_as_of=row[6], mean_distance=row[7],
+                       candidate_k=row[1])
 
 
 def selection_key(settings: ModelSettings, algorithm: str) -> str:
     """Fingerprint of everything that decides which k wins: a change re-chooses k at once."""
     decisive = {"k": settings.k, "k_range": list(settings.k_range), "min_segment_share": settings.min_segment_share,
+                "max_segment_share": settings.max_segment_share, "feature_weighting": settings.feature_weighting,
                 "min_stability": settings.min_stability, "bootstrap_rounds": settings.bootstrap_rounds,
                 "selection_sample": settings.selection_sample, "seed": settings.seed, "algorithm": algorithm}
     return hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()[:12]
@@ -175,8 +182,14 @@ def measure_drift(con, customer_ids: pl.Series, segment_ids: np.ndarray, mean_di
 def carried_candidates(con: duckdb.DuckDBPyConnection, previous: PreviousRun) -> list[CandidateScore]:
     """The candidate scores of the previous run (themselves those of the run that chose k): a run that carries k
     repeats them, so every run's rows in segments.model_runs show the scores behind its k."""
-    rows = con.execute("""SELECT k, silhouette, davies_bouldin, stability, min_share, meets_constraints
-                          FROM segments.model_runs WHERE run_id = ? ORDER BY k""", [previous.run_id]).fetchall()
+    columns = {row[0] for row in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'segments' "
+        "AND table_name = 'model_runs'").fetchall()}
+    # A warehouse from before actionability was measured has no such columns: its candidates count as unmeasured.
+    measured = ", segments_without_trait, actionable_share, largest_traitless_share" \
+        if "segments_without_trait" in columns else ""
+    rows = con.execute(f"""SELECT k, silhouette, davies_bouldin, stability, min_share, meets_constraints{measured}
+                           FROM segments.model_runs WHERE run_id = ? ORDER BY k""", [previous.run_id]).fetchall()
     return [CandidateScore(*row) for row in rows]
 
 

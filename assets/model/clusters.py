@@ -38,6 +38,7 @@ import polars as pl
 from threadpoolctl import threadpool_limits
 
 from assets.features.preparation import data_as_of
+from assets.features.traits import NameSupport, judge_actionability
 from assets.model.carry import (
     CARRIED,
     CHOSEN,
@@ -102,7 +103,8 @@ def model_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     """One row per customer (grain: customer_id) with its stable segment id, from features.customer_features,
     fitted without the customers flagged in quality.outliers. Candidate k scores and how k was decided (chosen
     or carried, and why) go to segments.model_runs, centres to model.segment_centers."""
-    settings = source.load().model
+    config = source.load()
+    settings, segments = config.model, config.segments
     run_id = context.run.run_id
     fitted_at = datetime.now(UTC).replace(tzinfo=None)
     with warehouse.connect() as con:
@@ -122,7 +124,8 @@ def model_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         if skipped_families:
             context.log.info(f"clustering on the feature families {families}; skipped: {skipped_families}")
         algorithm = resolve_algorithm(settings, int(fit_mask.sum()))
-        prepared = prepare(feature_frame(features, columns), fit_mask)  # serves choosing k and the final model
+        # Serves choosing k and the final model.
+        prepared = prepare(feature_frame(features, columns), fit_mask, settings.feature_weighting)
         prep, _, fit_rows = prepared
         to_scaled = prep.named_steps["scale"].transform
         customer_ids = features.get_column("customer_id")
@@ -151,8 +154,14 @@ def model_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource
                 model, _ = fit_final(prepared, fit_mask, previous_run.k, algorithm, settings.seed, warm)
             mapping, segment_ids, drift = assign(model)
             drifted = drift.exceeded(settings)
+            smallest = float(np.bincount(model.labels, minlength=model.k).min()) / len(model.labels)
+            if drifted is None and smallest < settings.min_segment_share:
+                # The carried k must keep the guarantee a chosen k gives: no segment below the minimum share.
+                drifted = (f"a segment of the carried k holds {smallest:.1%} of customers, below "
+                           f"model.min_segment_share {settings.min_segment_share:.1%}")
             if drifted is None:
                 candidates = carried_candidates(con, previous_run)
+                merged = previous_run.merged  # the carried choice's, so its row and verdict are repeated
                 decision = Decision(CARRIED, f"k carried from run {previous_run.k_selected_run_id}, chosen "
                                     f"{(as_of - previous_run.k_selected_as_of).total_seconds() / 86_400:.1f} "
                                     f"days of data ago; no drift ({drift.describe()})",
@@ -160,12 +169,21 @@ def model_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             else:
                 reason = f"drift since the previous run: {drifted}"
         if decision is None:
+            # Actionability is judged on every feature of the sampled customers (a segment may stand out by a trait
+            # it was not clustered on, as its name may), with the support the names need.
+            fitted_features = features.filter(pl.Series(fit_mask))
+            support = NameSupport(segments.min_category_buyers_share, segments.min_segment_buyers,
+                                  segments.min_profile_coverage_for_names)
+
+            def judge(rows: np.ndarray, labels: np.ndarray):
+                return judge_actionability(fitted_features[rows], labels, support)
+
             with threadpool_limits(limits=MODEL_THREADS):
-                candidates = score_candidates(fit_rows, settings, algorithm)
+                candidates = score_candidates(fit_rows, settings, algorithm, judge)
             if not candidates:
                 raise ValueError(f"cannot form {settings.k or settings.k_range[0]} segments from "
                                  f"{int(fit_mask.sum())} customers")
-            k, choice = choose_k(candidates, settings.min_segment_share)
+            k, choice = choose_k(candidates, settings.min_segment_share, settings.max_segment_share)
             decision = Decision(CHOSEN, f"{reason}; {choice}", run_id, as_of)
             # A drifted carry that re-chooses the same k already has this run's fit: the same start, the same data.
             if model is None or model.k != k:
@@ -190,7 +208,7 @@ def model_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         # The chosen candidate: this run's choice, or the carried k's scores; its k is the model's unless merged.
         chosen_k = model.k + merged
         strength = segmentation_strength(next(c for c in candidates if c.k == chosen_k), settings.min_stability,
-                                         merged)
+                                         merged, settings.max_segment_share)
         k = model.k
         fingerprint = hashlib.sha256(json.dumps(
             {"k": k, "algorithm": algorithm, "seed": settings.seed, "columns": columns,
@@ -211,6 +229,10 @@ def model_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             "run_id": run_id, "model_version": model_version, "algorithm": algorithm, "k": c.k,
             "chosen": c.k == chosen_k, "silhouette": c.silhouette, "davies_bouldin": c.davies_bouldin,
             "stability": c.stability, "min_share": c.min_share, "meets_constraints": c.meets_constraints,
+            "segments_without_trait": c.segments_without_trait, "actionable_share": c.actionable_share,
+            "largest_traitless_share": c.largest_traitless_share,
+            # k is the candidate's; the chosen row also says how many segments were published (fewer when merged).
+            "segments_published": k if c.k == chosen_k else None,
             "reason": decision.reason if c.k == chosen_k else None, "n_customers": features.height,
             "n_fitted": int(fit_mask.sum()), "feature_columns": columns, "feature_families": families,
             "inertia": model.inertia if c.k == chosen_k else None,
@@ -226,7 +248,8 @@ def model_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             "k": pl.Int32, "reason": pl.String, "inertia": pl.Float64, "warm_started": pl.Boolean,
             "k_selected_as_of": pl.Datetime("us"), "data_as_of": pl.Datetime("us"), "mean_distance": pl.Float64,
             "moved_share": pl.Float64, "distance_change": pl.Float64, "strength": pl.String,
-            "strength_reason": pl.String})
+            "strength_reason": pl.String, "segments_without_trait": pl.Int32, "actionable_share": pl.Float64,
+            "largest_traitless_share": pl.Float64, "segments_published": pl.Int32})
         missing = missing_value_report(features, columns, run_id)
         write_model_tables(con, run_id, model_version, fitted_at, assignments, centers, candidate_rows, missing)
         rows = model_table_rows(con)
@@ -250,7 +273,8 @@ def model_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             "fitted_on": int(fit_mask.sum()),
             "left_out_as_outliers": int((~fit_mask).sum()),
             "candidates": dg.MetadataValue.md(preview_markdown(candidate_rows.select(
-                "k", "chosen", "silhouette", "davies_bouldin", "stability", "min_share", "meets_constraints"), 20)),
+                "k", "chosen", "silhouette", "davies_bouldin", "stability", "min_share", "meets_constraints",
+                "segments_without_trait", "largest_traitless_share"), 20)),
             "segment_sizes": dg.MetadataValue.json(dict(zip(counts["segment_id"].to_list(), counts["len"].to_list()))),
         }
     )

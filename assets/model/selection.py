@@ -1,10 +1,12 @@
 """Choosing k and fitting the final model (steps 1 and 2 of assets/model/clusters.py).
 
-Candidate k are scored on a sample (silhouette, Davies-Bouldin, bootstrap stability, smallest share), the best
-silhouette among those meeting the constraints wins, and the final model is fitted on every customer not flagged
-as an outlier, every customer assigned.
+Candidate k are scored on a sample (silhouette, Davies-Bouldin, bootstrap stability, smallest share, and
+actionability: which segments have a distinctive, well-supported trait), the best silhouette among those meeting
+the constraints wins (see choose_k for the order of preference), and the final model is fitted on every customer
+not flagged as an outlier, every customer assigned.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +21,7 @@ from sklearn.mixture import GaussianMixture
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 
+from assets.features.traits import Actionability
 from pipelines.core.config import ModelSettings
 
 SILHOUETTE_SAMPLE = 5_000
@@ -39,7 +42,12 @@ class CandidateScore:
     davies_bouldin: float
     stability: float
     min_share: float
-    meets_constraints: bool
+    meets_constraints: bool  # the smallest share and the stability
+    # Actionability on the selection sample (None for a run that did not measure it): segments without a
+    # distinctive trait, the share of customers in segments with one, the largest segment without one.
+    segments_without_trait: int | None = None
+    actionable_share: float | None = None
+    largest_traitless_share: float | None = None
     # The candidate's centres on the selection sample (scaled space): where the final fit starts without a
     # previous model. Not part of equality: two candidates are the same score whatever their centres.
     centers: np.ndarray | None = field(default=None, compare=False, repr=False)
@@ -89,11 +97,14 @@ def silhouette_sample_distances(sample: np.ndarray, seed: int) -> tuple[np.ndarr
     return rows, pairwise_distances(sample[rows])
 
 
-def score_candidates(scaled: np.ndarray, settings: ModelSettings, algorithm: str) -> list[CandidateScore]:
-    """Score every candidate k on (a sample of) the scaled fit matrix."""
+def score_candidates(scaled: np.ndarray, settings: ModelSettings, algorithm: str,
+                     judge: Callable[[np.ndarray, np.ndarray], Actionability] | None = None) -> list[CandidateScore]:
+    """Score every candidate k on (a sample of) the scaled fit matrix. `judge(rows, labels)` measures the
+    actionability of the sample's segments: `rows` index the sample into `scaled`, `labels` are their segments."""
     rng = np.random.default_rng(settings.seed)
-    sample = scaled if len(scaled) <= settings.selection_sample else scaled[
-        np.sort(rng.choice(len(scaled), settings.selection_sample, replace=False))]
+    sample_rows = np.arange(len(scaled)) if len(scaled) <= settings.selection_sample else \
+        np.sort(rng.choice(len(scaled), settings.selection_sample, replace=False))
+    sample = scaled if len(sample_rows) == len(scaled) else scaled[sample_rows]
     low, high = (settings.k, settings.k) if settings.k else settings.k_range
     silhouette_rows, silhouette_distances = silhouette_sample_distances(sample, settings.seed)
     scores = []
@@ -111,34 +122,74 @@ def score_candidates(scaled: np.ndarray, settings: ModelSettings, algorithm: str
             if len(set(labels[silhouette_rows].tolist())) > 1 else -1.0
         davies_bouldin = float(davies_bouldin_score(sample, labels)) if distinct > 1 else float("inf")
         stability = float(np.mean(agreements))
+        actionability = judge(sample_rows, labels) if judge else None
         scores.append(CandidateScore(
             k=k, silhouette=round(silhouette, 6), davies_bouldin=round(davies_bouldin, 6),
             stability=round(stability, 6), min_share=round(float(shares.min()), 6),
             meets_constraints=bool(shares.min() >= settings.min_segment_share
                                    and stability >= settings.min_stability),
+            segments_without_trait=actionability.segments_without_trait if actionability else None,
+            actionable_share=actionability.actionable_share if actionability else None,
+            largest_traitless_share=actionability.largest_traitless_share if actionability else None,
             centers=centers_of(base),
         ))
     return scores
 
 
-def choose_k(scores: list[CandidateScore], min_segment_share: float = 0.0) -> tuple[int, str]:
-    """Best silhouette among the candidates that meet the constraints (Davies-Bouldin breaks ties).
+def has_catch_all(score: CandidateScore, max_segment_share: float) -> bool:
+    """Whether a segment without a distinctive trait holds more than `max_segment_share` of the customers (a
+    candidate whose actionability was not measured has none)."""
+    return (score.largest_traitless_share or 0.0) > max_segment_share
 
-    When none does, stability is given up before the share: the largest k whose every segment holds at least
-    `min_segment_share` (more segments tell customers apart better, and none is too small to act on). When no k
-    keeps every segment that large either, the best silhouette overall; its smallest segments are then merged after
-    the final fit (merge_small_segments), so no published segment is below the share either way."""
+
+def every_segment_has_trait(score: CandidateScore) -> bool:
+    return not score.segments_without_trait
+
+
+def choose_k(scores: list[CandidateScore], min_segment_share: float = 0.0,
+             max_segment_share: float = 1.0) -> tuple[int, str]:
+    """The k to publish, in this order of preference (Davies-Bouldin breaks silhouette ties, then the smaller k):
+
+    1. among the candidates meeting the share and stability constraints, those whose every segment has a
+       distinctive, well-supported trait: the best silhouette;
+    2. else among those meeting the constraints, those with no trait-less segment above `max_segment_share`: the
+       most customers in segments with a trait, then the best silhouette;
+    3. else the best silhouette among those meeting the constraints (the catch-all is said in the reason and in
+       the verdict, segmentation_strength);
+    4. when none meets the constraints, stability is given up before the share: the largest k whose every segment
+       holds at least `min_segment_share` (more segments tell customers apart better), preferring one without a
+       catch-all. When no k keeps every segment that large either, the best silhouette overall; its smallest
+       segments are then merged after the final fit (merge_small_segments), so no published segment is below the
+       share either way."""
+    def silhouette_first(s: CandidateScore):
+        return s.silhouette, -s.davies_bouldin, -s.k
+
     valid = [s for s in scores if s.meets_constraints]
+    actionable = [s for s in valid if every_segment_has_trait(s)]
+    if actionable:
+        best = max(actionable, key=silhouette_first)
+        return best.k, ("best silhouette among candidates meeting share and stability constraints whose every "
+                        "segment has a distinctive trait")
+    bounded = [s for s in valid if not has_catch_all(s, max_segment_share)]
+    if bounded:
+        best = max(bounded, key=lambda s: (s.actionable_share or 0.0, *silhouette_first(s)))
+        return best.k, (f"no candidate meeting share and stability constraints gave every segment a distinctive "
+                        f"trait; the one with the most customers in segments that have one "
+                        f"({best.actionable_share:.0%}), none without one above {max_segment_share:.0%}")
     if valid:
-        best = max(valid, key=lambda s: (s.silhouette, -s.davies_bouldin, -s.k))
-        return best.k, "best silhouette among candidates meeting share and stability constraints"
+        best = max(valid, key=silhouette_first)
+        reason = "best silhouette among candidates meeting share and stability constraints"
+        if has_catch_all(best, max_segment_share):
+            reason += (f"; every one keeps a segment of more than {max_segment_share:.0%} of customers without a "
+                       f"distinctive trait ({best.largest_traitless_share:.0%} here)")
+        return best.k, reason
     sized = [s for s in scores if s.min_share >= min_segment_share]
     if sized:
-        best = max(sized, key=lambda s: s.k)
+        best = max(sized, key=lambda s: (not has_catch_all(s, max_segment_share), s.k))
         return best.k, (f"no candidate met the constraints; the largest k whose every segment holds at least "
                         f"{min_segment_share:.1%} of customers (its stability {best.stability:.2f} is below "
                         "model.min_stability)")
-    best = max(scores, key=lambda s: (s.silhouette, -s.davies_bouldin, -s.k))
+    best = max(scores, key=silhouette_first)
     return best.k, (f"no candidate met the constraints and none kept every segment at {min_segment_share:.1%} of "
                     "customers; best silhouette overall, its smallest segments merged into their nearest neighbour")
 
@@ -163,12 +214,17 @@ class Strength:
     reason: str  # plain language, with the figures; for weak, what data would help
 
 
-def segmentation_strength(score: CandidateScore, min_stability: float, merged: int = 0) -> Strength:
-    """strong: constraints met, silhouette >= 0.25 and stability >= 0.85. weak: constraints not met (a fallback
-    k), stability below model.min_stability, silhouette below 0.10, or segments merged to reach the minimum share.
-    moderate otherwise."""
+def segmentation_strength(score: CandidateScore, min_stability: float, merged: int = 0,
+                          max_segment_share: float = 1.0) -> Strength:
+    """strong: constraints met, every segment with a distinctive trait, silhouette >= 0.25 and stability >= 0.85.
+    weak: constraints not met (a fallback k), stability below model.min_stability, silhouette below 0.10, segments
+    merged to reach the minimum share, or a segment of more than `max_segment_share` of the customers without a
+    distinctive trait. moderate otherwise."""
     figures = f"silhouette {score.silhouette:.2f}, stability {score.stability:.2f}"
     problems, helps = [], []
+    if has_catch_all(score, max_segment_share):
+        problems.append(f"a segment of {score.largest_traitless_share:.0%} of customers has no distinctive trait")
+        helps.append(HELP_SEPARATION)
     if merged:
         problems.append(f"{merged} segment(s) below model.min_segment_share were merged into their nearest neighbour")
     if not score.meets_constraints or score.stability < min_stability:
@@ -180,8 +236,12 @@ def segmentation_strength(score: CandidateScore, min_stability: float, merged: i
         problems.append("the customers do not fall into distinct groups")
         helps.append(HELP_SEPARATION)
     if problems:
-        helps = helps or [HELP_STABILITY, HELP_SEPARATION]
+        helps = list(dict.fromkeys(helps)) or [HELP_STABILITY, HELP_SEPARATION]
         return Strength(WEAK, f"{'; '.join(problems)}: {figures}; would help: {'; '.join(helps)}")
+    if not every_segment_has_trait(score):
+        return Strength(MODERATE, f"usable segments, but {score.segments_without_trait} segment(s) holding "
+                                  f"{1 - (score.actionable_share or 0.0):.0%} of customers have no distinctive "
+                                  f"trait: {figures}")
     if score.silhouette >= STRONG_SILHOUETTE and score.stability >= STRONG_STABILITY:
         return Strength(STRONG, f"well-separated segments that come back on resampled customers: {figures}")
     return Strength(MODERATE, f"usable segments that overlap or shift somewhat: {figures}; strong needs "

@@ -20,6 +20,10 @@ FAMILY_COLUMNS = {"feature_families": "VARCHAR[]"}
 # The verdict on the run's segmentation (strong | moderate | weak) and why, on the chosen row; NULL elsewhere and in a
 # warehouse's rows from before.
 STRENGTH_COLUMNS = {"strength": "VARCHAR", "strength_reason": "VARCHAR"}
+# Actionability per candidate (assets/features/traits.py) and, on the chosen row, the segments published (k unless
+# segments were merged to reach model.min_segment_share); NULL in a warehouse's rows from before.
+ACTIONABILITY_COLUMNS = {"segments_without_trait": "INTEGER", "actionable_share": "DOUBLE",
+                         "largest_traitless_share": "DOUBLE", "segments_published": "INTEGER"}
 
 
 def missing_value_report(features: pl.DataFrame, columns: list[str], run_id: str) -> pl.DataFrame:
@@ -53,7 +57,7 @@ def write_model_tables(con, run_id: str, model_version: str, fitted_at: datetime
         davies_bouldin DOUBLE, stability DOUBLE, min_share DOUBLE, meets_constraints BOOLEAN, reason VARCHAR,
         n_customers BIGINT, n_fitted BIGINT, feature_columns VARCHAR[], inertia DOUBLE, warm_started BOOLEAN,
         fitted_at TIMESTAMP)""")
-    for column, kind in {**CARRY_COLUMNS, **FAMILY_COLUMNS, **STRENGTH_COLUMNS}.items():
+    for column, kind in {**CARRY_COLUMNS, **FAMILY_COLUMNS, **STRENGTH_COLUMNS, **ACTIONABILITY_COLUMNS}.items():
         con.execute(f"ALTER TABLE segments.model_runs ADD COLUMN IF NOT EXISTS {column} {kind}")
     con.execute("DELETE FROM segments.model_runs WHERE run_id = ?", [run_id])
     con.execute("INSERT INTO segments.model_runs BY NAME SELECT * FROM arrow_candidates")

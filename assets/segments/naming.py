@@ -22,16 +22,22 @@
 5. Names chosen by people (`segments.name_overrides`) replace all of this for their segment ids.
 """
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 import yaml
 from scipy.optimize import linear_sum_assignment
 
 from assets.features.customer_features import CATEGORY_PREFIX, PAYMENT_PREFIX
+from assets.features.traits import (
+    CATCH_ALL_CATEGORIES,
+    TRAIT_THRESHOLD,
+    NameSupport,
+    SegmentProfile,
+    real_difference,
+    support_note,
+)
 from assets.segments.labels import (
     FALLBACK_NAME,
     PROFILE_DESCRIPTORS,
@@ -43,81 +49,9 @@ from assets.segments.labels import (
 from assets.segments.vocabulary import load_vocabulary, normalize
 
 DEFAULT_ARCHETYPES = Path(__file__).with_name("archetypes.yaml")
-NAME_THRESHOLD = 0.4  # descriptors need |z| of at least this many population standard deviations
 PREVIOUS_NAME_BONUS = 0.5  # added to a still-valid archetype the segment had before
-# "年长 / Senior" for a median age of 39 against 32 reads wrong whatever the z-score: age words also need the
-# segment's median age this many years from everyone's.
-AGE_WORD_YEARS = 10.0
-# The same for income, whose unit differs by shop (yearly CNY, monthly, a band): a ratio of medians instead of a
-# difference, 1.25x for "high income" and 1/1.25 = 0.8x for "low income".
-INCOME_WORD_RATIO = 1.25
-MEDIAN_FEATURES = ("age", "income")  # the features whose medians the profile keeps for the rules above
-# Profile fields only some customers fill in: a word about them needs enough members with a value (NameSupport).
-DEMOGRAPHIC_FEATURES = ("age", "income", "is_female", "is_home_owner")
-# A median of fewer people than this is an anecdote: no age or income word from it, whatever the coverage.
-MIN_MEDIAN_PEOPLE = 10
-# A small segment cannot have 30 buyers of anything: it needs this fraction of its members buying instead
-# (min(min_segment_buyers, ceil(fraction x members))), so a shop of 100 customers can still have "wine lovers".
-SMALL_SEGMENT_BUYERS_FRACTION = 0.25
 # Where unlabelled categories are noted in a name's evidence, for the report to ask for `category_labels`.
 UNLABELLED_NOTE = "no label: "
-
-
-@dataclass(frozen=True)
-class SegmentProfile:
-    segment_id: int
-    z_scores: dict[str, float]  # numeric feature -> z of the segment mean
-    lifts: dict[str, float]  # cat_*/pay_* column -> segment share / population share
-    means: dict[str, float]
-    population_means: dict[str, float]
-    medians: dict[str, float] = field(default_factory=dict)  # MEDIAN_FEATURES only
-    population_medians: dict[str, float] = field(default_factory=dict)
-    # Support counts (build_profiles; hand-built profiles may leave them out, and are then judged without them):
-    members: int | None = None  # customers in the segment, outliers included
-    known: dict[str, int] = field(default_factory=dict)  # DEMOGRAPHIC_FEATURES -> members with a value
-    buyers: dict[str, int] = field(default_factory=dict)  # cat_*/pay_* column -> members with a share > 0
-    population_buyer_shares: dict[str, float] = field(default_factory=dict)  # ... -> share of all customers
-
-
-@dataclass(frozen=True)
-class NameSupport:
-    """How much support a trait needs to name a segment (the `segments.*` settings of the same names)."""
-
-    min_category_buyers_share: float = 0.02
-    min_segment_buyers: int = 30
-    min_profile_coverage_for_names: float = 0.5
-
-    def segment_buyers_needed(self, members: int) -> int:
-        return min(self.min_segment_buyers, max(1, math.ceil(SMALL_SEGMENT_BUYERS_FRACTION * members)))
-
-    def supports(self, profile: "SegmentProfile", column: str) -> bool:
-        """Whether `column` has the support to name the segment. Counts the profile lacks (hand-built profiles)
-        are not held against it."""
-        if profile.members is None:
-            return True
-        if column in DEMOGRAPHIC_FEATURES:
-            known = profile.known.get(column)
-            if known is None:
-                return True
-            if column in MEDIAN_FEATURES and known < MIN_MEDIAN_PEOPLE:
-                return False
-            return profile.members > 0 and known / profile.members >= self.min_profile_coverage_for_names
-        if column.startswith((CATEGORY_PREFIX, PAYMENT_PREFIX)):
-            buyers, share = profile.buyers.get(column), profile.population_buyer_shares.get(column)
-            if buyers is None or share is None:
-                return True
-            return share >= self.min_category_buyers_share and buyers >= self.segment_buyers_needed(profile.members)
-        return True
-
-
-def support_note(profile: SegmentProfile, column: str) -> str:
-    """The support behind a trait, for the name evidence: "212 buyers in segment, 18% of customers", "age known
-    for 300 of 412 members"; empty when the profile has no counts for it."""
-    if column in profile.buyers and column in profile.population_buyer_shares:
-        return f"{profile.buyers[column]} buyers in segment, {profile.population_buyer_shares[column]:.0%} of customers"
-    if column in profile.known and profile.members is not None:
-        return f"known for {profile.known[column]} of {profile.members} members"
-    return ""
 
 
 @dataclass(frozen=True)
@@ -149,55 +83,6 @@ def load_archetypes(path: str | Path | None = None) -> list[Archetype]:
                           prefer=list(a.get("prefer") or [])) for a in document["archetypes"]]
     except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
         raise ValueError(f"{source}: cannot read archetype rules ({exc.__class__.__name__}: {exc})") from exc
-
-
-def _column_stats(features: pl.DataFrame, columns: list[str], rows: np.ndarray, stat: str) -> dict[str, float]:
-    """The mean or std of each column over the rows of the boolean mask `rows`, one column at a time: a filtered
-    copy of every column at once is 230 MB per call at 1M customers (the same values, the same statistics)."""
-    chosen = pl.lit(pl.Series(rows))
-    return features.select([getattr(pl.col(c).filter(chosen), stat)() for c in columns]).row(0, named=True)
-
-
-def build_profiles(features: pl.DataFrame, segment_ids: np.ndarray, typical: np.ndarray) -> list[SegmentProfile]:
-    numeric = [c for c, dtype in features.schema.items() if dtype.is_numeric()]
-    pop_mean = _column_stats(features, numeric, typical, "mean")
-    pop_std = _column_stats(features, numeric, typical, "std")
-    medianed = [c for c in MEDIAN_FEATURES if c in numeric]
-    pop_median = _column_stats(features, medianed, typical, "median") if medianed else {}
-    segments, index = np.unique(segment_ids, return_inverse=True)
-    members = np.bincount(index, minlength=len(segments))
-    # Support counts over all members (outliers are people too), one column at a time for memory's sake.
-    known = {c: np.bincount(index, weights=features.get_column(c).is_not_null().to_numpy(), minlength=len(segments))
-             for c in DEMOGRAPHIC_FEATURES if c in numeric}
-    buyers, buyer_shares = {}, {}
-    for column in (c for c in numeric if c.startswith((CATEGORY_PREFIX, PAYMENT_PREFIX))):
-        values = features.get_column(column)
-        values = values.fill_nan(0) if values.dtype.is_float() else values  # polars orders NaN above every number
-        bought = (values.fill_null(0) > 0).to_numpy()
-        buyers[column] = np.bincount(index, weights=bought, minlength=len(segments))
-        buyer_shares[column] = float(bought.mean()) if len(bought) else 0.0
-    profiles = []
-    for position, segment in enumerate(segments.tolist()):
-        in_segment = index == position
-        # A segment made only of outliers is still described, from its own members.
-        chosen = in_segment & typical if (in_segment & typical).any() else in_segment
-        means = _column_stats(features, numeric, chosen, "mean")
-        z_scores, lifts = {}, {}
-        for column in numeric:
-            mean, std, value = pop_mean[column], pop_std[column], means[column]
-            if value is None or mean is None:
-                continue
-            if std:
-                z_scores[column] = (value - mean) / std
-            if column.startswith((CATEGORY_PREFIX, PAYMENT_PREFIX)) and mean > 0:
-                lifts[column] = value / mean
-        medians = _column_stats(features, medianed, chosen, "median") if medianed else {}
-        profiles.append(SegmentProfile(int(segment), z_scores, lifts, means, pop_mean,
-                                       {c: v for c, v in medians.items() if v is not None},
-                                       {c: v for c, v in pop_median.items() if v is not None},
-                                       int(members[position]), {c: int(k[position]) for c, k in known.items()},
-                                       {c: int(b[position]) for c, b in buyers.items()}, buyer_shares))
-    return profiles
 
 
 def group_lifts(profile: SegmentProfile, category_overrides: dict | None = None,
@@ -291,36 +176,12 @@ def archetype_score(profile: SegmentProfile, archetype: Archetype, category_over
     return 1.0 + sum(required) + 0.5 * sum(1.0 + m for m in preferred if m is not None)
 
 
-# The buckets staging fills for lines no rule or product table placed (orders.category_rules, products.unknown_sku):
-# buying more of them says nothing a segment could be named for.
-CATCH_ALL_CATEGORIES = frozenset({"other", "unknown"})
-
-
-def real_difference(profile: SegmentProfile, column: str, z: float) -> bool:
-    """Whether an age or income word is earned beyond the z-score: the segment's median age at least
-    AGE_WORD_YEARS from everyone's, its median income at least INCOME_WORD_RATIO times everyone's (or at most
-    1/INCOME_WORD_RATIO). Medians, else means, when the profile has them; a profile with neither (built by hand)
-    is judged on the z-score alone."""
-    if column not in MEDIAN_FEATURES:
-        return True
-    segment = profile.medians.get(column, profile.means.get(column))
-    population = profile.population_medians.get(column, profile.population_means.get(column))
-    if segment is None or population is None:
-        return True
-    if column == "age":
-        return abs(segment - population) >= AGE_WORD_YEARS
-    if population <= 0:
-        return False
-    ratio = segment / population
-    return ratio >= INCOME_WORD_RATIO if z > 0 else ratio <= 1 / INCOME_WORD_RATIO
-
-
 def _standout_categories(profile: SegmentProfile, category_overrides: dict | None, support: NameSupport | None):
     """(z, column, zh, en) of the categories that set the segment apart, with the support to say so; zh or en None
     without a label."""
     for column, z in profile.z_scores.items():
         code = column.removeprefix(CATEGORY_PREFIX)
-        if column.startswith(CATEGORY_PREFIX) and z >= NAME_THRESHOLD and code not in CATCH_ALL_CATEGORIES \
+        if column.startswith(CATEGORY_PREFIX) and z >= TRAIT_THRESHOLD and code not in CATCH_ALL_CATEGORIES \
                 and category_group(code, category_overrides) != "other" \
                 and (support is None or support.supports(profile, column)):
             yield (z, column, *category_names(code, category_overrides))
@@ -341,7 +202,7 @@ def descriptors(profile: SegmentProfile, category_overrides: dict,
     say the same thing. With `support`, only what has the support to name the segment."""
     found = []
     for column, z in profile.z_scores.items():
-        if abs(z) < NAME_THRESHOLD or (support and not support.supports(profile, column)):
+        if abs(z) < TRAIT_THRESHOLD or (support and not support.supports(profile, column)):
             continue
         if column in PROFILE_DESCRIPTORS and real_difference(profile, column, z):
             above, below = PROFILE_DESCRIPTORS[column]

@@ -17,13 +17,8 @@ import polars as pl
 from sklearn.ensemble import RandomForestClassifier
 
 from assets.features.customer_features import CATEGORY_PREFIX, feature_family
-from assets.segments.naming import (
-    NameSupport,
-    SegmentName,
-    build_profiles,
-    load_archetypes,
-    name_segments,
-)
+from assets.features.traits import NameSupport, build_profiles
+from assets.segments.naming import SegmentName, load_archetypes, name_segments
 from pipelines.core.resources import SourceResource, WarehouseResource
 from pipelines.core.sql import preview_markdown
 

@@ -129,6 +129,10 @@ class ModelSettings(Strict):
     k_range: tuple[int, int] = (3, 8)
     # Business constraint on a candidate k: every segment holds at least this share of customers.
     min_segment_share: float = Field(default=0.05, ge=0, lt=0.5)
+    # Actionability: no segment may hold more than this share of customers without a distinctive, well-supported
+    # trait (assets/features/traits.py): a catch-all "mainstream" half of the shop is nothing to act on. A candidate
+    # k where every segment has a trait is preferred to one that only keeps trait-less segments below this share.
+    max_segment_share: float = Field(default=0.4, gt=0, le=1)
     # Bootstrap stability (mean adjusted Rand index between fits on resamples) a candidate k must reach.
     min_stability: float = Field(default=0.75, ge=0, le=1)
     bootstrap_rounds: int = Field(default=3, ge=1, le=20)
@@ -139,6 +143,10 @@ class ModelSettings(Strict):
     algorithm: Literal["auto", "kmeans", "minibatch", "gmm"] = "auto"
     minibatch_from: int = Field(default=200_000, ge=1)
     seed: int = 42
+    # How the clustered columns are weighed: families (each feature family counts the same however many columns
+    # it has, 0/1 flags on their own scale; assets/model/preparation.py, measured in docs/segmentation.md) or
+    # columns (every column standardised and weighed the same).
+    feature_weighting: Literal["families", "columns"] = "families"
     # Feature families used for clustering; each must exist in the features table.
     features: list[Literal["demographics", "categories", "rfm", "payment"]] = Field(
         default_factory=lambda: ["demographics", "categories", "rfm", "payment"]
@@ -185,7 +193,7 @@ class SegmentSettings(Strict):
     min_segment_buyers: int = Field(default=30, ge=1)
     # A demographic trait (age, income, gender, home owner) needs a known value for at least this share of the
     # segment's members: the profile fields cover only the customers who filled them in. Median words (age,
-    # income) also need at least 10 members with the value (naming.py MIN_MEDIAN_PEOPLE).
+    # income) also need at least 10 members with the value (assets/features/traits.py MIN_MEDIAN_PEOPLE).
     min_profile_coverage_for_names: float = Field(default=0.5, ge=0, le=1)
 
 

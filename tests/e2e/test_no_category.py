@@ -16,11 +16,12 @@ import dagster as dg
 import numpy as np
 import pytest
 
+from assets.features.traits import SegmentProfile
 from assets.predict.runs import NO_CATEGORIES, NO_CATEGORIES_REASON, SKIPPED
 from assets.raw.mapping import read_orders
 from assets.raw.readers import IngestError
 from assets.report.strategies import load_playbook
-from assets.segments.naming import SegmentProfile, name_segments
+from assets.segments.naming import name_segments
 from pipelines.core.config import load_source_config
 from tests.conftest import materialize_graph, query, write_file
 

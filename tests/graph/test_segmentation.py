@@ -8,14 +8,11 @@ import numpy as np
 import polars as pl
 import pytest
 
+from assets.features.traits import AGE_WORD_YEARS, NameSupport, SegmentProfile, build_profiles
 from assets.model.carry import match_segment_ids
 from assets.model.selection import CandidateScore, choose_k
 from assets.segments.naming import (
-    AGE_WORD_YEARS,
     Archetype,
-    NameSupport,
-    SegmentProfile,
-    build_profiles,
     load_archetypes,
     name_segments,
     unlabelled_from_evidence,
@@ -33,6 +30,30 @@ def test_seed_table_names_and_explanations(seed_warehouse):
     assert query(seed_warehouse, "SELECT count(*) > 0, bool_and(z_score IS NOT NULL OR family = 'rfm') "
                                  "FROM segments.segment_features") == [(True, True)]
     assert query(seed_warehouse, "SELECT count(*) FROM segments.customer_value_tiers") == [(999,)]
+
+
+def test_seed_table_acceptance(seed_warehouse):
+    """Issue 19's acceptance on the seed table, a real shop's baskets our generator never made."""
+    segments = query(seed_warehouse, "SELECT segment_id, segment_name_zh, segment_name_en, share, female_share, "
+                                     "name_evidence FROM segments.segment_profiles ORDER BY segment_id")
+    assert len(segments) >= 4 and max(share for _, _, _, share, _, _ in segments) <= 0.40
+    assert min(share for _, _, _, share, _, _ in segments) >= 0.05
+    # Every segment has a supported distinctive trait, and its name rests on one (the evidence states the support).
+    assert query(seed_warehouse, "SELECT segments_without_trait FROM segments.model_runs WHERE chosen") == [(0,)]
+    assert all(evidence and any("known for" in note or "buyers in segment" in note for note in evidence)
+               for *_, evidence in segments)
+    # Names differ and are each in one language; gender is in every profile.
+    assert len({zh for _, zh, *_ in segments}) == len({en for _, _, en, *_ in segments}) == len(segments)
+    assert all(has_cjk(zh) and not has_cjk(en) and not any(c.isascii() and c.isalpha() for c in zh)
+               for _, zh, en, *_ in segments)
+    assert all(female is not None for *_, female, _ in segments)
+    # The shop's three natural baskets each over-index (lift >= 1.4 on every category) in some segment.
+    lifts = {}
+    for segment, category, lift in query(seed_warehouse, "SELECT segment_id, category, lift "
+                                                          "FROM segments.segment_category_affinity"):
+        lifts.setdefault(segment, {})[category] = lift
+    for basket in (("beer", "cannedveg", "frozenmeal"), ("wine", "confectionery"), ("fruitveg", "fish")):
+        assert any(min(by_category[c] for c in basket) >= 1.4 for by_category in lifts.values()), basket
 
 
 def _profile(segment_id: int, z: dict, lifts: dict | None = None) -> SegmentProfile:

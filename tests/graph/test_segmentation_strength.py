@@ -101,6 +101,8 @@ def test_no_published_segment_below_the_minimum_share(tmp_path):
     (strength, reason, decision), = query(work, "SELECT strength, strength_reason, k_decision_reason "
                                                 "FROM segments.model_runs WHERE chosen")
     assert strength == WEAK and "no candidate met the constraints" in decision and "k 4 -> 2" in decision
+    # The chosen row is the candidate's (k 4); it also says how many segments were published.
+    assert query(work, "SELECT k, segments_published FROM segments.model_runs WHERE chosen") == [(4, 2)]
     assert "merged into their nearest neighbour" in reason
     assert query(work, "SELECT count(*) FROM segments.model_runs WHERE NOT chosen AND strength IS NOT NULL") \
         == [(0,)]
@@ -109,7 +111,7 @@ def test_no_published_segment_below_the_minimum_share(tmp_path):
 def test_seed_table_verdict_on_the_chosen_row_the_cli_and_the_report(seed_warehouse):
     rows = query(seed_warehouse, "SELECT chosen, strength, strength_reason FROM segments.model_runs")
     chosen = [(strength, reason) for is_chosen, strength, reason in rows if is_chosen]
-    # Measured: silhouette 0.117, stability 0.83 at k = 3; constraints met, so moderate.
+    # Measured: silhouette 0.125, stability 0.91 at k = 6, every segment with a trait; so moderate.
     assert len(chosen) == 1 and chosen[0][0] == MODERATE and "silhouette 0.12" in chosen[0][1]
     assert all(strength is None for is_chosen, strength, _ in rows if not is_chosen)
     assert published_strength(seed_warehouse) == chosen[0]
