@@ -23,9 +23,10 @@ from assets.report.data import (
     method_label,
     segment_color,
 )
-from assets.segments.value_tiers import RFM_TIERS, VALUE_TIERS
+from assets.segments.value_tiers import RFM_TIERS
 
-TIER_COLORS = {"high_value": "#59a14f", "potential": "#edc948", "at_risk": "#e15759"}
+# Low value (the lowest tier without order dates) in grey, not the warning red of "at risk": it claims no churn.
+TIER_COLORS = {"high_value": "#59a14f", "potential": "#edc948", "at_risk": "#e15759", "low_value": "#bab0ac"}
 RFM_COLORS = {"important_value": "#1b7837", "important_development": "#5aae61", "important_retention": "#a6dba0",
               "important_win_back": "#d6604d", "general_value": "#4393c3", "general_development": "#92c5de",
               "general_retention": "#d1e5f0", "general_win_back": "#b2182b"}
@@ -223,7 +224,7 @@ def chart_payments(data: ReportData, language: str) -> alt.TopLevelMixin:
 
 
 def chart_tiers(data: ReportData, language: str, kind: str) -> alt.TopLevelMixin:
-    tiers = VALUE_TIERS if kind == "value" else RFM_TIERS
+    tiers = data.value_tier_scale if kind == "value" else RFM_TIERS
     colors = TIER_COLORS if kind == "value" else RFM_COLORS
     frame = data.value_tiers if kind == "value" else data.rfm_tiers
     labels = [t.zh if language == "zh" else t.en for t in tiers]

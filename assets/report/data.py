@@ -15,6 +15,8 @@ import polars as pl
 
 from assets.report.facts import FactBook, FactRef
 from assets.segments.labels import category_label
+from assets.segments.naming import unlabelled_from_evidence
+from assets.segments.value_tiers import ValueTier, value_tier_scale
 
 MIN_DETAIL_SIZE = 10  # segments below this many customers are pooled as "other small segments"
 # A median or share of a profile field (age, income, gender, home ownership) is printed only when at least this many
@@ -49,6 +51,9 @@ class Segment:
     female_share: float | None = None
     home_owner_share: float | None = None
     known: dict[str, int | None] = field(default_factory=dict)
+    # Category codes that set the segment apart but were left out of its name for lack of a zh or en label
+    # (from segment_profiles.name_evidence): the report asks for `category_labels` entries for them.
+    unlabelled_categories: tuple[str, ...] = ()
 
     def name(self, language: str) -> str:
         return self.name_zh if language == "zh" else self.name_en
@@ -131,6 +136,12 @@ class ReportData:
     def segment(self, segment_id: int) -> Segment:
         return next(s for s in self.segments if s.segment_id == segment_id)
 
+    @property
+    def value_tier_scale(self) -> tuple[ValueTier, ...]:
+        """The value tiers the table uses, highest first: the lowest is "at risk" only when the orders carry dates
+        (rfm_known is the same test, assets/segments/value_tiers.orders_have_dates)."""
+        return value_tier_scale(self.rfm_known)
+
     def shop_has(self, profile_field: str) -> bool:
         """Some customer has the value (per segment coverage is known): otherwise the export simply lacks the
         field, and saying "unknown" for every segment would be noise."""
@@ -206,7 +217,8 @@ def _segment(r: dict) -> Segment:
               for c in ("age", "income")}
     return Segment(r["segment_id"], r["segment_name_zh"], r["segment_name_en"], r["name_source"], r["archetype"],
                    int(r["customers"]), float(r["share"]), median["age"], median["income"], r["avg_orders"],
-                   r["avg_spend"], r.get("female_share"), r.get("home_owner_share"), known)
+                   r["avg_spend"], r.get("female_share"), r.get("home_owner_share"), known,
+                   tuple(unlabelled_from_evidence(r.get("name_evidence"))))
 
 
 # Orders per payment method for each segment and for all customers, from one join of the orders with the segments

@@ -65,6 +65,8 @@ h3 { font-size: 1.05rem; margin: 1.2rem 0 .4rem; }
           vertical-align: baseline; background: var(--seg); }
 .fact { font-variant-numeric: tabular-nums; white-space: nowrap; }
 .notes { color: var(--muted); font-size: .92rem; }
+.snippet { background: var(--soft); border: 1px solid var(--line); border-radius: 4px; padding: .6rem .8rem;
+           overflow-x: auto; font-size: .9rem; }
 .weak { border: 1px solid #e8b339; border-left: 6px solid #e8b339; background: #fffaeb; border-radius: 4px;
         padding: .6rem 1rem; margin: 0 0 1.2rem; }
 .weak ul { margin: .3rem 0 0 1.2rem; padding: 0; }
@@ -225,6 +227,9 @@ def render_page(narrative: Narrative, book: FactBook, specs: dict[str, dict], la
         out += [f"<p>{_h(p, book)}</p>" for p in section.paragraphs[language]]
         if section.bullets[language]:
             out.append("<ul>" + "".join(f"<li>{_h(b, book)}</li>" for b in section.bullets[language]) + "</ul>")
+        if section.snippet[language]:
+            out.append('<pre class="snippet"><code>' + "\n".join(_h(line, book) for line in section.snippet[language])
+                       + "</code></pre>")
         out.append("</div></section>")
 
     out.append(f'<section id="strategies" class="strategies"><h2>{t["strategies"]}</h2>')

@@ -22,6 +22,8 @@ class Section:
     charts: list[str]
     paragraphs: dict[str, list[Sentence]] = field(default_factory=lambda: {"zh": [], "en": []})
     bullets: dict[str, list[Sentence]] = field(default_factory=lambda: {"zh": [], "en": []})
+    # Lines of a block to copy as is (a config snippet), shown after the text, one Sentence per line.
+    snippet: dict[str, list[Sentence]] = field(default_factory=lambda: {"zh": [], "en": []})
 
     def say(self, zh: Sentence, en: Sentence, bullet: bool = False) -> None:
         target = self.bullets if bullet else self.paragraphs

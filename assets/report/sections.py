@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import polars as pl
+import yaml
 
 from assets.report.data import (
     MIN_DETAIL_SIZE,
@@ -28,7 +29,7 @@ from assets.report.data import (
     method_label,
     pooled,
 )
-from assets.report.facts import FactBook, FactRef, compose, join
+from assets.report.facts import FactBook, FactRef, Sentence, compose, join
 from assets.report.narrative import (
     LANGUAGES,
     NOTABLE_LIFT,
@@ -37,8 +38,29 @@ from assets.report.narrative import (
     Section,
     coverage,
 )
+from assets.segments.labels import category_names
+from assets.segments.naming import UNLABELLED_NOTE
 
 # --- sections ---------------------------------------------------------------------------------------------------
+
+
+# The code of one `no label: <code> (<languages>)` note in a segment's name evidence (assets/segments/naming.py),
+# NULL when the segment's evidence notes no such code: a category code is printed as a fact, since codes may hold
+# digits ("xg_01") and every digit on the page must be proved by a query.
+UNLABELLED_SQL = """
+SELECT any_value(code) FROM (
+    SELECT regexp_extract(substr(note, length($1) + 1), '^(.*) \\([^()]*\\)$', 1) AS code
+    FROM (SELECT unnest(name_evidence) AS note FROM segments.segment_profiles WHERE segment_id = $2)
+    WHERE starts_with(note, $1))
+WHERE code = $3"""
+
+
+def f_unlabelled(book: FactBook, data: ReportData, segment_id: int, code: str) -> FactRef:
+    if code not in data.segment(segment_id).unlabelled_categories:
+        raise ValueError(f"segment {segment_id} notes no unlabelled category {code!r}")
+    return book.add(f"seg{segment_id}.unlabelled.{code}", "text", code, UNLABELLED_SQL,
+                    [UNLABELLED_NOTE, segment_id, code])
+
 
 def _too_small(data: ReportData, book: FactBook, section: Section) -> bool:
     """Profile sections need a segment large enough to describe; say so when there is none."""
@@ -206,6 +228,83 @@ def section_without_categories() -> Section:
     return section
 
 
+# What the category_labels snippet shows for a label nobody has given yet, in the page's language: (zh, en).
+LABEL_PLACEHOLDERS = {"zh": ("中文名称", "英文名称"), "en": ("Chinese label", "English label")}
+MISSING_LABEL_NOTES = {"zh": {"zh": "缺中文标签", "en": "缺英文标签", "both": "缺中英文标签"},
+                       "en": {"zh": "no Chinese label", "en": "no English label", "both": "no label"}}
+
+
+def _yaml_reads_back(text: str, in_list: bool) -> bool:
+    """Whether `text` written plain reads back as the same string in YAML, as a mapping key or inside a flow list
+    ("yes", "01", "a: b" or "[x" do not)."""
+    document = f"[{text}]" if in_list else f"{text}: x"
+    try:
+        return yaml.safe_load(document) == ([text] if in_list else {text: "x"})
+    except yaml.YAMLError:
+        return False
+
+
+def _yaml_scalar(text: str, shown: Sentence, in_list: bool = False) -> Sentence:
+    """`shown` (the text as a fact or label) quoted where YAML needs it, so the snippet pastes as it reads."""
+    if _yaml_reads_back(text, in_list):
+        return shown
+    if "'" in text:  # single quotes double inside single-quoted YAML; a quoted copy of the text is shown then
+        return compose("{t}", t="'" + text.replace("'", "''") + "'")
+    return compose("'{t}'", t=shown)
+
+
+def section_missing_labels(data: ReportData, book: FactBook) -> Section | None:
+    """Categories that set a segment apart but were left out of its name for lack of a Chinese or English label
+    (assets/segments/naming.py notes them in the name evidence): which, for which segment, and a `category_labels`
+    snippet for the source config that lets the next run use them. None when every such category is labelled.
+    Only segments the report describes (MIN_DETAIL_SIZE) are listed, for privacy."""
+    listed = [s for s in data.detailed if s.unlabelled_categories]
+    if not listed:
+        return None
+    section = Section("missing_labels", {"zh": "缺少品类标签", "en": "Missing category labels"}, [])
+    section.say(compose("以下品类能体现客群的特点，但缺少中文或英文标签，因此没有用在客群名称中（名称只使用中英文都有标签的品类，"
+                        "以保证两种语言的名称说的是同一件事）："),
+                compose("These categories set a segment apart but have no Chinese or English label, so they were "
+                        "left out of the segment's name (a name uses only categories labelled in both languages, so "
+                        "that both names say the same thing):"))
+    codes: dict[str, FactRef] = {}  # every unlabelled code once, in the order of the segments
+    for segment in listed:
+        items = {"zh": [], "en": []}
+        for code in segment.unlabelled_categories:
+            ref = f_unlabelled(book, data, segment.segment_id, code)
+            codes.setdefault(code, ref)
+            zh, en = category_names(code, data.category_labels)
+            missing = "both" if not (zh or en) else "zh" if not zh else "en" if not en else None
+            for language in LANGUAGES:
+                note = MISSING_LABEL_NOTES[language].get(missing)
+                template = ("{c}（{m}）" if language == "zh" else "{c} ({m})") if note else "{c}"
+                items[language].append(compose(template, c=ref, m=note or ""))
+        section.say(compose("{n}：", n=segment.name_zh) + join(items["zh"], "、") + compose("。"),
+                    compose("{n}: ", n=segment.name_en) + join(items["en"], ", ") + compose("."))
+    section.say(compose("补救方法：在数据源配置文件的 category_labels 下为每个品类添加标签，中文在前、英文在后"
+                        "（英文标签会嵌在英文名称的短语中，请用小写）。下面的片段可直接粘贴，只需把占位文字换成真实名称；"
+                        "如果配置中已有 category_labels，只粘贴其下的条目。下次运行时这些品类就会出现在客群名称中。"),
+                compose("To fix it, add a label for each category under category_labels in the source config, "
+                        "Chinese first, English second (the English label reads inside phrases such as “… lovers”, "
+                        "so write it in lower case). The snippet below is ready to paste once the placeholders are "
+                        "replaced with real names; if the config already has category_labels, paste only the entries "
+                        "under it. The next run then uses these categories in segment names."))
+    for language in LANGUAGES:
+        lines = [compose("category_labels:")]
+        for code, ref in codes.items():
+            known = category_names(code, data.category_labels)
+            labels = []
+            for label, placeholder in zip(known, LABEL_PLACEHOLDERS[language]):
+                text = label or placeholder
+                # A label that is the code itself (an unknown code in its own script) is shown as the code's fact.
+                shown = compose("{c}", c=ref) if text == code else compose("{t}", t=text)
+                labels.append(_yaml_scalar(text, shown, in_list=True))
+            lines.append(compose("  ") + _yaml_scalar(code, compose("{c}", c=ref)) + compose(": [")
+                         + join(labels, ", ") + compose("]"))
+        section.snippet[language] = lines
+    return section
+
+
 def section_payments(data: ReportData, book: FactBook) -> Section:
     has_data = data.payments.height > 0
     section = Section("payments", {"zh": "支付方式偏好", "en": "Payment methods"}, ["payments"] if has_data else [])
@@ -274,13 +373,25 @@ def section_tiers(data: ReportData, book: FactBook) -> Section:
             if data.value_tiers.filter(pl.col("segment_id") == segment.segment_id).is_empty():
                 continue
             high = f_tier_share(book, data, segment.segment_id, "value", ["high_value"])
-            risk = f_tier_share(book, data, segment.segment_id, "value", ["at_risk"])
-            section.say(compose("{n}：高价值 {h}，流失风险 {r}。", n=segment.name_zh, h=high, r=risk),
-                        compose("{n}: {h} high value, {r} at risk.", n=segment.name_en, h=high, r=risk), bullet=True)
+            lowest = f_tier_share(book, data, segment.segment_id, "value", [data.value_tier_scale[-1].key])
+            if data.rfm_known:
+                section.say(compose("{n}：高价值 {h}，流失风险 {r}。", n=segment.name_zh, h=high, r=lowest),
+                            compose("{n}: {h} high value, {r} at risk.", n=segment.name_en, h=high, r=lowest),
+                            bullet=True)
+            else:  # the lowest tier is "low value": without dates no churn risk can be measured
+                section.say(compose("{n}：高价值 {h}，低价值 {r}。", n=segment.name_zh, h=high, r=lowest),
+                            compose("{n}: {h} high value, {r} low value.", n=segment.name_en, h=high, r=lowest),
+                            bullet=True)
     if not data.rfm_known:
         section.say(compose("订单没有日期，无法计算最近一次购买（R）和经典 RFM 分层；上面的价值分层只用购买频次和金额。"),
                     compose("The orders carry no dates, so recency (R) and the classic RFM tiers cannot be computed; "
                             "the value tiers use frequency and spend only."))
+        if data.value_tiers.height:
+            section.say(compose("没有日期也就无法判断客户是否已不再购买，所以最低一档称为“低价值客户”：购买次数最少、花费最少，"
+                                "并不表示他们会流失。"),
+                        compose("Without dates there is no telling whether customers have stopped buying, so the lowest "
+                                "tier is called “Low value”: they order least often and spend least, which says nothing "
+                                "about whether they will leave."))
         return section
     for segment in data.detailed:
         rows = data.rfm_tiers.filter(pl.col("segment_id") == segment.segment_id).sort(

@@ -98,6 +98,8 @@ def section_churn(data: ReportData, book: FactBook) -> Section:
         return section
     run = data.churn_run
     if run is None or run["status"] != TRAINED:
+        # No model, so no customer is called at risk: the title must not claim one (without order dates above all).
+        section.title = {"zh": "流失预警", "en": "Churn warning"}
         _not_available(section, book, "churn_model_runs", run, {"zh": "训练流失预测模型", "en": "churn model"})
         return section
     table = "churn_model_runs"

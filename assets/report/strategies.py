@@ -36,7 +36,7 @@ from assets.report.data import (
     tier_share,
 )
 from assets.report.facts import FactBook, FactRef, Sentence, compose
-from assets.segments.value_tiers import RFM_TIERS, VALUE_TIERS
+from assets.segments.value_tiers import ALL_VALUE_TIERS, RFM_TIERS
 
 DEFAULT_PLAYBOOK = Path(__file__).with_name("playbook.yaml")
 # libyaml's safe loader when PyYAML was built with it: the same documents, parsed in 2 ms instead of 10 ms.
@@ -53,7 +53,8 @@ METRICS = {
     "segment_share": {"share_at_least"},
 }
 TIER_NAMES = {"rfm_tiers": {t.key: (t.zh, t.en) for t in RFM_TIERS},
-              "value_tiers": {t.key: (t.zh, t.en) for t in VALUE_TIERS}}
+              # Both lowest tiers: at_risk with order dates, low_value without (assets/segments/value_tiers.py).
+              "value_tiers": {t.key: (t.zh, t.en) for t in ALL_VALUE_TIERS}}
 GENERIC_CATEGORY = {"zh": "热销商品", "en": "bestsellers"}
 
 

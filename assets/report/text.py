@@ -41,6 +41,7 @@ from assets.report.sections import (
     section_history,
     section_k,
     section_migration,
+    section_missing_labels,
     section_payments,
     section_sizes,
     section_tiers,
@@ -157,6 +158,9 @@ def build_narrative(data: ReportData, book: FactBook, plans: dict[int, list[Appl
     intro, cards, other = summary(data, book, plans)
     # Without categories, one section says why the category preference and the next categories are left out.
     categories = [section_categories(data, book)] if data.has_categories else [section_without_categories()]
+    # Right after the category preference: the categories left out of names for lack of a label, and the fix.
+    missing_labels = section_missing_labels(data, book) if data.has_categories else None
+    categories += [missing_labels] if missing_labels else []
     next_category = [section_next_category(data, book)] if data.has_categories else []
     sections = [section_sizes(data, book), section_box(data, book, "age"), section_box(data, book, "income"),
                 *categories, section_payments(data, book), section_tiers(data, book),

@@ -25,6 +25,12 @@ run on a seeded sample of that size and one k-means run on every buyer finishes 
 standardized F + M: highest `high_value`, middle `potential`, lowest `at_risk`. Customers without orders are
 `at_risk` by rule and left out of fitting. With fewer than 3 distinct (n_orders, total_spend) points among the buyers
 there is nothing to separate: every buyer is `potential`.
+
+Orders without dates: the lowest tier is `low_value` (低价值客户 / Low value) instead of `at_risk`. Calling it "at
+risk" claims a churn risk, and without order dates there is no recency and no churn to measure: the tier only says
+the customers buy least often and spend least. The orders carry dates when some customer has a `recency_days`
+(orders_have_dates), the same test that decides whether the classic RFM tiers exist, so the two never disagree.
+The whole table uses one scale (value_tier_scale): `at_risk` and `low_value` never appear together.
 """
 
 from dataclasses import dataclass
@@ -91,6 +97,22 @@ VALUE_TIERS: tuple[ValueTier, ...] = (
     ValueTier("potential", "潜力客户", "Potential"),
     ValueTier("at_risk", "流失风险客户", "At risk"),
 )
+# The lowest tier when the orders carry no dates: it claims no churn, which cannot be measured without dates.
+LOW_VALUE = ValueTier("low_value", "低价值客户", "Low value")
+VALUE_TIERS_WITHOUT_DATES: tuple[ValueTier, ...] = (*VALUE_TIERS[:-1], LOW_VALUE)
+# Every value tier key either scale may publish (what a playbook condition may name).
+ALL_VALUE_TIERS: tuple[ValueTier, ...] = (*VALUE_TIERS, LOW_VALUE)
+
+
+def value_tier_scale(has_order_dates: bool) -> tuple[ValueTier, ...]:
+    """The value tiers from highest to lowest: ending in `at_risk` with order dates, `low_value` without."""
+    return VALUE_TIERS if has_order_dates else VALUE_TIERS_WITHOUT_DATES
+
+
+def orders_have_dates(features: pl.DataFrame) -> bool:
+    """Whether the orders carry dates: some customer has a `recency_days` (features.customer_features leaves it
+    NULL for everyone when staging.orders.order_ts is NULL, as in the wide seed table)."""
+    return "recency_days" in features.columns and features.get_column("recency_days").null_count() < features.height
 
 
 def _quintile(values: pl.Expr, descending: bool = False) -> pl.Expr:
@@ -171,15 +193,20 @@ def has_distinct_points(points: np.ndarray, needed: int) -> bool:
     return True
 
 
-def value_tiers(features: pl.DataFrame, seed: int = VALUE_TIER_SEED) -> pl.DataFrame:
+def value_tiers(features: pl.DataFrame, seed: int = VALUE_TIER_SEED,
+                has_order_dates: bool | None = None) -> pl.DataFrame:
     """customer_id, value_tier_key, value_tier_zh, value_tier_en per row of `features`, in input order.
 
-    Needs customer_id, n_orders, total_spend. Deterministic for the same rows and seed.
+    Needs customer_id, n_orders, total_spend. Deterministic for the same rows and seed. `has_order_dates` picks the
+    scale (value_tier_scale); by default it is read from `recency_days` (orders_have_dates).
     """
+    if has_order_dates is None:
+        has_order_dates = orders_have_dates(features)
+    scale = value_tier_scale(has_order_dates)
     n_orders = features.get_column("n_orders").fill_null(0).cast(pl.Float64).to_numpy()
     spend = features.get_column("total_spend").fill_null(0).cast(pl.Float64).to_numpy()
     buyer = n_orders > 0
-    # Index into VALUE_TIERS per customer (0 high value, 1 potential, 2 at risk).
+    # Index into the scale per customer (0 high value, 1 potential, 2 the lowest tier).
     ranks = np.full(features.height, 2, dtype=np.int64)
     points = np.column_stack([np.log1p(n_orders[buyer]), np.log1p(np.clip(spend[buyer], 0, None))])
     if not has_distinct_points(points, VALUE_TIER_K):
@@ -197,7 +224,7 @@ def value_tiers(features: pl.DataFrame, seed: int = VALUE_TIER_SEED) -> pl.DataF
     tier_index = pl.Series(ranks)
     return pl.DataFrame({
         "customer_id": features.get_column("customer_id"),
-        **{column: pl.Series(column, [getattr(t, attribute) for t in VALUE_TIERS], dtype=pl.String).gather(tier_index)
+        **{column: pl.Series(column, [getattr(t, attribute) for t in scale], dtype=pl.String).gather(tier_index)
            for column, attribute in (("value_tier_key", "key"), ("value_tier_zh", "zh"), ("value_tier_en", "en"))},
     })
 
@@ -225,7 +252,7 @@ def tier_counts(table: pl.DataFrame) -> pl.DataFrame:
     if unknown:
         rows.append(("rfm", "(none)", "未知（无订单日期）", "Unknown (no order dates)", unknown))
     value = table.get_column("value_tier_key")
-    for tier in VALUE_TIERS:
+    for tier in value_tier_scale(orders_have_dates(table)):
         rows.append(("value", tier.key, tier.zh, tier.en, int((value == tier.key).sum())))
     return pl.DataFrame(rows, schema=["kind", "tier_key", "tier_zh", "tier_en", "customers"], orient="row")
 
@@ -239,8 +266,8 @@ def tier_counts(table: pl.DataFrame) -> pl.DataFrame:
 )
 def customer_value_tiers(warehouse: WarehouseResource) -> dg.MaterializeResult:
     """One row per customer (grain: customer_id) from features.customer_features: R, F, M scores 1..5, the
-    classic RFM tier (NULL without order dates) and the k-means value tier (high value / potential / at risk),
-    each with key, Chinese and English name."""
+    classic RFM tier (NULL without order dates) and the k-means value tier (high value / potential / at risk; the
+    lowest is low value instead when the orders carry no dates), each with key, Chinese and English name."""
     with warehouse.connect() as con:
         features = con.execute(
             "SELECT customer_id, n_orders, total_spend, recency_days FROM features.customer_features "

@@ -143,10 +143,11 @@ class ModelSettings(Strict):
     algorithm: Literal["auto", "kmeans", "minibatch", "gmm"] = "auto"
     minibatch_from: int = Field(default=200_000, ge=1)
     seed: int = 42
-    # How the clustered columns are weighed: families (each feature family counts the same however many columns
-    # it has, 0/1 flags on their own scale; assets/model/preparation.py, measured in docs/segmentation.md) or
-    # columns (every column standardised and weighed the same).
-    feature_weighting: Literal["families", "columns"] = "families"
+    # How the clustered columns are weighed (assets/model/preparation.py; measured in docs/segmentation.md): 0/1
+    # flags on their own scale, and each feature family's weight growing with the square root of its column count
+    # (balanced), with its column count (columns) or not at all (families); standardised: every column
+    # standardised and weighed the same.
+    feature_weighting: Literal["families", "balanced", "columns", "standardised"] = "balanced"
     # Feature families used for clustering; each must exist in the features table.
     features: list[Literal["demographics", "categories", "rfm", "payment"]] = Field(
         default_factory=lambda: ["demographics", "categories", "rfm", "payment"]

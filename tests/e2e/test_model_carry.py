@@ -295,6 +295,12 @@ def test_family_weighting_gives_each_family_the_same_weight_and_flags_their_own_
     assert spread[0] == pytest.approx(spread[1])
     # The weights live in the scaler: back to feature units exactly.
     assert np.allclose(pipeline.named_steps["scale"].inverse_transform(scaled), frame.to_numpy())
-    # "columns" is plain standardisation.
-    _, standardised, _ = prepare(frame, fit_mask, "columns")
+    # balanced: a family's variance grows with the square root of its columns; columns: with its columns.
+    for weighting, power in (("balanced", 0.5), ("columns", 1.0)):
+        _, weighted, _ = prepare(frame, fit_mask, weighting)
+        totals = {family: weighted.var(axis=0)[columns].sum() / len(columns) ** power
+                  for family, columns in families.items()}
+        assert totals["demographics"] == pytest.approx(totals["categories"]) == pytest.approx(totals["rfm"])
+    # "standardised" is plain standardisation.
+    _, standardised, _ = prepare(frame, fit_mask, "standardised")
     assert np.allclose(standardised.var(axis=0), 1.0)

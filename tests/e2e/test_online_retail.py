@@ -11,6 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from assets.segments.vocabulary import has_cjk
 from tests.conftest import EXAMPLES, REPO_ROOT, materialize_graph, query
 
 ONLINE_RETAIL = REPO_ROOT.parent / "shared" / "data" / "online_retail_II_2009_2010.parquet"
@@ -88,3 +89,17 @@ def test_category_rules_give_every_line_a_business_category(published):
         query(published, "SELECT count(DISTINCT customer_id) FROM staging.order_lines")
     report = (published.parent / "reports" / "report_en.html").read_text(encoding="utf-8")
     assert "candles &amp; lights" in report or "candles & lights" in report
+
+
+def test_segments_are_actionable_and_predictions_no_worse_than_popularity(published):
+    # Issue 19 on a real export: no published segment below the minimum share, none of more than 40% without a
+    # distinctive trait, every name in one language, and recommendations at least as good as popularity.
+    segments = query(published, "SELECT share, segment_name_zh, segment_name_en FROM segments.segment_profiles")
+    assert len(segments) >= 3 and min(share for share, _, _ in segments) >= 0.05
+    [(traitless, published_k)] = query(published, "SELECT largest_traitless_share, segments_published "
+                                                  "FROM segments.model_runs WHERE chosen")
+    assert traitless <= 0.4 and published_k == len(segments)
+    assert all(has_cjk(zh) and not has_cjk(en) for _, zh, en in segments)
+    [(source, published_rate, popularity_rate)] = query(
+        published, "SELECT published_source, published_hit_rate, popularity_hit_rate FROM predict.recommendation_eval")
+    assert published_rate is not None and published_rate >= popularity_rate, source

@@ -411,16 +411,33 @@ def test_descriptive_segments_get_strategies_from_feature_triggers(seed_warehous
     data, book, plans = _plans(seed_warehouse)
     for segment in data.detailed:
         assert plans[segment.segment_id], segment.name_en
-    wine = next(s for s in data.segments if s.name_source == "descriptive" and "wine" in s.name_en)
-    top = plans[wine.segment_id][0]
-    assert top.key == "tastings"
-    evidence = [e["en"].text(book) for e in top.evidence]
-    assert evidence[0].startswith("wine lift ") and evidence[1].startswith("median income ")
-    assert not any("archetype" in e for e in evidence)
-    # A segment nothing sets apart gets the fallback, still with evidence.
-    plain = next(s for s in data.segments if s.name_en == "Mainstream shoppers")
-    assert [s.key for s in plans[plain.segment_id]] == ["keep_engaged"]
-    assert plans[plain.segment_id][0].evidence
+    # A segment named for a category gets a strategy that cites that category's lift, not an archetype.
+    lovers = [s for s in data.segments if s.name_source == "descriptive" and " lovers" in s.name_en]
+    assert lovers
+    for segment in lovers:
+        category = segment.name_en.split(" · ")[-1].removesuffix(" lovers").lower()
+        evidence = [e["en"].text(book) for strategy in plans[segment.segment_id] for e in strategy.evidence]
+        assert any(e.lower().startswith(f"{category} lift ") for e in evidence), (segment.name_en, evidence)
+        assert not any("archetype" in e for e in evidence)
+    # Every seed-table segment has a trait a strategy acts on: none is left with the filler "keep engaged".
+    assert all(plans[s.segment_id][0].key != "keep_engaged" for s in data.detailed)
+
+
+def test_a_segment_nothing_sets_apart_gets_the_fallback_with_evidence(seed_warehouse, tmp_path):
+    # The seed table's traits removed: no strategy's condition holds, so the fallback, still with evidence.
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(seed_warehouse, copy)
+    with duckdb.connect(str(copy)) as con:
+        con.execute("UPDATE segments.segment_category_affinity SET lift = 1.0")
+        con.execute("UPDATE segments.segment_features SET z_score = 0.0")
+        con.execute("UPDATE segments.segment_profiles SET segment_name_en = 'Mainstream shoppers', "
+                    "segment_name_zh = '大众客群', name_source = 'descriptive', median_income = "
+                    "(SELECT median(income) FROM features.customer_features)")
+    data, _, plans = _plans(copy)
+    # Payment habits still tell some segments apart (cash payers); the others fall back, each with its evidence.
+    fallen = [plans[s.segment_id] for s in data.detailed if plans[s.segment_id][0].key == "keep_engaged"]
+    assert len(fallen) >= len(data.detailed) / 2
+    assert all(len(strategies) == 1 and strategies[0].evidence for strategies in fallen)
 
 
 def test_a_custom_playbook_rule_fires_only_where_its_trigger_holds(demo, tmp_path):

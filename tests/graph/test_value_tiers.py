@@ -18,6 +18,7 @@ from assets.segments.value_tiers import (
     rfm_scores,
     rfm_tier,
     rfm_tiers,
+    tier_counts,
     value_tiers,
 )
 from pipelines.core.partitions import snapshot_partition_key
@@ -151,6 +152,25 @@ def test_three_separated_groups_get_their_value_tier():
                 "low": ("at_risk", "流失风险客户", "At risk")}
     for customer_id, key, zh, en in tiers.iter_rows():
         assert (key, zh, en) == expected[re.sub(r"\d+$", "", customer_id)]
+
+
+def test_without_order_dates_the_lowest_tier_is_low_value_not_at_risk():
+    # The same customers without a recency (orders without dates): the same clusters, but the lowest tier claims
+    # no churn, which nobody can measure without dates.
+    frame = three_groups().with_columns(recency_days=pl.lit(None, dtype=pl.Float64))
+    tiers = value_tiers(frame, seed=7)
+    expected = {"high": ("high_value", "高价值客户", "High value"),
+                "mid": ("potential", "潜力客户", "Potential"),
+                "low": ("low_value", "低价值客户", "Low value")}
+    for customer_id, key, zh, en in tiers.iter_rows():
+        assert (key, zh, en) == expected[re.sub(r"\d+$", "", customer_id)]
+    assert value_tiers(three_groups(), seed=7, has_order_dates=False).equals(tiers)
+    # Customers without orders take the lowest tier by rule: low value too.
+    no_orders = features_frame(n_orders=[2, 0], total_spend=[40, 0], recency_days=[None, None])
+    assert value_tiers(no_orders).get_column("value_tier_key").to_list() == ["potential", "low_value"]
+    counts = tier_counts(build_value_tiers(frame)).filter(pl.col("kind") == "value")
+    assert counts.get_column("tier_key").to_list() == ["high_value", "potential", "low_value"]
+    assert counts.get_column("customers").sum() == frame.height
 
 
 def test_value_tiers_are_deterministic():
