@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 # The config's parts live in sources.py and settings.py; they are imported from here too, the config's one door.
 from pipelines.core.settings import (  # noqa: F401
     DEFAULT_VALUE_MAPS,
+    IngestSettings,
     ModelSettings,
     NameOverride,
     PredictSettings,
@@ -61,6 +62,7 @@ class SourceConfig(Strict):
     # Long shape: a product table whose category an order line takes by its sku.
     products: ProductsSource | None = None
     values: ValueMaps = Field(default_factory=ValueMaps)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     segments: SegmentSettings = Field(default_factory=SegmentSettings)

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from pipelines.core.config import SourceConfig
+from pipelines.core.sources import SCHEDULE_TIMEZONE  # re-exported for the schedule
 
-SCHEDULE_TIMEZONE = os.environ.get("PERSONA_SCHEDULE_TIMEZONE", "Asia/Shanghai")
 # The first day a partition exists for; older landing days are refused with this variable's name.
 PARTITIONS_START = os.environ.get("PERSONA_PARTITIONS_START", "2024-01-01")
 

@@ -3,6 +3,7 @@ predictions. Every class rejects unknown keys (pipelines/core/config.py turns th
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -67,6 +68,9 @@ class ValueMaps(Strict):
     bands: dict[Literal["age", "income"], dict[str, float]] = Field(default_factory=dict)
     # Income as the export states it: yearly, or monthly (月收入), which staging multiplies by 12.
     income_period: Literal["year", "month"] = "year"
+    # Customer and order ids are normalised (NFKC, trimmed, invisible characters removed); their case is kept
+    # unless ids are known to be case-insensitive, when `upper` or `lower` folds them.
+    id_case: Literal["keep", "upper", "lower"] = "keep"
 
     @model_validator(mode="before")
     @classmethod
@@ -96,6 +100,8 @@ class QualitySettings(Strict):
     max_line_amount: float = Field(default=10_000_000, gt=0)
     # Order timestamps later than the run by more than this are quarantined (files carry local time).
     future_tolerance_hours: float = Field(default=24, ge=0)
+    # Order dates before this are quarantined: 1900-01-01 or 0001-01-01 are a system's "no date", not an order.
+    min_order_date: date = date(2000, 1, 1)
     # Raw suites: the share of rows that must carry their key columns, else the run is blocked.
     min_key_share: float = Field(default=0.95, ge=0, le=1)
     # Load audit: the share of rows that may be quarantined before the run is blocked.
@@ -120,6 +126,15 @@ class QualitySettings(Strict):
         if value[0] > value[1]:
             raise ValueError(f"the range must be [min, max], got {list(value)}")
         return value
+
+
+class IngestSettings(Strict):
+    """How files are picked up."""
+
+    # A file modified less than this many seconds ago may still be being written: it is not read this run (a
+    # snapshot source waits for it to settle; a landing day is left pending). 0 reads files at once, for files a
+    # finished program wrote (persona generate, a test).
+    settle_seconds: float = Field(default=60, ge=0)
 
 
 class ModelSettings(Strict):

@@ -10,8 +10,12 @@ import re
 from datetime import date
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# The nightly schedule's time zone, and the shop's unless orders.timezone says otherwise.
+SCHEDULE_TIMEZONE = os.environ.get("PERSONA_SCHEDULE_TIMEZONE", "Asia/Shanghai")
 
 # Contract fields per input. "Required" fields must be present in the source (mapped or same-named).
 LONG_ORDER_FIELDS = (
@@ -137,6 +141,12 @@ class OrdersSource(FileSource):
     flag_tokens: TokenMap = Field(default_factory=TokenMap)
     # strptime formats tried in order for order_ts; ISO 8601 is always tried last.
     date_formats: list[str] = Field(default_factory=lambda: ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d"])
+    # The shop's time zone (an IANA name). An order time with an offset or a zone (2026-01-05T10:00:00+08:00,
+    # ...Z, ... UTC) is converted to it; a time without one is taken as already in it. Default: the schedule's.
+    timezone: str = Field(default_factory=lambda: SCHEDULE_TIMEZONE)
+    # order_ts written as Excel serial day numbers (45292.5 = 2024-01-01 12:00, days since 1899-12-30): read as
+    # such when true; when false such a number is quarantined with a reason naming this setting.
+    excel_serial_dates: bool = False
     # Long shape: the contract fields that identify an order line. Without one every source row is a line of its
     # own: a till scanning one item twice, or a category-level export, repeats (order, category, sku) legitimately.
     line_key: list[str] | None = None
@@ -146,6 +156,15 @@ class OrdersSource(FileSource):
     # Long shape: categories from a free-text description (a mapped `description` field), first matching rule
     # wins, unmatched lines get `other`. Used for lines without a category of their own or from products.
     category_rules: list[CategoryRule] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name such as Asia/Shanghai or UTC") from exc
+        return value
 
     def declared_line_key(self) -> list[str] | None:
         """The line key the source declares: `line_key`, or (order_id, line_id) when a line-id column is mapped."""

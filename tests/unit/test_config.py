@@ -105,7 +105,7 @@ def test_minimal_long_config_gets_documented_defaults(tmp_path: Path) -> None:
     ("text", "key", "fragment"),
     [
         pytest.param(LONG_BASE + "owner: ops\n", "owner",
-                     "unknown key; the keys here are name, shape, orders, customers, products, values, quality, model, "
+                     "unknown key; the keys here are name, shape, orders, customers, products, values, ingest, quality, model, "
                      "segments, privacy, category_labels, predict", id="unknown-top-level-key"),
         pytest.param(LONG_BASE.replace("  path: orders.csv\n", "  path: orders.csv\n  sheet: 1\n"),
                      "orders.sheet", "unknown key; the keys here are path, format", id="unknown-nested-key"),
