@@ -236,8 +236,8 @@ def test_the_report_says_in_both_languages_why_category_sections_are_absent(publ
 def test_only_strategies_that_need_no_category_are_offered_without_categories():
     playbook = load_playbook()
     offered = sorted(s.key for s in [*playbook.strategies, playbook.fallback] if not s.needs_categories())
-    assert offered == ["cash_to_mobile", "frequency_builder", "keep_engaged", "points_flash_sales", "vip_care",
-                       "win_back"]
+    assert offered == ["cash_to_mobile", "frequency_builder", "keep_engaged", "points_flash_sales", "premium_picks",
+                       "vip_care", "win_back"]
     fallback = playbook.fallback.action_without_categories
     assert fallback["en"] == ("Keep in touch with a member newsletter featuring bestsellers and seasonal products, "
                               "and watch how this segment develops.")
