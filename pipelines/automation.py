@@ -21,7 +21,7 @@ import dagster as dg
 from pipelines.core.config import ConfigError, SourceConfig
 from pipelines.core.partitions import SCHEDULE_TIMEZONE
 from pipelines.core.resources import SourceResource, WarehouseResource
-from pipelines.planning import RunPlan, plan_run
+from pipelines.planning import PublishedFileDamaged, RunPlan, plan_run
 
 WEBHOOK_VARIABLE = "PERSONA_ALERT_WEBHOOK"
 WEBHOOK_TIMEOUT_SECONDS = 10
@@ -34,6 +34,9 @@ def _plan_from_resources(source: SourceResource, warehouse: WarehouseResource) -
         plan = plan_run(config, warehouse.published_file)
     except ConfigError as exc:
         return f"source config problem: {exc}"
+    except PublishedFileDamaged as exc:
+        # `persona run` or `persona publish --repair` rebuilds it; a tick only says why it starts nothing.
+        return str(exc)
     return plan if plan is not None else "no new or changed landing file"
 
 

@@ -7,7 +7,6 @@ DAGSTER_HOME (default `.dagster/`, holding a copy of the root `dagster.yaml`), s
 from __future__ import annotations
 
 import gc
-import json
 import os
 import shlex
 import shutil
@@ -16,7 +15,6 @@ from datetime import date
 from pathlib import Path
 
 import click
-import polars as pl
 
 from pipelines.core.resources import (
     DEFAULT_CONFIG,
@@ -132,10 +130,57 @@ def _day(value: str | None) -> date | None:
 @click.option("--memory-limit", default=DEFAULT_MEMORY_LIMIT, envvar="PERSONA_DUCKDB_MEMORY_LIMIT", show_default=True,
               help="DuckDB's memory cap for this run; beyond it DuckDB spills to disk.")
 @click.option("--verbose", is_flag=True, help="Print Dagster's event log while running.")
+@click.option("--wait", is_flag=True,
+              help="When another run holds this warehouse, wait for it to finish instead of refusing at once.")
 def run(config_path: str, input_path: str | None, warehouse_path: str, day: str | None, first: str | None,
-        last: str | None, all_days: bool, memory_limit: str, verbose: bool) -> None:
+        last: str | None, all_days: bool, memory_limit: str, verbose: bool, wait: bool) -> None:
     """Load new or changed landing days (or the days asked for), refresh features, model, segments and report,
     and publish (the same job the nightly schedule runs)."""
+    import uuid
+
+    from pipelines.core.resources import WarehouseResource
+    from pipelines.runner import RunInProgress, run_lock
+
+    # One run per warehouse: a second one refuses at once (or waits, --wait) instead of failing halfway.
+    run_id = str(uuid.uuid4())
+    work_folder = WarehouseResource(path=str(public_file(Path(warehouse_path)))).file.parent
+    try:
+        with run_lock(work_folder, run_id, wait=wait, on_wait=lambda message: click.echo(f"persona: {message}")):
+            _run_locked(config_path, input_path, warehouse_path, day, first, last, all_days, memory_limit, verbose,
+                        run_id)
+    except RunInProgress as exc:
+        _fail(str(exc))
+
+
+def _recover(warehouse_path: str, memory_limit: str) -> bool:
+    """Before planning, under the run lock: remove what an interrupted run left, and rebuild a published file that
+    cannot be opened from the working database. False when it cannot be rebuilt (the working database changed
+    since it was published): the run then loads every landing day and its publish replaces the file."""
+    from assets.publish.repair import RepairRefused, published_problem, repair_published
+    from pipelines.core.resources import WarehouseResource
+    from pipelines.runner import remove_run_leftovers
+
+    warehouse = WarehouseResource(path=str(public_file(Path(warehouse_path))), memory_limit=memory_limit)
+    removed = remove_run_leftovers(warehouse)
+    if removed:
+        names = ", ".join(os.path.relpath(path, warehouse.published_file.parent) for path in removed)
+        click.echo(f"Removed what an interrupted run left: {names}")
+    problem = published_problem(warehouse.published_file)
+    if problem is None:
+        return True
+    try:
+        repaired = repair_published(warehouse, problem)
+    except RepairRefused as exc:
+        click.echo(f"persona: published warehouse {warehouse.published_file} cannot be opened ({problem}); not "
+                   f"rebuilt from the working database ({exc}); this run loads every landing day and publishes anew")
+        return False
+    click.echo(f"persona: published warehouse {warehouse.published_file} cannot be opened ({problem}); rebuilt from "
+               f"the working database (run {repaired.run_id}, version {repaired.version.name})")
+    return True
+
+
+def _run_locked(config_path: str, input_path: str | None, warehouse_path: str, day: str | None, first: str | None,
+                last: str | None, all_days: bool, memory_limit: str, verbose: bool, run_id: str) -> None:
     from pipelines.core.config import ConfigError
     from pipelines.planning import plan_run
 
@@ -151,6 +196,8 @@ def run(config_path: str, input_path: str | None, warehouse_path: str, day: str 
         if (first_day or all_days) and not config.daily:
             _fail(f"--date/--from/--all-days need a daily source ({{date}} in orders.path); "
                   f"{config_path} reads a snapshot, which every run reloads whole")
+        if not _recover(warehouse_path, memory_limit) and config.daily and not first_day:
+            all_days = True  # the published file is unreadable and cannot be rebuilt: load everything
         plan = plan_run(config, public_file(Path(warehouse_path)), first_day, last_day, all_days)
     except (ConfigError, ValueError) as exc:
         _fail(str(exc))
@@ -174,7 +221,7 @@ def run(config_path: str, input_path: str | None, warehouse_path: str, day: str 
     }
     dagster_home = prepare_dagster_home()
     click.echo(f"Loading {plan.describe()}.")
-    outcome = run_refresh(plan, resources, dagster_home, verbose=verbose)
+    outcome = run_refresh(plan, resources, dagster_home, verbose=verbose, run_id=run_id)
     if not outcome.success:
         _fail(f"run {outcome.run_id} failed: {outcome.reason}. The published warehouse is unchanged; "
               f"{_inspect_failed_run_hint(outcome.run_id, warehouse_path)}")
@@ -230,29 +277,71 @@ def check(config_path: str, input_path: str | None) -> None:
 @click.option("--unpublished", is_flag=True,
               help="Query the working database instead: the latest run's tables (raw layer included), published "
                    "or not; for looking into a run that failed its checks. Fails while a run is writing.")
-def sql(query: str, warehouse_path: str, output_format: str, unpublished: bool) -> None:
+@click.option("--timeout", "timeout", type=click.FloatRange(min=0, min_open=True), default=60, show_default=True,
+              help="Stop the query after this many seconds (wall-clock, printing included).")
+@click.option("--memory-limit", "memory_limit", default="1GB", show_default=True,
+              help="DuckDB memory cap for the query (nothing spills to disk, so this is a hard cap).")
+@click.option("--threads", "threads", type=click.IntRange(min=1), default=2, show_default=True,
+              help="DuckDB threads for the query; kept low so a query cannot starve the nightly run.")
+@click.option("--max-rows", "max_rows", type=click.IntRange(min=0), default=None,
+              help="Print at most this many rows and say how many more there are; 0: every row. "
+                   "[default: 1000 for table, every row for csv and json]")
+def sql(query: str, warehouse_path: str, output_format: str, unpublished: bool, timeout: float, memory_limit: str,
+        threads: int, max_rows: int | None) -> None:
     """Run a read-only SQL query against the published warehouse."""
     from pipelines.core.resources import raw_file_for, work_file_for
-    from pipelines.serving import QueryRefused, run_read_only_query
+    from pipelines.serving import QueryLimits, QueryRefused, default_max_rows, more_rows_note, print_query
 
     target = work_file_for(public_file(Path(warehouse_path))) if unpublished else Path(warehouse_path)
+    rows = default_max_rows(output_format) if max_rows is None else max_rows
+    out = click.get_text_stream("stdout")
     try:
-        frame = run_read_only_query(target, query, raw_file_for(target) if unpublished else None)
+        printed = print_query(target, query, output_format, out, raw_file_for(target) if unpublished else None,
+                              QueryLimits(timeout, memory_limit, threads), rows)
     except QueryRefused as exc:
+        out.flush()
         _fail(str(exc))
-    if output_format == "csv":
-        # CSV has no lists or structs: such columns are written as JSON text.
-        nested = [name for name, dtype in frame.schema.items() if dtype.is_nested()]
-        flat = frame.with_columns(
-            pl.col(name).map_elements(lambda value: json.dumps(value.to_list() if hasattr(value, "to_list")
-                                                               else value, ensure_ascii=False, default=str),
-                                      return_dtype=pl.String) for name in nested)
-        click.echo(flat.write_csv(), nl=False)
-    elif output_format == "json":
-        click.echo(json.dumps(frame.to_dicts(), ensure_ascii=False, default=str, indent=2))
-    else:
-        with pl.Config(tbl_rows=200, tbl_cols=50, fmt_str_lengths=80, tbl_hide_dataframe_shape=True):
-            click.echo(frame)
+    note = more_rows_note(printed, rows)
+    if note:
+        # Under a table the note is part of what is read; after CSV or JSON it goes to stderr, keeping stdout data.
+        click.echo(note, err=output_format != "table")
+
+
+@main.command()
+@click.option("--repair", is_flag=True, help="Rebuild the published warehouse file from the working database when it "
+              "cannot be opened (truncated, zeroed header, torn tail).")
+@click.option("--warehouse", "warehouse_path", default=lambda: os.environ.get("PERSONA_WAREHOUSE", DEFAULT_WAREHOUSE),
+              show_default=DEFAULT_WAREHOUSE, help="Published DuckDB warehouse file.")
+@click.option("--memory-limit", default=DEFAULT_MEMORY_LIMIT, envvar="PERSONA_DUCKDB_MEMORY_LIMIT", show_default=True,
+              help="DuckDB's memory cap while copying.")
+def publish(repair: bool, warehouse_path: str, memory_limit: str) -> None:
+    """Check the published warehouse file and, with --repair, rebuild it from the working database if it cannot be
+    opened. Refuses while a run holds the warehouse. Exit 1 when it is damaged and not rebuilt."""
+    from assets.publish.repair import RepairRefused, published_problem, repair_published
+    from pipelines.core.resources import WarehouseResource
+    from pipelines.runner import RunInProgress, run_lock
+
+    warehouse = WarehouseResource(path=str(public_file(Path(warehouse_path))), memory_limit=memory_limit)
+    try:
+        with run_lock(warehouse.file.parent, command="persona publish --repair"):
+            problem = published_problem(warehouse.published_file)
+            if problem is None:
+                state = "is not published yet" if not warehouse.published_file.exists() else "opens"
+                click.echo(f"Published warehouse {warehouse.published_file} {state}; nothing to repair.")
+                return
+            if not repair:
+                _fail(f"published warehouse {warehouse.published_file} cannot be opened ({problem}); "
+                      f"rebuild it with: {_command_name()} publish --repair{_warehouse_flag(warehouse_path)}")
+            try:
+                repaired = repair_published(warehouse, problem)
+            except RepairRefused as exc:
+                _fail(f"published warehouse {warehouse.published_file} cannot be opened ({problem}); not rebuilt "
+                      f"from the working database ({exc}); `{_command_name()} run{_warehouse_flag(warehouse_path)}` "
+                      f"reloads every landing day and publishes anew")
+    except RunInProgress as exc:
+        _fail(str(exc))
+    click.echo(f"persona: published warehouse {warehouse.published_file} cannot be opened ({problem}); rebuilt from "
+               f"the working database (run {repaired.run_id}, version {repaired.version.name})")
 
 
 @main.command()

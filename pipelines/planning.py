@@ -49,18 +49,28 @@ class RunPlan:
         return "every order file (snapshot source)" if self.window is None else f"landing days {self.window}"
 
 
+class PublishedFileDamaged(ValueError):
+    """The published warehouse file exists but cannot be read; the message is one line naming it."""
+
+
 def published_signatures(published: Path) -> dict[str, tuple[int, int]]:
     """The order files behind the published version, with the size and mtime they had when read. Read from the
     published file, which no run ever locks; a day loaded by a run that failed or was killed is not there."""
     if not published.is_file():
         return {}
-    with duckdb.connect(str(published), read_only=True) as con:
-        present = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'meta' "
-                              "AND table_name = 'source_files'").fetchone()[0]
-        if not present:
-            return {}
-        rows = con.execute("SELECT source_file, file_size, file_mtime_ns FROM meta.source_files "
-                           "WHERE input = 'orders'").fetchall()
+    try:
+        with duckdb.connect(str(published), read_only=True) as con:
+            present = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'meta' "
+                                  "AND table_name = 'source_files'").fetchone()[0]
+            if not present:
+                return {}
+            rows = con.execute("SELECT source_file, file_size, file_mtime_ns FROM meta.source_files "
+                               "WHERE input = 'orders'").fetchall()
+    except duckdb.Error as exc:
+        # A damaged file (truncated, zeroed header, torn tail): `persona run` rebuilds it before planning
+        # (assets/publish/repair.py); the schedule and the sensor say so in one line instead of a traceback.
+        raise PublishedFileDamaged(f"the published warehouse {published} cannot be opened ({' '.join(str(exc).split())}"
+                                   f"); `persona run` or `persona publish --repair` rebuilds it") from None
     return {path: (size, mtime) for path, size, mtime in rows}
 
 

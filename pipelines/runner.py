@@ -3,14 +3,22 @@ built (the CLI from its flags), and say in one line why a failed run failed."""
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
 import os
+import shutil
 import socket
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
 
+from pipelines.core.resources import TEMP_DIR
 from pipelines.jobs import build_definitions
 from pipelines.planning import RunPlan
 
@@ -107,20 +115,101 @@ CONFIG_TAG = "persona/config"
 WAREHOUSE_TAG = "persona/warehouse"
 
 
+LOCK_FILE = "persona-run.lock"
+
+
+class RunInProgress(Exception):
+    """Another `persona run` (or `persona publish --repair`) holds the warehouse; the message is one line."""
+
+
+def _holder(lock_file: Path) -> str:
+    """Who holds the lock, as its holder recorded it: `run id ..., started ..., pid ...`."""
+    try:
+        holder = json.loads(lock_file.read_text() or "{}")
+    except (OSError, ValueError):
+        holder = {}
+    parts = [f"run id {holder['run_id']}" if holder.get("run_id") else holder.get("command", "run id not recorded yet")]
+    parts += [f"started {holder['started']}"] if holder.get("started") else []
+    parts += [f"pid {holder['pid']} on {holder.get('host', '?')}"] if holder.get("pid") else []
+    return ", ".join(parts)
+
+
+@contextmanager
+def run_lock(work_folder: Path, run_id: str | None = None, command: str = "persona run", wait: bool = False,
+             on_wait: Callable[[str], None] | None = None) -> Iterator[Path]:
+    """Hold the warehouse for one run: an exclusive flock on work/persona-run.lock. Another holder makes this raise
+    RunInProgress at once, or, with `wait`, block until it is done (`on_wait` is told once what it waits for). The
+    kernel drops the lock when the process ends however it ends (kill -9 included), so a lock file left behind
+    never blocks anything: the file itself is only a note of who holds it, and is never removed."""
+    work_folder.mkdir(parents=True, exist_ok=True)
+    lock_file = work_folder / LOCK_FILE
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            message = f"another run is in progress ({_holder(lock_file)})"
+            if not wait:
+                raise RunInProgress(message) from None
+            if on_wait is not None:
+                on_wait(f"{message}; waiting for it to finish")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        note = {"run_id": run_id, "command": command, "pid": os.getpid(), "host": socket.gethostname(),
+                "started": datetime.now().astimezone().isoformat(timespec="seconds")}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(note).encode(), 0)
+        yield lock_file
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def remove_run_leftovers(warehouse) -> list[Path]:
+    """What a killed, crashed or disk-full run left, removed before the next one (the caller holds run_lock):
+    everything in the work folder's tmp/ (persona-ingest-* staging folders with a copy of the orders), and a
+    publish's `.*.publishing*` files and version folders nothing points at (assets.publish.swap.remove_leftovers)."""
+    from assets.publish.swap import remove_leftovers
+
+    removed = []
+    scratch = warehouse.file.parent / TEMP_DIR
+    if scratch.is_dir():
+        for path in sorted(scratch.iterdir()):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    if warehouse.published_file.parent.is_dir():
+        removed += remove_leftovers(warehouse.published_file)
+    return removed
+
+
+@contextmanager
+def scratch_in(folder: Path) -> Iterator[None]:
+    """Temporary files of this process (tempfile: the persona-ingest-* folders of the raw assets, the report's
+    chart claims) under `folder` instead of the system temp directory, for the duration of a run."""
+    saved = tempfile.tempdir
+    tempfile.tempdir = str(folder)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved
+
+
 def run_refresh(plan: RunPlan, resources: dict[str, dg.ConfigurableResource], dagster_home: Path,
-                job_name: str = "refresh", verbose: bool = False) -> RunOutcome:
+                job_name: str = "refresh", verbose: bool = False, run_id: str | None = None) -> RunOutcome:
     """Execute the job for the plan's days in this process with these resources; the event log goes to the
-    instance in `dagster_home` (and so to the UI)."""
+    instance in `dagster_home` (and so to the UI). Temporary files go under the warehouse's work folder."""
     defs = build_definitions(resources)
     # Dagster prints every event at DEBUG; the CLI prints the outcome instead unless asked for the log.
     log_level = "INFO" if verbose else "CRITICAL"
     logging.getLogger("dagster").setLevel(log_level)
     job = defs.resolve_job_def(job_name)
-    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        for run_id in fail_abandoned_runs(instance, job_name):
-            logging.getLogger("persona").warning("marked abandoned run %s as failed", run_id)
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance, scratch_in(resources["warehouse"].temp_dir):
+        for abandoned in fail_abandoned_runs(instance, job_name):
+            logging.getLogger("persona").warning("marked abandoned run %s as failed", abandoned)
         result = job.execute_in_process(
             instance=instance,
+            run_id=run_id,
             raise_on_error=False,
             partition_key=plan.partition_key,
             tags={**plan.tags, PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname(),

@@ -19,7 +19,8 @@ reader that already has the old file open keeps reading it undisturbed. No lock 
 step depends on every other asset, so a failed blocking check (which stops everything downstream of it) leaves the
 previous version published. Version folders other than the current and the previous one are removed after the
 switch; what a killed publish left (a version folder nothing points at, temporary symlinks and files named
-`.*.publishing*`) is removed by the next one.
+`.*.publishing*`) is removed by the next one, and by the next `persona run` before it plans. A published
+file damaged later is rebuilt from the working database by assets/publish/repair.py.
 
 The new warehouse is a byte copy of the checkpointed working database, which holds every public table and nothing
 else: the raw layer lives in a database file of its own (pipelines.core.resources.raw_file_for). Copying the file
@@ -38,6 +39,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from assets.publish.marker import record_publication
 from pipelines.core.faults import crash_point
 from pipelines.core.resources import (
     CURRENT_LINK,
@@ -262,6 +264,9 @@ def build_publish_asset(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
         # Holding it also keeps a second publish of the same warehouse out until this one is done.
         with warehouse.connect() as con:
             done = publish(con, warehouse.file, warehouse.published_file, context.run_id, warehouse.work_reports_dir)
+        # Once the working database is closed: what it was when published, so a published file damaged later can
+        # be rebuilt from it as long as no run changed it since (assets/publish/repair.py).
+        record_publication(warehouse, context.run_id, done.version)
         yield dg.MaterializeResult(asset_key=published_key, metadata={
             "path": dg.MetadataValue.path(str(warehouse.published_file)),
             "reports": dg.MetadataValue.path(str(warehouse.reports_dir)),

@@ -87,7 +87,7 @@ def raw_orders(context: dg.AssetExecutionContext, warehouse: WarehouseResource, 
     config = source.load()
     window = run_window(context) if config.daily else None
     fields = LONG_ORDER_FIELDS if config.shape == "long" else [*WIDE_ORDER_FIELDS, *config.orders.category_columns]
-    with tempfile.TemporaryDirectory(prefix="persona-ingest-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="persona-ingest-", dir=warehouse.temp_dir) as scratch:
         staged, manifest = stage_orders(config, Path(scratch), window)
         return _materialize_raw(context, warehouse, "raw.orders", staged, manifest, fields, window)
 
@@ -108,7 +108,7 @@ def _materialize_snapshot(
         return dg.MaterializeResult(metadata={
             "dagster/row_count": rows, "reloaded": False, "unchanged_since_run": loaded[1],
             "files": dg.MetadataValue.json([str(path) for path in files])})
-    with tempfile.TemporaryDirectory(prefix="persona-ingest-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="persona-ingest-", dir=warehouse.temp_dir) as scratch:
         staged, manifest = stage(Path(scratch))
         return _materialize_raw(context, warehouse, table, staged, manifest, fields, fingerprint=fingerprint)
 

@@ -36,6 +36,8 @@ LOCK_RETRY_SECONDS = 20
 VERSIONS_DIR = ".versions"
 CURRENT_LINK = ".current"
 REPORTS_DIR = "reports"
+# Scratch files of a run, in the work folder beside the working database (WarehouseResource.temp_dir).
+TEMP_DIR = "tmp"
 
 
 def public_file(path: Path) -> Path:
@@ -120,6 +122,15 @@ class WarehouseResource(dg.ConfigurableResource):
     def work_reports_dir(self) -> Path:
         """The report of the latest run, beside the working database; publishing copies it into the new version."""
         return self.file.parent / REPORTS_DIR
+
+    @property
+    def temp_dir(self) -> Path:
+        """Scratch files of a run (persona-ingest-* staging folders), beside the working database rather than in
+        the system temp directory: on the warehouse's disk, and removed at the start of the next `persona run` when a
+        killed run left them (pipelines.runner.remove_run_leftovers). Created on first use."""
+        folder = self.file.parent / TEMP_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:

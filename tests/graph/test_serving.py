@@ -8,13 +8,25 @@ refused with a one-line reason, and the warehouse file must be byte-for-byte unc
 from __future__ import annotations
 
 import hashlib
+import io
+import json
+import time
+from datetime import date
 from pathlib import Path
 
 import duckdb
 import polars as pl
 import pytest
 
-from pipelines.serving import QueryRefused, run_read_only_query
+from pipelines.serving import (
+    Printed,
+    QueryLimits,
+    QueryRefused,
+    default_max_rows,
+    more_rows_note,
+    print_query,
+    run_read_only_query,
+)
 from tests.conftest import EXAMPLES, SEED_BASKETS, materialize_graph, query
 
 READ_ONLY_HINT = "persona sql is read-only (SELECT, EXPLAIN)"
@@ -283,3 +295,229 @@ def test_seed_warehouse_unchanged_after_refused_writes(graph_warehouse: Path) ->
     assert query(graph_warehouse, counts_sql) == counts
     assert query(graph_warehouse, "SELECT table_schema, table_name FROM information_schema.tables ORDER BY 1, 2") == tables
     assert _sha256(graph_warehouse) == before
+
+
+# --- limits: time, memory, threads, rows (issue 20, point 7) -------------------------------------------------
+
+
+def test_a_runaway_cross_join_is_stopped_at_the_timeout(small_warehouse: Path) -> None:
+    started = time.monotonic()
+    with pytest.raises(QueryRefused) as info:
+        run_read_only_query(small_warehouse, "SELECT count(*) FROM range(1000000) a, range(1000000) b",
+                            limits=QueryLimits(timeout=1))
+    elapsed = time.monotonic() - started
+
+    assert str(info.value) == ("query stopped after 1 s, its --timeout; narrow the query (WHERE, LIMIT) or pass a "
+                               "larger --timeout SECONDS")
+    assert elapsed < 1 + 5  # a guard against a query that keeps running, not a performance figure
+
+
+def test_the_timeout_also_stops_a_query_while_its_rows_stream(small_warehouse: Path) -> None:
+    out = io.StringIO()
+    with pytest.raises(QueryRefused, match=r"^query stopped after 1\.5 s, its --timeout;"):
+        print_query(small_warehouse, "SELECT a.range AS x, b.range AS y FROM range(1000000) a, range(1000000) b",
+                    "csv", out, limits=QueryLimits(timeout=1.5))
+
+    assert out.getvalue().startswith("x,y\n0,0\n")  # rows streamed out before the timeout
+
+
+def test_a_memory_hungry_query_fails_at_the_memory_limit(small_warehouse: Path) -> None:
+    started = time.monotonic()
+    with pytest.raises(QueryRefused) as info:
+        run_read_only_query(small_warehouse, "SELECT string_agg(repeat('x', 1000)) FROM range(10000000)",
+                            limits=QueryLimits(memory_limit="100MB"))
+
+    message = str(info.value)
+    assert message.startswith("query stopped: it needs more memory than its --memory-limit of 100MB (Out of Memory "
+                              "Error: ")
+    assert message.endswith("; narrow the query or pass a larger --memory-limit")
+    assert "\n" not in message
+    assert time.monotonic() - started < 30
+
+
+def test_limits_are_set_on_the_connection_and_locked(small_warehouse: Path) -> None:
+    frame = run_read_only_query(small_warehouse, "SELECT current_setting('memory_limit') AS memory, "
+                                "current_setting('threads') AS threads, current_setting('temp_directory') AS spill, "
+                                "current_setting('lock_configuration') AS locked",
+                                limits=QueryLimits(memory_limit="200MB", threads=1))
+
+    memory, threads, spill, locked = frame.row(0)
+    assert memory in ("190.7 MiB", "200.0 MB")  # DuckDB reports the limit in its own units
+    assert (threads, spill, locked) == (1, "", True)
+    assert _refusal(small_warehouse, "SET memory_limit = '10GB'").startswith("refused: SET statements")
+
+
+def test_an_unreadable_memory_limit_is_named(small_warehouse: Path) -> None:
+    with pytest.raises(QueryRefused) as info:
+        run_read_only_query(small_warehouse, "SELECT 1", limits=QueryLimits(memory_limit="lots"))
+
+    assert str(info.value).startswith("--memory-limit 'lots' is not a size DuckDB understands (e.g. 500MB, 2GB): ")
+
+
+def test_files_in_the_warehouse_spill_folder_are_not_readable(small_warehouse: Path) -> None:
+    spill = small_warehouse.with_name(small_warehouse.name + ".tmp")
+    spill.mkdir()
+    (spill / "left.txt").write_text("spilled secret\n")
+
+    for sql in (f"SELECT * FROM read_text('{spill / 'left.txt'}')", f"SELECT * FROM read_csv('{spill / 'left.txt'}')",
+                f"SELECT * FROM glob('{spill}/*')"):
+        message = _refusal(small_warehouse, sql)
+        assert message.startswith("refused: reading or writing files is not allowed here"), sql
+        assert "spilled secret" not in message
+
+
+PRINTED_TYPES = {
+    "interval 1 day": ("1 day", "1 day"),
+    "union_value(k := 1)": ("1", "1"),
+    "map([1, 2], ['a', 'b'])": ({"1": "a", "2": "b"}, '{""1"": ""a"", ""2"": ""b""}'),
+    "{'a': 1, 'b': [1, 2]}": ({"a": 1, "b": [1, 2]}, '{""a"": 1, ""b"": [1, 2]}'),
+    "[1, 2]": ([1, 2], "[1, 2]"),
+    "[1, 2]::INTEGER[2]": ([1, 2], "[1, 2]"),
+    "[interval 2 hour]": ("['02:00:00']", "['02:00:00']"),
+    "{'i': interval 3 day}": ("{'i': 3 days}", "{'i': 3 days}"),
+    "'\\xAA\\x00'::BLOB": ("\\xAA\\x00", "\\xAA\\x00"),
+    "12345678901234567890123456789.123456789::DECIMAL(38, 9)": ("12345678901234567890123456789.123456789",
+                                                               "12345678901234567890123456789.123456789"),
+    "340282366920938463463374607431768211455::UHUGEINT": ("340282366920938463463374607431768211455",
+                                                         "340282366920938463463374607431768211455"),
+    "timestamptz '2026-01-05 10:00:00+08'": ("2026-01-05 02:00:00+00", "2026-01-05 02:00:00+00"),
+    "'infinity'::TIMESTAMP": ("infinity", "infinity"),
+    "'0101'::BIT": ("0101", "0101"),
+    "date '2026-01-05'": ("2026-01-05", "2026-01-05"),
+}
+
+
+@pytest.mark.parametrize("expression", list(PRINTED_TYPES))
+def test_every_result_type_prints_in_every_format(small_warehouse: Path, expression: str) -> None:
+    as_json, as_csv = PRINTED_TYPES[expression]
+    sql = f"SELECT {expression} AS v"
+    printed = {}
+    for output_format in ("table", "csv", "json"):
+        out = io.StringIO()
+        print_query(small_warehouse, sql, output_format, out)
+        printed[output_format] = out.getvalue()
+
+    assert json.loads(printed["json"]) == [{"v": as_json}]
+    csv_value = printed["csv"].splitlines()[1]
+    assert csv_value in (as_csv, f'"{as_csv}"')
+    assert "│ v " in printed["table"]
+    assert len(printed["table"].splitlines()) >= 6  # header, type, separator, one value, borders
+
+
+def test_a_struct_holding_an_interval_stays_readable_in_the_frame(small_warehouse: Path) -> None:
+    frame = run_read_only_query(small_warehouse, "SELECT {'i': interval 1 day} AS s, interval 90 minute AS i, "
+                                "union_value(n := 'x') AS u, date '2026-01-05' AS d")
+
+    assert frame.row(0) == ("{'i': 1 day}", "01:30:00", "x", date(2026, 1, 5))
+
+
+@pytest.mark.parametrize("sql", [
+    "PIVOT segments.customer_segments ON segment USING count(*) GROUP BY label_zh ORDER BY label_zh",
+    "SELECT * FROM (PIVOT segments.customer_segments ON segment USING count(*) GROUP BY label_zh) ORDER BY label_zh",
+    "PIVOT segments.customer_segments ON segment IN (0, 1) USING count(*) GROUP BY label_zh ORDER BY label_zh",
+])
+def test_pivot_is_one_read_only_statement(small_warehouse: Path, sql: str) -> None:
+    frame = run_read_only_query(small_warehouse, sql)
+
+    assert frame.columns == ["label_zh", "0", "1"]
+    assert frame.rows() == [("家庭主力族", 1, 0), ("精致生活族", 0, 2)]
+
+
+def test_unpivot_is_one_read_only_statement(small_warehouse: Path) -> None:
+    frame = run_read_only_query(small_warehouse, "UNPIVOT (SELECT customer_id, segment, income FROM "
+                                "segments.customer_segments WHERE customer_id = 'C1') ON segment, income "
+                                "INTO NAME field VALUE amount ORDER BY field")
+
+    assert frame.rows() == [("C1", "income", 27000.0), ("C1", "segment", 0.0)]
+
+
+def test_pivot_next_to_another_statement_is_still_two(small_warehouse: Path) -> None:
+    pivot = "PIVOT segments.customer_segments ON segment USING count(*)"
+
+    assert _refusal(small_warehouse, f"{pivot}; DELETE FROM segments.customer_segments") == \
+        "one statement per call, got 2"
+    assert _refusal(small_warehouse, f"{pivot}; {pivot}") == "one statement per call, got 2"
+    assert _refusal(small_warehouse, f"CREATE TYPE e AS ENUM ('a'); {pivot}") == "one statement per call, got 2"
+    assert query(small_warehouse, "SELECT count(*) FROM segments.customer_segments") == [(3,)]
+
+
+def test_max_rows_cuts_the_output_and_counts_the_rest(small_warehouse: Path) -> None:
+    out = io.StringIO()
+    printed = print_query(small_warehouse, "SELECT range AS n FROM range(10000)", "csv", out, max_rows=3)
+
+    assert out.getvalue() == "n\n0\n1\n2\n"
+    assert printed == Printed(rows=3, more=9997, more_counted=True)
+    assert more_rows_note(printed, 3) == ("9,997 more rows not shown (--max-rows 3); pass a larger --max-rows, "
+                                          "or 0 for every row")
+
+
+def test_the_table_shows_a_thousand_rows_by_default(small_warehouse: Path) -> None:
+    out = io.StringIO()
+    printed = print_query(small_warehouse, "SELECT range AS n FROM range(2500)", "table", out,
+                          max_rows=default_max_rows("table"))
+
+    lines = out.getvalue().splitlines()
+    assert (printed.rows, printed.more) == (1000, 1500)
+    assert "│ 0   │" in lines and "│ 999 │" in lines and "│ 1000 │" not in lines
+    assert default_max_rows("csv") is None and default_max_rows("json") is None
+
+
+def test_json_without_a_limit_streams_every_row(small_warehouse: Path) -> None:
+    out = io.StringIO()
+    printed = print_query(small_warehouse, "SELECT range AS n, 'x' || range AS s FROM range(5000)", "json", out)
+
+    rows = json.loads(out.getvalue())
+    assert printed == Printed(rows=5000)
+    assert len(rows) == 5000 and rows[0] == {"n": 0, "s": "x0"} and rows[-1] == {"n": 4999, "s": "x4999"}
+    assert more_rows_note(printed, None) is None
+
+
+def test_counting_the_rest_stops_at_the_timeout_with_a_lower_bound(small_warehouse: Path) -> None:
+    out = io.StringIO()
+    printed = print_query(small_warehouse, "SELECT range AS n FROM range(1000000000000)", "csv", out,
+                          limits=QueryLimits(timeout=1), max_rows=2)
+
+    assert out.getvalue() == "n\n0\n1\n"
+    assert printed.more_counted is False and printed.more > 0
+    assert more_rows_note(printed, 2).startswith(f"at least {printed.more:,} more rows (counting stopped at the "
+                                                  "--timeout) not shown")
+
+
+def test_empty_results_keep_their_header(small_warehouse: Path) -> None:
+    for output_format, expected in (("csv", "customer_id,segment\n"), ("json", "[]\n")):
+        out = io.StringIO()
+        print_query(small_warehouse, "SELECT customer_id, segment FROM segments.customer_segments WHERE false",
+                    output_format, out)
+        assert out.getvalue() == expected
+
+
+# --- the command line ---------------------------------------------------------------------------------------
+
+
+def test_cli_stops_a_runaway_query_with_one_line(small_warehouse: Path) -> None:
+    from click.testing import CliRunner
+
+    from pipelines.cli import main
+
+    started = time.monotonic()
+    result = CliRunner().invoke(main, ["sql", "--warehouse", str(small_warehouse), "--timeout", "1",
+                                       "SELECT count(*) FROM range(1000000) a, range(1000000) b"])
+
+    assert result.exit_code == 1
+    assert result.stderr == ("persona: query stopped after 1 s, its --timeout; narrow the query (WHERE, LIMIT) or "
+                             "pass a larger --timeout SECONDS\n")
+    assert time.monotonic() - started < 1 + 5
+
+
+def test_cli_table_notes_the_rows_left_out(small_warehouse: Path) -> None:
+    from click.testing import CliRunner
+
+    from pipelines.cli import main
+
+    result = CliRunner().invoke(main, ["sql", "--warehouse", str(small_warehouse), "--max-rows", "2",
+                                       "SELECT range AS n, interval (range) day AS i FROM range(5)"])
+
+    assert result.exit_code == 0, result.output
+    assert "│ 1   ┆ 1 day    │" in result.stdout and "│ 2 " not in result.stdout
+    assert result.stdout.endswith("3 more rows not shown (--max-rows 2); pass a larger --max-rows, or 0 for every "
+                                  "row\n")
