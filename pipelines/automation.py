@@ -50,6 +50,10 @@ def build_automation(job: dg.UnresolvedAssetJobDefinition):
         job=job,
         cron_schedule=os.environ.get("PERSONA_SCHEDULE_CRON", "0 2 * * *"),
         execution_timezone=SCHEDULE_TIMEZONE,
+        description="The nightly refresh: at 02:00 in the shop's time zone (PERSONA_SCHEDULE_CRON, "
+                    "PERSONA_SCHEDULE_TIMEZONE), load new or changed landing days, rebuild features, segments, "
+                    "predictions and the report, and publish. Skips, with the reason, when nothing changed or the "
+                    "source config has a problem.",
     )
     def nightly_refresh(context: dg.ScheduleEvaluationContext, source: SourceResource,
                         warehouse: WarehouseResource):
@@ -59,7 +63,9 @@ def build_automation(job: dg.UnresolvedAssetJobDefinition):
         return _run_request(plan, run_key=None)
 
     @dg.sensor(name="landing_files", job=job, minimum_interval_seconds=60,
-               default_status=dg.DefaultSensorStatus.RUNNING)
+               default_status=dg.DefaultSensorStatus.RUNNING,
+               description="Every minute: starts the refresh when a landing file is new or changed since the last "
+                           "publish (a late day, a corrected file), one run per change; runs nothing otherwise.")
     def landing_files(context: dg.SensorEvaluationContext, source: SourceResource, warehouse: WarehouseResource):
         plan = _plan_from_resources(source, warehouse)
         if isinstance(plan, str):
@@ -67,7 +73,10 @@ def build_automation(job: dg.UnresolvedAssetJobDefinition):
         return _run_request(plan, run_key=plan.run_key)
 
     @dg.run_failure_sensor(name="notify_failure", monitored_jobs=[job],
-                           default_status=dg.DefaultSensorStatus.RUNNING)
+                           default_status=dg.DefaultSensorStatus.RUNNING,
+                           description=f"When a refresh fails, posts the run id and the error to the webhook in "
+                                       f"{WEBHOOK_VARIABLE} (Slack, Feishu and DingTalk read its `text`); does "
+                                       "nothing without one.")
     def notify_failure(context: dg.RunFailureSensorContext):
         post_failure(context.dagster_run.run_id, context.dagster_run.job_name,
                      context.failure_event.message or "run failed")

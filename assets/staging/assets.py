@@ -17,6 +17,10 @@ Rules, applied in this order to every raw row (documented in docs/configuration.
    In the wide shape every basket row is a purchase, so a customer seen on two baskets with different profile
    attributes (the seed table's cardid 37917) keeps both baskets and the profile of the last one.
 
+4. Ids are normalised (NFKC, trimmed, invisible characters removed, case per `values.id_case`; keys.py); ids
+   that collide only after it are logged in `quality.key_conflicts`. An order line whose order id belongs to
+   another customer (the customer of the order's first line in file order) is quarantined.
+
 Every source row ends up in exactly one place, which `quality.load_audit` proves per file and run:
 rows_read = rows_loaded + rows_quarantined + duplicates_removed.
 """
@@ -57,7 +61,9 @@ STAGING_SPECS = [
     dg.AssetSpec(["quality", "key_conflicts"], group_name="quality", kinds={"duckdb"},
                  deps=[["raw", "orders"], ["raw", "customers"], ["raw", "products"]],
                  description="One row per superseded customer profile or product row that differs from the kept "
-                             "one, per run: key, kept and superseded file and row, differing columns, resolution."),
+                             "one, and per other form of an id that collides only after normalisation (C001, "
+                             "Ｃ００１), per run: key, kept and superseded file and row, differing columns, "
+                             "resolution."),
     dg.AssetSpec(["quality", "removed_duplicates"], group_name="quality", kinds={"duckdb"},
                  deps=[["raw", "orders"], ["raw", "customers"], ["raw", "products"]],
                  description="One row per source row removed as a duplicate, per run: its file and row, the row it "

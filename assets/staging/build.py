@@ -20,6 +20,7 @@ from assets.staging.customers import (
     record_customers_built_from,
     update_order_only_customers,
 )
+from assets.staging.keys import quarantine_shared_order_ids, report_id_variants
 from assets.staging.orders import (
     build_long_orders,
     build_wide_orders,
@@ -33,6 +34,17 @@ from assets.staging.typed import band_parameters, type_customers, type_long_orde
 from pipelines.core.config import SourceConfig
 from pipelines.core.faults import crash_point
 from pipelines.core.partitions import DayWindow
+
+VALID_ORDERS = "(SELECT * FROM typed_orders WHERE reason IS NULL)"
+VALID_CUSTOMERS = "(SELECT * FROM typed_customers WHERE reason IS NULL)"
+
+
+def report_order_id_variants(con: duckdb.DuckDBPyConnection, config: SourceConfig, run_id: str) -> None:
+    """quality.key_conflicts: customer and order ids of the valid order rows that collide only after
+    normalisation (assets/staging/keys.py); derived order ids are built from normalised parts."""
+    report_id_variants(con, run_id, "orders", VALID_ORDERS, "customer_id", "customer_id_variant")
+    if not config.derives_order_id:
+        report_id_variants(con, run_id, "orders", VALID_ORDERS, "order_id", "order_id_variant")
 
 
 def build_staging(
@@ -67,13 +79,15 @@ def build_staging(
             stage_products(con, run_id)
         else:
             con.execute(f"CREATE OR REPLACE TABLE staging.products AS SELECT * FROM ({EMPTY_PRODUCTS})")
+        quarantine_failed_rows(con, run_id, "orders", "typed_orders")
+        report_order_id_variants(con, config, run_id)
         if config.shape == "long":
-            quarantine_failed_rows(con, run_id, "orders", "typed_orders")
             rank_long_orders(con, config, run_id)
+            if not config.derives_order_id:
+                quarantine_shared_order_ids(con, run_id)
             drop_orders_loaded_on_other_days(con, run_id, window)
             build_long_orders(con, window)
         else:
-            quarantine_failed_rows(con, run_id, "orders", "typed_orders")
             rank_wide_orders(con, config, run_id)
             drop_orders_loaded_on_other_days(con, run_id, window)
             build_wide_orders(con, config)
@@ -87,6 +101,7 @@ def build_staging(
             if config.shape == "long":
                 type_customers(con, params)
                 quarantine_failed_rows(con, run_id, "customers", "typed_customers")
+                report_id_variants(con, run_id, "customers", VALID_CUSTOMERS, "customer_id", "customer_id_variant")
                 quarantine_malformed_lines(con, run_id, "customers")
             build_customers(con, config, run_id, window)
             replace_days(con, "staging.customers", "new_customers", None)

@@ -8,8 +8,9 @@ a category, or with a price that is not a number, are quarantined.
 
 import duckdb
 
+from assets.staging.keys import id_text, id_variant, report_id_variants
 from assets.staging.rules import Rule, numeric_rules, rule_columns
-from assets.staging.typed import id_text, run_sql, text_of
+from assets.staging.typed import run_sql, text_of
 
 PRODUCT_COLUMNS = ["category", "subcategory", "brand", "unit_price"]
 # The temp table of one typed row per sku that order typing joins; staging.products is written from it.
@@ -30,7 +31,8 @@ def type_products(con: duckdb.DuckDBPyConnection, params: dict) -> None:
     run_sql(con, f"""
         CREATE OR REPLACE TEMP TABLE typed_products AS
         WITH typed AS (
-            SELECT _source_file, _source_row, {id_text('sku')} AS sku,
+            SELECT _source_file, _source_row, {id_text('sku', fold_case=False)} AS sku,
+                   {id_variant('sku', id_text('sku', fold_case=False))} AS sku_variant,
                    lower({text_of('category')}) AS category, lower({text_of('subcategory')}) AS subcategory,
                    {text_of('brand')} AS brand,
                    {text_of('unit_price')} AS unit_price_text,
@@ -60,6 +62,8 @@ def stage_products(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
         INSERT INTO quality.quarantine
         SELECT ?, 'products', _source_file, _source_row, bad_column, bad_value, reason, current_timestamp
         FROM typed_products WHERE reason IS NOT NULL""", [run_id])
+    report_id_variants(con, run_id, "products", "(SELECT * FROM typed_products WHERE reason IS NULL)", "sku",
+                       "sku_variant")
     con.execute(f"""
         INSERT INTO quality.removed_duplicates
         SELECT ?, 'products', old._source_file, old._source_row, kept._source_file, kept._source_row,

@@ -51,10 +51,56 @@ def _first_failing_of_its_column(rules: list[Rule], failing: list[str], index: i
     return f"{failing[index]} AND NOT COALESCE({' OR '.join(earlier)}, FALSE)"
 
 
+# Typed as integers: their cast of NaN or inf fails, so the text is tested (only on rows whose cast failed).
+INTEGER_COLUMNS = ("birth_year",)
+
+
+def finite_rule(column: str) -> Rule:
+    """NaN, inf, -inf, Infinity: DuckDB reads them as doubles, and NaN compares above every number, so without this
+    rule a NaN was "above max" or slipped past every range rule and loaded."""
+    if column in INTEGER_COLUMNS:
+        failing = (f"CASE WHEN {column} IS NULL AND {column}_text IS NOT NULL "
+                   f"THEN NOT isfinite(TRY_CAST({column}_text AS DOUBLE)) ELSE FALSE END")
+    else:
+        failing = f"NOT isfinite({column})"
+    return Rule(column, failing, f"{sql_literal(column + ' ')} || {column}_text || ' is not a finite number'",
+                f"{column}_text")
+
+
 def numeric_rules(columns: list[str]) -> list[Rule]:
+    """Per column: not a finite number (NaN, inf), then not a number; a column's later rules (ranges, returns)
+    apply only when these pass."""
+    return [rule for c in columns for rule in (
+        finite_rule(c),
+        Rule(c, f"{c}_text IS NOT NULL AND {c} IS NULL", sql_literal(f"{c} is not a number"), f"{c}_text"),
+    )]
+
+
+# A bare number that can be an Excel serial date (days since 1899-12-30; 2958465 is 9999-12-31).
+EXCEL_SERIAL = r"[0-9]{1,7}(\.[0-9]+)?"
+EXCEL_SERIAL_MAX = 2958466
+
+
+def excel_serial(text: str) -> str:
+    """SQL: TRUE when the text is a bare number in the range of Excel serial dates."""
+    return f"(regexp_full_match({text}, '{EXCEL_SERIAL}') AND TRY_CAST({text} AS DOUBLE) < {EXCEL_SERIAL_MAX})"
+
+
+def order_ts_rules(required: bool) -> list[Rule]:
+    """The order time's rules, a first-match chain: missing (when required), a bare number while
+    orders.excel_serial_dates is off, not a date, before quality.min_order_date (FUTURE_RULE comes later)."""
     return [
-        Rule(c, f"{c}_text IS NOT NULL AND {c} IS NULL", sql_literal(f"{c} is not a number"), f"{c}_text")
-        for c in columns
+        *([Rule("order_ts", "order_ts_text IS NULL", "'missing order_ts'", "NULL")] if required else []),
+        # A CASE, not AND: DuckDB may reorder AND's terms and run the regular expression on every row.
+        Rule("order_ts", f"CASE WHEN order_ts IS NULL AND NOT $excel_serial_dates "
+                         f"THEN {excel_serial('order_ts_text')} ELSE FALSE END",
+             "'order_ts ' || order_ts_text || ' is a bare number (an Excel serial date?): set "
+             "orders.excel_serial_dates: true to read it as days since 1899-12-30'", "order_ts_text"),
+        Rule("order_ts", "order_ts_text IS NOT NULL AND order_ts IS NULL",
+             "'order_ts is not a date in orders.date_formats or ISO 8601'", "order_ts_text"),
+        Rule("order_ts", "order_ts < $min_order_date",
+             "'order_ts ' || order_ts_text || ' is before quality.min_order_date (' || $min_order_date::VARCHAR "
+             "|| ')'", "order_ts_text"),
     ]
 
 
@@ -75,8 +121,10 @@ def _read_as(field: str, unit: str = "") -> str:
 
 
 PROFILE_RULES = [
+    finite_rule("age"),
     _number_or_band_rule("age"),
     *numeric_rules(["birth_year"]),
+    finite_rule("income"),
     _number_or_band_rule("income"),
     Rule("age", "age NOT BETWEEN $age_min AND $age_max",
          f"'age ' || age_text || {_read_as('age')} || ' is outside quality.age_range ' || $age_range_text",
@@ -129,5 +177,11 @@ def token_parameters(config: SourceConfig, run_started: datetime) -> dict:
         "false_tokens": [t.upper() for t in config.values.home_owner.false_tokens],
         "flag_true": [t.upper() for t in config.orders.flag_tokens.true_tokens],
         "flag_false": [t.upper() for t in config.orders.flag_tokens.false_tokens],
-        "date_formats": list(config.orders.date_formats),
+        # Formats without an offset read local times; those with %z or %Z read an offset, converted.
+        "date_formats": [f for f in config.orders.date_formats if "%z" not in f and "%Z" not in f],
+        "zoned_date_formats": [f for f in config.orders.date_formats if "%z" in f or "%Z" in f],
+        "timezone": config.orders.timezone,
+        "excel_serial_dates": config.orders.excel_serial_dates,
+        "min_order_date": quality.min_order_date,
+        "id_case": config.values.id_case,
     }

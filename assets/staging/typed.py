@@ -6,7 +6,17 @@ import re
 import duckdb
 
 from assets.staging.bands import read_band
-from assets.staging.rules import FUTURE_RULE, PAYMENT_RULE, PROFILE_RULES, Rule, numeric_rules, rule_columns
+from assets.staging.keys import id_text, id_variant
+from assets.staging.rules import (
+    FUTURE_RULE,
+    PAYMENT_RULE,
+    PROFILE_RULES,
+    Rule,
+    excel_serial,
+    numeric_rules,
+    order_ts_rules,
+    rule_columns,
+)
 from pipelines.core.config import SourceConfig
 from pipelines.core.partitions import DayWindow
 from pipelines.core.sql import quote_identifier, table_exists
@@ -14,25 +24,6 @@ from pipelines.core.sql import quote_identifier, table_exists
 
 def _text(column: str) -> str:
     return f"NULLIF(trim({column}), '')"
-
-
-# NFKC's mapping of the full-width forms (U+FF01-U+FF5E: digits, letters, punctuation) and the ideographic space
-# to ASCII, the compatibility characters that reach ids through Chinese input methods. DuckDB has no NFKC
-# function; a Python function over every id would cost seconds at 9M lines.
-FULL_WIDTH = "".join(chr(code) for code in range(0xFF01, 0xFF5F)) + "\u3000"
-ASCII_FORMS = "".join(chr(code) for code in range(0x21, 0x7F)) + " "
-_ASCII_LITERAL = "'" + ASCII_FORMS.replace("'", "''") + "'"  # the SQL literal: its quote doubled
-
-
-def id_text(column: str) -> str:
-    """An id as text: full-width forms as ASCII, trimmed, and a float-typed integer (`14194.0`, what a
-    spreadsheet export makes of a numeric id) as the integer's text; leading zeros are kept (`007` stays `007`)."""
-    # translate() with a 95-character map costs ~1.3 s per million ids even on pure ASCII; an id whose byte length
-    # equals its character length has no full-width character, so only the others are translated.
-    folded = f"CASE WHEN strlen({column}) = length({column}) THEN {column} " \
-             f"ELSE translate({column}, '{FULL_WIDTH}', {_ASCII_LITERAL}) END"
-    text = f"NULLIF(trim({folded}), '')"
-    return f"regexp_replace({text}, '^([0-9]+)\\.0+$', '\\1')"
 
 
 # An income written with a currency sign, thousands separators or 元 ("¥35,000", "$1,234.50", "35000元") is read
@@ -108,9 +99,31 @@ def _payment_select() -> str:
             f"COALESCE(($payment_targets)[list_position($payment_tokens, {code})], {code}) AS payment_method")
 
 
-def _timestamp(column: str) -> str:
-    # Configured formats first, then ISO 8601 (which DuckDB's cast understands).
-    return f"COALESCE(try_strptime({_text(column)}, $date_formats), TRY_CAST({_text(column)} AS TIMESTAMP))"
+# An order time that ends in an offset or a zone: `+08:00`, `-0500`, `Z`, ` UTC`, ` America/New_York` after the
+# time of day. Only texts no configured format read are tested (COALESCE evaluates its later arguments only for
+# the rows still NULL), so a shop whose times match orders.date_formats pays nothing for it.
+ZONED_TIME = r":[0-9]{2}(\.[0-9]+)?\s*(Z|[+-][0-9]{2}(:?[0-9]{2})?|[A-Za-z][A-Za-z_]*(/[A-Za-z0-9_+-]+)*)$"
+
+
+def _timestamp(column: str, config: SourceConfig) -> str:
+    """The order time as naive local time in orders.timezone: configured formats first (local times; a format
+    with %z or %Z reads an offset, converted), then ISO 8601, whose offset or zone, when it has one, is converted
+    to orders.timezone ($timezone), then (orders.excel_serial_dates) an Excel serial day number, to the second."""
+    text = _text(column)
+    formats = config.orders.date_formats
+    parsers = []
+    if any("%z" not in f and "%Z" not in f for f in formats):
+        parsers.append(f"try_strptime({text}, $date_formats)")
+    if any("%z" in f or "%Z" in f for f in formats):
+        parsers.append(f"timezone($timezone, try_strptime({text}, $zoned_date_formats))")
+    # A space before a numeric offset (10:00:00 +0800) is dropped: the TIMESTAMPTZ cast does not take it.
+    zoned = f"TRY_CAST(regexp_replace({text}, '\\s+([+-][0-9])', '\\1') AS TIMESTAMPTZ)"
+    parsers.append(f"CASE WHEN regexp_matches({text}, '{ZONED_TIME}') THEN timezone($timezone, {zoned}) "
+                   f"ELSE TRY_CAST({text} AS TIMESTAMP) END")
+    if config.orders.excel_serial_dates:
+        parsers.append(f"CASE WHEN {excel_serial(text)} THEN TIMESTAMP '1899-12-30' + "
+                       f"to_seconds(round(TRY_CAST({text} AS DOUBLE) * 86400)::BIGINT) END")
+    return f"COALESCE({', '.join(parsers)})"
 
 
 def _run(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> None:
@@ -191,9 +204,7 @@ def type_long_orders(
         Rule("customer_id", "customer_id IS NULL", "'missing customer_id'", "NULL"),
         *([] if config.derives_order_id else [Rule("order_id", "order_id IS NULL", "'missing order_id'", "NULL")]),
         *category_rules,
-        Rule("order_ts", "order_ts_text IS NULL", "'missing order_ts'", "NULL"),
-        Rule("order_ts", "order_ts IS NULL", "'order_ts is not a date in orders.date_formats or ISO 8601'",
-             "order_ts_text"),
+        *order_ts_rules(required=True),
         *numeric_rules(["quantity", "amount", "unit_price"]),
         Rule("amount", "amount IS NULL AND unit_price IS NULL", "'missing amount and unit_price'", "NULL"),
         # Not errors, but not purchases either: kept out of the features and visible in quarantine.
@@ -207,7 +218,9 @@ def type_long_orders(
         Rule("quantity", "quantity = 0", "'quantity is 0'", "quantity_text"),
         Rule("quantity", "quantity > $max_quantity",
              "'quantity ' || quantity_text || ' is above quality.max_quantity'", "quantity_text"),
-        Rule("amount", "COALESCE(amount, quantity * unit_price) > $max_line_amount",
+        # isfinite: a NaN or inf quantity or unit price is their column's fault, not an amount above the maximum.
+        Rule("amount", "COALESCE(amount, quantity * unit_price) > $max_line_amount "
+             "AND isfinite(COALESCE(amount, quantity * unit_price))",
              "'amount ' || coalesce(amount_text, unit_price_text) || ' is above quality.max_line_amount'",
              "coalesce(amount_text, unit_price_text)"),
         FUTURE_RULE,
@@ -219,13 +232,14 @@ def type_long_orders(
         unit_price = f"COALESCE({unit_price}, CASE WHEN unit_price_text IS NULL THEN product_unit_price END)"
     product_join = "" if products is None else \
         f"LEFT JOIN (SELECT sku AS product_sku, category AS product_category, unit_price AS product_unit_price " \
-        f"FROM product_lookup) p ON p.product_sku = {id_text('o.sku')}"
+        f"FROM product_lookup) p ON p.product_sku = {id_text('o.sku', fold_case=False)}"
     if config.orders.category_rules:
         product_join += f" LEFT JOIN description_categories d ON d.description = {_text('o.description')}"
     _run(con, f"""
         CREATE OR REPLACE TEMP TABLE typed_orders AS
         WITH texts AS (
-            SELECT o.*, {id_text('o.order_id')} AS order_id_text, {_text('o.category')} AS category_text,
+            SELECT o.*, {id_text('o.order_id')} AS order_id_text, {id_text('o.customer_id')} AS customer_id_normal,
+                   {_text('o.category')} AS category_text,
                    {_text('o.unit_price')} AS unit_price_text
                    {"" if products is None else ", p.*"}
                    {", d.rule_category" if config.orders.category_rules else ""}
@@ -235,15 +249,18 @@ def type_long_orders(
             SELECT _source_file, _source_row, _partition_date, order_id_text, category_text,
                 {"product_sku, product_category," if products is not None else ""}
                 {"rule_category," if config.orders.category_rules else ""}
-                {id_text('customer_id')} AS customer_id,
-                {_text('order_ts')} AS order_ts_text, {_timestamp('order_ts')} AS order_ts,
+                customer_id_normal AS customer_id,
+                -- The id as read where normalisation changed it (keys.py): NULL on nearly every row.
+                {id_variant('customer_id', 'customer_id_normal')} AS customer_id_variant,
+                {id_variant('order_id', 'order_id_text')} AS order_id_variant,
+                {_text('order_ts')} AS order_ts_text, {_timestamp('order_ts', config)} AS order_ts,
                 {_text('description')} AS description,
                 {_text('quantity')} AS quantity_text, TRY_CAST({_text('quantity')} AS DOUBLE) AS quantity,
                 {_text('amount')} AS amount_text, TRY_CAST({_text('amount')} AS DOUBLE) AS amount,
                 unit_price_text, {unit_price} AS unit_price,
                 {_payment_select()},
                 lower({_text('channel')}) AS channel,
-                {_text('sku')} AS sku,
+                {id_text('sku', fold_case=False)} AS sku,
                 {_text('line_id')} AS line_id,
                 -- Typed beside its _text copy (which the lean table drops): rows count as identical only if
                 -- every field is equal, the status included.
@@ -289,8 +306,7 @@ def type_wide_orders(
              "amount_text"),
         Rule("amount", "amount > $max_line_amount", "'amount ' || amount_text || ' is above quality.max_line_amount'",
              "amount_text"),
-        Rule("order_ts", "order_ts_text IS NOT NULL AND order_ts IS NULL",
-             "'order_ts is not a date in orders.date_formats or ISO 8601'", "order_ts_text"),
+        *order_ts_rules(required=False),
         FUTURE_RULE,
         PAYMENT_RULE,
         *PROFILE_RULES,
@@ -298,19 +314,26 @@ def type_wide_orders(
     ]
     _run(con, f"""
         CREATE OR REPLACE TEMP TABLE typed_orders AS
-        WITH typed AS (
+        WITH ids AS (
+            SELECT *, {id_text('order_id')} AS order_id_normal, {id_text('customer_id')} AS customer_id_normal
+            FROM {_raw_orders_of_window(window)}
+        ),
+        typed AS (
             SELECT _source_file, _source_row, _partition_date,
                 -- Baskets without an order id are identified by file and row: each row is one purchase.
-                COALESCE({id_text('order_id')},
+                COALESCE(order_id_normal,
                          parse_filename(_source_file, true) || ':' || _source_row::VARCHAR) AS order_id,
-                {id_text('customer_id')} AS customer_id,
-                {_text('order_ts')} AS order_ts_text, {_timestamp('order_ts')} AS order_ts,
+                customer_id_normal AS customer_id,
+                -- The ids as read where normalisation changed them (keys.py): NULL on nearly every row.
+                {id_variant('order_id', 'order_id_normal')} AS order_id_variant,
+                {id_variant('customer_id', 'customer_id_normal')} AS customer_id_variant,
+                {_text('order_ts')} AS order_ts_text, {_timestamp('order_ts', config)} AS order_ts,
                 {_text('amount')} AS amount_text, TRY_CAST({_text('amount')} AS DOUBLE) AS amount,
                 {_payment_select()},
                 lower({_text('channel')}) AS channel,
                 {_profile_select()},
                 {", ".join(flag_columns)}
-            FROM {_raw_orders_of_window(window)}
+            FROM ids
         )
         SELECT {LEAN_COLUMNS}, {rule_columns(rules)} FROM typed
     """, params)
@@ -320,10 +343,13 @@ def customer_typing_sql() -> str:
     rules = [Rule("customer_id", "customer_id IS NULL", "'missing customer_id'", "NULL"), *PROFILE_RULES]
     return f"""
         CREATE OR REPLACE TEMP TABLE typed_customers AS
-        WITH typed AS (
-            SELECT _source_file, _source_row, _partition_date, {id_text('customer_id')} AS customer_id,
+        WITH ids AS (SELECT *, {id_text('customer_id')} AS customer_id_normal FROM raw.customers),
+        typed AS (
+            SELECT _source_file, _source_row, _partition_date, customer_id_normal AS customer_id,
+                   -- The id as read where normalisation changed it (keys.py): NULL on nearly every row.
+                   {id_variant('customer_id', 'customer_id_normal')} AS customer_id_variant,
                    {_profile_select()}
-            FROM raw.customers
+            FROM ids
         )
         SELECT *, {rule_columns(rules)} FROM typed
     """

@@ -47,7 +47,7 @@ def rows(warehouse: WarehouseResource, sql: str) -> list[tuple]:
         return con.execute(sql).fetchall()
 
 
-def test_an_order_takes_customer_and_payment_from_its_first_line_in_file_order(tmp_path):
+def test_an_order_belongs_to_the_customer_of_its_first_line_in_file_order(tmp_path):
     warehouse = stage(tmp_path, {
         "a.csv": [
             "O1,C1,2026-03-01 10:00:00,wine,1,10,CARD,w1",
@@ -58,17 +58,21 @@ def test_an_order_takes_customer_and_payment_from_its_first_line_in_file_order(t
         # Row 1 of b.csv has a smaller row number than O3's line in a.csv, but a.csv comes first by name.
         "b.csv": ["O3,C5,2026-03-03 09:00:00,wine,1,9,CASH,w2"],
     })
+    # Each customer is credited with their own lines only: the lines naming another customer are quarantined.
     assert rows(warehouse, "SELECT order_id, customer_id, payment_method, order_ts::VARCHAR, order_amount, n_lines, "
                            "n_items FROM staging.orders ORDER BY order_id") == [
         ("O1", "C1", "CARD", "2026-03-01 10:00:00", 10.0, 1, 1.0),
-        ("O2", "C2", "CASH", "2026-03-02 10:00:00", 25.0, 2, 3.0),
-        ("O3", "C4", "MOBILE", "2026-03-03 09:00:00", 16.0, 2, 2.0),
+        ("O2", "C2", "CASH", "2026-03-02 10:00:00", 20.0, 1, 1.0),
+        ("O3", "C4", "MOBILE", "2026-03-03 11:00:00", 7.0, 1, 1.0),
     ]
-    # The lines keep their own customer; only the order takes the first line's.
-    assert rows(warehouse, "SELECT parse_filename(_source_file), _source_row, order_id, customer_id "
-                           "FROM staging.order_lines ORDER BY _source_file, _source_row") == [
-        ("a.csv", 1, "O1", "C1"), ("a.csv", 2, "O2", "C2"), ("a.csv", 3, "O2", "C3"), ("a.csv", 4, "O3", "C4"),
-        ("b.csv", 1, "O3", "C5")]
+    quarantined = rows(warehouse, "SELECT parse_filename(source_file), source_row, reason FROM quality.quarantine "
+                                  "ORDER BY source_file, source_row")
+    assert [(file, row) for file, row, _ in quarantined] == [("a.csv", 3), ("b.csv", 1)]
+    assert quarantined[0][2].startswith("order_id used by another customer: order O2 belongs to customer C2 "
+                                        "(its first line, row 2")
+    assert "this line names customer C3" in quarantined[0][2]
+    assert "order O3 belongs to customer C4 (its first line, row 4 of a.csv)" in quarantined[1][2]
+    assert "this line names customer C5" in quarantined[1][2]
 
 
 def test_under_a_declared_line_key_repeated_keys_with_an_empty_sku_collapse_or_go_to_quarantine(tmp_path):
