@@ -11,11 +11,12 @@ import os
 import shlex
 import shutil
 import sys
-from datetime import date
 from pathlib import Path
 
 import click
 
+from pipelines.campaign_cli import campaign
+from pipelines.cli_common import fail, parse_day
 from pipelines.core.resources import (
     DEFAULT_CONFIG,
     DEFAULT_MEMORY_LIMIT,
@@ -53,16 +54,12 @@ def _load_config(config_path: str, input_path: str | None):
     config = load_source_config(config_path)
     if input_path:
         if not Path(input_path).is_file():
-            _fail(f"--input {input_path}: file not found")
+            fail(f"--input {input_path}: file not found")
         config = config.with_input(input_path)
     config.customer_files()
     config.product_files()
     return config
 
-
-def _fail(message: str) -> None:
-    click.echo(f"persona: {message}", err=True)
-    sys.exit(1)
 
 
 def _command_name() -> str:
@@ -108,14 +105,6 @@ def main() -> None:
     """persona-pipeline: nightly customer segmentation on DuckDB, orchestrated by Dagster."""
 
 
-def _day(value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a day (YYYY-MM-DD)") from None
-
 
 @main.command()
 @click.option("--config", "config_path", default=lambda: os.environ.get("PERSONA_CONFIG", DEFAULT_CONFIG),
@@ -149,7 +138,7 @@ def run(config_path: str, input_path: str | None, warehouse_path: str, day: str 
             _run_locked(config_path, input_path, warehouse_path, day, first, last, all_days, memory_limit, verbose,
                         run_id)
     except RunInProgress as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def _recover(warehouse_path: str, memory_limit: str) -> bool:
@@ -182,28 +171,34 @@ def _recover(warehouse_path: str, memory_limit: str) -> bool:
 def _run_locked(config_path: str, input_path: str | None, warehouse_path: str, day: str | None, first: str | None,
                 last: str | None, all_days: bool, memory_limit: str, verbose: bool, run_id: str) -> None:
     from pipelines.core.config import ConfigError
-    from pipelines.planning import plan_run
+    from pipelines.planning import plan_refresh
 
     if day and (first or last):
-        _fail("use either --date or --from/--to")
+        fail("use either --date or --from/--to")
     if bool(first) != bool(last):
-        _fail("--from and --to go together")
-    first_day, last_day = (_day(day), _day(day)) if day else (_day(first), _day(last))
+        fail("--from and --to go together")
+    first_day, last_day = (parse_day(day), parse_day(day)) if day else (parse_day(first), parse_day(last))
     if first_day and last_day and first_day > last_day:
-        _fail(f"--from {first_day} is after --to {last_day}")
+        fail(f"--from {first_day} is after --to {last_day}")
     try:
         config = _load_config(config_path, input_path)
         if (first_day or all_days) and not config.daily:
-            _fail(f"--date/--from/--all-days need a daily source ({{date}} in orders.path); "
+            fail(f"--date/--from/--all-days need a daily source ({{date}} in orders.path); "
                   f"{config_path} reads a snapshot, which every run reloads whole")
         if not _recover(warehouse_path, memory_limit) and config.daily and not first_day:
             all_days = True  # the published file is unreadable and cannot be rebuilt: load everything
-        plan = plan_run(config, public_file(Path(warehouse_path)), first_day, last_day, all_days)
+        plan, notes = plan_refresh(config, public_file(Path(warehouse_path)), first_day, last_day, all_days)
     except (ConfigError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
+    # Files still in motion (ingest.settle_seconds): the day left pending, or the file the run waits for.
+    for note in notes:
+        click.echo(f"persona: {note}")
     if plan is None:
-        click.echo("Nothing to load: the published warehouse already holds every landing file. Use --date, "
-                   "--from/--to or --all-days to reload.")
+        if notes:
+            click.echo("Nothing else to load now.")
+        else:
+            click.echo("Nothing to load: the published warehouse already holds every landing file. Use --date, "
+                       "--from/--to or --all-days to reload.")
         click.echo(f"Warehouse: {public_file(Path(warehouse_path))}")
         return
     from pipelines.core.resources import SourceResource, WarehouseResource
@@ -223,7 +218,7 @@ def _run_locked(config_path: str, input_path: str | None, warehouse_path: str, d
     click.echo(f"Loading {plan.describe()}.")
     outcome = run_refresh(plan, resources, dagster_home, verbose=verbose, run_id=run_id)
     if not outcome.success:
-        _fail(f"run {outcome.run_id} failed: {outcome.reason}. The published warehouse is unchanged; "
+        fail(f"run {outcome.run_id} failed: {outcome.reason}. The published warehouse is unchanged; "
               f"{_inspect_failed_run_hint(outcome.run_id, warehouse_path)}")
     warehouse = public_file(Path(warehouse_path))
     click.echo(f"Run {outcome.run_id} succeeded and published.")
@@ -260,7 +255,7 @@ def check(config_path: str, input_path: str | None) -> None:
         config = _load_config(config_path, input_path)
         report = run_check(config)
     except (ConfigError, CheckError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     click.echo(render(report, config_path))
     for failure in report.failures:
         click.echo(f"persona: {failure}", err=True)
@@ -300,7 +295,7 @@ def sql(query: str, warehouse_path: str, output_format: str, unpublished: bool, 
                               QueryLimits(timeout, memory_limit, threads), rows)
     except QueryRefused as exc:
         out.flush()
-        _fail(str(exc))
+        fail(str(exc))
     note = more_rows_note(printed, rows)
     if note:
         # Under a table the note is part of what is read; after CSV or JSON it goes to stderr, keeping stdout data.
@@ -330,16 +325,16 @@ def publish(repair: bool, warehouse_path: str, memory_limit: str) -> None:
                 click.echo(f"Published warehouse {warehouse.published_file} {state}; nothing to repair.")
                 return
             if not repair:
-                _fail(f"published warehouse {warehouse.published_file} cannot be opened ({problem}); "
+                fail(f"published warehouse {warehouse.published_file} cannot be opened ({problem}); "
                       f"rebuild it with: {_command_name()} publish --repair{_warehouse_flag(warehouse_path)}")
             try:
                 repaired = repair_published(warehouse, problem)
             except RepairRefused as exc:
-                _fail(f"published warehouse {warehouse.published_file} cannot be opened ({problem}); not rebuilt "
+                fail(f"published warehouse {warehouse.published_file} cannot be opened ({problem}); not rebuilt "
                       f"from the working database ({exc}); `{_command_name()} run{_warehouse_flag(warehouse_path)}` "
                       f"reloads every landing day and publishes anew")
     except RunInProgress as exc:
-        _fail(str(exc))
+        fail(str(exc))
     click.echo(f"persona: published warehouse {warehouse.published_file} cannot be opened ({problem}); rebuilt from "
                f"the working database (run {repaired.run_id}, version {repaired.version.name})")
 
@@ -362,7 +357,7 @@ def export(out_dir: str, warehouse_path: str, segment_ids: tuple[int, ...], outp
         written = export_audiences(Path(warehouse_path), Path(out_dir), output_format, list(segment_ids) or None,
                                    pseudonymise, os.environ.get(SALT_VARIABLE))
     except QueryRefused as exc:
-        _fail(str(exc))
+        fail(str(exc))
     for path, rows in written:
         click.echo(f"{path}: {rows:,} customers")
 
@@ -385,12 +380,12 @@ def generate(out_dir: str, customers: int, days: int, seed: int, shape: str, out
     from pipelines.demo.generate import generate_demo_data
 
     if daily_files and shape != "long":
-        _fail("--daily-files needs the long shape (baskets carry no order date)")
+        fail("--daily-files needs the long shape (baskets carry no order date)")
     try:
         written = generate_demo_data(Path(out_dir), customers=customers, days=days, seed=seed, shape=shape,
                                      outlier_share=outlier_share)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     click.echo(f"Wrote {written.customers:,} customers ({written.outliers:,} planted outliers) and "
                f"{written.order_lines:,} {'order lines' if shape == 'long' else 'baskets'} "
                f"to {Path(out_dir).resolve()}")
@@ -399,6 +394,9 @@ def generate(out_dir: str, customers: int, days: int, seed: int, shape: str, out
         days_written = split_orders_by_day(Path(out_dir) / "order_lines.csv", landing)
         click.echo(f"Laid out {days_written} daily landing folders under {landing.resolve()}")
 
+
+# `persona campaign ...`: campaigns with holdout groups (pipelines/campaign_cli.py).
+main.add_command(campaign)
 
 if __name__ == "__main__":
     main()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 
+from assets.raw.settle import seconds, settle_seconds, settle_source, unsettled
 from pipelines.core.config import SourceConfig
 from pipelines.core.partitions import (
     DayWindow,
@@ -74,14 +77,37 @@ def published_signatures(published: Path) -> dict[str, tuple[int, int]]:
     return {path: (size, mtime) for path, size, mtime in rows}
 
 
+class PlanOutcome(NamedTuple):
+    """A plan (None: nothing to load now) and what it leaves for later or waits for, one line each."""
+
+    plan: RunPlan | None
+    notes: tuple[str, ...] = ()
+
+
 def plan_run(config: SourceConfig, published: Path, first: date | None = None, last: date | None = None,
              all_days: bool = False) -> RunPlan | None:
     """The days to load. Explicit days (first/last) or every landing day (all_days) when asked; otherwise the
     landing days with a file that is new or changed since the published version read it (None when there is
-    none). Snapshot sources: every file, always."""
+    none). Snapshot sources: every file, always. A landing day with a file still in motion is left for a later
+    run (plan_refresh says which and why)."""
+    return plan_refresh(config, published, first, last, all_days).plan
+
+
+def plan_refresh(config: SourceConfig, published: Path, first: date | None = None, last: date | None = None,
+                 all_days: bool = False) -> PlanOutcome:
+    """plan_run, with what it leaves pending: a landing day with a file modified less than the settle time ago
+    (`ingest.settle_seconds`, assets/raw/settle.py) may still be being written, so the window ends before it
+    (the days after it wait too: a load replaces its window's days whole) and the next run, or the sensor's next
+    tick, loads it. The snapshot inputs a run reads (a snapshot order source, customers, products) are waited for
+    by the run itself; the notes say so."""
+    settle, setting = settle_seconds(config), settle_source(config)
+    now = time.time()
+    snapshots = [*([] if config.daily else config.order_files()), *config.customer_files(),
+                 *config.product_files()]
+    waits = [f"{path} was modified {seconds(age)} ago: the run waits until it has not changed for "
+             f"{seconds(settle)} ({setting}), then reads it" for path, age in unsettled(snapshots, settle, now)]
     if not config.daily:
-        files = config.order_files()
-        return RunPlan(None, tuple(_signed(path) for path in files))
+        return PlanOutcome(RunPlan(None, tuple(_signed(path) for path in config.order_files())), tuple(waits))
     by_day = config.order_files_by_day()
     if first is not None:
         days = [first, last or first]
@@ -90,11 +116,24 @@ def plan_run(config: SourceConfig, published: Path, first: date | None = None, l
     else:
         days = pending_days(config, published_signatures(published))
         if not days:
-            return None
+            return PlanOutcome(None)
     check_days_in_range(days)
     window = DayWindow(min(days), max(days))
+    moving = {day: found for day, paths in by_day.items() if day in window
+              if (found := unsettled(paths, settle, now))}
+    pending: list[str] = []
+    if moving:
+        stop = min(moving)
+        path, age = moving[stop][0]
+        pending.append(f"landing day {stop} left pending: {path} was modified {seconds(age)} ago, less than "
+                     f"{setting} ({seconds(settle)}), and may still be being written"
+                     + (f"; the days after it, up to {window.last}, wait with it" if window.last > stop else "")
+                     + "; the next run or the landing_files sensor loads it")
+        if stop <= window.first:
+            return PlanOutcome(None, tuple(pending))
+        window = DayWindow(window.first, stop - timedelta(days=1))
     files = [path for day, paths in by_day.items() if day in window for path in paths]
-    return RunPlan(window, tuple(_signed(path) for path in files))
+    return PlanOutcome(RunPlan(window, tuple(_signed(path) for path in files)), (*pending, *waits))
 
 
 def _signed(path: Path) -> str:

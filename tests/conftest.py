@@ -6,6 +6,7 @@ nightly runs and crash recovery, the report in headless Chromium, the corpus of 
 `make test-fast` runs the first two; `make test` runs all.
 """
 
+import os
 from datetime import date
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from assets.raw.settle import SETTLE_VARIABLE
 from pipelines.core.partitions import split_orders_by_day
 from pipelines.core.resources import (
     SourceResource,
@@ -30,6 +32,25 @@ from pipelines.planning import plan_run
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"
 SEED_BASKETS = REPO_ROOT.parent / "shared" / "data" / "BASKETS1n.csv"
+
+
+def child_env(keep_dagster: bool = False) -> dict[str, str]:
+    """The environment for a `persona` subprocess that must not see this machine's PERSONA_* (and DAGSTER_*)
+    settings, but keeps the tests' settle time (files_settle_at_once)."""
+    dropped = ("PERSONA_",) if keep_dagster else ("PERSONA_", "DAGSTER_")
+    return {k: v for k, v in os.environ.items() if not k.startswith(dropped) or k == SETTLE_VARIABLE}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def files_settle_at_once():
+    """Test files are written just before they are read, by a test that has finished writing them: read them at
+    once instead of waiting `ingest.settle_seconds` (default 60). PERSONA_SETTLE_SECONDS overrides every config's
+    setting (assets/raw/settle.py) and reaches the `persona` subprocesses that inherit the environment (a helper
+    that strips PERSONA_* variables must pass this one on); tests of files in motion set it back with monkeypatch
+    (tests/e2e/test_bad_files.py)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(SETTLE_VARIABLE, "0")
+        yield
 
 
 def materialize_graph(

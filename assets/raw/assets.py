@@ -12,6 +12,7 @@ import dagster as dg
 
 from assets.raw.mapping import stage_customers, stage_orders, stage_products
 from assets.raw.readers import SOURCE_FILE
+from assets.raw.settle import settle_seconds, settle_source, wait_until_settled
 from assets.raw.tables import (
     record_snapshot_load,
     snapshot_fingerprint,
@@ -26,6 +27,7 @@ from pipelines.core.config import (
     PRODUCT_FIELDS,
     WIDE_ORDER_FIELDS,
     FileSource,
+    SourceConfig,
 )
 from pipelines.core.faults import crash_point
 from pipelines.core.partitions import DAILY_ORDERS, SINGLE_RUN_BACKFILL, DayWindow, run_window
@@ -83,22 +85,27 @@ def _materialize_raw(
 def raw_orders(context: dg.AssetExecutionContext, warehouse: WarehouseResource, source: SourceResource):
     """Order rows exactly as the shop's files hold them, as text: one row per order line (long shape) or per
     basket with its category flags (wide shape), with `_source_file`, `_source_row` and `_partition_date` (the
-    landing day of a daily source; NULL for a snapshot source, which every run replaces whole)."""
+    landing day of a daily source; NULL for a snapshot source, which every run replaces whole). A file modified
+    less than `ingest.settle_seconds` ago is waited for (a daily source's plan leaves such a day pending)."""
     config = source.load()
     window = run_window(context) if config.daily else None
     fields = LONG_ORDER_FIELDS if config.shape == "long" else [*WIDE_ORDER_FIELDS, *config.orders.category_columns]
     with tempfile.TemporaryDirectory(prefix="persona-ingest-", dir=warehouse.temp_dir) as scratch:
-        staged, manifest = stage_orders(config, Path(scratch), window)
+        staged, manifest = stage_orders(config, Path(scratch), window, log=context.log.info)
         return _materialize_raw(context, warehouse, "raw.orders", staged, manifest, fields, window)
 
 
 def _materialize_snapshot(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, table: str, files: list[Path],
-    source: FileSource | None, pii: dict[str, str], stage, fields,
+    source: FileSource | None, pii: dict[str, str], stage, fields, config: SourceConfig,
 ) -> dg.MaterializeResult:
     """A snapshot input (the customer file, the product table): replaced whole, unless its files and mapping are
     those already loaded; a nightly run then keeps the loaded rows (at 1M customers a reload cost 1.7 s and
-    staging's rebuild 2.7 s more)."""
+    staging's rebuild 2.7 s more). A file still being written is waited for first, so the fingerprint is that
+    of the file read."""
+    settle, setting = settle_seconds(config), settle_source(config)
+    for path in files:
+        wait_until_settled(path, settle, setting, context.log.info)
     fingerprint = snapshot_fingerprint(files, source, pii) if source is not None else None
     with warehouse.connect() as con:  # read-write: on a first run the working database does not exist yet
         loaded = snapshot_load(con, table)
@@ -125,8 +132,9 @@ def raw_customers(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     profile: a run replaces it whole unless it is unchanged."""
     config = source.load()
     return _materialize_snapshot(context, warehouse, "raw.customers", config.customer_files(), config.customers,
-                                 config.privacy.pii_columns, lambda scratch: stage_customers(config, scratch),
-                                 CUSTOMER_FIELDS)
+                                 config.privacy.pii_columns,
+                                 lambda scratch: stage_customers(config, scratch, context.log.info),
+                                 CUSTOMER_FIELDS, config)
 
 
 @dg.asset(
@@ -140,5 +148,6 @@ def raw_products(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     when the shop gives no product table (`products:`). A snapshot: replaced whole unless unchanged."""
     config = source.load()
     return _materialize_snapshot(context, warehouse, "raw.products", config.product_files(), config.products,
-                                 config.privacy.pii_columns, lambda scratch: stage_products(config, scratch),
-                                 PRODUCT_FIELDS)
+                                 config.privacy.pii_columns,
+                                 lambda scratch: stage_products(config, scratch, context.log.info),
+                                 PRODUCT_FIELDS, config)

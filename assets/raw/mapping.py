@@ -4,9 +4,10 @@ per file into Parquet in a scratch folder, with one manifest entry per source fi
 import hashlib
 import hmac
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date
 from pathlib import Path
+from typing import NamedTuple
 
 import polars as pl
 
@@ -16,11 +17,13 @@ from assets.raw.readers import (
     SOURCE_ROW,
     IngestError,
     MalformedRecord,
+    SourceScan,
     csv_failure,
     scan_source_file,
     verify_record_count,
     with_origin,
 )
+from assets.raw.settle import read_settled, settle_seconds, settle_source
 from pipelines.core.config import (
     CUSTOMER_FIELDS,
     CUSTOMER_REQUIRED,
@@ -32,7 +35,7 @@ from pipelines.core.config import (
     OrdersSource,
     SourceConfig,
 )
-from pipelines.core.partitions import DayWindow, file_signature
+from pipelines.core.partitions import DayWindow
 
 PII_SALT_VARIABLE = "PERSONA_PII_SALT"
 
@@ -134,10 +137,10 @@ def _header_summary(frame: pl.DataFrame | pl.LazyFrame) -> str:
 
 
 def stage_orders(
-    config: SourceConfig, scratch: Path, window: DayWindow | None = None
+    config: SourceConfig, scratch: Path, window: DayWindow | None = None, log: Callable[[str], None] | None = None,
 ) -> tuple[list[Path], list[dict]]:
     """Daily sources stage the landing files of the window's days (each row tagged with its day); snapshot
-    sources stage every file (day NULL)."""
+    sources stage every file (day NULL). A file in motion is waited for (assets/raw/settle.py); `log` hears of it."""
     allowed = LONG_ORDER_FIELDS if config.shape == "long" else WIDE_ORDER_FIELDS
     required = config.order_required()
     if config.daily and window is not None:
@@ -145,51 +148,59 @@ def stage_orders(
                  for path in paths]
     else:
         files = [(path, None) for path in config.order_files()]
-    return stage_files(files, config.orders, allowed, required, "orders", scratch, config.privacy.pii_columns)
+    return stage_files(files, config.orders, allowed, required, "orders", scratch, config.privacy.pii_columns,
+                       settling=Settling.of(config, log))
 
 
-def stage_customers(config: SourceConfig, scratch: Path) -> tuple[list[Path], list[dict]]:
+def stage_customers(config: SourceConfig, scratch: Path,
+                    log: Callable[[str], None] | None = None) -> tuple[list[Path], list[dict]]:
     if config.customers is None:
         return [], []
     return stage_files([(path, None) for path in config.customer_files()], config.customers, CUSTOMER_FIELDS,
-                       CUSTOMER_REQUIRED, "customers", scratch, config.privacy.pii_columns)
+                       CUSTOMER_REQUIRED, "customers", scratch, config.privacy.pii_columns,
+                       settling=Settling.of(config, log))
 
 
-def stage_products(config: SourceConfig, scratch: Path) -> tuple[list[Path], list[dict]]:
+def stage_products(config: SourceConfig, scratch: Path,
+                   log: Callable[[str], None] | None = None) -> tuple[list[Path], list[dict]]:
     if config.products is None:
         return [], []
     return stage_files([(path, None) for path in config.product_files()], config.products, PRODUCT_FIELDS,
-                       PRODUCT_REQUIRED, "products", scratch, config.privacy.pii_columns)
+                       PRODUCT_REQUIRED, "products", scratch, config.privacy.pii_columns,
+                       settling=Settling.of(config, log))
+
+
+class Settling(NamedTuple):
+    """How long a file must have been left alone before it is read, where that comes from, and who hears of a
+    wait (assets/raw/settle.py)."""
+
+    seconds: float = 0.0
+    setting: str = "ingest.settle_seconds"
+    log: Callable[[str], None] | None = None
+
+    @classmethod
+    def of(cls, config: SourceConfig, log: Callable[[str], None] | None = None) -> "Settling":
+        return cls(settle_seconds(config), settle_source(config), log)
 
 
 def stage_files(
     files: list[tuple[Path, date | None]], source: FileSource, allowed, required, key: str, scratch: Path,
-    pii: dict[str, str] | None = None,
+    pii: dict[str, str] | None = None, settling: Settling | None = None,
 ) -> tuple[list[Path], list[dict]]:
     """Stream every file, mapped onto the contract, into a Parquet file in `scratch`: memory stays flat whatever
-    the file size. Returns the Parquet files and one manifest entry per source file."""
+    the file size. Returns the Parquet files and one manifest entry per source file. A file is read once it has
+    settled, and again if it changed while being read (`settling`)."""
     keep = source.category_columns if isinstance(source, OrdersSource) else []
     salt = pii_salt(pii)
+    settling = settling or Settling()
     staged, manifest = [], []
     for index, (path, day) in enumerate(files):
-        signature = file_signature(path)
         target = scratch / f"{key}-{index}.parquet"
-        # A CSV the strict parser accepts can still hold a line Polars rejects (a stray quote): the second pass
-        # reads it without its malformed lines.
-        for split in (False, True):
-            scanned = scan_source_file(path, source, scratch, split)
-            mapped, ignored = map_columns(with_origin(scanned.frame, path), path, source, allowed, required, key,
-                                          keep, pii, salt)
-            mapped = mapped.with_columns(pl.lit(day, dtype=pl.Date).alias(PARTITION_DATE))
-            try:
-                mapped.sink_parquet(target)
-                break
-            except pl.exceptions.PolarsError as exc:
-                if scanned.readable is None:
-                    raise IngestError(f"{path}: unreadable ({str(exc).splitlines()[0]})") from None
-                failure = csv_failure(exc, path, scanned, source)
-                if split or not isinstance(failure, MalformedRecord):
-                    raise failure from None
+
+        def read(path=path, day=day, target=target):
+            return _stage_file(path, day, target, source, allowed, required, key, scratch, keep, pii, salt)
+
+        (scanned, ignored), signature = read_settled(path, settling.seconds, settling.setting, read, settling.log)
         rows = pl.scan_parquet(target).select(pl.len()).collect().item()
         verify_record_count(path, source, scanned.records, rows)
         staged.append(target)
@@ -198,6 +209,27 @@ def stage_files(
                          "ignored_columns": ignored, "partition_date": day, "file_size": signature[0],
                          "file_mtime_ns": signature[1], "malformed": scanned.malformed})
     return staged, manifest
+
+
+def _stage_file(path: Path, day: date | None, target: Path, source: FileSource, allowed, required, key: str,
+                scratch: Path, keep, pii, salt) -> tuple[SourceScan, list[str]]:
+    """One file mapped onto the contract into `target`. A CSV the strict parser accepts can still hold a line
+    Polars rejects (a stray quote): the second pass reads it without its malformed lines."""
+    for split in (False, True):
+        scanned = scan_source_file(path, source, scratch, split)
+        mapped, ignored = map_columns(with_origin(scanned.frame, path), path, source, allowed, required, key,
+                                      keep, pii, salt)
+        mapped = mapped.with_columns(pl.lit(day, dtype=pl.Date).alias(PARTITION_DATE))
+        try:
+            mapped.sink_parquet(target)
+            return scanned, ignored
+        except pl.exceptions.PolarsError as exc:
+            if scanned.readable is None:
+                raise IngestError(f"{path}: unreadable ({str(exc).splitlines()[0]})") from None
+            failure = csv_failure(exc, path, scanned, source)
+            if split or not isinstance(failure, MalformedRecord):
+                raise failure from None
+    raise AssertionError("unreachable")
 
 
 def empty_raw(fields) -> pl.DataFrame:

@@ -1,6 +1,7 @@
-"""Raw layer, reading: tell a file's format, transcode legacy encodings, read CSV (also whitespace-separated, or
-below title lines), JSON and Parquet as all-text frames with 1-based row numbers; leave a CSV's malformed lines
-out (assets/raw/lines.py) and turn a file that cannot be read into an error naming the file and line."""
+"""Raw layer, reading: tell a file's format, transcode legacy encodings (and UTF-16 / UTF-32 files, told by their
+byte-order mark), read CSV (also whitespace-separated, or below title lines), JSON and Parquet as all-text frames
+with 1-based row numbers; leave a CSV's malformed lines out (assets/raw/lines.py: also lines holding a NUL byte or
+longer than MAX_LINE_BYTES) and turn a file that cannot be read into an error naming the file, line and column."""
 
 import codecs
 import csv
@@ -13,8 +14,15 @@ from typing import NamedTuple
 import duckdb
 import polars as pl
 
-from assets.raw.lines import LEGACY_ENCODINGS, MAX_MALFORMED_LINES, TooManyMalformedLines, split_malformed_lines
+from assets.raw.lines import (
+    LEGACY_ENCODINGS,
+    MAX_LINE_BYTES,
+    MAX_MALFORMED_LINES,
+    TooManyMalformedLines,
+    split_malformed_lines,
+)
 from pipelines.core.config import CustomersSource, FileSource, OrdersSource
+from pipelines.core.sources import ENCODING_ALIASES
 
 SOURCE_FILE = "_source_file"
 SOURCE_ROW = "_source_row"  # 1-based data row: the header is row 0, the first record row 1
@@ -29,6 +37,12 @@ TRANSCODE_CHUNK_BYTES = 1 << 20
 HEADER_PROBE_BYTES = 1 << 16  # a header line is read up to this length to tell its encoding
 WHITESPACE = "whitespace"  # the `delimiter` value of files whose fields are separated by runs of spaces or tabs
 WHITESPACE_RUN = re.compile(r"[ \t]+")
+# Byte-order marks of the wide Unicode encodings, UTF-32 first (its little-endian mark starts like UTF-16's): the
+# Python codec that reads the file (and drops the mark), and the name messages use.
+WIDE_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32", "UTF-32 LE"), (codecs.BOM_UTF32_BE, "utf-32", "UTF-32 BE"),
+    (codecs.BOM_UTF16_LE, "utf-16", "UTF-16 LE"), (codecs.BOM_UTF16_BE, "utf-16", "UTF-16 BE"),
+)
 
 
 class IngestError(ValueError):
@@ -86,6 +100,73 @@ def _decodes(data: bytes, encoding: str) -> str | None:
         return codecs.getincrementaldecoder(encoding)(errors="strict").decode(data, final=False)
     except UnicodeDecodeError:
         return None
+
+
+def wide_unicode(path: Path) -> tuple[str, str] | None:
+    """(codec, name) of a UTF-16 or UTF-32 file, told by its byte-order mark; None for any other file."""
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    return next(((codec, name) for bom, codec, name in WIDE_BOMS if head.startswith(bom)), None)
+
+
+def transcode_wide(path: Path, codec: str, name: str, target_dir: Path) -> Path:
+    """A UTF-8 copy of a UTF-16 / UTF-32 file (with its byte-order mark), in chunks; text that does not decode is
+    an IngestError naming the line and column."""
+    try:
+        return _utf8_copy(path, codec, target_dir)
+    except UnicodeDecodeError:
+        line, column = _first_replacement(path, codec)
+        raise IngestError(f"{path}: line {line}, column {column}: not valid {name} (the file starts with a {name} "
+                          f"byte-order mark); a damaged or cut-off file? save it again as UTF-8") from None
+
+
+def _first_replacement(path: Path, codec: str) -> tuple[int, int]:
+    """Line and column of the first character of a wide-Unicode file that does not decode."""
+    decoder = codecs.getincrementaldecoder(codec)(errors="replace")
+    line, column = 1, 0
+    with path.open("rb") as src:
+        while True:
+            chunk = src.read(TRANSCODE_CHUNK_BYTES)
+            text = decoder.decode(chunk, final=not chunk)
+            bad = text.find("\ufffd")
+            part = text if bad < 0 else text[:bad]
+            newlines = part.count("\n")
+            line += newlines
+            column = len(part) - part.rfind("\n") - 1 if newlines else column + len(part)
+            if bad >= 0 or not chunk:
+                return line, column + 1
+
+
+def check_no_nul_header(path: Path, source: FileSource) -> None:
+    """A NUL byte in the header line: not a text file in the declared encoding. Most often UTF-16 or UTF-32 saved
+    without a byte-order mark (a UTF-16 'a' is 'a' and a NUL byte)."""
+    with path.open("rb") as handle:
+        header = handle.readline(HEADER_PROBE_BYTES)
+    column = header.find(b"\x00")
+    if column >= 0:
+        raise IngestError(
+            f"{path}: line 1, column {column + 1}: a NUL byte in the header; not a {source.encoding} text file "
+            f"(UTF-16 or UTF-32 without a byte-order mark? save it as UTF-8, or as UTF-16 with its mark, which is "
+            f"read as such; {_encoding_setting(source)} takes {', '.join(sorted(set(ENCODING_ALIASES.values())))})")
+
+
+def check_header_length(readable: Path, path: Path) -> None:
+    """A header longer than MAX_LINE_BYTES is no CSV header (a binary file, or no line breaks at all)."""
+    with readable.open("rb") as handle:
+        header = handle.readline(MAX_LINE_BYTES + 1)
+    if len(header.rstrip(b"\r\n")) > MAX_LINE_BYTES:
+        raise IngestError(f"{path}: line 1: the header line is longer than {MAX_LINE_BYTES:,} bytes (column "
+                          f"{MAX_LINE_BYTES + 1:,} and on); not a CSV file, or its line breaks are missing")
+
+
+def has_nul(path: Path) -> bool:
+    """Whether the file holds a NUL byte anywhere (read in chunks at memchr speed): such lines are quarantined by
+    the malformed-line pass, since the strict parser accepts them and later SQL does not."""
+    with path.open("rb") as handle:
+        while chunk := handle.read(TRANSCODE_CHUNK_BYTES * 4):
+            if b"\x00" in chunk:
+                return True
+    return False
 
 
 def check_header_encoding(path: Path, source: FileSource) -> None:
@@ -151,18 +232,23 @@ def _encoding_setting(source: FileSource) -> str:
     return f"{section}.encoding" if section else "encoding"
 
 
-def transcode_to_utf8(path: Path, encoding: str, target_dir: Path) -> Path:
-    """Re-encode a legacy-encoded file (GBK) to UTF-8 in chunks, so any file size fits in memory."""
+def _utf8_copy(path: Path, encoding: str, target_dir: Path) -> Path:
+    """The file re-encoded to UTF-8 in chunks, so any file size fits in memory; UnicodeDecodeError on bad bytes."""
     target = target_dir / (path.name + ".utf8")
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    with path.open("rb") as src, target.open("w", encoding="utf-8", newline="") as dst:
+        while chunk := src.read(TRANSCODE_CHUNK_BYTES):
+            dst.write(decoder.decode(chunk))
+        dst.write(decoder.decode(b"", final=True))
+    return target
+
+
+def transcode_to_utf8(path: Path, encoding: str, target_dir: Path) -> Path:
+    """Re-encode a legacy-encoded file (GBK) to UTF-8."""
     try:
-        with path.open("rb") as src, target.open("w", encoding="utf-8", newline="") as dst:
-            while chunk := src.read(TRANSCODE_CHUNK_BYTES):
-                dst.write(decoder.decode(chunk))
-            dst.write(decoder.decode(b"", final=True))
+        return _utf8_copy(path, encoding, target_dir)
     except UnicodeDecodeError:
         raise IngestError(f"{path}: {locate_undecodable_line(path, encoding)}") from None
-    return target
 
 
 def check_csv_structure(path: Path, shown_as: Path, delimiter: str, columns: list[str]) -> int:
@@ -174,6 +260,7 @@ def check_csv_structure(path: Path, shown_as: Path, delimiter: str, columns: lis
     options = {
         "header": True, "delim": delimiter, "quote": '"', "escape": '"', "strict_mode": True,
         "null_padding": False, "auto_detect": False, "columns": {f"c{i}": "VARCHAR" for i in range(len(columns))},
+        "max_line_size": MAX_LINE_BYTES,
     }
     not_empty = " OR ".join(f"c{i} IS NOT NULL" for i in range(len(columns))) or "TRUE"
     con = duckdb.connect()
@@ -181,7 +268,7 @@ def check_csv_structure(path: Path, shown_as: Path, delimiter: str, columns: lis
         return con.execute(
             f"SELECT count(*) FILTER (WHERE {not_empty}) FROM read_csv($path, header = $header, delim = $delim, "
             "quote = $quote, escape = $escape, strict_mode = $strict_mode, null_padding = $null_padding, "
-            "auto_detect = $auto_detect, columns = $columns)",
+            "auto_detect = $auto_detect, columns = $columns, max_line_size = $max_line_size)",
             {"path": str(path), **options},
         ).fetchone()[0]
     except duckdb.Error as exc:
@@ -190,6 +277,8 @@ def check_csv_structure(path: Path, shown_as: Path, delimiter: str, columns: lis
         found = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", message)
         if found:
             reason = f"expected {found.group(1)} fields, found {found.group(2)}"
+        elif "Maximum line size" in message or "Parallel CSV Reader" in message:
+            reason = f"a line longer than {MAX_LINE_BYTES:,} bytes"
         elif "unterminated quote" in message:
             reason = "a quoted value is never closed"
         else:
@@ -223,10 +312,16 @@ def scan_csv_as_text(path: Path, source: FileSource, scratch: Path, split: bool 
     """A lazy, all-text scan of one CSV with clean header names and 1-based row numbers; nothing is read yet, so
     a file of any size streams through. The strict parse runs first: a file it rejects (or any file, with `split`)
     is read without its malformed lines, which come back in the scan's `malformed`. With `skip_rows` the title
-    lines are cut off first: row numbers count from the header, messages name the lines of the file."""
+    lines are cut off first: row numbers count from the header, messages name the lines of the file. A UTF-16 or
+    UTF-32 file (told by its byte-order mark, whatever `encoding` says) is read through a UTF-8 copy."""
+    origin = path
+    wide = wide_unicode(path)
+    if wide is not None:
+        origin = transcode_wide(path, *wide, scratch)
+        source = source.model_copy(update={"encoding": "utf-8"})
     if not source.skip_rows:
-        return _scan_csv(path, path, source, scratch, split)
-    start = without_title_lines(path, source.skip_rows, scratch)
+        return _scan_csv(origin, path, source, scratch, split)
+    start = without_title_lines(origin, source.skip_rows, scratch)
     try:
         scanned = _scan_csv(start, path, source, scratch, split)
     except IngestError as exc:
@@ -237,9 +332,11 @@ def scan_csv_as_text(path: Path, source: FileSource, scratch: Path, split: bool 
 
 def _scan_csv(start: Path, path: Path, source: FileSource, scratch: Path, split: bool) -> SourceScan:
     """scan_csv_as_text of `start` (the file, or its copy from the header on), naming `path` in messages."""
+    check_no_nul_header(start, source)
     if source.encoding == "utf-8":
         check_header_encoding(start, source)
     readable = start if source.encoding == "utf-8" else transcode_to_utf8(start, source.encoding, scratch)
+    check_header_length(readable, path)
     with readable.open("rb") as handle:
         head = handle.read(4096)
     if not head.strip(b"\xef\xbb\xbf \r\n\t"):
@@ -258,6 +355,7 @@ def _scan_csv(start: Path, path: Path, source: FileSource, scratch: Path, split:
         raise IngestError(f"{path}: line 1: duplicate column name(s) {duplicates} in the header{hint}")
     malformed: list[dict] = []
     records = None
+    split = split or has_nul(readable)  # the strict parser accepts NUL bytes: the malformed-line pass does not
     if not split:
         try:
             records = check_csv_structure(readable, path, delimiter, names)
@@ -397,13 +495,26 @@ def _header_names(path: Path, delimiter: str) -> list[str]:
 
 
 def read_json_as_text(path: Path) -> pl.DataFrame:
-    with path.open("rb") as handle:
-        head = handle.read(1024)
-    body = head.lstrip(b"\xef\xbb\xbf \r\n\t")
+    wide = wide_unicode(path)
+    if wide is not None:  # UTF-16 / UTF-32 (by its byte-order mark): read as UTF-8, in memory as JSON always is
+        try:
+            data = path.read_bytes().decode(wide[0]).encode("utf-8")
+        except UnicodeDecodeError:
+            line, column = _first_replacement(path, wide[0])
+            raise IngestError(f"{path}: line {line}, column {column}: not valid {wide[1]} (the file starts with a "
+                              f"{wide[1]} byte-order mark); save it again as UTF-8") from None
+    else:
+        with path.open("rb") as handle:
+            data = handle.read(1024)
+    body = data[:1024].lstrip(b"\xef\xbb\xbf \r\n\t")
     if not body:
         raise IngestError(f"{path}: the file is empty")
     # Polars rejects a byte-order mark in JSON; hand it the bytes after it.
-    source: Path | io.BytesIO = io.BytesIO(path.read_bytes()[3:]) if head.startswith(b"\xef\xbb\xbf") else path
+    source: Path | io.BytesIO = path
+    if wide is not None:
+        source = io.BytesIO(data)
+    elif data.startswith(b"\xef\xbb\xbf"):
+        source = io.BytesIO(path.read_bytes()[3:])
     try:
         frame = pl.read_json(source) if body.startswith(b"[") else pl.read_ndjson(source)
     except pl.exceptions.PolarsError as exc:

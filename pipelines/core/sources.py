@@ -4,6 +4,7 @@ read: path or glob, format, encoding, delimiter and the mapping of source column
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import re
@@ -194,12 +195,45 @@ def resolve_paths(pattern: str | list[str], base_dir: Path, key: str) -> list[Pa
     for item in patterns:
         # Escape the folder so brackets or stars in its name are taken literally; only the pattern may glob.
         full = item if os.path.isabs(item) else os.path.join(glob.escape(str(base_dir)), item)
-        matches = sorted(glob.glob(full)) if glob.has_magic(full) else ([full] if os.path.exists(full) else [])
+        if glob.has_magic(full):
+            matches = _expand(full, item, key)
+        else:  # a link loop "does not exist" to os.path.exists: say what it is instead
+            matches = [full] if os.path.exists(full) or os.path.islink(full) else []
         if not matches:
             shown = item if os.path.isabs(item) else str(base_dir / item)
             raise ConfigError(f"{key}: no file matches {item!r} (looked for {shown})")
-        files.extend(Path(m).resolve() for m in matches)
+        files.extend(_resolved(match, item, key) for match in matches)
     return files
+
+
+def _expand(pattern: str, shown: str, key: str) -> list[str]:
+    """glob.glob of `pattern`, sorted; a failure (a link loop, an unreadable folder) is a ConfigError
+    naming the pattern as the config spells it (`shown`), never a traceback."""
+    try:
+        return sorted(glob.glob(pattern))
+    except (OSError, RuntimeError, RecursionError) as exc:
+        raise ConfigError(f"{key}: cannot expand {shown!r}: {_path_problem(exc)}") from None
+
+
+def _resolved(match: str, shown: str, key: str) -> Path:
+    """The absolute path of one match of pattern `shown`; a symbolic link loop, a link to nothing or a path that
+    cannot be read is a ConfigError naming the pattern and the path."""
+    try:
+        return Path(match).resolve(strict=True)
+    except (OSError, RuntimeError) as exc:
+        raise ConfigError(f"{key}: {shown!r} matches {match}, which cannot be read: {_path_problem(exc)}") from None
+
+
+def _path_problem(exc: BaseException) -> str:
+    if isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP:
+        return "a symbolic link loop"
+    if isinstance(exc, RecursionError):
+        return "folders nested too deep (a symbolic link loop?)"
+    if isinstance(exc, FileNotFoundError):
+        return "a symbolic link to a file that does not exist"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
 
 
 def files_by_day(template: str, base_dir: Path, key: str) -> dict[date, list[Path]]:
@@ -212,13 +246,13 @@ def files_by_day(template: str, base_dir: Path, key: str) -> dict[date, list[Pat
     pattern = glob.escape(head) + "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]" + tail
     day_at = re.compile(re.escape(head) + r"(\d{4}-\d{2}-\d{2})")
     by_day: dict[date, list[Path]] = {}
-    for match in sorted(glob.glob(pattern)):
+    for match in _expand(pattern, template, key):
         text = day_at.match(match).group(1)
         try:
             day = date.fromisoformat(text)
         except ValueError:
             raise ConfigError(f"{key}: {match}: {text!r} is not a calendar day (YYYY-MM-DD)") from None
-        by_day.setdefault(day, []).append(Path(match).resolve())
+        by_day.setdefault(day, []).append(_resolved(match, template, key))
     if not by_day:
         raise ConfigError(f"{key}: no file matches {template!r} (looked for {head}YYYY-MM-DD{tail})")
     return dict(sorted(by_day.items()))

@@ -2,7 +2,6 @@
 (525,461 order lines, no category column, customer ids missing on many rows) with a config mapping its columns,
 sampled across the file (10 slices, 1 row in 50 of each)."""
 
-import os
 import re
 import subprocess
 import sys
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT, write_file
+from tests.conftest import REPO_ROOT, child_env, write_file
 
 PERSONA = str(Path(sys.executable).parent / "persona")
 RETAIL = REPO_ROOT.parent / "shared" / "data" / "online_retail_II_2009_2010.parquet"
@@ -28,7 +27,7 @@ MAPPING = """
 
 
 def persona(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PERSONA_", "DAGSTER_"))}
+    env = child_env()
     return subprocess.run([PERSONA, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 

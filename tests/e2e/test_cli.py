@@ -1,7 +1,6 @@
 """The `persona` command as a user runs it: a real process, a real Dagster instance in DAGSTER_HOME."""
 
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -11,13 +10,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from tests.conftest import EXAMPLES, REPO_ROOT, write_file
+from tests.conftest import EXAMPLES, REPO_ROOT, child_env, write_file
 
 PERSONA = str(Path(sys.executable).parent / "persona")
 
 
 def persona(*args: str, cwd: Path, dagster_home: Path | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PERSONA_", "DAGSTER_"))}
+    env = child_env()
     if dagster_home is not None:
         env["DAGSTER_HOME"] = str(dagster_home)
     return subprocess.run([PERSONA, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
@@ -113,7 +112,7 @@ def test_a_run_failing_its_gate_prints_a_hint_for_its_own_warehouse_that_runs(tm
     assert f"sql --unpublished --warehouse other/w.duckdb \"select * from quality.load_audit where run_id = " \
            f"'{run_id}'\"" in command
     # The command as printed runs (from where the run ran) and shows this run's audit.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PERSONA_", "DAGSTER_"))}
+    env = child_env()
     printed = subprocess.run(shlex.split(command), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert printed.returncode == 0, printed.stderr
     assert "run_id" in printed.stdout  # a table as wide as the terminal; its rows are checked in JSON below
@@ -197,7 +196,7 @@ def test_export_pseudonymises_with_a_salt(seed_run, tmp_path):
         [PERSONA, "export", "--warehouse", "wh/warehouse.duckdb", "--out", str(tmp_path / "p"), "--segment", "1",
          "--format", "parquet", "--pseudonymise"],
         cwd=work, capture_output=True, text=True, timeout=120,
-        env={**{k: v for k, v in os.environ.items() if not k.startswith("PERSONA_")}, "PERSONA_ID_SALT": "s3cret"})
+        env={**child_env(keep_dagster=True), "PERSONA_ID_SALT": "s3cret"})
     assert env_done.returncode == 0, env_done.stderr
     import polars as pl
 

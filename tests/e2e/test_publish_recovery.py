@@ -17,7 +17,7 @@ import pytest
 from assets.publish.repair import published_problem
 from assets.publish.swap import published_tables, published_version
 from pipelines.runner import LOCK_FILE, run_lock
-from tests.conftest import DAYS, REPO_ROOT, daily_shop, query, work_db
+from tests.conftest import DAYS, REPO_ROOT, child_env, daily_shop, query, work_db
 
 KB = 1024
 
@@ -35,7 +35,7 @@ def _command(root: Path, *args: str) -> list[str]:
 
 
 def _env(root: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PERSONA_", "DAGSTER_"))}
+    env = child_env()
     env["DAGSTER_HOME"] = str(root / "home")
     return env
 
