@@ -1,4 +1,5 @@
-"""Predictive layer: churn risk and next-category recommendations per customer, judged on time they never saw.
+"""Predictive layer: churn risk, next-category recommendations and lifetime value per customer, judged on time they
+never saw.
 
 Published in the `predict` schema (documented in warehouse/README.md), refreshed with every run:
 
@@ -28,6 +29,17 @@ Next-category recommendations -- the `predict.top_n` categories each customer ha
   a hit when a customer's first purchase of a category in the window is one of the recommendations (hit-rate@N
   over the customers who bought some new category there), against recommending the most popular unbought
   categories (`predict.recommendation_eval`). The published recommendations use every basket.
+
+Customer lifetime value -- expected purchases (days with an order) and spend per customer over the next
+`predict.clv_horizon_days` (365) days (`predict.customer_value`, assets/predict/clv.py).
+- BG/NBD for purchases and Gamma-Gamma for spend, fitted by maximum likelihood (scipy) on each customer's summary
+  (repeat purchase days, recency, age as a customer, mean repeat spend); fitted again every run on every order,
+  as it takes seconds at a million customers (no stored model, no retraining cadence).
+- Judged on the same held-out window as churn: refitted on the orders before the evaluation cutoff, its predicted
+  purchases in [end - H, end) against the actual ones, by decile (`predict.customer_value_deciles`) and by
+  Spearman's correlation beside ranking by past purchase rate (`predict.customer_value_eval`).
+- Without order dates the run row says `no_dates` and every value is NULL; with too few repeat buyers,
+  `too_few_buyers`.
 
 Retraining cadence (`predict.retrain_every_days`, default 7). Training and judging are the expensive part and
 customer behaviour drifts over weeks, not nights, so a nightly run scores with the latest model instead of fitting

@@ -1,4 +1,5 @@
-"""The predict assets: the churn and recommendation multi-assets, their specs, and the run tables they write."""
+"""The predict assets: the churn, recommendation and customer-value multi-assets, their specs, and the run tables
+they write."""
 
 from datetime import datetime
 
@@ -24,6 +25,13 @@ from assets.predict.churn_store import (
     save_model,
     score_with_stored,
 )
+from assets.predict.clv import (
+    DECILE_SCHEMA,
+    VALUE_COLUMNS,
+    evaluate_customer_value,
+    publish_customer_value,
+)
+from assets.predict.clv import MODEL_NAME as CLV_MODEL_NAME
 from assets.predict.recommendations import (
     EVALUATION_COLUMNS,
     RECOMMENDATION_SCHEMA,
@@ -39,6 +47,7 @@ from assets.predict.recommendations import (
     rules_recipe,
 )
 from assets.predict.runs import (
+    EVALUATED,
     FITTED,
     MINED,
     NO_CATEGORIES,
@@ -48,6 +57,7 @@ from assets.predict.runs import (
     REUSED,
     SHORT_HISTORY,
     SKIPPED,
+    TOO_FEW_BUYERS,
     plan_time_split,
 )
 from pipelines.core.resources import SourceResource, WarehouseResource
@@ -80,6 +90,17 @@ RUN_TABLES = {
         min_lift_over_popularity DOUBLE, rules_used BIGINT, rules_action VARCHAR, rules_version VARCHAR,
         rules_data_end TIMESTAMP, rules_decision VARCHAR, rules_recipe VARCHAR, retrain_every_days INTEGER,
         published_source VARCHAR, published_hits BIGINT, published_hit_rate DOUBLE, source_decision VARCHAR""",
+    "customer_value_eval": """
+        run_id VARCHAR, evaluated_at TIMESTAMP, status VARCHAR, reason VARCHAR, model VARCHAR,
+        clv_horizon_days INTEGER, horizon_days INTEGER, min_history_days INTEGER, data_start TIMESTAMP,
+        data_end TIMESTAMP, eval_cutoff TIMESTAMP, n_fit BIGINT, n_eval BIGINT, spearman DOUBLE,
+        baseline_spearman DOUBLE, predicted_purchases DOUBLE, actual_purchases DOUBLE, top_decile_purchase_share DOUBLE,
+        n_scored BIGINT, repeat_buyers BIGINT, bgnbd_r DOUBLE, bgnbd_alpha DOUBLE, bgnbd_a DOUBLE, bgnbd_b DOUBLE,
+        gg_p DOUBLE, gg_q DOUBLE, gg_v DOUBLE, fit_seconds DOUBLE, eval_seconds DOUBLE""",
+    "customer_value_deciles": """
+        run_id VARCHAR, decile INTEGER, customers BIGINT, min_predicted DOUBLE, max_predicted DOUBLE,
+        mean_predicted_purchases DOUBLE, mean_actual_purchases DOUBLE, mean_predicted_spend DOUBLE,
+        mean_actual_spend DOUBLE, buyers_share DOUBLE""",
 }
 
 
@@ -311,3 +332,83 @@ def recommendation_tables(context: dg.AssetExecutionContext, warehouse: Warehous
         "published_source": row["published_source"] or "", "source_decision": row["source_decision"] or "",
         **{k: row[k] for k in ("hit_rate", "popularity_hit_rate", "lift_over_popularity", "customers_evaluated",
                                "published_hit_rate") if row.get(k) is not None}})
+
+
+CUSTOMER_VALUE_SPECS = [
+    dg.AssetSpec([SCHEMA, "customer_value"], group_name="predict", kinds={"duckdb", "scipy"},
+                 deps=[["staging", "orders"], ["features", "customer_features"]],
+                 description="One row per customer: expected purchases (days with an order) and expected spend over "
+                             "the next predict.clv_horizon_days days, the probability of still being a customer and "
+                             "the expected order value, from BG/NBD + Gamma-Gamma fitted on every order (NULL "
+                             "without orders or without a model)."),
+    dg.AssetSpec([SCHEMA, "customer_value_eval"], group_name="predict", kinds={"duckdb"},
+                 deps=[["staging", "orders"], ["features", "customer_features"]],
+                 description="One row per run: the model refitted before the last predict.horizon_days days and "
+                             "judged on them (Spearman correlation of predicted and actual purchases, against the "
+                             "past purchase rate), the fitted parameters, or why it was skipped."),
+    dg.AssetSpec([SCHEMA, "customer_value_deciles"], group_name="predict", kinds={"duckdb"},
+                 deps=[["staging", "orders"], ["features", "customer_features"]],
+                 description="One row per run and decile of predicted purchases on the held-out window: mean "
+                             "predicted against actual purchases and spend."),
+]
+
+
+@dg.multi_asset(specs=CUSTOMER_VALUE_SPECS, pool="duckdb_writer")
+def customer_value_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource, source: SourceResource):
+    """Customer lifetime value from a buy-till-you-die model (BG/NBD for purchases, Gamma-Gamma for spend), judged on
+    the held-out window like churn; fitted every run (seconds at a million customers, see docs/predictions.md)."""
+    settings = source.load().predict
+    run_id = context.run.run_id
+    with warehouse.connect() as con:
+        ensure_tables(con)
+        first, last = order_dates(con)
+        split, _, eval_reason = plan_time_split(first, last, settings)
+        deciles = pl.DataFrame(schema=DECILE_SCHEMA)
+        scores = pl.DataFrame(schema={"customer_id": pl.String, **{c: pl.Float64 for c in VALUE_COLUMNS}})
+        row = {"run_id": run_id, "evaluated_at": datetime.now(), "clv_horizon_days": settings.clv_horizon_days,
+               "horizon_days": settings.horizon_days, "min_history_days": settings.min_history_days,
+               "n_scored": 0}
+        if split is None:
+            row.update(status=NO_DATES, reason=eval_reason)
+        else:
+            row.update(data_start=split.data_start, data_end=split.data_end, model=CLV_MODEL_NAME)
+            published = publish_customer_value(con, split.data_end, settings.clv_horizon_days)
+            if isinstance(published, str):
+                row.update(status=TOO_FEW_BUYERS, reason=published)
+            else:
+                figures, scores = published
+                row.update(figures)
+                judged = (eval_reason if eval_reason else
+                          evaluate_customer_value(con, split.eval_cutoff, split.data_end))
+                if isinstance(judged, str):
+                    row.update(status=SHORT_HISTORY if eval_reason else TOO_FEW_BUYERS, reason=judged)
+                else:
+                    figures, deciles = judged
+                    row.update(figures, status=EVALUATED, reason=None, eval_cutoff=split.eval_cutoff)
+        con.execute("BEGIN TRANSACTION")
+        columns = ", ".join(f"v.{c}" for c in VALUE_COLUMNS)
+        con.execute(f"""
+            CREATE OR REPLACE TABLE predict.customer_value AS
+            SELECT f.customer_id, {columns}, $horizon::INTEGER AS clv_horizon_days,
+                   $scored_as_of::TIMESTAMP AS scored_as_of, $run_id AS run_id
+            FROM features.customer_features f LEFT JOIN scores v USING (customer_id)
+            ORDER BY f.customer_id""", {"horizon": settings.clv_horizon_days,
+                                        "scored_as_of": split.data_end if split else None, "run_id": run_id})
+        con.execute("DELETE FROM predict.customer_value_eval WHERE run_id = ?", [run_id])
+        con.execute("DELETE FROM predict.customer_value_deciles WHERE run_id = ?", [run_id])
+        _insert_row(con, "customer_value_eval", row)
+        tagged = deciles.with_columns(pl.lit(run_id).alias("run_id"))  # noqa: F841 - read by DuckDB
+        con.execute("INSERT INTO predict.customer_value_deciles BY NAME SELECT * FROM tagged")
+        con.execute("COMMIT")
+        [(customers, scored, expected)] = con.execute(
+            "SELECT count(*), count(expected_purchases), sum(expected_spend) FROM predict.customer_value").fetchall()
+        preview = con.execute("SELECT * FROM predict.customer_value ORDER BY customer_id LIMIT 5").pl()
+    yield dg.MaterializeResult(asset_key=[SCHEMA, "customer_value"], metadata={
+        "dagster/row_count": customers, "scored": scored, "status": row["status"], "reason": row.get("reason") or "",
+        "expected_spend_total": float(expected or 0.0), "preview": dg.MetadataValue.md(preview_markdown(preview))})
+    yield dg.MaterializeResult(asset_key=[SCHEMA, "customer_value_eval"], metadata={
+        "dagster/row_count": 1, "status": row["status"], "reason": row.get("reason") or "",
+        **{k: row[k] for k in ("spearman", "baseline_spearman", "n_eval", "fit_seconds", "eval_seconds")
+           if row.get(k) is not None}})
+    yield dg.MaterializeResult(asset_key=[SCHEMA, "customer_value_deciles"], metadata={
+        "dagster/row_count": deciles.height, "deciles": dg.MetadataValue.md(preview_markdown(deciles, rows=10))})

@@ -12,6 +12,8 @@ from pipelines.core.config import PredictSettings
 # or reused (model_action says which).
 TRAINED, EVALUATED = "trained", "evaluated"
 NO_DATES, SHORT_HISTORY, ONE_CLASS, NO_NEW_PURCHASES = "no_dates", "short_history", "one_class", "no_new_purchases"
+# Customer value: too few customers, or too few repeat buyers, to fit the lifetime-value models on.
+TOO_FEW_BUYERS = "too_few_buyers"
 # Recommendations of an export declared without categories (orders.columns.category: null): nothing to mine,
 # recommend or judge, so the run skips them, leaves predict.category_rules and predict.next_category empty and
 # says why in predict.recommendation_eval.

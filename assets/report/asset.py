@@ -50,6 +50,8 @@ REPORT_DEPS = [
     ["model", "customer_clusters"], ["features", "customer_features"], ["staging", "orders"],
     ["predict", "churn_risk"], ["predict", "churn_model_runs"], ["predict", "next_category"],
     ["predict", "category_rules"], ["predict", "recommendation_eval"],
+    ["predict", "customer_value"], ["predict", "customer_value_eval"], ["predict", "customer_value_deciles"],
+    ["campaigns", "campaigns"], ["campaigns", "uplift"],
 ]
 
 

@@ -43,6 +43,8 @@ TITLES = {
     "k_selection": ("分群数 k 的选择", "Choosing k"),
     "migration": ("相比上次运行的客群迁移", "Migration since the last run"),
     "history": ("客群规模变化", "Segment sizes over time"),
+    "campaigns": ("活动效果：处理组 − 对照组（置信区间）",
+                  "Campaign uplift: treatment − control (confidence interval)"),
 }
 WORDS = {
     "customers": ("客户数", "Customers"), "share": ("占比", "Share"), "segment": ("客群", "Segment"),
@@ -53,7 +55,16 @@ WORDS = {
     "meets": ("满足约束", "Meets constraints"), "from": ("上次所在客群", "From (previous run)"),
     "to": ("本次所在客群", "To (this run)"), "run": ("运行时间", "Run"), "median": ("中位数", "Median"),
     "q1": ("下四分位", "Q1"), "q3": ("上四分位", "Q3"), "total": ("位客户", "customers"),
+    "campaign": ("活动", "Campaign"), "uplift": ("提升", "Uplift"), "low": ("区间下限", "Interval low"),
+    "high": ("区间上限", "Interval high"), "verdict": ("结论", "Verdict"),
 }
+VERDICT_WORDS = {
+    "significant_gain": ("显著提升", "significant gain"),
+    "no_detectable_effect": ("未检测到效果", "no detectable effect"),
+    "harm": ("有害", "harm"), "too_early": ("为时尚早", "too early"), "too_small": ("对照组过小", "too small"),
+}
+VERDICT_COLORS = {"significant_gain": "#59a14f", "no_detectable_effect": "#79706e", "harm": "#e15759",
+                  "too_early": "#f28e2b", "too_small": "#bab0ac"}
 
 
 def _w(key: str, language: str) -> str:
@@ -329,6 +340,50 @@ def chart_history(data: ReportData, language: str) -> alt.TopLevelMixin:
         width=560, height=280, title=_title("history", language))
 
 
+def chart_campaigns(data: ReportData, language: str) -> alt.TopLevelMixin:
+    """Per metric (one panel each, its own scale: rates in percentage points, amounts in money), the uplift of
+    every campaign as a point with its confidence interval as a bar, against a line at zero."""
+    from assets.report.sections_campaigns import METRIC_WORDS
+
+    index = 0 if language == "zh" else 1
+    rows = []
+    for r in data.campaigns.iter_rows(named=True):
+        if r["uplift"] is None:
+            continue
+        words = METRIC_WORDS[r["metric"]]
+        scale = 100.0 if words[3] == "pp" else 1.0
+        unit = (" (百分点)" if language == "zh" else " (pp)") if words[3] == "pp" else ""
+        low = r["ci_low"] * scale if r["ci_low"] is not None else None
+        high = r["ci_high"] * scale if r["ci_high"] is not None else None
+        rows.append({"campaign": r["campaign"], "metric": words[index] + unit, "uplift": r["uplift"] * scale,
+                     "low": low, "high": high, "verdict": VERDICT_WORDS[r["verdict"]][index],
+                     "color": VERDICT_COLORS[r["verdict"]]})
+    order = [METRIC_WORDS[m][index] for m in METRIC_WORDS]
+    metrics = [m for name in order for m in dict.fromkeys(r["metric"] for r in rows) if m.startswith(name)]
+    domain = [VERDICT_WORDS[v][index] for v in VERDICT_WORDS]
+    colors = [VERDICT_COLORS[v] for v in VERDICT_WORDS]
+    y = alt.Y("campaign:N", title=_w("campaign", language))
+    tooltip = [alt.Tooltip("campaign:N", title=_w("campaign", language)),
+               alt.Tooltip("uplift:Q", title=_w("uplift", language), format=",.2f"),
+               alt.Tooltip("low:Q", title=_w("low", language), format=",.2f"),
+               alt.Tooltip("high:Q", title=_w("high", language), format=",.2f"),
+               alt.Tooltip("verdict:N", title=_w("verdict", language))]
+    panels = []
+    for metric in metrics:
+        panel = [r for r in rows if r["metric"] == metric]
+        base = alt.Chart(alt.Data(values=panel))
+        bars = base.mark_rule(strokeWidth=3).encode(
+            x=alt.X("low:Q", title=metric), x2=alt.X2("high:Q"), y=y,
+            color=alt.Color("verdict:N", title=_w("verdict", language), scale=alt.Scale(domain=domain, range=colors)),
+            tooltip=tooltip)
+        points = base.mark_point(filled=True, size=80, color="#1f2933").encode(x=alt.X("uplift:Q"), y=y,
+                                                                               tooltip=tooltip)
+        zero = alt.Chart(alt.Data(values=[{"zero": 0}])).mark_rule(color="#1f2933", strokeDash=[4, 4]).encode(
+            x=alt.X("zero:Q"))
+        panels.append(alt.layer(zero, bars, points).properties(width=520, height=max(26 * len(panel), 60)))
+    return alt.vconcat(*panels, spacing=18).properties(title=_title("campaigns", language))
+
+
 def build_charts(data: ReportData, language: str, keys: list[str]) -> dict[str, dict]:
     """Vega-Lite specs (dicts) for the given chart keys, in that order."""
     builders = {
@@ -342,6 +397,7 @@ def build_charts(data: ReportData, language: str, keys: list[str]) -> dict[str, 
         "k_selection": lambda: chart_k(data, language),
         "migration": lambda: chart_migration(data, language),
         "history": lambda: chart_history(data, language),
+        "campaigns": lambda: chart_campaigns(data, language),
     }
     specs = {}
     # Not validated here: Altair checks every object it builds against the Vega-Lite JSON schema (debug mode),

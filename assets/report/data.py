@@ -13,7 +13,9 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
+from assets.report.campaign_data import load_campaigns
 from assets.report.facts import FactBook, FactRef
+from assets.report.predict_queries import AT_RISK_SQL, BUNDLE_SIZE, BUNDLE_SQL, SEGMENT_VALUE_SQL
 from assets.segments.labels import category_label
 from assets.segments.naming import unlabelled_from_evidence
 from assets.segments.value_tiers import ValueTier, value_tier_scale
@@ -114,6 +116,12 @@ class ReportData:
     recommendation_eval: dict | None = None  # the latest row of predict.recommendation_eval
     bundles: pl.DataFrame = field(default_factory=pl.DataFrame)  # segment_id, category, customers, share, rank
     rules: pl.DataFrame = field(default_factory=pl.DataFrame)  # predict.category_rules with lift > 1
+    value_run: dict | None = None  # the latest row of predict.customer_value_eval
+    value_deciles: pl.DataFrame = field(default_factory=pl.DataFrame)  # its rows of predict.customer_value_deciles
+    # segment_id, customers, expected_purchases, expected_spend (means over members with a value; detailed only)
+    segment_value: pl.DataFrame = field(default_factory=pl.DataFrame)
+    # The campaign layer (assets/campaigns): campaigns.uplift of every whole campaign; empty without campaigns.
+    campaigns: pl.DataFrame = field(default_factory=pl.DataFrame)
 
     @property
     def detailed(self) -> list[Segment]:
@@ -328,6 +336,7 @@ def load_report_data(con: duckdb.DuckDBPyConnection, category_labels: dict | Non
     predictive = load_predictive(con, detailed_ids)
     return ReportData(
         **predictive,
+        campaigns=load_campaigns(con),
         segments=segments,
         n_customers=sum(s.customers for s in segments),
         model_version=profiles.get_column("model_version")[0] if profiles.height else None,
@@ -343,31 +352,6 @@ def load_report_data(con: duckdb.DuckDBPyConnection, category_labels: dict | Non
     )
 
 
-BUNDLE_SIZE = 3  # categories in a segment's "you may also need" bundle
-
-AT_RISK_SQL = """
-SELECT s.segment_id, count(*) AS members,
-       count(*) FILTER (WHERE t.value_tier_key = 'high_value') AS high_value,
-       count(*) FILTER (WHERE t.value_tier_key = 'high_value' AND r.at_risk) AS high_value_at_risk,
-       avg(r.churn_risk) FILTER (WHERE t.value_tier_key = 'high_value') AS high_value_mean_risk,
-       count(*) FILTER (WHERE r.at_risk) AS at_risk
-FROM segments.customer_segments s
-JOIN segments.customer_value_tiers t USING (customer_id)
-LEFT JOIN predict.churn_risk r USING (customer_id)
-WHERE s.segment_id IN {ids} GROUP BY s.segment_id ORDER BY s.segment_id"""
-
-BUNDLE_SQL = """
-WITH members AS (SELECT segment_id, count(*) AS members FROM segments.customer_segments GROUP BY segment_id),
-picked AS (
-    SELECT s.segment_id, n.category, count(*) AS customers
-    FROM predict.next_category n JOIN segments.customer_segments s USING (customer_id)
-    WHERE s.segment_id IN {ids} GROUP BY ALL)
-SELECT p.segment_id, p.category, p.customers, p.customers / m.members AS share,
-       row_number() OVER (PARTITION BY p.segment_id ORDER BY p.customers DESC, p.category) AS rank
-FROM picked p JOIN members m USING (segment_id)
-QUALIFY rank <= {size} ORDER BY p.segment_id, rank"""
-
-
 def _latest(con: duckdb.DuckDBPyConnection, table: str, time_column: str) -> dict | None:
     if not _has_table(con, "predict", table):
         return None
@@ -376,7 +360,8 @@ def _latest(con: duckdb.DuckDBPyConnection, table: str, time_column: str) -> dic
 
 
 def load_predictive(con: duckdb.DuckDBPyConnection, detailed_ids: list[int]) -> dict:
-    """Churn risk and recommendations for the report: the latest runs and per-segment aggregates."""
+    """Churn risk, recommendations and customer value for the report: the latest runs and per-segment
+    aggregates."""
     ids = _ids(detailed_ids)
     at_risk = (con.execute(AT_RISK_SQL.format(ids=ids)).pl()
                if _has_table(con, "predict", "churn_risk") else pl.DataFrame())
@@ -385,9 +370,15 @@ def load_predictive(con: duckdb.DuckDBPyConnection, detailed_ids: list[int]) -> 
     rules = (con.execute("SELECT antecedent, consequent, lift FROM predict.category_rules WHERE lift > 1 "
                          "ORDER BY consequent, antecedent").pl()
              if _has_table(con, "predict", "category_rules") else pl.DataFrame())
+    value_run = _latest(con, "customer_value_eval", "evaluated_at")
+    value_deciles = (con.execute("SELECT * FROM predict.customer_value_deciles WHERE run_id = ? ORDER BY decile",
+                                 [value_run["run_id"]]).pl()
+                     if value_run and _has_table(con, "predict", "customer_value_deciles") else pl.DataFrame())
+    segment_value = (con.execute(SEGMENT_VALUE_SQL.format(ids=ids)).pl()
+                     if _has_table(con, "predict", "customer_value") else pl.DataFrame())
     return {"churn_run": _latest(con, "churn_model_runs", "trained_at"), "at_risk": at_risk,
             "recommendation_eval": _latest(con, "recommendation_eval", "evaluated_at"), "bundles": bundles,
-            "rules": rules}
+            "rules": rules, "value_run": value_run, "value_deciles": value_deciles, "segment_value": segment_value}
 
 
 # --- facts: each number with the scalar query that proves it (see assets/report/facts.py) -------------------------

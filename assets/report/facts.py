@@ -19,7 +19,8 @@ import string
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-KINDS = ("count", "pct", "money", "number", "decimal", "lift", "score", "int", "date", "datetime", "text", "param")
+KINDS = ("count", "pct", "money", "number", "decimal", "lift", "score", "int", "date", "datetime", "text", "param",
+         "pp", "signed", "pvalue")
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,13 @@ def format_value(kind: str, value: object) -> str:
         return f"{number:.1f}×" if number >= 0.95 else f"{number:.2f}×"
     if kind == "score":
         return f"{number:.3f}"
+    if kind == "pp":  # a difference of two rates, in percentage points, signed
+        return f"{number * 100:+.1f}"
+    if kind == "signed":  # a difference of two amounts, signed
+        return f"{number:+,.0f}" if abs(number) >= 1000 else f"{number:+,.1f}" if abs(number) >= 10 else \
+            f"{number:+.2f}"
+    if kind == "pvalue":
+        return "<0.001" if number < 0.001 else f"{number:.3f}"
     raise ValueError(f"unknown fact kind {kind!r}")
 
 

@@ -1,9 +1,11 @@
-"""The report's sections on the predictive layer: churn warning and next categories, in Chinese and English."""
+"""The report's sections on the predictive layer: churn warning, customer lifetime value and next categories, in
+Chinese and English."""
 
 from __future__ import annotations
 
 import polars as pl
 
+from assets.predict.clv import DECILES
 from assets.predict.recommendations import SOURCE_POPULARITY
 from assets.predict.runs import EVALUATED, NO_CATEGORIES, NO_DATES, SHORT_HISTORY, TRAINED
 from assets.report.data import ReportData
@@ -13,9 +15,12 @@ from assets.report.sections import _too_small
 
 # --- predictive layer -------------------------------------------------------------------------------------------
 
+RUN_PREFIXES = {"churn_model_runs": "churn", "recommendation_eval": "recs", "customer_value_eval": "clv"}
+
+
 def _run_fact(book: FactBook, table: str, run: dict, column: str, kind: str) -> FactRef:
     """A number of the latest predict run row, proved by reading that row."""
-    prefix = "churn" if table == "churn_model_runs" else "recs"
+    prefix = RUN_PREFIXES[table]
     return book.add(f"{prefix}.{column}", kind, run[column], f"SELECT {column} FROM predict.{table} WHERE run_id = ?",
                     [run["run_id"]])
 
@@ -33,7 +38,7 @@ def _not_available(section: Section, book: FactBook, table: str, run: dict | Non
                     compose("This export has no product category: orders.columns.category is null, so no {w}.",
                             w=what["en"]))
     elif run["status"] == SHORT_HISTORY:
-        prefix, horizons = ("churn", 2) if table == "churn_model_runs" else ("recs", 1)
+        prefix, horizons = RUN_PREFIXES[table], 2 if table == "churn_model_runs" else 1
         span = book.add(f"{prefix}.span_days", "int", (run["data_end"] - run["data_start"]).days,
                         f"SELECT date_diff('day', data_start, data_end) FROM predict.{table} WHERE run_id = ?",
                         [run["run_id"]])
@@ -101,6 +106,8 @@ def section_churn(data: ReportData, book: FactBook) -> Section:
         # No model, so no customer is called at risk: the title must not claim one (without order dates above all).
         section.title = {"zh": "流失预警", "en": "Churn warning"}
         _not_available(section, book, "churn_model_runs", run, {"zh": "训练流失预测模型", "en": "churn model"})
+        say_customer_value(section, data, book)
+        _value_bullets(section, data, book)
         return section
     table = "churn_model_runs"
     horizon = _run_fact(book, table, run, "horizon_days", "int")
@@ -128,18 +135,23 @@ def section_churn(data: ReportData, book: FactBook) -> Section:
         if rows.is_empty():
             continue
         if not rows["high_value"][0]:
-            section.say(compose("{n}：没有高价值客户。", n=segment.name_zh),
-                        compose("{n}: no high-value customers.", n=segment.name_en), bullet=True)
+            value = expected_value(data, book, segment.segment_id)
+            section.say(compose("{n}：没有高价值客户", n=segment.name_zh)
+                        + (compose("；{v}。", v=value["zh"]) if value else compose("。")),
+                        compose("{n}: no high-value customers", n=segment.name_en)
+                        + (compose("; {v}.", v=value["en"]) if value else compose(".")), bullet=True)
             continue
         sid = segment.segment_id
         high = _high_value_fact(book, data, sid, "high_value", "count")
         risky = _high_value_fact(book, data, sid, "high_value_at_risk", "count")
         share = _high_value_fact(book, data, sid, "high_value_at_risk_share", "pct")
         mean = _high_value_fact(book, data, sid, "high_value_mean_risk", "pct")
-        section.say(compose("{n}：{h} 位高价值客户中有 {r} 位高风险（{s}），平均流失概率 {m}。", n=segment.name_zh, h=high,
-                            r=risky, s=share, m=mean),
-                    compose("{n}: {r} of {h} high-value customers at risk ({s}); mean churn probability {m}.",
-                            n=segment.name_en, h=high, r=risky, s=share, m=mean), bullet=True)
+        value = expected_value(data, book, sid)
+        section.say(compose("{n}：{h} 位高价值客户中有 {r} 位高风险（{s}），平均流失概率 {m}", n=segment.name_zh, h=high,
+                            r=risky, s=share, m=mean) + (compose("；{v}。", v=value["zh"]) if value else compose("。")),
+                    compose("{n}: {r} of {h} high-value customers at risk ({s}); mean churn probability {m}",
+                            n=segment.name_en, h=high, r=risky, s=share, m=mean)
+                    + (compose("; {v}.", v=value["en"]) if value else compose(".")), bullet=True)
     if data.has_categories:
         section.say(compose("名单见 predict.churn_risk（at_risk 列）与 segments.customer_value_tiers；建议在他们停止购买之前，用专属权益和常购品类主动联系。"),
                     compose("The list is in predict.churn_risk (column at_risk) joined with "
@@ -149,7 +161,107 @@ def section_churn(data: ReportData, book: FactBook) -> Section:
         section.say(compose("名单见 predict.churn_risk（at_risk 列）与 segments.customer_value_tiers；建议在他们停止购买之前，用专属权益主动联系。"),
                     compose("The list is in predict.churn_risk (column at_risk) joined with "
                             "segments.customer_value_tiers; reach out before they stop buying, with personal perks."))
+    say_customer_value(section, data, book)
     return section
+
+
+# --- customer lifetime value -----------------------------------------------------------------------------------
+
+def _segment_value_fact(book: FactBook, data: ReportData, segment_id: int, column: str) -> FactRef:
+    """A segment's mean expected purchases or spend per customer over the next clv_horizon_days."""
+    row = data.segment_value.filter(pl.col("segment_id") == segment_id).row(0, named=True)
+    return book.add(f"seg{segment_id}.clv.{column}", "money" if column == "expected_spend" else "decimal", row[column],
+                    f"SELECT avg(v.{column}) FROM segments.customer_segments s JOIN predict.customer_value v "
+                    "USING (customer_id) WHERE s.segment_id = ? AND isfinite(v.expected_spend) "
+                    "AND isfinite(v.expected_purchases)", [segment_id])
+
+
+def _has_value(data: ReportData, segment_id: int) -> bool:
+    run = data.value_run
+    return (run is not None and bool(run.get("n_scored")) and not data.segment_value.is_empty()
+            and data.segment_value.filter(pl.col("segment_id") == segment_id).height > 0)
+
+
+def expected_value(data: ReportData, book: FactBook, segment_id: int) -> dict[str, Sentence] | None:
+    """The summary card's phrase: a segment's expected spend per customer over the next clv_horizon_days days
+    (None without customer values)."""
+    if not _has_value(data, segment_id):
+        return None
+    horizon = _run_fact(book, "customer_value_eval", data.value_run, "clv_horizon_days", "int")
+    spend = _segment_value_fact(book, data, segment_id, "expected_spend")
+    return {"zh": compose("未来 {h} 天预计人均消费 {v}", h=horizon, v=spend),
+            "en": compose("{v} expected spend per customer over the next {h} days", h=horizon, v=spend)}
+
+
+def _decile_fact(book: FactBook, run: dict, decile: int, column: str) -> FactRef:
+    return book.add(
+        f"clv.decile{decile}.{column}", "decimal",
+        run["deciles"].filter(pl.col("decile") == decile)[column][0],
+        f"SELECT {column} FROM predict.customer_value_deciles WHERE run_id = ? AND decile = ?",
+        [run["run_id"], decile])
+
+
+def _value_bullets(section: Section, data: ReportData, book: FactBook) -> None:
+    """Without a churn model: a bullet per segment with its expected spend per customer, when there are values."""
+    for segment in data.detailed:
+        value = expected_value(data, book, segment.segment_id)
+        if value is not None:
+            section.say(compose("{n}：{v}。", n=segment.name_zh, v=value["zh"]),
+                        compose("{n}: {v}.", n=segment.name_en, v=value["en"]), bullet=True)
+
+
+def say_customer_value(section: Section, data: ReportData, book: FactBook) -> None:
+    """Customer lifetime value, at the end of the churn section: the model, its held-out judgement, the top and
+    bottom deciles. The per-segment expected spend is in the churn bullets and the summary cards."""
+    run, table = data.value_run, "customer_value_eval"
+    if run is None:
+        return
+    if run["status"] == NO_DATES or not run.get("n_scored"):
+        if run["status"] == NO_DATES:
+            _not_available(section, book, table, run, {"zh": "估算客户终身价值", "en": "customer lifetime value"})
+        else:
+            section.say(compose("购买过两次以上的客户太少，无法估算客户终身价值。"),
+                        compose("Too few customers bought more than once to estimate customer lifetime value."))
+        return
+    horizon = _run_fact(book, table, run, "clv_horizon_days", "int")
+    section.say(
+        compose("客户终身价值：每位客户未来 {h} 天的预计购买次数与消费额来自“购买直至流失”模型：BG/NBD 估计客户多久购买一次、"
+                "何时不再回来，Gamma-Gamma 估计每次购买的金额。", h=horizon),
+        compose("Customer lifetime value: each customer's expected purchases and spend over the next {h} days come "
+                "from a buy-till-you-die model: BG/NBD for how often customers buy and when they stop coming back, "
+                "Gamma-Gamma for how much they spend per purchase.", h=horizon))
+    if run["status"] == EVALUATED and run.get("spearman") is not None:
+        window, n = _run_fact(book, table, run, "horizon_days", "int"), _run_fact(book, table, run, "n_eval", "count")
+        rho = _run_fact(book, table, run, "spearman", "score")
+        baseline = _run_fact(book, table, run, "baseline_spearman", "score")
+        section.say(
+            compose("检验：用最近 {w} 天之前的订单重新拟合模型，预测这 {w} 天的购买次数，与 {n} 位客户的实际购买比较："
+                    "斯皮尔曼等级相关系数 {r}（只按过去的购买频率排序为 {b}）。", w=window, n=n, r=rho, b=baseline),
+            compose("Judged on the latest {w} days: refitted on the orders before them, the model predicted each "
+                    "customer's purchases in those days; against what {n} customers actually bought, the Spearman "
+                    "rank correlation is {r} (ranking by past purchase rate alone: {b}).", w=window, n=n, r=rho,
+                    b=baseline))
+        deciles = data.value_deciles
+        if deciles.height == DECILES:
+            judged = {**run, "deciles": deciles}
+            top_p, top_a = (_decile_fact(book, judged, DECILES, c) for c in ("mean_predicted_purchases",
+                                                                              "mean_actual_purchases"))
+            low_p, low_a = (_decile_fact(book, judged, 1, c) for c in ("mean_predicted_purchases",
+                                                                       "mean_actual_purchases"))
+            share = _run_fact(book, table, run, "top_decile_purchase_share", "pct")
+            section.say(
+                compose("预测最高的十分之一客户人均预计 {p} 次、实际 {a} 次，贡献了这段时间 {s} 的购买；预测最低的十分之一人均预计 {q} 次、实际 {b} 次。"
+                        "逐组对比见 predict.customer_value_deciles。", p=top_p, a=top_a, s=share, q=low_p, b=low_a),
+                compose("The tenth of customers with the highest predictions was expected to buy {p} times each and "
+                        "bought {a} times, {s} of all purchases in those days; the lowest tenth was expected to buy "
+                        "{q} times and bought {b}. Every decile is in predict.customer_value_deciles.", p=top_p,
+                        a=top_a, s=share, q=low_p, b=low_a))
+    else:
+        _not_available(section, book, table, run, {"zh": "在后续时间段检验客户终身价值",
+                                                    "en": "evaluation of customer lifetime value on a later period"})
+    section.say(compose("逐人数值见 predict.customer_value（expected_purchases、expected_spend、p_alive）；可用于决定每项策略值得投入在哪些客户身上。"),
+                compose("Per-customer values are in predict.customer_value (expected_purchases, expected_spend, "
+                        "p_alive): use them to decide which customers a strategy is worth spending on."))
 
 
 def _reason_rule(data: ReportData, segment_id: int, category: str) -> tuple[str, float] | None:

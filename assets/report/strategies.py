@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from assets.report.campaign_data import last_measured
 from assets.report.data import (
     ReportData,
     f_feature_mean,
@@ -335,6 +336,10 @@ def _apply(strategy: Strategy, segment_id: int, data: ReportData, book: FactBook
     action = {lang: compose(texts[lang],
                             category=data.category(category, lang) if category else GENERIC_CATEGORY[lang])
               for lang in LANGUAGES}
+    # A campaign that ran this strategy: its latest measured uplift (assets/report/campaign_data.py).
+    measured = last_measured(data.campaigns, book, strategy.key)
+    if measured is not None:
+        evidence.append(measured)
     return AppliedStrategy(strategy.key, strategy.priority, strategy.title, action, evidence)
 
 

@@ -47,7 +47,8 @@ from assets.report.sections import (
     section_tiers,
     section_without_categories,
 )
-from assets.report.sections_predict import section_churn, section_next_category
+from assets.report.sections_campaigns import section_campaigns
+from assets.report.sections_predict import expected_value, section_churn, section_next_category
 from assets.report.strategies import AppliedStrategy
 
 __all__ = ["LANGUAGES", "Narrative", "build_narrative"]
@@ -97,6 +98,10 @@ def _portrait(data: ReportData, book: FactBook, segment_id: int) -> dict[str, Se
     orders, spend = f_avg(book, data, segment_id, "avg_orders"), f_avg(book, data, segment_id, "avg_spend")
     zh.append(compose("人均 {o} 单、消费 {s}", o=orders, s=spend))
     en.append(compose("{o} orders and {s} spent per customer", o=orders, s=spend))
+    value = expected_value(data, book, segment_id)
+    if value is not None:
+        zh.append(value["zh"])
+        en.append(value["en"])
     top = (data.affinity.filter(pl.col("segment_id") == segment_id).drop_nulls("lift")
            .sort(["lift", "category"], descending=[True, False]))
     if top.height and top["lift"][0] >= NOTABLE_LIFT:
@@ -162,9 +167,12 @@ def build_narrative(data: ReportData, book: FactBook, plans: dict[int, list[Appl
     missing_labels = section_missing_labels(data, book) if data.has_categories else None
     categories += [missing_labels] if missing_labels else []
     next_category = [section_next_category(data, book)] if data.has_categories else []
+    # Campaign results (效果评估) only when the warehouse holds a campaign.
+    campaign = section_campaigns(data, book)
+    campaigns = [campaign] if campaign else []
     sections = [section_sizes(data, book), section_box(data, book, "age"), section_box(data, book, "income"),
                 *categories, section_payments(data, book), section_tiers(data, book),
-                section_churn(data, book), *next_category, section_k(data, book),
+                section_churn(data, book), *next_category, *campaigns, section_k(data, book),
                 section_migration(data, book), section_history(data, book)]
     return Narrative(intro, cards, other, sections, notes(data, book))
 

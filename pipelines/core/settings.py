@@ -222,7 +222,8 @@ class PrivacySettings(Strict):
 
 
 class PredictSettings(Strict):
-    """The predictive layer (assets/predict/): churn risk and next-category recommendations."""
+    """The predictive layer (assets/predict/): churn risk, next-category recommendations and customer lifetime
+    value."""
 
     # Churn = no purchase in the next horizon_days; the model is judged on the last horizon of the data.
     horizon_days: int = Field(default=30, ge=7, le=365)
@@ -246,4 +247,7 @@ class PredictSettings(Strict):
     # rules, keeping their held-out figures; the first run at or past it trains and mines again, and so does any
     # run whose feature columns or model settings changed. 0: every run trains.
     retrain_every_days: int = Field(default=7, ge=0, le=365)
+    # Customer lifetime value (predict.customer_value): expected purchases and spend over the next this many days,
+    # from a BG/NBD + Gamma-Gamma model; judged on the last horizon_days of the data like churn.
+    clv_horizon_days: int = Field(default=365, ge=1, le=3650)
     seed: int = 42

@@ -44,12 +44,14 @@ wall-clock time or thread scheduling, and polars writes rows in frame order.
 The same arguments therefore produce byte-identical files.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 
+from pipelines.demo.campaigns import PlantedCampaign, plant_campaigns
 from pipelines.demo.chunk_draws import _plant_churn_and_bundles
 from pipelines.demo.global_draws import (
     _assign_personas,
@@ -130,6 +132,7 @@ def generate_demo_data(
     start_date: date = date(2026, 1, 1),
     *,
     outlier_share: float = 0.005,
+    campaigns: Sequence[PlantedCampaign] = (),
 ) -> GeneratedData:
     """Write deterministic demo data with planted personas into ``out_dir``.
 
@@ -161,6 +164,11 @@ def generate_demo_data(
             (``big_spender``) or the order rate by 12-25 (``hyper_frequent``).
             In the wide shape, ``bulk_buyer`` and ``big_spender`` basket
             values are multiplied by 20-40 beyond the usual 10-100 range.
+        campaigns: Campaigns with a known uplift to plant (long shape only;
+            see :mod:`pipelines.demo.campaigns`): extra orders appended to
+            ``order_lines.csv``, ``campaign_assignments.csv`` and
+            ``campaigns_truth.csv`` written. None by default, which leaves
+            every file as without this argument.
 
     Returns:
         The written paths and counts; see :class:`GeneratedData`.
@@ -172,6 +180,8 @@ def generate_demo_data(
             number in ``[0, 0.2]``.
     """
     _validate_arguments(customers, days, seed, shape, start_date, outlier_share)
+    if campaigns and shape != "long":
+        raise ValueError("campaigns can only be planted in the long shape (baskets carry no order date)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -206,6 +216,9 @@ def generate_demo_data(
                 start_date=start_date,
                 price_cents=price_cents,
             )
+        if campaigns:
+            planted_truth = plant_campaigns(out_dir, campaigns, seed, start_date)
+            lines_written += int(planted_truth["extra_orders"].sum())
         return GeneratedData(
             customers_path=customers_path,
             orders_path=orders_path,

@@ -1,7 +1,6 @@
 """The code location as Dagster loads it: every asset, check, job, schedule and sensor, and resources that read
 their settings from the environment when a run starts, not at import."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +9,7 @@ import dagster as dg
 
 from pipelines.core.resources import SourceResource, WarehouseResource
 from pipelines.definitions import defs
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, child_env
 
 EXPECTED_ASSETS = {
     "raw/orders", "raw/customers", "raw/products",
@@ -24,7 +23,9 @@ EXPECTED_ASSETS = {
     "segments/segment_category_affinity", "segments/segment_features", "segments/customer_segment_history",
     "segments/segment_migration", "segments/customer_value_tiers",
     "predict/churn_risk", "predict/churn_model_runs", "predict/churn_calibration", "predict/category_rules",
-    "predict/next_category", "predict/recommendation_eval",
+    "predict/next_category", "predict/recommendation_eval", "predict/customer_value", "predict/customer_value_eval",
+    "predict/customer_value_deciles", "campaigns/campaigns", "campaigns/assignments", "campaigns/results",
+    "campaigns/uplift",
     "report/segment_report",
     "warehouse/published", "meta/publication", "meta/source_files", "meta/published_tables",
 }
@@ -46,7 +47,8 @@ EXPECTED_CHECKS = {
     "recommendations_beat_popularity": ("predict/recommendation_eval", False),
 }
 
-LAYER_GROUPS = {"raw", "staging", "quality", "features", "model", "segments", "predict", "report", "serving"}
+LAYER_GROUPS = {"raw", "staging", "quality", "features", "model", "segments", "predict", "campaigns", "report",
+                "serving"}
 
 
 def test_every_asset_is_in_the_graph_with_a_layer_group_and_a_description():
@@ -99,7 +101,7 @@ def test_resources_read_the_environment_when_a_run_starts_not_at_import(monkeypa
 
 
 def test_dagster_loads_the_code_location_named_in_pyproject(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PERSONA_", "DAGSTER_"))}
+    env = child_env()
     env["DAGSTER_HOME"] = str(tmp_path)
     (tmp_path / "dagster.yaml").write_bytes((REPO_ROOT / "dagster.yaml").read_bytes())
     done = subprocess.run([str(Path(sys.executable).parent / "dagster"), "definitions", "validate"],

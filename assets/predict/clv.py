@@ -1,0 +1,346 @@
+"""Customer lifetime value: a buy-till-you-die model fitted on each customer's purchase summary.
+
+Purchases: BG/NBD (Fader, Hardie and Lee 2005, "Counting your customers the easy way"). While alive, a customer buys
+at a Poisson rate lambda ~ Gamma(r, alpha); after every purchase they leave for good with probability
+p ~ Beta(a, b). Spend: Gamma-Gamma (Fader, Hardie and Lee 2005, "RFM and CLV"): the values of a customer's repeat
+purchases are Gamma(p, nu) around their own mean, with nu ~ Gamma(q, gamma) across customers (here `v` = gamma).
+
+Both likelihoods are written out below in vectorised numpy and maximised with scipy.optimize (L-BFGS-B on the
+logarithms of the parameters), on the customers' summaries compressed to their distinct values: the same estimates
+as PyMC-Marketing's BetaGeoModel and GammaGammaModel fitted by MAP with flat priors (tests/graph/
+test_customer_value.py compares them when pymc-marketing is installed). Why not the library itself: see
+docs/predictions.md (measured install size, import time and fit time at 100k and 1M customers).
+
+The summary of a customer as of a cutoff, in days, from the orders before it (a purchase is a day with an order,
+as in lifetimes and PyMC-Marketing's rfm_summary, so two baskets on one day count once):
+- frequency x: purchase days after the first one (repeat purchases);
+- recency t_x: days from the first to the last purchase day;
+- T: days from the first purchase day to the cutoff;
+- monetary m: mean spend of the repeat purchase days (NULL without repeats; the first purchase is left out, as the
+  Gamma-Gamma model asks).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import numpy as np
+import polars as pl
+from scipy import optimize, special, stats
+
+# Too few repeat buyers and the dropout and spend distributions cannot be told apart from noise.
+MIN_REPEAT_BUYERS = 20
+MIN_CUSTOMERS = 50
+MODEL_NAME = "BG/NBD (purchases) + Gamma-Gamma (spend), maximum likelihood (scipy L-BFGS-B)"
+
+SUMMARY_SQL = """
+WITH days AS (
+    SELECT customer_id, date_trunc('day', order_ts) AS day, sum(order_amount) AS spend
+    FROM {orders}
+    WHERE order_ts < $cutoff AND order_ts IS NOT NULL
+    GROUP BY ALL
+),
+per_customer AS (
+    SELECT customer_id, count(*) - 1 AS frequency,
+           date_diff('day', min(day), max(day)) AS recency,
+           date_diff('day', min(day), $cutoff::TIMESTAMP) AS t,
+           -- The repeat days' mean spend: every day but the first.
+           (sum(spend) - arg_min(spend, day)) / nullif(count(*) - 1, 0) AS monetary
+    FROM days GROUP BY customer_id
+)
+SELECT customer_id, frequency::DOUBLE AS frequency, recency::DOUBLE AS recency, t::DOUBLE AS t,
+       monetary::DOUBLE AS monetary
+FROM per_customer
+"""
+
+WINDOW_SQL = """
+SELECT customer_id, count(DISTINCT date_trunc('day', order_ts))::DOUBLE AS actual_purchases,
+       sum(order_amount)::DOUBLE AS actual_spend
+FROM {orders}
+WHERE order_ts >= $start AND order_ts < $end
+GROUP BY customer_id
+"""
+
+
+def rfm_summary(con: duckdb.DuckDBPyConnection, cutoff: datetime, orders: str = "staging.orders") -> pl.DataFrame:
+    """customer_id, frequency, recency, t, monetary as of `cutoff` (midnight), for every customer with an order
+    before it, sorted by customer_id."""
+    return con.execute(SUMMARY_SQL.format(orders=orders), {"cutoff": cutoff}).pl().sort("customer_id")
+
+
+def window_purchases(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
+                     orders: str = "staging.orders") -> pl.DataFrame:
+    """customer_id, actual_purchases (days with an order) and actual_spend in [start, end), for the buyers."""
+    return con.execute(WINDOW_SQL.format(orders=orders), {"start": start, "end": end}).pl()
+
+
+# --- BG/NBD ----------------------------------------------------------------------------------------------------------
+
+def bgnbd_log_likelihood(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """The log-likelihood of each customer's (x, t_x, T) under BG/NBD parameters (r, alpha, a, b)."""
+    r, alpha, a, b = params
+    a1 = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
+    a2 = special.betaln(a, b + x) - special.betaln(a, b)
+    a3 = -(r + x) * np.log(alpha + t)
+    repeat = x > 0
+    # ln(a / (b + x - 1)) - (r + x) ln(alpha + t_x): the customer left right after the last purchase (needs x > 0).
+    a4 = np.full_like(a3, -np.inf)
+    a4[repeat] = (np.log(a) - np.log(b + x[repeat] - 1) - (r + x[repeat]) * np.log(alpha + t_x[repeat]))
+    return a1 + a2 + np.logaddexp(a3, a4)
+
+
+def gamma_gamma_log_likelihood(params: np.ndarray, x: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """The log-likelihood of each repeat buyer's mean spend m over x repeat purchases under Gamma-Gamma parameters
+    (p, q, v): the density of the mean of x Gamma(p, nu) values, nu ~ Gamma(q, v)."""
+    p, q, v = params
+    px = p * x
+    return (special.gammaln(px + q) - special.gammaln(px) - special.gammaln(q) + q * np.log(v)
+            + (px - 1) * np.log(m) + px * np.log(x) - (px + q) * np.log(x * m + v))
+
+
+def bgnbd_gradient(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """d log-likelihood / d (r, alpha, a, b) per customer: a 4 x n array (the derivatives of the terms above)."""
+    r, alpha, a, b = params
+    a3 = -(r + x) * np.log(alpha + t)
+    repeat = x > 0
+    a4 = np.full_like(a3, -np.inf)
+    a4[repeat] = (np.log(a) - np.log(b + x[repeat] - 1) - (r + x[repeat]) * np.log(alpha + t_x[repeat]))
+    total = np.logaddexp(a3, a4)
+    w3, w4 = np.exp(a3 - total), np.exp(a4 - total)  # the weights of the two terms of the likelihood
+    log_t, log_tx = np.log(alpha + t), np.log(alpha + t_x)
+    psi_ab, psi_abx = special.digamma(a + b), special.digamma(a + b + x)
+    b_x1 = np.where(repeat, b + x - 1, 1.0)
+    return np.stack([
+        special.digamma(r + x) - special.digamma(r) + np.log(alpha) - w3 * log_t - w4 * log_tx,
+        r / alpha - (r + x) * (w3 / (alpha + t) + w4 / (alpha + t_x)),
+        psi_ab - psi_abx + w4 / a,
+        special.digamma(b + x) - special.digamma(b) + psi_ab - psi_abx - w4 / b_x1,
+    ])
+
+
+def gamma_gamma_gradient(params: np.ndarray, x: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """d log-likelihood / d (p, q, v) per repeat buyer: a 3 x n array."""
+    p, q, v = params
+    px = p * x
+    psi_pxq, log_xmv = special.digamma(px + q), np.log(x * m + v)
+    return np.stack([
+        x * (psi_pxq - special.digamma(px) + np.log(m) + np.log(x) - log_xmv),
+        psi_pxq - special.digamma(q) + np.log(v) - log_xmv,
+        q / v - (px + q) / (x * m + v),
+    ])
+
+
+def _compress(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """The distinct rows of the columns and how often each occurs: a million customers have far fewer distinct
+    summaries (whole days), so each likelihood evaluation costs a fraction."""
+    stacked = np.column_stack(columns)
+    distinct, counts = np.unique(stacked, axis=0, return_counts=True)
+    return [distinct[:, i] for i in range(distinct.shape[1])], counts.astype(np.float64)
+
+
+def _maximise(log_likelihood: callable, gradient: callable, weights: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Maximise the weighted mean log-likelihood over positive parameters: L-BFGS-B on their logarithms, with the
+    analytic gradient (d/d log theta = theta d/d theta)."""
+    total = weights.sum()
+
+    def negative(log_params: np.ndarray) -> tuple[float, np.ndarray]:
+        params = np.exp(log_params)
+        with np.errstate(all="ignore"):
+            value = -(weights * log_likelihood(params)).sum() / total
+            grad = -(gradient(params) @ weights) / total * params
+        if not (np.isfinite(value) and np.isfinite(grad).all()):
+            return 1e300, np.zeros_like(log_params)
+        return value, grad
+
+    result = optimize.minimize(negative, np.log(start), jac=True, method="L-BFGS-B",
+                               options={"maxiter": 5000, "ftol": 1e-13, "gtol": 1e-8})
+    return np.exp(result.x)
+
+
+def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Maximum-likelihood (r, alpha, a, b). Time in days."""
+    (cx, ctx, ct), weights = _compress(x, t_x, t)
+    # alpha starts near the mean customer age over purchases per customer: the rate's scale in days.
+    alpha0 = max(float(np.mean(t)) / max(float(np.mean(x)) + 1.0, 1.0), 1.0)
+    return _maximise(lambda params: bgnbd_log_likelihood(params, cx, ctx, ct),
+                     lambda params: bgnbd_gradient(params, cx, ctx, ct), weights, np.array([1.0, alpha0, 1.0, 1.0]))
+
+
+def fit_gamma_gamma(x: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Maximum-likelihood (p, q, v) over repeat buyers (x > 0) with a positive mean spend m."""
+    (cx, cm), weights = _compress(x, m)
+    return _maximise(lambda params: gamma_gamma_log_likelihood(params, cx, cm),
+                     lambda params: gamma_gamma_gradient(params, cx, cm), weights,
+                     np.array([1.0, 2.0, max(float(np.mean(m)), 1e-6)]))
+
+
+def expected_purchases(params: np.ndarray, horizon: float, x: np.ndarray, t_x: np.ndarray,
+                       t: np.ndarray) -> np.ndarray:
+    """E[purchases in the next `horizon` days | x, t_x, T] under BG/NBD (Fader, Hardie and Lee 2005, eq. 10)."""
+    r, alpha, a, b = params
+    z = horizon / (alpha + t + horizon)
+    hyp = special.hyp2f1(r + x, b + x, a + b + x - 1, z)
+    numerator = (a + b + x - 1) / (a - 1) * (1 - ((alpha + t) / (alpha + t + horizon)) ** (r + x) * hyp)
+    return numerator / (1 + (x > 0) * a / (b + np.maximum(x, 1) - 1) * ((alpha + t) / (alpha + t_x)) ** (r + x))
+
+
+def probability_alive(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """P(still a customer | x, t_x, T) under BG/NBD."""
+    r, alpha, a, b = params
+    odds = a / (b + np.maximum(x, 1) - 1) * ((alpha + t) / (alpha + t_x)) ** (r + x)
+    return np.where(x > 0, 1 / (1 + odds), 1.0)
+
+
+def expected_spend_per_purchase(params: np.ndarray, x: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """E[value of a purchase | x repeat purchases averaging m] under Gamma-Gamma; the population mean p v / (q - 1)
+    for customers without a (positive) repeat mean."""
+    p, q, v = params
+    known = (x > 0) & np.isfinite(m) & (m > 0)
+    # With q <= 1 the spend distribution has no finite mean: such customers get no value (NaN, NULL downstream).
+    mean = p * v / (q - 1) if q > 1 else np.nan
+    safe_m = np.where(known, m, 0.0)
+    return np.where(known, p * (v + x * safe_m) / (p * x + q - 1), mean)
+
+
+# --- fitting, scoring and judging -------------------------------------------------------------------------------
+
+@dataclass
+class CustomerValueModel:
+    bgnbd: np.ndarray  # r, alpha, a, b (days)
+    gamma_gamma: np.ndarray  # p, q, v
+    customers: int
+    repeat_buyers: int
+
+    def params(self) -> dict[str, float]:
+        names = ("bgnbd_r", "bgnbd_alpha", "bgnbd_a", "bgnbd_b", "gg_p", "gg_q", "gg_v")
+        return dict(zip(names, (float(v) for v in (*self.bgnbd, *self.gamma_gamma))))
+
+
+def _arrays(summary: pl.DataFrame) -> tuple[np.ndarray, ...]:
+    return tuple(summary.get_column(c).cast(pl.Float64).fill_null(np.nan).to_numpy()
+                 for c in ("frequency", "recency", "t", "monetary"))
+
+
+def unfit_reason(summary: pl.DataFrame) -> str | None:
+    """Why the models cannot be fitted on this summary (None when they can)."""
+    repeat = summary.filter((pl.col("frequency") > 0) & (pl.col("monetary") > 0)).height
+    if summary.height < MIN_CUSTOMERS or repeat < MIN_REPEAT_BUYERS:
+        return (f"{summary.height} customers, {repeat} of them with a repeat purchase of positive value; "
+                f"the lifetime-value models need at least {MIN_CUSTOMERS} and {MIN_REPEAT_BUYERS}")
+    return None
+
+
+def fit_customer_value(summary: pl.DataFrame) -> CustomerValueModel:
+    """BG/NBD on every customer, Gamma-Gamma on the repeat buyers with a positive mean spend."""
+    x, t_x, t, m = _arrays(summary)
+    bgnbd = fit_bgnbd(x, t_x, t)
+    buyers = (x > 0) & np.isfinite(m) & (m > 0)
+    gamma_gamma = fit_gamma_gamma(x[buyers], m[buyers])
+    return CustomerValueModel(bgnbd, gamma_gamma, len(x), int(buyers.sum()))
+
+
+def score_customer_value(model: CustomerValueModel, summary: pl.DataFrame, horizon_days: int) -> pl.DataFrame:
+    """customer_id, frequency, recency_days, tenure_days, p_alive, expected_purchases, expected_order_value and
+    expected_spend over the next `horizon_days` days."""
+    x, t_x, t, m = _arrays(summary)
+    purchases = expected_purchases(model.bgnbd, float(horizon_days), x, t_x, t)
+    value = expected_spend_per_purchase(model.gamma_gamma, x, m)
+    return summary.select("customer_id", pl.col("frequency").cast(pl.Int64),
+                          pl.col("recency").alias("recency_days"), pl.col("t").alias("tenure_days")).with_columns(
+        pl.Series("p_alive", probability_alive(model.bgnbd, x, t_x, t)),
+        pl.Series("expected_purchases", purchases),
+        pl.Series("expected_order_value", value),
+        pl.Series("expected_spend", purchases * value)).with_columns(
+        # A value the model cannot give (no finite mean spend) is unknown, not NaN: SQL averages skip NULLs.
+        pl.col("expected_order_value", "expected_spend").fill_nan(None))
+
+
+VALUE_COLUMNS = ["frequency", "recency_days", "tenure_days", "p_alive", "expected_purchases", "expected_order_value",
+                 "expected_spend"]
+DECILES = 10
+DECILE_SCHEMA = {"decile": pl.Int32, "customers": pl.Int64, "min_predicted": pl.Float64,
+                 "max_predicted": pl.Float64, "mean_predicted_purchases": pl.Float64,
+                 "mean_actual_purchases": pl.Float64, "mean_predicted_spend": pl.Float64,
+                 "mean_actual_spend": pl.Float64, "buyers_share": pl.Float64}
+
+
+def decile_table(judged: pl.DataFrame) -> pl.DataFrame:
+    """Ten groups of equal size by predicted purchases (decile 10: the highest predictions), each with the mean
+    predicted and actual purchases and spend of the held-out window. `judged`: customer_id, expected_purchases,
+    expected_spend, actual_purchases, actual_spend."""
+    if judged.is_empty():
+        return pl.DataFrame(schema=DECILE_SCHEMA)
+    # Ties broken by customer_id, so the groups are the same whatever order the rows came in.
+    ordered = judged.sort(["expected_purchases", "customer_id"])
+    n = ordered.height
+    decile = (np.arange(n) * DECILES // n + 1).astype(np.int32)
+    return (ordered.with_columns(pl.Series("decile", decile))
+            .group_by("decile").agg(
+                pl.len().cast(pl.Int64).alias("customers"),
+                pl.col("expected_purchases").min().alias("min_predicted"),
+                pl.col("expected_purchases").max().alias("max_predicted"),
+                pl.col("expected_purchases").mean().alias("mean_predicted_purchases"),
+                pl.col("actual_purchases").mean().alias("mean_actual_purchases"),
+                pl.col("expected_spend").mean().alias("mean_predicted_spend"),
+                pl.col("actual_spend").mean().alias("mean_actual_spend"),
+                (pl.col("actual_purchases") > 0).mean().alias("buyers_share"))
+            .sort("decile").cast(DECILE_SCHEMA))
+
+
+# --- one run: judged on the held-out window, then refitted on everything and published ------------------------------
+
+def spearman(predicted: np.ndarray, actual: np.ndarray) -> float | None:
+    """Spearman's rank correlation (ties get their mean rank); None when either side is constant."""
+    if len(predicted) < 3 or np.ptp(predicted) == 0 or np.ptp(actual) == 0:
+        return None
+    return float(stats.spearmanr(predicted, actual).statistic)
+
+
+def evaluate_customer_value(con: duckdb.DuckDBPyConnection, eval_cutoff: datetime, data_end: datetime,
+                            orders: str = "staging.orders") -> tuple[dict, pl.DataFrame] | str:
+    """Fit on the orders before `eval_cutoff`, predict the purchases of [eval_cutoff, data_end) for every customer
+    who bought before it, and compare with what they did: Spearman's correlation (also for the naive ranking by
+    past purchase rate, (x + 1) / T), totals, and the decile table. The reason instead when the model cannot be
+    fitted on the past."""
+    started = time.perf_counter()
+    past = rfm_summary(con, eval_cutoff, orders)
+    reason = unfit_reason(past)
+    if reason:
+        return f"before the evaluation cutoff: {reason}"
+    model = fit_customer_value(past)
+    window = (data_end - eval_cutoff).days
+    predicted = score_customer_value(model, past, window)
+    actual = window_purchases(con, eval_cutoff, data_end, orders)
+    judged = (predicted.join(actual, on="customer_id", how="left")
+              .with_columns(pl.col("actual_purchases", "actual_spend").fill_null(0.0)))
+    deciles = decile_table(judged)
+    observed = judged.get_column("actual_purchases").to_numpy()
+    rate = (past.get_column("frequency") + 1) / past.get_column("t").clip(lower_bound=1.0)
+    total_actual = float(observed.sum())
+    top = deciles.filter(pl.col("decile") == DECILES)
+    top_share = (float(top["mean_actual_purchases"][0] * top["customers"][0]) / total_actual
+                 if total_actual > 0 and top.height else None)
+    return {"n_fit": model.customers, "n_eval": judged.height,
+            "spearman": spearman(judged.get_column("expected_purchases").to_numpy(), observed),
+            "baseline_spearman": spearman(rate.to_numpy(), observed),
+            "predicted_purchases": float(judged.get_column("expected_purchases").sum()),
+            "actual_purchases": total_actual, "top_decile_purchase_share": top_share,
+            "eval_seconds": time.perf_counter() - started}, deciles
+
+
+def publish_customer_value(con: duckdb.DuckDBPyConnection, data_end: datetime, horizon_days: int,
+                           orders: str = "staging.orders") -> tuple[dict, pl.DataFrame] | str:
+    """Fit on every order and predict the next `horizon_days` days as of `data_end`: the run's figures (fitted
+    parameters, customers, seconds) and the per-customer scores, or the reason it cannot be fitted."""
+    started = time.perf_counter()
+    summary = rfm_summary(con, data_end, orders)
+    reason = unfit_reason(summary)
+    if reason:
+        return reason
+    model = fit_customer_value(summary)
+    scores = score_customer_value(model, summary, horizon_days)
+    return {"n_scored": scores.height, "repeat_buyers": model.repeat_buyers, **model.params(),
+            "fit_seconds": time.perf_counter() - started}, scores

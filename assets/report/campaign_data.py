@@ -1,0 +1,60 @@
+"""What the report reads of the campaign layer (assets/campaigns): the uplift of every campaign as a whole
+(campaigns.uplift, segment_id NULL) with its definition (campaigns.campaigns). Empty when the tables are missing
+(a warehouse from before the layer) or hold no campaign."""
+
+from __future__ import annotations
+
+import duckdb
+import polars as pl
+
+from assets.report.facts import FactBook, Sentence, compose
+
+CAMPAIGN_UPLIFT_SQL = """
+    SELECT u.*, c.status, c.source, c.holdout, c.segment_ids
+    FROM campaigns.uplift u JOIN campaigns.campaigns c USING (campaign)
+    WHERE u.segment_id IS NULL
+    ORDER BY u.start_day DESC, u.campaign, u.metric"""
+
+
+def load_campaigns(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    present = con.execute("""SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()
+                             AND schema_name = 'campaigns' AND table_name IN ('uplift', 'campaigns')""").fetchone()[0]
+    return con.execute(CAMPAIGN_UPLIFT_SQL).pl() if present == 2 else pl.DataFrame()
+
+
+UPLIFT_SQL = "SELECT {column} FROM campaigns.uplift WHERE campaign = ? AND segment_id IS NULL AND metric = ?"
+VERDICT_TEXT = {
+    "significant_gain": ("显著提升", "a significant gain"),
+    "no_detectable_effect": ("未检测到效果", "no detectable effect"),
+    "harm": ("有害", "harm"),
+    "too_early": ("为时尚早", "too early"),
+    "too_small": ("对照组过小", "control group too small"),
+}
+
+
+def uplift_fact(book: FactBook, row: dict, column: str, kind: str):
+    """A number of one campaigns.uplift row of a whole campaign, proved by reading that row."""
+    return book.add(f"campaign.{row['campaign']}.{row['metric']}.{column}", kind, row[column],
+                    UPLIFT_SQL.format(column=column), [row["campaign"], row["metric"]])
+
+
+def last_measured(campaigns: pl.DataFrame, book: FactBook, strategy_key: str) -> dict[str, Sentence] | None:
+    """"Last measured: campaign X, conversion +12.4 percentage points (+3.1 to +21.3): a significant gain", for the
+    most recent campaign (latest end day) that ran the strategy; None when none did."""
+    if campaigns.height == 0:
+        return None
+    rows = campaigns.filter((pl.col("strategy_key") == strategy_key) & (pl.col("metric") == "conversion_rate"))
+    if rows.height == 0:
+        return None
+    row = rows.sort(["end_day", "campaign"], descending=[True, False]).row(0, named=True)
+    name = book.add(f"campaign.{row['campaign']}.name", "text", row["campaign"],
+                    "SELECT campaign FROM campaigns.campaigns WHERE campaign = ?", [row["campaign"]])
+    zh_verdict, en_verdict = VERDICT_TEXT[row["verdict"]]
+    if row["uplift"] is None or row["ci_low"] is None:
+        return {"zh": compose("最近一次评估：活动 {a}，{v}", a=name, v=zh_verdict),
+                "en": compose("last measured: campaign {a}, {v}", a=name, v=en_verdict)}
+    u, lo, hi = (uplift_fact(book, row, column, "pp") for column in ("uplift", "ci_low", "ci_high"))
+    return {"zh": compose("最近一次评估：活动 {a}，转化率 {u} 个百分点（{lo} 至 {hi}），{v}", a=name, u=u, lo=lo, hi=hi,
+                          v=zh_verdict),
+            "en": compose("last measured: campaign {a}, conversion {u} percentage points ({lo} to {hi}), {v}",
+                          a=name, u=u, lo=lo, hi=hi, v=en_verdict)}
