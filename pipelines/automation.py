@@ -21,7 +21,7 @@ import dagster as dg
 from pipelines.core.config import ConfigError, SourceConfig
 from pipelines.core.partitions import SCHEDULE_TIMEZONE
 from pipelines.core.resources import SourceResource, WarehouseResource
-from pipelines.planning import PublishedFileDamaged, RunPlan, plan_run
+from pipelines.planning import PublishedFileDamaged, RunPlan, plan_refresh
 
 WEBHOOK_VARIABLE = "PERSONA_ALERT_WEBHOOK"
 WEBHOOK_TIMEOUT_SECONDS = 10
@@ -31,13 +31,16 @@ def _plan_from_resources(source: SourceResource, warehouse: WarehouseResource) -
     """The run to start now, or the reason there is none."""
     try:
         config: SourceConfig = source.load()
-        plan = plan_run(config, warehouse.published_file)
+        outcome = plan_refresh(config, warehouse.published_file)
     except ConfigError as exc:
         return f"source config problem: {exc}"
     except PublishedFileDamaged as exc:
         # `persona run` or `persona publish --repair` rebuilds it; a tick only says why it starts nothing.
         return str(exc)
-    return plan if plan is not None else "no new or changed landing file"
+    if outcome.plan is not None:
+        return outcome.plan
+    # A landing day still being written is pending, not absent: say so (the next tick loads it once settled).
+    return "; ".join(outcome.notes) if outcome.notes else "no new or changed landing file"
 
 
 def _run_request(plan: RunPlan, run_key: str | None) -> dg.RunRequest:
