@@ -51,10 +51,11 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check .
 
 # The Dagster UI with the lineage of every asset, on this machine only.
+# `exec` keeps make the parent of dagster dev, which scripts/ui.py makes stop when make does (SIGTERM, Ctrl-C).
 ui: $(INSTALLED)
 	@mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
-	DAGSTER_HOME=$(DAGSTER_HOME) PERSONA_CONFIG=$(CURDIR)/examples/demo.yaml PERSONA_WAREHOUSE=$(CURDIR)/$(WAREHOUSE) \
-		$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+	exec env DAGSTER_HOME=$(DAGSTER_HOME) PERSONA_CONFIG=$(CURDIR)/examples/demo.yaml \
+		PERSONA_WAREHOUSE=$(CURDIR)/$(WAREHOUSE) $(BIN)/python scripts/ui.py -h 127.0.0.1 -p 3000
 
 # Pipeline vs one pandas + scikit-learn script vs DuckDB alone, sizes S and M; BENCH_ARGS=--large adds L.
 # Prints a table, writes bench/results/<date>.json; the last line is the M summary.

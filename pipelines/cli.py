@@ -345,12 +345,15 @@ def publish(repair: bool, warehouse_path: str, memory_limit: str) -> None:
               show_default=DEFAULT_WAREHOUSE, help="DuckDB warehouse file.")
 @click.option("--segment", "segment_ids", type=int, multiple=True, help="Segment id to export (repeatable; "
               "default: every segment).")
-@click.option("--format", "output_format", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
+@click.option("--format", "output_format", type=click.Choice(["csv", "xlsx", "parquet"]), default="csv",
+              show_default=True, help="csv: UTF-8 with a byte-order mark (Excel reads the Chinese names); xlsx: an "
+              "Excel workbook; parquet: for data tools.")
 @click.option("--pseudonymise", is_flag=True,
               help="Replace customer ids by salted SHA-256 tokens; the salt comes from PERSONA_ID_SALT.")
 def export(out_dir: str, warehouse_path: str, segment_ids: tuple[int, ...], output_format: str,
            pseudonymise: bool) -> None:
-    """Write one audience list per segment for activation tools."""
+    """Write one audience list per segment for activation tools (segment_<id>_<name>.<format>): segment names,
+    value and RFM tiers, churn risk, next categories and expected spend where the warehouse has them."""
     from pipelines.serving import SALT_VARIABLE, QueryRefused, export_audiences
 
     try:

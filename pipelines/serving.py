@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -359,7 +360,27 @@ _FORMATTERS = {"table": lambda out: None, "csv": _CsvWriter, "json": _JsonWriter
 
 
 SALT_VARIABLE = "PERSONA_ID_SALT"
-EXPORT_FORMATS = ("csv", "parquet")
+EXPORT_FORMATS = ("csv", "xlsx", "parquet")
+# Characters that Windows, macOS or Linux refuse (or that shells and zip tools trip on) in a file name.
+_UNSAFE_IN_FILE_NAMES = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f\s]+')
+# Per-customer columns an audience carries beside its segment, each from a published table that a warehouse may
+# lack (one published before the table existed, as the demo warehouse without predict.customer_value). A table that
+# is absent leaves its columns out; a customer the table does not score gets empty cells (LEFT JOIN).
+_EXPORT_JOINS = (
+    (("segments", "customer_value_tiers"),
+     "t.value_tier_zh, t.value_tier_en, t.rfm_tier_zh, t.rfm_tier_en",
+     "LEFT JOIN segments.customer_value_tiers t USING (customer_id)"),
+    (("predict", "churn_risk"),
+     "round(r.churn_risk, 4) AS churn_risk",
+     "LEFT JOIN predict.churn_risk r USING (customer_id)"),
+    (("predict", "next_category"),
+     "n.next_categories",
+     "LEFT JOIN (SELECT customer_id, string_agg(category, '; ' ORDER BY rank) AS next_categories "
+     "FROM predict.next_category GROUP BY customer_id) n USING (customer_id)"),
+    (("predict", "customer_value"),
+     "round(v.expected_spend, 2) AS expected_spend",
+     "LEFT JOIN predict.customer_value v USING (customer_id)"),
+)
 
 
 def pseudonymise(customer_id: str, salt: str) -> str:
@@ -368,21 +389,41 @@ def pseudonymise(customer_id: str, salt: str) -> str:
     return hashlib.sha256(f"{salt}:{customer_id}".encode()).hexdigest()[:20]
 
 
+def export_file_name(segment_id: int, name: str | None, output_format: str) -> str:
+    """`segment_<id>_<name>.<format>`, e.g. segment_1_年轻白领族.csv: the name kept as written (Chinese included),
+    runs of characters a file system or shell would refuse (slashes, colons, quotes, spaces, ...) become one `_`."""
+    safe = _UNSAFE_IN_FILE_NAMES.sub("_", name or "").strip("._")[:80]
+    return f"segment_{segment_id}_{safe}.{output_format}" if safe else f"segment_{segment_id}.{output_format}"
+
+
+def _export_members(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    present = {tuple(row) for row in con.execute(
+        "SELECT table_schema, table_name FROM information_schema.tables").fetchall()}
+    columns = ["s.customer_id", "s.segment_id", "s.segment_name_zh", "s.segment_name_en"]
+    joins = []
+    for table, selected, join in _EXPORT_JOINS:
+        if table in present:
+            columns.append(selected)
+            joins.append(join)
+    return con.execute(f"SELECT {', '.join(columns)} FROM segments.customer_segments s {' '.join(joins)} "
+                       "ORDER BY s.segment_id, s.customer_id").pl()
+
+
 def export_audiences(
     warehouse: Path, out_dir: Path, output_format: str, segment_ids: list[int] | None = None,
     pseudonymised: bool = False, salt: str | None = None,
 ) -> list[tuple[Path, int]]:
-    """One audience file per segment for activation tools: customer_id (or a salted token), segment id and
-    names. Returns the files with their row counts."""
+    """One audience file per segment for activation tools, named by segment id and name: customer_id (or a salted
+    token), segment id and names, then value and RFM tiers, churn risk, next categories and expected spend where
+    the warehouse has them. CSV carries a UTF-8 byte-order mark so Excel on Windows reads the Chinese as UTF-8.
+    Returns the files with their row counts."""
     if output_format not in EXPORT_FORMATS:
         raise QueryRefused(f"unknown export format {output_format!r}; use one of {list(EXPORT_FORMATS)}")
     if pseudonymised and not salt:
         raise QueryRefused(f"pseudonymised ids need a secret salt: set {SALT_VARIABLE}")
     con = open_read_only(warehouse)
     try:
-        members = con.execute(
-            "SELECT customer_id, segment_id, segment_name_zh, segment_name_en FROM segments.customer_segments "
-            "ORDER BY segment_id, customer_id").pl()
+        members = _export_members(con)
     finally:
         con.close()
     known = sorted(set(members.get_column("segment_id").to_list()))
@@ -398,9 +439,12 @@ def export_audiences(
     written = []
     for segment_id in wanted:
         audience = members.filter(pl.col("segment_id") == segment_id)
-        target = out_dir / f"segment_{segment_id}.{output_format}"
+        names = audience.select("segment_name_zh", "segment_name_en").row(0)
+        target = out_dir / export_file_name(segment_id, names[0] or names[1], output_format)
         if output_format == "csv":
-            audience.write_csv(target)
+            audience.write_csv(target, include_bom=True)
+        elif output_format == "xlsx":
+            audience.write_excel(target, worksheet=f"segment_{segment_id}", autofit=True)
         else:
             audience.write_parquet(target)
         written.append((target, audience.height))

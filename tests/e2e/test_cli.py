@@ -181,10 +181,31 @@ def test_export_writes_one_audience_per_segment(seed_run, tmp_path):
     done = persona("export", "--warehouse", "wh/warehouse.duckdb", "--out", str(tmp_path / "audiences"), cwd=work)
     assert done.returncode == 0, done.stderr
     files = sorted((tmp_path / "audiences").glob("segment_*.csv"))
-    rows = [line.split(",") for f in files for line in f.read_text(encoding="utf-8").splitlines()[1:]]
-    assert len(rows) == 999 and len({row[0] for row in rows}) == 999
-    assert "37917" in {row[0] for row in rows}
+    import polars as pl
+
+    names = json.loads(persona(
+        "sql", "--warehouse", "wh/warehouse.duckdb", "--format", "json",
+        "select distinct segment_id, segment_name_zh from segments.customer_segments order by 1", cwd=work).stdout)
+    assert [f.name for f in files] == [f"segment_{row['segment_id']}_{row['segment_name_zh']}.csv" for row in names]
+    assert all(f.read_bytes().startswith(b"\xef\xbb\xbf") for f in files)
+    frames = [pl.read_csv(f, infer_schema=False) for f in files]
+    assert frames[0].columns[:8] == ["customer_id", "segment_id", "segment_name_zh", "segment_name_en",
+                                     "value_tier_zh", "value_tier_en", "rfm_tier_zh", "rfm_tier_en"]
+    rows = pl.concat(frames)
+    assert rows.height == 999 and rows.get_column("customer_id").n_unique() == 999
+    assert "37917" in set(rows.get_column("customer_id"))
+    assert {row["segment_name_zh"] for row in names} == set(rows.get_column("segment_name_zh"))
     assert all(f"{f}: " in done.stdout for f in files)
+    xlsx = persona("export", "--warehouse", "wh/warehouse.duckdb", "--out", str(tmp_path / "x"), "--format", "xlsx",
+                   cwd=work)
+    assert xlsx.returncode == 0, xlsx.stderr
+    books = sorted((tmp_path / "x").glob("segment_*.xlsx"))
+    assert [f.stem for f in books] == [f.stem for f in files]
+    for book, frame in zip(books, frames, strict=True):
+        sheet = pl.read_excel(book)
+        assert sheet.columns == frame.columns and sheet.height == frame.height
+        assert sheet.get_column("customer_id").cast(pl.String).to_list() == frame.get_column("customer_id").to_list()
+        assert sheet.get_column("segment_name_zh").to_list() == frame.get_column("segment_name_zh").to_list()
 
 
 def test_export_pseudonymises_with_a_salt(seed_run, tmp_path):
@@ -202,7 +223,8 @@ def test_export_pseudonymises_with_a_salt(seed_run, tmp_path):
 
     from pipelines.serving import pseudonymise
 
-    exported = pl.read_parquet(tmp_path / "p" / "segment_1.parquet")
+    [exported_file] = (tmp_path / "p").glob("segment_1_*.parquet")
+    exported = pl.read_parquet(exported_file)
     clear = {row["customer_id"] for row in json.loads(persona(
         "sql", "--warehouse", "wh/warehouse.duckdb", "--format", "json",
         "select customer_id from segments.customer_segments where segment_id = 1", cwd=work).stdout)}
