@@ -8,6 +8,7 @@ import duckdb
 import polars as pl
 
 from assets.report.facts import FactBook, Sentence, compose
+from pipelines.core.sql import table_exists
 
 CAMPAIGN_UPLIFT_SQL = """
     SELECT u.*, c.status, c.source, c.holdout, c.segment_ids
@@ -17,9 +18,8 @@ CAMPAIGN_UPLIFT_SQL = """
 
 
 def load_campaigns(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    present = con.execute("""SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()
-                             AND schema_name = 'campaigns' AND table_name IN ('uplift', 'campaigns')""").fetchone()[0]
-    return con.execute(CAMPAIGN_UPLIFT_SQL).pl() if present == 2 else pl.DataFrame()
+    present = table_exists(con, "campaigns.uplift") and table_exists(con, "campaigns.campaigns")
+    return con.execute(CAMPAIGN_UPLIFT_SQL).pl() if present else pl.DataFrame()
 
 
 UPLIFT_SQL = "SELECT {column} FROM campaigns.uplift WHERE campaign = ? AND segment_id IS NULL AND metric = ?"

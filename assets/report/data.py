@@ -19,6 +19,7 @@ from assets.report.predict_queries import AT_RISK_SQL, BUNDLE_SIZE, BUNDLE_SQL, 
 from assets.segments.labels import category_label
 from assets.segments.naming import unlabelled_from_evidence
 from assets.segments.value_tiers import ValueTier, value_tier_scale
+from pipelines.core.sql import table_exists
 
 MIN_DETAIL_SIZE = 10  # segments below this many customers are pooled as "other small segments"
 # A median or share of a profile field (age, income, gender, home ownership) is printed only when at least this many
@@ -170,8 +171,7 @@ class ReportData:
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                       [schema, table]).fetchone()[0] > 0
+    return table_exists(con, f"{schema}.{table}")
 
 
 def _ids(ids: list[int]) -> str:
