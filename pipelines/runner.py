@@ -9,7 +9,6 @@ import logging
 import os
 import shutil
 import socket
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -183,28 +182,17 @@ def remove_run_leftovers(warehouse) -> list[Path]:
     return removed
 
 
-@contextmanager
-def scratch_in(folder: Path) -> Iterator[None]:
-    """Temporary files of this process (tempfile: the persona-ingest-* folders of the raw assets, the report's
-    chart claims) under `folder` instead of the system temp directory, for the duration of a run."""
-    saved = tempfile.tempdir
-    tempfile.tempdir = str(folder)
-    try:
-        yield
-    finally:
-        tempfile.tempdir = saved
-
-
 def run_refresh(plan: RunPlan, resources: dict[str, dg.ConfigurableResource], dagster_home: Path,
                 job_name: str = "refresh", verbose: bool = False, run_id: str | None = None) -> RunOutcome:
     """Execute the job for the plan's days in this process with these resources; the event log goes to the
-    instance in `dagster_home` (and so to the UI). Temporary files go under the warehouse's work folder."""
+    instance in `dagster_home` (and so to the UI). The raw assets stage their copies under the warehouse's work
+folder (WarehouseResource.temp_dir), whoever starts the run."""
     defs = build_definitions(resources)
     # Dagster prints every event at DEBUG; the CLI prints the outcome instead unless asked for the log.
     log_level = "INFO" if verbose else "CRITICAL"
     logging.getLogger("dagster").setLevel(log_level)
     job = defs.resolve_job_def(job_name)
-    with dg.DagsterInstance.from_config(str(dagster_home)) as instance, scratch_in(resources["warehouse"].temp_dir):
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         for abandoned in fail_abandoned_runs(instance, job_name):
             logging.getLogger("persona").warning("marked abandoned run %s as failed", abandoned)
         result = job.execute_in_process(

@@ -175,7 +175,7 @@ def test_leftovers_of_an_interrupted_run_are_removed_by_the_next_one(tmp_path):
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr
     scratch = work_db(warehouse).parent / "tmp"
     ingest = [path.name for path in scratch.glob("persona-ingest-*")]
-    # The raw assets take their folder from tempfile, which `persona run` points at the work folder.
+    # The raw assets stage their copies in the warehouse's work folder (WarehouseResource.temp_dir).
     assert ingest, list(scratch.iterdir())
     # A publish that died (disk full) before its switch.
     planted = [warehouse.parent / ".warehouse.duckdb.0badc0de.publishing",
