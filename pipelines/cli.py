@@ -121,8 +121,11 @@ def main() -> None:
 @click.option("--verbose", is_flag=True, help="Print Dagster's event log while running.")
 @click.option("--wait", is_flag=True,
               help="When another run holds this warehouse, wait for it to finish instead of refusing at once.")
+@click.option("--replace", is_flag=True,
+              help="The warehouse holds another source (config name): set its working state aside under "
+                   "work/replaced/ and start this warehouse's history again with this source.")
 def run(config_path: str, input_path: str | None, warehouse_path: str, day: str | None, first: str | None,
-        last: str | None, all_days: bool, memory_limit: str, verbose: bool, wait: bool) -> None:
+        last: str | None, all_days: bool, memory_limit: str, verbose: bool, wait: bool, replace: bool) -> None:
     """Load new or changed landing days (or the days asked for), refresh features, model, segments and report,
     and publish (the same job the nightly schedule runs)."""
     import uuid
@@ -136,7 +139,7 @@ def run(config_path: str, input_path: str | None, warehouse_path: str, day: str 
     try:
         with run_lock(work_folder, run_id, wait=wait, on_wait=lambda message: click.echo(f"persona: {message}")):
             _run_locked(config_path, input_path, warehouse_path, day, first, last, all_days, memory_limit, verbose,
-                        run_id)
+                        run_id, replace)
     except RunInProgress as exc:
         fail(str(exc))
 
@@ -168,8 +171,32 @@ def _recover(warehouse_path: str, memory_limit: str) -> bool:
     return True
 
 
+def _check_source(config, config_path: str, input_path: str | None, warehouse_path: str, replace: bool) -> bool:
+    """One warehouse per shop: refuse a run of another source (config name) into this warehouse, naming both,
+    unless --replace; say when the same shop's config changed. True when --replace set an old source aside."""
+    from pipelines.core.identity import source_identity
+    from pipelines.core.resources import SourceResource, WarehouseResource
+    from pipelines.runner import SourceConflict, check_source
+
+    source = SourceResource(config_path=str(Path(config_path).resolve()),
+                            input_override=str(Path(input_path).resolve()) if input_path else "")
+    warehouse = WarehouseResource(path=str(public_file(Path(warehouse_path))))
+    try:
+        note, set_aside = check_source(warehouse, source_identity(source, config), replace)
+    except SourceConflict as exc:
+        fail(str(exc))
+    if note:
+        click.echo(f"persona: {note}")
+    if set_aside:
+        click.echo(f"persona: --replace: the previous source's working state is now in {set_aside}; this warehouse's "
+                   f"history starts again with source '{config.name}' (the published file serves the old one until "
+                   f"this run publishes)")
+    return set_aside is not None
+
+
 def _run_locked(config_path: str, input_path: str | None, warehouse_path: str, day: str | None, first: str | None,
-                last: str | None, all_days: bool, memory_limit: str, verbose: bool, run_id: str) -> None:
+                last: str | None, all_days: bool, memory_limit: str, verbose: bool, run_id: str,
+                replace: bool = False) -> None:
     from pipelines.core.config import ConfigError
     from pipelines.planning import plan_refresh
 
@@ -187,6 +214,8 @@ def _run_locked(config_path: str, input_path: str | None, warehouse_path: str, d
                   f"{config_path} reads a snapshot, which every run reloads whole")
         if not _recover(warehouse_path, memory_limit) and config.daily and not first_day:
             all_days = True  # the published file is unreadable and cannot be rebuilt: load everything
+        if _check_source(config, config_path, input_path, warehouse_path, replace) and config.daily:
+            all_days = True  # --replace set the old source aside: this source's history starts with every day
         plan, notes = plan_refresh(config, public_file(Path(warehouse_path)), first_day, last_day, all_days)
     except (ConfigError, ValueError) as exc:
         fail(str(exc))
@@ -202,6 +231,7 @@ def _run_locked(config_path: str, input_path: str | None, warehouse_path: str, d
         click.echo(f"Warehouse: {public_file(Path(warehouse_path))}")
         return
     from pipelines.core.resources import SourceResource, WarehouseResource
+    from pipelines.progress import StepDisplay, run_summary
     from pipelines.runner import run_refresh, segmentation_strength, strength_line
 
     # Importing the graph leaves ~400k long-lived objects (Dagster, Great Expectations, pandas, scikit-learn).
@@ -216,7 +246,10 @@ def _run_locked(config_path: str, input_path: str | None, warehouse_path: str, d
     }
     dagster_home = prepare_dagster_home()
     click.echo(f"Loading {plan.describe()}.")
-    outcome = run_refresh(plan, resources, dagster_home, verbose=verbose, run_id=run_id)
+    # Each step as it starts and ends: live on a terminal, plain lines in logs (--verbose prints the event log).
+    with StepDisplay() as display:
+        outcome = run_refresh(plan, resources, dagster_home, verbose=verbose, run_id=run_id,
+                              on_step=None if verbose else display)
     if not outcome.success:
         fail(f"run {outcome.run_id} failed: {outcome.reason}. The published warehouse is unchanged; "
               f"{_inspect_failed_run_hint(outcome.run_id, warehouse_path)}")
@@ -224,6 +257,9 @@ def _run_locked(config_path: str, input_path: str | None, warehouse_path: str, d
     click.echo(f"Run {outcome.run_id} succeeded and published.")
     # Weak results that did not stop the run (warn-level checks), so they are not seen only in the event log.
     for line in outcome.warnings:
+        click.echo(line)
+    summary = run_summary(warehouse, outcome.run_id)
+    for line in summary.lines(len(outcome.warnings)) if summary else []:
         click.echo(line)
     click.echo(f"Warehouse: {warehouse}")
     for report in sorted((warehouse.parent / "reports").glob("report_*.html")):

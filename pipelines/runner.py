@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 import socket
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,9 +18,17 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipelines.core.resources import TEMP_DIR
+from pipelines.core.identity import (
+    SourceIdentity,
+    config_changed_note,
+    recorded_source,
+    source_conflict,
+    source_identity,
+)
+from pipelines.core.resources import REPORTS_DIR, TEMP_DIR
 from pipelines.jobs import build_definitions
 from pipelines.planning import RunPlan
+from pipelines.progress import StepEvent, StepWatcher
 
 
 @dataclass(frozen=True)
@@ -111,6 +120,7 @@ def strength_line(strength: str, reason: str) -> str:
 
 
 CONFIG_TAG = "persona/config"
+SOURCE_TAG = "persona/source"  # the config's name: which shop the run loaded, shown in the UI's run list
 WAREHOUSE_TAG = "persona/warehouse"
 
 
@@ -182,8 +192,50 @@ def remove_run_leftovers(warehouse) -> list[Path]:
     return removed
 
 
+def check_source(warehouse, incoming: SourceIdentity, replace: bool) -> tuple[str | None, Path | None]:
+    """Before planning, under the run lock: (a note that the same shop's config changed, the folder the old
+    source's working state was moved to by --replace). Raises SourceConflict when the warehouse holds another
+    source and --replace was not given."""
+    import duckdb
+
+    recorded = None
+    if warehouse.file.is_file():
+        try:
+            with warehouse.connect(read_only=True) as con:
+                recorded = recorded_source(con)
+        except duckdb.Error:
+            recorded = None  # unreadable: the recovery step already said so; nothing to compare
+    conflict = source_conflict(recorded, incoming, warehouse.published_file)
+    if conflict is None:
+        return config_changed_note(recorded, incoming), None
+    if not replace:
+        raise SourceConflict(conflict)
+    return None, set_aside_working_state(warehouse, recorded.name)
+
+
+class SourceConflict(Exception):
+    """The warehouse holds another shop's data; the message (one line) names both sources."""
+
+
+def set_aside_working_state(warehouse, old_source: str) -> Path:
+    """--replace: move everything the old source's runs built (working and raw databases, model and outlier
+    state, campaigns, the publish marker, the latest report) into work/replaced/<time>-<source>/, so the next run
+    starts the history anew and nothing is deleted behind the user's back. The published warehouse keeps serving
+    the old source until this run publishes."""
+    work = warehouse.file.parent
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+    target = work / "replaced" / f"{stamp}-{old_source}"
+    target.mkdir(parents=True)
+    stem = warehouse.file.name.removesuffix(warehouse.file.suffix)
+    for path in sorted(work.iterdir()):
+        if path.name.startswith(stem + ".") or path.name == REPORTS_DIR:
+            shutil.move(str(path), target / path.name)
+    return target
+
+
 def run_refresh(plan: RunPlan, resources: dict[str, dg.ConfigurableResource], dagster_home: Path,
-                job_name: str = "refresh", verbose: bool = False, run_id: str | None = None) -> RunOutcome:
+                job_name: str = "refresh", verbose: bool = False, run_id: str | None = None,
+                on_step: Callable[[StepEvent], None] | None = None) -> RunOutcome:
     """Execute the job for the plan's days in this process with these resources; the event log goes to the
     instance in `dagster_home` (and so to the UI). The raw assets stage their copies under the warehouse's work
 folder (WarehouseResource.temp_dir), whoever starts the run."""
@@ -195,15 +247,25 @@ folder (WarehouseResource.temp_dir), whoever starts the run."""
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         for abandoned in fail_abandoned_runs(instance, job_name):
             logging.getLogger("persona").warning("marked abandoned run %s as failed", abandoned)
-        result = job.execute_in_process(
-            instance=instance,
-            run_id=run_id,
-            raise_on_error=False,
-            partition_key=plan.partition_key,
-            tags={**plan.tags, PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname(),
-                  CONFIG_TAG: resources["source"].config_path, WAREHOUSE_TAG: resources["warehouse"].path},
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-        )
+        run_id = run_id or str(uuid.uuid4())
+        # Each step as it starts and ends (pipelines/progress.py), read from this run's event log.
+        watcher = StepWatcher(instance, run_id, on_step) if on_step else None
+        if watcher:
+            watcher.start()
+        try:
+            result = job.execute_in_process(
+                instance=instance,
+                run_id=run_id,
+                raise_on_error=False,
+                partition_key=plan.partition_key,
+                tags={**plan.tags, PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname(),
+                      CONFIG_TAG: resources["source"].config_path, WAREHOUSE_TAG: resources["warehouse"].path,
+                      SOURCE_TAG: source_identity(resources["source"]).name},
+                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            )
+        finally:
+            if watcher:
+                watcher.stop()
     return RunOutcome(
         run_id=result.run_id,
         success=result.success,

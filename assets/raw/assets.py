@@ -30,9 +30,21 @@ from pipelines.core.config import (
     SourceConfig,
 )
 from pipelines.core.faults import crash_point
+from pipelines.core.identity import SourceIdentity, recorded_source, source_conflict, source_identity
 from pipelines.core.partitions import DAILY_ORDERS, SINGLE_RUN_BACKFILL, DayWindow, run_window
 from pipelines.core.resources import SourceResource, WarehouseResource
 from pipelines.core.sql import preview_markdown
+
+
+def refuse_another_source(warehouse: WarehouseResource, incoming: SourceIdentity) -> None:
+    """One warehouse per shop, for every run however started (the CLI checks the same before planning; a schedule
+    or the UI pointed at another shop's config meets it here, before anything is loaded)."""
+    if not warehouse.file.is_file():
+        return
+    with warehouse.connect(read_only=True) as con:
+        conflict = source_conflict(recorded_source(con), incoming, warehouse.published_file)
+    if conflict:
+        raise dg.Failure(description=conflict)
 
 
 def _materialize_raw(
@@ -88,6 +100,7 @@ def raw_orders(context: dg.AssetExecutionContext, warehouse: WarehouseResource, 
     landing day of a daily source; NULL for a snapshot source, which every run replaces whole). A file modified
     less than `ingest.settle_seconds` ago is waited for (a daily source's plan leaves such a day pending)."""
     config = source.load()
+    refuse_another_source(warehouse, source_identity(source, config))
     window = run_window(context) if config.daily else None
     fields = LONG_ORDER_FIELDS if config.shape == "long" else [*WIDE_ORDER_FIELDS, *config.orders.category_columns]
     with tempfile.TemporaryDirectory(prefix="persona-ingest-", dir=warehouse.temp_dir) as scratch:

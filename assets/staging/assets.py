@@ -31,6 +31,7 @@ import dagster as dg
 from assets.staging.audit import CHANGED_CUSTOMERS
 from assets.staging.build import build_staging
 from assets.staging.customers import CUSTOMERS_BUILT_FROM
+from pipelines.core.identity import SOURCE_RUNS, record_source_run, source_identity
 from pipelines.core.partitions import DAILY_ORDERS, SINGLE_RUN_BACKFILL, run_window
 from pipelines.core.resources import SourceResource, WarehouseResource
 from pipelines.core.sql import preview_markdown
@@ -68,6 +69,11 @@ STAGING_SPECS = [
                  deps=[["raw", "orders"], ["raw", "customers"], ["raw", "products"]],
                  description="One row per source row removed as a duplicate, per run: its file and row, the row it "
                              "duplicates, and the kind (exact, conflict_superseded, loaded_on_other_day)."),
+    dg.AssetSpec(["quality", "source_runs"], group_name="quality", kinds={"duckdb"},
+                 deps=[["raw", "orders"]],
+                 description="One row per run: the source it loaded (config name, config file and its SHA-256, "
+                             "orders location). A warehouse holds one source; a run of another is refused "
+                             "(persona run --replace starts anew)."),
     dg.AssetSpec(["staging", "changed_customers"], group_name="staging", kinds={"duckdb"},
                  deps=[["raw", "orders"]],
                  description="Work queue, one row per customer and run whose orders a load changed (customer_id "
@@ -88,6 +94,7 @@ def staging_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     window = run_window(context) if config.daily else None
     with warehouse.connect() as con:
         build_staging(con, config, context.run_id, window=window)
+        record_source_run(con, context.run_id, source_identity(source, config))
         counts = {
             name: con.execute(f"SELECT count(*) FROM staging.{name}").fetchone()[0]
             for name in ("orders", "order_lines", "customers", "products")
@@ -101,7 +108,7 @@ def staging_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         logs = {
             table: con.execute(f"SELECT count(*), count(*) FILTER (WHERE run_id = ?) FROM {table}",
                                [context.run_id]).fetchone()
-            for table in ("quality.key_conflicts", "quality.removed_duplicates", CHANGED_CUSTOMERS,
+            for table in ("quality.key_conflicts", "quality.removed_duplicates", SOURCE_RUNS, CHANGED_CUSTOMERS,
                           CUSTOMERS_BUILT_FROM)
         }
         previews = {

@@ -15,7 +15,7 @@ EXPECTED_ASSETS = {
     "raw/orders", "raw/customers", "raw/products",
     "staging/orders", "staging/order_lines", "staging/customers", "staging/products", "staging/changed_customers",
     "staging/customers_built_from",
-    "quality/quarantine", "quality/load_audit", "quality/key_conflicts", "quality/removed_duplicates",
+    "quality/quarantine", "quality/load_audit", "quality/key_conflicts", "quality/removed_duplicates", "quality/source_runs",
     "quality/validation_results", "quality/validated_inputs", "quality/outliers", "quality/missing_values",
     "features/customer_features", "features/customer_order_stats",
     "model/customer_clusters", "model/segment_centers", "segments/model_runs",

@@ -1,0 +1,159 @@
+"""What `persona run` shows while it runs and when it ends.
+
+Each step of the Dagster run (an asset, a group of assets, a check) is shown as it starts and as it ends, with its
+elapsed time: a live display on a terminal (rich), one plain line per start and end otherwise (logs, cron mail,
+CI). The steps come from the run's own event log in the Dagster instance, read by a thread beside the run, so what
+is shown is what the UI shows. At the end, a summary read from the published warehouse.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+
+STEP_EVENTS = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS,
+               dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.STEP_SKIPPED}
+POLL_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    kind: str  # "start", "success", "failure", "skipped"
+    step: str  # the Dagster step key, as the UI names it
+    at: float  # event time, seconds since the epoch
+
+
+KINDS = {dg.DagsterEventType.STEP_START: "start", dg.DagsterEventType.STEP_SUCCESS: "success",
+         dg.DagsterEventType.STEP_FAILURE: "failure", dg.DagsterEventType.STEP_SKIPPED: "skipped"}
+
+
+class StepWatcher(threading.Thread):
+    """Reads the run's step events from the instance's event log while the run executes in the main thread."""
+
+    def __init__(self, instance: dg.DagsterInstance, run_id: str, on_step: Callable[[StepEvent], None]):
+        super().__init__(name="persona-progress", daemon=True)
+        self._instance, self._run_id, self._on_step = instance, run_id, on_step
+        self._cursor: str | None = None
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(POLL_SECONDS):
+            self._poll()
+        self._poll()  # what the last interval wrote
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+    def _poll(self) -> None:
+        try:
+            records = self._instance.get_records_for_run(self._run_id, cursor=self._cursor, of_type=STEP_EVENTS)
+        except Exception:  # noqa: BLE001 - progress must never break a run; the next poll tries again
+            return
+        for record in records.records:
+            event = record.event_log_entry.dagster_event
+            if event is not None and event.step_key:
+                self._on_step(StepEvent(KINDS[event.event_type], event.step_key, record.event_log_entry.timestamp))
+        self._cursor = records.cursor
+
+
+MARKS = {"success": "done", "failure": "FAILED", "skipped": "skipped"}
+
+
+class StepDisplay:
+    """Shows step events: a live list of running and finished steps on a terminal, plain lines elsewhere."""
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(highlight=False, soft_wrap=True)
+        self._started: dict[str, float] = {}
+        self._tasks: dict[str, TaskID] = {}
+        self._progress: Progress | None = None
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> StepDisplay:
+        if self.console.is_terminal:
+            self._progress = Progress(SpinnerColumn(finished_text="[green]✓[/]"), TextColumn("{task.description}"),
+                                      TimeElapsedColumn(), console=self.console, transient=False)
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def __call__(self, event: StepEvent) -> None:
+        with self._lock:
+            if event.kind == "start":
+                self._started[event.step] = event.at
+            elapsed = event.at - self._started.get(event.step, event.at)
+            if self._progress is None:
+                self._plain(event, elapsed)
+            else:
+                self._live(event, elapsed)
+
+    def _plain(self, event: StepEvent, elapsed: float) -> None:
+        clock = time.strftime("%H:%M:%S", time.localtime(event.at))
+        if event.kind == "start":
+            self.console.print(f"{clock} start {event.step}", markup=False)
+        else:
+            self.console.print(f"{clock} {MARKS[event.kind]} {event.step} ({elapsed:.1f} s)", markup=False)
+
+    def _live(self, event: StepEvent, elapsed: float) -> None:
+        assert self._progress is not None
+        if event.kind == "start":
+            self._tasks[event.step] = self._progress.add_task(event.step, total=1)
+            return
+        task = self._tasks.get(event.step) or self._progress.add_task(event.step, total=1)
+        label = event.step if event.kind == "success" else f"{event.step} [red]{MARKS[event.kind]}[/]"
+        self._progress.update(task, completed=1, description=f"{label} ({elapsed:.1f} s)")
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    customers: int | None
+    segments: int | None
+    rows_read: int
+    rows_loaded: int
+    rows_quarantined: int
+    duplicates_removed: int
+
+    def lines(self, warnings: int) -> list[str]:
+        """The summary as plain lines (customers, segments, rows, warnings); the verdict and paths follow."""
+        lines = []
+        if self.customers is not None and self.segments is not None:
+            lines.append(f"Customers: {self.customers:,} in {self.segments} segments")
+        lines.append(f"Rows:      {self.rows_read:,} read this run, {self.rows_loaded:,} loaded, "
+                     f"{self.rows_quarantined:,} quarantined, {self.duplicates_removed:,} duplicates removed")
+        lines.append(f"Warnings:  {warnings}" + (" (listed above)" if warnings else ""))
+        return lines
+
+
+def run_summary(warehouse: Path, run_id: str) -> RunSummary | None:
+    """Counts of the published warehouse after a run: its segmented customers and segments, and the rows this run
+    read, loaded and quarantined (quality.load_audit). None when the warehouse cannot be read."""
+    import duckdb
+
+    from pipelines.core.sql import table_exists
+
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            customers = segments = None
+            if table_exists(con, "segments.customer_segments") and table_exists(con, "segments.segment_profiles"):
+                customers = con.execute("SELECT count(*) FROM segments.customer_segments").fetchone()[0]
+                segments = con.execute("SELECT count(*) FROM segments.segment_profiles").fetchone()[0]
+            rows = (0, 0, 0, 0)
+            if table_exists(con, "quality.load_audit"):
+                rows = con.execute("""
+                    SELECT coalesce(sum(rows_read), 0), coalesce(sum(rows_loaded), 0),
+                           coalesce(sum(rows_quarantined), 0), coalesce(sum(duplicates_removed), 0)
+                    FROM quality.load_audit WHERE run_id = ?""", [run_id]).fetchone()
+    except duckdb.Error:
+        return None
+    return RunSummary(customers, segments, *(int(value) for value in rows))
