@@ -12,6 +12,7 @@ days a run loads.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import urllib.request
@@ -43,8 +44,17 @@ def _plan_from_resources(source: SourceResource, warehouse: WarehouseResource) -
     return "; ".join(outcome.notes) if outcome.notes else "no new or changed landing file"
 
 
-def _run_request(plan: RunPlan, run_key: str | None) -> dg.RunRequest:
-    return dg.RunRequest(run_key=run_key, partition_key=plan.partition_key, tags=plan.tags)
+# The same tags `persona run` puts on its runs (pipelines/runner.py), so the UI's run list tells shops apart.
+SOURCE_TAG, CONFIG_TAG, WAREHOUSE_TAG = "persona/source", "persona/config", "persona/warehouse"
+
+
+def _run_request(plan: RunPlan, run_key: str | None, source: SourceResource,
+                 warehouse: WarehouseResource) -> dg.RunRequest:
+    tags = {**plan.tags, CONFIG_TAG: source.config_path, WAREHOUSE_TAG: warehouse.path}
+    # The plan read the config a moment ago; one edited since fails the run itself, with its reason.
+    with contextlib.suppress(ConfigError):
+        tags[SOURCE_TAG] = source.load().name
+    return dg.RunRequest(run_key=run_key, partition_key=plan.partition_key, tags=tags)
 
 
 def build_automation(job: dg.UnresolvedAssetJobDefinition):
@@ -63,7 +73,7 @@ def build_automation(job: dg.UnresolvedAssetJobDefinition):
         plan = _plan_from_resources(source, warehouse)
         if isinstance(plan, str):
             return dg.SkipReason(plan)
-        return _run_request(plan, run_key=None)
+        return _run_request(plan, None, source, warehouse)
 
     @dg.sensor(name="landing_files", job=job, minimum_interval_seconds=60,
                default_status=dg.DefaultSensorStatus.RUNNING,
@@ -73,7 +83,7 @@ def build_automation(job: dg.UnresolvedAssetJobDefinition):
         plan = _plan_from_resources(source, warehouse)
         if isinstance(plan, str):
             return dg.SkipReason(plan)
-        return _run_request(plan, run_key=plan.run_key)
+        return _run_request(plan, plan.run_key, source, warehouse)
 
     @dg.run_failure_sensor(name="notify_failure", monitored_jobs=[job],
                            default_status=dg.DefaultSensorStatus.RUNNING,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from pipelines.automation import CONFIG_TAG, SOURCE_TAG, WAREHOUSE_TAG
 from pipelines.core.identity import (
     SourceIdentity,
     config_changed_note,
@@ -117,11 +118,6 @@ def segmentation_strength(warehouse: Path) -> tuple[str, str] | None:
 def strength_line(strength: str, reason: str) -> str:
     """The last line `persona run` prints: how far the segments can be trusted, in one line."""
     return f"segmentation: {strength} ({' '.join(reason.split())})"
-
-
-CONFIG_TAG = "persona/config"
-SOURCE_TAG = "persona/source"  # the config's name: which shop the run loaded, shown in the UI's run list
-WAREHOUSE_TAG = "persona/warehouse"
 
 
 LOCK_FILE = "persona-run.lock"

@@ -614,6 +614,9 @@ def test_landing_sensor_requests_the_new_days_once_then_skips(tmp_path):
     assert request.tags[RANGE_START_TAG] == str(DAYS[0])
     assert request.tags[RANGE_END_TAG] == str(DAYS[-1])
     assert request.run_key
+    # Which shop, config and warehouse, as on the CLI's runs (the UI's run list shows them).
+    assert (request.tags["persona/source"], request.tags["persona/config"], request.tags["persona/warehouse"]) == (
+        SourceResource(config_path=str(config)).load().name, str(config), str(warehouse))
 
     assert materialize_graph(config, warehouse).success
     with dg.build_sensor_context(resources=_resources(config, warehouse)) as context:
