@@ -24,6 +24,7 @@ from pipelines.core.resources import (
     REPO_ROOT,
     public_file,
 )
+from pipelines.init_cli import init
 
 EXAMPLE_QUERIES = [
     "select segment_id, segment_name_zh, segment_name_en, customers, round(share * 100, 1) as pct "
@@ -380,21 +381,24 @@ def publish(repair: bool, warehouse_path: str, memory_limit: str) -> None:
 @click.option("--warehouse", "warehouse_path", default=lambda: os.environ.get("PERSONA_WAREHOUSE", DEFAULT_WAREHOUSE),
               show_default=DEFAULT_WAREHOUSE, help="DuckDB warehouse file.")
 @click.option("--segment", "segment_ids", type=int, multiple=True, help="Segment id to export (repeatable; "
-              "default: every segment).")
+              "default: every segment, or none when --audience is given).")
+@click.option("--audience", "audience_names", multiple=True, help="Audience of the source config to export, "
+              "as audience_<name>.<format> (repeatable).")
 @click.option("--format", "output_format", type=click.Choice(["csv", "xlsx", "parquet"]), default="csv",
               show_default=True, help="csv: UTF-8 with a byte-order mark (Excel reads the Chinese names); xlsx: an "
               "Excel workbook; parquet: for data tools.")
 @click.option("--pseudonymise", is_flag=True,
               help="Replace customer ids by salted SHA-256 tokens; the salt comes from PERSONA_ID_SALT.")
-def export(out_dir: str, warehouse_path: str, segment_ids: tuple[int, ...], output_format: str,
-           pseudonymise: bool) -> None:
-    """Write one audience list per segment for activation tools (segment_<id>_<name>.<format>): segment names,
-    value and RFM tiers, churn risk, next categories and expected spend where the warehouse has them."""
+def export(out_dir: str, warehouse_path: str, segment_ids: tuple[int, ...], audience_names: tuple[str, ...],
+           output_format: str, pseudonymise: bool) -> None:
+    """Write one audience list per segment for activation tools (segment_<id>_<name>.<format>), or per audience of
+    the source config with --audience (audience_<name>.<format>): segment names, value and RFM tiers, churn risk,
+    next categories and expected spend where the warehouse has them."""
     from pipelines.serving import SALT_VARIABLE, QueryRefused, export_audiences
 
     try:
         written = export_audiences(Path(warehouse_path), Path(out_dir), output_format, list(segment_ids) or None,
-                                   pseudonymise, os.environ.get(SALT_VARIABLE))
+                                   pseudonymise, os.environ.get(SALT_VARIABLE), list(audience_names) or None)
     except QueryRefused as exc:
         fail(str(exc))
     for path, rows in written:
@@ -436,6 +440,7 @@ def generate(out_dir: str, customers: int, days: int, seed: int, shape: str, out
 
 # `persona campaign ...`: campaigns with holdout groups (pipelines/campaign_cli.py).
 main.add_command(campaign)
+main.add_command(init)
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,277 @@
+"""`persona init` on small files (pipelines/config_init.py, pipelines/config_sniff.py): encodings, delimiters,
+title rows, Chinese and English names, date formats, the wide shape, Excel / Parquet / JSON, what it cannot map
+and what the user must decide, and the refusal to overwrite. The whole-graph runs are tests/e2e/test_init.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+import xlsxwriter
+import yaml
+from click.testing import CliRunner
+
+from assets.raw.readers import read_source_file
+from pipelines.config_sniff import sniff_file
+from pipelines.core.config import load_source_config
+from pipelines.init_cli import init
+
+ORDERS_ZH = """订单号,用户ID,下单时间,品类,数量,单价,实付金额,支付方式,商品编码
+D001,U01,2026-04-01 10:00:00,生鲜,2,5.50,11.00,微信支付,690001
+D001,U01,2026-04-01 10:00:00,乳品,1,8.00,8.00,微信支付,690002
+D002,U02,2026-04-02 18:30:00,零食,3,2.00,6.00,现金,690003
+D003,U03,2026-04-03 09:15:00,生鲜,1,12.00,12.00,银联,690001
+"""
+MEMBERS_ZH = """用户ID,性别,年龄,月收入,城市,手机
+U01,男,35,8000,上海,138****0001
+U02,女,28,1万-2万,杭州,139****0002
+U03,女,41,5000以下,深圳,137****0003
+"""
+ORDERS_EN = """Invoice,Customer ID,Order Date,Category,Qty,Amount,Payment
+I1,C1,2026-04-01 10:00:00,fruit,1,3.50,CARD
+I2,C2,2026-04-02 11:00:00,dairy,2,4.00,CASH
+I3,C1,2026-04-03 12:00:00,fruit,1,3.50,MOBILE
+"""
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(init, list(args), catch_exceptions=False)
+
+
+def init_ok(tmp_path: Path, orders: Path, *more: str) -> tuple[dict, list[str]]:
+    """Run init, check it wrote a config that validates, return it (parsed) and the printed lines."""
+    out = tmp_path / "shop.yaml"
+    result = invoke("--orders", str(orders), "--out", str(out), *more)
+    assert result.exit_code == 0, result.output
+    config = load_source_config(out)
+    assert config.orders.path
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"wrote {out}: shape") and lines[-1] == f"next: review {out}, then persona check " \
+                                                                        f"--config {out}"
+    return yaml.safe_load(out.read_text(encoding="utf-8")), lines[1:-1]
+
+
+def test_chinese_headers_in_gbk(tmp_path):
+    orders = tmp_path / "订单.csv"
+    orders.write_bytes(ORDERS_ZH.encode("gbk"))
+    members = tmp_path / "会员.csv"
+    members.write_bytes(MEMBERS_ZH.encode("gbk"))
+    config, printed = init_ok(tmp_path, orders, "--customers", str(members))
+    assert config["shape"] == "long"
+    assert config["orders"]["path"] == "订单.csv" and config["orders"]["encoding"] == "gbk"
+    assert config["orders"]["columns"] == {
+        "order_id": "订单号", "customer_id": "用户ID", "order_ts": "下单时间", "category": "品类", "quantity": "数量",
+        "amount": "实付金额", "unit_price": "单价", "payment_method": "支付方式", "sku": "商品编码"}
+    assert config["orders"]["date_formats"] == ["%Y-%m-%d %H:%M:%S"]
+    assert config["customers"]["encoding"] == "gbk"
+    assert config["customers"]["columns"] == {"customer_id": "用户ID", "age": "年龄", "gender": "性别",
+                                              "income": "月收入", "city": "城市"}
+    # 月收入 is monthly; the phone column is personal data, dropped before loading.
+    assert config["values"] == {"income_period": "month"}
+    assert config["privacy"] == {"pii_columns": {"手机": "drop"}}
+    assert printed == []
+    text = (tmp_path / "shop.yaml").read_text(encoding="utf-8")
+    assert "GBK (a Chinese Windows export)" in text and "'订单号' is a usual name for an order id" in text
+
+
+def test_title_rows_above_the_header(tmp_path):
+    report = tmp_path / "report.csv"
+    report.write_text("Sales report - Store 7,,,,,,\nExported: 2026-05-01 08:00,,,,,,\n" + ORDERS_EN,
+                      encoding="utf-8")
+    members = tmp_path / "members.csv"
+    members.write_text("Member list\nCustomer ID,age,gender\nC1,30,F\nC2,41,M\n", encoding="utf-8")
+    config, printed = init_ok(tmp_path, report, "--customers", str(members))
+    assert config["orders"]["skip_rows"] == 2 and config["customers"]["skip_rows"] == 1
+    assert config["orders"]["columns"] == {"order_id": "Invoice", "customer_id": "Customer ID",
+                                           "order_ts": "Order Date", "category": "Category", "quantity": "Qty",
+                                           "amount": "Amount", "payment_method": "Payment"}
+    assert config["customers"]["columns"] == {"customer_id": "Customer ID", "age": "age", "gender": "gender"}
+    assert printed == []
+    assert "2 title line(s) above the header ('Sales report - Store 7'" in (tmp_path / "shop.yaml").read_text(
+        encoding="utf-8")
+    # The project's reader, given what init wrote, reads the rows below the header.
+    source = load_source_config(tmp_path / "shop.yaml").orders
+    frame = read_source_file(report, source, tmp_path)
+    assert frame.get_column("Invoice").to_list() == ["I1", "I2", "I3"]
+
+
+@pytest.mark.parametrize(("delimiter", "written"), [(";", ";"), ("\t", "tab"), ("|", "|")])
+def test_delimiters(tmp_path, delimiter, written):
+    orders = tmp_path / "orders.txt"
+    orders.write_text(ORDERS_EN.replace(",", delimiter), encoding="utf-8")
+    config, _ = init_ok(tmp_path, orders)
+    assert config["orders"]["delimiter"] == written
+    assert config["orders"]["columns"]["amount"] == "Amount"
+    frame = read_source_file(orders, load_source_config(tmp_path / "shop.yaml").orders, tmp_path)
+    assert frame.height == 3 and frame.get_column("Customer ID").to_list() == ["C1", "C2", "C1"]
+
+
+def test_runs_of_spaces(tmp_path):
+    orders = tmp_path / "pos.txt"
+    orders.write_text('ORDER_NO  CUST_NO  ORDER_TIME             CATEGORY  AMOUNT\n'
+                      '1         9        "2026-04-07 18:14:48"  wine      37.50\n'
+                      '2         7        "2026-04-08 10:00:00"  bakery    2.10\n', encoding="utf-8")
+    config, _ = init_ok(tmp_path, orders)
+    assert config["orders"]["delimiter"] == "whitespace"
+    assert config["orders"]["columns"] == {"order_id": "ORDER_NO", "customer_id": "CUST_NO",
+                                           "order_ts": "ORDER_TIME", "category": "CATEGORY", "amount": "AMOUNT"}
+
+
+@pytest.mark.parametrize(("encoding", "note"), [("utf-8-sig", "UTF-8 with a byte-order mark"),
+                                                ("utf-16", "UTF-16 LE with a byte-order mark")])
+def test_byte_order_marks(tmp_path, encoding, note):
+    orders = tmp_path / "orders.csv"
+    orders.write_bytes(ORDERS_ZH.encode(encoding))
+    config, _ = init_ok(tmp_path, orders)
+    assert config["orders"]["encoding"] == "utf-8"  # the readers honour the mark whatever encoding says
+    assert config["orders"]["columns"]["order_id"] == "订单号"
+    assert note in (tmp_path / "shop.yaml").read_text(encoding="utf-8")
+    frame = read_source_file(orders, load_source_config(tmp_path / "shop.yaml").orders, tmp_path)
+    assert frame.get_column("用户ID").to_list() == ["U01", "U01", "U02", "U03"]
+
+
+def test_unmappable_columns_are_listed(tmp_path):
+    orders = tmp_path / "orders.csv"
+    orders.write_text("order_id,customer_id,order_ts,category,amount,Store Manager,备注,age,email\n"
+                      "O1,C1,2026-04-01,a,1.0,Ann,ok,30,a@b.c\nO2,C2,2026-04-02,b,2.0,Bob,,40,b@b.c\n",
+                      encoding="utf-8")
+    config, printed = init_ok(tmp_path, orders)
+    assert printed == [
+        "not mapped: orders: orders.csv column 'Store Manager' not mapped (no contract field matches)",
+        "not mapped: orders: orders.csv column '备注' not mapped (no contract field matches)",
+        "not mapped: orders: orders.csv column 'age' not mapped (a customer profile field: long-shape orders "
+        "take profiles from a customer file (--customers))"]
+    assert config["privacy"] == {"pii_columns": {"email": "drop"}}
+    assert "# not mapped: Store Manager (no contract field matches)" in (tmp_path / "shop.yaml").read_text(
+        encoding="utf-8")
+
+
+def test_missing_required_fields_are_named(tmp_path):
+    orders = tmp_path / "orders.csv"
+    orders.write_text("foo,bar,category\nx,1,a\ny,2,b\n", encoding="utf-8")
+    _, printed = init_ok(tmp_path, orders)
+    assert printed[:3] == [
+        "not mapped: orders.columns.customer_id: no column of orders.csv looks like a customer id (columns: foo, bar, "
+        "category); map it before running",
+        "not mapped: orders.columns.order_ts: no column of orders.csv looks like the order time (columns: foo, bar, "
+        "category); map it before running",
+        "not mapped: orders.columns.amount: no column of orders.csv looks like a line amount or a unit price; map "
+        "one of them before running"]
+
+
+def test_out_exists_is_refused_without_force(tmp_path):
+    orders = tmp_path / "orders.csv"
+    orders.write_text(ORDERS_EN, encoding="utf-8")
+    out = tmp_path / "shop.yaml"
+    out.write_text("name: mine\n", encoding="utf-8")
+    result = invoke("--orders", str(orders), "--out", str(out))
+    assert result.exit_code == 1
+    assert result.stderr == f"persona: {out}: already exists; pass --force to overwrite it\n"
+    assert out.read_text(encoding="utf-8") == "name: mine\n"
+    result = invoke("--orders", str(orders), "--out", str(out), "--force")
+    assert result.exit_code == 0 and load_source_config(out).orders.columns["order_id"] == "Invoice"
+
+
+def test_errors_are_one_line_naming_the_file(tmp_path):
+    missing = tmp_path / "nope.csv"
+    result = invoke("--orders", str(missing), "--out", str(tmp_path / "shop.yaml"))
+    assert result.exit_code == 1 and result.stderr == f"persona: {missing}: file not found\n"
+    odd = tmp_path / "orders.dat"
+    odd.write_text("a,b\n1,2\n", encoding="utf-8")
+    result = invoke("--orders", str(odd), "--out", str(tmp_path / "shop.yaml"))
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1 and str(odd) in result.stderr
+    assert not (tmp_path / "shop.yaml").exists()
+
+
+def test_date_formats_day_first_and_ambiguous(tmp_path):
+    orders = tmp_path / "orders.csv"
+    orders.write_text("order id,customer id,order date,category,amount\n"
+                      "1,C1,25/04/2026 10:00,a,1\n2,C2,03/04/2026 11:30,b,2\n", encoding="utf-8")
+    config, printed = init_ok(tmp_path, orders)
+    assert config["orders"]["date_formats"] == ["%d/%m/%Y %H:%M"] and printed == []
+    orders.write_text("order id,customer id,order date,category,amount\n"
+                      "1,C1,04/05/2026,a,1\n2,C2,03/04/2026,b,2\n", encoding="utf-8")
+    config, printed = init_ok(tmp_path, orders, "--force")
+    assert config["orders"]["date_formats"] == ["%m/%d/%Y"]
+    assert printed == ["to decide: orders.date_formats: order date ('04/05/2026') reads month first and day first "
+                       "alike (no day above 12 in the sample); wrote %m/%d/%Y: check it"]
+
+
+def test_wide_baskets_with_flags(tmp_path):
+    baskets = tmp_path / "baskets.csv"
+    baskets.write_text("cardid,value,pmethod,sex,age,beer,wine,fish\n"
+                       "1,10.5,CARD,M,30,T,F,F\n2,20,CASH,F,41,F,T,T\n3,7.25,CHEQUE,F,52,F,F,T\n", encoding="utf-8")
+    config, printed = init_ok(tmp_path, baskets)
+    assert config["shape"] == "wide" and printed == []
+    assert config["orders"]["columns"] == {"customer_id": "cardid", "amount": "value", "payment_method": "pmethod",
+                                           "age": "age", "gender": "sex"}
+    assert config["orders"]["category_columns"] == ["beer", "wine", "fish"]
+    assert config["orders"]["flag_tokens"] == {"true_tokens": ["T"], "false_tokens": ["F"]}
+
+
+def test_guessed_values_and_what_is_left_to_decide(tmp_path):
+    orders = tmp_path / "orders.csv"
+    orders.write_text("Order ID,Customer ID,Order Date,Category,Sales,Payment Type,Status\n"
+                      "1,C1,2026-04-01,a,1,Credit Card,Completed\n2,C2,2026-04-02,b,2,PayPal,Refunded\n"
+                      "3,C3,2026-04-03,a,3,Store Credit Voucher,Completed\n", encoding="utf-8")
+    customers = tmp_path / "customers.csv"
+    customers.write_text("Customer ID,Gender,Home Owner\nC1,先生,Own\nC2,Female,Rent\nC3,Unknown,Own\n",
+                         encoding="utf-8")
+    config, printed = init_ok(tmp_path, orders, "--customers", str(customers))
+    assert config["values"] == {"payment_aliases": {"Credit Card": "CARD", "PayPal": "MOBILE"},
+                                "gender": {"先生": "M"}, "home_owner": {"true_tokens": ["Own"],
+                                                                      "false_tokens": ["Rent"]},
+                                "cancelled_statuses": ["Refunded"]}
+    assert printed == [
+        "to decide: values.payment_aliases: orders.csv Payment Type value 'Store Credit Voucher' (1 row(s) in the "
+        "sample) is no built-in payment code; its rows are quarantined unless you map it (values.payment_aliases: "
+        "{Store Credit Voucher: CARD}) or list it in values.payment_methods",
+        "to decide: values.gender: customers.csv Gender value 'Unknown' (1 row(s)) is neither M nor F; its rows are "
+        "quarantined unless you map it in values.gender"]
+
+
+def test_excel_with_a_title_row(tmp_path):
+    book = tmp_path / "订单明细.xlsx"
+    with xlsxwriter.Workbook(book) as workbook:
+        sheet = workbook.add_worksheet("订单")
+        sheet.write_row(0, 0, ["订单明细报表"])
+        sheet.write_row(1, 0, ["单号", "会员号", "支付时间", "类目", "金额"])
+        sheet.write_row(2, 0, [20260001, 880001, "2026-04-01 10:00:00", "生鲜", 12.5])
+        sheet.write_row(3, 0, [20260002, 880002, "2026-04-02 11:00:00", "乳品", 8])
+    config, printed = init_ok(tmp_path, book)
+    assert config["orders"]["skip_rows"] == 1 and "encoding" not in config["orders"]
+    assert config["orders"]["columns"] == {"order_id": "单号", "customer_id": "会员号", "order_ts": "支付时间",
+                                           "category": "类目", "amount": "金额"}
+    assert printed == []
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".json", ".jsonl"])
+def test_parquet_and_json(tmp_path, suffix):
+    frame = pl.DataFrame({"invoice": ["I1", "I2"], "user_id": ["U1", "U2"], "created_at": ["2026-04-01 10:00:00",
+                          "2026-04-02 10:00:00"], "dept": ["a", "b"], "total": [1.5, 2.0]})
+    path = tmp_path / f"orders{suffix}"
+    {".parquet": frame.write_parquet, ".json": frame.write_json, ".jsonl": frame.write_ndjson}[suffix](path)
+    config, printed = init_ok(tmp_path, path)
+    assert config["orders"]["columns"] == {"order_id": "invoice", "customer_id": "user_id",
+                                           "order_ts": "created_at", "category": "dept", "amount": "total"}
+    assert sniff_file(path).format == ("parquet" if suffix == ".parquet" else "json")
+    assert printed == []
+
+
+def test_customer_file_without_an_id_and_unread_dates(tmp_path):
+    orders = tmp_path / "orders.csv"
+    orders.write_text("order_id,customer_id,order_ts,category,amount\n"
+                      "O1,C1,2026-04-01 10:00:00,a,1\nO2,C2,2026-04-02 10:00:00,b,2\nO3,C3,soon,a,3\n",
+                      encoding="utf-8")
+    customers = tmp_path / "people.csv"
+    customers.write_text("who,年龄\nx,30\ny,40\n", encoding="utf-8")
+    config, printed = init_ok(tmp_path, orders, "--customers", str(customers), "--name", "店铺一")
+    assert config["name"] == "店铺一"
+    assert config["customers"]["columns"] == {"age": "年龄"}
+    assert printed == [
+        "not mapped: customers.columns.customer_id: no column of people.csv looks like a customer id (columns: who, "
+        "年龄); map it before running",
+        "not mapped: customers: people.csv column 'who' not mapped (no contract field matches)",
+        "to decide: orders.date_formats: 67% of the distinct values of order_ts read as dates; the others (for "
+        "example 'soon') are quarantined unless you add their format"]
