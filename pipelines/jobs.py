@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+import assets.audiences
 import assets.campaigns
 import assets.features
 import assets.model
@@ -27,7 +28,7 @@ __all__ = ["ALL_ASSETS", "ALL_CHECKS", "build_definitions", "refresh_job"]
 # In the order data flows; quality's validation of the raw and staging tables (its Great Expectations suites, an
 # asset with blocking checks) sits between staging and features, its outlier screen between features and model.
 LAYERS = (assets.raw, assets.staging, expectations, assets.features, outliers, assets.model, assets.segments,
-          assets.predict, assets.campaigns, assets.report)
+          assets.predict, assets.audiences, assets.campaigns, assets.report)
 
 
 def _layer_assets() -> list[dg.AssetsDefinition]:

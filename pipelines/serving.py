@@ -409,43 +409,82 @@ def _export_members(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
                        "ORDER BY s.segment_id, s.customer_id").pl()
 
 
+def audience_file_name(name: str, output_format: str) -> str:
+    """`audience_<name>.<format>`: audience names are lower-case letters, digits and _ (the source config checks)."""
+    safe = _UNSAFE_IN_FILE_NAMES.sub("_", name).strip("._")[:80] or "unnamed"
+    return f"audience_{safe}.{output_format}"
+
+
+def _audience_members(con: duckdb.DuckDBPyConnection, names: list[str]) -> dict[str, pl.Series]:
+    """The customer ids of each named audience of the latest run (segments.audiences); QueryRefused naming the
+    audiences there are when one is unknown."""
+    present = {tuple(row) for row in con.execute(
+        "SELECT table_schema, table_name FROM information_schema.tables").fetchall()}
+    if not {("segments", "audiences"), ("segments", "audience_history")} <= present:
+        raise QueryRefused("this warehouse has no audiences (segments.audiences); define `audiences:` in the source "
+                           "config and run the pipeline")
+    known = [row[0] for row in con.execute(
+        "SELECT audience FROM segments.audience_history WHERE run_id = (SELECT arg_max(run_id, computed_at) "
+        "FROM segments.audience_history) ORDER BY audience").fetchall()]
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise QueryRefused(f"no audience named {unknown}; audiences are {known}")
+    frame = con.execute("SELECT audience, customer_id FROM segments.audiences WHERE list_contains(?, audience)",
+                        [names]).pl()
+    return {name: frame.filter(pl.col("audience") == name).get_column("customer_id") for name in names}
+
+
+def _write_export(frame: pl.DataFrame, target: Path, output_format: str, sheet: str) -> None:
+    if output_format == "csv":
+        frame.write_csv(target, include_bom=True)
+    elif output_format == "xlsx":
+        frame.write_excel(target, worksheet=sheet, autofit=True)
+    else:
+        frame.write_parquet(target)
+
+
 def export_audiences(
     warehouse: Path, out_dir: Path, output_format: str, segment_ids: list[int] | None = None,
-    pseudonymised: bool = False, salt: str | None = None,
+    pseudonymised: bool = False, salt: str | None = None, audience_names: list[str] | None = None,
 ) -> list[tuple[Path, int]]:
     """One audience file per segment for activation tools, named by segment id and name: customer_id (or a salted
     token), segment id and names, then value and RFM tiers, churn risk, next categories and expected spend where
     the warehouse has them. CSV carries a UTF-8 byte-order mark so Excel on Windows reads the Chinese as UTF-8.
-    Returns the files with their row counts."""
+    `audience_names`: also one file per named audience of the source config (segments.audiences),
+    audience_<name>.<format>, with the same columns; given without `segment_ids`, only those audience files are
+    written. Returns the files with their row counts."""
     if output_format not in EXPORT_FORMATS:
         raise QueryRefused(f"unknown export format {output_format!r}; use one of {list(EXPORT_FORMATS)}")
     if pseudonymised and not salt:
         raise QueryRefused(f"pseudonymised ids need a secret salt: set {SALT_VARIABLE}")
+    audience_names = list(dict.fromkeys(audience_names or []))
     con = open_read_only(warehouse)
     try:
         members = _export_members(con)
+        audiences = _audience_members(con, audience_names) if audience_names else {}
     finally:
         con.close()
     known = sorted(set(members.get_column("segment_id").to_list()))
-    wanted = segment_ids or known
+    wanted = segment_ids or ([] if audience_names else known)
     unknown = sorted(set(wanted) - set(known))
     if unknown:
         raise QueryRefused(f"no segment with id {unknown}; segments are {known}")
-    if pseudonymised:
-        members = members.with_columns(
-            pl.col("customer_id").map_elements(lambda value: pseudonymise(value, salt), return_dtype=pl.String)
-            .alias("customer_id"))
+    outputs = [(f"segment_{segment_id}", members.filter(pl.col("segment_id") == segment_id), segment_id)
+               for segment_id in wanted]
+    outputs += [(f"audience_{name}", members.filter(pl.col("customer_id").is_in(audiences[name].implode())), name)
+                for name in audience_names]
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for segment_id in wanted:
-        audience = members.filter(pl.col("segment_id") == segment_id)
-        names = audience.select("segment_name_zh", "segment_name_en").row(0)
-        target = out_dir / export_file_name(segment_id, names[0] or names[1], output_format)
-        if output_format == "csv":
-            audience.write_csv(target, include_bom=True)
-        elif output_format == "xlsx":
-            audience.write_excel(target, worksheet=f"segment_{segment_id}", autofit=True)
+    for sheet, audience, key in outputs:
+        if pseudonymised:
+            audience = audience.with_columns(
+                pl.col("customer_id").map_elements(lambda value: pseudonymise(value, salt), return_dtype=pl.String)
+                .alias("customer_id"))
+        if isinstance(key, int):
+            names = audience.select("segment_name_zh", "segment_name_en").row(0)
+            target = out_dir / export_file_name(key, names[0] or names[1], output_format)
         else:
-            audience.write_parquet(target)
+            target = out_dir / audience_file_name(key, output_format)
+        _write_export(audience, target, output_format, sheet[:31])
         written.append((target, audience.height))
     return written

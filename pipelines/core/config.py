@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 # The config's parts live in sources.py and settings.py; they are imported from here too, the config's one door.
+from pipelines.core.audience_rules import Audience  # noqa: F401
 from pipelines.core.settings import (  # noqa: F401
     DEFAULT_VALUE_MAPS,
     IngestSettings,
@@ -71,6 +72,8 @@ class SourceConfig(Strict):
     category_labels: dict[str, tuple[str, str]] = Field(default_factory=dict)
     # Churn risk and next-category recommendations (assets/predict/).
     predict: PredictSettings = Field(default_factory=PredictSettings)
+    # Named rules over the per-customer view (assets/audiences/, pipelines/core/audience_rules.py).
+    audiences: list[Audience] = Field(default_factory=list)
     # The config file itself; relative paths resolve against its folder. Filled by load_source_config.
     source_path: Path = Field(default=Path("source.yaml"), exclude=True)
 
@@ -103,6 +106,10 @@ class SourceConfig(Strict):
         self._category_source_rules()
         self._line_identity_rules()
         self._privacy_rules(allowed)
+        names = [audience.name for audience in self.audiences]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"audiences: audience name(s) {repeated} defined more than once")
         return self
 
     def _absent_field_rules(self) -> None:

@@ -24,7 +24,8 @@ EXPECTED_ASSETS = {
     "segments/segment_migration", "segments/customer_value_tiers",
     "predict/churn_risk", "predict/churn_model_runs", "predict/churn_calibration", "predict/category_rules",
     "predict/next_category", "predict/recommendation_eval", "predict/customer_value", "predict/customer_value_eval",
-    "predict/customer_value_deciles", "campaigns/campaigns", "campaigns/assignments", "campaigns/results",
+    "predict/customer_value_deciles", "segments/audiences", "segments/audience_history",
+    "campaigns/campaigns", "campaigns/assignments", "campaigns/results",
     "campaigns/uplift",
     "report/segment_report",
     "warehouse/published", "meta/publication", "meta/source_files", "meta/published_tables",
@@ -47,8 +48,8 @@ EXPECTED_CHECKS = {
     "recommendations_beat_popularity": ("predict/recommendation_eval", False),
 }
 
-LAYER_GROUPS = {"raw", "staging", "quality", "features", "model", "segments", "predict", "campaigns", "report",
-                "serving"}
+LAYER_GROUPS = {"raw", "staging", "quality", "features", "model", "segments", "predict", "audiences", "campaigns",
+                "report", "serving"}
 
 
 def test_every_asset_is_in_the_graph_with_a_layer_group_and_a_description():

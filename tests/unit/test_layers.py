@@ -20,7 +20,7 @@ MAX_MODULE_LINES = 600
 
 # The floors, lowest first. A module may import its own floor and the ones below it.
 LAYERS = ("pipelines.core", "assets.raw", "assets.staging", "assets.features", "assets.model", "assets.segments",
-          "assets.predict", "assets.campaigns", "assets.report", "assets.publish")
+          "assets.predict", "assets.audiences", "assets.campaigns", "assets.report", "assets.publish")
 TOP = len(LAYERS)
 # A quality module stands on the floor of the layer it checks; any other quality module on the ground floor.
 QUALITY_READS = {
