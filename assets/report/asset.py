@@ -52,6 +52,7 @@ REPORT_DEPS = [
     ["predict", "category_rules"], ["predict", "recommendation_eval"],
     ["predict", "customer_value"], ["predict", "customer_value_eval"], ["predict", "customer_value_deciles"],
     ["campaigns", "campaigns"], ["campaigns", "uplift"],
+    ["segments", "audiences"], ["segments", "audience_history"],
 ]
 
 
@@ -148,7 +149,7 @@ def summary_markdown(report: Report) -> str:
     """The summary for the Dagster UI: the size chart (inlined PNG), then one row per segment."""
     book, narrative = report.book, report.narrative
     lines = [f"**{html.escape(narrative.intro['en'][0].text(book))}**", "",
-             narrative.intro["zh"][0].text(book), ""]
+             narrative.intro["zh"][0].text(book, "zh"), ""]
     if "sizes" in report.specs["zh"]:
         png = base64.b64encode(_sizes_png(report)).decode("ascii")
         lines += [f"![segment sizes](data:image/png;base64,{png})", ""]

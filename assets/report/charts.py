@@ -7,15 +7,12 @@ below MIN_DETAIL_SIZE customers appear only pooled as "other small segments" in 
 
 from __future__ import annotations
 
-import math
-
 import altair as alt
 from altair.utils import schemapi
 
-from assets.report import chart_render
+from assets.report import chart_render, charts_heatmaps
+from assets.report.chart_style import INK, PAGE_WIDTH, focus_param, focus_test, ink_on
 from assets.report.data import (
-    GONE_NAME,
-    NEW_NAME,
     OTHER_COLOR,
     OTHER_ID,
     OTHER_NAME,
@@ -23,6 +20,7 @@ from assets.report.data import (
     method_label,
     segment_color,
 )
+from assets.report.weekly import chart_weekly
 from assets.segments.value_tiers import RFM_TIERS
 
 # Low value (the lowest tier without order dates) in grey, not the warning red of "at risk": it claims no churn.
@@ -43,6 +41,7 @@ TITLES = {
     "k_selection": ("分群数 k 的选择", "Choosing k"),
     "migration": ("相比上次运行的客群迁移", "Migration since the last run"),
     "history": ("客群规模变化", "Segment sizes over time"),
+    "weekly": ("每周指标趋势（按客群）", "Weekly KPI trends per segment"),
     "campaigns": ("活动效果：处理组 − 对照组（置信区间）",
                   "Campaign uplift: treatment − control (confidence interval)"),
 }
@@ -82,8 +81,9 @@ def _configure(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
     the chart just built: the chained configure_* methods copied the whole chart once each (0.16 s of CPU for the
     20 charts at L)."""
     chart.config = alt.Config(background="white",
-                              axis=alt.AxisConfig(labelFontSize=12, titleFontSize=12, labelLimit=260),
-                              legend=alt.LegendConfig(labelFontSize=12, titleFontSize=12, labelLimit=260),
+                              axis=alt.AxisConfig(labelFontSize=13, titleFontSize=13, labelLimit=260),
+                              legend=alt.LegendConfig(labelFontSize=13, titleFontSize=13, labelLimit=260),
+                              header=alt.HeaderConfig(labelFontSize=14, titleFontSize=14),
                               view=alt.ViewConfig(stroke=None))
     return chart
 
@@ -107,32 +107,37 @@ def _pct(value: float) -> str:
 # at L).
 
 def chart_sizes(data: ReportData, language: str) -> alt.TopLevelMixin:
-    rows = [{"name": s.name(language), "customers": s.customers, "share": s.share, "label": _pct(s.share),
-             "order": i} for i, s in enumerate(data.detailed)]
+    rows = [{"sid": str(s.segment_id), "name": s.name(language), "customers": s.customers, "share": s.share,
+             "label": _pct(s.share), "order": i} for i, s in enumerate(data.detailed)]
     if data.small:
         share = sum(s.share for s in data.small)
-        rows.append({"name": OTHER_NAME[language], "customers": data.small_customers, "share": share,
-                     "label": _pct(share), "order": len(rows)})
+        rows.append({"sid": str(OTHER_ID), "name": OTHER_NAME[language], "customers": data.small_customers,
+                     "share": share, "label": _pct(share), "order": len(rows)})
     base = alt.Chart(alt.Data(values=rows)).encode(
         theta=alt.Theta("customers:Q", stack=True),
         color=alt.Color("name:N", scale=_segment_scale(data, language, True), sort=[r["name"] for r in rows],
                         legend=alt.Legend(title=None, orient="right")),
         order=alt.Order("order:Q"),
+        # The page's segment selector dims the other segments (a filter would redraw one segment as a full ring).
+        opacity=alt.condition(focus_test("sid"), alt.value(1.0), alt.value(0.2)),
         tooltip=[alt.Tooltip("name:N", title=_w("segment", language)),
                  alt.Tooltip("customers:Q", title=_w("customers", language), format=","),
                  alt.Tooltip("share:Q", title=_w("share", language), format=".1%")])
-    arcs = base.mark_arc(innerRadius=80, outerRadius=140, stroke="white", strokeWidth=2)
-    labels = base.mark_text(radius=165, fontSize=13, fontWeight="bold").encode(text=alt.Text("label:N"))
+    arcs = base.mark_arc(innerRadius=95, outerRadius=165, stroke="white", strokeWidth=2)
+    # Labels outside the ring, on the white background: ink, not the segment's colour (yellow on white is unreadable).
+    labels = base.mark_text(radius=192, fontSize=14, fontWeight="bold").encode(text=alt.Text("label:N"),
+                                                                                color=alt.value(INK))
     total = f"{data.n_customers:,}"
     centre = alt.Chart(alt.Data(values=[{"t": total, "u": _w("total", language)}]))
-    middle = centre.mark_text(fontSize=24, fontWeight="bold", dy=-8).encode(text=alt.Text("t:N")) + \
-        centre.mark_text(fontSize=13, dy=16, color="#52606d").encode(text=alt.Text("u:N"))
-    return alt.layer(arcs, labels, middle).properties(width=380, height=380, title=_title("sizes", language))
+    middle = centre.mark_text(fontSize=26, fontWeight="bold", dy=-8, color=INK).encode(text=alt.Text("t:N")) + \
+        centre.mark_text(fontSize=14, dy=18, color="#52606d").encode(text=alt.Text("u:N"))
+    return alt.layer(arcs, labels, middle).properties(width=PAGE_WIDTH - 200, height=440,
+                                                      title=_title("sizes", language))
 
 
 def chart_box(data: ReportData, language: str, column: str) -> alt.TopLevelMixin:
     frame = data.box[column]
-    rows = [{"name": data.segment(r["segment_id"]).name(language), **{k: r[k] for k in (
+    rows = [{"sid": str(r["segment_id"]), "name": data.segment(r["segment_id"]).name(language), **{k: r[k] for k in (
         "n", "q1", "median", "q3", "lower", "upper")}} for r in frame.iter_rows(named=True)]
     names = [r["name"] for r in rows]
     number = ",.0f"
@@ -150,44 +155,16 @@ def chart_box(data: ReportData, language: str, column: str) -> alt.TopLevelMixin
         x=alt.X("q1:Q"), x2=alt.X2("q3:Q"),
         color=alt.Color("name:N", scale=_segment_scale(data, language), legend=None))
     medians = base.mark_tick(color="white", size=26, thickness=3).encode(x=alt.X("median:Q"))
-    return alt.layer(whiskers, boxes, medians).properties(width=640, height=max(60 * len(rows), 120),
-                                                          title=_title(column, language))
+    return alt.layer(whiskers, boxes, medians).transform_filter(focus_test("sid")).properties(
+        width=PAGE_WIDTH, height=max(60 * len(rows), 120), title=_title(column, language))
 
 
 def chart_categories(data: ReportData, language: str) -> alt.TopLevelMixin:
-    rows = []
-    for r in data.affinity.iter_rows(named=True):
-        lift = r["lift"]
-        shown = min(max(lift if lift is not None else 1.0, 0.1), 10.0)
-        rows.append({"name": data.segment(r["segment_id"]).name(language),
-                     "category": data.category(r["category"], language),
-                     "lift": lift, "lift_color": shown, "rate": r["segment_rate"],
-                     "lift_label": "–" if lift is None else (f"{lift:.1f}×" if lift >= 0.95 else f"{lift:.2f}×"),
-                     "rate_label": "" if r["segment_rate"] is None else f"{r['segment_rate'] * 100:.0f}%",
-                     "dark": abs(math.log(shown)) > math.log(3)})
-    # Categories ordered by how often all customers buy them, most bought first.
-    population = {data.category(c, language): p or 0.0 for c, p in zip(
-        data.affinity["category"].to_list(), data.affinity["population_rate"].to_list())}
-    categories = sorted(population, key=lambda c: (-population[c], c))
-    names = [s.name(language) for s in data.detailed]
-    base = alt.Chart(alt.Data(values=rows)).encode(
-        x=alt.X("category:N", sort=categories, title=None, axis=alt.Axis(orient="top", labelAngle=-35)),
-        y=alt.Y("name:N", sort=names, title=None),
-        tooltip=[alt.Tooltip("name:N", title=_w("segment", language)),
-                 alt.Tooltip("category:N", title=_w("category", language)),
-                 alt.Tooltip("lift:Q", title=_w("lift", language), format=".2f"),
-                 alt.Tooltip("rate:Q", title=_w("rate", language), format=".1%")])
-    cells = base.mark_rect(stroke="white", strokeWidth=1).encode(
-        color=alt.Color("lift_color:Q", title=_w("lift", language),
-                        scale=alt.Scale(type="log", domain=[0.1, 10], domainMid=1, scheme="redblue", reverse=True),
-                        legend=alt.Legend(values=[0.1, 0.5, 1, 2, 10], format="~g", gradientLength=160)))
-    text_color = alt.condition("datum.dark", alt.value("white"), alt.value("#1f2933"))
-    lifts = base.mark_text(fontSize=12, fontWeight="bold", dy=-7).encode(text=alt.Text("lift_label:N"),
-                                                                         color=text_color)
-    rates = base.mark_text(fontSize=9, dy=8).encode(text=alt.Text("rate_label:N"), color=text_color)
-    return alt.layer(cells, lifts, rates).properties(width=max(52 * len(categories), 360),
-                                                     height=max(44 * len(names), 120),
-                                                     title=_title("categories", language))
+    return charts_heatmaps.chart_categories(data, language, _title("categories", language), _words(language))
+
+
+def _words(language: str) -> dict[str, str]:
+    return {key: _w(key, language) for key in WORDS}
 
 
 def _stacked(rows: list[dict], value: str = "share") -> list[dict]:
@@ -197,13 +174,18 @@ def _stacked(rows: list[dict], value: str = "share") -> list[dict]:
         start = position.get(row["name"], 0.0)
         row["start"], row["end"] = start, start + row[value]
         row["mid"] = start + row[value] / 2
-        row["label"] = f"{row[value] * 100:.0f}%" if row[value] >= 0.08 else ""
+        row["label"] = f"{row[value] * 100:.0f}%" if row[value] >= 0.06 else ""
         position[row["name"]] = row["end"]
     return rows
 
 
 def _stacked_chart(rows: list[dict], names: list[str], color: alt.Color, key: str, language: str,
                    legend_title: str) -> alt.TopLevelMixin:
+    """Bars stacked per segment, each part labelled with its share in the ink that reads on the part's colour."""
+    scale = color.to_dict(validate=False)["scale"]
+    fills = dict(zip(scale["domain"], scale["range"]))
+    for row in rows:
+        row["ink"] = ink_on(fills[row["part"]])
     base = alt.Chart(alt.Data(values=rows)).encode(
         y=alt.Y("name:N", sort=names, title=None),
         tooltip=[alt.Tooltip("name:N", title=_w("segment", language)),
@@ -213,9 +195,10 @@ def _stacked_chart(rows: list[dict], names: list[str], color: alt.Color, key: st
         x=alt.X("start:Q", title=_w("share", language), scale=alt.Scale(domain=[0, 1]),
                 axis=alt.Axis(format="%")),
         x2=alt.X2("end:Q"), color=color)
-    labels = base.mark_text(fontSize=11, color="#1f2933").encode(x=alt.X("mid:Q"), text=alt.Text("label:N"))
-    return alt.layer(bars, labels).properties(width=640, height=max(46 * len(names), 120),
-                                              title=_title(key, language))
+    labels = base.mark_text(fontSize=13).encode(x=alt.X("mid:Q"), text=alt.Text("label:N"),
+                                                color=alt.Color("ink:N", scale=None))
+    return alt.layer(bars, labels).transform_filter(focus_test("sid")).properties(
+        width=PAGE_WIDTH, height=max(50 * len(names), 120), title=_title(key, language))
 
 
 def chart_payments(data: ReportData, language: str) -> alt.TopLevelMixin:
@@ -225,8 +208,8 @@ def chart_payments(data: ReportData, language: str) -> alt.TopLevelMixin:
     for segment in data.detailed:
         part = data.payments.filter(data.payments["segment_id"] == segment.segment_id)
         shares = dict(zip(part["method"].to_list(), part["share"].to_list()))
-        rows += [{"name": segment.name(language), "part": method_label(m, language), "share": shares.get(m, 0.0),
-                  "order": i} for i, m in enumerate(methods)]
+        rows += [{"sid": str(segment.segment_id), "name": segment.name(language), "part": method_label(m, language),
+                  "share": shares.get(m, 0.0), "order": i} for i, m in enumerate(methods)]
     color = alt.Color("part:N", title=_w("method", language),
                       scale=alt.Scale(domain=labels, range=METHOD_COLORS[:len(labels)]),
                       legend=alt.Legend(orient="bottom"))
@@ -245,8 +228,8 @@ def chart_tiers(data: ReportData, language: str, kind: str) -> alt.TopLevelMixin
         shares = dict(zip(part["tier_key"].to_list(), part["share"].to_list()))
         if not shares:
             continue
-        rows += [{"name": segment.name(language), "part": label, "share": shares.get(t.key, 0.0)}
-                 for t, label in zip(tiers, labels)]
+        rows += [{"sid": str(segment.segment_id), "name": segment.name(language), "part": label,
+                  "share": shares.get(t.key, 0.0)} for t, label in zip(tiers, labels)]
     color = alt.Color("part:N", title=_w("tier", language),
                       scale=alt.Scale(domain=labels, range=[colors[t.key] for t in tiers]),
                       legend=alt.Legend(orient="bottom", columns=4))
@@ -279,46 +262,18 @@ def chart_k(data: ReportData, language: str) -> alt.TopLevelMixin:
     if chosen:
         marker = alt.Chart(alt.Data(values=[{"k": chosen[0]["k"], "label": f"{_w('chosen', language)} k"}]))
         layers.insert(0, marker.mark_rule(strokeDash=[5, 4], color="#52606d", strokeWidth=1.5).encode(x=alt.X("k:O")))
-        layers.append(marker.mark_text(align="left", dx=6, dy=-6, color="#52606d", fontSize=12).encode(
+        layers.append(marker.mark_text(align="left", dx=6, dy=-6, color="#52606d", fontSize=13).encode(
             x=alt.X("k:O"), y=alt.value(0), text=alt.Text("label:N")))
-    return alt.layer(*layers).properties(width=560, height=280, title=_title("k_selection", language))
+    return alt.layer(*layers).properties(width=PAGE_WIDTH, height=300, title=_title("k_selection", language))
 
 
 def chart_migration(data: ReportData, language: str) -> alt.TopLevelMixin:
-    small = set(data.small_ids)
-    cells: dict[tuple, int] = {}
-    for r in data.migration.iter_rows(named=True):
-        a, b = r["from_segment_id"], r["to_segment_id"]
-        a = OTHER_ID if a in small else a
-        b = OTHER_ID if b in small else b
-        cells[(a, b)] = cells.get((a, b), 0) + int(r["customers"])
-    def name(segment_id, missing):
-        return data.group_name(segment_id, language, missing)
-    rows = [{"from": name(a, NEW_NAME), "to": name(b, GONE_NAME), "customers": n, "stay": a == b and a is not None}
-            for (a, b), n in cells.items()]
-    ids = sorted({k for pair in cells for k in pair if k is not None and k != OTHER_ID})
-    order = [data.group_name(i, language) for i in ids] + ([OTHER_NAME[language]] if OTHER_ID in
-                                                           {k for p in cells for k in p} else [])
-    from_order = order + ([NEW_NAME[language]] if any(a is None for a, _ in cells) else [])
-    to_order = order + ([GONE_NAME[language]] if any(b is None for _, b in cells) else [])
-    base = alt.Chart(alt.Data(values=rows)).encode(
-        x=alt.X("to:N", sort=to_order, title=_w("to", language), axis=alt.Axis(orient="top", labelAngle=-20)),
-        y=alt.Y("from:N", sort=from_order, title=_w("from", language)),
-        tooltip=[alt.Tooltip("from:N", title=_w("from", language)), alt.Tooltip("to:N", title=_w("to", language)),
-                 alt.Tooltip("customers:Q", title=_w("customers", language), format=",")])
-    rects = base.mark_rect(stroke="white", strokeWidth=1).encode(
-        color=alt.Color("customers:Q", title=_w("customers", language),
-                        scale=alt.Scale(type="symlog", scheme="blues"), legend=None))
-    text = base.mark_text(fontSize=12).encode(
-        text=alt.Text("customers:Q", format=","),
-        color=alt.condition("datum.stay", alt.value("white"), alt.value("#1f2933")))
-    return alt.layer(rects, text).properties(width=max(110 * len(to_order), 240),
-                                             height=max(44 * len(from_order), 100),
-                                             title=_title("migration", language))
+    return charts_heatmaps.chart_migration(data, language, _title("migration", language), _words(language))
 
 
 def chart_history(data: ReportData, language: str) -> alt.TopLevelMixin:
-    rows = [{"run": r["run_date"].isoformat(), "name": data.group_name(r["segment_id"], language),
+    rows = [{"run": r["run_date"].isoformat(), "sid": str(r["segment_id"]),
+             "name": data.group_name(r["segment_id"], language),
              "customers": r["customers"], "color": segment_color(r["segment_id"])}
             for r in data.sizes.iter_rows(named=True)]
     seen: dict[str, str] = {}
@@ -332,12 +287,12 @@ def chart_history(data: ReportData, language: str) -> alt.TopLevelMixin:
         x=alt.X("run:T", title=_w("run", language), axis=axis),
         y=alt.Y("customers:Q", title=_w("customers", language)),
         color=alt.Color("name:N", title=None, scale=alt.Scale(domain=list(seen), range=list(seen.values())),
-                        legend=alt.Legend(orient="right")),
+                        legend=alt.Legend(orient="top")),
         tooltip=[alt.Tooltip("name:N", title=_w("segment", language)),
                  alt.Tooltip("run:T", title=_w("run", language), format="%Y-%m-%d %H:%M"),
                  alt.Tooltip("customers:Q", title=_w("customers", language), format=",")])
-    return alt.layer(base.mark_line(strokeWidth=2), base.mark_point(size=60, filled=True)).properties(
-        width=560, height=280, title=_title("history", language))
+    return alt.layer(base.mark_line(strokeWidth=2.5), base.mark_point(size=70, filled=True)).transform_filter(
+        focus_test("sid")).properties(width=PAGE_WIDTH, height=300, title=_title("history", language))
 
 
 def chart_campaigns(data: ReportData, language: str) -> alt.TopLevelMixin:
@@ -380,8 +335,14 @@ def chart_campaigns(data: ReportData, language: str) -> alt.TopLevelMixin:
                                                                                tooltip=tooltip)
         zero = alt.Chart(alt.Data(values=[{"zero": 0}])).mark_rule(color="#1f2933", strokeDash=[4, 4]).encode(
             x=alt.X("zero:Q"))
-        panels.append(alt.layer(zero, bars, points).properties(width=520, height=max(26 * len(panel), 60)))
+        panels.append(alt.layer(zero, bars, points).properties(width=PAGE_WIDTH - 200,
+                                                                height=max(30 * len(panel), 60)))
     return alt.vconcat(*panels, spacing=18).properties(title=_title("campaigns", language))
+
+
+# The charts whose rows are segments: they declare the focus parameter their filters (or opacity) read.
+FOCUSABLE = {"sizes", "age", "income", "categories", "payments", "value_tiers", "rfm_tiers", "migration", "history",
+             "weekly"}
 
 
 def build_charts(data: ReportData, language: str, keys: list[str]) -> dict[str, dict]:
@@ -398,6 +359,7 @@ def build_charts(data: ReportData, language: str, keys: list[str]) -> dict[str, 
         "migration": lambda: chart_migration(data, language),
         "history": lambda: chart_history(data, language),
         "campaigns": lambda: chart_campaigns(data, language),
+        "weekly": lambda: chart_weekly(data, language),
     }
     specs = {}
     # Not validated here: Altair checks every object it builds against the Vega-Lite JSON schema (debug mode),
@@ -409,5 +371,7 @@ def build_charts(data: ReportData, language: str, keys: list[str]) -> dict[str, 
             spec = _configure(builders[key]()).to_dict(validate=False)
             spec.pop("$schema", None)  # nothing in the report points anywhere
             spec["config"]["font"] = chart_render.font_for(spec)  # from the finished spec's text
+            if key in FOCUSABLE:  # the page's segment selector sets it (html.EMBED); "" shows every segment
+                spec["params"] = [*spec.get("params", []), focus_param()]
             specs[key] = spec
     return specs

@@ -8,14 +8,16 @@ narrative and the strategies. The pooled group has no name, profile or strategy.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 import duckdb
 import polars as pl
 
+from assets.audiences.summary import load_audience_summary
 from assets.report.campaign_data import load_campaigns
 from assets.report.facts import FactBook, FactRef
 from assets.report.predict_queries import AT_RISK_SQL, BUNDLE_SIZE, BUNDLE_SQL, SEGMENT_VALUE_SQL
+from assets.report.weekly_data import load_weekly
 from assets.segments.labels import category_label
 from assets.segments.naming import unlabelled_from_evidence
 from assets.segments.value_tiers import ValueTier, value_tier_scale
@@ -123,6 +125,13 @@ class ReportData:
     segment_value: pl.DataFrame = field(default_factory=pl.DataFrame)
     # The campaign layer (assets/campaigns): campaigns.uplift of every whole campaign; empty without campaigns.
     campaigns: pl.DataFrame = field(default_factory=pl.DataFrame)
+    # The audience layer (assets/audiences): per audience of the latest run, its row of segments.audience_history
+    # with the previous run's; empty without audiences.
+    audiences: pl.DataFrame = field(default_factory=pl.DataFrame)
+    # Weekly KPIs per described segment (assets/report/weekly.py) and the two complete weeks compared.
+    kpi: pl.DataFrame = field(default_factory=pl.DataFrame)
+    kpi_latest: date | None = None
+    kpi_previous: date | None = None
 
     @property
     def detailed(self) -> list[Segment]:
@@ -335,8 +344,9 @@ def load_report_data(con: duckdb.DuckDBPyConnection, category_labels: dict | Non
 
     predictive = load_predictive(con, detailed_ids)
     return ReportData(
-        **predictive,
+        **predictive, **load_weekly(con, detailed_ids),
         campaigns=load_campaigns(con),
+        audiences=load_audience_summary(con),
         segments=segments,
         n_customers=sum(s.customers for s in segments),
         model_version=profiles.get_column("model_version")[0] if profiles.height else None,

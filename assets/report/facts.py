@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 KINDS = ("count", "pct", "money", "number", "decimal", "lift", "score", "int", "date", "datetime", "text", "param",
-         "pp", "signed", "pvalue")
+         "pp", "signed", "pvalue", "change")
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,9 @@ def _strip_zeros(text: str) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def format_value(kind: str, value: object) -> str:
-    """How a fact is printed. Both languages use the same digits, so one formatter serves both."""
+def format_value(kind: str, value: object, language: str = "en") -> str:
+    """How a fact is printed. Both languages use the same digits; only a lift reads "5.3 倍" in Chinese prose and
+    "5.3×" in English."""
     if value is None:
         return "–"
     if kind in ("text",):
@@ -73,7 +74,10 @@ def format_value(kind: str, value: object) -> str:
     if kind == "decimal":
         return f"{number:,.1f}"
     if kind == "lift":
-        return f"{number:.1f}×" if number >= 0.95 else f"{number:.2f}×"
+        digits = f"{number:.1f}" if number >= 0.95 else f"{number:.2f}"
+        return f"{digits} 倍" if language == "zh" else f"{digits}×"
+    if kind == "change":  # a relative change (week on week), signed
+        return f"{number * 100:+.1f}%"
     if kind == "score":
         return f"{number:.3f}"
     if kind == "pp":  # a difference of two rates, in percentage points, signed
@@ -102,9 +106,9 @@ class FactBook:
         self.facts[key] = fact
         return FactRef(key)
 
-    def text(self, ref: FactRef) -> str:
+    def text(self, ref: FactRef, language: str = "en") -> str:
         fact = self.facts[ref.key]
-        return format_value(fact.kind, fact.value)
+        return format_value(fact.kind, fact.value, language)
 
     def values(self) -> dict[str, object]:
         return {key: fact.value for key, fact in self.facts.items()}
@@ -117,20 +121,20 @@ Part = str | FactRef | Label
 class Sentence:
     parts: tuple[Part, ...]
 
-    def html(self, book: FactBook) -> str:
+    def html(self, book: FactBook, language: str = "en") -> str:
         out = []
         for part in self.parts:
             if isinstance(part, FactRef):
                 out.append(f'<span class="fact" data-fact="{html.escape(part.key)}">'
-                           f"{html.escape(book.text(part))}</span>")
+                           f"{html.escape(book.text(part, language))}</span>")
             elif isinstance(part, Label):
                 out.append(f'<span class="{part.role}">{html.escape(part.text)}</span>')
             else:
                 out.append(html.escape(part))
         return "".join(out)
 
-    def text(self, book: FactBook) -> str:
-        return "".join(book.text(p) if isinstance(p, FactRef) else p.text if isinstance(p, Label) else p
+    def text(self, book: FactBook, language: str = "en") -> str:
+        return "".join(book.text(p, language) if isinstance(p, FactRef) else p.text if isinstance(p, Label) else p
                        for p in self.parts)
 
     def __add__(self, other: Sentence) -> Sentence:

@@ -15,20 +15,22 @@ from dataclasses import dataclass
 import polars as pl
 
 from assets.model.selection import WEAK, WEAK_SILHOUETTE
+from assets.report.chart_style import FOCUS
 from assets.report.data import OTHER_COLOR, ReportData, segment_color
 from assets.report.facts import FactBook, Sentence, compose
-from assets.report.narrative import Narrative
+from assets.report.narrative import Narrative, Section
 
 TEXT = {
     "zh": {"title": "客户分群报告", "lang": "zh-CN", "summary": "摘要", "top": "首选策略", "evidence": "依据",
            "strategies": "各客群运营策略", "notes": "说明", "customers": "位客户", "other": "English version",
            "other_file": "report_en.html", "loading": "图表加载中…", "no_chart": "（无图）",
-           "contents": "目录", "weak": "请注意：本次运行中较弱的结果"},
+           "contents": "目录", "weak": "请注意：本次运行中较弱的结果", "focus": "聚焦客群",
+           "all": "全部客群"},
     "en": {"title": "Customer segmentation report", "lang": "en", "summary": "Summary", "top": "Top strategy",
            "evidence": "Evidence", "strategies": "Strategies per segment", "notes": "Notes",
            "customers": "customers", "other": "中文版", "other_file": "report_zh.html",
            "loading": "Loading chart…", "no_chart": "(no chart)", "contents": "Contents",
-           "weak": "Please note: weak results in this run"},
+           "weak": "Please note: weak results in this run", "focus": "Focus on segment", "all": "All segments"},
 }
 
 STYLE = """
@@ -72,6 +74,17 @@ h3 { font-size: 1.05rem; margin: 1.2rem 0 .4rem; }
 .weak ul { margin: .3rem 0 0 1.2rem; padding: 0; }
 .strength { margin: 0 0 1.2rem; padding: .4rem 1rem; border-left: 6px solid #9aa5b1; background: var(--soft); }
 .strength-strong { border-left-color: #38a169; }
+.focus { position: sticky; top: 0; z-index: 5; background: #fff; border-bottom: 1px solid var(--line);
+         padding: .5rem 0; margin: 0 0 1rem; }
+.focus label { font-weight: 700; margin-right: .6rem; }
+.focus select { font: inherit; font-size: 1rem; padding: .25rem .5rem; border: 1px solid var(--muted);
+                border-radius: 4px; background: #fff; color: var(--ink); }
+table.kpi { border-collapse: collapse; width: 100%; margin: .6rem 0 1rem; font-size: .95rem; }
+table.kpi caption { text-align: left; color: var(--muted); padding-bottom: .3rem; }
+table.kpi th, table.kpi td { border-bottom: 1px solid var(--line); padding: .4rem .6rem; text-align: right; }
+table.kpi th:first-child, table.kpi td:first-child { text-align: left; }
+table.kpi thead th { background: var(--soft); }
+[hidden] { display: none !important; }
 footer { color: var(--muted); font-size: .85rem; margin-top: 2rem; border-top: 1px solid var(--line);
          padding-top: .6rem; }
 @media print { header nav { display: none; } .chart { break-inside: avoid; } }
@@ -80,21 +93,41 @@ footer { color: var(--muted); font-size: .85rem; margin-top: 2rem; border-top: 1
 # Renders every chart, then records the outcome in window.__report for anyone checking the page (the tests).
 EMBED = """
 (function () {
-  var status = window.__report = {charts: 0, rendered: 0, failed: [], done: false};
+  var status = window.__report = {charts: 0, rendered: 0, failed: [], done: false, focus: ''};
+  var views = window.__reportViews = {};  // kept apart: a view does not serialise to JSON
   var specs = JSON.parse(document.getElementById('report-specs').textContent);
   var keys = Object.keys(specs);
   status.charts = keys.length;
+  function focusable(key) {
+    return (specs[key].params || []).some(function (p) { return p.name === 'FOCUS'; });
+  }
+  // The segment selector: every segment chart filters its rows (the FOCUS signal), every row of a segment table,
+  // card and strategy list of another segment is hidden. '' shows every segment.
+  function focus(segment) {
+    status.focus = segment;
+    document.querySelectorAll('[data-segment]').forEach(function (element) {
+      element.hidden = segment !== '' && element.getAttribute('data-segment') !== segment;
+    });
+    return Promise.all(Object.keys(views).filter(focusable).map(function (key) {
+      return views[key].signal('FOCUS', segment).runAsync();
+    }));
+  }
+  status.setFocus = focus;
+  var select = document.getElementById('segment-focus');
+  if (select) select.addEventListener('change', function () { focus(select.value); });
   Promise.all(keys.map(function (key) {
     return vegaEmbed('#chart-' + key, specs[key], {renderer: 'svg', actions: false, mode: 'vega-lite'})
-      .then(function () { status.rendered += 1; })
+      .then(function (result) { views[key] = result.view; status.rendered += 1; })
       .catch(function (error) { status.failed.push(key); console.error('chart ' + key + ': ' + error); });
-  })).then(function () { status.done = true; });
+  })).then(function () {
+    return select && select.value ? focus(select.value) : null;
+  }).then(function () { status.done = true; });
 })();
-"""
+""".replace("FOCUS", FOCUS)
 
 
-def _h(sentence: Sentence, book: FactBook) -> str:
-    return sentence.html(book)
+def _h(sentence: Sentence, book: FactBook, language: str = "en") -> str:
+    return sentence.html(book, language)
 
 
 def _label(text: str, role: str = "name") -> str:
@@ -173,6 +206,34 @@ def segmentation_verdict(data: ReportData, book: FactBook) -> Verdict | None:
                       h=WEAK_HELP["en"])})
 
 
+def _focus_control(narrative: Narrative, language: str) -> str:
+    """The segment selector: focuses every segment chart, table, card and strategy list on one segment (html.EMBED
+    does it in the page); nothing when there is only one segment to show."""
+    if len(narrative.cards) < 2:
+        return ""
+    t = TEXT[language]
+    options = [f'<option value="">{t["all"]}</option>'] + [
+        f'<option value="{card.segment_id}" class="name">{html.escape(card.name[language])}</option>'
+        for card in sorted(narrative.cards, key=lambda c: c.segment_id)]
+    return (f'<div class="focus"><label for="segment-focus">{t["focus"]}</label>'
+            f'<select id="segment-focus">{"".join(options)}</select></div>')
+
+
+def _table(section: Section, book: FactBook, language: str) -> str:
+    table = section.table
+    out = [f'<table class="kpi" id="table-{section.key}">']
+    if table.caption.get(language):
+        out.append(f"<caption>{html.escape(table.caption[language])}</caption>")
+    out.append("<thead><tr>" + "".join(f'<th scope="col">{html.escape(h)}</th>' for h in table.headers[language])
+               + "</tr></thead><tbody>")
+    for segment_id, cells in table.rows:
+        first, *rest = cells[language]
+        out.append(f'<tr data-segment="{segment_id}"><th scope="row">{_h(first, book, language)}</th>'
+                   + "".join(f"<td>{_h(cell, book, language)}</td>" for cell in rest) + "</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
 def render_page(narrative: Narrative, book: FactBook, specs: dict[str, dict], language: str, bundle: str,
                 weak: list[Sentence] = (), verdict: Verdict | None = None) -> str:
     """`weak`: the run's weak results in this language (sections_predict.weak_results), shown under the title,
@@ -187,26 +248,28 @@ def render_page(narrative: Narrative, book: FactBook, specs: dict[str, dict], la
            f"<script>\n{bundle}\n</script></head><body><main>",
            f'<header><nav><a href="{t["other_file"]}" hreflang="{"en" if language == "zh" else "zh"}">'
            f'{t["other"]}</a></nav><h1>{t["title"]}</h1>']
-    out += [f'<p class="intro">{_h(s, book)}</p>' for s in narrative.intro[language]]
+    out += [f'<p class="intro">{_h(s, book, language)}</p>' for s in narrative.intro[language]]
     out.append("</header>")
     if verdict is not None and verdict.level != WEAK:
         out.append(f'<p id="segmentation-strength" class="strength strength-{verdict.level}">'
-                   f"{_h(verdict.text[language], book)}</p>")
+                   f"{_h(verdict.text[language], book, language)}</p>")
     if weak:
         out.append(f'<aside id="weak-results" class="weak" role="note"><strong>{t["weak"]}</strong><ul>'
-                   + "".join(f"<li>{_h(s, book)}</li>" for s in weak) + "</ul></aside>")
+                   + "".join(f"<li>{_h(s, book, language)}</li>" for s in weak) + "</ul></aside>")
 
+    out.append(_focus_control(narrative, language))
     out.append(f'<section id="summary"><h2>{t["summary"]}</h2><div class="cards">')
     for card in narrative.cards:
         top = card.strategies[0] if card.strategies else None
-        out.append(f'<div class="card" style="--seg: {segment_color(card.segment_id)}">'
+        out.append(f'<div class="card" data-segment="{card.segment_id}" '
+                   f'style="--seg: {segment_color(card.segment_id)}">'
                    f'<div class="name">{_label(card.name[language])}</div>'
-                   f'<div class="size">{_h(Sentence((card.share,)), book)}'
-                   f'<small>{_h(Sentence((card.customers,)), book)} {t["customers"]}</small></div>'
-                   f'<p class="portrait">{_h(card.portrait[language], book)}</p>')
+                   f'<div class="size">{_h(Sentence((card.share,)), book, language)}'
+                   f'<small>{_h(Sentence((card.customers,)), book, language)} {t["customers"]}</small></div>'
+                   f'<p class="portrait">{_h(card.portrait[language], book, language)}</p>')
         if top:
-            evidence = "；".join(_h(e[language], book) for e in top.evidence[:2]) if language == "zh" else \
-                "; ".join(_h(e[language], book) for e in top.evidence[:2])
+            evidence = "；".join(_h(e[language], book, language) for e in top.evidence[:2]) if language == "zh" else \
+                "; ".join(_h(e[language], book, language) for e in top.evidence[:2])
             out.append(f'<div class="top"><b>{t["top"]}：{html.escape(top.title[language])}</b>'
                        if language == "zh" else
                        f'<div class="top"><b>{t["top"]}: {html.escape(top.title[language])}</b>')
@@ -215,7 +278,7 @@ def render_page(narrative: Narrative, book: FactBook, specs: dict[str, dict], la
         out.append("</div>")
     if narrative.other:
         out.append(f'<div class="card other" style="--seg: {OTHER_COLOR}"><p class="portrait">'
-                   f"{_h(narrative.other[language], book)}</p></div>")
+                   f"{_h(narrative.other[language], book, language)}</p></div>")
     out.append("</div></section>")
 
     for section in narrative.sections:
@@ -223,30 +286,36 @@ def render_page(narrative: Narrative, book: FactBook, specs: dict[str, dict], la
         for key in section.charts:
             out.append(f'<div class="chart" id="chart-{key}" role="img" '
                        f'aria-label="{html.escape(section.title[language])}"></div>')
+        if section.table is not None:
+            out.append(_table(section, book, language))
         out.append('<div class="text">')
-        out += [f"<p>{_h(p, book)}</p>" for p in section.paragraphs[language]]
+        out += [f"<p>{_h(p, book, language)}</p>" for p in section.paragraphs[language]]
         if section.bullets[language]:
-            out.append("<ul>" + "".join(f"<li>{_h(b, book)}</li>" for b in section.bullets[language]) + "</ul>")
+            out.append("<ul>" + "".join(f"<li>{_h(b, book, language)}</li>" for b in section.bullets[language])
+                       + "</ul>")
         if section.snippet[language]:
-            out.append('<pre class="snippet"><code>' + "\n".join(_h(line, book) for line in section.snippet[language])
+            out.append('<pre class="snippet"><code>'
+                       + "\n".join(_h(line, book, language) for line in section.snippet[language])
                        + "</code></pre>")
         out.append("</div></section>")
 
     out.append(f'<section id="strategies" class="strategies"><h2>{t["strategies"]}</h2>')
     for card in narrative.cards:
-        out.append(f'<h3 style="--seg: {segment_color(card.segment_id)}"><span class="swatch"></span>'
+        out.append(f'<div data-segment="{card.segment_id}">'
+                   f'<h3 style="--seg: {segment_color(card.segment_id)}"><span class="swatch"></span>'
                    f"{_label(card.name[language])}</h3><ol>")
         for strategy in card.strategies:
             separator = "；" if language == "zh" else "; "
-            evidence = separator.join(_h(e[language], book) for e in strategy.evidence)
+            evidence = separator.join(_h(e[language], book, language) for e in strategy.evidence)
             colon = "：" if language == "zh" else ": "
-            out.append(f"<li><b>{html.escape(strategy.title[language])}</b>{colon}{_h(strategy.action[language], book)}"
+            out.append(f"<li><b>{html.escape(strategy.title[language])}</b>{colon}"
+                       f"{_h(strategy.action[language], book, language)}"
                        f'<div class="evidence">{t["evidence"]}{colon}{evidence}</div></li>')
-        out.append("</ol>")
+        out.append("</ol></div>")
     out.append("</section>")
 
     out.append(f'<section id="notes" class="notes"><h2>{t["notes"]}</h2>')
-    out += [f"<p>{_h(n, book)}</p>" for n in narrative.notes[language]]
+    out += [f"<p>{_h(n, book, language)}</p>" for n in narrative.notes[language]]
     out.append("</section></main>")
     out.append(f'<script type="application/json" id="report-specs">{_script_json(specs)}</script>')
     out.append(f"<script>{EMBED}</script></body></html>\n")

@@ -16,6 +16,16 @@ NOTABLE_PAYMENT_LIFT = 1.2
 
 
 @dataclass
+class Table:
+    """A table under a section's charts: one row per segment (`data-segment`, so the segment selector can focus
+    it), cells as sentences (numbers are facts)."""
+
+    headers: dict[str, list[str]]  # language -> column titles (no digits)
+    rows: list[tuple[int, dict[str, list[Sentence]]]]  # (segment_id, language -> cells)
+    caption: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class Section:
     key: str
     title: dict[str, str]
@@ -24,6 +34,7 @@ class Section:
     bullets: dict[str, list[Sentence]] = field(default_factory=lambda: {"zh": [], "en": []})
     # Lines of a block to copy as is (a config snippet), shown after the text, one Sentence per line.
     snippet: dict[str, list[Sentence]] = field(default_factory=lambda: {"zh": [], "en": []})
+    table: Table | None = None
 
     def say(self, zh: Sentence, en: Sentence, bullet: bool = False) -> None:
         target = self.bullets if bullet else self.paragraphs

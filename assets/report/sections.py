@@ -5,10 +5,10 @@ from __future__ import annotations
 import polars as pl
 import yaml
 
+from assets.report.charts_heatmaps import TOP_CATEGORIES, other_label, shown_categories
 from assets.report.data import (
-    MIN_DETAIL_SIZE,
-    OTHER_ID,
     ReportData,
+    _ids,
     f_customers,
     f_lift,
     f_median,
@@ -27,7 +27,6 @@ from assets.report.data import (
     f_tier_share,
     f_total,
     method_label,
-    pooled,
 )
 from assets.report.facts import FactBook, FactRef, Sentence, compose, join
 from assets.report.narrative import (
@@ -149,7 +148,7 @@ def section_box(data: ReportData, book: FactBook, column: str) -> Section:
                      f_quartile(book, data, sid, column, "q3"))
         zh = compose("{n}：中位数 {m}{e}，中间一半客户在 {a}–{b}{u}之间", n=segment.name_zh, m=m, a=q1, b=q3,
                      u=compose(unit_zh), e=compose(end_zh))
-        en = compose("{n}: median {m}; the middle half of its customers are between {a} and {b}",
+        en = compose("{n}: median {m}; the middle half of the segment's customers are between {a} and {b}",
                      n=segment.name_en, m=m, a=q1, b=q3)
         if note:  # fewer than half have the value: the median speaks for them only
             zh += compose("（{c}）", c=note["zh"])
@@ -178,7 +177,8 @@ def section_categories(data: ReportData, book: FactBook) -> Section:
     section.say(
         compose("最突出的偏好：{n}购买{c}的比例是全体客户的 {l}（{r} 的订单，全体为 {p}）。", n=data.segment(sid).name_zh,
                 c=data.category(cat, "zh"), l=lift, r=rate, p=pop),
-        compose("The strongest preference: {n} buys {c} {l} as often as all customers ({r} of its orders vs {p}).",
+        compose("The strongest preference: customers in {n} buy {c} {l} as often as all customers ({r} of the "
+                "segment's orders vs {p}).",
                 n=data.segment(sid).name_en, c=data.category(cat, "en"), l=lift, r=rate, p=pop))
     for segment in data.detailed:
         rows = known.filter(pl.col("segment_id") == segment.segment_id).sort(["lift", "category"],
@@ -207,8 +207,19 @@ def section_categories(data: ReportData, book: FactBook) -> Section:
         if rare["lift"] < RARE_LIFT:
             lift = f_lift(book, data, segment.segment_id, rare["category"])
             zh += compose("；较少购买{c}（{l}）", c=data.category(rare["category"], "zh"), l=lift)
-            en += compose("; rarely buys {c} ({l})", c=data.category(rare["category"], "en"), l=lift)
+            en += compose("; {c} is rarely bought ({l})", c=data.category(rare["category"], "en"), l=lift)
         section.say(zh + compose("。"), en + compose("."), bullet=True)
+    shown, folded = shown_categories(data)
+    if folded:
+        top = book.add("param.top_categories", "param", TOP_CATEGORIES, None)
+        rest = book.add("categories.folded", "count", len(folded),
+                        "SELECT count(DISTINCT category) - ? FROM segments.segment_category_affinity "
+                        f"WHERE segment_id IN {_ids([s.segment_id for s in data.detailed])}", [len(shown)])
+        section.say(compose("图中只列出全体客户最常购买的 {t} 个品类，其余 {r} 个品类合并为“{o}”：其提升度为这些品类购买率之和的比值。",
+                            t=top, r=rest, o=other_label(data, shown, "zh")),
+                    compose("The chart shows the {t} categories all customers buy most; the other {r} are folded "
+                            "into “{o}”, whose lift compares the sum of their purchase rates.", t=top, r=rest,
+                            o=other_label(data, shown, "en")))
     section.say(compose("格中大字为提升度（客群购买率 ÷ 全体购买率，大于一即高于平均），小字为含该品类的订单占比。"),
                 compose("Each cell shows the lift (the segment's purchase rate divided by the rate of all customers; "
                         "above one means more often than average) and, below it, the share of orders with the "
@@ -339,11 +350,12 @@ def section_payments(data: ReportData, book: FactBook) -> Section:
         if over is not None and over["method"] == m:
             lift = f_payment_lift(book, data, sid, m)
             zh = compose("{n}：最常用{m}（{v}，为全体的 {l}）", n=segment.name_zh, m=method_label(m, "zh"), v=v, l=lift)
-            en = compose("{n}: uses {m} most ({v} of its orders, {l} the rate of all customers)",
+            en = compose("{n}: {m} is used most ({v} of the segment's orders, {l} the rate of all customers)",
                          n=segment.name_en, m=method_label(m, "en"), v=v, l=lift)
         else:
             zh = compose("{n}：最常用{m}（{v}）", n=segment.name_zh, m=method_label(m, "zh"), v=v)
-            en = compose("{n}: uses {m} most ({v} of its orders)", n=segment.name_en, m=method_label(m, "en"), v=v)
+            en = compose("{n}: {m} is used most ({v} of the segment's orders)", n=segment.name_en,
+                         m=method_label(m, "en"), v=v)
             if over is not None:
                 o = over["method"]
                 share, lift = f_payment_share(book, data, sid, o), f_payment_lift(book, data, sid, o)
@@ -355,6 +367,18 @@ def section_payments(data: ReportData, book: FactBook) -> Section:
         section.say(compose("各客群的支付方式与整体相近，没有明显差异。"),
                     compose("Payment methods are much the same in every segment."))
     return section
+
+
+# How the two tier systems differ (assets/segments/value_tiers.py), said wherever both are shown.
+TIERS_DIFFER = {
+    "zh": compose("两种分层的区别：RFM 分层按最近一次购买（R）、购买频次（F）和消费金额（M）在全体购买客户中的五分位打分，"
+                  "三项各分高低，组合成八个经典分层；价值分层不看最近一次购买，只用购买频次和消费金额做 k-means 聚类，"
+                  "分为高价值、潜力和流失风险三档。"),
+    "en": compose("How the two differ: RFM tiers score recency, frequency and spend by quintile among all buyers and "
+                  "combine high or low on each into eight classic tiers; value tiers ignore recency and group "
+                  "customers into three tiers (high value, potential, at risk) by k-means clustering on order count "
+                  "and spend."),
+}
 
 
 def section_tiers(data: ReportData, book: FactBook) -> Section:
@@ -382,6 +406,8 @@ def section_tiers(data: ReportData, book: FactBook) -> Section:
                 section.say(compose("{n}：高价值 {h}，低价值 {r}。", n=segment.name_zh, h=high, r=lowest),
                             compose("{n}: {h} high value, {r} low value.", n=segment.name_en, h=high, r=lowest),
                             bullet=True)
+    if data.rfm_known and data.value_tiers.height and has_rfm:
+        section.say(TIERS_DIFFER["zh"], TIERS_DIFFER["en"])
     if not data.rfm_known:
         section.say(compose("订单没有日期，无法计算最近一次购买（R）和经典 RFM 分层；上面的价值分层只用购买频次和金额。"),
                     compose("The orders carry no dates, so recency (R) and the classic RFM tiers cannot be computed; "
@@ -466,109 +492,4 @@ def section_k(data: ReportData, book: FactBook) -> Section:
                 compose("Silhouette measures how well the segments are separated; stability how much they stay the "
                         "same when the model is refitted on resamples. Higher is better for both. Hollow points "
                         "failed the constraints."))
-    return section
-
-
-def section_migration(data: ReportData, book: FactBook) -> Section:
-    moves = data.migration
-    section = Section("migration", {"zh": "客群迁移（相比上次运行）", "en": "Migration since the last run"},
-                      ["migration"] if moves.height else [])
-    if moves.is_empty():
-        section.say(compose("还没有迁移记录。"), compose("No migration is recorded yet."))
-        return section
-    run = data.migration_run
-    base = "SELECT coalesce(sum(customers), 0) FROM segments.segment_migration WHERE run_id = ?"
-
-    def total(key: str, where: str, value: int) -> FactRef:
-        return book.add(f"migration.{key}", "count", value, f"{base} AND {where}", [run])
-
-    new = total("new", "from_segment_id IS NULL",
-                int(moves.filter(pl.col("from_segment_id").is_null())["customers"].sum()))
-    if data.previous_run_date is None:
-        section.say(compose("这是第一次运行：全部 {n} 位客户都是新客户。", n=new),
-                    compose("This is the first run: all {n} customers are new.", n=new))
-        return section
-    stayed_n = int(moves.filter(pl.col("from_segment_id") == pl.col("to_segment_id"))["customers"].sum())
-    moved_n = int(moves.filter(pl.col("from_segment_id").is_not_null() & pl.col("to_segment_id").is_not_null()
-                               & (pl.col("from_segment_id") != pl.col("to_segment_id")))["customers"].sum())
-    gone_n = int(moves.filter(pl.col("to_segment_id").is_null())["customers"].sum())
-    before = int(moves.filter(pl.col("from_segment_id").is_not_null())["customers"].sum())
-    stayed = total("stayed", "from_segment_id = to_segment_id", stayed_n)
-    moved = total("moved", "from_segment_id <> to_segment_id", moved_n)
-    gone = total("gone", "to_segment_id IS NULL", gone_n)
-    stay_share = book.add("migration.stayed_share", "pct", stayed_n / before if before else None,
-                          "SELECT sum(customers) FILTER (WHERE from_segment_id = to_segment_id) / "
-                          "sum(customers) FILTER (WHERE from_segment_id IS NOT NULL) "
-                          "FROM segments.segment_migration WHERE run_id = ?", [run])
-    previous = book.add("migration.previous_run", "datetime", data.previous_run_date,
-                        "SELECT max(run_date) FROM segments.segment_migration WHERE run_date < "
-                        "(SELECT run_date FROM segments.segment_migration WHERE run_id = ? LIMIT 1)", [run])
-    section.say(
-        compose("与上次运行（{d} UTC）相比，{p} 的客户留在原客群（{s} 人）；{m} 人换了客群，新增 {n} 人，离开 {g} 人。",
-                d=previous, p=stay_share, s=stayed, m=moved, n=new, g=gone),
-        compose("Since the previous run ({d} UTC), {p} of customers stayed in their segment ({s}); {m} moved to "
-                "another segment, {n} are new and {g} left.", d=previous, p=stay_share, s=stayed, m=moved, n=new,
-                g=gone))
-    small = data.small_ids
-    flows = (moves.drop_nulls(["from_segment_id", "to_segment_id"])
-             .filter(pl.col("from_segment_id") != pl.col("to_segment_id"))
-             .with_columns(pl.when(pl.col(c).is_in(small)).then(OTHER_ID).otherwise(pl.col(c)).alias(c)
-                           for c in ("from_segment_id", "to_segment_id"))
-             .group_by("from_segment_id", "to_segment_id").agg(pl.col("customers").sum())
-             .filter(pl.col("from_segment_id") != pl.col("to_segment_id"))
-             .sort(["customers", "from_segment_id", "to_segment_id"], descending=[True, False, False]).head(3))
-    if flows.height:
-        items = {"zh": [], "en": []}
-        for row in flows.iter_rows(named=True):
-            a, b = row["from_segment_id"], row["to_segment_id"]
-            ref = book.add(f"migration.flow.{a}.{b}", "count", row["customers"],
-                           f"SELECT sum(customers) FROM segments.segment_migration WHERE run_id = ? "
-                           f"AND {pooled('from_segment_id', small)} = ? AND {pooled('to_segment_id', small)} = ?",
-                           [run, a, b])
-            for lang in LANGUAGES:
-                items[lang].append(compose("{a} → {b}（{n}）" if lang == "zh" else "{a} → {b} ({n})",
-                                           a=data.group_name(a, lang), b=data.group_name(b, lang), n=ref))
-        section.say(compose("最大的迁移：") + join(items["zh"], "；") + compose("。"),
-                    compose("Largest moves: ") + join(items["en"], "; ") + compose("."))
-    return section
-
-
-def section_history(data: ReportData, book: FactBook) -> Section:
-    sizes = data.sizes
-    section = Section("history", {"zh": "客群规模变化", "en": "Segment sizes over time"},
-                      ["history"] if sizes.height else [])
-    if sizes.is_empty():
-        section.say(compose("还没有历史记录。"), compose("No history is recorded yet."))
-        return section
-    runs = sizes.select("run_id", "run_date").unique().sort("run_date")
-    n_runs = book.add("history.runs", "count", runs.height,
-                      "SELECT count(DISTINCT run_id) FROM segments.segment_migration")
-    first_id, first_date = runs.row(0)
-    last_id, last_date = runs.row(runs.height - 1)
-    first = book.add("history.first_run", "datetime", first_date,
-                     "SELECT min(run_date) FROM segments.segment_migration")
-    last = book.add("history.last_run", "datetime", last_date, "SELECT max(run_date) FROM segments.segment_migration")
-    if runs.height == 1:
-        section.say(compose("目前只有一次运行（{d} UTC）；每晚运行后此图会逐步延伸。", d=first),
-                    compose("Only one run so far ({d} UTC); the chart grows with every nightly run.", d=first))
-        return section
-    section.say(compose("共 {r} 次运行，从 {a} 到 {b}（UTC）：", r=n_runs, a=first, b=last),
-                compose("{r} runs from {a} to {b} (UTC):", r=n_runs, a=first, b=last))
-    base = ("SELECT coalesce(sum(customers), 0) FROM segments.segment_migration WHERE run_id = ? "
-            "AND to_segment_id = ?")
-    limit = None
-    for segment in data.detailed:
-        sid = segment.segment_id
-        at_first = sizes.filter((pl.col("run_id") == first_id) & (pl.col("segment_id") == sid))["customers"]
-        at_last = sizes.filter((pl.col("run_id") == last_id) & (pl.col("segment_id") == sid))["customers"]
-        now = book.add(f"history.seg{sid}.last", "count", int(at_last.sum()), base, [last_id, sid])
-        if at_first.len() and int(at_first.sum()) >= MIN_DETAIL_SIZE:
-            then = book.add(f"history.seg{sid}.first", "count", int(at_first.sum()), base, [first_id, sid])
-            section.say(compose("{n}：{a} → {b} 人", n=segment.name_zh, a=then, b=now),
-                        compose("{n}: {a} → {b} customers", n=segment.name_en, a=then, b=now), bullet=True)
-        else:
-            limit = limit or f_min_size(book)
-            section.say(compose("{n}：首次运行时不足 {m} 人，现在 {b} 人", n=segment.name_zh, m=limit, b=now),
-                        compose("{n}: fewer than {m} in the first run, {b} now", n=segment.name_en, m=limit, b=now),
-                        bullet=True)
     return section

@@ -36,20 +36,22 @@ from assets.report.narrative import (
     coverage,
 )
 from assets.report.sections import (
+    TIERS_DIFFER,
     section_box,
     section_categories,
-    section_history,
     section_k,
-    section_migration,
     section_missing_labels,
     section_payments,
     section_sizes,
     section_tiers,
     section_without_categories,
 )
+from assets.report.sections_audiences import section_audiences
 from assets.report.sections_campaigns import section_campaigns
+from assets.report.sections_history import section_history, section_migration
 from assets.report.sections_predict import expected_value, section_churn, section_next_category
 from assets.report.strategies import AppliedStrategy
+from assets.report.weekly import section_weekly
 
 __all__ = ["LANGUAGES", "Narrative", "build_narrative"]
 
@@ -108,7 +110,7 @@ def _portrait(data: ReportData, book: FactBook, segment_id: int) -> dict[str, Se
         category = top["category"][0]
         lift = f_lift(book, data, segment_id, category)
         zh.append(compose("{c}购买率为平均的 {l}", c=data.category(category, "zh"), l=lift))
-        en.append(compose("buys {c} {l} as often as average", c=data.category(category, "en"), l=lift))
+        en.append(compose("{c} bought {l} as often as average", c=data.category(category, "en"), l=lift))
     head = en[0].parts
     if isinstance(head[0], str):
         en[0] = Sentence((head[0][:1].upper() + head[0][1:], *head[1:]))
@@ -145,7 +147,7 @@ def summary(data: ReportData, book: FactBook, plans: dict[int, list[AppliedStrat
 
 def notes(data: ReportData, book: FactBook) -> dict[str, list[Sentence]]:
     limit = f_min_size(book)
-    return {
+    texts = {
         "zh": [compose("报告中的每个数字都直接取自数据仓库中的表（segments.*、predict.* 及 features.customer_features、"
                        "staging.orders），并由测试逐一核对。"),
                compose("隐私：不足 {m} 人的客群不单独描述，只在规模图中合并为“其他小客群”。", m=limit),
@@ -157,6 +159,11 @@ def notes(data: ReportData, book: FactBook) -> dict[str, list[Sentence]]:
                compose("Every chart is also saved as PNG and SVG in the charts folder beside this report, ready "
                        "for slides.")],
     }
+    # The strategies and the churn warning cite both tier systems: how they differ, once more beside them.
+    if data.rfm_known and data.value_tiers.height and data.rfm_tiers.height:
+        for language in ("zh", "en"):
+            texts[language].append(TIERS_DIFFER[language])
+    return texts
 
 
 def build_narrative(data: ReportData, book: FactBook, plans: dict[int, list[AppliedStrategy]]) -> Narrative:
@@ -170,9 +177,12 @@ def build_narrative(data: ReportData, book: FactBook, plans: dict[int, list[Appl
     # Campaign results (效果评估) only when the warehouse holds a campaign.
     campaign = section_campaigns(data, book)
     campaigns = [campaign] if campaign else []
-    sections = [section_sizes(data, book), section_box(data, book, "age"), section_box(data, book, "income"),
+    audience = section_audiences(data.audiences, book)
+    audiences = [audience] if audience else []
+    sections = [section_sizes(data, book), section_weekly(data, book), section_box(data, book, "age"),
+                section_box(data, book, "income"),
                 *categories, section_payments(data, book), section_tiers(data, book),
-                section_churn(data, book), *next_category, *campaigns, section_k(data, book),
+                section_churn(data, book), *next_category, *audiences, *campaigns, section_k(data, book),
                 section_migration(data, book), section_history(data, book)]
     return Narrative(intro, cards, other, sections, notes(data, book))
 

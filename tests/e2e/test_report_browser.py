@@ -204,6 +204,9 @@ def test_report_renders_offline_in_chromium(browser, demo_reports, seed_warehous
     assert len(found["charts"]) == found["status"]["charts"]
     for chart in found["charts"]:
         assert chart["width"] > 100 and chart["height"] > 50 and chart["marks"] > 0, chart
+    # Charts span the page (not half of it) and none runs off it: the 1,116 px column of the page.
+    for chart in found["charts"]:
+        assert 700 <= chart["width"] <= 1120, chart
     # The page itself is in the right language and has the summary first.
     assert browser.evaluate("document.documentElement.lang") == ("zh-CN" if language == "zh" else "en")
     assert browser.evaluate("document.querySelector('main > section').id") == "summary"

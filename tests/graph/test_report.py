@@ -26,6 +26,7 @@ from altair.vegalite.v6.schema.core import load_schema
 
 from assets.report import chart_files, chart_render
 from assets.report.asset import build_report, bundle_cache_file
+from assets.report.charts_heatmaps import TOP_CATEGORIES
 from assets.report.data import MIN_DETAIL_SIZE, OTHER_NAME, load_report_data
 from assets.report.facts import FactBook, format_value
 from assets.report.strategies import PlaybookError, load_playbook, plan, strategies_for
@@ -138,6 +139,8 @@ def sql_value(con: duckdb.DuckDBPyConnection, fact) -> object:
 
 
 NUMBER = re.compile(r"\d")
+# The report's own settings printed as facts without a query.
+PARAMS = {"param.min_detail_size": MIN_DETAIL_SIZE, "param.top_categories": TOP_CATEGORIES}
 
 
 @functools.cache
@@ -164,21 +167,24 @@ def check_every_number(warehouse: Path, reports: Path, tmp_path: Path, min_facts
         book = rebuilt.book
         names = {n for row in con.execute("SELECT segment_name_zh, segment_name_en FROM segments.segment_catalog")
                  .fetchall() for n in row}
-        printed = {}  # fact key -> the table's answer, printed as the report prints it
+        # fact key -> language -> the table's answer, printed as the report prints it in that language
+        printed: dict[str, dict[str, str]] = {}
         for fact in book.facts.values():
             if fact.kind == "param":
-                assert fact.key == "param.min_detail_size" and fact.value == MIN_DETAIL_SIZE
-                printed[fact.key] = format_value(fact.kind, MIN_DETAIL_SIZE)
-                continue
-            printed[fact.key] = format_value(fact.kind, sql_value(con, fact))
-            assert printed[fact.key] == format_value(fact.kind, fact.value), fact
+                assert fact.key in PARAMS and fact.value == PARAMS[fact.key], fact
+                answer = PARAMS[fact.key]
+            else:
+                answer = sql_value(con, fact)
+            printed[fact.key] = {language: format_value(fact.kind, answer, language) for language in LANGUAGES}
+            for language in LANGUAGES:
+                assert printed[fact.key][language] == format_value(fact.kind, fact.value, language), fact
     for language in LANGUAGES:
         page = reports / f"report_{language}.html"
         assert page.read_text(encoding="utf-8") == rebuilt.pages[language].read_text(encoding="utf-8")
         text = read_page(page)
         assert len(text.facts) >= min_facts
         for key, shown in text.facts:
-            assert shown == printed[key], (language, key, shown, printed[key])
+            assert shown == printed[key][language], (language, key, shown, printed[key][language])
         # Digits outside facts: only inside names that come from the tables.
         for label in text.labels:
             assert not NUMBER.search(label) or label in names, (language, label)
@@ -251,7 +257,7 @@ def test_summary_comes_first_with_name_share_portrait_and_top_strategy(demo):
         body = page[page.index("<main>"):]
         sections = re.findall(r'<section id="([a-z_]+)"', body)
         assert sections[0] == "summary"
-        assert sections[1:] == ["sizes", "age", "income", "categories", "payments", "tiers", "churn_risk",
+        assert sections[1:] == ["sizes", "weekly", "age", "income", "categories", "payments", "tiers", "churn_risk",
                                 "next_category", "k_selection", "migration", "history", "strategies", "notes"]
         summary = body[:body.index('<section id="sizes"')]
         for segment_id, name_zh, name_en in query(demo, "SELECT segment_id, segment_name_zh, segment_name_en "
@@ -280,8 +286,8 @@ def test_pages_are_self_contained(demo):
 
 def test_chart_files_for_every_chart_in_both_languages(demo):
     charts = demo.parent / "reports" / "charts"
-    expected = {"sizes", "age", "income", "categories", "payments", "value_tiers", "rfm_tiers", "k_selection",
-                "migration", "history"}
+    expected = {"sizes", "weekly", "age", "income", "categories", "payments", "value_tiers", "rfm_tiers",
+                "k_selection", "migration", "history"}
     found = {p.name for p in charts.iterdir()}
     assert found == {f"{key}_{lang}.{ext}" for key in expected for lang in LANGUAGES for ext in ("png", "svg")}
     for key in expected:
@@ -397,8 +403,8 @@ def test_archetypes_get_their_playbook_strategy_with_evidence(demo):
     assert evidence[0].startswith(f"wine lift {wine_lift:.1f}×")
     assert f"median income {refined.median_income:,.0f}" in evidence[1]
     assert "matches the “Refined living” archetype rules" in evidence
-    zh = [e["zh"].text(book) for e in tastings.evidence]
-    assert zh[0].startswith(f"葡萄酒提升度 {wine_lift:.1f}×")
+    zh = [e["zh"].text(book, "zh") for e in tastings.evidence]
+    assert zh[0].startswith(f"葡萄酒提升度 {wine_lift:.1f} 倍")  # "倍" in Chinese prose, "×" in English
     # Lapsing high-value customers: the win-back strategy, citing the tier share and the recency.
     win_back = [s for s in by_name["Refined living"] if s.key == "win_back"]
     assert win_back and "Important win-back" in win_back[0].evidence[0]["en"].text(book)
@@ -547,7 +553,7 @@ def test_the_asset_shows_the_report_in_dagster(demo, tmp_path):
     for name_zh, name_en in query(demo, "SELECT segment_name_zh, segment_name_en FROM segments.segment_profiles"):
         assert name_zh in summary and name_en in summary
     assert metadata["report_zh"].value.endswith("reports/report_zh.html")
-    assert metadata["charts"].value == 10 and metadata["min_detail_size"].value == MIN_DETAIL_SIZE
+    assert metadata["charts"].value == 11 and metadata["min_detail_size"].value == MIN_DETAIL_SIZE
     # The size chart in the summary, rasterized from its SVG file, is the chart drawn from its spec at scale 1.
     png = base64.b64decode(re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)\)", summary)[1])
     with duckdb.connect(str(demo), read_only=True) as con:
@@ -586,5 +592,7 @@ def test_a_shop_whose_segments_are_all_small_gets_sizes_but_no_profiles(tmp_path
         "Other small segments" in en
     for name in (n for row in query(warehouse, "SELECT segment_name_en FROM segments.segment_profiles") for n in row):
         assert name not in (reports / "report_en.html").read_text(encoding="utf-8")
-    assert sorted(p.name for p in (reports / "charts").glob("*_en.png")) == [
-        "history_en.png", "k_selection_en.png", "migration_en.png", "sizes_en.png"]
+    # A first run: no migration or history chart (their sections say there is no history yet), and no weekly KPIs
+    # of segments too small to describe.
+    assert sorted(p.name for p in (reports / "charts").glob("*_en.png")) == ["k_selection_en.png", "sizes_en.png"]
+    assert "no weekly KPIs are shown, for privacy" in en and en.count("there is no history") == 2

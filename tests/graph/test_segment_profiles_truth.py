@@ -101,7 +101,7 @@ def test_the_payment_sentence_names_the_method_used_most(seed_warehouse):
             continue
         pct = format_value("pct", share)
         assert f"{names[segment_id, 'zh']}：最常用{method_label(method, 'zh')}（{pct}" in pages["zh"]
-        assert f"{names[segment_id, 'en']}: uses {method_label(method, 'en')} most ({pct}" in pages["en"]
+        assert f"{names[segment_id, 'en']}: {method_label(method, 'en')} is used most ({pct}" in pages["en"]
 
 
 def test_a_method_over_represented_but_not_most_used_is_named_as_such(seed_warehouse, tmp_path):
@@ -133,7 +133,7 @@ def test_a_method_over_represented_but_not_most_used_is_named_as_such(seed_wareh
     cash, cheque = book.text(FactRef(f"seg{segment_id}.pay.cash")), book.text(FactRef(f"seg{segment_id}.pay.cheque"))
     lift = book.text(FactRef(f"seg{segment_id}.pay_lift.cheque"))
     assert zh == [f"{name_zh}：最常用现金（{cash}）；相对全体，支票使用偏多（{cheque}，为全体的 {lift}）。"]
-    assert en == [f"{name_en}: uses cash most ({cash} of its orders); cheque is over-represented ({cheque}, {lift} "
+    assert en == [f"{name_en}: cash is used most ({cash} of the segment's orders); cheque is over-represented ({cheque}, {lift} "
                   "the rate of all customers)."]
 
 

@@ -1,0 +1,48 @@
+"""What the weekly KPI trends read (assets/report/weekly.py says and draws them): the KPIs of every described
+segment per complete week, from staging.orders and segments.customer_segments, and the two weeks compared. Apart
+from weekly.py so that data.py can load them without importing the report's words."""
+
+from __future__ import annotations
+
+import duckdb
+import polars as pl
+
+LATEST_WEEK_SQL = "SELECT date_trunc('week', max(order_ts)::DATE + 1)::DATE - 7 FROM staging.orders"
+PREVIOUS_WEEK_SQL = "SELECT date_trunc('week', max(order_ts)::DATE + 1)::DATE - 14 FROM staging.orders"
+KPI_SQL = """
+SELECT segment_id, week,
+       count(DISTINCT customer_id) AS active,
+       count(*) AS orders,
+       sum(cents)::DOUBLE AS gmv,
+       round(sum(cents)::DOUBLE / count(*), 4) AS aov,
+       count(DISTINCT customer_id) FILTER (WHERE first_week < week) / count(DISTINCT customer_id) AS repeat_rate
+FROM (SELECT s.segment_id, o.customer_id, round(o.order_amount, 2)::DECIMAL(18, 2) AS cents,
+             date_trunc('week', o.order_ts)::DATE AS week,
+             date_trunc('week', min(o.order_ts) OVER (PARTITION BY o.customer_id))::DATE AS first_week
+      FROM staging.orders o JOIN segments.customer_segments s USING (customer_id)
+      WHERE o.order_ts IS NOT NULL)
+WHERE week >= (SELECT date_trunc('week', min(order_ts)::DATE - 1)::DATE + 7 FROM staging.orders)
+  AND week <= (SELECT date_trunc('week', max(order_ts)::DATE + 1)::DATE - 7 FROM staging.orders)
+GROUP BY segment_id, week"""
+# Amounts are summed as decimals of cents: a sum of doubles depends on the order DuckDB's threads add them in, and
+# the page must not change between two runs on the same tables.
+# metric -> (kind, zh, en, filled with 0 when the segment has no order that week)
+METRICS = {
+    "active": ("count", "活跃客户", "Active customers", True),
+    "orders": ("count", "订单数", "Orders", True),
+    "gmv": ("money", "GMV", "GMV", True),
+    "aov": ("money", "客单价", "Average order value", False),
+    "repeat_rate": ("pct", "复购率", "Repeat rate", False),
+}
+
+
+def load_weekly(con: duckdb.DuckDBPyConnection, detailed_ids: list[int]) -> dict:
+    """The weekly KPIs of the described segments (segment_id, week, METRICS...) and the two weeks compared."""
+    empty = {"kpi": pl.DataFrame(), "kpi_latest": None, "kpi_previous": None}
+    if con.execute("SELECT count(order_ts) FROM staging.orders").fetchone()[0] == 0:
+        return empty
+    latest = con.execute(LATEST_WEEK_SQL).fetchone()[0]
+    previous = con.execute(PREVIOUS_WEEK_SQL).fetchone()[0]
+    ids = ",".join(str(int(i)) for i in detailed_ids) or "NULL"
+    frame = con.execute(f"SELECT * FROM ({KPI_SQL}) WHERE segment_id IN ({ids}) ORDER BY week, segment_id").pl()
+    return {"kpi": frame, "kpi_latest": latest, "kpi_previous": previous}
