@@ -9,9 +9,9 @@ DAGSTER_HOME := $(CURDIR)/.dagster
 DEMO_DIR := data/demo
 DEMO_CUSTOMERS ?= 5000
 DEMO_SEED ?= 7
-# Four months: churn is trained on the past and judged on the last 30 days (predict.horizon_days), which needs
-# predict.min_history_days + two horizons of orders.
-DEMO_DAYS ?= 120
+# Eight months: churn is judged on the last 30 days (predict.horizon_days); customer value on the last 90
+# (predict.clv_eval_days), with as many days before them to fit on (docs/predictions.md).
+DEMO_DAYS ?= 240
 WAREHOUSE := warehouse/warehouse.duckdb
 
 .PHONY: install system-deps run demo test test-fast lint ui bench clean

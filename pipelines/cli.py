@@ -416,17 +416,24 @@ def export(out_dir: str, warehouse_path: str, segment_ids: tuple[int, ...], audi
 @click.option("--daily-files", is_flag=True,
               help="Long shape: also lay the order lines out as daily landing files, "
                    "OUT/orders/order_day=YYYY-MM-DD/data_0.csv (a daily source, as examples/demo.yaml reads).")
+@click.option("--campaigns", "plant", is_flag=True,
+              help="Long shape: also plant two finished campaigns with a known effect (docs/campaigns.md): "
+                   "OUT/campaign_assignments.csv for `persona campaign import --file`, and the planted uplift in "
+                   "OUT/campaigns_truth.csv.")
 def generate(out_dir: str, customers: int, days: int, seed: int, shape: str, outlier_share: float,
-             daily_files: bool) -> None:
+             daily_files: bool, plant: bool) -> None:
     """Write realistic demo data with planted personas (and their truth) into OUT."""
     from pipelines.core.partitions import split_orders_by_day
+    from pipelines.demo.campaigns import ASSIGNMENTS_FILE, TRUTH_FILE, demo_campaigns
     from pipelines.demo.generate import generate_demo_data
 
     if daily_files and shape != "long":
         fail("--daily-files needs the long shape (baskets carry no order date)")
+    if plant and shape != "long":
+        fail("--campaigns needs the long shape (baskets carry no order date)")
     try:
         written = generate_demo_data(Path(out_dir), customers=customers, days=days, seed=seed, shape=shape,
-                                     outlier_share=outlier_share)
+                                     outlier_share=outlier_share, campaigns=demo_campaigns(days) if plant else ())
     except ValueError as exc:
         fail(str(exc))
     click.echo(f"Wrote {written.customers:,} customers ({written.outliers:,} planted outliers) and "
@@ -436,6 +443,25 @@ def generate(out_dir: str, customers: int, days: int, seed: int, shape: str, out
         landing = Path(out_dir) / "orders"
         days_written = split_orders_by_day(Path(out_dir) / "order_lines.csv", landing)
         click.echo(f"Laid out {days_written} daily landing folders under {landing.resolve()}")
+    if plant:
+        _say_planted_campaigns(Path(out_dir), ASSIGNMENTS_FILE, TRUTH_FILE)
+
+
+def _say_planted_campaigns(out: Path, assignments_file: str, truth_file: str) -> None:
+    """What `generate --campaigns` planted, and the command that imports it once a run has made segments."""
+    import polars as pl
+
+    truth = pl.read_csv(out / truth_file)
+    for row in truth.iter_rows(named=True):
+        effect = (f"+{row['planted_uplift'] * 100:.1f} percentage points of conversion"
+                  if row["planted_uplift"] else "no effect (a null campaign)")
+        click.echo(f"Planted campaign {row['campaign']} on {row['persona'] or 'every customer'}: {effect}, "
+                   f"{row['start_day']}..{row['end_day']}, {row['treatment']:,} treatment and {row['control']:,} "
+                   f"control customers")
+    first, last = truth["start_day"].min(), truth["end_day"].max()
+    click.echo(f"Assignments: {(out / assignments_file).resolve()}; planted truth: {(out / truth_file).resolve()}")
+    click.echo(f"After `{_command_name()} run`, import them with: {_command_name()} campaign import --file "
+               f"{shlex.quote(str(out / assignments_file))} --start {first} --end {last}")
 
 
 # `persona campaign ...`: campaigns with holdout groups (pipelines/campaign_cli.py).

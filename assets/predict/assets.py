@@ -28,6 +28,7 @@ from assets.predict.churn_store import (
 from assets.predict.clv import (
     DECILE_SCHEMA,
     VALUE_COLUMNS,
+    clv_eval_window,
     evaluate_customer_value,
     publish_customer_value,
 )
@@ -343,9 +344,10 @@ CUSTOMER_VALUE_SPECS = [
                              "without orders or without a model)."),
     dg.AssetSpec([SCHEMA, "customer_value_eval"], group_name="predict", kinds={"duckdb"},
                  deps=[["staging", "orders"], ["features", "customer_features"]],
-                 description="One row per run: the model refitted before the last predict.horizon_days days and "
-                             "judged on them (Spearman correlation of predicted and actual purchases, against the "
-                             "past purchase rate), the fitted parameters, or why it was skipped."),
+                 description="One row per run: the model refitted before the last predict.clv_eval_days days "
+                             "(horizon_days) and judged on them (Spearman correlation of predicted and actual "
+                             "purchases, against the past purchase rate), the fitted parameters, or why it was "
+                             "skipped or not judged."),
     dg.AssetSpec([SCHEMA, "customer_value_deciles"], group_name="predict", kinds={"duckdb"},
                  deps=[["staging", "orders"], ["features", "customer_features"]],
                  description="One row per run and decile of predicted purchases on the held-out window: mean "
@@ -356,20 +358,21 @@ CUSTOMER_VALUE_SPECS = [
 @dg.multi_asset(specs=CUSTOMER_VALUE_SPECS, pool="duckdb_writer")
 def customer_value_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource, source: SourceResource):
     """Customer lifetime value from a buy-till-you-die model (BG/NBD for purchases, Gamma-Gamma for spend), judged on
-    the held-out window like churn; fitted every run (seconds at a million customers, see docs/predictions.md)."""
+    its own held-out window, the last predict.clv_eval_days days (recorded as horizon_days of
+    predict.customer_value_eval); fitted every run (seconds at a million customers, see docs/predictions.md)."""
     settings = source.load().predict
     run_id = context.run.run_id
     with warehouse.connect() as con:
         ensure_tables(con)
         first, last = order_dates(con)
-        split, _, eval_reason = plan_time_split(first, last, settings)
+        split, _, dates_reason = plan_time_split(first, last, settings)
         deciles = pl.DataFrame(schema=DECILE_SCHEMA)
         scores = pl.DataFrame(schema={"customer_id": pl.String, **{c: pl.Float64 for c in VALUE_COLUMNS}})
         row = {"run_id": run_id, "evaluated_at": datetime.now(), "clv_horizon_days": settings.clv_horizon_days,
-               "horizon_days": settings.horizon_days, "min_history_days": settings.min_history_days,
+               "horizon_days": settings.clv_eval_days, "min_history_days": settings.min_history_days,
                "n_scored": 0}
         if split is None:
-            row.update(status=NO_DATES, reason=eval_reason)
+            row.update(status=NO_DATES, reason=dates_reason)
         else:
             row.update(data_start=split.data_start, data_end=split.data_end, model=CLV_MODEL_NAME)
             published = publish_customer_value(con, split.data_end, settings.clv_horizon_days)
@@ -378,13 +381,16 @@ def customer_value_tables(context: dg.AssetExecutionContext, warehouse: Warehous
             else:
                 figures, scores = published
                 row.update(figures)
-                judged = (eval_reason if eval_reason else
-                          evaluate_customer_value(con, split.eval_cutoff, split.data_end))
+                eval_cutoff, eval_reason = clv_eval_window(split.data_start, split.data_end, settings.clv_eval_days,
+                                                           settings.min_history_days)
+                judged = eval_reason or evaluate_customer_value(con, eval_cutoff, split.data_end)
                 if isinstance(judged, str):
                     row.update(status=SHORT_HISTORY if eval_reason else TOO_FEW_BUYERS, reason=judged)
+                    # Said out loud: the values are published, but nobody measured how well they rank customers.
+                    context.log.warning(f"customer value not judged: {judged}")
                 else:
                     figures, deciles = judged
-                    row.update(figures, status=EVALUATED, reason=None, eval_cutoff=split.eval_cutoff)
+                    row.update(figures, status=EVALUATED, reason=None, eval_cutoff=eval_cutoff)
         con.execute("BEGIN TRANSACTION")
         columns = ", ".join(f"v.{c}" for c in VALUE_COLUMNS)
         con.execute(f"""

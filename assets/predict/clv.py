@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import duckdb
 import numpy as np
@@ -297,6 +297,19 @@ def spearman(predicted: np.ndarray, actual: np.ndarray) -> float | None:
     if len(predicted) < 3 or np.ptp(predicted) == 0 or np.ptp(actual) == 0:
         return None
     return float(stats.spearmanr(predicted, actual).statistic)
+
+
+def clv_eval_window(data_start: datetime, data_end: datetime, eval_days: int,
+                    min_history_days: int) -> tuple[datetime | None, str | None]:
+    """The held-out window's cutoff, `data_end - eval_days` (predict.clv_eval_days), or why the history is too short
+    for it: the evaluation needs min_history_days of orders before the cutoff. A short history is said, never judged
+    on a shorter window instead (the figure would not be comparable from one run to the next)."""
+    span = (data_end - data_start).days
+    needs = min_history_days + eval_days
+    if span < needs:
+        return None, (f"the orders cover {span} days; judging customer value needs {needs} "
+                      f"(predict.min_history_days {min_history_days} + predict.clv_eval_days {eval_days} held out)")
+    return data_end - timedelta(days=eval_days), None
 
 
 def evaluate_customer_value(con: duckdb.DuckDBPyConnection, eval_cutoff: datetime, data_end: datetime,

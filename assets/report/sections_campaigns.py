@@ -4,10 +4,10 @@ proved by a query on campaigns.uplift (assets/campaigns)."""
 
 from __future__ import annotations
 
-from assets.report.campaign_data import uplift_fact
+from assets.report.campaign_data import VERDICT_TEXT, segment_fact, uplift_fact
 from assets.report.data import ReportData
 from assets.report.facts import FactBook, FactRef, Sentence, compose
-from assets.report.narrative import Section
+from assets.report.narrative import Section, Table
 
 # metric -> (zh, en, kind of the group values, kind of differences); rates differ in percentage points.
 METRIC_WORDS = {
@@ -73,6 +73,59 @@ def _metric(book: FactBook, row: dict) -> dict[str, Sentence]:
             "en": en + compose(": no detectable effect") + detect["en"]}
 
 
+SEGMENT_HEADERS = {
+    "zh": ["活动", "客群", "处理组人数", "对照组人数", "转化率差值（区间）", "转化率结论", "人均消费差值（区间）", "人均消费结论"],
+    "en": ["Campaign", "Segment", "Treatment", "Control", "Conversion uplift (interval)", "Conversion verdict",
+           "Revenue per customer uplift (interval)", "Revenue verdict"],
+}
+# Many rows are many tests: at the 95% level about one in twenty is "significant" by chance, so the caption says to
+# act on the campaign's own verdict and read the rows as where to look next.
+SEGMENT_CAPTION = {
+    "zh": "每个活动按客户被分配时所在的客群分别评估：处理组 − 对照组，括号内为置信区间；转化率的差值单位为百分点。"
+          "逐客群比较次数多，约二十次中就会有一次纯属偶然的“显著”，请以活动整体的结论为准，客群行用来发现值得单独再测的人群。",
+    "en": "Every campaign per segment, the segment customers were in when assigned: treatment − control with its "
+          "confidence interval in brackets; conversion differences in percentage points. With this many comparisons "
+          "about one in twenty is \"significant\" by chance: act on the campaign's own verdict, and read these rows for "
+          "segments worth a campaign of their own.",
+}
+
+
+def _segment_cells(book: FactBook, campaign: str, metric: str, row: dict | None) -> dict[str, list[Sentence]]:
+    """The uplift with its interval, and the verdict, of one metric in one segment of a campaign."""
+    if row is None:
+        return {language: [compose("–"), compose("–")] for language in ("zh", "en")}
+    zh_verdict, en_verdict = VERDICT_TEXT[row["verdict"]]
+    if row["uplift"] is None or row["ci_low"] is None:
+        return {"zh": [compose("–"), compose("{v}", v=zh_verdict)], "en": [compose("–"), compose("{v}", v=en_verdict)]}
+    diff_kind = METRIC_WORDS[metric][3]
+    u, lo, hi = (segment_fact(book, campaign, metric, row, column, diff_kind)
+                 for column in ("uplift", "ci_low", "ci_high"))
+    return {"zh": [compose("{u}（{lo} 至 {hi}）", u=u, lo=lo, hi=hi), compose("{v}", v=zh_verdict)],
+            "en": [compose("{u} ({lo} to {hi})", u=u, lo=lo, hi=hi), compose("{v}", v=en_verdict)]}
+
+
+def segment_table(data: ReportData, book: FactBook, refs: dict[str, FactRef]) -> Table | None:
+    """The per-segment rows of every campaign (campaigns.uplift, segment_id not NULL) as a table: group sizes and
+    the uplift of the headline metrics with interval and verdict, every number read from its row. None when no
+    campaign has segment rows. `refs`: each campaign's name fact."""
+    rows = []
+    for name, ref in refs.items():
+        mine = data.campaigns.filter(data.campaigns["campaign"] == name)
+        per_metric = {r["metric"]: {s["segment_id"]: s for s in r["segment_rows"]} for r in mine.iter_rows(named=True)}
+        head = per_metric.get(HEADLINE_METRICS[0], {})
+        for segment_id, first in head.items():
+            zh_name, en_name = data.names.get(segment_id, ("–", "–"))
+            n_t = segment_fact(book, name, HEADLINE_METRICS[0], first, "treatment_customers", "count")
+            n_c = segment_fact(book, name, HEADLINE_METRICS[0], first, "control_customers", "count")
+            metrics = [_segment_cells(book, name, metric, per_metric.get(metric, {}).get(segment_id))
+                       for metric in HEADLINE_METRICS]
+            rows.append((segment_id, {
+                language: [compose("{a}", a=ref), compose("{s}", s=segment_name), compose("{t}", t=n_t),
+                           compose("{c}", c=n_c), *(cell for m in metrics for cell in m[language])]
+                for language, segment_name in (("zh", zh_name), ("en", en_name))}))
+    return Table(SEGMENT_HEADERS, rows, SEGMENT_CAPTION) if rows else None
+
+
 def section_campaigns(data: ReportData, book: FactBook) -> Section | None:
     """None when the warehouse holds no campaign: the report then has no such section."""
     if data.campaigns.height == 0:
@@ -94,6 +147,7 @@ def section_campaigns(data: ReportData, book: FactBook) -> Section | None:
                 "customer); uplift = treatment − control, with its {c}% confidence interval in brackets (Newcombe/"
                 "Wilson for rates, Welch for means) and detectable effects at {p}% power. The verdict reads the "
                 "conversion rate; the next step weighs revenue per customer too.", n=count, c=confidence, p=power))
+    refs: dict[str, FactRef] = {}
     for name in campaigns["campaign"].unique(maintain_order=True).to_list():
         rows = {row["metric"]: row for row in campaigns.filter(campaigns["campaign"] == name).iter_rows(named=True)}
         head = rows["conversion_rate"]
@@ -123,4 +177,7 @@ def section_campaigns(data: ReportData, book: FactBook) -> Section | None:
             line = _metric(book, rows[metric])
             section.say(compose("{a}，", a=ref) + line["zh"] + compose("。"),
                         compose("{a}, ", a=ref) + line["en"] + compose("."), bullet=True)
+        refs[name] = ref
+    if "segment_rows" in campaigns.columns:
+        section.table = segment_table(data, book, refs)
     return section

@@ -248,6 +248,12 @@ class PredictSettings(Strict):
     # run whose feature columns or model settings changed. 0: every run trains.
     retrain_every_days: int = Field(default=7, ge=0, le=365)
     # Customer lifetime value (predict.customer_value): expected purchases and spend over the next this many days,
-    # from a BG/NBD + Gamma-Gamma model; judged on the last horizon_days of the data like churn.
+    # from a BG/NBD + Gamma-Gamma model.
     clv_horizon_days: int = Field(default=365, ge=1, le=3650)
+    # The customer-value model is judged on its own held-out window, the last clv_eval_days days of the data: refitted
+    # on the orders before them, predicting each customer's purchases in them. Longer than the churn horizon because
+    # a month's purchase counts are mostly 0, 1 and 2, too noisy to rank customers by (docs/predictions.md). With less
+    # than min_history_days + clv_eval_days of orders the model is still fitted and published, and the evaluation
+    # says it was not judged (status short_history) rather than use a shorter window.
+    clv_eval_days: int = Field(default=90, ge=7, le=730)
     seed: int = 42

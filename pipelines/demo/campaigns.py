@@ -50,6 +50,26 @@ class PlantedCampaign:
         return first, first + timedelta(days=self.days - 1)
 
 
+# `persona generate --campaigns`: a two-week coupon that raised the conversion of the family shoppers by 10 points,
+# and a null campaign on every customer over the same weeks, ending a week before the data does (so a run judges
+# them as finished). Split half and half, so the demo's 10-point effect is clearly detectable; real campaigns hold
+# back 10-30% and need larger segments for the same power.
+DEMO_UPLIFT = 0.10
+DEMO_CAMPAIGN_DAYS = 14
+DEMO_CAMPAIGN_GAP_DAYS = 7
+DEMO_MIN_DAYS = 28
+
+
+def demo_campaigns(days: int) -> list[PlantedCampaign]:
+    """The campaigns `persona generate --campaigns` plants into `days` days of orders."""
+    if days < DEMO_MIN_DAYS:
+        raise ValueError(f"--campaigns needs at least {DEMO_MIN_DAYS} days of orders (got {days}): the campaigns run "
+                         f"{DEMO_CAMPAIGN_DAYS} days, ending {DEMO_CAMPAIGN_GAP_DAYS} days before the data does")
+    start = days - DEMO_CAMPAIGN_GAP_DAYS - DEMO_CAMPAIGN_DAYS
+    return [PlantedCampaign("demo_coupon", "family_shoppers", DEMO_UPLIFT, start=start, days=DEMO_CAMPAIGN_DAYS),
+            PlantedCampaign("demo_null", None, 0.0, start=start, days=DEMO_CAMPAIGN_DAYS)]
+
+
 def plant_campaigns(out_dir: Path, campaigns: Sequence[PlantedCampaign], seed: int,
                     start_date: date = date(2026, 1, 1)) -> pl.DataFrame:
     """Plant `campaigns` into the long-shape files in `out_dir` (order_lines.csv, truth.csv) and write the

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from assets.predict.recommendations import SOURCE_POPULARITY
-from assets.predict.runs import EVALUATED, NO_CATEGORIES, TRAINED
+from assets.predict.runs import EVALUATED, NO_CATEGORIES, NO_DATES, TRAINED
 from pipelines.core.resources import WarehouseResource
 
 
@@ -75,4 +75,34 @@ def recommendations_beat_popularity(context: dg.AssetCheckExecutionContext,
                   "published_source": row.get("published_source") or ""})
 
 
-CHECKS = [churn_model_quality, recommendations_beat_popularity]
+@dg.asset_check(asset=dg.AssetKey(["predict", "customer_value_eval"]), blocking=False)
+def customer_value_quality(context: dg.AssetCheckExecutionContext,
+                           warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """The customer values of this run were judged on held-out time (predict.clv_eval_days) and rank customers'
+    purchases better than their past purchase rate does. A warning only: the values are still published. Values
+    published without a judgement (too short a history for the window, too few buyers to evaluate) fail it, so the
+    run says so; exports without order dates pass with their reason (nothing is published)."""
+    row = _latest_row(warehouse, "customer_value_eval", context.run.run_id)
+    if row is None or row["status"] == NO_DATES:
+        return dg.AssetCheckResult(passed=True, severity=dg.AssetCheckSeverity.WARN,
+                                   description=f"not computed: {row['reason'] if row else 'no run row'}",
+                                   metadata={"status": row["status"] if row else "missing"})
+    if row["status"] != EVALUATED:
+        published = (row.get("n_scored") or 0) > 0
+        return dg.AssetCheckResult(
+            passed=not published, severity=dg.AssetCheckSeverity.WARN,
+            description=(f"customer values published but not judged on held-out time: {row['reason']}"
+                         if published else f"not published: {row['reason']}"),
+            metadata={"status": row["status"]})
+    spearman, baseline = row["spearman"], row["baseline_spearman"]
+    passed = spearman is not None and (baseline is None or spearman > baseline)
+    return dg.AssetCheckResult(
+        passed=passed, severity=dg.AssetCheckSeverity.WARN,
+        description=None if passed else (
+            f"held-out Spearman {spearman:.3f} of predicted against actual purchases over the last "
+            f"{row['horizon_days']} days is no better than ranking by past purchase rate ({baseline:.3f})"),
+        metadata={"spearman": spearman, "baseline_spearman": baseline, "horizon_days": row["horizon_days"],
+                  "n_eval": row.get("n_eval")})
+
+
+CHECKS = [churn_model_quality, recommendations_beat_popularity, customer_value_quality]

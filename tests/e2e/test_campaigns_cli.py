@@ -139,6 +139,14 @@ def test_the_report_section_shows_checked_numbers_in_both_languages(shop, tmp_pa
         assert f"<h2>{title}</h2>" in section and verdict in section and step in section
         shown = dict(read_page(warehouse.parent / "reports" / f"report_{language}.html").facts)
         assert shown["campaign.spring.conversion_rate.uplift"].startswith("+")
+        # Per segment: a table row per campaign x segment (the segment at assignment), its numbers checked facts.
+        assert '<table class="kpi" id="table-campaigns">' in section
+        for segment_id, in query(warehouse, "SELECT DISTINCT segment_id FROM campaigns.uplift "
+                                            "WHERE campaign = 'null' AND segment_id IS NOT NULL"):
+            assert f'<tr data-segment="{segment_id}">' in section
+            for column in ("treatment_customers", "control_customers", "uplift", "ci_low", "ci_high"):
+                assert f"campaign.null.seg{segment_id}.conversion_rate.{column}" in shown, (segment_id, column)
+            assert f"campaign.null.seg{segment_id}.revenue_per_customer.uplift" in shown
     assert (warehouse.parent / "reports" / "charts" / "campaigns_zh.png").is_file()
     # The playbook's family_packs strategy, which the imported campaigns ran, carries its last measured uplift.
     for language, words in (("zh", "最近一次评估：活动"), ("en", "last measured: campaign")):

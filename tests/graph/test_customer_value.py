@@ -3,6 +3,7 @@ fit on the same data, the purchase summary and the held-out evaluation, and the 
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from scipy import integrate, stats
 from assets.predict.clv import (
     DECILES,
     bgnbd_log_likelihood,
+    clv_eval_window,
     decile_table,
     evaluate_customer_value,
     expected_purchases,
@@ -29,7 +31,7 @@ from assets.predict.clv import (
     spearman,
     window_purchases,
 )
-from assets.predict.runs import EVALUATED, NO_DATES
+from assets.predict.runs import EVALUATED, NO_DATES, SHORT_HISTORY
 from pipelines.core.partitions import snapshot_partition_key
 from pipelines.core.resources import SourceResource, WarehouseResource
 from pipelines.demo.generate import generate_demo_data
@@ -224,32 +226,66 @@ def test_held_out_purchases_follow_the_predictions(generated):
     assert 0.5 < figures["predicted_purchases"] / figures["actual_purchases"] < 2
 
 
-def _materialize(root: Path, config_text: str) -> tuple[dg.ExecuteInProcessResult, Path]:
+def _materialize(root: Path, config_text: str,
+                 instance: dg.DagsterInstance | None = None) -> tuple[dg.ExecuteInProcessResult, Path]:
     config = write_file(root / "shop.yaml", config_text)
     warehouse = root / "warehouse.duckdb"
     selection = dg.AssetSelection.keys(["predict", "customer_value"]).upstream().required_multi_asset_neighbors()
     result = dg.materialize([*ALL_ASSETS, *ALL_CHECKS], selection=selection, raise_on_error=False,
-                            partition_key=snapshot_partition_key(), resources={
+                            instance=instance, partition_key=snapshot_partition_key(), resources={
         "warehouse": WarehouseResource(path=str(warehouse)), "source": SourceResource(config_path=str(config))})
     return result, work_db(warehouse)
 
 
+def test_the_held_out_window_is_clv_eval_days_or_a_stated_short_history():
+    start, end = datetime(2026, 1, 1), datetime(2026, 5, 1)  # 120 days
+    assert clv_eval_window(start, end, 90, 28) == (end - 90 * DAY, None)
+    assert clv_eval_window(start, end, 92, 28) == (end - 92 * DAY, None)
+    cutoff, reason = clv_eval_window(start, end, 93, 28)
+    assert cutoff is None and reason == ("the orders cover 120 days; judging customer value needs 121 "
+                                         "(predict.min_history_days 28 + predict.clv_eval_days 93 held out)")
+
+
 def test_the_asset_publishes_values_and_its_held_out_judgement(generated):
     root, orders_path = generated
+    # Its own window (predict.clv_eval_days), not the churn horizon (predict.horizon_days, 30 by default).
     result, warehouse = _materialize(root, f"name: clv\nshape: long\norders:\n  path: {orders_path}\n"
-                                           "predict:\n  clv_horizon_days: 90\n")
+                                           "predict:\n  clv_horizon_days: 90\n  clv_eval_days: 45\n")
     assert result.success
     [run] = query(warehouse, "SELECT status, reason, spearman, baseline_spearman, n_eval, n_scored, clv_horizon_days, "
                              "horizon_days, eval_cutoff, data_end, bgnbd_r, gg_q FROM predict.customer_value_eval")
     status, reason, rho, baseline, n_eval, n_scored, horizon, eval_days, eval_cutoff, data_end, r, q = run
     assert status == EVALUATED and reason is None and rho > 0.4 and baseline is not None
-    assert horizon == 90 and eval_days == 30 and data_end - eval_cutoff == timedelta(days=30)
+    assert horizon == 90 and eval_days == 45 and data_end - eval_cutoff == timedelta(days=45)
     assert r > 0 and q > 1
     assert query(warehouse, "SELECT count(*), sum(customers) FROM predict.customer_value_deciles") == [(10, n_eval)]
     [(rows, scored, negative, horizons)] = query(
         warehouse, "SELECT count(*), count(expected_purchases), count(*) FILTER (WHERE expected_spend < 0 "
                    "OR p_alive NOT BETWEEN 0 AND 1), count(DISTINCT clv_horizon_days) FROM predict.customer_value")
     assert scored == n_scored == rows and negative == 0 and horizons == 1
+    [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "customer_value_quality"]
+    assert check.passed == (rho > baseline)
+
+
+def test_a_held_out_window_longer_than_the_history_is_said_not_shortened(generated, tmp_path):
+    _, orders_path = generated
+    instance = dg.DagsterInstance.ephemeral()
+    result, warehouse = _materialize(tmp_path, f"name: clv\nshape: long\norders:\n  path: {orders_path}\n"
+                                               "predict:\n  clv_eval_days: 100\n", instance)
+    assert result.success
+    [(status, reason, rho, eval_days, eval_cutoff, n_scored)] = query(
+        warehouse, "SELECT status, reason, spearman, horizon_days, eval_cutoff, n_scored FROM predict.customer_value_eval")
+    assert status == SHORT_HISTORY and rho is None and eval_cutoff is None and eval_days == 100
+    assert reason == ("the orders cover 120 days; judging customer value needs 128 (predict.min_history_days 28 + "
+                      "predict.clv_eval_days 100 held out)")
+    # The values are still published; only the judgement is missing, and the run log warns.
+    assert n_scored > 0 and query(warehouse, "SELECT count(*) FROM predict.customer_value_deciles") == [(0,)]
+    warnings = [entry.user_message for entry in instance.all_logs(result.run_id) if entry.level == logging.WARNING]
+    assert any(m.startswith("customer value not judged: the orders cover 120 days") for m in warnings), warnings
+    # ... and so does `persona run`, through the warn-level check it prints.
+    [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "customer_value_quality"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.description == f"customer values published but not judged on held-out time: {reason}"
 
 
 def test_the_seed_table_without_dates_skips_customer_value_with_its_reason(seed_warehouse):

@@ -46,6 +46,7 @@ EXPECTED_CHECKS = {
     "every_customer_segmented": ("segments/customer_segments", True),
     "churn_model_quality": ("predict/churn_model_runs", False),
     "recommendations_beat_popularity": ("predict/recommendation_eval", False),
+    "customer_value_quality": ("predict/customer_value_eval", False),
 }
 
 LAYER_GROUPS = {"raw", "staging", "quality", "features", "model", "segments", "predict", "audiences", "campaigns",

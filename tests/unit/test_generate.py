@@ -797,3 +797,47 @@ def test_wide_outliers_stand_out(tmp_path: Path) -> None:
     assert medians["big_spender"]["income"] > 10 * normal["income"]
     assert medians["hyper_frequent"]["baskets"] > 8 * normal["baskets"]
     assert medians["hyper_frequent"]["value"] < 2 * normal["value"]
+
+
+# --------------------------------------------------------------------------
+# `persona generate --campaigns`: planted campaigns a user can import
+# --------------------------------------------------------------------------
+
+
+def test_generate_campaigns_writes_importable_assignments_and_the_planted_truth(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from assets.campaigns.store import read_assignment_file
+    from pipelines.cli import main
+
+    out = tmp_path / "shop"
+    done = CliRunner().invoke(main, ["generate", "--out", str(out), "--customers", "600", "--days", "60",
+                                     "--seed", "3", "--daily-files", "--campaigns"], catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    truth = pl.read_csv(out / "campaigns_truth.csv")
+    assert truth["campaign"].to_list() == ["demo_coupon", "demo_null"]
+    assert truth["planted_uplift"].to_list() == [0.10, 0.0]
+    # Two weeks ending a week before the data does (60 days from 2026-01-01: the last day is 2026-03-01).
+    assert set(truth["start_day"]) == {"2026-02-09"} and set(truth["end_day"]) == {"2026-02-22"}
+    assignments = read_assignment_file(out / "campaign_assignments.csv")
+    assert set(assignments["campaign"]) == {"demo_coupon", "demo_null"}
+    assert set(assignments["group_name"]) == {"treatment", "control"}
+    coupon = truth.row(0, named=True)
+    assert assignments.filter(pl.col("campaign") == "demo_coupon").height == coupon["treatment"] + coupon["control"]
+    assert "Planted campaign demo_coupon on family_shoppers: +10.0 percentage points of conversion, " \
+           "2026-02-09..2026-02-22" in done.output
+    assert "campaign import --file" in done.output and "--start 2026-02-09 --end 2026-02-22" in done.output
+    # The extra orders of the treatment reach the daily landing files too.
+    landed = sum(pl.read_csv(f, infer_schema=False).height for f in (out / "orders").rglob("*.csv"))
+    assert landed == pl.read_csv(out / "order_lines.csv", infer_schema=False).height
+
+
+def test_generate_campaigns_needs_the_long_shape_and_four_weeks(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from pipelines.cli import main
+
+    wide = CliRunner().invoke(main, ["generate", "--out", str(tmp_path / "w"), "--shape", "wide", "--campaigns"])
+    assert wide.exit_code == 1 and "--campaigns needs the long shape" in wide.output
+    short = CliRunner().invoke(main, ["generate", "--out", str(tmp_path / "s"), "--days", "20", "--campaigns"])
+    assert short.exit_code == 1 and "--campaigns needs at least 28 days of orders (got 20)" in short.output
