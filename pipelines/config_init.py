@@ -395,7 +395,7 @@ def render_yaml(draft: Draft, out: Path, name: str) -> str:
              "# docs/configuration.md explains every key. Then dry-run it and run it:",
              f"#   persona check --config {out.name}",
              f"#   persona run --config {out.name} --warehouse <folder>/warehouse.duckdb",
-             _line(0, "name", scalar(name)),
+             _line(0, "name", scalar(name), "the shop: a warehouse holds one, runs of another name are refused"),
              _line(0, "shape", draft.shape, "one row per basket, one flag column per category" if draft.shape ==
                    "wide" else "one row per order line")]
     for section in draft.sections:
