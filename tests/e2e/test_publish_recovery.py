@@ -96,7 +96,8 @@ KINDS = ("truncated to half", "zeroed header", "torn tail")
 def test_a_damaged_published_file_is_reported_in_one_line_and_rebuilt(published, command):
     root = published.parent.parent
     expected = segment_tables(work_db(published))
-    assert expected and all(expected.values())
+    # Every segment table holds rows, but the audiences ones: this shop defines no audience.
+    assert expected and all(rows for table, rows in expected.items() if not table.startswith("audience"))
     assert segment_tables(published) == expected
     run_id = published_version(published)
     for kind in KINDS:
