@@ -20,8 +20,11 @@ log(pipeline wall) against log(order lines) over the sizes run (1.0 = linear); i
 wall time and on the time inside steps (which leaves out the fixed interpreter, import and Dagster start-up).
 Before the sizes, the start-up floor: processes that only import the pipeline's definitions, the cost every run
 pays before it reads any data, printed beside what M's targets leave for the whole refresh. Results go to a table
-on stdout and to bench/results/<YYYY-MM-DD>.json (UTC date). When M ran, the last line printed is
-`speedup_vs_pandas=<x> peak_rss_mb=<y> baseline_peak_rss_mb=<z> overhead_vs_floor=<w>` for M.
+on stdout and to bench/results/<YYYY-MM-DD>.json (UTC date). The last lines, one per size that ran:
+`speedup_vs_pandas=<x> peak_rss_mb=<y> baseline_peak_rss_mb=<z> overhead_vs_floor=<w>` for M,
+`l_speedup_vs_pandas=<x> l_peak_rss_mb=<y> l_baseline_peak_rss_mb=<z> night_share=<w>` for L, and with --xl
+`xl_wall_s=<s> xl_peak_rss_mb=<m> xl_baseline=<finished|failed|oom>` for XL, where the pandas script runs under a
+12 GB address-space ceiling (RLIMIT_AS) and the disk taken by the input and the warehouse is recorded.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import json
 import math
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -42,7 +46,12 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-SIZES = {"S": 10_000, "M": 100_000, "L": 1_000_000}  # customers; ~10 order lines each over 90 days
+SETTLE_VARIABLE = "PERSONA_SETTLE_SECONDS"  # read by assets/raw/settle.py in the children
+SIZES = {"S": 10_000, "M": 100_000, "L": 1_000_000, "XL": 10_000_000}  # customers; ~10 order lines each, 90 days
+# XL is where the pandas script stops fitting: it runs under this memory ceiling (RLIMIT_AS, the address space a
+# process may map; the pipeline's target is a peak RSS within it), and the bench records whether the script
+# finished, failed or ran out of memory.
+XL_MEMORY_CEILING_GB = 12
 SEED = 7
 DAYS = 90
 
@@ -106,19 +115,47 @@ def run_pipeline(data: Path, workdir: Path, out: Path, role: str = "pipeline", f
 # ---------------------------------------------------------------------------------------------- parent
 
 
-def measured(command: list[str], log: Path, env: dict | None = None) -> dict:
-    """Run `command` as a child process; its wall time and its own peak RSS (os.wait4), or fail loudly."""
+def _memory_ceiling(gigabytes: float):
+    """A preexec function capping the child's address space (RLIMIT_AS): beyond it allocations fail (Python raises
+    MemoryError) instead of the machine swapping or the kernel's OOM killer choosing a process."""
+    limit = int(gigabytes * 2**30)
+    return lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def outcome_of(exit_code: int, log: Path) -> str:
+    """finished, oom (MemoryError, an allocation DuckDB or numpy could not make, or killed by SIGKILL as the OOM
+    killer does) or failed."""
+    if exit_code == 0:
+        return "finished"
+    text = log.read_text(encoding="utf-8", errors="replace")
+    if exit_code == -9 or "MemoryError" in text or "Out of Memory" in text or "Unable to allocate" in text:
+        return "oom"
+    return "failed"
+
+
+def measured(command: list[str], log: Path, env: dict | None = None, memory_ceiling_gb: float | None = None,
+             may_fail: bool = False) -> dict:
+    """Run `command` as a child process; its wall time and its own peak RSS (os.wait4), or fail loudly unless
+    `may_fail` (then `outcome` says how it ended). `memory_ceiling_gb` caps its address space."""
     started = time.perf_counter()
     with log.open("wb") as output:
         process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
-                                   env=None if env is None else os.environ | env)
+                                   env=None if env is None else os.environ | env,
+                                   preexec_fn=_memory_ceiling(memory_ceiling_gb) if memory_ceiling_gb else None)
         _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
+    outcome = outcome_of(process.returncode, log)
+    if process.returncode != 0 and not may_fail:
         tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-30:]
         raise SystemExit(f"{' '.join(command)} failed (exit {process.returncode}):\n" + "\n".join(tail))
-    return {"wall_seconds": wall, "peak_rss_mb": usage.ru_maxrss / 1024.0}  # ru_maxrss is in KiB on Linux
+    # ru_maxrss is in KiB on Linux
+    return {"wall_seconds": wall, "peak_rss_mb": usage.ru_maxrss / 1024.0, "outcome": outcome,
+            "memory_ceiling_gb": memory_ceiling_gb}
+
+
+def disk_used_mb(folder: Path) -> float:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file() and not path.is_symlink()) / 2**20
 
 
 def startup_floor(workdir: Path, repeats: int = 3) -> dict:
@@ -153,6 +190,11 @@ def bench_real_export(workdir: Path) -> dict | None:
 
 
 def bench_size(name: str, customers: int, workdir: Path) -> dict:
+    """One size: the pipeline, the pandas script and the DuckDB floor on the same input, then a night. At XL the
+    script runs under XL_MEMORY_CEILING_GB and may fail, and no night is run (the full refresh is what XL
+    measures); the disk the input and the pipeline's warehouse take is recorded."""
+    xl = name == "XL"
+    ceiling = XL_MEMORY_CEILING_GB if xl else None
     sys.path.insert(0, str(ROOT))
     from pipelines.demo.generate import generate_demo_data
 
@@ -169,6 +211,7 @@ def bench_size(name: str, customers: int, workdir: Path) -> dict:
     pipeline = measured([python, str(BENCH / "run.py"), "--role", "pipeline", "--data", str(data_dir),
                          "--workdir", str(workdir / "pipeline"), "--out", str(workdir / "pipeline.json")],
                         workdir / "pipeline.log")
+    pipeline["disk_mb"] = disk_used_mb(workdir / "pipeline")
     pipeline.update(json.loads((workdir / "pipeline.json").read_text(encoding="utf-8")))
     stages: dict[str, float] = {}
     for step, seconds in pipeline["steps"].items():
@@ -179,28 +222,32 @@ def bench_size(name: str, customers: int, workdir: Path) -> dict:
     print(f"[{name}] baseline (pandas + scikit-learn) ...", file=sys.stderr, flush=True)
     baseline = measured([python, str(BENCH / "baseline_pandas.py"), "--data", str(data_dir),
                          "--out-dir", str(workdir / "baseline"), "--result", str(workdir / "baseline.json")],
-                        workdir / "baseline.log")
-    baseline.update(json.loads((workdir / "baseline.json").read_text(encoding="utf-8")))
+                        workdir / "baseline.log", memory_ceiling_gb=ceiling, may_fail=xl)
+    if baseline["outcome"] == "finished":
+        baseline.update(json.loads((workdir / "baseline.json").read_text(encoding="utf-8")))
 
     print(f"[{name}] floor (DuckDB alone) ...", file=sys.stderr, flush=True)
     floor = measured([python, str(BENCH / "floor.py"), "--data", str(data_dir), "--out", str(workdir / "floor.json")],
                      workdir / "floor.log")
     floor.update(json.loads((workdir / "floor.json").read_text(encoding="utf-8")))
 
-    incremental = bench_incremental(name, data_dir, workdir)
+    incremental = None if xl else bench_incremental(name, data_dir, workdir)
+    input_disk_mb = disk_used_mb(data_dir)
 
     ingest_to_features = sum(stages.get(stage, 0.0) for stage in FLOOR_STAGES)
     like_for_like = sum(stages.get(stage, 0.0) for stage in LIKE_FOR_LIKE_STAGES)
+    finished = baseline["outcome"] == "finished"
     return {
         "size": name, "customers": data.customers, "order_lines": data.order_lines, "input_mb": round(input_mb, 1),
-        "generate_seconds": round(generated, 2),
+        "input_disk_mb": round(input_disk_mb, 1), "generate_seconds": round(generated, 2),
         "pipeline": pipeline, "baseline": baseline, "floor": floor,
         "ingest_to_features_seconds": ingest_to_features,
-        "speedup_vs_pandas": baseline["wall_seconds"] / pipeline["wall_seconds"],
-        "rss_ratio_vs_pandas": pipeline["peak_rss_mb"] / baseline["peak_rss_mb"],
+        # Against a script that did not finish there is no ratio: the outcome says what happened to it.
+        "speedup_vs_pandas": baseline["wall_seconds"] / pipeline["wall_seconds"] if finished else None,
+        "rss_ratio_vs_pandas": pipeline["peak_rss_mb"] / baseline["peak_rss_mb"] if finished else None,
         "overhead_vs_floor": ingest_to_features / floor["seconds"],
         "like_for_like_seconds": like_for_like,
-        "like_for_like_speedup": baseline["seconds"] / like_for_like,
+        "like_for_like_speedup": baseline["seconds"] / like_for_like if finished else None,
         "incremental": incremental,
     }
 
@@ -256,10 +303,18 @@ def print_tables(results: list[dict], exponents: dict[str, float | None], startu
     print("-" * len(header))
     for r in results:
         p, b, f = r["pipeline"], r["baseline"], r["floor"]
+        finished = b["outcome"] == "finished"
+        ratios = (f"{r['speedup_vs_pandas']:>7.2f}x {r['rss_ratio_vs_pandas']:>9.2f}" if finished
+                  else f"{'pandas ' + b['outcome']:>18}")
         print(f"{r['size']:<4} {r['customers']:>10,} {r['order_lines']:>11,} {p['wall_seconds']:>10.2f} "
               f"{p['peak_rss_mb']:>8.0f} {b['wall_seconds']:>9.2f} {b['peak_rss_mb']:>8.0f} {f['seconds']:>8.2f} "
-              f"{f['peak_rss_mb']:>7.0f} {r['speedup_vs_pandas']:>7.2f}x {r['rss_ratio_vs_pandas']:>9.2f} "
+              f"{f['peak_rss_mb']:>7.0f} {ratios} "
               f"{r['ingest_to_features_seconds']:>17.2f} {r['overhead_vs_floor']:>7.2f}x")
+    for r in results:
+        if r["baseline"].get("memory_ceiling_gb"):
+            print(f"{r['size']}: the pandas script ran under a {r['baseline']['memory_ceiling_gb']} GB address-space "
+                  f"ceiling (RLIMIT_AS) and {r['baseline']['outcome']} after {r['baseline']['wall_seconds']:.0f} s; "
+                  f"disk: input {r['input_disk_mb']:,.0f} MB, pipeline warehouse {r['pipeline']['disk_mb']:,.0f} MB")
     print("speedup = pandas s / pipeline s; rss ratio = pipeline / pandas peak RSS; vs floor = ingest+features s "
           "(ingest, staging and features steps) / floor s")
     if exponents["wall"] is not None:
@@ -286,16 +341,19 @@ def print_tables(results: list[dict], exponents: dict[str, float | None], startu
     print("like for like: the pipeline's steps that do the baseline's work (" + ", ".join(LIKE_FOR_LIKE_STAGES)
           + ") against the baseline's own time (both without interpreter start-up)")
     for r in results:
+        if r["like_for_like_speedup"] is None:
+            print(f"  {r['size']}: pipeline {r['like_for_like_seconds']:.2f} s, baseline {r['baseline']['outcome']}")
+            continue
         print(f"  {r['size']}: pipeline {r['like_for_like_seconds']:.2f} s, baseline {r['baseline']['seconds']:.2f} s, "
               f"speedup {r['like_for_like_speedup']:.2f}x")
     print()
     print("baseline stages (s): " + "; ".join(
         f"{r['size']}: " + ", ".join(f"{k} {v:.2f}" for k, v in r["baseline"]["stages"].items())
-        + f" (k={r['baseline']['k']})" for r in results))
+        + f" (k={r['baseline']['k']})" for r in results if "stages" in r["baseline"]))
     print()
     print("nightly incremental (daily landing folders; a full refresh of every day but the last, then the last day)")
     print(f"{'size':<4} {'days':>5} {'full s':>8} {'one day s':>10} {'rss MB':>8} {'share':>7}")
-    for r in results:
+    for r in (r for r in results if r["incremental"]):
         i = r["incremental"]
         print(f"{r['size']:<4} {i['days']:>5} {i['full_wall_seconds']:>8.2f} {i['one_day_wall_seconds']:>10.2f} "
               f"{i['one_day_peak_rss_mb']:>8.0f} {i['incremental_share']:>6.1%}")
@@ -305,6 +363,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Benchmark the pipeline against pandas and the DuckDB floor.")
     parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=None, help="default: S M")
     parser.add_argument("--large", action="store_true", help="add size L (1M customers, ~10M order lines)")
+    parser.add_argument("--xl", action="store_true",
+                        help=f"add L and XL (10M customers, ~100M order lines; the pandas script under a "
+                             f"{XL_MEMORY_CEILING_GB} GB memory ceiling; needs tens of GB of disk and a long while)")
     parser.add_argument("--keep", action="store_true", help="keep the generated data and warehouses")
     parser.add_argument("--no-real-export", action="store_true",
                         help="skip the run on ../shared/data/online_retail_II_2009_2010.parquet")
@@ -320,9 +381,14 @@ def main() -> None:
                      args.last_day)
         return
 
+    # The bench writes every input file completely before a run reads it: no run may wait for files to settle
+    # (ingest.settle_seconds, 60 s by default, which would otherwise land inside the timed full refresh).
+    os.environ[SETTLE_VARIABLE] = "0"
     sizes = args.sizes or ["S", "M"]
-    if args.large and "L" not in sizes:
+    if (args.large or args.xl) and "L" not in sizes:
         sizes.append("L")
+    if args.xl and "XL" not in sizes:
+        sizes.append("XL")
     sizes = sorted(set(sizes), key=list(SIZES).index)
     root = Path(tempfile.mkdtemp(prefix="persona-bench-"))
     results = []
@@ -371,12 +437,34 @@ def main() -> None:
         print(f"real export {real_export['export']} ({real_export['source_rows']:,} lines, persona run): "
               f"{real_export['wall_seconds']:.1f} s, peak RSS {real_export['peak_rss_mb']:.0f} MB")
     print(f"results: {out.relative_to(ROOT)}")
-    medium = next((r for r in results if r["size"] == "M"), None)
-    if medium:
-        print(f"speedup_vs_pandas={medium['speedup_vs_pandas']:.2f} "
-              f"peak_rss_mb={medium['pipeline']['peak_rss_mb']:.0f} "
-              f"baseline_peak_rss_mb={medium['baseline']['peak_rss_mb']:.0f} "
-              f"overhead_vs_floor={medium['overhead_vs_floor']:.2f}")
+    for line in summary_lines(results):
+        print(line)
+
+
+def summary_lines(results: list[dict]) -> list[str]:
+    """The last lines of `make bench`, one per size that ran: M's (the original targets), L's (issue 23: speed and
+    memory against the pandas script, the night's share of a full refresh) and XL's (wall, peak RSS, and how the
+    pandas script under the same memory ceiling ended)."""
+    by_size = {r["size"]: r for r in results}
+    lines = []
+    if "M" in by_size:
+        medium = by_size["M"]
+        lines.append(f"speedup_vs_pandas={medium['speedup_vs_pandas']:.2f} "
+                     f"peak_rss_mb={medium['pipeline']['peak_rss_mb']:.0f} "
+                     f"baseline_peak_rss_mb={medium['baseline']['peak_rss_mb']:.0f} "
+                     f"overhead_vs_floor={medium['overhead_vs_floor']:.2f}")
+    if "L" in by_size:
+        large = by_size["L"]
+        lines.append(f"l_speedup_vs_pandas={large['speedup_vs_pandas']:.2f} "
+                     f"l_peak_rss_mb={large['pipeline']['peak_rss_mb']:.0f} "
+                     f"l_baseline_peak_rss_mb={large['baseline']['peak_rss_mb']:.0f} "
+                     f"night_share={large['incremental']['incremental_share']:.3f}")
+    if "XL" in by_size:
+        huge = by_size["XL"]
+        lines.append(f"xl_wall_s={huge['pipeline']['wall_seconds']:.0f} "
+                     f"xl_peak_rss_mb={huge['pipeline']['peak_rss_mb']:.0f} "
+                     f"xl_baseline={huge['baseline']['outcome']}")
+    return lines
 
 
 if __name__ == "__main__":
