@@ -51,6 +51,7 @@ def raw_orders_suite(config: SourceConfig, window: DayWindow | None = None) -> S
         frame_sql=f"SELECT {', '.join([*RAW_META, *dict.fromkeys([*keys, checked])])} "
                   f"FROM {rows_of('raw.orders', window)}",
         params=window_params(window),
+        days=window,
         partition_key=ROW_KEY,
         schema_expectations=[
             expectation(E.ExpectTableColumnsToMatchSet, CRITICAL,
@@ -143,6 +144,7 @@ def staging_orders_suite(config: SourceConfig, checked_at: datetime, window: Day
         frame_sql="SELECT order_id, customer_id, epoch(order_ts) AS order_ts_epoch, payment_method, order_amount, "
                   f"n_lines FROM {rows_of('staging.orders', window)}",
         params=window_params(window),
+        days=window,
         partition_key=["order_id"],
         expectations=[
             expectation(E.ExpectTableRowCountToBeBetween, CRITICAL, min_value=1),
@@ -178,6 +180,7 @@ def staging_order_lines_suite(config: SourceConfig, window: DayWindow | None = N
         frame_sql=f"SELECT order_id, category, {identity_sql}, quantity, amount "
                   f"FROM {rows_of('staging.order_lines', window)}",
         params=window_params(window),
+        days=window,
         partition_key=["order_id"],
         expectations=[
             expectation(E.ExpectCompoundColumnsToBeUnique, CRITICAL, column_list=identity),

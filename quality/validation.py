@@ -23,7 +23,8 @@ import great_expectations.execution_engine.pandas_execution_engine as gx_pandas_
 import pandas as pd
 import pyarrow as pa
 
-from pipelines.core.sql import quote_identifier
+from pipelines.core.partitions import DayWindow
+from pipelines.core.sql import quote_identifier, table_columns, table_exists
 
 # GX fingerprints every in-memory batch smaller than HASH_THRESHOLD bytes by hashing all of its values, only to
 # label the batch; it validates nothing. On a 2M-row batch that hashing took 0.8 s of a 1 s validation, so we set
@@ -49,6 +50,8 @@ class SuiteSpec:
     # Expectations about the table's columns, checked once on its schema (`SELECT * ... LIMIT 0`), so the row
     # batches need to carry only the columns the row expectations read.
     schema_expectations: list[gx.expectations.Expectation] = field(default_factory=list)
+    # The landing days whose rows frame_sql selects (a daily source's orders); None: the whole table.
+    days: DayWindow | None = None
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,9 @@ def _select_list(con: duckdb.DuckDBPyConnection, spec: SuiteSpec) -> str:
 
 
 def _batches(con: duckdb.DuckDBPyConnection, spec: SuiteSpec, batch_rows: int):
-    rows = con.execute(f"SELECT count(*) FROM {spec.table}").fetchone()[0]
+    # The rows the suite validates (a daily run's days), not the whole table: counting the table split one night's
+    # 58k order lines at 1M customers into 5 batches, each a GX validation of its own with the scan repeated.
+    rows = con.execute(f"SELECT count(*) FROM ({spec.frame_sql})", spec.params).fetchone()[0]
     count = max(1, math.ceil(rows / batch_rows))
     key = ", ".join(spec.partition_key)
     selected = _select_list(con, spec)
@@ -251,23 +256,96 @@ def validate_suite(con: duckdb.DuckDBPyConnection, spec: SuiteSpec, batch_rows: 
     return outcomes + [_combine(per_expectation[key], batches, spec) for key in order]
 
 
+RESULT_COLUMNS = ["run_id", "suite", "table_name", "expectation", "column_name", "severity", "success",
+                  "observed_value", "element_count", "unexpected_count", "unexpected_percent", "batches",
+                  "validated_at", "first_day", "last_day"]
+
+
 def ensure_results_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("""CREATE TABLE IF NOT EXISTS quality.validation_results (
         run_id VARCHAR, suite VARCHAR, table_name VARCHAR, expectation VARCHAR, column_name VARCHAR,
         severity VARCHAR, success BOOLEAN, observed_value VARCHAR, element_count BIGINT, unexpected_count BIGINT,
-        unexpected_percent DOUBLE, batches INTEGER, validated_at TIMESTAMP)""")
+        unexpected_percent DOUBLE, batches INTEGER, validated_at TIMESTAMP, first_day DATE, last_day DATE)""")
+    # Warehouses created before outcomes named their days get the columns (NULL in their older rows).
+    present = table_columns(con, "quality.validation_results")
+    for column in ("first_day", "last_day"):
+        if column not in present:
+            con.execute(f"ALTER TABLE quality.validation_results ADD COLUMN {column} DATE")
 
 
-def store_outcomes(con: duckdb.DuckDBPyConnection, run_id: str, suite: str, outcomes: list[ExpectationOutcome]) -> None:
+def store_outcomes(con: duckdb.DuckDBPyConnection, run_id: str, suite: str, outcomes: list[ExpectationOutcome],
+                   days: DayWindow | None = None) -> None:
+    """This run's outcomes of `suite`; `days`: the landing days whose rows it validated (None: the whole table)."""
     ensure_results_table(con)
     validated_at = datetime.now(UTC).replace(tzinfo=None)
     con.execute("DELETE FROM quality.validation_results WHERE run_id = ? AND suite = ?", [run_id, suite])
+    first, last = (days.first, days.last) if days else (None, None)
     if outcomes:
         con.executemany(
-            "INSERT INTO quality.validation_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO quality.validation_results ({', '.join(RESULT_COLUMNS)}) "
+            f"VALUES ({', '.join('?' for _ in RESULT_COLUMNS)})",
             [[run_id, o.suite, o.table, o.expectation, o.column, o.severity, o.success, o.observed_value,
-              o.element_count, o.unexpected_count, o.unexpected_percent, o.batches, validated_at] for o in outcomes],
+              o.element_count, o.unexpected_count, o.unexpected_percent, o.batches, validated_at, first, last]
+             for o in outcomes],
         )
+
+
+VALIDATED_DAYS = "quality.validated_days"
+
+
+def ensure_validated_days_table(con: duckdb.DuckDBPyConnection, day_suites: list[str] | None = None) -> None:
+    """Create quality.validated_days. In a warehouse that loaded days before the table existed, each loaded day
+    (raw.source_files) is attributed to the run that read its files, which validated its rows with every
+    `day_suites` suite: that run's outcomes, when it stored them."""
+    exists = table_exists(con, VALIDATED_DAYS)
+    con.execute(f"""CREATE TABLE IF NOT EXISTS {VALIDATED_DAYS} (
+        suite VARCHAR, day DATE, run_id VARCHAR, validated_at TIMESTAMP, passed BOOLEAN,
+        failed_expectations INTEGER, failed_critical INTEGER)""")
+    if exists or not day_suites or not table_exists(con, "raw.source_files"):
+        return
+    ensure_results_table(con)
+    con.execute(f"""
+        INSERT INTO {VALIDATED_DAYS}
+        WITH days AS (SELECT partition_date AS day, max(run_id) AS run_id FROM raw.source_files
+                      WHERE input = 'orders' AND partition_date IS NOT NULL GROUP BY ALL)
+        SELECT r.suite, d.day, d.run_id, min(r.validated_at), bool_and(r.success),
+               count(*) FILTER (WHERE NOT r.success),
+               count(*) FILTER (WHERE NOT r.success AND r.severity = '{CRITICAL}')
+        FROM days d JOIN quality.validation_results r ON r.run_id = d.run_id
+        WHERE r.suite IN (SELECT unnest(?::VARCHAR[]))
+        GROUP BY ALL""", [day_suites])
+
+
+def record_validated_days(con: duckdb.DuckDBPyConnection, run_id: str, suite: str, days: DayWindow,
+                          outcomes: list[ExpectationOutcome], loaded: list) -> None:
+    """This run validated the rows of `days` with `suite`: those of the `loaded` days (the landing days the table
+    holds) now point at its outcomes; a day loaded again is validated again, and its earlier entry replaced."""
+    ensure_validated_days_table(con)
+    failed = sum(not o.success for o in outcomes)
+    critical = sum(not o.success and o.severity == CRITICAL for o in outcomes)
+    con.execute(f"DELETE FROM {VALIDATED_DAYS} WHERE suite = ? AND day BETWEEN ? AND ?",
+                [suite, days.first, days.last])
+    validated = [day for day in loaded if days.first <= day <= days.last]
+    con.execute(f"""INSERT INTO {VALIDATED_DAYS}
+                    SELECT ?, day, ?, current_timestamp, ?, ?, ? FROM (SELECT unnest(?::DATE[]) AS day)""",
+                [suite, run_id, failed == 0, failed, critical, validated])
+
+
+def kept_days(con: duckdb.DuckDBPyConnection, suite: str, days: DayWindow, loaded: list) -> dict:
+    """What the gate keeps for the loaded days outside this run's `days`: how many, validated by which runs, and
+    how many of them had a failed expectation (each day's outcomes are in quality.validation_results under the run
+    that validated it). `loaded`: the landing days the table holds."""
+    ensure_validated_days_table(con)
+    others = [day for day in loaded if not days.first <= day <= days.last]
+    rows = con.execute(f"""SELECT run_id, count(*), count(*) FILTER (WHERE NOT passed) FROM {VALIDATED_DAYS}
+                           WHERE suite = ? AND day IN (SELECT unnest(?::DATE[])) GROUP BY run_id
+                           ORDER BY min(day)""", [suite, others]).fetchall()
+    kept = sum(n for _, n, _ in rows)
+    return {"days_validated_by_this_run": f"{days.first}..{days.last}" if days.first != days.last else str(days.first),
+            "days_kept_from_earlier_runs": kept,
+            "kept_days_by_run": {run: n for run, n, _ in rows},
+            "kept_days_with_failed_expectations": sum(f for _, _, f in rows),
+            "loaded_days_without_outcomes": len(others) - kept}
 
 
 def suite_digest(spec: SuiteSpec) -> str:

@@ -65,6 +65,48 @@ GROUP BY customer_id
 """
 
 
+SUMMARIES_SQL = """
+WITH days AS (
+    SELECT customer_id, date_trunc('day', order_ts) AS day, sum(order_amount) AS spend
+    FROM {orders}
+    WHERE order_ts < $data_end AND order_ts IS NOT NULL
+    GROUP BY ALL
+),
+per_customer AS (
+    SELECT customer_id, count(*) AS n_days, count(*) FILTER (WHERE day < $eval_cutoff) AS n_past,
+           min(day) AS first_day, max(day) AS last_day, max(day) FILTER (WHERE day < $eval_cutoff) AS last_past,
+           sum(spend) AS spend, sum(spend) FILTER (WHERE day < $eval_cutoff) AS past_spend,
+           arg_min(spend, day) AS first_spend, sum(spend) FILTER (WHERE day >= $eval_cutoff) AS window_spend
+    FROM days GROUP BY customer_id
+)
+SELECT customer_id, n_past, n_days - n_past AS window_days, window_spend::DOUBLE AS window_spend,
+       (n_days - 1)::DOUBLE AS frequency, date_diff('day', first_day, last_day)::DOUBLE AS recency,
+       date_diff('day', first_day, $data_end::TIMESTAMP)::DOUBLE AS t,
+       ((spend - first_spend) / nullif(n_days - 1, 0))::DOUBLE AS monetary,
+       (n_past - 1)::DOUBLE AS past_frequency, date_diff('day', first_day, last_past)::DOUBLE AS past_recency,
+       date_diff('day', first_day, $eval_cutoff::TIMESTAMP)::DOUBLE AS past_t,
+       ((past_spend - first_spend) / nullif(n_past - 1, 0))::DOUBLE AS past_monetary
+FROM per_customer
+"""
+
+
+def rfm_summaries(con: duckdb.DuckDBPyConnection, eval_cutoff: datetime, data_end: datetime,
+                  orders: str = "staging.orders") -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """What a run reads, from one pass over the orders: rfm_summary(data_end), rfm_summary(eval_cutoff) and
+    window_purchases(eval_cutoff, data_end), the same rows. Three passes (each grouping every order by customer
+    and day) took 2.4-3.6 s at 1M customers, this one 40% less."""
+    every = con.execute(SUMMARIES_SQL.format(orders=orders),
+                        {"eval_cutoff": eval_cutoff, "data_end": data_end}).pl().sort("customer_id")
+    columns = ["frequency", "recency", "t", "monetary"]
+    summary = every.select("customer_id", *columns)
+    past = every.filter(pl.col("n_past") > 0).select(
+        "customer_id", *(pl.col(f"past_{c}").alias(c) for c in columns))
+    window = every.filter(pl.col("window_days") > 0).select(
+        "customer_id", pl.col("window_days").cast(pl.Float64).alias("actual_purchases"),
+        pl.col("window_spend").alias("actual_spend"))
+    return summary, past, window
+
+
 def rfm_summary(con: duckdb.DuckDBPyConnection, cutoff: datetime, orders: str = "staging.orders") -> pl.DataFrame:
     """customer_id, frequency, recency, t, monetary as of `cutoff` (midnight), for every customer with an order
     before it, sorted by customer_id."""
@@ -135,22 +177,32 @@ def gamma_gamma_gradient(params: np.ndarray, x: np.ndarray, m: np.ndarray) -> np
 
 def _compress(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     """The distinct rows of the columns and how often each occurs: a million customers have far fewer distinct
-    summaries (whole days), so each likelihood evaluation costs a fraction."""
-    stacked = np.column_stack(columns)
-    distinct, counts = np.unique(stacked, axis=0, return_counts=True)
-    return [distinct[:, i] for i in range(distinct.shape[1])], counts.astype(np.float64)
+    summaries (whole days), so each likelihood evaluation costs a fraction.
+
+    The same rows, order and counts as np.unique(axis=0, return_counts=True), which compares rows as structured
+    values one by one: a lexsort of the numeric columns and a comparison with the previous row instead took the
+    four compressions of a night at 1M customers from 4.1 s to a fraction of a second."""
+    if len(columns[0]) == 0:
+        return [np.asarray(c, dtype=np.float64) for c in columns], np.zeros(0)
+    order = np.lexsort(columns[::-1])  # lexsort's last key is the primary one
+    ordered = [np.asarray(c)[order] for c in columns]
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = np.logical_or.reduce([c[1:] != c[:-1] for c in ordered])
+    first = np.flatnonzero(starts)
+    counts = np.diff(np.append(first, len(order)))
+    return [c[first] for c in ordered], counts.astype(np.float64)
 
 
-def _maximise(log_likelihood: callable, gradient: callable, weights: np.ndarray, start: np.ndarray) -> np.ndarray:
-    """Maximise the weighted mean log-likelihood over positive parameters: L-BFGS-B on their logarithms, with the
-    analytic gradient (d/d log theta = theta d/d theta)."""
-    total = weights.sum()
+def _maximise(totals: callable, weight: float, start: np.ndarray) -> np.ndarray:
+    """Maximise the mean log-likelihood over positive parameters: L-BFGS-B on their logarithms, with the analytic
+    gradient (d/d log theta = theta d/d theta). `totals(params)` gives the summed log-likelihood and its gradient,
+    `weight` the number of customers they add up."""
 
     def negative(log_params: np.ndarray) -> tuple[float, np.ndarray]:
         params = np.exp(log_params)
         with np.errstate(all="ignore"):
-            value = -(weights * log_likelihood(params)).sum() / total
-            grad = -(gradient(params) @ weights) / total * params
+            value, grad = totals(params)
+            value, grad = -value / weight, -np.asarray(grad) / weight * params
         if not (np.isfinite(value) and np.isfinite(grad).all()):
             return 1e300, np.zeros_like(log_params)
         return value, grad
@@ -165,16 +217,49 @@ def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, t: np.ndarray) -> np.ndarray:
     (cx, ctx, ct), weights = _compress(x, t_x, t)
     # alpha starts near the mean customer age over purchases per customer: the rate's scale in days.
     alpha0 = max(float(np.mean(t)) / max(float(np.mean(x)) + 1.0, 1.0), 1.0)
-    return _maximise(lambda params: bgnbd_log_likelihood(params, cx, ctx, ct),
-                     lambda params: bgnbd_gradient(params, cx, ctx, ct), weights, np.array([1.0, alpha0, 1.0, 1.0]))
+    return _maximise(lambda params: ((weights * bgnbd_log_likelihood(params, cx, ctx, ct)).sum(),
+                                     bgnbd_gradient(params, cx, ctx, ct) @ weights),
+                     weights.sum(), np.array([1.0, alpha0, 1.0, 1.0]))
+
+
+def gamma_gamma_totals(x: np.ndarray, m: np.ndarray) -> callable:
+    """(p, q, v) -> the Gamma-Gamma log-likelihood summed over the buyers and its gradient: the sums of
+    gamma_gamma_log_likelihood and gamma_gamma_gradient, regrouped. Mean spends are nearly all distinct, so
+    compressing rows saves nothing; but every term except ln(x m + v) depends on x alone, or on m only through a
+    sum per x fixed before the fit, so one evaluation takes one logarithm and one division per buyer instead of
+    three log-gamma, three digamma and five logarithms (1.3 s of the two fits of a night at 1M customers)."""
+    ux, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    n = counts.astype(np.float64)
+    log_m = np.log(m)
+    sum_log_m = np.bincount(inverse, weights=log_m, minlength=len(ux))  # sum of ln m per x
+    log_ux = np.log(ux)
+    fixed_p = float((ux * sum_log_m).sum() + (n * ux * log_ux).sum())  # d/dp terms that need no parameter
+    fixed = float(sum_log_m.sum())
+    xm = x * m
+    total = float(n.sum())
+
+    def totals(params: np.ndarray) -> tuple[float, np.ndarray]:
+        p, q, v = params
+        px = p * ux
+        log_xmv = np.log(xm + v)
+        x_log_xmv, sum_log_xmv = float(x @ log_xmv), float(log_xmv.sum())
+        value = ((n * (special.gammaln(px + q) - special.gammaln(px))).sum() + total * (q * np.log(v)
+                 - special.gammaln(q)) + (px * sum_log_m).sum() - fixed + p * (n * ux * log_ux).sum()
+                 - p * x_log_xmv - q * sum_log_xmv)
+        psi_pxq = special.digamma(px + q)
+        grad = np.array([
+            (n * ux * (psi_pxq - special.digamma(px))).sum() + fixed_p - x_log_xmv,
+            (n * psi_pxq).sum() - total * special.digamma(q) + total * np.log(v) - sum_log_xmv,
+            total * q / v - float(((p * x + q) / (xm + v)).sum()),
+        ])
+        return value, grad
+
+    return totals
 
 
 def fit_gamma_gamma(x: np.ndarray, m: np.ndarray) -> np.ndarray:
     """Maximum-likelihood (p, q, v) over repeat buyers (x > 0) with a positive mean spend m."""
-    (cx, cm), weights = _compress(x, m)
-    return _maximise(lambda params: gamma_gamma_log_likelihood(params, cx, cm),
-                     lambda params: gamma_gamma_gradient(params, cx, cm), weights,
-                     np.array([1.0, 2.0, max(float(np.mean(m)), 1e-6)]))
+    return _maximise(gamma_gamma_totals(x, m), float(len(x)), np.array([1.0, 2.0, max(float(np.mean(m)), 1e-6)]))
 
 
 def expected_purchases(params: np.ndarray, horizon: float, x: np.ndarray, t_x: np.ndarray,
@@ -313,20 +398,21 @@ def clv_eval_window(data_start: datetime, data_end: datetime, eval_days: int,
 
 
 def evaluate_customer_value(con: duckdb.DuckDBPyConnection, eval_cutoff: datetime, data_end: datetime,
-                            orders: str = "staging.orders") -> tuple[dict, pl.DataFrame] | str:
+                            orders: str = "staging.orders",
+                            read: tuple[pl.DataFrame, pl.DataFrame] | None = None) -> tuple[dict, pl.DataFrame] | str:
     """Fit on the orders before `eval_cutoff`, predict the purchases of [eval_cutoff, data_end) for every customer
     who bought before it, and compare with what they did: Spearman's correlation (also for the naive ranking by
     past purchase rate, (x + 1) / T), totals, and the decile table. The reason instead when the model cannot be
-    fitted on the past."""
+    fitted on the past. `read`: the past summary and the window's purchases, when rfm_summaries read them."""
     started = time.perf_counter()
-    past = rfm_summary(con, eval_cutoff, orders)
+    past = rfm_summary(con, eval_cutoff, orders) if read is None else read[0]
     reason = unfit_reason(past)
     if reason:
         return f"before the evaluation cutoff: {reason}"
     model = fit_customer_value(past)
     window = (data_end - eval_cutoff).days
     predicted = score_customer_value(model, past, window)
-    actual = window_purchases(con, eval_cutoff, data_end, orders)
+    actual = window_purchases(con, eval_cutoff, data_end, orders) if read is None else read[1]
     judged = (predicted.join(actual, on="customer_id", how="left")
               .with_columns(pl.col("actual_purchases", "actual_spend").fill_null(0.0)))
     deciles = decile_table(judged)
@@ -345,11 +431,12 @@ def evaluate_customer_value(con: duckdb.DuckDBPyConnection, eval_cutoff: datetim
 
 
 def publish_customer_value(con: duckdb.DuckDBPyConnection, data_end: datetime, horizon_days: int,
-                           orders: str = "staging.orders") -> tuple[dict, pl.DataFrame] | str:
+                           orders: str = "staging.orders",
+                           summary: pl.DataFrame | None = None) -> tuple[dict, pl.DataFrame] | str:
     """Fit on every order and predict the next `horizon_days` days as of `data_end`: the run's figures (fitted
     parameters, customers, seconds) and the per-customer scores, or the reason it cannot be fitted."""
     started = time.perf_counter()
-    summary = rfm_summary(con, data_end, orders)
+    summary = rfm_summary(con, data_end, orders) if summary is None else summary
     reason = unfit_reason(summary)
     if reason:
         return reason

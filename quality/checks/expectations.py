@@ -1,10 +1,16 @@
-"""The Great Expectations gate as an asset: quality/validation_results and quality/validated_inputs.
+"""The Great Expectations gate as an asset: quality/validation_results, quality/validated_inputs and
+quality/validated_days.
 
 One suite per raw and staging table, validated after staging has run (staging still runs for a broken export and
 writes its quarantine and audit rows, which say what is wrong). Each suite's outcome is one blocking asset check
 (`<suite>_expectations`) on quality/validation_results: a failed critical expectation fails the step with ERROR
 severity, which stops every asset downstream of the validation results (features/customer_features and all after
 it, publishing included); a failed warning is reported with WARN severity and does not.
+
+A daily source's order suites validate the rows of the run's days only; the other days keep the outcomes of the
+runs that validated them: quality.validated_days names that run per suite and day, quality.validation_results
+carries each outcome's first_day and last_day, and each check's metadata says which days this run validated and
+how many it kept from which runs.
 """
 
 from collections.abc import Callable
@@ -25,7 +31,10 @@ from quality.validation import (
     ExpectationOutcome,
     SuiteSpec,
     ensure_results_table,
+    ensure_validated_days_table,
     ensure_validated_inputs_table,
+    kept_days,
+    record_validated_days,
     record_validated_input,
     reuse_outcomes,
     store_outcomes,
@@ -35,6 +44,7 @@ from quality.validation import (
 
 VALIDATION_RESULTS = dg.AssetKey(["quality", "validation_results"])
 VALIDATED_INPUTS = dg.AssetKey(["quality", "validated_inputs"])
+VALIDATED_DAYS = dg.AssetKey(["quality", "validated_days"])
 
 # (config, check time, the run's days for a daily source) -> the suite bound to the rows it validates
 SuiteBuilder = Callable[[SourceConfig, datetime, DayWindow | None], SuiteSpec]
@@ -72,9 +82,10 @@ def describe_failures(outcomes: list[ExpectationOutcome]) -> str:
 
 
 def suite_check_result(outcomes: list[ExpectationOutcome], reused_from: str | None = None,
-                       suite_name: str | None = None) -> dg.AssetCheckResult:
+                       suite_name: str | None = None, days: dict | None = None) -> dg.AssetCheckResult:
     """The check result of one suite: a failed critical expectation is an ERROR (it blocks), a failed warning
-    alone a WARN. `suite_name` names the check (`<suite>_expectations` on quality/validation_results)."""
+    alone a WARN. `suite_name` names the check (`<suite>_expectations` on quality/validation_results); `days`, for
+    a suite over a daily source's days, which days this run validated and which it keeps (kept_days)."""
     critical_failed = [o for o in outcomes if not o.success and o.severity == CRITICAL]
     rows = [{"expectation": o.expectation, "column": o.column, "severity": o.severity, "success": o.success,
              "unexpected": o.unexpected_count, "observed": o.observed_value} for o in outcomes]
@@ -91,6 +102,8 @@ def suite_check_result(outcomes: list[ExpectationOutcome], reused_from: str | No
             "batches": outcomes[0].batches if outcomes else 0,
             "results": dg.MetadataValue.md(preview_markdown(pl.DataFrame(rows), rows=len(rows))),
             "reused_from_run": reused_from or "none (validated by this run)",
+            **({} if days is None else {k: dg.MetadataValue.json(v) if isinstance(v, dict) else v
+                                        for k, v in days.items()}),
         },
     )
 
@@ -114,23 +127,38 @@ def validate(context: dg.AssetExecutionContext, con: duckdb.DuckDBPyConnection, 
         context.log.info(f"{spec.table} is unchanged since run {reused[0]} validated it; outcomes reused")
         return suite_check_result(reused[1], reused_from=reused[0], suite_name=suite_name)
     outcomes = validate_suite(con, spec, config.quality.validation_batch_rows)
-    store_outcomes(con, run_id, suite_name, outcomes)
+    store_outcomes(con, run_id, suite_name, outcomes, spec.days)
     if fingerprint:
         record_validated_input(con, run_id, suite_name, fingerprint)
-    return suite_check_result(outcomes, suite_name=suite_name)
+    days = None
+    if spec.days is not None:
+        # A daily run validates the rows of its days; the other loaded days keep the outcomes of the runs that
+        # validated them (quality.validated_days), which the check's metadata names.
+        loaded = [row[0] for row in con.execute(
+            f"SELECT DISTINCT _partition_date FROM {spec.table} WHERE _partition_date IS NOT NULL").fetchall()]
+        record_validated_days(con, run_id, suite_name, spec.days, outcomes, loaded)
+        days = kept_days(con, suite_name, spec.days, loaded)
+    return suite_check_result(outcomes, suite_name=suite_name, days=days)
 
 
 VALIDATION_SPECS = [
     dg.AssetSpec(VALIDATION_RESULTS, group_name="quality", kinds={"duckdb", "great_expectations"}, deps=VALIDATED,
                  description="One row per run, suite and expectation (grain: run_id, suite, expectation, "
                              "column_name): severity (critical blocks, warning reports), success, observed value, "
-                             "unexpected count and share, batches, validated_at. Outcomes reused from an earlier "
+                             "unexpected count and share, batches, validated_at, and first_day..last_day: the "
+                             "landing days whose rows were validated (NULL: the whole table). Outcomes reused from "
+                             "an earlier "
                              "run (unchanged snapshot rows) are copied under this run's id with their original "
                              "validation time."),
     dg.AssetSpec(VALIDATED_INPUTS, group_name="quality", kinds={"duckdb"}, deps=VALIDATED,
                  description="One row per run and snapshot suite (grain: run_id, suite): the fingerprint of the "
                              "rows validated (snapshot load and suite digest), by which a later run reuses the "
                              "outcomes of unchanged rows."),
+    dg.AssetSpec(VALIDATED_DAYS, group_name="quality", kinds={"duckdb"}, deps=VALIDATED,
+                 description="One row per suite and landing day of a daily source (grain: suite, day): the run "
+                             "whose outcomes in quality.validation_results cover the day's rows, when, whether "
+                             "they passed, failed expectations (critical). A run validates the rows of its own "
+                             "days and keeps the other days' outcomes; empty for a snapshot source."),
 ]
 
 VALIDATION_CHECKS = [
@@ -148,19 +176,26 @@ def validation_tables(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     and reports one blocking check per suite."""
     config = source.load()
     run_id = context.run.run_id
+    window = window_from_tags(context.run.tags) if config.daily else None
     with warehouse.connect() as con:
-        # Both tables exist after every run, also when no suite validated a snapshot (nothing to reuse).
+        # The tables exist after every run, also when no suite validated a snapshot (nothing to reuse).
         ensure_results_table(con)
         ensure_validated_inputs_table(con)
+        # The suites over a daily source's days (the others validate whole tables).
+        ensure_validated_days_table(con, [name for name, build in SUITES.items()
+                                          if config.daily and build(config, datetime.now(), window).days])
         results = [validate(context, con, config, name, build) for name, build in SUITES.items()]
         stored = {table: con.execute(f"SELECT count(*) FILTER (WHERE run_id = ?), count(*) FROM {table}",
                                      [run_id]).fetchone()
-                  for table in ("quality.validation_results", "quality.validated_inputs")}
+                  for table in ("quality.validation_results", "quality.validated_inputs", "quality.validated_days")}
     this_run, total = stored["quality.validation_results"]
     yield dg.MaterializeResult(asset_key=VALIDATION_RESULTS, metadata={
         "dagster/row_count": total, "rows_this_run": this_run,
         "failed_suites": dg.MetadataValue.json(sorted(r.check_name for r in results if not r.passed))})
     this_run, total = stored["quality.validated_inputs"]
     yield dg.MaterializeResult(asset_key=VALIDATED_INPUTS, metadata={
+        "dagster/row_count": total, "rows_this_run": this_run})
+    this_run, total = stored["quality.validated_days"]
+    yield dg.MaterializeResult(asset_key=VALIDATED_DAYS, metadata={
         "dagster/row_count": total, "rows_this_run": this_run})
     yield from results

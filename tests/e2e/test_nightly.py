@@ -223,6 +223,25 @@ def test_incremental_run_loads_only_the_new_day_and_matches_a_full_load(daily_ru
                             "AND element_count IS NOT NULL ORDER BY 1", [result.run_id])
     new_lines = query(work, "SELECT count(*) FROM staging.order_lines WHERE _partition_date = ?", [DAYS[-1]])[0][0]
     assert validated == [("raw_orders", new_rows), ("staging_order_lines", new_lines)]
+    # Its outcomes name the day they cover; the earlier days keep the outcomes of the runs that validated them,
+    # and the gate's table and checks say which run validated which day.
+    assert query(work, "SELECT DISTINCT suite, first_day, last_day FROM quality.validation_results WHERE run_id = ? "
+                       "AND first_day IS NOT NULL ORDER BY 1", [result.run_id]) == \
+        [(suite, DAYS[-1], DAYS[-1]) for suite in ("raw_orders", "staging_order_lines", "staging_orders")]
+    by_day = query(work, "SELECT day, run_id, passed FROM quality.validated_days WHERE suite = 'raw_orders' "
+                         "ORDER BY day")
+    assert [day for day, _, _ in by_day] == DAYS and all(passed for _, _, passed in by_day)
+    assert [day for day, run, _ in by_day if run == result.run_id] == [DAYS[-1]]
+    for day, run, _ in by_day[:-1]:  # each earlier day: the run that loaded it last, whose outcomes name it
+        assert query(work, "SELECT count(*) > 0 FROM quality.validation_results WHERE run_id = ? AND suite = "
+                           "'raw_orders' AND (first_day IS NULL OR ? BETWEEN first_day AND last_day)",
+                     [run, day]) == [(True,)]
+    check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "raw_orders_expectations")
+    metadata = {key: value.value for key, value in check.metadata.items()}
+    assert metadata["days_validated_by_this_run"] == str(DAYS[-1])
+    assert metadata["days_kept_from_earlier_runs"] == len(DAYS) - 1
+    assert sum(metadata["kept_days_by_run"].values()) == len(DAYS) - 1
+    assert metadata["loaded_days_without_outcomes"] == 0
 
     # A full load of all eight days in one run gives exactly the same staged rows and customers.
     full = tmp_path / "full" / "warehouse.duckdb"

@@ -27,6 +27,7 @@ from assets.predict.clv import (
     fit_gamma_gamma,
     gamma_gamma_log_likelihood,
     probability_alive,
+    rfm_summaries,
     rfm_summary,
     spearman,
     window_purchases,
@@ -178,8 +179,13 @@ def test_summary_counts_purchase_days_before_the_cutoff_by_hand():
         con.register("test_orders", orders)
         summary = rfm_summary(con, CUTOFF, orders="test_orders")
         window = window_purchases(con, CUTOFF, CUTOFF + 30 * DAY, orders="test_orders").sort("customer_id")
+        # The asset reads all three in one pass: the same rows.
+        end = CUTOFF + 30 * DAY
+        every, past, in_window = rfm_summaries(con, CUTOFF, end, orders="test_orders")
+        assert every.rows() == rfm_summary(con, end, orders="test_orders").rows()
     assert summary.rows() == [("A", 2.0, 35.0, 40.0, (25.0 + 60.0) / 2), ("B", 0.0, 0.0, 3.0, None)]
     assert window.rows() == [("A", 1.0, 999.0), ("C", 1.0, 5.0)]
+    assert past.rows() == summary.rows() and in_window.sort("customer_id").rows() == window.rows()
 
 
 def test_deciles_split_customers_by_prediction_and_spearman_ranks():

@@ -16,7 +16,7 @@ EXPECTED_ASSETS = {
     "staging/orders", "staging/order_lines", "staging/customers", "staging/products", "staging/changed_customers",
     "staging/customers_built_from",
     "quality/quarantine", "quality/load_audit", "quality/key_conflicts", "quality/removed_duplicates", "quality/source_runs",
-    "quality/validation_results", "quality/validated_inputs", "quality/outliers", "quality/missing_values",
+    "quality/validation_results", "quality/validated_inputs", "quality/validated_days", "quality/outliers", "quality/missing_values",
     "features/customer_features", "features/customer_order_stats",
     "model/customer_clusters", "model/segment_centers", "segments/model_runs",
     "segments/customer_segments", "segments/segment_profiles", "segments/segment_catalog",
