@@ -7,6 +7,9 @@ nightly runs and crash recovery, the report in headless Chromium, the corpus of 
 """
 
 import os
+import signal
+import subprocess
+import time
 from datetime import date
 from pathlib import Path
 
@@ -51,6 +54,30 @@ def files_settle_at_once():
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(SETTLE_VARIABLE, "0")
         yield
+
+
+def process_group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def assert_process_group_ends(group: int, timeout: float) -> None:
+    """Every process of the group (a server and the children it started) exits within `timeout` seconds; the
+    assertion lists the ones left."""
+    deadline = time.monotonic() + timeout
+    while process_group_alive(group) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not process_group_alive(group), subprocess.run(["ps", "-o", "pid,args", "-g", str(group)],
+                                                          capture_output=True, text=True).stdout
+
+
+def kill_process_group(group: int) -> None:
+    """Cleanup after a test whatever it asserted: nothing of the group outlives it."""
+    if process_group_alive(group):
+        os.killpg(group, signal.SIGKILL)
 
 
 def materialize_graph(

@@ -18,7 +18,7 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType, TickStatus
 
-from tests.conftest import REPO_ROOT, child_env
+from tests.conftest import REPO_ROOT, assert_process_group_ends, child_env, kill_process_group
 from tests.unit.test_deploy_units import (
     DAEMON_UNIT,
     ENV_EXAMPLE,
@@ -30,14 +30,6 @@ from tests.unit.test_deploy_units import (
 
 TICK_TIMEOUT_SECONDS = 150  # a minute to the next cron minute, plus loading the code location on a busy machine
 STOP_TIMEOUT_SECONDS = 60
-
-
-def _group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -105,12 +97,7 @@ def test_the_daemon_of_the_systemd_unit_records_a_nightly_refresh_tick_and_stops
 
         os.killpg(group, signal.SIGTERM)  # systemctl stop: SIGTERM to every process of the unit
         assert daemon.wait(timeout=STOP_TIMEOUT_SECONDS) == 0, _tail(log)
-        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-        while _group_alive(group) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert not _group_alive(group), subprocess.run(["ps", "-o", "pid,args", "-g", str(group)],
-                                                       capture_output=True, text=True).stdout
+        assert_process_group_ends(group, timeout=STOP_TIMEOUT_SECONDS)
     finally:
-        if _group_alive(group):
-            os.killpg(group, signal.SIGKILL)
+        kill_process_group(group)
         daemon.wait(timeout=STOP_TIMEOUT_SECONDS)

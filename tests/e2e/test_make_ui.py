@@ -6,15 +6,7 @@ import signal
 import subprocess
 import time
 
-from tests.conftest import REPO_ROOT, child_env
-
-
-def _group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    return True
+from tests.conftest import REPO_ROOT, assert_process_group_ends, child_env, kill_process_group
 
 
 def test_a_sigterm_to_make_ui_stops_every_dagster_process():
@@ -35,11 +27,6 @@ def test_a_sigterm_to_make_ui_stops_every_dagster_process():
         assert any("Serving dagster-webserver" in line for line in seen), "".join(seen[-20:])
         os.kill(ui.pid, signal.SIGTERM)
         ui.wait(timeout=60)  # make itself, reaped so that it is not counted as a zombie member of the group
-        deadline = time.monotonic() + 60
-        while _group_alive(group) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert not _group_alive(group), subprocess.run(["ps", "-o", "pid,args", "-g", str(group)],
-                                                       capture_output=True, text=True).stdout
+        assert_process_group_ends(group, timeout=60)
     finally:
-        if _group_alive(group):
-            os.killpg(group, signal.SIGKILL)
+        kill_process_group(group)

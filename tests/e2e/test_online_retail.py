@@ -103,3 +103,21 @@ def test_segments_are_actionable_and_predictions_no_worse_than_popularity(publis
     [(source, published_rate, popularity_rate)] = query(
         published, "SELECT published_source, published_hit_rate, popularity_hit_rate FROM predict.recommendation_eval")
     assert published_rate is not None and published_rate >= popularity_rate, source
+
+
+def test_the_example_audiences_hold_exactly_the_customers_their_rules_select(published):
+    """The audiences of examples/online_retail.yaml, on the real export: members equal the rules written out over
+    the published tables, and each has its size recorded for the run."""
+    members = {name: {customer for (customer,) in query(
+        published, "SELECT customer_id FROM segments.audiences WHERE audience = ?", [name])}
+        for name in ("christmas_buyers_at_risk", "high_value_wholesale")}
+    at_risk = {customer for (customer,) in query(published, """
+        SELECT customer_id FROM features.customer_features JOIN predict.churn_risk USING (customer_id)
+        WHERE cat_christmas > 0 AND churn_risk >= 0.5""")}
+    wholesale = {customer for (customer,) in query(published, """
+        SELECT customer_id FROM features.customer_features JOIN segments.customer_value_tiers USING (customer_id)
+        WHERE value_tier_key = 'high_value' AND customer_features.n_orders >= 5""")}
+    assert members == {"christmas_buyers_at_risk": at_risk, "high_value_wholesale": wholesale}
+    assert at_risk and wholesale
+    assert query(published, "SELECT audience, customers FROM segments.audience_history ORDER BY audience") == [
+        ("christmas_buyers_at_risk", len(at_risk)), ("high_value_wholesale", len(wholesale))]
