@@ -36,35 +36,8 @@ MIN_REPEAT_BUYERS = 20
 MIN_CUSTOMERS = 50
 MODEL_NAME = "BG/NBD (purchases) + Gamma-Gamma (spend), maximum likelihood (scipy L-BFGS-B)"
 
-SUMMARY_SQL = """
-WITH days AS (
-    SELECT customer_id, date_trunc('day', order_ts) AS day, sum(order_amount) AS spend
-    FROM {orders}
-    WHERE order_ts < $cutoff AND order_ts IS NOT NULL
-    GROUP BY ALL
-),
-per_customer AS (
-    SELECT customer_id, count(*) - 1 AS frequency,
-           date_diff('day', min(day), max(day)) AS recency,
-           date_diff('day', min(day), $cutoff::TIMESTAMP) AS t,
-           -- The repeat days' mean spend: every day but the first.
-           (sum(spend) - arg_min(spend, day)) / nullif(count(*) - 1, 0) AS monetary
-    FROM days GROUP BY customer_id
-)
-SELECT customer_id, frequency::DOUBLE AS frequency, recency::DOUBLE AS recency, t::DOUBLE AS t,
-       monetary::DOUBLE AS monetary
-FROM per_customer
-"""
-
-WINDOW_SQL = """
-SELECT customer_id, count(DISTINCT date_trunc('day', order_ts))::DOUBLE AS actual_purchases,
-       sum(order_amount)::DOUBLE AS actual_spend
-FROM {orders}
-WHERE order_ts >= $start AND order_ts < $end
-GROUP BY customer_id
-"""
-
-
+# Every customer's purchase-day summary as of the data end and as of the evaluation cutoff, and the held-out
+# window's purchases, in one pass over the orders (a purchase is a day with orders; its spend the day's total).
 SUMMARIES_SQL = """
 WITH days AS (
     SELECT customer_id, date_trunc('day', order_ts) AS day, sum(order_amount) AS spend
@@ -110,13 +83,13 @@ def rfm_summaries(con: duckdb.DuckDBPyConnection, eval_cutoff: datetime, data_en
 def rfm_summary(con: duckdb.DuckDBPyConnection, cutoff: datetime, orders: str = "staging.orders") -> pl.DataFrame:
     """customer_id, frequency, recency, t, monetary as of `cutoff` (midnight), for every customer with an order
     before it, sorted by customer_id."""
-    return con.execute(SUMMARY_SQL.format(orders=orders), {"cutoff": cutoff}).pl().sort("customer_id")
+    return rfm_summaries(con, cutoff, cutoff, orders)[0]
 
 
 def window_purchases(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime,
                      orders: str = "staging.orders") -> pl.DataFrame:
     """customer_id, actual_purchases (days with an order) and actual_spend in [start, end), for the buyers."""
-    return con.execute(WINDOW_SQL.format(orders=orders), {"start": start, "end": end}).pl()
+    return rfm_summaries(con, start, end, orders)[2]
 
 
 # --- BG/NBD ----------------------------------------------------------------------------------------------------------
