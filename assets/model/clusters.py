@@ -171,12 +171,14 @@ def model_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         if decision is None:
             # Actionability is judged on every feature of the sampled customers (a segment may stand out by a trait
             # it was not clustered on, as its name may), with the support the names need.
-            fitted_features = features.filter(pl.Series(fit_mask))
+            # Rows of the fitted customers by position, not a filtered copy of every feature (250 MB at 1M
+            # customers): only the sampled rows are ever judged.
+            fitted_rows = np.flatnonzero(fit_mask)
             support = NameSupport(segments.min_category_buyers_share, segments.min_segment_buyers,
                                   segments.min_profile_coverage_for_names)
 
             def judge(rows: np.ndarray, labels: np.ndarray):
-                return judge_actionability(fitted_features[rows], labels, support)
+                return judge_actionability(features[fitted_rows[rows]], labels, support)
 
             with threadpool_limits(limits=MODEL_THREADS):
                 candidates = score_candidates(fit_rows, settings, algorithm, judge)

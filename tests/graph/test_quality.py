@@ -22,6 +22,7 @@ from quality.validation import (
     CRITICAL,
     WARNING,
     SuiteSpec,
+    arrow_frame,
     expectation,
     query_frame,
     store_outcomes,
@@ -89,6 +90,32 @@ def test_batches_give_the_same_verdict_as_one_pass(orders_db):
     ]
 
 
+def test_batches_are_read_in_one_sorted_pass_across_stream_chunks(orders_db, monkeypatch):
+    """The batches come from one stream sorted by batch number: with 7-row chunks every batch spans many chunks and
+    chunks hold the ends of batches, yet each row lands in exactly the batch its key hashes to, once."""
+    from quality import validation
+
+    monkeypatch.setattr(validation, "STREAM_ROWS", 7)
+    spec = _spec()
+    frames = [frame for _, frame in validation._batches(orders_db, spec, batch_rows=1000)]
+    assert len(frames) == 6
+    expected = orders_db.execute(
+        "SELECT hash(order_id) % 6::UBIGINT AS batch, count(*), count(customer_id) FROM staging.orders GROUP BY 1 "
+        "ORDER BY 1").fetchall()
+    assert [(i, len(f), int(f["customer_id"].notna().sum())) for i, f in enumerate(frames)] == expected
+    assert sorted(o for f in frames for o in f["order_id"]) == sorted(
+        row[0] for row in orders_db.execute("SELECT order_id FROM staging.orders").fetchall())
+    # More batches than distinct keys: the numbers no key hashes to are empty frames with the suite's columns.
+    few = SuiteSpec(name="few", table="staging.orders", partition_key=["payment_method"],
+                    frame_sql="SELECT order_id, payment_method FROM staging.orders",
+                    expectations=[expectation(E.ExpectColumnValuesToBeInSet, CRITICAL, column="payment_method",
+                                              value_set=["CARD", "CASH"])])
+    sizes = [len(frame) for _, frame in validation._batches(orders_db, few, batch_rows=1000)]
+    assert len(sizes) == 6 and sum(sizes) == 5002 and sizes.count(0) >= 4
+    assert [(o.success, o.element_count, o.batches) for o in validate_suite(orders_db, few, batch_rows=1000)] == [
+        (True, 5002, 6)]
+
+
 def test_each_validated_batch_is_freed_before_the_next_is_read(orders_db, monkeypatch):
     """GX's objects around a batch form reference cycles; with Python's automatic collector off, only the suite's
     own collection frees the frames (at 1M customers they held 0.4-0.6 GB between steps)."""
@@ -97,13 +124,13 @@ def test_each_validated_batch_is_freed_before_the_next_is_read(orders_db, monkey
     alive_when_read = []
     batch_refs = []
 
-    def tracked_frame(con, sql, params=None):
+    def tracked_frame(con, table):
         alive_when_read.append(sum(ref() is not None for ref in batch_refs))
-        frame = query_frame(con, sql, params)
+        frame = arrow_frame(con, table)
         batch_refs.append(weakref.ref(frame))
         return frame
 
-    monkeypatch.setattr(validation, "query_frame", tracked_frame)
+    monkeypatch.setattr(validation, "arrow_frame", tracked_frame)
     gc.collect()
     gc.disable()
     try:
@@ -121,12 +148,12 @@ def test_gx_gets_only_the_columns_its_row_expectations_read(orders_db, monkeypat
 
     handed_over = []
 
-    def spy(con, sql, params=None):
-        frame = query_frame(con, sql, params)
+    def spy(con, table):
+        frame = arrow_frame(con, table)
         handed_over.append(list(frame.columns))
         return frame
 
-    monkeypatch.setattr(validation, "query_frame", spy)
+    monkeypatch.setattr(validation, "arrow_frame", spy)
     spec = _spec()  # its frame also selects order_amount, which no expectation reads
     read = ["order_id", "customer_id", "payment_method"]
     assert validation.row_columns(spec) == read
