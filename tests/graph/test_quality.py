@@ -30,6 +30,7 @@ from quality.validation import (
 )
 from tests.conftest import (
     EXAMPLES,
+    REPO_ROOT,
     materialize_graph,
     planted_outlier_inputs,
     query,
@@ -114,6 +115,46 @@ def test_batches_are_read_in_one_sorted_pass_across_stream_chunks(orders_db, mon
     assert len(sizes) == 6 and sum(sizes) == 5002 and sizes.count(0) >= 4
     assert [(o.success, o.element_count, o.batches) for o in validate_suite(orders_db, few, batch_rows=1000)] == [
         (True, 5002, 6)]
+
+
+def test_streamed_batches_count_a_real_export_exactly(tmp_path, monkeypatch):
+    """The online-retail export (525,461 lines nobody here generated; an invoice spans many lines, a quarter of the
+    lines have no customer): split into 11 batches read from one sorted stream in 4,096-row chunks, every
+    expectation counts what SQL counts over the whole file, and what validating it whole counts."""
+    from quality import validation
+
+    monkeypatch.setattr(validation, "STREAM_ROWS", 4096)
+    retail = REPO_ROOT.parent / "shared" / "data" / "online_retail_II_2009_2010.parquet"
+    if not retail.is_file():
+        pytest.fail(f"the online-retail export is expected at {retail} (../shared/data beside the repository)")
+    con = duckdb.connect(str(tmp_path / "retail.duckdb"))
+    con.execute("CREATE SCHEMA staging")
+    con.execute("CREATE TABLE staging.lines AS SELECT Invoice AS invoice, \"Customer ID\"::VARCHAR AS customer_id, "
+                "Country AS country, Quantity AS quantity FROM read_parquet($path)", {"path": str(retail)})
+    spec = SuiteSpec(
+        name="retail_lines", table="staging.lines", partition_key=["invoice"],
+        frame_sql="SELECT invoice, customer_id, country, quantity FROM staging.lines",
+        expectations=[expectation(E.ExpectColumnValuesToBeUnique, CRITICAL, column="invoice"),
+                      expectation(E.ExpectColumnValuesToNotBeNull, WARNING, column="customer_id"),
+                      expectation(E.ExpectColumnValuesToBeInSet, WARNING, column="country",
+                                  value_set=["United Kingdom"]),
+                      # A number column too: frames with one go through DuckDB's own conversion.
+                      expectation(E.ExpectColumnValuesToBeBetween, WARNING, column="quantity", min_value=1)])
+    lines, repeated, no_customer, abroad, returns = con.execute("""
+        SELECT count(*), count(*) FILTER (WHERE per_invoice > 1), count(*) - count(customer_id),
+               count(*) FILTER (WHERE country <> 'United Kingdom'), count(*) FILTER (WHERE quantity < 1)
+        FROM (SELECT *, count(*) OVER (PARTITION BY invoice) AS per_invoice FROM staging.lines)""").fetchone()
+    assert lines == 525_461 and repeated > 400_000 and no_customer > 100_000 and abroad > 0 and returns > 0
+    expected = [("expect_column_values_to_be_unique", lines, repeated),
+                ("expect_column_values_to_not_be_null", lines, no_customer),
+                ("expect_column_values_to_be_in_set", lines, abroad),
+                ("expect_column_values_to_be_between", lines, returns)]
+    batched = validate_suite(con, spec, batch_rows=50_000)
+    whole = validate_suite(con, spec, batch_rows=1_000_000)
+    assert {o.batches for o in batched} == {11} and {o.batches for o in whole} == {1}
+    assert [(o.expectation, o.element_count, o.unexpected_count) for o in batched] == expected
+    assert [(o.expectation, o.element_count, o.unexpected_count) for o in whole] == expected
+    con.close()
 
 
 def test_each_validated_batch_is_freed_before_the_next_is_read(orders_db, monkeypatch):
