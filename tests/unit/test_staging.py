@@ -3,6 +3,7 @@ line decides an order's attributes, and how repeated keys collapse or go to quar
 
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from assets.raw.mapping import stage_customers, stage_orders
@@ -73,6 +74,54 @@ def test_an_order_belongs_to_the_customer_of_its_first_line_in_file_order(tmp_pa
     assert "this line names customer C3" in quarantined[0][2]
     assert "order O3 belongs to customer C4 (its first line, row 4 of a.csv)" in quarantined[1][2]
     assert "this line names customer C5" in quarantined[1][2]
+
+
+def test_an_orders_payment_comes_from_its_first_line_and_its_totals_from_every_line(tmp_path):
+    warehouse = stage(tmp_path, {
+        "a.csv": [
+            "O2,C2,2026-03-02 12:00:00,beer,1,4,CASH,b1",
+            "O1,C1,2026-03-01 10:30:00,wine,1,10,MOBILE,w1",
+            "O1,C1,2026-03-01 10:00:00,beer,3,6,CASH,b1",  # earlier time, later line: the time is the earliest
+        ],
+        "b.csv": ["O2,C2,2026-03-02 09:00:00,dairy,2,8,CARD,d1"],  # row 1, but b.csv comes after a.csv
+    })
+    assert rows(warehouse, "SELECT order_id, customer_id, payment_method, order_ts::VARCHAR, order_amount, n_lines, "
+                           "n_items FROM staging.orders ORDER BY order_id") == [
+        ("O1", "C1", "MOBILE", "2026-03-01 10:00:00", 16.0, 2, 4.0),
+        ("O2", "C2", "CASH", "2026-03-02 09:00:00", 12.0, 2, 3.0),
+    ]
+
+
+def test_staging_a_million_orders_fits_a_small_duckdb_memory_limit(tmp_path):
+    """Each order's first-line values come from a join on its first position, not from an aggregate holding
+    every order's text (arg_min of a struct), which DuckDB could not spill: at L (4.4M orders) staging failed under a
+    300 MB limit, and at XL under 1 GB. Two million lines of a million orders under 64 MB failed the same way."""
+    orders = tmp_path / "orders"
+    orders.mkdir()
+    with duckdb.connect() as con:
+        con.execute(f"""COPY (SELECT 'O' || (i // 2) AS order_id, 'C' || (i // 20) AS customer_id,
+                                     TIMESTAMP '2026-03-01 10:00:00' + INTERVAL (i % 86400) SECOND AS order_ts,
+                                     'cat' || (i % 7) AS category, 1 AS quantity, i % 50 AS amount,
+                                     CASE WHEN i % 2 = 0 THEN 'CARD' ELSE 'CASH' END AS payment_method,
+                                     's' || (i % 300) AS sku
+                              FROM range(2000000) t(i))
+                        TO '{orders / "a.csv"}' (HEADER)""")
+    config = load_source_config(write_file(tmp_path / "shop.yaml",
+                                           "name: tight\nshape: long\norders:\n  path: orders/*.csv\n"))
+    warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"), memory_limit="64MB")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    staged, manifest = stage_orders(config, scratch)
+    with warehouse.connect() as con:
+        write_raw_table(con, "raw.orders", staged, LONG_ORDER_FIELDS)
+        write_raw_table(con, "raw.customers", [], CUSTOMER_FIELDS)
+        write_manifest(con, "run-1", "orders", manifest, None)
+        write_malformed_lines(con, "raw.orders", manifest, None)
+        write_malformed_lines(con, "raw.customers", [], None)
+        staging.build_staging(con, config, "run-1")
+        assert con.execute("SELECT count(*), count(DISTINCT customer_id), sum(order_amount)::BIGINT, sum(n_lines), "
+                           "count(*) FILTER (WHERE payment_method = 'CARD') FROM staging.orders").fetchone() == (
+            1_000_000, 100_000, sum(i % 50 for i in range(2_000_000)), 2_000_000, 1_000_000)
 
 
 def test_under_a_declared_line_key_repeated_keys_with_an_empty_sku_collapse_or_go_to_quarantine(tmp_path):
