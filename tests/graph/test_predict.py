@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from assets.predict.assets import _replace_in_frame_order, ensure_tables
 from assets.predict.churn import (
     BEHAVIOUR_FEATURES,
     calibration_error,
@@ -417,3 +418,23 @@ def test_predict_settings_are_validated(tmp_path):
 def test_split_is_a_frozen_value():
     split = TimeSplit(datetime(2026, 1, 1), datetime(2026, 2, 1), 7)
     assert split.eval_cutoff == datetime(2026, 1, 25) and split.train_cutoff == datetime(2026, 1, 18)
+
+
+def test_picks_are_written_in_their_own_order_and_the_connection_keeps_its_setting(tmp_path):
+    """next_category is written in the order recommend() gives (customer, rank) without sorting it again; the
+    warehouse connection's preserve_insertion_order (false) is back afterwards, after a failed write too."""
+    # In several chunks, which DuckDB reads on several threads: without preserve_insertion_order they interleave.
+    picks = pl.concat([pl.DataFrame({"customer_id": [f"C{chunk:02d}{i:06d}" for i in range(100_000) for _ in range(3)],
+                                     "rank": [1, 2, 3] * 100_000}, schema={"customer_id": pl.String, "rank": pl.Int32})
+                       for chunk in range(8)], rechunk=False)
+    warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
+    with warehouse.connect() as con:
+        ensure_tables(con)
+        _replace_in_frame_order(con, "next_category", picks, run_id="run-1")
+        assert con.execute("SELECT current_setting('preserve_insertion_order')").fetchone() == (False,)
+        with pytest.raises(duckdb.Error):
+            _replace_in_frame_order(con, "no_such_schema.x", picks)
+        assert con.execute("SELECT current_setting('preserve_insertion_order')").fetchone() == (False,)
+    with duckdb.connect(str(warehouse.file), read_only=True) as reader:  # DuckDB's default: rows in stored order
+        stored = reader.execute("SELECT customer_id, rank, run_id FROM predict.next_category").pl()
+    assert stored.equals(picks.with_columns(pl.lit("run-1").alias("run_id")))
