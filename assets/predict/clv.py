@@ -172,8 +172,9 @@ def _maximise(totals: callable, weight: float, start: np.ndarray) -> np.ndarray:
     `weight` the number of customers they add up."""
 
     def negative(log_params: np.ndarray) -> tuple[float, np.ndarray]:
-        params = np.exp(log_params)
+        # A line search may try log-parameters beyond exp's range: that point is rejected below, not warned about.
         with np.errstate(all="ignore"):
+            params = np.exp(log_params)
             value, grad = totals(params)
             value, grad = -value / weight, -np.asarray(grad) / weight * params
         if not (np.isfinite(value) and np.isfinite(grad).all()):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from scipy import integrate, stats
 
 from assets.predict.clv import (
     DECILES,
+    _maximise,
     bgnbd_log_likelihood,
     clv_eval_window,
     decile_table,
@@ -301,3 +303,12 @@ def test_the_seed_table_without_dates_skips_customer_value_with_its_reason(seed_
     [(rows, values)] = query(seed_warehouse, "SELECT count(*), count(expected_spend) FROM predict.customer_value")
     assert rows > 0 and values == 0
     assert query(seed_warehouse, "SELECT count(*) FROM predict.customer_value_deciles") == [(0,)]
+
+
+def test_a_line_search_past_exps_range_is_rejected_without_a_warning():
+    """L-BFGS-B may try log-parameters whose exp overflows (seen on small real exports): that point scores as
+    infeasible, and no RuntimeWarning reaches the run's log."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        params = _maximise(lambda p: (np.log(p).sum() * 1e6, 1e6 / p), 1.0, np.array([1.0, 2.0]))
+    assert np.isfinite(params).all() and (params > 1.0).all()
