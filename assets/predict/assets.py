@@ -134,7 +134,8 @@ def _replace(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, or
     extra = "".join(f", ${name}::VARCHAR AS {name}" for name in constants)
     # Sorted again though the frames come in order: writing them in the order they come (preserve_insertion_order)
     # was measured slower in the pipeline (3M recommendations: 2.0 s against 1.6 s), as DuckDB then writes on fewer
-    # threads.
+    # threads. The recommendations themselves are written unsorted all the same (_replace_in_frame_order): the
+    # sort's memory was the whole run's peak.
     con.execute(f"CREATE OR REPLACE TABLE {SCHEMA}.{table} AS SELECT *{extra} FROM arrow_frame ORDER BY {order_by}",
                 constants)
 
@@ -146,13 +147,12 @@ def _replace_in_frame_order(con: duckdb.DuckDBPyConnection, table: str, frame: p
     held 380 MB more at the step's peak, the whole run's peak at 1M customers (docs/performance.md)."""
     arrow_frame = frame.to_arrow()  # noqa: F841 - read by DuckDB's replacement scan
     extra = "".join(f", ${name}::VARCHAR AS {name}" for name in constants)
+    kept = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
     con.execute("SET preserve_insertion_order = true")
-    try:
-        con.execute(f"CREATE OR REPLACE TABLE {SCHEMA}.{table} AS SELECT *{extra} FROM arrow_frame", constants)
-    finally:
-        # Back to the warehouse connection's setting (pipelines/core/resources.py); RESET would restore DuckDB's
-        # default, true.
-        con.execute("SET preserve_insertion_order = false")
+    # No finally: a failed write aborts the caller's transaction, which then refuses every statement, this SET
+    # too, and that refusal would replace the write's own error. The caller rolls back and closes the connection.
+    con.execute(f"CREATE OR REPLACE TABLE {SCHEMA}.{table} AS SELECT *{extra} FROM arrow_frame", constants)
+    con.execute(f"SET preserve_insertion_order = {'true' if kept else 'false'}")
 
 
 def order_dates(con: duckdb.DuckDBPyConnection) -> tuple[datetime | None, datetime | None]:
@@ -335,7 +335,7 @@ def recommendation_tables(context: dg.AssetExecutionContext, warehouse: Warehous
         con.execute("BEGIN TRANSACTION")
         if not stored:
             _replace(con, "category_rules", rules, "antecedent, lift DESC, consequent", run_id=run_id)
-        # recommend() gives the picks by customer_id (the order of features.customer_features) and rank.
+        # recommend() gives the picks by customer_id (load_purchases' ORDER BY customer_id), then rank.
         _replace_in_frame_order(con, "next_category", picks, run_id=run_id, rules_version=row["rules_version"])
         con.execute("DELETE FROM predict.recommendation_eval WHERE run_id = ?", [run_id])
         _insert_row(con, "recommendation_eval", row)

@@ -123,9 +123,10 @@ def build_long_orders(con: duckdb.DuckDBPyConnection, window: DayWindow | None) 
     # Files are numbered in name order so that the position is one integer, file number * 2^40 + row. The totals
     # keep only that smallest position, and the first line's values are joined back on it: a position is one line
     # (rows are numbered within a file, so (file, row) is unique). Taking the values inside the aggregate
-    # (arg_min of a struct) held every order's text in states DuckDB cannot spill: L's staging failed under a
-    # 300 MB limit and XL's under 1 GB, for the same time at L. No ORDER BY on the tables: readers sort what they
-    # need, and sorting millions of rows only to store them in order cost seconds.
+    # (arg_min of a struct) held every order's text in states DuckDB cannot spill: L's staging failed there under
+    # a 300 MB limit (XL's staging failed under 1 GB and now finishes); the join takes the same time at L. No
+    # ORDER BY on the tables: readers sort what they need, and sorting millions of rows only to store them in order
+    # cost seconds.
     con.execute("""
         CREATE OR REPLACE TEMP TABLE source_file_numbers AS
         SELECT _source_file, row_number() OVER (ORDER BY _source_file) AS file_number

@@ -420,11 +420,27 @@ def test_split_is_a_frozen_value():
     assert split.eval_cutoff == datetime(2026, 1, 25) and split.train_cutoff == datetime(2026, 1, 18)
 
 
+class FailingWrites:
+    """A connection whose CREATE TABLE fails while it executes, as running out of memory would: the error aborts
+    the open transaction."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def execute(self, sql: str, *args):
+        if sql.startswith("CREATE"):
+            return self.con.execute("SELECT error('the write failed')")
+        return self.con.execute(sql, *args)
+
+
 def test_picks_are_written_in_their_own_order_and_the_connection_keeps_its_setting(tmp_path):
-    """next_category is written in the order recommend() gives (customer, rank) without sorting it again; the
-    warehouse connection's preserve_insertion_order (false) is back afterwards, after a failed write too."""
+    """next_category is written in the order recommend() gives without sorting it again; the warehouse
+    connection's preserve_insertion_order (false) is back afterwards. A write that fails inside the caller's
+    transaction raises its own error, not the aborted transaction's refusal of the next statement."""
     # In several chunks, which DuckDB reads on several threads: without preserve_insertion_order they interleave.
-    picks = pl.concat([pl.DataFrame({"customer_id": [f"C{chunk:02d}{i:06d}" for i in range(100_000) for _ in range(3)],
+    # Customers in descending order, so that a sort would change the order too.
+    picks = pl.concat([pl.DataFrame({"customer_id": [f"C{9 - chunk:02d}{99_999 - i:06d}" for i in range(100_000)
+                                                     for _ in range(3)],
                                      "rank": [1, 2, 3] * 100_000}, schema={"customer_id": pl.String, "rank": pl.Int32})
                        for chunk in range(8)], rechunk=False)
     warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
@@ -432,9 +448,10 @@ def test_picks_are_written_in_their_own_order_and_the_connection_keeps_its_setti
         ensure_tables(con)
         _replace_in_frame_order(con, "next_category", picks, run_id="run-1")
         assert con.execute("SELECT current_setting('preserve_insertion_order')").fetchone() == (False,)
-        with pytest.raises(duckdb.Error):
-            _replace_in_frame_order(con, "no_such_schema.x", picks)
-        assert con.execute("SELECT current_setting('preserve_insertion_order')").fetchone() == (False,)
+        con.execute("BEGIN TRANSACTION")
+        with pytest.raises(duckdb.InvalidInputException, match="the write failed"):
+            _replace_in_frame_order(FailingWrites(con), "next_category", picks, run_id="run-2")
+        con.execute("ROLLBACK")
     with duckdb.connect(str(warehouse.file), read_only=True) as reader:  # DuckDB's default: rows in stored order
         stored = reader.execute("SELECT customer_id, rank, run_id FROM predict.next_category").pl()
     assert stored.equals(picks.with_columns(pl.lit("run-1").alias("run_id")))

@@ -94,8 +94,8 @@ def test_an_orders_payment_comes_from_its_first_line_and_its_totals_from_every_l
 
 def test_staging_a_million_orders_fits_a_small_duckdb_memory_limit(tmp_path):
     """Each order's first-line values come from a join on its first position, not from an aggregate holding
-    every order's text (arg_min of a struct), which DuckDB could not spill: at L (4.4M orders) staging failed under a
-    300 MB limit, and at XL under 1 GB. Two million lines of a million orders under 64 MB failed the same way."""
+    every order's text (arg_min of a struct), which DuckDB could not spill: at L (4.4M orders) staging failed there
+    under a 300 MB limit. Two million lines of a million orders under 64 MB failed the same way."""
     orders = tmp_path / "orders"
     orders.mkdir()
     with duckdb.connect() as con:
