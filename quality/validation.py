@@ -176,21 +176,21 @@ def _batches(con: duckdb.DuckDBPyConnection, spec: SuiteSpec, batch_rows: int):
         f"SELECT {selected}, hash({key}) % $batch_count::UBIGINT AS {BATCH_COLUMN} FROM ({spec.frame_sql}) "
         f"ORDER BY {BATCH_COLUMN}", spec.params | {"batch_count": count}).to_arrow_reader(STREAM_ROWS)
     # The frames are converted on a connection of their own: a query on `con` would end the open stream.
-    converter = duckdb.connect()
-    schema = reader.schema.remove(reader.schema.get_field_index(BATCH_COLUMN))
-    pieces: dict[int, list[pa.RecordBatch]] = {}
-    done = 0  # batches yielded so far; a batch is complete once a later number appears
-    for chunk in reader:
-        numbers = chunk.column(BATCH_COLUMN).to_numpy()
-        rows_only = chunk.drop_columns([BATCH_COLUMN])
-        starts = np.flatnonzero(np.r_[True, numbers[1:] != numbers[:-1]])
-        for start, end in zip(starts, [*starts[1:], len(numbers)]):
-            pieces.setdefault(int(numbers[start]), []).append(rows_only.slice(start, end - start))
-        while done < int(numbers[-1]):
-            yield count, arrow_frame(converter, pa.Table.from_batches(pieces.pop(done, []), schema))
-            done += 1
-    for index in range(done, count):  # the last batch, and any numbers no row hashed to (an empty frame each)
-        yield count, arrow_frame(converter, pa.Table.from_batches(pieces.pop(index, []), schema))
+    with duckdb.connect() as converter:
+        schema = reader.schema.remove(reader.schema.get_field_index(BATCH_COLUMN))
+        pieces: dict[int, list[pa.RecordBatch]] = {}
+        done = 0  # batches yielded so far; a batch is complete once a later number appears
+        for chunk in reader:
+            numbers = chunk.column(BATCH_COLUMN).to_numpy()
+            rows_only = chunk.drop_columns([BATCH_COLUMN])
+            starts = np.flatnonzero(np.r_[True, numbers[1:] != numbers[:-1]])
+            for start, end in zip(starts, [*starts[1:], len(numbers)]):
+                pieces.setdefault(int(numbers[start]), []).append(rows_only.slice(start, end - start))
+            while done < int(numbers[-1]):
+                yield count, arrow_frame(converter, pa.Table.from_batches(pieces.pop(done, []), schema))
+                done += 1
+        for index in range(done, count):  # the last batch, and any numbers no row hashed to (an empty frame each)
+            yield count, arrow_frame(converter, pa.Table.from_batches(pieces.pop(index, []), schema))
 
 
 def query_frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> pd.DataFrame:

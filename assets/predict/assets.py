@@ -126,32 +126,26 @@ def _insert_row(con: duckdb.DuckDBPyConnection, table: str, row: dict) -> None:
     con.execute(f"INSERT INTO {SCHEMA}.{table} ({columns}) VALUES ({', '.join('?' for _ in row)})", list(row.values()))
 
 
-def _replace(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, order_by: str,
+def _replace(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, order_by: str | None,
              **constants: str) -> None:
     """Replace the table by `frame` plus a column per constant (added in DuckDB: not copied into every row of
-    the frame first)."""
+    the frame first), sorted by `order_by`, or in the frame's own order when it is None."""
     arrow_frame = frame.to_arrow()  # noqa: F841 - read by DuckDB's replacement scan
     extra = "".join(f", ${name}::VARCHAR AS {name}" for name in constants)
-    # Sorted again though the frames come in order: writing them in the order they come (preserve_insertion_order)
-    # was measured slower in the pipeline (3M recommendations: 2.0 s against 1.6 s), as DuckDB then writes on fewer
-    # threads. The recommendations themselves are written unsorted all the same (_replace_in_frame_order): the
-    # sort's memory was the whole run's peak.
-    con.execute(f"CREATE OR REPLACE TABLE {SCHEMA}.{table} AS SELECT *{extra} FROM arrow_frame ORDER BY {order_by}",
-                constants)
-
-
-def _replace_in_frame_order(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame,
-                            **constants: str) -> None:
-    """Replace the table by `frame`, already in the table's order, plus a column per constant. Written in the
-    order it comes instead of sorted again: 0.3 s slower than _replace for 3M recommendations, but sorting them
-    held 380 MB more at the step's peak, the whole run's peak at 1M customers (docs/performance.md)."""
-    arrow_frame = frame.to_arrow()  # noqa: F841 - read by DuckDB's replacement scan
-    extra = "".join(f", ${name}::VARCHAR AS {name}" for name in constants)
+    select = f"SELECT *{extra} FROM arrow_frame"
+    if order_by is not None:
+        # Sorted again though the frames come in order: writing them in the order they come
+        # (preserve_insertion_order) was measured slower (3M recommendations: 2.0 s against 1.6 s), as DuckDB then
+        # writes on fewer threads.
+        con.execute(f"CREATE OR REPLACE TABLE {SCHEMA}.{table} AS {select} ORDER BY {order_by}", constants)
+        return
+    # In the frame's order: 0.3 s slower for 3M recommendations, but sorting them held 380 MB more at the step's
+    # peak, the whole run's peak at 1M customers (docs/performance.md).
     kept = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
     con.execute("SET preserve_insertion_order = true")
     # No finally: a failed write aborts the caller's transaction, which then refuses every statement, this SET
     # too, and that refusal would replace the write's own error. The caller rolls back and closes the connection.
-    con.execute(f"CREATE OR REPLACE TABLE {SCHEMA}.{table} AS SELECT *{extra} FROM arrow_frame", constants)
+    con.execute(f"CREATE OR REPLACE TABLE {SCHEMA}.{table} AS {select}", constants)
     con.execute(f"SET preserve_insertion_order = {'true' if kept else 'false'}")
 
 
@@ -335,8 +329,9 @@ def recommendation_tables(context: dg.AssetExecutionContext, warehouse: Warehous
         con.execute("BEGIN TRANSACTION")
         if not stored:
             _replace(con, "category_rules", rules, "antecedent, lift DESC, consequent", run_id=run_id)
-        # recommend() gives the picks by customer_id (load_purchases' ORDER BY customer_id), then rank.
-        _replace_in_frame_order(con, "next_category", picks, run_id=run_id, rules_version=row["rules_version"])
+        # recommend() gives the picks by customer_id (load_purchases' ORDER BY customer_id), then rank: written
+        # in that order, not sorted again.
+        _replace(con, "next_category", picks, None, run_id=run_id, rules_version=row["rules_version"])
         con.execute("DELETE FROM predict.recommendation_eval WHERE run_id = ?", [run_id])
         _insert_row(con, "recommendation_eval", row)
         con.execute("COMMIT")

@@ -151,11 +151,6 @@ def churn_features_sql(profile_columns: list[str], orders: str = "staging.orders
                                      before_cutoff=before_cutoff)
 
 
-def features_at(features: pl.DataFrame, cutoff: datetime) -> pl.DataFrame:
-    """The rows of one cutoff from churn_features."""
-    return features.filter(pl.col("cutoff") == cutoff).drop("cutoff")
-
-
 @contextmanager
 def churn_features_by_cutoff(con: duckdb.DuckDBPyConnection, cutoffs: list[datetime], profile_columns: list[str]):
     """churn_features of every cutoff in one pass over the orders, kept in a DuckDB temporary table (which spills

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from assets.predict.assets import _replace_in_frame_order, ensure_tables
+from assets.predict.assets import _replace, ensure_tables
 from assets.predict.churn import (
     BEHAVIOUR_FEATURES,
     calibration_error,
@@ -21,7 +21,6 @@ from assets.predict.churn import (
     churn_features,
     churn_labels,
     churn_probability,
-    features_at,
     fit_churn_model,
 )
 from assets.predict.recommendations import (
@@ -43,6 +42,11 @@ from tests.conftest import query, work_db, write_file
 
 DAY = timedelta(days=1)
 CUTOFF = datetime(2026, 3, 1)
+
+
+def features_at(features: pl.DataFrame, cutoff: datetime) -> pl.DataFrame:
+    """The rows of one cutoff from churn_features."""
+    return features.filter(pl.col("cutoff") == cutoff).drop("cutoff")
 
 
 def _orders(rows: list[tuple[str, datetime, float]]) -> pl.DataFrame:
@@ -446,11 +450,11 @@ def test_picks_are_written_in_their_own_order_and_the_connection_keeps_its_setti
     warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
     with warehouse.connect() as con:
         ensure_tables(con)
-        _replace_in_frame_order(con, "next_category", picks, run_id="run-1")
+        _replace(con, "next_category", picks, None, run_id="run-1")
         assert con.execute("SELECT current_setting('preserve_insertion_order')").fetchone() == (False,)
         con.execute("BEGIN TRANSACTION")
         with pytest.raises(duckdb.InvalidInputException, match="the write failed"):
-            _replace_in_frame_order(FailingWrites(con), "next_category", picks, run_id="run-2")
+            _replace(FailingWrites(con), "next_category", picks, None, run_id="run-2")
         con.execute("ROLLBACK")
     with duckdb.connect(str(warehouse.file), read_only=True) as reader:  # DuckDB's default: rows in stored order
         stored = reader.execute("SELECT customer_id, rank, run_id FROM predict.next_category").pl()
