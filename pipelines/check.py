@@ -37,10 +37,11 @@ import duckdb
 import polars as pl
 
 from assets.features.customer_features import build_customer_features, feature_family
+from assets.raw.files import write_raw_table
 from assets.raw.lines import MAX_RECORD_LINES
 from assets.raw.mapping import stage_files
 from assets.raw.readers import SOURCE_FILE, SOURCE_ROW, WHITESPACE, IngestError, detect_format
-from assets.raw.tables import write_malformed_lines, write_manifest, write_raw_table
+from assets.raw.tables import write_malformed_lines, write_manifest
 from assets.staging.build import build_staging
 from pipelines.check_report import (
     FILES_AT_EACH_END,

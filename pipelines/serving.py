@@ -29,7 +29,7 @@ import polars as pl
 import pyarrow as pa
 from duckdb.sqltypes import DuckDBPyType
 
-from pipelines.core.resources import attach_raw
+from pipelines.core.resources import attach_raw, raw_files_folder_for
 
 ALLOWED_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
@@ -95,6 +95,10 @@ def open_read_only(warehouse: Path, raw_file: Path | None = None,
         con.execute("SET max_temp_directory_size = '0B'")
         if raw_file is not None:
             attach_raw(con, raw_file, read_only=True)
+            # The raw tables are views over the raw layer's Parquet files (assets/raw/files.py): that folder, and
+            # no other, stays readable.
+            folder = str(raw_files_folder_for(raw_file)).replace("'", "''")
+            con.execute(f"SET allowed_directories = ['{folder}/']")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
     except QueryRefused:

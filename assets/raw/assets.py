@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets.raw.files import remove_unlisted_files, write_raw_table
 from assets.raw.mapping import stage_customers, stage_orders, stage_products
 from assets.raw.readers import SOURCE_FILE
 from assets.raw.settle import settle_seconds, settle_source, wait_until_settled
@@ -19,7 +20,6 @@ from assets.raw.tables import (
     snapshot_load,
     write_malformed_lines,
     write_manifest,
-    write_raw_table,
 )
 from pipelines.core.config import (
     CUSTOMER_FIELDS,
@@ -64,6 +64,7 @@ def _materialize_raw(
         except Exception:
             con.execute("ROLLBACK")
             raise
+        remove_unlisted_files(con)
         rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         preview = con.execute(f"SELECT * EXCLUDE ({SOURCE_FILE}) FROM {table} LIMIT 5").pl()
     ignored = sorted({c for entry in manifest for c in entry["ignored_columns"]})

@@ -1,5 +1,6 @@
-"""Raw layer, tables: put staged rows into the raw tables (whole for a snapshot, by day for a daily source), keep
-the manifest of files loaded (raw.source_files) and the fingerprints of snapshot loads (raw.snapshot_loads)."""
+"""Raw layer, tables: the DuckDB tables beside the raw rows (which assets/raw/files.py keeps): the malformed lines
+of each input, the manifest of files loaded (raw.source_files) and the fingerprints of snapshot loads
+(raw.snapshot_loads); and replace_days, which replaces a table's rows whole or by day."""
 
 import hashlib
 import json
@@ -8,7 +9,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from assets.raw.mapping import empty_raw, pii_salt
+from assets.raw.mapping import pii_salt
 from assets.raw.readers import PARTITION_DATE, SOURCE_FILE, SOURCE_ROW, IngestError
 from pipelines.core.config import FileSource
 from pipelines.core.partitions import DayWindow, file_signature
@@ -47,23 +48,6 @@ def replace_days(con: duckdb.DuckDBPyConnection, table: str, incoming: str, wind
         con.execute(f"DELETE FROM {table} WHERE {PARTITION_DATE} IS NULL OR {PARTITION_DATE} BETWEEN ? AND ?",
                     [window.first, window.last])
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {incoming}")
-
-
-def write_raw_table(
-    con: duckdb.DuckDBPyConnection, table: str, staged: list[Path], fields, window: DayWindow | None = None
-) -> None:
-    if staged:
-        # A view, so the rows go from the staged Parquet files straight into the table: a temporary copy first
-        # cost 3 s at 9M rows. A view cannot take parameters; the paths are our own scratch files, quoted anyway.
-        files = ", ".join("'" + str(path).replace("'", "''") + "'" for path in staged)
-        con.execute(f"CREATE OR REPLACE TEMP VIEW incoming AS SELECT * FROM read_parquet([{files}])")
-        kind = "VIEW"
-    else:
-        empty = empty_raw(fields).to_arrow()  # noqa: F841 - read by DuckDB's replacement scan
-        con.execute("CREATE OR REPLACE TEMP TABLE incoming AS SELECT * FROM empty")
-        kind = "TABLE"
-    replace_days(con, table, "incoming", window)
-    con.execute(f"DROP {kind} incoming")
 
 
 def malformed_table(table: str) -> str:

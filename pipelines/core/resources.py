@@ -66,6 +66,12 @@ def raw_file_for(work_file: Path) -> Path:
     return work_file.with_name(f"{work_file.stem}.raw{work_file.suffix}")
 
 
+def raw_files_folder_for(raw_file: Path) -> Path:
+    """The folder of the raw tables' Parquet files beside the raw database: work/<stem>.raw.files
+    (assets/raw/files.py)."""
+    return raw_file.with_name(f"{raw_file.stem}.files")
+
+
 def attach_raw(con: duckdb.DuckDBPyConnection, raw_file: Path, read_only: bool) -> None:
     """Attach the raw layer as catalog `raw`, so raw.orders names its table. Read-only connections skip a raw
     file that does not exist yet."""
@@ -89,6 +95,40 @@ def move_legacy_raw_schema(con: duckdb.DuckDBPyConnection) -> list[str]:
                    [database]).fetchone()[0]:
         con.execute(f'DROP SCHEMA "{database}".raw CASCADE')
     return tables
+
+
+def view_raw_files(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """(Re)create raw table `table` as the view over the Parquet files raw.stored_files lists for it, in load
+    order (assets/raw/files.py); False, creating nothing, when it lists none."""
+    files = [row[0] for row in con.execute(
+        f"SELECT file FROM {RAW_CATALOG}.stored_files WHERE table_name = ? "
+        "ORDER BY partition_date NULLS FIRST, file_index", [table]).fetchall()]
+    if not files:
+        return False
+    listed = ", ".join("'" + path.replace("'", "''") + "'" for path in files)
+    # Paths are the raw layer's own; no hive partitions are read from them, whatever the warehouse's path holds.
+    con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet([{listed}], union_by_name = true, "
+                "hive_partitioning = false)")
+    return True
+
+
+def repoint_raw_files(con: duckdb.DuckDBPyConnection, raw_file: Path) -> bool:
+    """The raw tables are views naming their Parquet files by absolute path. When the warehouse folder was moved
+    or renamed, point raw.stored_files and the views at the files' new place. Returns whether anything moved."""
+    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = "
+                       "'stored_files'", [RAW_CATALOG]).fetchone()[0]:
+        return False
+    some = con.execute(f"SELECT file FROM {RAW_CATALOG}.stored_files LIMIT 1").fetchone()
+    new = str(raw_files_folder_for(raw_file))
+    old = str(Path(some[0]).parent.parent) if some else new
+    if old == new:
+        return False
+    con.execute("BEGIN TRANSACTION")
+    con.execute(f"UPDATE {RAW_CATALOG}.stored_files SET file = ? || substr(file, ?)", [new, len(old) + 1])
+    for (table,) in con.execute(f"SELECT DISTINCT table_name FROM {RAW_CATALOG}.stored_files").fetchall():
+        view_raw_files(con, table)
+    con.execute("COMMIT")
+    return True
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -160,6 +200,7 @@ class WarehouseResource(dg.ConfigurableResource):
         try:
             if not read_only:
                 move_legacy_raw_schema(con)
+                repoint_raw_files(con, self.raw_file)
                 for schema in WAREHOUSE_SCHEMAS:
                     con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             yield con

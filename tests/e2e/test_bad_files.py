@@ -20,10 +20,11 @@ import dagster as dg
 import pytest
 
 from assets.raw.assets import raw_orders
+from assets.raw.files import write_raw_table
 from assets.raw.mapping import stage_orders
 from assets.raw.readers import SOURCE_FILE, SOURCE_ROW, IngestError, read_source_file
 from assets.raw.settle import SETTLE_VARIABLE, read_settled
-from assets.raw.tables import write_malformed_lines, write_manifest, write_raw_table
+from assets.raw.tables import write_malformed_lines, write_manifest
 from assets.staging import build as staging
 from pipelines.core.config import CUSTOMER_FIELDS, LONG_ORDER_FIELDS, ConfigError, FileSource, load_source_config
 from pipelines.core.resources import SourceResource, WarehouseResource

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import polars as pl
 import pytest
 
 from assets.publish.swap import publish, published_version
@@ -29,7 +30,7 @@ from pipelines.core.partitions import (
     DayWindow,
     snapshot_partition_key,
 )
-from pipelines.core.resources import SourceResource, WarehouseResource, raw_file_for
+from pipelines.core.resources import SourceResource, WarehouseResource, raw_file_for, raw_files_folder_for
 from pipelines.definitions import defs
 from pipelines.planning import RANGE_END_TAG, RANGE_START_TAG, plan_run
 from tests.conftest import DAYS, REPO_ROOT, daily_shop, materialize_graph, query, work_db, write_file
@@ -401,9 +402,16 @@ def test_the_raw_layer_has_its_own_file_and_never_reaches_the_published_one(dail
     _, _, warehouse, _, _ = daily_run
     raw_file = raw_file_for(work_db(warehouse))
     with duckdb.connect(str(raw_file), read_only=True) as con:
-        raw_tables = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        raw_tables = {row[0] for row in con.execute(
+            "SELECT table_name FROM information_schema.tables").fetchall()}
         raw_rows = con.execute("SELECT count(*) FROM orders").fetchone()[0]
+        stored = con.execute("SELECT DISTINCT regexp_extract(file, '^(.*)/[^/]+/[^/]+$', 1) FROM stored_files"
+                             ).fetchall()
     assert {"orders", "customers", "source_files"} <= raw_tables
+    # Its rows are Parquet files in a folder beside it (assets/raw/files.py), one per landing day's file here.
+    assert stored == [(str(raw_files_folder_for(raw_file)),)]
+    assert raw_rows == sum(pl.scan_parquet(path).select(pl.len()).collect().item()
+                           for path in raw_files_folder_for(raw_file).glob("orders/*.parquet"))
     # The working database sees it as raw.*; the published file holds the working database's own tables plus
     # meta, and nothing of the raw layer under any name.
     assert query(work_db(warehouse), "SELECT count(*) FROM raw.orders") == [(raw_rows,)]

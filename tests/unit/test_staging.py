@@ -6,8 +6,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from assets.raw.files import write_raw_table
 from assets.raw.mapping import stage_customers, stage_orders
-from assets.raw.tables import write_malformed_lines, write_manifest, write_raw_table
+from assets.raw.tables import write_malformed_lines, write_manifest
 from assets.staging import build as staging
 from pipelines.core.config import CUSTOMER_FIELDS, LONG_ORDER_FIELDS, load_source_config
 from pipelines.core.resources import WarehouseResource
@@ -323,7 +324,9 @@ def test_a_failure_before_commit_leaves_staging_as_it_was_and_frees_the_typed_ro
         before = state(con)
         assert before["quality.removed_duplicates"] and before["staging.orders"]
         # The next load has another order and a manifest of its own, so it would change every table if it committed.
-        con.execute("UPDATE raw.orders SET order_id = 'O2'")
+        changed = tmp_path / "changed.parquet"
+        con.execute(f"COPY (SELECT * REPLACE ('O2' AS order_id) FROM raw.orders) TO '{changed}' (FORMAT parquet)")
+        write_raw_table(con, "raw.orders", [changed], LONG_ORDER_FIELDS)
         con.execute("UPDATE raw.source_files SET run_id = 'run-2'")
         monkeypatch.setattr(staging, "crash_point", fail)
         with pytest.raises(RuntimeError, match="crash before commit"):

@@ -4,8 +4,9 @@ ages and incomes, monthly incomes, the shop's band tokens, and one quarantine ro
 from datetime import date, datetime
 from pathlib import Path
 
+from assets.raw.files import write_raw_table
 from assets.raw.mapping import stage_customers, stage_orders
-from assets.raw.tables import record_snapshot_load, write_manifest, write_raw_table
+from assets.raw.tables import record_snapshot_load, write_manifest
 from assets.staging import build as staging
 from assets.staging.customers import customer_inputs_fingerprint
 from assets.staging.rules import token_parameters
@@ -205,7 +206,10 @@ C2,20,65+,250K+,F,T
 """)
     with warehouse.connect() as con:
         # Row 1 landed on March 1st, row 2 on March 2nd.
-        con.execute("UPDATE raw.orders SET _partition_date = DATE '2026-03-01' + (_source_row - 1)::INTEGER")
+        days = tmp_path / "days.parquet"
+        con.execute("COPY (SELECT * REPLACE (DATE '2026-03-01' + (_source_row - 1)::INTEGER AS _partition_date) "
+                    f"FROM raw.orders) TO '{days}' (FORMAT parquet)")
+        write_raw_table(con, "raw.orders", [days], [*WIDE_ORDER_FIELDS, *config.orders.category_columns])
         second_day = band_parameters(con, config, DayWindow(date(2026, 3, 2), date(2026, 3, 2)))
     assert second_day == {"age_band_texts": ["65+"], "age_band_numbers": [70.0],
                           "income_band_texts": ["250K+"], "income_band_numbers": [312500.0]}

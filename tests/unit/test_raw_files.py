@@ -1,0 +1,165 @@
+"""The raw layer's storage (assets/raw/files.py): raw tables are views over the Parquet files staged for them,
+replaced whole or by day in the caller's transaction, with replaced and orphaned files removed after commit."""
+
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from assets.raw.files import STORED_FILES, remove_unlisted_files, write_raw_table
+from assets.raw.readers import IngestError
+from pipelines.core.config import LONG_ORDER_FIELDS
+from pipelines.core.partitions import DayWindow
+from pipelines.core.resources import WarehouseResource, raw_files_folder_for
+from pipelines.serving import QueryRefused, run_read_only_query
+
+FIELDS = ["order_id"]
+
+
+def staged_file(folder: Path, name: str, day: str | None, order_ids: list[str], **more: list[str]) -> Path:
+    """A file as the readers stage it: source file and row, the contract's fields as text, the landing day."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    pl.DataFrame({
+        "_source_file": [f"{name}.csv"] * len(order_ids),
+        "_source_row": list(range(1, len(order_ids) + 1)),
+        "order_id": order_ids,
+        **more,
+        "_partition_date": [date.fromisoformat(day) if day else None] * len(order_ids),
+    }, schema_overrides={"_partition_date": pl.Date}).write_parquet(path)
+    return path
+
+
+def day(text: str) -> DayWindow:
+    return DayWindow(date.fromisoformat(text), date.fromisoformat(text))
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> WarehouseResource:
+    return WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
+
+
+def order_ids(con) -> list[tuple]:
+    return con.execute("SELECT _partition_date::VARCHAR, order_id FROM raw.orders ORDER BY ALL").fetchall()
+
+
+def files_in(warehouse: WarehouseResource) -> list[str]:
+    return sorted(path.name for path in raw_files_folder_for(warehouse.raw_file).glob("orders/*"))
+
+
+def test_a_daily_load_replaces_its_days_files_and_the_replaced_files_go_after_commit(tmp_path, warehouse):
+    scratch = tmp_path / "scratch"
+    with warehouse.connect() as con:
+        write_raw_table(con, "raw.orders", [staged_file(scratch, "a", "2026-01-01", ["O1", "O2"]),
+                                            staged_file(scratch, "b", "2026-01-02", ["O3"])],
+                        FIELDS, DayWindow(date(2026, 1, 1), date(2026, 1, 2)))
+        first = files_in(warehouse)
+        # Day 2 again, with other rows: day 1 is kept, day 2's rows are replaced, never doubled.
+        write_raw_table(con, "raw.orders", [staged_file(scratch, "c", "2026-01-02", ["O4", "O5"])], FIELDS,
+                        day("2026-01-02"))
+        assert order_ids(con) == [("2026-01-01", "O1"), ("2026-01-01", "O2"), ("2026-01-02", "O4"),
+                                  ("2026-01-02", "O5")]
+        assert len(files_in(warehouse)) == 3  # the replaced file stays until the load is committed
+        removed = remove_unlisted_files(con)
+        assert [path.name for path in removed] == [name for name in first if name.startswith("2026-01-02")]
+        assert files_in(warehouse) == sorted(
+            [name for name in first if name.startswith("2026-01-01")]
+            + [row[0].rsplit("/", 1)[1] for row in con.execute(
+                f"SELECT file FROM {STORED_FILES} WHERE partition_date = '2026-01-02'").fetchall()])
+        assert not list(scratch.iterdir())  # the staged files were moved in, not copied
+
+
+def test_a_load_rolled_back_leaves_the_rows_as_they_were_and_its_files_are_removed(tmp_path, warehouse):
+    scratch = tmp_path / "scratch"
+    with warehouse.connect() as con:
+        write_raw_table(con, "raw.orders", [staged_file(scratch, "a", None, ["O1"])], FIELDS)
+        kept = files_in(warehouse)
+        con.execute("BEGIN TRANSACTION")
+        write_raw_table(con, "raw.orders", [staged_file(scratch, "b", None, ["O2", "O3"])], FIELDS)
+        assert order_ids(con) == [(None, "O2"), (None, "O3")]
+        con.execute("ROLLBACK")
+        assert order_ids(con) == [(None, "O1")]
+        moved_in = [name for name in files_in(warehouse) if name not in kept]
+        assert len(moved_in) == 1  # the rolled-back load's file: nothing lists it
+        assert [path.name for path in remove_unlisted_files(con)] == moved_in
+        assert files_in(warehouse) == kept
+        assert order_ids(con) == [(None, "O1")]
+
+
+def test_a_field_added_by_a_newer_contract_reads_as_null_for_the_days_already_loaded(tmp_path, warehouse):
+    scratch = tmp_path / "scratch"
+    with warehouse.connect() as con:
+        write_raw_table(con, "raw.orders", [staged_file(scratch, "a", "2026-01-01", ["O1"])], FIELDS,
+                        day("2026-01-01"))
+        write_raw_table(con, "raw.orders", [staged_file(scratch, "b", "2026-01-02", ["O2"], line_id=["L2"])],
+                        [*FIELDS, "line_id"], day("2026-01-02"))
+        assert con.execute("SELECT order_id, line_id FROM raw.orders ORDER BY order_id").fetchall() == [
+            ("O1", None), ("O2", "L2")]
+
+
+def test_a_field_gone_from_the_contract_asks_for_a_full_reload_and_keeps_the_rows(tmp_path, warehouse):
+    scratch = tmp_path / "scratch"
+    with warehouse.connect() as con:
+        write_raw_table(con, "raw.orders", [staged_file(scratch, "a", "2026-01-01", ["O1"], line_id=["L1"])],
+                        [*FIELDS, "line_id"], day("2026-01-01"))
+        con.execute("BEGIN TRANSACTION")
+        with pytest.raises(IngestError, match=r"raw.orders: the columns loaded for .* differ from those of the 1 "
+                                              r"rows already loaded for other days \(from 2026-01-01\); reload "
+                                              r"every day at once: persona run --all-days"):
+            write_raw_table(con, "raw.orders", [staged_file(scratch, "b", "2026-01-02", ["O2"])], FIELDS,
+                            day("2026-01-02"))
+        con.execute("ROLLBACK")
+        remove_unlisted_files(con)
+        assert con.execute("SELECT order_id, line_id FROM raw.orders").fetchall() == [("O1", "L1")]
+        assert len(files_in(warehouse)) == 1
+
+
+def test_a_load_without_files_is_an_empty_table_with_the_contracts_columns(warehouse):
+    with warehouse.connect() as con:
+        write_raw_table(con, "raw.orders", [], LONG_ORDER_FIELDS)
+        assert con.execute("SELECT count(*) FROM raw.orders").fetchone() == (0,)
+        columns = [row[0] for row in con.execute("DESCRIBE raw.orders").fetchall()]
+    assert columns == ["_source_file", "_source_row", *LONG_ORDER_FIELDS, "_partition_date"]
+
+
+def test_a_raw_table_of_an_older_version_keeps_its_other_days_when_a_day_is_loaded(tmp_path, warehouse):
+    with warehouse.connect() as con:
+        # Before raw rows were kept in files, raw.orders was a DuckDB table.
+        con.execute("""CREATE TABLE raw.orders AS SELECT * FROM (VALUES
+            ('a.csv', 1, 'O1', DATE '2026-01-01'), ('a.csv', 2, 'O2', DATE '2026-01-01'),
+            ('b.csv', 1, 'O3', DATE '2026-01-02')) t(_source_file, _source_row, order_id, _partition_date)""")
+        write_raw_table(con, "raw.orders", [staged_file(tmp_path / "scratch", "c", "2026-01-02", ["O4"])],
+                        FIELDS, day("2026-01-02"))
+        assert con.execute("SELECT table_type FROM information_schema.tables WHERE table_catalog = 'raw' "
+                           "AND table_name = 'orders'").fetchone() == ("VIEW",)
+        assert con.execute("SELECT _source_file, _source_row, order_id, _partition_date::VARCHAR FROM raw.orders "
+                           "ORDER BY ALL").fetchall() == [
+            ("a.csv", 1, "O1", "2026-01-01"), ("a.csv", 2, "O2", "2026-01-01"), ("c.csv", 1, "O4", "2026-01-02")]
+
+
+def test_sql_on_the_working_warehouse_reads_raw_rows_and_no_other_file(tmp_path, warehouse):
+    with warehouse.connect() as con:
+        write_raw_table(con, "raw.orders", [staged_file(tmp_path / "scratch", "a", None, ["O1", "O2"])], FIELDS)
+    secret = tmp_path / "secret.csv"
+    secret.write_text("x\n1\n")
+    assert run_read_only_query(warehouse.file, "SELECT order_id FROM raw.orders ORDER BY 1",
+                               warehouse.raw_file).rows() == [("O1",), ("O2",)]
+    with pytest.raises(QueryRefused, match="reading or writing files is not allowed"):
+        run_read_only_query(warehouse.file, f"SELECT * FROM read_csv('{secret}')", warehouse.raw_file)
+
+
+def test_a_moved_warehouse_folder_reads_its_raw_rows_at_their_new_place(tmp_path):
+    before = WarehouseResource(path=str(tmp_path / "old" / "warehouse.duckdb"))
+    with before.connect() as con:
+        write_raw_table(con, "raw.orders", [staged_file(tmp_path / "scratch", "a", "2026-01-01", ["O1"])], FIELDS,
+                        day("2026-01-01"))
+    (tmp_path / "old").rename(tmp_path / "new")
+    after = WarehouseResource(path=str(tmp_path / "new" / "warehouse.duckdb"))
+    with after.connect() as con:
+        write_raw_table(con, "raw.orders", [staged_file(tmp_path / "scratch", "b", "2026-01-02", ["O2"])], FIELDS,
+                        day("2026-01-02"))
+        assert order_ids(con) == [("2026-01-01", "O1"), ("2026-01-02", "O2")]
+        folders = {row[0] for row in con.execute(
+            f"SELECT regexp_extract(file, '^(.*)/orders/[^/]+$', 1) FROM {STORED_FILES}").fetchall()}
+    assert folders == {str(raw_files_folder_for(after.raw_file))}
