@@ -29,7 +29,7 @@ import polars as pl
 import pyarrow as pa
 from duckdb.sqltypes import DuckDBPyType
 
-from pipelines.core.resources import attach_raw, raw_files_folder_for
+from pipelines.core.resources import attach_raw, raw_files_folder_for, raw_files_moved_from
 
 ALLOWED_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
@@ -229,6 +229,18 @@ class QueryStream:
         return counted, True
 
 
+def _check_raw_files_in_place(con: duckdb.DuckDBPyConnection, raw_file: Path | None, query: str) -> None:
+    """The raw views name their Parquet files by absolute path; after the warehouse folder moved, only a writable
+    connection (any run) points them at the new place. Say so rather than fail on a file that is not there."""
+    if raw_file is None or not re.search(r"\braw\s*\.", query, re.IGNORECASE):
+        return
+    old = raw_files_moved_from(con, raw_file)
+    if old is not None:
+        raise QueryRefused(f"refused: the raw layer's files were written under {old} and the warehouse folder has "
+                           f"moved since; the next `persona run` points the raw tables at "
+                           f"{raw_files_folder_for(raw_file)}")
+
+
 @contextmanager
 def stream_read_only_query(warehouse: Path, query: str, raw_file: Path | None = None,
                            limits: QueryLimits = DEFAULT_LIMITS, for_printing: bool = True) -> Iterator[QueryStream]:
@@ -238,6 +250,7 @@ def stream_read_only_query(warehouse: Path, query: str, raw_file: Path | None = 
     con = open_read_only(warehouse, raw_file, limits)
     try:
         _check_statement(con, query)
+        _check_raw_files_in_place(con, raw_file, query)
         with _Deadline(con, limits.timeout) as deadline:
             try:
                 reader = _relation(con, query, for_printing).to_arrow_reader(BATCH_ROWS)

@@ -1,5 +1,5 @@
-"""Raw layer, assets: raw/orders and raw/customers, which copy the shop's files into DuckDB as text, one row per
-source row, with file and row number.
+"""Raw layer, assets: raw/orders and raw/customers, which read the shop's files as text, one row per source row,
+with file and row number, into Parquet files the raw tables are views over (assets/raw/files.py).
 
 Nothing is typed or judged here: staging does that. Raw keeps every row the file held, mapped onto the
 contract's column names, so every later count can be traced back to a file and a row.

@@ -9,6 +9,7 @@ view in the caller's transaction: a failed or killed load leaves the view as it 
 removed after the next commit (remove_unlisted_files).
 """
 
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -73,47 +74,65 @@ def _convert_legacy_table(con: duckdb.DuckDBPyConnection, table: str, folder: Pa
 
 
 def _kept_files(con: duckdb.DuckDBPyConnection, table: str, window: DayWindow | None) -> list[tuple]:
-    """(day, rows, columns) of the files a load keeps: those of other days for a daily load, none for a snapshot
-    load. Files of a former snapshot load (day NULL) go too."""
+    """(day, rows, columns, file) of the files a load keeps: those of other days for a daily load, none for a
+    snapshot load. Files of a former snapshot load (day NULL) go too."""
     if window is None:
         return []
-    return con.execute(f"""SELECT partition_date, rows, columns FROM {STORED_FILES}
+    return con.execute(f"""SELECT partition_date, rows, columns, file FROM {STORED_FILES}
         WHERE table_name = ? AND partition_date NOT BETWEEN ? AND ? ORDER BY partition_date""",
                        [table, window.first, window.last]).fetchall()
 
 
-def _check_columns(table: str, arriving: list[str], kept: list[tuple], window: DayWindow | None) -> None:
-    """New columns are fine (every contract field is a raw column whether mapped or not, so they only come with a
+def _check_kept(table: str, arriving: list[str], kept: list[tuple], window: DayWindow | None) -> None:
+    """The days a daily load keeps must still be readable beside the new ones.
+
+    New columns are fine (every contract field is a raw column whether mapped or not, so they only come with a
     newer contract, such as line_id: the days loaded before read them as NULL). Columns the kept days have and the
-    new files lack mean the mapping changed: the days cannot sit side by side."""
-    missing = [row for row in kept if set(row[2]) - set(arriving)]
-    if missing:
+    new files lack mean the mapping changed. A kept file that is gone (deleted by hand, lost in a crash) cannot be
+    read again. Either way the days cannot sit side by side, and reloading every day replaces them all."""
+    gone = [row for row in kept if not Path(row[3]).is_file()]
+    if gone:
+        raise IngestError(
+            f"{table}: the raw rows of {gone[0][0]} ({len(gone)} file(s) in all) are missing from "
+            f"{Path(gone[0][3]).parent}: {Path(gone[0][3]).name}; reload every day at once: persona run --all-days")
+    if any(set(row[2]) - set(arriving) for row in kept):
         rows = sum(row[1] for row in kept)
         raise IngestError(
             f"{table}: the columns loaded for {window} differ from those of the {rows} rows already loaded "
             f"for other days (from {kept[0][0]}); reload every day at once: persona run --all-days")
 
 
-def _move_in(staged: list[Path], table: str, folder: Path | None) -> list[tuple[Path, list[str], object, int]]:
-    """The staged files moved into the table's folder (left where they are for an in-memory raw layer), with
-    their columns, day and rows. File names are new each load, so a load never overwrites a file a view reads."""
-    target = None
-    if folder is not None:
-        target = folder / table.split(".")[1]
-        target.mkdir(parents=True, exist_ok=True)
+def _flush(path: Path) -> None:
+    """Force a file (or a folder's entries) to disk: the load's COMMIT is durable, so must be the files it lists
+    before the files they replace are deleted."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _move_in(arriving: list[tuple[Path, list[str], object, int]], table: str,
+             folder: Path | None) -> list[tuple[Path, list[str], object, int]]:
+    """The arriving files (path, columns, day, rows) moved into the table's folder and flushed to disk (left
+    where they are for an in-memory raw layer). File names are new each load, so a load never overwrites a file
+    a view reads."""
+    if folder is None:
+        return arriving
+    target = folder / table.split(".")[1]
+    target.mkdir(parents=True, exist_ok=True)
     moved = []
-    for path in staged:
-        columns, day, rows = _file_facts(path)
-        if target is not None:
-            destination = target / f"{day or 'snapshot'}-{uuid.uuid4().hex[:12]}.parquet"
-            shutil.move(path, destination)
-            path = destination
-        moved.append((path, columns, day, rows))
+    for path, columns, day, rows in arriving:
+        destination = target / f"{day or 'snapshot'}-{uuid.uuid4().hex[:12]}.parquet"
+        shutil.move(path, destination)
+        _flush(destination)
+        moved.append((destination, columns, day, rows))
+    _flush(target)
     return moved
 
 
 def _view_empty(con: duckdb.DuckDBPyConnection, table: str, fields) -> None:
-    """`table` without files: no rows, and the contract's columns."""
+    """`table` without files (an in-memory raw layer given none): no rows, and the contract's columns."""
     columns = ", ".join(f"NULL::{SQL_TYPES[dtype]} AS {quote_identifier(name)}"
                         for name, dtype in empty_raw(fields).schema.items())
     con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT {columns} WHERE false")
@@ -128,11 +147,19 @@ def write_raw_table(
     _ensure_stored_files(con)
     folder = raw_files_folder(con)
     _convert_legacy_table(con, table, folder, window)
-    kept = _kept_files(con, table, window)
-    moved = _move_in(staged, table, folder)
-    arriving = moved[0][1] if moved else empty_raw(fields).columns
+    arriving = [(path, *_file_facts(path)) for path in staged]
+    if not arriving and folder is not None:
+        # No file for these days: an empty one still stands for them with the contract's columns, so a field a
+        # newer contract adds is a column before any file has it.
+        empty = folder / table.split(".")[1] / f"empty-{uuid.uuid4().hex[:12]}.parquet"
+        empty.parent.mkdir(parents=True, exist_ok=True)
+        empty_raw(fields).write_parquet(empty)
+        columns, _, rows = _file_facts(empty)
+        arriving = [(empty, columns, window.first if window else None, rows)]
     if window is not None:
-        _check_columns(table, arriving, kept, window)
+        _check_kept(table, arriving[0][1] if arriving else empty_raw(fields).columns,
+                    _kept_files(con, table, window), window)
+    moved = _move_in(arriving, table, folder)
     if window is None:
         con.execute(f"DELETE FROM {STORED_FILES} WHERE table_name = ?", [table])
     else:
@@ -142,7 +169,12 @@ def write_raw_table(
         con.executemany(f"INSERT INTO {STORED_FILES} VALUES (?, ?, ?, ?, ?, ?)",
                         [[table, str(path), day, index, rows, columns]
                          for index, (path, columns, day, rows) in enumerate(moved)])
-    if not view_raw_files(con, table):
+    missing = view_raw_files(con, table)
+    if missing:
+        raise IngestError(f"{table}: a raw file it lists is missing: {missing[0]}; reload every day at once: "
+                          "persona run --all-days")
+    if not moved and not con.execute(f"SELECT count(*) FROM {STORED_FILES} WHERE table_name = ?",
+                                     [table]).fetchone()[0]:
         _view_empty(con, table, fields)
 
 

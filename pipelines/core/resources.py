@@ -97,34 +97,52 @@ def move_legacy_raw_schema(con: duckdb.DuckDBPyConnection) -> list[str]:
     return tables
 
 
-def view_raw_files(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+def _glob_literal(path: str) -> str:
+    """`path` as a read_parquet pattern matching only itself: DuckDB expands *, ? and [...] in every path it is
+    given, so a warehouse folder named "shop[1]" would otherwise read the files of "shop1"."""
+    return "".join(f"[{char}]" if char in "*?[" else char for char in path)
+
+
+def view_raw_files(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     """(Re)create raw table `table` as the view over the Parquet files raw.stored_files lists for it, in load
-    order (assets/raw/files.py); False, creating nothing, when it lists none."""
+    order (assets/raw/files.py). Returns the listed files that are missing, creating nothing if any is (or if
+    none is listed)."""
     files = [row[0] for row in con.execute(
         f"SELECT file FROM {RAW_CATALOG}.stored_files WHERE table_name = ? "
         "ORDER BY partition_date NULLS FIRST, file_index", [table]).fetchall()]
-    if not files:
-        return False
-    listed = ", ".join("'" + path.replace("'", "''") + "'" for path in files)
+    missing = [path for path in files if not Path(path).is_file()]
+    if not files or missing:
+        return missing
+    listed = ", ".join("'" + _glob_literal(path).replace("'", "''") + "'" for path in files)
     # Paths are the raw layer's own; no hive partitions are read from them, whatever the warehouse's path holds.
     con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet([{listed}], union_by_name = true, "
                 "hive_partitioning = false)")
-    return True
+    return []
+
+
+def raw_files_moved_from(con: duckdb.DuckDBPyConnection, raw_file: Path) -> str | None:
+    """The folder the raw tables' files were listed under when the warehouse folder has since been moved or
+    renamed (the views name them by absolute path); None when they are where raw_files_folder_for says."""
+    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = "
+                       "'stored_files'", [RAW_CATALOG]).fetchone()[0]:
+        return None
+    some = con.execute(f"SELECT file FROM {RAW_CATALOG}.stored_files WHERE starts_with(file, '/') LIMIT 1"
+                       ).fetchone()
+    old = str(Path(some[0]).parent.parent) if some else None
+    return old if old is not None and old != str(raw_files_folder_for(raw_file)) else None
 
 
 def repoint_raw_files(con: duckdb.DuckDBPyConnection, raw_file: Path) -> bool:
-    """The raw tables are views naming their Parquet files by absolute path. When the warehouse folder was moved
-    or renamed, point raw.stored_files and the views at the files' new place. Returns whether anything moved."""
-    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = "
-                       "'stored_files'", [RAW_CATALOG]).fetchone()[0]:
+    """When the warehouse folder was moved or renamed, point raw.stored_files and the raw views at the files' new
+    place (a table with a listed file missing keeps its view; its next load names the file). Returns whether the
+    files had moved."""
+    old = raw_files_moved_from(con, raw_file)
+    if old is None:
         return False
-    some = con.execute(f"SELECT file FROM {RAW_CATALOG}.stored_files LIMIT 1").fetchone()
     new = str(raw_files_folder_for(raw_file))
-    old = str(Path(some[0]).parent.parent) if some else new
-    if old == new:
-        return False
     con.execute("BEGIN TRANSACTION")
-    con.execute(f"UPDATE {RAW_CATALOG}.stored_files SET file = ? || substr(file, ?)", [new, len(old) + 1])
+    con.execute(f"UPDATE {RAW_CATALOG}.stored_files SET file = ? || substr(file, ?) WHERE starts_with(file, ?)",
+                [new, len(old) + 1, old + "/"])
     for (table,) in con.execute(f"SELECT DISTINCT table_name FROM {RAW_CATALOG}.stored_files").fetchall():
         view_raw_files(con, table)
     con.execute("COMMIT")

@@ -163,3 +163,58 @@ def test_a_moved_warehouse_folder_reads_its_raw_rows_at_their_new_place(tmp_path
         folders = {row[0] for row in con.execute(
             f"SELECT regexp_extract(file, '^(.*)/orders/[^/]+$', 1) FROM {STORED_FILES}").fetchall()}
     assert folders == {str(raw_files_folder_for(after.raw_file))}
+
+
+def test_sql_on_a_moved_warehouse_says_the_next_run_repoints_the_raw_tables(tmp_path):
+    before = WarehouseResource(path=str(tmp_path / "old" / "warehouse.duckdb"))
+    with before.connect() as con:
+        write_raw_table(con, "raw.orders", [staged_file(tmp_path / "scratch", "a", None, ["O1"])], FIELDS)
+    (tmp_path / "old").rename(tmp_path / "new")
+    after = WarehouseResource(path=str(tmp_path / "new" / "warehouse.duckdb"))
+    with pytest.raises(QueryRefused, match=rf"files were written under {tmp_path / 'old'}.* the next `persona run` "
+                                           rf"points the raw tables at {raw_files_folder_for(after.raw_file)}"):
+        run_read_only_query(after.file, "SELECT order_id FROM raw.orders", after.raw_file)
+    assert run_read_only_query(after.file, "SELECT 1 AS one", after.raw_file).rows() == [(1,)]
+    with after.connect():
+        pass  # any writable connection, as every run opens, points them at the new place
+    assert run_read_only_query(after.file, "SELECT order_id FROM raw.orders", after.raw_file).rows() == [("O1",)]
+
+
+def test_a_daily_load_whose_kept_days_lost_a_file_names_it_and_the_way_out(tmp_path, warehouse):
+    scratch = tmp_path / "scratch"
+    with warehouse.connect() as con:
+        write_raw_table(con, "raw.orders", [staged_file(scratch, "a", "2026-01-01", ["O1"])], FIELDS,
+                        day("2026-01-01"))
+        lost = next(raw_files_folder_for(warehouse.raw_file).glob("orders/*.parquet"))
+        lost.unlink()
+        with pytest.raises(IngestError, match=rf"raw.orders: the raw rows of 2026-01-01 \(1 file\(s\) in all\) are "
+                                              rf"missing from .*: {lost.name}; reload every day at once: "
+                                              rf"persona run --all-days"):
+            write_raw_table(con, "raw.orders", [staged_file(scratch, "b", "2026-01-02", ["O2"])], FIELDS,
+                            day("2026-01-02"))
+        # Reloading every day replaces the lost file.
+        write_raw_table(con, "raw.orders", [staged_file(scratch, "c", "2026-01-01", ["O1"]),
+                                            staged_file(scratch, "d", "2026-01-02", ["O2"])], FIELDS,
+                        DayWindow(date(2026, 1, 1), date(2026, 1, 2)))
+        assert order_ids(con) == [("2026-01-01", "O1"), ("2026-01-02", "O2")]
+
+
+def test_a_day_without_files_still_brings_the_columns_a_newer_contract_adds(tmp_path, warehouse):
+    with warehouse.connect() as con:
+        write_raw_table(con, "raw.orders", [staged_file(tmp_path / "scratch", "a", "2026-01-01", ["O1"])], FIELDS,
+                        day("2026-01-01"))
+        write_raw_table(con, "raw.orders", [], [*FIELDS, "line_id"], day("2026-01-02"))
+        assert con.execute("SELECT order_id, line_id, _partition_date::VARCHAR FROM raw.orders").fetchall() == [
+            ("O1", None, "2026-01-01")]
+
+
+def test_a_warehouse_folder_with_glob_characters_reads_only_its_own_files(tmp_path):
+    shop = WarehouseResource(path=str(tmp_path / "shop[1]" / "warehouse.duckdb"))
+    with shop.connect() as con:
+        write_raw_table(con, "raw.orders", [staged_file(tmp_path / "scratch", "a", None, ["S1"])], FIELDS)
+    # The same file name under "shop1", which the pattern "shop[1]" matches if the path is read as a glob.
+    own = next(raw_files_folder_for(shop.raw_file).glob("orders/*.parquet"))
+    decoy = tmp_path / "shop1" / own.relative_to(tmp_path / "shop[1]")
+    staged_file(decoy.parent, decoy.name, None, ["D1", "D2"])
+    with shop.connect() as con:
+        assert order_ids(con) == [(None, "S1")]
