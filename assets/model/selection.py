@@ -33,6 +33,10 @@ BOOTSTRAP_FRACTION = 0.8
 # won by 10-20% on the final fit at most.
 MODEL_THREADS = 1
 DISTANCE_BLOCK_ROWS = 65_536
+# Mini-batch k-means draws every batch with numpy's weighted choice, which sums the weights of all its rows at every
+# step: at 10M customers its final fit took 80 s of the model step's 98 s. It draws its batches from a uniform
+# sample of this many fitted rows instead (equally random batches); up to this many fitted customers nothing changes.
+MINIBATCH_POOL_ROWS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -308,11 +312,16 @@ def fit_final(
     prep, scaled, fit_rows = prepared
     scaler = prep.named_steps["scale"]
     init = scaler.transform(previous_centers_unscaled) if previous_centers_unscaled is not None else start_centers
-    estimator = make_estimator(algorithm, k, seed, init=init).fit(fit_rows)
+    pooled = algorithm == "minibatch" and len(fit_rows) > MINIBATCH_POOL_ROWS
+    pool = fit_rows[np.sort(np.random.default_rng(seed).choice(len(fit_rows), MINIBATCH_POOL_ROWS, replace=False))] \
+        if pooled else fit_rows
+    estimator = make_estimator(algorithm, k, seed, init=init).fit(pool)
     labels = estimator.predict(scaled)
     centers = centers_of(estimator)
     distances = assigned_distances(scaled, centers, labels)
-    inertia = float(getattr(estimator, "inertia_", np.sum(distances[fit_mask] ** 2)))
+    # A pooled fit's own inertia covers the pool only: the published one covers every fitted customer.
+    inertia = float(np.sum(distances[fit_mask] ** 2)) if pooled \
+        else float(getattr(estimator, "inertia_", np.sum(distances[fit_mask] ** 2)))
     return FittedModel(
         algorithm=algorithm, k=k, labels=labels, distances=distances,
         centers_scaled=centers, centers_unscaled=scaler.inverse_transform(centers),
