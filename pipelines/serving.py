@@ -29,7 +29,7 @@ import polars as pl
 import pyarrow as pa
 from duckdb.sqltypes import DuckDBPyType
 
-from pipelines.core.resources import attach_raw, raw_files_folder_for, raw_files_moved_from
+from pipelines.core.resources import attach_raw, glob_literal, raw_files_folder_for, raw_files_moved_from
 
 ALLOWED_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
@@ -97,8 +97,11 @@ def open_read_only(warehouse: Path, raw_file: Path | None = None,
             attach_raw(con, raw_file, read_only=True)
             # The raw tables are views over the raw layer's Parquet files (assets/raw/files.py): that folder, and
             # no other, stays readable.
-            folder = str(raw_files_folder_for(raw_file)).replace("'", "''")
-            con.execute(f"SET allowed_directories = ['{folder}/']")
+            # DuckDB checks the path as the view names it, escaped for globbing (resources.glob_literal) when the
+            # folder's name holds a glob character.
+            folders = {str(raw_files_folder_for(raw_file)), glob_literal(str(raw_files_folder_for(raw_file)))}
+            listed = ", ".join("'" + folder.replace("'", "''") + "/'" for folder in sorted(folders))
+            con.execute(f"SET allowed_directories = [{listed}]")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
     except QueryRefused:
@@ -229,16 +232,18 @@ class QueryStream:
         return counted, True
 
 
-def _check_raw_files_in_place(con: duckdb.DuckDBPyConnection, raw_file: Path | None, query: str) -> None:
+def _moved_raw_files(con: duckdb.DuckDBPyConnection, raw_file: Path | None, exc: BaseException) -> QueryRefused | None:
     """The raw views name their Parquet files by absolute path; after the warehouse folder moved, only a writable
-    connection (any run) points them at the new place. Say so rather than fail on a file that is not there."""
-    if raw_file is None or not re.search(r"\braw\s*\.", query, re.IGNORECASE):
-        return
+    connection (any run) points them at the new place. A query that failed on a file says so, rather than naming a
+    file that is not there."""
+    if raw_file is None or not isinstance(exc, duckdb.PermissionException | duckdb.IOException):
+        return None
     old = raw_files_moved_from(con, raw_file)
-    if old is not None:
-        raise QueryRefused(f"refused: the raw layer's files were written under {old} and the warehouse folder has "
-                           f"moved since; the next `persona run` points the raw tables at "
-                           f"{raw_files_folder_for(raw_file)}")
+    if old is None:
+        return None
+    return QueryRefused(f"refused: the raw layer's files were written under {old} and the warehouse folder has "
+                        f"moved since; the next `persona run` points the raw tables at "
+                        f"{raw_files_folder_for(raw_file)}")
 
 
 @contextmanager
@@ -250,12 +255,11 @@ def stream_read_only_query(warehouse: Path, query: str, raw_file: Path | None = 
     con = open_read_only(warehouse, raw_file, limits)
     try:
         _check_statement(con, query)
-        _check_raw_files_in_place(con, raw_file, query)
         with _Deadline(con, limits.timeout) as deadline:
             try:
                 reader = _relation(con, query, for_printing).to_arrow_reader(BATCH_ROWS)
             except _FETCH_ERRORS as exc:
-                raise _failure(exc, limits, deadline) from exc
+                raise (_moved_raw_files(con, raw_file, exc) or _failure(exc, limits, deadline)) from exc
             yield QueryStream(reader, limits, deadline)
     finally:
         con.close()

@@ -34,8 +34,10 @@ BOOTSTRAP_FRACTION = 0.8
 MODEL_THREADS = 1
 DISTANCE_BLOCK_ROWS = 65_536
 # Mini-batch k-means draws every batch with numpy's weighted choice, which sums the weights of all its rows at every
-# step: at 10M customers its final fit took 80 s of the model step's 98 s. It draws its batches from a uniform
-# sample of this many fitted rows instead (equally random batches); up to this many fitted customers nothing changes.
+# step: at 10M customers its final fit took 80 s of the model step's 98 s. Past this many fitted rows it is fitted on
+# a uniform sample of them (its step limit and convergence smoothing then follow the sample's size); on the XL
+# features the inertia over every fitted customer came within 0.003% of a fit on all 9.95M. Up to this many fitted
+# customers nothing changes.
 MINIBATCH_POOL_ROWS = 1_000_000
 
 

@@ -67,10 +67,21 @@ def _convert_legacy_table(con: duckdb.DuckDBPyConnection, table: str, folder: Pa
             path = target / f"{day}-{uuid.uuid4().hex[:12]}.parquet"
             con.execute(f"COPY (SELECT * FROM {table} WHERE {PARTITION_DATE} = ?) TO {sql_literal(str(path))} "
                         "(FORMAT parquet)", [day])
+            _flush(path)  # the table holding these rows is dropped when the load commits
             columns, _, rows = _file_facts(path)
             con.execute(f"INSERT INTO {STORED_FILES} VALUES (?, ?, ?, ?, ?, ?)",
                         [table, str(path), day, index, rows, columns])
+        _flush(target)
     con.execute(f"DROP TABLE {table}")
+
+
+def _check_folder_name(folder: Path | None) -> None:
+    """read_parquet takes every path as a glob pattern; *, ? and [ are escaped (resources.glob_literal), but in a
+    pattern DuckDB also reads a backslash as a separator, and no escape keeps one: such a folder is refused."""
+    text = str(folder) if folder is not None else ""
+    if "\\" in text and any(char in text for char in "*?["):
+        raise IngestError(f"{folder}: the warehouse path holds a backslash and one of * ? [, which DuckDB cannot "
+                          "read files under; give the warehouse a path without them (--warehouse)")
 
 
 def _kept_files(con: duckdb.DuckDBPyConnection, table: str, window: DayWindow | None) -> list[tuple]:
@@ -127,7 +138,8 @@ def _move_in(arriving: list[tuple[Path, list[str], object, int]], table: str,
         shutil.move(path, destination)
         _flush(destination)
         moved.append((destination, columns, day, rows))
-    _flush(target)
+    for created in (target, folder, folder.parent):  # the folders' own entries, made by the first load
+        _flush(created)
     return moved
 
 
@@ -146,8 +158,12 @@ def write_raw_table(
     transaction; remove_unlisted_files frees the replaced files once it committed."""
     _ensure_stored_files(con)
     folder = raw_files_folder(con)
+    _check_folder_name(folder)
     _convert_legacy_table(con, table, folder, window)
     arriving = [(path, *_file_facts(path)) for path in staged]
+    if window is not None:
+        _check_kept(table, arriving[0][1] if arriving else empty_raw(fields).columns,
+                    _kept_files(con, table, window), window)
     if not arriving and folder is not None:
         # No file for these days: an empty one still stands for them with the contract's columns, so a field a
         # newer contract adds is a column before any file has it.
@@ -156,9 +172,6 @@ def write_raw_table(
         empty_raw(fields).write_parquet(empty)
         columns, _, rows = _file_facts(empty)
         arriving = [(empty, columns, window.first if window else None, rows)]
-    if window is not None:
-        _check_kept(table, arriving[0][1] if arriving else empty_raw(fields).columns,
-                    _kept_files(con, table, window), window)
     moved = _move_in(arriving, table, folder)
     if window is None:
         con.execute(f"DELETE FROM {STORED_FILES} WHERE table_name = ?", [table])

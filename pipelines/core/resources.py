@@ -97,7 +97,7 @@ def move_legacy_raw_schema(con: duckdb.DuckDBPyConnection) -> list[str]:
     return tables
 
 
-def _glob_literal(path: str) -> str:
+def glob_literal(path: str) -> str:
     """`path` as a read_parquet pattern matching only itself: DuckDB expands *, ? and [...] in every path it is
     given, so a warehouse folder named "shop[1]" would otherwise read the files of "shop1"."""
     return "".join(f"[{char}]" if char in "*?[" else char for char in path)
@@ -113,7 +113,7 @@ def view_raw_files(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     missing = [path for path in files if not Path(path).is_file()]
     if not files or missing:
         return missing
-    listed = ", ".join("'" + _glob_literal(path).replace("'", "''") + "'" for path in files)
+    listed = ", ".join("'" + glob_literal(path).replace("'", "''") + "'" for path in files)
     # Paths are the raw layer's own; no hive partitions are read from them, whatever the warehouse's path holds.
     con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet([{listed}], union_by_name = true, "
                 "hive_partitioning = false)")

@@ -46,6 +46,10 @@ def test_a_minibatch_fit_past_the_pool_size_draws_from_a_pool_and_assigns_everyo
                                    previous_centers_unscaled=None)
     assert fitted_rows == [500]
     assert len(model.labels) == len(features)
+    # Seeded: the same pool and the same model again.
+    again, _ = selection.fit_final(prepare(features, fit_mask), fit_mask, 3, "minibatch", seed=0,
+                                   previous_centers_unscaled=None)
+    assert np.array_equal(again.labels, model.labels) and again.inertia == model.inertia
     assert adjusted_rand_score(truth, model.labels) == 1.0
     # The inertia is every fitted customer's, not the pool's.
     assert model.inertia == pytest.approx(float(np.sum(model.distances[fit_mask] ** 2)))

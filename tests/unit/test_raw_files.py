@@ -206,6 +206,16 @@ def test_a_day_without_files_still_brings_the_columns_a_newer_contract_adds(tmp_
         write_raw_table(con, "raw.orders", [], [*FIELDS, "line_id"], day("2026-01-02"))
         assert con.execute("SELECT order_id, line_id, _partition_date::VARCHAR FROM raw.orders").fetchall() == [
             ("O1", None, "2026-01-01")]
+        # The empty file stands for its day: a load of another day keeps it, a reload of that day replaces it.
+        assert con.execute(f"SELECT partition_date::VARCHAR, rows FROM {STORED_FILES} ORDER BY 1").fetchall() == [
+            ("2026-01-01", 1), ("2026-01-02", 0)]
+        write_raw_table(con, "raw.orders", [staged_file(tmp_path / "scratch", "c", "2026-01-03", ["O3"],
+                                                        line_id=["L3"])], [*FIELDS, "line_id"], day("2026-01-03"))
+        write_raw_table(con, "raw.orders", [staged_file(tmp_path / "scratch", "b", "2026-01-02", ["O2"],
+                                                        line_id=["L2"])], [*FIELDS, "line_id"], day("2026-01-02"))
+        assert con.execute(f"SELECT partition_date::VARCHAR, rows FROM {STORED_FILES} ORDER BY 1").fetchall() == [
+            ("2026-01-01", 1), ("2026-01-02", 1), ("2026-01-03", 1)]
+        assert order_ids(con) == [("2026-01-01", "O1"), ("2026-01-02", "O2"), ("2026-01-03", "O3")]
 
 
 def test_a_warehouse_folder_with_glob_characters_reads_only_its_own_files(tmp_path):
@@ -218,3 +228,21 @@ def test_a_warehouse_folder_with_glob_characters_reads_only_its_own_files(tmp_pa
     staged_file(decoy.parent, decoy.name, None, ["D1", "D2"])
     with shop.connect() as con:
         assert order_ids(con) == [(None, "S1")]
+    # persona sql --unpublished reads them too: the folder is allowed as the view names it.
+    assert run_read_only_query(shop.file, "SELECT order_id FROM raw.orders", shop.raw_file).rows() == [("S1",)]
+
+
+def test_a_warehouse_path_with_a_backslash_and_a_glob_character_is_refused(tmp_path):
+    shop = WarehouseResource(path=str(tmp_path / "shop\\a[1]" / "warehouse.duckdb"))
+    with shop.connect() as con, pytest.raises(IngestError, match=r"holds a backslash and one of \* \? \[.*--warehouse"):
+        write_raw_table(con, "raw.orders", [staged_file(tmp_path / "scratch", "a", None, ["S1"])], FIELDS)
+
+
+def test_a_failed_daily_load_without_files_leaves_no_file_behind(tmp_path, warehouse):
+    with warehouse.connect() as con:
+        write_raw_table(con, "raw.orders", [staged_file(tmp_path / "scratch", "a", "2026-01-01", ["O1"])], FIELDS,
+                        day("2026-01-01"))
+        next(raw_files_folder_for(warehouse.raw_file).glob("orders/*.parquet")).unlink()
+        with pytest.raises(IngestError, match="are missing from"):
+            write_raw_table(con, "raw.orders", [], FIELDS, day("2026-01-02"))
+    assert files_in(warehouse) == []
