@@ -20,7 +20,12 @@ from pipelines.core.partitions import DayWindow
 from quality.validation import CRITICAL, WARNING, SuiteSpec, expectation
 
 E = gx.expectations
-NUMBER_PATTERN = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+# Python's blanks (str.isspace), spelled out as characters: `\s` means the same to Python, but sends pandas to match
+# every value in Python rather than in Arrow (0.52 against 0.09 s per 1.8M values). None needs escaping in a class.
+_BLANK = "[" + "".join(c for c in map(chr, range(0x3001)) if c.isspace()) + "]"
+# A number: ASCII digits (not `\d`, which also takes a full-width ５ that staging's cast rejects and quarantines),
+# blanks around it.
+NUMBER_PATTERN = rf"^{_BLANK}*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?{_BLANK}*$"
 RAW_META = ["_source_row", "_source_file", "_partition_date"]
 ROW_KEY = ["_source_file", "_source_row"]
 
