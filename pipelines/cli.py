@@ -232,7 +232,7 @@ def _run_locked(config_path: str, input_path: str | None, warehouse_path: str, d
         click.echo(f"Warehouse: {public_file(Path(warehouse_path))}")
         return
     from pipelines.core.resources import SourceResource, WarehouseResource
-    from pipelines.progress import StepDisplay, run_summary
+    from pipelines.progress import StepDisplay, summary_lines
     from pipelines.runner import run_refresh, segmentation_strength, strength_line
 
     # Importing the graph leaves ~400k long-lived objects (Dagster, Great Expectations, pandas, scikit-learn).
@@ -259,13 +259,12 @@ def _run_locked(config_path: str, input_path: str | None, warehouse_path: str, d
     # Weak results that did not stop the run (warn-level checks), so they are not seen only in the event log.
     for line in outcome.warnings:
         click.echo(line)
-    summary = run_summary(warehouse, outcome.run_id)
-    for line in summary.lines(len(outcome.warnings)) if summary else []:
+    command, flag = _command_name(), _warehouse_flag(warehouse_path)
+    for line in summary_lines(warehouse, outcome.run_id, len(outcome.warnings), f"{command} sql{flag}"):
         click.echo(line)
     click.echo(f"Warehouse: {warehouse}")
     for report in sorted((warehouse.parent / "reports").glob("report_*.html")):
         click.echo(f"Report:    {report}")
-    command, flag = _command_name(), _warehouse_flag(warehouse_path)
     click.echo("Try:")
     for query in EXAMPLE_QUERIES:
         click.echo(f'  {command} sql{flag} "{query}"')

@@ -131,8 +131,22 @@ class RunSummary:
             lines.append(f"Customers: {self.customers:,} in {self.segments} segments")
         lines.append(f"Rows:      {self.rows_read:,} read this run, {self.rows_loaded:,} loaded, "
                      f"{self.rows_quarantined:,} quarantined, {self.duplicates_removed:,} duplicates removed")
-        lines.append(f"Warnings:  {warnings}" + (" (listed above)" if warnings else ""))
+        lines.append(warnings_line(warnings))
         return lines
+
+
+def summary_lines(warehouse: Path, run_id: str, warnings: int, sql_command: str = "persona sql") -> list[str]:
+    """What `persona run` prints after a published run: the counts of run_summary, or a line saying they could not
+    be read (the run itself published), so that a missing summary is never silent; then the warnings line."""
+    summary = run_summary(warehouse, run_id)
+    if summary is None:
+        return [f"Summary:   not available: {warehouse} could not be read for the counts (the run itself published; "
+                f"try {sql_command} against it)", warnings_line(warnings)]
+    return summary.lines(warnings)
+
+
+def warnings_line(warnings: int) -> str:
+    return f"Warnings:  {warnings}" + (" (listed above)" if warnings else "")
 
 
 def run_summary(warehouse: Path, run_id: str) -> RunSummary | None:

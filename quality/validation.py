@@ -2,10 +2,10 @@
 
 Why batches: GX 1.x cannot validate DuckDB through its SQL datasource (an upstream IndexError in
 `resolve_metric_bundle`), so tables are handed to GX's pandas engine. Handing over 10M rows at once would cost
-gigabytes, so a table is split into batches of at most `quality.validation_batch_rows` rows. A suite that compares
-rows (uniqueness) is split by a hash of its key: every copy of a key lands in the same batch, which keeps it exact.
-A suite that judges rows one by one is split into consecutive rows. Either way the counts of the batches add up to
-the counts of the whole table.
+gigabytes, so a table is split into batches of at most `quality.validation_batch_rows` rows. A suite whose
+expectations all judge rows one by one (ROW_BY_ROW_EXPECTATIONS) is split into consecutive rows; any other (one
+comparing rows, as uniqueness does) by a hash of its key: every copy of a key lands in the same batch, which keeps
+it exact. Either way the counts of the batches add up to the counts of the whole table.
 """
 
 import hashlib
@@ -36,7 +36,7 @@ gx_pandas_engine.HASH_THRESHOLD = 0
 CRITICAL = "critical"
 # The batch number each row of a split table carries while it is read (never a column of a suite's table).
 BATCH_COLUMN = "_validation_batch"
-STREAM_ROWS = 262_144  # rows per Arrow record batch read from the sorted stream
+STREAM_ROWS = 262_144  # rows per Arrow record batch read from the stream a suite's batches are cut from
 WARNING = "warning"
 
 
@@ -162,13 +162,14 @@ def _select_list(con: duckdb.DuckDBPyConnection, spec: SuiteSpec) -> str:
 
 
 # Expectations whose counts over a table are the sums of their counts over any split of its rows: a row is judged
-# alone. The others (uniqueness) compare rows, so all copies of a key must share a batch.
+# alone. Any other keeps the hash-partitioned split: uniqueness compares rows, so all copies of a key must share a
+# batch, and the type expectations judge a batch's column type, which depends on the rows it holds (an integer
+# column with a NULL comes out of DuckDB as Int32, without one as int32).
 ROW_BY_ROW_EXPECTATIONS = frozenset({
     "expect_table_row_count_to_be_between", "expect_column_values_to_not_be_null",
     "expect_column_values_to_be_null", "expect_column_values_to_match_regex",
     "expect_column_values_to_not_match_regex", "expect_column_values_to_be_between",
     "expect_column_values_to_be_in_set", "expect_column_values_to_not_be_in_set",
-    "expect_column_values_to_be_in_type_list", "expect_column_values_to_be_of_type",
 })
 
 
@@ -235,11 +236,18 @@ def _batches_in_table_order(con: duckdb.DuckDBPyConnection, spec: SuiteSpec, sel
                 pieces.append(chunk.slice(0, take))
                 held, chunk = held + take, chunk.slice(take)
                 if held == size:
-                    yield count, arrow_frame(converter, pa.Table.from_batches(pieces, reader.schema))
-                    pieces, held, yielded = [], 0, yielded + 1
+                    held, yielded = 0, yielded + 1
+                    yield count, arrow_frame(converter, _taken(pieces, reader.schema))
         for _ in range(yielded, count):
-            yield count, arrow_frame(converter, pa.Table.from_batches(pieces, reader.schema))
-            pieces = []
+            yield count, arrow_frame(converter, _taken(pieces, reader.schema))
+
+
+def _taken(pieces: list[pa.RecordBatch], schema: pa.Schema) -> pa.Table:
+    """The pieces as one table, and the list emptied: while GX validates the frame made from it, the generator
+    holds no more than the stream chunk it is cutting (at most STREAM_ROWS rows)."""
+    table = pa.Table.from_batches(pieces, schema)
+    pieces.clear()
+    return table
 
 
 def query_frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> pd.DataFrame:

@@ -214,8 +214,9 @@ def test_only_row_by_row_suites_skip_the_sort():
 
 def test_number_pattern_takes_ascii_digits_and_any_blank():
     """The raw suites' number pattern takes ASCII digits, as staging's cast does (a full-width digit is quarantined
-    there), with any blank around them (a no-break or ideographic space, as the cast takes them). Written without
-    \\d and \\s, pandas matches it in Arrow rather than value by value in Python."""
+    there), with blanks around them as `\\s` means them to Python (the no-break and ideographic spaces the cast
+    takes among them; a few control characters it takes are not cast). Written without `\\d` and `\\s`, pandas
+    matches it in Arrow rather than value by value in Python."""
     import warnings
 
     import pandas as pd

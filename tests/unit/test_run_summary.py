@@ -1,0 +1,33 @@
+"""What `persona run` prints after publishing: the counts of the published warehouse, or one line saying they
+could not be read (never nothing)."""
+
+import duckdb
+
+from pipelines.progress import summary_lines
+
+
+def test_summary_counts_the_published_warehouse(tmp_path):
+    warehouse = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("CREATE SCHEMA segments; CREATE SCHEMA quality")
+        con.execute("CREATE TABLE segments.customer_segments AS SELECT range AS customer_id FROM range(1200)")
+        con.execute("CREATE TABLE segments.segment_profiles AS SELECT range AS segment_id FROM range(4)")
+        con.execute("CREATE TABLE quality.load_audit (run_id VARCHAR, rows_read BIGINT, rows_loaded BIGINT, "
+                    "rows_quarantined BIGINT, duplicates_removed BIGINT)")
+        con.execute("INSERT INTO quality.load_audit VALUES ('r1', 1500, 1480, 15, 5), ('r1', 10, 10, 0, 0), "
+                    "('r0', 99, 99, 0, 0)")
+    assert summary_lines(warehouse, "r1", 2) == [
+        "Customers: 1,200 in 4 segments",
+        "Rows:      1,510 read this run, 1,490 loaded, 15 quarantined, 5 duplicates removed",
+        "Warnings:  2 (listed above)",
+    ]
+
+
+def test_an_unreadable_warehouse_is_said_not_skipped(tmp_path):
+    warehouse = tmp_path / "warehouse.duckdb"
+    warehouse.write_bytes(b"not a database" * 512)
+    assert summary_lines(warehouse, "r1", 0, "persona sql --warehouse shop.duckdb") == [
+        f"Summary:   not available: {warehouse} could not be read for the counts (the run itself published; "
+        "try persona sql --warehouse shop.duckdb against it)",
+        "Warnings:  0",
+    ]
