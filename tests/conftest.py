@@ -35,6 +35,8 @@ from pipelines.planning import plan_run
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"
 SEED_BASKETS = REPO_ROOT.parent / "shared" / "data" / "BASKETS1n.csv"
+# A real online-retail export (UCI Online Retail II, 2009-2010: 525,461 order lines nobody here generated).
+ONLINE_RETAIL = REPO_ROOT.parent / "shared" / "data" / "online_retail_II_2009_2010.parquet"
 
 
 def child_env(keep_dagster: bool = False) -> dict[str, str]:
@@ -156,6 +158,13 @@ def seed_baskets() -> Path:
     if not SEED_BASKETS.is_file():
         pytest.fail(f"the seed table is expected at {SEED_BASKETS} (../shared/data beside the repository)")
     return SEED_BASKETS
+
+
+@pytest.fixture
+def online_retail() -> Path:
+    if not ONLINE_RETAIL.is_file():
+        pytest.fail(f"the online-retail export is expected at {ONLINE_RETAIL} (../shared/data beside the repository)")
+    return ONLINE_RETAIL
 
 
 @pytest.fixture(scope="session")

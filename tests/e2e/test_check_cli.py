@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ONLINE_RETAIL as RETAIL
 from tests.conftest import REPO_ROOT, child_env, write_file
 
 PERSONA = str(Path(sys.executable).parent / "persona")
-RETAIL = REPO_ROOT.parent / "shared" / "data" / "online_retail_II_2009_2010.parquet"
 MAPPING = """
   columns:
     order_id: Invoice

@@ -29,10 +29,10 @@ from pipelines.core.config import (
     load_source_config,
 )
 from tests.conftest import EXAMPLES, REPO_ROOT, SEED_BASKETS, materialize_graph, query
+from tests.conftest import ONLINE_RETAIL as RETAIL
 from tests.e2e.test_export_corpus import EXPECTED_QUARANTINE, failures
 
 EXPORTS = REPO_ROOT / "tests" / "fixtures" / "exports"
-RETAIL = SEED_BASKETS.parent / "online_retail_II_2009_2010.parquet"
 
 # layout -> the files given to init: (orders, customers, products).
 FILES = {

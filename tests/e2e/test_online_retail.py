@@ -12,9 +12,8 @@ import polars as pl
 import pytest
 
 from assets.segments.vocabulary import has_cjk
-from tests.conftest import EXAMPLES, REPO_ROOT, materialize_graph, query
+from tests.conftest import EXAMPLES, ONLINE_RETAIL, materialize_graph, query
 
-ONLINE_RETAIL = REPO_ROOT.parent / "shared" / "data" / "online_retail_II_2009_2010.parquet"
 CONFIG = EXAMPLES / "online_retail.yaml"
 
 

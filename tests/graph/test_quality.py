@@ -30,7 +30,6 @@ from quality.validation import (
 )
 from tests.conftest import (
     EXAMPLES,
-    REPO_ROOT,
     materialize_graph,
     planted_outlier_inputs,
     query,
@@ -119,20 +118,17 @@ def test_batches_are_read_in_one_sorted_pass_across_stream_chunks(orders_db, mon
             for o in validate_suite(orders_db, few, batch_rows=1000)] == [(True, 5002, 0, 6), (False, 5002, 4, 6)]
 
 
-def test_streamed_batches_count_a_real_export_exactly(tmp_path, monkeypatch):
+def test_streamed_batches_count_a_real_export_exactly(tmp_path, monkeypatch, online_retail):
     """The online-retail export (525,461 lines nobody here generated; an invoice spans many lines, a quarter of the
     lines have no customer): split into 11 batches read from one sorted stream in 4,096-row chunks, every
     expectation counts what SQL counts over the whole file, and what validating it whole counts."""
     from quality import validation
 
     monkeypatch.setattr(validation, "STREAM_ROWS", 4096)
-    retail = REPO_ROOT.parent / "shared" / "data" / "online_retail_II_2009_2010.parquet"
-    if not retail.is_file():
-        pytest.fail(f"the online-retail export is expected at {retail} (../shared/data beside the repository)")
     con = duckdb.connect(str(tmp_path / "retail.duckdb"))
     con.execute("CREATE SCHEMA staging")
     con.execute("CREATE TABLE staging.lines AS SELECT Invoice AS invoice, \"Customer ID\"::VARCHAR AS customer_id, "
-                "Country AS country, Quantity AS quantity FROM read_parquet($path)", {"path": str(retail)})
+                "Country AS country, Quantity AS quantity FROM read_parquet($path)", {"path": str(online_retail)})
     spec = SuiteSpec(
         name="retail_lines", table="staging.lines", partition_key=["invoice"],
         frame_sql="SELECT invoice, customer_id, country, quantity FROM staging.lines",
@@ -159,21 +155,18 @@ def test_streamed_batches_count_a_real_export_exactly(tmp_path, monkeypatch):
     con.close()
 
 
-def test_row_by_row_suites_split_the_real_export_in_table_order(tmp_path, monkeypatch):
+def test_row_by_row_suites_split_the_real_export_in_table_order(tmp_path, monkeypatch, online_retail):
     """A suite whose expectations judge rows one by one (no uniqueness) is split into consecutive runs of rows read
     in the table's order, without sorting: on the online-retail export, 11 batches read in 4,096-row chunks hold
     every line once, in order, and count what SQL counts."""
     from quality import validation
 
     monkeypatch.setattr(validation, "STREAM_ROWS", 4096)
-    retail = REPO_ROOT.parent / "shared" / "data" / "online_retail_II_2009_2010.parquet"
-    if not retail.is_file():
-        pytest.fail(f"the online-retail export is expected at {retail} (../shared/data beside the repository)")
     con = duckdb.connect(str(tmp_path / "retail.duckdb"))
     con.execute("CREATE SCHEMA raw")
     con.execute("CREATE TABLE raw.lines AS SELECT row_number() OVER () AS line, Invoice AS invoice, "
                 "\"Customer ID\"::VARCHAR AS customer_id, Quantity::VARCHAR AS quantity FROM read_parquet($path)",
-                {"path": str(retail)})
+                {"path": str(online_retail)})
     spec = SuiteSpec(
         name="retail_raw", table="raw.lines", partition_key=["line"],
         frame_sql="SELECT line, invoice, customer_id, quantity FROM raw.lines ORDER BY line",
