@@ -4,6 +4,7 @@ change queue of customers whose orders a load changed; and the cleanup of the tr
 import duckdb
 
 from assets.raw.readers import PARTITION_DATE
+from assets.staging.typed import TYPED_LINES
 from pipelines.core.partitions import DayWindow
 from pipelines.core.sql import table_exists
 
@@ -120,9 +121,11 @@ def drop_order_intermediates(con: duckdb.DuckDBPyConnection) -> None:
     # Views first (they read the tables); new_order_lines is a view for the long shape, a table for the wide one.
     temporary = con.execute("SELECT table_name, table_type FROM information_schema.tables "
                             "WHERE table_catalog = 'temp' ORDER BY table_type DESC").fetchall()
-    intermediates = {"new_order_lines", "kept_orders", "new_orders", "other_day_orders",
+    intermediates = {"new_order_lines", "kept_orders", "new_orders", "other_day_orders", "other_day_rows",
+                     "valid_typed_orders", "dropped_typed_rows", "shared_order_lines",
                      "repeated_ranks", "typed_orders", "source_file_numbers", "typed_products", "ranked_products",
                      "product_lookup", "description_categories"}
     for name, kind in temporary:
         if name in intermediates:
             con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {name}")
+    con.execute(f"DROP TABLE IF EXISTS {TYPED_LINES}")  # left when a load failed before taking it

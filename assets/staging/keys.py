@@ -146,17 +146,17 @@ def quarantine_shared_order_ids(con: duckdb.DuckDBPyConnection, run_id: str) -> 
     """An order belongs to one customer: the customer of its first valid line in file order (files in name order,
     then rows), the line that also gives the order its payment method and channel. A later line of the same
     order_id naming another customer is quarantined as `order_id used by another customer`, naming both customers
-    and the owner's line; the order keeps only its owner's lines. Runs on typed_orders after the row rules and
-    duplicate ranking (long shape, source order ids), so every row here is valid."""
+    and the owner's line; the order keeps only its owner's lines. Runs on valid_typed_orders after the duplicate
+    ranking (long shape, source order ids), so every row here is valid."""
     # Orders with more than one customer are found by hashes (grouping integers is cheaper than text, as in
     # rank_order_duplicates); a hash collision only brings an order into `shared`, where the exact test follows.
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE shared_order_lines AS
         WITH candidates AS (
-            SELECT hash(order_id) AS order_hash FROM typed_orders
+            SELECT hash(order_id) AS order_hash FROM valid_typed_orders
             GROUP BY 1 HAVING min(hash(customer_id)) <> max(hash(customer_id))),
         shared AS (
-            SELECT rowid AS typed_rowid, order_id, customer_id, _source_file, _source_row FROM typed_orders
+            SELECT typed_rowid, order_id, customer_id, _source_file, _source_row FROM valid_typed_orders
             WHERE hash(order_id) IN (SELECT order_hash FROM candidates)),
         owned AS (
             SELECT *,
@@ -174,5 +174,5 @@ def quarantine_shared_order_ids(con: duckdb.DuckDBPyConnection, run_id: str) -> 
                || '), this line names customer ' || customer_id,
                current_timestamp
         FROM shared_order_lines ORDER BY _source_file, _source_row""", [run_id])
-    con.execute("DELETE FROM typed_orders WHERE rowid IN (SELECT typed_rowid FROM shared_order_lines)")
+    con.execute("INSERT INTO dropped_typed_rows SELECT typed_rowid FROM shared_order_lines")
     con.execute("DROP TABLE shared_order_lines")

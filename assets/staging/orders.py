@@ -4,6 +4,7 @@ shapes."""
 
 import duckdb
 
+from assets.staging.typed import ORDER_LINE_COLUMNS, STAGED_VALUES, TYPED_LINES
 from pipelines.core.config import SourceConfig
 from pipelines.core.partitions import DayWindow
 from pipelines.core.sql import sql_literal, table_exists
@@ -13,26 +14,40 @@ ORDER_LINE_FIELDS_LONG = ["order_id", "customer_id", "order_ts", "category", "sk
                           "unit_price", "payment_method", "channel", "status"]
 
 
+def start_row_selection(con: duckdb.DuckDBPyConnection, typed: str) -> None:
+    """The typed rows to stage are those that pass every rule and that no later rule drops: `dropped_typed_rows`
+    collects the rowids the duplicate rules drop, and the view `valid_typed_orders` (typed_rowid and the typed
+    columns) leaves them out. Rows are never deleted from the typed table while the load runs: a load that replaces
+    every line renames that table into staging.order_lines, which DuckDB refuses after a delete in the same
+    transaction (take_typed_lines deletes the dropped rows after the rename's other changes)."""
+    con.execute("CREATE OR REPLACE TEMP TABLE dropped_typed_rows (typed_rowid BIGINT)")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW valid_typed_orders AS
+        SELECT rowid AS typed_rowid, * EXCLUDE (bad_column, reason, bad_value) FROM {typed}
+        WHERE reason IS NULL AND rowid NOT IN (SELECT typed_rowid FROM dropped_typed_rows)""")
+
+
 def rank_order_duplicates(
-    con: duckdb.DuckDBPyConnection, run_id: str, key: list[str], all_columns: list[str], what: str
+    con: duckdb.DuckDBPyConnection, run_id: str, key: list[str], all_columns: list[str], what: str, typed: str
 ) -> None:
     """Exact copies (every column equal) collapse onto the first in file order and are logged as removed; a later
     row with the same key but other values is quarantined as a conflicting duplicate of the first. Both are then
-    deleted from typed_orders, which keeps the first copies."""
+    dropped (dropped_typed_rows), which keeps the first copies."""
     every, keys = ", ".join(all_columns), ", ".join(key)
     # Any duplicate shares its key, so the window functions only need the rows whose key repeats: on real data a
     # small share. Only their ranks are stored, with the typed row's rowid; every other valid row is its own first
-    # copy and stays where it is (a copy of 9M rows costs seconds and memory).
+    # copy and stays where it is (a copy of 9M rows costs seconds and memory). Nothing has been dropped yet, so the
+    # valid rows are the typed rows that pass the rules.
     # Repeats are found by a hash of the key: grouping one integer is faster than grouping the key's text, and
     # equal keys (NULLs included) hash alike. A collision only brings a row with a different key into `repeated`,
-    # where the windows partition by the key itself, so it stays its own first copy. Each CTE reads typed_orders
+    # where the windows partition by the key itself, so it stays its own first copy. Each CTE reads the typed table
     # directly: a CTE read twice is materialized, which copied all 9M valid rows (7 s at L).
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE repeated_ranks AS
         WITH repeated_keys AS (
-            SELECT hash({keys}) AS key_hash FROM typed_orders WHERE reason IS NULL GROUP BY ALL HAVING count(*) > 1),
+            SELECT hash({keys}) AS key_hash FROM {typed} WHERE reason IS NULL GROUP BY ALL HAVING count(*) > 1),
         repeated AS (
-            SELECT rowid AS typed_rowid, * FROM typed_orders
+            SELECT rowid AS typed_rowid, * FROM {typed}
             WHERE reason IS NULL AND hash({keys}) IN (SELECT key_hash FROM repeated_keys)),
         exact AS (
             SELECT *,
@@ -61,9 +76,8 @@ def rank_order_duplicates(
                'conflicting duplicate of the ' || ? || ' in row ' || key_first_row::VARCHAR || ' (same '
                || ? || ', different values)', current_timestamp
         FROM repeated_ranks WHERE key_rank > 1""", [run_id, what, _and_join(key)])
-    con.execute("DELETE FROM typed_orders WHERE reason IS NOT NULL")  # quarantined already
-    con.execute("DELETE FROM typed_orders WHERE rowid IN "
-                "(SELECT typed_rowid FROM repeated_ranks WHERE key_rank IS DISTINCT FROM 1)")
+    con.execute("INSERT INTO dropped_typed_rows "
+                "SELECT typed_rowid FROM repeated_ranks WHERE key_rank IS DISTINCT FROM 1")
 
 
 def _and_join(names: list[str]) -> str:
@@ -76,12 +90,11 @@ def rank_long_orders(con: duckdb.DuckDBPyConnection, config: SourceConfig, run_i
     makes rows with other values conflicting duplicates."""
     line_key = config.orders.declared_line_key()
     if line_key is not None:
-        rank_order_duplicates(con, run_id, line_key, ORDER_LINE_FIELDS_LONG, "order line")
+        rank_order_duplicates(con, run_id, line_key, ORDER_LINE_FIELDS_LONG, "order line", TYPED_LINES)
     elif config.orders.exact_duplicates == "drop":
         # Keyed by every field, two rows share a key only when they are exact copies: nothing can conflict.
-        rank_order_duplicates(con, run_id, ORDER_LINE_FIELDS_LONG, ORDER_LINE_FIELDS_LONG, "order line")
-    else:
-        con.execute("DELETE FROM typed_orders WHERE reason IS NOT NULL")  # quarantined already
+        rank_order_duplicates(con, run_id, ORDER_LINE_FIELDS_LONG, ORDER_LINE_FIELDS_LONG, "order line",
+                              TYPED_LINES)
 
 
 def drop_orders_loaded_on_other_days(con: duckdb.DuckDBPyConnection, run_id: str, window: DayWindow | None) -> None:
@@ -94,15 +107,19 @@ def drop_orders_loaded_on_other_days(con: duckdb.DuckDBPyConnection, run_id: str
             SELECT order_id, min(_source_file) AS source_file, min(_source_row) AS source_row
             FROM staging.order_lines
             WHERE _partition_date IS NOT NULL AND _partition_date NOT BETWEEN ? AND ?
-              AND order_id IN (SELECT order_id FROM typed_orders)  -- group only the window's orders, not all days
+              -- group only the window's orders, not all days
+              AND order_id IN (SELECT order_id FROM valid_typed_orders)
             GROUP BY order_id""", [window.first, window.last])
         con.execute("""
+            CREATE OR REPLACE TEMP TABLE other_day_rows AS
+            SELECT t.typed_rowid, t._source_file, t._source_row, o.source_file, o.source_row
+            FROM valid_typed_orders t JOIN other_day_orders o USING (order_id)""")
+        con.execute("""
             INSERT INTO quality.removed_duplicates
-            SELECT ?, 'orders', t._source_file, t._source_row, o.source_file, o.source_row, 'loaded_on_other_day'
-            FROM typed_orders t JOIN other_day_orders o USING (order_id)""", [run_id])
-        con.execute("DELETE FROM typed_orders WHERE order_id IN (SELECT order_id FROM other_day_orders)")
-    con.execute("CREATE OR REPLACE TEMP VIEW kept_orders AS "
-                "SELECT * EXCLUDE (bad_column, reason, bad_value) FROM typed_orders")
+            SELECT ?, 'orders', _source_file, _source_row, source_file, source_row, 'loaded_on_other_day'
+            FROM other_day_rows""", [run_id])
+        con.execute("INSERT INTO dropped_typed_rows SELECT typed_rowid FROM other_day_rows")
+    con.execute("CREATE OR REPLACE TEMP VIEW kept_orders AS SELECT * EXCLUDE (typed_rowid) FROM valid_typed_orders")
 
 
 FILE_NUMBER_STRIDE = 1 << 40  # more data rows than any file holds, so file number * stride + row orders by file
@@ -110,15 +127,10 @@ FILE_NUMBER_STRIDE = 1 << 40  # more data rows than any file holds, so file numb
 
 def build_long_orders(con: duckdb.DuckDBPyConnection, window: DayWindow | None) -> None:
     """new_order_lines and new_orders: the window's staged rows, before they replace the window's days.
-    new_order_lines is a view over the typed rows: it is read once, by the copy into staging."""
-    con.execute("""
-        CREATE OR REPLACE TEMP VIEW new_order_lines AS
-        SELECT order_id, customer_id, order_ts, category, sku,
-               COALESCE(quantity, 1) AS quantity,
-               COALESCE(unit_price, amount / NULLIF(COALESCE(quantity, 1), 0)) AS unit_price,
-               COALESCE(amount, COALESCE(quantity, 1) * unit_price) AS amount,
-               payment_method, channel, _source_file, _source_row, _partition_date
-        FROM kept_orders""")
+    new_order_lines is a view over the typed rows: it is read once, by the copy into staging (or not at all, when
+    take_typed_lines renames the typed table into staging.order_lines)."""
+    staged = ", ".join(f"staged_{c} AS {c}" if c in STAGED_VALUES else c for c in ORDER_LINE_COLUMNS)
+    con.execute(f"CREATE OR REPLACE TEMP VIEW new_order_lines AS SELECT {staged} FROM kept_orders")
     # An order's customer, payment and channel come from its first line in file order: the smallest (file, row).
     # Files are numbered in name order so that the position is one integer, file number * 2^40 + row. The totals
     # keep only that smallest position, and the first line's values are joined back on it: a position is one line
@@ -189,4 +201,34 @@ def rank_wide_orders(con: duckdb.DuckDBPyConnection, config: SourceConfig, run_i
     flags = [f"flag_{i}" for i in range(len(config.orders.category_columns))]
     rank_order_duplicates(con, run_id, ["order_id"],
                           ["order_id", "customer_id", "order_ts", "amount", "payment_method", "channel", *flags],
-                          "basket")
+                          "basket", "typed_orders")
+
+
+def takes_typed_lines(con: duckdb.DuckDBPyConnection, config: SourceConfig, window: DayWindow | None) -> bool:
+    """Whether this load replaces every order line with its typed rows (a long-shape snapshot load, or the first
+    load of a daily source): then take_typed_lines makes the typed table staging.order_lines."""
+    return config.shape == "long" and (window is None or not table_exists(con, "staging.order_lines"))
+
+
+def take_typed_lines(con: duckdb.DuckDBPyConnection) -> None:
+    """staging.order_lines from TYPED_LINES without copying it: the typing columns go, staged_quantity,
+    staged_unit_price and staged_amount take their names, the rows that failed a rule or were dropped go, and the
+    table takes staging.order_lines' name. Inside the load's transaction, after staging.orders was built from the
+    kept rows (which read the columns dropped here). DuckDB refuses such changes to a table after a delete from it
+    in the same transaction, so the rows go last."""
+    con.execute(f"INSERT INTO dropped_typed_rows SELECT rowid FROM {TYPED_LINES} WHERE reason IS NOT NULL")
+    columns = [row[0] for row in con.execute(f"SELECT * FROM {TYPED_LINES} LIMIT 0").description]
+    for column in columns[len(ORDER_LINE_COLUMNS):]:
+        con.execute(f"ALTER TABLE {TYPED_LINES} DROP COLUMN {column}")
+    for column in STAGED_VALUES:
+        con.execute(f"ALTER TABLE {TYPED_LINES} RENAME COLUMN staged_{column} TO {column}")
+    con.execute(f"DELETE FROM {TYPED_LINES} WHERE rowid IN (SELECT typed_rowid FROM dropped_typed_rows)")
+    con.execute("DROP TABLE IF EXISTS staging.order_lines")
+    con.execute(f"ALTER TABLE {TYPED_LINES} RENAME TO order_lines")
+    # The load's rows are now the staging tables: the views that read the typed table read those instead.
+    views = {row[0] for row in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'temp' AND table_type = 'VIEW'"
+    ).fetchall()}
+    for view, table in (("new_order_lines", "staging.order_lines"), ("new_orders", "staging.orders")):
+        if view in views:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {table}")

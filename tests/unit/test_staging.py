@@ -1,9 +1,11 @@
 """Staging rules on raw tables loaded from small files through the real raw path, without a Dagster run: which
 line decides an order's attributes, and how repeated keys collapse or go to quarantine."""
 
+from datetime import date
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 
 from assets.raw.files import write_raw_table
@@ -11,6 +13,7 @@ from assets.raw.mapping import stage_customers, stage_orders
 from assets.raw.tables import write_malformed_lines, write_manifest
 from assets.staging import build as staging
 from pipelines.core.config import CUSTOMER_FIELDS, LONG_ORDER_FIELDS, load_source_config
+from pipelines.core.partitions import DayWindow
 from pipelines.core.resources import WarehouseResource
 from tests.conftest import write_file
 
@@ -333,6 +336,8 @@ def test_a_failure_before_commit_leaves_staging_as_it_was_and_frees_the_typed_ro
             staging.build_staging(con, config, "run-2")
         assert state(con) == before
         assert temporary_objects(con) == []  # the typed rows, made before the transaction, are freed too
+        assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = '_typed_order_lines'"
+                           ).fetchone() == (0,)
         # The same connection loads again once the cause is gone.
         monkeypatch.setattr(staging, "crash_point", lambda name: None)
         staging.build_staging(con, config, "run-2")
@@ -389,3 +394,72 @@ def test_ids_are_trimmed_full_width_forms_made_ascii_and_float_integers_made_int
         ("14194", "00123"), ("14195", "00123"), ("14196", "C-7"), ("14197.5", "007")]
     assert rows(warehouse, "SELECT customer_id, age FROM staging.customers ORDER BY 1") == [
         ("00123", 30), ("007", 50), ("C-7", 40)]
+
+
+# --- the typed rows become staging.order_lines (issue 23) --------------------------------------------------------
+
+
+def day_file(folder: Path, day: str, lines: list[str]) -> Path:
+    """A file of one landing day as the raw readers stage it: every contract field as text (HEADER's fields from
+    `lines`, the others empty), source file and row, and the day."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fields = HEADER.split(",")
+    values = [line.split(",") for line in lines]
+    columns = {field: [row[fields.index(field)] if field in fields else None for row in values]
+               for field in LONG_ORDER_FIELDS}
+    path = folder / f"{day}.parquet"
+    pl.DataFrame({"_source_file": [f"orders/{day}.csv"] * len(lines), "_source_row": list(range(1, len(lines) + 1)),
+                  **columns, "_partition_date": [date.fromisoformat(day)] * len(lines)},
+                 schema_overrides={field: pl.String for field in LONG_ORDER_FIELDS}).write_parquet(path)
+    return path
+
+
+def load_day(con, config, folder: Path, day: str, lines: list[str], run_id: str) -> None:
+    window = DayWindow(date.fromisoformat(day), date.fromisoformat(day))
+    write_raw_table(con, "raw.orders", [day_file(folder, day, lines)], LONG_ORDER_FIELDS, window)
+    write_raw_table(con, "raw.customers", [], CUSTOMER_FIELDS)  # a source without a customer file
+    con.execute(f"CREATE OR REPLACE TABLE raw.source_files AS SELECT '{run_id}' AS run_id, 'orders' AS input, "
+                f"'orders/{day}.csv' AS source_file, {len(lines)}::BIGINT AS rows_read")
+    staging.build_staging(con, config, run_id, window=window)
+
+
+def a_day_of_every_dropped_row(prefix: str) -> list[str]:
+    """A good line without a quantity, its exact copy, a line whose amount is not a number, and an order whose
+    second line names another customer."""
+    return [f"{prefix}1,C1,2026-03-01 10:00:00,wine,,10,CARD,w1", f"{prefix}1,C1,2026-03-01 10:00:00,wine,,10,CARD,w1",
+            f"{prefix}2,C2,2026-03-01 11:00:00,beer,2,abc,CASH,b1", f"{prefix}3,C3,2026-03-01 12:00:00,dairy,2,8,CASH,d1",
+            f"{prefix}3,C4,2026-03-01 12:00:00,dairy,1,4,CASH,d2"]
+
+
+def test_the_first_load_takes_the_typed_rows_as_staging_order_lines_and_a_later_day_adds_to_them(tmp_path):
+    config = load_source_config(write_file(tmp_path / "shop.yaml",
+                                           "name: t\nshape: long\norders:\n  path: orders/*.csv\n"))
+    warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
+    lines = ("SELECT _partition_date::VARCHAR, _source_row, order_id, customer_id, quantity, unit_price, amount "
+             "FROM staging.order_lines ORDER BY ALL")
+    with warehouse.connect() as con:
+        # The first load of a daily source replaces every line: its typed table becomes staging.order_lines.
+        load_day(con, config, tmp_path / "staged", "2026-03-01", a_day_of_every_dropped_row("O"), "run-1")
+        first = [("2026-03-01", 1, "O1", "C1", 1.0, 10.0, 10.0), ("2026-03-01", 4, "O3", "C3", 2.0, 4.0, 8.0)]
+        assert con.execute(lines).fetchall() == first
+        assert [d[0] for d in con.execute("SELECT * FROM staging.order_lines LIMIT 0").description] == [
+            "order_id", "customer_id", "order_ts", "category", "sku", "quantity", "unit_price", "amount",
+            "payment_method", "channel", "_source_file", "_source_row", "_partition_date"]
+        assert con.execute("SELECT order_id, customer_id, n_lines, order_amount FROM staging.orders ORDER BY 1"
+                           ).fetchall() == [("O1", "C1", 1, 10.0), ("O3", "C3", 1, 8.0)]
+        # A later day goes into the table through the same rules; a line of an order of the first day is a
+        # duplicate loaded on another day.
+        load_day(con, config, tmp_path / "staged", "2026-03-02",
+                 [*a_day_of_every_dropped_row("P"), "O1,C1,2026-03-01 10:00:00,beer,1,3,CARD,b1"], "run-2")
+        assert con.execute(lines).fetchall() == first + [
+            ("2026-03-02", 1, "P1", "C1", 1.0, 10.0, 10.0), ("2026-03-02", 4, "P3", "C3", 2.0, 4.0, 8.0)]
+        assert con.execute("SELECT run_id, source_row, kind FROM quality.removed_duplicates ORDER BY ALL").fetchall(
+        ) == [("run-1", 2, "exact"), ("run-2", 2, "exact"), ("run-2", 6, "loaded_on_other_day")]
+        assert con.execute("SELECT run_id, source_row, column_name FROM quality.quarantine ORDER BY ALL").fetchall(
+        ) == [("run-1", 3, "amount"), ("run-1", 5, "order_id"), ("run-2", 3, "amount"), ("run-2", 5, "order_id")]
+        assert con.execute("SELECT run_id, rows_read, rows_loaded, rows_quarantined, duplicates_removed "
+                           "FROM quality.load_audit ORDER BY run_id").fetchall() == [
+            ("run-1", 5, 2, 2, 1), ("run-2", 6, 2, 2, 2)]
+        # Neither load leaves its typed rows behind, in the warehouse or in the connection.
+        typed_tables = "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '%typed_order%'"
+        assert con.execute(typed_tables).fetchall() == []
