@@ -27,9 +27,9 @@ from assets.staging.orders import (
     drop_orders_loaded_on_other_days,
     rank_long_orders,
     rank_wide_orders,
+    replaces_every_line,
     start_row_selection,
     take_typed_lines,
-    takes_typed_lines,
 )
 from assets.staging.products import EMPTY_PRODUCTS, stage_products, type_products
 from assets.staging.rules import token_parameters
@@ -79,7 +79,7 @@ def build_staging(
     else:
         type_wide_orders(con, config, params, window)
     typed = TYPED_LINES if config.shape == "long" else "typed_orders"
-    takes_lines = takes_typed_lines(con, config, window)
+    takes_lines = replaces_every_line(con, config, window)
     con.execute("BEGIN TRANSACTION")
     try:
         for table in ("quarantine", "key_conflicts", "removed_duplicates"):
@@ -128,7 +128,8 @@ def build_staging(
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
-        # typed_orders was made before the transaction, so the rollback keeps it (or brings it back if it was
-        # dropped): free it, and whatever else is left, as a successful run does.
+        # The typed rows were made before the transaction (typed_orders, or the warehouse table TYPED_LINES), so the
+        # rollback keeps them (or brings them back if they were dropped or taken): free them, and whatever else is
+        # left, as a successful run does.
         drop_order_intermediates(con)
         raise

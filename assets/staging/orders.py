@@ -7,7 +7,7 @@ import duckdb
 from assets.staging.typed import ORDER_LINE_COLUMNS, STAGED_VALUES, TYPED_LINES
 from pipelines.core.config import SourceConfig
 from pipelines.core.partitions import DayWindow
-from pipelines.core.sql import sql_literal, table_exists
+from pipelines.core.sql import quote_identifier, sql_literal, table_exists
 
 # Every field of a typed order line: rows equal in all of them are exact duplicates.
 ORDER_LINE_FIELDS_LONG = ["order_id", "customer_id", "order_ts", "category", "sku", "line_id", "quantity", "amount",
@@ -18,9 +18,10 @@ def start_row_selection(con: duckdb.DuckDBPyConnection, typed: str) -> None:
     """The typed rows to stage are those that pass every rule and that no later rule drops: `dropped_typed_rows`
     collects the rowids the duplicate rules drop, and the view `valid_typed_orders` (typed_rowid and the typed
     columns) leaves them out. Rows are never deleted from the typed table while the load runs: a load that replaces
-    every line renames that table into staging.order_lines, which DuckDB refuses after a delete in the same
-    transaction (take_typed_lines deletes the dropped rows after the rename's other changes)."""
-    con.execute("CREATE OR REPLACE TEMP TABLE dropped_typed_rows (typed_rowid BIGINT)")
+    every line drops the typing columns of that table to make it staging.order_lines, and DuckDB refuses to commit
+    a dropped column after a delete from the same table in one transaction (take_typed_lines deletes last)."""
+    # NOT NULL: one NULL in a NOT IN list would make the view empty.
+    con.execute("CREATE OR REPLACE TEMP TABLE dropped_typed_rows (typed_rowid BIGINT NOT NULL)")
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW valid_typed_orders AS
         SELECT rowid AS typed_rowid, * EXCLUDE (bad_column, reason, bad_value) FROM {typed}
@@ -204,7 +205,7 @@ def rank_wide_orders(con: duckdb.DuckDBPyConnection, config: SourceConfig, run_i
                           "basket", "typed_orders")
 
 
-def takes_typed_lines(con: duckdb.DuckDBPyConnection, config: SourceConfig, window: DayWindow | None) -> bool:
+def replaces_every_line(con: duckdb.DuckDBPyConnection, config: SourceConfig, window: DayWindow | None) -> bool:
     """Whether this load replaces every order line with its typed rows (a long-shape snapshot load, or the first
     load of a daily source): then take_typed_lines makes the typed table staging.order_lines."""
     return config.shape == "long" and (window is None or not table_exists(con, "staging.order_lines"))
@@ -214,12 +215,15 @@ def take_typed_lines(con: duckdb.DuckDBPyConnection) -> None:
     """staging.order_lines from TYPED_LINES without copying it: the typing columns go, staged_quantity,
     staged_unit_price and staged_amount take their names, the rows that failed a rule or were dropped go, and the
     table takes staging.order_lines' name. Inside the load's transaction, after staging.orders was built from the
-    kept rows (which read the columns dropped here). DuckDB refuses such changes to a table after a delete from it
-    in the same transaction, so the rows go last."""
+    kept rows (which read the columns dropped here). DuckDB refuses to commit a dropped column after a delete from
+    the same table in one transaction, so the rows go last."""
     con.execute(f"INSERT INTO dropped_typed_rows SELECT rowid FROM {TYPED_LINES} WHERE reason IS NOT NULL")
     columns = [row[0] for row in con.execute(f"SELECT * FROM {TYPED_LINES} LIMIT 0").description]
-    for column in columns[len(ORDER_LINE_COLUMNS):]:
-        con.execute(f"ALTER TABLE {TYPED_LINES} DROP COLUMN {column}")
+    leading = [f"staged_{c}" if c in STAGED_VALUES else c for c in ORDER_LINE_COLUMNS]
+    if columns[:len(leading)] != leading:  # the typing SQL puts them first; anything else would lose a column
+        raise RuntimeError(f"{TYPED_LINES} starts with {columns[:len(leading)]}, not {leading}")
+    for column in columns[len(leading):]:
+        con.execute(f"ALTER TABLE {TYPED_LINES} DROP COLUMN {quote_identifier(column)}")
     for column in STAGED_VALUES:
         con.execute(f"ALTER TABLE {TYPED_LINES} RENAME COLUMN staged_{column} TO {column}")
     con.execute(f"DELETE FROM {TYPED_LINES} WHERE rowid IN (SELECT typed_rowid FROM dropped_typed_rows)")

@@ -23,6 +23,7 @@ import pytest
 
 from assets.publish.swap import publish, published_version
 from assets.report.facts import format_value
+from assets.staging.typed import TYPED_LINES
 from pipelines.automation import post_failure
 from pipelines.core.config import ConfigError, files_by_day, load_source_config
 from pipelines.core.faults import CRASH_POINTS
@@ -371,6 +372,18 @@ def test_a_warehouse_of_the_previous_layout_is_converted_on_the_next_publish(tmp
     assert (folder / "warehouse.duckdb").is_symlink() and (folder / "reports").is_symlink()
     assert (folder / "reports" / "report_en.html").read_text() == "new report"
     assert sorted(p.name for p in folder.iterdir()) == [".current", ".versions", "reports", "warehouse.duckdb", "work"]
+
+
+def test_typed_rows_a_killed_staging_step_left_are_not_published(tmp_path):
+    folder = tmp_path / "wh"
+    working, reports = working_area(folder, 1, "report")
+    with duckdb.connect(str(working)) as con:
+        con.execute("CREATE SCHEMA staging")
+        con.execute(f"CREATE TABLE {TYPED_LINES} AS SELECT 'O1' AS order_id")
+        publish(con, working, folder / "warehouse.duckdb", "run-1", reports)
+        assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'staging'").fetchone() == (0,)
+    assert query(folder / "warehouse.duckdb", "SELECT schema_name, table_name FROM duckdb_tables() "
+                                              "WHERE schema_name <> 'meta'") == [("segments", "t")]
 
 
 def test_publishing_keeps_the_previous_version_and_removes_what_a_killed_publish_left(tmp_path):

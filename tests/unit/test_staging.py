@@ -344,7 +344,8 @@ def test_a_failure_before_commit_leaves_staging_as_it_was_and_frees_the_typed_ro
         assert con.execute("SELECT order_id FROM staging.orders").fetchall() == [("O2",)]
         assert con.execute("SELECT run_id, rows_read, rows_loaded, duplicates_removed FROM quality.load_audit "
                            "WHERE run_id = 'run-2'").fetchall() == [("run-2", 2, 1, 1)]
-        assert "typed_orders" not in temporary_objects(con)
+        assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = '_typed_order_lines'"
+                           ).fetchone() == (0,)  # taken as staging.order_lines
 
 
 # --- malformed lines (issue 18, point 2) and ids (point 6) ------------------------------------------------------
@@ -460,6 +461,13 @@ def test_the_first_load_takes_the_typed_rows_as_staging_order_lines_and_a_later_
         assert con.execute("SELECT run_id, rows_read, rows_loaded, rows_quarantined, duplicates_removed "
                            "FROM quality.load_audit ORDER BY run_id").fetchall() == [
             ("run-1", 5, 2, 2, 1), ("run-2", 6, 2, 2, 2)]
+        # Day 1 again goes through the copy into the table: the same rows, values and types as the first load's.
+        every_column = "SELECT * FROM staging.order_lines WHERE _partition_date = '2026-03-01' ORDER BY ALL"
+        taken = con.execute(every_column).fetchall()
+        types = con.execute("SELECT column_name, column_type FROM (DESCRIBE staging.order_lines)").fetchall()
+        load_day(con, config, tmp_path / "staged", "2026-03-01", a_day_of_every_dropped_row("O"), "run-3")
+        assert con.execute(every_column).fetchall() == taken
+        assert con.execute("SELECT column_name, column_type FROM (DESCRIBE staging.order_lines)").fetchall() == types
         # Neither load leaves its typed rows behind, in the warehouse or in the connection.
         typed_tables = "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '%typed_order%'"
         assert con.execute(typed_tables).fetchall() == []

@@ -198,6 +198,26 @@ C4,40,35,1万以上,T,F
         ("orders", 3, "age", "abc", "age 'abc' is not a number or a band")]
 
 
+def test_wide_baskets_drop_exact_copies_conflicting_repeats_and_failing_rows(tmp_path):
+    warehouse, _ = stage(tmp_path, "", config_text=WIDE_CONFIG, orders="""\
+order_id,customer_id,amount,wine,beer
+B1,C1,10,T,F
+B1,C1,10,T,F
+B1,C1,12,T,F
+B2,C2,20,F,T
+B3,C3,abc,T,T
+""")
+    # The copy of B1 is removed, the basket B1 with another amount and the unreadable amount are quarantined: the
+    # baskets and their lines are B1's first row and B2.
+    assert rows(warehouse, "SELECT order_id, customer_id, order_amount, n_lines FROM staging.orders ORDER BY 1") == [
+        ("B1", "C1", 10.0, 1), ("B2", "C2", 20.0, 1)]
+    assert rows(warehouse, "SELECT order_id, category, _source_row FROM staging.order_lines ORDER BY 1") == [
+        ("B1", "wine", 1), ("B2", "beer", 4)]
+    assert rows(warehouse, "SELECT source_row, duplicate_of_row, kind FROM quality.removed_duplicates") == [
+        (2, 1, "exact")]
+    assert [(row, column) for _, row, column, _, _ in rows(warehouse, QUARANTINE)] == [(3, "order_id"), (5, "amount")]
+
+
 def test_a_daily_wide_load_looks_up_the_bands_of_its_own_days_only(tmp_path):
     warehouse, config = stage(tmp_path, "", config_text=WIDE_CONFIG, orders="""\
 customer_id,amount,age,income,wine,beer
