@@ -40,12 +40,12 @@ import dagster as dg
 import duckdb
 
 from assets.publish.marker import record_publication
-from assets.staging.typed import TYPED_LINES
 from pipelines.core.faults import crash_point
 from pipelines.core.resources import (
     CURRENT_LINK,
     REPORTS_DIR,
     VERSIONS_DIR,
+    WORK_ONLY_TABLES,
     WarehouseResource,
     public_file,
 )
@@ -182,8 +182,8 @@ def publish(con: duckdb.DuckDBPyConnection, working: Path, published: Path, run_
     token = run_id[:8]
     version = _new_version_folder(folder, run_id)
     new_file = version / published.name
-    # Staging's typed rows are left in the working database only by a staging step that was killed: never public.
-    con.execute(f"DROP TABLE IF EXISTS {TYPED_LINES}")
+    for table in WORK_ONLY_TABLES:  # left only by a step that was killed: never public
+        con.execute(f"DROP TABLE IF EXISTS {table}")
     # Every committed table into the file itself (no write-ahead log left beside it), then a byte copy.
     con.execute("CHECKPOINT")
     shutil.copyfile(working, new_file)

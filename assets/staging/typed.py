@@ -19,6 +19,7 @@ from assets.staging.rules import (
 )
 from pipelines.core.config import SourceConfig
 from pipelines.core.partitions import DayWindow
+from pipelines.core.resources import TYPED_ORDER_LINES
 from pipelines.core.sql import quote_identifier, sql_literal, table_exists
 
 
@@ -174,7 +175,7 @@ def categorise_descriptions(con: duckdb.DuckDBPyConnection, config: SourceConfig
 # duplicate ranking took 2.6 s instead of 1.6 s). Its first columns are staging.order_lines' own, in their order, so
 # a load that replaces every line turns this table into staging.order_lines by dropping the other columns and
 # renaming it (assets/staging/orders.py, take_typed_lines) instead of copying 9M rows (7 s at L).
-TYPED_LINES = "staging._typed_order_lines"
+TYPED_LINES = TYPED_ORDER_LINES
 # staging.order_lines' columns; quantity, unit_price and amount are stored as staged_* beside the typed values,
 # which the rules and the duplicate ranking read (a missing quantity is 1 in the table, NULL when typed).
 ORDER_LINE_COLUMNS = ["order_id", "customer_id", "order_ts", "category", "sku", "quantity", "unit_price", "amount",

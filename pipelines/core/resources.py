@@ -29,6 +29,10 @@ DEFAULT_MEMORY_LIMIT = "1GB"
 # file of its own, attached under the catalog name `raw`, so SQL still says raw.orders (see WarehouseResource).
 WAREHOUSE_SCHEMAS = ("staging", "quality", "features", "model", "segments")
 RAW_CATALOG = "raw"
+# Tables a step keeps in the working database only while it runs: a step killed mid-way may leave them, and
+# publishing drops them, so they are never published. Staging's typed order lines (assets/staging/typed.py).
+TYPED_ORDER_LINES = "staging._typed_order_lines"
+WORK_ONLY_TABLES = (TYPED_ORDER_LINES,)
 
 
 LOCK_RETRIES = 3

@@ -31,7 +31,13 @@ from pipelines.core.partitions import (
     DayWindow,
     snapshot_partition_key,
 )
-from pipelines.core.resources import SourceResource, WarehouseResource, raw_file_for, raw_files_folder_for
+from pipelines.core.resources import (
+    WORK_ONLY_TABLES,
+    SourceResource,
+    WarehouseResource,
+    raw_file_for,
+    raw_files_folder_for,
+)
 from pipelines.definitions import defs
 from pipelines.planning import RANGE_END_TAG, RANGE_START_TAG, plan_run
 from tests.conftest import DAYS, REPO_ROOT, daily_shop, materialize_graph, query, work_db, write_file
@@ -379,7 +385,9 @@ def test_typed_rows_a_killed_staging_step_left_are_not_published(tmp_path):
     working, reports = working_area(folder, 1, "report")
     with duckdb.connect(str(working)) as con:
         con.execute("CREATE SCHEMA staging")
-        con.execute(f"CREATE TABLE {TYPED_LINES} AS SELECT 'O1' AS order_id")
+        assert TYPED_LINES in WORK_ONLY_TABLES
+        for table in WORK_ONLY_TABLES:
+            con.execute(f"CREATE TABLE {table} AS SELECT 'O1' AS order_id")
         publish(con, working, folder / "warehouse.duckdb", "run-1", reports)
         assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'staging'").fetchone() == (0,)
     assert query(folder / "warehouse.duckdb", "SELECT schema_name, table_name FROM duckdb_tables() "
