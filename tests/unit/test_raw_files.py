@@ -4,6 +4,7 @@ replaced whole or by day in the caller's transaction, with replaced and orphaned
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 
@@ -11,7 +12,7 @@ from assets.raw.files import STORED_FILES, remove_unlisted_files, write_raw_tabl
 from assets.raw.readers import IngestError
 from pipelines.core.config import LONG_ORDER_FIELDS
 from pipelines.core.partitions import DayWindow
-from pipelines.core.resources import WarehouseResource, raw_files_folder_for
+from pipelines.core.resources import STORAGE_VERSION, WarehouseResource, raw_files_folder_for
 from pipelines.serving import QueryRefused, run_read_only_query
 
 FIELDS = ["order_id"]
@@ -246,3 +247,28 @@ def test_a_failed_daily_load_without_files_leaves_no_file_behind(tmp_path, wareh
         with pytest.raises(IngestError, match="are missing from"):
             write_raw_table(con, "raw.orders", [], FIELDS, day("2026-01-02"))
     assert files_in(warehouse) == []
+
+
+def storage_versions(con) -> dict[str, str]:
+    return dict(con.execute("SELECT database_name, tags['storage_version'] FROM duckdb_databases() "
+                            "WHERE database_name IN ('raw', current_database())").fetchall())
+
+
+def test_new_warehouse_files_take_the_pinned_storage_format_and_older_files_keep_theirs(tmp_path):
+    # A working database created before the format was pinned (DuckDB's default, readable by v0.10.2) still opens
+    # and takes writes; only files the pipeline creates are in the v1.4 format.
+    older = WarehouseResource(path=str(tmp_path / "old" / "warehouse.duckdb"))
+    older.file.parent.mkdir(parents=True)
+    with duckdb.connect(str(older.file)) as con:
+        con.execute("CREATE TABLE kept AS SELECT 1 AS n")
+    with older.connect() as con:
+        con.execute("CREATE TABLE staging.t AS SELECT 'C' || range AS customer_id FROM range(3)")
+        assert storage_versions(con) == {"warehouse": "v1.0.0+", "raw": "v1.4.0+"}
+    new = WarehouseResource(path=str(tmp_path / "new" / "warehouse.duckdb"))
+    with new.connect() as con:
+        con.execute("CREATE TABLE staging.t AS SELECT 'C' || range AS customer_id FROM range(3)")
+        assert storage_versions(con) == {"warehouse": "v1.4.0+", "raw": "v1.4.0+"}
+    assert STORAGE_VERSION == "v1.4.0"
+    with duckdb.connect(str(older.file), read_only=True) as con:
+        assert con.execute("SELECT list(customer_id ORDER BY customer_id) FROM staging.t").fetchone()[0] == \
+            ["C0", "C1", "C2"]
