@@ -255,22 +255,29 @@ def check_csv_structure(path: Path, shown_as: Path, delimiter: str, columns: lis
     """Parse the file strictly with DuckDB: every record must have as many fields as the header.
 
     Polars pads short records with empty values silently, so this pass is what turns a ragged row into an error
-    naming its line. Returns the number of records, which must match what Polars read.
+    naming its line. Returns the number of records with a value in any field (Polars leaves out the others), which
+    must match what Polars read.
     """
     options = {
         "header": True, "delim": delimiter, "quote": '"', "escape": '"', "strict_mode": True,
         "null_padding": False, "auto_detect": False, "columns": {f"c{i}": "VARCHAR" for i in range(len(columns))},
         "max_line_size": MAX_LINE_BYTES,
     }
-    not_empty = " OR ".join(f"c{i} IS NOT NULL" for i in range(len(columns))) or "TRUE"
+    records = ("read_csv($path, header = $header, delim = $delim, quote = $quote, escape = $escape, "
+               "strict_mode = $strict_mode, null_padding = $null_padding, auto_detect = $auto_detect, "
+               "columns = $columns, max_line_size = $max_line_size)")
+    parameters = {"path": str(path), **options}
     con = duckdb.connect()
     try:
-        return con.execute(
-            f"SELECT count(*) FILTER (WHERE {not_empty}) FROM read_csv($path, header = $header, delim = $delim, "
-            "quote = $quote, escape = $escape, strict_mode = $strict_mode, null_padding = $null_padding, "
-            "auto_detect = $auto_detect, columns = $columns, max_line_size = $max_line_size)",
-            {"path": str(path), **options},
-        ).fetchone()[0]
+        if columns:
+            # Reading one field is cheaper than reading them all (0.8 against 1.3 s for 8.85M records), and the
+            # parser checks every record's field count either way. When every record has a first field, none is
+            # empty throughout; only a file with empty first fields is read again to count its empty records.
+            total, with_first = con.execute(f"SELECT count(*), count(c0) FROM {records}", parameters).fetchone()
+            if total == with_first:
+                return total
+        not_empty = " OR ".join(f"c{i} IS NOT NULL" for i in range(len(columns))) or "TRUE"
+        return con.execute(f"SELECT count(*) FILTER (WHERE {not_empty}) FROM {records}", parameters).fetchone()[0]
     except duckdb.Error as exc:
         message = str(exc)
         line = re.search(r"CSV Error on Line: (\d+)", message)

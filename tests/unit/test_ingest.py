@@ -968,3 +968,26 @@ def test_xlsx_with_a_title_row_and_a_broken_workbook(tmp_path: Path, scratch: Pa
 
     broken = _write_bytes(tmp_path / "broken.xlsx", b"not a zip")
     assert _read_error(broken, scratch).startswith(f"{broken}: not a readable Excel workbook (")
+
+
+def test_check_csv_structure_leaves_out_records_empty_throughout_as_polars_does(tmp_path: Path) -> None:
+    # Empty first fields make the check read every field: records empty in every field do not count, a record
+    # with a later field does; a blank line is no record at all.
+    path = write_file(tmp_path / "e.csv", "a,b,c\n1,2,3\n,,\n\n,5,\n6,7,8\n")
+
+    assert check_csv_structure(path, path, ",", ["a", "b", "c"]) == 3
+
+
+def test_check_csv_structure_counts_every_record_when_each_has_a_first_field(tmp_path: Path) -> None:
+    path = write_file(tmp_path / "f.csv", "a,b,c\n1,,\n2,,3\n4,5,6\n")
+
+    assert check_csv_structure(path, path, ",", ["a", "b", "c"]) == 3
+
+
+def test_check_csv_structure_reports_a_ragged_record_after_records_with_first_fields(tmp_path: Path) -> None:
+    path = write_file(tmp_path / "r.csv", "a,b,c\n1,2,3\n4,5,6,7\n")
+
+    with pytest.raises(IngestError) as info:
+        check_csv_structure(path, path, ",", ["a", "b", "c"])
+
+    assert str(info.value) == _malformed(path, 3, "expected 3 fields, found 4")
