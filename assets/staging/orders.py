@@ -2,9 +2,11 @@
 quarantine, orders loaded on another day stay there), then the new orders and order lines of the long and wide
 shapes."""
 
+from collections.abc import Callable
+
 import duckdb
 
-from assets.staging.typed import ORDER_LINE_COLUMNS, STAGED_VALUES, TYPED_LINES
+from assets.staging.typed import ORDER_LINE_COLUMNS, STAGED_VALUES, TYPED_LINES, typed_value
 from pipelines.core.config import SourceConfig
 from pipelines.core.partitions import DayWindow
 from pipelines.core.sql import quote_identifier, sql_literal, table_exists
@@ -29,12 +31,14 @@ def start_row_selection(con: duckdb.DuckDBPyConnection, typed: str) -> None:
 
 
 def rank_order_duplicates(
-    con: duckdb.DuckDBPyConnection, run_id: str, key: list[str], all_columns: list[str], what: str, typed: str
+    con: duckdb.DuckDBPyConnection, run_id: str, key: list[str], all_columns: list[str], what: str, typed: str,
+    read_as: Callable[[str], str] = lambda field: field,
 ) -> None:
     """Exact copies (every column equal) collapse onto the first in file order and are logged as removed; a later
     row with the same key but other values is quarantined as a conflicting duplicate of the first. Both are then
-    dropped (dropped_typed_rows), which keeps the first copies."""
-    every, keys = ", ".join(all_columns), ", ".join(key)
+    dropped (dropped_typed_rows), which keeps the first copies. `read_as` gives the SQL that reads a field from
+    `typed` (TYPED_LINES keeps some typed values as their staged value and a missing bit)."""
+    every, keys = ", ".join(map(read_as, all_columns)), ", ".join(map(read_as, key))
     # Any duplicate shares its key, so the window functions only need the rows whose key repeats: on real data a
     # small share. Only their ranks are stored, with the typed row's rowid; every other valid row is its own first
     # copy and stays where it is (a copy of 9M rows costs seconds and memory). Nothing has been dropped yet, so the
@@ -91,11 +95,11 @@ def rank_long_orders(con: duckdb.DuckDBPyConnection, config: SourceConfig, run_i
     makes rows with other values conflicting duplicates."""
     line_key = config.orders.declared_line_key()
     if line_key is not None:
-        rank_order_duplicates(con, run_id, line_key, ORDER_LINE_FIELDS_LONG, "order line", TYPED_LINES)
+        rank_order_duplicates(con, run_id, line_key, ORDER_LINE_FIELDS_LONG, "order line", TYPED_LINES, typed_value)
     elif config.orders.exact_duplicates == "drop":
         # Keyed by every field, two rows share a key only when they are exact copies: nothing can conflict.
         rank_order_duplicates(con, run_id, ORDER_LINE_FIELDS_LONG, ORDER_LINE_FIELDS_LONG, "order line",
-                              TYPED_LINES)
+                              TYPED_LINES, typed_value)
 
 
 def drop_orders_loaded_on_other_days(con: duckdb.DuckDBPyConnection, run_id: str, window: DayWindow | None) -> None:

@@ -242,6 +242,41 @@ def test_a_row_differing_only_in_status_is_not_an_exact_copy(tmp_path):
     assert rows(warehouse, AUDIT) == [(2, 2, 0, 0, 0, 0)]
 
 
+def test_a_missing_value_is_not_the_value_staging_fills_in_for_it(tmp_path):
+    # Staging fills a missing quantity with 1, a missing unit price or amount from the other two; an exact copy
+    # must be equal as read, so rows differing only in a value given or left out are lines of their own.
+    warehouse = stage(tmp_path, header=HEADER + ",unit_price", files={"a.csv": [
+        "O1,C1,2026-03-01 10:00:00,wine,,10,CARD,w1,10",
+        "O1,C1,2026-03-01 10:00:00,wine,1,10,CARD,w1,10",  # quantity given as the 1 row 1 is filled with
+        "O1,C1,2026-03-01 10:00:00,wine,,10,CARD,w1,10",  # an exact copy of row 1
+        "O2,C1,2026-03-02 10:00:00,beer,2,8,CARD,b1,",  # unit price left out: 4 when staged
+        "O2,C1,2026-03-02 10:00:00,beer,2,8,CARD,b1,4",
+        "O3,C1,2026-03-03 10:00:00,soda,2,,CARD,s1,3",  # amount left out: 6 when staged
+        "O3,C1,2026-03-03 10:00:00,soda,2,6,CARD,s1,3",
+        "O4,C1,2026-03-04 10:00:00,soda,2,,CARD,s1,3",  # equal when staged to row 9, which left out the other value
+        "O4,C1,2026-03-04 10:00:00,soda,2,6,CARD,s1,",
+    ]})
+    assert rows(warehouse, "SELECT _source_row, quantity, unit_price, amount FROM staging.order_lines "
+                           "ORDER BY _source_row") == [
+        (1, 1.0, 10.0, 10.0), (2, 1.0, 10.0, 10.0), (4, 2.0, 4.0, 8.0), (5, 2.0, 4.0, 8.0), (6, 2.0, 3.0, 6.0),
+        (7, 2.0, 3.0, 6.0), (8, 2.0, 3.0, 6.0), (9, 2.0, 3.0, 6.0)]
+    assert rows(warehouse, "SELECT source_row, duplicate_of_row, kind FROM quality.removed_duplicates") == [
+        (3, 1, "exact")]
+    assert rows(warehouse, AUDIT) == [(9, 8, 0, 1, 1, 0)]
+
+
+def test_a_line_key_holding_a_value_compares_it_as_read(tmp_path):
+    # Under the key (order_id, quantity) a missing quantity is no quantity, not the 1 staging fills in.
+    warehouse = stage(tmp_path, orders_config="  line_key: [order_id, quantity]\n", files={"a.csv": [
+        "O1,C1,2026-03-01 10:00:00,wine,,10,CARD,w1",
+        "O1,C1,2026-03-01 10:00:00,wine,1,20,CARD,w2",
+        "O1,C1,2026-03-01 10:00:00,wine,1,30,CARD,w3",  # the key of row 2 with other values
+    ]})
+    assert rows(warehouse, "SELECT _source_row FROM staging.order_lines ORDER BY _source_row") == [(1,), (2,)]
+    assert rows(warehouse, "SELECT source_row, reason FROM quality.quarantine") == [
+        (3, "conflicting duplicate of the order line in row 2 (same order_id and quantity, different values)")]
+
+
 def test_under_a_line_key_the_same_key_with_another_quantity_is_a_conflicting_duplicate(tmp_path):
     warehouse = stage(tmp_path, orders_config="  line_key: [order_id, sku]\n", files={"a.csv": [
         "O1,C1,2026-03-01 10:00:00,wine,1,10,CARD,w1",
