@@ -19,9 +19,10 @@ ORDER_LINE_FIELDS_LONG = ["order_id", "customer_id", "order_ts", "category", "sk
 def start_row_selection(con: duckdb.DuckDBPyConnection, typed: str) -> None:
     """The typed rows to stage are those that pass every rule and that no later rule drops: `dropped_typed_rows`
     collects the rowids the duplicate rules drop, and the view `valid_typed_orders` (typed_rowid and the typed
-    columns) leaves them out. Rows are never deleted from the typed table while the load runs: a load that replaces
-    every line drops the typing columns of that table to make it staging.order_lines, and DuckDB refuses to commit
-    a dropped column after a delete from the same table in one transaction (take_typed_lines deletes last)."""
+    table's columns but the rules' verdicts) leaves them out. Rows are never deleted from the typed table while the
+    load runs: a load that replaces every line drops the typing columns of that table to make it
+    staging.order_lines, and DuckDB refuses to commit a dropped column after a delete from the same table in one
+    transaction (take_typed_lines deletes last)."""
     # NOT NULL: one NULL in a NOT IN list would make the view empty.
     con.execute("CREATE OR REPLACE TEMP TABLE dropped_typed_rows (typed_rowid BIGINT NOT NULL)")
     con.execute(f"""

@@ -24,10 +24,12 @@ DEFAULT_CONFIG = "examples/demo.yaml"
 # pair of runs: 106 s against 107 s), and 10M customers complete (18 min, 8.5 GB, against 17 min at 3 GB). A shop
 # with more memory to give can raise it.
 DEFAULT_MEMORY_LIMIT = "1GB"
-# The storage format of the database files the pipeline creates (an existing file keeps the format it was created
-# with). DuckDB writes files readable by v0.10.2 unless told otherwise, and that format stores text without the
-# DICT_FSST compression of v1.3 on: storing staging.order_lines' seven text columns at 1M customers took 5.1-6.8 s,
-# against 3.5-3.8 s in the v1.4 format (docs/performance.md). Reading the warehouse then takes DuckDB 1.4 or later.
+# The storage format of the working and raw databases the pipeline creates (the published warehouse is a copy of the
+# working one; an existing file keeps the format it was created with, so a warehouse from before keeps writing in
+# the older format until it is rebuilt). DuckDB writes files readable by v0.10.2 unless told otherwise, and that
+# format stores text without the DICT_FSST compression of v1.3 on: storing staging.order_lines' seven text columns
+# at 1M customers took 5.1-6.8 s, against 3.5-3.8 s in the v1.4 format (docs/performance.md). Reading the warehouse
+# then takes DuckDB 1.4 or later.
 STORAGE_VERSION = "v1.4.0"
 
 # Schemas follow the layers; asset keys mirror them (raw/orders lives in raw.orders). The raw layer is a database
