@@ -16,6 +16,8 @@ shop's latest order, so they are always derived at this step). At 1M customers a
 """
 
 
+import math
+
 import dagster as dg
 import duckdb
 import polars as pl
@@ -34,6 +36,7 @@ PAYMENT_PREFIX = "pay_"
 DEMOGRAPHIC_COLUMNS = ["age", "income", "is_female", "is_home_owner"]
 RFM_COLUMNS = ["n_orders", "total_spend", "avg_basket_value", "recency_days", "tenure_days"]
 STATS_TABLE = "features.customer_order_stats"
+MASK_BITS = 64  # categories per UBIGINT mask of an order's categories
 # Above this share of customers changed, one pass over every order beats deleting and re-inserting by key.
 MAX_INCREMENTAL_SHARE = 0.2
 # Each customer's largest order and basket, kept with the order aggregates for the outlier screen
@@ -76,6 +79,33 @@ def _counts_by_key(keys: list[str], prefix: str, counted: str) -> str:
                      f"{quote_identifier(prefix + k)}" for k in keys)
 
 
+def _category_orders_sql(categories: list[str], changed: str) -> str:
+    """Per customer, the orders holding each category (NULL when none): an order counts once per category however
+    many of its lines fall in it.
+
+    Each order's categories are first folded into bit masks (64 categories to a mask), then each category's orders
+    are counted by its bit. The same counts over the distinct (customer, category, order) lines took 45.7 s at 10M
+    customers (88M lines; nearly every line is distinct, so the distinct set is as large as the table and spilled
+    under 1 GB); the masks take 27 s there, and 1.6 s against 2.6 s at 1M customers. The categories' bits come from
+    a join rather than a CASE, whose cost grows with the number of categories (60: 1.9 s against the join's 1.6 s)."""
+    words = math.ceil(len(categories) / MASK_BITS)
+    bits = ", ".join(f"({sql_literal(k)}, {i // MASK_BITS}, {1 << i % MASK_BITS}::UBIGINT)"
+                     for i, k in enumerate(categories))
+    # With one mask there is nothing to filter by word.
+    masks = ", ".join(f"bit_or(bit){f' FILTER (WHERE word = {w})' if words > 1 else ''} AS mask_{w}"
+                      for w in range(words))
+    counts = ", ".join(
+        f"NULLIF(count(order_id) FILTER (WHERE mask_{i // MASK_BITS} & {1 << i % MASK_BITS}::UBIGINT <> 0), 0) "
+        f"AS {quote_identifier(CATEGORY_PREFIX + k)}" for i, k in enumerate(categories))
+    return f"""
+        SELECT customer_id, {counts}
+        FROM (SELECT customer_id, order_id, {masks}
+              FROM staging.order_lines LEFT JOIN (VALUES {bits}) AS category_bits(category, word, bit) USING (category)
+              {changed}
+              GROUP BY customer_id, order_id)
+        GROUP BY customer_id"""
+
+
 def order_stats_sql(categories: list[str], payments: list[str], only_changed: bool = False) -> str:
     """The SELECT behind features.customer_order_stats: one row per customer with orders, holding only what the
     customer's own rows decide (counts, sums, first and last order, largest order and basket), so a nightly load
@@ -83,10 +113,10 @@ def order_stats_sql(categories: list[str], payments: list[str], only_changed: bo
     CHANGED_CUSTOMERS.
 
     Counts per category and payment method are conditional aggregates in the customer's own group: the orders per
-    payment method in the same pass as the totals, the orders per category over the distinct (customer, category,
-    order) lines. Counting into a long (customer, key, orders) table first and pivoting that took 40 s of 62 s at
-    10M customers (88M lines), and its count(DISTINCT) per group could not spill: it ran out of memory under 1 GB
-    on its own."""
+    payment method in the same pass as the totals, the orders per category from each order's category bits
+    (_category_orders_sql). Counting into a long (customer, key, orders) table first and pivoting that took 40 s
+    of 62 s at 10M customers (88M lines), and its count(DISTINCT) per group could not spill: it ran out of memory
+    under 1 GB on its own."""
     changed = f"WHERE customer_id IN (SELECT customer_id FROM {CHANGED_CUSTOMERS})" if only_changed else ""
     payment_counts = f", {_counts_by_key(payments, PAYMENT_PREFIX, '*')}" if payments else ""
     ctes = [f"""order_totals AS (
@@ -97,11 +127,7 @@ def order_stats_sql(categories: list[str], payments: list[str], only_changed: bo
     columns = stats_columns(categories, payments)
     joins = []
     if categories:
-        # An order counts once per category however many of its lines fall in it.
-        ctes.append(f"""category_orders AS (
-            SELECT customer_id, {_counts_by_key(categories, CATEGORY_PREFIX, "order_id")}
-            FROM (SELECT DISTINCT customer_id, category AS key, order_id FROM staging.order_lines {changed})
-            GROUP BY customer_id)""")
+        ctes.append(f"category_orders AS ({_category_orders_sql(categories, changed)})")
         joins.append("LEFT JOIN category_orders USING (customer_id)")
     return (f"WITH {', '.join(ctes)} SELECT {', '.join(quote_identifier(c) for c in columns)} "
             f"FROM order_totals {' '.join(joins)}")
