@@ -117,7 +117,8 @@ class QualitySettings(Strict):
     # Within this many days of data after the forest was fitted, a run reuses it and scores only the customers
     # whose inputs changed (quality/outliers.py); 0 refits it on every run.
     outlier_refit_every_days: int = Field(default=7, ge=0)
-    # Rows per Great Expectations batch; keys are hash-partitioned so uniqueness stays exact across batches.
+    # Rows handed to Great Expectations at once, shared between the suites validated together (quality/validation.py,
+    # VALIDATION_THREADS); keys are hash-partitioned so uniqueness stays exact across batches.
     validation_batch_rows: int = Field(default=2_000_000, ge=1000)
 
     @field_validator("age_range", "income_range")

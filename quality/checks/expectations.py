@@ -14,6 +14,7 @@ how many it kept from which runs.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 import dagster as dg
@@ -39,7 +40,7 @@ from quality.validation import (
     reuse_outcomes,
     store_outcomes,
     suite_digest,
-    validate_suite,
+    validate_suites,
 )
 
 VALIDATION_RESULTS = dg.AssetKey(["quality", "validation_results"])
@@ -113,32 +114,61 @@ def build_table_name(suite_name: str) -> str:
     return f"{layer}.{table}"
 
 
-def validate(context: dg.AssetExecutionContext, con: duckdb.DuckDBPyConnection, config: SourceConfig, suite_name: str,
-             build: SuiteBuilder) -> dg.AssetCheckResult:
-    """Validate one suite, or reuse the outcomes of the run that validated the same rows, and store them."""
+@dataclass(frozen=True)
+class SuitePlan:
+    """One suite of this run: the rows it validates, and the outcomes of an earlier run when they are reused."""
+
+    name: str
+    spec: SuiteSpec
+    # The snapshot load and suite digest of a snapshot table (None for a daily source's days).
+    fingerprint: str | None
+    reused: dg.AssetCheckResult | None
+
+
+def plan_suite(context: dg.AssetExecutionContext, con: duckdb.DuckDBPyConnection, config: SourceConfig,
+               suite_name: str, build: SuiteBuilder) -> SuitePlan:
+    """The suite bound to this run's rows; its check result already when an earlier run validated the same rows."""
     spec = build(config, datetime.now(), window_from_tags(context.run.tags) if config.daily else None)
-    run_id = context.run.run_id
     # A snapshot table a run did not reload (raw.customers with an unchanged customer file) holds the rows
     # an earlier run validated: with the same suite, that run's outcomes are this run's.
     loaded = snapshot_load(con, spec.table)
     fingerprint = f"{loaded[0]}:{suite_digest(spec)}" if loaded else None
-    reused = reuse_outcomes(con, run_id, suite_name, fingerprint) if fingerprint else None
-    if reused:
-        context.log.info(f"{spec.table} is unchanged since run {reused[0]} validated it; outcomes reused")
-        return suite_check_result(reused[1], reused_from=reused[0], suite_name=suite_name)
-    outcomes = validate_suite(con, spec, config.quality.validation_batch_rows)
-    store_outcomes(con, run_id, suite_name, outcomes, spec.days)
-    if fingerprint:
-        record_validated_input(con, run_id, suite_name, fingerprint)
+    reused = reuse_outcomes(con, context.run.run_id, suite_name, fingerprint) if fingerprint else None
+    if not reused:
+        return SuitePlan(suite_name, spec, fingerprint, None)
+    context.log.info(f"{spec.table} is unchanged since run {reused[0]} validated it; outcomes reused")
+    return SuitePlan(suite_name, spec, fingerprint,
+                     suite_check_result(reused[1], reused_from=reused[0], suite_name=suite_name))
+
+
+def record_suite(context: dg.AssetExecutionContext, con: duckdb.DuckDBPyConnection, plan: SuitePlan,
+                 outcomes: list[ExpectationOutcome]) -> dg.AssetCheckResult:
+    """Store the outcomes this run found for one suite, and its check result."""
+    run_id = context.run.run_id
+    spec = plan.spec
+    store_outcomes(con, run_id, plan.name, outcomes, spec.days)
+    if plan.fingerprint:
+        record_validated_input(con, run_id, plan.name, plan.fingerprint)
     days = None
     if spec.days is not None:
         # A daily run validates the rows of its days; the other loaded days keep the outcomes of the runs that
         # validated them (quality.validated_days), which the check's metadata names.
         loaded = [row[0] for row in con.execute(
             f"SELECT DISTINCT _partition_date FROM {spec.table} WHERE _partition_date IS NOT NULL").fetchall()]
-        record_validated_days(con, run_id, suite_name, spec.days, outcomes, loaded)
-        days = kept_days(con, suite_name, spec.days, loaded)
-    return suite_check_result(outcomes, suite_name=suite_name, days=days)
+        record_validated_days(con, run_id, plan.name, spec.days, outcomes, loaded)
+        days = kept_days(con, plan.name, spec.days, loaded)
+    return suite_check_result(outcomes, suite_name=plan.name, days=days)
+
+
+def validate(context: dg.AssetExecutionContext, con: duckdb.DuckDBPyConnection, config: SourceConfig,
+             batch_rows: int) -> list[dg.AssetCheckResult]:
+    """Every suite's check result, in SUITES' order: reused where an earlier run validated the same rows,
+    otherwise validated now (several suites at once, validate_suites) and stored."""
+    plans = [plan_suite(context, con, config, name, build) for name, build in SUITES.items()]
+    pending = [plan for plan in plans if plan.reused is None]
+    found = dict(zip([plan.name for plan in pending],
+                     validate_suites(con, [plan.spec for plan in pending], batch_rows), strict=True))
+    return [plan.reused or record_suite(context, con, plan, found[plan.name]) for plan in plans]
 
 
 VALIDATION_SPECS = [
@@ -184,7 +214,7 @@ def validation_tables(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         # The suites over a daily source's days (the others validate whole tables).
         ensure_validated_days_table(con, [name for name, build in SUITES.items()
                                           if config.daily and build(config, datetime.now(), window).days])
-        results = [validate(context, con, config, name, build) for name, build in SUITES.items()]
+        results = validate(context, con, config, config.quality.validation_batch_rows)
         stored = {table: con.execute(f"SELECT count(*) FILTER (WHERE run_id = ?), count(*) FROM {table}",
                                      [run_id]).fetchone()
                   for table in ("quality.validation_results", "quality.validated_inputs", "quality.validated_days")}

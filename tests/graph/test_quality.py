@@ -118,6 +118,15 @@ def test_batches_are_read_in_one_sorted_pass_across_stream_chunks(orders_db, mon
             for o in validate_suite(orders_db, few, batch_rows=1000)] == [(True, 5002, 0, 6), (False, 5002, 4, 6)]
 
 
+def _retail_lines(tmp_path: Path, online_retail: Path) -> duckdb.DuckDBPyConnection:
+    """A database whose staging.lines holds the online-retail export's invoice, customer, country and quantity."""
+    con = duckdb.connect(str(tmp_path / "retail.duckdb"))
+    con.execute("CREATE SCHEMA staging")
+    con.execute("CREATE TABLE staging.lines AS SELECT Invoice AS invoice, \"Customer ID\"::VARCHAR AS customer_id, "
+                "Country AS country, Quantity AS quantity FROM read_parquet($path)", {"path": str(online_retail)})
+    return con
+
+
 def test_streamed_batches_count_a_real_export_exactly(tmp_path, monkeypatch, online_retail):
     """The online-retail export (525,461 lines nobody here generated; an invoice spans many lines, a quarter of the
     lines have no customer): split into 11 batches read from one sorted stream in 4,096-row chunks, every
@@ -125,10 +134,7 @@ def test_streamed_batches_count_a_real_export_exactly(tmp_path, monkeypatch, onl
     from quality import validation
 
     monkeypatch.setattr(validation, "STREAM_ROWS", 4096)
-    con = duckdb.connect(str(tmp_path / "retail.duckdb"))
-    con.execute("CREATE SCHEMA staging")
-    con.execute("CREATE TABLE staging.lines AS SELECT Invoice AS invoice, \"Customer ID\"::VARCHAR AS customer_id, "
-                "Country AS country, Quantity AS quantity FROM read_parquet($path)", {"path": str(online_retail)})
+    con = _retail_lines(tmp_path, online_retail)
     spec = SuiteSpec(
         name="retail_lines", table="staging.lines", partition_key=["invoice"],
         frame_sql="SELECT invoice, customer_id, country, quantity FROM staging.lines",
@@ -189,6 +195,50 @@ def test_row_by_row_suites_split_the_real_export_in_table_order(tmp_path, monkey
         ("expect_column_values_to_not_be_null", lines, no_customer, 11),
         ("expect_column_values_to_match_regex", lines, not_plain, 11),
         ("expect_column_values_to_be_between", lines, 0, 11)]
+    con.close()
+
+
+def test_suites_validated_at_once_give_what_each_gives_alone(tmp_path, online_retail):
+    """Suites of the online-retail export validated two at a time (sorted and streamed batches, a failing and a
+    passing suite, an empty one) come back in the order given, each outcome equal to validating that suite alone
+    in batches of half the rows (the two threads share `batch_rows`); Python's warning filters are as they were,
+    and a suite that cannot run fails the call."""
+    import warnings
+
+    from quality import validation
+
+    con = _retail_lines(tmp_path, online_retail)
+    by_invoice = SuiteSpec(
+        name="by_invoice", table="staging.lines", partition_key=["invoice"],
+        frame_sql="SELECT invoice, customer_id, country FROM staging.lines",
+        expectations=[expectation(E.ExpectColumnValuesToBeUnique, CRITICAL, column="invoice"),
+                      expectation(E.ExpectColumnValuesToNotBeNull, WARNING, column="customer_id")])
+    row_by_row = SuiteSpec(
+        name="row_by_row", table="staging.lines", partition_key=["invoice"],
+        frame_sql="SELECT invoice, quantity FROM staging.lines",
+        expectations=[expectation(E.ExpectColumnValuesToBeBetween, WARNING, column="quantity", min_value=1),
+                      expectation(E.ExpectColumnValuesToNotBeNull, CRITICAL, column="invoice")])
+    abroad = replace(by_invoice, name="abroad", frame_sql="SELECT * FROM staging.lines WHERE country = 'France'",
+                     expectations=[expectation(E.ExpectColumnValuesToBeInSet, CRITICAL, column="country",
+                                               value_set=["France"])])
+    nowhere = replace(abroad, name="nowhere", frame_sql="SELECT * FROM staging.lines WHERE country = 'Atlantis'")
+    specs = [nowhere, by_invoice, abroad, row_by_row]
+    filters_before = list(warnings.filters)
+    together = validation.validate_suites(con, specs, batch_rows=100_000, threads=2)
+    assert warnings.filters == filters_before
+    alone = [validate_suite(con, spec, batch_rows=50_000) for spec in specs]
+    assert together == alone
+    assert {o.batches for o in together[1]} == {11}  # 525,461 lines in batches of 50,000
+    assert [[(o.suite, o.success, o.element_count) for o in outcomes] for outcomes in together] == [
+        [("nowhere", True, 0)],
+        [("by_invoice", False, 525_461), ("by_invoice", False, 525_461)],
+        [("abroad", True, alone[2][0].element_count)],
+        [("row_by_row", False, 525_461), ("row_by_row", True, 525_461)]]
+    assert alone[2][0].element_count > 1000  # France has real lines in the export
+    broken = replace(abroad, name="broken", frame_sql="SELECT * FROM staging.missing_table")
+    with pytest.raises(duckdb.CatalogException, match="missing_table"):
+        validation.validate_suites(con, [by_invoice, broken], batch_rows=100_000, threads=2)
+    assert warnings.filters == filters_before
     con.close()
 
 
