@@ -2,10 +2,11 @@
 
 Why batches: GX 1.x cannot validate DuckDB through its SQL datasource (an upstream IndexError in
 `resolve_metric_bundle`), so tables are handed to GX's pandas engine. Handing over 10M rows at once would cost
-gigabytes, so a table is split into batches of at most `quality.validation_batch_rows` rows. A suite whose
-expectations all judge rows one by one (ROW_BY_ROW_EXPECTATIONS) is split into consecutive rows; any other (one
-comparing rows, as uniqueness does) by a hash of its key: every copy of a key lands in the same batch, which keeps
-it exact. Either way the counts of the batches add up to the counts of the whole table.
+gigabytes, so a table is split into batches. Two suites are validated at once (validate_suites), each in batches
+of about half `quality.validation_batch_rows` rows. A suite whose expectations all judge rows one by one
+(ROW_BY_ROW_EXPECTATIONS) is split into consecutive rows; any other (one comparing rows, as uniqueness does) by a
+hash of its key: every copy of a key lands in the same batch, which keeps it exact. Either way the counts of the
+batches add up to the counts of the whole table.
 """
 
 import hashlib
@@ -342,23 +343,38 @@ def validate_suite(con: duckdb.DuckDBPyConnection, spec: SuiteSpec, batch_rows: 
 
 def validate_suites(con: duckdb.DuckDBPyConnection, specs: list[SuiteSpec], batch_rows: int,
                     threads: int = VALIDATION_THREADS) -> list[list[ExpectationOutcome]]:
-    """The outcomes of each suite, in the order of `specs`. `threads` suites are validated at once, the largest
-    first (by the rows each validates), so that the last to finish is a small one. `batch_rows` is what they hold
-    at once: each thread hands GX batches of batch_rows / threads rows, so each suite's outcomes are the ones
-    validate_suite gives with that batch size. Each thread reads through a cursor of its own: one DuckDB
-    connection must not run two queries at once."""
-    rows_per_batch = max(1, batch_rows // max(1, threads))
+    """The outcomes of each suite, in the order of `specs`. Up to `threads` suites are validated at once, the
+    largest first (by the rows each validates), so that the last to finish is a small one. `batch_rows` is what
+    they hold at once: each thread hands GX batches of batch_rows / threads rows, so each suite's outcomes are the
+    ones validate_suite gives with that batch size. Each thread reads through a cursor of its own: one DuckDB
+    connection must not run two queries at once. When a suite fails, or the run is interrupted, the suites not
+    started are cancelled and the running ones stopped, and the error is raised."""
+    threads = max(1, min(threads, len(specs)))
+    rows_per_batch = max(1, batch_rows // threads)
     sizes = [suite_rows(con, spec) for spec in specs]
     largest_first = sorted(range(len(specs)), key=lambda i: -sizes[i])
+    _context()  # built once here, not by two threads at once
     cursors = [con.cursor() for _ in specs]
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="validation")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="validation") as pool:
-                futures = {i: pool.submit(_validate_suite, cursors[i], specs[i], rows_per_batch, sizes[i])
-                           for i in largest_first}
+            futures = {i: pool.submit(_validate_suite, cursors[i], specs[i], rows_per_batch, sizes[i])
+                       for i in largest_first}
+            try:
                 return [futures[i].result() for i in range(len(specs))]
+            except BaseException:
+                # Stop the others rather than finish them (the suites take minutes at 10M customers): cancel what
+                # has not started and interrupt the queries of what has, then wait for the threads to end.
+                for future in futures.values():
+                    future.cancel()
+                for cursor in cursors:
+                    cursor.interrupt()
+                raise
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
     finally:
+        # Only once no thread uses them.
         for cursor in cursors:
             cursor.close()
 

@@ -198,11 +198,12 @@ def test_row_by_row_suites_split_the_real_export_in_table_order(tmp_path, monkey
     con.close()
 
 
-def test_suites_validated_at_once_give_what_each_gives_alone(tmp_path, online_retail):
+def test_suites_validated_at_once_give_what_each_gives_alone(tmp_path, monkeypatch, online_retail):
     """Suites of the online-retail export validated two at a time (sorted and streamed batches, a failing and a
     passing suite, an empty one) come back in the order given, each outcome equal to validating that suite alone
-    in batches of half the rows (the two threads share `batch_rows`); Python's warning filters are as they were,
-    and a suite that cannot run fails the call."""
+    in batches of half the rows (the two threads share `batch_rows`; a suite alone gets them all). Python's warning
+    filters are as they were, and a suite failing in its thread fails the call and stops the others."""
+    import threading
     import warnings
 
     from quality import validation
@@ -223,9 +224,19 @@ def test_suites_validated_at_once_give_what_each_gives_alone(tmp_path, online_re
                                                value_set=["France"])])
     nowhere = replace(abroad, name="nowhere", frame_sql="SELECT * FROM staging.lines WHERE country = 'Atlantis'")
     specs = [nowhere, by_invoice, abroad, row_by_row]
+    threads_used = {}
+    validate_in_thread = validation._validate_suite
+
+    def recording(cursor, spec, *args):
+        threads_used[spec.name] = threading.current_thread().name
+        return validate_in_thread(cursor, spec, *args)
+
+    monkeypatch.setattr(validation, "_validate_suite", recording)
     filters_before = list(warnings.filters)
     together = validation.validate_suites(con, specs, batch_rows=100_000, threads=2)
     assert warnings.filters == filters_before
+    assert set(threads_used) == {"nowhere", "by_invoice", "abroad", "row_by_row"}
+    assert len(set(threads_used.values())) == 2 and threading.current_thread().name not in threads_used.values()
     alone = [validate_suite(con, spec, batch_rows=50_000) for spec in specs]
     assert together == alone
     assert {o.batches for o in together[1]} == {11}  # 525,461 lines in batches of 50,000
@@ -235,9 +246,15 @@ def test_suites_validated_at_once_give_what_each_gives_alone(tmp_path, online_re
         [("abroad", True, alone[2][0].element_count)],
         [("row_by_row", False, 525_461), ("row_by_row", True, 525_461)]]
     assert alone[2][0].element_count > 1000  # France has real lines in the export
-    broken = replace(abroad, name="broken", frame_sql="SELECT * FROM staging.missing_table")
-    with pytest.raises(duckdb.CatalogException, match="missing_table"):
-        validation.validate_suites(con, [by_invoice, broken], batch_rows=100_000, threads=2)
+    # One suite alone holds every row of batch_rows.
+    assert validation.validate_suites(con, [by_invoice], batch_rows=100_000) == [
+        validate_suite(con, by_invoice, batch_rows=100_000)]
+    # The hash split reads a column the table does not have: the error comes from the suite's thread.
+    threads_used.clear()
+    broken = replace(by_invoice, name="broken", partition_key=["no_such_column"])
+    with pytest.raises(duckdb.BinderException, match="no_such_column"):
+        validation.validate_suites(con, [broken, row_by_row], batch_rows=100_000, threads=2)
+    assert threads_used["broken"] != threading.current_thread().name
     assert warnings.filters == filters_before
     con.close()
 
