@@ -137,18 +137,26 @@ def build_long_orders(con: duckdb.DuckDBPyConnection, window: DayWindow | None) 
     take_typed_lines renames the typed table into staging.order_lines)."""
     staged = ", ".join(f"staged_{c} AS {c}" if c in STAGED_VALUES else c for c in ORDER_LINE_COLUMNS)
     con.execute(f"CREATE OR REPLACE TEMP VIEW new_order_lines AS SELECT {staged} FROM kept_orders")
-    # An order's customer, payment and channel come from its first line in file order: the smallest (file, row).
-    # Files are numbered in name order so that the position is one integer, file number * 2^40 + row. The totals
-    # keep the typed row id of the line at the smallest position, and that line's values are joined back on it: a
-    # position is one line (rows are numbered within a file, so (file, row) is unique). Taking the values inside the
-    # aggregate (arg_min of a struct) held every order's text in states DuckDB cannot spill: L's staging failed
-    # there under a 300 MB limit (XL's staging failed under 1 GB and now finishes); two integers spill. Joining on
-    # the row id instead of the order id and position took 3.7 s instead of 4.2 s at L. No ORDER BY on the tables:
-    # readers sort what they need, and sorting millions of rows only to store them in order cost seconds.
+    # An order's payment method and channel come from its first line in file order: the smallest (file, row).
+    # Files are numbered in name order so that the position is one integer, file number * 2^40 + row (rows are
+    # numbered within a file, so a position is one line). Each distinct (payment method, channel) pair gets a number
+    # (order_attribute_codes, a handful of rows), and the totals keep the number of the line at the smallest
+    # position: arg_min of two integers, a state DuckDB can spill (arg_min of the texts, or of a struct, held every
+    # order's text in states it cannot: L's staging failed there under a 300 MB limit, XL's under 1 GB). Joining
+    # the first line back on its row id instead, where the join of 44M orders to 88.5M lines spilled, made writing
+    # staging.orders take 73 s at 10M customers (43 s this way; the same rows). The customer is a grouping key: an
+    # order has one customer by now (derived order ids contain it; quarantine_shared_order_ids leaves only the
+    # first line's customer in a source order id).
+    # No ORDER BY on the tables: readers sort what they need, and sorting millions of rows only to store them in
+    # order cost seconds.
     con.execute("""
         CREATE OR REPLACE TEMP TABLE source_file_numbers AS
         SELECT _source_file, row_number() OVER (ORDER BY _source_file) AS file_number
         FROM (SELECT DISTINCT _source_file FROM kept_orders)""")
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE order_attribute_codes AS
+        SELECT payment_method, channel, row_number() OVER (ORDER BY payment_method, channel) AS attribute_code
+        FROM (SELECT DISTINCT payment_method, channel FROM kept_orders)""")
     # new_orders is a view too when only the copy into staging.orders reads it (a snapshot load, or the first load
     # of a daily source): a table filled inside the transaction would be scanned at half speed by that copy (see
     # build_staging). A daily load into existing tables also reads it for the change queue and the order-only
@@ -157,18 +165,21 @@ def build_long_orders(con: duckdb.DuckDBPyConnection, window: DayWindow | None) 
     con.execute(f"""
         CREATE OR REPLACE TEMP {"VIEW" if read_once else "TABLE"} new_orders AS
         WITH totals AS (
-            SELECT l.order_id,
-                   arg_min(l.typed_rowid, f.file_number * {FILE_NUMBER_STRIDE} + l._source_row) AS first_rowid,
+            SELECT l.order_id, l.customer_id,
+                   arg_min(c.attribute_code, f.file_number * {FILE_NUMBER_STRIDE} + l._source_row) AS first_code,
                    min(l.order_ts) AS order_ts,
                    sum(l.staged_amount) AS order_amount,
                    count(*) AS n_lines,
                    sum(l.staged_quantity) AS n_items,
                    min(l._partition_date) AS _partition_date
-            FROM valid_typed_orders l JOIN source_file_numbers f USING (_source_file)
-            GROUP BY l.order_id)
-        SELECT t.order_id, first_line.customer_id, t.order_ts, first_line.payment_method, first_line.channel,
+            FROM kept_orders l
+            JOIN source_file_numbers f USING (_source_file)
+            JOIN order_attribute_codes c ON c.payment_method IS NOT DISTINCT FROM l.payment_method
+                                        AND c.channel IS NOT DISTINCT FROM l.channel
+            GROUP BY l.order_id, l.customer_id)
+        SELECT t.order_id, t.customer_id, t.order_ts, c.payment_method, c.channel,
                t.order_amount, t.n_lines, t.n_items, t._partition_date
-        FROM totals t JOIN valid_typed_orders first_line ON first_line.typed_rowid = t.first_rowid""")
+        FROM totals t JOIN order_attribute_codes c ON c.attribute_code = t.first_code""")
 
 
 def build_wide_orders(con: duckdb.DuckDBPyConnection, config: SourceConfig) -> None:

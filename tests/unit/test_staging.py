@@ -96,10 +96,34 @@ def test_an_orders_payment_comes_from_its_first_line_and_its_totals_from_every_l
     ]
 
 
+def test_an_orders_payment_and_channel_come_as_a_pair_from_its_first_line(tmp_path):
+    """Payment method and channel are both the first line's, a missing one included: O1's first line has no
+    payment method and its next line has one; O2's lines disagree on both; O3 names no channel. Without order ids
+    (derived from customer and time) the first line decides the same way."""
+    header = f"{HEADER},channel"
+    lines = [
+        "O1,C1,2026-03-01 10:00:00,wine,1,10,,w1,store",
+        "O1,C1,2026-03-01 10:00:00,beer,1,5,CARD,b1,app",
+        "O2,C2,2026-03-02 10:00:00,beer,1,5,CASH,b1,app",
+        "O2,C2,2026-03-02 10:00:00,wine,1,5,CARD,w1,store",
+        "O3,C3,2026-03-03 10:00:00,wine,1,5,CARD,w1,",
+    ]
+    warehouse = stage(tmp_path / "ids", {"a.csv": lines}, header=header)
+    assert rows(warehouse, "SELECT order_id, payment_method, channel, n_lines FROM staging.orders "
+                           "ORDER BY order_id") == [
+        ("O1", None, "store", 2), ("O2", "CASH", "app", 2), ("O3", "CARD", None, 1)]
+    derived = stage(tmp_path / "derived", {"a.csv": lines}, header=header,
+                    orders_config="  columns:\n    order_id: null\n")
+    assert rows(derived, "SELECT customer_id, payment_method, channel, n_lines FROM staging.orders "
+                         "ORDER BY customer_id") == [
+        ("C1", None, "store", 2), ("C2", "CASH", "app", 2), ("C3", "CARD", None, 1)]
+
+
 def test_staging_a_million_orders_fits_a_small_duckdb_memory_limit(tmp_path):
-    """Each order's first-line values come from a join on its first position, not from an aggregate holding
-    every order's text (arg_min of a struct), which DuckDB could not spill: at L (4.4M orders) staging failed there
-    under a 300 MB limit. Two million lines of a million orders under 64 MB failed the same way."""
+    """Each order's first-line payment and channel come from the number of the pair (arg_min of two integers), not
+    from an aggregate holding every order's text (arg_min of a struct), which DuckDB could not spill: at L (4.4M
+    orders) staging failed there under a 300 MB limit. Two million lines of a million orders under 64 MB failed the
+    same way."""
     orders = tmp_path / "orders"
     orders.mkdir()
     with duckdb.connect() as con:
