@@ -37,8 +37,10 @@ def ensure_change_queue(con: duckdb.DuckDBPyConnection) -> None:
 
 def record_changed_customers(con: duckdb.DuckDBPyConnection, run_id: str, window: DayWindow | None) -> None:
     """Queue the customers whose orders this load changes: those of the window's rows about to be replaced (and
-    of former snapshot rows, which a daily load removes) and those of the new rows. Order lines count on their
-    own, since a line's customer may differ from its order's in dirty data. A snapshot load changes everyone."""
+    of former snapshot rows, which a daily load removes) and those of the new rows. Order lines are queued on
+    their own too, which costs little and does not rely on each order having one customer (staging makes sure of
+    that: derived order ids contain the customer, quarantine_shared_order_ids handles source ids). A snapshot load
+    changes everyone."""
     ensure_change_queue(con)
     if window is None or not table_exists(con, "staging.orders"):
         con.execute(f"INSERT INTO {CHANGED_CUSTOMERS} VALUES (NULL, ?)", [run_id])

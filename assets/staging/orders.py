@@ -140,13 +140,15 @@ def build_long_orders(con: duckdb.DuckDBPyConnection, window: DayWindow | None) 
     # An order's payment method and channel come from its first line in file order: the smallest (file, row).
     # Files are numbered in name order so that the position is one integer, file number * 2^40 + row (rows are
     # numbered within a file, so a position is one line). Each distinct (payment method, channel) pair gets a number
-    # (order_attribute_codes, a handful of rows), and the totals keep the number of the line at the smallest
-    # position: arg_min of two integers, a state DuckDB can spill (arg_min of the texts, or of a struct, held every
-    # order's text in states it cannot: L's staging failed there under a 300 MB limit, XL's under 1 GB). Joining
+    # (order_attribute_codes, one row per pair: few in practice), and the totals keep the number of the line at the
+    # smallest position: arg_min of two integers, a state DuckDB can spill (arg_min of the texts, or of a struct,
+    # held every order's text in states it cannot: L's staging failed there under a 300 MB limit, XL's under 1 GB;
+    # arg_min of a text would also skip a first line whose value is missing). Joining
     # the first line back on its row id instead, where the join of 44M orders to 88.5M lines spilled, made writing
     # staging.orders take 73 s at 10M customers (43 s this way; the same rows). The customer is a grouping key: an
     # order has one customer by now (derived order ids contain it; quarantine_shared_order_ids leaves only the
-    # first line's customer in a source order id).
+    # first line's customer in a source order id). staging.orders' one row per order rests on that; the critical
+    # uniqueness expectation on its order ids would fail the run otherwise.
     # No ORDER BY on the tables: readers sort what they need, and sorting millions of rows only to store them in
     # order cost seconds.
     con.execute("""
