@@ -278,7 +278,8 @@ def _values(draft: Draft) -> None:
                 genders[value] = GENDER_GUESSES[value.upper()]
             else:
                 draft.undecided.append(f"values.gender: {section.name} {column} value {value!r} ({n} row(s)) is "
-                                       "neither M nor F; its rows are quarantined unless you map it in values.gender")
+                                       "neither M nor F; its rows are quarantined unless you map it in values.gender "
+                                       f"(to M, F, or null for not known: {{{value}: null}})")
     if genders:
         draft.values["gender"] = genders
         draft.value_notes["gender"] = "guessed (CHECK)"

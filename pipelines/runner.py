@@ -7,6 +7,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import uuid
@@ -67,7 +68,9 @@ def _failure_reason(result: dg.ExecuteInProcessResult) -> str:
         while error is not None and error.cause is not None and "DagsterExecutionStepExecutionError" in error.cls_name:
             error = error.cause
         message = (error.message if error else "unknown error").strip().splitlines()[0]
-        return f"step {event.step_key}: {message.removeprefix(error.cls_name + ': ') if error else message}"
+        if error:  # Dagster's message starts with the class, as qualified as Python printed it
+            message = re.sub(rf"^(?:[\w.]+\.)?{re.escape(error.cls_name)}: ", "", message)
+        return f"step {event.step_key}: {message}"
     return "the run did not complete (see the Dagster UI for the event log)"
 
 

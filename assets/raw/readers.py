@@ -14,6 +14,8 @@ from typing import NamedTuple
 import duckdb
 import polars as pl
 
+from assets.raw.errors import IngestError
+from assets.raw.json_records import read_json_records
 from assets.raw.lines import (
     LEGACY_ENCODINGS,
     MAX_LINE_BYTES,
@@ -43,10 +45,6 @@ WIDE_BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32", "UTF-32 LE"), (codecs.BOM_UTF32_BE, "utf-32", "UTF-32 BE"),
     (codecs.BOM_UTF16_LE, "utf-16", "UTF-16 LE"), (codecs.BOM_UTF16_BE, "utf-16", "UTF-16 BE"),
 )
-
-
-class IngestError(ValueError):
-    """A source file that cannot be read; the message names the file and, where known, the row and column."""
 
 
 class MalformedRecord(IngestError):
@@ -505,6 +503,12 @@ def _header_names(path: Path, delimiter: str) -> list[str]:
 
 
 def read_json_as_text(path: Path) -> pl.DataFrame:
+    """A JSON file's good records as text (assets/raw/json_records.py), without their row numbers."""
+    return read_json_with_rows(path)[0].drop(SOURCE_ROW)
+
+
+def read_json_with_rows(path: Path) -> tuple[pl.DataFrame, list[dict]]:
+    """A JSON file's records as text with their row numbers, and its malformed lines (JSON Lines only)."""
     wide = wide_unicode(path)
     if wide is not None:  # UTF-16 / UTF-32 (by its byte-order mark): read as UTF-8, in memory as JSON always is
         try:
@@ -514,25 +518,12 @@ def read_json_as_text(path: Path) -> pl.DataFrame:
             raise IngestError(f"{path}: line {line}, column {column}: not valid {wide[1]} (the file starts with a "
                               f"{wide[1]} byte-order mark); save it again as UTF-8") from None
     else:
-        with path.open("rb") as handle:
-            data = handle.read(1024)
-    body = data[:1024].lstrip(b"\xef\xbb\xbf \r\n\t")
-    if not body:
-        raise IngestError(f"{path}: the file is empty")
+        data = path.read_bytes()
     # Polars rejects a byte-order mark in JSON; hand it the bytes after it.
-    source: Path | io.BytesIO = path
-    if wide is not None:
-        source = io.BytesIO(data)
-    elif data.startswith(b"\xef\xbb\xbf"):
-        source = io.BytesIO(path.read_bytes()[3:])
-    try:
-        frame = pl.read_json(source) if body.startswith(b"[") else pl.read_ndjson(source)
-    except pl.exceptions.PolarsError as exc:
-        raise IngestError(f"{path}: not valid JSON records ({str(exc).splitlines()[0]})") from exc
-    nested = [name for name, dtype in frame.schema.items() if dtype.is_nested()]
-    if nested:
-        raise IngestError(f"{path}: column(s) {nested} hold nested values; the contract needs flat records")
-    return frame.select(pl.all().cast(pl.String))
+    frame, rows, malformed = read_json_records(path, data.removeprefix(b"\xef\xbb\xbf"))
+    if rows is None:
+        return frame.with_row_index(SOURCE_ROW, offset=1), malformed
+    return frame.select(pl.Series(SOURCE_ROW, rows, dtype=pl.Int64), pl.all()), malformed
 
 
 def read_parquet_as_text(path: Path) -> pl.DataFrame:
@@ -566,7 +557,8 @@ def read_source_records(path: Path, source: FileSource, scratch: Path) -> tuple[
     if detect_format(path, source.format) == "csv":
         frame, malformed = read_csv_as_text(path, source, scratch)
         return with_origin(frame.lazy(), path).collect(), malformed
-    return with_origin(scan_source_file(path, source, scratch).frame, path).collect(), []
+    scanned = scan_source_file(path, source, scratch)
+    return with_origin(scanned.frame, path).collect(), scanned.malformed
 
 
 def scan_source_file(path: Path, source: FileSource, scratch: Path, split: bool = False) -> SourceScan:
@@ -579,8 +571,10 @@ def scan_source_file(path: Path, source: FileSource, scratch: Path, split: bool 
         names = frame.columns
         return SourceScan(frame.lazy().with_row_index(SOURCE_ROW, offset=1)
                           .filter(~pl.all_horizontal(pl.col(names).is_null())))
-    frame = read_parquet_as_text(path) if fmt == "parquet" else read_json_as_text(path)
-    return SourceScan(frame.lazy().with_row_index(SOURCE_ROW, offset=1))
+    if fmt == "json":
+        frame, malformed = read_json_with_rows(path)
+        return SourceScan(frame.lazy(), malformed=malformed)
+    return SourceScan(read_parquet_as_text(path).lazy().with_row_index(SOURCE_ROW, offset=1))
 
 
 def with_origin(scan: pl.LazyFrame, path: Path) -> pl.LazyFrame:

@@ -58,13 +58,14 @@ def malformed_table(table: str) -> str:
 def write_malformed_lines(
     con: duckdb.DuckDBPyConnection, table: str, manifest: list[dict], window: DayWindow | None
 ) -> None:
-    """The lines of the files read that could not be parsed (assets/raw/lines.py), one row each, replaced as the
-    raw table's rows are (whole, or by day), so staging quarantines them with the rows of the same load."""
+    """The lines of the files read that could not be parsed (assets/raw/lines.py, assets/raw/json_records.py), one
+    row each with the kind of record it failed to be (CSV, JSON), replaced as the raw table's rows are (whole, or by
+    day), so staging quarantines them with the rows of the same load."""
     incoming = pl.DataFrame(  # noqa: F841 - read by DuckDB's replacement scan
-        [(e["source_file"], m["row"], m["line"], m["raw_text"], m["reason"], e["partition_date"])
-         for e in manifest for m in e.get("malformed", [])],
+        [(e["source_file"], m["row"], m["line"], m["raw_text"], m["reason"], e["partition_date"],
+          m.get("format", "CSV")) for e in manifest for m in e.get("malformed", [])],
         schema={SOURCE_FILE: pl.String, SOURCE_ROW: pl.Int64, "line": pl.Int64, "raw_text": pl.String,
-                "reason": pl.String, PARTITION_DATE: pl.Date}, orient="row").to_arrow()
+                "reason": pl.String, PARTITION_DATE: pl.Date, "record_format": pl.String}, orient="row").to_arrow()
     con.execute("CREATE OR REPLACE TEMP TABLE incoming_malformed AS SELECT * FROM incoming")
     replace_days(con, malformed_table(table), "incoming_malformed", window)
     con.execute("DROP TABLE incoming_malformed")

@@ -6,7 +6,7 @@ import duckdb
 from assets.raw.readers import PARTITION_DATE
 from assets.staging.typed import TYPED_LINES
 from pipelines.core.partitions import DayWindow
-from pipelines.core.sql import table_exists
+from pipelines.core.sql import table_columns, table_exists
 
 
 def ensure_quality_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -69,13 +69,16 @@ def quarantine_malformed_lines(
     """The lines the raw layer could not parse (raw.<input>_malformed) are quarantined rows like any other: the
     whole line as raw_value, no column, the line number in the reason."""
     table = f"raw.{input_name}_malformed"
-    if not table_exists(con, table):  # raw tables loaded before malformed lines were kept
+    columns = table_columns(con, table)
+    if columns is None:  # raw tables loaded before malformed lines were kept
         return
     days = "" if window is None else f"WHERE {PARTITION_DATE} BETWEEN $first AND $last"
+    # Lines kept before JSON Lines files had malformed lines of their own have no record_format: all are CSV lines.
+    record_format = "COALESCE(record_format, 'CSV')" if "record_format" in columns else "'CSV'"
     con.execute(f"""
         INSERT INTO quality.quarantine
         SELECT $run_id, $input, _source_file, _source_row, NULL, raw_text,
-               'malformed CSV record on line ' || line || ': ' || reason, current_timestamp
+               'malformed ' || {record_format} || ' record on line ' || line || ': ' || reason, current_timestamp
         FROM {table} {days}""",
                 {"run_id": run_id, "input": input_name}
                 | ({} if window is None else {"first": window.first, "last": window.last}))

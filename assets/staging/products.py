@@ -10,7 +10,7 @@ import duckdb
 
 from assets.staging.keys import id_text, id_variant, report_id_variants
 from assets.staging.rules import Rule, numeric_rules, rule_columns
-from assets.staging.typed import run_sql, text_of
+from assets.staging.typed import money_number, run_sql, text_of
 
 PRODUCT_COLUMNS = ["category", "subcategory", "brand", "unit_price"]
 # The temp table of one typed row per sku that order typing joins; staging.products is written from it.
@@ -36,7 +36,7 @@ def type_products(con: duckdb.DuckDBPyConnection, params: dict) -> None:
                    lower({text_of('category')}) AS category, lower({text_of('subcategory')}) AS subcategory,
                    {text_of('brand')} AS brand,
                    {text_of('unit_price')} AS unit_price_text,
-                   TRY_CAST({text_of('unit_price')} AS DOUBLE) AS unit_price
+                   {money_number(text_of('unit_price'))} AS unit_price
             FROM raw.products
         )
         SELECT * EXCLUDE (unit_price_text), {rule_columns(rules)} FROM typed

@@ -132,7 +132,8 @@ PROFILE_RULES = [
     Rule("income", "income NOT BETWEEN $income_min AND $income_max",
          f"'income ' || income_text || {_read_as('income', ' a year')} || ' is outside quality.income_range ' "
          "|| $income_range_text", "income_text"),
-    Rule("gender", "gender_text IS NOT NULL AND gender IS NULL",
+    # A token of values.gender mapped to null is a known way of saying "not known": not a bad value.
+    Rule("gender", "gender_text IS NOT NULL AND list_position($gender_tokens, upper(gender_text)) IS NULL",
          "'gender ' || gender_text || ' is not in values.gender'", "gender_text"),
     Rule("home_owner", "home_owner_text IS NOT NULL AND home_owner IS NULL",
          "'home_owner ' || home_owner_text || ' is not a yes/no token in values.home_owner'", "home_owner_text"),

@@ -33,6 +33,19 @@ def _text(column: str) -> str:
 DECORATED_INCOME = r"[¥￥$£€]?\s*(\d{1,3}(,\d{3})+|\d+)(\.\d+)?\s*元?"
 
 
+# A money value written as shop consoles export it, with a currency sign, thousands separators or 元 ("¥1,234.50",
+# "411.75元", "-¥12.50"), reads as its number, the minus kept (a negative amount is a return line).
+DECORATED_MONEY = r"(-\s*[¥￥$£€]?|[¥￥$£€]?\s*-?)\s*(\d{1,3}(,\d{3})+|\d+)(\.\d+)?\s*元?"
+
+
+def money_number(text: str) -> str:
+    """SQL: an amount or price text (trimmed, NULL when empty) as a number; a plain number is cast, and only a text
+    the cast cannot read is matched against DECORATED_MONEY (COALESCE stops at the first non-NULL argument)."""
+    stripped = f"TRY_CAST(regexp_replace({text}, '[^0-9.-]', '', 'g') AS DOUBLE)"
+    return (f"COALESCE(TRY_CAST({text} AS DOUBLE), "
+            f"CASE WHEN regexp_full_match({text}, '{DECORATED_MONEY}') THEN {stripped} END)")
+
+
 def _number_in_sql(field: str) -> str:
     """The age or income text as SQL reads it by itself: cast to DOUBLE, or (income) stripped of its decoration."""
     cast = f"TRY_CAST({_text(field)} AS DOUBLE)"
@@ -262,7 +275,7 @@ def type_long_orders(
         PAYMENT_RULE,
     ]
     # A line without a price of its own takes its product's (products.columns.unit_price).
-    unit_price = "TRY_CAST(unit_price_text AS DOUBLE)"
+    unit_price = money_number("unit_price_text")
     if products is not None:
         unit_price = f"COALESCE({unit_price}, CASE WHEN unit_price_text IS NULL THEN product_unit_price END)"
     product_join = "" if products is None else \
@@ -293,7 +306,7 @@ def type_long_orders(
                 {_text('order_ts')} AS order_ts_text, {_timestamp('order_ts', config)} AS order_ts,
                 {_text('description')} AS description,
                 {_text('quantity')} AS quantity_text, TRY_CAST({_text('quantity')} AS DOUBLE) AS quantity,
-                {_text('amount')} AS amount_text, TRY_CAST({_text('amount')} AS DOUBLE) AS amount,
+                {_text('amount')} AS amount_text, {money_number(_text('amount'))} AS amount,
                 unit_price_text, {unit_price} AS unit_price,
                 {_payment_select()},
                 lower({_text('channel')}) AS channel,
@@ -365,7 +378,7 @@ def type_wide_orders(
                 {id_variant('order_id', 'order_id_normal')} AS order_id_variant,
                 {id_variant('customer_id', 'customer_id_normal')} AS customer_id_variant,
                 {_text('order_ts')} AS order_ts_text, {_timestamp('order_ts', config)} AS order_ts,
-                {_text('amount')} AS amount_text, TRY_CAST({_text('amount')} AS DOUBLE) AS amount,
+                {_text('amount')} AS amount_text, {money_number(_text('amount'))} AS amount,
                 {_payment_select()},
                 lower({_text('channel')}) AS channel,
                 {_profile_select()},

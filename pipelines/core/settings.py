@@ -12,7 +12,10 @@ from pipelines.core.sources import Strict, TokenMap
 
 # Built-in value maps: the usual English and Chinese spellings (tokens compare upper-cased after trimming). A
 # shop's `values:` adds to them unless `values.replace_defaults` is true (docs/configuration.md).
-DEFAULT_GENDER = {"M": "M", "MALE": "M", "男": "M", "男性": "M", "F": "F", "FEMALE": "F", "女": "F", "女性": "F"}
+# A gender token mapped to None says "not known": the member loads with no gender, the rest of the profile kept
+# (member exports write 未知 or 保密 where a member gave none); any other unlisted token quarantines the row.
+DEFAULT_GENDER = {"M": "M", "MALE": "M", "男": "M", "男性": "M", "F": "F", "FEMALE": "F", "女": "F", "女性": "F",
+                  "U": None, "UNKNOWN": None, "未知": None, "保密": None, "不详": None}
 DEFAULT_PAYMENT_METHODS = ["CARD", "CASH", "MOBILE", "CHEQUE"]
 DEFAULT_PAYMENT_ALIASES = {
     # Mobile wallets (花呗 is Alipay's credit line, paid in the Alipay app).
@@ -55,7 +58,7 @@ class ValueMaps(Strict):
 
     # false: the maps and lists below add to the built-in ones (DEFAULT_VALUE_MAPS); true: they replace them.
     replace_defaults: bool = Field(default=False, strict=True)
-    gender: dict[str, Literal["M", "F"]] = Field(default_factory=lambda: dict(DEFAULT_GENDER))
+    gender: dict[str, Literal["M", "F"] | None] = Field(default_factory=lambda: dict(DEFAULT_GENDER))
     home_owner: TokenMap = Field(default_factory=TokenMap)
     # Accepted payment codes (compared upper-cased); any other code quarantines its row.
     payment_methods: list[str] = Field(default_factory=lambda: list(DEFAULT_PAYMENT_METHODS))

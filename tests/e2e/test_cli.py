@@ -92,8 +92,8 @@ def test_run_with_a_broken_file_fails_with_one_line(tmp_path):
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert "step raw__orders" in lines[0]
-    assert f"{orders}: required column 'order_ts' is missing" in lines[0]
+    # The reader's message follows the step's name, with no Python class path between them.
+    assert f"failed: step raw__orders: {orders}: required column 'order_ts' is missing" in lines[0]
 
 
 def test_a_run_failing_its_gate_prints_a_hint_for_its_own_warehouse_that_runs(tmp_path):

@@ -70,9 +70,9 @@ def step_failure_message(result: dg.ExecuteInProcessResult, step_key: str) -> st
     failures = {event.step_key: event for event in result.get_step_failure_events()}
     assert step_key in failures, f"no failure of step {step_key}; failed steps: {sorted(failures)}"
     cause = failures[step_key].step_failure_data.error.cause
-    # A reading error is an IngestError from assets.raw.readers: the user sees its message, not a traceback.
+    # A reading error is an IngestError of the raw layer: the user sees its message, not a traceback.
     assert cause is not None and cause.cls_name == "IngestError", cause
-    return cause.message.strip().removeprefix("assets.raw.readers.IngestError: ")
+    return cause.message.strip().removeprefix("assets.raw.errors.IngestError: ")
 
 
 def tables(warehouse: Path) -> set[str]:

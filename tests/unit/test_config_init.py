@@ -216,7 +216,7 @@ def test_guessed_values_and_what_is_left_to_decide(tmp_path):
                       "1,C1,2026-04-01,a,1,Credit Card,Completed\n2,C2,2026-04-02,b,2,PayPal,Refunded\n"
                       "3,C3,2026-04-03,a,3,Store Credit Voucher,Completed\n", encoding="utf-8")
     customers = tmp_path / "customers.csv"
-    customers.write_text("Customer ID,Gender,Home Owner\nC1,先生,Own\nC2,Female,Rent\nC3,Unknown,Own\n",
+    customers.write_text("Customer ID,Gender,Home Owner\nC1,先生,Own\nC2,Female,Rent\nC3,Other,Own\nC4,Unknown,Own\n",
                          encoding="utf-8")
     config, printed = init_ok(tmp_path, orders, "--customers", str(customers))
     assert config["values"] == {"payment_aliases": {"Credit Card": "CARD", "PayPal": "MOBILE"},
@@ -227,8 +227,8 @@ def test_guessed_values_and_what_is_left_to_decide(tmp_path):
         "to decide: values.payment_aliases: orders.csv Payment Type value 'Store Credit Voucher' (1 row(s) in the "
         "sample) is no built-in payment code; its rows are quarantined unless you map it (values.payment_aliases: "
         "{Store Credit Voucher: CARD}) or list it in values.payment_methods",
-        "to decide: values.gender: customers.csv Gender value 'Unknown' (1 row(s)) is neither M nor F; its rows are "
-        "quarantined unless you map it in values.gender"]
+        "to decide: values.gender: customers.csv Gender value 'Other' (1 row(s)) is neither M nor F; its rows are "
+        "quarantined unless you map it in values.gender (to M, F, or null for not known: {Other: null})"]
 
 
 def test_excel_with_a_title_row(tmp_path):

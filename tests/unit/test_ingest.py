@@ -807,10 +807,57 @@ def test_nested_json_names_the_file_and_column(tmp_path: Path, scratch: Path, na
     assert message == f"{path}: column(s) ['{column}'] hold nested values; the contract needs flat records"
 
 
-def test_broken_json_names_the_file(tmp_path: Path, scratch: Path) -> None:
-    path = write_file(tmp_path / "orders.json", '[{"customer_id": "C1",')
+def test_broken_json_array_names_the_line_and_column(tmp_path: Path, scratch: Path) -> None:
+    # An array is one JSON value: a syntax error stops the file.
+    path = write_file(tmp_path / "orders.json", '[{"customer_id": "C1", "qty": 1},\n {"customer_id": "C2",}]')
 
-    assert _read_error(path, scratch).startswith(f"{path}: not valid JSON records (")
+    assert _read_error(path, scratch) == (
+        f"{path}: line 2, column 23: not valid JSON (Expecting property name enclosed in double quotes)")
+
+
+# An export's JSON Lines file with a line cut off mid-record, a line that is not an object, a NaN (not JSON) and a
+# blank line: the good records load with their row numbers, the bad lines are kept with line, text and reason.
+def test_ndjson_lines_that_are_not_records_are_left_out_with_their_line(tmp_path: Path, scratch: Path) -> None:
+    path = _write_bytes(tmp_path / "orders.jsonl", b'{"customer_id": "C1", "amount": 1.25}\n'
+                                                   b'{"customer_id": "C2", "amount":\n'
+                                                   b'\n'
+                                                   b'["C3", 4]\n'
+                                                   b'{"customer_id": "C4", "amount": NaN}\r\n'
+                                                   b'{"customer_id": "C5", "amount": 7, "note": "\xe5\x8f\xa3"}\n')
+
+    assert _read_with_malformed(path, scratch) == (
+        [(1, "C1", "1.25", None), (5, "C5", "7", "口")],
+        [(2, 2, '{"customer_id": "C2", "amount":', "Expecting value at column 32"),
+         (3, 4, '["C3", 4]', "a JSON list, not an object"),
+         (4, 5, '{"customer_id": "C4", "amount": NaN}', "NaN is not a JSON value")])
+
+
+def test_ndjson_without_a_good_line_names_the_first_bad_one(tmp_path: Path, scratch: Path) -> None:
+    path = write_file(tmp_path / "orders.jsonl", '\n{"customer_id": "C1" "amount": 1}\n{"customer_id": \n')
+
+    assert _read_error(path, scratch) == (
+        f"{path}: line 2: malformed JSON record: Expecting ',' delimiter at column 22")
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "last"),
+    [
+        # Past polars' usual 100-row type inference, a quoted quantity among numbers, then a true.
+        ("late.jsonl", "".join(f'{{"customer_id": "C{i}", "qty": {i}}}\n' for i in range(1, 151))
+         + '{"customer_id": "C151", "qty": "12"}\n{"customer_id": "C152", "qty": true}\n', ["12", "true"]),
+        # In an array of numbers, inferred types would read this true as 1.
+        ("mixed.json", "[" + ", ".join(f'{{"customer_id": "C{i}", "qty": {i}}}' for i in range(1, 151))
+         + ', {"customer_id": "C151", "qty": true}]', ["true"]),
+    ],
+    ids=["json-lines", "array"],
+)
+def test_json_values_typed_differently_across_records_read_as_written(
+        tmp_path: Path, scratch: Path, name: str, text: str, last: list[str]) -> None:
+    frame = _read(write_file(tmp_path / name, text), scratch)
+
+    assert frame.schema["qty"] == pl.String
+    assert frame.select(SOURCE_ROW, "customer_id", "qty").rows() == [
+        *((i, f"C{i}", str(i)) for i in range(1, 151)), *((150 + n, f"C{150 + n}", v) for n, v in enumerate(last, 1))]
 
 
 def test_empty_json_names_the_file(tmp_path: Path, scratch: Path) -> None:

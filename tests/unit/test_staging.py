@@ -12,6 +12,7 @@ from assets.raw.files import write_raw_table
 from assets.raw.mapping import stage_customers, stage_orders
 from assets.raw.tables import write_malformed_lines, write_manifest
 from assets.staging import build as staging
+from assets.staging.audit import ensure_quality_tables, quarantine_malformed_lines
 from pipelines.core.config import CUSTOMER_FIELDS, LONG_ORDER_FIELDS, load_source_config
 from pipelines.core.partitions import DayWindow
 from pipelines.core.resources import WarehouseResource
@@ -20,13 +21,16 @@ from tests.conftest import write_file
 HEADER = "order_id,customer_id,order_ts,category,quantity,amount,payment_method,sku"
 
 
-def stage(tmp_path: Path, files: dict[str, list[str]], orders_config: str = "", header: str = HEADER,
-          encoding: str = "utf-8", customers: str | None = None, customers_config: str = "") -> WarehouseResource:
+def stage(tmp_path: Path, files: dict[str, list[str]], orders_config: str = "", header: str | None = HEADER,
+          encoding: str = "utf-8", customers: str | None = None, customers_config: str = "",
+          pattern: str = "*.csv") -> WarehouseResource:
     """Write the order files (and the customer file), load them into raw as a snapshot and build staging for run
-    `run-1`. `orders_config`, `customers_config`: more keys of those config sections, indented by two spaces."""
+    `run-1`. `orders_config`, `customers_config`: more keys of those config sections, indented by two spaces.
+    Files without a header line (JSON Lines): header None and a `pattern` matching them."""
     for name, lines in files.items():
-        write_file(tmp_path / "orders" / name, "\n".join([header, *lines]) + "\n", encoding=encoding)
-    text = "name: staging-test\nshape: long\norders:\n  path: orders/*.csv\n" + orders_config
+        write_file(tmp_path / "orders" / name, "\n".join([*([header] if header else []), *lines]) + "\n",
+                   encoding=encoding)
+    text = f"name: staging-test\nshape: long\norders:\n  path: orders/{pattern}\n" + orders_config
     if customers is not None:
         write_file(tmp_path / "customers.csv", customers, encoding=encoding)
         text += "customers:\n  path: customers.csv\n" + customers_config
@@ -432,6 +436,41 @@ def test_malformed_lines_are_quarantined_with_line_text_and_reason_and_audited(t
         ("O1", 1), ("O3", 3), ("O6", 6)]
     assert rows(warehouse, "SELECT rows_read, rows_loaded, rows_quarantined, duplicates_removed "
                            "FROM quality.load_audit WHERE input = 'orders'") == [(6, 3, 3, 0)]
+
+
+def test_malformed_json_lines_are_quarantined_with_their_line(tmp_path):
+    record = '{{"order_id": "{}", "customer_id": "C1", "order_ts": "2026-03-01 10:00:00", "category": "wine", ' \
+             '"quantity": {}, "unit_price": 10}}'
+    warehouse = stage(tmp_path, {"a.jsonl": [
+        record.format("O1", 1),
+        '{"order_id": "O2", "customer_id": "C1", "order_ts": "2026-03-01 10',  # line 2: cut off
+        record.format("O3", '"2"'),  # a quoted quantity among numbers
+        '{"order_id": "O4" "customer_id": "C1"}',  # line 4: a comma missing
+    ]}, header=None, pattern="*.jsonl")
+
+    assert rows(warehouse, "SELECT parse_filename(source_file), source_row, column_name, raw_value, reason "
+                           "FROM quality.quarantine ORDER BY source_row") == [
+        ("a.jsonl", 2, None, '{"order_id": "O2", "customer_id": "C1", "order_ts": "2026-03-01 10',
+         "malformed JSON record on line 2: Unterminated string starting at column 53"),
+        ("a.jsonl", 4, None, '{"order_id": "O4" "customer_id": "C1"}',
+         "malformed JSON record on line 4: Expecting ',' delimiter at column 19"),
+    ]
+    assert rows(warehouse, "SELECT order_id, _source_row, quantity FROM staging.order_lines ORDER BY 1") == [
+        ("O1", 1, 1.0), ("O3", 3, 2.0)]
+    assert rows(warehouse, "SELECT rows_read, rows_loaded, rows_quarantined, duplicates_removed "
+                           "FROM quality.load_audit WHERE input = 'orders'") == [(4, 2, 2, 0)]
+
+
+def test_malformed_lines_kept_before_their_format_was_recorded_read_as_csv(tmp_path):
+    warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
+    with warehouse.connect() as con:
+        con.execute("CREATE TABLE raw.orders_malformed AS SELECT 'a.csv' AS _source_file, 2::BIGINT AS _source_row, "
+                    "3::BIGINT AS line, 'O2,C2' AS raw_text, 'expected 8 fields, found 2' AS reason, "
+                    "NULL::DATE AS _partition_date")
+        ensure_quality_tables(con)
+        quarantine_malformed_lines(con, "run-1", "orders")
+        assert con.execute("SELECT source_row, reason FROM quality.quarantine").fetchall() == [
+            (2, "malformed CSV record on line 3: expected 8 fields, found 2")]
 
 
 def test_malformed_customer_lines_are_quarantined_as_customers(tmp_path):

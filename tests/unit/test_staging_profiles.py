@@ -142,6 +142,21 @@ def test_the_shops_band_tokens_win_over_the_built_in_rules(tmp_path):
          "age '中年' is not a number or a band; income 'low' is not a number or a band")]
 
 
+def test_a_gender_not_known_loads_the_member_with_no_gender(tmp_path):
+    # A member export writes 未知 / 保密 / Unknown where a member gave no gender; the shop maps its own 其他 to null.
+    warehouse, _ = stage(tmp_path, "customer_id,age,gender,city\n"
+                                   "C1,30,未知,上海\nC2,41,保密,北京\nC3,25,unknown ,杭州\nC4,52,其他,深圳\n"
+                                   "C5,33,X,广州\nC6,28,女,苏州\n",
+                         config_text=LONG_CONFIG + "values:\n  gender: {其他: null}\n")
+
+    assert rows(warehouse, "SELECT customer_id, age, gender, city FROM staging.customers "
+                           "WHERE _source_file IS NOT NULL ORDER BY customer_id") == [
+        ("C1", 30.0, None, "上海"), ("C2", 41.0, None, "北京"), ("C3", 25.0, None, "杭州"), ("C4", 52.0, None, "深圳"),
+        ("C6", 28.0, "F", "苏州")]
+    assert rows(warehouse, QUARANTINE) == [("customers", 5, "gender", "X", "gender X is not in values.gender")]
+    assert rows(warehouse, CUSTOMER_AUDIT) == [(6, 5, 1)]
+
+
 def test_a_customer_row_with_several_bad_columns_is_one_quarantine_row_naming_them_all(tmp_path):
     warehouse, _ = stage(tmp_path, "customer_id,age,gender,income,home_owner\n"
                                    "C1,abc,X,lots,maybe\n"
@@ -173,6 +188,38 @@ def test_an_order_line_names_each_failing_column_once_with_its_first_reason(tmp_
          "missing order_ts; return line (negative quantity); returns are kept out of purchase features")]
     assert rows(warehouse, "SELECT rows_read, rows_loaded, rows_quarantined FROM quality.load_audit "
                            "WHERE input = 'orders'") == [(3, 1, 2)]
+
+
+# Amounts and prices as shop consoles export them: a currency sign, thousands separators, 元, a minus on a return.
+def test_amounts_and_prices_with_currency_signs_and_separators_read_as_numbers(tmp_path):
+    orders = ("order_id,customer_id,order_ts,category,quantity,unit_price,amount,sku\n"
+              'O1,C1,2026-03-01 10:00:00,wine,2,,"¥1,234.50",w1\n'
+              "O2,C1,2026-03-02 10:00:00,wine,1,,411.75元,w2\n"
+              "O3,C2,2026-03-02 10:00:00,beer,3,$3.50,,b1\n"
+              "O4,C2,2026-03-03 10:00:00,beer,1,,￥ 88 元,b2\n"
+              "O5,C2,2026-03-03 10:00:00,beer,1,,-¥12.50,b3\n"
+              'O6,C3,2026-03-04 10:00:00,beer,1,,"12,5",b4\n')
+    warehouse, _ = stage(tmp_path, "", orders=orders,
+                         config_text="name: money\nshape: long\norders:\n  path: orders.csv\n")
+
+    assert rows(warehouse, "SELECT order_id, quantity, unit_price, amount FROM staging.order_lines ORDER BY 1") == [
+        ("O1", 2.0, 617.25, 1234.5), ("O2", 1.0, 411.75, 411.75), ("O3", 3.0, 3.5, 10.5), ("O4", 1.0, 88.0, 88.0)]
+    # A minus before the sign is a return; a decimal comma is not read as a number (12,5 could be 125 or 12.5).
+    assert rows(warehouse, QUARANTINE) == [
+        ("orders", 5, "amount", "-¥12.50",
+         "return line (negative amount); returns are kept out of purchase features"),
+        ("orders", 6, "amount", "12,5", "amount is not a number")]
+
+
+def test_a_basket_value_with_a_currency_sign_reads_as_a_number(tmp_path):
+    warehouse, _ = stage(tmp_path, "", config_text=WIDE_CONFIG, orders="""\
+order_id,customer_id,amount,wine,beer
+B1,C1,"¥1,020.00",T,F
+B2,C2,35元,F,T
+""")
+    assert rows(warehouse, "SELECT order_id, order_amount FROM staging.orders ORDER BY 1") == [
+        ("B1", 1020.0), ("B2", 35.0)]
+    assert rows(warehouse, QUARANTINE) == []
 
 
 WIDE_CONFIG = """name: baskets
