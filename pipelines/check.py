@@ -69,6 +69,7 @@ from pipelines.core.config import (
     FileSource,
     SourceConfig,
 )
+from pipelines.core.partitions import check_days_in_range
 from pipelines.core.resources import RAW_CATALOG, WAREHOUSE_SCHEMAS
 
 CHECK_RUN_ID = "persona-check"
@@ -369,6 +370,12 @@ def _inputs(config: SourceConfig) -> list[tuple]:
 
 def run_check(config: SourceConfig, run_started: datetime | None = None) -> CheckReport:
     """Sample, stage and measure; raises CheckError when a run would stop before staging (or in it)."""
+    if config.daily:
+        # A run refuses landing days outside the Dagster partitions before it reads anything: so does the check.
+        try:
+            check_days_in_range(sorted(config.order_files_by_day()))
+        except ValueError as exc:
+            raise CheckError(f"{config.source_path}: orders.path: {exc}") from None
     with tempfile.TemporaryDirectory(prefix="persona-check-") as scratch:
         con = duckdb.connect()
         try:
@@ -398,11 +405,14 @@ def run_check(config: SourceConfig, run_started: datetime | None = None) -> Chec
 
 
 def reason_kind(reason: str, value: str | None) -> str:
-    """A quarantine reason without its variable part: the raw value, row and line numbers. A row failing several
-    rules has them all in one reason (joined by '; '): it is one kind, so a row counts once."""
+    """A quarantine reason without its variable part: the raw value, row and line numbers, and the customers and
+    file a shared order id names. A row failing several rules has them all in one reason (joined by '; '): it is
+    one kind, so a row counts once."""
     if value:
         reason = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", "<value>", reason)
-    return re.sub(r"\b(row|line) \d+", r"\1 N", reason)
+    reason = re.sub(r"\b(row|line) \d+", r"\1 N", reason)
+    reason = re.sub(r"\b(row N) of [^)]+\)", r"\1 of <file>)", reason)
+    return re.sub(r"\bcustomer [^\s),;]+", "customer <id>", reason)
 
 
 def measure(con: duckdb.DuckDBPyConnection, config: SourceConfig, inputs: list[InputReport]) -> CheckReport:
@@ -417,11 +427,14 @@ def measure(con: duckdb.DuckDBPyConnection, config: SourceConfig, inputs: list[I
     partial_products = products is not None and not products.whole
     for item in inputs:
         kinds: dict[str, int] = {}
+        kinds_by_file: dict[str, dict[str, int]] = {}  # a failing file's message names its own reasons
         columns: dict[str, int] = {}
-        for input_name, _, failed, value, reason in quarantine:
+        for input_name, source_file, failed, value, reason in quarantine:
             if input_name == item.key:
                 kind = reason_kind(reason, value)
                 kinds[kind] = kinds.get(kind, 0) + 1
+                in_file = kinds_by_file.setdefault(source_file, {})
+                in_file[kind] = in_file.get(kind, 0) + 1
                 # Staging names every column a row fails (joined by ', '); a malformed line has none.
                 for column in (failed or "(whole line)").split(", "):
                     columns[column] = columns.get(column, 0) + 1
@@ -446,7 +459,8 @@ def measure(con: duckdb.DuckDBPyConnection, config: SourceConfig, inputs: list[I
             item.shares.append((Path(source_file), rows_read, quarantined, VERDICTS[verdict] + within(bounds)))
             said = f"{source_file}: {judged / rows_read:.1%} of the {rows_read:,} sampled rows would be quarantined"
             if verdict == "fail":
-                top = ", ".join(f"{kind} {rows / item.rows:.1%}" for kind, rows in item.reasons[:2])
+                in_file = sorted(kinds_by_file.get(source_file, {}).items(), key=lambda pair: (-pair[1], pair[0]))
+                top = ", ".join(f"{kind} {rows / rows_read:.1%}" for kind, rows in in_file[:2])
                 report.failures.append(f"{said} ({top}), above quality.max_quarantine_share {limit:.1%}"
                                        + within(bounds, "; the whole file: ", ""))
             elif verdict == "near":

@@ -88,6 +88,24 @@ def test_a_broken_config_exits_1_with_the_did_you_mean_message(tmp_path):
                                    "did you mean 'max_quarantine_share'?")
 
 
+def test_landing_days_before_the_first_partition_exit_1_as_the_run_would(tmp_path):
+    # A retailer's history from 2009 laid out as daily landing folders: the run refuses it before reading, so must
+    # the check, instead of saying a run would pass.
+    for day in ("2009-12-01", "2009-12-02"):
+        write_file(tmp_path / "landing" / f"order_day={day}" / "orders.csv",
+                   "\n".join([HEADER, *order_lines(5)]) + "\n")
+    config = write_file(tmp_path / "shop.yaml",
+                        "name: check-test\nshape: long\norders:\n  path: landing/order_day={date}/*.csv\n"
+                        "  columns:\n    order_id: 订单号\n    customer_id: 会员号\n    order_ts: 下单时间\n"
+                        "    category: 品类\n")
+    done = check(config)
+    assert done.exit_code == 1
+    assert done.stdout == ""
+    assert done.stderr.strip() == (
+        f"persona: {config}: orders.path: landing day(s) 2009-12-01 and more are before the first partition "
+        "2024-01-01; set PERSONA_PARTITIONS_START to an earlier day")
+
+
 def test_a_missing_required_column_exits_1_naming_file_and_column(tmp_path):
     header = HEADER.replace("会员号", "客户")
     done = check(shop(tmp_path, order_lines(5), header=header))
@@ -122,6 +140,27 @@ def test_30_percent_unparseable_amounts_exit_1_naming_the_share_and_the_limit(tm
     assert f"orders {orders} 3 of 10 rows 30.0% over the limit" in out
     assert re.search(r"^ +amount is not a number.* 3 30\.0%$", out, re.M)
     assert "Result: a run would fail (1 problem(s), also on stderr)" in out
+
+
+def test_each_failing_file_names_its_own_reasons(tmp_path):
+    # Two exports of one glob fail the limit for different reasons: each message gives that file's shares.
+    no_customer = [line.replace(f",C{i % 40},", ",,", 1) if i % 10 < 4 else line
+                   for i, line in enumerate(order_lines(10))]
+    bad_amount = [line.replace(f",{10 + i % 7}.5,", ",n/a,", 1) if i % 10 < 3 else line
+                  for i, line in enumerate(order_lines(10, start=10), start=10)]
+    for name, lines in (("a.csv", no_customer), ("b.csv", bad_amount)):
+        write_file(tmp_path / "orders" / name, "\n".join([HEADER, *lines]) + "\n")
+    config = shop(tmp_path, order_lines(1)).read_text(encoding="utf-8").replace("path: orders.csv",
+                                                                               "path: orders/*.csv")
+    done = check(write_file(tmp_path / "shop.yaml", config))
+    assert done.exit_code == 1
+    assert done.stderr.strip().splitlines() == [
+        f"persona: {tmp_path / 'orders' / 'a.csv'}: 40.0% of the 10 sampled rows would be quarantined "
+        "(missing customer_id 40.0%), above quality.max_quarantine_share 5.0%",
+        f"persona: {tmp_path / 'orders' / 'b.csv'}: 30.0% of the 10 sampled rows would be quarantined "
+        "(amount is not a number 30.0%), above quality.max_quarantine_share 5.0%",
+        "persona: orders: customer_id is carried by 80.0% of the sampled rows, below quality.min_key_share 95.0% "
+        "(the raw suite blocks the run)"]
 
 
 def test_too_many_categories_exit_1_naming_the_count(tmp_path):
@@ -259,6 +298,15 @@ def test_reason_kinds_drop_the_raw_value_and_numbers():
                        "O1") == "conflicting duplicate of the order line in row N (same order_id and sku, different values)"
     assert reason_kind("gender x is not in values.gender", "x") == "gender <value> is not in values.gender"
     assert reason_kind("missing customer_id", None) == "missing customer_id"
+    # A shared order id names both customers and the first line's file: one kind, whichever they are.
+    assert reason_kind("order_id used by another customer: order 581 belongs to customer 12020 (its first line, "
+                       "row 4 of a.csv), this line names customer 13085", "581") == \
+        "order_id used by another customer: order <value> belongs to customer <id> (its first line, row N of " \
+        "<file>), this line names customer <id>"
+    assert reason_kind("order_id used by another customer: order O1 belongs to customer C1 (its first line, row 1)"
+                       ", this line names customer C2; missing category", "O1") == \
+        "order_id used by another customer: order <value> belongs to customer <id> (its first line, row N), " \
+        "this line names customer <id>; missing category"
     assert reason_kind("amount -5 is negative; amount -5 is low", "-5") == "amount <value> is negative; amount <value> is low"
 
 
