@@ -24,17 +24,11 @@ from assets.raw.lines import (
     split_malformed_lines,
 )
 from pipelines.core.config import CustomersSource, FileSource, OrdersSource
-from pipelines.core.sources import ENCODING_ALIASES
+from pipelines.core.sources import ENCODING_ALIASES, FORMAT_BY_SUFFIX
 
 SOURCE_FILE = "_source_file"
 SOURCE_ROW = "_source_row"  # 1-based data row: the header is row 0, the first record row 1
 PARTITION_DATE = "_partition_date"  # the landing day of a daily source's file; NULL for snapshot sources
-FORMAT_BY_SUFFIX = {
-    ".csv": "csv", ".txt": "csv", ".tsv": "csv",
-    ".parquet": "parquet", ".pq": "parquet",
-    ".json": "json", ".jsonl": "json", ".ndjson": "json",
-    ".xlsx": "excel",
-}
 TRANSCODE_CHUNK_BYTES = 1 << 20
 HEADER_PROBE_BYTES = 1 << 16  # a header line is read up to this length to tell its encoding
 WHITESPACE = "whitespace"  # the `delimiter` value of files whose fields are separated by runs of spaces or tabs
@@ -401,8 +395,13 @@ def _without_malformed_lines(path: Path, readable: Path, source: FileSource, scr
         first = malformed[0]
         if first["reason"].startswith("bytes "):
             raise IngestError(f"{path}: {locate_undecodable_line(readable, 'utf-8')}")
-        raise IngestError(f"{path}: line {first['line']}: malformed CSV record: {first['reason']} "
-                          f"(check quoting and the delimiter {read_delimiter(source)!r}){many}")
+        if first["reason"].startswith("expected 1 fields, found "):
+            # A header of one field above records of many: a report title above the real header.
+            hint = (f"the header (line {source.skip_rows + 1}) has one field: is it a title above the real header? "
+                    "set skip_rows in this input's config to the number of lines above the header")
+        else:
+            hint = f"check quoting and the delimiter {read_delimiter(source)!r}"
+        raise IngestError(f"{path}: line {first['line']}: malformed CSV record: {first['reason']} ({hint}){many}")
     return target, malformed
 
 

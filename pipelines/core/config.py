@@ -34,6 +34,7 @@ from pipelines.core.sources import (  # noqa: F401
     CUSTOMER_FIELDS,
     CUSTOMER_REQUIRED,
     DATE_PLACEHOLDER,
+    FORMAT_BY_SUFFIX,
     LONG_ORDER_FIELDS,
     LONG_ORDER_OPTIONAL_FIELDS,
     LONG_ORDER_REQUIRED,
@@ -239,7 +240,13 @@ class SourceConfig(Strict):
     def with_input(self, input_path: str | Path) -> SourceConfig:
         """The same config reading its orders from another path (the CLI's --input)."""
         # A path given on the command line is a file, never a pattern: escape glob characters in it.
-        orders = self.orders.model_copy(update={"path": glob.escape(str(Path(input_path).resolve()))})
+        update: dict = {"path": glob.escape(str(Path(input_path).resolve()))}
+        # A file whose suffix names another format than the config declares says what it is (a CSV given to a
+        # Parquet shop's config is read as CSV); an unknown suffix keeps the declared format.
+        told = FORMAT_BY_SUFFIX.get(Path(input_path).suffix.lower())
+        if self.orders.format is not None and told is not None and told != self.orders.format:
+            update["format"] = None
+        orders = self.orders.model_copy(update=update)
         return self.model_copy(update={"orders": orders})
 
 

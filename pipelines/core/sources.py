@@ -32,6 +32,13 @@ WIDE_ORDER_REQUIRED = ("customer_id", "amount")
 CUSTOMER_FIELDS = ("customer_id", *PROFILE_FIELDS)
 CUSTOMER_REQUIRED = ("customer_id",)
 PRODUCT_FIELDS = ("sku", "category", "subcategory", "brand", "unit_price")
+# A file's format by its suffix, when the input does not declare `format`.
+FORMAT_BY_SUFFIX = {
+    ".csv": "csv", ".txt": "csv", ".tsv": "csv",
+    ".parquet": "parquet", ".pq": "parquet",
+    ".json": "json", ".jsonl": "json", ".ndjson": "json",
+    ".xlsx": "excel",
+}
 PRODUCT_REQUIRED = ("sku", "category")
 
 ENCODING_ALIASES = {

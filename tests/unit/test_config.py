@@ -422,6 +422,17 @@ def test_with_input_replaces_only_the_orders_path(tmp_path: Path) -> None:
     assert config.orders.path == "baskets.csv"
 
 
+@pytest.mark.parametrize(("given", "read_as"), [("tonight.csv", None), ("tonight.parquet", "parquet"),
+                                               ("tonight.dat", "parquet")])
+def test_with_input_of_another_format_is_read_as_its_suffix_says(tmp_path: Path, given: str, read_as: str) -> None:
+    # A Parquet shop's config, given a CSV export on the command line: the file's suffix wins over `format`;
+    # a suffix that names no format keeps the declared one.
+    config = load_source_config(_config(tmp_path, "name: s\nshape: long\norders:\n  path: orders.parquet\n"
+                                                  "  format: parquet\n"))
+
+    assert config.with_input(tmp_path / given).orders.format == read_as
+
+
 def test_with_input_resolves_a_relative_path_against_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

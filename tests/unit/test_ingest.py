@@ -957,6 +957,16 @@ def test_whitespace_delimited_line_with_a_missing_field_is_left_out(tmp_path: Pa
         [(1, "O1", "C1", "1"), (3, "O3", "C3", "3")], [(2, 3, "O2\tC2", "expected 3 fields, found 2")])
 
 
+def test_a_title_line_read_as_the_header_points_at_skip_rows(tmp_path: Path, scratch: Path) -> None:
+    # A console's report title above the real header, and a config without skip_rows.
+    path = write_file(tmp_path / "orders.csv", "订单明细报表 2024-03\norder_id,customer_id,amount\nO1,C1,5\nO2,C2,7\n")
+
+    assert _read_error(path, scratch) == (
+        f"{path}: line 2: malformed CSV record: expected 1 fields, found 3 (the header (line 1) has one field: is it "
+        "a title above the real header? set skip_rows in this input's config to the number of lines above the "
+        "header)")
+
+
 def test_skip_rows_cuts_title_lines_above_the_header(tmp_path: Path, scratch: Path) -> None:
     path = write_file(tmp_path / "orders.csv", "订单报表 2026-03\n导出时间: 2026-04-01\norder_id,amount\nO1,1\nO2,2\n")
 
