@@ -405,12 +405,12 @@ def run_check(config: SourceConfig, run_started: datetime | None = None) -> Chec
 
 
 def reason_kind(reason: str, value: str | None) -> str:
-    """A quarantine reason without its variable part: the raw value, row and line numbers, and the customers and
-    file a shared order id names. A row failing several rules has them all in one reason (joined by '; '): it is
+    """A quarantine reason without its variable part: the raw value, row, line and column numbers, and the customers
+    and file a shared order id names. A row failing several rules has them all in one reason (joined by '; '): it is
     one kind, so a row counts once."""
     if value:
         reason = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", "<value>", reason)
-    reason = re.sub(r"\b(row|line) \d+", r"\1 N", reason)
+    reason = re.sub(r"\b(row|line|column) \d+", r"\1 N", reason)
     reason = re.sub(r"\b(row N) of [^)]+\)", r"\1 of <file>)", reason)
     return re.sub(r"\bcustomer [^\s),;]+", "customer <id>", reason)
 

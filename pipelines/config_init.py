@@ -279,7 +279,7 @@ def _values(draft: Draft) -> None:
             else:
                 draft.undecided.append(f"values.gender: {section.name} {column} value {value!r} ({n} row(s)) is "
                                        "neither M nor F; its rows are quarantined unless you map it in values.gender "
-                                       f"(to M, F, or null for not known: {{{value}: null}})")
+                                       f"(to M, F, or null for not known: {{{scalar(value)}: null}})")
     if genders:
         draft.values["gender"] = genders
         draft.value_notes["gender"] = "guessed (CHECK)"

@@ -27,7 +27,7 @@ MAX_MALFORMED_LINES = 100_000
 LEGACY_ENCODINGS = ("gbk", "gb18030")
 
 
-def _reads_as_legacy(raw: bytes) -> str | None:
+def reads_as_legacy(raw: bytes) -> str | None:
     for encoding in LEGACY_ENCODINGS:
         try:
             raw.decode(encoding)
@@ -184,7 +184,7 @@ def split_malformed_lines(readable: Path, target: Path, delimiter: str) -> tuple
             except UnicodeDecodeError as exc:
                 if len(taken) == 1:
                     reason = f"bytes {raw[exc.start:exc.end]!r} are not valid utf-8; check 'encoding' in the config"
-                    reads_as = _reads_as_legacy(raw)
+                    reads_as = reads_as_legacy(raw)
             reason = reason or record.reason(width)
             if reason is None and (reason := _nul_reason(taken, delimiter, names)) is not None:
                 whole = True

@@ -120,7 +120,13 @@ def section_box(data: ReportData, book: FactBook, column: str) -> Section:
         return section
     ranked = sorted(box.iter_rows(named=True), key=lambda r: (r["median"], r["segment_id"]))
     everyone = f_population_median(book, data, column)
-    if len(ranked) > 1:
+    if len(ranked) > 1 and ranked[0]["median"] == ranked[-1]["median"]:
+        median = f_median(book, data, ranked[0]["segment_id"], column)
+        section.say(compose("各客群的{l}中位数相同，均为 {m}{u}；全体客户的中位数为 {all}{e}。", l=label[0], m=median,
+                            all=everyone, u=compose(unit_zh), e=compose(end_zh)),
+                    compose("Every segment shown has the same median {l}, {m}; the median of all customers is {all}.",
+                            l=label[1], m=median, all=everyone))
+    elif len(ranked) > 1:
         low, high = ranked[0]["segment_id"], ranked[-1]["segment_id"]
         lo, hi = f_median(book, data, low, column), f_median(book, data, high, column)
         section.say(

@@ -82,7 +82,15 @@ def _say_against_recency(section: Section, book: FactBook, run: dict) -> None:
     table = "churn_model_runs"
     recency, gain = _run_fact(book, table, run, "recency_auc", "score"), _run_fact(book, table, run,
                                                                                    "auc_gain_over_recency", "score")
-    if adds_nothing_over_recency(run):
+    if adds_nothing_over_recency(run) and run["auc_gain_over_recency"] < 0:
+        margin = _run_fact(book, table, run, "min_gain_over_recency", "score")
+        section.say(compose("只按距上次购买的天数排序，在同一时间段的 AUC 为 {r}；模型的 AUC 反而低了（相差 {g}，至少应高出 {m}），"
+                            "不如这个简单办法。下面的名单可以使用，但按最近一次购买时间排序效果更好。", r=recency, g=gain, m=margin),
+                    compose("Ranking customers by days since their last order alone scores an AUC of {r} on the same "
+                            "period; the model does worse (a difference of {g}, where it should be at least {m} "
+                            "higher). The list below is usable, but sorting by the last order date does better.",
+                            r=recency, g=gain, m=margin))
+    elif adds_nothing_over_recency(run):
         margin = _run_fact(book, table, run, "min_gain_over_recency", "score")
         section.say(compose("只按距上次购买的天数排序，在同一时间段的 AUC 为 {r}；模型只高出 {g}（不到 {m}），并没有比这个简单办法更好。"
                             "下面的名单可以使用，但不必把它当作强模型：按最近一次购买时间排序效果相当。", r=recency, g=gain, m=margin),

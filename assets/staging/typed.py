@@ -34,8 +34,10 @@ DECORATED_INCOME = r"[¥￥$£€]?\s*(\d{1,3}(,\d{3})+|\d+)(\.\d+)?\s*元?"
 
 
 # A money value written as shop consoles export it, with a currency sign, thousands separators or 元 ("¥1,234.50",
-# "411.75元", "-¥12.50"), reads as its number, the minus kept (a negative amount is a return line).
-DECORATED_MONEY = r"(-\s*[¥￥$£€]?|[¥￥$£€]?\s*-?)\s*(\d{1,3}(,\d{3})+|\d+)(\.\d+)?\s*元?"
+# "411.75元", "-¥12.50"), reads as its number, the minus kept (a negative amount is a return line). A comma only
+# separates thousands after a first group of one to three digits not starting with 0: "0,125" and "12,5" (decimal
+# commas) are not read.
+DECORATED_MONEY = r"(-\s*[¥￥$£€]?|[¥￥$£€]?\s*-?)\s*([1-9]\d{0,2}(,\d{3})+|\d+)(\.\d+)?\s*元?"
 
 
 def money_number(text: str) -> str:

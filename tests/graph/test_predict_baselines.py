@@ -24,8 +24,8 @@ from assets.predict.recommendations import SOURCE_POPULARITY, SOURCE_RULES, choo
 from assets.predict.runs import EVALUATED, NO_DATES, TRAINED
 from assets.report.facts import FactBook
 from assets.report.html import render_page
-from assets.report.narrative import Narrative
-from assets.report.sections_predict import weak_results
+from assets.report.narrative import Narrative, Section
+from assets.report.sections_predict import _say_against_recency, weak_results
 from pipelines.runner import failed_warnings
 from tests.conftest import materialize_graph, query, work_db, write_file
 
@@ -207,6 +207,21 @@ def test_banner_says_each_weak_result_in_both_languages():
     # No order dates: no churn model, nothing weak to report about it (the churn section says why).
     unjudged = SimpleNamespace(churn_run={"run_id": "r1", "status": NO_DATES}, recommendation_eval=None)
     assert weak_results(unjudged, FactBook()) == {"zh": [], "en": []}
+
+
+@pytest.mark.parametrize(("gain", "en", "zh"), [
+    (-0.027, "the model does worse (a difference of -0.027, where it should be at least 0.010 higher)",
+     "模型的 AUC 反而低了（相差 -0.027，至少应高出 0.010）"),
+    (0.004, "the model adds only 0.004 (less than 0.010), so it is no better than that simple rule",
+     "模型只高出 0.004（不到 0.010）"),
+    (0.062, "the model adds 0.062.", "模型高出 0.062。"),
+])
+def test_the_churn_section_says_how_the_model_compares_with_recency(gain, en, zh):
+    # A model below the recency ranking is said to do worse, not to "add only" a negative number.
+    book, section = FactBook(), Section("churn_risk", {"zh": "", "en": ""}, [])
+    _say_against_recency(section, book, {**CHURN_RUN, "auc_gain_over_recency": gain})
+    [said_en], [said_zh] = section.paragraphs["en"], section.paragraphs["zh"]
+    assert en in said_en.text(book) and zh in said_zh.text(book)
 
 
 def test_report_opens_with_the_banner(random_run):

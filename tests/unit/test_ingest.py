@@ -832,6 +832,35 @@ def test_ndjson_lines_that_are_not_records_are_left_out_with_their_line(tmp_path
          (4, 5, '{"customer_id": "C4", "amount": NaN}', "NaN is not a JSON value")])
 
 
+# Lines Python's parser would take but polars would not, and lines neither takes: each is one line's problem.
+def test_ndjson_lines_polars_cannot_read_are_left_out_or_read_alone(tmp_path: Path, scratch: Path) -> None:
+    path = _write_bytes(tmp_path / "orders.jsonl", b'{"customer_id": "C1"}\n'
+                                                   b'\xef\xbb\xbf{"customer_id": "C2"}\n'  # a second export appended
+                                                   b'{"customer_id": "C3", "amount": 1e400}\n'
+                                                   b'{"customer_id": "C4", "city": "\xed\xa0\x80"}\n'  # a surrogate
+                                                   b'   {"customer_id": "C5",, "amount": 2}\n'
+                                                   + b'{"customer_id": "C6", "x": ' + b"[" * 3000 + b"]" * 3000
+                                                   + b"}\n")
+
+    assert _read_with_malformed(path, scratch) == (
+        [(1, "C1"), (2, "C2")],
+        [(3, 3, '{"customer_id": "C3", "amount": 1e400}', "1e400 is too large for a number"),
+         (4, 4, '{"customer_id": "C4", "city": "\ufffd\ufffd\ufffd"}', "bytes that are not UTF-8 at column 32"),
+         (5, 5, '   {"customer_id": "C5",, "amount": 2}', "Expecting property name enclosed in double quotes at "
+                                                         "column 25"),
+         (6, 6, '{"customer_id": "C6", "x": ' + "[" * 473, "values nested too deeply")])
+
+
+def test_a_gbk_json_lines_file_stops_naming_the_encoding(tmp_path: Path, scratch: Path) -> None:
+    # Not one damaged line: the file is GBK, which JSON cannot be. Loading its ASCII lines alone would drop every
+    # row with Chinese text.
+    path = _write_bytes(tmp_path / "orders.jsonl", b'{"customer_id": "C1", "city": "X"}\n'
+                                                   + '{"customer_id": "C2", "city": "上海"}\n'.encode("gbk"))
+
+    assert _read_error(path, scratch) == (
+        f"{path}: line 2: bytes that are not UTF-8 but read as GBK; JSON files must be UTF-8: save the file as UTF-8")
+
+
 def test_ndjson_without_a_good_line_names_the_first_bad_one(tmp_path: Path, scratch: Path) -> None:
     path = write_file(tmp_path / "orders.jsonl", '\n{"customer_id": "C1" "amount": 1}\n{"customer_id": \n')
 

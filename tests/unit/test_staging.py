@@ -9,11 +9,11 @@ import polars as pl
 import pytest
 
 from assets.raw.files import write_raw_table
-from assets.raw.mapping import stage_customers, stage_orders
+from assets.raw.mapping import stage_customers, stage_orders, stage_products
 from assets.raw.tables import write_malformed_lines, write_manifest
 from assets.staging import build as staging
 from assets.staging.audit import ensure_quality_tables, quarantine_malformed_lines
-from pipelines.core.config import CUSTOMER_FIELDS, LONG_ORDER_FIELDS, load_source_config
+from pipelines.core.config import CUSTOMER_FIELDS, LONG_ORDER_FIELDS, PRODUCT_FIELDS, load_source_config
 from pipelines.core.partitions import DayWindow
 from pipelines.core.resources import WarehouseResource
 from tests.conftest import write_file
@@ -23,10 +23,10 @@ HEADER = "order_id,customer_id,order_ts,category,quantity,amount,payment_method,
 
 def stage(tmp_path: Path, files: dict[str, list[str]], orders_config: str = "", header: str | None = HEADER,
           encoding: str = "utf-8", customers: str | None = None, customers_config: str = "",
-          pattern: str = "*.csv") -> WarehouseResource:
-    """Write the order files (and the customer file), load them into raw as a snapshot and build staging for run
-    `run-1`. `orders_config`, `customers_config`: more keys of those config sections, indented by two spaces.
-    Files without a header line (JSON Lines): header None and a `pattern` matching them."""
+          pattern: str = "*.csv", products: str | None = None) -> WarehouseResource:
+    """Write the order files (and the customer and product files), load them into raw as a snapshot and build
+    staging for run `run-1`. `orders_config`, `customers_config`: more keys of those config sections, indented by
+    two spaces. Files without a header line (JSON Lines): header None and a `pattern` matching them."""
     for name, lines in files.items():
         write_file(tmp_path / "orders" / name, "\n".join([*([header] if header else []), *lines]) + "\n",
                    encoding=encoding)
@@ -34,6 +34,9 @@ def stage(tmp_path: Path, files: dict[str, list[str]], orders_config: str = "", 
     if customers is not None:
         write_file(tmp_path / "customers.csv", customers, encoding=encoding)
         text += "customers:\n  path: customers.csv\n" + customers_config
+    if products is not None:
+        write_file(tmp_path / "products.csv", products, encoding=encoding)
+        text += "products:\n  path: products.csv\n"
     config = load_source_config(write_file(tmp_path / "shop.yaml", text))
     warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
     scratch = tmp_path / "scratch"
@@ -47,6 +50,11 @@ def stage(tmp_path: Path, files: dict[str, list[str]], orders_config: str = "", 
         write_manifest(con, "run-1", "customers", customer_manifest, None)
         write_malformed_lines(con, "raw.orders", manifest, None)
         write_malformed_lines(con, "raw.customers", customer_manifest, None)
+        if products is not None:
+            staged_products, product_manifest = stage_products(config, scratch)
+            write_raw_table(con, "raw.products", staged_products, PRODUCT_FIELDS)
+            write_manifest(con, "run-1", "products", product_manifest, None)
+            write_malformed_lines(con, "raw.products", product_manifest, None)
         staging.build_staging(con, config, "run-1")
     return warehouse
 
@@ -459,6 +467,16 @@ def test_malformed_json_lines_are_quarantined_with_their_line(tmp_path):
         ("O1", 1, 1.0), ("O3", 3, 2.0)]
     assert rows(warehouse, "SELECT rows_read, rows_loaded, rows_quarantined, duplicates_removed "
                            "FROM quality.load_audit WHERE input = 'orders'") == [(4, 2, 2, 0)]
+
+
+def test_a_product_price_with_a_currency_sign_prices_the_lines_without_one(tmp_path):
+    # Lines without an amount take their product's price, written as the product export writes it.
+    warehouse = stage(tmp_path, {"a.csv": ["O1,C1,2026-03-01 10:00:00,,2,,CARD,w1",
+                                           "O2,C2,2026-03-01 11:00:00,,1,,CARD,b1"]},
+                      products='sku,category,unit_price\nw1,wine,"¥1,020.00"\nb1,beer,5.50元\n')
+
+    assert rows(warehouse, "SELECT order_id, category, unit_price, amount FROM staging.order_lines ORDER BY 1") == [
+        ("O1", "wine", 1020.0, 2040.0), ("O2", "beer", 5.5, 5.5)]
 
 
 def test_malformed_lines_kept_before_their_format_was_recorded_read_as_csv(tmp_path):

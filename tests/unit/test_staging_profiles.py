@@ -198,17 +198,20 @@ def test_amounts_and_prices_with_currency_signs_and_separators_read_as_numbers(t
               "O3,C2,2026-03-02 10:00:00,beer,3,$3.50,,b1\n"
               "O4,C2,2026-03-03 10:00:00,beer,1,,￥ 88 元,b2\n"
               "O5,C2,2026-03-03 10:00:00,beer,1,,-¥12.50,b3\n"
-              'O6,C3,2026-03-04 10:00:00,beer,1,,"12,5",b4\n')
+              'O6,C3,2026-03-04 10:00:00,beer,1,,"12,5",b4\n'
+              'O7,C3,2026-03-04 10:00:00,beer,1,,"0,125",b5\n')
     warehouse, _ = stage(tmp_path, "", orders=orders,
                          config_text="name: money\nshape: long\norders:\n  path: orders.csv\n")
 
     assert rows(warehouse, "SELECT order_id, quantity, unit_price, amount FROM staging.order_lines ORDER BY 1") == [
         ("O1", 2.0, 617.25, 1234.5), ("O2", 1.0, 411.75, 411.75), ("O3", 3.0, 3.5, 10.5), ("O4", 1.0, 88.0, 88.0)]
-    # A minus before the sign is a return; a decimal comma is not read as a number (12,5 could be 125 or 12.5).
+    # A minus before the sign is a return; a decimal comma is not read as a number (12,5 could be 125 or 12.5;
+    # 0,125 is no thousands).
     assert rows(warehouse, QUARANTINE) == [
         ("orders", 5, "amount", "-¥12.50",
          "return line (negative amount); returns are kept out of purchase features"),
-        ("orders", 6, "amount", "12,5", "amount is not a number")]
+        ("orders", 6, "amount", "12,5", "amount is not a number"),
+        ("orders", 7, "amount", "0,125", "amount is not a number")]
 
 
 def test_a_basket_value_with_a_currency_sign_reads_as_a_number(tmp_path):
