@@ -99,6 +99,10 @@ def test_segments_are_actionable_and_predictions_no_worse_than_popularity(publis
                                                   "FROM segments.model_runs WHERE chosen")
     assert traitless <= 0.4 and published_k == len(segments)
     assert all(has_cjk(zh) and not has_cjk(en) for _, zh, en in segments)
+    # A gift wholesaler sells no food or baby goods: its household goods (sewing kits, bath gifts) alone do not make
+    # a segment the archetype of family grocery shoppers.
+    evidence = query(published, "SELECT name_evidence FROM segments.segment_profiles WHERE name_source = 'archetype'")
+    assert not [said for (reasons,) in evidence for said in reasons if said.startswith("family_shoppers")]
     [(source, published_rate, popularity_rate)] = query(
         published, "SELECT published_source, published_hit_rate, popularity_hit_rate FROM predict.recommendation_eval")
     assert published_rate is not None and published_rate >= popularity_rate, source

@@ -57,6 +57,11 @@ def test_demo_seed_and_online_retail_codes_resolve():
     # Chinese exports of the test fixtures (tests/fixtures/exports) too.
     for code in ("生鲜果蔬", "乳品", "休闲零食", "日用百货", "母婴用品", "酒水", "咖啡冲饮", "烘焙糕点", "冷冻食品"):
         assert load_vocabulary().categories.resolve(code) is not None, code
+    # A supermarket's departments as a Chinese POS names them, found by a new-user trial: each gets both labels.
+    for code, labels in (("生鲜", ("生鲜", "fresh food")), ("日化", ("日化", "toiletries & cleaning")),
+                         ("家清", ("清洁用品", "cleaning"))):
+        entry = load_vocabulary().categories.resolve(code)
+        assert entry is not None and (entry.zh, entry.en) == labels, code
 
 
 def test_shop_labels_win_and_unknown_codes_label_only_their_own_language():
