@@ -37,6 +37,7 @@ from assets.report.data import (
     tier_share,
 )
 from assets.report.facts import FactBook, FactRef, Sentence, compose
+from assets.segments.labels import category_group
 from assets.segments.value_tiers import ALL_VALUE_TIERS, RFM_TIERS
 
 DEFAULT_PLAYBOOK = Path(__file__).with_name("playbook.yaml")
@@ -57,6 +58,8 @@ TIER_NAMES = {"rfm_tiers": {t.key: (t.zh, t.en) for t in RFM_TIERS},
               # Both lowest tiers: at_risk with order dates, low_value without (assets/segments/value_tiers.py).
               "value_tiers": {t.key: (t.zh, t.en) for t in ALL_VALUE_TIERS}}
 GENERIC_CATEGORY = {"zh": "热销商品", "en": "bestsellers"}
+# Vocabulary groups that are not something a customer likes: `category_lift: any` never picks them.
+NOT_PREFERENCES = {"fees", "other"}
 
 
 class PlaybookError(ValueError):
@@ -218,6 +221,10 @@ def _best_category(data: ReportData, segment_id: int, codes: list[str] | str) ->
     frame = data.affinity.filter(data.affinity["segment_id"] == segment_id).drop_nulls("lift")
     if codes != "any":
         frame = frame.filter(frame["category"].is_in([c.lower() for c in codes]))
+    else:  # postage, deposits and catch-all buckets say nothing of what a segment likes
+        liked = [c for c in frame["category"].unique().to_list()
+                 if category_group(c, data.category_labels) not in NOT_PREFERENCES]
+        frame = frame.filter(frame["category"].is_in(liked))
     if frame.is_empty():
         return None
     best = frame.sort(["lift", "category"], descending=[True, False]).row(0, named=True)
@@ -314,7 +321,8 @@ def _apply(strategy: Strategy, segment_id: int, data: ReportData, book: FactBook
         if strategy.when:
             return None
         held = []
-    cited = [measure(c, segment_id, data, book) for c in strategy.cite]
+    # A cited metric with a threshold is evidence only above it (a top category at lift 1.0 backs nothing).
+    cited = [r for r in (measure(c, segment_id, data, book) for c in strategy.cite) if r.holds]
     evidence, seen = [], set()
     category = None
     # Numbers first: an archetype match is cited after the measurements that back it.

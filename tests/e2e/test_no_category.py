@@ -237,7 +237,7 @@ def test_only_strategies_that_need_no_category_are_offered_without_categories():
     playbook = load_playbook()
     offered = sorted(s.key for s in [*playbook.strategies, playbook.fallback] if not s.needs_categories())
     assert offered == ["cash_to_mobile", "frequency_builder", "keep_engaged", "points_flash_sales", "premium_picks",
-                       "vip_care", "win_back"]
+                       "reactivation", "vip_care", "win_back"]
     fallback = playbook.fallback.action_without_categories
     assert fallback["en"] == ("Keep in touch with a member newsletter featuring bestsellers and seasonal products, "
                               "and watch how this segment develops.")

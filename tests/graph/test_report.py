@@ -439,11 +439,38 @@ def test_a_segment_nothing_sets_apart_gets_the_fallback_with_evidence(seed_wareh
         con.execute("UPDATE segments.segment_profiles SET segment_name_en = 'Mainstream shoppers', "
                     "segment_name_zh = '大众客群', name_source = 'descriptive', median_income = "
                     "(SELECT median(income) FROM features.customer_features)")
-    data, _, plans = _plans(copy)
+    data, book, plans = _plans(copy)
     # Payment habits still tell some segments apart (cash payers); the others fall back, each with its evidence.
     fallen = [plans[s.segment_id] for s in data.detailed if plans[s.segment_id][0].key == "keep_engaged"]
     assert len(fallen) >= len(data.detailed) / 2
     assert all(len(strategies) == 1 and strategies[0].evidence for strategies in fallen)
+    # Its evidence is the segment's share: a top category at lift 1.0 backs nothing and is not cited.
+    assert all([e["en"].text(book).endswith(" of all customers") for e in strategies[0].evidence] == [True]
+               for strategies in fallen)
+
+
+def test_fees_back_no_strategy_and_lapsing_segments_are_reactivated(demo, tmp_path):
+    # A real export's postage lines ("POSTAGE") sit in one segment's orders far above the others; another segment
+    # has not bought for long and spends little.
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(demo, copy)
+    with duckdb.connect(str(copy)) as con:
+        con.execute("UPDATE segments.segment_category_affinity SET lift = 1.0")
+        first, second = [row[0] for row in con.execute(
+            "SELECT segment_id FROM segments.segment_profiles ORDER BY customers DESC LIMIT 2").fetchall()]
+        category = con.execute("SELECT min(category) FROM segments.segment_category_affinity").fetchone()[0]
+        con.execute("UPDATE segments.segment_category_affinity SET category = 'postage', lift = 5.0 "
+                    "WHERE segment_id = ? AND category = ?", [first, category])
+        con.execute("UPDATE segments.segment_features SET z_score = CASE feature WHEN 'recency_days' THEN 0.8 "
+                    "WHEN 'total_spend' THEN -0.5 ELSE z_score END WHERE segment_id = ?", [second])
+    data, book, plans = _plans(copy)
+    said = [e["en"].text(book) for strategy in plans[first] for e in strategy.evidence]
+    assert "signature_category" not in [strategy.key for strategy in plans[first]]
+    assert not [e for e in said if "postage" in e.lower()], said
+    reactivation = [strategy for strategy in plans[second] if strategy.key == "reactivation"]
+    assert reactivation and reactivation[0].title["en"] == "Reactivate lapsing customers"
+    assert reactivation[0].evidence[0]["en"].text(book).startswith("days since last order ")
+    assert "win_back" not in [strategy.key for strategy in plans[second]]
 
 
 def test_a_custom_playbook_rule_fires_only_where_its_trigger_holds(demo, tmp_path):
