@@ -194,9 +194,12 @@ def _date_formats(draft: Draft, section: Section, column: str) -> None:
     section.extra_notes["date_formats"] = f"read {share:.0%} of the distinct values of {column}" + (
         ", the rest as ISO 8601" if iso else "")
     if ambiguous:
+        # Quote a value of the month-first format, not the column's first value (which may be ISO or 2024年…).
+        month_first = next(f for f in formats if f.startswith("%m/%d/%Y"))
+        example = next((v for v in values if re.match(r"\d{1,2}/\d{1,2}/\d{4}", v.strip())), values[0])
         section.extra_notes["date_formats"] += "; CHECK: month first or day first?"
-        draft.undecided.append(f"orders.date_formats: {column} ('{values[0]}') reads month first and day first "
-                               f"alike (no day above 12 in the sample); wrote {formats[0]}: check it")
+        draft.undecided.append(f"orders.date_formats: {column} ('{example}') reads month first and day first "
+                               f"alike (no day above 12 in the sample); wrote {month_first}: check it")
     if share < 0.99:
         draft.undecided.append(f"orders.date_formats: {share:.0%} of the distinct values of {column} read as dates; "
                                f"the others (for example {unread!r}) are quarantined unless you add their format")

@@ -40,12 +40,27 @@ DECORATED_INCOME = r"[¥￥$£€]?\s*(\d{1,3}(,\d{3})+|\d+)(\.\d+)?\s*元?"
 DECORATED_MONEY = r"(-\s*[¥￥$£€]?|[¥￥$£€]?\s*-?)\s*([1-9]\d{0,2}(,\d{3})+|\d+)(\.\d+)?\s*元?"
 
 
+# Full-width digits and signs (a Chinese input method types １２ and ￥８８．５０) read as ASCII ones, as ids do.
+FULL_WIDTH_NUMBER = ("０１２３４５６７８９．，－＋", "0123456789.,-+")
+
+
+def _ascii_digits(text: str) -> str:
+    return f"translate({text}, '{FULL_WIDTH_NUMBER[0]}', '{FULL_WIDTH_NUMBER[1]}')"
+
+
+def plain_number(text: str) -> str:
+    """SQL: a quantity text (trimmed, NULL when empty) as a number, full-width digits too; only a text the cast
+    cannot read is translated (COALESCE stops at the first non-NULL argument)."""
+    return f"COALESCE(TRY_CAST({text} AS DOUBLE), TRY_CAST({_ascii_digits(text)} AS DOUBLE))"
+
+
 def money_number(text: str) -> str:
     """SQL: an amount or price text (trimmed, NULL when empty) as a number; a plain number is cast, and only a text
-    the cast cannot read is matched against DECORATED_MONEY (COALESCE stops at the first non-NULL argument)."""
-    stripped = f"TRY_CAST(regexp_replace({text}, '[^0-9.-]', '', 'g') AS DOUBLE)"
+    the cast cannot read is matched against DECORATED_MONEY, in ASCII digits."""
+    ascii_text = _ascii_digits(text)
+    stripped = f"TRY_CAST(regexp_replace({ascii_text}, '[^0-9.-]', '', 'g') AS DOUBLE)"
     return (f"COALESCE(TRY_CAST({text} AS DOUBLE), "
-            f"CASE WHEN regexp_full_match({text}, '{DECORATED_MONEY}') THEN {stripped} END)")
+            f"CASE WHEN regexp_full_match({ascii_text}, '{DECORATED_MONEY}') THEN {stripped} END)")
 
 
 def _number_in_sql(field: str) -> str:
@@ -307,7 +322,7 @@ def type_long_orders(
                 {id_variant('order_id', 'order_id_text')} AS order_id_variant,
                 {_text('order_ts')} AS order_ts_text, {_timestamp('order_ts', config)} AS order_ts,
                 {_text('description')} AS description,
-                {_text('quantity')} AS quantity_text, TRY_CAST({_text('quantity')} AS DOUBLE) AS quantity,
+                {_text('quantity')} AS quantity_text, {plain_number(_text('quantity'))} AS quantity,
                 {_text('amount')} AS amount_text, {money_number(_text('amount'))} AS amount,
                 unit_price_text, {unit_price} AS unit_price,
                 {_payment_select()},

@@ -196,6 +196,14 @@ def test_date_formats_day_first_and_ambiguous(tmp_path):
     assert config["orders"]["date_formats"] == ["%m/%d/%Y"]
     assert printed == ["to decide: orders.date_formats: order date ('04/05/2026') reads month first and day first "
                        "alike (no day above 12 in the sample); wrote %m/%d/%Y: check it"]
+    # Mixed with ISO and Chinese dates (a console's export merged with a POS's): the ambiguous value is quoted.
+    orders.write_text("order id,customer id,order date,category,amount\n1,C1,2024-03-01 08:09:00,a,1\n"
+                      "2,C2,2024年03月02日 09:00,b,2\n3,C3,03/04/2024 10:00,a,3\n4,C4,2024-03-05 11:00:00,b,4\n",
+                      encoding="utf-8")
+    config, printed = init_ok(tmp_path, orders, "--force")
+    assert [line for line in printed if "date_formats" in line] == [
+        "to decide: orders.date_formats: order date ('03/04/2024 10:00') reads month first and day first alike (no "
+        "day above 12 in the sample); wrote %m/%d/%Y %H:%M: check it"]
 
 
 def test_wide_baskets_with_flags(tmp_path):
