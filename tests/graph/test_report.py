@@ -29,6 +29,7 @@ from assets.report.asset import build_report, bundle_cache_file
 from assets.report.charts_heatmaps import TOP_CATEGORIES
 from assets.report.data import MIN_DETAIL_SIZE, OTHER_NAME, load_report_data
 from assets.report.facts import FactBook, format_value
+from assets.report.sections import section_box
 from assets.report.strategies import PlaybookError, load_playbook, plan, strategies_for
 from pipelines.core.partitions import snapshot_partition_key
 from pipelines.core.resources import SourceResource, WarehouseResource, work_file_for
@@ -447,6 +448,18 @@ def test_a_segment_nothing_sets_apart_gets_the_fallback_with_evidence(seed_wareh
     # Its evidence is the segment's share: a top category at lift 1.0 backs nothing and is not cited.
     assert all([e["en"].text(book).endswith(" of all customers") for e in strategies[0].evidence] == [True]
                for strategies in fallen)
+
+
+def test_segments_with_one_median_age_are_said_to_share_it(demo):
+    # A shop whose members' ages cluster (a real member file often has one common birth year): every segment's
+    # median age the same. The report says so once instead of "ranges from 39.5 to 39.5".
+    with duckdb.connect(str(demo), read_only=True) as con:
+        data = load_report_data(con)
+    data.box["age"] = data.box["age"].with_columns(pl.lit(39.5).alias("median"))
+    book = FactBook()
+    [en] = section_box(data, book, "age").paragraphs["en"][:1]
+    assert en.text(book).startswith("Every segment shown has the same median age, ")
+    assert "ranges from" not in en.text(book)
 
 
 def test_fees_back_no_strategy_and_lapsing_segments_are_reactivated(demo, tmp_path):
