@@ -362,10 +362,11 @@ def run_with_bad_order_lines(tmp_path: Path, bad: list[str], customers: list[str
 
 
 def test_non_numeric_amount_is_quarantined(tmp_path):
-    result, warehouse, orders = run_with_bad_order_lines(tmp_path, ["O99,C1,2026-03-01 10:00:00,wine,1,2.5元,CARD"])
+    # 2.5元 reads as 2.5 (a currency unit); a decimal comma could be 25 or 2.5 and is not read.
+    result, warehouse, orders = run_with_bad_order_lines(tmp_path, ['O99,C1,2026-03-01 10:00:00,wine,1,"2,5",CARD'])
     assert_run_succeeded(result, warehouse)
     assert quarantine_rows(warehouse) == [
-        ("orders", "orders.csv", 31, "amount", "2.5元", "amount is not a number")]
+        ("orders", "orders.csv", 31, "amount", "2,5", "amount is not a number")]
     assert audit_rows(warehouse, result) == {"orders": (orders.name, 31, 30, 1, 0, 0, 0)}
 
 
