@@ -123,13 +123,18 @@ class RunSummary:
     rows_loaded: int
     rows_quarantined: int
     duplicates_removed: int
+    read_by_input: tuple[tuple[str, int], ...] = ()  # (orders, n), (customers, n), ... as read this run
 
     def lines(self, warnings: int) -> list[str]:
-        """The summary as plain lines (customers, segments, rows, warnings); the verdict and paths follow."""
+        """The summary as plain lines (customers, segments, rows, warnings); the verdict and paths follow. With more
+        than one input, the rows read are split by input: order lines and member rows are not the same thing."""
         lines = []
         if self.customers is not None and self.segments is not None:
             lines.append(f"Customers: {self.customers:,} in {self.segments} segments")
-        lines.append(f"Rows:      {self.rows_read:,} read this run, {self.rows_loaded:,} loaded, "
+        split = ""
+        if len(self.read_by_input) > 1:
+            split = " (" + ", ".join(f"{name} {rows:,}" for name, rows in self.read_by_input) + ")"
+        lines.append(f"Rows:      {self.rows_read:,} read this run{split}, {self.rows_loaded:,} loaded, "
                      f"{self.rows_quarantined:,} quarantined, {self.duplicates_removed:,} duplicates removed")
         lines.append(warnings_line(warnings))
         return lines
@@ -162,12 +167,17 @@ def run_summary(warehouse: Path, run_id: str) -> RunSummary | None:
             if table_exists(con, "segments.customer_segments") and table_exists(con, "segments.segment_profiles"):
                 customers = con.execute("SELECT count(*) FROM segments.customer_segments").fetchone()[0]
                 segments = con.execute("SELECT count(*) FROM segments.segment_profiles").fetchone()[0]
-            rows = (0, 0, 0, 0)
+            rows, by_input = (0, 0, 0, 0), []
             if table_exists(con, "quality.load_audit"):
                 rows = con.execute("""
                     SELECT coalesce(sum(rows_read), 0), coalesce(sum(rows_loaded), 0),
                            coalesce(sum(rows_quarantined), 0), coalesce(sum(duplicates_removed), 0)
                     FROM quality.load_audit WHERE run_id = ?""", [run_id]).fetchone()
+                by_input = con.execute("""
+                    SELECT input, sum(rows_read) FROM quality.load_audit WHERE run_id = ? GROUP BY input
+                    ORDER BY CASE input WHEN 'orders' THEN 1 WHEN 'customers' THEN 2 ELSE 3 END, input""",
+                                       [run_id]).fetchall()
     except duckdb.Error:
         return None
-    return RunSummary(customers, segments, *(int(value) for value in rows))
+    return RunSummary(customers, segments, *(int(value) for value in rows),
+                      read_by_input=tuple((name, int(read)) for name, read in by_input))

@@ -12,15 +12,23 @@ def test_summary_counts_the_published_warehouse(tmp_path):
         con.execute("CREATE SCHEMA segments; CREATE SCHEMA quality")
         con.execute("CREATE TABLE segments.customer_segments AS SELECT range AS customer_id FROM range(1200)")
         con.execute("CREATE TABLE segments.segment_profiles AS SELECT range AS segment_id FROM range(4)")
-        con.execute("CREATE TABLE quality.load_audit (run_id VARCHAR, rows_read BIGINT, rows_loaded BIGINT, "
-                    "rows_quarantined BIGINT, duplicates_removed BIGINT)")
-        con.execute("INSERT INTO quality.load_audit VALUES ('r1', 1500, 1480, 15, 5), ('r1', 10, 10, 0, 0), "
-                    "('r0', 99, 99, 0, 0)")
+        con.execute("CREATE TABLE quality.load_audit (run_id VARCHAR, input VARCHAR, rows_read BIGINT, "
+                    "rows_loaded BIGINT, rows_quarantined BIGINT, duplicates_removed BIGINT)")
+        # Two order files and a member file: the rows read are split by input, orders first.
+        con.execute("INSERT INTO quality.load_audit VALUES ('r1', 'customers', 1210, 1200, 10, 0), "
+                    "('r1', 'orders', 1500, 1480, 15, 5), ('r1', 'orders', 10, 10, 0, 0), "
+                    "('r0', 'orders', 99, 99, 0, 0)")
     assert summary_lines(warehouse, "r1", 2) == [
         "Customers: 1,200 in 4 segments",
-        "Rows:      1,510 read this run, 1,490 loaded, 15 quarantined, 5 duplicates removed",
+        "Rows:      2,720 read this run (orders 1,510, customers 1,210), 2,690 loaded, 25 quarantined, 5 duplicates "
+        "removed",
         "Warnings:  2 (listed above)",
     ]
+    # Orders alone: nothing to split.
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("DELETE FROM quality.load_audit WHERE input = 'customers'")
+    assert summary_lines(warehouse, "r1", 0)[1] == (
+        "Rows:      1,510 read this run, 1,490 loaded, 15 quarantined, 5 duplicates removed")
 
 
 def test_an_unreadable_warehouse_is_said_not_skipped(tmp_path):
