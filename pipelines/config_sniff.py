@@ -21,6 +21,7 @@ import csv
 import io
 import re
 import tempfile
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -328,7 +329,8 @@ VOCABULARY: dict[str, tuple[set[str], str]] = {
                      "member", "memberno", "membercard", "membercode", "cardid", "cardno", "card", "loyaltycard",
                      "userid", "user", "uid", "clientid", "client", "buyerid", "buyer", "shopperid", "vipid",
                      "会员号", "会员id", "会员编号", "会员卡号", "会员", "用户id", "用户编号", "客户id", "客户编号",
-                     "客户号", "顾客id", "顾客编号", "买家id", "会员卡"},
+                     "客户号", "顾客id", "顾客编号", "买家id", "会员卡", "买家会员名", "买家昵称", "会员名", "用户名",
+                     "买家账号"},
                     r"^(customer|cust|member|user|client|buyer|shopper|vip|loyalty)(id|no|num|number|code|card|"
                     r"cardno|key)?$|(会员|用户|客户|顾客|买家)(号|id|编号|卡号|编码|账号)$"),
     "order_ts": ({"orderdate", "ordertime", "orderdatetime", "date", "datetime", "time", "timestamp", "ts",
@@ -360,7 +362,8 @@ VOCABULARY: dict[str, tuple[set[str], str]] = {
                 r"^line(no|id|number)$|行号|明细(号|编号)"),
     "status": ({"orderstatus", "state", "orderstate", "订单状态", "状态", "交易状态"}, r"status|状态"),
     "description": ({"desc", "productname", "itemname", "goodsname", "product", "item", "title", "商品名称",
-                     "品名", "商品", "商品描述", "商品标题", "名称"}, r"descr|productname|itemname|商品名|品名"),
+                     "品名", "商品", "商品描述", "商品标题", "名称", "宝贝标题", "宝贝名称"},
+                    r"descr|productname|itemname|商品名|品名|宝贝(标题|名称)"),
     "age": ({"agegroup", "ageband", "agerange", "年龄", "年龄段"}, r"^age|年龄"),
     "birth_year": ({"yearofbirth", "yob", "出生年份", "出生年"}, r"birth|出生"),
     "gender": ({"sex", "性别"}, r"gender|性别"),
@@ -380,7 +383,9 @@ WHAT = {"order_id": "an order id", "customer_id": "a customer id", "order_ts": "
         "income": "an income", "home_owner": "home ownership", "city": "a city", "subcategory": "a subcategory",
         "brand": "a brand"}
 NUMERIC_FIELDS = ("quantity", "amount", "unit_price")
-MONEY = re.compile(r"^[+-]?\s*[¥$€£]?\s*[+-]?(\d{1,3}(,\d{3})+|\d+)?(\.\d+)?\s*元?$")
+# A number, plain or written as money: staging reads these (assets/staging/typed.py, money_number), ￥ and full-width
+# digits included.
+MONEY = re.compile(r"^[+-]?\s*[¥￥$€£]?\s*[+-]?(\d{1,3}(,\d{3})+|\d+)?(\.\d+)?\s*元?$")
 FLAG_TOKENS = TokenMap()
 # Date formats tried on the sample with DuckDB's try_strptime, as staging reads them; the first that reads a value
 # is the one written. Month-first and day-first forms read the same values when no day is above 12.
@@ -406,7 +411,8 @@ class Match:
 
 
 def numeric_share(values: list[str]) -> float:
-    return sum(1 for v in values if MONEY.match(v)) / len(values) if values else 0.0
+    ascii_values = [unicodedata.normalize("NFKC", v) if v else v for v in values]  # ￥８８．５ reads as ¥88.5
+    return sum(1 for v in ascii_values if MONEY.match(v)) / len(values) if values else 0.0
 
 
 class DateCoverage(NamedTuple):

@@ -17,7 +17,7 @@ import polars as pl
 from assets.model.selection import WEAK, WEAK_SILHOUETTE
 from assets.report.chart_style import FOCUS
 from assets.report.data import OTHER_COLOR, ReportData, segment_color
-from assets.report.facts import FactBook, Sentence, compose
+from assets.report.facts import FactBook, Sentence, compose, join
 from assets.report.narrative import Narrative, Section
 
 TEXT = {
@@ -189,21 +189,34 @@ def segmentation_verdict(data: ReportData, book: FactBook) -> Verdict | None:
                           "(silhouette {s}, stability {t}); read them as tendencies rather than sharply separate "
                           "groups.", s=s, t=t)})
     zh, en = [], []
-    # The model step words the reason (selection.segmentation_strength); merging is said there.
-    if "merged" in (row.get("strength_reason") or ""):
-        zh.append("部分过小的客群已并入最接近的客群")
-        en.append("segments too small to publish were merged into their nearest neighbour")
+    # The model step words the reason (selection.segmentation_strength); each of its problems is said here.
+    reason = row.get("strength_reason") or ""
+    if "no distinctive trait" in reason and row.get("largest_traitless_share") is not None:
+        share = book.add(f"model.k{k}.largest_traitless_share", "pct", row["largest_traitless_share"],
+                         "SELECT largest_traitless_share FROM segments.model_runs WHERE run_id = ? AND k = ?",
+                         [run_id, k])
+        zh.append(compose("占客户 {v} 的一个客群没有可区分的特点", v=share))
+        en.append(compose("a segment of {v} of the customers has no distinctive trait", v=share))
+    if "merged" in reason:
+        zh.append(compose("部分过小的客群已并入最接近的客群"))
+        en.append(compose("segments too small to publish were merged into their nearest neighbour"))
     if not row["meets_constraints"]:
-        zh.append("没有任何分群数同时满足最小客群占比和稳定性要求")
-        en.append("no number of segments met the minimum segment share and stability")
+        zh.append(compose("没有任何分群数同时满足最小客群占比和稳定性要求"))
+        en.append(compose("no number of segments met the minimum segment share and stability"))
+    if "resampled" in reason:
+        zh.append(compose("换一批抽样客户，客群会发生变化"))
+        en.append(compose("the segments change when the customers are resampled"))
     if row["silhouette"] < WEAK_SILHOUETTE:
-        zh.append("客户并没有分成明显不同的群体")
-        en.append("the customers do not fall into distinct groups")
+        zh.append(compose("客户并没有分成明显不同的群体"))
+        en.append(compose("the customers do not fall into distinct groups"))
+    if not zh:  # a reason this page does not know how to say: never an empty one
+        zh.append(compose("原因见“客群数量的选择”一节"))
+        en.append(compose("see the section on choosing the number of segments"))
     return Verdict(level, {
-        "zh": compose("分群结果：弱（轮廓系数 {s}，稳定性 {t}）：{p}。{h}", s=s, t=t, p="；".join(zh),
-                      h=WEAK_HELP["zh"]),
-        "en": compose("Segmentation: weak (silhouette {s}, stability {t}): {p}. {h}", s=s, t=t, p="; ".join(en),
-                      h=WEAK_HELP["en"])})
+        "zh": compose("分群结果：弱（轮廓系数 {s}，稳定性 {t}）：", s=s, t=t) + join(zh, "；")
+        + compose("。{h}", h=WEAK_HELP["zh"]),
+        "en": compose("Segmentation: weak (silhouette {s}, stability {t}): ", s=s, t=t) + join(en, "; ")
+        + compose(". {h}", h=WEAK_HELP["en"])})
 
 
 def _focus_control(narrative: Narrative, language: str) -> str:

@@ -3,6 +3,7 @@ segments.model_runs, said by `persona run` and at the top of both report pages; 
 model.min_segment_share, even when no k meets the constraints."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import dagster as dg
 import duckdb
@@ -135,3 +136,25 @@ def test_a_weak_verdict_goes_into_the_weak_results_box():
     page = render_page(narrative, book, {}, "en", "", [], verdict)
     box = page[page.index('id="weak-results"'):page.index("</aside>")]
     assert "Segmentation: weak." in box and 'id="segmentation-strength"' not in page
+
+
+def test_a_weak_verdict_says_each_problem_the_model_step_found():
+    from assets.report.facts import FactBook
+    from assets.report.html import segmentation_verdict
+
+    # A trial's run: weak only because one segment of 53% of the customers had no distinctive trait. The page said
+    # "Segmentation: weak (...): ." with nothing between the colon and the stop.
+    run = {"run_id": ["r1"], "k": [4], "chosen": [True], "strength": [WEAK], "silhouette": [0.138],
+           "stability": [0.811], "meets_constraints": [True], "largest_traitless_share": [0.53],
+           "strength_reason": ["a segment of 53% of customers has no distinctive trait: silhouette 0.14, stability "
+                               "0.81; would help: customer attributes that tell customers apart"]}
+    book = FactBook()
+    verdict = segmentation_verdict(SimpleNamespace(model_runs=pl.DataFrame(run)), book)
+    en, zh = verdict.text["en"].text(book), verdict.text["zh"].text(book)
+    assert en.startswith("Segmentation: weak (silhouette 0.138, stability 0.811): a segment of 53.0% of the "
+                         "customers has no distinctive trait. ")
+    assert zh.startswith("分群结果：弱（轮廓系数 0.138，稳定性 0.811）：占客户 53.0% 的一个客群没有可区分的特点。")
+    # A reason the page has no words for still says where to look, never an empty reason.
+    unknown = {**run, "strength_reason": ["something new"], "largest_traitless_share": [None]}
+    en = segmentation_verdict(SimpleNamespace(model_runs=pl.DataFrame(unknown)), book).text["en"].text(book)
+    assert ": ." not in en and "see the section on choosing the number of segments" in en

@@ -298,6 +298,8 @@ def test_reason_kinds_drop_the_raw_value_and_numbers():
                        "O1") == "conflicting duplicate of the order line in row N (same order_id and sku, different values)"
     assert reason_kind("gender x is not in values.gender", "x") == "gender <value> is not in values.gender"
     assert reason_kind("missing customer_id", None) == "missing customer_id"
+    assert reason_kind("missing order_ts; cancelled order (status 交易关闭)", None) == \
+        "missing order_ts; cancelled order (status <value>)"
     # A shared order id names both customers and the first line's file: one kind, whichever they are.
     assert reason_kind("order_id used by another customer: order 581 belongs to customer 12020 (its first line, "
                        "row 4 of a.csv), this line names customer 13085", "581") == \

@@ -239,6 +239,19 @@ def test_guessed_values_and_what_is_left_to_decide(tmp_path):
         "quarantined unless you map it in values.gender (to M, F, or null for not known: {Other: null})"]
 
 
+def test_a_taobao_style_export_maps_its_buyer_amount_and_title(tmp_path):
+    # A Taobao seller console's order report (GBK): buyer nickname as the customer, amounts paid with the full-width
+    # ￥ (the yen sign of GB2312), the item title as the description.
+    orders = tmp_path / "淘宝订单报表.csv"
+    orders.write_bytes(("订单编号,买家会员名,订单创建时间,宝贝标题,宝贝种类,实付款,订单状态\n"
+                        "1001,tb_alice,2024-03-01 10:00:00,夏季连衣裙,服装,￥355.01,交易成功\n"
+                        "1002,tb_bob,2024-03-02 11:00:00,无线耳机,数码,￥1299.00,交易关闭\n"
+                        "1003,tb_alice,2024-03-03 12:00:00,防晒霜,美妆,￥89.50,交易成功\n").encode("gbk"))
+    config, _ = init_ok(tmp_path, orders)
+    columns = config["orders"]["columns"]
+    assert (columns["customer_id"], columns["amount"], columns["description"]) == ("买家会员名", "实付款", "宝贝标题")
+
+
 def test_excel_with_a_title_row(tmp_path):
     book = tmp_path / "订单明细.xlsx"
     with xlsxwriter.Workbook(book) as workbook:
