@@ -44,6 +44,7 @@ from assets.raw.readers import (
     read_source_file,
     wide_unicode,
 )
+from assets.staging.typed import DECORATED_MONEY
 from pipelines.core.config import FileSource, TokenMap
 
 HEAD_BYTES = 1 << 20  # the sample of a CSV: its first MiB, cut at a line end
@@ -383,9 +384,8 @@ WHAT = {"order_id": "an order id", "customer_id": "a customer id", "order_ts": "
         "income": "an income", "home_owner": "home ownership", "city": "a city", "subcategory": "a subcategory",
         "brand": "a brand"}
 NUMERIC_FIELDS = ("quantity", "amount", "unit_price")
-# A number, plain or written as money: staging reads these (assets/staging/typed.py, money_number), ￥ and full-width
-# digits included.
-MONEY = re.compile(r"^[+-]?\s*[¥￥$€£]?\s*[+-]?(\d{1,3}(,\d{3})+|\d+)?(\.\d+)?\s*元?$")
+# A number written as money, by the pattern staging reads amounts with (assets/staging/typed.py, money_number).
+MONEY = re.compile(DECORATED_MONEY)
 FLAG_TOKENS = TokenMap()
 # Date formats tried on the sample with DuckDB's try_strptime, as staging reads them; the first that reads a value
 # is the one written. Month-first and day-first forms read the same values when no day is above 12.
@@ -410,9 +410,19 @@ class Match:
 
 
 
+def reads_as_number(value: str) -> bool:
+    """Whether staging would read the text as a quantity or an amount: a plain number, or money (¥1,234.50, 411.75元,
+    full-width ￥８８．５０ as its ASCII form)."""
+    text = unicodedata.normalize("NFKC", value).strip()
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return MONEY.fullmatch(text) is not None
+
+
 def numeric_share(values: list[str]) -> float:
-    ascii_values = [unicodedata.normalize("NFKC", v) if v else v for v in values]  # ￥８８．５ reads as ¥88.5
-    return sum(1 for v in ascii_values if MONEY.match(v)) / len(values) if values else 0.0
+    return sum(1 for v in values if reads_as_number(v)) / len(values) if values else 0.0
 
 
 class DateCoverage(NamedTuple):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 import xlsxwriter
@@ -13,7 +14,8 @@ import yaml
 from click.testing import CliRunner
 
 from assets.raw.readers import read_source_file
-from pipelines.config_sniff import sniff_file
+from assets.staging.typed import money_number
+from pipelines.config_sniff import reads_as_number, sniff_file
 from pipelines.core.config import load_source_config
 from pipelines.init_cli import init
 
@@ -250,6 +252,17 @@ def test_a_taobao_style_export_maps_its_buyer_amount_and_title(tmp_path):
     config, _ = init_ok(tmp_path, orders)
     columns = config["orders"]["columns"]
     assert (columns["customer_id"], columns["amount"], columns["description"]) == ("买家会员名", "实付款", "宝贝标题")
+
+
+def test_init_takes_a_column_for_an_amount_exactly_when_staging_reads_its_values():
+    # One rule for both: what persona init counts as numeric is what staging's amount cast reads.
+    values = ["12", "12.50", "-3", "1e3", "¥1,234.50", "￥355.01", "411.75元", "-¥12.50", "￥８８．５０", "１２",
+              "12,5", "0,125", "1,23", "--5", "元", "¥", "abc", "12 元 5"]
+    with duckdb.connect() as con:
+        staged = [con.execute(f"SELECT {money_number('v')} IS NOT NULL FROM (SELECT ? AS v)", [v]).fetchone()[0]
+                  for v in values]
+    assert [reads_as_number(v) for v in values] == staged
+    assert staged == [True] * 10 + [False] * 8
 
 
 def test_excel_with_a_title_row(tmp_path):
