@@ -43,6 +43,7 @@ from assets.raw.mapping import stage_files
 from assets.raw.readers import SOURCE_FILE, SOURCE_ROW, WHITESPACE, IngestError, detect_format
 from assets.raw.tables import write_malformed_lines, write_manifest
 from assets.staging.build import build_staging
+from assets.staging.rules import SET_ASIDE_ONLY
 from pipelines.check_report import (
     FILES_AT_EACH_END,
     MAX_STEP,
@@ -422,8 +423,8 @@ def measure(con: duckdb.DuckDBPyConnection, config: SourceConfig, inputs: list[I
     quality = config.quality
     quarantine = con.execute("SELECT input, source_file, column_name, raw_value, reason FROM quality.quarantine "
                              "WHERE run_id = ?", [CHECK_RUN_ID]).fetchall()
-    audit = con.execute("SELECT input, source_file, rows_read, rows_quarantined FROM quality.load_audit "
-                        "WHERE run_id = ?", [CHECK_RUN_ID]).fetchall()
+    audit = con.execute("SELECT input, source_file, rows_read, rows_quarantined, rows_set_aside "
+                        "FROM quality.load_audit WHERE run_id = ?", [CHECK_RUN_ID]).fetchall()
     # A sampled product table lacks skus that the whole one has: lines quarantined for their sku say little.
     products = report.input("products")
     partial_products = products is not None and not products.whole
@@ -435,8 +436,9 @@ def measure(con: duckdb.DuckDBPyConnection, config: SourceConfig, inputs: list[I
             if input_name == item.key:
                 kind = reason_kind(reason, value)
                 kinds[kind] = kinds.get(kind, 0) + 1
-                in_file = kinds_by_file.setdefault(source_file, {})
-                in_file[kind] = in_file.get(kind, 0) + 1
+                if not re.fullmatch(SET_ASIDE_ONLY, reason):  # a failing file names the reasons that count
+                    in_file = kinds_by_file.setdefault(source_file, {})
+                    in_file[kind] = in_file.get(kind, 0) + 1
                 # Staging names every column a row fails (joined by ', '); a malformed line has none.
                 for column in (failed or "(whole line)").split(", "):
                     columns[column] = columns.get(column, 0) + 1
@@ -453,12 +455,14 @@ def measure(con: duckdb.DuckDBPyConnection, config: SourceConfig, inputs: list[I
                     excused[Path(source_file)] += 1
         whole = {s.path: s.whole for s in item.files}
         limit = quality.max_quarantine_share
-        for input_name, source_file, rows_read, quarantined in audit:
+        for input_name, source_file, rows_read, quarantined, set_aside in audit:
             if input_name != item.key or not rows_read:
                 continue
-            judged = quarantined - excused.get(Path(source_file), 0)
+            # Cancelled orders and returns are quarantined but do not count against the limit, as in a run.
+            judged = quarantined - set_aside - excused.get(Path(source_file), 0)
             verdict, bounds = judge(judged, rows_read, limit, whole.get(Path(source_file), True), above=True)
-            item.shares.append((Path(source_file), rows_read, quarantined, VERDICTS[verdict] + within(bounds)))
+            item.shares.append((Path(source_file), rows_read, quarantined, quarantined - judged,
+                                VERDICTS[verdict] + within(bounds)))
             said = f"{source_file}: {judged / rows_read:.1%} of the {rows_read:,} sampled rows would be quarantined"
             if verdict == "fail":
                 in_file = sorted(kinds_by_file.get(source_file, {}).items(), key=lambda pair: (-pair[1], pair[0]))

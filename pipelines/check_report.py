@@ -195,10 +195,17 @@ def _quarantine(report: CheckReport) -> list[str]:
     lines = [f"Quarantine: share of the sampled rows per file, limit quality.max_quarantine_share {limit:.1%}"]
     rows = []
     for item in report.inputs:
-        for path, read, quarantined, verdict in item.shares:
-            rows.append([item.key, shown(path), f"{quarantined:,} of {read:,} rows", f"{quarantined / read:.1%}",
-                         verdict])
+        for path, read, quarantined, not_counted, verdict in item.shares:
+            # Cancelled orders and returns (and lines whose sku only the unsampled product rows may hold) are
+            # quarantined without counting against the limit: the share is of the rows that count.
+            apart = f" ({not_counted:,} not counted)" if not_counted else ""
+            rows.append([item.key, shown(path), f"{quarantined:,} of {read:,} rows{apart}",
+                         f"{(quarantined - not_counted) / read:.1%}", verdict])
     lines += table(rows)
+    if any(share[3] for item in report.inputs for share in item.shares):
+        # Lines whose sku only the unsampled product rows may hold have a warning of their own.
+        lines.append("  not counted against the limit: cancelled orders and returns (the shop's business, not faults "
+                     "of the export)")
     for item in report.inputs:
         if not item.reasons:
             continue

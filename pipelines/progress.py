@@ -124,6 +124,7 @@ class RunSummary:
     rows_quarantined: int
     duplicates_removed: int
     read_by_input: tuple[tuple[str, int], ...] = ()  # (orders, n), (customers, n), ... as read this run
+    rows_set_aside: int = 0  # of rows_quarantined: cancelled orders and returns
 
     def lines(self, warnings: int) -> list[str]:
         """The summary as plain lines (customers, segments, rows, warnings); the verdict and paths follow. With more
@@ -135,9 +136,17 @@ class RunSummary:
         if len(self.read_by_input) > 1:
             split = " (" + ", ".join(f"{name} {rows:,}" for name, rows in self.read_by_input) + ")"
         lines.append(f"Rows:      {self.rows_read:,} read this run{split}, {self.rows_loaded:,} loaded, "
-                     f"{self.rows_quarantined:,} quarantined, {self.duplicates_removed:,} duplicates removed")
+                     f"{self.rows_quarantined:,} quarantined{self._set_aside()}, "
+                     f"{self.duplicates_removed:,} duplicates removed")
         lines.append(warnings_line(warnings))
         return lines
+
+    def _set_aside(self) -> str:
+        if not self.rows_set_aside:
+            return ""
+        if self.rows_set_aside == self.rows_quarantined:
+            return " (all cancelled orders or returns)"
+        return f" ({self.rows_set_aside:,} of them cancelled orders or returns)"
 
 
 def summary_lines(warehouse: Path, run_id: str, warnings: int, sql_command: str = "persona sql") -> list[str]:
@@ -159,7 +168,7 @@ def run_summary(warehouse: Path, run_id: str) -> RunSummary | None:
     read, loaded and quarantined (quality.load_audit). None when the warehouse cannot be read."""
     import duckdb
 
-    from pipelines.core.sql import table_exists
+    from pipelines.core.sql import table_columns, table_exists
 
     try:
         with duckdb.connect(str(warehouse), read_only=True) as con:
@@ -167,12 +176,15 @@ def run_summary(warehouse: Path, run_id: str) -> RunSummary | None:
             if table_exists(con, "segments.customer_segments") and table_exists(con, "segments.segment_profiles"):
                 customers = con.execute("SELECT count(*) FROM segments.customer_segments").fetchone()[0]
                 segments = con.execute("SELECT count(*) FROM segments.segment_profiles").fetchone()[0]
-            rows, by_input = (0, 0, 0, 0), []
+            rows, by_input, set_aside = (0, 0, 0, 0), [], 0
             if table_exists(con, "quality.load_audit"):
                 rows = con.execute("""
                     SELECT coalesce(sum(rows_read), 0), coalesce(sum(rows_loaded), 0),
                            coalesce(sum(rows_quarantined), 0), coalesce(sum(duplicates_removed), 0)
                     FROM quality.load_audit WHERE run_id = ?""", [run_id]).fetchone()
+                if "rows_set_aside" in (table_columns(con, "quality.load_audit") or []):
+                    set_aside = con.execute("SELECT coalesce(sum(rows_set_aside), 0) FROM quality.load_audit "
+                                            "WHERE run_id = ?", [run_id]).fetchone()[0]
                 by_input = con.execute("""
                     SELECT input, sum(rows_read) FROM quality.load_audit WHERE run_id = ? GROUP BY input
                     ORDER BY CASE input WHEN 'orders' THEN 1 WHEN 'customers' THEN 2 ELSE 3 END, input""",
@@ -180,4 +192,4 @@ def run_summary(warehouse: Path, run_id: str) -> RunSummary | None:
     except duckdb.Error:
         return None
     return RunSummary(customers, segments, *(int(value) for value in rows),
-                      read_by_input=tuple((name, int(read)) for name, read in by_input))
+                      read_by_input=tuple((name, int(read)) for name, read in by_input), rows_set_aside=int(set_aside))

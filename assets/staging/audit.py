@@ -4,6 +4,7 @@ change queue of customers whose orders a load changed; and the cleanup of the tr
 import duckdb
 
 from assets.raw.readers import PARTITION_DATE
+from assets.staging.rules import SET_ASIDE_ONLY
 from assets.staging.typed import TYPED_LINES
 from pipelines.core.partitions import DayWindow
 from pipelines.core.sql import table_columns, table_exists
@@ -20,6 +21,9 @@ def ensure_quality_tables(con: duckdb.DuckDBPyConnection) -> None:
         run_id VARCHAR, input VARCHAR, source_file VARCHAR, rows_read BIGINT, rows_loaded BIGINT,
         rows_quarantined BIGINT, duplicates_removed BIGINT, exact_duplicates BIGINT,
         conflicting_duplicates BIGINT, audited_at TIMESTAMP)""")
+    # Of rows_quarantined, those set aside only as cancelled orders or returns (rules.SET_ASIDE_ONLY); NULL in
+    # audits written before it was counted.
+    con.execute("ALTER TABLE quality.load_audit ADD COLUMN IF NOT EXISTS rows_set_aside BIGINT")
     con.execute("""CREATE TABLE IF NOT EXISTS quality.removed_duplicates (
         run_id VARCHAR, input VARCHAR, source_file VARCHAR, source_row BIGINT, duplicate_of_file VARCHAR,
         duplicate_of_row BIGINT, kind VARCHAR)""")
@@ -89,35 +93,39 @@ def write_load_audit(con: duckdb.DuckDBPyConnection, run_id: str, shape: str) ->
     loaded_orders = "staging.order_lines" if shape == "long" else "staging.orders"
     con.execute("DELETE FROM quality.load_audit WHERE run_id = ?", [run_id])
     con.execute(f"""
-        INSERT INTO quality.load_audit
+        INSERT INTO quality.load_audit (run_id, input, source_file, rows_read, rows_loaded, rows_quarantined,
+                                        duplicates_removed, exact_duplicates, conflicting_duplicates, audited_at,
+                                        rows_set_aside)
         WITH loaded AS (
             SELECT 'orders' AS input, _source_file, count(*) AS n FROM {loaded_orders} GROUP BY ALL
             UNION ALL
             SELECT 'customers', _source_file, count(*) FROM staging.customers
-            WHERE _source_file IS NOT NULL AND ? = 'long' GROUP BY ALL
+            WHERE _source_file IS NOT NULL AND $shape = 'long' GROUP BY ALL
             UNION ALL
             SELECT 'products', _source_file, count(*) FROM staging.products GROUP BY ALL
         ),
         quarantined AS (
-            SELECT input, source_file, count(*) AS n FROM quality.quarantine WHERE run_id = ? GROUP BY ALL
+            SELECT input, source_file, count(*) AS n,
+                   count(*) FILTER (WHERE regexp_full_match(reason, $set_aside)) AS set_aside_n
+            FROM quality.quarantine WHERE run_id = $run_id GROUP BY ALL
         ),
         removed AS (
             SELECT input, source_file, count(*) AS n, count(*) FILTER (WHERE kind = 'exact') AS exact_n
-            FROM quality.removed_duplicates WHERE run_id = ? GROUP BY ALL
+            FROM quality.removed_duplicates WHERE run_id = $run_id GROUP BY ALL
         )
-        SELECT ?, f.input, f.source_file, f.rows_read,
+        SELECT $run_id, f.input, f.source_file, f.rows_read,
                COALESCE(l.n, 0), COALESCE(q.n, 0), COALESCE(r.n, 0), COALESCE(r.exact_n, 0),
                COALESCE(r.n, 0) - COALESCE(r.exact_n, 0)
                  + COALESCE((SELECT count(*) FROM quality.quarantine qq
-                             WHERE qq.run_id = ? AND qq.input = f.input AND qq.source_file = f.source_file
+                             WHERE qq.run_id = $run_id AND qq.input = f.input AND qq.source_file = f.source_file
                                AND qq.reason LIKE 'conflicting duplicate%'), 0),
-               current_timestamp
+               current_timestamp, COALESCE(q.set_aside_n, 0)
         FROM raw.source_files f
         LEFT JOIN loaded l ON l.input = f.input AND l._source_file = f.source_file
         LEFT JOIN quarantined q ON q.input = f.input AND q.source_file = f.source_file
         LEFT JOIN removed r ON r.input = f.input AND r.source_file = f.source_file
-        WHERE f.run_id = ?
-        ORDER BY f.input DESC, f.source_file""", [shape, run_id, run_id, run_id, run_id, run_id])
+        WHERE f.run_id = $run_id
+        ORDER BY f.input DESC, f.source_file""", {"shape": shape, "run_id": run_id, "set_aside": SET_ASIDE_ONLY})
 
 
 def drop_order_intermediates(con: duckdb.DuckDBPyConnection) -> None:

@@ -8,9 +8,11 @@ import duckdb
 from assets.staging.bands import read_band
 from assets.staging.keys import id_text, id_variant
 from assets.staging.rules import (
+    CANCELLED_REASON_OPENING,
     FUTURE_RULE,
     PAYMENT_RULE,
     PROFILE_RULES,
+    RETURNS_KEPT_OUT,
     Rule,
     excel_serial,
     numeric_rules,
@@ -274,10 +276,10 @@ def type_long_orders(
         Rule("amount", "amount IS NULL AND unit_price IS NULL", "'missing amount and unit_price'", "NULL"),
         # Not errors, but not purchases either: kept out of the features and visible in quarantine.
         Rule("status", "list_contains($cancelled_statuses, upper(status_text))",
-             "'cancelled order (status ' || status_text || ')'", "status_text"),
+             f"{sql_literal(CANCELLED_REASON_OPENING)} || status_text || ')'", "status_text"),
         # One return reason per line: the first negative column names it.
         *[Rule(column, f"{column} < 0" + "".join(f" AND NOT coalesce({earlier} < 0, false)" for earlier in before),
-               f"'return line (negative {column}); returns are kept out of purchase features'", f"{column}_text")
+               sql_literal(f"return line (negative {column}); {RETURNS_KEPT_OUT}"), f"{column}_text")
           for column, before in (("quantity", ()), ("amount", ("quantity",)),
                                  ("unit_price", ("quantity", "amount")))],
         Rule("quantity", "quantity = 0", "'quantity is 0'", "quantity_text"),
@@ -369,7 +371,7 @@ def type_wide_orders(
         Rule("customer_id", "customer_id IS NULL", "'missing customer_id'", "NULL"),
         Rule("amount", "amount_text IS NULL", "'missing amount'", "NULL"),
         *numeric_rules(["amount"]),
-        Rule("amount", "amount < 0", "'negative basket value (a return); returns are kept out of purchase features'",
+        Rule("amount", "amount < 0", sql_literal(f"negative basket value (a return); {RETURNS_KEPT_OUT}"),
              "amount_text"),
         Rule("amount", "amount > $max_line_amount", "'amount ' || amount_text || ' is above quality.max_line_amount'",
              "amount_text"),

@@ -97,9 +97,9 @@ def test_run_with_a_broken_file_fails_with_one_line(tmp_path):
 
 
 def test_a_run_failing_its_gate_prints_a_hint_for_its_own_warehouse_that_runs(tmp_path):
-    # Half of the lines are returns: staging quarantines them and writes its audit, then the gate blocks the run.
-    lines = [f"O{i},C{i % 4},2026-03-0{1 + i % 9} 10:00:00,wine,{-1 if i % 2 else 1},{'-' if i % 2 else ''}9.5"
-             for i in range(20)]
+    # Half of the lines have no number for an amount: staging quarantines them and writes its audit, then the gate
+    # blocks the run.
+    lines = [f"O{i},C{i % 4},2026-03-0{1 + i % 9} 10:00:00,wine,1,{'n/a' if i % 2 else '9.5'}" for i in range(20)]
     write_file(tmp_path / "orders.csv", "\n".join(["order_id,customer_id,order_ts,category,quantity,amount", *lines])
                + "\n")
     config = write_file(tmp_path / "shop.yaml", "name: x\nshape: long\norders:\n  path: orders.csv\n")

@@ -142,6 +142,18 @@ def test_30_percent_unparseable_amounts_exit_1_naming_the_share_and_the_limit(tm
     assert "Result: a run would fail (1 problem(s), also on stderr)" in out
 
 
+def test_cancelled_orders_are_quarantined_without_counting_against_the_limit(tmp_path):
+    # 交易关闭 on 6 of 40 orders and one bad amount: a run passes (1 row of 40 counts), and check says so.
+    lines = [f"{line},{'交易关闭' if i % 7 == 3 else '交易成功'}" for i, line in enumerate(order_lines(40))]
+    lines[12] = lines[12].replace(",15.5,", ",n/a,")
+    done = check(shop(tmp_path, lines, header=HEADER + ",订单状态", extra="    status: 订单状态\n"))
+    assert done.exit_code == 0, done.stderr
+    out = squeeze(done.stdout)
+    assert f"orders {tmp_path / 'orders.csv'} 7 of 40 rows (6 not counted) 2.5% ok" in out, out
+    assert "not counted against the limit: cancelled orders and returns" in out
+    assert re.search(r"^ +cancelled order \(status <value>\) 6 15\.0%$", out, re.M), out
+
+
 def test_each_failing_file_names_its_own_reasons(tmp_path):
     # Two exports of one glob fail the limit for different reasons: each message gives that file's shares.
     no_customer = [line.replace(f",C{i % 40},", ",,", 1) if i % 10 < 4 else line
