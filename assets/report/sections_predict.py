@@ -138,6 +138,7 @@ def section_churn(data: ReportData, book: FactBook) -> Section:
     section.say(compose("流失概率达到 {t} 即视为高风险：各客群共 {n} 位客户。", t=threshold, n=at_risk),
                 compose("A churn probability of {t} or more counts as at risk: {n} customers across the segments.",
                         t=threshold, n=at_risk))
+    _say_if_most_are_at_risk(section, book, data)
     for segment in data.detailed:
         rows = scored.filter(pl.col("segment_id") == segment.segment_id)
         if rows.is_empty():
@@ -160,17 +161,55 @@ def section_churn(data: ReportData, book: FactBook) -> Section:
                     compose("{n}: {r} of {h} high-value customers at risk ({s}); mean churn probability {m}",
                             n=segment.name_en, h=high, r=risky, s=share, m=mean)
                     + (compose("; {v}.", v=value["en"]) if value else compose(".")), bullet=True)
-    if data.has_categories:
-        section.say(compose("名单见 predict.churn_risk（at_risk 列）与 segments.customer_value_tiers；建议在他们停止购买之前，用专属权益和常购品类主动联系。"),
-                    compose("The list is in predict.churn_risk (column at_risk) joined with "
-                            "segments.customer_value_tiers; reach out before they stop buying, with personal perks on "
-                            "their usual categories."))
-    else:
-        section.say(compose("名单见 predict.churn_risk（at_risk 列）与 segments.customer_value_tiers；建议在他们停止购买之前，用专属权益主动联系。"),
-                    compose("The list is in predict.churn_risk (column at_risk) joined with "
-                            "segments.customer_value_tiers; reach out before they stop buying, with personal perks."))
+    _say_what_to_do(section, data, run)
     say_customer_value(section, data, book)
     return section
+
+
+# At or above this share of the customers at risk, the at_risk list hardly singles anyone out: in a shop where most
+# customers buy once, most are likely not to buy again within the horizon, and the threshold marks them all.
+MOST_AT_RISK = 0.5
+
+
+def _say_if_most_are_at_risk(section: Section, book: FactBook, data: ReportData) -> None:
+    scored = data.at_risk
+    members = int(scored["members"].sum()) if scored.height else 0
+    at_risk = int(scored["at_risk"].sum()) if scored.height else 0
+    if not members or at_risk / members < MOST_AT_RISK:
+        return
+    share = book.add("churn.at_risk_share", "pct", at_risk / members,
+                     "SELECT count(*) FILTER (WHERE r.at_risk) / count(*) FROM segments.customer_segments s "
+                     "JOIN segments.customer_value_tiers t USING (customer_id) "
+                     "LEFT JOIN predict.churn_risk r USING (customer_id) "
+                     f"WHERE s.segment_id IN {_detailed_ids(data)}")
+    section.say(compose("这占客户的 {s}：按这个阈值，名单几乎没有筛选作用。请按 churn_risk 从高到低，在预算内联系排在最前的客户。", s=share),
+                compose("That is {s} of the customers: at this threshold the list hardly singles anyone out. Rank "
+                        "them by churn_risk and contact the top of the list, as many as the budget allows.", s=share))
+
+
+def _say_what_to_do(section: Section, data: ReportData, run: dict) -> None:
+    """Where the list is, and what to do with it: a weak model's list is not advice to act on as it stands."""
+    where = ("名单见 predict.churn_risk（at_risk 列）与 segments.customer_value_tiers；",
+             "The list is in predict.churn_risk (column at_risk) joined with segments.customer_value_tiers; ")
+    if adds_nothing_over_recency(run):
+        section.say(compose(where[0] + "但模型不比按最近购买时间排序更好（见上文），挽回对象请按距上次购买的天数挑选，"
+                            "并保留对照组（persona campaign create --holdout）检验联系是否真的有效。"),
+                    compose(where[1] + "but the model is no better than ranking by the last order (above), so choose "
+                            "whom to win back by days since their last order, and keep a holdout group (persona "
+                            "campaign create --holdout) to measure whether contacting them helps."))
+    elif run.get("min_auc") is not None and run["auc"] < run["min_auc"]:
+        section.say(compose(where[0] + "但模型较弱（AUC 低于 predict.min_auc，见上文），名单只可作为粗略的排序；"
+                            "联系时请保留对照组（persona campaign create --holdout）检验是否真的有效。"),
+                    compose(where[1] + "but the model is weak (its AUC is below predict.min_auc, above), so take the "
+                            "list as a rough ranking, and keep a holdout group (persona campaign create --holdout) "
+                            "to measure whether contacting them helps."))
+    elif data.has_categories:
+        section.say(compose(where[0] + "建议在他们停止购买之前，用专属权益和常购品类主动联系。"),
+                    compose(where[1] + "reach out before they stop buying, with personal perks on their usual "
+                            "categories."))
+    else:
+        section.say(compose(where[0] + "建议在他们停止购买之前，用专属权益主动联系。"),
+                    compose(where[1] + "reach out before they stop buying, with personal perks."))
 
 
 # --- customer lifetime value -----------------------------------------------------------------------------------
@@ -267,9 +306,14 @@ def say_customer_value(section: Section, data: ReportData, book: FactBook) -> No
     else:
         _not_available(section, book, table, run, {"zh": "在后续时间段检验客户终身价值",
                                                     "en": "evaluation of customer lifetime value on a later period"})
-    section.say(compose("逐人数值见 predict.customer_value（expected_purchases、expected_spend、p_alive）；可用于决定每项策略值得投入在哪些客户身上。"),
+    # BG/NBD lets a customer drop out only after a repeat purchase, so p_alive is 1 for every one-time buyer, however
+    # long ago: an audience "p_alive below x" would miss exactly the customers who bought once and left.
+    section.say(compose("逐人数值见 predict.customer_value（expected_purchases、expected_spend、p_alive）；可用于决定每项策略值得投入在哪些客户身上。"
+                        "注意：只购买过一次的客户 p_alive 总是 1（模型只有在再次购买之后才能看出客户是否离开），挑选时请同时看 frequency（再次购买次数）。"),
                 compose("Per-customer values are in predict.customer_value (expected_purchases, expected_spend, "
-                        "p_alive): use them to decide which customers a strategy is worth spending on."))
+                        "p_alive): use them to decide which customers a strategy is worth spending on. Note that "
+                        "p_alive is always one for customers who bought only once (the model sees a customer leave "
+                        "only after a repeat purchase): choose with frequency (repeat purchases) beside it."))
 
 
 def _reason_rule(data: ReportData, segment_id: int, category: str) -> tuple[str, float] | None:

@@ -271,6 +271,9 @@ def test_the_asset_publishes_values_and_its_held_out_judgement(generated):
         warehouse, "SELECT count(*), count(expected_purchases), count(*) FILTER (WHERE expected_spend < 0 "
                    "OR p_alive NOT BETWEEN 0 AND 1), count(DISTINCT clv_horizon_days) FROM predict.customer_value")
     assert scored == n_scored == rows and negative == 0 and horizons == 1
+    # What the report tells its readers: every one-time buyer has p_alive 1, however long ago they bought.
+    assert query(warehouse, "SELECT min(p_alive), max(p_alive), max(tenure_days) > 60 FROM predict.customer_value "
+                            "WHERE frequency = 0") == [(1.0, 1.0, True)]
     [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "customer_value_quality"]
     assert check.passed == (rho > baseline)
 

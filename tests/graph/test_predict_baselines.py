@@ -25,7 +25,12 @@ from assets.predict.runs import EVALUATED, NO_DATES, TRAINED
 from assets.report.facts import FactBook
 from assets.report.html import render_page
 from assets.report.narrative import Narrative, Section
-from assets.report.sections_predict import _say_against_recency, weak_results
+from assets.report.sections_predict import (
+    _say_against_recency,
+    _say_if_most_are_at_risk,
+    _say_what_to_do,
+    weak_results,
+)
 from pipelines.runner import failed_warnings
 from tests.conftest import materialize_graph, query, work_db, write_file
 
@@ -222,6 +227,44 @@ def test_the_churn_section_says_how_the_model_compares_with_recency(gain, en, zh
     _say_against_recency(section, book, {**CHURN_RUN, "auc_gain_over_recency": gain})
     [said_en], [said_zh] = section.paragraphs["en"], section.paragraphs["zh"]
     assert en in said_en.text(book) and zh in said_zh.text(book)
+
+
+@pytest.mark.parametrize(("run", "en", "zh"), [
+    # No better than recency: choose by recency, and measure with a holdout.
+    ({}, "but the model is no better than ranking by the last order (above), so choose whom to win back by days "
+         "since their last order, and keep a holdout group", "挽回对象请按距上次购买的天数挑选"),
+    # Better than recency, but below predict.min_auc (the trial's export: AUC 0.536).
+    ({"auc": 0.536, "recency_auc": 0.5, "auc_gain_over_recency": 0.036},
+     "but the model is weak (its AUC is below predict.min_auc, above), so take the list as a rough ranking",
+     "名单只可作为粗略的排序"),
+    ({"auc_gain_over_recency": 0.062}, "reach out before they stop buying, with personal perks on their usual "
+                                       "categories.", "用专属权益和常购品类主动联系"),
+])
+def test_the_churn_section_advises_reaching_out_only_on_a_model_that_earns_it(run, en, zh):
+    book, section = FactBook(), Section("churn_risk", {"zh": "", "en": ""}, [])
+    _say_what_to_do(section, SimpleNamespace(has_categories=True), {**CHURN_RUN, **run})
+    [said_en], [said_zh] = section.paragraphs["en"], section.paragraphs["zh"]
+    assert en in said_en.text(book) and zh in said_zh.text(book)
+    # Only a model that beats recency and min_auc is advice to act on as it stands.
+    assert ("reach out" in said_en.text(book)) == (run == {"auc_gain_over_recency": 0.062})
+
+
+def test_the_churn_section_says_when_the_threshold_marks_most_customers():
+    # 790 of 800 at risk (a shop of one-time buyers): the list singles out hardly anyone.
+    at_risk = pl.DataFrame({"segment_id": [0, 1], "members": [500, 300], "at_risk": [495, 295]})
+    data = SimpleNamespace(at_risk=at_risk, detailed=[SimpleNamespace(segment_id=0), SimpleNamespace(segment_id=1)])
+    book, section = FactBook(), Section("churn_risk", {"zh": "", "en": ""}, [])
+    _say_if_most_are_at_risk(section, book, data)
+    [said_en], [said_zh] = section.paragraphs["en"], section.paragraphs["zh"]
+    assert said_en.text(book) == ("That is 98.8% of the customers: at this threshold the list hardly singles anyone "
+                                  "out. Rank them by churn_risk and contact the top of the list, as many as the budget "
+                                  "allows.")
+    assert "这占客户的 98.8%" in said_zh.text(book)
+    # A third at risk: the list does single customers out, and nothing more is said.
+    section = Section("churn_risk", {"zh": "", "en": ""}, [])
+    _say_if_most_are_at_risk(section, FactBook(), SimpleNamespace(
+        at_risk=at_risk.with_columns(pl.Series("at_risk", [150, 100])), detailed=data.detailed))
+    assert section.paragraphs["en"] == []
 
 
 def test_report_opens_with_the_banner(random_run):
