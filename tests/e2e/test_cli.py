@@ -159,6 +159,19 @@ def test_missing_product_table_is_one_line_before_any_work(tmp_path, command):
     assert not (tmp_path / "home" / "history").exists()  # no Dagster run was started
 
 
+@pytest.mark.parametrize("command", ["run", "check"])
+def test_a_category_rule_duckdb_cannot_apply_is_one_line_before_any_work(tmp_path, command):
+    # Python's re takes a look-behind; DuckDB's RE2 does not, and staging used to fail on it naming no config key.
+    write_file(tmp_path / "orders.csv", "order_id,customer_id,order_ts,description\nO1,C1,2026-01-05 10:00:00,x\n")
+    config = write_file(tmp_path / "shop.yaml", "name: x\nshape: long\norders:\n  path: orders.csv\n"
+                                                "  category_rules:\n    - {match: '(?<=x)y', category: a}\n")
+    done = persona(command, "--config", str(config), cwd=tmp_path, dagster_home=tmp_path / "home")
+    assert done.returncode == 1
+    assert done.stderr.strip() == (f"persona: {config}: orders.category_rules.0.match: DuckDB cannot use this "
+                                   "regular expression ('(?<=x)y'): invalid perl operator: (?<")
+    assert not (tmp_path / "home" / "history").exists()  # no Dagster run was started
+
+
 def test_input_must_exist(tmp_path):
     done = persona("run", "--config", str(EXAMPLES / "baskets.yaml"), "--input", "nope.csv", cwd=tmp_path,
                    dagster_home=tmp_path / "home")

@@ -1,0 +1,49 @@
+"""Config errors an analyst meets while writing a config by hand (pipelines.core.config).
+
+Why these tests: a mistake the config loader lets through fails later, inside a pipeline step, in words that name
+neither the file nor the key. A category rule's regular expression is applied by DuckDB (RE2), which refuses
+some syntax Python's `re` accepts, so the loader asks DuckDB itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipelines.core.config import ConfigError, load_source_config
+from tests.conftest import write_file
+
+RULES_BASE = ("name: shop\nshape: long\norders:\n  path: orders.csv\n  columns: {description: 商品名称}\n"
+              "  category_rules:\n    - {match: [牛奶, 酸奶], category: dairy}\n")
+
+
+def _error(path: Path) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_source_config(path)
+    return str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "problem"),
+    [
+        pytest.param("(?<=红)葡萄酒", "invalid perl operator: (?<", id="look-behind"),
+        pytest.param("(?=wine)", "invalid perl operator: (?=", id="look-ahead"),
+        pytest.param(r"(红)\1", r"invalid escape sequence: \1", id="back-reference"),
+        pytest.param("(红|白", "missing ): (红|白", id="unbalanced"),
+    ],
+)
+def test_a_rule_duckdb_cannot_compile_is_refused_naming_the_key(tmp_path: Path, pattern: str, problem: str) -> None:
+    path = write_file(tmp_path / "shop.yaml", RULES_BASE + f"    - {{match: '{pattern}', category: wine}}\n")
+
+    assert _error(path) == (f"{path}: orders.category_rules.1.match: DuckDB cannot use this regular expression "
+                            f"({pattern!r}): {problem}")
+
+
+def test_a_rule_in_re2_syntax_python_would_refuse_loads(tmp_path: Path) -> None:
+    # \pN (any number) is RE2 syntax that Python's re does not know; staging applies it, so the loader takes it.
+    path = write_file(tmp_path / "shop.yaml", RULES_BASE + "    - {match: '套装\\pN+', category: sets}\n")
+
+    rules = load_source_config(path).orders.category_rules
+
+    assert [(rule.match, rule.category) for rule in rules] == [(["牛奶", "酸奶"], "dairy"), (r"套装\pN+", "sets")]
