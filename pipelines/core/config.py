@@ -256,11 +256,13 @@ def load_source_config(path: str | Path) -> SourceConfig:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: config files must be UTF-8 (byte offset {exc.start} is not)") from None
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc, text)}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys (name, shape, orders, ...)")
     try:
@@ -276,6 +278,25 @@ def load_source_config(path: str | Path) -> SourceConfig:
             problems.append(f"{path}: {key}: {message}" if key else f"{path}: {message}")
         raise ConfigError("\n".join(problems)) from None
     return config.model_copy(update={"source_path": path.resolve()})
+
+
+def yaml_problem(exc: yaml.YAMLError, text: str) -> str:
+    """PyYAML's error on one line, `line 7, column 3: mapping values are not allowed here`: its own message spans
+    several lines and quotes the document as "<unicode string>". Lines and columns count from 1, as editors do."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        problem = f"line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
+        if exc.context and exc.context_mark is not None:
+            # An unclosed bracket or quote is found where the next token does not fit; the context says where
+            # it opened, which is the line to fix.
+            opened = exc.context_mark
+            problem += f" ({exc.context} at line {opened.line + 1}, column {opened.column + 1})"
+        return problem
+    if isinstance(exc, yaml.reader.ReaderError):  # a control character: PyYAML gives a character offset
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - text.rfind("\n", 0, exc.position)  # rfind is -1 on the first line
+        return f"line {line}, column {column}: {str(exc).splitlines()[0]}"
+    return " ".join(str(exc).split())
 
 
 def _model_in(annotation: object) -> type[BaseModel] | None:

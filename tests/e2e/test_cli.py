@@ -172,6 +172,13 @@ def test_a_category_rule_duckdb_cannot_apply_is_one_line_before_any_work(tmp_pat
     assert not (tmp_path / "home" / "history").exists()  # no Dagster run was started
 
 
+def test_a_yaml_syntax_error_is_one_line(tmp_path):
+    config = write_file(tmp_path / "shop.yaml", "name: x\nshape: long\norders:\n  path: o.csv\n    format: csv\n")
+    done = persona("check", "--config", str(config), cwd=tmp_path, dagster_home=tmp_path / "home")
+    assert done.returncode == 1
+    assert done.stderr == f"persona: {config}: not valid YAML: line 5, column 11: mapping values are not allowed here\n"
+
+
 def test_input_must_exist(tmp_path):
     done = persona("run", "--config", str(EXAMPLES / "baskets.yaml"), "--input", "nope.csv", cwd=tmp_path,
                    dagster_home=tmp_path / "home")
