@@ -325,7 +325,9 @@ def sql(query: str, warehouse_path: str, output_format: str, unpublished: bool, 
 
     target = work_file_for(public_file(Path(warehouse_path))) if unpublished else Path(warehouse_path)
     rows = default_max_rows(output_format) if max_rows is None else max_rows
-    out = click.get_text_stream("stdout")
+    # Click's stdout, re-wrapped as UTF-8 under an ASCII locale. click.get_text_stream gave the same stream but is
+    # deprecated since Click 8.5 (a DeprecationWarning on stderr); open_file("-") is the public way to it.
+    out = click.open_file("-", "w")
     try:
         printed = print_query(target, query, output_format, out, raw_file_for(target) if unpublished else None,
                               QueryLimits(timeout, memory_limit, threads), rows)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
 
 from tests.conftest import EXAMPLES, REPO_ROOT, child_env, write_file
@@ -271,6 +272,20 @@ def test_the_duckdb_shell_opens_the_warehouse(seed_run):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "999"
+
+
+def test_sql_prints_no_deprecation_warning(tmp_path):
+    # Warnings shown as a developer's PYTHONWARNINGS=default shows them: Click 8.5 deprecated get_text_stream.
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        con.execute("CREATE SCHEMA segments; CREATE TABLE segments.t AS SELECT * FROM (VALUES (1, 'a'), (2, '生鲜')) "
+                    "AS v(n, label)")
+    env = child_env() | {"PYTHONWARNINGS": "default"}
+    done = subprocess.run([PERSONA, "sql", "--warehouse", "w.duckdb", "--format", "csv",
+                           "select n, label from segments.t order by n"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "n,label\n1,a\n2,生鲜\n"
+    assert done.stderr == ""
 
 
 def test_sql_csv_writes_list_columns_as_json(seed_run):
