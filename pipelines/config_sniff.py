@@ -11,7 +11,10 @@ file init can sniff is a file a run can read.
 
 Then its columns are matched to the contract's fields (`match_columns`): by name in Chinese and English
 (VOCABULARY), kept only when the sampled values fit the field (`fits`: order times read with a date format staging
-tries, amounts and quantities read as numbers).
+tries, amounts and quantities read as numbers); between columns named alike, the better-filled one. The order time
+is when the order was placed (创建时间, 下单时间, created, order date): a payment, shipping, completion or refund
+time (付款时间, 发货时间, paid_at, ...) is empty on orders that never got that far, so it is taken only when no
+other column fits (`order_time_score`).
 """
 
 from __future__ import annotations
@@ -339,7 +342,8 @@ VOCABULARY: dict[str, tuple[set[str], str]] = {
                   "transactiontime", "transactiondate", "invoicedate", "createdat", "createtime", "created",
                   "purchasedate", "purchasetime", "saledate", "salesdate", "下单时间", "支付时间", "付款时间",
                   "订单时间", "交易时间", "成交时间", "创建时间", "下单日期", "日期", "时间", "购买时间",
-                  "订单日期", "消费时间"},
+                  "订单日期", "消费时间", "订单创建时间", "创建日期", "ordercreated", "ordercreatedat",
+                  "createddate", "creationdate", "orderplacedat", "dateordered"},
                  r"date|time|^ts$|at$|时间|日期"),
     "category": ({"productcategory", "categoryname", "cat", "department", "dept", "品类", "类目", "商品类目",
                   "商品品类", "类别", "分类", "商品分类", "一级类目", "大类"},
@@ -395,6 +399,14 @@ DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y-%m-%dT%H:
                 "%d.%m.%Y", "%Y年%m月%d日 %H:%M:%S", "%Y年%m月%d日 %H:%M", "%Y年%m月%d日", "%Y%m%d %H:%M:%S",
                 "%Y%m%d")
 EXCEL_SERIAL = re.compile(r"^\d{5}(\.\d+)?$")
+# Order-time names (normalised) of a later event than the order being placed: payment, shipping, delivery,
+# completion, closing, refund, an edit. Such a column is empty on orders that never got that far (a Taobao order
+# closed unpaid, 交易关闭, has no 付款时间), and those rows would be quarantined for want of an order time.
+LATER_TIME = re.compile(r"pay|paid|ship|deliver|dispatch|receiv|complet|finish|clos|refund|return|cancel|updat|"
+                        r"modif|付款|支付|发货|收货|签收|送达|完成|关闭|结束|退款|退货|取消|修改|更新")
+# Names saying when the order was placed (订单创建时间, Order Created At), beyond the usual ones in VOCABULARY.
+PLACED_TIME = re.compile(r"order|creat|placed|purchas|invoice|receipt|sale|下单|创建|订单|购买|开单")
+CLEARLY_BETTER_FILLED = 0.02  # a share of the sampled rows: an order time filled on this many more is worth a CHECK
 
 
 def normalise(name: str) -> str:
@@ -406,8 +418,7 @@ class Match:
     field: str
     column: str
     why: str  # for the YAML comment
-
-
+    doubt: str = ""  # a reason to check the match, printed by init ("to decide: ...")
 
 
 def reads_as_number(value: str) -> bool:
@@ -479,18 +490,34 @@ def name_score(field_name: str, column: str) -> tuple[int, str] | None:
     known, pattern = VOCABULARY[field_name]
     if column.strip().lower() == field_name or name == field_name.replace("_", ""):
         return 5, "named as the field"
+    scored = None
     if name in known:
-        return 4, f"{column!r} is a usual name for {WHAT[field_name]}"
-    if re.search(pattern, name):
-        return 2, f"{column!r} reads like {WHAT[field_name]}"
-    return None
+        scored = 4, f"{column!r} is a usual name for {WHAT[field_name]}"
+    elif re.search(pattern, name):
+        scored = 2, f"{column!r} reads like {WHAT[field_name]}"
+    if field_name == "order_ts" and scored is not None:
+        return order_time_score(column, scored)
+    return scored
+
+
+def order_time_score(column: str, scored: tuple[int, str]) -> tuple[int, str]:
+    """An order time column's score: a later event's time (LATER_TIME) below every other name, so it is taken
+    only when no other column fits; a name that says the order was placed (PLACED_TIME) above a bare date/time."""
+    name = normalise(column)
+    if LATER_TIME.search(name):
+        return 1, (f"{column!r} is a time after the order was placed (paid, shipped, ...), taken as no column "
+                   "saying when the order was placed fits")
+    if scored[0] == 2 and PLACED_TIME.search(name):
+        return 3, f"{column!r} reads like when the order was placed"
+    return scored
 
 
 def match_columns(sniffed: Sniffed, fields: tuple[str, ...], prefer: dict[str, str] | None = None
                   ) -> dict[str, Match]:
-    """Contract field -> the column that maps onto it: the best-named column whose values fit, each column and
-    each field used once. `prefer`: field -> a column name to take first when the file has it (the customer id
-    the orders file uses)."""
+    """Contract field -> the column that maps onto it: the best-named column whose values fit, between names
+    scored alike the better-filled one, each column and each field used once. `prefer`: field -> a column name to
+    take first when the file has it (the customer id the orders file uses)."""
+    filled = {column: len(sniffed.values(column)) for column in sniffed.columns}  # non-empty cells in the sample
     candidates = []
     for rank, field_name in enumerate(fields):
         for column in sniffed.columns:
@@ -500,15 +527,33 @@ def match_columns(sniffed: Sniffed, fields: tuple[str, ...], prefer: dict[str, s
             if prefer and prefer.get(field_name) == column:
                 scored = (6, "the same column as in the orders file")
             if scored is not None:
-                candidates.append((-scored[0], rank, field_name, column, scored[1]))
+                candidates.append((-scored[0], rank, -filled[column], column, field_name, scored[1]))
     matches: dict[str, Match] = {}
     used: set[str] = set()
-    for _, _, field_name, column, why in sorted(candidates):
+    for _, _, _, column, field_name, why in sorted(candidates):
         if field_name in matches or column in used or not fits(field_name, sniffed.values(column)):
             continue
         matches[field_name] = Match(field_name, column, why)
         used.add(column)
+    if "order_ts" in matches:
+        others = [c for c in sniffed.columns if c not in used and c.strip() and name_score("order_ts", c)]
+        _doubt_order_time(sniffed, matches["order_ts"], others, filled)
     return matches
+
+
+def _doubt_order_time(sniffed: Sniffed, match: Match, others: list[str], filled: dict[str, int]) -> None:
+    """A CHECK when the order time was taken for its name over a clearly better-filled column that fits too: the
+    rows it leaves empty are quarantined, and by default a run with over 5% of its rows lacking a key is blocked."""
+    rows = sniffed.sample.height or 1
+    better = [c for c in others if (filled[c] - filled[match.column]) / rows >= CLEARLY_BETTER_FILLED
+              and fits("order_ts", sniffed.values(c))]
+    if not better:
+        return
+    best = max(better, key=lambda c: filled[c])
+    taken, other = f"{filled[match.column] / rows:.1%}", f"{filled[best] / rows:.1%}"
+    match.doubt = (f"{match.column} is filled on {taken} of the sampled rows, {best} on {other}; rows without an "
+                   f"order time are quarantined: if {best} says when the order was placed, map it instead")
+    match.why += f"; CHECK: {best} is better filled ({other} of the rows against {taken})"
 
 
 def flag_columns(sniffed: Sniffed, taken: set[str]) -> tuple[list[str], set[str], set[str]]:

@@ -46,6 +46,10 @@ def init(orders_path: str, customers_path: str | None, products_path: str | None
     click.echo(f"wrote {out}: shape {draft.shape}; mapped {mapped}")
     for line in draft.unmapped:
         click.echo(f"not mapped: {line}")
+    for section in draft.sections:  # a match init doubts (an order time worse filled than another date column)
+        for match in section.matches.values():
+            if match.doubt:
+                click.echo(f"to decide: {section.key}.columns.{match.field}: {match.doubt}")
     for line in draft.undecided:
         click.echo(f"to decide: {line}")
     click.echo(f"next: review {out}, then persona check --config {out}")

@@ -254,6 +254,86 @@ def test_a_taobao_style_export_maps_its_buyer_amount_and_title(tmp_path):
     assert (columns["customer_id"], columns["amount"], columns["description"]) == ("买家会员名", "实付款", "宝贝标题")
 
 
+# A Taobao seller console's order report ("导出订单报表"), a realistic subset of its columns.
+TAOBAO_HEADER = ["订单编号", "买家会员名", "买家应付货款", "总金额", "买家实际支付金额", "订单状态", "收货人姓名",
+                 "联系手机", "订单创建时间", "订单付款时间", "宝贝标题", "物流单号", "宝贝总数量", "订单关闭原因"]
+
+
+def taobao_report(path: Path, rows: int = 40, header: list[str] = TAOBAO_HEADER, paid_when_closed: bool = False
+                  ) -> Path:
+    """A GBK order report in which one order in ten was closed unpaid (交易关闭): no payment time, no tracking
+    number, nothing paid, unless paid_when_closed fills its payment time too."""
+    lines = [",".join(header)]
+    for i in range(rows):
+        closed = i % 10 == 3
+        created = f"2024-03-{i % 28 + 1:02d} 10:{i:02d}:00"
+        paid = f"2024-03-{i % 28 + 1:02d} 10:{i:02d}:40" if paid_when_closed or not closed else ""
+        by_name = {"订单编号": f"{3600000000000 + i}", "买家会员名": f"tb_{i % 7}", "买家应付货款": "88.00",
+                   "总金额": "88.00", "买家实际支付金额": "0.00" if closed else "88.00",
+                   "订单状态": "交易关闭" if closed else "交易成功", "收货人姓名": "张三", "联系手机": "138****0000",
+                   "订单创建时间": created, "订单付款时间": paid, "宝贝标题": f"夏季连衣裙{i}",
+                   "物流单号": "" if closed else f"YT{i:06d}", "宝贝总数量": "1",
+                   "订单关闭原因": "买家不想买了" if closed else "订单未关闭"}
+        by_name |= {"创建时间": created, "付款时间": paid, "Order Created": created, "Payment Date": paid}
+        lines.append(",".join(by_name[name] for name in header))
+    path.write_bytes(("\n".join(lines) + "\n").encode("gbk"))
+    return path
+
+
+def test_a_taobao_order_report_is_timed_by_its_creation_not_its_payment(tmp_path):
+    # 订单付款时间 is empty on the closed orders: taken as the order time, their rows would be quarantined for want
+    # of one and the key-coverage gate would block the run. 订单创建时间 is filled on every row.
+    orders = taobao_report(tmp_path / "ExportOrderList.csv")
+    config, printed = init_ok(tmp_path, orders)
+    assert config["orders"]["encoding"] == "gbk"
+    assert config["orders"]["columns"]["order_ts"] == "订单创建时间"
+    assert config["orders"]["date_formats"] == ["%Y-%m-%d %H:%M:%S"]
+    assert "# not mapped: 订单付款时间" in (tmp_path / "shop.yaml").read_text(encoding="utf-8")
+    assert not [line for line in printed if "order_ts" in line or "date_formats" in line]
+
+
+@pytest.mark.parametrize(("created", "paid"), [("订单创建时间", "订单付款时间"), ("创建时间", "付款时间"),
+                                               ("Order Created", "Payment Date")])
+@pytest.mark.parametrize("payment_first", [False, True])
+def test_the_creation_time_wins_when_the_payment_time_is_filled_too(tmp_path, created, paid, payment_first):
+    # Every order paid: no column is better filled, the name decides, wherever the columns stand.
+    times = [paid, created] if payment_first else [created, paid]
+    header = ["订单编号", "买家会员名", *times, "买家实际支付金额", "宝贝标题"]
+    orders = taobao_report(tmp_path / "orders.csv", header=header, paid_when_closed=True)
+    config, printed = init_ok(tmp_path, orders)
+    assert config["orders"]["columns"]["order_ts"] == created
+    assert not [line for line in printed if "order_ts" in line]
+
+
+def test_a_payment_time_is_the_order_time_when_nothing_else_is(tmp_path):
+    orders = taobao_report(tmp_path / "orders.csv", header=["订单编号", "买家会员名", "订单付款时间", "买家实际支付金额"])
+    config, _ = init_ok(tmp_path, orders)
+    assert config["orders"]["columns"]["order_ts"] == "订单付款时间"
+    assert "'订单付款时间' is a time after the order was placed" in (tmp_path / "shop.yaml").read_text(encoding="utf-8")
+
+
+def test_an_order_time_worse_filled_than_another_date_column_is_to_check(tmp_path):
+    # 下单时间 (a usual name for the order time) is taken over 导出时间 (the export's time, a name that only reads like
+    # a time); but it is empty on a fifth of the rows, which would be quarantined: init says so.
+    orders = tmp_path / "orders.csv"
+    orders.write_text("订单号,会员号,下单时间,导出时间,品类,金额\n" + "".join(
+        f"D{i},U{i},{'' if i % 5 == 0 else f'2024-03-0{i % 9 + 1} 10:00:00'},2024-04-01 08:00:00,生鲜,{i}.00\n"
+        for i in range(10)), encoding="utf-8")
+    config, printed = init_ok(tmp_path, orders)
+    assert config["orders"]["columns"]["order_ts"] == "下单时间"
+    assert printed == ["not mapped: orders: orders.csv column '导出时间' not mapped (no contract field matches)",
+                       "to decide: orders.columns.order_ts: 下单时间 is filled on 80.0% of the sampled rows, 导出时间 "
+                       "on 100.0%; rows without an order time are quarantined: if 导出时间 says when the order was "
+                       "placed, map it instead"]
+    assert "CHECK: 导出时间 is better filled (100.0% of the rows against 80.0%)" in (tmp_path / "shop.yaml").read_text(
+        encoding="utf-8")
+    # Between two usual names, the better-filled one is taken, with nothing to check.
+    orders.write_text(orders.read_text(encoding="utf-8").replace("导出时间", "日期"), encoding="utf-8")
+    config, printed = init_ok(tmp_path, orders, "--force")
+    assert config["orders"]["columns"]["order_ts"] == "日期"
+    assert not [line for line in printed if "order_ts" in line]
+
+
 def test_init_takes_a_column_for_an_amount_exactly_when_staging_reads_its_values():
     # One rule for both: what persona init counts as numeric is what staging's amount cast reads.
     values = ["12", "12.50", "-3", "1e3", "¥1,234.50", "￥355.01", "411.75元", "-¥12.50", "￥８８．５０", "１２",
