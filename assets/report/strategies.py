@@ -39,6 +39,7 @@ from assets.report.data import (
 from assets.report.facts import FactBook, FactRef, Sentence, compose
 from assets.segments.labels import category_group
 from assets.segments.value_tiers import ALL_VALUE_TIERS, RFM_TIERS
+from pipelines.core.config import yaml_problem
 
 DEFAULT_PLAYBOOK = Path(__file__).with_name("playbook.yaml")
 # libyaml's safe loader when PyYAML was built with it: the same documents, parsed in 2 ms instead of 10 ms.
@@ -189,9 +190,12 @@ def _strategy(where: str, raw: object, fallback: bool = False) -> Strategy:
 def load_playbook(path: str | Path | None = None) -> Playbook:
     source = Path(path) if path else DEFAULT_PLAYBOOK
     try:
-        document = yaml.load(source.read_text(encoding="utf-8"), Loader=YAML_LOADER) or {}
-    except (OSError, yaml.YAMLError) as exc:
+        text = source.read_text(encoding="utf-8")
+        document = yaml.load(text, Loader=YAML_LOADER) or {}
+    except OSError as exc:
         raise PlaybookError(f"{source}: cannot read the playbook ({exc.__class__.__name__}: {exc})") from exc
+    except yaml.YAMLError as exc:
+        raise PlaybookError(f"{source}: not valid YAML: {yaml_problem(exc, text)}") from None
     try:
         if not isinstance(document, dict) or set(document) - {"strategies", "fallback", "max_per_segment"}:
             raise PlaybookError("top level: only strategies, fallback and max_per_segment are allowed")

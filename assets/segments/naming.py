@@ -47,6 +47,7 @@ from assets.segments.labels import (
     payment_names,
 )
 from assets.segments.vocabulary import load_vocabulary, normalize
+from pipelines.core.config import yaml_problem
 
 DEFAULT_ARCHETYPES = Path(__file__).with_name("archetypes.yaml")
 PREVIOUS_NAME_BONUS = 0.5  # added to a still-valid archetype the segment had before
@@ -77,11 +78,15 @@ class SegmentName:
 
 def load_archetypes(path: str | Path | None = None) -> list[Archetype]:
     source = Path(path) if path else DEFAULT_ARCHETYPES
+    text = ""
     try:
-        document = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+        text = source.read_text(encoding="utf-8")
+        document = yaml.safe_load(text) or {}
         return [Archetype(key=a["key"], name_zh=a["name_zh"], name_en=a["name_en"], require=list(a["require"]),
                           prefer=list(a.get("prefer") or [])) for a in document["archetypes"]]
-    except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{source}: not valid YAML: {yaml_problem(exc, text)}") from None
+    except (OSError, KeyError, TypeError) as exc:
         raise ValueError(f"{source}: cannot read archetype rules ({exc.__class__.__name__}: {exc})") from exc
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from pipelines.core.config import yaml_problem
+
 VOCABULARY_FILE = Path(__file__).with_name("vocabulary.yaml")
 
 # Characters that only separate words: "fresh meat", "fresh_meat", "fresh-meat" and "fruit & veg" / "fruitveg"
@@ -83,10 +85,14 @@ def _lexicon(section: dict, source: Path, groups: dict | None) -> Lexicon:
 def load_vocabulary(path: str | Path = VOCABULARY_FILE) -> Vocabulary:
     """The vocabulary in `path`, read once per process (the built-in file never changes while it runs)."""
     source = Path(path)
+    text = ""
     try:
-        document = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+        text = source.read_text(encoding="utf-8")
+        document = yaml.safe_load(text) or {}
         groups = {name: (str(zh), str(en)) for name, (zh, en) in document["groups"].items()}
         return Vocabulary(groups, _lexicon(document["categories"], source, groups),
                           _lexicon(document["payments"], source, None))
-    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
+    except yaml.YAMLError as exc:  # PyYAML's own message spans several lines
+        raise ValueError(f"{source}: not valid YAML: {yaml_problem(exc, text)}") from None
+    except (OSError, KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{source}: cannot read the vocabulary ({exc.__class__.__name__}: {exc})") from exc

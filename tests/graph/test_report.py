@@ -524,6 +524,14 @@ def test_playbook_mistakes_name_the_place(tmp_path, text, message):
     assert str(playbook) in str(failure.value) and "strategies[0]" in str(failure.value)
 
 
+def test_a_playbook_yaml_syntax_error_is_one_line_naming_line_and_column(tmp_path):
+    playbook = write_file(tmp_path / "playbook.yaml", "strategies:\n  - key: x\n     title: {zh: 甲, en: A}\n")
+    with pytest.raises(PlaybookError) as failure:
+        load_playbook(playbook)
+    assert str(failure.value) == (f"{playbook}: not valid YAML: line 3, column 11: mapping values are not allowed "
+                                  "in this context")
+
+
 def test_every_segment_strategy_is_limited_and_ordered(demo):
     data, book, plans = _plans(demo)
     playbook = load_playbook()

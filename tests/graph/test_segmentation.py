@@ -320,3 +320,12 @@ def test_support_counts_come_from_the_features_and_rule_out_thin_traits():
     loose = NameSupport(min_category_buyers_share=0.0, min_segment_buyers=1, min_profile_coverage_for_names=0.0)
     names = name_segments(list(profiles.values()), [], CAVIAR, {}, {}, support=loose)
     assert "caviar" in names[3].en.lower()
+
+
+def test_an_archetypes_file_yaml_syntax_error_is_one_line_naming_line_and_column(tmp_path):
+    rules = tmp_path / "archetypes.yaml"
+    rules.write_text("archetypes:\n  - key: x\n    name_zh: [甲\n", encoding="utf-8")
+    with pytest.raises(ValueError) as failure:
+        load_archetypes(rules)
+    assert str(failure.value) == (f"{rules}: not valid YAML: line 4, column 1: expected ',' or ']', but got "
+                                  "'<stream end>' (while parsing a flow sequence at line 3, column 14)")
