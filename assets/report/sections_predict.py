@@ -166,7 +166,7 @@ def section_churn(data: ReportData, book: FactBook) -> Section:
     return section
 
 
-# At or above this share of the customers at risk, the at_risk list hardly singles anyone out: in a shop where most
+# At or above this share of the customers at risk, the at_risk list holds too many to act on as one: in a shop where most
 # customers buy once, most are likely not to buy again within the horizon, and the threshold marks them all.
 MOST_AT_RISK = 0.5
 
@@ -182,9 +182,9 @@ def _say_if_most_are_at_risk(section: Section, book: FactBook, data: ReportData)
                      "JOIN segments.customer_value_tiers t USING (customer_id) "
                      "LEFT JOIN predict.churn_risk r USING (customer_id) "
                      f"WHERE s.segment_id IN {_detailed_ids(data)}")
-    section.say(compose("这占客户的 {s}：按这个阈值，名单几乎没有筛选作用。请按 churn_risk 从高到低，在预算内联系排在最前的客户。", s=share),
-                compose("That is {s} of the customers: at this threshold the list hardly singles anyone out. Rank "
-                        "them by churn_risk and contact the top of the list, as many as the budget allows.", s=share))
+    section.say(compose("这占客户的 {s}，人数太多，不宜作为一份名单全部联系：请按 churn_risk 从高到低，在预算内先联系排在最前的客户。", s=share),
+                compose("That is {s} of the customers, too many to contact as one list: rank them by churn_risk and "
+                        "contact the top of the list first, as many as the budget allows.", s=share))
 
 
 def _say_what_to_do(section: Section, data: ReportData, run: dict) -> None:
@@ -309,7 +309,7 @@ def say_customer_value(section: Section, data: ReportData, book: FactBook) -> No
     # BG/NBD lets a customer drop out only after a repeat purchase, so p_alive is 1 for every one-time buyer, however
     # long ago: an audience "p_alive below x" would miss exactly the customers who bought once and left.
     section.say(compose("逐人数值见 predict.customer_value（expected_purchases、expected_spend、p_alive）；可用于决定每项策略值得投入在哪些客户身上。"
-                        "注意：只购买过一次的客户 p_alive 总是 1（模型只有在再次购买之后才能看出客户是否离开），挑选时请同时看 frequency（再次购买次数）。"),
+                        "注意：只购买过一次的客户 p_alive 总是等于一（模型只有在再次购买之后才能看出客户是否离开），挑选时请同时看 frequency（再次购买次数）。"),
                 compose("Per-customer values are in predict.customer_value (expected_purchases, expected_spend, "
                         "p_alive): use them to decide which customers a strategy is worth spending on. Note that "
                         "p_alive is always one for customers who bought only once (the model sees a customer leave "

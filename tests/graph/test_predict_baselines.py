@@ -250,15 +250,14 @@ def test_the_churn_section_advises_reaching_out_only_on_a_model_that_earns_it(ru
 
 
 def test_the_churn_section_says_when_the_threshold_marks_most_customers():
-    # 790 of 800 at risk (a shop of one-time buyers): the list singles out hardly anyone.
+    # 790 of 800 at risk (a shop of one-time buyers): too many to contact as one list.
     at_risk = pl.DataFrame({"segment_id": [0, 1], "members": [500, 300], "at_risk": [495, 295]})
     data = SimpleNamespace(at_risk=at_risk, detailed=[SimpleNamespace(segment_id=0), SimpleNamespace(segment_id=1)])
     book, section = FactBook(), Section("churn_risk", {"zh": "", "en": ""}, [])
     _say_if_most_are_at_risk(section, book, data)
     [said_en], [said_zh] = section.paragraphs["en"], section.paragraphs["zh"]
-    assert said_en.text(book) == ("That is 98.8% of the customers: at this threshold the list hardly singles anyone "
-                                  "out. Rank them by churn_risk and contact the top of the list, as many as the budget "
-                                  "allows.")
+    assert said_en.text(book) == ("That is 98.8% of the customers, too many to contact as one list: rank them by "
+                                  "churn_risk and contact the top of the list first, as many as the budget allows.")
     assert "这占客户的 98.8%" in said_zh.text(book)
     # A third at risk: the list does single customers out, and nothing more is said.
     section = Section("churn_risk", {"zh": "", "en": ""}, [])
