@@ -233,6 +233,9 @@ def _leftovers(draft: Draft, section: Section) -> None:
             continue
         elif section.key == "orders" and draft.shape == "long" and any(name_score(f, column) for f in PROFILE_FIELDS):
             why = "a customer profile field: long-shape orders take profiles from a customer file (--customers)"
+        elif section.key == "orders" and "order_ts" in section.matches and name_score("order_ts", column):
+            # A second time of the order (paid, shipped, ...): say which one order_ts took, not "no field matches".
+            why = f"another time of the order; order_ts takes {section.matches['order_ts'].column}"
         else:
             why = "no contract field matches"
         section.unmapped[column] = why
