@@ -19,8 +19,8 @@ import string
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-KINDS = ("count", "pct", "money", "number", "decimal", "lift", "score", "int", "date", "datetime", "text", "param",
-         "pp", "signed", "pvalue", "change")
+KINDS = ("count", "pct", "money", "number", "decimal", "lift", "ratio", "score", "int", "date", "datetime", "text",
+         "param", "pp", "signed", "pvalue", "change")
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,8 @@ def format_value(kind: str, value: object, language: str = "en") -> str:
     if kind == "lift":
         digits = f"{number:.1f}" if number >= 0.95 else f"{number:.2f}"
         return f"{digits} 倍" if language == "zh" else f"{digits}×"
+    if kind == "ratio":  # a ratio judged against a threshold near 1 (1.06× against 1.1×): two decimals always
+        return f"{number:.2f} 倍" if language == "zh" else f"{number:.2f}×"
     if kind == "change":  # a relative change (week on week), signed
         return f"{number * 100:+.1f}%"
     if kind == "score":

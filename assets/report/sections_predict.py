@@ -68,6 +68,14 @@ def _high_value_fact(book: FactBook, data: ReportData, segment_id: int, column: 
     return book.add(f"seg{segment_id}.churn.{column}", kind, value, sql, [segment_id])
 
 
+def rules_add_little(run: dict) -> bool:
+    """The published co-purchase rules beat popularity on the held-out window, but by less than
+    predict.min_lift_over_popularity: recommendations_beat_popularity warns, and the report says so too."""
+    lift, bar = run.get("lift_over_popularity"), run.get("min_lift_over_popularity")
+    return (run.get("status") == EVALUATED and run.get("published_source") != SOURCE_POPULARITY
+            and lift is not None and bar is not None and lift < bar)
+
+
 def adds_nothing_over_recency(run: dict) -> bool:
     """The model's held-out AUC is less than min_gain_over_recency above ranking by recency alone (False for runs
     judged before the comparison was recorded)."""
@@ -344,8 +352,8 @@ def section_next_category(data: ReportData, book: FactBook) -> Section:
         evaluated, hit = _run_fact(book, table, run, "customers_evaluated", "count"), _run_fact(book, table, run,
                                                                                               "hit_rate", "pct")
         popular = _run_fact(book, table, run, "popularity_hit_rate", "pct")
-        lift, top = _run_fact(book, table, run, "lift_over_popularity", "lift"), _run_fact(book, table, run, "top_n",
-                                                                                           "int")
+        lift, top = _run_fact(book, table, run, "lift_over_popularity", "ratio"), _run_fact(book, table, run, "top_n",
+                                                                                            "int")
         horizon = _run_fact(book, table, run, "horizon_days", "int")
         section.say(
             compose("推荐来自“买过甲的客户也买乙”的共同购买规则（支持度、置信度、提升度），为每位客户挑出尚未买过的前 {k} 个品类。"
@@ -360,6 +368,13 @@ def section_next_category(data: ReportData, book: FactBook) -> Section:
             section.say(compose("规则没有超过热门品类，因此本次发布的推荐（predict.next_category）改为每位客户尚未买过的最热门品类。"),
                         compose("The rules do not beat popularity, so the published recommendations "
                                 "(predict.next_category) are each customer's most popular categories not bought yet."))
+        elif rules_add_little(run):
+            least = _run_fact(book, table, run, "min_lift_over_popularity", "ratio")
+            section.say(compose("这低于要求的 {m}（predict.min_lift_over_popularity）：规则略胜热门品类，因此仍然发布，但提升有限，"
+                                "下面的组合与热销品类相差不大。", m=least),
+                        compose("That is below the {m} required (predict.min_lift_over_popularity): the rules beat "
+                                "popularity, so they are published, but they add little; the bundles below are close "
+                                "to the best sellers.", m=least))
     else:
         _not_available(section, book, table, run, {"zh": "在后续时间段检验推荐", "en": "evaluation on a later period"})
         section.say(compose("推荐仍由全部购物篮中的共同购买规则得出。"),
@@ -447,4 +462,11 @@ def weak_results(data: ReportData, book: FactBook) -> dict[str, list[Sentence]]:
             compose("The co-purchase rules hit {r} on the later period, no better than recommending the most popular "
                     "categories ({p}); the published recommendations are therefore the most popular categories.",
                     r=hit, p=popular))
+    elif recs is not None and rules_add_little(recs):
+        table = "recommendation_eval"
+        lift = _run_fact(book, table, recs, "lift_over_popularity", "ratio")
+        least = _run_fact(book, table, recs, "min_lift_over_popularity", "ratio")
+        say(compose("共同购买规则的命中率只有热门品类推荐的 {l}，低于要求的 {m}：推荐与热销品类相差不大。", l=lift, m=least),
+            compose("The co-purchase rules hit only {l} as often as recommending the most popular categories, below "
+                    "the required {m}: the recommendations add little over the best sellers.", l=lift, m=least))
     return banner

@@ -214,6 +214,22 @@ def test_banner_says_each_weak_result_in_both_languages():
     assert weak_results(unjudged, FactBook()) == {"zh": [], "en": []}
 
 
+def test_rules_that_beat_popularity_by_less_than_the_bar_are_said_to_add_little():
+    # A trial's Shopify export: the rules hit 1.06x as often as popularity, so they were published, and the check
+    # warned (below 1.1); the report said "the rules do 1.1× as well" and nothing more.
+    close = {"run_id": "r1", "status": EVALUATED, "hit_rate": 0.944, "popularity_hit_rate": 0.889,
+             "lift_over_popularity": 0.944 / 0.889, "min_lift_over_popularity": 1.1, "published_source": SOURCE_RULES}
+    book = FactBook()
+    banner = weak_results(SimpleNamespace(churn_run=None, recommendation_eval=close), book)
+    assert [s.text(book) for s in banner["en"]] == [
+        "The co-purchase rules hit only 1.06× as often as recommending the most popular categories, below the "
+        "required 1.10×: the recommendations add little over the best sellers."]
+    assert [s.text(book, "zh") for s in banner["zh"]] == ["共同购买规则的命中率只有热门品类推荐的 1.06 倍，低于要求的 1.10 倍：推荐与热销品类相差不大。"]
+    # At the bar or above, nothing is weak.
+    at_bar = {**close, "lift_over_popularity": 1.1}
+    assert weak_results(SimpleNamespace(churn_run=None, recommendation_eval=at_bar), FactBook()) == {"zh": [], "en": []}
+
+
 @pytest.mark.parametrize(("gain", "en", "zh"), [
     (-0.027, "the model does worse (a difference of -0.027, where it should be at least 0.010 higher)",
      "模型的 AUC 反而低了（相差 -0.027，至少应高出 0.010）"),
