@@ -124,7 +124,7 @@ class RunSummary:
     rows_quarantined: int
     duplicates_removed: int
     read_by_input: tuple[tuple[str, int], ...] = ()  # (orders, n), (customers, n), ... as read this run
-    rows_set_aside: int = 0  # of rows_quarantined: cancelled orders and returns
+    rows_set_aside: int = 0  # of rows_quarantined: cancelled, returned or no customer id
 
     def lines(self, warnings: int) -> list[str]:
         """The summary as plain lines (customers, segments, rows, warnings); the verdict and paths follow. With more
@@ -145,8 +145,8 @@ class RunSummary:
         if not self.rows_set_aside:
             return ""
         if self.rows_set_aside == self.rows_quarantined:
-            return " (all cancelled orders or returns)"
-        return f" ({self.rows_set_aside:,} of them cancelled orders or returns)"
+            return " (all set aside: cancelled, returned or without a customer id)"
+        return f" ({self.rows_set_aside:,} of them set aside: cancelled, returned or without a customer id)"
 
 
 def summary_lines(warehouse: Path, run_id: str, warnings: int, sql_command: str = "persona sql") -> list[str]:

@@ -33,6 +33,7 @@ import vl_convert
 
 from assets.report.chart_files import ChartFileWriter, javascript_bundle, render_png
 from assets.report.charts import build_charts
+from assets.report.coverage import coverage_sentences, load_coverage
 from assets.report.data import MIN_DETAIL_SIZE, ReportData, load_report_data
 from assets.report.facts import FactBook
 from assets.report.html import render_page, segmentation_verdict
@@ -68,16 +69,19 @@ class Report:
 
 def build_report(con: duckdb.DuckDBPyConnection, reports_dir: Path, category_labels: dict | None = None,
                  playbook_path: str | Path | None = None, chart_files: bool = True,
-                 bundle_cache: Path | None = None, has_categories: bool = True) -> Report:
+                 bundle_cache: Path | None = None, has_categories: bool = True, run_id: str | None = None) -> Report:
     """Reads the warehouse through `con` and writes the pages (and chart files) under `reports_dir`.
     `bundle_cache`: a file keeping the pages' script bundle between runs (see chart_files.javascript_bundle).
-    `has_categories`: False for an export declared without categories (SourceConfig.has_categories)."""
+    `has_categories`: False for an export declared without categories (SourceConfig.has_categories).
+    `run_id`: the run building the report, whose order rows the opening says where they went (coverage.py)."""
     # The chart writer starts its helper process first, so the helper is ready when the charts are.
     with ChartFileWriter() if chart_files else contextlib.nullcontext() as chart_writer:
         data = load_report_data(con, category_labels, has_categories)
         book = FactBook()
         plans = plan(data, book, load_playbook(playbook_path))
         narrative = build_narrative(data, book, plans)
+        for language, sentences in coverage_sentences(book, load_coverage(con, run_id)).items():
+            narrative.intro[language].extend(sentences)
         keys = [key for section in narrative.sections for key in section.charts]
         specs = {language: build_charts(data, language, keys) for language in LANGUAGES}
         reports_dir.mkdir(parents=True, exist_ok=True)
@@ -174,7 +178,8 @@ def summary_markdown(report: Report) -> str:
     group_name="report",
     kinds={"html", "altair"},
 )
-def segment_report(warehouse: WarehouseResource, source: SourceResource) -> dg.MaterializeResult:
+# context is left unannotated: this module's annotations are strings (__future__), which Dagster refuses for it.
+def segment_report(context, warehouse: WarehouseResource, source: SourceResource) -> dg.MaterializeResult:
     """The bilingual insight report, written beside the working database (work/reports/) and published with the
     warehouse as its reports/ folder: report_zh.html and report_en.html (offline, self-contained), and
     charts/*.png|svg for slides. Summary, charts with interpretations and strategies per segment, every number read
@@ -183,7 +188,7 @@ def segment_report(warehouse: WarehouseResource, source: SourceResource) -> dg.M
     with warehouse.connect(read_only=True) as con:
         report = write_report_folder(con, warehouse.work_reports_dir, category_labels=dict(config.category_labels),
                                      bundle_cache=bundle_cache_file(warehouse.file),
-                                     has_categories=config.has_categories)
+                                     has_categories=config.has_categories, run_id=context.run_id)
     crash_point("report:written")
     return dg.MaterializeResult(
         metadata={

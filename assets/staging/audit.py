@@ -21,8 +21,8 @@ def ensure_quality_tables(con: duckdb.DuckDBPyConnection) -> None:
         run_id VARCHAR, input VARCHAR, source_file VARCHAR, rows_read BIGINT, rows_loaded BIGINT,
         rows_quarantined BIGINT, duplicates_removed BIGINT, exact_duplicates BIGINT,
         conflicting_duplicates BIGINT, audited_at TIMESTAMP)""")
-    # Of rows_quarantined, those set aside only as cancelled orders or returns (rules.SET_ASIDE_ONLY); NULL in
-    # audits written before it was counted.
+    # Of rows_quarantined, the order rows set aside only as cancelled orders, returns or sales without a customer
+    # (rules.SET_ASIDE_ONLY); NULL in audits written before it was counted.
     con.execute("ALTER TABLE quality.load_audit ADD COLUMN IF NOT EXISTS rows_set_aside BIGINT")
     con.execute("""CREATE TABLE IF NOT EXISTS quality.removed_duplicates (
         run_id VARCHAR, input VARCHAR, source_file VARCHAR, source_row BIGINT, duplicate_of_file VARCHAR,
@@ -106,7 +106,7 @@ def write_load_audit(con: duckdb.DuckDBPyConnection, run_id: str, shape: str) ->
         ),
         quarantined AS (
             SELECT input, source_file, count(*) AS n,
-                   count(*) FILTER (WHERE regexp_full_match(reason, $set_aside)) AS set_aside_n
+                   count(*) FILTER (WHERE input = 'orders' AND regexp_full_match(reason, $set_aside)) AS set_aside_n
             FROM quality.quarantine WHERE run_id = $run_id GROUP BY ALL
         ),
         removed AS (

@@ -10,6 +10,7 @@ from assets.staging.keys import id_text, id_variant
 from assets.staging.rules import (
     CANCELLED_REASON_OPENING,
     FUTURE_RULE,
+    MISSING_CUSTOMER,
     PAYMENT_RULE,
     PROFILE_RULES,
     RETURNS_KEPT_OUT,
@@ -268,7 +269,7 @@ def type_long_orders(
             if products is not None and products.unknown_sku == "quarantine" else ""
         category_rules.append(Rule("category", f"category IS NULL{unknown_sku}", "'missing category'", "NULL"))
     rules = [
-        Rule("customer_id", "customer_id IS NULL", "'missing customer_id'", "NULL"),
+        Rule("customer_id", "customer_id IS NULL", sql_literal(MISSING_CUSTOMER), "NULL"),
         *([] if config.derives_order_id else [Rule("order_id", "order_id IS NULL", "'missing order_id'", "NULL")]),
         *category_rules,
         *order_ts_rules(required=True),
@@ -368,7 +369,7 @@ def type_wide_orders(
             f"{alias}_text",
         ))
     rules = [
-        Rule("customer_id", "customer_id IS NULL", "'missing customer_id'", "NULL"),
+        Rule("customer_id", "customer_id IS NULL", sql_literal(MISSING_CUSTOMER), "NULL"),
         Rule("amount", "amount_text IS NULL", "'missing amount'", "NULL"),
         *numeric_rules(["amount"]),
         Rule("amount", "amount < 0", sql_literal(f"negative basket value (a return); {RETURNS_KEPT_OUT}"),
@@ -409,7 +410,7 @@ def type_wide_orders(
 
 
 def customer_typing_sql() -> str:
-    rules = [Rule("customer_id", "customer_id IS NULL", "'missing customer_id'", "NULL"), *PROFILE_RULES]
+    rules = [Rule("customer_id", "customer_id IS NULL", sql_literal(MISSING_CUSTOMER), "NULL"), *PROFILE_RULES]
     return f"""
         CREATE OR REPLACE TEMP TABLE typed_customers AS
         WITH ids AS (SELECT *, {id_text('customer_id')} AS customer_id_normal FROM raw.customers),

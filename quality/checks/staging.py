@@ -59,7 +59,7 @@ def quarantine_share_within_limit(
 
 def _over_the_limit(worst: dict, limit: float) -> str:
     set_aside = worst["rows_set_aside"]
-    besides = f" (besides {set_aside:,} cancelled orders and returns, which do not count)" if set_aside else ""
+    besides = f" (besides {set_aside:,} set aside: cancelled, returned or without a customer id)" if set_aside else ""
     return (f"{worst['source_file']}: {worst['share']:.1%} of rows quarantined{besides}, above "
             f"quality.max_quarantine_share {limit:.1%}")
 

@@ -50,9 +50,10 @@ def test_summary_says_how_many_quarantined_rows_are_cancelled_orders_or_returns(
         con.execute("INSERT INTO quality.load_audit VALUES ('r1', 'orders', 1000, 880, 120, 0, 106), "
                     "('r2', 'orders', 50, 45, 5, 0, 5), ('r3', 'orders', 50, 50, 0, 0, NULL)")
     assert summary_lines(warehouse, "r1", 0)[0] == (
-        "Rows:      1,000 read this run, 880 loaded, 120 quarantined (106 of them cancelled orders or returns), "
-        "0 duplicates removed")
+        "Rows:      1,000 read this run, 880 loaded, 120 quarantined (106 of them set aside: cancelled, returned or "
+        "without a customer id), 0 duplicates removed")
     assert summary_lines(warehouse, "r2", 0)[0] == (
-        "Rows:      50 read this run, 45 loaded, 5 quarantined (all cancelled orders or returns), 0 duplicates removed")
+        "Rows:      50 read this run, 45 loaded, 5 quarantined (all set aside: cancelled, returned or without a "
+        "customer id), 0 duplicates removed")
     assert summary_lines(warehouse, "r3", 0)[0] == (
         "Rows:      50 read this run, 50 loaded, 0 quarantined, 0 duplicates removed")

@@ -1,0 +1,78 @@
+"""What the report covers: the order rows this run read and where they went (quality.load_audit), so that a reader
+sees, for example, that most of a till's sales were to walk-in customers without a member card and are in no
+segment. Every number is a fact proved by a query on the audit or the quarantine of the run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+from assets.report.facts import FactBook, Sentence, compose
+from assets.staging.rules import MISSING_CUSTOMER, SET_ASIDE_ONLY
+from pipelines.core.sql import table_columns
+
+_AUDIT = "FROM quality.load_audit WHERE run_id = ? AND input = 'orders'"
+# The set-aside rows without a customer id (walk-in or guest sales, maybe also cancelled or returned): set aside by
+# the audit's own rule (SET_ASIDE_ONLY, bound as the second parameter), missing customer_id their first reason.
+_WITHOUT_CUSTOMER = (f"FROM quality.quarantine WHERE run_id = ? AND input = 'orders' "
+                     f"AND regexp_full_match(reason, ?) AND starts_with(reason, '{MISSING_CUSTOMER}')")
+
+
+@dataclass(frozen=True)
+class Coverage:
+    run_id: str
+    read: int
+    loaded: int
+    set_aside: int
+    without_customer: int
+    faults: int  # quarantined and not set aside
+    duplicates: int
+
+
+def load_coverage(con: duckdb.DuckDBPyConnection, run_id: str | None) -> Coverage | None:
+    """This run's order rows by where they went; None without a run, or for an audit older than rows_set_aside."""
+    if run_id is None or "rows_set_aside" not in (table_columns(con, "quality.load_audit") or []):
+        return None
+    read, loaded, quarantined, set_aside, duplicates = con.execute(
+        "SELECT sum(rows_read), sum(rows_loaded), sum(rows_quarantined), sum(rows_set_aside), "
+        f"sum(duplicates_removed) {_AUDIT}", [run_id]).fetchone()
+    if not read:
+        return None
+    without_customer = con.execute(f"SELECT count(*) {_WITHOUT_CUSTOMER}", [run_id, SET_ASIDE_ONLY]).fetchone()[0]
+    return Coverage(run_id, int(read), int(loaded), int(set_aside or 0), int(without_customer),
+                    int(quarantined) - int(set_aside or 0), int(duplicates))
+
+
+def coverage_sentences(book: FactBook, coverage: Coverage | None) -> dict[str, list[Sentence]]:
+    """One sentence per language: the order rows this run read, loaded, set aside (and how many of them had no
+    customer id), quarantined as faults and removed as duplicates. Empty without a coverage."""
+    if coverage is None:
+        return {"zh": [], "en": []}
+    def fact(key: str, value: int, select: str, source: str = _AUDIT):
+        params = [coverage.run_id, SET_ASIDE_ONLY] if source == _WITHOUT_CUSTOMER else [coverage.run_id]
+        return book.add(f"coverage.{key}", "count", value, f"SELECT {select} {source}", params)
+
+    read, loaded = fact("read", coverage.read, "sum(rows_read)"), fact("loaded", coverage.loaded, "sum(rows_loaded)")
+    zh = compose("本次运行读取订单行 {r} 行，载入 {l} 行", r=read, l=loaded)
+    en = compose("This run read {r} order rows and loaded {l}", r=read, l=loaded)
+    if coverage.set_aside:
+        aside = fact("set_aside", coverage.set_aside, "sum(rows_set_aside)")
+        zh += compose("；{a} 行另行搁置（已取消、退货或没有客户编号）", a=aside)
+        en += compose("; {a} were set aside (cancelled, returned or without a customer id)", a=aside)
+        if coverage.without_customer:
+            anonymous = fact("without_customer", coverage.without_customer, "count(*)", _WITHOUT_CUSTOMER)
+            zh += compose("，其中 {n} 行没有客户编号（散客或游客订单），不计入任何客群", n=anonymous)
+            en += compose(", {n} of them without a customer id (walk-in or guest sales), which are in no segment",
+                          n=anonymous)
+    if coverage.faults:
+        faults = fact("faults", coverage.faults, "sum(rows_quarantined) - sum(rows_set_aside)")
+        zh += compose("；{q} 行因数据错误被隔离", q=faults)
+        en += compose("; {q} were quarantined as faults of the export", q=faults)
+    if coverage.duplicates:
+        duplicates = fact("duplicates", coverage.duplicates, "sum(duplicates_removed)")
+        zh += compose("；删除重复行 {d} 行", d=duplicates)
+        en += compose("; duplicates removed: {d}", d=duplicates)
+    zh += compose("。明细见 quality.load_audit 与 quality.quarantine。")
+    en += compose(". Details are in quality.load_audit and quality.quarantine.")
+    return {"zh": [zh], "en": [en]}

@@ -1,0 +1,56 @@
+"""The report's opening says where this run's order rows went, walk-in sales without a customer id included, each
+number a fact whose query gives it back."""
+
+import duckdb
+
+from assets.report.coverage import coverage_sentences, load_coverage
+from assets.report.facts import FactBook
+
+
+def _warehouse(path, set_aside=True):
+    con = duckdb.connect(str(path))
+    con.execute("CREATE SCHEMA quality")
+    con.execute("CREATE TABLE quality.load_audit (run_id VARCHAR, input VARCHAR, source_file VARCHAR, rows_read BIGINT, "
+                "rows_loaded BIGINT, rows_quarantined BIGINT, duplicates_removed BIGINT"
+                + (", rows_set_aside BIGINT)" if set_aside else ")"))
+    con.execute("CREATE TABLE quality.quarantine (run_id VARCHAR, input VARCHAR, reason VARCHAR)")
+    return con
+
+
+def test_a_till_with_walk_in_sales_says_they_are_in_no_segment(tmp_path):
+    con = _warehouse(tmp_path / "w.duckdb")
+    # Two files of a POS export: 6 walk-in sales (one also a return), a cancelled order, a line whose amount is not
+    # a number, and a walk-in line with a bad amount (a fault: it fails more than the missing customer).
+    con.execute("INSERT INTO quality.load_audit VALUES ('r1', 'orders', 'a.csv', 12, 4, 8, 0, 7), "
+                "('r1', 'orders', 'b.csv', 3, 1, 1, 1, 0), ('r1', 'customers', 'm.csv', 5, 4, 1, 0, 0), "
+                "('r0', 'orders', 'a.csv', 99, 99, 0, 0, 0)")
+    reasons = ["missing customer_id"] * 5 + [
+        "missing customer_id; return line (negative amount); returns are kept out of purchase features",
+        "cancelled order (status 已取消)", "amount is not a number", "missing customer_id; amount is not a number"]
+    con.executemany("INSERT INTO quality.quarantine VALUES ('r1', 'orders', ?)", [[r] for r in reasons])
+    con.execute("INSERT INTO quality.quarantine VALUES ('r1', 'customers', 'missing customer_id'), "
+                "('r0', 'orders', 'missing customer_id')")
+    book = FactBook()
+    said = coverage_sentences(book, load_coverage(con, "r1"))
+    assert [s.text(book) for s in said["en"]] == [
+        "This run read 15 order rows and loaded 5; 7 were set aside (cancelled, returned or without a customer id), "
+        "6 of them without a customer id (walk-in or guest sales), which are in no segment; 2 were quarantined as "
+        "faults of the export; duplicates removed: 1. Details are in quality.load_audit and quality.quarantine."]
+    assert [s.text(book, "zh") for s in said["zh"]] == [
+        "本次运行读取订单行 15 行，载入 5 行；7 行另行搁置（已取消、退货或没有客户编号），其中 6 行没有客户编号（散客或游客订单），不计入任何客群；"
+        "2 行因数据错误被隔离；删除重复行 1 行。明细见 quality.load_audit 与 quality.quarantine。"]
+    # Every number is given back by its own query.
+    for fact in book.facts.values():
+        assert con.execute(fact.sql, list(fact.params)).fetchone()[0] == fact.value, fact.key
+
+
+def test_a_clean_run_says_only_what_it_read_and_an_old_audit_says_nothing(tmp_path):
+    con = _warehouse(tmp_path / "w.duckdb")
+    con.execute("INSERT INTO quality.load_audit VALUES ('r1', 'orders', 'a.csv', 10, 10, 0, 0, 0)")
+    book = FactBook()
+    assert [s.text(book) for s in coverage_sentences(book, load_coverage(con, "r1"))["en"]] == [
+        "This run read 10 order rows and loaded 10. Details are in quality.load_audit and quality.quarantine."]
+    assert coverage_sentences(FactBook(), load_coverage(con, None)) == {"zh": [], "en": []}
+    old = _warehouse(tmp_path / "old.duckdb", set_aside=False)
+    old.execute("INSERT INTO quality.load_audit VALUES ('r1', 'orders', 'a.csv', 10, 10, 0, 0)")
+    assert load_coverage(old, "r1") is None
