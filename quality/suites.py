@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import great_expectations as gx
 
+from assets.staging.fill_down import filled_rows
 from pipelines.core.config import (
     CUSTOMER_FIELDS,
     LONG_ORDER_FIELDS,
@@ -53,8 +54,10 @@ def raw_orders_suite(config: SourceConfig, window: DayWindow | None = None) -> S
     return SuiteSpec(
         name="raw_orders",
         table="raw.orders",
+        # An export writing order-level fields on an order's first line only (orders.fill_down) carries its keys
+        # once they are filled, as staging reads them.
         frame_sql=f"SELECT {', '.join([*RAW_META, *dict.fromkeys([*keys, checked])])} "
-                  f"FROM {rows_of('raw.orders', window)}",
+                  f"FROM {filled_rows(rows_of('raw.orders', window), config)}",
         params=window_params(window),
         days=window,
         partition_key=ROW_KEY,

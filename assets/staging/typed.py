@@ -6,6 +6,7 @@ import re
 import duckdb
 
 from assets.staging.bands import read_band
+from assets.staging.fill_down import filled_rows
 from assets.staging.keys import id_text, id_variant
 from assets.staging.rules import (
     CANCELLED_REASON_OPENING,
@@ -313,7 +314,7 @@ def type_long_orders(
                    {_text('o.unit_price')} AS unit_price_text
                    {"" if products is None else ", p.*"}
                    {", d.rule_category" if config.orders.category_rules else ""}
-            FROM {_raw_orders_of_window(window)} o {product_join}
+            FROM {filled_rows(_raw_orders_of_window(window), config)} o {product_join}
         ),
         parsed AS (
             SELECT _source_file, _source_row, _partition_date, order_id_text, category_text,

@@ -170,6 +170,11 @@ class SourceConfig(Strict):
 
     def _line_identity_rules(self) -> None:
         orders = self.orders
+        if orders.fill_down and (self.shape == "wide" or self.derives_order_id):
+            raise ValueError("orders.fill_down: a blank value is filled from the same order's earlier line, so it "
+                             "needs order lines with an order id (the long shape, orders.columns.order_id mapped)")
+        if len(set(orders.fill_down)) != len(orders.fill_down):
+            raise ValueError("orders.fill_down: a field is listed twice")
         if self.shape == "wide":
             if orders.line_key is not None:
                 raise ValueError("orders.line_key: only the long shape has order lines; a basket row is identified "

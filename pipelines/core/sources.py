@@ -187,6 +187,11 @@ class OrdersSource(FileSource):
     # Long shape: categories from a free-text description (a mapped `description` field), first matching rule
     # wins, unmatched lines get `other`. Used for lines without a category of their own or from products.
     category_rules: list[CategoryRule] = Field(default_factory=list)
+    # Long shape: order-level fields an export writes on an order's first line only (Shopify's orders_export leaves
+    # Email, Created at and Financial Status blank on the other lines). A blank value of a listed field takes the
+    # value of the same order's latest earlier line in its file that has one.
+    fill_down: list[Literal["customer_id", "order_ts", "payment_method", "channel", "status"]] = Field(
+        default_factory=list)
 
     @field_validator("timezone")
     @classmethod

@@ -19,8 +19,9 @@ import pytest
 from click.testing import CliRunner
 
 from assets.raw.readers import SOURCE_ROW
-from pipelines.check import _inputs, _slice_records, _whole_record, reason_kind, run_check, sample_input
+from pipelines.check import _inputs, reason_kind, run_check, sample_input
 from pipelines.check_report import judge
+from pipelines.check_sample import _slice_records, _whole_record
 from pipelines.cli import main
 from pipelines.core.config import load_source_config
 from tests.conftest import REPO_ROOT, write_file
@@ -490,3 +491,13 @@ def test_the_confidence_rule():
     assert judge(7_700, 10_000, 0.79, whole=False, above=False)[0] == "fail"
     assert judge(7_700, 10_000, 0.79, whole=True, above=False)[0] == "fail"
     assert judge(8_200, 10_000, 0.79, whole=False, above=False)[0] == "ok"
+
+
+def test_a_filled_down_export_is_sampled_in_contiguous_slices():
+    # Thinned to one row in 100, nearly every sampled line would lose its order's first line, which holds the
+    # fields orders.fill_down takes from it.
+    from pipelines.check_sample import spread
+
+    assert spread(1_000_000)[0] == 50  # MAX_STEP: one row in 50
+    step, offsets = spread(1_000_000, contiguous=True)
+    assert step == 1 and len(offsets) == 10 and offsets[-1] == 1_000_000 - 1_000
