@@ -1,7 +1,7 @@
 """`persona init`: a first source config from a shop's own files, for the user to review.
 
 Each file is sniffed and sampled, and its columns are matched to the contract's fields by name, in Chinese and
-English (pipelines/config_sniff.py: VOCABULARY, a column named as the field, a known name, then a name containing a
+English (pipelines/config_match.py: VOCABULARY, a column named as the field, a known name, then a name containing a
 known word); a match is kept only when the values fit the field (dates parse, amounts are numbers). The shape
 is wide when columns hold only flag tokens (T/F) and no category or product column exists. The values init can
 read off the sample (date formats, payment spellings, home-owner tokens, monthly income) go into the config; what
@@ -22,21 +22,19 @@ from pathlib import Path
 import yaml
 
 from assets.staging.bands import read_band
-from pipelines.config_sniff import (
+from pipelines.config_match import (
     EXCEL_SERIAL,
     FLAG_TOKENS,
     WHAT,
     Match,
-    Sniffed,
     date_coverage,
-    describe,
     example,
     flag_columns,
     match_columns,
     name_score,
     normalise,
-    sniff_file,
 )
+from pipelines.config_sniff import Sniffed, describe, sniff_file
 from pipelines.core.config import (
     CUSTOMER_FIELDS,
     DEFAULT_VALUE_MAPS,

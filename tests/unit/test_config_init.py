@@ -1,4 +1,4 @@
-"""`persona init` on small files (pipelines/config_init.py, pipelines/config_sniff.py): encodings, delimiters,
+"""`persona init` on small files (pipelines/config_init.py, config_sniff.py, config_match.py): encodings, delimiters,
 title rows, Chinese and English names, date formats, the wide shape, Excel / Parquet / JSON, what it cannot map
 and what the user must decide, and the refusal to overwrite. The whole-graph runs are tests/e2e/test_init.py."""
 
@@ -15,7 +15,8 @@ from click.testing import CliRunner
 
 from assets.raw.readers import read_source_file
 from assets.staging.typed import money_number
-from pipelines.config_sniff import reads_as_number, sniff_file
+from pipelines.config_match import reads_as_number
+from pipelines.config_sniff import sniff_file
 from pipelines.core.config import load_source_config
 from pipelines.init_cli import init
 
