@@ -46,9 +46,11 @@ VOCABULARY: dict[str, tuple[set[str], str]] = {
                   "订单日期", "消费时间", "订单创建时间", "创建日期", "ordercreated", "ordercreatedat",
                   "createddate", "creationdate", "orderplacedat", "dateordered"},
                  r"date|time|^ts$|at$|时间|日期"),
+    # A till's department (部门, 部类, 柜组: 生鲜, 日化, 粮油) is the category a POS export has.
     "category": ({"productcategory", "categoryname", "cat", "department", "dept", "品类", "类目", "商品类目",
-                  "商品品类", "类别", "分类", "商品分类", "一级类目", "大类"},
-                 r"categ|类目|品类|分类|类别"),
+                  "商品品类", "类别", "分类", "商品分类", "一级类目", "大类", "部门", "部类", "柜组", "商品部门",
+                  "品类名称", "大类名称", "类目名称", "分类名称", "商品大类", "部门名称", "部类名称", "柜组名称"},
+                 r"categ|类目|品类|分类|类别|部门|部类|柜组|大类"),
     "quantity": ({"qty", "items", "itemcount", "count", "units", "pieces", "pcs", "数量", "件数", "购买数量",
                   "商品数量", "销量"}, r"qty|quantit|数量|件数"),
     "amount": ({"sales", "total", "totalamount", "value", "lineamount", "linetotal", "revenue", "paid",
