@@ -54,7 +54,12 @@ GENDER_GUESSES = {"先生": "M", "男士": "M", "MAN": "M", "MR": "M", "BOY": "M
                   "WOMAN": "F", "MS": "F", "MRS": "F", "GIRL": "F"}
 OWNER_TRUE = re.compile(r"OWN|有房|自有|有")
 OWNER_FALSE = re.compile(r"RENT|NONE|无|租|没有")
+# Statuses whose orders are no purchase, set aside as cancelled: cancelled, voided or refunded in full, and not paid
+# yet (等待付款, pending: the customer may never pay). A partial refund (partially_refunded, 部分退款) is still a
+# purchase.
 CANCELLED_GUESS = re.compile(r"CANCEL|VOID|REFUND|取消|关闭|退款|作废")
+PARTIAL = re.compile(r"PARTIAL|部分")
+UNPAID_GUESS = re.compile(r"UNPAID|NOT[ _-]?PAID|PENDING|AWAITING[ _-]?PAYMENT|待付款|未付款|待支付|未支付")
 MAX_CATEGORIES = 60
 FIELD_ORDER = list(dict.fromkeys((*LONG_ORDER_FIELDS, *WIDE_ORDER_FIELDS, *CUSTOMER_FIELDS, *PRODUCT_FIELDS)))
 
@@ -302,7 +307,7 @@ def _values(draft: Draft) -> None:
     cancelled = {s.upper() for s in DEFAULT_VALUE_MAPS["cancelled_statuses"]}
     for section, _column, values in _field_values(draft, "status"):
         seen = sorted(set(values))
-        extra = [v for v in seen if v.upper() not in cancelled and CANCELLED_GUESS.search(v.upper())]
+        extra = [v for v in seen if v.upper() not in cancelled and _no_purchase(v.upper())]
         if extra:
             draft.values["cancelled_statuses"] = extra
             draft.value_notes["cancelled_statuses"] = "guessed from the names (CHECK)"
@@ -310,6 +315,13 @@ def _values(draft: Draft) -> None:
             "; cancelled: " + ", ".join(v for v in seen if v.upper() in cancelled | {e.upper() for e in extra})
             if any(v.upper() in cancelled for v in seen) or extra else "; none is a cancelled status")
     _key_share(draft)
+
+
+def _no_purchase(status: str) -> bool:
+    """Whether an (upper-cased) order status reads as an order that is no purchase: cancelled, refunded in full,
+    not paid yet."""
+    cancelled = CANCELLED_GUESS.search(status) is not None and PARTIAL.search(status) is None
+    return cancelled or UNPAID_GUESS.search(status) is not None
 
 
 def _home_owner(draft: Draft) -> None:

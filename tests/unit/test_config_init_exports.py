@@ -55,3 +55,56 @@ def test_a_tills_department_is_the_category(tmp_path):
     assert printed == not_mapped("销售流水_202606.csv", POS_UNMAPPED)
     assert "    category: 部门                           # '部门' is a usual name for a category; e.g. '休闲食品'\n" in (
         tmp_path / "shop.yaml").read_text(encoding="utf-8")
+
+
+# -------------------------------------------------------------------------------------------- JD.com orders
+
+JD_HEADER = ("订单号,商品ID,商品名称,商品数量,支付方式,下单时间,京东价,订单金额,应付金额,运费金额,订单状态,订单类型,买家昵称,"
+             "客户姓名,收货地址,客户手机号,订单备注,付款确认时间,订单完成时间,商家备注")
+JD_GOODS = [("100012043978", "金龙鱼 黄金比例食用调和油 5L", 69.90), ("100008348542", "五常大米 稻花香 5kg", 59.90),
+            ("100002233445", "海飞丝 去屑洗发水 500g", 59.90), ("100007766554", "舒适达 抗敏感牙膏 120g*3", 79.00),
+            ("100001112223", "农夫山泉 饮用天然水 550ml*24瓶", 29.90)]
+JD_STATUSES = ("已完成", "已完成", "已取消", "已完成", "等待付款", "已完成", "退款成功", "等待确认收货")
+
+
+def jd_export(path: Path, orders: int = 16) -> Path:
+    """A JD.com merchant order export (UTF-8 with a byte-order mark): one row per item; the order's total (订单金额),
+    what the buyer owes after coupons (应付金额) and the freight are repeated on every item of the order."""
+    rows = [JD_HEADER]
+    for k in range(orders):
+        items = [(JD_GOODS[(k + j) % len(JD_GOODS)], 1 + (k + j) % 2) for j in range(1 + k % 3)]
+        goods = sum(price * quantity for (_, _, price), quantity in items)
+        freight = 0.0 if goods >= 99 else 6.0
+        due = goods + freight - (5 if k % 4 == 1 else 0)
+        status = JD_STATUSES[k % len(JD_STATUSES)]
+        placed = f"2026-06-{1 + k % 28:02d} 1{k % 10}:{k % 60:02d}:35"
+        paid = "" if status in ("已取消", "等待付款") else placed[:-2] + "59"
+        done = placed.replace("2026-06", "2026-07") if status == "已完成" else ""
+        for (sku, name, price), quantity in items:
+            rows.append(f"{280000003143 + k * 7919},{sku},{name},{quantity},{('微信支付', '货到付款')[k % 2]},{placed},"
+                        f"{price:.2f},{goods + freight:.2f},{due:.2f},{freight:.2f},{status},普通订单,jd_{k % 6:010x},"
+                        f"陈芳,上海市浦东新区张杨路500号,1723031{k:04d},{('', '周末送货')[k % 2]},{paid},{done},")
+    path.write_bytes(("\n".join(rows) + "\n").encode("utf-8-sig"))
+    return path
+
+
+def test_unpaid_orders_are_no_purchase_and_a_partial_refund_is_one(tmp_path):
+    # 等待付款 (awaiting payment) was not guessed: the order may never be paid; partially_refunded was guessed as
+    # cancelled, which would drop a purchase whose goods the customer kept.
+    orders = tmp_path / "orders.csv"
+    statuses = ["paid", "partially_refunded", "refunded", "pending", "voided", "Awaiting Payment", "unpaid",
+                "部分退款"]
+    orders.write_text("Order ID,Customer ID,Order Date,Category,Sales,Status\n" + "".join(
+        f"{i},C{i},2026-04-0{i + 1},a,{i + 1},{status}\n" for i, status in enumerate(statuses)), encoding="utf-8")
+    config, printed = init_ok(tmp_path, orders)
+    assert config["values"] == {"cancelled_statuses": ["Awaiting Payment", "pending", "refunded", "unpaid", "voided"]}
+    assert printed == []
+    text = (tmp_path / "shop.yaml").read_text(encoding="utf-8")
+    assert ("  cancelled_statuses: [Awaiting Payment, pending, refunded, unpaid, voided] # guessed from the names "
+            "(CHECK)\n") in text
+    assert ("statuses seen: Awaiting Payment, paid, partially_refunded, pending, refunded, unpaid, voided, 部分退款; "
+            "cancelled: Awaiting Payment, pending, refunded, unpaid, voided\n") in text
+    jd_config, _ = init_ok(tmp_path, jd_export(tmp_path / "京东订单导出_20261201.csv"), "--force")
+    assert jd_config["values"] == {"cancelled_statuses": ["等待付款"]}
+    assert ("statuses seen: 已取消, 已完成, 等待付款, 等待确认收货, 退款成功; cancelled: 已取消, 等待付款, 退款成功\n"
+            in (tmp_path / "shop.yaml").read_text(encoding="utf-8"))
