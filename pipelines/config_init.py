@@ -30,6 +30,7 @@ from pipelines.config_match import (
     date_coverage,
     example,
     flag_columns,
+    looks_like_order_numbers,
     match_columns,
     name_score,
     normalise,
@@ -44,12 +45,15 @@ from pipelines.core.config import (
     WIDE_ORDER_FIELDS,
 )
 
-PII = re.compile(r"phone|mobile|^tel|手机|电话|email|邮箱|address|地址|姓名|^name$|fullname|firstname|lastname|"
-                 r"surname|收货人|联系人|身份证|idcard|wechatid|微信号|^qq")
+PII = re.compile(r"phone|mobile|^tel|手机|电话|email|邮箱|address|地址|street|姓名|^name$|(billing|shipping)name|"
+                 r"fullname|firstname|lastname|surname|收货人|联系人|身份证|idcard|wechatid|微信号|^qq")
+# Payment spellings guessed from their words. CHECK as a word only ("PayPal Express Checkout" is no cheque); PAY
+# not in PAYMENT ("Shopify Payments" is no wallet: Shopify's card processing, as Stripe is).
 PAYMENT_GUESSES = ((re.compile(r"GIFT|VOUCHER|COUPON|POINT|礼品|储值|积分|券"), None),
-                   (re.compile(r"CASH|现金"), "CASH"), (re.compile(r"CHEQUE|CHECK|支票"), "CHEQUE"),
-                   (re.compile(r"CREDIT|DEBIT|VISA|MASTER|AMEX|BANK|刷卡|银行|信用|借记"), "CARD"),
-                   (re.compile(r"PAY|WALLET|MOBILE|QR|微信|支付宝|扫码|手机"), "MOBILE"))
+                   (re.compile(r"CASH|现金"), "CASH"), (re.compile(r"CHEQUE|\bCHECK\b|支票"), "CHEQUE"),
+                   (re.compile(r"CREDIT|DEBIT|VISA|MASTER|AMEX|BANK|SHOPIFY PAYMENTS|STRIPE|刷卡|银行|银联|信用|借记"),
+                    "CARD"),
+                   (re.compile(r"PAY(?!MENT)|WALLET|MOBILE|QR|微信|支付宝|扫码|手机"), "MOBILE"))
 GENDER_GUESSES = {"先生": "M", "男士": "M", "MAN": "M", "MR": "M", "BOY": "M", "女士": "F", "小姐": "F",
                   "WOMAN": "F", "MS": "F", "MRS": "F", "GIRL": "F"}
 OWNER_TRUE = re.compile(r"OWN|有房|自有|有")
@@ -196,6 +200,8 @@ def _date_formats(draft: Draft, section: Section, column: str) -> None:
     section.extra["date_formats"] = formats
     section.extra_notes["date_formats"] = f"read {share:.0%} of the distinct values of {column}" + (
         ", the rest as ISO 8601" if iso else "")
+    if any("%z" in f for f in formats):
+        section.extra_notes["date_formats"] += "; %z reads the offset: times are converted to orders.timezone"
     if ambiguous:
         # Quote a value of the month-first format, not the column's first value (which may be ISO or 2024年…).
         month_first = next(f for f in formats if f.startswith("%m/%d/%Y"))
@@ -224,6 +230,7 @@ def _duplicates(draft: Draft, section: Section) -> None:
 def _leftovers(draft: Draft, section: Section) -> None:
     """Columns no field takes: personal data to drop, profile columns in a long order file, the rest left out."""
     used = {m.column for m in section.matches.values()} | set(section.extra.get("category_columns", []))
+    values = {column: section.sniffed.values(column) for column in section.sniffed.columns if column not in used}
     for column in section.sniffed.columns:
         if column in used:
             continue
@@ -231,9 +238,13 @@ def _leftovers(draft: Draft, section: Section) -> None:
         label = column if column.strip() else "(unnamed)"
         if not column.strip():
             why = "an unnamed column (a spreadsheet's or pandas' row index?)"
-        elif section.key != "products" and PII.search(name):
+        elif looks_like_order_numbers(values[column]):  # Shopify's Name (#1001): named like a person's, it is not
+            why = f"order numbers ({values[column][0]}), not personal data; order_id takes another column"
+        elif section.key != "products" and PII.search(name):  # dropped even when empty: the sample is the head
             draft.pii[column] = f"{section.name}: looks like personal data; dropped before loading"
             continue
+        elif not values[column]:
+            why = "empty in the sample"
         elif section.key == "orders" and draft.shape == "long" and any(name_score(f, column) for f in PROFILE_FIELDS):
             why = "a customer profile field: long-shape orders take profiles from a customer file (--customers)"
         elif section.key == "orders" and "order_ts" in section.matches and name_score("order_ts", column):
@@ -243,7 +254,8 @@ def _leftovers(draft: Draft, section: Section) -> None:
             why = "no contract field matches"
         section.unmapped[column] = why
         draft.unmapped.append(f"{section.key}: {section.name} column {label!r} not mapped ({why})")
-    for column in [m.column for m in section.matches.values() if PII.search(normalise(m.column))]:
+    for column in [m.column for m in section.matches.values() if PII.search(normalise(m.column))
+                   and not looks_like_order_numbers(section.sniffed.values(m.column))]:
         draft.undecided.append(f"privacy.pii_columns: {section.name} column {column!r} is personal data mapped to a "
                                "field; hash it (privacy.pii_columns: {" + column + ": hash}, needs PERSONA_PII_SALT)?")
 

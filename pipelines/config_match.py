@@ -95,12 +95,14 @@ NUMERIC_FIELDS = ("quantity", "amount", "unit_price")
 MONEY = re.compile(DECORATED_MONEY)
 FLAG_TOKENS = TokenMap()
 # Date formats tried on the sample with DuckDB's try_strptime, as staging reads them; the first that reads a value
-# is the one written. Month-first and day-first forms read the same values when no day is above 12.
+# is the one written. Month-first and day-first forms read the same values when no day is above 12. A format with
+# %z reads a time with its offset (Shopify's `2024-03-05 14:22:10 +0800`), which staging converts to
+# orders.timezone.
 DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y/%m/%d %H:%M:%S",
                 "%Y/%m/%d %H:%M", "%Y/%m/%d", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y",
                 "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M",
                 "%d.%m.%Y", "%Y年%m月%d日 %H:%M:%S", "%Y年%m月%d日 %H:%M", "%Y年%m月%d日", "%Y%m%d %H:%M:%S",
-                "%Y%m%d")
+                "%Y%m%d", "%Y-%m-%d %H:%M:%S %z", "%Y-%m-%dT%H:%M:%S%z", "%Y/%m/%d %H:%M:%S %z")
 EXCEL_SERIAL = re.compile(r"^\d{5}(\.\d+)?$")
 # Order-time names (normalised) of a later event than the order being placed: payment, shipping, delivery,
 # completion, closing, refund, an edit. Such a column is empty on orders that never got that far (a Taobao order
@@ -109,6 +111,14 @@ LATER_TIME = re.compile(r"pay|paid|ship|deliver|dispatch|receiv|complet|finish|c
                         r"modif|付款|支付|发货|收货|签收|送达|完成|关闭|结束|退款|退货|取消|修改|更新")
 # Names saying when the order was placed (订单创建时间, Order Created At), beyond the usual ones in VOCABULARY.
 PLACED_TIME = re.compile(r"order|creat|placed|purchas|invoice|receipt|sale|下单|创建|订单|购买|开单")
+# Status names (normalised) of something else than the order: a line's, a shipment's or a refund's status
+# (Lineitem fulfillment status, 发货状态, 退款状态) says nothing of whether the order is a purchase. A payment status
+# (Shopify's Financial Status: paid, refunded, pending) does.
+OTHER_STATUS = re.compile(r"lineitem|item|fulfil|ship|deliver|refund|return|物流|发货|配送|退款|退货|售后|商品")
+PAYMENT_STATUS = re.compile(r"financ|pay|paid|支付|付款")
+# Order numbers as Shopify writes them (its `Name` column: #1001, #SH-1001): a name that is no person's.
+ORDER_NUMBER = re.compile(r"^#[A-Za-z0-9-]+$")
+EMAIL_NAME = re.compile(r"email|邮箱")
 CLEARLY_BETTER_FILLED = 0.02  # a share of the sampled rows: an order time filled on this many more is worth a CHECK
 
 
@@ -176,9 +186,10 @@ def date_coverage(values: list[str]) -> DateCoverage:
 
 
 def fits(field_name: str, values: list[str]) -> bool:
-    """Whether a column's sampled values can be the field's."""
+    """Whether a column's sampled values can be the field's. A column empty in the whole sample (Shopify's Receipt
+    Number) fits none: mapped, it would leave every row without the field."""
     if not values:
-        return field_name not in ("order_ts", *NUMERIC_FIELDS)
+        return False
     if field_name in NUMERIC_FIELDS:
         return numeric_share(values) >= 0.8
     if field_name == "order_ts":
@@ -200,6 +211,36 @@ def name_score(field_name: str, column: str) -> tuple[int, str] | None:
         scored = 2, f"{column!r} reads like {WHAT[field_name]}"
     if field_name == "order_ts" and scored is not None:
         return order_time_score(column, scored)
+    if field_name == "status" and scored is not None:
+        return status_score(column, scored)
+    return scored
+
+
+def value_score(field_name: str, column: str, values: list[str]) -> tuple[int, str] | None:
+    """A column no name rule matches, taken for its values when no column is named like the field: order numbers
+    (#1001) as the order id, e-mail addresses as the customer id (personal data: hashing it is suggested)."""
+    if field_name == "order_id" and looks_like_order_numbers(values):
+        return 1, f"{column!r} holds order numbers, as Shopify's Name does"
+    if field_name == "customer_id" and EMAIL_NAME.search(normalise(column)) and values and sum(
+            1 for v in values if "@" in v) >= 0.9 * len(values):
+        return 1, (f"{column!r} holds e-mail addresses, taken as no column is named like a customer id; CHECK: "
+                   f"personal data, hash it (privacy.pii_columns: {{{column}: hash}})")
+    return None
+
+
+def looks_like_order_numbers(values: list[str]) -> bool:
+    return bool(values) and all(ORDER_NUMBER.match(v) for v in values)
+
+
+def status_score(column: str, scored: tuple[int, str]) -> tuple[int, str]:
+    """A status column's score: a line's, shipment's or refund's status (OTHER_STATUS) below every other name, so it
+    is taken only when no other column fits; a payment status (PAYMENT_STATUS) above a bare status."""
+    name = normalise(column)
+    if OTHER_STATUS.search(name):
+        return 1, (f"{column!r} is the status of a line, shipment or refund, taken as no column holds the order's "
+                   "status")
+    if scored[0] == 2 and PAYMENT_STATUS.search(name):
+        return 3, f"{column!r} reads like the order's payment status"
     return scored
 
 
@@ -220,13 +261,14 @@ def match_columns(sniffed: Sniffed, fields: tuple[str, ...], prefer: dict[str, s
     """Contract field -> the column that maps onto it: the best-named column whose values fit, between names
     scored alike the better-filled one, each column and each field used once. `prefer`: field -> a column name to
     take first when the file has it (the customer id the orders file uses)."""
-    filled = {column: len(sniffed.values(column)) for column in sniffed.columns}  # non-empty cells in the sample
+    values = {column: sniffed.values(column) for column in sniffed.columns}
+    filled = {column: len(found) for column, found in values.items()}  # non-empty cells in the sample
     candidates = []
     for rank, field_name in enumerate(fields):
         for column in sniffed.columns:
             if not column.strip():
                 continue
-            scored = name_score(field_name, column)
+            scored = name_score(field_name, column) or value_score(field_name, column, values[column])
             if prefer and prefer.get(field_name) == column:
                 scored = (6, "the same column as in the orders file")
             if scored is not None:
@@ -234,7 +276,7 @@ def match_columns(sniffed: Sniffed, fields: tuple[str, ...], prefer: dict[str, s
     matches: dict[str, Match] = {}
     used: set[str] = set()
     for _, _, _, column, field_name, why in sorted(candidates):
-        if field_name in matches or column in used or not fits(field_name, sniffed.values(column)):
+        if field_name in matches or column in used or not fits(field_name, values[column]):
             continue
         matches[field_name] = Match(field_name, column, why)
         used.add(column)

@@ -123,3 +123,107 @@ def test_walk_in_sales_suggest_only_the_key_share(tmp_path):
     assert (tmp_path / "shop.yaml").read_text(encoding="utf-8").endswith(
         "# quality:                                  # CHECK: many rows lack a customer id: anonymous sales, left out "
         "of the segments (see above)\n#   min_key_share: 0.47\n")
+
+
+# ------------------------------------------------------------------------------------- Shopify orders_export
+
+SHOPIFY_HEADER = ["Name", "Email", "Financial Status", "Paid at", "Fulfillment Status", "Currency", "Subtotal",
+                  "Shipping", "Total", "Discount Amount", "Created at", "Lineitem quantity", "Lineitem name",
+                  "Lineitem price", "Lineitem compare at price", "Lineitem sku", "Lineitem fulfillment status",
+                  "Billing Name", "Billing Street", "Billing Phone", "Cancelled at", "Payment Method",
+                  "Refunded Amount", "Id", "Source", "Phone", "Receipt Number"]
+# Shopify repeats these on every line of an order; the others it writes on the order's first line only.
+SHOPIFY_LINE_COLUMNS = {"Name", "Lineitem quantity", "Lineitem name", "Lineitem price", "Lineitem compare at price",
+                        "Lineitem sku", "Lineitem fulfillment status"}
+SHOPIFY_GOODS = [("Washed Linen Shirt - M / Olive", "LL-SH-01", 68.00), ("Soy Candle - Sea Salt", "LL-CA-21", 22.00),
+                 ("Canvas Tote Bag", "LL-TO-30", 18.00), ("Linen Napkins (Set of 4)", "LL-NA-13", 24.00)]
+SHOPIFY_STATUSES = ("paid", "paid", "partially_refunded", "refunded", "paid", "pending", "voided", "paid")
+
+
+def shopify_export(path: Path, orders: int = 12, blank_later_lines: bool = True) -> Path:
+    """Shopify's orders_export.csv: one row per line item, named by the order (#1001); the order's own fields
+    (Email, Created at, Financial Status, Total, ...) on its first line only, unless blank_later_lines is False."""
+    rows = [",".join(SHOPIFY_HEADER)]
+    for k in range(orders):
+        items = [(SHOPIFY_GOODS[(k + j) % len(SHOPIFY_GOODS)], 1 + j % 2) for j in range(1 + k % 3)]
+        subtotal = sum(price * quantity for (_, _, price), quantity in items)
+        status = SHOPIFY_STATUSES[k % len(SHOPIFY_STATUSES)]
+        created = f"2026-06-{1 + k:02d} 1{k % 10}:32:48 +0800"
+        order = {"Email": f"customer{k % 5}@example.com", "Financial Status": status,
+                 "Paid at": "" if status in ("pending", "voided") else created.replace(":48 ", ":53 "),
+                 "Fulfillment Status": "fulfilled" if status == "paid" else "unfulfilled", "Currency": "USD",
+                 "Subtotal": f"{subtotal:.2f}", "Shipping": "8.00", "Total": f"{subtotal + 8:.2f}",
+                 "Discount Amount": "0.00", "Created at": created, "Billing Name": "Li Zhang",
+                 "Billing Street": "8 Nanjing Rd", "Billing Phone": "+86 174 5473 6774",
+                 "Cancelled at": created if status in ("voided", "refunded") else "",
+                 "Payment Method": ("Shopify Payments", "PayPal Express Checkout")[k % 2],
+                 "Refunded Amount": f"{subtotal + 8 if status == 'refunded' else 0:.2f}",
+                 "Id": str(5634000000000 + k * 137), "Source": "web", "Phone": "", "Receipt Number": ""}
+        for j, ((name, sku, price), quantity) in enumerate(items):
+            line = {"Name": f"#{1001 + k}", "Lineitem quantity": str(quantity), "Lineitem name": name,
+                    "Lineitem price": f"{price:.2f}", "Lineitem compare at price": "", "Lineitem sku": sku,
+                    "Lineitem fulfillment status": "fulfilled" if status == "paid" else "pending"}
+            line |= {c: v for c, v in order.items() if j == 0 or not blank_later_lines}
+            rows.append(",".join(line.get(column, "") for column in SHOPIFY_HEADER))
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_shopify_export_is_read_as_shopify_writes_it(tmp_path):
+    # Name holds the order numbers (#1001), not a person's name; Receipt Number, empty, is no order id; Created at
+    # carries an offset; Email is the only customer id; Financial Status is the order's status, the line's
+    # fulfillment status is not; PayPal Express Checkout is no cheque, Shopify Payments no wallet.
+    orders = shopify_export(tmp_path / "orders_export.csv", blank_later_lines=False)
+    config, printed = init_ok(tmp_path, orders)
+    assert config["orders"]["columns"] == {
+        "order_id": "Name", "customer_id": "Email", "order_ts": "Created at", "category": None,
+        "quantity": "Lineitem quantity", "amount": "Subtotal", "unit_price": "Lineitem price",
+        "payment_method": "Payment Method", "channel": "Source", "sku": "Lineitem sku", "status": "Financial Status",
+        "description": "Lineitem name"}
+    assert config["orders"]["date_formats"] == ["%Y-%m-%d %H:%M:%S %z"]
+    assert config["values"] == {"payment_aliases": {"Shopify Payments": "CARD", "PayPal Express Checkout": "MOBILE"},
+                                "cancelled_statuses": ["pending", "refunded", "voided"]}
+    assert config["privacy"] == {"pii_columns": {"Billing Name": "drop", "Billing Street": "drop",
+                                                 "Billing Phone": "drop", "Phone": "drop"}}
+    assert printed == [
+        *[f"not mapped: orders: orders_export.csv column {column!r} not mapped ({why})" for column, why in [
+            ("Paid at", "no contract field matches"), ("Fulfillment Status", "no contract field matches"),
+            ("Currency", "no contract field matches"), ("Shipping", "no contract field matches"),
+            ("Total", "no contract field matches"), ("Discount Amount", "no contract field matches"),
+            ("Lineitem compare at price", "empty in the sample"),
+            ("Lineitem fulfillment status", "no contract field matches"),
+            ("Cancelled at", "no contract field matches"), ("Refunded Amount", "no contract field matches"),
+            ("Id", "no contract field matches"), ("Receipt Number", "empty in the sample")]],
+        "to decide: orders.columns.category: orders_export.csv has no category column; declared absent (null), "
+        "segments use no categories; write orders.category_rules on Lineitem name (see examples/online_retail.yaml) "
+        "or give --products",
+        "to decide: privacy.pii_columns: orders_export.csv column 'Email' is personal data mapped to a field; hash it "
+        "(privacy.pii_columns: {Email: hash}, needs PERSONA_PII_SALT)?"]
+    text = (tmp_path / "shop.yaml").read_text(encoding="utf-8")
+    for line in [
+            "    order_id: Name                           # 'Name' holds order numbers, as Shopify's Name does; e.g. "
+            "'#1001'",
+            "    customer_id: Email                       # 'Email' holds e-mail addresses, taken as no column is "
+            "named like a customer id; CHECK: personal data, hash it (privacy.pii_columns: {Email: hash}); e.g. "
+            "'customer0@example.com'",
+            "    status: Financial Status                 # 'Financial Status' reads like the order's payment status; "
+            "e.g. 'paid'; statuses seen: paid, partially_refunded, pending, refunded, voided; cancelled: pending, "
+            "refunded, voided",
+            '  date_formats: ["%Y-%m-%d %H:%M:%S %z"]     # read 100% of the distinct values of Created at; %z reads '
+            "the offset: times are converted to orders.timezone"]:
+        assert line + "\n" in text
+
+
+def test_payment_spellings_are_guessed_from_whole_words(tmp_path):
+    # CHECK inside "Checkout" made PayPal Express Checkout a cheque; PAY inside "Payment" made any payment a wallet.
+    orders = tmp_path / "orders.csv"
+    payments = ["PayPal Express Checkout", "Check", "Online Payment", "银联卡", "Stripe"]
+    orders.write_text("Order ID,Customer ID,Order Date,Category,Sales,Payment Method\n" + "".join(
+        f"{i},C{i},2026-04-0{i + 1},a,{i + 1},{payment}\n" for i, payment in enumerate(payments)), encoding="utf-8")
+    config, printed = init_ok(tmp_path, orders)
+    assert config["values"] == {"payment_aliases": {"PayPal Express Checkout": "MOBILE", "Check": "CHEQUE",
+                                                    "银联卡": "CARD", "Stripe": "CARD"}}
+    assert printed == [
+        "to decide: values.payment_aliases: orders.csv Payment Method value 'Online Payment' (1 row(s) in the sample) "
+        "is no built-in payment code; its rows are quarantined unless you map it (values.payment_aliases: {Online "
+        "Payment: CARD}) or list it in values.payment_methods"]
