@@ -35,6 +35,7 @@ from pipelines.config_match import (
     name_score,
     normalise,
 )
+from pipelines.config_order_lines import OrderLevel, match_line_amount
 from pipelines.config_sniff import Sniffed, describe, sniff_file
 from pipelines.core.config import (
     CUSTOMER_FIELDS,
@@ -79,6 +80,7 @@ class Section:
     extra: dict[str, object] = field(default_factory=dict)  # further keys of the section (date_formats, ...)
     extra_notes: dict[str, str] = field(default_factory=dict)  # key -> comment
     unmapped: dict[str, str] = field(default_factory=dict)  # column -> why it is left out
+    order_level: list[OrderLevel] = field(default_factory=list)  # amounts refused as the line amount
 
     @property
     def name(self) -> str:
@@ -108,13 +110,15 @@ class Draft:
 def draft_config(orders: Path, customers: Path | None = None, products: Path | None = None) -> Draft:
     """Sniff the files and draft the config (pipelines/config_sniff.SniffError names a file init cannot read)."""
     order_file = sniff_file(orders)
-    long_matches = match_columns(order_file, LONG_ORDER_FIELDS)
+    long_matches, order_totals = match_line_amount(order_file, LONG_ORDER_FIELDS)
     wide_matches = match_columns(order_file, WIDE_ORDER_FIELDS)
     taken = {m.column for m in (*wide_matches.values(), *long_matches.values())}
     flags, true_seen, false_seen = flag_columns(order_file, taken)
     has_lines = any(f in long_matches for f in ("category", "sku", "description")) or products is not None
     shape = "wide" if len(flags) >= 2 and not has_lines else "long"
     section = Section("orders", order_file, wide_matches if shape == "wide" else long_matches)
+    if shape == "long":
+        section.order_level = order_totals
     draft = Draft(shape, [section])
     if shape == "wide":
         section.extra["category_columns"] = flags
@@ -157,6 +161,8 @@ def _order_rules(draft: Draft, section: Section) -> None:
                                           "(CHECK: lines of one checkout must share their timestamp)")
             draft.undecided.append(f"orders.columns.order_id: {name} has no order id column; declared absent "
                                    "(null): an order is one customer's lines at one timestamp; map it if one exists")
+        if section.order_level:
+            _order_total(draft, section)
         if "amount" not in matches and "unit_price" not in matches:
             draft.unmapped.append(f"orders.columns.amount: no column of {name} looks like a line amount or a unit "
                                   "price; map one of them before running")
@@ -185,6 +191,15 @@ def _order_rules(draft: Draft, section: Section) -> None:
     if "order_ts" in matches:
         _date_formats(draft, section, matches["order_ts"].column)
     _duplicates(draft, section)
+
+
+def _order_total(draft: Draft, section: Section) -> None:
+    """The line to decide when the amount the names chose holds an order total: not mapped, amount is computed."""
+    total = section.order_level[0]
+    price = section.matches.get("unit_price")
+    computed = (f"amount is left to quantity × unit_price ({price.column})" if price is not None
+                else "amount is left to quantity × unit_price, and no column looks like a unit price")
+    draft.undecided.append(f"orders.columns.amount: {total.seen()}: an order total, not a line amount; {computed}")
 
 
 def _date_formats(draft: Draft, section: Section, column: str) -> None:
@@ -231,6 +246,7 @@ def _leftovers(draft: Draft, section: Section) -> None:
     """Columns no field takes: personal data to drop, profile columns in a long order file, the rest left out."""
     used = {m.column for m in section.matches.values()} | set(section.extra.get("category_columns", []))
     values = {column: section.sniffed.values(column) for column in section.sniffed.columns if column not in used}
+    order_level = {level.column: level for level in section.order_level}
     for column in section.sniffed.columns:
         if column in used:
             continue
@@ -238,6 +254,9 @@ def _leftovers(draft: Draft, section: Section) -> None:
         label = column if column.strip() else "(unnamed)"
         if not column.strip():
             why = "an unnamed column (a spreadsheet's or pandas' row index?)"
+        elif column in order_level:
+            where = "on its first line only" if order_level[column].first_line_only else "the same on every line"
+            why = f"one value per order, {where}: an order-level amount, not a line amount"
         elif looks_like_order_numbers(values[column]):  # Shopify's Name (#1001): named like a person's, it is not
             why = f"order numbers ({values[column][0]}), not personal data; order_id takes another column"
         elif section.key != "products" and PII.search(name):  # dropped even when empty: the sample is the head

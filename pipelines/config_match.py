@@ -57,7 +57,9 @@ VOCABULARY: dict[str, tuple[set[str], str]] = {
                 "paidamount", "payamount", "paymentamount", "subtotal", "netamount", "实付金额", "金额", "订单金额",
                 "支付金额", "实付", "销售额", "成交金额", "应付金额", "付款金额", "实收金额", "消费金额"},
                r"amount|total|sales|revenue|金额|实付|实收|销售额"),
-    "unit_price": ({"price", "单价", "商品单价", "价格", "售价", "销售单价"}, r"price|单价|价格"),
+    # A line's own price names first (Shopify's Lineitem price, JD's 京东价): an order-level amount is no line's.
+    "unit_price": ({"price", "单价", "商品单价", "价格", "售价", "销售单价", "lineitemprice", "itemprice", "京东价",
+                    "成交单价", "零售价", "商品价格"}, r"price|单价|价格"),
     "payment_method": ({"payment", "paymenttype", "paytype", "paymethod", "pmethod", "paymode", "paymentmode",
                         "tender", "tendertype", "pay", "支付方式", "付款方式", "支付渠道", "支付类型", "付款类型"},
                        r"^pay(ment)?(method|type|mode|channel)?$|支付方式|付款方式|tender"),
@@ -256,11 +258,12 @@ def order_time_score(column: str, scored: tuple[int, str]) -> tuple[int, str]:
     return scored
 
 
-def match_columns(sniffed: Sniffed, fields: tuple[str, ...], prefer: dict[str, str] | None = None
-                  ) -> dict[str, Match]:
+def match_columns(sniffed: Sniffed, fields: tuple[str, ...], prefer: dict[str, str] | None = None,
+                  refuse: dict[str, set[str]] | None = None) -> dict[str, Match]:
     """Contract field -> the column that maps onto it: the best-named column whose values fit, between names
     scored alike the better-filled one, each column and each field used once. `prefer`: field -> a column name to
-    take first when the file has it (the customer id the orders file uses)."""
+    take first when the file has it (the customer id the orders file uses); `refuse`: field -> columns not to take
+    for it (an order total as the line amount)."""
     values = {column: sniffed.values(column) for column in sniffed.columns}
     filled = {column: len(found) for column, found in values.items()}  # non-empty cells in the sample
     candidates = []
@@ -276,7 +279,9 @@ def match_columns(sniffed: Sniffed, fields: tuple[str, ...], prefer: dict[str, s
     matches: dict[str, Match] = {}
     used: set[str] = set()
     for _, _, _, column, field_name, why in sorted(candidates):
-        if field_name in matches or column in used or not fits(field_name, values[column]):
+        if field_name in matches or column in used or column in (refuse or {}).get(field_name, ()):
+            continue
+        if not fits(field_name, values[column]):
             continue
         matches[field_name] = Match(field_name, column, why)
         used.add(column)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipelines.config_init import draft_config, render_yaml
 from tests.unit.test_config_init import init_ok
 
 # ------------------------------------------------------------------------------------------ a till's export
@@ -177,10 +178,11 @@ def test_a_shopify_export_is_read_as_shopify_writes_it(tmp_path):
     config, printed = init_ok(tmp_path, orders)
     assert config["orders"]["columns"] == {
         "order_id": "Name", "customer_id": "Email", "order_ts": "Created at", "category": None,
-        "quantity": "Lineitem quantity", "amount": "Subtotal", "unit_price": "Lineitem price",
+        "quantity": "Lineitem quantity", "unit_price": "Lineitem price",
         "payment_method": "Payment Method", "channel": "Source", "sku": "Lineitem sku", "status": "Financial Status",
         "description": "Lineitem name"}
     assert config["orders"]["date_formats"] == ["%Y-%m-%d %H:%M:%S %z"]
+    order_level = "one value per order, the same on every line: an order-level amount, not a line amount"
     assert config["values"] == {"payment_aliases": {"Shopify Payments": "CARD", "PayPal Express Checkout": "MOBILE"},
                                 "cancelled_statuses": ["pending", "refunded", "voided"]}
     assert config["privacy"] == {"pii_columns": {"Billing Name": "drop", "Billing Street": "drop",
@@ -188,12 +190,15 @@ def test_a_shopify_export_is_read_as_shopify_writes_it(tmp_path):
     assert printed == [
         *[f"not mapped: orders: orders_export.csv column {column!r} not mapped ({why})" for column, why in [
             ("Paid at", "no contract field matches"), ("Fulfillment Status", "no contract field matches"),
-            ("Currency", "no contract field matches"), ("Shipping", "no contract field matches"),
-            ("Total", "no contract field matches"), ("Discount Amount", "no contract field matches"),
+            ("Currency", "no contract field matches"), ("Subtotal", order_level),
+            ("Shipping", "no contract field matches"), ("Total", order_level), ("Discount Amount", order_level),
             ("Lineitem compare at price", "empty in the sample"),
             ("Lineitem fulfillment status", "no contract field matches"),
-            ("Cancelled at", "no contract field matches"), ("Refunded Amount", "no contract field matches"),
+            ("Cancelled at", "no contract field matches"), ("Refunded Amount", order_level),
             ("Id", "no contract field matches"), ("Receipt Number", "empty in the sample")]],
+        "to decide: orders.columns.amount: Subtotal holds the same value on every line of 100% of the sampled orders "
+        "with several lines: an order total, not a line amount; amount is left to quantity × unit_price (Lineitem "
+        "price)",
         "to decide: orders.columns.category: orders_export.csv has no category column; declared absent (null), "
         "segments use no categories; write orders.category_rules on Lineitem name (see examples/online_retail.yaml) "
         "or give --products",
@@ -227,3 +232,58 @@ def test_payment_spellings_are_guessed_from_whole_words(tmp_path):
         "to decide: values.payment_aliases: orders.csv Payment Method value 'Online Payment' (1 row(s) in the sample) "
         "is no built-in payment code; its rows are quarantined unless you map it (values.payment_aliases: {Online "
         "Payment: CARD}) or list it in values.payment_methods"]
+
+
+# ------------------------------------------------------------------------- order totals are no line amounts
+
+def test_an_order_total_repeated_on_every_line_is_not_the_line_amount(tmp_path):
+    # JD repeats the order's 应付金额 on each of its items: mapped as the line amount it counted an order of three
+    # items three times. The item's own price, 京东价, times its quantity is the line amount.
+    orders = jd_export(tmp_path / "京东订单导出_20261201.csv")
+    config, printed = init_ok(tmp_path, orders)
+    assert config["orders"]["columns"] == {
+        "order_id": "订单号", "customer_id": "买家昵称", "order_ts": "下单时间", "category": None,
+        "quantity": "商品数量", "unit_price": "京东价", "payment_method": "支付方式", "sku": "商品ID",
+        "status": "订单状态", "description": "商品名称"}
+    order_level = "one value per order, the same on every line: an order-level amount, not a line amount"
+    assert printed == [
+        *[f"not mapped: orders: 京东订单导出_20261201.csv column {column!r} not mapped ({why})" for column, why in [
+            ("订单金额", order_level), ("应付金额", order_level), ("运费金额", order_level),
+            ("订单类型", "no contract field matches"), ("订单备注", "no contract field matches"),
+            ("付款确认时间", "no contract field matches"), ("订单完成时间", "no contract field matches"),
+            ("商家备注", "empty in the sample")]],
+        "to decide: orders.columns.amount: 应付金额 holds the same value on every line of 100% of the sampled orders "
+        "with several lines: an order total, not a line amount; amount is left to quantity × unit_price (京东价)",
+        "to decide: orders.columns.category: 京东订单导出_20261201.csv has no category column; declared absent (null), "
+        "segments use no categories; write orders.category_rules on 商品名称 (see examples/online_retail.yaml) or give "
+        "--products"]
+    assert f"  # not mapped: 应付金额 ({order_level})\n" in (tmp_path / "shop.yaml").read_text(encoding="utf-8")
+
+
+def test_an_order_total_on_the_first_line_only_is_not_the_line_amount(tmp_path):
+    # Shopify writes Subtotal (and Total, the discount, the refund) on the order's first line only: each is one
+    # value per order. Lineitem price times Lineitem quantity is the line amount.
+    draft = draft_config(shopify_export(tmp_path / "orders_export.csv"))
+    columns = draft.sections[0].matches
+    assert "amount" not in columns and columns["unit_price"].column == "Lineitem price"
+    assert [level.column for level in draft.sections[0].order_level] == [
+        "Subtotal", "Total", "Discount Amount", "Refunded Amount"]
+    assert ("orders.columns.amount: Subtotal is filled on the first line only of 100% of the sampled orders with "
+            "several lines: an order total, not a line amount; amount is left to quantity × unit_price (Lineitem "
+            "price)") in draft.undecided
+    assert ("  # not mapped: Total (one value per order, on its first line only: an order-level amount, not a line "
+            "amount)\n") in render_yaml(draft, tmp_path / "shop.yaml", "shop")
+
+
+def test_a_line_amount_that_repeats_by_chance_stays_the_amount(tmp_path):
+    # Two items at one price make one amount on two lines of a ticket; on most tickets the lines' amounts differ.
+    orders = tmp_path / "pos.csv"
+    lines = ["小票号,会员卡号,销售时间,部门,商品条码,售价,销售数量,实收金额"]
+    for i in range(10):
+        second = ("690002", "5.00", "1", "5.00") if i < 2 else ("690003", "2.50", "3", "7.50")
+        for code, price, quantity, amount in (("690001", "5.00", "1", "5.00"), second):
+            lines.append(f"T{i},M{i},2026-06-0{1 + i % 9} 10:00:00,生鲜,{code},{price},{quantity},{amount}")
+    orders.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config, printed = init_ok(tmp_path, orders)
+    assert config["orders"]["columns"]["amount"] == "实收金额"
+    assert printed == []

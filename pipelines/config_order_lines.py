@@ -1,0 +1,82 @@
+"""`persona init`: what the sample's orders of several lines tell about the columns matched by name
+(pipelines/config_match.py).
+
+An order total is not a line amount. A JD.com export repeats the order's 应付金额 (what the buyer owes) on every
+line of the order; Shopify writes its Subtotal and Total on the order's first line only. Mapped as `amount`, such
+a column counts the order once per line (a trial's revenue came out 75% too high). Among the sampled orders whose
+lines differ (another sku, name or price), a column that holds the same value on every line, or a value on the
+first line only, of nearly all of them is an order-level amount: it is refused as the amount and staging computes
+amount = quantity × unit_price instead (docs/configuration.md, the contract's amount field).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from pipelines.config_match import Match, match_columns
+from pipelines.config_sniff import Sniffed
+
+# Orders with several differing lines needed before a column is judged order-level, and the share of them that
+# must show it: "nearly all", as a line amount may repeat by chance (two items at one price).
+MIN_ORDERS = 5
+NEARLY_ALL = 0.9
+# The fields that tell one line of an order from another.
+LINE_FIELDS = ("sku", "description", "unit_price", "quantity", "category", "line_id")
+
+
+@dataclass
+class OrderLevel:
+    """A column holding one value per order, not one per line."""
+
+    column: str
+    share: float  # of the sampled orders with several differing lines
+    first_line_only: bool  # on the order's first line only (Shopify), else the same on every line (JD)
+
+    def seen(self) -> str:
+        """What the sample shows, for the printed line and the YAML comment."""
+        where = "on the first line only" if self.first_line_only else "the same value on every line"
+        verb = "is filled" if self.first_line_only else "holds"
+        return f"{self.column} {verb} {where} of {self.share:.0%} of the sampled orders with several lines"
+
+
+def multi_line_orders(sniffed: Sniffed, order_column: str, columns: list[str]) -> list[dict[str, list[str]]]:
+    """The sample's orders of several lines, each as column -> its lines' values in file order ('' when empty)."""
+    wanted = list(dict.fromkeys(c for c in columns if c != order_column))
+    text = [pl.col(c).fill_null("").str.strip_chars() for c in [order_column, *wanted]]
+    frame = sniffed.sample.select(text).filter(pl.col(order_column) != "")
+    grouped = frame.group_by(order_column, maintain_order=True).agg(*[pl.col(c) for c in wanted],
+                                                                    pl.len().alias("__lines"))
+    return grouped.filter(pl.col("__lines") > 1).select(wanted).to_dicts()
+
+
+def order_level(sniffed: Sniffed, order_column: str, column: str, line_columns: list[str]) -> OrderLevel | None:
+    """The column as an order-level value, when the sampled orders whose lines differ in line_columns show it on
+    nearly all of them; None when they do not, or when too few orders have several lines to tell."""
+    if not line_columns:
+        return None
+    orders = [o for o in multi_line_orders(sniffed, order_column, [column, *line_columns])
+              if any(len(set(o[c])) > 1 for c in line_columns if c != column)]
+    if len(orders) < MIN_ORDERS:
+        return None
+    same = sum(1 for o in orders if o[column][0] and len(set(o[column])) == 1)
+    first_only = sum(1 for o in orders if o[column][0] and not any(o[column][1:]))
+    share = (same + first_only) / len(orders)
+    return OrderLevel(column, share, first_only > same) if share >= NEARLY_ALL else None
+
+
+def match_line_amount(sniffed: Sniffed, fields: tuple[str, ...]) -> tuple[dict[str, Match], list[OrderLevel]]:
+    """match_columns, refusing as the amount every column that holds an order-level value; the refused ones in
+    the order they were tried (the first is the one the names alone would have mapped)."""
+    refused: list[OrderLevel] = []
+    while True:
+        matches = match_columns(sniffed, fields, refuse={"amount": {r.column for r in refused}})
+        amount, order = matches.get("amount"), matches.get("order_id")
+        if amount is None or order is None:
+            return matches, refused
+        line_columns = [matches[f].column for f in LINE_FIELDS if f in matches]
+        found = order_level(sniffed, order.column, amount.column, line_columns)
+        if found is None:
+            return matches, refused
+        refused.append(found)
