@@ -28,6 +28,7 @@ from pipelines.config_match import (
     WHAT,
     Match,
     date_coverage,
+    doubt_order_time,
     example,
     flag_columns,
     looks_like_order_numbers,
@@ -35,7 +36,7 @@ from pipelines.config_match import (
     name_score,
     normalise,
 )
-from pipelines.config_order_lines import OrderLevel, match_line_amount
+from pipelines.config_order_lines import OrderLevel, fill_down_fields, filled_down, match_line_amount
 from pipelines.config_sniff import Sniffed, describe, sniff_file
 from pipelines.core.config import (
     CUSTOMER_FIELDS,
@@ -119,6 +120,8 @@ def draft_config(orders: Path, customers: Path | None = None, products: Path | N
     section = Section("orders", order_file, wide_matches if shape == "wide" else long_matches)
     if shape == "long":
         section.order_level = order_totals
+        _fill_down(section)
+    doubt_order_time(order_file, section.matches)
     draft = Draft(shape, [section])
     if shape == "wide":
         section.extra["category_columns"] = flags
@@ -191,6 +194,21 @@ def _order_rules(draft: Draft, section: Section) -> None:
     if "order_ts" in matches:
         _date_formats(draft, section, matches["order_ts"].column)
     _duplicates(draft, section)
+
+
+def _fill_down(section: Section) -> None:
+    """orders.fill_down for the order's fields left blank on its later lines (Shopify), and the sample filled so,
+    as staging will read it: what init then says of those columns (how well filled) is said of the filled ones."""
+    found = fill_down_fields(section.sniffed, section.matches)
+    if not found:
+        return
+    columns = [section.matches[f].column for f in found]
+    section.extra["fill_down"] = list(found)
+    section.extra_notes["fill_down"] = (
+        f"{', '.join(columns)} blank on every line of an order but the first ({min(found.values()):.0%} of the "
+        "sampled orders with several lines): a blank takes the value of the order's earlier line")
+    order_column = section.matches["order_id"].column
+    section.sniffed.sample = filled_down(section.sniffed.sample, order_column, columns)
 
 
 def _order_total(draft: Draft, section: Section) -> None:
@@ -470,7 +488,7 @@ def render_yaml(draft: Draft, out: Path, name: str) -> str:
             if field_name == "status" and "status" in section.extra_notes:
                 note += "; " + section.extra_notes["status"]
             lines.append(_line(4, field_name, scalar(match.column), note))
-        for key in ("date_formats", "excel_serial_dates", "category_columns", "flag_tokens"):
+        for key in ("date_formats", "excel_serial_dates", "fill_down", "category_columns", "flag_tokens"):
             if key in section.extra:
                 value = section.extra[key]
                 if isinstance(value, dict):

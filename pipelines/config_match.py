@@ -285,15 +285,19 @@ def match_columns(sniffed: Sniffed, fields: tuple[str, ...], prefer: dict[str, s
             continue
         matches[field_name] = Match(field_name, column, why)
         used.add(column)
-    if "order_ts" in matches:
-        others = [c for c in sniffed.columns if c not in used and c.strip() and name_score("order_ts", c)]
-        _doubt_order_time(sniffed, matches["order_ts"], others, filled)
     return matches
 
 
-def _doubt_order_time(sniffed: Sniffed, match: Match, others: list[str], filled: dict[str, int]) -> None:
+def doubt_order_time(sniffed: Sniffed, matches: dict[str, Match]) -> None:
     """A CHECK when the order time was taken for its name over a clearly better-filled column that fits too: the
-    rows it leaves empty are quarantined, and by default a run with over 5% of its rows lacking a key is blocked."""
+    rows it leaves empty are quarantined, and by default a run with over 5% of its rows lacking a key is blocked.
+    Judged on the sample as staging reads it (after orders.fill_down)."""
+    match = matches.get("order_ts")
+    if match is None:
+        return
+    used = {m.column for m in matches.values()}
+    others = [c for c in sniffed.columns if c not in used and c.strip() and name_score("order_ts", c)]
+    filled = {c: len(sniffed.values(c)) for c in [match.column, *others]}
     rows = sniffed.sample.height or 1
     better = [c for c in others if (filled[c] - filled[match.column]) / rows >= CLEARLY_BETTER_FILLED
               and fits("order_ts", sniffed.values(c))]

@@ -80,3 +80,39 @@ def match_line_amount(sniffed: Sniffed, fields: tuple[str, ...]) -> tuple[dict[s
         if found is None:
             return matches, refused
         refused.append(found)
+
+
+# ------------------------------------------------------------------------------------------------ fill down
+
+# Fields an order states once: who, when, how it was paid, where, its status. Shopify writes them on the order's
+# first line only and leaves them blank on the others; orders.fill_down gives such a blank the value of the same
+# order's earlier line (in file order), without which those lines would lack a customer and a time.
+FILL_DOWN_FIELDS = ("customer_id", "order_ts", "payment_method", "channel", "status")
+
+
+def fill_down_fields(sniffed: Sniffed, matches: dict[str, Match]) -> dict[str, float]:
+    """Field -> the share of the sampled orders with several lines (and the field on their first line) that leave
+    it blank on every later line, for the mapped FILL_DOWN_FIELDS where that is nearly all of them."""
+    order = matches.get("order_id")
+    fields = [f for f in FILL_DOWN_FIELDS if f in matches]
+    if order is None or not fields:
+        return {}
+    orders = multi_line_orders(sniffed, order.column, [matches[f].column for f in fields])
+    found = {}
+    for field_name in fields:
+        lines = [o[matches[field_name].column] for o in orders if o[matches[field_name].column][0]]
+        blank_later = sum(1 for values in lines if not any(values[1:]))
+        if len(lines) >= MIN_ORDERS and blank_later / len(lines) >= NEARLY_ALL:
+            found[field_name] = blank_later / len(lines)
+    return found
+
+
+def filled_down(sample: pl.DataFrame, order_column: str, columns: list[str]) -> pl.DataFrame:
+    """The sample as staging reads it with orders.fill_down: a blank cell of the columns takes the value of the same
+    order's earlier line. Rows without an order id are left as they are (they belong to no order)."""
+    has_order = pl.col(order_column).fill_null("").str.strip_chars() != ""
+    blank_as_null = [pl.when(pl.col(c).fill_null("").str.strip_chars() == "").then(None).otherwise(pl.col(c)).alias(c)
+                     for c in columns]
+    return sample.with_columns(blank_as_null).with_columns(
+        pl.when(has_order).then(pl.col(c).forward_fill().over(order_column)).otherwise(pl.col(c)).alias(c)
+        for c in columns)

@@ -287,3 +287,46 @@ def test_a_line_amount_that_repeats_by_chance_stays_the_amount(tmp_path):
     config, printed = init_ok(tmp_path, orders)
     assert config["orders"]["columns"]["amount"] == "实收金额"
     assert printed == []
+
+
+# -------------------------------------------------------------------------- order fields on the first line only
+
+def test_order_fields_on_the_first_line_only_are_filled_down(tmp_path):
+    # Shopify writes Email, Created at, Payment Method, Source and Financial Status on an order's first line only.
+    # orders.fill_down gives the later lines the first line's values; without it half the lines of this export
+    # would lack a customer and a time. Init no longer says that half the rows have no Email.
+    draft = draft_config(shopify_export(tmp_path / "orders_export.csv"))
+    text = render_yaml(draft, tmp_path / "shop.yaml", "shop")
+    assert ("  fill_down: [customer_id, order_ts, payment_method, channel, status] # Email, Created at, Payment Method, "
+            "Source, Financial Status blank on every line of an order but the first (100% of the sampled orders with "
+            "several lines): a blank takes the value of the order's earlier line\n") in text
+    assert draft.undecided == [
+        "orders.columns.amount: Subtotal is filled on the first line only of 100% of the sampled orders with several "
+        "lines: an order total, not a line amount; amount is left to quantity × unit_price (Lineitem price)",
+        "orders.columns.category: orders_export.csv has no category column; declared absent (null), segments use no "
+        "categories; write orders.category_rules on Lineitem name (see examples/online_retail.yaml) or give "
+        "--products",
+        "privacy.pii_columns: orders_export.csv column 'Email' is personal data mapped to a field; hash it "
+        "(privacy.pii_columns: {Email: hash}, needs PERSONA_PII_SALT)?"]
+    assert "# quality:" not in text
+
+
+def test_only_the_fields_blank_on_later_lines_are_filled_down(tmp_path):
+    # 会员号 and 下单时间 on each order's first line only, 支付方式 on every line. Filled down, 下单时间 is as well
+    # filled as 导出时间 and 会员号 is on every row: neither the order time nor the key share is to decide.
+    orders = tmp_path / "orders.csv"
+    lines = ["订单号,会员号,下单时间,导出时间,支付方式,品类,商品编码,金额"]
+    for i in range(8):
+        for j in range(1 + i % 3):
+            first = j == 0
+            lines.append(f"D{i},{f'U{i % 4}' if first else ''},{f'2026-06-0{1 + i} 10:00:00' if first else ''},"
+                         f"2026-07-01 08:00:00,微信,生鲜,69000{j},{3 + j}.00")
+    orders.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    draft = draft_config(orders)
+    assert draft.sections[0].extra["fill_down"] == ["customer_id", "order_ts"]
+    assert "  fill_down: [customer_id, order_ts]         # 会员号, 下单时间 blank on every line of an order but the " \
+           "first (100% of the sampled orders with several lines): a blank takes the value of the order's earlier " \
+           "line\n" in render_yaml(draft, tmp_path / "shop.yaml", "shop")
+    assert draft.undecided == [] and draft.quality_hints == []
+    assert [m.doubt for m in draft.sections[0].matches.values() if m.doubt] == []
+    assert draft.unmapped == ["orders: orders.csv column '导出时间' not mapped (no contract field matches)"]
