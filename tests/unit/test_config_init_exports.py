@@ -189,12 +189,12 @@ def test_a_shopify_export_is_read_as_shopify_writes_it(tmp_path):
                                                  "Billing Phone": "drop", "Phone": "drop"}}
     assert printed == [
         *[f"not mapped: orders: orders_export.csv column {column!r} not mapped ({why})" for column, why in [
-            ("Paid at", "no contract field matches"), ("Fulfillment Status", "no contract field matches"),
+            ("Paid at", "another time of the order; order_ts takes Created at"), ("Fulfillment Status", "no contract field matches"),
             ("Currency", "no contract field matches"), ("Subtotal", order_level),
             ("Shipping", "no contract field matches"), ("Total", order_level), ("Discount Amount", order_level),
             ("Lineitem compare at price", "empty in the sample"),
             ("Lineitem fulfillment status", "no contract field matches"),
-            ("Cancelled at", "no contract field matches"), ("Refunded Amount", order_level),
+            ("Cancelled at", "another time of the order; order_ts takes Created at"), ("Refunded Amount", order_level),
             ("Id", "no contract field matches"), ("Receipt Number", "empty in the sample")]],
         "to decide: orders.columns.amount: Subtotal holds the same value on every line of 100% of the sampled orders "
         "with several lines: an order total, not a line amount; amount is left to quantity × unit_price (Lineitem "
@@ -250,7 +250,8 @@ def test_an_order_total_repeated_on_every_line_is_not_the_line_amount(tmp_path):
         *[f"not mapped: orders: 京东订单导出_20261201.csv column {column!r} not mapped ({why})" for column, why in [
             ("订单金额", order_level), ("应付金额", order_level), ("运费金额", order_level),
             ("订单类型", "no contract field matches"), ("订单备注", "no contract field matches"),
-            ("付款确认时间", "no contract field matches"), ("订单完成时间", "no contract field matches"),
+            ("付款确认时间", "another time of the order; order_ts takes 下单时间"),
+            ("订单完成时间", "another time of the order; order_ts takes 下单时间"),
             ("商家备注", "empty in the sample")]],
         "to decide: orders.columns.amount: 应付金额 holds the same value on every line of 100% of the sampled orders "
         "with several lines: an order total, not a line amount; amount is left to quantity × unit_price (京东价)",
@@ -329,4 +330,5 @@ def test_only_the_fields_blank_on_later_lines_are_filled_down(tmp_path):
            "line\n" in render_yaml(draft, tmp_path / "shop.yaml", "shop")
     assert draft.undecided == [] and draft.quality_hints == []
     assert [m.doubt for m in draft.sections[0].matches.values() if m.doubt] == []
-    assert draft.unmapped == ["orders: orders.csv column '导出时间' not mapped (no contract field matches)"]
+    assert draft.unmapped == ["orders: orders.csv column '导出时间' not mapped (another time of the order; order_ts "
+                              "takes 下单时间)"]
