@@ -64,10 +64,13 @@ def _load_config(config_path: str, input_path: str | None):
 
 
 def _command_name() -> str:
-    """The command as the user can type it: bare when the venv is active, by path otherwise."""
+    """The command as the user can type it: bare when the venv is active, by path otherwise (relative below the
+    working folder, as `.venv/bin/persona` after `make run`; absolute elsewhere, not `../../../work/.venv/...`)."""
     if shutil.which("persona"):
         return "persona"
-    return shlex.quote(os.path.relpath(Path(sys.argv[0]).resolve(), Path.cwd()))
+    command = Path(sys.argv[0]).resolve()
+    relative = os.path.relpath(command, Path.cwd())
+    return shlex.quote(str(command) if relative.startswith("..") else relative)
 
 
 def _warehouse_flag(warehouse_path: str) -> str:

@@ -298,3 +298,18 @@ def test_sql_csv_writes_list_columns_as_json(seed_run):
 
     rows = list(csv_module.DictReader(io.StringIO(done.stdout)))
     assert rows and all(isinstance(json.loads(row["name_evidence"]), list) for row in rows)
+
+
+def test_printed_commands_name_the_program_as_it_can_be_typed(tmp_path, monkeypatch):
+    from pipelines import cli
+
+    program = tmp_path / "repo" / ".venv" / "bin" / "persona"
+    monkeypatch.setattr(cli.shutil, "which", lambda name: None)
+    monkeypatch.setattr(cli.sys, "argv", [str(program)])
+    monkeypatch.chdir(write_file(tmp_path / "repo" / "x", "").parent)
+    assert cli._command_name() == ".venv/bin/persona"
+    # From a folder elsewhere, the absolute path, not ../../repo/.venv/bin/persona.
+    monkeypatch.chdir(write_file(tmp_path / "shops" / "a" / "x", "").parent)
+    assert cli._command_name() == str(program)
+    monkeypatch.setattr(cli.shutil, "which", lambda name: "/usr/local/bin/persona")
+    assert cli._command_name() == "persona"
