@@ -82,3 +82,11 @@ def test_payment_methods_have_labels_and_kinds():
     assert payment_names("WECHAT") == payment_names("微信") == ("微信支付", "WeChat Pay payers")
     assert payment_kind("支付宝") == payment_kind("mobile") == "mobile"
     assert payment_names("paypal") == (None, "paypal payers")
+
+
+def test_a_department_of_every_drink_and_a_code_saying_only_accessories_are_named_as_such():
+    # A trial's POS department 酒饮 held bottled water beside beer; its 'accessories' held tote bags.
+    categories = load_vocabulary().categories
+    assert [(t.zh, t.en) for t in map(categories.resolve, ["酒饮", "酒水饮料", "accessories", "首饰配饰"])] == [
+        ("酒水饮料", "drinks & alcohol"), ("酒水饮料", "drinks & alcohol"), ("配饰", "accessories"),
+        ("首饰", "jewellery")]
