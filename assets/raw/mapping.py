@@ -104,6 +104,9 @@ def map_columns(
             value = pl.col(column)
             if pii.get(column) == "hash":
                 value = value.map_batches(pii_hasher(salt), return_dtype=pl.String)
+            if field == "order_id" and getattr(source, "order_id_within", None):
+                value = _order_id_within(value, source.order_id_within, present, path, frame)
+                used.update(source.order_id_within)
             selected.append(value.alias(field))
             used.add(column)
         elif field in source.columns:
@@ -128,6 +131,20 @@ def map_columns(
         used.add(column)
     ignored = [c for c in columns if c not in used]
     return frame.select(selected), ignored
+
+
+def _order_id_within(order_id: pl.Expr, within: list[str], present: set[str], path: Path,
+                     frame: pl.DataFrame | pl.LazyFrame) -> pl.Expr:
+    """orders.order_id_within: the order id prefixed by the values of the columns it is unique within (S1/0001).
+    A blank id stays blank (staging quarantines it); a blank store is an empty part (/0001), as read."""
+    missing = [column for column in within if column not in present]
+    if missing:
+        raise IngestError(f"{path}: column {missing[0]!r} (listed in orders.order_id_within) is not in the header; "
+                          f"the header has {_header_summary(frame)}")
+    parts = [pl.col(column).cast(pl.String).str.strip_chars().fill_null("") for column in within]
+    blank = order_id.cast(pl.String).str.strip_chars().fill_null("") == ""
+    return pl.when(blank).then(order_id.cast(pl.String)).otherwise(
+        pl.concat_str([*parts, order_id.cast(pl.String).str.strip_chars()], separator="/"))
 
 
 def _header_summary(frame: pl.DataFrame | pl.LazyFrame) -> str:

@@ -175,6 +175,9 @@ class SourceConfig(Strict):
                              "needs order lines with an order id (the long shape, orders.columns.order_id mapped)")
         if len(set(orders.fill_down)) != len(orders.fill_down):
             raise ValueError("orders.fill_down: a field is listed twice")
+        if orders.order_id_within and self.derives_order_id:
+            raise ValueError("orders.order_id_within: the export has no order id (orders.columns.order_id: null) to "
+                             "make unique")
         if self.shape == "wide":
             if orders.line_key is not None:
                 raise ValueError("orders.line_key: only the long shape has order lines; a basket row is identified "

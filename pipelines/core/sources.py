@@ -187,6 +187,10 @@ class OrdersSource(FileSource):
     # Long shape: categories from a free-text description (a mapped `description` field), first matching rule
     # wins, unmatched lines get `other`. Used for lines without a category of their own or from products.
     category_rules: list[CategoryRule] = Field(default_factory=list)
+    # Source columns within whose values an order id is unique: a chain's tills number their tickets per store, so
+    # ticket 0001 of store S1 and of store S2 are two orders. The order id becomes their values and the id joined by
+    # '/' (S1/0001).
+    order_id_within: list[str] = Field(default_factory=list)
     # Long shape: order-level fields an export writes on an order's first line only (Shopify's orders_export leaves
     # Email, Created at and Financial Status blank on the other lines). A blank value of a listed field takes the
     # value of the same order's latest earlier line in its file that has one.
