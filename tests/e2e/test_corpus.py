@@ -572,7 +572,8 @@ def test_quarantine_share_above_the_limit_blocks_publishing(tmp_path):
         "quarantine_share_within_limit"]
     share_check = evaluations["quarantine_share_within_limit"]
     assert share_check.description == (
-        f"{orders.resolve()}: 33.3% of rows quarantined, above quality.max_quarantine_share 5.0%")
+        f"{orders.resolve()}: 33.3% of rows quarantined, above quality.max_quarantine_share 5.0%; most of them: "
+        "amount is not a number 33.3%")
     assert quarantine_rows(warehouse) == [
         ("orders", "orders.csv", 21 + i, "amount", "n/a", "amount is not a number") for i in range(10)]
     assert audit_rows(warehouse, result) == {"orders": (orders.name, 30, 20, 10, 0, 0, 0)}
@@ -612,7 +613,8 @@ def test_a_broken_export_still_fails_the_limit_beside_cancelled_orders(tmp_path)
     share_check = check_evaluations(result)["quarantine_share_within_limit"]
     assert share_check.description == (
         f"{orders.resolve()}: 7.9% of rows quarantined (besides 5 set aside: cancelled, returned or without a "
-        "customer id), above quality.max_quarantine_share 5.0%")
+        "customer id), above quality.max_quarantine_share 5.0%; most of them: amount is not a number 5.3%, amount "
+        "is not a number; cancelled order (status CANCELLED) 2.6%")
     assert query(warehouse, "SELECT rows_read, rows_quarantined, rows_set_aside FROM quality.load_audit") == [
         (38, 8, 5)]
     assert_nothing_published(warehouse)
