@@ -36,7 +36,13 @@ from pipelines.config_match import (
     name_score,
     normalise,
 )
-from pipelines.config_order_lines import OrderLevel, fill_down_fields, filled_down, match_line_amount
+from pipelines.config_order_lines import (
+    OrderLevel,
+    fill_down_fields,
+    filled_down,
+    match_line_amount,
+    order_id_scope,
+)
 from pipelines.config_sniff import Sniffed, describe, sniff_file
 from pipelines.core.config import (
     CUSTOMER_FIELDS,
@@ -120,6 +126,7 @@ def draft_config(orders: Path, customers: Path | None = None, products: Path | N
     section = Section("orders", order_file, wide_matches if shape == "wide" else long_matches)
     if shape == "long":
         section.order_level = order_totals
+        _order_id_within(section)
         _fill_down(section)
     doubt_order_time(order_file, section.matches)
     draft = Draft(shape, [section])
@@ -211,6 +218,19 @@ def _fill_down(section: Section) -> None:
     section.sniffed.sample = filled_down(section.sniffed.sample, order_column, columns)
 
 
+def _order_id_within(section: Section) -> None:
+    """orders.order_id_within when the order id repeats across the values of a store column (tickets numbered per
+    store): without it, a ticket number of two stores is one order, and the second store's lines are quarantined."""
+    found = order_id_scope(section.sniffed, section.matches)
+    if found is None:
+        return
+    store, repeated, ids = found
+    section.extra["order_id_within"] = [store]
+    section.extra_notes["order_id_within"] = (
+        f"{repeated:,} of the {ids:,} sampled {section.matches['order_id'].column} values occur in more than one "
+        f"{store}: tickets numbered per store, made unique as {store}/ticket")
+
+
 def _order_total(draft: Draft, section: Section) -> None:
     """The line to decide when the amount the names chose holds an order total: not mapped, amount is computed."""
     total = section.order_level[0]
@@ -262,7 +282,8 @@ def _duplicates(draft: Draft, section: Section) -> None:
 
 def _leftovers(draft: Draft, section: Section) -> None:
     """Columns no field takes: personal data to drop, profile columns in a long order file, the rest left out."""
-    used = {m.column for m in section.matches.values()} | set(section.extra.get("category_columns", []))
+    used = ({m.column for m in section.matches.values()} | set(section.extra.get("category_columns", []))
+            | set(section.extra.get("order_id_within", [])))
     values = {column: section.sniffed.values(column) for column in section.sniffed.columns if column not in used}
     order_level = {level.column: level for level in section.order_level}
     for column in section.sniffed.columns:
@@ -488,7 +509,8 @@ def render_yaml(draft: Draft, out: Path, name: str) -> str:
             if field_name == "status" and "status" in section.extra_notes:
                 note += "; " + section.extra_notes["status"]
             lines.append(_line(4, field_name, scalar(match.column), note))
-        for key in ("date_formats", "excel_serial_dates", "fill_down", "category_columns", "flag_tokens"):
+        for key in ("date_formats", "excel_serial_dates", "order_id_within", "fill_down", "category_columns",
+                    "flag_tokens"):
             if key in section.extra:
                 value = section.extra[key]
                 if isinstance(value, dict):

@@ -11,6 +11,7 @@ amount = quantity × unit_price instead (docs/configuration.md, the contract's a
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import polars as pl
@@ -116,3 +117,29 @@ def filled_down(sample: pl.DataFrame, order_column: str, columns: list[str]) -> 
     return sample.with_columns(blank_as_null).with_columns(
         pl.when(has_order).then(pl.col(c).forward_fill().over(order_column)).otherwise(pl.col(c)).alias(c)
         for c in columns)
+
+
+# ------------------------------------------------------------------------------------------------ order id scope
+
+# Columns naming where a sale was rung up. A chain's tills number their tickets per store (and often per day), so the
+# same ticket number in two stores is two orders: orders.order_id_within makes the id unique within the store.
+STORE_NAME = re.compile(r"门店|店铺|店号|分店|网点|store|shop|branch|outlet", re.IGNORECASE)
+
+
+def order_id_scope(sniffed: Sniffed, matches: dict[str, Match]) -> tuple[str, int, int] | None:
+    """(store column, order ids seen in more than one store, order ids sampled) for an unmapped store-named column
+    that the mapped order id repeats across, in at least MIN_ORDERS of the sampled ids; None otherwise."""
+    order = matches.get("order_id")
+    if order is None:
+        return None
+    taken = {m.column for m in matches.values()}
+    for column in sniffed.columns:
+        if column in taken or not STORE_NAME.search(column):
+            continue
+        ids = (sniffed.sample.select(pl.col(order.column).fill_null("").str.strip_chars().alias("id"),
+                                     pl.col(column).fill_null("").str.strip_chars().alias("store"))
+               .filter(pl.col("id") != "").group_by("id").agg(pl.col("store").n_unique().alias("stores")))
+        repeated = ids.filter(pl.col("stores") > 1).height
+        if repeated >= MIN_ORDERS:
+            return column, repeated, ids.height
+    return None

@@ -24,16 +24,17 @@ POS_PAYMENTS = ("微信", "支付宝", "现金")
 POS_UNMAPPED = ["门店编码", "门店名称", "收银机号", "收银员", "单位", "销售金额", "优惠金额"]
 
 
-def pos_export(path: Path, tickets: int = 12, walk_in_every: int = 0) -> Path:
+def pos_export(path: Path, tickets: int = 12, walk_in_every: int = 0, stores: int = 1) -> Path:
     """A till's sales lines in GBK: one to three lines per ticket (小票号); every walk_in_every-th ticket is a
-    walk-in sale without a member card (会员卡号 empty on all its lines)."""
+    walk-in sale without a member card (会员卡号 empty on all its lines). With several stores, each numbers its
+    tickets from 0 (as a chain's tills do)."""
     rows = [POS_HEADER]
-    for i in range(tickets):
-        card = "" if walk_in_every and i % walk_in_every == 0 else f"880010{i % 5:04d}"
+    for store, i in ((store, i) for store in range(1, stores + 1) for i in range(tickets)):
+        card = "" if walk_in_every and i % walk_in_every == 0 else f"880010{(i + store) % 5:04d}"
         for j in range(1 + i % 3):
             code, name, department, unit, price = POS_GOODS[(i + j) % len(POS_GOODS)]
             amount = f"{(j + 1) * price:.2f}"
-            rows.append(f"S001,好邻居 中山路店,0120260601{i:04d},01,2026/6/{1 + i % 28} {8 + i % 12}:{i % 60:02d},李娜,"
+            rows.append(f"S00{store},好邻居 中山路店,0120260601{i:04d},01,2026/6/{1 + i % 28} {8 + i % 12}:{i % 60:02d},李娜,"
                         f"{card},{code},{name},{department},{unit},{j + 1},{price:.2f},{amount},0.00,{amount},"
                         f"{POS_PAYMENTS[i % 3]}")
     path.write_bytes(("\n".join(rows) + "\n").encode("gbk"))
@@ -56,6 +57,21 @@ def test_a_tills_department_is_the_category(tmp_path):
     assert printed == not_mapped("销售流水_202606.csv", POS_UNMAPPED)
     assert "    category: 部门                           # '部门' is a usual name for a category; e.g. '休闲食品'\n" in (
         tmp_path / "shop.yaml").read_text(encoding="utf-8")
+
+
+def test_tickets_numbered_per_store_are_made_unique_within_the_store(tmp_path):
+    # Two stores number their tickets from 0: the same 小票号 in both is two orders. Without order_id_within, the
+    # second store's lines were quarantined as another customer's order (a trial: 5,172 member lines).
+    orders = pos_export(tmp_path / "销售流水_202606.csv", stores=2)
+    config, printed = init_ok(tmp_path, orders)
+    assert config["orders"]["order_id_within"] == ["门店编码"]
+    assert "  order_id_within: [门店编码]                # 12 of the 12 sampled 小票号 values occur in more than one " \
+           "门店编码: tickets numbered per store, made unique as 门店编码/ticket\n" in (tmp_path / "shop.yaml").read_text(
+               encoding="utf-8")
+    assert printed == not_mapped("销售流水_202606.csv", [c for c in POS_UNMAPPED if c != "门店编码"])
+    # One store: nothing to make unique.
+    config, _ = init_ok(tmp_path, pos_export(tmp_path / "one.csv"), "--force")
+    assert "order_id_within" not in config["orders"]
 
 
 # -------------------------------------------------------------------------------------------- JD.com orders
