@@ -25,6 +25,7 @@ TOP = len(LAYERS)
 # A quality module stands on the floor of the layer it checks; any other quality module on the ground floor.
 QUALITY_READS = {
     "quality.outliers": "assets.features",
+    "quality.suites": "assets.staging",  # the raw and staging suites (the raw one reads orders.fill_down's rows)
     "quality.checks.expectations": "assets.staging",
     "quality.checks.staging": "assets.staging",
     "quality.checks.segments": "assets.segments",
