@@ -5,7 +5,7 @@ Columns are matched by name in Chinese and English (VOCABULARY), kept only when 
 (`fits`: order times read with a date format staging tries, amounts and quantities read as numbers); between
 columns named alike, the better-filled one. The order time is when the order was placed (创建时间, 下单时间,
 created, order date): a payment, shipping, completion or refund time (付款时间, 发货时间, paid_at, ...) is empty on
-orders that never got that far, so it is taken only when no other column fits (`order_time_score`).
+orders that never got that far, so it is taken only when no other column fits (`NAME_RANKS`).
 """
 
 from __future__ import annotations
@@ -211,10 +211,8 @@ def name_score(field_name: str, column: str) -> tuple[int, str] | None:
         scored = 4, f"{column!r} is a usual name for {WHAT[field_name]}"
     elif re.search(pattern, name):
         scored = 2, f"{column!r} reads like {WHAT[field_name]}"
-    if field_name == "order_ts" and scored is not None:
-        return order_time_score(column, scored)
-    if field_name == "status" and scored is not None:
-        return status_score(column, scored)
+    if field_name in NAME_RANKS and scored is not None:
+        return ranked(NAME_RANKS[field_name], column, scored)
     return scored
 
 
@@ -234,27 +232,34 @@ def looks_like_order_numbers(values: list[str]) -> bool:
     return bool(values) and all(ORDER_NUMBER.match(v) for v in values)
 
 
-def status_score(column: str, scored: tuple[int, str]) -> tuple[int, str]:
-    """A status column's score: a line's, shipment's or refund's status (OTHER_STATUS) below every other name, so it
-    is taken only when no other column fits; a payment status (PAYMENT_STATUS) above a bare status."""
-    name = normalise(column)
-    if OTHER_STATUS.search(name):
-        return 1, (f"{column!r} is the status of a line, shipment or refund, taken as no column holds the order's "
-                   "status")
-    if scored[0] == 2 and PAYMENT_STATUS.search(name):
-        return 3, f"{column!r} reads like the order's payment status"
-    return scored
+@dataclass(frozen=True)
+class NameRank:
+    """How a field ranks columns named alike: a name matching `demote` below every other name (taken only when no
+    other column fits), one matching `promote` above a bare name that only reads like the field."""
+
+    demote: re.Pattern
+    demoted: str  # why, after the column's name
+    promote: re.Pattern
+    promoted: str
 
 
-def order_time_score(column: str, scored: tuple[int, str]) -> tuple[int, str]:
-    """An order time column's score: a later event's time (LATER_TIME) below every other name, so it is taken
-    only when no other column fits; a name that says the order was placed (PLACED_TIME) above a bare date/time."""
+NAME_RANKS = {
+    "order_ts": NameRank(LATER_TIME, "is a time after the order was placed (paid, shipped, ...), taken as no column "
+                                     "saying when the order was placed fits",
+                         PLACED_TIME, "reads like when the order was placed"),
+    "status": NameRank(OTHER_STATUS, "is the status of a line, shipment or refund, taken as no column holds the "
+                                     "order's status",
+                       PAYMENT_STATUS, "reads like the order's payment status"),
+}
+
+
+def ranked(rank: NameRank, column: str, scored: tuple[int, str]) -> tuple[int, str]:
+    """A column's name score after the field's NameRank."""
     name = normalise(column)
-    if LATER_TIME.search(name):
-        return 1, (f"{column!r} is a time after the order was placed (paid, shipped, ...), taken as no column "
-                   "saying when the order was placed fits")
-    if scored[0] == 2 and PLACED_TIME.search(name):
-        return 3, f"{column!r} reads like when the order was placed"
+    if rank.demote.search(name):
+        return 1, f"{column!r} {rank.demoted}"
+    if scored[0] == 2 and rank.promote.search(name):
+        return 3, f"{column!r} {rank.promoted}"
     return scored
 
 
