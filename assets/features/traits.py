@@ -8,7 +8,8 @@ segment names (assets/segments/naming.py: a name is made of such traits), so bot
 - a trait needs support (`NameSupport`): a category or payment method enough buyers overall and in the segment,
   a demographic field a known value for enough members, a median enough people with the value;
 - a trait is distinctive when the segment's mean is at least TRAIT_THRESHOLD population standard deviations from
-  everyone's, and, for age and income, the difference is one people would notice (`real_difference`).
+  everyone's, and the difference is one people would notice: for age and income by their medians
+  (`real_difference`), for a category or payment method by its lift (`lift_names`).
 """
 
 import math
@@ -26,6 +27,10 @@ AGE_WORD_YEARS = 10.0
 # The same for income, whose unit differs by shop (yearly CNY, monthly, a band): a ratio of medians instead of a
 # difference, 1.25x for "high income" and 1/1.25 = 0.8x for "low income".
 INCOME_WORD_RATIO = 1.25
+# A category or payment method names a segment only when the segment's share of it is at least this many times
+# everyone's (segments.min_trait_lift). The z-score alone let a segment be "Card payers" at 82.9% of its orders paid
+# by card where 74.8% of everyone's were (1.1x): a habit nearly everyone shares is not what sets a segment apart.
+MIN_TRAIT_LIFT = 1.25
 MEDIAN_FEATURES = ("age", "income")  # the features whose medians the profile keeps for the rules above
 # Profile fields only some customers fill in: a word about them needs enough members with a value (NameSupport).
 DEMOGRAPHIC_FEATURES = ("age", "income", "is_female", "is_home_owner")
@@ -59,6 +64,7 @@ class NameSupport:
     min_category_buyers_share: float = 0.02
     min_segment_buyers: int = 30
     min_profile_coverage_for_names: float = 0.5
+    min_trait_lift: float = MIN_TRAIT_LIFT
 
     def segment_buyers_needed(self, members: int) -> int:
         return min(self.min_segment_buyers, max(1, math.ceil(SMALL_SEGMENT_BUYERS_FRACTION * members)))
@@ -81,6 +87,14 @@ class NameSupport:
                 return True
             return share >= self.min_category_buyers_share and buyers >= self.segment_buyers_needed(profile.members)
         return True
+
+
+def lift_names(profile: SegmentProfile, column: str, support: NameSupport | None = None) -> bool:
+    """Whether the segment buys the category (or pays by the method) enough more than everyone to be named for
+    it: a lift of at least `min_trait_lift` (MIN_TRAIT_LIFT without `support`). A profile without the column's
+    lift (built by hand) is judged on its z-score alone."""
+    lift = profile.lifts.get(column)
+    return lift is None or lift >= (support.min_trait_lift if support else MIN_TRAIT_LIFT)
 
 
 def support_note(profile: SegmentProfile, column: str) -> str:
@@ -175,16 +189,18 @@ PROFILE_TRAITS = ("age", "income", "is_female", "is_home_owner", "total_spend", 
 def distinctive_traits(profile: SegmentProfile, support: NameSupport | None = None) -> list[str]:
     """Every trait that sets the segment apart with support, as "column:+" / "column:-", strongest first: a profile
     field at least TRAIT_THRESHOLD standard deviations from everyone's (age and income also by a real difference),
-    a category or payment method bought more (not less: "buys less beer" is nothing to act on; never a catch-all).
-    Labels play no part: whether a trait can be worded in both languages is the names' concern."""
+    a category or payment method bought more (not less: "buys less beer" is nothing to act on; never a catch-all)
+    by a lift that names it (`lift_names`). Labels play no part: whether a trait can be worded in both languages
+    is the names' concern."""
     found = []
     for column, z in profile.z_scores.items():
         if abs(z) < TRAIT_THRESHOLD or (support and not support.supports(profile, column)):
             continue
         if column in PROFILE_TRAITS and real_difference(profile, column, z):
             found.append((abs(z), f"{column}:{'+' if z > 0 else '-'}"))
-        elif z > 0 and (column.startswith(PAYMENT_PREFIX) or column.startswith(CATEGORY_PREFIX)
-                        and column.removeprefix(CATEGORY_PREFIX) not in CATCH_ALL_CATEGORIES):
+        elif z > 0 and lift_names(profile, column, support) and (
+                column.startswith(PAYMENT_PREFIX) or column.startswith(CATEGORY_PREFIX)
+                and column.removeprefix(CATEGORY_PREFIX) not in CATCH_ALL_CATEGORIES):
             found.append((z, f"{column}:+"))
     return [basis for _, basis in sorted(found, key=lambda t: (-t[0], t[1]))]
 

@@ -175,7 +175,7 @@ def model_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             # customers): only the sampled rows are ever judged.
             fitted_rows = np.flatnonzero(fit_mask)
             support = NameSupport(segments.min_category_buyers_share, segments.min_segment_buyers,
-                                  segments.min_profile_coverage_for_names)
+                                  segments.min_profile_coverage_for_names, segments.min_trait_lift)
 
             def judge(rows: np.ndarray, labels: np.ndarray):
                 return judge_actionability(features[fitted_rows[rows]], labels, support)

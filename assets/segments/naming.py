@@ -35,6 +35,7 @@ from assets.features.traits import (
     TRAIT_THRESHOLD,
     NameSupport,
     SegmentProfile,
+    lift_names,
     real_difference,
     support_note,
 )
@@ -187,7 +188,7 @@ def _standout_categories(profile: SegmentProfile, category_overrides: dict | Non
     for column, z in profile.z_scores.items():
         code = column.removeprefix(CATEGORY_PREFIX)
         if column.startswith(CATEGORY_PREFIX) and z >= TRAIT_THRESHOLD and code not in CATCH_ALL_CATEGORIES \
-                and category_group(code, category_overrides) != "other" \
+                and category_group(code, category_overrides) != "other" and lift_names(profile, column, support) \
                 and (support is None or support.supports(profile, column)):
             yield (z, column, *category_names(code, category_overrides))
 
@@ -213,7 +214,7 @@ def descriptors(profile: SegmentProfile, category_overrides: dict,
             above, below = PROFILE_DESCRIPTORS[column]
             zh, en = above if z > 0 else below
             found.append((abs(z), f"{column}:{'+' if z > 0 else '-'}", zh, en, "profile"))
-        elif column.startswith(PAYMENT_PREFIX) and z > 0:
+        elif column.startswith(PAYMENT_PREFIX) and z > 0 and lift_names(profile, column, support):
             zh, en = payment_names(column.removeprefix(PAYMENT_PREFIX))
             if zh and en:
                 found.append((z, f"{column}:+", zh, en, "profile"))

@@ -201,7 +201,7 @@ def segment_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         # payment method in the segment and overall) that the names are checked against.
         profiles = build_profiles(features, segment_ids, typical)
         support = NameSupport(config.segments.min_category_buyers_share, config.segments.min_segment_buyers,
-                              config.segments.min_profile_coverage_for_names)
+                              config.segments.min_profile_coverage_for_names, config.segments.min_trait_lift)
         names = name_segments(profiles, archetypes, dict(config.category_labels), overrides, previous_names(con),
                               config.has_categories, support)
         duplicates = {n.zh for n in names.values() if [m.zh for m in names.values()].count(n.zh) > 1}

@@ -215,6 +215,10 @@ class SegmentSettings(Strict):
     # segment's members: the profile fields cover only the customers who filled them in. Median words (age,
     # income) also need at least 10 members with the value (assets/features/traits.py MIN_MEDIAN_PEOPLE).
     min_profile_coverage_for_names: float = Field(default=0.5, ge=0, le=1)
+    # A category or payment method names a segment only when the segment buys it (or pays by it) at least this many
+    # times as often as everyone, in share of orders (assets/features/traits.py lift_names): where three orders in
+    # four are paid by card, a segment at 83% card is not "card payers".
+    min_trait_lift: float = Field(default=1.25, ge=1)
 
 
 class PrivacySettings(Strict):

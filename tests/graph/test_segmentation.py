@@ -8,7 +8,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from assets.features.traits import AGE_WORD_YEARS, NameSupport, SegmentProfile, build_profiles
+from assets.features.traits import (
+    AGE_WORD_YEARS,
+    NameSupport,
+    SegmentProfile,
+    build_profiles,
+    distinctive_traits,
+)
 from assets.model.carry import match_segment_ids
 from assets.model.selection import CandidateScore, choose_k
 from assets.segments.naming import (
@@ -174,6 +180,23 @@ def test_age_and_income_words_need_a_real_difference():
     assert "High income" not in name.en
     [name] = name_segments([_aged(0.0, 32.0, income=(26_000, 20_100))], [], {}, {}, {}).values()
     assert name.en == "High income"
+
+
+def test_a_habit_nearly_everyone_shares_does_not_name_a_segment():
+    # Seen on a Shopify export: 82.9% of a segment's orders paid by card against 74.8% of everyone's (1.1x) cleared
+    # the z-score and named the segment "Card payers". A category or payment method needs a lift of 1.25x.
+    weak = _profile(1, {"pay_card": 0.6, "cat_wine": 0.5}, {"pay_card": 1.11, "cat_wine": 1.2})
+    assert distinctive_traits(weak) == []
+    [name] = name_segments([weak], [], {}, {}, {}).values()
+    assert (name.zh, name.en, name.basis) == ("大众客群", "Mainstream shoppers", [])
+    strong = _profile(1, {"pay_card": 0.6, "cat_wine": 0.5}, {"pay_card": 1.3, "cat_wine": 1.25})
+    assert distinctive_traits(strong) == ["pay_card:+", "cat_wine:+"]
+    [name] = name_segments([strong], [], {}, {}, {}).values()
+    assert (name.zh, name.en) == ("刷卡支付·葡萄酒偏好", "Card payers · wine lovers")
+    # segments.min_trait_lift moves the bar: at 1.5x neither is enough.
+    assert distinctive_traits(strong, NameSupport(min_trait_lift=1.5)) == []
+    [name] = name_segments([strong], [], {}, {}, {}, support=NameSupport(min_trait_lift=1.5)).values()
+    assert (name.en, name.basis) == ("Mainstream shoppers", [])
 
 
 def test_choose_k_respects_constraints():
