@@ -33,7 +33,7 @@ import vl_convert
 
 from assets.report.chart_files import ChartFileWriter, javascript_bundle, render_png
 from assets.report.charts import build_charts
-from assets.report.coverage import coverage_sentences, load_coverage
+from assets.report.coverage import coverage_sentences, load_coverage, money_basis_sentences
 from assets.report.data import MIN_DETAIL_SIZE, ReportData, load_report_data
 from assets.report.facts import FactBook
 from assets.report.html import render_page, segmentation_verdict
@@ -81,7 +81,7 @@ def build_report(con: duckdb.DuckDBPyConnection, reports_dir: Path, category_lab
         plans = plan(data, book, load_playbook(playbook_path))
         narrative = build_narrative(data, book, plans)
         for language, sentences in coverage_sentences(book, load_coverage(con, run_id)).items():
-            narrative.intro[language].extend(sentences)
+            narrative.intro[language].extend(sentences + money_basis_sentences()[language])
         keys = [key for section in narrative.sections for key in section.charts]
         specs = {language: build_charts(data, language, keys) for language in LANGUAGES}
         reports_dir.mkdir(parents=True, exist_ok=True)

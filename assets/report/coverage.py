@@ -1,6 +1,7 @@
 """What the report covers: the order rows this run read and where they went (quality.load_audit), so that a reader
 sees, for example, that most of a till's sales were to walk-in customers without a member card and are in no
-segment. Every number is a fact proved by a query on the audit or the quarantine of the run."""
+segment, and what its money figures add up. Every number is a fact proved by a query on the audit or the
+quarantine of the run."""
 
 from __future__ import annotations
 
@@ -76,3 +77,15 @@ def coverage_sentences(book: FactBook, coverage: Coverage | None) -> dict[str, l
     zh += compose("。明细见 quality.load_audit 与 quality.quarantine。")
     en += compose(". Details are in quality.load_audit and quality.quarantine.")
     return {"zh": [zh], "en": [en]}
+
+
+def money_basis_sentences() -> dict[str, list[Sentence]]:
+    """What the money figures add up, so a reader comparing them with the shop console's sales knows why they may
+    differ: the lines' amounts as exported, nothing taken off for refunds or discounts kept outside the lines."""
+    return {"zh": [compose("金额类指标（GMV、消费额、订单金额）为导出文件所列订单行金额之和："
+                           "导出文件记在订单行之外的优惠、运费和退款不计入；已取消订单不计入，"
+                           "退货行另行搁置而不冲减，因此部分退货或部分退款的订单按全额计算。")],
+            "en": [compose("Money figures (GMV, spend, order values) add up the order lines' amounts as the "
+                           "export states them. Discounts, fees and refunds the export keeps outside the lines are "
+                           "not in them; cancelled orders are left out, and return lines are set aside rather than "
+                           "subtracted, so an order returned or refunded in part counts in full.")]}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import html
 import re
 import shutil
 import struct
@@ -272,6 +273,16 @@ def test_summary_comes_first_with_name_share_portrait_and_top_strategy(demo):
             assert f'<span class="name">{name}</span>' in summary
             assert f'data-fact="seg{segment_id}.share"' in summary
         assert summary.count('class="portrait"') == 4 and summary.count('class="top"') == 4
+
+
+def test_the_opening_says_what_the_money_figures_add_up(demo):
+    # A reader comparing GMV with the shop console's sales must learn that refunds are not subtracted.
+    said = {"en": "Money figures (GMV, spend, order values) add up the order lines' amounts as the export states them.",
+            "zh": "金额类指标（GMV、消费额、订单金额）为导出文件所列订单行金额之和"}
+    for language, sentence in said.items():
+        page = (demo.parent / "reports" / f"report_{language}.html").read_text(encoding="utf-8")
+        opening = html.unescape(re.sub(r"<[^>]+>", "", page[page.index("<main>"):page.index('<section id="sizes"')]))
+        assert sentence in opening
 
 
 def test_pages_are_self_contained(demo):
