@@ -182,13 +182,17 @@ def run_check(config: SourceConfig, run_started: datetime | None = None) -> Chec
 def reason_kind(reason: str, value: str | None) -> str:
     """A quarantine reason without its variable part: the raw value, row, line and column numbers, and the customers
     and file a shared order id names. A row failing several rules has them all in one reason (joined by '; '): it is
-    one kind, so a row counts once."""
+    one kind, so a row counts once. A cancelled order's status stays, "cancelled order (status 交易关闭)": it shows
+    which of the export's statuses the config takes for cancellations, and there are only as many as it lists."""
+    return "".join(part if part.startswith("(status ") else _without_variable_part(part, value)
+                   for part in re.split(r"(\(status [^)]*\))", reason))
+
+
+def _without_variable_part(reason: str, value: str | None) -> str:
     if value:
         reason = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", "<value>", reason)
     reason = re.sub(r"\b(row|line|column) \d+", r"\1 N", reason)
     reason = re.sub(r"\b(row N) of [^)]+\)", r"\1 of <file>)", reason)
-    # A row failing several rules carries one raw value: the status of a cancelled order is variable too.
-    reason = re.sub(r"\(status [^)]*\)", "(status <value>)", reason)
     return re.sub(r"\bcustomer [^\s),;]+", "customer <id>", reason)
 
 

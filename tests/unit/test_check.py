@@ -152,7 +152,7 @@ def test_cancelled_orders_are_quarantined_without_counting_against_the_limit(tmp
     out = squeeze(done.stdout)
     assert f"orders {tmp_path / 'orders.csv'} 7 of 40 rows (6 not counted) 2.5% ok" in out, out
     assert "not counted against the limit: cancelled orders, returns and sales without a customer id" in out
-    assert re.search(r"^ +cancelled order \(status <value>\) 6 15\.0%$", out, re.M), out
+    assert re.search(r"^ +cancelled order \(status 交易关闭\) 6 15\.0%$", out, re.M), out
 
 
 def test_each_failing_file_names_its_own_reasons(tmp_path):
@@ -308,13 +308,16 @@ def test_run_check_returns_the_report_for_other_callers(tmp_path):
 def test_reason_kinds_drop_the_raw_value_and_numbers():
     assert reason_kind("quantity 99999 is above quality.max_quantity", "99999") == \
         "quantity <value> is above quality.max_quantity"
-    assert reason_kind("cancelled order (status 已取消)", "已取消") == "cancelled order (status <value>)"
+    # A cancelled order's status stays: it says which statuses the config takes for cancellations.
+    assert reason_kind("cancelled order (status 已取消)", "已取消") == "cancelled order (status 已取消)"
     assert reason_kind("conflicting duplicate of the order line in row 17 (same order_id and sku, different values)",
                        "O1") == "conflicting duplicate of the order line in row N (same order_id and sku, different values)"
     assert reason_kind("gender x is not in values.gender", "x") == "gender <value> is not in values.gender"
     assert reason_kind("missing customer_id", None) == "missing customer_id"
     assert reason_kind("missing order_ts; cancelled order (status 交易关闭)", None) == \
-        "missing order_ts; cancelled order (status <value>)"
+        "missing order_ts; cancelled order (status 交易关闭)"
+    assert reason_kind("amount n/a is not a number; cancelled order (status n/a)", "n/a") == \
+        "amount <value> is not a number; cancelled order (status n/a)"
     # A shared order id names both customers and the first line's file: one kind, whichever they are.
     assert reason_kind("order_id used by another customer: order 581 belongs to customer 12020 (its first line, "
                        "row 4 of a.csv), this line names customer 13085", "581") == \
