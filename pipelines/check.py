@@ -61,6 +61,7 @@ from pipelines.core.config import (
 )
 from pipelines.core.partitions import check_days_in_range
 from pipelines.core.resources import RAW_CATALOG, WAREHOUSE_SCHEMAS
+from pipelines.core.shares import BY_CHANCE, above_limit, interval_text
 
 CHECK_RUN_ID = "persona-check"
 # The key fields of the raw order suite (quality/suites.py raw_orders_suite): those the config requires must be
@@ -238,10 +239,20 @@ def measure(con: duckdb.DuckDBPyConnection, config: SourceConfig, inputs: list[I
                 continue
             # Cancelled orders and returns are quarantined but do not count against the limit, as in a run.
             judged = quarantined - set_aside - excused.get(Path(source_file), 0)
-            verdict, bounds = judge(judged, rows_read, limit, whole.get(Path(source_file), True), above=True)
+            read_whole = whole.get(Path(source_file), True)
+            verdict, bounds = judge(judged, rows_read, limit, read_whole, above=True)
+            said = f"{source_file}: {judged / rows_read:.1%} of the {rows_read:,} sampled rows would be quarantined"
+            chance, chance_bounds = above_limit(judged, rows_read, limit) if read_whole else (None, None)
+            if chance == BY_CHANCE:
+                # As a run judges it: above the limit, but too few rows to call the export broken.
+                bounds = chance_bounds
+                item.shares.append((Path(source_file), rows_read, quarantined, quarantined - judged,
+                                    f"over the limit by chance ({interval_text(bounds)})"))
+                report.warnings.append(f"{said}, above quality.max_quarantine_share {limit:.1%}, but too few rows to "
+                                       f"call the export broken ({interval_text(bounds)}): a run loads it and warns")
+                continue
             item.shares.append((Path(source_file), rows_read, quarantined, quarantined - judged,
                                 VERDICTS[verdict] + within(bounds)))
-            said = f"{source_file}: {judged / rows_read:.1%} of the {rows_read:,} sampled rows would be quarantined"
             if verdict == "fail":
                 in_file = sorted(kinds_by_file.get(source_file, {}).items(), key=lambda pair: (-pair[1], pair[0]))
                 top = ", ".join(f"{kind} {rows / rows_read:.1%}" for kind, rows in in_file[:2])

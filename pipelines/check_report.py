@@ -13,11 +13,11 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.core.config import FileSource, SourceConfig
+from pipelines.core.shares import CONFIDENCE, interval_text, wilson_interval
 
 SAMPLE_ROWS = 10_000  # data rows sampled of each file; a file of up to this many is read whole
 SLICES = 10  # a larger file: its sample is this many slices, evenly spaced from its start to its end
 MAX_STEP = 50  # each slice keeps one row in up to this many of the rows it spans (pipelines/check.py spread)
-CONFIDENCE = 0.95  # a share measured on a sample fails only when this interval of it lies beyond the limit
 FILES_AT_EACH_END = 2  # a glob or landing folder: its first and last files are sampled
 TOP_REASONS = 8  # quarantine reasons shown per input
 TOP_CATEGORIES = 10
@@ -96,10 +96,7 @@ def judge(count: int, rows: int, limit: float, whole: bool, above: bool) -> tupl
     share = count / rows
     if whole:
         return ("fail" if (share > limit if above else share < limit) else "ok"), None
-    from scipy.stats import binomtest  # about a second to import: only a share measured on a sample needs it
-
-    interval = binomtest(count, rows).proportion_ci(confidence_level=CONFIDENCE, method="wilson")
-    low, high = float(interval.low), float(interval.high)
+    low, high = wilson_interval(count, rows)
     if (low > limit) if above else (high < limit):
         return "fail", (low, high)
     return ("near" if low <= limit <= high else "ok"), (low, high)
@@ -107,10 +104,7 @@ def judge(count: int, rows: int, limit: float, whole: bool, above: bool) -> tupl
 
 def within(bounds: tuple[float, float] | None, prefix: str = " (", suffix: str = ")") -> str:
     """The confidence interval of a share measured on a sample, for a message; nothing for a file read whole."""
-    if not bounds:
-        return ""
-    low, high = (f"{b:.2%}" if b < 0.01 else f"{b:.1%}" for b in bounds)
-    return f"{prefix}{low}–{high} at {CONFIDENCE:.0%} confidence{suffix}"
+    return f"{prefix}{interval_text(bounds)}{suffix}" if bounds else ""
 
 
 def sampling_text(slices: int, step: int, unit: str, where: str) -> str:

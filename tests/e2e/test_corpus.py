@@ -580,6 +580,22 @@ def test_quarantine_share_above_the_limit_blocks_publishing(tmp_path):
     assert_nothing_published(warehouse)
 
 
+def test_a_small_file_above_the_limit_by_chance_is_loaded_with_a_warning(tmp_path):
+    # A night's file of 20 lines with 2 bad amounts: 10% is above the 5% limit, but 20 rows cannot tell an export
+    # that spoils one row in ten from one that spoils one in a hundred. The good rows are published; the run warns.
+    bad = [f"O{100 + i},C{1 + i},2026-03-02 10:00:00,wine,1,n/a,CARD" for i in range(2)]
+    orders = write_file(tmp_path / "orders.csv", csv_text(ORDER_HEADER, good_order_lines(18) + bad))
+    result, warehouse = run_graph(tmp_path, write_config(tmp_path))
+    assert_run_succeeded(result, warehouse)
+    share_check = check_evaluations(result)["quarantine_share_within_limit"]
+    assert not share_check.passed and share_check.severity == dg.AssetCheckSeverity.WARN
+    assert share_check.description == (
+        f"{orders.resolve()}: 2 of 20 rows quarantined (10.0%), above quality.max_quarantine_share 5.0%, but too "
+        "few rows to call the export broken (2.8%–30.1% at 95% confidence): loaded; most of them: amount is not a "
+        "number 10.0%")
+    assert audit_rows(warehouse, result) == {"orders": (orders.name, 20, 18, 2, 0, 0, 0)}
+
+
 def test_cancelled_orders_returns_and_walk_in_sales_do_not_count_against_the_quarantine_limit(tmp_path):
     # A Taobao-style report: one order in six closed unpaid (交易关闭), two returns, a walk-in sale without a
     # customer, and one line whose amount is not a number. Only that line is a fault of the export (1 of 40 rows,
@@ -604,19 +620,20 @@ def test_a_broken_export_still_fails_the_limit_beside_cancelled_orders(tmp_path)
     header = ORDER_HEADER + ",status"
     good = [f"{line},PAID" for line in good_order_lines(30)]
     cancelled = [f"O{200 + i},C{1 + i % N_CUSTOMERS},2026-03-04 10:00:00,wine,1,20.5,CARD,CANCELLED" for i in range(5)]
-    # Three bad amounts, one of them on a cancelled order: a row failing a real rule counts whatever else it is.
+    # Eight bad amounts, two of them on cancelled orders: a row failing a real rule counts whatever else it is.
     bad = [f"O{300 + i},C{1 + i},2026-03-05 10:00:00,beer,1,n/a,CASH,{status}"
-           for i, status in enumerate(["PAID", "PAID", "CANCELLED"])]
+           for i, status in enumerate(["PAID"] * 6 + ["CANCELLED"] * 2)]
     orders = write_file(tmp_path / "orders.csv", csv_text(header, good + cancelled + bad))
     result, warehouse = run_graph(tmp_path, write_config(tmp_path))
     assert not result.success
     share_check = check_evaluations(result)["quarantine_share_within_limit"]
+    assert share_check.severity == dg.AssetCheckSeverity.ERROR
     assert share_check.description == (
-        f"{orders.resolve()}: 7.9% of rows quarantined (besides 5 set aside: cancelled, returned or without a "
-        "customer id), above quality.max_quarantine_share 5.0%; most of them: amount is not a number 5.3%, amount "
-        "is not a number; cancelled order (status CANCELLED) 2.6%")
+        f"{orders.resolve()}: 18.6% of rows quarantined (besides 5 set aside: cancelled, returned or without a "
+        "customer id), above quality.max_quarantine_share 5.0%; most of them: amount is not a number 14.0%, amount "
+        "is not a number; cancelled order (status CANCELLED) 4.7%")
     assert query(warehouse, "SELECT rows_read, rows_quarantined, rows_set_aside FROM quality.load_audit") == [
-        (38, 8, 5)]
+        (43, 13, 5)]
     assert_nothing_published(warehouse)
 
 

@@ -155,12 +155,27 @@ def test_cancelled_orders_are_quarantined_without_counting_against_the_limit(tmp
     assert re.search(r"^ +cancelled order \(status 交易关闭\) 6 15\.0%$", out, re.M), out
 
 
+def test_a_small_file_above_the_limit_by_chance_is_a_warning_as_in_a_run(tmp_path):
+    # One bad amount in 10 rows (10%) is above the 5% limit, but 10 rows cannot tell a broken export from chance.
+    lines = order_lines(10)
+    lines[4] = lines[4].replace(",14.5,", ",n/a,")
+    done = check(shop(tmp_path, lines))
+    assert done.exit_code == 0, done.stderr
+    out = squeeze(done.stdout)
+    assert (f"{tmp_path / 'orders.csv'}: 10.0% of the 10 sampled rows would be quarantined, above "
+            "quality.max_quarantine_share 5.0%, but too few rows to call the export broken (1.8%–40.4% at 95% "
+            "confidence): a run loads it and warns") in out, out
+    assert f"orders {tmp_path / 'orders.csv'} 1 of 10 rows 10.0% over the limit by chance (1.8%–40.4% at 95% " \
+           "confidence)" in out, out
+
+
 def test_each_failing_file_names_its_own_reasons(tmp_path):
     # Two exports of one glob fail the limit for different reasons: each message gives that file's shares.
     # (A line without a customer is a walk-in sale, set aside: the key share judges those, not the limit.)
     no_customer = [line.replace(f",C{i % 40},", ",,", 1) if i % 10 < 4 else line
                    for i, line in enumerate(order_lines(10))]
-    no_customer[9] = no_customer[9].replace(",1,", ",n/a,", 1)
+    for row in (8, 9):  # two of ten: beyond chance (one of ten would be a warning, as in a run)
+        no_customer[row] = no_customer[row].replace(",1,", ",n/a,", 1)
     bad_amount = [line.replace(f",{10 + i % 7}.5,", ",n/a,", 1) if i % 10 < 3 else line
                   for i, line in enumerate(order_lines(10, start=10), start=10)]
     for name, lines in (("a.csv", no_customer), ("b.csv", bad_amount)):
@@ -170,8 +185,8 @@ def test_each_failing_file_names_its_own_reasons(tmp_path):
     done = check(write_file(tmp_path / "shop.yaml", config))
     assert done.exit_code == 1
     assert done.stderr.strip().splitlines() == [
-        f"persona: {tmp_path / 'orders' / 'a.csv'}: 10.0% of the 10 sampled rows would be quarantined "
-        "(quantity is not a number 10.0%), above quality.max_quarantine_share 5.0%",
+        f"persona: {tmp_path / 'orders' / 'a.csv'}: 20.0% of the 10 sampled rows would be quarantined "
+        "(quantity is not a number 20.0%), above quality.max_quarantine_share 5.0%",
         f"persona: {tmp_path / 'orders' / 'b.csv'}: 30.0% of the 10 sampled rows would be quarantined "
         "(amount is not a number 30.0%), above quality.max_quarantine_share 5.0%",
         "persona: orders: customer_id is carried by 80.0% of the sampled rows, below quality.min_key_share 95.0% "
