@@ -154,6 +154,20 @@ def test_three_separated_groups_get_their_value_tier():
         assert (key, zh, en) == expected[re.sub(r"\d+$", "", customer_id)]
 
 
+def test_the_biggest_spenders_are_high_value_however_seldom_they_order():
+    # Seen on a Square export: a catering group of few, large orders ($8,275 a customer) was 0% high value and a
+    # daily-coffee group of many small ones ($310) 99%, when the tiers were ranked by frequency plus spend.
+    catering = [(3 + i % 2, 8000 + 50 * i, f"catering{i}") for i in range(8)]
+    coffee = [(100 + i, 300 + 5 * i, f"coffee{i}") for i in range(8)]
+    occasional = [(1, 15 + i, f"occasional{i}") for i in range(8)]
+    rows = [r for triple in zip(coffee, catering, occasional) for r in triple]
+    frame = features_frame(n_orders=[r[0] for r in rows], total_spend=[r[1] for r in rows],
+                           recency_days=[5.0] * len(rows), ids=[r[2] for r in rows])
+    tiers = dict(value_tiers(frame, seed=7).select("customer_id", "value_tier_key").iter_rows())
+    expected = {"catering": "high_value", "coffee": "potential", "occasional": "at_risk"}
+    assert {customer: expected[re.sub(r"\d+$", "", customer)] for customer in tiers} == tiers
+
+
 def test_without_order_dates_the_lowest_tier_is_low_value_not_at_risk():
     # The same customers without a recency (orders without dates): the same clusters, but the lowest tier claims
     # no churn, which nobody can measure without dates.
