@@ -90,3 +90,31 @@ def test_a_department_of_every_drink_and_a_code_saying_only_accessories_are_name
     assert [(t.zh, t.en) for t in map(categories.resolve, ["酒饮", "酒水饮料", "accessories", "首饰配饰"])] == [
         ("酒水饮料", "drinks & alcohol"), ("酒水饮料", "drinks & alcohol"), ("配饰", "accessories"),
         ("首饰", "jewellery")]
+
+
+@pytest.mark.parametrize(("code", "zh", "en", "group"), [
+    # Found by a new-user trial: a Chinese POS's 蔬菜水果 (the vocabulary knows 水果蔬菜) and 烟酒 had no label.
+    ("蔬菜水果", "蔬菜水果", "vegetables & fruit", "fresh_food"),
+    ("烟酒", "烟酒", "tobacco & alcohol", "tobacco"),
+    ("Tea & Coffee", "茶、咖啡", "tea & coffee", "beverages"),
+    ("日化百货", "日化百货", "toiletries & cleaning, household", "household"),
+    # Two groups: labelled, but counted towards neither group.
+    ("肉禽蛋品", "肉禽蛋品", "fresh meat & eggs", None),
+])
+def test_a_department_of_two_known_terms_gets_their_labels(code, zh, en, group):
+    assert category_names(code) == (zh, en)
+    assert category_group(code) == group
+
+
+def test_compounds_need_parts_of_two_characters_and_one_way_to_split():
+    categories = load_vocabulary().categories
+    assert categories.resolve("茶叶蛋") is None  # tea eggs are not 茶叶 + 蛋
+    assert categories.resolve("pineapple") is None
+    assert load_vocabulary().payments.resolve("微信支付宝") is None  # payments never combine
+
+
+def test_coffee_beans_and_tea_leaves_are_not_the_drinks():
+    # A coffee shop's retail beans were "coffee" beside its coffee drinks: one segment's bundle said coffee twice.
+    categories = load_vocabulary().categories
+    assert categories.resolve("Coffee Beans").key == "coffee_beans" != categories.resolve("Coffee").key
+    assert category_names("tea") == ("茶", "tea") and category_names("tea leaves") == ("茶叶", "tea leaves")
