@@ -486,8 +486,20 @@ def section_k(data: ReportData, book: FactBook) -> Section:
                         compose("k = {k} had a higher silhouette ({s}) but failed the size or stability constraints "
                                 "(stability {t}, smallest segment {m}).", **refs))
         else:
-            section.say(compose("k = {k} 的轮廓系数更高（{s}）。", k=refs["k"], s=refs["s"]),
-                        compose("k = {k} had a higher silhouette ({s}).", k=refs["k"], s=refs["s"]))
+            # Shown to three decimals, 0.3442 and 0.3438 both read 0.344: "higher" would contradict the figures.
+            same = round(float(scored["silhouette"][0]), 3) == round(float(chosen["silhouette"][0]), 3)
+            zh_than, en_than = ("与之相当", "a silhouette as high") if same else ("更高", "a higher silhouette")
+            traitless = scored["segments_without_trait"][0] if "segments_without_trait" in scored.columns else None
+            if traitless and not chosen["segments_without_trait"][0]:
+                n = fact(kb, "segments_without_trait", "int")
+                section.say(compose(f"k = {{k}} 的轮廓系数{zh_than}（{{s}}），但其中 {{n}} 个客群没有可命名、可运营的显著特征，"
+                                    "而 k = {c} 的每个客群都有。", k=refs["k"], s=refs["s"], n=n, c=kref),
+                            compose(f"k = {{k}} had {en_than} ({{s}}), but {{n}} of its segments had no "
+                                    "distinctive trait to name and act on, and every segment of k = {c} has one.",
+                                    k=refs["k"], s=refs["s"], n=n, c=kref))
+            else:
+                section.say(compose(f"k = {{k}} 的轮廓系数{zh_than}（{{s}}）。", k=refs["k"], s=refs["s"]),
+                            compose(f"k = {{k}} had {en_than} ({{s}}).", k=refs["k"], s=refs["s"]))
     failed = [int(v) for v in runs.filter(~pl.col("meets_constraints").fill_null(False))["k"].to_list()]
     if failed:
         refs = [fact(v, "k", "int") for v in failed]
