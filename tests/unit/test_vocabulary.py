@@ -118,3 +118,9 @@ def test_coffee_beans_and_tea_leaves_are_not_the_drinks():
     categories = load_vocabulary().categories
     assert categories.resolve("Coffee Beans").key == "coffee_beans" != categories.resolve("Coffee").key
     assert category_names("tea") == ("茶", "tea") and category_names("tea leaves") == ("茶叶", "tea leaves")
+
+
+def test_a_stored_value_card_by_its_usual_spellings():
+    # A trial's POS paid with 储值卡, which resolved to nothing: init suggested CARD for it.
+    for code in ("储值卡", "STORED_VALUE", "Stored Value Card"):
+        assert (payment_names(code), payment_kind(code)) == (("储值卡支付", "stored-value card payers"), "stored_value")
