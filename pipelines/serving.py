@@ -334,7 +334,10 @@ def more_rows_note(printed: Printed, max_rows: int | None) -> str | None:
 
 
 def _write_table(out: TextIO, frame: pl.DataFrame) -> None:
-    with pl.Config(tbl_rows=max(frame.height, 1), tbl_cols=50, fmt_str_lengths=80, tbl_hide_dataframe_shape=True):
+    # Numbers in full (fmt_float="full"): polars' default shows revenue of 1,346,499.32 as 1.3465e6, which cannot be
+    # checked against the shop's console.
+    with pl.Config(tbl_rows=max(frame.height, 1), tbl_cols=50, fmt_str_lengths=80, tbl_hide_dataframe_shape=True,
+                   fmt_float="full"):
         out.write(f"{frame}\n")
 
 

@@ -462,6 +462,13 @@ def test_the_table_shows_a_thousand_rows_by_default(small_warehouse: Path) -> No
     assert default_max_rows("csv") is None and default_max_rows("json") is None
 
 
+def test_the_table_prints_money_in_full(small_warehouse: Path) -> None:
+    # A trial read revenue of 1,346,499.32 as 1.3465e6 (polars' default): not a figure to check against a console.
+    out = io.StringIO()
+    print_query(small_warehouse, "SELECT 1346499.32::DOUBLE AS revenue, 0.125::DOUBLE AS share", "table", out)
+    assert "│ 1346499.32 ┆ 0.125 │" in out.getvalue().splitlines(), out.getvalue()
+
+
 def test_json_without_a_limit_streams_every_row(small_warehouse: Path) -> None:
     out = io.StringIO()
     printed = print_query(small_warehouse, "SELECT range AS n, 'x' || range AS s FROM range(5000)", "json", out)
