@@ -434,6 +434,16 @@ def test_exact_duplicate_order_line_collapses(tmp_path):
     assert query(warehouse, "SELECT count(*) FROM staging.order_lines WHERE order_id = 'O7'") == [(1,)]
     assert quarantine_rows(warehouse) == []
     assert audit_rows(warehouse, result) == {"orders": (orders.name, 31, 30, 0, 1, 1, 0)}
+    # Said out loud, with the amount: a till's repeated scans of one item would be lost revenue.
+    [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "exact_copies_within_a_file"]
+    amount = query(warehouse, "SELECT amount FROM staging.order_lines WHERE order_id = 'O7'")[0][0]
+    total = query(warehouse, "SELECT sum(amount) FROM staging.order_lines")[0][0]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.description == (
+        f"1 order line(s) of {orders.resolve()} were dropped as exact copies of an earlier line of the same file "
+        f"({amount:,.2f} in amount, {amount / (amount + total):.1%} of the file's): if they are real repeated scans "
+        "of one item, set orders.exact_duplicates: keep, or map a column that tells the lines apart as "
+        "orders.columns.line_id")
 
 
 def test_conflicting_duplicate_customer_last_row_wins(tmp_path):
