@@ -20,7 +20,8 @@ class Rule:
 
 def rule_columns(rules: list[Rule]) -> str:
     """What a row fails, in three columns that are NULL for a valid row: bad_column, every failing column (joined by
-    ', '); reason, the reason of each failing column (joined by '; '); bad_value, the first failing rule's raw value.
+    ', '); reason, the reason of each failing column (joined by '; '); bad_value, the first failing rule's raw value
+    that is not empty.
     Both lists follow the rules' order, so the row's first failing rule comes first; a quarantined row stays one row.
 
     A column gives the reason of its first failing rule only: the rules of one column are a first-match chain
@@ -36,10 +37,14 @@ def rule_columns(rules: list[Rule]) -> str:
                         for when, rule in zip(first_of_column, rules, strict=True))
     reasons = ", ".join(f"CASE WHEN {when} THEN {rule.reason} END"
                         for when, rule in zip(first_of_column, rules, strict=True))
+    # The first failing rule's raw text that is not empty: a walk-in line (no customer id) whose amount is "N/A"
+    # shows "N/A", not the customer id's empty text. A row whose failing fields are all empty shows that.
+    shown = ", ".join(f"CASE WHEN {when} THEN nullif({rule.raw_value}, '') END"
+                      for when, rule in zip(failing, rules, strict=True))
     value = " ".join(f"WHEN {when} THEN {rule.raw_value}" for when, rule in zip(failing, rules, strict=True))
     return (f"CASE WHEN {any_failing} THEN concat_ws(', ', {columns}) END AS bad_column, "
             f"CASE WHEN {any_failing} THEN concat_ws('; ', {reasons}) END AS reason, "
-            f"CASE {value} END AS bad_value")
+            f"CASE WHEN {any_failing} THEN coalesce({shown}, CASE {value} END) END AS bad_value")
 
 
 def _first_failing_of_its_column(rules: list[Rule], failing: list[str], index: int) -> str:

@@ -177,14 +177,14 @@ def test_a_customer_row_with_several_bad_columns_is_one_quarantine_row_naming_th
 def test_an_order_line_names_each_failing_column_once_with_its_first_reason(tmp_path):
     # Row 2 (no unit_price column): amount 'abc' also fails "missing amount and unit_price", a consequence of the
     # same fault, so amount gives its first reason only; the payment code is a fault of its own. Row 3: an empty
-    # order_ts is "missing", not also "not a date".
+    # order_ts is "missing", not also "not a date"; its raw value is the quantity's -1, the first that is not empty.
     warehouse, _ = stage(tmp_path, "", orders=ORDERS + "O2,C2,2026-03-01 11:00:00,wine,1,abc,BITCOIN,w1\n"
                                                      "O3,C3,,wine,-1,5,CARD,w1\n",
                          config_text="name: profiles\nshape: long\norders:\n  path: orders.csv\n")
     assert rows(warehouse, QUARANTINE) == [
         ("orders", 2, "amount, payment_method", "abc",
          "amount is not a number; payment_method BITCOIN is not in values.payment_methods"),
-        ("orders", 3, "order_ts, quantity", None,
+        ("orders", 3, "order_ts, quantity", "-1",
          "missing order_ts; return line (negative quantity); returns are kept out of purchase features")]
     assert rows(warehouse, "SELECT rows_read, rows_loaded, rows_quarantined FROM quality.load_audit "
                            "WHERE input = 'orders'") == [(3, 1, 2)]
