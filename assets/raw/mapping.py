@@ -98,7 +98,17 @@ def map_columns(
     used: set[str] = {SOURCE_FILE, SOURCE_ROW} | {c for c, action in pii.items() if action == "drop"}
     for field in allowed:
         column = source.columns.get(field, field)
-        if column is None:  # declared absent from the export (orders.columns.order_id: null)
+        if isinstance(column, list):  # orders.columns.order_ts: [date column, time-of-day column]
+            for part in column:
+                if part not in present:
+                    raise IngestError(
+                        f"{path}: column {part!r} (mapped in {key}.columns.{field}) is not in the header; "
+                        f"the header has {_header_summary(frame)}"
+                    )
+            date_part, time_part = (_part_text(part, pii, salt) for part in column)
+            selected.append(joined_order_time(date_part, time_part).alias(field))
+            used.update(column)
+        elif column is None:  # declared absent from the export (orders.columns.order_id: null)
             selected.append(pl.lit(None, dtype=pl.String).alias(field))
         elif column in present:
             value = pl.col(column)
@@ -131,6 +141,33 @@ def map_columns(
         used.add(column)
     ignored = [c for c in columns if c not in used]
     return frame.select(selected), ignored
+
+
+# The text of a date or a time-of-day cell as the readers give it, reduced to its part: an Excel date cell reads as
+# `2026-10-31 00:00:00`, an Excel time cell as `1899-12-31 14:05:09` (calamine's day for a bare time), and a time
+# column may hold a whole date and time. The date column's midnight and the time column's day are dropped.
+MIDNIGHT = r"^(\d{4}-\d{2}-\d{2})[ T]00:00(:00(\.0+)?)?$"
+DAY_BEFORE_TIME = r"^\d{4}-\d{2}-\d{2}[ T](\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)$"
+
+
+def _part_text(column: str, pii: dict[str, str], salt: str | None) -> pl.Expr:
+    value = pl.col(column).cast(pl.String)
+    if pii.get(column) == "hash":
+        value = value.map_batches(pii_hasher(salt), return_dtype=pl.String)
+    return value.str.strip_chars()
+
+
+def joined_order_time(date_part: pl.Expr, time_part: pl.Expr) -> pl.Expr:
+    """orders.columns.order_ts: [date column, time-of-day column] as one text, `<date> <time>`, which staging reads
+    with orders.date_formats like a one-column order time. NULL when both are blank (a missing order time, which
+    orders.fill_down may fill). A blank part leaves its side of the space empty (`2026-10-31 `, ` 14:05:09`): staging
+    quarantines such a row rather than read a date alone as midnight."""
+    date_part = date_part.str.replace(MIDNIGHT, "${1}")
+    time_part = time_part.str.replace(DAY_BEFORE_TIME, "${1}")
+    blank_date = date_part.is_null() | (date_part == "")
+    blank_time = time_part.is_null() | (time_part == "")
+    return (pl.when(blank_date & blank_time).then(pl.lit(None, dtype=pl.String))
+            .otherwise(pl.concat_str([date_part.fill_null(""), time_part.fill_null("")], separator=" ")))
 
 
 def _order_id_within(order_id: pl.Expr, within: list[str], present: set[str], path: Path,

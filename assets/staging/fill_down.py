@@ -20,9 +20,11 @@ def filled_rows(rows: str, config: SourceConfig) -> str:
     order = "NULLIF(trim(order_id), '')"
     window = (f"PARTITION BY _source_file, {order} ORDER BY _source_row "
               "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW")
+    # A value is taken as written, not trimmed: an order time read from two columns marks a missing part with the
+    # blank side of its space (assets/raw/mapping.py, joined_order_time), and staging trims the rest.
     filled = ", ".join(
-        f"CASE WHEN {order} IS NULL THEN {field} "
-        f"ELSE COALESCE(NULLIF(trim({field}), ''), last_value(NULLIF(trim({field}), '') IGNORE NULLS) "
-        f"OVER ({window})) END AS {field}"
+        f"CASE WHEN {order} IS NULL OR NULLIF(trim({field}), '') IS NOT NULL THEN {field} "
+        f"ELSE last_value(CASE WHEN NULLIF(trim({field}), '') IS NOT NULL THEN {field} END IGNORE NULLS) "
+        f"OVER ({window}) END AS {field}"
         for field in fields)
     return f"(SELECT * REPLACE ({filled}) FROM {rows})"

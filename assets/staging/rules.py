@@ -91,22 +91,40 @@ def excel_serial(text: str) -> str:
     return f"(regexp_full_match({text}, '{EXCEL_SERIAL}') AND TRY_CAST({text} AS DOUBLE) < {EXCEL_SERIAL_MAX})"
 
 
-def order_ts_rules(required: bool) -> list[Rule]:
-    """The order time's rules, a first-match chain: missing (when required), a bare number while
+def order_ts_rules(required: bool, parts: tuple[str, str] | None = None) -> list[Rule]:
+    """The order time's rules, a first-match chain: missing (when required), one of its two columns empty (`parts`,
+    orders.columns.order_ts: [date column, time column]; order_ts_gap_text), a bare number while
     orders.excel_serial_dates is off, not a date, before quality.min_order_date (FUTURE_RULE comes later)."""
+    read_from = "order_ts" if parts is None else f"order_ts ({parts[0]} + {parts[1]})"
     return [
         *([Rule("order_ts", "order_ts_text IS NULL", "'missing order_ts'", "NULL")] if required else []),
+        *([Rule("order_ts", "order_ts_gap_text IS NOT NULL", "'order_ts: ' || order_ts_gap_text", "order_ts_text")]
+          if parts is not None else []),
         # A CASE, not AND: DuckDB may reorder AND's terms and run the regular expression on every row.
         Rule("order_ts", f"CASE WHEN order_ts IS NULL AND NOT $excel_serial_dates "
                          f"THEN {excel_serial('order_ts_text')} ELSE FALSE END",
              "'order_ts ' || order_ts_text || ' is a bare number (an Excel serial date?): set "
              "orders.excel_serial_dates: true to read it as days since 1899-12-30'", "order_ts_text"),
         Rule("order_ts", "order_ts_text IS NOT NULL AND order_ts IS NULL",
-             "'order_ts is not a date in orders.date_formats or ISO 8601'", "order_ts_text"),
+             sql_literal(f"{read_from} is not a date in orders.date_formats or ISO 8601"), "order_ts_text"),
         Rule("order_ts", "order_ts < $min_order_date",
              "'order_ts ' || order_ts_text || ' is before quality.min_order_date (' || $min_order_date::VARCHAR "
              "|| ')'", "order_ts_text"),
     ]
+
+
+def order_ts_gap(raw: str, parts: tuple[str, str] | None) -> str:
+    """SQL: for an order time read from two columns (`parts`), which of them is empty beside the other's value, from
+    the raw text the raw layer joined (`2026-10-31 ` has no time, ` 14:05:09` no date: assets/raw/mapping.py,
+    joined_order_time); NULL when both or neither are there. A date alone is not taken as midnight."""
+    if parts is None:
+        return "NULL::VARCHAR"
+    date_column, time_column = parts
+    no_date, no_time = sql_literal(f"{date_column} is empty ({time_column} "), \
+        sql_literal(f"{time_column} is empty ({date_column} ")
+    return (f"CASE WHEN starts_with({raw}, ' ') THEN {no_date} || trim({raw}) || ')' "
+            f"WHEN ends_with({raw}, ' ') THEN {no_time} || trim({raw}) "
+            "|| '); a date without its time of day is not read as midnight' END")
 
 
 def _number_or_band_rule(field: str) -> Rule:

@@ -18,6 +18,7 @@ from assets.staging.rules import (
     Rule,
     excel_serial,
     numeric_rules,
+    order_ts_gap,
     order_ts_rules,
     rule_columns,
 )
@@ -245,6 +246,7 @@ def type_long_orders(
     else the first matching orders.category_rules rule on its description; an export declared without categories
     has none. Without an order id (orders.columns.order_id: null) an order is one customer's lines at one time."""
     products = config.products
+    parts = config.orders.order_ts_parts()
     category_sources = ["lower(category_text)"]
     if products is not None:
         category_sources.append("product_category")
@@ -273,7 +275,7 @@ def type_long_orders(
         Rule("customer_id", "customer_id IS NULL", sql_literal(MISSING_CUSTOMER), "NULL"),
         *([] if config.derives_order_id else [Rule("order_id", "order_id IS NULL", "'missing order_id'", "NULL")]),
         *category_rules,
-        *order_ts_rules(required=True),
+        *order_ts_rules(required=True, parts=parts),
         *numeric_rules(["quantity", "amount", "unit_price"]),
         Rule("amount", "amount IS NULL AND unit_price IS NULL", "'missing amount and unit_price'", "NULL"),
         # Not errors, but not purchases either: kept out of the features and visible in quarantine.
@@ -325,6 +327,7 @@ def type_long_orders(
                 {id_variant('customer_id', 'customer_id_normal')} AS customer_id_variant,
                 {id_variant('order_id', 'order_id_text')} AS order_id_variant,
                 {_text('order_ts')} AS order_ts_text, {_timestamp('order_ts', config)} AS order_ts,
+                {order_ts_gap('order_ts', parts)} AS order_ts_gap_text,
                 {_text('description')} AS description,
                 {_text('quantity')} AS quantity_text, {plain_number(_text('quantity'))} AS quantity,
                 {_text('amount')} AS amount_text, {money_number(_text('amount'))} AS amount,
@@ -355,6 +358,7 @@ def type_long_orders(
 def type_wide_orders(
     con: duckdb.DuckDBPyConnection, config: SourceConfig, params: dict, window: DayWindow | None = None
 ) -> None:
+    parts = config.orders.order_ts_parts()
     flag_columns = []
     flag_rules = []
     for index, name in enumerate(config.orders.category_columns):
@@ -377,7 +381,7 @@ def type_wide_orders(
              "amount_text"),
         Rule("amount", "amount > $max_line_amount", "'amount ' || amount_text || ' is above quality.max_line_amount'",
              "amount_text"),
-        *order_ts_rules(required=False),
+        *order_ts_rules(required=False, parts=parts),
         FUTURE_RULE,
         PAYMENT_RULE,
         *PROFILE_RULES,
@@ -399,6 +403,7 @@ def type_wide_orders(
                 {id_variant('order_id', 'order_id_normal')} AS order_id_variant,
                 {id_variant('customer_id', 'customer_id_normal')} AS customer_id_variant,
                 {_text('order_ts')} AS order_ts_text, {_timestamp('order_ts', config)} AS order_ts,
+                {order_ts_gap('order_ts', parts)} AS order_ts_gap_text,
                 {_text('amount')} AS amount_text, {money_number(_text('amount'))} AS amount,
                 {_payment_select()},
                 lower({_text('channel')}) AS channel,

@@ -92,6 +92,11 @@ class SourceConfig(Strict):
         unknown = sorted(set(self.orders.columns) - set(allowed))
         if unknown:
             raise ValueError(f"orders.columns: unknown contract field(s) {unknown}; allowed: {list(allowed)}")
+        listed = [field for field, column in self.orders.columns.items() if isinstance(column, list)]
+        if listed and listed != ["order_ts"]:
+            field = next(field for field in listed if field != "order_ts")
+            raise ValueError(f"orders.columns.{field}: only order_ts takes a list of two columns (a date and a time "
+                             "of day); map one column")
         if self.customers is not None:
             unknown = sorted(set(self.customers.columns) - set(CUSTOMER_FIELDS))
             if unknown:
@@ -210,8 +215,9 @@ class SourceConfig(Strict):
                                     ("products", self.products, PRODUCT_FIELDS)):
             if source is not None:
                 for field in fields:
-                    if (column := source.columns.get(field, field)) is not None:
-                        read.setdefault(column, f"{key}.columns.{field}")
+                    column = source.columns.get(field, field)
+                    for part in column if isinstance(column, list) else [] if column is None else [column]:
+                        read.setdefault(part, f"{key}.columns.{field}")
         for column, action in self.privacy.pii_columns.items():
             if action == "drop" and column in read:
                 raise ValueError(f"privacy.pii_columns.{column}: the contract reads this column ({read[column]}); "

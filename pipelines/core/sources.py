@@ -11,11 +11,11 @@ import re
 import threading
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 # The nightly schedule's time zone, and the shop's unless orders.timezone says otherwise.
 SCHEDULE_TIMEZONE = os.environ.get("PERSONA_SCHEDULE_TIMEZONE", "Asia/Shanghai")
@@ -166,7 +166,31 @@ class CategoryRule(Strict):
         return f"(?i){body}"
 
 
+def _one_or_two_columns(value: object) -> object:
+    """An orders.columns value: one source column, null, or a list of two (a date column and a time-of-day column,
+    orders.columns.order_ts only; SourceConfig checks which field holds it)."""
+    if value is None or isinstance(value, str):
+        return value
+    if not isinstance(value, list):
+        raise ValueError(f"give a source column's name (text; quote a name YAML reads otherwise), or for order_ts a "
+                         f"list of two; got {value!r}")
+    if len(value) != 2:
+        raise ValueError(f"list two columns, a date column and a time-of-day column (for example [Date, Time]), or "
+                         f"give one column; got {len(value)}: {value}")
+    if not all(isinstance(item, str) and item.strip() for item in value):
+        raise ValueError(f"the two columns must be column names (text), got {value}")
+    if value[0] == value[1]:
+        raise ValueError(f"the date and the time of day are two columns; got {value[0]!r} twice")
+    return value
+
+
+# A field's source column in orders.columns: one column, or null (declared absent), or (order_ts only) a list of
+# two, [date column, time-of-day column], whose values are joined into one order time.
+OrderColumn = Annotated[str | list[str] | None, BeforeValidator(_one_or_two_columns)]
+
+
 class OrdersSource(FileSource):
+    columns: dict[str, OrderColumn] = Field(default_factory=dict)
     # Wide shape only: the columns holding one purchase flag per category.
     category_columns: list[str] = Field(default_factory=list)
     flag_tokens: TokenMap = Field(default_factory=TokenMap)
@@ -205,6 +229,11 @@ class OrdersSource(FileSource):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}: use an IANA name such as Asia/Shanghai or UTC") from exc
         return value
+
+    def order_ts_parts(self) -> tuple[str, str] | None:
+        """The date column and the time-of-day column when orders.columns.order_ts lists two; None otherwise."""
+        mapped = self.columns.get("order_ts")
+        return (mapped[0], mapped[1]) if isinstance(mapped, list) else None
 
     def declared_line_key(self) -> list[str] | None:
         """The line key the source declares: `line_key`, or (order_id, line_id) when a line-id column is mapped."""

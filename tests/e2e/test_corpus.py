@@ -700,3 +700,31 @@ def test_xlsx_export_with_numeric_ids_publishes(tmp_path):
     assert query(warehouse, "SELECT min(order_id), max(order_id), count(*) FROM staging.orders") == [
         ("1000", "1029", N_GOOD)]
     assert audit_rows(warehouse, result)["orders"] == ("orders.xlsx", N_GOOD, N_GOOD, 0, 0, 0, 0)
+
+
+def test_square_item_sales_with_date_and_time_columns_publishes(tmp_path):
+    # Square's Item Sales export writes a sale's date and its time of day in two columns (and a zone name no
+    # time zone database knows): orders.columns.order_ts lists both, and every order keeps its time of day.
+    header = "Date,Time,Time Zone,Transaction ID,Customer ID,Item,Qty,Net Sales"
+    lines = []
+    for line in good_order_lines():
+        order, customer, ts, category, quantity, amount, _ = line.split(",")
+        day, clock = ts.split(" ")
+        minute = int(order.removeprefix("O"))
+        lines.append(f'{day},{clock.replace(":00:", f":{minute:02d}:")},Eastern Time (US & Canada),{order},'
+                     f'{customer},{category},{quantity},"${float(amount) * 100:,.2f}"')
+    lines.append('2026-03-09,24:30:00,Eastern Time (US & Canada),O99,C1,wine,1,"$1,234.50"')
+    orders = write_file(tmp_path / "items.csv", csv_text(header, lines))
+    config = write_config(tmp_path, orders="items.csv", orders_extra=(
+        "  columns: {order_ts: [Date, Time], order_id: Transaction ID, customer_id: Customer ID, category: Item, "
+        "quantity: Qty, amount: Net Sales}\n"))
+    result, warehouse = run_graph(tmp_path, config)
+    assert_run_succeeded(result, warehouse)
+    assert query(warehouse, "SELECT order_id, order_ts::VARCHAR, order_amount FROM staging.orders "
+                            "WHERE order_id IN ('O1', 'O12', 'O30') ORDER BY order_id") == [
+        ("O1", "2026-03-02 10:01:00", 1150.0), ("O12", "2026-03-04 10:12:00", 2250.0),
+        ("O30", "2026-03-04 10:30:00", 4050.0)]
+    assert quarantine_rows(warehouse) == [
+        ("orders", "items.csv", 31, "order_ts", "2026-03-09 24:30:00",
+         "order_ts (Date + Time) is not a date in orders.date_formats or ISO 8601")]
+    assert audit_rows(warehouse, result) == {"orders": (orders.name, 31, 30, 1, 0, 0, 0)}
