@@ -318,6 +318,8 @@ def field_lines(source: FileSource, allowed, staged: list[Path], flags: list[str
         examples = [example_text(v) for v in values.str.strip_chars().filter(values.str.strip_chars() != "")
                     .unique(maintain_order=True).head(3).to_list()]
         column = source.columns.get(name, name)
+        if isinstance(column, list):  # orders.columns.order_ts: [date column, time-of-day column]
+            column = " + ".join(column)
         if name in flags:
             lines.append(FieldLine(f"[flag] {name}", name, examples))
         elif column is None:

@@ -16,6 +16,7 @@ from assets.staging import build as staging
 from pipelines.core.config import CUSTOMER_FIELDS, LONG_ORDER_FIELDS, WIDE_ORDER_FIELDS, ConfigError, load_source_config
 from pipelines.core.resources import WarehouseResource
 from tests.conftest import write_file
+from tests.unit.test_check import check, squeeze
 
 SQUARE_HEADER = "Date,Time,Time Zone,Transaction ID,Customer ID,Item,Qty,Net Sales"
 TZ = "Eastern Time (US & Canada)"
@@ -244,3 +245,15 @@ def test_the_wide_shape_reads_a_two_column_order_time_too(tmp_path):
     assert quarantined(warehouse) == [
         (2, "order_ts", "2026-10-31",
          "order_ts: Time is empty (Date 2026-10-31); a date without its time of day is not read as midnight")]
+
+
+def test_persona_check_shows_the_two_columns_and_the_reasons(tmp_path):
+    write_file(tmp_path / "items.csv", "\n".join([
+        SQUARE_HEADER, *[f"2026-10-{10 + i},14:0{i}:09,{TZ},T{i},C{i},Latte,1,$4.50" for i in range(8)],
+        f"2026-10-31,,{TZ},T9,C9,Latte,1,$4.50"]) + "\n")
+    done = check(square_config(tmp_path, top="quality:\n  max_quarantine_share: 0.2\n"))
+
+    assert done.exit_code == 0, done.stdout + done.stderr
+    out = squeeze(done.stdout)
+    assert "order_ts Date + Time 2026-10-10 14:00:09 | 2026-10-11 14:01:09 | 2026-10-12 14:02:09" in out
+    assert "order_ts: Time is empty (Date <value>); a date without its time of day is not read as midnight 1" in out
