@@ -500,7 +500,8 @@ def render_yaml(draft: Draft, out: Path, name: str) -> str:
                 shown = {"\t": "tab"}.get(sniffed.delimiter, sniffed.delimiter)
                 lines.append(_line(2, "delimiter", scalar(shown)))
         if sniffed.skip_rows:
-            lines.append(_line(2, "skip_rows", str(sniffed.skip_rows), "title lines above the header"))
+            blank = " and blank lines" if sniffed.skip_rows > len(sniffed.title_lines) else ""
+            lines.append(_line(2, "skip_rows", str(sniffed.skip_rows), f"title lines{blank} above the header"))
         lines.append(_line(2, "columns", "", "contract field: source column"))
         for field_name, why in section.absent.items():
             lines.append(_line(4, field_name, "null", why))

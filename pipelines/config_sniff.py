@@ -269,21 +269,25 @@ def _sniff_csv(path: Path) -> Sniffed:
 
 def _sniff_excel(path: Path) -> Sniffed:
     try:
-        top = pl.read_excel(path, engine="calamine", has_header=False,
-                            read_options={"n_rows": PROBE_LINES, "dtypes": "string"})
+        # The sheet's rows from its first, blank ones included (skip_rows 0 keeps the blank rows at the top): the
+        # reader's skip_rows is fastexcel's header_row, the header's index among all the sheet's rows.
+        top = pl.read_excel(path, engine="calamine", has_header=False, drop_empty_rows=False,
+                            read_options={"n_rows": PROBE_LINES, "dtypes": "string", "skip_rows": 0})
     except Exception as exc:  # noqa: BLE001 - fastexcel raises its own exception types for every kind of bad file
         raise SniffError(f"{path}: not a readable Excel workbook ({str(exc).splitlines()[0]})") from None
-    rows = [[("" if v is None else str(v)) for v in row] for row in top.rows()]
-    rows = [r for r in rows if any(v.strip() for v in r)]
-    # Trailing empty cells are no columns: the width is that of the filled part.
-    rows = [r[:max(i for i, v in enumerate(r) if v.strip()) + 1] for r in rows]
-    header = header_line(rows)
+    cells = [[("" if v is None else str(v)) for v in row] for row in top.rows()]
+    # The header is told among the rows that hold something; trailing empty cells are no columns: a row's width is
+    # that of its filled part.
+    filled = [index for index, row in enumerate(cells) if any(v.strip() for v in row)]
+    rows = [cells[i][:max(j for j, v in enumerate(cells[i]) if v.strip()) + 1] for i in filled]
+    above = header_line(rows)
+    header = filled[above] if filled else 0
     frame = read_excel_as_text(path, FileSource(path=str(path), skip_rows=header))
     frame = frame.with_row_index(SOURCE_ROW, offset=1).filter(
         ~pl.all_horizontal(pl.exclude(SOURCE_ROW).is_null()))
     if frame.height == 0:
         raise SniffError(f"{path}: the first sheet holds no data rows")
-    titles = [" ".join(v for v in r if v.strip()) for r in rows[:header]]
+    titles = [" ".join(v for v in r if v.strip()) for r in rows[:above]]
     return Sniffed(path, "excel", skip_rows=header, title_lines=titles, sample=frame.head(SAMPLE_ROWS),
                    whole=frame.height <= SAMPLE_ROWS)
 
@@ -296,7 +300,9 @@ def describe(sniffed: Sniffed) -> str:
         parts.append(f"{DELIMITER_NAMES[sniffed.delimiter]}-separated")
     if sniffed.title_lines:
         shown = "; ".join(repr(t[:40]) for t in sniffed.title_lines[:3])
-        parts.append(f"{len(sniffed.title_lines)} title line(s) above the header ({shown})")
+        blank = sniffed.skip_rows - len(sniffed.title_lines)
+        parts.append(f"{len(sniffed.title_lines)} title line(s)" + (f" and {blank} blank line(s)" if blank > 0 else "")
+                     + f" above the header ({shown})")
     rows = f"{sniffed.sample.height:,} rows" + ("" if sniffed.whole else " sampled from the top")
     parts.append(rows)
     return ", ".join(parts)
