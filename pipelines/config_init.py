@@ -54,7 +54,8 @@ from pipelines.core.config import (
 )
 
 PII = re.compile(r"phone|mobile|^tel|手机|电话|email|邮箱|address|地址|street|姓名|^name$|(billing|shipping)name|"
-                 r"fullname|firstname|lastname|surname|收货人|联系人|身份证|idcard|wechatid|微信号|^qq")
+                 r"(customer|member|client|buyer|recipient|contact)name|fullname|firstname|lastname|surname|收货人|联系人|"
+                 r"身份证|idcard|wechatid|微信号|^qq")
 # Payment spellings guessed from their words. CHECK as a word only ("PayPal Express Checkout" is no cheque); PAY
 # not in PAYMENT ("Shopify Payments" is no wallet: Shopify's card processing, as Stripe is).
 PAYMENT_GUESSES = ((re.compile(r"GIFT|VOUCHER|COUPON|POINT|礼品|储值|积分|券"), None),

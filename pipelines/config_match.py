@@ -27,9 +27,9 @@ VOCABULARY: dict[str, tuple[set[str], str]] = {
     "order_id": ({"orderno", "ordernumber", "ordercode", "order", "invoice", "invoiceno", "invoiceid",
                   "invoicenumber", "receipt", "receiptno", "receiptid", "transactionid", "txnid", "txnno",
                   "basketid", "ticketno", "订单号", "订单编号", "订单id", "单号", "订单", "交易号", "交易单号",
-                  "小票号", "流水号", "订单编码"},
+                  "小票号", "流水号", "订单编码", "单据号", "单据编号", "单据编码", "小票编号", "流水编号"},
                  r"^(order|invoice|receipt|basket|txn|transaction|ticket)(id|no|num|number|code|key)$|订单(号|编号|编码)"
-                 r"|单号|小票|流水号"),
+                 r"|单号|单据(号|编号|编码)|小票|流水号"),
     "customer_id": ({"customer", "customerno", "customercode", "custid", "custno", "custcode", "memberid",
                      "member", "memberno", "membercard", "membercode", "cardid", "cardno", "card", "loyaltycard",
                      "userid", "user", "uid", "clientid", "client", "buyerid", "buyer", "shopperid", "vipid",

@@ -8,11 +8,13 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
 import xlsxwriter
 import yaml
 from click.testing import CliRunner
 
 from pipelines.cli import main
+from pipelines.config_sniff import csv_text
 from tests.unit.test_config_init import init_ok
 
 # ------------------------------------------------------------------------------------ a POS's sales workbook
@@ -70,7 +72,7 @@ def test_a_sales_workbook_with_a_blank_row_above_the_header(tmp_path):
     orders = config["orders"]
     assert orders["skip_rows"] == 3
     assert orders["columns"] == {
-        "order_id": None, "customer_id": "会员卡号", "order_ts": "销售时间", "category": "类别名称", "quantity": "数量",
+        "order_id": "单据号", "customer_id": "会员卡号", "order_ts": "销售时间", "category": "类别名称", "quantity": "数量",
         "amount": "实收金额", "unit_price": "售价", "payment_method": "付款方式", "sku": "商品编码",
         "description": "商品名称"}
     assert orders["date_formats"] == ["%Y-%m-%d %H:%M:%S"]
@@ -89,3 +91,87 @@ def test_a_sales_workbook_with_a_blank_row_above_the_header(tmp_path):
     assert config["orders"]["skip_rows"] == 2 and config["orders"]["columns"]["customer_id"] == "会员卡号"
     assert "title line(s) above the header" in (tmp_path / "shop.yaml").read_text(encoding="utf-8")
     assert yaml.safe_load((tmp_path / "shop.yaml").read_text(encoding="utf-8"))["orders"]["path"] == "noblank.xlsx"
+
+
+@pytest.mark.parametrize("bill", ["单据号", "单据编号", "小票号", "流水号"])
+def test_a_pos_bill_number_is_the_order_id(tmp_path, bill):
+    # 单据号 (the bill number of most Chinese POS systems) was "no contract field matches" and the order id was
+    # declared absent (an order taken as one customer's lines at one timestamp): 单号 is no part of 单据号.
+    orders = tmp_path / "销售明细.csv"
+    orders.write_text(f"{bill},销售时间,会员卡号,商品名称,实收金额\n"
+                      "202606010001,2026-06-01 07:05:50,13270441360,香蕉,10.27\n"
+                      "202606010001,2026-06-01 07:05:50,13270441360,西红柿,8.20\n"
+                      "202606010002,2026-06-01 07:24:41,18433133743,黄瓜,8.78\n", encoding="utf-8")
+    config, printed = init_ok(tmp_path, orders)
+    assert config["orders"]["columns"] == {"order_id": bill, "customer_id": "会员卡号", "order_ts": "销售时间",
+                                           "category": None, "amount": "实收金额", "description": "商品名称"}
+    assert f"    order_id: {bill}" in (tmp_path / "shop.yaml").read_text(encoding="utf-8")
+    assert not [line for line in printed if "order_id" in line]
+
+
+def test_bills_numbered_per_store_and_day_are_made_unique_within_the_store(tmp_path):
+    # Two stores number their bills per day from 0001: the same 单据号 in both is two bills.
+    book = sales_workbook(tmp_path / "销售明细_202606-202611.xlsx", stores=2)
+    config, _ = init_ok(tmp_path, book)
+    assert config["orders"]["columns"]["order_id"] == "单据号"
+    assert config["orders"]["order_id_within"] == ["门店"]
+    assert "  order_id_within: [门店]                    # 12 of the 12 sampled 单据号 values occur in more than one 门店: " \
+           "tickets numbered per store, made unique as 门店/ticket\n" in (tmp_path / "shop.yaml").read_text(
+               encoding="utf-8")
+    done = check(tmp_path / "shop.yaml")
+    assert done.exit_code == 0, done.output
+
+
+# --------------------------------------------------------------------------------------- Square's Item Sales
+
+SQUARE_HEADER = ["Date", "Time", "Time Zone", "Category", "Item", "Qty", "Price Point Name", "SKU",
+                 "Modifiers Applied", "Gross Sales", "Discounts", "Net Sales", "Tax", "Transaction ID", "Payment ID",
+                 "Device Name", "Notes", "Details", "Event Type", "Location", "Dining Option", "Customer ID",
+                 "Customer Name", "Customer Reference ID", "Unit", "Count", "Itemization Type", "Commission",
+                 "Employee", "Token", "Channel", "Card Brand"]
+SQUARE_MENU = [("Coffee", "Latte", "C00-100", 5.25), ("Coffee", "Cappuccino", "C02-102", 4.95),
+               ("Pastry", "Croissant", "P08-100", 3.95), ("Coffee Beans", "House Blend 12oz", "CB14-100", 16.00),
+               ("Catering", "Sandwich Platter", "C24-102", 89.00)]
+SQUARE_CUSTOMERS = [("AY192T4G5JU6DMHFXPVZTA0RHY", "Ethan Smith"), ("Z6WAD2T3HI35Q6QGWBU079LWBR", "Harper Patel"),
+                    ("Q0M1PZ7K3J8X5VB2NC4T6R9W0S", "Mia Chen")]
+
+
+def money(value: float) -> str:
+    return f"{'-' if value < 0 else ''}${abs(value):,.2f}"
+
+
+def square_export(path: Path, transactions: int = 12, twin_every: int = 0) -> Path:
+    """Square's Item Sales CSV: one row per item line, Qty the quantity and Count 1 on every row (a line, not a
+    quantity), Gross Sales before discounts and Net Sales after them (every fourth line a dollar off), and a Token
+    of its own on every row. With twin_every, every twin_every-th transaction rings its first item twice: two rows
+    alike in every column but Token."""
+    rows = [SQUARE_HEADER]
+    token = 0
+    for k in range(transactions):
+        day, transaction = f"2026-10-{28 - k // 4:02d}", f"{k:02d}HQbJyqZkSiT91EJ7Ny1E"
+        customer, name = SQUARE_CUSTOMERS[k % len(SQUARE_CUSTOMERS)]
+        lines = [SQUARE_MENU[(k + j) % len(SQUARE_MENU)] + (1 + (k + j) % 3,) for j in range(1 + k % 3)]
+        if twin_every and k % twin_every == 0:
+            lines.insert(1, lines[0])
+        for j, (category, item, sku, price, quantity) in enumerate(lines):
+            gross = price * quantity
+            discount = -1.0 if (k + j) % 4 == 3 else 0.0
+            token += 1
+            rows.append([day, f"{17 - k % 8:02d}:{k % 60:02d}:10", "Pacific Time (US & Canada)", category, item,
+                         str(quantity), "Regular" if category == "Coffee" else "", sku, "", money(gross),
+                         money(discount), money(gross + discount), money((gross + discount) * 0.085), transaction,
+                         f"{k:02d}GJIOeslBfhRAWj3LNrZ6I", "iPad Front", "",
+                         f"https://squareup.com/dashboard/sales/transactions/{transaction}", "Payment", "Harbor St",
+                         "To Go", customer, name, "", "", "1", "Physical Item", "$0.00", "Priya M",
+                         f"pji6qSr71LJGoYkUy{token:05d}", "Point of Sale", ("Visa", "Mastercard")[k % 2]])
+    path.write_text(csv_text(rows), encoding="utf-8")
+    return path
+
+
+def test_a_customer_name_is_personal_data(tmp_path):
+    # Square's Customer Name was "no contract field matches" and loaded as it is.
+    config, printed = init_ok(tmp_path, square_export(tmp_path / "items-2026-05-01-2026-10-31.csv"))
+    assert config["privacy"] == {"pii_columns": {"Customer Name": "drop"}}
+    assert "    Customer Name: drop                      # items-2026-05-01-2026-10-31.csv: looks like personal " \
+           "data; dropped before loading\n" in (tmp_path / "shop.yaml").read_text(encoding="utf-8")
+    assert not [line for line in printed if "Customer Name" in line]
