@@ -34,6 +34,7 @@ from pipelines.config_match import (
     looks_like_order_numbers,
     match_columns,
     name_score,
+    named_like,
     normalise,
 )
 from pipelines.config_order_lines import (
@@ -309,8 +310,10 @@ def _leftovers(draft: Draft, section: Section) -> None:
         elif section.key == "orders" and "order_ts" in section.matches and name_score("order_ts", column):
             # A second time of the order (paid, shipped, ...): say which one order_ts took, not "no field matches".
             why = f"another time of the order; order_ts takes {section.matches['order_ts'].column}"
-        else:
-            why = "no contract field matches"
+        else:  # a column named like a field another column holds is no column that matches nothing
+            fields = {"customers": CUSTOMER_FIELDS, "products": PRODUCT_FIELDS}.get(
+                section.key, WIDE_ORDER_FIELDS if draft.shape == "wide" else LONG_ORDER_FIELDS)
+            why = named_like(section.sniffed, column, fields, section.matches) or "no contract field matches"
         section.unmapped[column] = why
         draft.unmapped.append(f"{section.key}: {section.name} column {label!r} not mapped ({why})")
     for column in [m.column for m in section.matches.values() if PII.search(normalise(m.column))

@@ -3,7 +3,9 @@ contract field.
 
 Columns are matched by name in Chinese and English (VOCABULARY), kept only when the sampled values fit the field
 (`fits`: order times read with a date format staging tries, amounts and quantities read as numbers); between
-columns named alike, the better-filled one. The order time is when the order was placed (创建时间, 下单时间,
+columns named alike, a quantity or amount that varies before one constant over the sample (Square's Count, 1 on
+every line), an amount after discounts before one before them (Net Sales, 实收金额 before Gross Sales, 金额), then
+the better-filled one. The order time is when the order was placed (创建时间, 下单时间,
 created, order date): a payment, shipping, completion or refund time (付款时间, 发货时间, paid_at, ...) is empty on
 orders that never got that far, so it is taken only when no other column fits (`NAME_RANKS`).
 """
@@ -121,6 +123,11 @@ PAYMENT_STATUS = re.compile(r"financ|pay|paid|支付|付款")
 # Order numbers as Shopify writes them (its `Name` column: #1001, #SH-1001): a name that is no person's.
 ORDER_NUMBER = re.compile(r"^#[A-Za-z0-9-]+$")
 EMAIL_NAME = re.compile(r"email|邮箱")
+# Amount names (normalised) after discounts (Square's Net Sales, 实收金额: what the customer paid for the line) and
+# before them (Gross Sales, 原价金额): between amounts named alike, the net one is the line's amount.
+NET_AMOUNT = re.compile(r"^net|net(sales|amount|total|revenue|price)|实收|实付|折后")
+GROSS_AMOUNT = re.compile(r"^gross|gross(sales|amount|total|revenue)|原价|折前")
+DISCOUNT = re.compile(r"discount|优惠|折扣|减免")
 CLEARLY_BETTER_FILLED = 0.02  # a share of the sampled rows: an order time filled on this many more is worth a CHECK
 
 
@@ -263,12 +270,40 @@ def ranked(rank: NameRank, column: str, scored: tuple[int, str]) -> tuple[int, s
     return scored
 
 
+def constant(values: list[str]) -> bool:
+    """One value on every sampled row of several (Square's Count: 1 on every line, whatever its Qty)."""
+    return len(values) > 1 and len(set(values)) == 1
+
+
+def value_rank(field_name: str, column: str, values: list[str]) -> tuple[int, int]:
+    """Between columns named alike for a field, which one holds it, lowest first: a quantity, amount or price
+    constant over the sample after one that varies; an amount named net (after discounts) before a plain one,
+    and a plain one before a gross one."""
+    net = 1
+    if field_name == "amount":
+        name = normalise(column)
+        net = 0 if NET_AMOUNT.search(name) else 2 if GROSS_AMOUNT.search(name) else 1
+    return int(field_name in NUMERIC_FIELDS and constant(values)), net
+
+
+def rival_note(field_name: str, taken: str, rival: str, values: dict[str, list[str]]) -> str:
+    """What tells `taken` from `rival` as the field, '' when the names alone did: the rival's constant value, or
+    which one is the amount after discounts."""
+    if field_name in NUMERIC_FIELDS and constant(values[rival]) and not constant(values[taken]):
+        return f"{rival} is {values[rival][0]} on every sampled row"
+    if field_name == "amount" and NET_AMOUNT.search(normalise(taken)) and not NET_AMOUNT.search(normalise(rival)):
+        return f"{taken} is the amount after discounts" + (
+            f", {rival} before them" if GROSS_AMOUNT.search(normalise(rival)) else "")
+    return ""
+
+
 def match_columns(sniffed: Sniffed, fields: tuple[str, ...], prefer: dict[str, str] | None = None,
                   refuse: dict[str, set[str]] | None = None) -> dict[str, Match]:
-    """Contract field -> the column that maps onto it: the best-named column whose values fit, between names
-    scored alike the better-filled one, each column and each field used once. `prefer`: field -> a column name to
-    take first when the file has it (the customer id the orders file uses); `refuse`: field -> columns not to take
-    for it (an order total as the line amount)."""
+    """Contract field -> the column that maps onto it: the best-named column whose values fit; between names
+    scored alike the one value_rank puts first (a varying quantity, a net amount), then the better-filled one; each
+    column and each field used once. `prefer`: field -> a column name to take first when the file has it (the
+    customer id the orders file uses); `refuse`: field -> columns not to take for it (an order total as the line
+    amount)."""
     values = {column: sniffed.values(column) for column in sniffed.columns}
     filled = {column: len(found) for column, found in values.items()}  # non-empty cells in the sample
     candidates = []
@@ -280,17 +315,41 @@ def match_columns(sniffed: Sniffed, fields: tuple[str, ...], prefer: dict[str, s
             if prefer and prefer.get(field_name) == column:
                 scored = (6, "the same column as in the orders file")
             if scored is not None:
-                candidates.append((-scored[0], rank, -filled[column], column, field_name, scored[1]))
+                candidates.append((-scored[0], rank, value_rank(field_name, column, values[column]),
+                                   -filled[column], column, field_name, scored[1]))
     matches: dict[str, Match] = {}
     used: set[str] = set()
-    for _, _, _, column, field_name, why in sorted(candidates):
+    for score, _, _, _, column, field_name, why in sorted(candidates):
         if field_name in matches or column in used or column in (refuse or {}).get(field_name, ()):
             continue
         if not fits(field_name, values[column]):
             continue
-        matches[field_name] = Match(field_name, column, why)
+        # A column named as well that the values or the name put after this one: say why it is left out.
+        notes = [rival_note(field_name, column, c[4], values) for c in candidates
+                 if c[5] == field_name and c[0] == score and c[4] != column and c[4] not in used]
+        matches[field_name] = Match(field_name, column, "; ".join([why, *filter(None, notes)]))
         used.add(column)
     return matches
+
+
+def named_like(sniffed: Sniffed, column: str, fields: tuple[str, ...], matches: dict[str, Match]) -> str:
+    """Why a column named like one of the fields is not mapped, for the line saying so: another column holds the
+    field (and what tells them apart), or its values do not fit; '' when its name is no field's."""
+    for field_name in fields:
+        if not name_score(field_name, column):
+            continue
+        taken = matches.get(field_name)
+        if field_name == "amount" and DISCOUNT.search(normalise(column)):
+            return "a discount, not a line amount" + (f"; amount takes {taken.column}" if taken else "")
+        if taken is not None:
+            values = {c: sniffed.values(c) for c in (column, taken.column)}
+            note = rival_note(field_name, taken.column, column, values)
+            return f"named like {WHAT[field_name]} too; {field_name} takes {taken.column}" + (f"; {note}" if note
+                                                                                              else "")
+        values = sniffed.values(column)
+        if values and not fits(field_name, values):
+            return f"named like {WHAT[field_name]}, but its values ({values[0][:30]!r}) do not fit"
+    return ""
 
 
 def doubt_order_time(sniffed: Sniffed, matches: dict[str, Match]) -> None:

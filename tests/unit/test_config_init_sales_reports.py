@@ -175,3 +175,45 @@ def test_a_customer_name_is_personal_data(tmp_path):
     assert "    Customer Name: drop                      # items-2026-05-01-2026-10-31.csv: looks like personal " \
            "data; dropped before loading\n" in (tmp_path / "shop.yaml").read_text(encoding="utf-8")
     assert not [line for line in printed if "Customer Name" in line]
+
+
+def test_the_quantity_is_the_column_that_varies_and_the_amount_the_net_one(tmp_path):
+    # Qty and Count are both usual names for a quantity: init took Count (1 on every line: a line count) by the
+    # alphabet and said Qty matched no contract field; and Gross Sales (before discounts) over Net Sales.
+    file = "items-2026-05-01-2026-10-31.csv"
+    config, printed = init_ok(tmp_path, square_export(tmp_path / file))
+    assert config["orders"]["columns"] == {
+        "order_id": "Transaction ID", "customer_id": "Customer ID", "order_ts": "Date", "category": "Category",
+        "quantity": "Qty", "amount": "Net Sales", "channel": "Channel", "sku": "SKU", "description": "Item"}
+    text = (tmp_path / "shop.yaml").read_text(encoding="utf-8")
+    assert "    quantity: Qty                            # 'Qty' is a usual name for a quantity; Count is 1 on every " \
+           "sampled row; e.g. '1'\n" in text
+    assert "    amount: Net Sales                        # 'Net Sales' reads like a line amount; Net Sales is the " \
+           "amount after discounts, Gross Sales before them; e.g. '$5.25'\n" in text
+    assert [line for line in printed if any(f"'{c}'" in line for c in ("Qty", "Count", "Gross Sales",
+                                                                       "Price Point Name"))] == [
+        f"not mapped: orders: {file} column 'Price Point Name' not mapped (named like a unit price, but its values "
+        "('Regular') do not fit)",
+        f"not mapped: orders: {file} column 'Gross Sales' not mapped (named like a line amount too; amount takes Net "
+        "Sales; Net Sales is the amount after discounts, Gross Sales before them)",
+        f"not mapped: orders: {file} column 'Count' not mapped (named like a quantity too; quantity takes Qty; Count "
+        "is 1 on every sampled row)"]
+    assert "  # not mapped: Count (named like a quantity too; quantity takes Qty; Count is 1 on every sampled " \
+           "row)\n" in text
+
+
+def test_between_amounts_named_alike_the_one_after_discounts(tmp_path):
+    # 金额 (price × quantity) and 实收金额 (what was received, after 优惠金额) are both usual names for an amount: the
+    # one left out was said to match no contract field, and so was the discount, which is no line amount.
+    orders = tmp_path / "销售明细.csv"
+    orders.write_text("单据号,销售时间,会员卡号,商品编码,数量,售价,实收金额,优惠金额,金额\n"
+                      "202606010001,2026-06-01 07:05:50,13270441360,6928584486348,2,6.50,12.35,0.65,13.00\n"
+                      "202606010001,2026-06-01 07:05:50,13270441360,6983072051326,1,5.80,5.80,0,5.80\n"
+                      "202606010002,2026-06-01 07:24:41,18433133743,6979703974980,1,22.50,22.50,0,22.50\n",
+                      encoding="utf-8")
+    config, printed = init_ok(tmp_path, orders)
+    assert config["orders"]["columns"]["amount"] == "实收金额"
+    assert printed[:2] == [
+        "not mapped: orders: 销售明细.csv column '优惠金额' not mapped (a discount, not a line amount; amount takes 实收金额)",
+        "not mapped: orders: 销售明细.csv column '金额' not mapped (named like a line amount too; amount takes 实收金额; "
+        "实收金额 is the amount after discounts)"]
