@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from assets.staging.bands import read_band
+from pipelines.config_duplicates import repeated_lines
 from pipelines.config_match import (
     EXCEL_SERIAL,
     FLAG_TOKENS,
@@ -270,16 +271,34 @@ def _date_formats(draft: Draft, section: Section, column: str) -> None:
 
 
 def _duplicates(draft: Draft, section: Section) -> None:
+    """Rows staging would drop as exact duplicates (alike in every mapped line field): a column telling them apart
+    is mapped as line_id; otherwise whether they are real repeated scans is to decide, with what dropping costs."""
     if draft.shape != "long" or "line_id" in section.matches:
         return
-    frame = section.sniffed.sample.select(section.sniffed.columns)
-    copies = frame.height - frame.unique().height
-    if copies:
+    skip = {c for c in section.sniffed.columns if PII.search(normalise(c))}
+    repeats = repeated_lines(section.sniffed, section.matches, section.extra.get("order_id_within", []), skip)
+    if repeats is None:
+        return
+    copies, name, cost = repeats.copies, section.name, repeats.cost()
+    if repeats.line_id is not None:
+        line_id = repeats.line_id
+        section.matches["line_id"] = Match("line_id", line_id, (
+            f"{line_id!r} tells apart the lines of an order; CHECK: {copies} sampled row(s) repeat an earlier row in "
+            f"every other mapped field{cost}: without a line id they would be dropped as exact duplicates"))
         draft.undecided.append(
-            f"orders.exact_duplicates: {copies} row(s) of {section.name} repeat an earlier row in every column; "
-            "they are dropped (drop, the default); set keep if they are real repeated scans")
-        section.extra_notes["exact_duplicates"] = (f"{copies} identical row(s) in the sample: drop (default) or keep "
-                                                   "(real repeated scans)? CHECK")
+            f"orders.columns.line_id: {copies} row(s) of {name} repeat an earlier row in every mapped field{cost} "
+            f"and differ in {line_id}: mapped as the line id, so that each is a line of its own (unmapped, staging "
+            "would drop them as exact duplicates); remove it if they are copies of one line")
+        return
+    alike = "in every column" if repeats.every_column else (
+        "in every mapped field (not in every column, but no unmapped column tells each line of an order apart)")
+    draft.undecided.append(
+        f"orders.exact_duplicates: {copies} row(s) of {name} repeat an earlier row {alike}; dropping them (drop, the "
+        f"default) leaves out {copies} line(s){cost}; set keep if they are real repeated scans (an item rung up "
+        "twice)")
+    section.extra_notes["exact_duplicates"] = (
+        f"{copies} sampled row(s) repeat an earlier row {alike}{cost}: drop (default) or keep (real repeated "
+        "scans)? CHECK")
 
 
 def _leftovers(draft: Draft, section: Section) -> None:
