@@ -345,6 +345,28 @@ def test_reason_kinds_drop_the_raw_value_and_numbers():
     assert reason_kind("amount -5 is negative; amount -5 is low", "-5") == "amount <value> is negative; amount <value> is low"
 
 
+def test_order_ids_shared_across_stores_suggest_order_id_within_the_store_column(tmp_path):
+    # Two stores number their bills from 0001: the second store's bill is taken for the first's order, and its
+    # lines are quarantined as another customer's. The message names the store column and the key that tells
+    # the bills apart.
+    lines = [f"{i + 1:04d},C{store}{i},2026-03-0{1 + i % 5} 10:00:00,wine,1,10.5,支付宝,0{store} 中山路店"
+             for store in (1, 2) for i in range(10)]
+    config = shop(tmp_path, lines, header=HEADER + ",门店")
+    done = check(config)
+    assert done.exit_code == 1
+    orders = tmp_path / "orders.csv"
+    assert done.stderr == (
+        f"persona: {orders}: 50.0% of the 20 sampled rows would be quarantined (order_id used by another customer: "
+        "order <value> belongs to customer <id> (its first line, row N), this line names customer <id> 50.0%), above "
+        "quality.max_quarantine_share 5.0%; tickets numbered per store? the same order id in two stores is two "
+        "orders: set orders.order_id_within: [门店] to make it unique within its 门店\n")
+    # With it, the run would pass; without a store column, nothing is suggested.
+    write_file(config, config.read_text(encoding="utf-8") + "  order_id_within: [门店]\n")
+    assert check(config).exit_code == 0
+    done = check(shop(tmp_path, [line.rsplit(",", 1)[0] for line in lines]))
+    assert done.exit_code == 1 and "order_id_within" not in done.stderr
+
+
 def test_the_check_imports_neither_great_expectations_nor_scikit_learn():
     probe = ("import sys, pipelines.cli, pipelines.check; "
              "print(sorted(m for m in ('great_expectations', 'sklearn', 'pipelines.definitions') if m in sys.modules))")
