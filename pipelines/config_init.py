@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import polars as pl
 import yaml
 
 from assets.staging.bands import read_band
@@ -37,6 +38,7 @@ from pipelines.config_match import (
     name_score,
     named_like,
     normalise,
+    time_of_day_column,
 )
 from pipelines.config_order_lines import (
     OrderLevel,
@@ -91,6 +93,7 @@ class Section:
     extra_notes: dict[str, str] = field(default_factory=dict)  # key -> comment
     unmapped: dict[str, str] = field(default_factory=dict)  # column -> why it is left out
     order_level: list[OrderLevel] = field(default_factory=list)  # amounts refused as the line amount
+    time_column: str | None = None  # the order time's time of day, when order_ts maps a date-only column
 
     @property
     def name(self) -> str:
@@ -202,6 +205,7 @@ def _order_rules(draft: Draft, section: Section) -> None:
             draft.unmapped.append(f"orders.columns.sku: no column of {name} looks like a product code, which the "
                                   "product table joins on; map it before running")
     if "order_ts" in matches:
+        section.time_column = time_of_day_column(sniffed, matches)
         _date_formats(draft, section, matches["order_ts"].column)
     _duplicates(draft, section)
 
@@ -245,6 +249,12 @@ def _order_total(draft: Draft, section: Section) -> None:
 
 def _date_formats(draft: Draft, section: Section, column: str) -> None:
     values = section.sniffed.values(column)
+    if section.time_column is not None:  # the formats read the two columns' values joined, as staging reads them
+        sample = section.sniffed.sample
+        values = sample.select(pl.concat_str([pl.col(column).str.strip_chars(),
+                                              pl.col(section.time_column).str.strip_chars()], separator=" ")
+                               ).to_series().drop_nulls().to_list()
+        column = f"{column} + {section.time_column}"
     if values and sum(1 for v in values if EXCEL_SERIAL.match(v)) >= 0.8 * len(values):
         section.extra["excel_serial_dates"] = True
         section.extra_notes["excel_serial_dates"] = f"{column} holds Excel serial day numbers ({values[0]})"
@@ -304,7 +314,7 @@ def _duplicates(draft: Draft, section: Section) -> None:
 def _leftovers(draft: Draft, section: Section) -> None:
     """Columns no field takes: personal data to drop, profile columns in a long order file, the rest left out."""
     used = ({m.column for m in section.matches.values()} | set(section.extra.get("category_columns", []))
-            | set(section.extra.get("order_id_within", [])))
+            | set(section.extra.get("order_id_within", [])) | ({section.time_column} - {None}))
     values = {column: section.sniffed.values(column) for column in section.sniffed.columns if column not in used}
     order_level = {level.column: level for level in section.order_level}
     for column in section.sniffed.columns:
@@ -530,6 +540,11 @@ def render_yaml(draft: Draft, out: Path, name: str) -> str:
             lines.append(_line(4, field_name, "null", why))
         for field_name, match in section.matches.items():
             note = match.why + example(sniffed, match.column)
+            if field_name == "order_ts" and section.time_column is not None:
+                note = (f"{match.why}; {section.time_column} holds its time of day (e.g. "
+                        f"{sniffed.values(section.time_column)[0]!r}): the two are read as one")
+                lines.append(_line(4, field_name, f"[{scalar(match.column)}, {scalar(section.time_column)}]", note))
+                continue
             if field_name == "status" and "status" in section.extra_notes:
                 note += "; " + section.extra_notes["status"]
             lines.append(_line(4, field_name, scalar(match.column), note))

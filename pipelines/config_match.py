@@ -352,6 +352,31 @@ def named_like(sniffed: Sniffed, column: str, fields: tuple[str, ...], matches: 
     return ""
 
 
+# An order time given as a date column and a time-of-day column (Square's Date and Time, 销售日期 and 销售时间):
+# init maps both, `order_ts: [Date, Time]`, which the raw layer joins into one text (assets/raw/mapping.py).
+DATE_ONLY = re.compile(r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}$|^\d{1,2}[-/.]\d{1,2}[-/.]\d{4}$|^\d{4}年\d{1,2}月\d{1,2}日$")
+TIME_OF_DAY = re.compile(r"^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?(\s?[AaPp][Mm])?$")
+TIME_NAME = re.compile(r"time|时间|时刻")
+
+
+def time_of_day_column(sniffed: Sniffed, matches: dict[str, Match]) -> str | None:
+    """The column holding the time of day of an order time mapped to a date-only column: unmapped, named like a
+    time, every sampled value a time of day (14:05:09, 2:05 PM), filled on at least as many rows as the date.
+    None when the order time already has its time, or no column fits."""
+    if "order_ts" not in matches:
+        return None
+    dates = sniffed.values(matches["order_ts"].column)
+    if not dates or not all(DATE_ONLY.match(value) for value in dates):
+        return None
+    taken = {match.column for match in matches.values()}
+    for column in sniffed.columns:
+        values = sniffed.values(column)
+        if column not in taken and TIME_NAME.search(normalise(column)) and len(values) >= len(dates) \
+                and all(TIME_OF_DAY.match(value) for value in values):
+            return column
+    return None
+
+
 def doubt_order_time(sniffed: Sniffed, matches: dict[str, Match]) -> None:
     """A CHECK when the order time was taken for its name over a clearly better-filled column that fits too: the
     rows it leaves empty are quarantined, and by default a run with over 5% of its rows lacking a key is blocked.

@@ -184,7 +184,7 @@ def test_the_quantity_is_the_column_that_varies_and_the_amount_the_net_one(tmp_p
     file = "items-2026-05-01-2026-10-31.csv"
     config, printed = init_ok(tmp_path, square_export(tmp_path / file))
     assert config["orders"]["columns"] == {
-        "order_id": "Transaction ID", "customer_id": "Customer ID", "order_ts": "Date", "category": "Category",
+        "order_id": "Transaction ID", "customer_id": "Customer ID", "order_ts": ["Date", "Time"], "category": "Category",
         "quantity": "Qty", "amount": "Net Sales", "channel": "Channel", "sku": "SKU", "description": "Item"}
     text = (tmp_path / "shop.yaml").read_text(encoding="utf-8")
     assert "    quantity: Qty                            # 'Qty' is a usual name for a quantity; Count is 1 on every " \
@@ -201,6 +201,31 @@ def test_the_quantity_is_the_column_that_varies_and_the_amount_the_net_one(tmp_p
         "is 1 on every sampled row)"]
     assert "  # not mapped: Count (named like a quantity too; quantity takes Qty; Count is 1 on every sampled " \
            "row)\n" in text
+
+
+def test_a_date_column_and_a_time_column_are_read_as_one_order_time(tmp_path):
+    # Square gives the date and the time of day in two columns: init mapped Date alone, every order at midnight, and
+    # called Time "another time of the order".
+    file = "items-2026-05-01-2026-10-31.csv"
+    config, printed = init_ok(tmp_path, square_export(tmp_path / file))
+    assert config["orders"]["columns"]["order_ts"] == ["Date", "Time"]
+    assert config["orders"]["date_formats"] == ["%Y-%m-%d %H:%M:%S"]
+    text = (tmp_path / "shop.yaml").read_text(encoding="utf-8")
+    assert "    order_ts: [Date, Time]                   # 'Date' is a usual name for the order time; Time holds its " \
+           "time of day (e.g. '17:00:10'): the two are read as one\n" in text
+    assert not [line for line in printed if "'Time'" in line]
+    done = check(tmp_path / "shop.yaml")
+    assert done.exit_code == 0, done.output
+    assert re.search(r"^ +order_ts +Date \+ Time ", done.stdout, re.M), done.stdout
+    # 销售日期 and 销售时间 alike; a date column with its time already has no partner.
+    (tmp_path / "cn").mkdir()
+    orders = tmp_path / "cn" / "销售流水.csv"
+    orders.write_text("单据号,销售日期,销售时间,会员卡号,实收金额\n"
+                      "A1,2026/06/01,07:05:50,13270441360,12.35\nA2,2026/06/01,19:24:41,18433133743,22.50\n",
+                      encoding="utf-8")
+    config, _ = init_ok(tmp_path / "cn", orders)
+    assert config["orders"]["columns"]["order_ts"] == ["销售日期", "销售时间"]
+    assert config["orders"]["date_formats"] == ["%Y/%m/%d %H:%M:%S"]
 
 
 def test_between_amounts_named_alike_the_one_after_discounts(tmp_path):
@@ -232,7 +257,7 @@ def test_lines_alike_in_every_mapped_field_keep_their_token_as_the_line_id(tmp_p
     file = "items-2026-05-01-2026-10-31.csv"
     config, printed = init_ok(tmp_path, square_export(tmp_path / file, twin_every=3))
     assert config["orders"]["columns"] == {
-        "order_id": "Transaction ID", "customer_id": "Customer ID", "order_ts": "Date", "category": "Category",
+        "order_id": "Transaction ID", "customer_id": "Customer ID", "order_ts": ["Date", "Time"], "category": "Category",
         "quantity": "Qty", "amount": "Net Sales", "channel": "Channel", "sku": "SKU", "line_id": "Token",
         "description": "Item"}
     assert "exact_duplicates" not in config["orders"]
