@@ -69,7 +69,8 @@ def coverage_sentences(book: FactBook, coverage: Coverage | None) -> dict[str, l
     if coverage.faults:
         faults = fact("faults", coverage.faults, "sum(rows_quarantined) - sum(rows_set_aside)")
         zh += compose("；{q} 行因数据错误被隔离", q=faults)
-        en += compose("; {q} were quarantined as faults of the export", q=faults)
+        en += compose("; {q} was quarantined as a fault of the export" if coverage.faults == 1 else
+                      "; {q} were quarantined as faults of the export", q=faults)
     if coverage.duplicates:
         duplicates = fact("duplicates", coverage.duplicates, "sum(duplicates_removed)")
         zh += compose("；删除重复行 {d} 行", d=duplicates)

@@ -50,6 +50,12 @@ def test_a_clean_run_says_only_what_it_read_and_an_old_audit_says_nothing(tmp_pa
     book = FactBook()
     assert [s.text(book) for s in coverage_sentences(book, load_coverage(con, "r1"))["en"]] == [
         "This run read 10 order rows and loaded 10. Details are in quality.load_audit and quality.quarantine."]
+    # One fault is one row: "1 was", not "1 were" (a till's 合计 total row).
+    con.execute("INSERT INTO quality.load_audit VALUES ('r2', 'orders', 'a.csv', 10, 9, 1, 0, 0)")
+    book = FactBook()
+    assert [s.text(book) for s in coverage_sentences(book, load_coverage(con, "r2"))["en"]] == [
+        "This run read 10 order rows and loaded 9; 1 was quarantined as a fault of the export. Details are in "
+        "quality.load_audit and quality.quarantine."]
     assert coverage_sentences(FactBook(), load_coverage(con, None)) == {"zh": [], "en": []}
     old = _warehouse(tmp_path / "old.duckdb", set_aside=False)
     old.execute("INSERT INTO quality.load_audit VALUES ('r1', 'orders', 'a.csv', 10, 10, 0, 0)")
