@@ -68,12 +68,14 @@ def write_export(folder: Path, seed: int = 18) -> tuple[Path, Path]:
         for day in np.sort(rng.choice(last_possible, size=int(rng.integers(orders[0], orders[1] + 1)))):
             order_number += 1
             when = first_day + timedelta(days=int(day), seconds=int(rng.integers(8 * 3600, 21 * 3600)))
-            # One to three lines per order; the basket value is split across them.
+            # One to three lines per order; the basket value is split across them, 1:2:3, so that no two lines of an
+            # order are alike in every field (without a sku, two such lines would be dropped as exact copies).
             lines = int(rng.integers(1, 4))
             basket = rng.uniform(*baskets)
-            for _ in range(lines):
+            for line in range(lines):
                 order_rows.append([f"O{order_number:06d}", customer_id, when.strftime("%Y-%m-%d %H:%M:%S"),
-                                   int(rng.integers(1, 4)), round(basket / lines, 2), payment])
+                                   int(rng.integers(1, 4)), round(basket * (line + 1) / (lines * (lines + 1) / 2), 2),
+                                   payment])
     orders_path, customers_path = folder / "orders.csv", folder / "customers.csv"
     with orders_path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
