@@ -16,7 +16,8 @@ from pipelines.core.sources import Strict, TokenMap
 # (member exports write 未知 or 保密 where a member gave none); any other unlisted token quarantines the row.
 DEFAULT_GENDER = {"M": "M", "MALE": "M", "男": "M", "男性": "M", "F": "F", "FEMALE": "F", "女": "F", "女性": "F",
                   "U": None, "UNKNOWN": None, "未知": None, "保密": None, "不详": None}
-DEFAULT_PAYMENT_METHODS = ["CARD", "CASH", "MOBILE", "CHEQUE"]
+# STORED_VALUE: a shop's own prepaid member card (储值卡), which Chinese supermarkets and cafés sell; not a bank card.
+DEFAULT_PAYMENT_METHODS = ["CARD", "CASH", "MOBILE", "CHEQUE", "STORED_VALUE"]
 DEFAULT_PAYMENT_ALIASES = {
     # Mobile wallets (花呗 is Alipay's credit line, paid in the Alipay app).
     "ALIPAY": "MOBILE", "WECHAT": "MOBILE", "WECHAT PAY": "MOBILE", "WECHATPAY": "MOBILE",
@@ -27,6 +28,9 @@ DEFAULT_PAYMENT_ALIASES = {
     # Cash on delivery is paid in cash to the courier.
     "现金": "CASH", "货到付款": "CASH",
     "支票": "CHEQUE",
+    # A trial's till paid 1.2% of its lines by 储值卡, which init guessed was a bank card.
+    "储值卡": "STORED_VALUE", "储值": "STORED_VALUE", "会员储值": "STORED_VALUE", "储值卡支付": "STORED_VALUE",
+    "预付卡": "STORED_VALUE", "STORED VALUE": "STORED_VALUE", "STORED VALUE CARD": "STORED_VALUE",
 }
 DEFAULT_CANCELLED_STATUSES = ["CANCELLED", "CANCELED", "VOID", "已取消", "取消", "交易关闭", "已退款", "退款成功"]
 DEFAULT_VALUE_MAPS = {
