@@ -8,15 +8,13 @@ from pathlib import Path
 import pytest
 import xlsxwriter
 
-from assets.raw.files import write_raw_table
 from assets.raw.mapping import stage_orders
 from assets.raw.readers import IngestError
-from assets.raw.tables import write_malformed_lines, write_manifest
-from assets.staging import build as staging
-from pipelines.core.config import CUSTOMER_FIELDS, LONG_ORDER_FIELDS, WIDE_ORDER_FIELDS, ConfigError, load_source_config
+from pipelines.core.config import ConfigError, load_source_config
 from pipelines.core.resources import WarehouseResource
 from tests.conftest import write_file
 from tests.unit.test_check import check, squeeze
+from tests.unit.test_staging import load_and_stage
 
 SQUARE_HEADER = "Date,Time,Time Zone,Transaction ID,Customer ID,Item,Qty,Net Sales"
 TZ = "Eastern Time (US & Canada)"
@@ -32,19 +30,7 @@ def square_config(tmp_path: Path, orders_path: str = "items.csv", extra: str = "
 
 def build(tmp_path: Path, config_path: Path) -> WarehouseResource:
     """Raw orders and staging of the config, as a run loads them, without Dagster."""
-    config = load_source_config(config_path)
-    warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    staged, manifest = stage_orders(config, scratch)
-    fields = LONG_ORDER_FIELDS if config.shape == "long" else [*WIDE_ORDER_FIELDS, *config.orders.category_columns]
-    with warehouse.connect() as con:
-        write_raw_table(con, "raw.orders", staged, fields)
-        write_raw_table(con, "raw.customers", [], CUSTOMER_FIELDS)
-        write_manifest(con, "run-1", "orders", manifest, None)
-        write_malformed_lines(con, "raw.orders", manifest, None)
-        staging.build_staging(con, config, "run-1")
-    return warehouse
+    return load_and_stage(tmp_path, load_source_config(config_path))
 
 
 def rows(warehouse: WarehouseResource, sql: str) -> list[tuple]:

@@ -13,7 +13,14 @@ from assets.raw.mapping import stage_customers, stage_orders, stage_products
 from assets.raw.tables import write_malformed_lines, write_manifest
 from assets.staging import build as staging
 from assets.staging.audit import ensure_quality_tables, quarantine_malformed_lines
-from pipelines.core.config import CUSTOMER_FIELDS, LONG_ORDER_FIELDS, PRODUCT_FIELDS, load_source_config
+from pipelines.core.config import (
+    CUSTOMER_FIELDS,
+    LONG_ORDER_FIELDS,
+    PRODUCT_FIELDS,
+    WIDE_ORDER_FIELDS,
+    SourceConfig,
+    load_source_config,
+)
 from pipelines.core.partitions import DayWindow
 from pipelines.core.resources import WarehouseResource
 from tests.conftest import write_file
@@ -37,20 +44,27 @@ def stage(tmp_path: Path, files: dict[str, list[str]], orders_config: str = "", 
     if products is not None:
         write_file(tmp_path / "products.csv", products, encoding=encoding)
         text += "products:\n  path: products.csv\n"
-    config = load_source_config(write_file(tmp_path / "shop.yaml", text))
+    return load_and_stage(tmp_path, load_source_config(write_file(tmp_path / "shop.yaml", text)))
+
+
+def load_and_stage(tmp_path: Path, config: SourceConfig) -> WarehouseResource:
+    """The config's files loaded into raw as a snapshot, and staging built for run `run-1`, as a run does, without
+    Dagster."""
     warehouse = WarehouseResource(path=str(tmp_path / "warehouse.duckdb"))
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     staged, manifest = stage_orders(config, scratch)
     staged_customers, customer_manifest = stage_customers(config, scratch)
+    order_fields = LONG_ORDER_FIELDS if config.shape == "long" else [*WIDE_ORDER_FIELDS,
+                                                                      *config.orders.category_columns]
     with warehouse.connect() as con:
-        write_raw_table(con, "raw.orders", staged, LONG_ORDER_FIELDS)
+        write_raw_table(con, "raw.orders", staged, order_fields)
         write_raw_table(con, "raw.customers", staged_customers, CUSTOMER_FIELDS)
         write_manifest(con, "run-1", "orders", manifest, None)
         write_manifest(con, "run-1", "customers", customer_manifest, None)
         write_malformed_lines(con, "raw.orders", manifest, None)
         write_malformed_lines(con, "raw.customers", customer_manifest, None)
-        if products is not None:
+        if config.products is not None:
             staged_products, product_manifest = stage_products(config, scratch)
             write_raw_table(con, "raw.products", staged_products, PRODUCT_FIELDS)
             write_manifest(con, "run-1", "products", product_manifest, None)
