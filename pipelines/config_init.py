@@ -22,6 +22,7 @@ from pathlib import Path
 import polars as pl
 import yaml
 
+from assets.raw.mapping import joined_order_time
 from assets.staging.bands import read_band
 from pipelines.config_duplicates import repeated_lines
 from pipelines.config_match import (
@@ -249,11 +250,10 @@ def _order_total(draft: Draft, section: Section) -> None:
 
 def _date_formats(draft: Draft, section: Section, column: str) -> None:
     values = section.sniffed.values(column)
-    if section.time_column is not None:  # the formats read the two columns' values joined, as staging reads them
-        sample = section.sniffed.sample
-        values = sample.select(pl.concat_str([pl.col(column).str.strip_chars(),
-                                              pl.col(section.time_column).str.strip_chars()], separator=" ")
-                               ).to_series().drop_nulls().to_list()
+    if section.time_column is not None:  # the formats read the two columns joined, as the raw layer joins them
+        parts = (pl.col(c).cast(pl.String).str.strip_chars() for c in (column, section.time_column))
+        joined = joined_order_time(*parts)
+        values = section.sniffed.sample.select(joined).to_series().drop_nulls().to_list()
         column = f"{column} + {section.time_column}"
     if values and sum(1 for v in values if EXCEL_SERIAL.match(v)) >= 0.8 * len(values):
         section.extra["excel_serial_dates"] = True

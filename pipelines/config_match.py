@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import duckdb
 
+from assets.raw.mapping import MIDNIGHT
 from assets.staging.typed import DECORATED_MONEY
 from pipelines.config_sniff import Sniffed
 from pipelines.core.config import TokenMap
@@ -354,8 +355,11 @@ def named_like(sniffed: Sniffed, column: str, fields: tuple[str, ...], matches: 
 
 # An order time given as a date column and a time-of-day column (Square's Date and Time, 销售日期 and 销售时间):
 # init maps both, `order_ts: [Date, Time]`, which the raw layer joins into one text (assets/raw/mapping.py).
-DATE_ONLY = re.compile(r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}$|^\d{1,2}[-/.]\d{1,2}[-/.]\d{4}$|^\d{4}年\d{1,2}月\d{1,2}日$")
-TIME_OF_DAY = re.compile(r"^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?(\s?[AaPp][Mm])?$")
+# An Excel date cell reads as its midnight (2026-10-31 00:00:00) and a bare time cell on calamine's day 1899-12-31
+# (assets/raw/mapping.py, MIDNIGHT and DAY_BEFORE_TIME, which the raw layer strips when it joins the two).
+DATE_ONLY = re.compile(r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}$|^\d{1,2}[-/.]\d{1,2}[-/.]\d{4}$|^\d{4}年\d{1,2}月\d{1,2}日$"
+                       rf"|{MIDNIGHT}")
+TIME_OF_DAY = re.compile(r"^(1899-12-3[01][ T])?\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?(\s?[AaPp][Mm])?$")
 TIME_NAME = re.compile(r"time|时间|时刻")
 
 

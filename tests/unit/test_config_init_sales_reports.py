@@ -228,6 +228,29 @@ def test_a_date_column_and_a_time_column_are_read_as_one_order_time(tmp_path):
     assert config["orders"]["date_formats"] == ["%Y/%m/%d %H:%M:%S"]
 
 
+def test_native_excel_date_and_time_cells_are_read_as_one_order_time(tmp_path):
+    # A workbook's date cells read as their midnight (2026-06-01 00:00:00) and its time cells on 1899-12-31: init
+    # must see a date column and a time-of-day column there too, and the formats must read them as the raw layer
+    # joins them. Then `persona check` stages every line at its time of day.
+    orders = tmp_path / "销售流水.xlsx"
+    with xlsxwriter.Workbook(orders) as workbook:
+        sheet = workbook.add_worksheet()
+        day, clock = workbook.add_format({"num_format": "yyyy-mm-dd"}), workbook.add_format({"num_format": "hh:mm:ss"})
+        sheet.write_row(0, 0, ["单据号", "销售日期", "销售时间", "会员卡号", "实收金额"])
+        for i in range(12):
+            sheet.write(1 + i, 0, f"A{i}")
+            sheet.write_datetime(1 + i, 1, dt.datetime(2026, 6, 1 + i % 5), day)
+            sheet.write_datetime(1 + i, 2, dt.time(8 + i, 5 * i % 60, 30), clock)
+            sheet.write_row(1 + i, 3, [SALES_MEMBERS[i % len(SALES_MEMBERS)][0], 10.5 + i])
+    config, _ = init_ok(tmp_path, orders)
+    assert config["orders"]["columns"]["order_ts"] == ["销售日期", "销售时间"]
+    assert config["orders"]["date_formats"] == ["%Y-%m-%d %H:%M:%S"]
+    done = check(tmp_path / "shop.yaml")
+    assert done.exit_code == 0, done.output
+    assert "Order dates: 2026-06-01 08:00:30 to 2026-06-05 17:45:30 (12 orders staged from the sample)" \
+        in done.stdout, done.stdout
+
+
 def test_between_amounts_named_alike_the_one_after_discounts(tmp_path):
     # 金额 (price × quantity) and 实收金额 (what was received, after 优惠金额) are both usual names for an amount: the
     # one left out was said to match no contract field, and so was the discount, which is no line amount.
