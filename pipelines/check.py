@@ -62,7 +62,6 @@ from pipelines.core.config import (
 )
 from pipelines.core.partitions import check_days_in_range
 from pipelines.core.resources import RAW_CATALOG, WAREHOUSE_SCHEMAS
-from pipelines.core.shares import BY_CHANCE, above_limit, interval_text
 
 CHECK_RUN_ID = "persona-check"
 # The key fields of the raw order suite (quality/suites.py raw_orders_suite): those the config requires must be
@@ -241,18 +240,8 @@ def measure(con: duckdb.DuckDBPyConnection, config: SourceConfig, inputs: list[I
                 continue
             # Cancelled orders and returns are quarantined but do not count against the limit, as in a run.
             judged = quarantined - set_aside - excused.get(Path(source_file), 0)
-            read_whole = whole.get(Path(source_file), True)
-            verdict, bounds = judge(judged, rows_read, limit, read_whole, above=True)
+            verdict, bounds = judge(judged, rows_read, limit, whole.get(Path(source_file), True), above=True)
             said = f"{source_file}: {judged / rows_read:.1%} of the {rows_read:,} sampled rows would be quarantined"
-            chance, chance_bounds = above_limit(judged, rows_read, limit) if read_whole else (None, None)
-            if chance == BY_CHANCE:
-                # As a run judges it: above the limit, but too few rows to call the export broken.
-                bounds = chance_bounds
-                item.shares.append((Path(source_file), rows_read, quarantined, quarantined - judged,
-                                    f"over the limit by chance ({interval_text(bounds)})"))
-                report.warnings.append(f"{said}, above quality.max_quarantine_share {limit:.1%}, but too few rows to "
-                                       f"call the export broken ({interval_text(bounds)}): a run loads it and warns")
-                continue
             item.shares.append((Path(source_file), rows_read, quarantined, quarantined - judged,
                                 VERDICTS[verdict] + within(bounds)))
             if verdict == "fail":
@@ -263,6 +252,9 @@ def measure(con: duckdb.DuckDBPyConnection, config: SourceConfig, inputs: list[I
             elif verdict == "near":
                 report.warnings.append(f"{said}{within(bounds, ' (the whole file: ')}, near "
                                        f"quality.max_quarantine_share {limit:.1%}: a run may pass or fail")
+            elif verdict == "by chance":  # as a run judges it: above the limit, too few rows to call the export broken
+                report.warnings.append(f"{said}, above quality.max_quarantine_share {limit:.1%}, but too few rows to "
+                                       f"call the export broken{within(bounds)}: a run loads it and warns")
         if partial_products and item.key == "orders" and any(excused.values()):
             report.warnings.append(
                 f"orders: {sum(excused.values()):,} sampled lines have a sku outside the sampled product rows; "

@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.core.config import FileSource, SourceConfig
-from pipelines.core.shares import CONFIDENCE, interval_text, wilson_interval
+from pipelines.core.shares import BEYOND, BY_CHANCE, CONFIDENCE, OK, above_limit, interval_text, wilson_interval
 
 SAMPLE_ROWS = 10_000  # data rows sampled of each file; a file of up to this many is read whole
 SLICES = 10  # a larger file: its sample is this many slices, evenly spaced from its start to its end
@@ -84,18 +84,25 @@ class CheckReport:
         return next((report for report in self.inputs if report.key == key), None)
 
 
-VERDICTS = {"fail": "over the limit", "near": "near the limit", "ok": "ok"}  # judge's verdicts, as the report says them
+# judge's verdicts, as the report says them
+VERDICTS = {"fail": "over the limit", "near": "near the limit", "by chance": "over the limit by chance", "ok": "ok"}
 
 
 def judge(count: int, rows: int, limit: float, whole: bool, above: bool) -> tuple[str, tuple[float, float] | None]:
     """Whether a share of `count` in `rows` rows breaks a limit it must not be above (`above`) or below: "fail",
-    "near" or "ok". Read whole, the share is the run's. Measured on a sample of a larger file, it fails only when
-    its CONFIDENCE Wilson interval lies wholly beyond the limit, and is "near" when the interval holds the limit
-    (the run's share may fall on either side). Returns the interval too (None when read whole). The interval takes
-    the sampled rows as drawn independently, which the thin slices of pipelines/check.py `spread` come close to."""
+    "near", "by chance" or "ok". Read whole, the share is the run's and is judged as a run judges it: a share above
+    its limit fails only beyond chance (pipelines/core/shares.py above_limit, the quarantine gate's rule), else it
+    is "by chance", with its interval; a share below its limit fails. Measured on a sample of a larger file, it fails
+    only when its CONFIDENCE Wilson interval lies wholly beyond the limit, and is "near" when the interval holds the
+    limit (the run's share may fall on either side). Returns the interval too (None when read whole, but for "by
+    chance"). The interval takes the sampled rows as drawn independently, which the thin slices of
+    pipelines/check.py `spread` come close to."""
     share = count / rows
+    if whole and above:
+        verdict, bounds = above_limit(count, rows, limit)
+        return {OK: ("ok", None), BEYOND: ("fail", None), BY_CHANCE: ("by chance", bounds)}[verdict]
     if whole:
-        return ("fail" if (share > limit if above else share < limit) else "ok"), None
+        return ("fail" if share < limit else "ok"), None
     low, high = wilson_interval(count, rows)
     if (low > limit) if above else (high < limit):
         return "fail", (low, high)
