@@ -446,6 +446,21 @@ def test_exact_duplicate_order_line_collapses(tmp_path):
         "orders.columns.line_id")
 
 
+def test_copies_across_files_are_dropped_without_the_within_a_file_warning(tmp_path):
+    # Two overlapping exports: the second repeats three lines of the first. Dropping them is what the default is
+    # for, so the warning about copies within one file stays quiet.
+    lines = good_order_lines()
+    write_file(tmp_path / "orders" / "a.csv", csv_text(ORDER_HEADER, lines[:20]))
+    write_file(tmp_path / "orders" / "b.csv", csv_text(ORDER_HEADER, lines[17:]))
+    result, warehouse = run_graph(tmp_path, write_config(tmp_path, orders="orders/*.csv"))
+    assert_run_succeeded(result, warehouse)
+    assert query(warehouse, "SELECT parse_filename(source_file), source_row, parse_filename(duplicate_of_file), "
+                            "duplicate_of_row, kind FROM quality.removed_duplicates ORDER BY source_row") == [
+        ("b.csv", 1, "a.csv", 18, "exact"), ("b.csv", 2, "a.csv", 19, "exact"), ("b.csv", 3, "a.csv", 20, "exact")]
+    [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "exact_copies_within_a_file"]
+    assert check.passed and check.description is None and check.metadata["lines_dropped"].value == 0
+
+
 def test_conflicting_duplicate_customer_last_row_wins(tmp_path):
     customers = good_customer_lines() + ["C3,46,M,99000,Beijing"]  # row 7 supersedes row 3 (income 57000)
     result, warehouse, orders = run_with_bad_order_lines(tmp_path, [], customers=customers)
