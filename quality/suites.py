@@ -7,8 +7,6 @@ staged tables keep their contract), so a broken export stops the run instead of 
 
 from datetime import UTC, datetime, timedelta
 
-import great_expectations as gx
-
 from assets.staging.fill_down import filled_rows
 from pipelines.core.config import (
     CUSTOMER_FIELDS,
@@ -18,9 +16,18 @@ from pipelines.core.config import (
     SourceConfig,
 )
 from pipelines.core.partitions import DayWindow
-from quality.validation import CRITICAL, WARNING, SuiteSpec, expectation
+from quality.validation import CRITICAL, WARNING, SuiteSpec, expectation, great_expectations
 
-E = gx.expectations
+
+class _Expectations:
+    """gx.expectations, looked up when a suite is built: `E.ExpectColumnValuesToNotBeNull` reads as GX's own name,
+    without importing Great Expectations when the definitions load (quality/validation.py says why)."""
+
+    def __getattr__(self, name: str):
+        return getattr(great_expectations().expectations, name)
+
+
+E = _Expectations()
 # Python's blanks (str.isspace), spelled out as characters: `\s` means the same to Python, but sends pandas to match
 # every value in Python rather than in Arrow (0.52 against 0.09 s per 1.8M values). None needs escaping in a class.
 _BLANK = "[" + "".join(c for c in map(chr, range(0x3001)) if c.isspace()) + "]"

@@ -9,7 +9,10 @@ hash of its key: every copy of a key lands in the same batch, which keeps it exa
 batches add up to the counts of the whole table.
 """
 
+from __future__ import annotations
+
 import hashlib
+import importlib
 import json
 import math
 import threading
@@ -20,10 +23,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import duckdb
-import great_expectations as gx
-import great_expectations.execution_engine.pandas_execution_engine as gx_pandas_engine
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -31,10 +33,26 @@ import pyarrow as pa
 from pipelines.core.partitions import DayWindow
 from pipelines.core.sql import quote_identifier, table_columns, table_exists
 
-# GX fingerprints every in-memory batch smaller than HASH_THRESHOLD bytes by hashing all of its values, only to
-# label the batch; it validates nothing. On a 2M-row batch that hashing took 0.8 s of a 1 s validation, so we set
-# the threshold GX itself uses to skip it. Pinned GX version; tests/test_quality.py notices if the knob moves.
-gx_pandas_engine.HASH_THRESHOLD = 0
+if TYPE_CHECKING:
+    import great_expectations as gx
+
+# Great Expectations takes about 2 s to import, most of a run's start-up. It is imported when a suite is first
+# built or validated, not when the definitions load: a run imports it behind its raw and staging steps
+# (pipelines/core/background_import.py), and `dagster dev` or the CLI load the graph without it.
+GREAT_EXPECTATIONS_MODULES = ("great_expectations", "great_expectations.execution_engine.pandas_execution_engine")
+
+
+def great_expectations():
+    """The great_expectations package, imported (and set up) on first use; importing is idempotent and
+    thread-safe, so two validation threads may both call this.
+
+    GX fingerprints every in-memory batch smaller than HASH_THRESHOLD bytes by hashing all of its values, only to
+    label the batch; it validates nothing. On a 2M-row batch that hashing took 0.8 s of a 1 s validation, so we set
+    the threshold GX itself uses to skip it. Pinned GX version; tests/graph/test_quality.py notices if the knob
+    moves."""
+    package, engine = (importlib.import_module(name) for name in GREAT_EXPECTATIONS_MODULES)
+    engine.HASH_THRESHOLD = 0
+    return package
 
 CRITICAL = "critical"
 # The batch number each row of a split table carries while it is read (never a column of a suite's table).
@@ -92,6 +110,7 @@ def expectation(kind: type, severity: str, **kwargs) -> gx.expectations.Expectat
 
 @lru_cache(maxsize=1)
 def _context() -> gx.data_context.AbstractDataContext:
+    gx = great_expectations()
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = gx.data_context.types.base.ProgressBarsConfig(globally=False)
     return context
@@ -100,7 +119,7 @@ def _context() -> gx.data_context.AbstractDataContext:
 @contextmanager
 def _registered(spec: SuiteSpec):
     """Register the suite with the in-memory GX context for one validation, and remove it afterwards."""
-    context = _context()
+    context, gx = _context(), great_expectations()
     token = f"{spec.name}-{uuid.uuid4().hex}"
     with _CONTEXT_LOCK:
         asset = context.data_sources.add_pandas(f"ds-{token}").add_dataframe_asset(f"asset-{token}")

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import vl_convert
@@ -32,24 +33,27 @@ class MissingCjkFontError(RuntimeError):
 
 # --- files and fonts ----------------------------------------------------------------------------------------------
 
-def javascript_bundle(cache_file: Path | None = None) -> str:
+def javascript_bundle(cache_files: Path | Sequence[Path] = ()) -> str:
     """Vega, Vega-Lite and Vega-Embed as one script (shipped inside vl-convert; nothing is downloaded).
 
     vl-convert builds it in 1.6 s of CPU (it remembers it for the rest of the process), the same script for the
-    same vl-convert and Vega-Lite versions. With `cache_file`, it is kept there between runs, under a header
-    naming those versions and the script's SHA-256: a file from other versions, or damaged, is built again.
+    same vl-convert and Vega-Lite versions. With `cache_files`, it is kept between runs, under a header naming
+    those versions and the script's SHA-256: read from the first of them that holds it whole and from these
+    versions, otherwise built and written to the first of them that can be written.
     """
     from altair.utils._importers import vl_version_for_vl_convert
 
+    files = [cache_files] if isinstance(cache_files, Path) else list(cache_files)
     vl_version = vl_version_for_vl_convert()
     versions = f"vl-convert {vl_convert.__version__}, Vega-Lite {vl_version}"
-    if cache_file is not None:
+    for cache_file in files:
         cached = _read_bundle_cache(cache_file, versions)
         if cached is not None:
             return cached
     bundle = vl_convert.javascript_bundle(vl_version=vl_version)
-    if cache_file is not None:
-        _write_bundle_cache(cache_file, versions, bundle)
+    for cache_file in files:
+        if _write_bundle_cache(cache_file, versions, bundle):
+            break
     return bundle
 
 
@@ -69,19 +73,21 @@ def _read_bundle_cache(path: Path, versions: str) -> str | None:
     return body.decode("utf-8")
 
 
-def _write_bundle_cache(path: Path, versions: str, bundle: str) -> None:
+def _write_bundle_cache(path: Path, versions: str, bundle: str) -> bool:
     """Written then renamed: a reader finds the old file, the new one or none, never part of one. The partial
-    file is named after this process, so two reports writing at once do not mix their bytes."""
+    file is named after this process, so two reports writing at once do not mix their bytes. False when the
+    folder cannot be written: the cache only saves time."""
     body = bundle.encode("utf-8")
     partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial.write_bytes(_bundle_cache_header(versions, body) + body)
         partial.replace(path)
+        return True
     except OSError:
-        # The cache only saves time: a folder that cannot be written means building the bundle again next time.
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
+        return False
 
 
 def render_png(spec: dict, scale: float = PNG_SCALE) -> bytes:

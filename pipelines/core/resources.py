@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from pipelines.core.background_import import import_in_background
 from pipelines.core.config import SourceConfig, load_source_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -169,6 +170,10 @@ class WarehouseResource(dg.ConfigurableResource):
     path: str = DEFAULT_WAREHOUSE
     # DuckDB spills to disk beyond this instead of growing with the data (its own default is 80% of RAM).
     memory_limit: str = DEFAULT_MEMORY_LIMIT
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # A run starts here, before its first step: the libraries only later steps use import beside the first ones.
+        import_in_background()
 
     @property
     def published_file(self) -> Path:

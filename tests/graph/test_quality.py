@@ -394,12 +394,14 @@ def test_query_frame_is_what_duckdb_df_gives(tmp_path):
     con.close()
 
 
-def test_gx_batch_fingerprinting_is_switched_off():
+def test_gx_batch_fingerprinting_is_switched_off(monkeypatch):
     """validation.py relies on this GX knob to skip hashing every batch; a GX upgrade must not drop it silently."""
     import great_expectations.execution_engine.pandas_execution_engine as engine
 
-    import quality.validation  # noqa: F401 - importing sets the knob
+    from quality.validation import great_expectations
 
+    monkeypatch.setattr(engine, "HASH_THRESHOLD", 1_000_000)  # GX's own default
+    great_expectations()  # what every suite and validation calls first sets the knob
     assert engine.HASH_THRESHOLD == 0
     assert "HASH_THRESHOLD" in engine.PandasExecutionEngine.get_batch_data_and_markers.__globals__
 

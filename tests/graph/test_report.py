@@ -26,7 +26,7 @@ import pytest
 from altair.vegalite.v6.schema.core import load_schema
 
 from assets.report import chart_files, chart_render
-from assets.report.asset import build_report, bundle_cache_file
+from assets.report.asset import build_report, bundle_cache_files
 from assets.report.charts_heatmaps import TOP_CATEGORIES
 from assets.report.data import MIN_DETAIL_SIZE, OTHER_NAME, load_report_data
 from assets.report.facts import FactBook, format_value
@@ -623,8 +623,9 @@ def test_the_asset_shows_the_report_in_dagster(demo, tmp_path):
     with duckdb.connect(str(demo), read_only=True) as con:
         specs = build_report(con, tmp_path, chart_files=False).specs
     assert png == chart_files.render_png(specs["zh"]["sizes"], scale=1)
-    # The pages' script bundle is kept in work/ for the next run: the very script inlined in the pages.
-    header, bundle = bundle_cache_file(work_file_for(demo)).read_text(encoding="utf-8").split("\n", 1)
+    # The pages' script bundle is kept in the user's cache folder for the next run: the very script inlined in the
+    # pages.
+    header, bundle = bundle_cache_files(work_file_for(demo))[0].read_text(encoding="utf-8").split("\n", 1)
     assert header.startswith("// script bundle cache: vl-convert ")
     for language in LANGUAGES:
         page = (demo.parent / "reports" / f"report_{language}.html").read_text(encoding="utf-8")

@@ -8,6 +8,7 @@ import vl_convert
 from altair.utils._importers import vl_version_for_vl_convert
 
 from assets.report import chart_files
+from assets.report.asset import bundle_cache_files
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +74,39 @@ def test_a_cache_that_cannot_be_written_only_costs_time(tmp_path, fresh):
     assert chart_files.javascript_bundle(blocker / "vega_bundle.js") == fresh
     assert chart_files.javascript_bundle() == fresh  # and without a cache file at all
     assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]
+
+
+def test_the_first_writable_cache_keeps_the_bundle_and_any_cache_that_holds_it_is_read(tmp_path, monkeypatch, fresh):
+    """The user's cache folder first, the warehouse's work/ folder second (bundle_cache_files): a home that cannot
+    be written leaves the bundle in work/, and a work/ file written by an earlier version is read, not rebuilt."""
+    blocker = tmp_path / "home"
+    blocker.write_text("a file where the user's cache folder should be")
+    user, work = blocker / "vega_bundle.js", tmp_path / "work" / "vega_bundle.js"
+
+    assert chart_files.javascript_bundle([user, work]) == fresh
+    assert work.read_bytes().split(b"\n", 1)[1] == fresh.encode("utf-8")
+
+    no_building(monkeypatch)
+    assert chart_files.javascript_bundle([tmp_path / "missing" / "vega_bundle.js", work]) == fresh
+
+
+def test_a_writable_user_cache_is_written_and_work_is_left_alone(tmp_path, fresh):
+    user, work = tmp_path / "cache" / "vega_bundle.js", tmp_path / "work" / "vega_bundle.js"
+
+    assert chart_files.javascript_bundle([user, work]) == fresh
+
+    assert user.read_bytes().split(b"\n", 1)[1] == fresh.encode("utf-8")
+    assert not work.parent.exists()
+
+
+def test_the_user_cache_folder_follows_the_environment(tmp_path, monkeypatch):
+    database = tmp_path / "warehouse" / "work" / "shop.duckdb"
+    monkeypatch.delenv("PERSONA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert bundle_cache_files(database) == [tmp_path / "xdg" / "persona-pipeline" / "vega_bundle.js",
+                                            tmp_path / "warehouse" / "work" / "vega_bundle.js"]
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert bundle_cache_files(database)[0] == tmp_path / "home" / ".cache" / "persona-pipeline" / "vega_bundle.js"
+    monkeypatch.setenv("PERSONA_CACHE_DIR", str(tmp_path / "mine"))
+    assert bundle_cache_files(database)[0] == tmp_path / "mine" / "vega_bundle.js"
