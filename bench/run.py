@@ -2,6 +2,7 @@
 
     python bench/run.py                    # sizes S and M
     python bench/run.py --sizes S M L      # or --large: adds L (1M customers, ~10M order lines; takes a while)
+    python bench/run.py --sizes L --repeats 3   # each run three times, alternating; medians reported
 
 For each size the demo data is generated once (long shape, seed 7, 90 days), then three approaches run on it,
 one after another, each in its own subprocess so that its peak RSS is its own (os.wait4 rusage of that child):
@@ -189,10 +190,22 @@ def bench_real_export(workdir: Path) -> dict | None:
     return {"export": REAL_EXPORT.name, "source_rows": 525_461, **run}
 
 
-def bench_size(name: str, customers: int, workdir: Path) -> dict:
+def median_run(runs: list[dict]) -> dict:
+    """The run of median wall time (the lower of the two middle ones for an even count), with every run's wall
+    time and the largest peak RSS of them all: memory is judged on the worst run, speed on the typical one."""
+    chosen = dict(sorted(runs, key=lambda run: run["wall_seconds"])[(len(runs) - 1) // 2])
+    chosen["wall_seconds_each"] = [run["wall_seconds"] for run in runs]
+    chosen["peak_rss_mb_each"] = [run["peak_rss_mb"] for run in runs]
+    chosen["peak_rss_mb"] = max(chosen["peak_rss_mb_each"])
+    return chosen
+
+
+def bench_size(name: str, customers: int, workdir: Path, repeats: int = 1) -> dict:
     """One size: the pipeline, the pandas script and the DuckDB floor on the same input, then a night. At XL the
     script runs under XL_MEMORY_CEILING_GB and may fail, and no night is run (the full refresh is what XL
-    measures); the disk the input and the pipeline's warehouse take is recorded."""
+    measures); the disk the input and the pipeline's warehouse take is recorded. With `repeats`, the pipeline and
+    the script run that many times each, alternating, and so does the night's pair of runs; the median of each
+    is reported (median_run)."""
     xl = name == "XL"
     ceiling = XL_MEMORY_CEILING_GB if xl else None
     sys.path.insert(0, str(ROOT))
@@ -206,32 +219,43 @@ def bench_size(name: str, customers: int, workdir: Path) -> dict:
     input_mb = sum(p.stat().st_size for p in (data.orders_path, data.customers_path)) / 2**20
     python = sys.executable
 
-    print(f"[{name}] pipeline ...", file=sys.stderr, flush=True)
-    (workdir / "pipeline").mkdir()
-    pipeline = measured([python, str(BENCH / "run.py"), "--role", "pipeline", "--data", str(data_dir),
-                         "--workdir", str(workdir / "pipeline"), "--out", str(workdir / "pipeline.json")],
-                        workdir / "pipeline.log")
-    pipeline["disk_mb"] = disk_used_mb(workdir / "pipeline")
-    pipeline.update(json.loads((workdir / "pipeline.json").read_text(encoding="utf-8")))
+    pipeline, baseline = None, None
+    pipeline_runs, baseline_runs = [], []
+    # With repeats, the pipeline and the script alternate, so that a host slowing down or speeding up during the
+    # bench (runs of the same code here differed by up to 8%) weighs on both; each side's median run is reported.
+    for repeat in range(repeats):
+        label = f" (round {repeat + 1} of {repeats})" if repeats > 1 else ""
+        print(f"[{name}] pipeline{label} ...", file=sys.stderr, flush=True)
+        folder = workdir / "pipeline"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        run = measured([python, str(BENCH / "run.py"), "--role", "pipeline", "--data", str(data_dir),
+                        "--workdir", str(folder), "--out", str(workdir / "pipeline.json")], workdir / "pipeline.log")
+        run["disk_mb"] = disk_used_mb(folder)
+        run.update(json.loads((workdir / "pipeline.json").read_text(encoding="utf-8")))
+        pipeline_runs.append(run)
+
+        print(f"[{name}] baseline (pandas + scikit-learn){label} ...", file=sys.stderr, flush=True)
+        run = measured([python, str(BENCH / "baseline_pandas.py"), "--data", str(data_dir),
+                        "--out-dir", str(workdir / "baseline"), "--result", str(workdir / "baseline.json")],
+                       workdir / "baseline.log", memory_ceiling_gb=ceiling, may_fail=xl)
+        if run["outcome"] == "finished":
+            run.update(json.loads((workdir / "baseline.json").read_text(encoding="utf-8")))
+        baseline_runs.append(run)
+    pipeline, baseline = median_run(pipeline_runs), median_run(baseline_runs)
     stages: dict[str, float] = {}
     for step, seconds in pipeline["steps"].items():
         stage = stage_of(step, set(pipeline["check_steps"]))
         stages[stage] = stages.get(stage, 0.0) + seconds
     pipeline["stages"] = stages
 
-    print(f"[{name}] baseline (pandas + scikit-learn) ...", file=sys.stderr, flush=True)
-    baseline = measured([python, str(BENCH / "baseline_pandas.py"), "--data", str(data_dir),
-                         "--out-dir", str(workdir / "baseline"), "--result", str(workdir / "baseline.json")],
-                        workdir / "baseline.log", memory_ceiling_gb=ceiling, may_fail=xl)
-    if baseline["outcome"] == "finished":
-        baseline.update(json.loads((workdir / "baseline.json").read_text(encoding="utf-8")))
-
     print(f"[{name}] floor (DuckDB alone) ...", file=sys.stderr, flush=True)
     floor = measured([python, str(BENCH / "floor.py"), "--data", str(data_dir), "--out", str(workdir / "floor.json")],
                      workdir / "floor.log")
     floor.update(json.loads((workdir / "floor.json").read_text(encoding="utf-8")))
 
-    incremental = None if xl else bench_incremental(name, data_dir, workdir)
+    incremental = None if xl else median_night([bench_incremental(name, data_dir, workdir / f"night_{repeat}")
+                                                for repeat in range(repeats)])
     input_disk_mb = disk_used_mb(data_dir)
 
     ingest_to_features = sum(stages.get(stage, 0.0) for stage in FLOOR_STAGES)
@@ -260,7 +284,10 @@ def bench_incremental(name: str, data_dir: Path, workdir: Path) -> dict:
     share is slightly pessimistic."""
     from pipelines.core.partitions import split_orders_by_day
 
-    days = split_orders_by_day(data_dir / "order_lines.csv", data_dir / "landing")
+    workdir.mkdir(parents=True, exist_ok=True)
+    if not (data_dir / "landing").exists():
+        split_orders_by_day(data_dir / "order_lines.csv", data_dir / "landing")
+    days = len(list((data_dir / "landing").iterdir()))
     landing_days = sorted(p.name.removeprefix("order_day=") for p in (data_dir / "landing").iterdir())
     first_day, day_before_last, last_day = landing_days[0], landing_days[-2], landing_days[-1]
     python, daily = sys.executable, workdir / "daily"
@@ -278,6 +305,13 @@ def bench_incremental(name: str, data_dir: Path, workdir: Path) -> dict:
             "one_day_peak_rss_mb": runs["one_day"]["peak_rss_mb"],
             "one_day_steps": runs["one_day"]["steps"],
             "incremental_share": runs["one_day"]["wall_seconds"] / runs["full"]["wall_seconds"]}
+
+
+def median_night(nights: list[dict]) -> dict:
+    """The night of median share (the lower middle one for an even count), with every night's share."""
+    chosen = dict(sorted(nights, key=lambda night: night["incremental_share"])[(len(nights) - 1) // 2])
+    chosen["incremental_share_each"] = [night["incremental_share"] for night in nights]
+    return chosen
 
 
 def step_seconds(result: dict) -> float:
@@ -315,6 +349,15 @@ def print_tables(results: list[dict], exponents: dict[str, float | None], startu
             print(f"{r['size']}: the pandas script ran under a {r['baseline']['memory_ceiling_gb']} GB address-space "
                   f"ceiling (RLIMIT_AS) and {r['baseline']['outcome']} after {r['baseline']['wall_seconds']:.0f} s; "
                   f"disk: input {r['input_disk_mb']:,.0f} MB, pipeline warehouse {r['pipeline']['disk_mb']:,.0f} MB")
+    for r in results:
+        walls = r["pipeline"].get("wall_seconds_each", [])
+        if len(walls) > 1:
+            def each(values, unit=" s"):
+                return ", ".join(f"{v:.2f}{unit}" for v in values)
+            night = r["incremental"]["incremental_share_each"] if r["incremental"] else []
+            print(f"{r['size']}: {len(walls)} rounds, medians above (peak RSS: the largest); pipeline "
+                  f"{each(walls)}; pandas {each(r['baseline']['wall_seconds_each'])}"
+                  + (f"; night shares {', '.join(f'{v:.1%}' for v in night)}" if night else ""))
     print("speedup = pandas s / pipeline s; rss ratio = pipeline / pandas peak RSS; vs floor = ingest+features s "
           "(ingest, staging and features steps) / floor s")
     if exponents["wall"] is not None:
@@ -367,6 +410,9 @@ def main() -> None:
                         help=f"add L and XL (10M customers, ~100M order lines; the pandas script under a "
                              f"{XL_MEMORY_CEILING_GB} GB memory ceiling; needs tens of GB of disk and a long while)")
     parser.add_argument("--keep", action="store_true", help="keep the generated data and warehouses")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="run the pipeline and the pandas script this many times each, alternating, and the "
+                             "night's pair of runs too; the median of each is reported (default 1)")
     parser.add_argument("--no-real-export", action="store_true",
                         help="skip the run on ../shared/data/online_retail_II_2009_2010.parquet")
     parser.add_argument("--role", choices=["pipeline", "daily"], help=argparse.SUPPRESS)  # internal: the children
@@ -398,7 +444,7 @@ def main() -> None:
         for name in sizes:
             workdir = root / name
             workdir.mkdir()
-            results.append(bench_size(name, SIZES[name], workdir))
+            results.append(bench_size(name, SIZES[name], workdir, args.repeats))
             if not args.keep:
                 shutil.rmtree(workdir, ignore_errors=True)
         real_export = bench_real_export(root / "real_export") if not args.no_real_export else None
