@@ -185,9 +185,10 @@ def reason_kind(reason: str, value: str | None) -> str:
     """A quarantine reason without its variable part: the raw value, row, line and column numbers, and the customers
     and file a shared order id names. A row failing several rules has them all in one reason (joined by '; '): it is
     one kind, so a row counts once. A cancelled order's status stays, "cancelled order (status 交易关闭)": it shows
-    which of the export's statuses the config takes for cancellations, and there are only as many as it lists."""
-    return "".join(part if part.startswith("(status ") else _without_variable_part(part, value)
-                   for part in re.split(r"(\(status [^)]*\))", reason))
+    which of the export's statuses the config takes for cancellations, and there are only as many as it lists. The
+    words before it stay too: a status `cancelled` made them "<value> order"."""
+    return "".join(part if part.startswith("cancelled order (status ") else _without_variable_part(part, value)
+                   for part in re.split(r"(cancelled order \(status [^)]*\))", reason))
 
 
 def _without_variable_part(reason: str, value: str | None) -> str:

@@ -45,6 +45,7 @@ from pipelines.config_order_lines import (
     OrderLevel,
     fill_down_fields,
     filled_down,
+    guest_account,
     match_line_amount,
     order_id_scope,
 )
@@ -73,11 +74,12 @@ GENDER_GUESSES = {"先生": "M", "男士": "M", "MAN": "M", "MR": "M", "BOY": "M
 OWNER_TRUE = re.compile(r"OWN|有房|自有|有")
 OWNER_FALSE = re.compile(r"RENT|NONE|无|租|没有")
 # Statuses whose orders are no purchase, set aside as cancelled: cancelled, voided or refunded in full, and not paid
-# yet (等待付款, pending: the customer may never pay). A partial refund (partially_refunded, 部分退款) is still a
-# purchase.
+# yet (等待付款, pending, WooCommerce's on-hold: the customer may never pay). A partial refund (partially_refunded,
+# 部分退款) is still a purchase.
 CANCELLED_GUESS = re.compile(r"CANCEL|VOID|REFUND|取消|关闭|退款|作废")
 PARTIAL = re.compile(r"PARTIAL|部分")
-UNPAID_GUESS = re.compile(r"UNPAID|NOT[ _-]?PAID|PENDING|AWAITING[ _-]?PAYMENT|待付款|未付款|待支付|未支付")
+UNPAID_GUESS = re.compile(r"UNPAID|NOT[ _-]?PAID|PENDING|AWAITING[ _-]?PAYMENT|ON[ _-]?HOLD"
+                          r"|待付款|未付款|待支付|未支付")
 MAX_CATEGORIES = 60
 FIELD_ORDER = list(dict.fromkeys((*LONG_ORDER_FIELDS, *WIDE_ORDER_FIELDS, *CUSTOMER_FIELDS, *PRODUCT_FIELDS)))
 
@@ -137,6 +139,10 @@ def draft_config(orders: Path, customers: Path | None = None, products: Path | N
         _fill_down(section)
     doubt_order_time(order_file, section.matches)
     draft = Draft(shape, [section])
+    guest = guest_account(order_file, section.matches)  # orders.guest_customer_ids
+    if guest is not None:
+        section.extra["guest_customer_ids"], section.extra_notes["guest_customer_ids"] = [guest.id], guest.note
+        draft.undecided.append(guest.decision)
     if shape == "wide":
         section.extra["category_columns"] = flags
         section.extra_notes["category_columns"] = (f"{len(flags)} columns hold only flag tokens: one category each "
@@ -240,10 +246,12 @@ def _order_id_within(section: Section) -> None:
 
 
 def _order_total(draft: Draft, section: Section) -> None:
-    """The line to decide when the amount the names chose holds an order total: not mapped, amount is computed."""
-    total = section.order_level[0]
+    """The line to decide when the amount the names chose holds an order total: not mapped; the amount is another
+    column (a Youzan export's 商品实际成交金额 beside the order's 订单实付金额) or computed."""
+    total, amount = section.order_level[0], section.matches.get("amount")
     price = section.matches.get("unit_price")
-    computed = (f"amount is left to quantity × unit_price ({price.column})" if price is not None
+    computed = (f"amount is {amount.column}, which holds each line's own amount" if amount is not None
+                else f"amount is left to quantity × unit_price ({price.column})" if price is not None
                 else "amount is left to quantity × unit_price, and no column looks like a unit price")
     draft.undecided.append(f"orders.columns.amount: {total.seen()}: an order total, not a line amount; {computed}")
 
@@ -548,8 +556,8 @@ def render_yaml(draft: Draft, out: Path, name: str) -> str:
             if field_name == "status" and "status" in section.extra_notes:
                 note += "; " + section.extra_notes["status"]
             lines.append(_line(4, field_name, scalar(match.column), note))
-        for key in ("date_formats", "excel_serial_dates", "order_id_within", "fill_down", "category_columns",
-                    "flag_tokens"):
+        for key in ("date_formats", "excel_serial_dates", "order_id_within", "guest_customer_ids", "fill_down",
+                    "category_columns", "flag_tokens"):
             if key in section.extra:
                 value = section.extra[key]
                 if isinstance(value, dict):

@@ -143,3 +143,55 @@ def order_id_scope(sniffed: Sniffed, matches: dict[str, Match]) -> tuple[str, in
         if repeated >= MIN_ORDERS:
             return column, repeated, ids.height
     return None
+
+
+# A customer id that stands for a guest checkout or a walk-in account rather than a person: a zero (WooCommerce writes
+# 0 for guests), -1, or a word shops use for it. Such an id collects every guest's orders, far more than any customer.
+GUEST_ID = re.compile(r"^(?:-?0+|-1|guests?|anonymous|walk-?in|visitor|unknown|散客|游客|访客|匿名|非会员)$",
+                      re.IGNORECASE)
+GUEST_MIN_SHARE = 0.01  # of the sampled orders
+GUEST_MIN_FOLD = 10  # times the orders of the median customer
+
+
+@dataclass(frozen=True)
+class GuestAccount:
+    """A guest-like customer id holding far more of the sampled orders than any customer."""
+
+    column: str
+    id: str
+    orders: int
+    sampled: int
+    fold: float  # times the median customer's orders
+
+    @property
+    def note(self) -> str:
+        return (f"{self.column} {self.id!r} has {self.orders:,} of the {self.sampled:,} sampled orders, "
+                f"{self.fold:,.0f}x the median customer's: a guest account")
+
+    @property
+    def decision(self) -> str:
+        return (f"orders.guest_customer_ids: {self.column} {self.id!r} holds {self.orders:,} of the {self.sampled:,} "
+                f"sampled orders ({self.orders / self.sampled:.0%}), {self.fold:,.0f}x the median customer's: taken "
+                "as a guest or walk-in account, its orders set aside like sales without a customer id; remove the "
+                f"line if {self.id!r} is one real customer")
+
+
+def guest_account(sniffed: Sniffed, matches: dict[str, Match]) -> GuestAccount | None:
+    """The mapped customer id's guest-like value (GUEST_ID) holding at least GUEST_MIN_SHARE of the sampled orders
+    and GUEST_MIN_FOLD times the median customer's; None otherwise. Orders are distinct order ids where one is
+    mapped, else rows."""
+    customer, order = matches.get("customer_id"), matches.get("order_id")
+    if customer is None or sniffed.sample.height == 0:
+        return None
+    orders = pl.col(order.column) if order is not None else pl.int_range(pl.len())
+    counts = (sniffed.sample.select(pl.col(customer.column).fill_null("").str.strip_chars().alias("customer"),
+                                    orders.alias("order"))
+              .filter(pl.col("customer") != "").group_by("customer").agg(pl.col("order").n_unique().alias("orders")))
+    if counts.height < 2:
+        return None
+    sampled, median = int(counts.get_column("orders").sum()), float(counts.get_column("orders").median())
+    top = counts.sort(["orders", "customer"], descending=[True, False]).row(0, named=True)
+    fold = top["orders"] / median
+    if GUEST_ID.match(top["customer"]) and top["orders"] >= GUEST_MIN_SHARE * sampled and fold >= GUEST_MIN_FOLD:
+        return GuestAccount(customer.column, top["customer"], top["orders"], sampled, fold)
+    return None

@@ -162,6 +162,14 @@ def _timestamp(column: str, config: SourceConfig) -> str:
     return f"COALESCE({', '.join(parsers)})"
 
 
+def guest_free(normalised: str, config: SourceConfig) -> str:
+    """SQL: a normalised customer id, NULL where orders.guest_customer_ids lists it (compared without case): such a
+    row fails "missing customer_id" and is set aside as a walk-in or guest sale."""
+    if not config.orders.guest_customer_ids:
+        return normalised
+    return f"CASE WHEN list_contains($guest_customer_ids, lower({normalised})) THEN NULL ELSE {normalised} END"
+
+
 def _run(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> None:
     """Execute with only the named parameters the statement uses (DuckDB rejects unused ones)."""
     con.execute(sql, {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)})
@@ -322,7 +330,7 @@ def type_long_orders(
             SELECT _source_file, _source_row, _partition_date, order_id_text, category_text,
                 {"product_sku, product_category," if products is not None else ""}
                 {"rule_category," if config.orders.category_rules else ""}
-                customer_id_normal AS customer_id,
+                {guest_free('customer_id_normal', config)} AS customer_id,
                 -- The id as read where normalisation changed it (keys.py): NULL on nearly every row.
                 {id_variant('customer_id', 'customer_id_normal')} AS customer_id_variant,
                 {id_variant('order_id', 'order_id_text')} AS order_id_variant,
@@ -398,7 +406,7 @@ def type_wide_orders(
                 -- Baskets without an order id are identified by file and row: each row is one purchase.
                 COALESCE(order_id_normal,
                          parse_filename(_source_file, true) || ':' || _source_row::VARCHAR) AS order_id,
-                customer_id_normal AS customer_id,
+                {guest_free('customer_id_normal', config)} AS customer_id,
                 -- The ids as read where normalisation changed them (keys.py): NULL on nearly every row.
                 {id_variant('order_id', 'order_id_normal')} AS order_id_variant,
                 {id_variant('customer_id', 'customer_id_normal')} AS customer_id_variant,

@@ -215,6 +215,16 @@ class OrdersSource(FileSource):
     # ticket 0001 of store S1 and of store S2 are two orders. The order id becomes their values and the id joined by
     # '/' (S1/0001).
     order_id_within: list[str] = Field(default_factory=list)
+    # Customer ids that stand for no customer: a webshop's guest checkout (WooCommerce writes 0), a till's walk-in
+    # account. Their orders are set aside as walk-in or guest sales, like orders without a customer id, instead of
+    # making one "customer" of every guest at the top of a high-value segment. Compared with the id as normalised.
+    guest_customer_ids: list[str] = Field(default_factory=list)
+
+    @field_validator("guest_customer_ids", mode="before")
+    @classmethod
+    def _ids_as_text(cls, value):
+        # YAML reads `[0]` as a number; ids are compared as text.
+        return [str(item) for item in value] if isinstance(value, list) else value
     # Long shape: order-level fields an export writes on an order's first line only (Shopify's orders_export leaves
     # Email, Created at and Financial Status blank on the other lines). A blank value of a listed field takes the
     # value of the same order's latest earlier line in its file that has one.

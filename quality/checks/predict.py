@@ -13,6 +13,24 @@ def _latest_row(warehouse: WarehouseResource, table: str, run_id: str) -> dict |
     return frame.row(0, named=True) if frame.height else None
 
 
+def churn_problems(row: dict) -> list[str]:
+    """What a trained churn run's row falls short of: predict.min_auc, predict.max_calibration_error and the margin
+    over ranking by recency alone; empty when it meets them."""
+    problems = []
+    if row["auc"] < row["min_auc"]:
+        problems.append(f"held-out AUC {row['auc']:.3f} is below predict.min_auc {row['min_auc']}")
+    if row["calibration_error"] > row["max_calibration_error"]:
+        problems.append(f"calibration error {row['calibration_error']:.3f} is above predict.max_calibration_error "
+                        f"{row['max_calibration_error']}")
+    gain, margin = row.get("auc_gain_over_recency"), row.get("min_gain_over_recency")
+    if gain is not None and margin is not None and gain < margin:
+        # A model worse than recency is said to be below it, not "only -0.090 over" it.
+        compared = f"only {gain:+.3f} over" if gain >= 0 else f"{-gain:.3f} below"
+        problems.append(f"held-out AUC {row['auc']:.3f} is {compared} ranking by recency alone "
+                        f"({row['recency_auc']:.3f}); the model adds nothing over recency (margin {margin})")
+    return problems
+
+
 @dg.asset_check(asset=dg.AssetKey(["predict", "churn_model_runs"]), blocking=False)
 def churn_model_quality(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """The churn model of this run ranks and calibrates well enough on the held-out window: AUC at least
@@ -25,16 +43,7 @@ def churn_model_quality(context: dg.AssetCheckExecutionContext, warehouse: Wareh
         return dg.AssetCheckResult(passed=True, severity=dg.AssetCheckSeverity.WARN,
                                    description=f"not trained: {row['reason'] if row else 'no run row'}",
                                    metadata={"status": row["status"] if row else "missing"})
-    problems = []
-    if row["auc"] < row["min_auc"]:
-        problems.append(f"held-out AUC {row['auc']:.3f} is below predict.min_auc {row['min_auc']}")
-    if row["calibration_error"] > row["max_calibration_error"]:
-        problems.append(f"calibration error {row['calibration_error']:.3f} is above predict.max_calibration_error "
-                        f"{row['max_calibration_error']}")
-    gain, margin = row.get("auc_gain_over_recency"), row.get("min_gain_over_recency")
-    if gain is not None and margin is not None and gain < margin:
-        problems.append(f"held-out AUC {row['auc']:.3f} is only {gain:+.3f} over ranking by recency alone "
-                        f"({row['recency_auc']:.3f}); the model adds nothing over recency (margin {margin})")
+    problems = churn_problems(row)
     return dg.AssetCheckResult(
         passed=not problems, severity=dg.AssetCheckSeverity.WARN, description="; ".join(problems) or None,
         metadata={"auc": row["auc"], "min_auc": row["min_auc"], "calibration_error": row["calibration_error"],

@@ -325,6 +325,8 @@ def test_reason_kinds_drop_the_raw_value_and_numbers():
         "quantity <value> is above quality.max_quantity"
     # A cancelled order's status stays: it says which statuses the config takes for cancellations.
     assert reason_kind("cancelled order (status 已取消)", "已取消") == "cancelled order (status 已取消)"
+    # A WooCommerce status: its text is also a word of the reason, which stays a word.
+    assert reason_kind("cancelled order (status cancelled)", "cancelled") == "cancelled order (status cancelled)"
     assert reason_kind("conflicting duplicate of the order line in row 17 (same order_id and sku, different values)",
                        "O1") == "conflicting duplicate of the order line in row N (same order_id and sku, different values)"
     assert reason_kind("gender x is not in values.gender", "x") == "gender <value> is not in values.gender"

@@ -1,0 +1,68 @@
+"""persona init on webshop exports: orders.guest_customer_ids when one guest-like customer id (WooCommerce writes 0
+for a guest checkout) holds far more orders than any customer (a large real customer is left alone), and a line
+amount beside an order total."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.unit.test_config_init import init_ok
+
+HEADER = "Order ID,Date Created,Status,Customer ID,SKU,Category,Qty,Line Total"
+
+
+STATUSES = ["completed"] * 7 + ["processing", "on-hold", "refunded", "cancelled"]
+
+
+def webshop_export(path: Path, top_customer: str, top_every: int = 4) -> Path:
+    """400 orders of 80 customers (5 each), and every `top_every`-th order instead under `top_customer`."""
+    lines = [HEADER]
+    for order in range(1, 401):
+        customer = top_customer if order % top_every == 0 else f"{1000 + order % 80}"
+        status = STATUSES[order % len(STATUSES)]
+        lines.append(f"{order},2024-06-{1 + order % 28:02d} 10:{order % 60:02d},{status},{customer},"
+                     f"SKU{order % 7},grocery,1,{10 + order % 9}.50")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_guest_id_holding_a_quarter_of_the_orders_is_proposed_as_one(tmp_path):
+    config, printed = init_ok(tmp_path, webshop_export(tmp_path / "orders.csv", "0"))
+
+    assert config["orders"]["guest_customer_ids"] == ["0"]
+    # WooCommerce's on-hold awaits payment (a bank transfer): no purchase yet, as pending is (cancelled is built in).
+    assert config["values"]["cancelled_statuses"] == ["on-hold", "refunded"]
+    assert "to decide: orders.guest_customer_ids: Customer ID '0' holds 100 of the 400 sampled orders (25%), 20x " \
+           "the median customer's: taken as a guest or walk-in account, its orders set aside like sales without a " \
+           "customer id; remove the line if '0' is one real customer" in printed
+
+
+def test_a_large_real_customer_or_a_small_zero_is_not_a_guest(tmp_path):
+    (tmp_path / "big").mkdir()
+    config, printed = init_ok(tmp_path / "big", webshop_export(tmp_path / "big" / "orders.csv", "C-WHOLESALE"))
+    assert "guest_customer_ids" not in config["orders"]
+    assert not any("guest" in line for line in printed)
+    # Customer 0 with 5 orders, as many as the others: a real customer numbered from 0.
+    (tmp_path / "zero").mkdir()
+    config, _ = init_ok(tmp_path / "zero", webshop_export(tmp_path / "zero" / "orders.csv", "0", top_every=80))
+    assert "guest_customer_ids" not in config["orders"]
+
+
+def test_an_order_total_beside_a_line_amount_leaves_the_line_amount_mapped(tmp_path):
+    """A Youzan export repeats the order's 订单实付金额 on every line beside each line's 商品实际成交金额: init maps
+    the line amount, and its line to decide says so instead of claiming the amount is computed."""
+    lines = ["订单号,会员卡号,订单创建时间,商品名称,商品数量,商品单价,商品实际成交金额,订单实付金额"]
+    for order in range(1, 41):
+        paid = [9.5 * (1 + order % 3), 12.0, 3.5 * (1 + order % 2)]
+        lines += [f"E2024{order:06d},VIP{880000 + order % 12},2024-06-{1 + order % 28:02d} 10:00:00,商品{n},1,"
+                  f"{paid[n]:.2f},{paid[n]:.2f},{sum(paid):.2f}" for n in range(3)]
+    orders = tmp_path / "youzan.csv"
+    orders.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    config, printed = init_ok(tmp_path, orders)
+
+    assert config["orders"]["columns"]["amount"] == "商品实际成交金额"
+    decided = [line for line in printed if line.startswith("to decide: orders.columns.amount: ")]
+    assert len(decided) == 1 and decided[0].startswith("to decide: orders.columns.amount: 订单实付金额 ")
+    assert decided[0].endswith("an order total, not a line amount; amount is 商品实际成交金额, which holds each "
+                               "line's own amount")
