@@ -402,6 +402,13 @@ def print_tables(results: list[dict], exponents: dict[str, float | None], startu
               f"{i['one_day_peak_rss_mb']:>8.0f} {i['incremental_share']:>6.1%}")
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"give 1 or more, got {value}")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Benchmark the pipeline against pandas and the DuckDB floor.")
     parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=None, help="default: S M")
@@ -410,7 +417,7 @@ def main() -> None:
                         help=f"add L and XL (10M customers, ~100M order lines; the pandas script under a "
                              f"{XL_MEMORY_CEILING_GB} GB memory ceiling; needs tens of GB of disk and a long while)")
     parser.add_argument("--keep", action="store_true", help="keep the generated data and warehouses")
-    parser.add_argument("--repeats", type=int, default=1,
+    parser.add_argument("--repeats", type=positive_int, default=1,
                         help="run the pipeline and the pandas script this many times each, alternating, and the "
                              "night's pair of runs too; the median of each is reported (default 1)")
     parser.add_argument("--no-real-export", action="store_true",

@@ -65,7 +65,8 @@ from pipelines.core.resources import RAW_CATALOG, WAREHOUSE_SCHEMAS
 
 CHECK_RUN_ID = "persona-check"
 # The key fields of the raw order suite (quality/suites.py raw_orders_suite): those the config requires must be
-# carried by quality.min_key_share of the rows. Kept here as a copy: the suite module imports Great Expectations.
+# carried by quality.min_key_share of the rows. A copy of the suite's list (made when importing the suite module
+# imported Great Expectations, which it now does only when a suite is built).
 SUITE_KEYS = ("order_id", "customer_id", "order_ts", "category", "amount")
 FAMILIES = ("demographics", "categories", "rfm", "payment")
 PROFILE_FIELDS_SHOWN = ("age", "income", "gender", "home_owner")

@@ -238,9 +238,10 @@ def _run_locked(config_path: str, input_path: str | None, warehouse_path: str, d
     from pipelines.progress import StepDisplay, summary_lines
     from pipelines.runner import run_refresh, segmentation_strength, strength_line
 
-    # Importing the graph leaves ~400k long-lived objects (Dagster, Great Expectations, pandas, scikit-learn).
-    # Freezing them keeps every later full garbage collection from walking them again: the few during a run, and
-    # the several Python makes while shutting down, which took 1.3-1.5 s at the end of every run.
+    # Importing the graph leaves ~400k long-lived objects (Dagster, pandas, scikit-learn). Freezing them keeps every
+    # later full garbage collection from walking them again: the few during a run, and the several Python makes
+    # while shutting down, which took 1.3-1.5 s at the end of every run. Great Expectations, imported beside the
+    # run's first steps, is frozen once imported (pipelines/core/background_import.py).
     gc.freeze()
     # The same resources the code location builds from PERSONA_* variables, here from the flags.
     resources = {

@@ -177,9 +177,10 @@ class GuestAccount:
 
 
 def guest_account(sniffed: Sniffed, matches: dict[str, Match]) -> GuestAccount | None:
-    """The mapped customer id's guest-like value (GUEST_ID) holding at least GUEST_MIN_SHARE of the sampled orders
-    and GUEST_MIN_FOLD times the median customer's; None otherwise. Orders are distinct order ids where one is
-    mapped, else rows."""
+    """The mapped customer id's guest-like value (GUEST_ID) with most orders, when it holds at least GUEST_MIN_SHARE
+    of the sampled orders and GUEST_MIN_FOLD times the median customer's; None otherwise. Orders are distinct order
+    ids where one is mapped, else rows. Ids are compared as sampled (trimmed text): a spreadsheet's 0.0 is not
+    proposed, though staging would read it as 0."""
     customer, order = matches.get("customer_id"), matches.get("order_id")
     if customer is None or sniffed.sample.height == 0:
         return None
@@ -190,8 +191,13 @@ def guest_account(sniffed: Sniffed, matches: dict[str, Match]) -> GuestAccount |
     if counts.height < 2:
         return None
     sampled, median = int(counts.get_column("orders").sum()), float(counts.get_column("orders").median())
-    top = counts.sort(["orders", "customer"], descending=[True, False]).row(0, named=True)
+    # The guest-like id with most orders, even where a wholesale or staff account has more.
+    guests = counts.filter(pl.col("customer").map_elements(lambda value: GUEST_ID.match(value) is not None,
+                                                           return_dtype=pl.Boolean))
+    if guests.height == 0:
+        return None
+    top = guests.sort(["orders", "customer"], descending=[True, False]).row(0, named=True)
     fold = top["orders"] / median
-    if GUEST_ID.match(top["customer"]) and top["orders"] >= GUEST_MIN_SHARE * sampled and fold >= GUEST_MIN_FOLD:
+    if top["orders"] >= GUEST_MIN_SHARE * sampled and fold >= GUEST_MIN_FOLD:
         return GuestAccount(customer.column, top["customer"], top["orders"], sampled, fold)
     return None

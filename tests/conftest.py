@@ -20,6 +20,7 @@ import polars as pl
 import pytest
 
 from assets.raw.settle import SETTLE_VARIABLE
+from assets.report.asset import CACHE_DIR_VARIABLE
 from pipelines.core.partitions import split_orders_by_day
 from pipelines.core.resources import (
     SourceResource,
@@ -41,9 +42,19 @@ ONLINE_RETAIL = REPO_ROOT.parent / "shared" / "data" / "online_retail_II_2009_20
 
 def child_env(keep_dagster: bool = False) -> dict[str, str]:
     """The environment for a `persona` subprocess that must not see this machine's PERSONA_* (and DAGSTER_*)
-    settings, but keeps the tests' settle time (files_settle_at_once)."""
+    settings, but keeps the tests' settle time (files_settle_at_once) and cache folder (cache_in_the_test_folder)."""
     dropped = ("PERSONA_",) if keep_dagster else ("PERSONA_", "DAGSTER_")
-    return {k: v for k, v in os.environ.items() if not k.startswith(dropped) or k == SETTLE_VARIABLE}
+    kept = (SETTLE_VARIABLE, CACHE_DIR_VARIABLE)
+    return {k: v for k, v in os.environ.items() if not k.startswith(dropped) or k in kept}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cache_in_the_test_folder(tmp_path_factory):
+    """The report's script bundle is kept in the user's cache folder (assets/report/asset.py: bundle_cache_files):
+    the tests keep theirs in the session's folder instead of writing to the home of the machine they run on."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_DIR_VARIABLE, str(tmp_path_factory.mktemp("persona-cache")))
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -50,7 +50,8 @@ REPORT_DEPS = [
     ["segments", "segment_profiles"], ["segments", "customer_segments"], ["segments", "segment_catalog"],
     ["segments", "segment_category_affinity"], ["segments", "segment_features"],
     ["segments", "customer_value_tiers"], ["segments", "segment_migration"], ["segments", "customer_segment_history"],
-    ["model", "customer_clusters"], ["features", "customer_features"], ["staging", "orders"],
+    ["model", "customer_clusters"], ["features", "customer_features"], ["features", "customer_order_stats"],
+    ["staging", "orders"],
     ["predict", "churn_risk"], ["predict", "churn_model_runs"], ["predict", "next_category"],
     ["predict", "category_rules"], ["predict", "recommendation_eval"],
     ["predict", "customer_value"], ["predict", "customer_value_eval"], ["predict", "customer_value_deciles"],
@@ -139,12 +140,18 @@ CACHE_DIR_VARIABLE = "PERSONA_CACHE_DIR"
 BUNDLE_FILE = "vega_bundle.js"
 
 
-def user_cache_dir() -> Path:
-    """This installation's cache folder: PERSONA_CACHE_DIR, else $XDG_CACHE_HOME/persona-pipeline, else
-    ~/.cache/persona-pipeline."""
+def user_cache_dir() -> Path | None:
+    """The user's cache folder: PERSONA_CACHE_DIR, else $XDG_CACHE_HOME/persona-pipeline (an absolute one, as XDG
+    says), else ~/.cache/persona-pipeline; None for a user without a home (no HOME and no passwd entry)."""
     if os.environ.get(CACHE_DIR_VARIABLE):
         return Path(os.environ[CACHE_DIR_VARIABLE])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "persona-pipeline"
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if Path(xdg).is_absolute():
+        return Path(xdg) / "persona-pipeline"
+    try:
+        return Path.home() / ".cache" / "persona-pipeline"
+    except RuntimeError:
+        return None
 
 
 def bundle_cache_files(working_database: Path) -> list[Path]:
@@ -152,8 +159,9 @@ def bundle_cache_files(working_database: Path) -> list[Path]:
     folder, then work/ beside the working database (where a user without a writable home keeps it, and where
     earlier versions kept it). The bundle depends only on the vl-convert and Vega-Lite versions, which its header
     names, not on the warehouse: kept per user, a new warehouse's first run does not build it again (1.6-2.1 s at
-    1M customers, and in every test that builds a report)."""
-    return [user_cache_dir() / BUNDLE_FILE, working_database.parent / BUNDLE_FILE]
+    1M customers)."""
+    user = user_cache_dir()
+    return [*([user / BUNDLE_FILE] if user is not None else []), working_database.parent / BUNDLE_FILE]
 
 
 def _sizes_png(report: Report) -> bytes:

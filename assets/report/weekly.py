@@ -1,6 +1,7 @@
 """Weekly KPI trends per segment, for the weekly meeting: active customers, orders, GMV, average order value and
 repeat rate of every described segment, week by week, with the change of the latest complete week against the
-one before. Read from staging.orders and each customer's current segment (segments.customer_segments).
+one before. Read from staging.orders, each customer's current segment (segments.customer_segments) and first order
+(features.customer_order_stats).
 
 Weeks run Monday to Sunday (DuckDB `date_trunc('week')`). Only complete weeks count: the first week starts on the
 first Monday on or after the first order's day, the latest complete week is the last one whose Sunday is on or

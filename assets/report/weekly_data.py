@@ -1,5 +1,6 @@
 """What the weekly KPI trends read (assets/report/weekly.py says and draws them): the KPIs of every described
-segment per complete week, from staging.orders and segments.customer_segments, and the two weeks compared. Apart
+segment per complete week, from staging.orders, segments.customer_segments and each customer's first order
+(features.customer_order_stats), and the two weeks compared. Apart
 from weekly.py so that data.py can load them without importing the report's words."""
 
 from __future__ import annotations

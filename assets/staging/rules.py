@@ -204,7 +204,7 @@ def token_parameters(config: SourceConfig, run_started: datetime) -> dict:
         "payment_targets": [target.upper() for target in aliases.values()],
         "payment_methods": [code.upper() for code in config.values.payment_methods],
         "cancelled_statuses": [status.upper() for status in config.values.cancelled_statuses],
-        "guest_customer_ids": [customer_id.lower() for customer_id in config.orders.guest_customer_ids],
+        "guest_customer_ids": list(config.orders.guest_customer_ids),
         "future_limit": run_started + timedelta(hours=quality.future_tolerance_hours),
         "age_min": quality.age_range[0], "age_max": quality.age_range[1],
         "age_range_text": _range_text(quality.age_range),

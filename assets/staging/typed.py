@@ -162,12 +162,17 @@ def _timestamp(column: str, config: SourceConfig) -> str:
     return f"COALESCE({', '.join(parsers)})"
 
 
+def _without_guests(normalised: str) -> str:
+    """SQL: a normalised customer id, NULL where orders.guest_customer_ids ($guest_customer_ids) lists it. The listed
+    ids are normalised as the data's are (id_text: width, invisible characters, 0.0 as 0) and compared without case."""
+    guests = f"list_transform($guest_customer_ids, guest -> lower({id_text('guest', fold_case=False)}))"
+    return f"CASE WHEN list_contains({guests}, lower({normalised})) THEN NULL ELSE {normalised} END"
+
+
 def guest_free(normalised: str, config: SourceConfig) -> str:
-    """SQL: a normalised customer id, NULL where orders.guest_customer_ids lists it (compared without case): such a
-    row fails "missing customer_id" and is set aside as a walk-in or guest sale."""
-    if not config.orders.guest_customer_ids:
-        return normalised
-    return f"CASE WHEN list_contains($guest_customer_ids, lower({normalised})) THEN NULL ELSE {normalised} END"
+    """An order line's customer id without the guest ids: such a line fails "missing customer_id" and is set aside
+    as a walk-in or guest sale. Without guest ids, the id itself (no work on every line)."""
+    return _without_guests(normalised) if config.orders.guest_customer_ids else normalised
 
 
 def _run(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> None:
@@ -429,7 +434,8 @@ def customer_typing_sql() -> str:
         CREATE OR REPLACE TEMP TABLE typed_customers AS
         WITH ids AS (SELECT *, {id_text('customer_id')} AS customer_id_normal FROM raw.customers),
         typed AS (
-            SELECT _source_file, _source_row, _partition_date, customer_id_normal AS customer_id,
+            -- A member row of a guest or walk-in account (orders.guest_customer_ids) is no customer either.
+            SELECT _source_file, _source_row, _partition_date, {_without_guests('customer_id_normal')} AS customer_id,
                    -- The id as read where normalisation changed it (keys.py): NULL on nearly every row.
                    {id_variant('customer_id', 'customer_id_normal')} AS customer_id_variant,
                    {_profile_select()}

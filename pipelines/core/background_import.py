@@ -11,6 +11,7 @@ for that import to finish. The thread is not a daemon, so a process never exits 
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import threading
@@ -29,6 +30,11 @@ def _import_all(modules: tuple[str, ...]) -> None:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - the step that needs the module imports it again and fails there, loudly
             log.debug("background import of %s failed", name, exc_info=True)
+    # `persona run` froze the objects its imports left (pipelines/cli.py), so that full collections skip them; the
+    # modules imported here join them. What the run holds at this moment is frozen too: its garbage cycles are then
+    # not collected, a few objects of the first steps against the long-lived modules of Great Expectations.
+    if gc.get_freeze_count():
+        gc.freeze()
 
 
 def import_in_background(modules: tuple[str, ...] = BACKGROUND_MODULES) -> threading.Thread | None:

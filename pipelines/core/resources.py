@@ -173,7 +173,9 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # A run starts here, before its first step: the libraries only later steps use import beside the first ones.
-        import_in_background()
+        # Not for a schedule or sensor, which set the resource up outside any run in the long-lived daemon.
+        if context.dagster_run is not None:
+            import_in_background()
 
     @property
     def published_file(self) -> Path:

@@ -222,9 +222,12 @@ class OrdersSource(FileSource):
 
     @field_validator("guest_customer_ids", mode="before")
     @classmethod
-    def _ids_as_text(cls, value):
-        # YAML reads `[0]` as a number; ids are compared as text.
-        return [str(item) for item in value] if isinstance(value, list) else value
+    def _ids_quoted(cls, value: object) -> object:
+        # Not converted: YAML has already read 00000 as 0, 0123 as 83 and no as false, so the text is lost.
+        if isinstance(value, list) and not all(isinstance(item, str) for item in value):
+            raise ValueError(f"quote each id: YAML reads unquoted 0, 00000 or no as a number or a boolean; got "
+                             f"{value!r}, for example [\"0\", \"guest\"]")
+        return value
     # Long shape: order-level fields an export writes on an order's first line only (Shopify's orders_export leaves
     # Email, Created at and Financial Status blank on the other lines). A blank value of a listed field takes the
     # value of the same order's latest earlier line in its file that has one.

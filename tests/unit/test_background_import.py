@@ -48,3 +48,15 @@ def test_a_run_starts_the_import(tmp_path, monkeypatch):
 
     result = dg.materialize([nothing], resources={"warehouse": WarehouseResource(path=str(tmp_path / "w.duckdb"))})
     assert result.success and started == [True]
+
+
+def test_a_schedule_or_sensor_setting_the_resource_up_outside_a_run_does_not(tmp_path, monkeypatch):
+    import dagster as dg
+
+    from pipelines.core.resources import WarehouseResource
+
+    started = []
+    monkeypatch.setattr("pipelines.core.resources.import_in_background", lambda: started.append(True))
+    with dg.build_resources({"warehouse": WarehouseResource(path=str(tmp_path / "w.duckdb"))}) as resources:
+        assert resources.warehouse.path.endswith("w.duckdb")
+    assert started == []

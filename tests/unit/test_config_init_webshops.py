@@ -14,11 +14,14 @@ HEADER = "Order ID,Date Created,Status,Customer ID,SKU,Category,Qty,Line Total"
 STATUSES = ["completed"] * 7 + ["processing", "on-hold", "refunded", "cancelled"]
 
 
-def webshop_export(path: Path, top_customer: str, top_every: int = 4) -> Path:
-    """400 orders of 80 customers (5 each), and every `top_every`-th order instead under `top_customer`."""
+def webshop_export(path: Path, top_customer: str, top_every: int = 4, wholesale_every: int = 0) -> Path:
+    """400 orders of 80 customers (5 each), and every `top_every`-th order instead under `top_customer` (and with
+    `wholesale_every`, every such order under a wholesale account, before the top customer's)."""
     lines = [HEADER]
     for order in range(1, 401):
         customer = top_customer if order % top_every == 0 else f"{1000 + order % 80}"
+        if wholesale_every and order % wholesale_every == 0:
+            customer = "C-WHOLESALE"
         status = STATUSES[order % len(STATUSES)]
         lines.append(f"{order},2024-06-{1 + order % 28:02d} 10:{order % 60:02d},{status},{customer},"
                      f"SKU{order % 7},grocery,1,{10 + order % 9}.50")
@@ -35,6 +38,11 @@ def test_a_guest_id_holding_a_quarter_of_the_orders_is_proposed_as_one(tmp_path)
     assert "to decide: orders.guest_customer_ids: Customer ID '0' holds 100 of the 400 sampled orders (25%), 20x " \
            "the median customer's: taken as a guest or walk-in account, its orders set aside like sales without a " \
            "customer id; remove the line if '0' is one real customer" in printed
+
+
+def test_a_guest_id_behind_a_larger_wholesale_account_is_still_found(tmp_path):
+    config, _ = init_ok(tmp_path, webshop_export(tmp_path / "orders.csv", "guest", top_every=5, wholesale_every=3))
+    assert config["orders"]["guest_customer_ids"] == ["guest"]
 
 
 def test_a_large_real_customer_or_a_small_zero_is_not_a_guest(tmp_path):

@@ -108,5 +108,18 @@ def test_the_user_cache_folder_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert bundle_cache_files(database)[0] == tmp_path / "home" / ".cache" / "persona-pipeline" / "vega_bundle.js"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # ignored, as XDG says
+    assert bundle_cache_files(database)[0] == tmp_path / "home" / ".cache" / "persona-pipeline" / "vega_bundle.js"
     monkeypatch.setenv("PERSONA_CACHE_DIR", str(tmp_path / "mine"))
     assert bundle_cache_files(database)[0] == tmp_path / "mine" / "vega_bundle.js"
+
+
+def test_a_user_without_a_home_keeps_the_bundle_in_work(tmp_path, monkeypatch):
+    """No HOME and no passwd entry (a container's arbitrary uid): Path.home() raises; the report still runs."""
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    for variable in ("PERSONA_CACHE_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr("assets.report.asset.Path.home", staticmethod(no_home))
+    assert bundle_cache_files(tmp_path / "work" / "shop.duckdb") == [tmp_path / "work" / "vega_bundle.js"]
