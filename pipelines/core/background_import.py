@@ -5,8 +5,14 @@ steps before it (raw, staging) spend most of their time inside DuckDB and polars
 import runs beside them on the second core instead of before the run. At 1M customers this took 1.2-1.8 s off a
 run (a DuckDB CSV read with the import beside it against the two one after the other).
 
-Python's import lock makes this safe: a step that needs the module while the thread is still importing it waits
-for that import to finish. The thread is not a daemon, so a process never exits in the middle of an import.
+Python's import lock makes a step that needs the module while the thread is still importing it wait for that
+import to finish. It does not protect a package the run itself is using while the thread imports more of it: Great
+Expectations imports sqlalchemy.orm, whose import registers an inspector with sqlalchemy that Dagster's event log
+storage (sqlalchemy too) then called while sqlalchemy.orm.exc was still half initialized ("partially initialized
+module 'sqlalchemy.orm.exc' has no attribute 'UnmappedClassError'": 2 of about 30 `persona run`s of the test suite
+failed so). So the modules of packages the run also uses (SHARED_FIRST, 60 ms) are imported in the calling thread
+before the thread starts; what the thread imports then is Great Expectations' own. The thread is not a daemon, so a
+process never exits in the middle of an import.
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ import threading
 
 # Libraries only: the modules of this project import them when they are used (quality/validation.py).
 BACKGROUND_MODULES = ("great_expectations",)
+# What importing Great Expectations adds to packages the run uses itself (Dagster's storage is sqlalchemy; tqdm),
+# found by recording which thread imported each module (sys.addaudithook) during a run.
+SHARED_FIRST = ("sqlalchemy.orm", "sqlalchemy.future", "tqdm.auto")
 
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
@@ -43,6 +52,8 @@ def import_in_background(modules: tuple[str, ...] = BACKGROUND_MODULES) -> threa
     with _lock:
         if _thread is not None:
             return None
+        for name in SHARED_FIRST:
+            importlib.import_module(name)
         _thread = threading.Thread(target=_import_all, args=(modules,), name="background-import")
         _thread.start()
         return _thread
