@@ -190,11 +190,18 @@ def bench_real_export(workdir: Path) -> dict | None:
     return {"export": REAL_EXPORT.name, "source_rows": 525_461, **run}
 
 
+def median_of(runs: list[dict], key: str) -> dict:
+    """The run of median `key` (the lower of the two middle ones for an even count), with every run's value of it
+    beside (`<key>_each`)."""
+    chosen = dict(sorted(runs, key=lambda run: run[key])[(len(runs) - 1) // 2])
+    chosen[f"{key}_each"] = [run[key] for run in runs]
+    return chosen
+
+
 def median_run(runs: list[dict]) -> dict:
-    """The run of median wall time (the lower of the two middle ones for an even count), with every run's wall
-    time and the largest peak RSS of them all: memory is judged on the worst run, speed on the typical one."""
-    chosen = dict(sorted(runs, key=lambda run: run["wall_seconds"])[(len(runs) - 1) // 2])
-    chosen["wall_seconds_each"] = [run["wall_seconds"] for run in runs]
+    """The run of median wall time, with the largest peak RSS of them all: memory is judged on the worst run, speed
+    on the typical one."""
+    chosen = median_of(runs, "wall_seconds")
     chosen["peak_rss_mb_each"] = [run["peak_rss_mb"] for run in runs]
     chosen["peak_rss_mb"] = max(chosen["peak_rss_mb_each"])
     return chosen
@@ -254,8 +261,8 @@ def bench_size(name: str, customers: int, workdir: Path, repeats: int = 1) -> di
                      workdir / "floor.log")
     floor.update(json.loads((workdir / "floor.json").read_text(encoding="utf-8")))
 
-    incremental = None if xl else median_night([bench_incremental(name, data_dir, workdir / f"night_{repeat}")
-                                                for repeat in range(repeats)])
+    incremental = None if xl else median_of([bench_incremental(name, data_dir, workdir / f"night_{repeat}")
+                                             for repeat in range(repeats)], "incremental_share")
     input_disk_mb = disk_used_mb(data_dir)
 
     ingest_to_features = sum(stages.get(stage, 0.0) for stage in FLOOR_STAGES)
@@ -305,13 +312,6 @@ def bench_incremental(name: str, data_dir: Path, workdir: Path) -> dict:
             "one_day_peak_rss_mb": runs["one_day"]["peak_rss_mb"],
             "one_day_steps": runs["one_day"]["steps"],
             "incremental_share": runs["one_day"]["wall_seconds"] / runs["full"]["wall_seconds"]}
-
-
-def median_night(nights: list[dict]) -> dict:
-    """The night of median share (the lower middle one for an even count), with every night's share."""
-    chosen = dict(sorted(nights, key=lambda night: night["incremental_share"])[(len(nights) - 1) // 2])
-    chosen["incremental_share_each"] = [night["incremental_share"] for night in nights]
-    return chosen
 
 
 def step_seconds(result: dict) -> float:
