@@ -11,28 +11,20 @@ left unmapped (`Draft.unmapped`).
 
 from __future__ import annotations
 
-import glob
-import os
 import re
-import unicodedata
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
-import yaml
 
 from assets.raw.mapping import joined_order_time
-from assets.staging.bands import read_band
 from pipelines.config_duplicates import repeated_lines
 from pipelines.config_match import (
     EXCEL_SERIAL,
-    FLAG_TOKENS,
     WHAT,
     Match,
     date_coverage,
     doubt_order_time,
-    example,
     flag_columns,
     looks_like_order_numbers,
     match_columns,
@@ -49,10 +41,10 @@ from pipelines.config_order_lines import (
     match_line_amount,
     order_id_scope,
 )
-from pipelines.config_sniff import Sniffed, describe, sniff_file
+from pipelines.config_sniff import Sniffed, sniff_file
+from pipelines.config_values import read_values
 from pipelines.core.config import (
     CUSTOMER_FIELDS,
-    DEFAULT_VALUE_MAPS,
     LONG_ORDER_FIELDS,
     PRODUCT_FIELDS,
     PROFILE_FIELDS,
@@ -62,24 +54,6 @@ from pipelines.core.config import (
 PII = re.compile(r"phone|mobile|^tel|手机|电话|email|邮箱|address|地址|street|姓名|^name$|(billing|shipping)name|"
                  r"(customer|member|client|buyer|recipient|contact)name|fullname|firstname|lastname|surname|收货人|联系人|"
                  r"身份证|idcard|wechatid|微信号|^qq")
-# Payment spellings guessed from their words. CHECK as a word only ("PayPal Express Checkout" is no cheque); PAY
-# not in PAYMENT ("Shopify Payments" is no wallet: Shopify's card processing, as Stripe is).
-PAYMENT_GUESSES = ((re.compile(r"GIFT|VOUCHER|COUPON|POINT|礼品|储值|积分|券"), None),
-                   (re.compile(r"CASH|现金"), "CASH"), (re.compile(r"CHEQUE|\bCHECK\b|支票"), "CHEQUE"),
-                   (re.compile(r"CREDIT|DEBIT|VISA|MASTER|AMEX|BANK|SHOPIFY PAYMENTS|STRIPE|刷卡|银行|银联|信用|借记"),
-                    "CARD"),
-                   (re.compile(r"PAY(?!MENT)|WALLET|MOBILE|QR|微信|支付宝|扫码|手机"), "MOBILE"))
-GENDER_GUESSES = {"先生": "M", "男士": "M", "MAN": "M", "MR": "M", "BOY": "M", "女士": "F", "小姐": "F",
-                  "WOMAN": "F", "MS": "F", "MRS": "F", "GIRL": "F"}
-OWNER_TRUE = re.compile(r"OWN|有房|自有|有")
-OWNER_FALSE = re.compile(r"RENT|NONE|无|租|没有")
-# Statuses whose orders are no purchase, set aside as cancelled: cancelled, voided or refunded in full, and not paid
-# yet (等待付款, pending, WooCommerce's on-hold: the customer may never pay). A partial refund (partially_refunded,
-# 部分退款) is still a purchase.
-CANCELLED_GUESS = re.compile(r"CANCEL|VOID|REFUND|取消|关闭|退款|作废")
-PARTIAL = re.compile(r"PARTIAL|部分")
-UNPAID_GUESS = re.compile(r"UNPAID|NOT[ _-]?PAID|PENDING|AWAITING[ _-]?PAYMENT|ON[ _-]?HOLD"
-                          r"|待付款|未付款|待支付|未支付")
 MAX_CATEGORIES = 60
 FIELD_ORDER = list(dict.fromkeys((*LONG_ORDER_FIELDS, *WIDE_ORDER_FIELDS, *CUSTOMER_FIELDS, *PRODUCT_FIELDS)))
 
@@ -167,7 +141,8 @@ def draft_config(orders: Path, customers: Path | None = None, products: Path | N
     for item in draft.sections:
         item.matches = dict(sorted(item.matches.items(), key=lambda pair: FIELD_ORDER.index(pair[0])))
         _leftovers(draft, item)
-    _values(draft)
+    read_values(draft)
+    _key_share(draft)
     return draft
 
 
@@ -359,101 +334,6 @@ def _leftovers(draft: Draft, section: Section) -> None:
                                "field; hash it (privacy.pii_columns: {" + column + ": hash}, needs PERSONA_PII_SALT)?")
 
 
-def _field_values(draft: Draft, field_name: str) -> list[tuple[Section, str, list[str]]]:
-    found = []
-    for section in draft.sections:
-        if field_name in section.matches:
-            column = section.matches[field_name].column
-            found.append((section, column, section.sniffed.values(column)))
-    return found
-
-
-def _values(draft: Draft) -> None:
-    """values: what the sample shows of payment spellings, gender, home owner tokens, income period, bands."""
-    builtin = {k.upper() for k in DEFAULT_VALUE_MAPS["payment_aliases"]} | set(DEFAULT_VALUE_MAPS["payment_methods"])
-    aliases: dict[str, str] = {}
-    for section, column, values in _field_values(draft, "payment_method"):
-        counts = Counter(values)
-        for value, n in counts.most_common():
-            if value.upper() in builtin or value in aliases:
-                continue
-            guess = next((code for pattern, code in PAYMENT_GUESSES if pattern.search(value.upper())), None)
-            if guess:
-                aliases[value] = guess
-            else:
-                draft.undecided.append(
-                    f"values.payment_aliases: {section.name} {column} value {value!r} ({n} row(s) in the sample) is "
-                    "no built-in payment code; its rows are quarantined unless you map it (values.payment_aliases: "
-                    "{" + value + ": CARD}) or list it in values.payment_methods")
-    if aliases:
-        draft.values["payment_aliases"] = aliases
-        draft.value_notes["payment_aliases"] = "guessed from the names (CHECK): " + ", ".join(aliases)
-    genders: dict[str, str] = {}
-    for section, column, values in _field_values(draft, "gender"):
-        known = {k.upper() for k in DEFAULT_VALUE_MAPS["gender"]}
-        for value, n in Counter(values).most_common():
-            if value.upper() in known or value in genders:
-                continue
-            if value.upper() in GENDER_GUESSES:
-                genders[value] = GENDER_GUESSES[value.upper()]
-            else:
-                draft.undecided.append(f"values.gender: {section.name} {column} value {value!r} ({n} row(s)) is "
-                                       "neither M nor F; its rows are quarantined unless you map it in values.gender "
-                                       f"(to M, F, or null for not known: {{{scalar(value)}: null}})")
-    if genders:
-        draft.values["gender"] = genders
-        draft.value_notes["gender"] = "guessed (CHECK)"
-    _home_owner(draft)
-    for _section, column, _found in _field_values(draft, "income"):
-        if re.search(r"月|month", column.lower()):
-            draft.values["income_period"] = "month"
-            draft.value_notes["income_period"] = f"{column} is a monthly income: staging multiplies it by 12"
-    for field_name in ("age", "income"):
-        for section, column, values in _field_values(draft, field_name):
-            unread = Counter(v for v in values if read_band(v, field_name) is None)
-            for value, n in unread.most_common(3):
-                draft.undecided.append(
-                    f"values.bands.{field_name}: {section.name} {column} value {value!r} ({n} row(s)) reads as no "
-                    f"number or band; its rows are quarantined unless values.bands.{field_name} names a number")
-    cancelled = {s.upper() for s in DEFAULT_VALUE_MAPS["cancelled_statuses"]}
-    for section, _column, values in _field_values(draft, "status"):
-        seen = sorted(set(values))
-        extra = [v for v in seen if v.upper() not in cancelled and _no_purchase(v.upper())]
-        if extra:
-            draft.values["cancelled_statuses"] = extra
-            draft.value_notes["cancelled_statuses"] = "guessed from the names (CHECK)"
-        section.extra_notes["status"] = "statuses seen: " + ", ".join(seen[:12]) + (
-            "; cancelled: " + ", ".join(v for v in seen if v.upper() in cancelled | {e.upper() for e in extra})
-            if any(v.upper() in cancelled for v in seen) or extra else "; none is a cancelled status")
-    _key_share(draft)
-
-
-def _no_purchase(status: str) -> bool:
-    """Whether an (upper-cased) order status reads as an order that is no purchase: cancelled, refunded in full,
-    not paid yet."""
-    cancelled = CANCELLED_GUESS.search(status) is not None and PARTIAL.search(status) is None
-    return cancelled or UNPAID_GUESS.search(status) is not None
-
-
-def _home_owner(draft: Draft) -> None:
-    true = {t.upper() for t in FLAG_TOKENS.true_tokens}
-    false = {t.upper() for t in FLAG_TOKENS.false_tokens}
-    for section, column, values in _field_values(draft, "home_owner"):
-        seen = sorted(set(values))
-        if all(v.upper() in true | false for v in seen):
-            continue
-        yes = [v for v in seen if v.upper() in true or (OWNER_TRUE.search(v.upper())
-                                                         and not OWNER_FALSE.search(v.upper()))]
-        no = [v for v in seen if v not in yes and (v.upper() in false or OWNER_FALSE.search(v.upper()))]
-        rest = [v for v in seen if v not in yes and v not in no]
-        if yes and no:
-            draft.values["home_owner"] = {"true_tokens": yes, "false_tokens": no}
-            draft.value_notes["home_owner"] = f"{column}: guessed from the names (CHECK)"
-        if rest or not (yes and no):
-            draft.undecided.append(f"values.home_owner: {section.name} {column} values {rest or seen} are not "
-                                   "yes/no tokens init can read; list them in values.home_owner")
-
-
 def _key_share(draft: Draft) -> None:
     """A line to decide when many sampled rows have no customer id: anonymous sales (walk-in customers at a till).
     Such rows do not count against quality.max_quarantine_share; quality.min_key_share alone judges how many rows
@@ -473,122 +353,3 @@ def _key_share(draft: Draft) -> None:
             "customers?), left out of the segments; the run is blocked when fewer rows than quality.min_key_share "
             "(default 0.95) carry a customer id: if that many anonymous sales are expected, lower it (suggested in "
             "the config, commented out)")
-
-
-# ---------------------------------------------------------------------------------------------------- YAML
-
-
-def scalar(value: object) -> str:
-    """A YAML scalar that reads back as the value (plain when it can be, else double-quoted)."""
-    if isinstance(value, bool) or value is None:
-        return {True: "true", False: "false", None: "null"}[value]
-    if isinstance(value, (int, float)):
-        return repr(value)
-    text = str(value)
-    plain = text and "#" not in text and ": " not in text and text == text.strip()
-    try:
-        if plain and yaml.safe_load(f"k: {text}") == {"k": text}:
-            return text
-    except yaml.YAMLError:
-        pass
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\t", "\\t").replace("\n", "\\n") + '"'
-
-
-def flow(items: list) -> str:
-    return "[" + ", ".join(scalar(item) for item in items) + "]"
-
-
-def _width(text: str) -> int:
-    """Columns the text takes in a terminal: Chinese characters take two."""
-    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
-
-
-def _line(indent: int, key: str, value: str, note: str = "") -> str:
-    text = f"{' ' * indent}{key}: {value}" if value else f"{' ' * indent}{key}:"
-    return f"{text}{' ' * max(1, 45 - _width(text))}# {note}" if note else text
-
-
-def relative_path(path: Path, base: Path) -> str:
-    """The path as the config writes it: relative to the config's folder when they share more than the root
-    (configs resolve relative paths against their own folder), else absolute; glob characters escaped."""
-    target, folder = path.resolve(), base.resolve()
-    try:
-        shared = os.path.commonpath([target, folder])
-        shown = os.path.relpath(target, folder) if Path(shared) != Path(Path(shared).anchor) else str(target)
-    except ValueError:
-        shown = str(target)
-    return glob.escape(shown)
-
-
-def render_yaml(draft: Draft, out: Path, name: str) -> str:
-    files = ", ".join(s.name for s in draft.sections)
-    lines = [f"# Written by `persona init` from {files}.",
-             "# Review it, above all the lines marked CHECK; each column's comment says why it was matched, and",
-             "# docs/configuration.md explains every key. Then dry-run it and run it:",
-             f"#   persona check --config {out.name}",
-             f"#   persona run --config {out.name} --warehouse <folder>/warehouse.duckdb",
-             _line(0, "name", scalar(name), "the shop: a warehouse holds one, runs of another name are refused"),
-             _line(0, "shape", draft.shape, "one row per basket, one flag column per category" if draft.shape ==
-                   "wide" else "one row per order line")]
-    for section in draft.sections:
-        sniffed = section.sniffed
-        lines.append(f"{section.key}:")
-        lines.append(f"  # {section.name}: {describe(sniffed)}")
-        lines.append(_line(2, "path", scalar(relative_path(sniffed.path, out.parent))))
-        if sniffed.format == "csv":
-            lines.append(_line(2, "encoding", sniffed.encoding))
-            if sniffed.delimiter != ",":
-                shown = {"\t": "tab"}.get(sniffed.delimiter, sniffed.delimiter)
-                lines.append(_line(2, "delimiter", scalar(shown)))
-        if sniffed.skip_rows:
-            blank = " and blank lines" if sniffed.skip_rows > len(sniffed.title_lines) else ""
-            lines.append(_line(2, "skip_rows", str(sniffed.skip_rows), f"title lines{blank} above the header"))
-        lines.append(_line(2, "columns", "", "contract field: source column"))
-        for field_name, why in section.absent.items():
-            lines.append(_line(4, field_name, "null", why))
-        for field_name, match in section.matches.items():
-            note = match.why + example(sniffed, match.column)
-            if field_name == "order_ts" and section.time_column is not None:
-                note = (f"{match.why}; {section.time_column} holds its time of day (e.g. "
-                        f"{sniffed.values(section.time_column)[0]!r}): the two are read as one")
-                lines.append(_line(4, field_name, f"[{scalar(match.column)}, {scalar(section.time_column)}]", note))
-                continue
-            if field_name == "status" and "status" in section.extra_notes:
-                note += "; " + section.extra_notes["status"]
-            lines.append(_line(4, field_name, scalar(match.column), note))
-        for key in ("date_formats", "excel_serial_dates", "order_id_within", "guest_customer_ids", "fill_down",
-                    "category_columns", "flag_tokens"):
-            if key in section.extra:
-                value = section.extra[key]
-                if isinstance(value, dict):
-                    lines.append(_line(2, key, "{" + ", ".join(f"{k}: {flow(v)}" for k, v in value.items()) + "}"))
-                else:
-                    lines.append(_line(2, key, flow(value) if isinstance(value, list) else scalar(value),
-                                       section.extra_notes.get(key, "")))
-            elif key in section.extra_notes:
-                lines.append(f"  # {key}: {section.extra_notes[key]}")
-        if "exact_duplicates" in section.extra_notes:
-            lines.append(f"  # exact_duplicates: {section.extra_notes['exact_duplicates']}")
-        for column, why in section.unmapped.items():
-            lines.append(f"  # not mapped: {column or '(unnamed)'!s} ({why})")
-    if draft.values:
-        lines.append("values:                                      # added to the built-in values")
-        for key, value in draft.values.items():
-            note = draft.value_notes.get(key, "")
-            if isinstance(value, dict) and all(isinstance(v, list) for v in value.values()):
-                shown = "{" + ", ".join(f"{k}: {flow(v)}" for k, v in value.items()) + "}"
-            elif isinstance(value, dict):
-                shown = "{" + ", ".join(f"{scalar(k)}: {scalar(v)}" for k, v in value.items()) + "}"
-            else:
-                shown = flow(value) if isinstance(value, list) else scalar(value)
-            lines.append(_line(2, key, shown, note))
-    if draft.pii:
-        lines.append("privacy:")
-        lines.append("  pii_columns:")
-        for column, why in draft.pii.items():
-            lines.append(_line(4, scalar(column), "drop", why))
-    if draft.quality_hints:
-        lines.append("# quality:                                  # CHECK: many rows lack a customer id: anonymous "
-                     "sales, left out of the segments (see above)")
-        lines += [f"#   {hint}" for hint in draft.quality_hints]
-    return "\n".join(lines) + "\n"

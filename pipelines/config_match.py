@@ -74,6 +74,11 @@ VOCABULARY: dict[str, tuple[set[str], str]] = {
     "line_id": ({"lineno", "linenumber", "line", "orderline", "行号", "明细号", "明细id", "明细编号"},
                 r"^line(no|id|number)$|行号|明细(号|编号)"),
     "status": ({"orderstatus", "state", "orderstate", "订单状态", "状态", "交易状态"}, r"status|状态"),
+    # A line's own refund or after-sales status beside the order's (Youzan 售后状态, Taobao 退款状态): a line refunded
+    # while the rest of its order stands. A fulfilment or shipping status is neither.
+    "line_status": ({"售后状态", "退款状态", "退货状态", "商品退款状态", "售后", "refundstatus", "returnstatus",
+                     "lineitemrefundstatus", "itemrefundstatus"},
+                    r"售后|退款状态|退货状态|refund(ed)?status|returnstatus"),
     "description": ({"desc", "productname", "itemname", "goodsname", "product", "item", "title", "商品名称",
                      "品名", "商品", "商品描述", "商品标题", "名称", "宝贝标题", "宝贝名称"},
                     r"descr|productname|itemname|商品名|品名|宝贝(标题|名称)"),
@@ -92,6 +97,7 @@ WHAT = {"order_id": "an order id", "customer_id": "a customer id", "order_ts": "
         "category": "a category", "quantity": "a quantity", "amount": "a line amount", "unit_price": "a unit price",
         "payment_method": "a payment method", "channel": "a sales channel", "sku": "a product code",
         "line_id": "a line number within the order", "status": "an order status",
+        "line_status": "a line's refund status",
         "description": "a product name", "age": "an age", "birth_year": "a birth year", "gender": "a gender",
         "income": "an income", "home_owner": "home ownership", "city": "a city", "subcategory": "a subcategory",
         "brand": "a brand"}

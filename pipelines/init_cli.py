@@ -22,8 +22,9 @@ def init(orders_path: str, customers_path: str | None, products_path: str | None
     """Sniff the files (encoding, delimiter, title lines, shape, date formats), map their columns onto the data
     contract by name (Chinese and English) and write a commented YAML config to review. Prints one line for each
     column it could not map and each thing you must still decide."""
-    from pipelines.config_init import draft_config, render_yaml
+    from pipelines.config_init import draft_config
     from pipelines.config_sniff import SniffError
+    from pipelines.config_yaml import render_yaml
     from pipelines.core.config import ConfigError, load_source_config
 
     out = Path(out_path)

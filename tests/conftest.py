@@ -151,7 +151,7 @@ def work_db(warehouse_path: Path) -> Path:
     return work_file_for(Path(warehouse_path).resolve())
 
 
-def query(warehouse_path: Path, sql: str, params: list | None = None) -> list[tuple]:
+def query(warehouse_path: Path, sql: str, params: list | dict | None = None) -> list[tuple]:
     """Read-only query; on a working database its raw layer is attached as `raw`, as the pipeline sees it."""
     with duckdb.connect(str(warehouse_path), read_only=True) as con:
         attach_raw(con, raw_file_for(Path(warehouse_path)), read_only=True)

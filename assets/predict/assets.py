@@ -99,7 +99,8 @@ RUN_TABLES = {
         data_end TIMESTAMP, eval_cutoff TIMESTAMP, n_fit BIGINT, n_eval BIGINT, spearman DOUBLE,
         baseline_spearman DOUBLE, predicted_purchases DOUBLE, actual_purchases DOUBLE, top_decile_purchase_share DOUBLE,
         n_scored BIGINT, repeat_buyers BIGINT, bgnbd_r DOUBLE, bgnbd_alpha DOUBLE, bgnbd_a DOUBLE, bgnbd_b DOUBLE,
-        gg_p DOUBLE, gg_q DOUBLE, gg_v DOUBLE, fit_seconds DOUBLE, eval_seconds DOUBLE""",
+        gg_p DOUBLE, gg_q DOUBLE, gg_v DOUBLE, fit_seconds DOUBLE, eval_seconds DOUBLE, one_time_buyers BIGINT,
+        one_time_predicted_purchases DOUBLE, one_time_actual_purchases DOUBLE""",
     "customer_value_deciles": """
         run_id VARCHAR, decile INTEGER, customers BIGINT, min_predicted DOUBLE, max_predicted DOUBLE,
         mean_predicted_purchases DOUBLE, mean_actual_purchases DOUBLE, mean_predicted_spend DOUBLE,

@@ -34,6 +34,13 @@ from scipy import optimize, special, stats
 # Too few repeat buyers and the dropout and spend distributions cannot be told apart from noise.
 MIN_REPEAT_BUYERS = 20
 MIN_CUSTOMERS = 50
+# BG/NBD lets a customer leave only after a repeat purchase, so every one-time buyer is "alive" and expected to buy
+# at the population's rate. Where most one-time buyers never come back, their values are overstated: a trial's
+# webshop export gave one-time buyers 8-11 times their past spend. The held-out window shows it: one-time buyers'
+# predicted purchases against what they bought. Beyond this factor either way (with at least MIN_ONE_TIME_JUDGED of
+# them, or predictions of at least MIN_ONE_TIME_JUDGED purchases that none made) the values are weak, and said so.
+ONE_TIME_TOLERANCE = 2.0
+MIN_ONE_TIME_JUDGED = 30
 MODEL_NAME = "BG/NBD (purchases) + Gamma-Gamma (spend), maximum likelihood (scipy L-BFGS-B)"
 
 # Every customer's purchase-day summary as of the data end and as of the evaluation cutoff, and the held-out
@@ -396,12 +403,30 @@ def evaluate_customer_value(con: duckdb.DuckDBPyConnection, eval_cutoff: datetim
     top = deciles.filter(pl.col("decile") == DECILES)
     top_share = (float(top["mean_actual_purchases"][0] * top["customers"][0]) / total_actual
                  if total_actual > 0 and top.height else None)
+    once = judged.filter(pl.col("frequency") == 0)
     return {"n_fit": model.customers, "n_eval": judged.height,
+            "one_time_buyers": once.height,
+            "one_time_predicted_purchases": float(once.get_column("expected_purchases").sum()),
+            "one_time_actual_purchases": float(once.get_column("actual_purchases").sum()),
             "spearman": spearman(judged.get_column("expected_purchases").to_numpy(), observed),
             "baseline_spearman": spearman(rate.to_numpy(), observed),
             "predicted_purchases": float(judged.get_column("expected_purchases").sum()),
             "actual_purchases": total_actual, "top_decile_purchase_share": top_share,
             "eval_seconds": time.perf_counter() - started}, deciles
+
+
+def one_time_miss(run: dict) -> float | None:
+    """How many times what one-time buyers bought on the held-out window the model predicted for them (inf when they
+    bought nothing), when that is off by more than ONE_TIME_TOLERANCE either way and enough of them were judged;
+    None when it is within, too few were judged, or the run was judged before the figures were recorded."""
+    buyers, predicted, actual = (run.get(k) for k in ("one_time_buyers", "one_time_predicted_purchases",
+                                                       "one_time_actual_purchases"))
+    if buyers is None or predicted is None or actual is None or buyers < MIN_ONE_TIME_JUDGED:
+        return None
+    if actual == 0:
+        return float("inf") if predicted >= MIN_ONE_TIME_JUDGED else None
+    ratio = predicted / actual
+    return ratio if ratio > ONE_TIME_TOLERANCE or ratio < 1 / ONE_TIME_TOLERANCE else None
 
 
 def publish_customer_value(con: duckdb.DuckDBPyConnection, data_end: datetime, horizon_days: int,

@@ -73,19 +73,22 @@ class Report:
 def build_report(con: duckdb.DuckDBPyConnection, reports_dir: Path, category_labels: dict | None = None,
                  playbook_path: str | Path | None = None, chart_files: bool = True,
                  bundle_cache: Path | Sequence[Path] = (), has_categories: bool = True,
-                 run_id: str | None = None) -> Report:
+                 run_id: str | None = None, line_refunds: bool = False) -> Report:
     """Reads the warehouse through `con` and writes the pages (and chart files) under `reports_dir`.
     `bundle_cache`: files keeping the pages' script bundle between runs (see chart_files.javascript_bundle).
     `has_categories`: False for an export declared without categories (SourceConfig.has_categories).
-    `run_id`: the run building the report, whose order rows the opening says where they went (coverage.py)."""
+    `run_id`: the run building the report, whose order rows the opening says where they went (coverage.py).
+    `line_refunds`: the export marks refunded lines (orders.columns.line_status), which are left out."""
     # The chart writer starts its helper process first, so the helper is ready when the charts are.
     with ChartFileWriter() if chart_files else contextlib.nullcontext() as chart_writer:
         data = load_report_data(con, category_labels, has_categories)
         book = FactBook()
         plans = plan(data, book, load_playbook(playbook_path))
         narrative = build_narrative(data, book, plans)
-        for language, sentences in coverage_sentences(book, load_coverage(con, run_id)).items():
-            narrative.intro[language].extend(sentences + money_basis_sentences()[language])
+        coverage = load_coverage(con, run_id)
+        money_basis = money_basis_sentences(line_refunds or (coverage is not None and coverage.refunded_lines > 0))
+        for language, sentences in coverage_sentences(book, coverage).items():
+            narrative.intro[language].extend(sentences + money_basis[language])
         keys = [key for section in narrative.sections for key in section.charts]
         specs = {language: build_charts(data, language, keys) for language in LANGUAGES}
         reports_dir.mkdir(parents=True, exist_ok=True)
@@ -213,7 +216,8 @@ def segment_report(context, warehouse: WarehouseResource, source: SourceResource
     with warehouse.connect(read_only=True) as con:
         report = write_report_folder(con, warehouse.work_reports_dir, category_labels=dict(config.category_labels),
                                      bundle_cache=bundle_cache_files(warehouse.file),
-                                     has_categories=config.has_categories, run_id=context.run_id)
+                                     has_categories=config.has_categories, run_id=context.run_id,
+                                     line_refunds=bool(config.orders.columns.get("line_status")))
     crash_point("report:written")
     return dg.MaterializeResult(
         metadata={

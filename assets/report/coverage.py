@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import duckdb
 
 from assets.report.facts import FactBook, Sentence, compose
-from assets.staging.rules import MISSING_CUSTOMER, SET_ASIDE_ONLY
+from assets.staging.rules import MISSING_CUSTOMER, REFUNDED_LINE_OPENING, SET_ASIDE_ONLY
 from pipelines.core.sql import table_columns
 
 _AUDIT = "FROM quality.load_audit WHERE run_id = ? AND input = 'orders'"
@@ -18,6 +18,9 @@ _AUDIT = "FROM quality.load_audit WHERE run_id = ? AND input = 'orders'"
 # the audit's own rule (SET_ASIDE_ONLY, bound as the second parameter), missing customer_id their first reason.
 _WITHOUT_CUSTOMER = (f"FROM quality.quarantine WHERE run_id = ? AND input = 'orders' "
                      f"AND regexp_full_match(reason, ?) AND starts_with(reason, '{MISSING_CUSTOMER}')")
+# The set-aside rows refunded on their own line (orders.columns.line_status), whatever else they were.
+_REFUNDED_LINES = (f"FROM quality.quarantine WHERE run_id = ? AND input = 'orders' "
+                   f"AND regexp_full_match(reason, ?) AND contains(reason, '{REFUNDED_LINE_OPENING}')")
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class Coverage:
     without_customer: int
     faults: int  # quarantined and not set aside
     duplicates: int
+    refunded_lines: int = 0  # set aside as refunded on their own line (line_status)
 
 
 def load_coverage(con: duckdb.DuckDBPyConnection, run_id: str | None) -> Coverage | None:
@@ -40,9 +44,10 @@ def load_coverage(con: duckdb.DuckDBPyConnection, run_id: str | None) -> Coverag
         f"sum(duplicates_removed) {_AUDIT}", [run_id]).fetchone()
     if not read:
         return None
-    without_customer = con.execute(f"SELECT count(*) {_WITHOUT_CUSTOMER}", [run_id, SET_ASIDE_ONLY]).fetchone()[0]
+    without_customer, refunded = (con.execute(f"SELECT count(*) {source}", [run_id, SET_ASIDE_ONLY]).fetchone()[0]
+                                  for source in (_WITHOUT_CUSTOMER, _REFUNDED_LINES))
     return Coverage(run_id, int(read), int(loaded), int(set_aside or 0), int(without_customer),
-                    int(quarantined) - int(set_aside or 0), int(duplicates))
+                    int(quarantined) - int(set_aside or 0), int(duplicates), int(refunded))
 
 
 def coverage_sentences(book: FactBook, coverage: Coverage | None) -> dict[str, list[Sentence]]:
@@ -51,7 +56,7 @@ def coverage_sentences(book: FactBook, coverage: Coverage | None) -> dict[str, l
     if coverage is None:
         return {"zh": [], "en": []}
     def fact(key: str, value: int, select: str, source: str = _AUDIT):
-        params = [coverage.run_id, SET_ASIDE_ONLY] if source == _WITHOUT_CUSTOMER else [coverage.run_id]
+        params = [coverage.run_id] + ([SET_ASIDE_ONLY] if source != _AUDIT else [])
         return book.add(f"coverage.{key}", "count", value, f"SELECT {select} {source}", params)
 
     read, loaded = fact("read", coverage.read, "sum(rows_read)"), fact("loaded", coverage.loaded, "sum(rows_loaded)")
@@ -66,6 +71,10 @@ def coverage_sentences(book: FactBook, coverage: Coverage | None) -> dict[str, l
             zh += compose("，其中 {n} 行没有客户编号（散客或游客订单），不计入任何客群", n=anonymous)
             en += compose(", {n} of them without a customer id (walk-in or guest sales), which are in no segment",
                           n=anonymous)
+        if coverage.refunded_lines:
+            refunded = fact("refunded_lines", coverage.refunded_lines, "count(*)", _REFUNDED_LINES)
+            zh += compose("，其中 {n} 行为已退款的商品行（售后或退款状态）", n=refunded)
+            en += compose(", {n} of them lines refunded on their own (their line's refund status)", n=refunded)
     if coverage.faults:
         faults = fact("faults", coverage.faults, "sum(rows_quarantined) - sum(rows_set_aside)")
         zh += compose("；{q} 行因数据错误被隔离", q=faults)
@@ -80,13 +89,21 @@ def coverage_sentences(book: FactBook, coverage: Coverage | None) -> dict[str, l
     return {"zh": [zh], "en": [en]}
 
 
-def money_basis_sentences() -> dict[str, list[Sentence]]:
+def money_basis_sentences(line_refunds: bool = False) -> dict[str, list[Sentence]]:
     """What the money figures add up, so a reader comparing them with the shop console's sales knows why they may
-    differ: the lines' amounts as exported, nothing taken off for refunds or discounts kept outside the lines."""
+    differ: the lines' amounts as exported, nothing taken off for refunds or discounts kept outside the lines.
+    `line_refunds`: the export marks refunded lines (orders.columns.line_status), which are left out."""
+    if line_refunds:
+        zh_returns = ("已取消订单和标为已退款的商品行不计入；另列的退货行搁置而不冲减，"
+                      "因此只以退货行记录的部分退货，其订单按全额计算。")
+        en_returns = ("cancelled orders and lines marked refunded are left out; separate return lines are set aside "
+                      "rather than subtracted, so an order returned in part only through such a line counts in full.")
+    else:
+        zh_returns = "已取消订单不计入，退货行另行搁置而不冲减，因此部分退货或部分退款的订单按全额计算。"
+        en_returns = ("cancelled orders are left out, and return lines are set aside rather than subtracted, so an "
+                      "order returned or refunded in part counts in full.")
     return {"zh": [compose("金额类指标（GMV、消费额、订单金额）为导出文件所列订单行金额之和："
-                           "导出文件记在订单行之外的优惠、运费和退款不计入；已取消订单不计入，"
-                           "退货行另行搁置而不冲减，因此部分退货或部分退款的订单按全额计算。")],
+                           "导出文件记在订单行之外的优惠、运费和退款不计入；" + zh_returns)],
             "en": [compose("Money figures (GMV, spend, order values) add up the order lines' amounts as the "
                            "export states them. Discounts, fees and refunds the export keeps outside the lines are "
-                           "not in them; cancelled orders are left out, and return lines are set aside rather than "
-                           "subtracted, so an order returned or refunded in part counts in full.")]}
+                           "not in them; " + en_returns)]}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from assets.predict.clv import DECILES
+from assets.predict.clv import DECILES, one_time_miss
 from assets.predict.recommendations import SOURCE_POPULARITY
 from assets.predict.runs import EVALUATED, NO_CATEGORIES, NO_DATES, SHORT_HISTORY, TRAINED
 from assets.report.data import ReportData
@@ -296,6 +296,7 @@ def say_customer_value(section: Section, data: ReportData, book: FactBook) -> No
                     "customer's purchases in those days; against what {n} customers actually bought, the Spearman "
                     "rank correlation is {r} (ranking by past purchase rate alone: {b}).", w=window, n=n, r=rho,
                     b=baseline))
+        _say_one_time_buyers(section, book, run)
         deciles = data.value_deciles
         if deciles.height == DECILES:
             judged = {**run, "deciles": deciles}
@@ -322,6 +323,47 @@ def say_customer_value(section: Section, data: ReportData, book: FactBook) -> No
                         "p_alive): use them to decide which customers a strategy is worth spending on. Note that "
                         "p_alive is always one for customers who bought only once (the model sees a customer leave "
                         "only after a repeat purchase): choose with frequency (repeat purchases) beside it."))
+
+
+def _say_one_time_buyers(section: Section, book: FactBook, run: dict) -> None:
+    """How the model did on held-out time for the customers who had bought once, whom BG/NBD keeps alive: their
+    predicted purchases against what they bought (clv.one_time_miss judges it). Nothing for a run judged before
+    these figures were recorded, or without one-time buyers."""
+    if not run.get("one_time_buyers"):
+        return
+    table = "customer_value_eval"
+    n, predicted, actual = (_run_fact(book, table, run, column, kind) for column, kind in (
+        ("one_time_buyers", "count"), ("one_time_predicted_purchases", "decimal"),
+        ("one_time_actual_purchases", "count")))
+    section.say(compose("其中只购买过一次的 {n} 位客户，模型预计他们在这段时间共购买 {p} 次，实际购买 {a} 次。", n=n, p=predicted,
+                        a=actual),
+                compose("Of them, the {n} customers who had bought only once were expected to buy {p} times in "
+                        "those days, and bought {a} times.", n=n, p=predicted, a=actual))
+    miss = one_time_miss(run)
+    if miss is not None:
+        zh, en = _one_time_warning(book, run, miss)
+        section.say(zh, en)
+
+
+def _one_time_warning(book: FactBook, run: dict, miss: float) -> tuple[Sentence, Sentence]:
+    """The one-time buyers' values are off: said in the CLV section and in the weak results at the top."""
+    if miss == float("inf"):
+        return (compose("只购买过一次的客户预计价值被高估：模型预计他们会再次购买，但在检验时间段没有一人回购；请谨慎看待主要由这类客户组成的客群的预计消费。"),
+                compose("One-time buyers' expected values are overstated: the model expected them to buy again, and "
+                        "none of them did in the later period; read the expected spend of segments made mostly of "
+                        "one-time buyers with care."))
+    ratio = book.add("clv.one_time_ratio", "lift", miss,
+                     "SELECT one_time_predicted_purchases / one_time_actual_purchases FROM predict.customer_value_eval "
+                     "WHERE run_id = ?", [run["run_id"]])
+    if miss > 1:
+        return (compose("只购买过一次的客户预计价值被高估：在检验时间段，模型对他们的预测购买次数是实际的 {r}；请谨慎看待主要由这类客户组成的客群的预计消费。",
+                        r=ratio),
+                compose("One-time buyers' expected values are overstated: on the later period the model predicted "
+                        "{r} the purchases they made; read the expected spend of segments made mostly of one-time "
+                        "buyers with care.", r=ratio))
+    return (compose("只购买过一次的客户预计价值被低估：在检验时间段，模型对他们的预测购买次数只有实际的 {r}。", r=ratio),
+            compose("One-time buyers' expected values are understated: on the later period the model predicted only "
+                    "{r} the purchases they made.", r=ratio))
 
 
 def _reason_rule(data: ReportData, segment_id: int, category: str) -> tuple[str, float] | None:
@@ -452,6 +494,21 @@ def weak_results(data: ReportData, book: FactBook) -> dict[str, list[Sentence]]:
             say(compose("流失概率的校准误差为 {e}，高于上限 {m}：概率只宜用于排序，不宜当作真实的流失比例。", e=err, m=limit),
                 compose("The churn probabilities' calibration error is {e}, above the limit of {m}: use them to rank "
                         "customers, not as actual churn rates.", e=err, m=limit))
+    value = data.value_run
+    if value is not None and value["status"] == EVALUATED and value.get("n_scored"):
+        table = "customer_value_eval"
+        rho, baseline = value.get("spearman"), value.get("baseline_spearman")
+        if rho is not None and baseline is not None and rho <= baseline:
+            say(compose("客户终身价值模型在检验时间段的排序（斯皮尔曼 {r}）并不比只按过去的购买频率排序（{b}）更好。",
+                        r=_run_fact(book, table, value, "spearman", "score"),
+                        b=_run_fact(book, table, value, "baseline_spearman", "score")),
+                compose("The customer lifetime value model ranks customers no better on the later period (Spearman "
+                        "{r}) than their past purchase rate alone ({b}).",
+                        r=_run_fact(book, table, value, "spearman", "score"),
+                        b=_run_fact(book, table, value, "baseline_spearman", "score")))
+        miss = one_time_miss(value)
+        if miss is not None:
+            say(*_one_time_warning(book, value, miss))
     recs = data.recommendation_eval
     if recs is not None and recs["status"] == EVALUATED and recs.get("published_source") == SOURCE_POPULARITY:
         table = "recommendation_eval"

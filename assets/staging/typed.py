@@ -14,6 +14,7 @@ from assets.staging.rules import (
     MISSING_CUSTOMER,
     PAYMENT_RULE,
     PROFILE_RULES,
+    REFUNDED_LINE_OPENING,
     RETURNS_KEPT_OUT,
     Rule,
     excel_serial,
@@ -294,6 +295,9 @@ def type_long_orders(
         # Not errors, but not purchases either: kept out of the features and visible in quarantine.
         Rule("status", "list_contains($cancelled_statuses, upper(status_text))",
              f"{sql_literal(CANCELLED_REASON_OPENING)} || status_text || ')'", "status_text"),
+        Rule("line_status", "list_contains($cancelled_statuses, upper(line_status_text))",
+             f"{sql_literal(REFUNDED_LINE_OPENING)} || line_status_text || '); {RETURNS_KEPT_OUT}'",
+             "line_status_text"),
         # One return reason per line: the first negative column names it.
         *[Rule(column, f"{column} < 0" + "".join(f" AND NOT coalesce({earlier} < 0, false)" for earlier in before),
                sql_literal(f"return line (negative {column}); {RETURNS_KEPT_OUT}"), f"{column}_text")
@@ -351,7 +355,8 @@ def type_long_orders(
                 {_text('line_id')} AS line_id,
                 -- Typed beside its _text copy (which the lean table drops): rows count as identical only if
                 -- every field is equal, the status included.
-                {_text('status')} AS status_text, {_text('status')} AS status
+                {_text('status')} AS status_text, {_text('status')} AS status,
+                {_text('line_status')} AS line_status_text
             FROM texts
         ),
         typed AS (

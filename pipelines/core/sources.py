@@ -23,7 +23,7 @@ SCHEDULE_TIMEZONE = os.environ.get("PERSONA_SCHEDULE_TIMEZONE", "Asia/Shanghai")
 # Contract fields per input. "Required" fields must be present in the source (mapped or same-named).
 LONG_ORDER_FIELDS = (
     "order_id", "customer_id", "order_ts", "category", "quantity", "amount", "unit_price",
-    "payment_method", "channel", "sku", "line_id", "status", "description",
+    "payment_method", "channel", "sku", "line_id", "status", "line_status", "description",
 )
 # order_id and category may be declared absent (`columns: {order_id: null}`); see SourceConfig.order_required.
 LONG_ORDER_REQUIRED = ("order_id", "customer_id", "order_ts", "category")

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from assets.predict.clv import one_time_miss
 from assets.predict.recommendations import SOURCE_POPULARITY
 from assets.predict.runs import EVALUATED, NO_CATEGORIES, NO_DATES, TRAINED
 from pipelines.core.resources import WarehouseResource
@@ -104,14 +105,26 @@ def customer_value_quality(context: dg.AssetCheckExecutionContext,
                          if published else f"not published: {row['reason']}"),
             metadata={"status": row["status"]})
     spearman, baseline = row["spearman"], row["baseline_spearman"]
-    passed = spearman is not None and (baseline is None or spearman > baseline)
+    problems = []
+    if spearman is None:  # every prediction alike, or nobody bought on the window
+        problems.append(f"held-out Spearman of predicted against actual purchases over the last "
+                        f"{row['horizon_days']} days is undefined: the predictions or the purchases do not vary")
+    elif baseline is not None and spearman <= baseline:
+        problems.append(f"held-out Spearman {spearman:.3f} of predicted against actual purchases over the last "
+                        f"{row['horizon_days']} days is no better than ranking by past purchase rate ({baseline:.3f})")
+    miss = one_time_miss(row)
+    if miss is not None:
+        problems.append(
+            f"the {row['one_time_buyers']:,} one-time buyers were predicted {row['one_time_predicted_purchases']:,.0f} "
+            f"purchases over the last {row['horizon_days']} days and made {row['one_time_actual_purchases']:,.0f}"
+            + (f" ({miss:.1f}x)" if miss != float("inf") else "")
+            + f": their values are {'overstated' if miss > 1 else 'understated'}")
     return dg.AssetCheckResult(
-        passed=passed, severity=dg.AssetCheckSeverity.WARN,
-        description=None if passed else (
-            f"held-out Spearman {spearman:.3f} of predicted against actual purchases over the last "
-            f"{row['horizon_days']} days is no better than ranking by past purchase rate ({baseline:.3f})"),
+        passed=not problems, severity=dg.AssetCheckSeverity.WARN, description="; ".join(problems) or None,
         metadata={"spearman": spearman, "baseline_spearman": baseline, "horizon_days": row["horizon_days"],
-                  "n_eval": row.get("n_eval")})
+                  "n_eval": row.get("n_eval"), "one_time_buyers": row.get("one_time_buyers"),
+                  "one_time_predicted_purchases": row.get("one_time_predicted_purchases"),
+                  "one_time_actual_purchases": row.get("one_time_actual_purchases")})
 
 
 CHECKS = [churn_model_quality, recommendations_beat_popularity, customer_value_quality]

@@ -192,7 +192,7 @@ RECS_RUN = {"run_id": "r1", "status": EVALUATED, "hit_rate": 0.05, "popularity_h
 
 def test_banner_says_each_weak_result_in_both_languages():
     book = FactBook()
-    banner = weak_results(SimpleNamespace(churn_run=CHURN_RUN, recommendation_eval=RECS_RUN), book)
+    banner = weak_results(SimpleNamespace(value_run=None, churn_run=CHURN_RUN, recommendation_eval=RECS_RUN), book)
     assert len(banner["zh"]) == len(banner["en"]) == 2
     en, zh = _page(banner, "en", book), _page(banner, "zh", book)
     assert en.index('id="weak-results"') < en.index('id="summary"')
@@ -202,15 +202,15 @@ def test_banner_says_each_weak_result_in_both_languages():
     # Low AUC and calibration above the limit too; a strong model and rules that beat popularity say nothing.
     book = FactBook()
     weak = {**CHURN_RUN, "auc": 0.55, "calibration_error": 0.09}
-    banner = weak_results(SimpleNamespace(churn_run=weak, recommendation_eval=None), book)
+    banner = weak_results(SimpleNamespace(value_run=None, churn_run=weak, recommendation_eval=None), book)
     text = " ".join(s.text(book) for s in banner["en"])
     assert "below the required 0.600" in text and "calibration error is 9.0%, above the limit of 5.0%" in text
     strong = {**CHURN_RUN, "auc": 0.9, "auc_gain_over_recency": 0.062}
     good = {**RECS_RUN, "hit_rate": 0.3, "published_source": SOURCE_RULES}
-    banner = weak_results(SimpleNamespace(churn_run=strong, recommendation_eval=good), FactBook())
+    banner = weak_results(SimpleNamespace(value_run=None, churn_run=strong, recommendation_eval=good), FactBook())
     assert banner == {"zh": [], "en": []} and 'id="weak-results"' not in _page(banner, "en", FactBook())
     # No order dates: no churn model, nothing weak to report about it (the churn section says why).
-    unjudged = SimpleNamespace(churn_run={"run_id": "r1", "status": NO_DATES}, recommendation_eval=None)
+    unjudged = SimpleNamespace(value_run=None, churn_run={"run_id": "r1", "status": NO_DATES}, recommendation_eval=None)
     assert weak_results(unjudged, FactBook()) == {"zh": [], "en": []}
 
 
@@ -220,14 +220,14 @@ def test_rules_that_beat_popularity_by_less_than_the_bar_are_said_to_add_little(
     close = {"run_id": "r1", "status": EVALUATED, "hit_rate": 0.944, "popularity_hit_rate": 0.889,
              "lift_over_popularity": 0.944 / 0.889, "min_lift_over_popularity": 1.1, "published_source": SOURCE_RULES}
     book = FactBook()
-    banner = weak_results(SimpleNamespace(churn_run=None, recommendation_eval=close), book)
+    banner = weak_results(SimpleNamespace(value_run=None, churn_run=None, recommendation_eval=close), book)
     assert [s.text(book) for s in banner["en"]] == [
         "The co-purchase rules hit only 1.06× as often as recommending the most popular categories, below the "
         "required 1.10×: the recommendations add little over the best sellers."]
     assert [s.text(book, "zh") for s in banner["zh"]] == ["共同购买规则的命中率只有热门品类推荐的 1.06 倍，低于要求的 1.10 倍：推荐与热销品类相差不大。"]
     # At the bar or above, nothing is weak.
     at_bar = {**close, "lift_over_popularity": 1.1}
-    assert weak_results(SimpleNamespace(churn_run=None, recommendation_eval=at_bar), FactBook()) == {"zh": [], "en": []}
+    assert weak_results(SimpleNamespace(value_run=None, churn_run=None, recommendation_eval=at_bar), FactBook()) == {"zh": [], "en": []}
 
 
 @pytest.mark.parametrize(("gain", "en", "zh"), [

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.config_init import draft_config, render_yaml
+from pipelines.config_init import draft_config
+from pipelines.config_yaml import render_yaml
 from tests.unit.test_config_init import init_ok
 
 # ------------------------------------------------------------------------------------------ a till's export

@@ -1,0 +1,142 @@
+"""`persona init`: the values init reads off the sample (pipelines/config_init.py drafts the rest): payment
+spellings, gender tokens, home-owner tokens, a monthly income, bands it cannot read, and the order and line statuses
+that are no purchase (values.cancelled_statuses)."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from assets.staging.bands import read_band
+from pipelines.config_match import FLAG_TOKENS
+from pipelines.config_yaml import scalar
+from pipelines.core.config import DEFAULT_VALUE_MAPS
+
+if TYPE_CHECKING:
+    from pipelines.config_init import Draft, Section
+
+# Payment spellings guessed from their words. CHECK as a word only ("PayPal Express Checkout" is no cheque); PAY
+# not in PAYMENT ("Shopify Payments" is no wallet: Shopify's card processing, as Stripe is).
+PAYMENT_GUESSES = ((re.compile(r"GIFT|VOUCHER|COUPON|POINT|礼品|储值|积分|券"), None),
+                   (re.compile(r"CASH|现金"), "CASH"), (re.compile(r"CHEQUE|\bCHECK\b|支票"), "CHEQUE"),
+                   (re.compile(r"CREDIT|DEBIT|VISA|MASTER|AMEX|BANK|SHOPIFY PAYMENTS|STRIPE|刷卡|银行|银联|信用|借记"),
+                    "CARD"),
+                   (re.compile(r"PAY(?!MENT)|WALLET|MOBILE|QR|微信|支付宝|扫码|手机"), "MOBILE"))
+GENDER_GUESSES = {"先生": "M", "男士": "M", "MAN": "M", "MR": "M", "BOY": "M", "女士": "F", "小姐": "F",
+                  "WOMAN": "F", "MS": "F", "MRS": "F", "GIRL": "F"}
+OWNER_TRUE = re.compile(r"OWN|有房|自有|有")
+OWNER_FALSE = re.compile(r"RENT|NONE|无|租|没有")
+# Statuses whose orders are no purchase, set aside as cancelled: cancelled, voided or refunded in full, and not paid
+# yet (等待付款, pending, WooCommerce's on-hold: the customer may never pay). A partial refund (partially_refunded,
+# 部分退款) is still a purchase.
+CANCELLED_GUESS = re.compile(r"CANCEL|VOID|REFUND|取消|关闭|退款|作废")
+PARTIAL = re.compile(r"PARTIAL|部分")
+UNPAID_GUESS = re.compile(r"UNPAID|NOT[ _-]?PAID|PENDING|AWAITING[ _-]?PAYMENT|ON[ _-]?HOLD"
+                          r"|待付款|未付款|待支付|未支付")
+# Line statuses (Youzan 售后状态, Taobao 退款状态) of a line refunded or returned in the end: not one asked for (退款中),
+# turned down (退款关闭) or never asked (没有申请退款), whose lines are still bought.
+REFUNDED_LINE_GUESS = re.compile(r"^(REFUNDED|RETURNED|退款成功|已退款|退货成功|已退货|退款完成|退货完成)$")
+
+
+def _field_values(draft: Draft, field_name: str) -> list[tuple[Section, str, list[str]]]:
+    found = []
+    for section in draft.sections:
+        if field_name in section.matches:
+            column = section.matches[field_name].column
+            found.append((section, column, section.sniffed.values(column)))
+    return found
+
+
+def read_values(draft: Draft) -> None:
+    """values: what the sample shows of payment spellings, gender, home owner tokens, income period, bands."""
+    builtin = {k.upper() for k in DEFAULT_VALUE_MAPS["payment_aliases"]} | set(DEFAULT_VALUE_MAPS["payment_methods"])
+    aliases: dict[str, str] = {}
+    for section, column, values in _field_values(draft, "payment_method"):
+        counts = Counter(values)
+        for value, n in counts.most_common():
+            if value.upper() in builtin or value in aliases:
+                continue
+            guess = next((code for pattern, code in PAYMENT_GUESSES if pattern.search(value.upper())), None)
+            if guess:
+                aliases[value] = guess
+            else:
+                draft.undecided.append(
+                    f"values.payment_aliases: {section.name} {column} value {value!r} ({n} row(s) in the sample) is "
+                    "no built-in payment code; its rows are quarantined unless you map it (values.payment_aliases: "
+                    "{" + value + ": CARD}) or list it in values.payment_methods")
+    if aliases:
+        draft.values["payment_aliases"] = aliases
+        draft.value_notes["payment_aliases"] = "guessed from the names (CHECK): " + ", ".join(aliases)
+    genders: dict[str, str] = {}
+    for section, column, values in _field_values(draft, "gender"):
+        known = {k.upper() for k in DEFAULT_VALUE_MAPS["gender"]}
+        for value, n in Counter(values).most_common():
+            if value.upper() in known or value in genders:
+                continue
+            if value.upper() in GENDER_GUESSES:
+                genders[value] = GENDER_GUESSES[value.upper()]
+            else:
+                draft.undecided.append(f"values.gender: {section.name} {column} value {value!r} ({n} row(s)) is "
+                                       "neither M nor F; its rows are quarantined unless you map it in values.gender "
+                                       f"(to M, F, or null for not known: {{{scalar(value)}: null}})")
+    if genders:
+        draft.values["gender"] = genders
+        draft.value_notes["gender"] = "guessed (CHECK)"
+    _home_owner(draft)
+    for _section, column, _found in _field_values(draft, "income"):
+        if re.search(r"月|month", column.lower()):
+            draft.values["income_period"] = "month"
+            draft.value_notes["income_period"] = f"{column} is a monthly income: staging multiplies it by 12"
+    for field_name in ("age", "income"):
+        for section, column, values in _field_values(draft, field_name):
+            unread = Counter(v for v in values if read_band(v, field_name) is None)
+            for value, n in unread.most_common(3):
+                draft.undecided.append(
+                    f"values.bands.{field_name}: {section.name} {column} value {value!r} ({n} row(s)) reads as no "
+                    f"number or band; its rows are quarantined unless values.bands.{field_name} names a number")
+    cancelled, extra = {s.upper() for s in DEFAULT_VALUE_MAPS["cancelled_statuses"]}, []
+    for field_name, no_purchase, what in (("status", _no_purchase, "cancelled"),
+                                          ("line_status", _refunded_line, "refunded")):
+        for section, _column, values in _field_values(draft, field_name):
+            seen = sorted(set(values))
+            extra += [v for v in seen if v.upper() not in cancelled and no_purchase(v.upper()) and v not in extra]
+            taken = cancelled | {e.upper() for e in extra}
+            section.extra_notes[field_name] = "statuses seen: " + ", ".join(seen[:12]) + (
+                f"; {what}: " + ", ".join(v for v in seen if v.upper() in taken)
+                if any(v.upper() in taken for v in seen) else f"; none is a {what} status")
+    if extra:
+        draft.values["cancelled_statuses"] = extra
+        draft.value_notes["cancelled_statuses"] = "guessed from the names (CHECK)"
+
+
+def _no_purchase(status: str) -> bool:
+    """Whether an (upper-cased) order status reads as an order that is no purchase: cancelled, refunded in full,
+    not paid yet."""
+    cancelled = CANCELLED_GUESS.search(status) is not None and PARTIAL.search(status) is None
+    return cancelled or UNPAID_GUESS.search(status) is not None
+
+
+def _refunded_line(status: str) -> bool:
+    """Whether an (upper-cased) line status says the line was refunded or returned in the end: 退款成功, not a
+    refund asked for (退款中), turned down or withdrawn (退款关闭), nor no refund at all (没有申请退款)."""
+    return REFUNDED_LINE_GUESS.search(status) is not None and PARTIAL.search(status) is None
+
+
+def _home_owner(draft: Draft) -> None:
+    true = {t.upper() for t in FLAG_TOKENS.true_tokens}
+    false = {t.upper() for t in FLAG_TOKENS.false_tokens}
+    for section, column, values in _field_values(draft, "home_owner"):
+        seen = sorted(set(values))
+        if all(v.upper() in true | false for v in seen):
+            continue
+        yes = [v for v in seen if v.upper() in true or (OWNER_TRUE.search(v.upper())
+                                                         and not OWNER_FALSE.search(v.upper()))]
+        no = [v for v in seen if v not in yes and (v.upper() in false or OWNER_FALSE.search(v.upper()))]
+        rest = [v for v in seen if v not in yes and v not in no]
+        if yes and no:
+            draft.values["home_owner"] = {"true_tokens": yes, "false_tokens": no}
+            draft.value_notes["home_owner"] = f"{column}: guessed from the names (CHECK)"
+        if rest or not (yes and no):
+            draft.undecided.append(f"values.home_owner: {section.name} {column} values {rest or seen} are not "
+                                   "yes/no tokens init can read; list them in values.home_owner")
