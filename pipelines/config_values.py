@@ -34,8 +34,8 @@ CANCELLED_GUESS = re.compile(r"CANCEL|VOID|REFUND|取消|关闭|退款|作废")
 PARTIAL = re.compile(r"PARTIAL|部分")
 UNPAID_GUESS = re.compile(r"UNPAID|NOT[ _-]?PAID|PENDING|AWAITING[ _-]?PAYMENT|ON[ _-]?HOLD"
                           r"|待付款|未付款|待支付|未支付")
-# Line statuses (Youzan 售后状态, Taobao 退款状态) of a line refunded or returned in the end: not one asked for (退款中),
-# turned down (退款关闭) or never asked (没有申请退款), whose lines are still bought.
+# Line statuses (Youzan 售后状态, Taobao 退款状态) of a line refunded or returned in the end: not one asked for
+# (退款中), turned down (退款关闭) or never asked (没有申请退款), whose lines are still bought.
 REFUNDED_LINE_GUESS = re.compile(r"^(REFUNDED|RETURNED|退款成功|已退款|退货成功|已退货|退款完成|退货完成)$")
 
 

@@ -32,7 +32,7 @@ Next-category recommendations -- the `predict.top_n` categories each customer ha
 
 Customer lifetime value -- expected purchases (days with an order) and spend per customer over the next
 `predict.clv_horizon_days` (365) days (`predict.customer_value`, assets/predict/clv.py).
-- BG/NBD for purchases and Gamma-Gamma for spend, fitted by maximum likelihood (scipy) on each customer's summary
+- MBG/NBD for purchases and Gamma-Gamma for spend, fitted by maximum likelihood (scipy) on each customer's summary
   (repeat purchase days, recency, age as a customer, mean repeat spend); fitted again every run on every order,
   as it takes seconds at a million customers (no stored model, no retraining cadence).
 - Judged on the same held-out window as churn: refitted on the orders before the evaluation cutoff, its predicted

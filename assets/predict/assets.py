@@ -356,7 +356,7 @@ CUSTOMER_VALUE_SPECS = [
                  deps=[["staging", "orders"], ["features", "customer_features"]],
                  description="One row per customer: expected purchases (days with an order) and expected spend over "
                              "the next predict.clv_horizon_days days, the probability of still being a customer and "
-                             "the expected order value, from BG/NBD + Gamma-Gamma fitted on every order (NULL "
+                             "the expected order value, from MBG/NBD + Gamma-Gamma fitted on every order (NULL "
                              "without orders or without a model)."),
     dg.AssetSpec([SCHEMA, "customer_value_eval"], group_name="predict", kinds={"duckdb"},
                  deps=[["staging", "orders"], ["features", "customer_features"]],
@@ -373,7 +373,7 @@ CUSTOMER_VALUE_SPECS = [
 
 @dg.multi_asset(specs=CUSTOMER_VALUE_SPECS, pool="duckdb_writer")
 def customer_value_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResource, source: SourceResource):
-    """Customer lifetime value from a buy-till-you-die model (BG/NBD for purchases, Gamma-Gamma for spend), judged on
+    """Customer lifetime value from a buy-till-you-die model (MBG/NBD for purchases, Gamma-Gamma for spend), judged on
     its own held-out window, the last predict.clv_eval_days days (recorded as horizon_days of
     predict.customer_value_eval); fitted every run (seconds at a million customers, see docs/predictions.md)."""
     settings = source.load().predict

@@ -280,11 +280,11 @@ def say_customer_value(section: Section, data: ReportData, book: FactBook) -> No
         return
     horizon = _run_fact(book, table, run, "clv_horizon_days", "int")
     section.say(
-        compose("客户终身价值：每位客户未来 {h} 天的预计购买次数与消费额来自“购买直至流失”模型：BG/NBD 估计客户多久购买一次、"
-                "何时不再回来，Gamma-Gamma 估计每次购买的金额。", h=horizon),
+        compose("客户终身价值：每位客户未来 {h} 天的预计购买次数与消费额来自“购买直至流失”模型：MBG/NBD 估计客户多久购买一次、"
+                "何时不再回来（包括第一次购买之后），Gamma-Gamma 估计每次购买的金额。", h=horizon),
         compose("Customer lifetime value: each customer's expected purchases and spend over the next {h} days come "
-                "from a buy-till-you-die model: BG/NBD for how often customers buy and when they stop coming back, "
-                "Gamma-Gamma for how much they spend per purchase.", h=horizon))
+                "from a buy-till-you-die model: MBG/NBD for how often customers buy and when they stop coming back "
+                "(after their first purchase too), Gamma-Gamma for how much they spend per purchase.", h=horizon))
     if run["status"] == EVALUATED and run.get("spearman") is not None:
         window, n = _run_fact(book, table, run, "horizon_days", "int"), _run_fact(book, table, run, "n_eval", "count")
         rho = _run_fact(book, table, run, "spearman", "score")
@@ -315,18 +315,18 @@ def say_customer_value(section: Section, data: ReportData, book: FactBook) -> No
     else:
         _not_available(section, book, table, run, {"zh": "在后续时间段检验客户终身价值",
                                                     "en": "evaluation of customer lifetime value on a later period"})
-    # BG/NBD lets a customer drop out only after a repeat purchase, so p_alive is 1 for every one-time buyer, however
-    # long ago: an audience "p_alive below x" would miss exactly the customers who bought once and left.
+    # One purchase tells the model least: a one-time buyer's values rest on the population's, hence frequency beside.
     section.say(compose("逐人数值见 predict.customer_value（expected_purchases、expected_spend、p_alive）；可用于决定每项策略值得投入在哪些客户身上。"
-                        "注意：只购买过一次的客户 p_alive 总是等于一（模型只有在再次购买之后才能看出客户是否离开），挑选时请同时看 frequency（再次购买次数）。"),
+                        "p_alive（仍是客户的概率）随距上次购买的时间下降；模型对只购买过一次的客户了解最少，挑选时请同时看 frequency（再次购买次数）。"),
                 compose("Per-customer values are in predict.customer_value (expected_purchases, expected_spend, "
-                        "p_alive): use them to decide which customers a strategy is worth spending on. Note that "
-                        "p_alive is always one for customers who bought only once (the model sees a customer leave "
-                        "only after a repeat purchase): choose with frequency (repeat purchases) beside it."))
+                        "p_alive): use them to decide which customers a strategy is worth spending on. p_alive, the "
+                        "probability of still being a customer, falls with the time since the last purchase; the "
+                        "model knows least about customers who bought only once: choose with frequency (repeat "
+                        "purchases) beside it."))
 
 
 def _say_one_time_buyers(section: Section, book: FactBook, run: dict) -> None:
-    """How the model did on held-out time for the customers who had bought once, whom BG/NBD keeps alive: their
+    """How the model did on held-out time for the customers who had bought once, of whom it knows least: their
     predicted purchases against what they bought (clv.one_time_miss judges it). Nothing for a run judged before
     these figures were recorded, or without one-time buyers."""
     if not run.get("one_time_buyers"):

@@ -260,7 +260,7 @@ class PredictSettings(Strict):
     # run whose feature columns or model settings changed. 0: every run trains.
     retrain_every_days: int = Field(default=7, ge=0, le=365)
     # Customer lifetime value (predict.customer_value): expected purchases and spend over the next this many days,
-    # from a BG/NBD + Gamma-Gamma model.
+    # from an MBG/NBD + Gamma-Gamma model.
     clv_horizon_days: int = Field(default=365, ge=1, le=3650)
     # The customer-value model is judged on its own held-out window, the last clv_eval_days days of the data: refitted
     # on the orders before them, predicting each customer's purchases in them. Longer than the churn horizon because

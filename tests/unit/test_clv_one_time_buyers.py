@@ -1,6 +1,7 @@
-"""One-time buyers on held-out time: BG/NBD keeps every customer who bought once "alive", so where most of them
-never come back their expected values are overstated (a trial's webshop export: 8-11 times their past spend). The
-held-out window measures it, and a miss beyond clv.ONE_TIME_TOLERANCE is said in the check and the report."""
+"""One-time buyers on held-out time: where most of them are passers-by who never come back, the purchase model
+overstates their values (BG/NBD, which kept them all alive, gave a trial's webshop export 8-11 times their past
+spend; MBG/NBD still over-predicts a shop of passers-by). The held-out window measures it, and a miss beyond
+clv.ONE_TIME_TOLERANCE is said in the check and the report."""
 
 from datetime import datetime, timedelta
 from types import SimpleNamespace
@@ -59,7 +60,7 @@ def test_one_time_buyers_who_rarely_come_back_are_found_overstated():
     assert figures["one_time_buyers"] > 400 and figures["one_time_actual_purchases"] < 10
     miss = one_time_miss(figures)
     assert miss == pytest.approx(figures["one_time_predicted_purchases"] / figures["one_time_actual_purchases"])
-    assert miss > 5 * ONE_TIME_TOLERANCE
+    assert miss > 3 * ONE_TIME_TOLERANCE
     # The ranking is still better than the past purchase rate: only the one-time buyers' level is wrong.
     assert figures["spearman"] > figures["baseline_spearman"]
 
