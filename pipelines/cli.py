@@ -65,10 +65,17 @@ def _load_config(config_path: str, input_path: str | None):
 
 def _command_name() -> str:
     """The command as the user can type it: bare when the venv is active, by path otherwise (relative below the
-    working folder, as `.venv/bin/persona` after `make run`; absolute elsewhere, not `../../../work/.venv/...`)."""
+    working folder, as `.venv/bin/persona` after `make run`; absolute elsewhere, not `../../../work/.venv/...`).
+    Started as `python -m pipelines.cli`, argv[0] is this file, which is no command: the same interpreter with -m."""
     if shutil.which("persona"):
         return "persona"
-    command = Path(sys.argv[0]).resolve()
+    if Path(sys.argv[0]).suffix == ".py":
+        # Not resolved: a venv's python is a link to the base interpreter, which lacks the venv's packages.
+        return f"{_typed_path(Path(sys.executable).absolute())} -m pipelines.cli"
+    return _typed_path(Path(sys.argv[0]).resolve())
+
+
+def _typed_path(command: Path) -> str:
     relative = os.path.relpath(command, Path.cwd())
     return shlex.quote(str(command) if relative.startswith("..") else relative)
 

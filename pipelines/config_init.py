@@ -35,11 +35,13 @@ from pipelines.config_match import (
 )
 from pipelines.config_order_lines import (
     OrderLevel,
+    PackedItems,
     fill_down_fields,
     filled_down,
     guest_account,
     match_line_amount,
     order_id_scope,
+    packed_items,
 )
 from pipelines.config_sniff import Sniffed, sniff_file
 from pipelines.config_values import read_values
@@ -71,6 +73,7 @@ class Section:
     unmapped: dict[str, str] = field(default_factory=dict)  # column -> why it is left out
     order_level: list[OrderLevel] = field(default_factory=list)  # amounts refused as the line amount
     time_column: str | None = None  # the order time's time of day, when order_ts maps a date-only column
+    packed: PackedItems | None = None  # a column packing an order's items into one cell (one row per order)
 
     @property
     def name(self) -> str:
@@ -113,6 +116,8 @@ def draft_config(orders: Path, customers: Path | None = None, products: Path | N
         _fill_down(section)
     doubt_order_time(order_file, section.matches)
     draft = Draft(shape, [section])
+    if shape == "long":
+        _packed_items(draft, section)
     guest = guest_account(order_file, section.matches)  # orders.guest_customer_ids
     if guest is not None:
         section.extra["guest_customer_ids"], section.extra_notes["guest_customer_ids"] = [guest.id], guest.note
@@ -205,6 +210,23 @@ def _fill_down(section: Section) -> None:
         "sampled orders with several lines): a blank takes the value of the order's earlier line")
     order_column = section.matches["order_id"].column
     section.sniffed.sample = filled_down(section.sniffed.sample, order_column, columns)
+
+
+def _packed_items(draft: Draft, section: Section) -> None:
+    """A file of one row per order packing its items into one cell ("Milk × 2, Bread × 1"): that column is no line
+    field (unmapped, with why), and the line to decide says what such a file gives and what to export instead."""
+    packed = packed_items(section.sniffed, section.matches)
+    if packed is None:
+        return
+    section.packed = packed
+    section.matches = {f: m for f, m in section.matches.items() if m.column != packed.column}
+    quantity = section.matches.get("quantity")
+    items = f"its items counted by {quantity.column}" if quantity else "each order counted as one item"
+    draft.undecided.append(
+        f"orders: {section.name} holds one row per order, its items packed in {packed.column} ({packed.reason}): "
+        f"read as one line per order, customers, orders and money are right, but segments use no categories and "
+        f"{items}; for categories, export one row per order line (an order-items export, Taobao's 宝贝报表) and run "
+        "persona init on it")
 
 
 def _order_id_within(section: Section) -> None:
@@ -307,6 +329,8 @@ def _leftovers(draft: Draft, section: Section) -> None:
         label = column if column.strip() else "(unnamed)"
         if not column.strip():
             why = "an unnamed column (a spreadsheet's or pandas' row index?)"
+        elif section.packed is not None and column == section.packed.column:
+            why = section.packed.reason + ": one row per order"
         elif column in order_level:
             where = "on its first line only" if order_level[column].first_line_only else "the same on every line"
             why = f"one value per order, {where}: an order-level amount, not a line amount"

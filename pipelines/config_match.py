@@ -63,9 +63,11 @@ VOCABULARY: dict[str, tuple[set[str], str]] = {
     # A line's own price names first (Shopify's Lineitem price, JD's 京东价): an order-level amount is no line's.
     "unit_price": ({"price", "单价", "商品单价", "价格", "售价", "销售单价", "lineitemprice", "itemprice", "京东价",
                     "成交单价", "零售价", "商品价格"}, r"price|单价|价格"),
+    # WooCommerce writes "Payment Method Title" (the gateway's name shown to the buyer) beside its id.
     "payment_method": ({"payment", "paymenttype", "paytype", "paymethod", "pmethod", "paymode", "paymentmode",
-                        "tender", "tendertype", "pay", "支付方式", "付款方式", "支付渠道", "支付类型", "付款类型"},
-                       r"^pay(ment)?(method|type|mode|channel)?$|支付方式|付款方式|tender"),
+                        "tender", "tendertype", "pay", "paymentmethodtitle", "支付方式", "付款方式", "支付渠道",
+                        "支付类型", "付款类型"},
+                       r"^pay(ment)?(method|type|mode|channel)?(title|name)?$|支付方式|付款方式|tender"),
     "channel": ({"saleschannel", "orderchannel", "source", "ordersource", "platform", "渠道", "销售渠道",
                  "订单来源", "来源", "平台"}, r"channel|渠道"),
     "sku": ({"skuid", "skucode", "stockcode", "productid", "productcode", "productno", "itemcode", "itemid",

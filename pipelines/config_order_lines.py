@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from pipelines.config_match import Match, match_columns
+from pipelines.config_match import Match, match_columns, normalise
 from pipelines.config_sniff import Sniffed
 
 # Orders with several differing lines needed before a column is judged order-level, and the share of them that
@@ -201,3 +201,61 @@ def guest_account(sniffed: Sniffed, matches: dict[str, Match]) -> GuestAccount |
     if top["orders"] >= GUEST_MIN_SHARE * sampled and fold >= GUEST_MIN_FOLD:
         return GuestAccount(customer.column, top["customer"], top["orders"], sampled, fold)
     return None
+
+
+# ------------------------------------------------------------------------------------------------ packed items
+
+# One row per order with the order's items packed into one cell: WooCommerce's Analytics export ("Product(s)":
+# "2× Hoodie, Beanie"), an order plugin's "Milk × 2, Bread × 1", Taobao's 订单报表 (宝贝标题: 商品A，商品B). Read as
+# order lines, every order is one line of one "item", and the cell is no category. A trial's WooCommerce file came
+# out with 4,503 items instead of 23,902 and no categories, with nothing said.
+ITEM_SEPARATOR = re.compile(r"\s*(?:[,，;；|、\n])\s*")
+# An item with its count: "Milk × 2", "Milk x2", "Milk*2", "2× Hoodie", "Hoodie (2)", "商品A（2）".
+COUNTED_ITEM = re.compile(r"^(?:\d+\s*[×xX*]\s*\S.*|.*\S\s*[×xX*]\s*\d+|.*\S\s*[(（]\s*\d+\s*[)）])$")
+PRODUCT_NAME = re.compile(r"product|item|goods|sku|title|商品|宝贝|货品|品名|明细")
+PACKED_SHARE = 0.2  # of a column's sampled values: lists of several items
+MIN_PACKED_ROWS = 10
+
+
+@dataclass(frozen=True)
+class PackedItems:
+    """A column holding several items per cell in a file of one row per order."""
+
+    column: str
+    share: float  # of its sampled values listing several items
+    example: str
+    counted: bool  # the items carry their counts ("Milk × 2")
+
+    @property
+    def reason(self) -> str:
+        return f"several items packed in one cell on {self.share:.0%} of the sampled rows, e.g. {self.example[:60]!r}"
+
+
+def _items(value: str) -> list[str]:
+    return [part for part in ITEM_SEPARATOR.split(value.strip()) if part]
+
+
+def packed_items(sniffed: Sniffed, matches: dict[str, Match]) -> PackedItems | None:
+    """The column packing an order's items into one cell, when the file holds one row per order: the mapped order
+    id repeats on no sampled row (or none is mapped), and at least PACKED_SHARE of the column's sampled values list
+    several items, each with its count ("Milk × 2, Bread × 1") or, in a column named like a product, without
+    ("Hoodie, Beanie"). None otherwise: an export of order lines, or no such column."""
+    order = matches.get("order_id")
+    if order is not None:
+        ids = sniffed.values(order.column)
+        if len(ids) < MIN_PACKED_ROWS or len(set(ids)) < len(ids):
+            return None
+    taken = {m.column for f, m in matches.items() if f not in ("description", "sku", "category", "quantity")}
+    found = []
+    for column in sniffed.columns:
+        values = sniffed.values(column)
+        if column in taken or len(values) < MIN_PACKED_ROWS:
+            continue
+        lists = [v for v in values if len(_items(v)) > 1]
+        counted = [v for v in lists if all(COUNTED_ITEM.match(item) for item in _items(v))]
+        named = PRODUCT_NAME.search(normalise(column)) is not None and order is not None
+        share = len(counted if not named else lists) / len(values)
+        if share >= PACKED_SHARE and (counted or named):
+            example = (counted or lists)[0]
+            found.append(PackedItems(column, share, example, len(counted) >= PACKED_SHARE * len(values)))
+    return max(found, key=lambda packed: (packed.counted, packed.share), default=None)

@@ -84,3 +84,62 @@ def test_no_guest_id_is_proposed_for_the_real_exports(online_retail, seed_basket
         draft = draft_config(export)
         assert "guest_customer_ids" not in draft.sections[0].extra, export.name
         assert not [line for line in draft.undecided if "guest_customer_ids" in line], export.name
+
+
+def woo_orders(path: Path, items_column: str, items) -> Path:
+    """60 WooCommerce orders of 20 customers, one row per order, the items packed in `items_column`: items(n) is
+    order n's cell."""
+    lines = [f"Order Number,Order Date,Order Status,Customer ID,Payment Method Title,{items_column},Order Total"]
+    lines += [f'{1000 + n},2024-05-{1 + n % 28:02d} 09:{n % 60:02d}:00,completed,{100 + n % 20},Credit Card,'
+              f'"{items(n)}",{12 + n % 9}.90' for n in range(60)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_items_packed_in_one_cell_of_a_row_per_order_are_no_line_field(tmp_path):
+    """A trial's WooCommerce export packed each order's items in one cell ("Milk × 2, Bread × 1"): run as order
+    lines, it gave 4,503 items instead of 23,902 and no categories, and init's only hint was that a column named like
+    a quantity did not fit. Init now says what such a file gives and what to export instead."""
+    goods = ["Milk", "Bread", "Eggs", "Coffee beans", "Apples"]
+    orders = woo_orders(tmp_path / "orders.csv", "Items",
+                        lambda n: ", ".join(f"{goods[(n + k) % 5]} × {1 + k}" for k in range(1 + n % 3)))
+
+    config, printed = init_ok(tmp_path, orders)
+
+    columns = config["orders"]["columns"]
+    assert "Items" not in columns.values() and columns["category"] is None
+    assert columns["order_id"] == "Order Number" and columns["amount"] == "Order Total"
+    # WooCommerce's name for the payment gateway, and its spelling guessed as a card.
+    assert columns["payment_method"] == "Payment Method Title"
+    assert config["values"]["payment_aliases"] == {"Credit Card": "CARD"}
+    [decided] = [line for line in printed if line.startswith("to decide: orders: orders.csv holds one row per order")]
+    assert decided == (
+        "to decide: orders: orders.csv holds one row per order, its items packed in Items (several items packed in "
+        "one cell on 67% of the sampled rows, e.g. 'Bread × 1, Eggs × 2'): read as one line per order, customers, "
+        "orders and money are right, but segments use no categories and each order counted as one item; for "
+        "categories, export one row per order line (an order-items export, Taobao's 宝贝报表) and run persona init "
+        "on it")
+    text = (tmp_path / "shop.yaml").read_text(encoding="utf-8")
+    assert "# not mapped: Items (several items packed in one cell on 67% of the sampled rows" in text
+
+
+def test_a_product_column_listing_names_without_counts_is_packed_too_but_not_in_order_lines(tmp_path):
+    # WooCommerce's Analytics export: "Product(s)" lists names, "Items sold" counts them.
+    (tmp_path / "woo").mkdir()
+    goods = ["Hoodie", "Beanie", "Cap", "T-Shirt", "Belt"]
+    orders = woo_orders(tmp_path / "woo" / "orders.csv", "Product(s)",
+                        lambda n: ", ".join(goods[(n + k) % 5] for k in range(1 + n % 2)))
+    config, printed = init_ok(tmp_path / "woo", orders)
+    assert "Product(s)" not in config["orders"]["columns"].values()
+    assert any(line.startswith("to decide: orders: orders.csv holds one row per order, its items packed in "
+                               "Product(s) (several items packed in one cell on 50% of the sampled rows") for line in printed)
+    # Order lines whose product names hold commas: an order id repeats, so no cell is a packed order.
+    (tmp_path / "lines").mkdir()
+    lines = ["Order Number,Order Date,Customer ID,Product,Qty,Line Total"]
+    lines += [f'{1000 + n // 2},2024-05-{1 + n % 28:02d} 09:00:00,{100 + n % 20},"Hoodie, size {n % 3}",1,9.50'
+              for n in range(60)]
+    orders = tmp_path / "lines" / "orders.csv"
+    orders.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config, printed = init_ok(tmp_path / "lines", orders)
+    assert config["orders"]["columns"]["description"] == "Product"
+    assert not any("packed" in line for line in printed)
