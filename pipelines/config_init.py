@@ -12,12 +12,12 @@ left unmapped (`Draft.unmapped`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
 from assets.raw.mapping import joined_order_time
+from pipelines.config_draft import Draft, Section
 from pipelines.config_duplicates import repeated_lines
 from pipelines.config_match import (
     EXCEL_SERIAL,
@@ -34,8 +34,6 @@ from pipelines.config_match import (
     time_of_day_column,
 )
 from pipelines.config_order_lines import (
-    OrderLevel,
-    PackedItems,
     fill_down_fields,
     filled_down,
     guest_account,
@@ -43,7 +41,7 @@ from pipelines.config_order_lines import (
     order_id_scope,
     packed_items,
 )
-from pipelines.config_sniff import Sniffed, sniff_file
+from pipelines.config_sniff import sniff_file
 from pipelines.config_values import read_values
 from pipelines.core.config import (
     CUSTOMER_FIELDS,
@@ -58,43 +56,6 @@ PII = re.compile(r"phone|mobile|^tel|手机|电话|email|邮箱|address|地址|s
                  r"身份证|idcard|wechatid|微信号|^qq")
 MAX_CATEGORIES = 60
 FIELD_ORDER = list(dict.fromkeys((*LONG_ORDER_FIELDS, *WIDE_ORDER_FIELDS, *CUSTOMER_FIELDS, *PRODUCT_FIELDS)))
-
-
-@dataclass
-class Section:
-    """One input of the config: its file, what its columns map to, and the notes on it."""
-
-    key: str  # orders, customers, products
-    sniffed: Sniffed
-    matches: dict[str, Match] = field(default_factory=dict)  # contract field -> match
-    absent: dict[str, str] = field(default_factory=dict)  # field declared absent (null) -> why
-    extra: dict[str, object] = field(default_factory=dict)  # further keys of the section (date_formats, ...)
-    extra_notes: dict[str, str] = field(default_factory=dict)  # key -> comment
-    unmapped: dict[str, str] = field(default_factory=dict)  # column -> why it is left out
-    order_level: list[OrderLevel] = field(default_factory=list)  # amounts refused as the line amount
-    time_column: str | None = None  # the order time's time of day, when order_ts maps a date-only column
-    packed: PackedItems | None = None  # a column packing an order's items into one cell (one row per order)
-
-    @property
-    def name(self) -> str:
-        return self.sniffed.path.name
-
-
-@dataclass
-class Draft:
-    """The config init writes, and what it could not map or decide (one printed line each)."""
-
-    shape: str
-    sections: list[Section]
-    values: dict[str, object] = field(default_factory=dict)
-    value_notes: dict[str, str] = field(default_factory=dict)
-    pii: dict[str, str] = field(default_factory=dict)  # column -> why
-    quality_hints: list[str] = field(default_factory=list)  # commented-out keys
-    unmapped: list[str] = field(default_factory=list)
-    undecided: list[str] = field(default_factory=list)
-
-    def section(self, key: str) -> Section | None:
-        return next((s for s in self.sections if s.key == key), None)
 
 
 # ------------------------------------------------------------------------------------------------- drafting
@@ -220,12 +181,13 @@ def _packed_items(draft: Draft, section: Section) -> None:
         return
     section.packed = packed
     section.matches = {f: m for f, m in section.matches.items() if m.column != packed.column}
-    quantity = section.matches.get("quantity")
+    quantity, category = section.matches.get("quantity"), section.matches.get("category")
     items = f"its items counted by {quantity.column}" if quantity else "each order counted as one item"
+    categories = f"each order has one category ({category.column})" if category else "segments use no categories"
     draft.undecided.append(
         f"orders: {section.name} holds one row per order, its items packed in {packed.column} ({packed.reason}): "
-        f"read as one line per order, customers, orders and money are right, but segments use no categories and "
-        f"{items}; for categories, export one row per order line (an order-items export, Taobao's 宝贝报表) and run "
+        f"read as one line per order, customers, orders and money are right, but {categories} and {items}; for "
+        "categories per item, export one row per order line (an order-items export, Taobao's 宝贝报表) and run "
         "persona init on it")
 
 

@@ -1,20 +1,17 @@
 """`persona init`: the values init reads off the sample (pipelines/config_init.py drafts the rest): payment
 spellings, gender tokens, home-owner tokens, a monthly income, bands it cannot read, and the order and line statuses
-that are no purchase (values.cancelled_statuses)."""
+that are no purchase (values.cancelled_statuses, values.refunded_line_statuses)."""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import TYPE_CHECKING
 
 from assets.staging.bands import read_band
+from pipelines.config_draft import Draft, Section
 from pipelines.config_match import FLAG_TOKENS
 from pipelines.config_yaml import scalar
 from pipelines.core.config import DEFAULT_VALUE_MAPS
-
-if TYPE_CHECKING:
-    from pipelines.config_init import Draft, Section
 
 # Payment spellings guessed from their words. CHECK as a word only ("PayPal Express Checkout" is no cheque); PAY
 # not in PAYMENT ("Shopify Payments" is no wallet: Shopify's card processing, as Stripe is).
@@ -32,8 +29,11 @@ OWNER_FALSE = re.compile(r"RENT|NONE|无|租|没有")
 # 部分退款) is still a purchase.
 CANCELLED_GUESS = re.compile(r"CANCEL|VOID|REFUND|取消|关闭|退款|作废")
 PARTIAL = re.compile(r"PARTIAL|部分")
+# A refund asked for and not yet granted (退款中, 申请退款), or turned down (退款关闭, 拒绝退款): the sale stands.
+REFUND_UNDECIDED = re.compile(r"退款中|申请退款|退款申请|退款关闭|拒绝退款"
+                              r"|REFUND[ _-]?(REQUESTED|PENDING|REJECTED|DECLINED)")
 UNPAID_GUESS = re.compile(r"UNPAID|NOT[ _-]?PAID|PENDING|AWAITING[ _-]?PAYMENT|ON[ _-]?HOLD"
-                          r"|待付款|未付款|待支付|未支付")
+                          r"|待付款|未付款|待支付|未支付|等待(买家)?付款")  # Taobao: 等待买家付款
 # Line statuses (Youzan 售后状态, Taobao 退款状态) of a line refunded or returned in the end: not one asked for
 # (退款中), turned down (退款关闭) or never asked (没有申请退款), whose lines are still bought.
 REFUNDED_LINE_GUESS = re.compile(r"^(REFUNDED|RETURNED|退款成功|已退款|退货成功|已退货|退款完成|退货完成)$")
@@ -95,24 +95,26 @@ def read_values(draft: Draft) -> None:
                 draft.undecided.append(
                     f"values.bands.{field_name}: {section.name} {column} value {value!r} ({n} row(s)) reads as no "
                     f"number or band; its rows are quarantined unless values.bands.{field_name} names a number")
-    cancelled, extra = {s.upper() for s in DEFAULT_VALUE_MAPS["cancelled_statuses"]}, []
-    for field_name, no_purchase, what in (("status", _no_purchase, "cancelled"),
-                                          ("line_status", _refunded_line, "refunded")):
+    for field_name, key, no_purchase, what in (("status", "cancelled_statuses", _no_purchase, "cancelled"),
+                                               ("line_status", "refunded_line_statuses", _refunded_line, "refunded")):
+        built_in, extra = {s.upper() for s in DEFAULT_VALUE_MAPS[key]}, []
         for section, _column, values in _field_values(draft, field_name):
             seen = sorted(set(values))
-            extra += [v for v in seen if v.upper() not in cancelled and no_purchase(v.upper()) and v not in extra]
-            taken = cancelled | {e.upper() for e in extra}
+            extra += [v for v in seen if v.upper() not in built_in and no_purchase(v.upper()) and v not in extra]
+            taken = built_in | {e.upper() for e in extra}
             section.extra_notes[field_name] = "statuses seen: " + ", ".join(seen[:12]) + (
                 f"; {what}: " + ", ".join(v for v in seen if v.upper() in taken)
                 if any(v.upper() in taken for v in seen) else f"; none is a {what} status")
-    if extra:
-        draft.values["cancelled_statuses"] = extra
-        draft.value_notes["cancelled_statuses"] = "guessed from the names (CHECK)"
+        if extra:
+            draft.values[key] = extra
+            draft.value_notes[key] = "guessed from the names (CHECK)"
 
 
 def _no_purchase(status: str) -> bool:
     """Whether an (upper-cased) order status reads as an order that is no purchase: cancelled, refunded in full,
     not paid yet."""
+    if REFUND_UNDECIDED.search(status):  # "refund pending" is no unpaid order either
+        return False
     cancelled = CANCELLED_GUESS.search(status) is not None and PARTIAL.search(status) is None
     return cancelled or UNPAID_GUESS.search(status) is not None
 

@@ -7,15 +7,12 @@ import glob
 import os
 import unicodedata
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import yaml
 
+from pipelines.config_draft import Draft
 from pipelines.config_match import example
 from pipelines.config_sniff import describe
-
-if TYPE_CHECKING:
-    from pipelines.config_init import Draft
 
 
 def scalar(value: object) -> str:

@@ -13,8 +13,8 @@ nu ~ Gamma(q, gamma) across customers (here `v` = gamma).
 Both likelihoods are written out below in vectorised numpy and maximised with scipy.optimize (L-BFGS-B on the
 logarithms of the parameters), on the customers' summaries compressed to their distinct values: the same estimates
 as PyMC-Marketing's ModifiedBetaGeoModel and GammaGammaModel fitted by MAP with flat priors (tests/graph/
-test_customer_value.py compares them when pymc-marketing is installed). Why not the library itself: see
-docs/predictions.md (measured install size, import time and fit time at 100k and 1M customers).
+test_customer_value.py compares them with that library's figures, printed by bench/clv_reference.py). Why not the
+library itself: see docs/predictions.md (measured install size, import time and fit time at 100k and 1M customers).
 
 The summary of a customer as of a cutoff, in days, from the orders before it (a purchase is a day with an order,
 as in lifetimes and PyMC-Marketing's rfm_summary, so two baskets on one day count once):
@@ -42,8 +42,9 @@ MIN_CUSTOMERS = 50
 # One-time buyers are the customers the purchase model knows least about: BG/NBD kept them all alive (a trial's
 # webshop export gave them 8-11 times their past spend), and MBG/NBD still over-predicts where most of them are
 # passers-by who never come back. The held-out window shows it: one-time buyers' predicted purchases against what
-# they bought. Beyond this factor either way (with at least MIN_ONE_TIME_JUDGED of them, or predictions of at least
-# MIN_ONE_TIME_JUDGED purchases that none made) the values are weak, and said so.
+# they bought. Beyond this factor either way the values are weak, and said so, when at least MIN_ONE_TIME_JUDGED of
+# them were judged and the larger of the two counts is at least MIN_ONE_TIME_JUDGED purchases (below that, a factor
+# of two is Poisson noise: 2.5 predicted and 1 made happens to a model that is right).
 ONE_TIME_TOLERANCE = 2.0
 MIN_ONE_TIME_JUDGED = 30
 MODEL_NAME = "MBG/NBD (purchases) + Gamma-Gamma (spend), maximum likelihood (scipy L-BFGS-B)"
@@ -420,14 +421,16 @@ def evaluate_customer_value(con: duckdb.DuckDBPyConnection, eval_cutoff: datetim
 
 def one_time_miss(run: dict) -> float | None:
     """How many times what one-time buyers bought on the held-out window the model predicted for them (inf when they
-    bought nothing), when that is off by more than ONE_TIME_TOLERANCE either way and enough of them were judged;
+    bought nothing), when that is off by more than ONE_TIME_TOLERANCE either way on enough buyers and purchases;
     None when it is within, too few were judged, or the run was judged before the figures were recorded."""
     buyers, predicted, actual = (run.get(k) for k in ("one_time_buyers", "one_time_predicted_purchases",
                                                        "one_time_actual_purchases"))
     if buyers is None or predicted is None or actual is None or buyers < MIN_ONE_TIME_JUDGED:
         return None
+    if max(predicted, actual) < MIN_ONE_TIME_JUDGED:
+        return None
     if actual == 0:
-        return float("inf") if predicted >= MIN_ONE_TIME_JUDGED else None
+        return float("inf")
     ratio = predicted / actual
     return ratio if ratio > ONE_TIME_TOLERANCE or ratio < 1 / ONE_TIME_TOLERANCE else None
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import duckdb
 
 from assets.report.facts import FactBook, Sentence, compose
-from assets.staging.rules import MISSING_CUSTOMER, REFUNDED_LINE_OPENING, SET_ASIDE_ONLY
+from assets.staging.rules import CANCELLED_REASON_OPENING, MISSING_CUSTOMER, REFUNDED_LINE_OPENING, SET_ASIDE_ONLY
 from pipelines.core.sql import table_columns
 
 _AUDIT = "FROM quality.load_audit WHERE run_id = ? AND input = 'orders'"
@@ -18,9 +18,11 @@ _AUDIT = "FROM quality.load_audit WHERE run_id = ? AND input = 'orders'"
 # the audit's own rule (SET_ASIDE_ONLY, bound as the second parameter), missing customer_id their first reason.
 _WITHOUT_CUSTOMER = (f"FROM quality.quarantine WHERE run_id = ? AND input = 'orders' "
                      f"AND regexp_full_match(reason, ?) AND starts_with(reason, '{MISSING_CUSTOMER}')")
-# The set-aside rows refunded on their own line (orders.columns.line_status), whatever else they were.
+# The set-aside rows refunded on their own line (orders.columns.line_status), their order standing: a line of a
+# cancelled order is counted as cancelled.
 _REFUNDED_LINES = (f"FROM quality.quarantine WHERE run_id = ? AND input = 'orders' "
-                   f"AND regexp_full_match(reason, ?) AND contains(reason, '{REFUNDED_LINE_OPENING}')")
+                   f"AND regexp_full_match(reason, ?) AND contains(reason, '{REFUNDED_LINE_OPENING}') "
+                   f"AND NOT contains(reason, '{CANCELLED_REASON_OPENING}')")
 
 
 @dataclass(frozen=True)
@@ -94,10 +96,11 @@ def money_basis_sentences(line_refunds: bool = False) -> dict[str, list[Sentence
     differ: the lines' amounts as exported, nothing taken off for refunds or discounts kept outside the lines.
     `line_refunds`: the export marks refunded lines (orders.columns.line_status), which are left out."""
     if line_refunds:
-        zh_returns = ("已取消订单和标为已退款的商品行不计入；另列的退货行搁置而不冲减，"
+        zh_returns = ("已取消订单和载入时已标为已退款的商品行不计入；另列的退货行搁置而不冲减，"
                       "因此只以退货行记录的部分退货，其订单按全额计算。")
-        en_returns = ("cancelled orders and lines marked refunded are left out; separate return lines are set aside "
-                      "rather than subtracted, so an order returned in part only through such a line counts in full.")
+        en_returns = ("cancelled orders and lines marked refunded when they were loaded are left out; separate return "
+                      "lines are set aside rather than subtracted, so an order returned in part only through such a "
+                      "line counts in full.")
     else:
         zh_returns = "已取消订单不计入，退货行另行搁置而不冲减，因此部分退货或部分退款的订单按全额计算。"
         en_returns = ("cancelled orders are left out, and return lines are set aside rather than subtracted, so an "

@@ -208,6 +208,7 @@ def token_parameters(config: SourceConfig, run_started: datetime) -> dict:
         "payment_targets": [target.upper() for target in aliases.values()],
         "payment_methods": [code.upper() for code in config.values.payment_methods],
         "cancelled_statuses": [status.upper() for status in config.values.cancelled_statuses],
+        "refunded_line_statuses": [status.upper() for status in config.values.refunded_line_statuses],
         "guest_customer_ids": list(config.orders.guest_customer_ids),
         "future_limit": run_started + timedelta(hours=quality.future_tolerance_hours),
         "age_min": quality.age_range[0], "age_max": quality.age_range[1],

@@ -295,7 +295,7 @@ def type_long_orders(
         # Not errors, but not purchases either: kept out of the features and visible in quarantine.
         Rule("status", "list_contains($cancelled_statuses, upper(status_text))",
              f"{sql_literal(CANCELLED_REASON_OPENING)} || status_text || ')'", "status_text"),
-        Rule("line_status", "list_contains($cancelled_statuses, upper(line_status_text))",
+        Rule("line_status", "list_contains($refunded_line_statuses, upper(line_status_text))",
              f"{sql_literal(REFUNDED_LINE_OPENING)} || line_status_text || '); {RETURNS_KEPT_OUT}'",
              "line_status_text"),
         # One return reason per line: the first negative column names it.
@@ -353,10 +353,10 @@ def type_long_orders(
                 lower({_text('channel')}) AS channel,
                 {id_text('sku', fold_case=False)} AS sku,
                 {_text('line_id')} AS line_id,
-                -- Typed beside its _text copy (which the lean table drops): rows count as identical only if
-                -- every field is equal, the status included.
+                -- Typed beside their _text copies (which the lean table drops): rows count as identical only if
+                -- every field is equal, the order's and the line's status included.
                 {_text('status')} AS status_text, {_text('status')} AS status,
-                {_text('line_status')} AS line_status_text
+                {_text('line_status')} AS line_status_text, {_text('line_status')} AS line_status
             FROM texts
         ),
         typed AS (

@@ -49,7 +49,7 @@ FIXED_COLUMNS: dict[str, tuple[str, str]] = {
     "m_score": ("segments.customer_value_tiers", "monetary score 1..5"),
     "churn_risk": ("predict.churn_risk", "probability of no purchase in the next predict.horizon_days days"),
     "at_risk": ("predict.churn_risk", "churn_risk >= predict.high_risk_threshold"),
-    "p_alive": ("predict.customer_value", "probability that the customer still buys (1 for one-time buyers)"),
+    "p_alive": ("predict.customer_value", "probability that the customer still buys (MBG/NBD)"),
     "expected_purchases": ("predict.customer_value", "expected purchase days in the next clv_horizon_days"),
     "expected_order_value": ("predict.customer_value", "expected spend per purchase"),
     "expected_spend": ("predict.customer_value", "expected spend in the next clv_horizon_days"),

@@ -33,11 +33,15 @@ DEFAULT_PAYMENT_ALIASES = {
     "预付卡": "STORED_VALUE", "STORED VALUE": "STORED_VALUE", "STORED VALUE CARD": "STORED_VALUE",
 }
 DEFAULT_CANCELLED_STATUSES = ["CANCELLED", "CANCELED", "VOID", "已取消", "取消", "交易关闭", "已退款", "退款成功"]
+# A line's own status (orders.columns.line_status: Youzan 售后状态, Taobao 退款状态) saying it was refunded or returned
+# in the end; a refund asked for (退款中) or turned down (退款关闭) leaves the line bought.
+DEFAULT_REFUNDED_LINE_STATUSES = ["REFUNDED", "RETURNED", "退款成功", "已退款", "退货成功", "已退货"]
 DEFAULT_VALUE_MAPS = {
     "gender": DEFAULT_GENDER,
     "payment_methods": DEFAULT_PAYMENT_METHODS,
     "payment_aliases": DEFAULT_PAYMENT_ALIASES,
     "cancelled_statuses": DEFAULT_CANCELLED_STATUSES,
+    "refunded_line_statuses": DEFAULT_REFUNDED_LINE_STATUSES,
 }
 
 
@@ -68,8 +72,12 @@ class ValueMaps(Strict):
     payment_methods: list[str] = Field(default_factory=lambda: list(DEFAULT_PAYMENT_METHODS))
     # Shop spellings that mean an accepted code.
     payment_aliases: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_PAYMENT_ALIASES))
-    # Order statuses that mean the order did not happen (long shape, optional `status` column).
+    # Order statuses that mean the order did not happen (long shape, optional `status` column): its rows are set
+    # aside as cancelled.
     cancelled_statuses: list[str] = Field(default_factory=lambda: list(DEFAULT_CANCELLED_STATUSES))
+    # Line statuses that mean the line was refunded or returned (long shape, optional `line_status` column): the
+    # line is set aside, its order keeps the others.
+    refunded_line_statuses: list[str] = Field(default_factory=lambda: list(DEFAULT_REFUNDED_LINE_STATUSES))
     # Text bands of age or income ("25-34", "1万-2万") are read as numbers by built-in rules
     # (assets/staging/bands.py); these tokens (compared trimmed, upper-cased) name the number of any other band.
     bands: dict[Literal["age", "income"], dict[str, float]] = Field(default_factory=dict)

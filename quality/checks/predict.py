@@ -14,6 +14,27 @@ def _latest_row(warehouse: WarehouseResource, table: str, run_id: str) -> dict |
     return frame.row(0, named=True) if frame.height else None
 
 
+def customer_value_problems(row: dict) -> list[str]:
+    """What a judged customer-value run's row falls short of: a ranking better than the past purchase rate, and
+    one-time buyers' purchases within clv.ONE_TIME_TOLERANCE of what they made; empty when it meets both."""
+    spearman, baseline, days = row["spearman"], row["baseline_spearman"], row["horizon_days"]
+    problems = []
+    if spearman is None:  # every prediction alike, or nobody bought on the window
+        problems.append(f"held-out Spearman of predicted against actual purchases over the last {days} days is "
+                        "undefined: the predictions or the purchases do not vary")
+    elif baseline is not None and spearman <= baseline:
+        problems.append(f"held-out Spearman {spearman:.3f} of predicted against actual purchases over the last "
+                        f"{days} days is no better than ranking by past purchase rate ({baseline:.3f})")
+    miss = one_time_miss(row)
+    if miss is not None:
+        predicted, actual = row["one_time_predicted_purchases"], row["one_time_actual_purchases"]
+        problems.append(
+            f"the {row['one_time_buyers']:,} one-time buyers were predicted {predicted:,.1f} purchases over the last "
+            f"{days} days and made {actual:,.0f}" + (f" ({miss:.1f}x)" if miss != float("inf") else "")
+            + f": their values are {'overstated' if miss > 1 else 'understated'}")
+    return problems
+
+
 def churn_problems(row: dict) -> list[str]:
     """What a trained churn run's row falls short of: predict.min_auc, predict.max_calibration_error and the margin
     over ranking by recency alone; empty when it meets them."""
@@ -88,8 +109,9 @@ def recommendations_beat_popularity(context: dg.AssetCheckExecutionContext,
 @dg.asset_check(asset=dg.AssetKey(["predict", "customer_value_eval"]), blocking=False)
 def customer_value_quality(context: dg.AssetCheckExecutionContext,
                            warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    """The customer values of this run were judged on held-out time (predict.clv_eval_days) and rank customers'
-    purchases better than their past purchase rate does. A warning only: the values are still published. Values
+    """The customer values of this run were judged on held-out time (predict.clv_eval_days), rank customers'
+    purchases better than their past purchase rate does, and predict one-time buyers' purchases within a factor of
+    clv.ONE_TIME_TOLERANCE of what they made. A warning only: the values are still published. Values
     published without a judgement (too short a history for the window, too few buyers to evaluate) fail it, so the
     run says so; exports without order dates pass with their reason (nothing is published)."""
     row = _latest_row(warehouse, "customer_value_eval", context.run.run_id)
@@ -105,20 +127,7 @@ def customer_value_quality(context: dg.AssetCheckExecutionContext,
                          if published else f"not published: {row['reason']}"),
             metadata={"status": row["status"]})
     spearman, baseline = row["spearman"], row["baseline_spearman"]
-    problems = []
-    if spearman is None:  # every prediction alike, or nobody bought on the window
-        problems.append(f"held-out Spearman of predicted against actual purchases over the last "
-                        f"{row['horizon_days']} days is undefined: the predictions or the purchases do not vary")
-    elif baseline is not None and spearman <= baseline:
-        problems.append(f"held-out Spearman {spearman:.3f} of predicted against actual purchases over the last "
-                        f"{row['horizon_days']} days is no better than ranking by past purchase rate ({baseline:.3f})")
-    miss = one_time_miss(row)
-    if miss is not None:
-        problems.append(
-            f"the {row['one_time_buyers']:,} one-time buyers were predicted {row['one_time_predicted_purchases']:,.0f} "
-            f"purchases over the last {row['horizon_days']} days and made {row['one_time_actual_purchases']:,.0f}"
-            + (f" ({miss:.1f}x)" if miss != float("inf") else "")
-            + f": their values are {'overstated' if miss > 1 else 'understated'}")
+    problems = customer_value_problems(row)
     return dg.AssetCheckResult(
         passed=not problems, severity=dg.AssetCheckSeverity.WARN, description="; ".join(problems) or None,
         metadata={"spearman": spearman, "baseline_spearman": baseline, "horizon_days": row["horizon_days"],

@@ -73,6 +73,10 @@ def test_the_miss_is_judged_only_beyond_the_tolerance_and_on_enough_buyers():
     assert one_time_miss({**run, "one_time_buyers": 20}) is None  # too few judged
     assert one_time_miss({**run, "one_time_actual_purchases": 0.0}) == float("inf")
     assert one_time_miss({**run, "one_time_actual_purchases": 0.0, "one_time_predicted_purchases": 3.0}) is None
+    # Too few purchases either way to tell a factor of two from chance.
+    assert one_time_miss({**run, "one_time_predicted_purchases": 2.5, "one_time_actual_purchases": 1.0}) is None
+    assert one_time_miss({**run, "one_time_predicted_purchases": 31.0, "one_time_actual_purchases": 12.0}) == \
+        pytest.approx(31 / 12)
     assert one_time_miss({"status": EVALUATED}) is None  # judged before the figures were recorded
 
 

@@ -117,8 +117,8 @@ def test_items_packed_in_one_cell_of_a_row_per_order_are_no_line_field(tmp_path)
         "to decide: orders: orders.csv holds one row per order, its items packed in Items (several items packed in "
         "one cell on 67% of the sampled rows, e.g. 'Bread × 1, Eggs × 2'): read as one line per order, customers, "
         "orders and money are right, but segments use no categories and each order counted as one item; for "
-        "categories, export one row per order line (an order-items export, Taobao's 宝贝报表) and run persona init "
-        "on it")
+        "categories per item, export one row per order line (an order-items export, Taobao's 宝贝报表) and run "
+        "persona init on it")
     text = (tmp_path / "shop.yaml").read_text(encoding="utf-8")
     assert "# not mapped: Items (several items packed in one cell on 67% of the sampled rows" in text
 

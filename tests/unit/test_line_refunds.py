@@ -1,6 +1,7 @@
 """orders.columns.line_status: a line refunded on its own while the rest of its order stands. A trial's Youzan 有赞
 export marked 833 lines 退款成功 in its 售后状态 column (90,806.78 of its money): the order status says nothing of
-them, so they were counted as purchases. Such lines are now set aside like return lines, and init maps the column."""
+them, so they were counted as purchases. Such lines (values.refunded_line_statuses) are now set aside like return
+lines, and init maps the column."""
 
 from assets.report.coverage import coverage_sentences, load_coverage, money_basis_sentences
 from assets.report.facts import FactBook
@@ -14,7 +15,7 @@ LINES = [
     "E1,C1,2026-03-01 10:00:00,snacks,1,10,CARD,s1,交易成功,",
     "E1,C1,2026-03-01 10:00:00,baby,2,50,CARD,b1,交易成功,退款成功",  # refunded: the order keeps its snacks
     "E2,C2,2026-03-02 11:00:00,baby,1,30,CARD,b2,交易成功,退款关闭",  # refund turned down: bought
-    "E3,C2,2026-03-03 12:00:00,fresh,1,8,CARD,f1,交易成功,已退货",  # the shop's own word, listed in the config
+    "E3,C2,2026-03-03 12:00:00,fresh,1,8,CARD,f1,交易成功,退货完成",  # the shop's own word, listed in the config
     "E4,C3,2026-03-04 09:00:00,fresh,1,6,CASH,f2,交易关闭,退款成功",  # a cancelled order as well
 ]
 REFUNDED = "refunded line (line_status {}); returns are kept out of purchase features"
@@ -23,7 +24,7 @@ REFUNDED = "refunded line (line_status {}); returns are kept out of purchase fea
 def test_refunded_lines_are_set_aside_and_their_orders_keep_the_other_lines(tmp_path):
     warehouse = stage(tmp_path, {"a.csv": LINES}, header=HEADER,
                       orders_config="  columns: {status: 订单状态, line_status: 售后状态}\n")
-    # values.cancelled_statuses is not set: the built-in list holds 退款成功 but not 已退货.
+    # values.refunded_line_statuses is not set: the built-in list holds 退款成功 but not 退货完成.
     assert rows(warehouse, "SELECT order_id, order_amount, n_lines FROM staging.orders ORDER BY order_id") == [
         ("E1", 10.0, 1), ("E2", 30.0, 1), ("E3", 8.0, 1)]
     assert rows(warehouse, "SELECT source_row, reason FROM quality.quarantine ORDER BY source_row") == [
@@ -35,7 +36,7 @@ def test_refunded_lines_are_set_aside_and_their_orders_keep_the_other_lines(tmp_
 
     listed = stage(tmp_path / "listed", {"a.csv": LINES}, header=HEADER,
                    orders_config="  columns: {status: 订单状态, line_status: 售后状态}\n"
-                                 "values:\n  cancelled_statuses: [已退货]\n")
+                                 "values:\n  refunded_line_statuses: [退货完成]\n")
     assert rows(listed, "SELECT order_id FROM staging.orders ORDER BY order_id") == [("E1",), ("E2",)]
 
 
@@ -48,7 +49,7 @@ def test_without_the_mapping_a_refund_column_is_only_read_when_named_line_status
 
 def test_init_maps_the_after_sales_status_and_guesses_only_completed_refunds(tmp_path):
     header = "订单号,会员卡号,订单创建时间,商品名称,商品类目,商品数量,商品实际成交金额,订单状态,售后状态"
-    statuses = ["", "", "退款成功", "退款中", "退款关闭", "已退货", ""]
+    statuses = ["", "", "退款成功", "退款中", "退款关闭", "退款完成", ""]
     lines = [f"E{n:04d},VIP{n % 9},2026-03-{1 + n % 28:02d} 10:00:00,商品{n % 5},零食,1,{5 + n % 7}.00,交易成功,"
              f"{statuses[n % len(statuses)]}" for n in range(60)]
     orders = tmp_path / "youzan.csv"
@@ -58,10 +59,11 @@ def test_init_maps_the_after_sales_status_and_guesses_only_completed_refunds(tmp
 
     assert config["orders"]["columns"]["status"] == "订单状态"
     assert config["orders"]["columns"]["line_status"] == "售后状态"
-    # 退款成功 is built in; 已退货 is guessed; a refund asked for (退款中) or turned down (退款关闭) is still a sale.
-    assert config["values"]["cancelled_statuses"] == ["已退货"]
+    # 退款成功 is built in; 退款完成 is guessed; a refund asked for (退款中) or turned down (退款关闭) is still a sale.
+    assert config["values"]["refunded_line_statuses"] == ["退款完成"]
+    assert "cancelled_statuses" not in config["values"]
     text = (tmp_path / "shop.yaml").read_text(encoding="utf-8")
-    assert "statuses seen: 已退货, 退款中, 退款关闭, 退款成功; refunded: 已退货, 退款成功" in text
+    assert "statuses seen: 退款中, 退款关闭, 退款完成, 退款成功; refunded: 退款完成, 退款成功" in text
     assert not any("售后状态" in line for line in printed)
 
 
@@ -79,9 +81,10 @@ def test_the_report_counts_refunded_lines_and_says_they_are_not_in_the_money(tmp
                     [[REFUNDED.format("退款成功")], ["cancelled order (status 交易关闭); " + REFUNDED.format("退款成功")]])
     book = FactBook()
     said = coverage_sentences(book, load_coverage(con, "r1"))
+    # The cancelled order's refunded line counts as cancelled: one line was refunded while its order stood.
     assert [s.text(book) for s in said["en"]] == [
         "This run read 5 order rows and loaded 3; 2 were set aside (cancelled, returned or without a customer id), "
-        "2 of them lines refunded on their own (their line's refund status). Details are in quality.load_audit and "
+        "1 of them lines refunded on their own (their line's refund status). Details are in quality.load_audit and "
         "quality.quarantine."]
     for fact in book.facts.values():
         assert con.execute(fact.sql, list(fact.params)).fetchone()[0] == fact.value, fact.key
@@ -89,7 +92,47 @@ def test_the_report_counts_refunded_lines_and_says_they_are_not_in_the_money(tmp
     book = FactBook()
     with_refunds, without = money_basis_sentences(line_refunds=True), money_basis_sentences()
     assert with_refunds["en"][0].text(book).endswith(
-        "cancelled orders and lines marked refunded are left out; separate return lines are set aside rather than "
-        "subtracted, so an order returned in part only through such a line counts in full.")
+        "cancelled orders and lines marked refunded when they were loaded are left out; separate return lines are "
+        "set aside rather than subtracted, so an order returned in part only through such a line counts in full.")
     assert without["en"][0].text(book).endswith("so an order returned or refunded in part counts in full.")
-    assert "标为已退款的商品行不计入" in with_refunds["zh"][0].text(book, "zh")
+    assert "载入时已标为已退款的商品行不计入" in with_refunds["zh"][0].text(book, "zh")
+
+
+def test_order_statuses_of_a_refund_asked_for_or_turned_down_are_no_cancellation(tmp_path):
+    """An order status of a refund in progress or declined (退款中, 退款关闭) is still a sale: init guesses neither
+    as a cancelled order, and a line status is judged against its own list, never the order statuses'."""
+    header = "订单号,会员卡号,订单创建时间,商品类目,商品数量,商品实际成交金额,订单状态,售后状态"
+    orders_status = ["交易成功", "退款中", "退款关闭", "交易关闭", "等待买家付款"]
+    lines = [f"E{n:04d},VIP{n % 9},2026-03-{1 + n % 28:02d} 10:00:00,零食,1,{5 + n % 7}.00,"
+             f"{orders_status[n % 5]},{['', '退款中', '退款成功'][n % 3]}" for n in range(60)]
+    orders = tmp_path / "youzan.csv"
+    orders.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+    config, _ = init_ok(tmp_path, orders)
+    assert config["values"]["cancelled_statuses"] == ["等待买家付款"]
+    assert "refunded_line_statuses" not in config["values"]
+
+
+def test_lines_alike_but_for_their_line_status_are_two_lines(tmp_path):
+    # Two scans of one item, one of them with a refund asked for: neither is a copy of the other.
+    lines = ["E1,C1,2026-03-01 10:00:00,snacks,1,10,CARD,s1,交易成功,", "E1,C1,2026-03-01 10:00:00,snacks,1,10,CARD,s1,"
+             "交易成功,退款中"]
+    warehouse = stage(tmp_path, {"a.csv": lines}, header=HEADER,
+                      orders_config="  columns: {status: 订单状态, line_status: 售后状态}\n")
+    assert rows(warehouse, "SELECT order_id, n_lines, order_amount FROM staging.orders") == [("E1", 2, 20.0)]
+    assert rows(warehouse, "SELECT duplicates_removed FROM quality.load_audit WHERE input = 'orders'") == [(0,)]
+
+
+def test_the_check_says_by_how_much_one_time_buyers_were_missed():
+    from quality.checks.predict import customer_value_problems
+
+    row = {"spearman": 0.671, "baseline_spearman": 0.599, "horizon_days": 90, "one_time_buyers": 866,
+           "one_time_predicted_purchases": 142.3, "one_time_actual_purchases": 58.0}
+    assert customer_value_problems(row) == [
+        "the 866 one-time buyers were predicted 142.3 purchases over the last 90 days and made 58 (2.5x): their "
+        "values are overstated"]
+    assert customer_value_problems({**row, "spearman": 0.5, "one_time_predicted_purchases": 70.0}) == [
+        "held-out Spearman 0.500 of predicted against actual purchases over the last 90 days is no better than "
+        "ranking by past purchase rate (0.599)"]
+    assert customer_value_problems({**row, "one_time_predicted_purchases": 20.0}) == [
+        "the 866 one-time buyers were predicted 20.0 purchases over the last 90 days and made 58 (0.3x): their "
+        "values are understated"]
