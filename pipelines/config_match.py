@@ -80,7 +80,7 @@ VOCABULARY: dict[str, tuple[set[str], str]] = {
     # while the rest of its order stands. A fulfilment or shipping status is neither.
     "line_status": ({"售后状态", "退款状态", "退货状态", "商品退款状态", "售后", "refundstatus", "returnstatus",
                      "lineitemrefundstatus", "itemrefundstatus"},
-                    r"售后|退款状态|退货状态|refund(ed)?status|returnstatus"),
+                    r"售后状态|^售后$|退款状态|退货状态|refund(ed)?status|returnstatus"),  # not 售后单号, 售后金额
     "description": ({"desc", "productname", "itemname", "goodsname", "product", "item", "title", "商品名称",
                      "品名", "商品", "商品描述", "商品标题", "名称", "宝贝标题", "宝贝名称"},
                     r"descr|productname|itemname|商品名|品名|宝贝(标题|名称)"),

@@ -136,3 +136,13 @@ def test_the_check_says_by_how_much_one_time_buyers_were_missed():
     assert customer_value_problems({**row, "one_time_predicted_purchases": 20.0}) == [
         "the 866 one-time buyers were predicted 20.0 purchases over the last 90 days and made 58 (0.3x): their "
         "values are understated"]
+
+
+def test_only_a_status_column_is_taken_for_a_lines_refund_status():
+    from pipelines.config_match import name_score
+
+    for column in ("售后状态", "售后", "退款状态", "退货状态", "Refund Status", "Lineitem refund status"):
+        assert name_score("line_status", column) is not None, column
+    # An after-sales number, amount or reason, or a fulfilment status, says nothing of whether the line was refunded.
+    for column in ("售后单号", "售后金额", "售后原因", "Lineitem fulfillment status", "退款金额"):
+        assert name_score("line_status", column) is None, column
