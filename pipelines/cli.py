@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from pipelines.campaign_cli import campaign
-from pipelines.cli_common import fail, parse_day
+from pipelines.cli_common import command_name, fail, parse_day
 from pipelines.core.resources import (
     DEFAULT_CONFIG,
     DEFAULT_MEMORY_LIMIT,
@@ -63,23 +63,6 @@ def _load_config(config_path: str, input_path: str | None):
 
 
 
-def _command_name() -> str:
-    """The command as the user can type it: bare when the venv is active, by path otherwise (relative below the
-    working folder, as `.venv/bin/persona` after `make run`; absolute elsewhere, not `../../../work/.venv/...`).
-    Started as `python -m pipelines.cli`, argv[0] is this file, which is no command: the same interpreter with -m."""
-    if shutil.which("persona"):
-        return "persona"
-    if Path(sys.argv[0]).suffix == ".py":
-        # Not resolved: a venv's python is a link to the base interpreter, which lacks the venv's packages.
-        return f"{_typed_path(Path(sys.executable).absolute())} -m pipelines.cli"
-    return _typed_path(Path(sys.argv[0]).resolve())
-
-
-def _typed_path(command: Path) -> str:
-    relative = os.path.relpath(command, Path.cwd())
-    return shlex.quote(str(command) if relative.startswith("..") else relative)
-
-
 def _warehouse_flag(warehouse_path: str) -> str:
     """` --warehouse PATH` for printed commands, so they query the warehouse the run used; empty for the default."""
     return "" if warehouse_path == DEFAULT_WAREHOUSE else f" --warehouse {shlex.quote(warehouse_path)}"
@@ -105,7 +88,7 @@ def _inspect_failed_run_hint(run_id: str, warehouse_path: str) -> str:
         pass  # no working database yet (a first run that failed reading), or it cannot be opened now
     if audited:
         query = f"select * from quality.load_audit where run_id = '{run_id}'"
-        return (f"inspect this run with: {_command_name()} sql --unpublished{_warehouse_flag(warehouse_path)} "
+        return (f"inspect this run with: {command_name()} sql --unpublished{_warehouse_flag(warehouse_path)} "
                 f"\"{query}\"")
     return (f"it wrote no load audit (it stopped before staging); its event log is in the Dagster UI (run "
             f"{run_id}), or run again with --verbose to print it")
@@ -270,7 +253,7 @@ def _run_locked(config_path: str, input_path: str | None, warehouse_path: str, d
     # Weak results that did not stop the run (warn-level checks), so they are not seen only in the event log.
     for line in outcome.warnings:
         click.echo(line)
-    command, flag = _command_name(), _warehouse_flag(warehouse_path)
+    command, flag = command_name(), _warehouse_flag(warehouse_path)
     for line in summary_lines(warehouse, outcome.run_id, len(outcome.warnings), f"{command} sql{flag}"):
         click.echo(line)
     click.echo(f"Warehouse: {warehouse}")
@@ -375,12 +358,12 @@ def publish(repair: bool, warehouse_path: str, memory_limit: str) -> None:
                 return
             if not repair:
                 fail(f"published warehouse {warehouse.published_file} cannot be opened ({problem}); "
-                      f"rebuild it with: {_command_name()} publish --repair{_warehouse_flag(warehouse_path)}")
+                      f"rebuild it with: {command_name()} publish --repair{_warehouse_flag(warehouse_path)}")
             try:
                 repaired = repair_published(warehouse, problem)
             except RepairRefused as exc:
                 fail(f"published warehouse {warehouse.published_file} cannot be opened ({problem}); not rebuilt "
-                      f"from the working database ({exc}); `{_command_name()} run{_warehouse_flag(warehouse_path)}` "
+                      f"from the working database ({exc}); `{command_name()} run{_warehouse_flag(warehouse_path)}` "
                       f"reloads every landing day and publishes anew")
     except RunInProgress as exc:
         fail(str(exc))
@@ -472,7 +455,7 @@ def _say_planted_campaigns(out: Path, assignments_file: str, truth_file: str) ->
                    f"control customers")
     first, last = truth["start_day"].min(), truth["end_day"].max()
     click.echo(f"Assignments: {(out / assignments_file).resolve()}; planted truth: {(out / truth_file).resolve()}")
-    click.echo(f"After `{_command_name()} run`, import them with: {_command_name()} campaign import --file "
+    click.echo(f"After `{command_name()} run`, import them with: {command_name()} campaign import --file "
                f"{shlex.quote(str(out / assignments_file))} --start {first} --end {last}")
 
 

@@ -38,7 +38,7 @@ VOCABULARY: dict[str, tuple[set[str], str]] = {
                      "userid", "user", "uid", "clientid", "client", "buyerid", "buyer", "shopperid", "vipid",
                      "会员号", "会员id", "会员编号", "会员卡号", "会员", "用户id", "用户编号", "客户id", "客户编号",
                      "客户号", "顾客id", "顾客编号", "买家id", "会员卡", "买家会员名", "买家昵称", "会员名", "用户名",
-                     "买家账号"},
+                     "买家账号", "customeruser", "customeruserid"},
                     r"^(customer|cust|member|user|client|buyer|shopper|vip|loyalty)(id|no|num|number|code|card|"
                     r"cardno|key)?$|(会员|用户|客户|顾客|买家)(号|id|编号|卡号|编码|账号)$"),
     "order_ts": ({"orderdate", "ordertime", "orderdatetime", "date", "datetime", "time", "timestamp", "ts",
@@ -220,6 +220,10 @@ def fits(field_name: str, values: list[str]) -> bool:
 def name_score(field_name: str, column: str) -> tuple[int, str] | None:
     name = normalise(column)
     known, pattern = VOCABULARY[field_name]
+    if field_name == "payment_method" and name in ("paymentmethodtitle", "paymentmethodname"):
+        # WooCommerce writes the gateway's id as Payment Method (bacs, cod, ppcp-gateway) and what the buyer chose
+        # as Payment Method Title (Direct bank transfer, Cash on delivery): the title is the one to read.
+        return 6, f"{column!r} is the payment method as the buyer chose it, taken before a gateway's id"
     if column.strip().lower() == field_name or name == field_name.replace("_", ""):
         return 5, "named as the field"
     scored = None

@@ -16,7 +16,7 @@ from pipelines.core.config import DEFAULT_VALUE_MAPS
 # Payment spellings guessed from their words. CHECK as a word only ("PayPal Express Checkout" is no cheque); PAY
 # not in PAYMENT ("Shopify Payments" is no wallet: Shopify's card processing, as Stripe is).
 PAYMENT_GUESSES = ((re.compile(r"GIFT|VOUCHER|COUPON|POINT|礼品|储值|积分|券"), None),
-                   (re.compile(r"CASH|现金"), "CASH"), (re.compile(r"CHEQUE|\bCHECK\b|支票"), "CHEQUE"),
+                   (re.compile(r"CASH|现金|\bCOD\b"), "CASH"), (re.compile(r"CHEQUE|\bCHECK\b|支票"), "CHEQUE"),
                    (re.compile(r"CREDIT|DEBIT|VISA|MASTER|AMEX|BANK|SHOPIFY PAYMENTS|STRIPE|刷卡|银行|银联|信用|借记"),
                     "CARD"),
                    (re.compile(r"PAY(?!MENT)|WALLET|MOBILE|QR|微信|支付宝|扫码|手机"), "MOBILE"))

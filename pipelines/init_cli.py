@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from pipelines.cli_common import fail
+from pipelines.cli_common import command_name, fail
 
 
 @click.command()
@@ -53,4 +53,4 @@ def init(orders_path: str, customers_path: str | None, products_path: str | None
                 click.echo(f"to decide: {section.key}.columns.{match.field}: {match.doubt}")
     for line in draft.undecided:
         click.echo(f"to decide: {line}")
-    click.echo(f"next: review {out}, then persona check --config {out}")
+    click.echo(f"next: review {out}, then {command_name()} check --config {out}")

@@ -251,9 +251,17 @@ def expected_purchases(params: np.ndarray, horizon: float, x: np.ndarray, t_x: n
     """E[purchases in the next `horizon` days | x, t_x, T] under MBG/NBD (Batislam et al. 2007; BG/NBD's eq. 10 of
     Fader, Hardie and Lee 2005 with b + x + 1 for b + x and a dropout possible after the first purchase)."""
     r, alpha, a, b = params
-    z = horizon / (alpha + t + horizon)
-    hyp = special.hyp2f1(r + x, b + x + 1, a + b + x, z)
-    numerator = (a + b + x) / (a - 1) * (1 - ((alpha + t) / (alpha + t + horizon)) ** (r + x) * hyp)
+    # ((alpha + T) / (alpha + T + h))^(r + x) 2F1(r + x, b + x + 1; a + b + x; h / (alpha + T + h)) written as the one
+    # hypergeometric function it equals (Pfaff's transformation), without the power that over- and underflows.
+    hyp = special.hyp2f1(r + x, a - 1, a + b + x, -horizon / (alpha + t))
+    # Customers who all buy at one rate: the fit drives r and alpha up together (a trial's webshop: r 260,000,
+    # alpha 8.1 million, a rate r / alpha of 0.03 a day), where scipy's 2F1 gives NaN. Its limit as r grows with
+    # r / alpha fixed is the confluent 1F1(a - 1; a + b + x; -(r + x) h / (alpha + T)), exact to O(1 / r).
+    confluent = ~np.isfinite(hyp)
+    if confluent.any():
+        rate = np.broadcast_to((r + x) * horizon / (alpha + t), hyp.shape)[confluent]
+        hyp[confluent] = special.hyp1f1(a - 1, np.broadcast_to(a + b + x, hyp.shape)[confluent], -rate)
+    numerator = (a + b + x) / (a - 1) * (1 - hyp)
     return numerator / (1 + a / (b + x) * ((alpha + t) / (alpha + t_x)) ** (r + x))
 
 
@@ -364,7 +372,7 @@ def decile_table(judged: pl.DataFrame) -> pl.DataFrame:
 
 def spearman(predicted: np.ndarray, actual: np.ndarray) -> float | None:
     """Spearman's rank correlation (ties get their mean rank); None when either side is constant."""
-    if len(predicted) < 3 or np.ptp(predicted) == 0 or np.ptp(actual) == 0:
+    if len(predicted) < 3 or not np.isfinite(predicted).all() or np.ptp(predicted) == 0 or np.ptp(actual) == 0:
         return None
     return float(stats.spearmanr(predicted, actual).statistic)
 

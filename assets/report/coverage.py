@@ -18,11 +18,12 @@ _AUDIT = "FROM quality.load_audit WHERE run_id = ? AND input = 'orders'"
 # the audit's own rule (SET_ASIDE_ONLY, bound as the second parameter), missing customer_id their first reason.
 _WITHOUT_CUSTOMER = (f"FROM quality.quarantine WHERE run_id = ? AND input = 'orders' "
                      f"AND regexp_full_match(reason, ?) AND starts_with(reason, '{MISSING_CUSTOMER}')")
-# The set-aside rows refunded on their own line (orders.columns.line_status), their order standing: a line of a
-# cancelled order is counted as cancelled.
+# The set-aside rows refunded on their own line (orders.columns.line_status), their order standing and their customer
+# known: a line of a cancelled order counts as cancelled, one without a customer id among those (said first).
 _REFUNDED_LINES = (f"FROM quality.quarantine WHERE run_id = ? AND input = 'orders' "
                    f"AND regexp_full_match(reason, ?) AND contains(reason, '{REFUNDED_LINE_OPENING}') "
-                   f"AND NOT contains(reason, '{CANCELLED_REASON_OPENING}')")
+                   f"AND NOT contains(reason, '{CANCELLED_REASON_OPENING}') "
+                   f"AND NOT starts_with(reason, '{MISSING_CUSTOMER}')")
 
 
 @dataclass(frozen=True)
@@ -73,10 +74,12 @@ def coverage_sentences(book: FactBook, coverage: Coverage | None) -> dict[str, l
             zh += compose("，其中 {n} 行没有客户编号（散客或游客订单），不计入任何客群", n=anonymous)
             en += compose(", {n} of them without a customer id (walk-in or guest sales), which are in no segment",
                           n=anonymous)
-        if coverage.refunded_lines:
+        if coverage.refunded_lines:  # none of them among those without a customer id: no row is counted twice
             refunded = fact("refunded_lines", coverage.refunded_lines, "count(*)", _REFUNDED_LINES)
-            zh += compose("，其中 {n} 行为已退款的商品行（售后或退款状态）", n=refunded)
-            en += compose(", {n} of them lines refunded on their own (their line's refund status)", n=refunded)
+            zh += compose("；另有 {n} 行为顾客已退款的商品行（售后或退款状态），所在订单的其余商品照常计入", n=refunded)
+            en += compose("; {n} was a line refunded to a customer while the rest of its order stands (its refund "
+                          "status)" if coverage.refunded_lines == 1 else "; {n} were lines refunded to a customer "
+                          "while the rest of their order stands (their refund status)", n=refunded)
     if coverage.faults:
         faults = fact("faults", coverage.faults, "sum(rows_quarantined) - sum(rows_set_aside)")
         zh += compose("；{q} 行因数据错误被隔离", q=faults)

@@ -1,5 +1,7 @@
 """Checks on the predictive layer (assets/predict): warnings, never blocking."""
 
+import math
+
 import dagster as dg
 
 from assets.predict.clv import one_time_miss
@@ -19,7 +21,11 @@ def customer_value_problems(row: dict) -> list[str]:
     one-time buyers' purchases within clv.ONE_TIME_TOLERANCE of what they made; empty when it meets both."""
     spearman, baseline, days = row["spearman"], row["baseline_spearman"], row["horizon_days"]
     problems = []
-    if spearman is None:  # every prediction alike, or nobody bought on the window
+    predicted = row.get("predicted_purchases")
+    if predicted is not None and not math.isfinite(predicted):  # a fit the formulas cannot evaluate
+        problems.append(f"the model's held-out predictions are not finite numbers ({predicted}): its values cannot be "
+                        "used")
+    elif spearman is None:  # every prediction alike, or nobody bought on the window
         problems.append(f"held-out Spearman of predicted against actual purchases over the last {days} days is "
                         "undefined: the predictions or the purchases do not vary")
     elif baseline is not None and spearman <= baseline:

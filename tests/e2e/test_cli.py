@@ -301,22 +301,22 @@ def test_sql_csv_writes_list_columns_as_json(seed_run):
 
 
 def test_printed_commands_name_the_program_as_it_can_be_typed(tmp_path, monkeypatch):
-    from pipelines import cli
+    from pipelines import cli_common as cli
 
     program = tmp_path / "repo" / ".venv" / "bin" / "persona"
     monkeypatch.setattr(cli.shutil, "which", lambda name: None)
     monkeypatch.setattr(cli.sys, "argv", [str(program)])
     monkeypatch.chdir(write_file(tmp_path / "repo" / "x", "").parent)
-    assert cli._command_name() == ".venv/bin/persona"
+    assert cli.command_name() == ".venv/bin/persona"
     # From a folder elsewhere, the absolute path, not ../../repo/.venv/bin/persona.
     monkeypatch.chdir(write_file(tmp_path / "shops" / "a" / "x", "").parent)
-    assert cli._command_name() == str(program)
+    assert cli.command_name() == str(program)
     # Started as `python -m pipelines.cli` (argv[0] is cli.py): the interpreter the user ran, with -m.
     python = tmp_path / "repo" / ".venv" / "bin" / "python"
     monkeypatch.setattr(cli.sys, "argv", [str(tmp_path / "repo" / "pipelines" / "cli.py")])
     monkeypatch.setattr(cli.sys, "executable", str(python))
-    assert cli._command_name() == f"{python} -m pipelines.cli"
+    assert cli.command_name() == f"{python} -m pipelines.cli"
     monkeypatch.chdir(tmp_path / "repo")
-    assert cli._command_name() == ".venv/bin/python -m pipelines.cli"
+    assert cli.command_name() == ".venv/bin/python -m pipelines.cli"
     monkeypatch.setattr(cli.shutil, "which", lambda name: "/usr/local/bin/persona")
-    assert cli._command_name() == "persona"
+    assert cli.command_name() == "persona"

@@ -104,6 +104,33 @@ def test_mbgnbd_predictions_by_integration():
     assert 0 < once[1] < once[0] < 1
 
 
+def test_expected_purchases_stay_finite_when_every_customer_buys_at_one_rate():
+    """A trial's webshop gave every repeat buyer one purchase rate: the fit drove r and alpha to 260,000 and 8.1
+    million (a rate of 0.032 a day), where scipy's 2F1 is NaN, and every customer's value came out NaN with no check
+    failing. The predictions are those of MBG/NBD with the rate fixed at r / alpha, integrated over p."""
+    r, alpha, a, b = 260346.51549791076, 8144654.212351637, 0.7353387853317997, 1.024232964657426
+    rate, horizon = r / alpha, 365.0
+    log_norm = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+
+    def by_integration(x, t_x, t):
+        def prior(p):
+            return math.exp(log_norm + (a - 1) * math.log(p) + (b - 1) * math.log1p(-p))
+
+        def alive(p):
+            return (1 - p) ** (x + 1) * math.exp(-rate * t) * prior(p)
+
+        def either(p):
+            return alive(p) + p * (1 - p) ** x * math.exp(-rate * t_x) * prior(p)
+
+        bought = integrate.quad(lambda p: alive(p) * -math.expm1(-rate * p * horizon) / p, 0, 1, limit=200)[0]
+        return bought / integrate.quad(either, 0, 1, limit=200)[0]
+
+    rows = [(0.0, 0.0, 40.0), (0.0, 0.0, 300.0), (3.0, 80.0, 120.0), (12.0, 350.0, 360.0)]
+    x, t_x, t = (np.array(column) for column in zip(*rows))
+    got = expected_purchases(np.array([r, alpha, a, b]), horizon, x, t_x, t)
+    np.testing.assert_allclose(got, [by_integration(*row) for row in rows], rtol=1e-3)
+
+
 def test_gamma_gamma_log_likelihood_by_integration():
     """The density of a mean of x Gamma(p, nu) values is Gamma(p x, nu x); integrated over nu ~ Gamma(q, v)."""
     p, q, v = 6.25, 3.74, 15.44

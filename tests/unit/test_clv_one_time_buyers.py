@@ -15,6 +15,7 @@ from assets.predict.clv import ONE_TIME_TOLERANCE, evaluate_customer_value, one_
 from assets.predict.runs import EVALUATED
 from assets.report.facts import FactBook
 from assets.report.sections_predict import weak_results
+from quality.checks.predict import customer_value_problems
 
 START = datetime(2025, 1, 1)
 
@@ -110,3 +111,22 @@ def test_the_report_says_overstated_values_and_a_ranking_no_better_than_the_past
     calibrated = _run(one_time_predicted_purchases=806.2, one_time_actual_purchases=985.0)  # the online-retail run
     assert weak_results(SimpleNamespace(churn_run=None, recommendation_eval=None, value_run=calibrated),
                         FactBook()) == {"zh": [], "en": []}
+
+
+def test_the_check_says_by_how_much_one_time_buyers_were_missed():
+    row = {"spearman": 0.671, "baseline_spearman": 0.599, "horizon_days": 90, "one_time_buyers": 866,
+           "one_time_predicted_purchases": 142.3, "one_time_actual_purchases": 58.0}
+    assert customer_value_problems(row) == [
+        "the 866 one-time buyers were predicted 142.3 purchases over the last 90 days and made 58 (2.5x): their "
+        "values are overstated"]
+    assert customer_value_problems({**row, "spearman": 0.5, "one_time_predicted_purchases": 70.0}) == [
+        "held-out Spearman 0.500 of predicted against actual purchases over the last 90 days is no better than "
+        "ranking by past purchase rate (0.599)"]
+    # A fit whose predictions are NaN (a trial's webshop, before expected_purchases' limit for one purchase rate).
+    assert customer_value_problems({**row, "spearman": None, "predicted_purchases": float("nan"),
+                                    "one_time_predicted_purchases": float("nan")}) == [
+        "the model's held-out predictions are not finite numbers (nan): its values cannot be used"]
+    assert customer_value_problems({**row, "one_time_predicted_purchases": 20.0}) == [
+        "the 866 one-time buyers were predicted 20.0 purchases over the last 90 days and made 58 (0.3x): their "
+        "values are understated"]
+

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from assets.raw.readers import read_source_file
 from assets.staging.typed import money_number
+from pipelines.cli_common import command_name
 from pipelines.config_match import reads_as_number
 from pipelines.config_sniff import sniff_file
 from pipelines.core.config import load_source_config
@@ -50,8 +51,9 @@ def init_ok(tmp_path: Path, orders: Path, *more: str) -> tuple[dict, list[str]]:
     config = load_source_config(out)
     assert config.orders.path
     lines = result.stdout.splitlines()
-    assert lines[0].startswith(f"wrote {out}: shape") and lines[-1] == f"next: review {out}, then persona check " \
-                                                                        f"--config {out}"
+    # The next command as the user can type it (cli_common.command_name): `persona` only with the venv active.
+    assert lines[0].startswith(f"wrote {out}: shape") and lines[-1] == f"next: review {out}, then {command_name()} " \
+                                                                        f"check --config {out}"
     return yaml.safe_load(out.read_text(encoding="utf-8")), lines[1:-1]
 
 

@@ -86,12 +86,14 @@ def test_no_guest_id_is_proposed_for_the_real_exports(online_retail, seed_basket
         assert not [line for line in draft.undecided if "guest_customer_ids" in line], export.name
 
 
-def woo_orders(path: Path, items_column: str, items) -> Path:
+def woo_orders(path: Path, items_column: str, items, customer: str = "Customer ID") -> Path:
     """60 WooCommerce orders of 20 customers, one row per order, the items packed in `items_column`: items(n) is
-    order n's cell."""
-    lines = [f"Order Number,Order Date,Order Status,Customer ID,Payment Method Title,{items_column},Order Total"]
-    lines += [f'{1000 + n},2024-05-{1 + n % 28:02d} 09:{n % 60:02d}:00,completed,{100 + n % 20},Credit Card,'
-              f'"{items(n)}",{12 + n % 9}.90' for n in range(60)]
+    order n's cell. The gateway's id beside the payment method's title, as WooCommerce writes both."""
+    gateways = [("stripe", "Credit Card (Stripe)"), ("cod", "Cash on delivery")]
+    lines = [f"Order Number,Order Date,Order Status,{customer},Payment Method,Payment Method Title,{items_column},"
+             "Order Total"]
+    lines += [f'{1000 + n},2024-05-{1 + n % 28:02d} 09:{n % 60:02d}:00,completed,{100 + n % 20},'
+              f'{",".join(gateways[n % 2])},"{items(n)}",{12 + n % 9}.90' for n in range(60)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -109,9 +111,9 @@ def test_items_packed_in_one_cell_of_a_row_per_order_are_no_line_field(tmp_path)
     columns = config["orders"]["columns"]
     assert "Items" not in columns.values() and columns["category"] is None
     assert columns["order_id"] == "Order Number" and columns["amount"] == "Order Total"
-    # WooCommerce's name for the payment gateway, and its spelling guessed as a card.
+    # What the buyer chose, not the gateway's id (bacs, cod), and its spellings guessed.
     assert columns["payment_method"] == "Payment Method Title"
-    assert config["values"]["payment_aliases"] == {"Credit Card": "CARD"}
+    assert config["values"]["payment_aliases"] == {"Cash on delivery": "CASH", "Credit Card (Stripe)": "CARD"}
     [decided] = [line for line in printed if line.startswith("to decide: orders: orders.csv holds one row per order")]
     assert decided == (
         "to decide: orders: orders.csv holds one row per order, its items packed in Items (several items packed in "
@@ -128,8 +130,9 @@ def test_a_product_column_listing_names_without_counts_is_packed_too_but_not_in_
     (tmp_path / "woo").mkdir()
     goods = ["Hoodie", "Beanie", "Cap", "T-Shirt", "Belt"]
     orders = woo_orders(tmp_path / "woo" / "orders.csv", "Product(s)",
-                        lambda n: ", ".join(goods[(n + k) % 5] for k in range(1 + n % 2)))
+                        lambda n: ", ".join(goods[(n + k) % 5] for k in range(1 + n % 2)), customer="Customer User")
     config, printed = init_ok(tmp_path / "woo", orders)
+    assert config["orders"]["columns"]["customer_id"] == "Customer User"  # an older WooCommerce export's name
     assert "Product(s)" not in config["orders"]["columns"].values()
     assert any(line.startswith("to decide: orders: orders.csv holds one row per order, its items packed in "
                                "Product(s) (several items packed in one cell on 50% of the sampled rows") for line in printed)

@@ -76,16 +76,21 @@ def test_a_refunded_lines_reason_keeps_its_status_when_check_counts_reasons():
 
 def test_the_report_counts_refunded_lines_and_says_they_are_not_in_the_money(tmp_path):
     con = _warehouse(tmp_path / "w.duckdb")
-    con.execute("INSERT INTO quality.load_audit VALUES ('r1', 'orders', 'a.csv', 5, 3, 2, 0, 2)")
+    con.execute("INSERT INTO quality.load_audit VALUES ('r1', 'orders', 'a.csv', 7, 3, 4, 0, 4)")
     con.executemany("INSERT INTO quality.quarantine VALUES ('r1', 'orders', ?)",
-                    [[REFUNDED.format("退款成功")], ["cancelled order (status 交易关闭); " + REFUNDED.format("退款成功")]])
+                    [[REFUNDED.format("退款成功")], [REFUNDED.format("已退款")],
+                     ["cancelled order (status 交易关闭); " + REFUNDED.format("退款成功")],
+                     ["missing customer_id; " + REFUNDED.format("退款成功")]])
     book = FactBook()
     said = coverage_sentences(book, load_coverage(con, "r1"))
-    # The cancelled order's refunded line counts as cancelled: one line was refunded while its order stood.
+    # A cancelled order's refunded line counts as cancelled, a guest's as a sale without a customer id: no row is
+    # counted twice, and two lines were refunded while their orders stood.
     assert [s.text(book) for s in said["en"]] == [
-        "This run read 5 order rows and loaded 3; 2 were set aside (cancelled, returned or without a customer id), "
-        "1 of them lines refunded on their own (their line's refund status). Details are in quality.load_audit and "
-        "quality.quarantine."]
+        "This run read 7 order rows and loaded 3; 4 were set aside (cancelled, returned or without a customer id), "
+        "1 of them without a customer id (walk-in or guest sales), which are in no segment; 2 were lines refunded to "
+        "a customer while the rest of their order stands (their refund status). Details are in quality.load_audit "
+        "and quality.quarantine."]
+    assert "；另有 2 行为顾客已退款的商品行（售后或退款状态），所在订单的其余商品照常计入" in said["zh"][0].text(book, "zh")
     for fact in book.facts.values():
         assert con.execute(fact.sql, list(fact.params)).fetchone()[0] == fact.value, fact.key
 
@@ -120,22 +125,6 @@ def test_lines_alike_but_for_their_line_status_are_two_lines(tmp_path):
                       orders_config="  columns: {status: 订单状态, line_status: 售后状态}\n")
     assert rows(warehouse, "SELECT order_id, n_lines, order_amount FROM staging.orders") == [("E1", 2, 20.0)]
     assert rows(warehouse, "SELECT duplicates_removed FROM quality.load_audit WHERE input = 'orders'") == [(0,)]
-
-
-def test_the_check_says_by_how_much_one_time_buyers_were_missed():
-    from quality.checks.predict import customer_value_problems
-
-    row = {"spearman": 0.671, "baseline_spearman": 0.599, "horizon_days": 90, "one_time_buyers": 866,
-           "one_time_predicted_purchases": 142.3, "one_time_actual_purchases": 58.0}
-    assert customer_value_problems(row) == [
-        "the 866 one-time buyers were predicted 142.3 purchases over the last 90 days and made 58 (2.5x): their "
-        "values are overstated"]
-    assert customer_value_problems({**row, "spearman": 0.5, "one_time_predicted_purchases": 70.0}) == [
-        "held-out Spearman 0.500 of predicted against actual purchases over the last 90 days is no better than "
-        "ranking by past purchase rate (0.599)"]
-    assert customer_value_problems({**row, "one_time_predicted_purchases": 20.0}) == [
-        "the 866 one-time buyers were predicted 20.0 purchases over the last 90 days and made 58 (0.3x): their "
-        "values are understated"]
 
 
 def test_only_a_status_column_is_taken_for_a_lines_refund_status():
