@@ -49,6 +49,7 @@ from pipelines.check_report import (
 )
 from pipelines.check_sample import Sampled, _sample_copy, _shown, pick_files
 from pipelines.config_order_lines import STORE_NAME
+from pipelines.config_values import no_purchase, refunded_line
 from pipelines.core.config import (
     CUSTOMER_FIELDS,
     CUSTOMER_REQUIRED,
@@ -62,6 +63,7 @@ from pipelines.core.config import (
 )
 from pipelines.core.partitions import check_days_in_range
 from pipelines.core.resources import RAW_CATALOG, WAREHOUSE_SCHEMAS
+from pipelines.core.sql import table_columns
 
 CHECK_RUN_ID = "persona-check"
 # The key fields of the raw order suite (quality/suites.py raw_orders_suite): those the config requires must be
@@ -269,9 +271,35 @@ def measure(con: duckdb.DuckDBPyConnection, config: SourceConfig, inputs: list[I
                                    "them and loads the rest")
     _judge_rows_and_keys(con, report)
     _judge_categories(con, report)
+    _statuses(con, report)
     _coverage(con, report)
     _families(con, report)
     return report
+
+
+def _statuses(con: duckdb.DuckDBPyConnection, report: CheckReport) -> None:
+    """A warning for each sampled order or line status that reads as no purchase (init's guesses: cancelled,
+    refunded, not paid yet; a line refunded) but is not listed, so a run counts its rows as sales. init reads the
+    top of a file: an oldest-first export shows its unpaid orders (等待买家付款) only in its last days, which
+    check's slices reach."""
+    config = report.config
+    if config.shape != "long":
+        return
+    present = set(table_columns(con, "raw.orders") or [])
+    for field_name, key, reads_so, what in (
+            ("status", "cancelled_statuses", no_purchase, "an order that is no purchase (cancelled, refunded in "
+                                                          "full or not paid yet)"),
+            ("line_status", "refunded_line_statuses", refunded_line, "a refunded line")):
+        if field_name not in present:
+            continue
+        listed = {status.strip().upper() for status in getattr(config.values, key)}
+        seen = con.execute(f"SELECT trim({field_name}) AS status, count(*) AS n FROM raw.orders "
+                           f"WHERE nullif(trim({field_name}), '') IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()
+        for status, rows in seen:
+            if status.upper() not in listed and reads_so(status.upper()):
+                report.warnings.append(
+                    f"orders: {field_name} {status!r} ({rows:,} sampled rows) reads like {what}, but it is not in "
+                    f"values.{key}: a run counts its rows as sales; list it there if it is one")
 
 
 def _store_hint(config: SourceConfig, item: InputReport, kinds: list[tuple[str, int]]) -> str:

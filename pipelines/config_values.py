@@ -95,12 +95,12 @@ def read_values(draft: Draft) -> None:
                 draft.undecided.append(
                     f"values.bands.{field_name}: {section.name} {column} value {value!r} ({n} row(s)) reads as no "
                     f"number or band; its rows are quarantined unless values.bands.{field_name} names a number")
-    for field_name, key, no_purchase, what in (("status", "cancelled_statuses", _no_purchase, "cancelled"),
-                                               ("line_status", "refunded_line_statuses", _refunded_line, "refunded")):
+    for field_name, key, reads_so, what in (("status", "cancelled_statuses", no_purchase, "cancelled"),
+                                            ("line_status", "refunded_line_statuses", refunded_line, "refunded")):
         built_in, extra = {s.upper() for s in DEFAULT_VALUE_MAPS[key]}, []
         for section, _column, values in _field_values(draft, field_name):
             seen = sorted(set(values))
-            extra += [v for v in seen if v.upper() not in built_in and no_purchase(v.upper()) and v not in extra]
+            extra += [v for v in seen if v.upper() not in built_in and reads_so(v.upper()) and v not in extra]
             taken = built_in | {e.upper() for e in extra}
             section.extra_notes[field_name] = "statuses seen: " + ", ".join(seen[:12]) + (
                 f"; {what}: " + ", ".join(v for v in seen if v.upper() in taken)
@@ -110,7 +110,7 @@ def read_values(draft: Draft) -> None:
             draft.value_notes[key] = "guessed from the names (CHECK)"
 
 
-def _no_purchase(status: str) -> bool:
+def no_purchase(status: str) -> bool:
     """Whether an (upper-cased) order status reads as an order that is no purchase: cancelled, refunded in full,
     not paid yet."""
     if REFUND_UNDECIDED.search(status):  # "refund pending" is no unpaid order either
@@ -119,7 +119,7 @@ def _no_purchase(status: str) -> bool:
     return cancelled or UNPAID_GUESS.search(status) is not None
 
 
-def _refunded_line(status: str) -> bool:
+def refunded_line(status: str) -> bool:
     """Whether an (upper-cased) line status says the line was refunded or returned in the end: 退款成功, not a
     refund asked for (退款中), turned down or withdrawn (退款关闭), nor no refund at all (没有申请退款)."""
     return REFUNDED_LINE_GUESS.search(status) is not None and PARTIAL.search(status) is None

@@ -155,6 +155,29 @@ def test_cancelled_orders_are_quarantined_without_counting_against_the_limit(tmp
     assert re.search(r"^ +cancelled order \(status 交易关闭\) 6 15\.0%$", out, re.M), out
 
 
+def test_a_status_that_reads_like_no_purchase_but_is_not_listed_is_a_warning(tmp_path):
+    """A trial's oldest-first Youzan export held its unpaid orders (等待买家付款) only in its last week: init, which
+    reads the top of a file, never saw them, and a run counted them as sales. Check's sample reaches the end."""
+    statuses = ["交易成功"] * 36 + ["等待买家付款"] * 4
+    refunds = ["", "", "退款中", "退款完成"]
+    lines = [f"{line},{statuses[i]},{refunds[i % 4]}" for i, line in enumerate(order_lines(40))]
+    done = check(shop(tmp_path, lines, header=HEADER + ",订单状态,售后状态",
+                      extra="    status: 订单状态\n    line_status: 售后状态\n"))
+    assert done.exit_code == 0, done.stderr
+    out = squeeze(done.stdout)
+    assert ("orders: status '等待买家付款' (4 sampled rows) reads like an order that is no purchase (cancelled, "
+            "refunded in full or not paid yet), but it is not in values.cancelled_statuses: a run counts its rows as "
+            "sales; list it there if it is one") in out, out
+    assert ("orders: line_status '退款完成' (10 sampled rows) reads like a refunded line, but it is not in "
+            "values.refunded_line_statuses") in out
+    # A refund asked for is still a sale; a listed status says nothing.
+    assert "'退款中'" not in out and "'交易成功'" not in out
+    listed = check(shop(tmp_path, lines, header=HEADER + ",订单状态,售后状态",
+                        extra="    status: 订单状态\n    line_status: 售后状态\nvalues:\n  cancelled_statuses: [等待买家付款]\n"
+                              "  refunded_line_statuses: [退款完成]\n"))
+    assert "reads like" not in listed.stdout
+
+
 def test_a_small_file_above_the_limit_by_chance_is_a_warning_as_in_a_run(tmp_path):
     # One bad amount in 10 rows (10%) is above the 5% limit, but 10 rows cannot tell a broken export from chance.
     lines = order_lines(10)
