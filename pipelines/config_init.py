@@ -173,6 +173,10 @@ def _fill_down(section: Section) -> None:
     section.sniffed.sample = filled_down(section.sniffed.sample, order_column, columns)
 
 
+# Columns of what an order's total includes besides its goods: shipping, delivery, fees (运费, 配送费).
+SHIPPING = re.compile(r"shipping|delivery|freight|postage|fee|运费|邮费|配送费|快递费")
+
+
 def _packed_items(draft: Draft, section: Section) -> None:
     """A file of one row per order packing its items into one cell ("Milk × 2, Bread × 1"): that column is no line
     field (unmapped, with why), and the line to decide says what such a file gives and what to export instead."""
@@ -189,6 +193,13 @@ def _packed_items(draft: Draft, section: Section) -> None:
         f"read as one line per order, customers, orders and money are right, but {categories} and {items}; for "
         "categories per item, export one row per order line (an order-items export, Taobao's 宝贝报表) and run "
         "persona init on it")
+    amount = section.matches.get("amount")
+    shipping = [c for c in section.sniffed.columns if SHIPPING.search(normalise(c))
+                and amount is not None and c != amount.column]
+    if shipping:
+        draft.undecided.append(
+            f"orders.columns.amount: {amount.column} is each order's total: the shipping or fees it includes "
+            f"({', '.join(shipping)} beside it) count as spend; map a total without them if the export has one")
 
 
 def _order_id_within(section: Section) -> None:
