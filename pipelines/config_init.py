@@ -174,7 +174,7 @@ def _fill_down(section: Section) -> None:
 
 
 # Columns of what an order's total includes besides its goods: shipping, delivery, fees (运费, 配送费).
-SHIPPING = re.compile(r"shipping|delivery|freight|postage|fee|运费|邮费|配送费|快递费")
+SHIPPING = re.compile(r"shipping|delivery|freight|postage|^fees?|fees?$|运费|邮费|配送费|快递费")  # not coffee
 
 
 def _packed_items(draft: Draft, section: Section) -> None:
