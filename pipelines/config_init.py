@@ -31,6 +31,7 @@ from pipelines.config_match import (
     name_score,
     named_like,
     normalise,
+    numeric_share,
     time_of_day_column,
 )
 from pipelines.config_order_lines import (
@@ -174,7 +175,8 @@ def _fill_down(section: Section) -> None:
 
 
 # Columns of what an order's total includes besides its goods: shipping, delivery, fees (运费, 配送费).
-SHIPPING = re.compile(r"shipping|delivery|freight|postage|^fees?|fees?$|运费|邮费|配送费|快递费")  # not coffee
+# Named so (a fee, not coffee; a delivery fee, not a delivery date) and holding amounts (not a shipping address).
+SHIPPING = re.compile(r"shipping|freight|postage|delivery ?(fee|charge|cost)|\bfees?\b|运费|邮费|配送费|快递费")
 
 
 def _packed_items(draft: Draft, section: Section) -> None:
@@ -194,8 +196,8 @@ def _packed_items(draft: Draft, section: Section) -> None:
         "categories per item, export one row per order line (an order-items export, Taobao's 宝贝报表) and run "
         "persona init on it")
     amount = section.matches.get("amount")
-    shipping = [c for c in section.sniffed.columns if SHIPPING.search(normalise(c))
-                and amount is not None and c != amount.column]
+    shipping = [c for c in section.sniffed.columns if SHIPPING.search(c.lower()) and amount is not None
+                and c != amount.column and numeric_share(section.sniffed.values(c)) >= 0.8]
     if shipping:
         draft.undecided.append(
             f"orders.columns.amount: {amount.column} is each order's total: the shipping or fees it includes "
