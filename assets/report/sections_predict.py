@@ -3,6 +3,8 @@ Chinese and English."""
 
 from __future__ import annotations
 
+import math
+
 import polars as pl
 
 from assets.predict.clv import DECILES, one_time_miss
@@ -498,7 +500,12 @@ def weak_results(data: ReportData, book: FactBook) -> dict[str, list[Sentence]]:
     if value is not None and value["status"] == EVALUATED and value.get("n_scored"):
         table = "customer_value_eval"
         rho, baseline = value.get("spearman"), value.get("baseline_spearman")
-        if rho is not None and baseline is not None and rho <= baseline:
+        predicted = value.get("predicted_purchases")
+        if predicted is not None and not math.isfinite(predicted):  # as customer_value_quality says
+            say(compose("客户终身价值模型的预测不是有限数值，无法使用：本次的预计购买次数与预计消费不可信。"),
+                compose("The customer lifetime value model's predictions are not finite numbers: this run's expected "
+                        "purchases and spend cannot be used."))
+        elif rho is not None and baseline is not None and rho <= baseline:
             say(compose("客户终身价值模型在检验时间段的排序（斯皮尔曼 {r}）并不比只按过去的购买频率排序（{b}）更好。",
                         r=_run_fact(book, table, value, "spearman", "score"),
                         b=_run_fact(book, table, value, "baseline_spearman", "score")),

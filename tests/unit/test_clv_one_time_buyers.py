@@ -108,6 +108,14 @@ def test_the_report_says_overstated_values_and_a_ranking_no_better_than_the_past
         "One-time buyers' expected values are overstated: the model expected them to buy again, and none of them "
         "did in the later period; read the expected spend of segments made mostly of one-time buyers with care."]
 
+    # Predictions that are not finite numbers (a fit the formulas could not evaluate) are said, and nothing else.
+    book = FactBook()
+    broken = _run(spearman=None, predicted_purchases=float("nan"), one_time_predicted_purchases=float("nan"))
+    banner = weak_results(SimpleNamespace(churn_run=None, recommendation_eval=None, value_run=broken), book)
+    assert [s.text(book) for s in banner["en"]] == [
+        "The customer lifetime value model's predictions are not finite numbers: this run's expected purchases and "
+        "spend cannot be used."]
+
     calibrated = _run(one_time_predicted_purchases=806.2, one_time_actual_purchases=985.0)  # the online-retail run
     assert weak_results(SimpleNamespace(churn_run=None, recommendation_eval=None, value_run=calibrated),
                         FactBook()) == {"zh": [], "en": []}
