@@ -27,6 +27,7 @@ as in lifetimes and PyMC-Marketing's rfm_summary, so two baskets on one day coun
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -425,6 +426,21 @@ def evaluate_customer_value(con: duckdb.DuckDBPyConnection, eval_cutoff: datetim
             "predicted_purchases": float(judged.get_column("expected_purchases").sum()),
             "actual_purchases": total_actual, "top_decile_purchase_share": top_share,
             "eval_seconds": time.perf_counter() - started}, deciles
+
+
+# The judgements of a judged run's row that customer_value_quality warns of and the report's weak results say: one
+# definition each, read by both.
+
+def predictions_not_finite(run: dict) -> bool:
+    """The held-out predictions are NaN or infinite: a fit the formulas could not evaluate."""
+    predicted = run.get("predicted_purchases")
+    return predicted is not None and not math.isfinite(predicted)
+
+
+def ranks_no_better(run: dict) -> bool:
+    """The model ranks held-out purchases no better than the past purchase rate (False when either is unknown)."""
+    rho, baseline = run.get("spearman"), run.get("baseline_spearman")
+    return rho is not None and baseline is not None and rho <= baseline
 
 
 def one_time_miss(run: dict) -> float | None:

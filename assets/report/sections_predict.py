@@ -3,11 +3,9 @@ Chinese and English."""
 
 from __future__ import annotations
 
-import math
-
 import polars as pl
 
-from assets.predict.clv import DECILES, one_time_miss
+from assets.predict.clv import DECILES, one_time_miss, predictions_not_finite, ranks_no_better
 from assets.predict.recommendations import SOURCE_POPULARITY
 from assets.predict.runs import EVALUATED, NO_CATEGORIES, NO_DATES, SHORT_HISTORY, TRAINED
 from assets.report.data import ReportData
@@ -499,20 +497,16 @@ def weak_results(data: ReportData, book: FactBook) -> dict[str, list[Sentence]]:
     value = data.value_run
     if value is not None and value["status"] == EVALUATED and value.get("n_scored"):
         table = "customer_value_eval"
-        rho, baseline = value.get("spearman"), value.get("baseline_spearman")
-        predicted = value.get("predicted_purchases")
-        if predicted is not None and not math.isfinite(predicted):  # as customer_value_quality says
+        if predictions_not_finite(value):
             say(compose("客户终身价值模型的预测不是有限数值，无法使用：本次的预计购买次数与预计消费不可信。"),
                 compose("The customer lifetime value model's predictions are not finite numbers: this run's expected "
                         "purchases and spend cannot be used."))
-        elif rho is not None and baseline is not None and rho <= baseline:
-            say(compose("客户终身价值模型在检验时间段的排序（斯皮尔曼 {r}）并不比只按过去的购买频率排序（{b}）更好。",
-                        r=_run_fact(book, table, value, "spearman", "score"),
-                        b=_run_fact(book, table, value, "baseline_spearman", "score")),
+        elif ranks_no_better(value):
+            rho = _run_fact(book, table, value, "spearman", "score")
+            baseline = _run_fact(book, table, value, "baseline_spearman", "score")
+            say(compose("客户终身价值模型在检验时间段的排序（斯皮尔曼 {r}）并不比只按过去的购买频率排序（{b}）更好。", r=rho, b=baseline),
                 compose("The customer lifetime value model ranks customers no better on the later period (Spearman "
-                        "{r}) than their past purchase rate alone ({b}).",
-                        r=_run_fact(book, table, value, "spearman", "score"),
-                        b=_run_fact(book, table, value, "baseline_spearman", "score")))
+                        "{r}) than their past purchase rate alone ({b}).", r=rho, b=baseline))
         miss = one_time_miss(value)
         if miss is not None:
             say(*_one_time_warning(book, value, miss))

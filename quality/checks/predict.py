@@ -1,10 +1,8 @@
 """Checks on the predictive layer (assets/predict): warnings, never blocking."""
 
-import math
-
 import dagster as dg
 
-from assets.predict.clv import one_time_miss
+from assets.predict.clv import one_time_miss, predictions_not_finite, ranks_no_better
 from assets.predict.recommendations import SOURCE_POPULARITY
 from assets.predict.runs import EVALUATED, NO_CATEGORIES, NO_DATES, TRAINED
 from pipelines.core.resources import WarehouseResource
@@ -21,14 +19,13 @@ def customer_value_problems(row: dict) -> list[str]:
     one-time buyers' purchases within clv.ONE_TIME_TOLERANCE of what they made; empty when it meets both."""
     spearman, baseline, days = row["spearman"], row["baseline_spearman"], row["horizon_days"]
     problems = []
-    predicted = row.get("predicted_purchases")
-    if predicted is not None and not math.isfinite(predicted):  # a fit the formulas cannot evaluate
-        problems.append(f"the model's held-out predictions are not finite numbers ({predicted}): its values cannot be "
-                        "used")
+    if predictions_not_finite(row):
+        problems.append(f"the model's held-out predictions are not finite numbers ({row['predicted_purchases']}): its "
+                        "values cannot be used")
     elif spearman is None:  # every prediction alike, or nobody bought on the window
         problems.append(f"held-out Spearman of predicted against actual purchases over the last {days} days is "
                         "undefined: the predictions or the purchases do not vary")
-    elif baseline is not None and spearman <= baseline:
+    elif ranks_no_better(row):
         problems.append(f"held-out Spearman {spearman:.3f} of predicted against actual purchases over the last "
                         f"{days} days is no better than ranking by past purchase rate ({baseline:.3f})")
     miss = one_time_miss(row)
