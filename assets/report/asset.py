@@ -35,7 +35,7 @@ import vl_convert
 
 from assets.report.chart_files import ChartFileWriter, javascript_bundle, render_png
 from assets.report.charts import build_charts
-from assets.report.coverage import coverage_sentences, load_coverage, money_basis_sentences
+from assets.report.coverage import coverage_sentences, load_coverage, money_basis_sentences, rows_are_orders
 from assets.report.data import MIN_DETAIL_SIZE, ReportData, load_report_data
 from assets.report.facts import FactBook
 from assets.report.html import render_page, segmentation_verdict
@@ -73,12 +73,14 @@ class Report:
 def build_report(con: duckdb.DuckDBPyConnection, reports_dir: Path, category_labels: dict | None = None,
                  playbook_path: str | Path | None = None, chart_files: bool = True,
                  bundle_cache: Path | Sequence[Path] = (), has_categories: bool = True,
-                 run_id: str | None = None, line_refunds: bool = False) -> Report:
+                 run_id: str | None = None, line_refunds: bool = False, order_rows: bool | None = None) -> Report:
     """Reads the warehouse through `con` and writes the pages (and chart files) under `reports_dir`.
     `bundle_cache`: files keeping the pages' script bundle between runs (see chart_files.javascript_bundle).
     `has_categories`: False for an export declared without categories (SourceConfig.has_categories).
     `run_id`: the run building the report, whose order rows the opening says where they went (coverage.py).
-    `line_refunds`: the export marks refunded lines (orders.columns.line_status), which are left out."""
+    `line_refunds`: the export marks refunded lines (orders.columns.line_status), which are left out.
+    `order_rows`: the export has one row per order (True for the wide shape's baskets); None: judged from the
+    warehouse (every order one row)."""
     # The chart writer starts its helper process first, so the helper is ready when the charts are.
     with ChartFileWriter() if chart_files else contextlib.nullcontext() as chart_writer:
         data = load_report_data(con, category_labels, has_categories)
@@ -86,7 +88,8 @@ def build_report(con: duckdb.DuckDBPyConnection, reports_dir: Path, category_lab
         plans = plan(data, book, load_playbook(playbook_path))
         narrative = build_narrative(data, book, plans)
         coverage = load_coverage(con, run_id)
-        money_basis = money_basis_sentences(line_refunds or (coverage is not None and coverage.refunded_lines > 0))
+        money_basis = money_basis_sentences(line_refunds or (coverage is not None and coverage.refunded_lines > 0),
+                                            rows_are_orders(con) if order_rows is None else order_rows)
         for language, sentences in coverage_sentences(book, coverage).items():
             narrative.intro[language].extend(sentences + money_basis[language])
         keys = [key for section in narrative.sections for key in section.charts]
@@ -217,7 +220,8 @@ def segment_report(context, warehouse: WarehouseResource, source: SourceResource
         report = write_report_folder(con, warehouse.work_reports_dir, category_labels=dict(config.category_labels),
                                      bundle_cache=bundle_cache_files(warehouse.file),
                                      has_categories=config.has_categories, run_id=context.run_id,
-                                     line_refunds=bool(config.orders.columns.get("line_status")))
+                                     line_refunds=bool(config.orders.columns.get("line_status")),
+                                     order_rows=True if config.shape == "wide" else None)
     crash_point("report:written")
     return dg.MaterializeResult(
         metadata={

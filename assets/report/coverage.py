@@ -94,20 +94,40 @@ def coverage_sentences(book: FactBook, coverage: Coverage | None) -> dict[str, l
     return {"zh": [zh], "en": [en]}
 
 
-def money_basis_sentences(line_refunds: bool = False) -> dict[str, list[Sentence]]:
+def rows_are_orders(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether every order of the warehouse came from one source row: an export of one row per order (a webshop's
+    orders file, a till's receipts), whose amounts are order totals rather than order lines' amounts. The wide
+    shape's rows are orders too, whatever its line count says (one per category flagged): its caller knows."""
+    if "n_lines" not in (table_columns(con, "staging.orders") or []):
+        return False
+    most = con.execute("SELECT max(n_lines) FROM staging.orders").fetchone()[0]
+    return most is not None and most <= 1
+
+
+def money_basis_sentences(line_refunds: bool = False, order_rows: bool = False) -> dict[str, list[Sentence]]:
     """What the money figures add up, so a reader comparing them with the shop console's sales knows why they may
-    differ: the lines' amounts as exported, nothing taken off for refunds or discounts kept outside the lines.
-    `line_refunds`: the export marks refunded lines (orders.columns.line_status), which are left out."""
+    differ: the amounts as exported, nothing taken off for refunds or discounts kept outside them.
+    `line_refunds`: the export marks refunded lines (orders.columns.line_status), which are left out.
+    `order_rows`: the export has one row per order (rows_are_orders), whose amount is the order's: what the shop
+    put in it (shipping, fees) is in the figures, not only the goods."""
+    rows_zh, rows_en = ("订单", "orders") if order_rows else ("商品行", "lines")
     if line_refunds:
-        zh_returns = ("已取消订单和载入时已标为已退款的商品行不计入；另列的退货行搁置而不冲减，"
+        zh_returns = (f"已取消订单和载入时已标为已退款的{rows_zh}不计入；另列的退货行搁置而不冲减，"
                       "因此只以退货行记录的部分退货，其订单按全额计算。")
-        en_returns = ("cancelled orders and lines marked refunded when they were loaded are left out; separate return "
-                      "lines are set aside rather than subtracted, so an order returned in part only through such a "
-                      "line counts in full.")
+        en_returns = (f"cancelled orders and {rows_en} marked refunded when they were loaded are left out; separate "
+                      "return lines are set aside rather than subtracted, so an order returned in part only through "
+                      "such a line counts in full.")
     else:
         zh_returns = "已取消订单不计入，退货行另行搁置而不冲减，因此部分退货或部分退款的订单按全额计算。"
         en_returns = ("cancelled orders are left out, and return lines are set aside rather than subtracted, so an "
                       "order returned or refunded in part counts in full.")
+    if order_rows:
+        return {"zh": [compose("金额类指标（GMV、消费额、订单金额）为导出文件各订单金额之和（每行一个订单）："
+                               "该金额包含的运费、手续费及已扣减的优惠均按导出文件计入，导出文件另行记录的退款不计入；"
+                               + zh_returns)],
+                "en": [compose("Money figures (GMV, spend, order values) add up the orders' amounts as the export "
+                               "states them, one row per order: whatever that amount holds (shipping, fees, discounts "
+                               "taken off) is in them, and refunds the export keeps elsewhere are not; " + en_returns)]}
     return {"zh": [compose("金额类指标（GMV、消费额、订单金额）为导出文件所列订单行金额之和："
                            "导出文件记在订单行之外的优惠、运费和退款不计入；" + zh_returns)],
             "en": [compose("Money figures (GMV, spend, order values) add up the order lines' amounts as the "

@@ -96,6 +96,11 @@ def test_report_written_in_both_languages(seed_warehouse):
         assert name_en.replace("&", "&amp;") in en
     # Self-contained: the Vega scripts are inlined, none is loaded from elsewhere.
     assert not re.search(r"<script[^>]+src=", zh) and not re.search(r"<script[^>]+src=", en)
+    # The seed table has one row per basket: its money figures are the baskets' amounts, not order lines'.
+    assert "add up the orders&#x27; amounts as the export states them, one row per order" in en \
+        or "add up the orders' amounts as the export states them, one row per order" in en
+    assert "order lines' amounts" not in en and "order lines&#x27; amounts" not in en
+    assert "金额类指标（GMV、消费额、订单金额）为导出文件各订单金额之和（每行一个订单）" in zh
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ number a fact whose query gives it back."""
 
 import duckdb
 
-from assets.report.coverage import coverage_sentences, load_coverage
+from assets.report.coverage import coverage_sentences, load_coverage, money_basis_sentences, rows_are_orders
 from assets.report.facts import FactBook
 
 
@@ -60,3 +60,28 @@ def test_a_clean_run_says_only_what_it_read_and_an_old_audit_says_nothing(tmp_pa
     old = _warehouse(tmp_path / "old.duckdb", set_aside=False)
     old.execute("INSERT INTO quality.load_audit VALUES ('r1', 'orders', 'a.csv', 10, 10, 0, 0)")
     assert load_coverage(old, "r1") is None
+
+
+def test_an_export_of_one_row_per_order_says_its_money_is_the_orders_amounts(tmp_path):
+    """A webshop's orders file (one row per order, its total with shipping) is not summed from order lines: the
+    opening says the money is the orders' amounts and whatever the shop put in them."""
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("CREATE SCHEMA staging")
+    assert not rows_are_orders(con)  # no orders yet: the lines' wording
+    con.execute("CREATE TABLE staging.orders (order_id VARCHAR, n_lines BIGINT)")
+    con.execute("INSERT INTO staging.orders VALUES ('A', 1), ('B', 1)")
+    assert rows_are_orders(con)
+    con.execute("INSERT INTO staging.orders VALUES ('C', 3)")
+    assert not rows_are_orders(con)
+
+    book = FactBook()
+    orders, lines = money_basis_sentences(order_rows=True), money_basis_sentences()
+    assert orders["en"][0].text(book) == (
+        "Money figures (GMV, spend, order values) add up the orders' amounts as the export states them, one row per "
+        "order: whatever that amount holds (shipping, fees, discounts taken off) is in them, and refunds the export "
+        "keeps elsewhere are not; cancelled orders are left out, and return lines are set aside rather than "
+        "subtracted, so an order returned or refunded in part counts in full.")
+    assert orders["zh"][0].text(book, "zh").startswith("金额类指标（GMV、消费额、订单金额）为导出文件各订单金额之和（每行一个订单）")
+    assert "order lines' amounts" in lines["en"][0].text(book)
+    refunded = money_basis_sentences(line_refunds=True, order_rows=True)["en"][0].text(book)
+    assert "cancelled orders and orders marked refunded when they were loaded are left out" in refunded
