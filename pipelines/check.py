@@ -35,7 +35,7 @@ from assets.raw.readers import SOURCE_FILE, SOURCE_ROW, IngestError
 from assets.raw.tables import write_malformed_lines, write_manifest
 from assets.staging.build import build_staging
 from assets.staging.fill_down import filled_rows
-from assets.staging.rules import SET_ASIDE_ONLY, STATUS_REASON_OPENINGS
+from assets.staging.rules import GUEST_REASON_OPENING, SET_ASIDE_ONLY, STATUS_REASON_OPENINGS
 from pipelines.check_report import (
     SAMPLE_ROWS,
     VERDICTS,
@@ -189,9 +189,11 @@ def reason_kind(reason: str, value: str | None) -> str:
     and file a shared order id names. A row failing several rules has them all in one reason (joined by '; '): it is
     one kind, so a row counts once. A cancelled order's or refunded line's status stays, "cancelled order (status
     交易关闭)": it shows which of the export's statuses the config takes for cancellations, and there are only as
-    many as it lists. The words before it stay too: a status `cancelled` made them "<value> order"."""
-    kept = "|".join(rf"{re.escape(opening)}[^)]*\)" for opening in STATUS_REASON_OPENINGS)
-    return "".join(part if part.startswith(STATUS_REASON_OPENINGS) else _without_variable_part(part, value)
+    many as it lists. The words before it stay too: a status `cancelled` made them "<value> order". So does a guest
+    id (orders.guest_customer_ids), of which there are as few."""
+    openings = (*STATUS_REASON_OPENINGS, GUEST_REASON_OPENING)
+    kept = "|".join(rf"{re.escape(opening)}[^)]*\)" for opening in openings)
+    return "".join(part if part.startswith(openings) else _without_variable_part(part, value)
                    for part in re.split(f"({kept})", reason))
 
 

@@ -174,7 +174,25 @@ CANCELLED_REASON_OPENING = "cancelled order (status "
 REFUNDED_LINE_OPENING = "refunded line (line_status "
 STATUS_REASON_OPENINGS = (CANCELLED_REASON_OPENING, REFUNDED_LINE_OPENING)
 MISSING_CUSTOMER = "missing customer_id"
-_SET_ASIDE_PART = (rf"{MISSING_CUSTOMER}|cancelled order \(status [^;]*\)"
+# A row whose id orders.guest_customer_ids lists (a guest checkout's 0, a till's walk-in account) has no customer
+# either, and its reason names the id, so that a reader of the quarantine sees why a row with an id has none:
+# "missing customer_id (guest id 0 in orders.guest_customer_ids)". A ';' in the id is written as ','.
+GUEST_REASON_OPENING = f"{MISSING_CUSTOMER} (guest id "
+GUEST_REASON_CLOSING = " in orders.guest_customer_ids)"
+
+
+def customer_id_rule(guest_id: str | None = None) -> Rule:
+    """The rule of a row without a customer id. `guest_id`: SQL of the guest id the row had (NULL for a row
+    without any id), when the source lists guest ids; its reason then names it, and its raw value is that id."""
+    if guest_id is None:
+        return Rule("customer_id", "customer_id IS NULL", sql_literal(MISSING_CUSTOMER), "NULL")
+    reason = (f"CASE WHEN {guest_id} IS NULL THEN {sql_literal(MISSING_CUSTOMER)} "
+              f"ELSE {sql_literal(GUEST_REASON_OPENING)} || replace({guest_id}, ';', ',') "
+              f"|| {sql_literal(GUEST_REASON_CLOSING)} END")
+    return Rule("customer_id", "customer_id IS NULL", reason, guest_id)
+
+
+_SET_ASIDE_PART = (rf"{MISSING_CUSTOMER}(?: \(guest id [^;]*\))?|cancelled order \(status [^;]*\)"
                    rf"|(?:return line \(negative \w+\)|negative basket value \(a return\)"
                    rf"|refunded line \(line_status [^;]*\)); {RETURNS_KEPT_OUT}")
 # A quarantine reason made only of set-aside parts (a row failing several rules has their reasons joined by '; ');

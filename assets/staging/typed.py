@@ -11,12 +11,12 @@ from assets.staging.keys import id_text, id_variant
 from assets.staging.rules import (
     CANCELLED_REASON_OPENING,
     FUTURE_RULE,
-    MISSING_CUSTOMER,
     PAYMENT_RULE,
     PROFILE_RULES,
     REFUNDED_LINE_OPENING,
     RETURNS_KEPT_OUT,
     Rule,
+    customer_id_rule,
     excel_serial,
     numeric_rules,
     order_ts_gap,
@@ -163,11 +163,25 @@ def _timestamp(column: str, config: SourceConfig) -> str:
     return f"COALESCE({', '.join(parsers)})"
 
 
-def _without_guests(normalised: str) -> str:
-    """SQL: a normalised customer id, NULL where orders.guest_customer_ids ($guest_customer_ids) lists it. The listed
-    ids are normalised as the data's are (id_text: width, invisible characters, 0.0 as 0) and compared without case."""
+def _is_guest(normalised: str) -> str:
+    """SQL: whether orders.guest_customer_ids ($guest_customer_ids) lists a normalised customer id. The listed ids
+    are normalised as the data's are (id_text: width, invisible characters, 0.0 as 0) and compared without case."""
     guests = f"list_transform($guest_customer_ids, guest -> lower({id_text('guest', fold_case=False)}))"
-    return f"CASE WHEN list_contains({guests}, lower({normalised})) THEN NULL ELSE {normalised} END"
+    return f"list_contains({guests}, lower({normalised}))"
+
+
+def _without_guests(normalised: str) -> str:
+    """SQL: a normalised customer id, NULL where orders.guest_customer_ids lists it."""
+    return f"CASE WHEN {_is_guest(normalised)} THEN NULL ELSE {normalised} END"
+
+
+def _guest_id(normalised: str) -> str:
+    """SQL: the normalised customer id where orders.guest_customer_ids lists it, else NULL (GUEST_ID)."""
+    return f"CASE WHEN {_is_guest(normalised)} THEN {normalised} END"
+
+
+# The column holding a row's guest id while it is typed (a _text column: the lean tables drop it).
+GUEST_ID = "guest_id_text"
 
 
 def guest_free(normalised: str, config: SourceConfig) -> str:
@@ -285,8 +299,9 @@ def type_long_orders(
         unknown_sku = " AND NOT (product_sku IS NULL AND sku IS NOT NULL)" \
             if products is not None and products.unknown_sku == "quarantine" else ""
         category_rules.append(Rule("category", f"category IS NULL{unknown_sku}", "'missing category'", "NULL"))
+    guests = bool(config.orders.guest_customer_ids)
     rules = [
-        Rule("customer_id", "customer_id IS NULL", sql_literal(MISSING_CUSTOMER), "NULL"),
+        customer_id_rule(GUEST_ID if guests else None),
         *([] if config.derives_order_id else [Rule("order_id", "order_id IS NULL", "'missing order_id'", "NULL")]),
         *category_rules,
         *order_ts_rules(required=True, parts=parts),
@@ -340,6 +355,7 @@ def type_long_orders(
                 {"product_sku, product_category," if products is not None else ""}
                 {"rule_category," if config.orders.category_rules else ""}
                 {guest_free('customer_id_normal', config)} AS customer_id,
+                {f"{_guest_id('customer_id_normal')} AS {GUEST_ID}," if guests else ""}
                 -- The id as read where normalisation changed it (keys.py): NULL on nearly every row.
                 {id_variant('customer_id', 'customer_id_normal')} AS customer_id_variant,
                 {id_variant('order_id', 'order_id_text')} AS order_id_variant,
@@ -391,8 +407,9 @@ def type_wide_orders(
             f"'flag ' || coalesce({alias}_text, '(empty)') || ' is not in orders.flag_tokens'",
             f"{alias}_text",
         ))
+    guests = bool(config.orders.guest_customer_ids)
     rules = [
-        Rule("customer_id", "customer_id IS NULL", sql_literal(MISSING_CUSTOMER), "NULL"),
+        customer_id_rule(GUEST_ID if guests else None),
         Rule("amount", "amount_text IS NULL", "'missing amount'", "NULL"),
         *numeric_rules(["amount"]),
         Rule("amount", "amount < 0", sql_literal(f"negative basket value (a return); {RETURNS_KEPT_OUT}"),
@@ -417,6 +434,7 @@ def type_wide_orders(
                 COALESCE(order_id_normal,
                          parse_filename(_source_file, true) || ':' || _source_row::VARCHAR) AS order_id,
                 {guest_free('customer_id_normal', config)} AS customer_id,
+                {f"{_guest_id('customer_id_normal')} AS {GUEST_ID}," if guests else ""}
                 -- The ids as read where normalisation changed them (keys.py): NULL on nearly every row.
                 {id_variant('order_id', 'order_id_normal')} AS order_id_variant,
                 {id_variant('customer_id', 'customer_id_normal')} AS customer_id_variant,
@@ -434,13 +452,14 @@ def type_wide_orders(
 
 
 def customer_typing_sql() -> str:
-    rules = [Rule("customer_id", "customer_id IS NULL", sql_literal(MISSING_CUSTOMER), "NULL"), *PROFILE_RULES]
+    rules = [customer_id_rule(GUEST_ID), *PROFILE_RULES]
     return f"""
         CREATE OR REPLACE TEMP TABLE typed_customers AS
         WITH ids AS (SELECT *, {id_text('customer_id')} AS customer_id_normal FROM raw.customers),
         typed AS (
             -- A member row of a guest or walk-in account (orders.guest_customer_ids) is no customer either.
             SELECT _source_file, _source_row, _partition_date, {_without_guests('customer_id_normal')} AS customer_id,
+                   {_guest_id('customer_id_normal')} AS {GUEST_ID},
                    -- The id as read where normalisation changed it (keys.py): NULL on nearly every row.
                    {id_variant('customer_id', 'customer_id_normal')} AS customer_id_variant,
                    {_profile_select()}

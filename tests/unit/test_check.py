@@ -354,6 +354,9 @@ def test_reason_kinds_drop_the_raw_value_and_numbers():
                        "O1") == "conflicting duplicate of the order line in row N (same order_id and sku, different values)"
     assert reason_kind("gender x is not in values.gender", "x") == "gender <value> is not in values.gender"
     assert reason_kind("missing customer_id", None) == "missing customer_id"
+    # So does a guest id: there are as few, and it says which ids the config takes for guests.
+    guest = "missing customer_id (guest id 0 in orders.guest_customer_ids)"
+    assert reason_kind(guest + "; return line (negative quantity)", "0") == guest + "; return line (negative quantity)"
     assert reason_kind("missing order_ts; cancelled order (status 交易关闭)", None) == \
         "missing order_ts; cancelled order (status 交易关闭)"
     assert reason_kind("amount n/a is not a number; cancelled order (status n/a)", "n/a") == \

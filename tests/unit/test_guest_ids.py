@@ -25,11 +25,15 @@ def test_orders_of_a_guest_id_are_set_aside_as_sales_without_a_customer(tmp_path
 
     assert rows(warehouse, "SELECT order_id, customer_id, order_amount FROM staging.orders ORDER BY order_id") == [
         ("O1", "C1", 10.0), ("O5", "C2", 21.0)]
+    # The reason and the raw value name the guest id (as normalised), so that a reader sees why a row with an id has
+    # no customer.
+    def guest(id_):
+        return f"missing customer_id (guest id {id_} in orders.guest_customer_ids)"
     assert rows(warehouse, "SELECT input, source_row, raw_value, reason FROM quality.quarantine "
                            "ORDER BY input, source_row") == [
-        ("customers", 3, None, "missing customer_id"),  # the member file's walk-in account is no member
-        ("orders", 2, None, "missing customer_id"), ("orders", 3, None, "missing customer_id"),
-        ("orders", 4, None, "missing customer_id"), ("orders", 5, None, "missing customer_id")]
+        ("customers", 3, "0", guest("0")),  # the member file's walk-in account is no member
+        ("orders", 2, "0", guest("0")), ("orders", 3, "0", guest("0")),
+        ("orders", 4, "Guest", guest("Guest")), ("orders", 5, "0", guest("0"))]
     # Set aside like any walk-in sale, so they count neither as faults of the export nor as lost rows.
     assert rows(warehouse, "SELECT rows_read, rows_loaded, rows_quarantined, rows_set_aside FROM quality.load_audit "
                            "WHERE input = 'orders'") == [(6, 2, 4, 4)]
@@ -50,3 +54,17 @@ def test_unquoted_ids_are_refused_since_yaml_has_already_changed_them(tmp_path):
     with pytest.raises(Exception, match=r"orders.guest_customer_ids.*quote each id: YAML reads unquoted 0, 00000 "
                                          r"or no as a number or a boolean; got \[0\]"):
         load_source_config(config)
+
+
+def test_a_guest_row_is_told_apart_from_a_row_without_any_id_and_both_are_set_aside(tmp_path):
+    lines = [*LINES, "O7,,2026-03-03 11:00:00,beer,1,4,CASH,b1", "O8,0,2026-03-03 12:00:00,beer,-1,-4,CASH,b1"]
+    warehouse = stage(tmp_path, {"a.csv": lines}, orders_config='  guest_customer_ids: ["0"]\n')
+
+    assert rows(warehouse, "SELECT source_row, raw_value, reason FROM quality.quarantine WHERE source_row >= 6 "
+                           "ORDER BY source_row") == [
+        (7, None, "missing customer_id"),
+        (8, "0", "missing customer_id (guest id 0 in orders.guest_customer_ids); return line (negative quantity); "
+                 "returns are kept out of purchase features")]
+    # Every one of them is set aside (a guest's sale, a return of one, a line without an id), none is a fault.
+    assert rows(warehouse, "SELECT rows_read, rows_loaded, rows_quarantined, rows_set_aside FROM quality.load_audit "
+                           "WHERE input = 'orders'") == [(8, 3, 5, 5)]
