@@ -125,6 +125,8 @@ class RunSummary:
     duplicates_removed: int
     read_by_input: tuple[tuple[str, int], ...] = ()  # (orders, n), (customers, n), ... as read this run
     rows_set_aside: int = 0  # of rows_quarantined: cancelled, returned or no customer id
+    # Lines earlier runs loaded that this run's later cancellations and refunds took back (quality.retracted_lines).
+    lines_taken_back: int = 0
 
     def lines(self, warnings: int) -> list[str]:
         """The summary as plain lines (customers, segments, rows, warnings); the verdict and paths follow. With more
@@ -138,6 +140,9 @@ class RunSummary:
         lines.append(f"Rows:      {self.rows_read:,} read this run{split}, {self.rows_loaded:,} loaded, "
                      f"{self.rows_quarantined:,} quarantined{self._set_aside()}, "
                      f"{self.duplicates_removed:,} duplicates removed")
+        if self.lines_taken_back:
+            lines.append(f"Retracted: {self.lines_taken_back:,} order lines loaded by earlier runs, taken back by "
+                         f"later cancellations or refunds (quality.retracted_lines)")
         lines.append(warnings_line(warnings))
         return lines
 
@@ -176,7 +181,7 @@ def run_summary(warehouse: Path, run_id: str) -> RunSummary | None:
             if table_exists(con, "segments.customer_segments") and table_exists(con, "segments.segment_profiles"):
                 customers = con.execute("SELECT count(*) FROM segments.customer_segments").fetchone()[0]
                 segments = con.execute("SELECT count(*) FROM segments.segment_profiles").fetchone()[0]
-            rows, by_input, set_aside = (0, 0, 0, 0), [], 0
+            rows, by_input, set_aside, taken_back = (0, 0, 0, 0), [], 0, 0
             if table_exists(con, "quality.load_audit"):
                 rows = con.execute("""
                     SELECT coalesce(sum(rows_read), 0), coalesce(sum(rows_loaded), 0),
@@ -189,7 +194,11 @@ def run_summary(warehouse: Path, run_id: str) -> RunSummary | None:
                     SELECT input, sum(rows_read) FROM quality.load_audit WHERE run_id = ? GROUP BY input
                     ORDER BY CASE input WHEN 'orders' THEN 1 WHEN 'customers' THEN 2 ELSE 3 END, input""",
                                        [run_id]).fetchall()
+            if table_exists(con, "quality.retracted_lines"):
+                taken_back = con.execute("SELECT count(*) FROM quality.retracted_lines WHERE run_id = ?",
+                                         [run_id]).fetchone()[0]
     except duckdb.Error:
         return None
     return RunSummary(customers, segments, *(int(value) for value in rows),
-                      read_by_input=tuple((name, int(read)) for name, read in by_input), rows_set_aside=int(set_aside))
+                      read_by_input=tuple((name, int(read)) for name, read in by_input), rows_set_aside=int(set_aside),
+                      lines_taken_back=int(taken_back))

@@ -25,6 +25,8 @@ _REFUNDED_LINES = (f"FROM quality.quarantine WHERE run_id = ? AND input = 'order
                    f"AND NOT contains(reason, '{CANCELLED_REASON_OPENING}') "
                    f"AND NOT starts_with(reason, '{MISSING_CUSTOMER}')")
 
+_TAKEN_BACK = "FROM quality.retracted_lines WHERE run_id = ?"
+
 
 @dataclass(frozen=True)
 class Coverage:
@@ -36,6 +38,7 @@ class Coverage:
     faults: int  # quarantined and not set aside
     duplicates: int
     refunded_lines: int = 0  # set aside as refunded on their own line (line_status)
+    taken_back: int = 0  # lines earlier runs loaded, taken back by this run's later cancellations and refunds
 
 
 def load_coverage(con: duckdb.DuckDBPyConnection, run_id: str | None) -> Coverage | None:
@@ -49,8 +52,10 @@ def load_coverage(con: duckdb.DuckDBPyConnection, run_id: str | None) -> Coverag
         return None
     without_customer, refunded = (con.execute(f"SELECT count(*) {source}", [run_id, SET_ASIDE_ONLY]).fetchone()[0]
                                   for source in (_WITHOUT_CUSTOMER, _REFUNDED_LINES))
+    taken_back = con.execute(f"SELECT count(*) {_TAKEN_BACK}", [run_id]).fetchone()[0] \
+        if table_columns(con, "quality.retracted_lines") else 0
     return Coverage(run_id, int(read), int(loaded), int(set_aside or 0), int(without_customer),
-                    int(quarantined) - int(set_aside or 0), int(duplicates), int(refunded))
+                    int(quarantined) - int(set_aside or 0), int(duplicates), int(refunded), int(taken_back))
 
 
 def coverage_sentences(book: FactBook, coverage: Coverage | None) -> dict[str, list[Sentence]]:
@@ -59,7 +64,7 @@ def coverage_sentences(book: FactBook, coverage: Coverage | None) -> dict[str, l
     if coverage is None:
         return {"zh": [], "en": []}
     def fact(key: str, value: int, select: str, source: str = _AUDIT):
-        params = [coverage.run_id] + ([SET_ASIDE_ONLY] if source != _AUDIT else [])
+        params = [coverage.run_id] + ([SET_ASIDE_ONLY] if source not in (_AUDIT, _TAKEN_BACK) else [])
         return book.add(f"coverage.{key}", "count", value, f"SELECT {select} {source}", params)
 
     read, loaded = fact("read", coverage.read, "sum(rows_read)"), fact("loaded", coverage.loaded, "sum(rows_loaded)")
@@ -85,12 +90,23 @@ def coverage_sentences(book: FactBook, coverage: Coverage | None) -> dict[str, l
         zh += compose("；{q} 行因数据错误被隔离", q=faults)
         en += compose("; {q} was quarantined as a fault of the export" if coverage.faults == 1 else
                       "; {q} were quarantined as faults of the export", q=faults)
+    if coverage.taken_back:  # earlier runs' lines: not among this run's rows above
+        taken = fact("taken_back", coverage.taken_back, "count(*)", _TAKEN_BACK)
+        zh += compose("；此前各次运行已载入的 {n} 行订单行因之后的取消或退款被撤回", n=taken)
+        en += compose("; {n} order line loaded by an earlier run was taken back by a later cancellation or refund"
+                      if coverage.taken_back == 1 else
+                      "; {n} order lines loaded by earlier runs were taken back by later cancellations or refunds",
+                      n=taken)
     if coverage.duplicates:
         duplicates = fact("duplicates", coverage.duplicates, "sum(duplicates_removed)")
         zh += compose("；删除重复行 {d} 行", d=duplicates)
         en += compose("; duplicates removed: {d}", d=duplicates)
-    zh += compose("。明细见 quality.load_audit 与 quality.quarantine。")
-    en += compose(". Details are in quality.load_audit and quality.quarantine.")
+    if coverage.taken_back:
+        zh += compose("。明细见 quality.load_audit、quality.quarantine 与 quality.retracted_lines。")
+        en += compose(". Details are in quality.load_audit, quality.quarantine and quality.retracted_lines.")
+    else:
+        zh += compose("。明细见 quality.load_audit 与 quality.quarantine。")
+        en += compose(". Details are in quality.load_audit and quality.quarantine.")
     return {"zh": [zh], "en": [en]}
 
 

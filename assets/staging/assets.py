@@ -31,6 +31,7 @@ import dagster as dg
 from assets.staging.audit import CHANGED_CUSTOMERS
 from assets.staging.build import build_staging
 from assets.staging.customers import CUSTOMERS_BUILT_FROM
+from assets.staging.takebacks import RETRACTED_LINES, TAKEBACKS
 from pipelines.core.identity import SOURCE_RUNS, record_source_run, source_identity
 from pipelines.core.partitions import DAILY_ORDERS, SINGLE_RUN_BACKFILL, run_window
 from pipelines.core.resources import SourceResource, WarehouseResource
@@ -78,6 +79,16 @@ STAGING_SPECS = [
                  deps=[["raw", "orders"]],
                  description="Work queue, one row per customer and run whose orders a load changed (customer_id "
                              "NULL: every customer); the features step consumes and empties it."),
+    dg.AssetSpec(["staging", "order_takebacks"], group_name="staging", kinds={"duckdb"},
+                 deps=[["raw", "orders"]],
+                 description="One row per set-aside order row of a landing day that cancels an order or refunds a "
+                             "line (its status): what takes back the lines an earlier day loaded. Replaced with its "
+                             "day, so a day loaded again is taken back again."),
+    dg.AssetSpec(["quality", "retracted_lines"], group_name="quality", kinds={"duckdb"},
+                 deps=[["raw", "orders"]],
+                 description="One row per order line an earlier run loaded and a later day's file took back "
+                             "(cancelled order or refunded line), per run that took it back: the line's file, row, "
+                             "day, order, customer and amount, and the row that took it back."),
     dg.AssetSpec(["staging", "customers_built_from"], group_name="staging", kinds={"duckdb"},
                  deps=[["raw", "customers"], ["raw", "orders"]],
                  description="At most one row: the fingerprint of the inputs staging.customers was last built from "
@@ -109,8 +120,9 @@ def staging_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             table: con.execute(f"SELECT count(*), count(*) FILTER (WHERE run_id = ?) FROM {table}",
                                [context.run_id]).fetchone()
             for table in ("quality.key_conflicts", "quality.removed_duplicates", SOURCE_RUNS, CHANGED_CUSTOMERS,
-                          CUSTOMERS_BUILT_FROM)
+                          CUSTOMERS_BUILT_FROM, RETRACTED_LINES)
         }
+        takebacks = con.execute(f"SELECT count(*) FROM {TAKEBACKS}").fetchone()[0]
         previews = {
             name: con.execute(
                 f"SELECT COLUMNS(c -> NOT starts_with(c, '_source')) FROM staging.{name} LIMIT 5").pl()
@@ -121,6 +133,7 @@ def staging_tables(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             asset_key=["staging", name],
             metadata={"dagster/row_count": count, "preview": dg.MetadataValue.md(preview_markdown(previews[name]))},
         )
+    yield dg.MaterializeResult(asset_key=TAKEBACKS.split("."), metadata={"dagster/row_count": takebacks})
     yield dg.MaterializeResult(asset_key=["quality", "quarantine"],
                                metadata={"dagster/row_count": quarantined, "run_id": context.run_id})
     yield dg.MaterializeResult(asset_key=["quality", "load_audit"],

@@ -137,7 +137,8 @@ def drop_order_intermediates(con: duckdb.DuckDBPyConnection) -> None:
     intermediates = {"new_order_lines", "kept_orders", "new_orders", "other_day_orders", "other_day_rows",
                      "valid_typed_orders", "dropped_typed_rows", "shared_order_lines",
                      "repeated_ranks", "typed_orders", "source_file_numbers", "order_attribute_codes",
-                     "typed_products", "ranked_products", "product_lookup", "description_categories"}
+                     "typed_products", "ranked_products", "product_lookup", "description_categories",
+                     "new_takebacks", "taken_back", "taken_back_orders"}
     for name, kind in temporary:
         if name in intermediates:
             con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {name}")

@@ -294,6 +294,63 @@ def test_an_order_repeated_by_a_later_day_is_not_loaded_twice(tmp_path):
         assert read == loaded + quarantined + removed
 
 
+def with_status_column(root: Path, cancelled_on: date) -> tuple[list[str], str]:
+    """Give every landing file an order status column (交易成功), and make `cancelled_on`'s file repeat the first
+    day's first order as cancelled (已取消), as a rolling export does; returns that order's lines and its id."""
+    for day in DAYS:
+        path = next(day_folder(root, day).glob("*.csv"))
+        lines = path.read_text(encoding="utf-8").splitlines()
+        path.write_text("\n".join([lines[0] + ",status", *(line + ",交易成功" for line in lines[1:])]) + "\n",
+                        encoding="utf-8")
+    first_day = next(day_folder(root, DAYS[0]).glob("*.csv")).read_text(encoding="utf-8").splitlines()[1:]
+    order_id = first_day[0].split(",")[0]
+    cancelled = [line.replace(",交易成功", ",已取消") for line in first_day if line.split(",")[0] == order_id]
+    with next(day_folder(root, cancelled_on).glob("*.csv")).open("a", encoding="utf-8") as handle:
+        handle.write("\n".join(cancelled) + "\n")
+    return cancelled, order_id
+
+
+def test_an_order_a_later_night_cancels_is_taken_back_as_a_full_reload_would(tmp_path):
+    """A rolling export repeats an order of an earlier day as cancelled: the night takes its lines back (logged in
+    quality.retracted_lines, said by the report), its customer's features follow, and loading every day at once
+    gives the same order lines."""
+    config = daily_shop(tmp_path, customers=300, seed=8)
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        "  date_formats:", "  columns:\n    status: status\n  date_formats:"), encoding="utf-8")
+    cancelled, order_id = with_status_column(tmp_path, DAYS[2])
+    warehouse = tmp_path / "warehouse.duckdb"
+    assert materialize_graph(config, warehouse, first=DAYS[0], last=DAYS[1]).success
+    work = work_db(warehouse)
+    customer = query(work, "SELECT customer_id FROM staging.orders WHERE order_id = ?", [order_id])[0][0]
+    orders_before = query(work, "SELECT n_orders FROM features.customer_features WHERE customer_id = ?",
+                          [customer])[0][0]
+    night = materialize_graph(config, warehouse, first=DAYS[2], last=DAYS[2])
+    assert night.success
+
+    assert query(work, "SELECT count(*) FROM staging.order_lines WHERE order_id = ?", [order_id]) == [(0,)]
+    assert query(work, "SELECT count(*) FROM staging.orders WHERE order_id = ?", [order_id]) == [(0,)]
+    assert query(work, "SELECT count(*), min(reason), min(parse_filename(parse_dirpath(taken_back_by_file))) "
+                       "FROM quality.retracted_lines WHERE run_id = ?", [night.run_id]) == [
+        (len(cancelled), "cancelled order (status 已取消)", f"order_day={DAYS[2]}")]
+    assert query(work, "SELECT n_orders FROM features.customer_features WHERE customer_id = ?",
+                 [customer]) == [(orders_before - 1,)]
+    for read, loaded, quarantined, removed in query(
+            work, "SELECT rows_read, rows_loaded, rows_quarantined, duplicates_removed FROM quality.load_audit "
+                  "WHERE run_id = ? AND input = 'orders'", [night.run_id]):
+        assert read == loaded + quarantined + removed
+    page = (warehouse.parent / "reports" / "report_en.html").read_text(encoding="utf-8")
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", page))
+    assert (f"{len(cancelled)} order line{'s' if len(cancelled) > 1 else ''} loaded by "
+            f"{'earlier runs were' if len(cancelled) > 1 else 'an earlier run was'} taken back") in text
+
+    # The same days loaded at once, into a warehouse of their own: the same lines stand.
+    once = tmp_path / "once" / "warehouse.duckdb"
+    assert materialize_graph(config, once, first=DAYS[0], last=DAYS[2]).success
+    lines = "SELECT order_id, customer_id, order_ts, category, sku, quantity, amount FROM staging.order_lines " \
+            "ORDER BY ALL"
+    assert query(work_db(once), lines) == query(work, lines)
+
+
 def test_daily_baskets_keep_the_latest_profile_across_days(tmp_path):
     header = "cardid,value,pmethod,sex,homeown,income,age,fruitveg,wine\n"
     write_file(tmp_path / "in" / "2026-01-01.csv", header + "C1,10.5,CARD,M,YES,30000,30,T,F\nC2,8,CASH,F,NO,20000,41,F,T\n")

@@ -85,3 +85,25 @@ def test_an_export_of_one_row_per_order_says_its_money_is_the_orders_amounts(tmp
     assert "order lines' amounts" in lines["en"][0].text(book)
     refunded = money_basis_sentences(line_refunds=True, order_rows=True)["en"][0].text(book)
     assert "cancelled orders and orders marked refunded when they were loaded are left out" in refunded
+
+
+def test_a_night_that_took_back_earlier_lines_says_how_many(tmp_path):
+    """Lines earlier nights loaded and this night's rolling export cancels or refunds are not among this run's rows:
+    the opening counts them apart, from quality.retracted_lines."""
+    con = _warehouse(tmp_path / "w.duckdb")
+    con.execute("INSERT INTO quality.load_audit VALUES ('r2', 'orders', 'day2.csv', 4, 1, 2, 1, 2)")
+    con.executemany("INSERT INTO quality.quarantine VALUES ('r2', 'orders', ?)",
+                    [["refunded line (line_status 退款成功); returns are kept out of purchase features"],
+                     ["cancelled order (status 已取消)"]])
+    con.execute("CREATE TABLE quality.retracted_lines (run_id VARCHAR, source_row BIGINT)")
+    con.execute("INSERT INTO quality.retracted_lines VALUES ('r2', 1), ('r2', 3), ('r1', 7)")
+    book = FactBook()
+    said = coverage_sentences(book, load_coverage(con, "r2"))
+    assert said["en"][0].text(book) == (
+        "This run read 4 order rows and loaded 1; 2 were set aside (cancelled, returned or without a customer id); "
+        "1 was a line refunded to a customer while the rest of its order stands (its refund status); 2 order lines "
+        "loaded by earlier runs were taken back by later cancellations or refunds; duplicates removed: 1. Details "
+        "are in quality.load_audit, quality.quarantine and quality.retracted_lines.")
+    assert "此前各次运行已载入的 2 行订单行因之后的取消或退款被撤回" in said["zh"][0].text(book, "zh")
+    for fact in book.facts.values():
+        assert con.execute(fact.sql, list(fact.params)).fetchone()[0] == fact.value, fact.key

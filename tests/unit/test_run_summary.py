@@ -57,3 +57,22 @@ def test_summary_says_how_many_quarantined_rows_are_cancelled_orders_or_returns(
         "customer id), 0 duplicates removed")
     assert summary_lines(warehouse, "r3", 0)[0] == (
         "Rows:      50 read this run, 50 loaded, 0 quarantined, 0 duplicates removed")
+
+
+def test_summary_says_how_many_lines_of_earlier_runs_this_run_took_back(tmp_path):
+    """A night whose rolling export cancels or refunds orders an earlier night loaded takes their lines back
+    (assets/staging/takebacks.py): they are none of this run's rows, so the summary says so on a line of its own."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("CREATE SCHEMA quality")
+        con.execute("CREATE TABLE quality.load_audit (run_id VARCHAR, input VARCHAR, rows_read BIGINT, "
+                    "rows_loaded BIGINT, rows_quarantined BIGINT, duplicates_removed BIGINT, rows_set_aside BIGINT)")
+        con.execute("INSERT INTO quality.load_audit VALUES ('r2', 'orders', 40, 30, 4, 6, 4)")
+        con.execute("CREATE TABLE quality.retracted_lines (run_id VARCHAR, source_row BIGINT)")
+        con.execute("INSERT INTO quality.retracted_lines VALUES ('r2', 1), ('r2', 3), ('r1', 9)")
+    assert summary_lines(warehouse, "r2", 0) == [
+        "Rows:      40 read this run, 30 loaded, 4 quarantined (all set aside: cancelled, returned or without a "
+        "customer id), 6 duplicates removed",
+        "Retracted: 2 order lines loaded by earlier runs, taken back by later cancellations or refunds "
+        "(quality.retracted_lines)",
+        "Warnings:  0"]
