@@ -128,11 +128,11 @@ def money_basis_sentences(line_refunds: bool = False, order_rows: bool = False) 
     put in it (shipping, fees) is in the figures, not only the goods."""
     rows_zh, rows_en = ("订单", "orders") if order_rows else ("商品行", "lines")
     if line_refunds:
-        zh_returns = (f"已取消订单和载入时已标为已退款的{rows_zh}不计入；另列的退货行搁置而不冲减，"
-                      "因此只以退货行记录的部分退货，其订单按全额计算。")
-        en_returns = (f"cancelled orders and {rows_en} marked refunded when they were loaded are left out; separate "
-                      "return lines are set aside rather than subtracted, so an order returned in part only through "
-                      "such a line counts in full.")
+        zh_returns = (f"已取消订单和已标为已退款的{rows_zh}不计入（包括之后的导出文件才标明的）；"
+                      "另列的退货行搁置而不冲减，因此只以退货行记录的部分退货，其订单按全额计算。")
+        en_returns = (f"cancelled orders and {rows_en} marked refunded are left out, also when a later day's export "
+                      "marks them; separate return lines are set aside rather than subtracted, so an order returned "
+                      "in part only through such a line counts in full.")
     else:
         zh_returns = "已取消订单不计入，退货行另行搁置而不冲减，因此部分退货或部分退款的订单按全额计算。"
         en_returns = ("cancelled orders are left out, and return lines are set aside rather than subtracted, so an "

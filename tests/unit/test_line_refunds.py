@@ -97,10 +97,11 @@ def test_the_report_counts_refunded_lines_and_says_they_are_not_in_the_money(tmp
     book = FactBook()
     with_refunds, without = money_basis_sentences(line_refunds=True), money_basis_sentences()
     assert with_refunds["en"][0].text(book).endswith(
-        "cancelled orders and lines marked refunded when they were loaded are left out; separate return lines are "
+        "cancelled orders and lines marked refunded are left out, also when a later day's export marks them; "
+        "separate return lines are "
         "set aside rather than subtracted, so an order returned in part only through such a line counts in full.")
     assert without["en"][0].text(book).endswith("so an order returned or refunded in part counts in full.")
-    assert "载入时已标为已退款的商品行不计入" in with_refunds["zh"][0].text(book, "zh")
+    assert "已标为已退款的商品行不计入（包括之后的导出文件才标明的）" in with_refunds["zh"][0].text(book, "zh")
 
 
 def test_order_statuses_of_a_refund_asked_for_or_turned_down_are_no_cancellation(tmp_path):
