@@ -79,8 +79,7 @@ def build_report(con: duckdb.DuckDBPyConnection, reports_dir: Path, category_lab
     `has_categories`: False for an export declared without categories (SourceConfig.has_categories).
     `run_id`: the run building the report, whose order rows the opening says where they went (coverage.py).
     `line_refunds`: the export marks refunded lines (orders.columns.line_status), which are left out.
-    `order_rows`: the export has one row per order (True for the wide shape's baskets); None: judged from the
-    warehouse (every order one row)."""
+    `order_rows`: the export has one row per order; None: judged from the warehouse (coverage.rows_are_orders)."""
     # The chart writer starts its helper process first, so the helper is ready when the charts are.
     with ChartFileWriter() if chart_files else contextlib.nullcontext() as chart_writer:
         data = load_report_data(con, category_labels, has_categories)
@@ -220,8 +219,7 @@ def segment_report(context, warehouse: WarehouseResource, source: SourceResource
         report = write_report_folder(con, warehouse.work_reports_dir, category_labels=dict(config.category_labels),
                                      bundle_cache=bundle_cache_files(warehouse.file),
                                      has_categories=config.has_categories, run_id=context.run_id,
-                                     line_refunds=bool(config.orders.columns.get("line_status")),
-                                     order_rows=True if config.shape == "wide" else None)
+                                     line_refunds=bool(config.orders.columns.get("line_status")))
     crash_point("report:written")
     return dg.MaterializeResult(
         metadata={

@@ -111,13 +111,18 @@ def coverage_sentences(book: FactBook, coverage: Coverage | None) -> dict[str, l
 
 
 def rows_are_orders(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether every order of the warehouse came from one source row: an export of one row per order (a webshop's
-    orders file, a till's receipts), whose amounts are order totals rather than order lines' amounts. The wide
-    shape's rows are orders too, whatever its line count says (one per category flagged): its caller knows."""
+    """Whether every order of the warehouse came from one source row, whose amount is the order's rather than the
+    sum of order lines' amounts: an export of one row per order (a webshop's orders file, a till's receipts, every
+    order one row), or the basket shape (its lines, one per category flagged, carry no amount)."""
     if "n_lines" not in (table_columns(con, "staging.orders") or []):
         return False
     most = con.execute("SELECT max(n_lines) FROM staging.orders").fetchone()[0]
-    return most is not None and most <= 1
+    if most is not None and most <= 1:
+        return True
+    if "amount" not in (table_columns(con, "staging.order_lines") or []):
+        return False
+    lines, priced = con.execute("SELECT count(*), count(amount) FROM staging.order_lines").fetchone()
+    return lines > 0 and priced == 0
 
 
 def money_basis_sentences(line_refunds: bool = False, order_rows: bool = False) -> dict[str, list[Sentence]]:

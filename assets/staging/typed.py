@@ -21,6 +21,7 @@ from assets.staging.rules import (
     numeric_rules,
     order_ts_gap,
     order_ts_rules,
+    rounded_id_rule,
     rule_columns,
 )
 from pipelines.core.config import SourceConfig
@@ -303,6 +304,8 @@ def type_long_orders(
     rules = [
         customer_id_rule(GUEST_ID if guests else None),
         *([] if config.derives_order_id else [Rule("order_id", "order_id IS NULL", "'missing order_id'", "NULL")]),
+        rounded_id_rule("customer_id"),
+        *([] if config.derives_order_id else [rounded_id_rule("order_id")]),
         *category_rules,
         *order_ts_rules(required=True, parts=parts),
         *numeric_rules(["quantity", "amount", "unit_price"]),
@@ -410,6 +413,8 @@ def type_wide_orders(
     guests = bool(config.orders.guest_customer_ids)
     rules = [
         customer_id_rule(GUEST_ID if guests else None),
+        rounded_id_rule("customer_id"),
+        rounded_id_rule("order_id"),
         Rule("amount", "amount_text IS NULL", "'missing amount'", "NULL"),
         *numeric_rules(["amount"]),
         Rule("amount", "amount < 0", sql_literal(f"negative basket value (a return); {RETURNS_KEPT_OUT}"),
@@ -452,7 +457,7 @@ def type_wide_orders(
 
 
 def customer_typing_sql() -> str:
-    rules = [customer_id_rule(GUEST_ID), *PROFILE_RULES]
+    rules = [customer_id_rule(GUEST_ID), rounded_id_rule("customer_id"), *PROFILE_RULES]
     return f"""
         CREATE OR REPLACE TEMP TABLE typed_customers AS
         WITH ids AS (SELECT *, {id_text('customer_id')} AS customer_id_normal FROM raw.customers),

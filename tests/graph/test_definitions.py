@@ -14,8 +14,8 @@ from tests.conftest import REPO_ROOT, child_env
 EXPECTED_ASSETS = {
     "raw/orders", "raw/customers", "raw/products",
     "staging/orders", "staging/order_lines", "staging/customers", "staging/products", "staging/changed_customers",
-    "staging/customers_built_from",
-    "quality/quarantine", "quality/load_audit", "quality/key_conflicts", "quality/removed_duplicates", "quality/source_runs",
+    "staging/customers_built_from", "staging/order_takebacks",
+    "quality/quarantine", "quality/retracted_lines", "quality/load_audit", "quality/key_conflicts", "quality/removed_duplicates", "quality/source_runs",
     "quality/validation_results", "quality/validated_inputs", "quality/validated_days", "quality/outliers", "quality/missing_values",
     "features/customer_features", "features/customer_order_stats",
     "model/customer_clusters", "model/segment_centers", "segments/model_runs",

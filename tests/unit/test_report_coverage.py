@@ -73,6 +73,12 @@ def test_an_export_of_one_row_per_order_says_its_money_is_the_orders_amounts(tmp
     assert rows_are_orders(con)
     con.execute("INSERT INTO staging.orders VALUES ('C', 3)")
     assert not rows_are_orders(con)
+    # The basket shape: a line per category flagged, none with an amount of its own.
+    con.execute("CREATE TABLE staging.order_lines (order_id VARCHAR, amount DOUBLE)")
+    con.execute("INSERT INTO staging.order_lines VALUES ('C', NULL), ('C', NULL), ('C', NULL)")
+    assert rows_are_orders(con)
+    con.execute("INSERT INTO staging.order_lines VALUES ('A', 4.0)")
+    assert not rows_are_orders(con)
 
     book = FactBook()
     orders, lines = money_basis_sentences(order_rows=True), money_basis_sentences()
