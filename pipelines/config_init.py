@@ -17,6 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from assets.raw.mapping import joined_order_time
+from assets.staging.rules import SPREADSHEET_ROUNDED_ID
 from pipelines.config_draft import Draft, Section
 from pipelines.config_duplicates import repeated_lines
 from pipelines.config_match import (
@@ -110,6 +111,7 @@ def draft_config(orders: Path, customers: Path | None = None, products: Path | N
         _leftovers(draft, item)
     read_values(draft)
     _key_share(draft)
+    _rounded_ids(draft)
     return draft
 
 
@@ -352,3 +354,21 @@ def _key_share(draft: Draft) -> None:
             "customers?), left out of the segments; the run is blocked when fewer rows than quality.min_key_share "
             "(default 0.95) carry a customer id: if that many anonymous sales are expected, lower it (suggested in "
             "the config, commented out)")
+
+
+def _rounded_ids(draft: Draft) -> None:
+    """A line to decide for an id column a spreadsheet saved as rounded numbers (2.83E+11): the ids that differed in
+    the lost digits are one id now, so a run would merge their orders or customers; it quarantines such rows."""
+    for section in draft.sections:
+        for field_name in ("order_id", "customer_id"):
+            match = section.matches.get(field_name)
+            if match is None:
+                continue
+            values = section.sniffed.values(match.column)
+            rounded = [v for v in values if re.fullmatch(SPREADSHEET_ROUNDED_ID, v)]
+            if rounded:
+                draft.undecided.append(
+                    f"{section.key}.columns.{field_name}: {len(rounded):,} of {len(values):,} sampled values of "
+                    f"{match.column} in {section.name} are numbers a spreadsheet rounded (e.g. {rounded[0]}): their "
+                    "last digits are lost, so different ids became one; export the file again without opening and "
+                    "saving it in Excel (a run quarantines these rows rather than merge them)")
