@@ -35,7 +35,13 @@ import vl_convert
 
 from assets.report.chart_files import ChartFileWriter, javascript_bundle, render_png
 from assets.report.charts import build_charts
-from assets.report.coverage import coverage_sentences, load_coverage, money_basis_sentences, rows_are_orders
+from assets.report.coverage import (
+    coverage_sentences,
+    load_coverage,
+    money_basis_sentences,
+    order_total_sentences,
+    rows_are_orders,
+)
 from assets.report.data import MIN_DETAIL_SIZE, ReportData, load_report_data
 from assets.report.facts import FactBook
 from assets.report.html import render_page, segmentation_verdict
@@ -99,6 +105,9 @@ def build_report(con: duckdb.DuckDBPyConnection, reports_dir: Path, category_lab
         # The helper draws charts while this process builds the pages.
         bundle = javascript_bundle(bundle_cache)
         weak, verdict = weak_results(data, book), segmentation_verdict(data, book)
+        # A load that looks wrong comes first: it distorts every figure the other notes are about.
+        weak = {language: sentences + weak[language]
+                for language, sentences in order_total_sentences(con, book).items()}
         texts = {language: render_page(narrative, book, specs[language], language, bundle, weak[language], verdict)
                  for language in LANGUAGES}
         files = chart_writer.finish() if chart_writer is not None else []

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import duckdb
 
 from assets.report.facts import FactBook, Sentence, compose
+from assets.staging.line_amounts import order_total_evidence
 from assets.staging.rules import CANCELLED_REASON_OPENING, MISSING_CUSTOMER, REFUNDED_LINE_OPENING, SET_ASIDE_ONLY
 from pipelines.core.sql import table_columns
 
@@ -154,3 +155,25 @@ def money_basis_sentences(line_refunds: bool = False, order_rows: bool = False) 
             "en": [compose("Money figures (GMV, spend, order values) add up the order lines' amounts as the "
                            "export states them. Discounts, fees and refunds the export keeps outside the lines are "
                            "not in them; " + en_returns)]}
+
+
+def order_total_sentences(con: duckdb.DuckDBPyConnection, book: FactBook) -> dict[str, list[Sentence]]:
+    """A note for the top of the page when the amount looks like each order's total repeated on its lines (the
+    warning check amount_is_a_line_amount, assets/staging/line_amounts.py): every money figure of the report then
+    counts an order's total once per line. Nothing for an export whose lines carry no amount (the basket shape)."""
+    if "amount" not in (table_columns(con, "staging.order_lines") or []) or not con.execute(
+            "SELECT count(amount) FROM staging.order_lines").fetchone()[0]:
+        return {"zh": [], "en": []}
+    evidence = order_total_evidence(con)
+    if not evidence.looks_like_totals:
+        return {"zh": [], "en": []}
+    orders = book.add("order_totals.orders", "count", evidence.orders, f"SELECT count(*) FROM ({evidence.orders_sql})")
+    share = book.add("order_totals.share", "pct", evidence.same / evidence.orders,
+                     f"SELECT count(*) FILTER (WHERE same_amount) / count(*) FROM ({evidence.orders_sql})")
+    return {"zh": [compose("在 {n} 个含不同商品的订单中，{p} 的订单每一行金额都相同："
+                           "看起来是把订单总额重复写在了每一行，所有金额类指标因此按行数重复计算了订单总额。"
+                           "请在配置中映射商品行自己的金额，或映射单价与数量。", n=orders, p=share)],
+            "en": [compose("The amount is the same on every line of {p} of the {n} orders whose lines hold different "
+                           "items: it looks like each order's total repeated on its lines, so every money figure "
+                           "counts an order's total once per line. Map the line's own amount in the config, or "
+                           "unit_price and quantity.", n=orders, p=share)]}

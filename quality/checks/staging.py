@@ -6,6 +6,7 @@ A file above the quarantine limit by no more than chance (too few rows to tell) 
 
 import dagster as dg
 
+from assets.staging.line_amounts import order_total_evidence
 from assets.staging.rules import SET_ASIDE_ONLY
 from pipelines.core.resources import SourceResource, WarehouseResource
 from pipelines.core.shares import BEYOND, BY_CHANCE, above_limit, interval_text
@@ -136,36 +137,6 @@ def category_count_within_limit(
     )
 
 
-# An order total mapped as the line amount: the same value on every line of an order whose lines hold other items
-# (another sku or category; JD's 应付金额, Shopify's Subtotal). Staging then adds it up once per line: a trial's
-# revenue came out 75% too high. Lines that differ only in quantity or price are not judged: a basket value split
-# evenly over its lines is a line amount. Judged on at most about half a million lines, in whole blocks of
-# neighbouring rows, where an order's lines sit together (0.4-0.75 s at 8.85M lines, against 7 s for all of them).
-ORDER_TOTAL_SHARE = 0.9  # of the multi-line orders with differing lines
-ORDER_TOTAL_MIN_ORDERS = 50
-ORDER_TOTAL_SAMPLE_LINES = 500_000
-ORDER_TOTAL_SQL = """
-WITH orders AS (
-    SELECT order_id, count(*) AS lines, min(amount) = max(amount) AS same_amount, any_value(amount) AS amount
-    FROM {lines} GROUP BY order_id
-    HAVING count(*) > 1
-       AND count(DISTINCT concat_ws('|', sku, category)) > 1)
-SELECT count(*), count(*) FILTER (WHERE same_amount),
-       -- The example: the order with the most lines, the first by id among equals (the same one every run).
-       first(order_id ORDER BY lines DESC, order_id) FILTER (WHERE same_amount),
-       max(lines) FILTER (WHERE same_amount),
-       first(amount ORDER BY lines DESC, order_id) FILTER (WHERE same_amount)
-FROM orders"""
-
-
-def order_total_evidence(con) -> tuple[int, tuple]:
-    """staging.order_lines' line count, and ORDER_TOTAL_SQL's answer on (a sample of) its lines."""
-    total = con.execute("SELECT count(*) FROM staging.order_lines").fetchone()[0]
-    share = 100.0 * ORDER_TOTAL_SAMPLE_LINES / max(total, 1)
-    lines = "staging.order_lines" if share >= 100 else f"staging.order_lines TABLESAMPLE SYSTEM({share:.4f}%)"
-    return total, con.execute(ORDER_TOTAL_SQL.format(lines=lines)).fetchone()
-
-
 @dg.asset_check(asset=dg.AssetKey(["staging", "order_lines"]), blocking=False)
 def amount_is_a_line_amount(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
                             source: SourceResource) -> dg.AssetCheckResult:
@@ -175,17 +146,17 @@ def amount_is_a_line_amount(context: dg.AssetCheckExecutionContext, warehouse: W
     if source.load().shape != "long":
         return dg.AssetCheckResult(passed=True, severity=dg.AssetCheckSeverity.WARN, description="wide shape")
     with warehouse.connect(read_only=True) as con:
-        total, (orders, same, example, example_lines, example_amount) = order_total_evidence(con)
-    looks_like_totals = orders >= ORDER_TOTAL_MIN_ORDERS and same / orders >= ORDER_TOTAL_SHARE
+        evidence = order_total_evidence(con)
+    looks_like_totals = evidence.looks_like_totals
     return dg.AssetCheckResult(
         passed=not looks_like_totals, severity=dg.AssetCheckSeverity.WARN,
         description=None if not looks_like_totals else (
-            f"amount is the same on every line of {same / orders:.0%} of the {orders:,} orders whose lines differ "
-            f"(order {example}: {example_amount:g} on each of {example_lines} lines): it looks like the order's total "
-            "repeated on each line, which counts it once per line; map the line's own amount, or unit_price (and "
-            "quantity) and leave amount out"),
-        metadata={"orders_with_differing_lines": orders, "same_amount_on_every_line": same,
-                  "lines_judged": min(total, ORDER_TOTAL_SAMPLE_LINES)},
+            f"amount is the same on every line of {evidence.same / evidence.orders:.0%} of the {evidence.orders:,} "
+            f"orders whose lines differ (order {evidence.example}: {evidence.example_amount:g} on each of "
+            f"{evidence.example_lines} lines): it looks like the order's total repeated on each line, which counts "
+            "it once per line; map the line's own amount, or unit_price (and quantity) and leave amount out"),
+        metadata={"orders_with_differing_lines": evidence.orders, "same_amount_on_every_line": evidence.same,
+                  "lines": evidence.lines},
     )
 
 

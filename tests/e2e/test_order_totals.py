@@ -3,6 +3,9 @@ warning naming an order, while the run publishes. A real line amount says nothin
 
 from __future__ import annotations
 
+import html
+import re
+
 import pytest
 
 from tests.conftest import materialize_graph, write_file
@@ -38,6 +41,13 @@ def test_an_order_total_repeated_on_every_line_is_said_out_loud(tmp_path):
     jd_export(tmp_path, "amount: 应付金额")
     check = amount_check(tmp_path)
     assert not check.passed
+    # The report says it at the top of both pages too: a reader of the report never sees the check.
+    for language, said in (("en", "The amount is the same on every line of 100.0% of the 60 orders whose lines hold "
+                                  "different items: it looks like each order's total repeated on its lines"),
+                           ("zh", "在 60 个含不同商品的订单中，100.0% 的订单每一行金额都相同")):
+        page = (tmp_path / "reports" / f"report_{language}.html").read_text(encoding="utf-8")
+        banner = page[page.index('id="weak-results"'):]
+        assert said in html.unescape(re.sub(r"<[^>]+>", "", banner[:banner.index("</aside>")]))
     assert check.description == (
         "amount is the same on every line of 100% of the 60 orders whose lines differ (order 280000010001: 139.4 on "
         "each of 3 lines): it looks like the order's total repeated on each line, which counts it once per line; map "
@@ -48,13 +58,16 @@ def test_the_unit_price_times_quantity_is_a_line_amount(tmp_path):
     jd_export(tmp_path, "unit_price: 京东价")
     check = amount_check(tmp_path)
     assert check.passed and check.metadata["same_amount_on_every_line"].value == 0
+    page = (tmp_path / "reports" / "report_en.html").read_text(encoding="utf-8")
+    assert "whose lines hold different items" not in page
 
 
-def test_a_large_table_is_judged_on_blocks_of_neighbouring_lines(monkeypatch):
-    # Above ORDER_TOTAL_SAMPLE_LINES, whole blocks of neighbouring rows: an order's lines stay together.
+def test_a_large_table_is_judged_on_whole_orders_chosen_by_their_id(monkeypatch):
+    # Above ORDER_TOTAL_SAMPLE_LINES, the orders whose id hashes into a share of them: an order's lines stay together,
+    # and the same orders are judged every time.
     import duckdb
 
-    from quality.checks import staging as checks
+    from assets.staging import line_amounts as checks
 
     monkeypatch.setattr(checks, "ORDER_TOTAL_SAMPLE_LINES", 20_000)
     con = duckdb.connect()
@@ -62,5 +75,6 @@ def test_a_large_table_is_judged_on_blocks_of_neighbouring_lines(monkeypatch):
     con.execute("CREATE TABLE staging.order_lines AS SELECT 'O' || (i // 3) AS order_id, 'sku' || (i % 3) AS sku, "
                 "NULL::VARCHAR AS category, 1.0 AS unit_price, 1.0 AS quantity, 30.0 + i // 3 AS amount "
                 "FROM range(300000) t(i)")
-    total, (orders, same, *_) = checks.order_total_evidence(con)
-    assert total == 300_000 and 0 < orders < 100_000 and same == orders
+    evidence = checks.order_total_evidence(con)
+    assert evidence.lines == 300_000 and 0 < evidence.orders < 100_000 and evidence.same == evidence.orders
+    assert checks.order_total_evidence(con) == evidence
