@@ -12,7 +12,9 @@ left unmapped (`Draft.unmapped`).
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import polars as pl
 
@@ -52,6 +54,7 @@ from pipelines.core.config import (
     PROFILE_FIELDS,
     WIDE_ORDER_FIELDS,
 )
+from pipelines.core.sources import SCHEDULE_TIMEZONE
 
 PII = re.compile(r"phone|mobile|^tel|手机|电话|email|邮箱|address|地址|street|姓名|^name$|(billing|shipping)name|"
                  r"(customer|member|client|buyer|recipient|contact)name|fullname|firstname|lastname|surname|收货人|联系人|"
@@ -241,6 +244,7 @@ def _date_formats(draft: Draft, section: Section, column: str) -> None:
         section.extra["excel_serial_dates"] = True
         section.extra_notes["excel_serial_dates"] = f"{column} holds Excel serial day numbers ({values[0]})"
         return
+    _timezone(draft, section, column, values)
     formats, share, iso, ambiguous, unread = date_coverage(values)
     if not formats:
         section.extra_notes["date_formats"] = f"{column} reads as ISO 8601 (tried after date_formats)"
@@ -260,6 +264,61 @@ def _date_formats(draft: Draft, section: Section, column: str) -> None:
     if share < 0.99:
         draft.undecided.append(f"orders.date_formats: {share:.0%} of the distinct values of {column} read as dates; "
                                f"the others (for example {unread!r}) are quarantined unless you add their format")
+
+
+# The offset at the end of an order time: +08:00, -0500, Z (UTC). Staging converts such times to orders.timezone,
+# whose default is the schedule's zone (PERSONA_SCHEDULE_TIMEZONE, Asia/Shanghai): right for a shop in China,
+# while a trial's US Shopify export (-0500) moved 54% of its orders to the next day.
+OFFSET = re.compile(r"(?:[0-9]{2}(?:\.[0-9]+)?)\s*(?:(Z|UTC)|([+-])([0-9]{2}):?([0-9]{2}))$")
+
+
+def _offset_minutes(value: str) -> int | None:
+    found = OFFSET.search(value.strip())
+    if found is None:
+        return None
+    if found.group(1):
+        return 0
+    minutes = int(found.group(3)) * 60 + int(found.group(4))
+    return -minutes if found.group(2) == "-" else minutes
+
+
+def _timezone(draft: Draft, section: Section, column: str, values: list[str]) -> None:
+    """Order times written with an offset are converted to orders.timezone. When the sample's offsets are not the
+    default zone's, init writes the zone of the commonest offset (Etc/GMT+5 for -05:00) and a line to decide: a
+    named zone (America/New_York) also follows daylight saving. UTC times (Z) say nothing of the shop's zone: only
+    the line to decide."""
+    offsets = [m for m in (_offset_minutes(v) for v in values) if m is not None]
+    if not offsets:
+        return
+    default = SCHEDULE_TIMEZONE
+    now = datetime.now(UTC)
+    default_minutes = int(now.astimezone(ZoneInfo(default)).utcoffset().total_seconds() // 60)
+    seen = sorted(set(offsets))
+    if seen == [default_minutes]:
+        return
+    commonest = max(seen, key=offsets.count)
+    written = ", ".join(_offset_text(m) for m in seen)
+    if commonest == 0 or commonest % 60:
+        # UTC says nothing of where the shop is; an offset of part of an hour has no Etc zone.
+        draft.undecided.append(
+            f"orders.timezone: {column} carries the offsets {written}; its times are converted to orders.timezone, "
+            f"by default {default}: set the shop's zone if it is another (an IANA name such as Europe/London)")
+        return
+    zone = f"Etc/GMT{'-' if commonest > 0 else '+'}{abs(commonest) // 60}"
+    section.extra["timezone"] = zone
+    section.extra_notes["timezone"] = (f"the offset of {column} ({_offset_text(commonest)}); the times are converted "
+                                       f"to it (the default is {default})")
+    draft.undecided.append(
+        f"orders.timezone: {column} carries the offsets {written}, not {default}'s (the default): wrote {zone}, "
+        "which keeps the times on the shop's clock at that offset; name the shop's zone instead (America/New_York, "
+        "Europe/London) to follow its daylight saving")
+
+
+def _offset_text(minutes: int) -> str:
+    if minutes == 0:
+        return "UTC"
+    sign = "+" if minutes > 0 else "-"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def _duplicates(draft: Draft, section: Section) -> None:

@@ -93,8 +93,8 @@ def render_yaml(draft: Draft, out: Path, name: str) -> str:
             if field_name in ("status", "line_status") and field_name in section.extra_notes:
                 note += "; " + section.extra_notes[field_name]
             lines.append(_line(4, field_name, scalar(match.column), note))
-        for key in ("date_formats", "excel_serial_dates", "order_id_within", "guest_customer_ids", "fill_down",
-                    "category_columns", "flag_tokens"):
+        for key in ("date_formats", "timezone", "excel_serial_dates", "order_id_within", "guest_customer_ids",
+                    "fill_down", "category_columns", "flag_tokens"):
             if key in section.extra:
                 value = section.extra[key]
                 if isinstance(value, dict):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pipelines.config_init import draft_config
 from pipelines.config_yaml import render_yaml
+from pipelines.core.config import load_source_config
 from tests.unit.test_config_init import init_ok
 
 # ------------------------------------------------------------------------------------------ a till's export
@@ -238,6 +239,41 @@ def test_a_shopify_export_is_read_as_shopify_writes_it(tmp_path):
             '  date_formats: ["%Y-%m-%d %H:%M:%S %z"]     # read 100% of the distinct values of Created at; %z reads '
             "the offset: times are converted to orders.timezone"]:
         assert line + "\n" in text
+
+
+def test_order_times_at_another_offset_than_the_default_zone_keep_the_shops_clock(tmp_path):
+    """A US Shopify export (-0500, and -0400 once daylight saving starts) converted to the default Asia/Shanghai moved
+    54% of a trial's orders to the next day: init writes the zone of the commonest offset and says to name the
+    shop's zone; staging then keeps each time on the shop's clock."""
+    orders = shopify_export(tmp_path / "orders_export.csv", blank_later_lines=False)
+    text = orders.read_text(encoding="utf-8").replace("+0800", "-0500")
+    orders.write_text(text.replace("2026-06-12 11:32:48 -0500", "2026-06-12 11:32:48 -0400"), encoding="utf-8")
+    config, printed = init_ok(tmp_path, orders)
+    assert config["orders"]["timezone"] == "Etc/GMT+5"
+    assert ("to decide: orders.timezone: Created at carries the offsets -05:00, -04:00, not Asia/Shanghai's (the "
+            "default): wrote Etc/GMT+5, which keeps the times on the shop's clock at that offset; name the shop's "
+            "zone instead (America/New_York, Europe/London) to follow its daylight saving") in printed
+    assert ("  timezone: Etc/GMT+5                        # the offset of Created at (-05:00); the times are converted "
+            "to it (the default is Asia/Shanghai)\n") in (tmp_path / "shop.yaml").read_text(encoding="utf-8")
+
+    # The order of 11:32 on 2026-06-01 (-05:00) stays at 11:32 on its own day, not 00:32 the next day.
+    from tests.unit.test_staging import load_and_stage, rows
+
+    warehouse = load_and_stage(tmp_path, load_source_config(tmp_path / "shop.yaml"))
+    assert rows(warehouse, "SELECT order_ts::VARCHAR FROM staging.orders WHERE order_id = '#1001'") == [
+        ("2026-06-01 10:32:48",)]
+
+
+def test_utc_order_times_say_which_zone_they_are_converted_to(tmp_path):
+    orders = tmp_path / "orders.csv"
+    orders.write_text("Order ID,Customer ID,Created At,Category,Sales\n" + "".join(
+        f"{i},C{i % 4},2026-04-0{1 + i % 9}T1{i % 10}:00:00Z,a,{i + 1}\n" for i in range(30)), encoding="utf-8")
+    config, printed = init_ok(tmp_path, orders)
+    # UTC says nothing of where the shop is: the default stays, and init says which zone the times move to.
+    assert "timezone" not in config["orders"]
+    assert ("to decide: orders.timezone: Created At carries the offsets UTC; its times are converted to "
+            "orders.timezone, by default Asia/Shanghai: set the shop's zone if it is another (an IANA name such as "
+            "Europe/London)") in printed
 
 
 def test_payment_spellings_are_guessed_from_whole_words(tmp_path):
