@@ -176,6 +176,8 @@ STATUS_REASON_OPENINGS = (CANCELLED_REASON_OPENING, REFUNDED_LINE_OPENING)
 # A line an earlier landing day loaded and a later day's row cancels or refunds (assets/staging/takebacks.py):
 # "taken back on a later day (cancelled order (status 已取消) in orders_2026-03-05.csv row 17)".
 TAKEN_BACK_OPENING = "taken back on a later day ("
+# A line whose amount is 0 (orders.free_lines: set_aside).
+FREE_LINE_REASON = "free line (amount 0); gifts and samples are kept out of purchase features"
 MISSING_CUSTOMER = "missing customer_id"
 # A row whose id orders.guest_customer_ids lists (a guest checkout's 0, a till's walk-in account) has no customer
 # either, and its reason names the id, so that a reader of the quarantine sees why a row with an id has none:
@@ -215,7 +217,8 @@ def customer_id_rule(guest_id: str | None = None) -> Rule:
 _SET_ASIDE_PART = (rf"{MISSING_CUSTOMER}(?: \(guest id [^;]*\))?|cancelled order \(status [^;]*\)"
                    rf"|(?:return line \(negative \w+\)|negative basket value \(a return\)"
                    rf"|refunded line \(line_status [^;]*\)); {RETURNS_KEPT_OUT}"
-                   rf"|taken back on a later day \([^;]*\)")
+                   rf"|taken back on a later day \([^;]*\)"
+                   rf"|free line \(amount 0\); gifts and samples are kept out of purchase features")
 # A quarantine reason made only of set-aside parts (a row failing several rules has their reasons joined by '; ');
 # the same pattern in DuckDB (regexp_full_match) and Python (re.fullmatch). A status holding ';' is not matched:
 # such a row counts against the limit, which errs on the side of the gate. Order rows only: a member row without an

@@ -10,6 +10,7 @@ from assets.staging.fill_down import filled_rows
 from assets.staging.keys import id_text, id_variant
 from assets.staging.rules import (
     CANCELLED_REASON_OPENING,
+    FREE_LINE_REASON,
     FUTURE_RULE,
     PAYMENT_RULE,
     PROFILE_RULES,
@@ -321,6 +322,10 @@ def type_long_orders(
                sql_literal(f"return line (negative {column}); {RETURNS_KEPT_OUT}"), f"{column}_text")
           for column, before in (("quantity", ()), ("amount", ("quantity",)),
                                  ("unit_price", ("quantity", "amount")))],
+        # A line of quantity 0 is "quantity is 0" (a fault), one below 0 a return: neither is a gift.
+        *([Rule("amount", "COALESCE(amount, COALESCE(quantity, 1) * unit_price) = 0 AND COALESCE(quantity, 1) > 0",
+                sql_literal(FREE_LINE_REASON), "coalesce(amount_text, unit_price_text)")]
+          if config.orders.free_lines == "set_aside" else []),
         Rule("quantity", "quantity = 0", "'quantity is 0'", "quantity_text"),
         Rule("quantity", "quantity > $max_quantity",
              "'quantity ' || quantity_text || ' is above quality.max_quantity'", "quantity_text"),

@@ -208,6 +208,10 @@ class OrdersSource(FileSource):
     # Rows equal in every field: `drop` keeps the first and counts the others as removed duplicates (an export
     # that repeats rows); `keep` loads each as a line (a shop whose identical rows are real repeated scans).
     exact_duplicates: Literal["drop", "keep"] = "drop"
+    # Long shape: lines whose amount is 0 (a free gift, 赠品; a sample). `set_aside` keeps them out of the purchase
+    # features like returns (a trial's JD export had 11.5% such lines, which took over its category findings and
+    # recommendations); `keep` loads them (a shop whose bundles list their parts at 0 beside a priced parent line).
+    free_lines: Literal["set_aside", "keep"] = "set_aside"
     # Long shape: categories from a free-text description (a mapped `description` field), first matching rule
     # wins, unmatched lines get `other`. Used for lines without a category of their own or from products.
     category_rules: list[CategoryRule] = Field(default_factory=list)

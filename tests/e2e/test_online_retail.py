@@ -40,20 +40,24 @@ def test_every_row_is_loaded_or_quarantined_with_its_reason(published, source_ro
     with_customer = source_rows.filter(pl.col("Customer ID").is_not_null())
     returns = with_customer.filter(pl.col("Quantity") < 0).height
     too_many = with_customer.filter(pl.col("Quantity") > 10_000).height  # quality.max_quantity
+    # Lines at price 0 (free items, test products, 'Manual'): no purchase, set aside as free lines.
+    free = with_customer.filter(pl.col("Quantity").is_between(1, 10_000) & (pl.col("Price") == 0)).height
+    assert free == 31
 
     audit = query(published, "SELECT rows_read, rows_loaded, rows_quarantined, duplicates_removed "
                              "FROM quality.load_audit")
-    assert audit == [(source_rows.height, source_rows.height - without_customer - returns - too_many,
-                      without_customer + returns + too_many, 0)]
+    assert audit == [(source_rows.height, source_rows.height - without_customer - returns - too_many - free,
+                      without_customer + returns + too_many + free, 0)]
     # Every failing rule of a row is recorded; the first one decides its bucket here.
     by_first_reason = dict(query(published, """
         SELECT CASE WHEN reason LIKE 'missing customer_id%' THEN 'missing customer_id'
                     WHEN reason LIKE 'return line (negative quantity)%' THEN 'return line'
                     WHEN reason LIKE 'quantity % is above quality.max_quantity' THEN 'above max_quantity'
+                    WHEN reason LIKE 'free line (amount 0)%' THEN 'free line'
                     ELSE reason END, count(*)
         FROM quality.quarantine GROUP BY 1"""))
     assert by_first_reason == {"missing customer_id": without_customer, "return line": returns,
-                               "above max_quantity": too_many}
+                               "above max_quantity": too_many, "free line": free}
     # The cancellations (invoices starting with C) are exactly the returns with a customer id.
     cancelled = with_customer.filter(pl.col("Invoice").str.starts_with("C")).height
     assert cancelled == returns
@@ -66,7 +70,8 @@ def test_every_row_is_loaded_or_quarantined_with_its_reason(published, source_ro
 
 
 def test_repeated_scans_of_one_item_stay_lines(published, source_rows):
-    loaded = source_rows.filter(pl.col("Customer ID").is_not_null() & pl.col("Quantity").is_between(1, 10_000))
+    loaded = source_rows.filter(pl.col("Customer ID").is_not_null() & pl.col("Quantity").is_between(1, 10_000)
+                                & (pl.col("Price") != 0))
     identical_repeats = loaded.height - loaded.unique().height
     assert identical_repeats > 6000  # the export repeats scans; exact_duplicates: keep loads each as a line
     repeated_in_warehouse = query(published, """
