@@ -205,9 +205,9 @@ def _quarantine(report: CheckReport) -> list[str]:
     lines += table(rows)
     if any(share[3] for item in report.inputs for share in item.shares):
         # Lines whose sku only the unsampled product rows may hold have a warning of their own.
-        lines.append("  not counted against the limit: cancelled orders, returns, refunded lines and sales without a "
-                     "customer id (the shop's business, not faults of the export; quality.min_key_share judges the "
-                     "customer ids)")
+        lines.append("  not counted against the limit: cancelled orders, returns, refunded lines, free lines and sales "
+                     "without a customer id (the shop's business, not faults of the export; quality.min_key_share "
+                     "judges the customer ids)")
     for item in report.inputs:
         if not item.reasons:
             continue

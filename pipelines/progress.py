@@ -124,7 +124,7 @@ class RunSummary:
     rows_quarantined: int
     duplicates_removed: int
     read_by_input: tuple[tuple[str, int], ...] = ()  # (orders, n), (customers, n), ... as read this run
-    rows_set_aside: int = 0  # of rows_quarantined: cancelled, returned or no customer id
+    rows_set_aside: int = 0  # of rows_quarantined: cancelled, returned, free or no customer id
     # Lines earlier runs loaded that this run's later cancellations and refunds took back (quality.retracted_lines).
     lines_taken_back: int = 0
 
@@ -150,8 +150,8 @@ class RunSummary:
         if not self.rows_set_aside:
             return ""
         if self.rows_set_aside == self.rows_quarantined:
-            return " (all set aside: cancelled, returned or without a customer id)"
-        return f" ({self.rows_set_aside:,} of them set aside: cancelled, returned or without a customer id)"
+            return " (all set aside: cancelled, returned, free or without a customer id)"
+        return f" ({self.rows_set_aside:,} of them set aside: cancelled, returned, free or without a customer id)"
 
 
 def summary_lines(warehouse: Path, run_id: str, warnings: int, sql_command: str = "persona sql") -> list[str]:

@@ -73,8 +73,8 @@ def coverage_sentences(book: FactBook, coverage: Coverage | None) -> dict[str, l
     en = compose("This run read {r} order rows and loaded {l}", r=read, l=loaded)
     if coverage.set_aside:
         aside = fact("set_aside", coverage.set_aside, "sum(rows_set_aside)")
-        zh += compose("；{a} 行另行搁置（已取消、退货或没有客户编号）", a=aside)
-        en += compose("; {a} were set aside (cancelled, returned or without a customer id)", a=aside)
+        zh += compose("；{a} 行另行搁置（已取消、退货、赠品或没有客户编号）", a=aside)
+        en += compose("; {a} were set aside (cancelled, returned, free or without a customer id)", a=aside)
         if coverage.without_customer:
             anonymous = fact("without_customer", coverage.without_customer, "count(*)", _WITHOUT_CUSTOMER)
             zh += compose("，其中 {n} 行没有客户编号（散客或游客订单），不计入任何客群", n=anonymous)

@@ -93,7 +93,9 @@ def _top_reasons(warehouse: WarehouseResource, run_id: str, worst: dict) -> str:
 
 def _besides(worst: dict) -> str:
     set_aside = worst["rows_set_aside"]
-    return f" (besides {set_aside:,} set aside: cancelled, returned or without a customer id)" if set_aside else ""
+    if not set_aside:
+        return ""
+    return f" (besides {set_aside:,} set aside: cancelled, returned, free or without a customer id)"
 
 
 def _over_the_limit(worst: dict, limit: float, reasons: str = "") -> str:

@@ -65,7 +65,7 @@ def test_the_default_limits_fail_on_missing_customer_ids(retail, tmp_path):
     assert "amount absent" in out
     assert "ignored source columns: Country" in out
     assert f"orders {retail} 2,223 of 10,000 rows (2,223 not counted) 0.0% ok (0.00%–0.04% at 95% confidence)" in out
-    assert ("not counted against the limit: cancelled orders, returns, refunded lines and sales without a customer "
+    assert ("not counted against the limit: cancelled orders, returns, refunded lines, free lines and sales without a customer "
             "id (the shop's business, not faults of the export; quality.min_key_share judges the customer ids)") in out
     # Rows by reason count each row once (a return without a customer id is a kind of its own); by column, each
     # column a row fails.

@@ -654,7 +654,7 @@ def test_a_broken_export_still_fails_the_limit_beside_cancelled_orders(tmp_path)
     share_check = check_evaluations(result)["quarantine_share_within_limit"]
     assert share_check.severity == dg.AssetCheckSeverity.ERROR
     assert share_check.description == (
-        f"{orders.resolve()}: 18.6% of rows quarantined (besides 5 set aside: cancelled, returned or without a "
+        f"{orders.resolve()}: 18.6% of rows quarantined (besides 5 set aside: cancelled, returned, free or without a "
         "customer id), above quality.max_quarantine_share 5.0%; most of them: amount is not a number 14.0%, amount "
         "is not a number; cancelled order (status CANCELLED) 4.7%")
     assert query(warehouse, "SELECT rows_read, rows_quarantined, rows_set_aside FROM quality.load_audit") == [

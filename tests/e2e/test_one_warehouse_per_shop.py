@@ -74,7 +74,7 @@ def test_each_step_is_shown_as_it_starts_and_ends_then_a_summary(shop_then_seed)
     assert (quarantined, set_aside) == (4, 3)
     assert orders_read + members_read == read
     assert (f"Rows:      {read:,} read this run (orders {orders_read:,}, customers {members_read:,}), {loaded:,} "
-            f"loaded, {quarantined:,} quarantined (3 of them set aside: cancelled, returned or without a customer "
+            f"loaded, {quarantined:,} quarantined (3 of them set aside: cancelled, returned, free or without a customer "
             f"id), {removed:,} duplicates removed") in lines
     assert lines[-1].startswith("segmentation: ")
 

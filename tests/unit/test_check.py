@@ -151,7 +151,7 @@ def test_cancelled_orders_are_quarantined_without_counting_against_the_limit(tmp
     assert done.exit_code == 0, done.stderr
     out = squeeze(done.stdout)
     assert f"orders {tmp_path / 'orders.csv'} 7 of 40 rows (6 not counted) 2.5% ok" in out, out
-    assert "not counted against the limit: cancelled orders, returns, refunded lines and sales without a customer id" in out
+    assert "not counted against the limit: cancelled orders, returns, refunded lines, free lines and sales without a customer id" in out
     assert re.search(r"^ +cancelled order \(status 交易关闭\) 6 15\.0%$", out, re.M), out
 
 

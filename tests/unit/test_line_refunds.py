@@ -86,7 +86,7 @@ def test_the_report_counts_refunded_lines_and_says_they_are_not_in_the_money(tmp
     # A cancelled order's refunded line counts as cancelled, a guest's as a sale without a customer id: no row is
     # counted twice, and two lines were refunded while their orders stood.
     assert [s.text(book) for s in said["en"]] == [
-        "This run read 7 order rows and loaded 3; 4 were set aside (cancelled, returned or without a customer id), "
+        "This run read 7 order rows and loaded 3; 4 were set aside (cancelled, returned, free or without a customer id), "
         "1 of them without a customer id (walk-in or guest sales), which are in no segment; 2 were lines refunded to "
         "a customer while the rest of their order stands (their refund status). Details are in quality.load_audit "
         "and quality.quarantine."]

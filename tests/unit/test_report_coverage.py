@@ -33,11 +33,11 @@ def test_a_till_with_walk_in_sales_says_they_are_in_no_segment(tmp_path):
     book = FactBook()
     said = coverage_sentences(book, load_coverage(con, "r1"))
     assert [s.text(book) for s in said["en"]] == [
-        "This run read 15 order rows and loaded 5; 7 were set aside (cancelled, returned or without a customer id), "
+        "This run read 15 order rows and loaded 5; 7 were set aside (cancelled, returned, free or without a customer id), "
         "6 of them without a customer id (walk-in or guest sales), which are in no segment; 2 were quarantined as "
         "faults of the export; duplicates removed: 1. Details are in quality.load_audit and quality.quarantine."]
     assert [s.text(book, "zh") for s in said["zh"]] == [
-        "本次运行读取订单行 15 行，载入 5 行；7 行另行搁置（已取消、退货或没有客户编号），其中 6 行没有客户编号（散客或游客订单），不计入任何客群；"
+        "本次运行读取订单行 15 行，载入 5 行；7 行另行搁置（已取消、退货、赠品或没有客户编号），其中 6 行没有客户编号（散客或游客订单），不计入任何客群；"
         "2 行因数据错误被隔离；删除重复行 1 行。明细见 quality.load_audit 与 quality.quarantine。"]
     # Every number is given back by its own query.
     for fact in book.facts.values():
@@ -106,7 +106,7 @@ def test_a_night_that_took_back_earlier_lines_says_how_many(tmp_path):
     book = FactBook()
     said = coverage_sentences(book, load_coverage(con, "r2"))
     assert said["en"][0].text(book) == (
-        "This run read 4 order rows and loaded 1; 2 were set aside (cancelled, returned or without a customer id); "
+        "This run read 4 order rows and loaded 1; 2 were set aside (cancelled, returned, free or without a customer id); "
         "1 was a line refunded to a customer while the rest of its order stands (its refund status); 2 order lines "
         "loaded by earlier runs were taken back by later cancellations or refunds; duplicates removed: 1. Details "
         "are in quality.load_audit, quality.quarantine and quality.retracted_lines.")

@@ -50,10 +50,10 @@ def test_summary_says_how_many_quarantined_rows_are_cancelled_orders_or_returns(
         con.execute("INSERT INTO quality.load_audit VALUES ('r1', 'orders', 1000, 880, 120, 0, 106), "
                     "('r2', 'orders', 50, 45, 5, 0, 5), ('r3', 'orders', 50, 50, 0, 0, NULL)")
     assert summary_lines(warehouse, "r1", 0)[0] == (
-        "Rows:      1,000 read this run, 880 loaded, 120 quarantined (106 of them set aside: cancelled, returned or "
+        "Rows:      1,000 read this run, 880 loaded, 120 quarantined (106 of them set aside: cancelled, returned, free or "
         "without a customer id), 0 duplicates removed")
     assert summary_lines(warehouse, "r2", 0)[0] == (
-        "Rows:      50 read this run, 45 loaded, 5 quarantined (all set aside: cancelled, returned or without a "
+        "Rows:      50 read this run, 45 loaded, 5 quarantined (all set aside: cancelled, returned, free or without a "
         "customer id), 0 duplicates removed")
     assert summary_lines(warehouse, "r3", 0)[0] == (
         "Rows:      50 read this run, 50 loaded, 0 quarantined, 0 duplicates removed")
@@ -71,7 +71,7 @@ def test_summary_says_how_many_lines_of_earlier_runs_this_run_took_back(tmp_path
         con.execute("CREATE TABLE quality.retracted_lines (run_id VARCHAR, source_row BIGINT)")
         con.execute("INSERT INTO quality.retracted_lines VALUES ('r2', 1), ('r2', 3), ('r1', 9)")
     assert summary_lines(warehouse, "r2", 0) == [
-        "Rows:      40 read this run, 30 loaded, 4 quarantined (all set aside: cancelled, returned or without a "
+        "Rows:      40 read this run, 30 loaded, 4 quarantined (all set aside: cancelled, returned, free or without a "
         "customer id), 6 duplicates removed",
         "Retracted: 2 order lines loaded by earlier runs, taken back by later cancellations or refunds "
         "(quality.retracted_lines)",
