@@ -38,9 +38,9 @@ VOCABULARY: dict[str, tuple[set[str], str]] = {
                      "userid", "user", "uid", "clientid", "client", "buyerid", "buyer", "shopperid", "vipid",
                      "会员号", "会员id", "会员编号", "会员卡号", "会员", "用户id", "用户编号", "客户id", "客户编号",
                      "客户号", "顾客id", "顾客编号", "买家id", "会员卡", "买家会员名", "买家昵称", "会员名", "用户名",
-                     "买家账号", "customeruser", "customeruserid"},
+                     "买家账号", "customeruser", "customeruserid", "下单账号", "下单帐号", "下单用户"},
                     r"^(customer|cust|member|user|client|buyer|shopper|vip|loyalty)(id|no|num|number|code|card|"
-                    r"cardno|key)?$|(会员|用户|客户|顾客|买家)(号|id|编号|卡号|编码|账号)$"),
+                    r"cardno|key)?$|(会员|用户|客户|顾客|买家|下单)(号|id|编号|卡号|编码|账号|帐号)$"),
     "order_ts": ({"orderdate", "ordertime", "orderdatetime", "date", "datetime", "time", "timestamp", "ts",
                   "paidat", "paytime", "paymenttime", "paymentdate", "paiddate", "txntime", "txndate",
                   "transactiontime", "transactiondate", "invoicedate", "createdat", "createtime", "created",

@@ -17,9 +17,12 @@ from pipelines.core.config import DEFAULT_VALUE_MAPS
 # not in PAYMENT ("Shopify Payments" is no wallet: Shopify's card processing, as Stripe is).
 PAYMENT_GUESSES = ((re.compile(r"GIFT|VOUCHER|COUPON|POINT|礼品|储值|积分|券"), None),
                    (re.compile(r"CASH|现金|\bCOD\b"), "CASH"), (re.compile(r"CHEQUE|\bCHECK\b|支票"), "CHEQUE"),
+                   # Before CARD, whose BANK would take a bank transfer or deposit for a card.
+                   (re.compile(r"TRANSFER|DEPOSIT|\bWIRE\b|\bBACS\b|转账|汇款"), "TRANSFER"),
                    (re.compile(r"CREDIT|DEBIT|VISA|MASTER|AMEX|BANK|SHOPIFY PAYMENTS|STRIPE|刷卡|银行|银联|信用|借记"),
                     "CARD"),
                    (re.compile(r"PAY(?!MENT)|WALLET|MOBILE|QR|微信|支付宝|扫码|手机"), "MOBILE"))
+STORED_VALUE_GUESS = re.compile(r"GIFT|STORE CREDIT|PREPAID|储值|预付|礼品卡")
 GENDER_GUESSES = {"先生": "M", "男士": "M", "MAN": "M", "MR": "M", "BOY": "M", "女士": "F", "小姐": "F",
                   "WOMAN": "F", "MS": "F", "MRS": "F", "GIRL": "F"}
 OWNER_TRUE = re.compile(r"OWN|有房|自有|有")
@@ -61,10 +64,13 @@ def read_values(draft: Draft) -> None:
             if guess:
                 aliases[value] = guess
             else:
+                # A gift card or store credit is prepaid with the shop; otherwise no code is suggested over another.
+                code = "STORED_VALUE" if STORED_VALUE_GUESS.search(value.upper()) else \
+                    "|".join(DEFAULT_VALUE_MAPS["payment_methods"])
                 draft.undecided.append(
                     f"values.payment_aliases: {section.name} {column} value {value!r} ({n} row(s) in the sample) is "
                     "no built-in payment code; its rows are quarantined unless you map it (values.payment_aliases: "
-                    "{" + value + ": CARD}) or list it in values.payment_methods")
+                    "{" + value + ": " + code + "}) or list it in values.payment_methods")
     if aliases:
         draft.values["payment_aliases"] = aliases
         draft.value_notes["payment_aliases"] = "guessed from the names (CHECK): " + ", ".join(aliases)

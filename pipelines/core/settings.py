@@ -17,7 +17,9 @@ from pipelines.core.sources import Strict, TokenMap
 DEFAULT_GENDER = {"M": "M", "MALE": "M", "男": "M", "男性": "M", "F": "F", "FEMALE": "F", "女": "F", "女性": "F",
                   "U": None, "UNKNOWN": None, "未知": None, "保密": None, "不详": None}
 # STORED_VALUE: a shop's own prepaid member card (储值卡), which Chinese supermarkets and cafés sell; not a bank card.
-DEFAULT_PAYMENT_METHODS = ["CARD", "CASH", "MOBILE", "CHEQUE", "STORED_VALUE"]
+# TRANSFER: a bank transfer or deposit (对公转账, WooCommerce's "Direct bank transfer"), which trials saw guessed as a
+# card from the word "bank".
+DEFAULT_PAYMENT_METHODS = ["CARD", "CASH", "MOBILE", "CHEQUE", "STORED_VALUE", "TRANSFER"]
 DEFAULT_PAYMENT_ALIASES = {
     # Mobile wallets (花呗 is Alipay's credit line, paid in the Alipay app).
     "ALIPAY": "MOBILE", "WECHAT": "MOBILE", "WECHAT PAY": "MOBILE", "WECHATPAY": "MOBILE",
@@ -31,6 +33,8 @@ DEFAULT_PAYMENT_ALIASES = {
     # A trial's till paid 1.2% of its lines by 储值卡, which init guessed was a bank card.
     "储值卡": "STORED_VALUE", "储值": "STORED_VALUE", "会员储值": "STORED_VALUE", "储值卡支付": "STORED_VALUE",
     "预付卡": "STORED_VALUE", "STORED VALUE": "STORED_VALUE", "STORED VALUE CARD": "STORED_VALUE",
+    "BANK TRANSFER": "TRANSFER", "DIRECT BANK TRANSFER": "TRANSFER", "BACS": "TRANSFER", "WIRE TRANSFER": "TRANSFER",
+    "银行转账": "TRANSFER", "转账": "TRANSFER", "对公转账": "TRANSFER", "公司转账": "TRANSFER", "汇款": "TRANSFER",
 }
 DEFAULT_CANCELLED_STATUSES = ["CANCELLED", "CANCELED", "VOID", "已取消", "取消", "交易关闭", "已退款", "退款成功"]
 # A line's own status (orders.columns.line_status: Youzan 售后状态, Taobao 退款状态) saying it was refunded or returned

@@ -81,7 +81,7 @@ def test_demo_example_loads_as_long_with_a_customer_file() -> None:
     assert config.orders.category_columns == []
     assert config.customers is not None
     assert config.customers.path == "../data/demo/customers.csv"
-    assert config.values.payment_methods == ["STORED_VALUE", "CARD", "CASH", "MOBILE", "CHEQUE"]
+    assert config.values.payment_methods == ["STORED_VALUE", "TRANSFER", "CARD", "CASH", "MOBILE", "CHEQUE"]
     assert config.model.k is None
 
 
@@ -530,7 +530,7 @@ def test_a_shops_values_extend_the_built_in_ones_and_win_on_the_same_token(tmp_p
   cancelled_statuses: [已作废]
 """)).values
 
-    assert values.payment_methods == ["CASH", "MOBILE", "CHEQUE", "STORED_VALUE", "CARD", "VOUCHER"]
+    assert values.payment_methods == ["CASH", "MOBILE", "CHEQUE", "STORED_VALUE", "TRANSFER", "CARD", "VOUCHER"]
     assert values.payment_aliases["储值卡"] == "STORED_VALUE"  # a shop's prepaid card is no bank card
     assert values.payment_aliases["礼品卡"] == "VOUCHER"
     assert values.payment_aliases["微信支付"] == "MOBILE"  # the built-in entries stay

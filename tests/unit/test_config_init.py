@@ -239,7 +239,7 @@ def test_guessed_values_and_what_is_left_to_decide(tmp_path):
     assert printed == [
         "to decide: values.payment_aliases: orders.csv Payment Type value 'Store Credit Voucher' (1 row(s) in the "
         "sample) is no built-in payment code; its rows are quarantined unless you map it (values.payment_aliases: "
-        "{Store Credit Voucher: CARD}) or list it in values.payment_methods",
+        "{Store Credit Voucher: STORED_VALUE}) or list it in values.payment_methods",
         "to decide: values.gender: customers.csv Gender value 'Other' (1 row(s)) is neither M nor F; its rows are "
         "quarantined unless you map it in values.gender (to M, F, or null for not known: {Other: null})"]
 

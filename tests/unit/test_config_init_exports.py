@@ -279,16 +279,17 @@ def test_utc_order_times_say_which_zone_they_are_converted_to(tmp_path):
 def test_payment_spellings_are_guessed_from_whole_words(tmp_path):
     # CHECK inside "Checkout" made PayPal Express Checkout a cheque; PAY inside "Payment" made any payment a wallet.
     orders = tmp_path / "orders.csv"
-    payments = ["PayPal Express Checkout", "Check", "Online Payment", "银联卡", "Stripe"]
+    payments = ["PayPal Express Checkout", "Check", "Online Payment", "银联卡", "Stripe", "Bank Deposit"]
     orders.write_text("Order ID,Customer ID,Order Date,Category,Sales,Payment Method\n" + "".join(
         f"{i},C{i},2026-04-0{i + 1},a,{i + 1},{payment}\n" for i, payment in enumerate(payments)), encoding="utf-8")
     config, printed = init_ok(tmp_path, orders)
+    # A bank deposit is a transfer, not a card: "bank" alone no longer decides (a trial's Shopify export).
     assert config["values"] == {"payment_aliases": {"PayPal Express Checkout": "MOBILE", "Check": "CHEQUE",
-                                                    "银联卡": "CARD", "Stripe": "CARD"}}
+                                                    "银联卡": "CARD", "Stripe": "CARD", "Bank Deposit": "TRANSFER"}}
     assert printed == [
         "to decide: values.payment_aliases: orders.csv Payment Method value 'Online Payment' (1 row(s) in the sample) "
         "is no built-in payment code; its rows are quarantined unless you map it (values.payment_aliases: {Online "
-        "Payment: CARD}) or list it in values.payment_methods"]
+        "Payment: CARD|CASH|MOBILE|CHEQUE|STORED_VALUE|TRANSFER}) or list it in values.payment_methods"]
 
 
 # ------------------------------------------------------------------------- order totals are no line amounts

@@ -33,7 +33,7 @@ def test_init_says_when_a_spreadsheet_rounded_the_ids(tmp_path):
     """A JD-style export opened and saved in Excel: init maps 订单号 but says its ids are rounded numbers."""
     from tests.unit.test_config_init import init_ok
 
-    lines = ["订单号,下单时间,商品名称,购买数量,京东价,用户账号"]
+    lines = ["订单号,下单时间,商品名称,购买数量,京东价,下单帐号"]
     for i in range(40):
         order = "2.83E+11" if i < 30 else f"2830112233{i:02d}"
         lines.append(f"{order},2024-06-{1 + i % 28:02d} 10:00:00,商品{i % 5},1,{10 + i}.00,jd_{i % 9}")
@@ -42,6 +42,7 @@ def test_init_says_when_a_spreadsheet_rounded_the_ids(tmp_path):
     config, printed = init_ok(tmp_path, path)
 
     assert config["orders"]["columns"]["order_id"] == "订单号"
+    assert config["orders"]["columns"]["customer_id"] == "下单帐号"  # JD's buyer account, 帐 or 账
     assert ("to decide: orders.columns.order_id: 30 of 40 sampled values of 订单号 in 京东订单导出.csv are numbers a "
             "spreadsheet rounded (e.g. 2.83E+11): their last digits are lost, so different ids became one; export the "
             "file again without opening and saving it in Excel (a run quarantines these rows rather than merge them)"
