@@ -47,3 +47,21 @@ def test_init_says_when_a_spreadsheet_rounded_the_ids(tmp_path):
             "spreadsheet rounded (e.g. 2.83E+11): their last digits are lost, so different ids became one; export the "
             "file again without opening and saving it in Excel (a run quarantines these rows rather than merge them)"
             ) in printed
+
+
+def test_init_asks_about_an_order_status_it_cannot_tell_a_sale_from(tmp_path):
+    """JD's 锁定 (an order held for review) reads neither as a sale nor as a cancellation: a trial's run counted 100
+    such orders (2.7% of the revenue) as purchases unasked. init lists it to decide; the others it knows."""
+    from tests.unit.test_config_init import init_ok
+
+    statuses = ["已完成"] * 6 + ["已取消", "等待付款", "锁定", "已完成"]
+    lines = ["订单号,下单时间,商品名称,购买数量,京东价,下单帐号,订单状态"]
+    lines += [f"28301122{i:04d},2024-06-{1 + i % 28:02d} 10:00:00,商品{i % 5},1,{10 + i}.00,jd_{i % 9},"
+              f"{statuses[i % len(statuses)]}" for i in range(40)]
+    path = tmp_path / "jd.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config, printed = init_ok(tmp_path, path)
+
+    assert config["values"]["cancelled_statuses"] == ["等待付款"]  # 已取消 is built in
+    assert ("to decide: values.cancelled_statuses: jd.csv 订单状态 has statuses init cannot tell a sale from: 锁定 (4 "
+            "row(s)); their orders count as purchases unless you list them in values.cancelled_statuses") in printed
