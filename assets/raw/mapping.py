@@ -1,6 +1,7 @@
 """Raw layer, mapping: source columns onto the contract's fields (PII hashed or dropped on the way), streamed
 per file into Parquet in a scratch folder, with one manifest entry per source file."""
 
+import difflib
 import hashlib
 import hmac
 import os
@@ -103,7 +104,7 @@ def map_columns(
                 if part not in present:
                     raise IngestError(
                         f"{path}: column {part!r} (mapped in {key}.columns.{field}) is not in the header; "
-                        f"the header has {_header_summary(frame)}"
+                        f"the header has {_header_summary(frame, part)}"
                     )
             date_part, time_part = (_part_text(part, pii, salt) for part in column)
             selected.append(joined_order_time(date_part, time_part).alias(field))
@@ -122,7 +123,7 @@ def map_columns(
         elif field in source.columns:
             raise IngestError(
                 f"{path}: column {column!r} (mapped in {key}.columns.{field}) is not in the header; "
-                f"the header has {_header_summary(frame)}"
+                f"the header has {_header_summary(frame, column)}"
             )
         elif field in required:
             raise IngestError(
@@ -135,7 +136,7 @@ def map_columns(
         if column not in present:
             raise IngestError(
                 f"{path}: category column {column!r} (listed in {key}.category_columns) is not in the header; "
-                f"the header has {_header_summary(frame)}"
+                f"the header has {_header_summary(frame, column)}"
             )
         selected.append(pl.col(column))
         used.add(column)
@@ -177,17 +178,22 @@ def _order_id_within(order_id: pl.Expr, within: list[str], present: set[str], pa
     missing = [column for column in within if column not in present]
     if missing:
         raise IngestError(f"{path}: column {missing[0]!r} (listed in orders.order_id_within) is not in the header; "
-                          f"the header has {_header_summary(frame)}")
+                          f"the header has {_header_summary(frame, missing[0])}")
     parts = [pl.col(column).cast(pl.String).str.strip_chars().fill_null("") for column in within]
     blank = order_id.cast(pl.String).str.strip_chars().fill_null("") == ""
     return pl.when(blank).then(order_id.cast(pl.String)).otherwise(
         pl.concat_str([*parts, order_id.cast(pl.String).str.strip_chars()], separator="/"))
 
 
-def _header_summary(frame: pl.DataFrame | pl.LazyFrame) -> str:
+def _header_summary(frame: pl.DataFrame | pl.LazyFrame, wanted: str | None = None) -> str:
+    """The header's columns (the first 20, and how many more), and the one closest to `wanted`, the column a config
+    names that the header lacks (京东价 for 京东价格)."""
     real = [c for c in frame.collect_schema().names() if c not in (SOURCE_FILE, SOURCE_ROW)]
     hint = " (one column only: is the delimiter right?)" if len(real) == 1 else ""
-    return f"{real[:20]}{hint}"
+    more = f" and {len(real) - 20} more" if len(real) > 20 else ""
+    close = difflib.get_close_matches(wanted, real, n=1, cutoff=0.6) if wanted else []
+    closest = f"; closest: {close[0]!r}" if close else ""
+    return f"{real[:20]}{more}{hint}{closest}"
 
 
 def stage_orders(

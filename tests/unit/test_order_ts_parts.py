@@ -243,3 +243,18 @@ def test_persona_check_shows_the_two_columns_and_the_reasons(tmp_path):
     out = squeeze(done.stdout)
     assert "order_ts Date + Time 2026-10-10 14:00:09 | 2026-10-11 14:01:09 | 2026-10-12 14:02:09" in out
     assert "order_ts: Time is empty (Date <value>); a date without its time of day is not read as midnight 1" in out
+
+
+def test_a_wide_header_says_how_many_columns_it_left_out_and_the_closest_name(tmp_path):
+    """A JD export has 26 columns: the message lists 20 and says how many more, and names the column closest to the
+    one the config maps (京东价 for 京东价格), which a trial had to find by hand."""
+    names = [f"列{i}" for i in range(23)] + ["订单号", "下单帐号", "京东价"]
+    orders = write_file(tmp_path / "jd.csv", ",".join(names) + "\n" + ",".join("1" for _ in names) + "\n")
+    config = load_source_config(write_file(tmp_path / "shop.yaml", (
+        "name: jd\nshape: long\norders:\n  path: jd.csv\n  columns: {order_id: 订单号, customer_id: 下单帐号, "
+        "order_ts: 列0, category: 列1, unit_price: 京东价格}\n")))
+    with pytest.raises(IngestError) as raised:
+        stage_orders(config, tmp_path)
+    assert str(raised.value) == (
+        f"{orders.resolve()}: column '京东价格' (mapped in orders.columns.unit_price) is not in the header; the header "
+        f"has {names[:20]} and 6 more; closest: '京东价'")
