@@ -88,8 +88,12 @@ def sniff_file(path: Path) -> Sniffed:
         raise SniffError(f"{path}: file not found")
     try:
         fmt = detect_format(path, None)
-    except IngestError as exc:
-        raise SniffError(f"{exc} (init reads .csv, .txt, .tsv, .xlsx, .parquet, .json, .jsonl)") from None
+    except IngestError:
+        # The reader's own advice (set 'format' in the config) is for a config; init has none yet.
+        raise SniffError(f"{path}: cannot tell the format from the suffix {path.suffix!r}: init reads .csv, .txt, "
+                         ".tsv, .xlsx, .parquet, .json and .jsonl; copy or rename the file to one of them (a text "
+                         "export is usually .csv), then set orders.format in the config it writes if the name "
+                         "must stay") from None
     try:
         if fmt == "csv":
             return _sniff_csv(path)

@@ -397,3 +397,14 @@ def test_customer_file_without_an_id_and_unread_dates(tmp_path):
         "not mapped: customers: people.csv column 'who' not mapped (no contract field matches)",
         "to decide: orders.date_formats: 67% of the distinct values of order_ts read as dates; the others (for "
         "example 'soon') are quarantined unless you add their format"]
+
+
+def test_a_file_of_an_unknown_suffix_says_what_init_reads_and_what_to_do(tmp_path):
+    orders = tmp_path / "export.dat"
+    orders.write_text("Order ID,Customer ID\n1,C1\n", encoding="utf-8")
+    result = invoke("--orders", str(orders), "--out", str(tmp_path / "shop.yaml"))
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        f"persona: {orders}: cannot tell the format from the suffix '.dat': init reads .csv, .txt, .tsv, .xlsx, "
+        ".parquet, .json and .jsonl; copy or rename the file to one of them (a text export is usually .csv), then "
+        "set orders.format in the config it writes if the name must stay")
