@@ -266,10 +266,17 @@ def _date_formats(draft: Draft, section: Section, column: str) -> None:
                                f"the others (for example {unread!r}) are quarantined unless you add their format")
 
 
-# The offset at the end of an order time: +08:00, -0500, Z (UTC). Staging converts such times to orders.timezone,
-# whose default is the schedule's zone (PERSONA_SCHEDULE_TIMEZONE, Asia/Shanghai): right for a shop in China,
-# while a trial's US Shopify export (-0500) moved 54% of its orders to the next day.
-OFFSET = re.compile(r"(?:[0-9]{2}(?:\.[0-9]+)?)\s*(?:(Z|UTC)|([+-])([0-9]{2}):?([0-9]{2}))$")
+# The offset at the end of an order time, after its time of day: +08:00, -0500, Z (UTC). Staging converts such times
+# to orders.timezone, whose default is the schedule's zone (PERSONA_SCHEDULE_TIMEZONE, Asia/Shanghai): right for a
+# shop in China, while a trial's US Shopify export (-0500) moved 54% of its orders to the next day.
+OFFSET = re.compile(r"[0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?\s*(?:(Z|UTC)|([+-])([0-9]{2}):?([0-9]{2}))$")
+# A zone for each pair of offsets an hour apart (winter, summer) that a sample shows: every zone with the same two
+# offsets and the same change dates converts alike (New York and Toronto, Berlin and Paris).
+DAYLIGHT_SAVING_ZONES = {(-300, -240): "America/New_York", (-360, -300): "America/Chicago",
+                         (-420, -360): "America/Denver", (-480, -420): "America/Los_Angeles",
+                         (-540, -480): "America/Anchorage", (-240, -180): "America/Halifax", (0, 60): "Europe/London",
+                         (60, 120): "Europe/Berlin", (120, 180): "Europe/Helsinki", (600, 660): "Australia/Sydney",
+                         (720, 780): "Pacific/Auckland"}
 
 
 def _offset_minutes(value: str) -> int | None:
@@ -278,40 +285,53 @@ def _offset_minutes(value: str) -> int | None:
         return None
     if found.group(1):
         return 0
-    minutes = int(found.group(3)) * 60 + int(found.group(4))
-    return -minutes if found.group(2) == "-" else minutes
+    hours, minutes = int(found.group(3)), int(found.group(4))
+    if hours > 14 or minutes > 59:
+        return None
+    total = hours * 60 + minutes
+    return -total if found.group(2) == "-" else total
+
+
+def _zone_offsets(zone: str) -> set[int]:
+    """The offsets a zone takes in a year (winter and summer), in minutes."""
+    year = datetime.now(UTC).year
+    return {int(datetime(year, month, 1, 12, tzinfo=ZoneInfo(zone)).utcoffset().total_seconds() // 60)
+            for month in (1, 7)}
 
 
 def _timezone(draft: Draft, section: Section, column: str, values: list[str]) -> None:
     """Order times written with an offset are converted to orders.timezone. When the sample's offsets are not the
-    default zone's, init writes the zone of the commonest offset (Etc/GMT+5 for -05:00) and a line to decide: a
-    named zone (America/New_York) also follows daylight saving. UTC times (Z) say nothing of the shop's zone: only
-    the line to decide."""
+    default zone's, init writes a zone that has them (America/New_York for -05:00 and -04:00, Etc/GMT+5 for -05:00
+    alone) and a line to decide. UTC times (Z), offsets of part of an hour, or a default zone's offset among others
+    say nothing sure of the shop's zone: only the line to decide."""
     offsets = [m for m in (_offset_minutes(v) for v in values) if m is not None]
     if not offsets:
         return
     default = SCHEDULE_TIMEZONE
-    now = datetime.now(UTC)
-    default_minutes = int(now.astimezone(ZoneInfo(default)).utcoffset().total_seconds() // 60)
+    default_offsets = _zone_offsets(default)
     seen = sorted(set(offsets))
-    if seen == [default_minutes]:
+    if set(seen) <= default_offsets:
         return
     commonest = max(seen, key=offsets.count)
     written = ", ".join(_offset_text(m) for m in seen)
-    if commonest == 0 or commonest % 60:
-        # UTC says nothing of where the shop is; an offset of part of an hour has no Etc zone.
+    pair = tuple(seen) if len(seen) == 2 and seen[1] - seen[0] == 60 else None
+    if pair is None and (commonest == 0 or commonest % 60 or commonest in default_offsets):
         draft.undecided.append(
             f"orders.timezone: {column} carries the offsets {written}; its times are converted to orders.timezone, "
             f"by default {default}: set the shop's zone if it is another (an IANA name such as Europe/London)")
         return
-    zone = f"Etc/GMT{'-' if commonest > 0 else '+'}{abs(commonest) // 60}"
+    if pair is not None and pair in DAYLIGHT_SAVING_ZONES:
+        zone = DAYLIGHT_SAVING_ZONES[pair]
+        why = f"a zone whose winter and summer offsets are {written}, as the sample's"
+    else:
+        standard = seen[0] if pair is not None else commonest  # winter's, when an hour apart
+        zone = f"Etc/GMT{'-' if standard > 0 else '+'}{abs(standard) // 60}"
+        why = f"the offset {_offset_text(standard)} all year"
     section.extra["timezone"] = zone
-    section.extra_notes["timezone"] = (f"the offset of {column} ({_offset_text(commonest)}); the times are converted "
-                                       f"to it (the default is {default})")
+    section.extra_notes["timezone"] = f"{why}; the times of {column} are converted to it (the default is {default})"
     draft.undecided.append(
         f"orders.timezone: {column} carries the offsets {written}, not {default}'s (the default): wrote {zone}, "
-        "which keeps the times on the shop's clock at that offset; name the shop's zone instead (America/New_York, "
-        "Europe/London) to follow its daylight saving")
+        f"{why}; name the shop's own zone if it is another")
 
 
 def _offset_text(minutes: int) -> str:

@@ -92,8 +92,8 @@ def sniff_file(path: Path) -> Sniffed:
         # The reader's own advice (set 'format' in the config) is for a config; init has none yet.
         raise SniffError(f"{path}: cannot tell the format from the suffix {path.suffix!r}: init reads .csv, .txt, "
                          ".tsv, .xlsx, .parquet, .json and .jsonl; copy or rename the file to one of them (a text "
-                         "export is usually .csv), then set orders.format in the config it writes if the name "
-                         "must stay") from None
+                         "export is usually .csv), or set format in that file's section of the config init writes "
+                         "(orders.format: csv) if the name must stay") from None
     try:
         if fmt == "csv":
             return _sniff_csv(path)

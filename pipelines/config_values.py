@@ -15,9 +15,12 @@ from pipelines.core.config import DEFAULT_VALUE_MAPS
 
 # Payment spellings guessed from their words. CHECK as a word only ("PayPal Express Checkout" is no cheque); PAY
 # not in PAYMENT ("Shopify Payments" is no wallet: Shopify's card processing, as Stripe is).
-PAYMENT_GUESSES = ((re.compile(r"GIFT|VOUCHER|COUPON|POINT|礼品|储值|积分|券"), None),
+PAYMENT_GUESSES = ((re.compile(r"STORE[ _-]?CREDIT|PREPAID|储值|预付"), "STORED_VALUE"),
+                   (re.compile(r"GIFT|VOUCHER|COUPON|POINT|礼品|积分|券"), None),
                    (re.compile(r"CASH|现金|\bCOD\b"), "CASH"), (re.compile(r"CHEQUE|\bCHECK\b|支票"), "CHEQUE"),
-                   # Before CARD, whose BANK would take a bank transfer or deposit for a card.
+                   # A wallet's transfer (微信转账) is the wallet's; before CARD, whose BANK would take a bank
+                   # transfer or deposit for a card.
+                   (re.compile(r"微信|支付宝|WECHAT|ALIPAY"), "MOBILE"),
                    (re.compile(r"TRANSFER|DEPOSIT|\bWIRE\b|\bBACS\b|转账|汇款"), "TRANSFER"),
                    (re.compile(r"CREDIT|DEBIT|VISA|MASTER|AMEX|BANK|SHOPIFY PAYMENTS|STRIPE|刷卡|银行|银联|信用|借记"),
                     "CARD"),
@@ -42,6 +45,7 @@ UNPAID_GUESS = re.compile(r"UNPAID|NOT[ _-]?PAID|PENDING|AWAITING[ _-]?PAYMENT|O
 # Order statuses of a sale: paid, on its way or received. A status that reads as neither this nor no purchase (JD's
 # 锁定, an order held for review) counts as a purchase unless listed, so init asks (a trial's 锁定 orders were 2.7%
 # of the revenue, 11 customers had no other order).
+NEGATED = re.compile(r"未|没有|不|失败|\bNOT\b|\bUN|INCOMPLETE|FAIL")  # 未完成, INCOMPLETE, UNSUCCESSFUL
 PURCHASE_GUESS = re.compile(r"COMPLET|SUCCESS|\bPAID\b|FULFIL|SHIP|DELIVER|PROCESSING|CLOSED WON|FINISH|DONE|PARTIAL"
                             r"|完成|成功|已付款|已支付|付款成功|发货|收货|签收|配送|出库|部分")
 REFUNDED_LINE_GUESS = re.compile(r"^(REFUNDED|RETURNED|退款成功|已退款|退货成功|已退货|退款完成|退货完成)$")
@@ -127,8 +131,8 @@ def _statuses_to_decide(draft: Draft, section: Section, column: str, values: lis
     """A line to decide for the order statuses that read neither as a sale nor as no purchase: they count as sales
     unless listed in values.cancelled_statuses."""
     counts = Counter(values)
-    unclear = [v for v in sorted(counts) if v.upper() not in taken and not PURCHASE_GUESS.search(v.upper())
-               and not REFUND_UNDECIDED.search(v.upper())]
+    unclear = [v for v in sorted(counts) if v.upper() not in taken and not REFUND_UNDECIDED.search(v.upper())
+               and (NEGATED.search(v.upper()) or not PURCHASE_GUESS.search(v.upper()))]
     if unclear:
         listed = ", ".join(f"{v} ({counts[v]:,} row(s))" for v in unclear[:8])
         draft.undecided.append(

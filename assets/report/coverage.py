@@ -11,7 +11,13 @@ import duckdb
 
 from assets.report.facts import FactBook, Sentence, compose
 from assets.staging.line_amounts import order_total_evidence
-from assets.staging.rules import CANCELLED_REASON_OPENING, MISSING_CUSTOMER, REFUNDED_LINE_OPENING, SET_ASIDE_ONLY
+from assets.staging.rules import (
+    CANCELLED_REASON_OPENING,
+    MISSING_CUSTOMER,
+    REFUNDED_LINE_OPENING,
+    SET_ASIDE_ONLY,
+    TAKEN_BACK_OPENING,
+)
 from pipelines.core.sql import table_columns
 
 _AUDIT = "FROM quality.load_audit WHERE run_id = ? AND input = 'orders'"
@@ -24,7 +30,9 @@ _WITHOUT_CUSTOMER = (f"FROM quality.quarantine WHERE run_id = ? AND input = 'ord
 _REFUNDED_LINES = (f"FROM quality.quarantine WHERE run_id = ? AND input = 'orders' "
                    f"AND regexp_full_match(reason, ?) AND contains(reason, '{REFUNDED_LINE_OPENING}') "
                    f"AND NOT contains(reason, '{CANCELLED_REASON_OPENING}') "
-                   f"AND NOT starts_with(reason, '{MISSING_CUSTOMER}')")
+                   f"AND NOT starts_with(reason, '{MISSING_CUSTOMER}') "
+                   # A line its own run loaded and a later day's refund took back: the refund row is counted already.
+                   f"AND NOT starts_with(reason, '{TAKEN_BACK_OPENING}')")
 
 _TAKEN_BACK = "FROM quality.retracted_lines WHERE run_id = ?"
 
@@ -170,10 +178,15 @@ def order_total_sentences(con: duckdb.DuckDBPyConnection, book: FactBook) -> dic
     orders = book.add("order_totals.orders", "count", evidence.orders, f"SELECT count(*) FROM ({evidence.orders_sql})")
     share = book.add("order_totals.share", "pct", evidence.same / evidence.orders,
                      f"SELECT count(*) FILTER (WHERE same_amount) / count(*) FROM ({evidence.orders_sql})")
-    return {"zh": [compose("在 {n} 个含不同商品的订单中，{p} 的订单每一行金额都相同："
+    sampled = evidence.sample_every > 1
+    # The sample's size is the report's own setting (a fact without a query), like the privacy threshold.
+    every = book.add("order_totals.sample_every", "param", evidence.sample_every, None)
+    sample_zh = "（按订单号抽样，约每 {e} 个订单取一个）" if sampled else ""
+    sample_en = " (a sample: about one order in {e}, chosen by order id)" if sampled else ""
+    return {"zh": [compose("在 {n} 个含不同商品的订单中" + sample_zh + "，{p} 的订单每一行金额都相同："
                            "看起来是把订单总额重复写在了每一行，所有金额类指标因此按行数重复计算了订单总额。"
-                           "请在配置中映射商品行自己的金额，或映射单价与数量。", n=orders, p=share)],
+                           "请在配置中映射商品行自己的金额，或映射单价与数量。", n=orders, p=share, e=every)],
             "en": [compose("The amount is the same on every line of {p} of the {n} orders whose lines hold different "
-                           "items: it looks like each order's total repeated on its lines, so every money figure "
-                           "counts an order's total once per line. Map the line's own amount in the config, or "
-                           "unit_price and quantity.", n=orders, p=share)]}
+                           "items" + sample_en + ": it looks like each order's total repeated on its lines, so every "
+                           "money figure counts an order's total once per line. Map the line's own amount in the "
+                           "config, or unit_price and quantity.", n=orders, p=share, e=every)]}

@@ -138,7 +138,7 @@ def drop_order_intermediates(con: duckdb.DuckDBPyConnection) -> None:
                      "valid_typed_orders", "dropped_typed_rows", "shared_order_lines",
                      "repeated_ranks", "typed_orders", "source_file_numbers", "order_attribute_codes",
                      "typed_products", "ranked_products", "product_lookup", "description_categories",
-                     "new_takebacks", "taken_back", "taken_back_orders"}
+                     "new_takebacks", "taken_back", "taken_back_orders", "window_repeats"}
     for name, kind in temporary:
         if name in intermediates:
             con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {name}")

@@ -41,7 +41,7 @@ class OrderTotalEvidence:
     example_lines: int | None
     example_amount: float | None
     orders_sql: str  # the judged orders (order_id, lines, same_amount, amount): what the report's facts read
-
+    sample_every: int = 1  # 1: every order judged; n: about one order in n, chosen by its id
     @property
     def looks_like_totals(self) -> bool:
         return self.orders >= ORDER_TOTAL_MIN_ORDERS and self.same / self.orders >= ORDER_TOTAL_SHARE
@@ -55,4 +55,4 @@ def order_total_evidence(con: duckdb.DuckDBPyConnection) -> OrderTotalEvidence:
     orders_sql = _ORDERS_SQL.format(sample=sample)
     orders, same, example, example_lines, example_amount = con.execute(
         _EVIDENCE_SQL.format(orders=orders_sql)).fetchone()
-    return OrderTotalEvidence(lines, orders, same, example, example_lines, example_amount, orders_sql)
+    return OrderTotalEvidence(lines, orders, same, example, example_lines, example_amount, orders_sql, max(every, 1))

@@ -125,7 +125,35 @@ def drop_orders_loaded_on_other_days(con: duckdb.DuckDBPyConnection, run_id: str
             SELECT ?, 'orders', _source_file, _source_row, source_file, source_row, 'loaded_on_other_day'
             FROM other_day_rows""", [run_id])
         con.execute("INSERT INTO dropped_typed_rows SELECT typed_rowid FROM other_day_rows")
+    if window is not None and window.first < window.last:
+        _drop_orders_of_earlier_days_in_the_window(con, run_id)
     con.execute("CREATE OR REPLACE TEMP VIEW kept_orders AS SELECT * EXCLUDE (typed_rowid) FROM valid_typed_orders")
+
+
+def _drop_orders_of_earlier_days_in_the_window(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Several landing days loaded at once (a backfill, --all-days) keep an order from its first day too: a later
+    day's rows of it are repeats, as they would be if the days were loaded night by night, whatever their status
+    (an order exported as shipped, then as completed, is one order, not two). Exact copies are already gone."""
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE window_repeats AS
+        WITH first_days AS (
+            SELECT order_id, min(_partition_date) AS first_day FROM valid_typed_orders
+            WHERE _partition_date IS NOT NULL
+            GROUP BY order_id HAVING count(DISTINCT _partition_date) > 1),
+        first_rows AS (
+            SELECT t.order_id, min(t._source_file) AS source_file,
+                   arg_min(t._source_row, (t._source_file, t._source_row)) AS source_row
+            FROM valid_typed_orders t JOIN first_days f
+              ON f.order_id = t.order_id AND t._partition_date = f.first_day
+            GROUP BY t.order_id)
+        SELECT t.typed_rowid, t._source_file, t._source_row, r.source_file, r.source_row
+        FROM valid_typed_orders t JOIN first_days f USING (order_id) JOIN first_rows r USING (order_id)
+        WHERE t._partition_date > f.first_day""")
+    con.execute("""
+        INSERT INTO quality.removed_duplicates
+        SELECT ?, 'orders', _source_file, _source_row, source_file, source_row, 'loaded_on_other_day'
+        FROM window_repeats""", [run_id])
+    con.execute("INSERT INTO dropped_typed_rows SELECT typed_rowid FROM window_repeats")
 
 
 FILE_NUMBER_STRIDE = 1 << 40  # more data rows than any file holds, so file number * stride + row orders by file

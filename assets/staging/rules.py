@@ -174,7 +174,7 @@ CANCELLED_REASON_OPENING = "cancelled order (status "
 REFUNDED_LINE_OPENING = "refunded line (line_status "
 STATUS_REASON_OPENINGS = (CANCELLED_REASON_OPENING, REFUNDED_LINE_OPENING)
 # A line an earlier landing day loaded and a later day's row cancels or refunds (assets/staging/takebacks.py):
-# "taken back on a later day (cancelled order (status 已取消) in orders_2026-03-05.csv row 17)".
+# "taken back on a later day (cancelled order (status 已取消), row 17 of order_day=2026-03-05/data_0.csv)".
 TAKEN_BACK_OPENING = "taken back on a later day ("
 # A line whose amount is 0 (orders.free_lines: set_aside).
 FREE_LINE_REASON = "free line (amount 0); gifts and samples are kept out of purchase features"
@@ -189,13 +189,13 @@ GUEST_REASON_CLOSING = " in orders.guest_customer_ids)"
 # An id a spreadsheet saved as a rounded number: Excel shows a number of 12 digits or more as 2.83E+11 and saves it
 # so in a CSV. Its digits are gone, so orders (or customers) that differed in them merge into one: a trial's JD
 # export re-saved in Excel merged every order into a few dozen, and its revenue came out 2.5 times too high.
-SPREADSHEET_ROUNDED_ID = r"[0-9](\.[0-9]+)?E\+[0-9]{2}"
+SPREADSHEET_ROUNDED_ID = r"[0-9](\.[0-9]+)?[Ee]\+[0-9]{2}"  # e: values.id_case lower-cases ids before the rules
 
 
 def rounded_id_rule(column: str) -> Rule:
     """A row whose id `column` a spreadsheet rounded (SPREADSHEET_ROUNDED_ID): quarantined, never merged. The cheap
     `contains` runs first (a CASE keeps the order) so that ordinary ids never meet the regular expression."""
-    failing = (f"CASE WHEN contains({column}, 'E+') THEN regexp_full_match({column}, "
+    failing = (f"CASE WHEN contains({column}, 'E+') OR contains({column}, 'e+') THEN regexp_full_match({column}, "
                f"{sql_literal(SPREADSHEET_ROUNDED_ID)}) ELSE FALSE END")
     tail = (" is a number a spreadsheet rounded (scientific notation), which merges ids: export the file again "
             "without saving it in Excel, or import the column as text")

@@ -16,7 +16,7 @@ current status anyway.
   which one was refunded, and a count of them would not survive the nights that repeat the refund (each night's
   run sees only the lines still loaded).
 - A taken-back line of this run's own days is set aside in `quality.quarantine` (`taken back on a later day
-  (cancelled order (status 已取消) in orders_2026-03-05.csv row 17)`), so the audit's identity holds for the file
+  (cancelled order (status 已取消), row 17 of orders/2026-03-05.csv)`), so the audit's identity holds for the file
   it came from. One loaded by an earlier run leaves `staging.order_lines` and is logged in `quality.retracted_lines`
   by the run that took it back: that run's audit is about its own files, and the earlier run's audit stays what it
   was when it ran. Either way its order's totals are recomputed (or the order goes, with its last line) and its
@@ -35,6 +35,9 @@ TAKEBACKS = "staging.order_takebacks"
 RETRACTED_LINES = "quality.retracted_lines"
 # The part of a set-aside reason that says what the row takes back, as it stands in the reason.
 _STATUS_PART = (r"(cancelled order \(status [^;]*\)|refunded line \(line_status [^;]*\))")
+# A file as its folder and name: a daily layout's files are often all data_0.csv, told apart by their day's folder
+# (order_day=2026-03-05/data_0.csv).
+_SHORT_FILE = "parse_filename(parse_dirpath(by_file)) || '/' || parse_filename(by_file)"
 # The fields a refunded line and the line it takes back share (staged values: a missing quantity is 1 on both).
 LINE_MATCH = ("sku", "category", "quantity", "amount")
 
@@ -81,13 +84,19 @@ def retract_taken_back_lines(con: duckdb.DuckDBPyConnection, run_id: str, window
     if not table_exists(con, TAKEBACKS) or not con.execute(f"SELECT count(*) FROM {TAKEBACKS}").fetchone()[0]:
         return 0
     same_line = " AND ".join(f"t.{f} IS NOT DISTINCT FROM l.{f}" for f in LINE_MATCH)
+    own_days = "TRUE" if window is None else f"{PARTITION_DATE} BETWEEN $first AND $last"
+    days = {} if window is None else {"first": window.first, "last": window.last}
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE taken_back AS
+        -- Only new pairs can match: a line of this run's days (its order taken back on any later day), or a line
+        -- of any day whose order a row of this run's days takes back. Lines already paired left on earlier runs.
         WITH lines AS (
             SELECT rowid AS line_rowid, order_id, customer_id, {", ".join(LINE_MATCH)}, _source_file, _source_row,
                    {PARTITION_DATE}
             FROM staging.order_lines
-            WHERE {PARTITION_DATE} IS NOT NULL AND order_id IN (SELECT DISTINCT order_id FROM {TAKEBACKS})),
+            WHERE {PARTITION_DATE} IS NOT NULL
+              AND (order_id IN (SELECT order_id FROM new_takebacks)
+                   OR ({own_days} AND order_id IN (SELECT order_id FROM {TAKEBACKS})))),
         matched AS (
             SELECT l.line_rowid, l.order_id, l.customer_id, l.amount, l._source_file, l._source_row,
                    l.{PARTITION_DATE}, t._source_file AS by_file, t._source_row AS by_row,
@@ -98,17 +107,16 @@ def retract_taken_back_lines(con: duckdb.DuckDBPyConnection, run_id: str, window
             FROM lines l JOIN {TAKEBACKS} t
               ON t.order_id = l.order_id AND t.{PARTITION_DATE} > l.{PARTITION_DATE}
              AND (t.takes_back = 'order' OR ({same_line})))
-        SELECT * EXCLUDE (pick) FROM matched WHERE pick = 1""")
+        SELECT * EXCLUDE (pick) FROM matched WHERE pick = 1""", days)
     count = con.execute("SELECT count(*) FROM taken_back").fetchone()[0]
     if not count:
         return 0
-    own = "TRUE" if window is None else f"{PARTITION_DATE} BETWEEN $first AND $last"
-    days = {} if window is None else {"first": window.first, "last": window.last}
+    own = own_days
     con.execute(f"""
         INSERT INTO quality.quarantine
         SELECT $run_id, 'orders', _source_file, _source_row, 'order_id', order_id,
-               {sql_literal(TAKEN_BACK_OPENING)} || status_reason || ' in ' || parse_filename(by_file) || ' row '
-                   || by_row::VARCHAR || ')', current_timestamp
+               {sql_literal(TAKEN_BACK_OPENING)} || status_reason || ', row ' || by_row::VARCHAR || ' of '
+                   || {_SHORT_FILE} || ')', current_timestamp
         FROM taken_back WHERE {own}""", {"run_id": run_id} | days)
     con.execute(f"""
         INSERT INTO {RETRACTED_LINES}
@@ -124,14 +132,22 @@ def retract_taken_back_lines(con: duckdb.DuckDBPyConnection, run_id: str, window
 
 
 def _recount_orders(con: duckdb.DuckDBPyConnection) -> None:
-    """The orders that lost lines: their totals from the lines left, or gone with their last line."""
+    """The orders that lost lines: their totals, time, payment and channel from the lines left (the first of them
+    in file order, as staging takes them), or gone with their last line."""
     con.execute("""
         CREATE OR REPLACE TEMP TABLE taken_back_orders AS
-        SELECT o.order_id, count(l.order_id) AS n_lines, sum(l.amount) AS order_amount, sum(l.quantity) AS n_items
-        FROM (SELECT DISTINCT order_id FROM taken_back) o LEFT JOIN staging.order_lines l USING (order_id)
-        GROUP BY o.order_id""")
+        WITH left_lines AS (
+            SELECT order_id, count(*) AS n_lines, sum(amount) AS order_amount, sum(quantity) AS n_items,
+                   min(order_ts) AS order_ts,
+                   arg_min(payment_method, (_source_file, _source_row)) AS payment_method,
+                   arg_min(channel, (_source_file, _source_row)) AS channel
+            FROM staging.order_lines WHERE order_id IN (SELECT order_id FROM taken_back) GROUP BY order_id)
+        SELECT o.order_id, COALESCE(l.n_lines, 0) AS n_lines, l.order_amount, l.n_items, l.order_ts,
+               l.payment_method, l.channel
+        FROM (SELECT DISTINCT order_id FROM taken_back) o LEFT JOIN left_lines l USING (order_id)""")
     con.execute("DELETE FROM staging.orders WHERE order_id IN "
                 "(SELECT order_id FROM taken_back_orders WHERE n_lines = 0)")
     con.execute("""
-        UPDATE staging.orders o SET order_amount = t.order_amount, n_lines = t.n_lines, n_items = t.n_items
+        UPDATE staging.orders o SET order_amount = t.order_amount, n_lines = t.n_lines, n_items = t.n_items,
+                                    order_ts = t.order_ts, payment_method = t.payment_method, channel = t.channel
         FROM taken_back_orders t WHERE o.order_id = t.order_id AND t.n_lines > 0""")

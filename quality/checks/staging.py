@@ -154,12 +154,17 @@ def amount_is_a_line_amount(context: dg.AssetCheckExecutionContext, warehouse: W
         passed=not looks_like_totals, severity=dg.AssetCheckSeverity.WARN,
         description=None if not looks_like_totals else (
             f"amount is the same on every line of {evidence.same / evidence.orders:.0%} of the {evidence.orders:,} "
-            f"orders whose lines differ (order {evidence.example}: {evidence.example_amount:g} on each of "
-            f"{evidence.example_lines} lines): it looks like the order's total repeated on each line, which counts "
-            "it once per line; map the line's own amount, or unit_price (and quantity) and leave amount out"),
+            f"orders whose lines differ{_sampled(evidence)} (order {evidence.example}: {evidence.example_amount:g} "
+            f"on each of {evidence.example_lines} lines): it looks like the order's total repeated on each line, "
+            "which counts it once per line; map the line's own amount, or unit_price (and quantity) and leave amount "
+            "out"),
         metadata={"orders_with_differing_lines": evidence.orders, "same_amount_on_every_line": evidence.same,
-                  "lines": evidence.lines},
+                  "lines": evidence.lines, "orders_sampled_one_in": evidence.sample_every},
     )
+
+
+def _sampled(evidence) -> str:
+    return "" if evidence.sample_every == 1 else f" (judged on about 1 order in {evidence.sample_every}, by order id)"
 
 
 # Exact copies of a line within one file: dropped by default (orders.exact_duplicates: drop), which is right for an

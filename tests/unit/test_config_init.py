@@ -232,14 +232,13 @@ def test_guessed_values_and_what_is_left_to_decide(tmp_path):
     customers.write_text("Customer ID,Gender,Home Owner\nC1,先生,Own\nC2,Female,Rent\nC3,Other,Own\nC4,Unknown,Own\n",
                          encoding="utf-8")
     config, printed = init_ok(tmp_path, orders, "--customers", str(customers))
-    assert config["values"] == {"payment_aliases": {"Credit Card": "CARD", "PayPal": "MOBILE"},
+    # Store credit is prepaid with the shop: STORED_VALUE, not a card (its word CREDIT).
+    assert config["values"] == {"payment_aliases": {"Credit Card": "CARD", "PayPal": "MOBILE",
+                                                    "Store Credit Voucher": "STORED_VALUE"},
                                 "gender": {"先生": "M"}, "home_owner": {"true_tokens": ["Own"],
                                                                       "false_tokens": ["Rent"]},
                                 "cancelled_statuses": ["Refunded"]}
     assert printed == [
-        "to decide: values.payment_aliases: orders.csv Payment Type value 'Store Credit Voucher' (1 row(s) in the "
-        "sample) is no built-in payment code; its rows are quarantined unless you map it (values.payment_aliases: "
-        "{Store Credit Voucher: STORED_VALUE}) or list it in values.payment_methods",
         "to decide: values.gender: customers.csv Gender value 'Other' (1 row(s)) is neither M nor F; its rows are "
         "quarantined unless you map it in values.gender (to M, F, or null for not known: {Other: null})"]
 
@@ -406,5 +405,5 @@ def test_a_file_of_an_unknown_suffix_says_what_init_reads_and_what_to_do(tmp_pat
     assert result.exit_code == 1
     assert result.stderr.strip() == (
         f"persona: {orders}: cannot tell the format from the suffix '.dat': init reads .csv, .txt, .tsv, .xlsx, "
-        ".parquet, .json and .jsonl; copy or rename the file to one of them (a text export is usually .csv), then "
-        "set orders.format in the config it writes if the name must stay")
+        ".parquet, .json and .jsonl; copy or rename the file to one of them (a text export is usually .csv), or set "
+        "format in that file's section of the config init writes (orders.format: csv) if the name must stay")

@@ -249,19 +249,21 @@ def test_order_times_at_another_offset_than_the_default_zone_keep_the_shops_cloc
     text = orders.read_text(encoding="utf-8").replace("+0800", "-0500")
     orders.write_text(text.replace("2026-06-12 11:32:48 -0500", "2026-06-12 11:32:48 -0400"), encoding="utf-8")
     config, printed = init_ok(tmp_path, orders)
-    assert config["orders"]["timezone"] == "Etc/GMT+5"
+    assert config["orders"]["timezone"] == "America/New_York"
     assert ("to decide: orders.timezone: Created at carries the offsets -05:00, -04:00, not Asia/Shanghai's (the "
-            "default): wrote Etc/GMT+5, which keeps the times on the shop's clock at that offset; name the shop's "
-            "zone instead (America/New_York, Europe/London) to follow its daylight saving") in printed
-    assert ("  timezone: Etc/GMT+5                        # the offset of Created at (-05:00); the times are converted "
-            "to it (the default is Asia/Shanghai)\n") in (tmp_path / "shop.yaml").read_text(encoding="utf-8")
+            "default): wrote America/New_York, a zone whose winter and summer offsets are -05:00, -04:00, as the "
+            "sample's; name the shop's own zone if it is another") in printed
+    assert ("  timezone: America/New_York                 # a zone whose winter and summer offsets are -05:00, -04:00, "
+            "as the sample's; the times of Created at are converted to it (the default is Asia/Shanghai)\n"
+            ) in (tmp_path / "shop.yaml").read_text(encoding="utf-8")
 
-    # The order of 11:32 on 2026-06-01 (-05:00) stays at 11:32 on its own day, not 00:32 the next day.
+    # The order of 10:32 on 2026-06-01 (-05:00 in the export, New York's summer time being -04:00) is at 11:32 in
+    # New York, on its own day, not 23:32 in Shanghai.
     from tests.unit.test_staging import load_and_stage, rows
 
     warehouse = load_and_stage(tmp_path, load_source_config(tmp_path / "shop.yaml"))
     assert rows(warehouse, "SELECT order_ts::VARCHAR FROM staging.orders WHERE order_id = '#1001'") == [
-        ("2026-06-01 10:32:48",)]
+        ("2026-06-01 11:32:48",)]
 
 
 def test_utc_order_times_say_which_zone_they_are_converted_to(tmp_path):
@@ -390,3 +392,38 @@ def test_only_the_fields_blank_on_later_lines_are_filled_down(tmp_path):
     assert [m.doubt for m in draft.sections[0].matches.values() if m.doubt] == []
     assert draft.unmapped == ["orders: orders.csv column '导出时间' not mapped (another time of the order; order_ts "
                               "takes 下单时间)"]
+
+
+def test_only_a_time_of_day_followed_by_an_offset_is_an_offset():
+    from pipelines.config_init import _offset_minutes
+
+    assert _offset_minutes("2024-03-05 14:22:10 -0500") == -300
+    assert _offset_minutes("2024-03-05T14:22:10.123+05:30") == 330
+    assert _offset_minutes("2024-03-05T06:22:10Z") == 0
+    # A day-month-year date ends in digits after a dash, and is no offset; nor is an hour beyond 14.
+    for value in ("01-03-2026", "01-03-2000", "2024-03-05", "2024-03-05 14:22:10 +2000"):
+        assert _offset_minutes(value) is None, value
+
+
+def test_the_default_zones_offset_among_a_few_utc_times_writes_no_zone(tmp_path):
+    orders = tmp_path / "orders.csv"
+    times = ["2026-04-01 10:00:00 +0800"] * 5 + ["2026-04-01T02:00:00Z"] * 2
+    orders.write_text("Order ID,Customer ID,Created At,Category,Sales\n" + "".join(
+        f"{i},C{i % 4},{t},a,{i + 1}\n" for i, t in enumerate(times)), encoding="utf-8")
+    config, printed = init_ok(tmp_path, orders)
+    assert "timezone" not in config["orders"]
+    assert any(line.startswith("to decide: orders.timezone: Created At carries the offsets UTC, +08:00; its times "
+                               "are converted to orders.timezone, by default Asia/Shanghai") for line in printed)
+
+
+def test_a_gift_card_is_left_to_decide_with_stored_value_suggested_and_a_wallet_transfer_is_mobile(tmp_path):
+    orders = tmp_path / "orders.csv"
+    payments = ["gift_card", "微信转账", "Store credit"]
+    orders.write_text("Order ID,Customer ID,Order Date,Category,Sales,Payment Method\n" + "".join(
+        f"{i},C{i},2026-04-0{i + 1},a,{i + 1},{payment}\n" for i, payment in enumerate(payments)), encoding="utf-8")
+    config, printed = init_ok(tmp_path, orders)
+    assert config["values"]["payment_aliases"] == {"微信转账": "MOBILE", "Store credit": "STORED_VALUE"}
+    assert printed == [
+        "to decide: values.payment_aliases: orders.csv Payment Method value 'gift_card' (1 row(s) in the sample) is "
+        "no built-in payment code; its rows are quarantined unless you map it (values.payment_aliases: {gift_card: "
+        "STORED_VALUE}) or list it in values.payment_methods"]

@@ -113,3 +113,25 @@ def test_a_night_that_took_back_earlier_lines_says_how_many(tmp_path):
     assert "此前各次运行已载入的 2 行订单行因之后的取消或退款被撤回" in said["zh"][0].text(book, "zh")
     for fact in book.facts.values():
         assert con.execute(fact.sql, list(fact.params)).fetchone()[0] == fact.value, fact.key
+
+
+def test_an_order_total_on_every_line_judged_on_a_sample_says_so(tmp_path, monkeypatch):
+    """Above the sample size, the orders judged are about one in n, chosen by order id: the note says it is a
+    sample, and its counts are facts whose queries (the same sample) give them back."""
+    from assets.report.coverage import order_total_sentences
+    from assets.staging import line_amounts
+
+    monkeypatch.setattr(line_amounts, "ORDER_TOTAL_SAMPLE_LINES", 3_000)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("CREATE SCHEMA staging")
+    con.execute("CREATE TABLE staging.order_lines AS SELECT 'O' || (i // 3) AS order_id, 's' || (i % 3) AS sku, "
+                "NULL::VARCHAR AS category, 30.0 + i // 3 AS amount FROM range(30000) t(i)")
+    book = FactBook()
+    said = order_total_sentences(con, book)
+    assert said["en"][0].text(book).startswith("The amount is the same on every line of 100.0% of the ")
+    assert "orders whose lines hold different items (a sample: about one order in 10, chosen by order id)" in \
+        said["en"][0].text(book)
+    assert "（按订单号抽样，约每 10 个订单取一个）" in said["zh"][0].text(book, "zh")
+    for fact in book.facts.values():
+        if fact.sql:
+            assert con.execute(fact.sql).fetchone()[0] == fact.value, fact.key

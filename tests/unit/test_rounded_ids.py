@@ -65,3 +65,21 @@ def test_init_asks_about_an_order_status_it_cannot_tell_a_sale_from(tmp_path):
     assert config["values"]["cancelled_statuses"] == ["等待付款"]  # 已取消 is built in
     assert ("to decide: values.cancelled_statuses: jd.csv 订单状态 has statuses init cannot tell a sale from: 锁定 (4 "
             "row(s)); their orders count as purchases unless you list them in values.cancelled_statuses") in printed
+
+
+def test_rounded_ids_are_caught_after_ids_are_lower_cased(tmp_path):
+    """values.id_case: lower turns 2.83E+11 into 2.83e+11 before the rules: still a rounded number."""
+    warehouse = stage(tmp_path, {"a.csv": LINES}, orders_config="", customers=None)
+    lowered = stage(tmp_path / "lower", {"a.csv": LINES}, orders_config="values:\n  id_case: lower\n")
+    for each in (warehouse, lowered):
+        assert rows(each, "SELECT count(*) FROM quality.quarantine WHERE reason LIKE '%a spreadsheet rounded%'") == [
+            (3,)]
+
+
+def test_a_negated_sale_word_is_no_sale_to_init():
+    from pipelines.config_values import NEGATED, PURCHASE_GUESS
+
+    for unclear in ("未完成", "交易未成功", "INCOMPLETE", "PAYMENT UNSUCCESSFUL", "锁定"):
+        assert NEGATED.search(unclear) or not PURCHASE_GUESS.search(unclear), unclear
+    for sale in ("交易成功", "已完成", "COMPLETED", "PAID", "已发货"):
+        assert PURCHASE_GUESS.search(sale) and not NEGATED.search(sale), sale

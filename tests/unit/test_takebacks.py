@@ -110,8 +110,8 @@ def test_a_later_nights_refund_and_cancellation_take_back_what_an_earlier_night_
             ("O1", "C1", 6.0, 1, 2.0), ("O3", "C3", 5.0, 1, 1.0), ("P1", "C4", 7.0, 1, 1.0)]
         assert con.execute("SELECT source_row, raw_value, reason FROM quality.quarantine WHERE run_id = 'run-4' "
                            "ORDER BY source_row").fetchall() == [
-            (1, "O1", "taken back on a later day (refunded line (line_status 退款成功) in 2026-03-02.csv row 1)"),
-            (3, "O2", "taken back on a later day (cancelled order (status 已取消) in 2026-03-02.csv row 3)")]
+            (1, "O1", "taken back on a later day (refunded line (line_status 退款成功), row 1 of orders/2026-03-02.csv)"),
+            (3, "O2", "taken back on a later day (cancelled order (status 已取消), row 3 of orders/2026-03-02.csv)")]
         assert con.execute("SELECT rows_read, rows_loaded, rows_quarantined, rows_set_aside, duplicates_removed "
                            "FROM quality.load_audit WHERE run_id = 'run-4'").fetchall() == [(4, 2, 2, 2, 0)]
 
@@ -158,3 +158,33 @@ def test_a_snapshot_source_takes_nothing_back(tmp_path):
     warehouse = stage(tmp_path, {"a.csv": [r.rsplit(",", 2)[0] for r in DAY_1]})
     assert rows(warehouse, "SELECT count(*) FROM staging.order_takebacks") == [(0,)]
     assert rows(warehouse, "SELECT count(*) FROM quality.retracted_lines") == [(0,)]
+
+
+def test_an_order_whose_status_moved_on_between_days_is_one_order_loaded_either_way(tmp_path):
+    """Shipped on day 1, completed on day 2, a line refunded on day 3: night by night the first day keeps the order
+    (later days' rows of it are repeats); loading the three days at once must give the same, not the order twice."""
+    shipped = ["O1,C1,2026-03-01 10:00:00,wine,1,10,CARD,w1,已发货,", "O1,C1,2026-03-01 10:00:00,beer,2,6,CARD,b1,已发货,"]
+    completed = [line.replace("已发货", "交易成功") for line in shipped]
+    refunded = [completed[0] + "退款成功"]
+    days = {"2026-03-01": shipped, "2026-03-02": completed, "2026-03-03": refunded}
+    expected_lines, expected_orders = [("2026-03-01", "O1", "beer", 6.0)], [("O1", "C1", 6.0, 1, 2.0)]
+
+    config, warehouse = shop(tmp_path / "nights")
+    with warehouse.connect() as con:
+        for number, (day, lines) in enumerate(days.items(), start=1):
+            load_days(con, config, tmp_path / "nights" / "staged", {day: lines}, f"run-{number}")
+        assert con.execute(LINES).fetchall() == expected_lines
+        assert con.execute(ORDERS).fetchall() == expected_orders
+
+    config, warehouse = shop(tmp_path / "once")
+    with warehouse.connect() as con:
+        load_days(con, config, tmp_path / "once" / "staged", days, "run-1")
+        assert con.execute(LINES).fetchall() == expected_lines
+        assert con.execute(ORDERS).fetchall() == expected_orders
+        # Day 2's rows are repeats of day 1's order, logged as such; day 3's row took the wine line back.
+        assert con.execute("SELECT parse_filename(source_file), source_row, parse_filename(duplicate_of_file), "
+                           "duplicate_of_row, kind FROM quality.removed_duplicates ORDER BY ALL").fetchall() == [
+            ("2026-03-02.csv", 1, "2026-03-01.csv", 1, "loaded_on_other_day"),
+            ("2026-03-02.csv", 2, "2026-03-01.csv", 1, "loaded_on_other_day")]
+        assert con.execute("SELECT sum(rows_read), sum(rows_loaded), sum(rows_quarantined), sum(duplicates_removed) "
+                           "FROM quality.load_audit").fetchone() == (5, 1, 2, 2)
