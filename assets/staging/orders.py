@@ -139,7 +139,7 @@ def _drop_orders_of_earlier_days_in_the_window(con: duckdb.DuckDBPyConnection, r
         WITH first_days AS (
             SELECT order_id, min(_partition_date) AS first_day FROM valid_typed_orders
             WHERE _partition_date IS NOT NULL
-            GROUP BY order_id HAVING count(DISTINCT _partition_date) > 1),
+            GROUP BY order_id HAVING min(_partition_date) < max(_partition_date)),
         first_rows AS (
             SELECT t.order_id, min(t._source_file) AS source_file,
                    arg_min(t._source_row, (t._source_file, t._source_row)) AS source_row
