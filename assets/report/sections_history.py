@@ -9,6 +9,11 @@ from assets.report.data import MIN_DETAIL_SIZE, OTHER_ID, ReportData, f_min_size
 from assets.report.facts import FactBook, FactRef, compose, join
 from assets.report.narrative import LANGUAGES, Section
 
+# Nearly every customer gone and nearly every customer new since the previous run: the ids changed, not the
+# customers (a trial turned on hashing of the e-mail ids after a first run; the report said "0.0% stayed").
+ID_CHANGE_SHARE = 0.9
+ID_CHANGE_MIN_CUSTOMERS = 50
+
 
 def section_migration(data: ReportData, book: FactBook) -> Section:
     moves = data.migration
@@ -43,7 +48,8 @@ def section_migration(data: ReportData, book: FactBook) -> Section:
     moved = total("moved", "from_segment_id <> to_segment_id", moved_n)
     gone = total("gone", "to_segment_id IS NULL", gone_n)
     stay_share = book.add("migration.stayed_share", "pct", stayed_n / before if before else None,
-                          "SELECT sum(customers) FILTER (WHERE from_segment_id = to_segment_id) / "
+                          # coalesce: nobody stayed is 0%, not NULL (a run after the ids changed).
+                          "SELECT coalesce(sum(customers) FILTER (WHERE from_segment_id = to_segment_id), 0) / "
                           "sum(customers) FILTER (WHERE from_segment_id IS NOT NULL) "
                           "FROM segments.segment_migration WHERE run_id = ?", [run])
     previous = book.add("migration.previous_run", "datetime", data.previous_run_date,
@@ -55,6 +61,20 @@ def section_migration(data: ReportData, book: FactBook) -> Section:
         compose("Since the previous run ({d} UTC), {p} of customers stayed in their segment ({s}); {m} moved to "
                 "another segment, {n} are new and {g} left.", d=previous, p=stay_share, s=stayed, m=moved, n=new,
                 g=gone))
+    now_n = stayed_n + moved_n + int(moves.filter(pl.col("from_segment_id").is_null())["customers"].sum())
+    if before >= ID_CHANGE_MIN_CUSTOMERS and gone_n >= ID_CHANGE_SHARE * before and now_n and \
+            (now_n - stayed_n - moved_n) >= ID_CHANGE_SHARE * now_n:
+        left_share = book.add("migration.gone_share", "pct", gone_n / before,
+                              "SELECT sum(customers) FILTER (WHERE to_segment_id IS NULL) / "
+                              "sum(customers) FILTER (WHERE from_segment_id IS NOT NULL) "
+                              "FROM segments.segment_migration WHERE run_id = ?", [run])
+        section.say(
+            compose("上次运行的客户中有 {g} 已不在，而几乎所有客户都是新的：客户编号很可能变了（映射了另一个客户编号列，"
+                    "或在 privacy.pii_columns 中开启了哈希），因此这里的迁移记录是重新开始，而不是客户真的换了客群。",
+                    g=left_share),
+            compose("{g} of the previous run's customers are gone and nearly every customer is new: the customer ids "
+                    "most likely changed (another customer id column, or hashing turned on in privacy.pii_columns), "
+                    "so this history starts again rather than showing real moves.", g=left_share))
     small = data.small_ids
     flows = (moves.drop_nulls(["from_segment_id", "to_segment_id"])
              .filter(pl.col("from_segment_id") != pl.col("to_segment_id"))
