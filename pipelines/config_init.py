@@ -171,11 +171,17 @@ def _fill_down(section: Section) -> None:
     if not found:
         return
     columns = [section.matches[f].column for f in found]
-    section.extra["fill_down"] = list(found)
+    # A cancellation time is the order's, written where its other order fields are: too few orders are cancelled
+    # for the sample to show it, so it is filled down with them.
+    cancelled = "cancelled_at" in section.matches and "cancelled_at" not in found
+    section.extra["fill_down"] = list(found) + (["cancelled_at"] if cancelled else [])
     section.extra_notes["fill_down"] = (
         f"{', '.join(columns)} blank on every line of an order but the first ({min(found.values()):.0%} of the "
         "sampled orders with several lines): a blank takes the value of the order's earlier line")
     order_column = section.matches["order_id"].column
+    if cancelled:
+        columns.append(section.matches["cancelled_at"].column)
+        section.extra_notes["fill_down"] += f"; {columns[-1]} with them, the order's cancellation time"
     section.sniffed.sample = filled_down(section.sniffed.sample, order_column, columns)
 
 

@@ -81,6 +81,10 @@ VOCABULARY: dict[str, tuple[set[str], str]] = {
     "line_status": ({"售后状态", "退款状态", "退货状态", "商品退款状态", "售后", "refundstatus", "returnstatus",
                      "lineitemrefundstatus", "itemrefundstatus"},
                     r"售后状态|^售后$|退款状态|退货状态|refund(ed)?status|returnstatus"),  # not 售后单号, 售后金额
+    # When an order was cancelled (Shopify's Cancelled at): set, the order is no purchase whatever its payment status.
+    "cancelled_at": ({"cancelledat", "canceledat", "cancelleddate", "canceleddate", "cancellationdate",
+                      "cancellationtime", "cancelledtime", "canceltime", "取消时间", "订单取消时间", "取消日期"},
+                     r"^cancel+(ed|ation)?(at|date|time)$|取消(时间|日期)"),
     "description": ({"desc", "productname", "itemname", "goodsname", "product", "item", "title", "商品名称",
                      "品名", "商品", "商品描述", "商品标题", "名称", "宝贝标题", "宝贝名称"},
                     r"descr|productname|itemname|商品名|品名|宝贝(标题|名称)"),
@@ -99,7 +103,7 @@ WHAT = {"order_id": "an order id", "customer_id": "a customer id", "order_ts": "
         "category": "a category", "quantity": "a quantity", "amount": "a line amount", "unit_price": "a unit price",
         "payment_method": "a payment method", "channel": "a sales channel", "sku": "a product code",
         "line_id": "a line number within the order", "status": "an order status",
-        "line_status": "a line's refund status",
+        "line_status": "a line's refund status", "cancelled_at": "when the order was cancelled",
         "description": "a product name", "age": "an age", "birth_year": "a birth year", "gender": "a gender",
         "income": "an income", "home_owner": "home ownership", "city": "a city", "subcategory": "a subcategory",
         "brand": "a brand"}

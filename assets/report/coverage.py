@@ -12,7 +12,6 @@ import duckdb
 from assets.report.facts import FactBook, Sentence, compose
 from assets.staging.line_amounts import order_total_evidence
 from assets.staging.rules import (
-    CANCELLED_REASON_OPENING,
     MISSING_CUSTOMER,
     REFUNDED_LINE_OPENING,
     SET_ASIDE_ONLY,
@@ -29,7 +28,7 @@ _WITHOUT_CUSTOMER = (f"FROM quality.quarantine WHERE run_id = ? AND input = 'ord
 # known: a line of a cancelled order counts as cancelled, one without a customer id among those (said first).
 _REFUNDED_LINES = (f"FROM quality.quarantine WHERE run_id = ? AND input = 'orders' "
                    f"AND regexp_full_match(reason, ?) AND contains(reason, '{REFUNDED_LINE_OPENING}') "
-                   f"AND NOT contains(reason, '{CANCELLED_REASON_OPENING}') "
+                   f"AND NOT contains(reason, 'cancelled order (') "
                    f"AND NOT starts_with(reason, '{MISSING_CUSTOMER}') "
                    # A line its own run loaded and a later day's refund took back: the refund row is counted already.
                    f"AND NOT starts_with(reason, '{TAKEN_BACK_OPENING}')")

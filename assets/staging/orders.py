@@ -13,7 +13,7 @@ from pipelines.core.sql import quote_identifier, sql_literal, table_exists
 
 # Every field of a typed order line: rows equal in all of them are exact duplicates.
 ORDER_LINE_FIELDS_LONG = ["order_id", "customer_id", "order_ts", "category", "sku", "line_id", "quantity", "amount",
-                          "unit_price", "payment_method", "channel", "status", "line_status"]
+                          "unit_price", "payment_method", "channel", "status", "line_status", "cancelled_at"]
 
 
 def start_row_selection(con: duckdb.DuckDBPyConnection, typed: str) -> None:

@@ -176,6 +176,9 @@ STATUS_REASON_OPENINGS = (CANCELLED_REASON_OPENING, REFUNDED_LINE_OPENING)
 # A line an earlier landing day loaded and a later day's row cancels or refunds (assets/staging/takebacks.py):
 # "taken back on a later day (cancelled order (status 已取消), row 17 of order_day=2026-03-05/data_0.csv)".
 TAKEN_BACK_OPENING = "taken back on a later day ("
+# An order with a cancellation time (orders.columns.cancelled_at: Shopify's Cancelled at), whatever its status says:
+# Shopify keeps a cancelled order's payment status (paid) when it is cancelled without a refund.
+CANCELLED_AT_REASON = "cancelled order (cancelled_at set)"
 # A line whose amount is 0 (orders.free_lines: set_aside).
 FREE_LINE_REASON = "free line (amount 0); gifts and samples are kept out of purchase features"
 MISSING_CUSTOMER = "missing customer_id"
@@ -215,6 +218,7 @@ def customer_id_rule(guest_id: str | None = None) -> Rule:
 
 
 _SET_ASIDE_PART = (rf"{MISSING_CUSTOMER}(?: \(guest id [^;]*\))?|cancelled order \(status [^;]*\)"
+                   rf"|cancelled order \(cancelled_at set\)"
                    rf"|(?:return line \(negative \w+\)|negative basket value \(a return\)"
                    rf"|refunded line \(line_status [^;]*\)); {RETURNS_KEPT_OUT}"
                    rf"|taken back on a later day \([^;]*\)"

@@ -27,14 +27,16 @@ import duckdb
 
 from assets.raw.readers import PARTITION_DATE
 from assets.staging.audit import CHANGED_CUSTOMERS, ensure_change_queue
-from assets.staging.rules import CANCELLED_REASON_OPENING, REFUNDED_LINE_OPENING, SET_ASIDE_ONLY, TAKEN_BACK_OPENING
+from assets.staging.rules import REFUNDED_LINE_OPENING, SET_ASIDE_ONLY, TAKEN_BACK_OPENING
 from pipelines.core.partitions import DayWindow
 from pipelines.core.sql import sql_literal, table_exists
 
 TAKEBACKS = "staging.order_takebacks"
 RETRACTED_LINES = "quality.retracted_lines"
 # The part of a set-aside reason that says what the row takes back, as it stands in the reason.
-_STATUS_PART = (r"(cancelled order \(status [^;]*\)|refunded line \(line_status [^;]*\))")
+_STATUS_PART = (r"(cancelled order \(status [^;]*\)|cancelled order \(cancelled_at set\)"
+                r"|refunded line \(line_status [^;]*\))")
+_CANCELS = "cancelled order ("  # a status or a cancellation time
 # A file as its folder and name: a daily layout's files are often all data_0.csv, told apart by their day's folder
 # (order_day=2026-03-05/data_0.csv).
 _SHORT_FILE = "parse_filename(parse_dirpath(by_file)) || '/' || parse_filename(by_file)"
@@ -65,14 +67,14 @@ def collect_takebacks(con: duckdb.DuckDBPyConnection, typed: str | None) -> None
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE new_takebacks AS
         SELECT order_id,
-               CASE WHEN contains(reason, {sql_literal(CANCELLED_REASON_OPENING)}) THEN 'order' ELSE 'line' END
+               CASE WHEN contains(reason, {sql_literal(_CANCELS)}) THEN 'order' ELSE 'line' END
                    AS takes_back,
                sku, category, staged_quantity AS quantity, staged_amount AS amount,
                regexp_extract(reason, {sql_literal(_STATUS_PART)}) AS status_reason,
                _source_file, _source_row, {PARTITION_DATE}
         FROM {typed}
         WHERE reason IS NOT NULL AND {PARTITION_DATE} IS NOT NULL AND order_id IS NOT NULL
-          AND (contains(reason, {sql_literal(CANCELLED_REASON_OPENING)})
+          AND (contains(reason, {sql_literal(_CANCELS)})
                OR contains(reason, {sql_literal(REFUNDED_LINE_OPENING)}))
           AND regexp_full_match(reason, $set_aside)""", {"set_aside": SET_ASIDE_ONLY})
 

@@ -9,6 +9,7 @@ from assets.staging.bands import read_band
 from assets.staging.fill_down import filled_rows
 from assets.staging.keys import id_text, id_variant
 from assets.staging.rules import (
+    CANCELLED_AT_REASON,
     CANCELLED_REASON_OPENING,
     FREE_LINE_REASON,
     FUTURE_RULE,
@@ -314,6 +315,7 @@ def type_long_orders(
         # Not errors, but not purchases either: kept out of the features and visible in quarantine.
         Rule("status", "list_contains($cancelled_statuses, upper(status_text))",
              f"{sql_literal(CANCELLED_REASON_OPENING)} || status_text || ')'", "status_text"),
+        Rule("cancelled_at", "cancelled_at_text IS NOT NULL", sql_literal(CANCELLED_AT_REASON), "cancelled_at_text"),
         Rule("line_status", "list_contains($refunded_line_statuses, upper(line_status_text))",
              f"{sql_literal(REFUNDED_LINE_OPENING)} || line_status_text || '); {RETURNS_KEPT_OUT}'",
              "line_status_text"),
@@ -380,7 +382,8 @@ def type_long_orders(
                 -- Typed beside their _text copies (which the lean table drops): rows count as identical only if
                 -- every field is equal, the order's and the line's status included.
                 {_text('status')} AS status_text, {_text('status')} AS status,
-                {_text('line_status')} AS line_status_text, {_text('line_status')} AS line_status
+                {_text('line_status')} AS line_status_text, {_text('line_status')} AS line_status,
+                {_text('cancelled_at')} AS cancelled_at_text, {_text('cancelled_at')} AS cancelled_at
             FROM texts
         ),
         typed AS (

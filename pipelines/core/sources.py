@@ -23,7 +23,7 @@ SCHEDULE_TIMEZONE = os.environ.get("PERSONA_SCHEDULE_TIMEZONE", "Asia/Shanghai")
 # Contract fields per input. "Required" fields must be present in the source (mapped or same-named).
 LONG_ORDER_FIELDS = (
     "order_id", "customer_id", "order_ts", "category", "quantity", "amount", "unit_price",
-    "payment_method", "channel", "sku", "line_id", "status", "line_status", "description",
+    "payment_method", "channel", "sku", "line_id", "status", "line_status", "cancelled_at", "description",
 )
 # order_id and category may be declared absent (`columns: {order_id: null}`); see SourceConfig.order_required.
 LONG_ORDER_REQUIRED = ("order_id", "customer_id", "order_ts", "category")
@@ -235,7 +235,7 @@ class OrdersSource(FileSource):
     # Long shape: order-level fields an export writes on an order's first line only (Shopify's orders_export leaves
     # Email, Created at and Financial Status blank on the other lines). A blank value of a listed field takes the
     # value of the same order's latest earlier line in its file that has one.
-    fill_down: list[Literal["customer_id", "order_ts", "payment_method", "channel", "status"]] = Field(
+    fill_down: list[Literal["customer_id", "order_ts", "payment_method", "channel", "status", "cancelled_at"]] = Field(
         default_factory=list)
 
     @field_validator("timezone")

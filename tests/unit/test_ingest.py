@@ -643,7 +643,7 @@ def test_map_columns_directly(tmp_path: Path, scratch: Path) -> None:
     assert mapped.row(0, named=True) | {SOURCE_FILE: None} == {
         SOURCE_FILE: None, SOURCE_ROW: 1, "order_id": "O1", "customer_id": "C1", "order_ts": "t", "category": "c",
         "quantity": None, "amount": None, "unit_price": None, "payment_method": None, "channel": None, "sku": None,
-        "line_id": None, "status": None, "line_status": None, "description": None,
+        "line_id": None, "status": None, "line_status": None, "cancelled_at": None, "description": None,
     }
 
 
