@@ -79,13 +79,13 @@ class Report:
 def build_report(con: duckdb.DuckDBPyConnection, reports_dir: Path, category_labels: dict | None = None,
                  playbook_path: str | Path | None = None, chart_files: bool = True,
                  bundle_cache: Path | Sequence[Path] = (), has_categories: bool = True,
-                 run_id: str | None = None, line_refunds: bool = False, order_rows: bool | None = None) -> Report:
+                 run_id: str | None = None, line_refunds: bool = False) -> Report:
     """Reads the warehouse through `con` and writes the pages (and chart files) under `reports_dir`.
     `bundle_cache`: files keeping the pages' script bundle between runs (see chart_files.javascript_bundle).
     `has_categories`: False for an export declared without categories (SourceConfig.has_categories).
     `run_id`: the run building the report, whose order rows the opening says where they went (coverage.py).
-    `line_refunds`: the export marks refunded lines (orders.columns.line_status), which are left out.
-    `order_rows`: the export has one row per order; None: judged from the warehouse (coverage.rows_are_orders)."""
+    `line_refunds`: the export marks refunded lines (orders.columns.line_status), which are left out. Whether the
+    export has one row per order is judged from the warehouse (coverage.rows_are_orders)."""
     # The chart writer starts its helper process first, so the helper is ready when the charts are.
     with ChartFileWriter() if chart_files else contextlib.nullcontext() as chart_writer:
         data = load_report_data(con, category_labels, has_categories)
@@ -94,7 +94,7 @@ def build_report(con: duckdb.DuckDBPyConnection, reports_dir: Path, category_lab
         narrative = build_narrative(data, book, plans)
         coverage = load_coverage(con, run_id)
         money_basis = money_basis_sentences(line_refunds or (coverage is not None and coverage.refunded_lines > 0),
-                                            rows_are_orders(con) if order_rows is None else order_rows)
+                                            rows_are_orders(con))
         for language, sentences in coverage_sentences(book, coverage).items():
             narrative.intro[language].extend(sentences + money_basis[language])
         keys = [key for section in narrative.sections for key in section.charts]

@@ -152,10 +152,16 @@ def test_lines_alike_in_what_a_refund_matches_are_taken_back_together(tmp_path):
 
 
 def test_a_snapshot_source_takes_nothing_back(tmp_path):
-    """A snapshot has no later day: each of its rows stands with the status it carries."""
+    """A snapshot has no later day: each of its rows stands with the status it carries, and nothing is kept to take
+    back anything later (its next load replaces every row anyway)."""
     from tests.unit.test_staging import rows, stage
 
-    warehouse = stage(tmp_path, {"a.csv": [r.rsplit(",", 2)[0] for r in DAY_1]})
+    warehouse = stage(tmp_path, {"a.csv": DAY_2}, header=HEADER)
+    assert rows(warehouse, "SELECT order_id, category, amount FROM staging.order_lines ORDER BY ALL") == [
+        ("O1", "beer", 6.0), ("P1", "wine", 7.0)]
+    assert rows(warehouse, "SELECT source_row, reason FROM quality.quarantine ORDER BY source_row") == [
+        (1, "refunded line (line_status 退款成功); returns are kept out of purchase features"),
+        (3, "cancelled order (status 已取消)")]
     assert rows(warehouse, "SELECT count(*) FROM staging.order_takebacks") == [(0,)]
     assert rows(warehouse, "SELECT count(*) FROM quality.retracted_lines") == [(0,)]
 
