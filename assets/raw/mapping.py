@@ -36,20 +36,25 @@ from pipelines.core.config import (
     OrdersSource,
     SourceConfig,
 )
+from pipelines.core.ids import normalise_id
 from pipelines.core.partitions import DayWindow
 
 PII_SALT_VARIABLE = "PERSONA_PII_SALT"
 
 
 def pii_hasher(salt: str):
-    """HMAC-SHA256 of each trimmed value under the salt, as hex; NULL stays NULL. One salt for every file and
-    every night, so a hashed customer id joins across files and stays the same id across refreshes."""
+    """HMAC-SHA256 of each value under the salt, as hex, after the id rule staging reads ids by (normalise_id:
+    `\t4926`, `="4926"` and `4926` are one id); a value that is no id (NULL, empty, blank) stays NULL, so its row is
+    missing a customer id rather than one of a crowd sharing the hash of ''. One salt for every file and every
+    night, so a hashed customer id joins across files and stays the same id across refreshes."""
     key = salt.encode("utf-8")
 
+    def hash_one(value: str | None) -> str | None:
+        normalised = normalise_id(value)
+        return None if normalised is None else hmac.new(key, normalised.encode("utf-8"), hashlib.sha256).hexdigest()
+
     def hash_values(values: pl.Series) -> pl.Series:
-        return pl.Series(values.name, [
-            None if v is None else hmac.new(key, v.strip().encode("utf-8"), hashlib.sha256).hexdigest()
-            for v in values.to_list()], dtype=pl.String)
+        return pl.Series(values.name, [hash_one(v) for v in values.to_list()], dtype=pl.String)
 
     return hash_values
 

@@ -11,8 +11,9 @@ The id rule (docs/quality.md, "Ids"), applied to the text as read:
    compatibility spaces (no-break, ideographic, the U+2000 family) become ASCII, the rest of the half-width and
    full-width forms block (half-width katakana, ￥) takes its NFKC character, and the result is composed (NFC).
    Other compatibility characters (ligatures, circled or superscript digits) are kept as they are;
-3. trimmed of spaces; a float-typed integer (`14194.0`, a spreadsheet's way of writing an id) is the integer's text;
-   an empty id is no id;
+3. trimmed of spaces; a spreadsheet's text formula (`="4926..."`, which Chinese shop consoles write so that Excel keeps
+   a long number) is the text between its quotes; a float-typed integer (`14194.0`, a spreadsheet's way of writing
+   an id) is the integer's text; an empty id is no id;
 4. case is kept, unless `values.id_case` is `upper` or `lower` (customer and order ids; a sku keeps its case).
 
 The rule costs one regular-expression test per id for an id of printable ASCII without spaces (nearly all of
@@ -26,8 +27,11 @@ import unicodedata
 import duckdb
 import polars as pl
 
-# Anything else than printable ASCII without spaces, or a float-typed integer: such ids take the slow path.
-_NEEDS_WORK = r"[^\x21-\x7e]|^[0-9]+\.0+$"
+from pipelines.core.ids import COMPAT_SPACES, EXCEL_TEXT_FORMULA, FLOAT_INTEGER, INVISIBLE_CODES, OTHER_FORMS
+
+# Anything else than printable ASCII without spaces, a float-typed integer or a text formula (="4926"): such ids
+# take the slow path.
+_NEEDS_WORK = r"[^\x21-\x7e]|^[0-9]+\.0+$|^=\""
 
 
 def _ranges(codes: list[int]) -> str:
@@ -42,21 +46,9 @@ def _ranges(codes: list[int]) -> str:
     return "".join(parts)
 
 
-def _invisible_codes() -> list[int]:
-    return [code for code in range(0x110000)
-            if not 0xD800 <= code <= 0xDFFF
-            and (unicodedata.category(chr(code)) in ("Cc", "Cf", "Zl", "Zp") or 0xFE00 <= code <= 0xFE0F)]
-
-
-INVISIBLE = "[" + _ranges(_invisible_codes()) + "]"
-# Spaces whose NFKC form is the ASCII space (the ideographic space U+3000 among them).
-_COMPAT_SPACES = [code for code in range(0x80, 0x3001) if unicodedata.normalize("NFKC", chr(code)) == " "]
-# The half-width and full-width forms block beyond the full-width ASCII forms: one character each under NFKC.
-_OTHER_FORMS = [code for code in range(0xFF5F, 0xFFEF)
-                if len(unicodedata.normalize("NFKC", chr(code))) == 1 and unicodedata.normalize("NFKC", chr(code))
-                != chr(code)]
-_OTHER_FROM = "".join(chr(code) for code in _OTHER_FORMS)
-_OTHER_TO = "".join(unicodedata.normalize("NFKC", chr(code)) for code in _OTHER_FORMS)
+INVISIBLE = "[" + _ranges(INVISIBLE_CODES) + "]"
+_OTHER_FROM = "".join(chr(code) for code in OTHER_FORMS)
+_OTHER_TO = "".join(unicodedata.normalize("NFKC", chr(code)) for code in OTHER_FORMS)
 
 
 def _literal(text: str) -> str:
@@ -66,13 +58,13 @@ def _literal(text: str) -> str:
 def _fold_width(text: str) -> str:
     """Full-width ASCII forms (U+FF01-U+FF5E are ASCII + 0xFEE0) and compatibility spaces as ASCII, character by
     character (0.6 us an id; translate() with the same 95-character map took 4.8 us); only for ids that hold one."""
-    spaces = ", ".join(str(code) for code in _COMPAT_SPACES)
+    spaces = ", ".join(str(code) for code in COMPAT_SPACES)
     per_character = (f"array_to_string(list_transform(string_split({text}, ''), c -> CASE "
                      f"WHEN unicode(c) BETWEEN 65281 AND 65374 THEN chr(unicode(c) - 65248) "
                      f"WHEN unicode(c) IN ({spaces}) THEN ' ' ELSE c END), '')")
-    full_width = "[\\x{ff01}-\\x{ff5e}" + _ranges(_COMPAT_SPACES) + "]"
+    full_width = "[\\x{ff01}-\\x{ff5e}" + _ranges(COMPAT_SPACES) + "]"
     folded = f"CASE WHEN regexp_matches({text}, '{full_width}') THEN {per_character} ELSE {text} END"
-    other = "[" + _ranges(_OTHER_FORMS) + "]"
+    other = "[" + _ranges(OTHER_FORMS) + "]"
     return (f"CASE WHEN regexp_matches({folded}, '{other}') "
             f"THEN translate({folded}, {_literal(_OTHER_FROM)}, {_literal(_OTHER_TO)}) ELSE {folded} END")
 
@@ -82,8 +74,8 @@ def id_text(column: str, fold_case: bool = True) -> str:
     bound parameter $id_case); a sku keeps its case."""
     visible = f"regexp_replace({column}, '{INVISIBLE}', '', 'g')"
     composed = f"nfc_normalize({_fold_width(visible)})"
-    trimmed = f"NULLIF(trim({composed}), '')"
-    worked = f"regexp_replace({trimmed}, '^([0-9]+)\\.0+$', '\\1')"
+    trimmed = f"NULLIF(trim(regexp_replace(trim({composed}), '{EXCEL_TEXT_FORMULA}', '\\1')), '')"
+    worked = f"regexp_replace({trimmed}, '{FLOAT_INTEGER}', '\\1')"
     normalised = f"CASE WHEN regexp_matches({column}, '{_NEEDS_WORK}') THEN {worked} ELSE NULLIF({column}, '') END"
     if not fold_case:
         return normalised

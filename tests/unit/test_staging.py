@@ -13,6 +13,7 @@ from assets.raw.mapping import stage_customers, stage_orders, stage_products
 from assets.raw.tables import write_malformed_lines, write_manifest
 from assets.staging import build as staging
 from assets.staging.audit import ensure_quality_tables, quarantine_malformed_lines
+from assets.staging.keys import id_text
 from pipelines.core.config import (
     CUSTOMER_FIELDS,
     LONG_ORDER_FIELDS,
@@ -21,6 +22,7 @@ from pipelines.core.config import (
     SourceConfig,
     load_source_config,
 )
+from pipelines.core.ids import normalise_id
 from pipelines.core.partitions import DayWindow
 from pipelines.core.resources import WarehouseResource
 from tests.conftest import write_file
@@ -602,3 +604,23 @@ def test_the_first_load_takes_the_typed_rows_as_staging_order_lines_and_a_later_
         # Neither load leaves its typed rows behind, in the warehouse or in the connection.
         typed_tables = "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '%typed_order%'"
         assert con.execute(typed_tables).fetchall() == []
+
+
+@pytest.mark.parametrize("raw", ["C001", "C001\t", " C001 ", "\u200bC001", "Ｃ００１", '="4926887"', '  ="4926887" ', '=""',
+                                 "", "   ", "\t", None, "14194.0", '="14194.0"', "ｱｲ", "a\u3000b", "007", '="a b"',
+                                 '="x', 'x="1"', "\ufeff123"])
+def test_the_id_rule_in_python_reads_as_the_one_in_sql(raw):
+    """The raw layer normalises an id in Python before hashing it (pipelines/core/ids.py), staging in SQL
+    (assets/staging/keys.py): both must read every form alike, or a hashed id would not be the one staging reads."""
+    con = duckdb.connect()
+    in_sql = con.execute(f"SELECT {id_text('t', fold_case=False)} FROM (SELECT ?::VARCHAR AS t)", [raw]).fetchone()[0]
+    assert in_sql == normalise_id(raw)
+
+
+def test_a_spreadsheet_text_formula_is_the_id_between_its_quotes():
+    """抖店 and other consoles write long ids as ="4926..." so that Excel keeps them whole."""
+    con = duckdb.connect()
+    read = {raw: con.execute(f"SELECT {id_text('t', fold_case=False)} FROM (SELECT ?::VARCHAR AS t)", [raw]).fetchone()[0]
+            for raw in ['="4926887789354596388"', ' ="C-01" ', '=""', '="14194.0"']}
+    assert read == {'="4926887789354596388"': "4926887789354596388", ' ="C-01" ': "C-01", '=""': None,
+                    '="14194.0"': "14194"}
