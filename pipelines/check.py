@@ -35,6 +35,7 @@ from assets.raw.readers import SOURCE_FILE, SOURCE_ROW, IngestError
 from assets.raw.tables import write_malformed_lines, write_manifest
 from assets.staging.build import build_staging
 from assets.staging.fill_down import filled_rows
+from assets.staging.line_amounts import amount_source, free_lines
 from assets.staging.rules import GUEST_REASON_OPENING, SET_ASIDE_ONLY, STATUS_REASON_OPENINGS
 from pipelines.check_report import (
     SAMPLE_ROWS,
@@ -274,6 +275,7 @@ def measure(con: duckdb.DuckDBPyConnection, config: SourceConfig, inputs: list[I
     _judge_rows_and_keys(con, report)
     _judge_categories(con, report)
     _statuses(con, report)
+    _free_lines(con, report)
     _coverage(con, report)
     _families(con, report)
     return report
@@ -302,6 +304,14 @@ def _statuses(con: duckdb.DuckDBPyConnection, report: CheckReport) -> None:
                 report.warnings.append(
                     f"orders: {field_name} {status!r} ({rows:,} sampled rows) reads like {what}, but it is not in "
                     f"values.{key}: a run counts its rows as sales; list it there if it is one")
+
+
+def _free_lines(con: duckdb.DuckDBPyConnection, report: CheckReport) -> None:
+    """The run's warning on free lines (quality/checks/staging.py, free_lines_within_reason), on the sample: a
+    discount column mapped as the amount makes most lines free, and a run passes with their discounts as revenue."""
+    found = free_lines(con, CHECK_RUN_ID)
+    if found.too_many:
+        report.warnings.append(f"orders: {found.warning(amount_source(report.config.orders.columns))}")
 
 
 def _store_hint(config: SourceConfig, item: InputReport, kinds: list[tuple[str, int]]) -> str:

@@ -140,7 +140,28 @@ EMAIL_NAME = re.compile(r"email|邮箱")
 # before them (Gross Sales, 原价金额): between amounts named alike, the net one is the line's amount.
 NET_AMOUNT = re.compile(r"^net|net(sales|amount|total|revenue|price)|实收|实付|折后")
 GROSS_AMOUNT = re.compile(r"^gross|gross(sales|amount|total|revenue)|原价|折前")
-DISCOUNT = re.compile(r"discount|优惠|折扣|减免")
+# Amount names (normalised) of a part of an order's money beside its goods: a discount, coupon, fee, tax, shipping,
+# a refund, a platform subsidy, points. Never a line's amount: a trial's 抖店 export had its 优惠总金额 (total
+# discount) mapped as the amount, and Etsy's Discount Amount, which set aside 21% and 80% of the lines as free (their
+# discount was 0) and counted the discounts as the revenue of the rest. An amount after discounts (优惠后金额,
+# Amount after discount) is a line's amount.
+AMOUNT_PARTS = (("a discount", re.compile(r"discount|coupon|voucher|rebate|优惠|折扣|减免|立减|券|红包")),
+                ("shipping", re.compile(r"shipping|freight|postage|运费|邮费|配送费|快递费")),
+                ("a tax or fee", re.compile(r"tax|税|(?<!cof)fees?(?!d)|手续费|佣金|commission")),
+                ("a refund", re.compile(r"refund|退款|售后")),
+                ("a subsidy or points", re.compile(r"subsidy|补贴|积分|points")))
+AFTER_DISCOUNTS = re.compile(r"(优惠|折扣|折)后|after(discount|coupon)|lessdiscount|discounted|net")
+
+
+def amount_part(column: str) -> str | None:
+    """What part of an order's money a column is named as (AMOUNT_PARTS: "a discount", "shipping", ...), or None for
+    a name that may be a line's amount."""
+    name = normalise(column)
+    if AFTER_DISCOUNTS.search(name):
+        return None
+    return next((kind for kind, pattern in AMOUNT_PARTS if pattern.search(name)), None)
+
+
 CLEARLY_BETTER_FILLED = 0.02  # a share of the sampled rows: an order time filled on this many more is worth a CHECK
 
 
@@ -230,6 +251,8 @@ def name_score(field_name: str, column: str) -> tuple[int, str] | None:
         return 6, f"{column!r} is the payment method as the buyer chose it, taken before a gateway's id"
     if column.strip().lower() == field_name or name == field_name.replace("_", ""):
         return 5, "named as the field"
+    if field_name == "amount" and amount_part(column):
+        return None
     scored = None
     if name in known:
         scored = 4, f"{column!r} is a usual name for {WHAT[field_name]}"
@@ -353,11 +376,12 @@ def named_like(sniffed: Sniffed, column: str, fields: tuple[str, ...], matches: 
     """Why a column named like one of the fields is not mapped, for the line saying so: another column holds the
     field (and what tells them apart), or its values do not fit; '' when its name is no field's."""
     for field_name in fields:
+        if field_name == "amount" and amount_part(column) and re.search(VOCABULARY["amount"][1], normalise(column)):
+            taken = matches.get(field_name)
+            return f"{amount_part(column)}, not a line amount" + (f"; amount takes {taken.column}" if taken else "")
         if not name_score(field_name, column):
             continue
         taken = matches.get(field_name)
-        if field_name == "amount" and DISCOUNT.search(normalise(column)):
-            return "a discount, not a line amount" + (f"; amount takes {taken.column}" if taken else "")
         if taken is not None:
             values = {c: sniffed.values(c) for c in (column, taken.column)}
             note = rival_note(field_name, taken.column, column, values)

@@ -6,7 +6,7 @@ A file above the quarantine limit by no more than chance (too few rows to tell) 
 
 import dagster as dg
 
-from assets.staging.line_amounts import order_total_evidence
+from assets.staging.line_amounts import amount_source, free_lines, order_total_evidence
 from assets.staging.rules import SET_ASIDE_ONLY
 from pipelines.core.resources import SourceResource, WarehouseResource
 from pipelines.core.shares import BEYOND, BY_CHANCE, above_limit, interval_text
@@ -213,5 +213,22 @@ def exact_copies_within_a_file(context: dg.AssetCheckExecutionContext, warehouse
     )
 
 
+@dg.asset_check(asset=dg.AssetKey(["staging", "order_lines"]), blocking=False)
+def free_lines_within_reason(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
+                             source: SourceResource) -> dg.AssetCheckResult:
+    """A warning when more of this run's order rows were set aside as free lines (amount 0) than a shop gives away
+    (line_amounts.FREE_LINES_WARN_SHARE): the mapped amount is most likely a discount or fee column, 0 on most lines,
+    and the rest count the discount as their revenue. A run that keeps free lines (orders.free_lines: keep) sets
+    none aside."""
+    config = source.load()
+    with warehouse.connect(read_only=True) as con:
+        found = free_lines(con, context.run.run_id)
+    return dg.AssetCheckResult(
+        passed=not found.too_many, severity=dg.AssetCheckSeverity.WARN,
+        description=found.warning(amount_source(config.orders.columns)) if found.too_many else None,
+        metadata={"order_rows": found.read, "free_lines": found.free},
+    )
+
+
 CHECKS = [load_audit_identity, quarantine_share_within_limit, category_count_within_limit, amount_is_a_line_amount,
-          exact_copies_within_a_file]
+          exact_copies_within_a_file, free_lines_within_reason]

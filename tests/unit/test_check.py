@@ -178,6 +178,18 @@ def test_a_status_that_reads_like_no_purchase_but_is_not_listed_is_a_warning(tmp
     assert "reads like" not in listed.stdout
 
 
+def test_a_discount_mapped_as_the_amount_makes_most_lines_free_and_is_a_warning(tmp_path):
+    """A trial's Etsy orders file had its Discount Amount mapped as the amount: check said a run would pass while
+    80% of the rows were set aside as free lines (their discount was 0.00)."""
+    lines = [f"O{i},C{i % 40},2026-03-{1 + i % 28:02d} 10:00:00,wine,1,{'4.50' if i % 5 == 0 else '0.00'},支付宝"
+             for i in range(60)]
+    done = check(shop(tmp_path, lines))
+    assert done.exit_code == 0, done.stderr
+    assert ("orders: 48 of the 60 order rows (80.0%) have amount 0 and were set aside as free lines, more than a shop "
+            "gives away: check that orders.columns.amount (金额) is each line's amount") in squeeze(done.stdout)
+    assert "free lines" not in squeeze(check(shop(tmp_path, order_lines(60))).stdout)
+
+
 def test_a_small_file_above_the_limit_by_chance_is_a_warning_as_in_a_run(tmp_path):
     # One bad amount in 10 rows (10%) is above the 5% limit, but 10 rows cannot tell a broken export from chance.
     lines = order_lines(10)

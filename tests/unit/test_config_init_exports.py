@@ -213,10 +213,10 @@ def test_a_shopify_export_is_read_as_shopify_writes_it(tmp_path):
             ("Paid at", "another time of the order; order_ts takes Created at"),
             ("Fulfillment Status", "named like an order status too; status takes Financial Status"),
             ("Currency", "no contract field matches"), ("Subtotal", order_level),
-            ("Shipping", "no contract field matches"), ("Total", order_level), ("Discount Amount", order_level),
+            ("Shipping", "no contract field matches"), ("Total", order_level), ("Discount Amount", "a discount, not a line amount"),
             ("Lineitem compare at price", "empty in the sample"),
             ("Lineitem fulfillment status", "named like an order status too; status takes Financial Status"),
-            ("Refunded Amount", order_level),
+            ("Refunded Amount", "a refund, not a line amount"),
             ("Id", "no contract field matches"), ("Receipt Number", "empty in the sample")]],
         "to decide: orders.columns.amount: Subtotal holds the same value on every line of 100% of the sampled orders "
         "with several lines: an order total, not a line amount; amount is left to quantity × unit_price (Lineitem "
@@ -308,7 +308,7 @@ def test_an_order_total_repeated_on_every_line_is_not_the_line_amount(tmp_path):
     order_level = "one value per order, the same on every line: an order-level amount, not a line amount"
     assert printed == [
         *[f"not mapped: orders: 京东订单导出_20261201.csv column {column!r} not mapped ({why})" for column, why in [
-            ("订单金额", order_level), ("应付金额", order_level), ("运费金额", order_level),
+            ("订单金额", order_level), ("应付金额", order_level), ("运费金额", "shipping, not a line amount"),
             ("订单类型", "no contract field matches"), ("订单备注", "no contract field matches"),
             ("付款确认时间", "another time of the order; order_ts takes 下单时间"),
             ("订单完成时间", "another time of the order; order_ts takes 下单时间"),
@@ -327,8 +327,8 @@ def test_an_order_total_on_the_first_line_only_is_not_the_line_amount(tmp_path):
     draft = draft_config(shopify_export(tmp_path / "orders_export.csv"))
     columns = draft.sections[0].matches
     assert "amount" not in columns and columns["unit_price"].column == "Lineitem price"
-    assert [level.column for level in draft.sections[0].order_level] == [
-        "Subtotal", "Total", "Refunded Amount", "Discount Amount"]
+    # A discount or a refund is never a line's amount, whatever it holds (config_match.AMOUNT_PARTS).
+    assert [level.column for level in draft.sections[0].order_level] == ["Subtotal", "Total"]
     assert ("orders.columns.amount: Subtotal is filled on the first line only of 100% of the sampled orders with "
             "several lines: an order total, not a line amount; amount is left to quantity × unit_price (Lineitem "
             "price)") in draft.undecided
@@ -429,3 +429,37 @@ def test_a_gift_card_is_left_to_decide_with_stored_value_suggested_and_a_wallet_
         "to decide: values.payment_aliases: orders.csv Payment Method value 'gift_card' (1 row(s) in the sample) is "
         "no built-in payment code; its rows are quarantined unless you map it (values.payment_aliases: {gift_card: "
         "STORED_VALUE}) or list it in values.payment_methods"]
+
+
+DOUYIN_HEADER = ("主订单编号,子订单编号,选购商品,商品规格,商品数量,商品ID,商家编码,商品单价,订单应付金额,运费,平台优惠,商家优惠,"
+                 "优惠总金额,支付方式,订单状态,售后状态,订单提交时间,收件人手机,达人昵称")
+
+
+def douyin_export(path: Path, orders: int = 24) -> Path:
+    """A 抖店 order export as its console writes it: a row per sub-order, ids behind a tab so that Excel keeps them
+    whole, the order's payable total (订单应付金额) on each of its rows, and the discounts beside the price; most
+    sub-orders have no discount (优惠总金额 0.00)."""
+    goods = [("3591870223", "大红袍 茶叶 250g", 128.00), ("3591870224", "每日坚果 30袋", 89.90), ("3591870225", "气泡水 12瓶", 39.90)]
+    rows = [DOUYIN_HEADER]
+    for k in range(orders):
+        items = [(goods[(k + j) % 3], 1 + (k + j) % 2) for j in range(1 + k % 2)]
+        discounts = [5.0 if (k + j) % 4 == 0 else 0.0 for j in range(len(items))]
+        payable = sum(price * quantity for (_, _, price), quantity in items) - sum(discounts)
+        for j, ((product, name, price), quantity) in enumerate(items):
+            rows.append(f"\t49268877{k:011d},\t49268877{k:09d}{j:02d},{name},默认,{quantity},{product},SKU{product[-3:]},"
+                        f"{price:.2f},{payable:.2f},0.00,0.00,{discounts[j]:.2f},{discounts[j]:.2f},抖音支付,已完成,-,"
+                        f"2024-03-{1 + k % 28:02d} 2{k % 4}:{k % 60:02d}:11,138****{k:04d},")
+    path.write_bytes(("\n".join(rows) + "\n").encode("utf-8-sig"))
+    return path
+
+
+def test_a_discount_is_never_the_line_amount(tmp_path):
+    """A trial's 抖店 export: init mapped 优惠总金额 (the total discount) as the amount after refusing the order's payable
+    total, so most lines were set aside as free (0.00) and the discounts of the others counted as revenue (41,409
+    against 490,201). A discount, shipping, fee, tax or refund column is never a line's amount: the price times the
+    quantity is."""
+    draft = draft_config(douyin_export(tmp_path / "抖店订单导出_20240401.csv"))
+    section = draft.sections[0]
+    assert "amount" not in section.matches
+    assert (section.matches["unit_price"].column, section.matches["quantity"].column) == ("商品单价", "商品数量")
+    assert section.unmapped["优惠总金额"] == "a discount, not a line amount"
