@@ -262,8 +262,8 @@ def _date_formats(draft: Draft, section: Section, column: str) -> None:
         section.extra_notes["date_formats"] += "; %z reads the offset: times are converted to orders.timezone"
     if ambiguous:
         # Quote a value of the month-first format, not the column's first value (which may be ISO or 2024年…).
-        month_first = next(f for f in formats if f.startswith("%m/%d/%Y"))
-        example = next((v for v in values if re.match(r"\d{1,2}/\d{1,2}/\d{4}", v.strip())), values[0])
+        month_first = next(f for f in formats if f.startswith("%m/%d/"))
+        example = next((v for v in values if re.match(r"\d{1,2}/\d{1,2}/\d{2}", v.strip())), values[0])
         section.extra_notes["date_formats"] += "; CHECK: month first or day first?"
         draft.undecided.append(f"orders.date_formats: {column} ('{example}') reads month first and day first "
                                f"alike (no day above 12 in the sample); wrote {month_first}: check it")

@@ -107,9 +107,14 @@ def order_ts_rules(required: bool, parts: tuple[str, str] | None = None) -> list
              "orders.excel_serial_dates: true to read it as days since 1899-12-30'", "order_ts_text"),
         Rule("order_ts", "order_ts_text IS NOT NULL AND order_ts IS NULL",
              sql_literal(f"{read_from} is not a date in orders.date_formats or ISO 8601"), "order_ts_text"),
+        # A two-digit year read by %Y is the year 23 (12/30/23): the reason says how the text read and what reads it.
+        # A system's "no date" (0001-01-01) writes its year in four digits.
         Rule("order_ts", "order_ts < $min_order_date",
-             "'order_ts ' || order_ts_text || ' is before quality.min_order_date (' || $min_order_date::VARCHAR "
-             "|| ')'", "order_ts_text"),
+             "'order_ts ' || order_ts_text || CASE WHEN year(order_ts) < 100 "
+             "AND NOT regexp_matches(order_ts_text, '[0-9]{3}') THEN ' reads as ' || "
+             "strftime(order_ts, '%Y-%m-%d') || ', before quality.min_order_date (' || $min_order_date::VARCHAR || "
+             "'): a two-digit year needs %y in orders.date_formats, not %Y' ELSE ' is before quality.min_order_date (' "
+             "|| $min_order_date::VARCHAR || ')' END", "order_ts_text"),
     ]
 
 

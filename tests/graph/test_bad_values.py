@@ -94,6 +94,19 @@ def test_order_dates_before_the_minimum_are_quarantined_naming_the_setting(tmp_p
     assert order_times(warehouse) == [("O4", "2000-01-01 00:00:00")]
 
 
+def test_a_two_digit_year_read_by_percent_capital_y_says_so(tmp_path):
+    """A trial's Etsy export (12/30/23) with %m/%d/%Y: every row read as the year 23 and was quarantined as before
+    quality.min_order_date, and the reason showed neither the date read nor the format that reads it."""
+    warehouse = load(tmp_path, [line("O1", "C1", "12/30/23"), line("O2", "C2", "12/30/2023")],
+                     config='  date_formats: ["%m/%d/%Y"]\n')
+    assert quarantine(warehouse) == [
+        (1, "order_ts", "12/30/23", "order_ts 12/30/23 reads as 0023-12-30, before quality.min_order_date "
+                                    "(2000-01-01): a two-digit year needs %y in orders.date_formats, not %Y")]
+    assert order_times(warehouse) == [("O2", "2023-12-30 00:00:00")]
+    read = load(tmp_path / "y", [line("O1", "C1", "12/30/23")], config='  date_formats: ["%m/%d/%y"]\n')
+    assert order_times(read) == [("O1", "2023-12-30 00:00:00")]
+
+
 def test_the_minimum_order_date_is_configurable(tmp_path):
     warehouse = load(tmp_path, PLACEHOLDER_DATES, sections="quality:\n  min_order_date: 1900-01-01\n")
     assert [reason for *_, reason in quarantine(warehouse)] == [

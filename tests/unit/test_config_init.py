@@ -211,6 +211,22 @@ def test_date_formats_day_first_and_ambiguous(tmp_path):
         "day above 12 in the sample); wrote %m/%d/%Y %H:%M: check it"]
 
 
+def test_a_two_digit_year_is_written_as_percent_y(tmp_path):
+    """Etsy writes its Sale Date as 12/30/23: init wrote %m/%d/%Y, which reads the year 23, and a run quarantined
+    every row as before quality.min_order_date."""
+    orders = tmp_path / "orders.csv"
+    orders.write_text("order id,customer id,sale date,category,amount\n"
+                      "1,C1,12/30/23,a,1\n2,C2,01/05/24,b,2\n3,C3,11/2/23,a,3\n", encoding="utf-8")
+    config, printed = init_ok(tmp_path, orders)
+    assert config["orders"]["date_formats"] == ["%m/%d/%y"] and printed == []
+    orders.write_text("order id,customer id,sale date,category,amount\n"
+                      "1,C1,01/05/24,a,1\n2,C2,03/04/24,b,2\n", encoding="utf-8")
+    config, printed = init_ok(tmp_path, orders, "--force")
+    assert config["orders"]["date_formats"] == ["%m/%d/%y"]
+    assert printed == ["to decide: orders.date_formats: sale date ('01/05/24') reads month first and day first "
+                       "alike (no day above 12 in the sample); wrote %m/%d/%y: check it"]
+
+
 def test_wide_baskets_with_flags(tmp_path):
     baskets = tmp_path / "baskets.csv"
     baskets.write_text("cardid,value,pmethod,sex,age,beer,wine,fish\n"
