@@ -113,6 +113,9 @@ class ReportData:
     # False for an export declared without categories (orders.columns.category: null): the report then leaves out
     # everything built on categories and says why, once (sections.section_without_categories).
     has_categories: bool = True
+    # Distinct categories of the order lines (CATEGORY_COUNT_SQL): with few of them, a top-n of the ones a customer
+    # has not bought is nearly every one, and a hit rate says nothing.
+    category_count: int = 0
     # The predictive layer (assets/predict.py); None / empty when its tables are missing.
     churn_run: dict | None = None  # the latest row of predict.churn_model_runs
     at_risk: pl.DataFrame = field(default_factory=pl.DataFrame)  # segment_id, high_value, high_value_at_risk, ...
@@ -266,6 +269,9 @@ GROUP BY GROUPING SETS ((s.segment_id, t.value_tier_key), (s.segment_id, t.rfm_t
 HAVING coalesce(t.value_tier_key, t.rfm_tier_key) IS NOT NULL"""
 
 
+CATEGORY_COUNT_SQL = "SELECT count(DISTINCT category) FROM staging.order_lines WHERE category IS NOT NULL"
+
+
 def load_report_data(con: duckdb.DuckDBPyConnection, category_labels: dict | None = None,
                      has_categories: bool = True) -> ReportData:
     profiles = con.execute("""
@@ -359,6 +365,7 @@ def load_report_data(con: duckdb.DuckDBPyConnection, category_labels: dict | Non
         migration=migration, migration_run=migration_run, previous_run_date=previous_date,
         latest_run_date=latest_date, sizes=sizes, names=names, category_labels=dict(category_labels or {}),
         has_categories=has_categories,
+        category_count=con.execute(CATEGORY_COUNT_SQL).fetchone()[0] if has_categories else 0,
     )
 
 

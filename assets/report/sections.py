@@ -445,6 +445,30 @@ def section_tiers(data: ReportData, book: FactBook) -> Section:
     return section
 
 
+def _merged_segments(section: Section, book: FactBook, chosen: pl.DataFrame, run_id: str, kref: FactRef) -> None:
+    """What became of a chosen k that met no constraint, or whose small segments were merged: a trial's report said
+    "chose k = 6" above a header of 5 segments, and listed k = 6 among the candidates that failed."""
+    if not chosen["meets_constraints"].fill_null(True)[0]:
+        section.say(compose("没有哪个 k 满足全部约束（最小客群占比与稳定性），因此按轮廓系数选择。"),
+                    compose("No k met every constraint (the smallest segment's share and the stability), so k was "
+                            "chosen by silhouette."))
+    published = chosen["segments_published"][0] if "segments_published" in chosen.columns else None
+    k = int(chosen["k"][0])
+    if published is None or int(published) >= k:
+        return
+    query = "SELECT {} FROM segments.model_runs WHERE run_id = ? AND chosen"
+    merged = book.add("model.merged_segments", "int", k - int(published), query.format("k - segments_published"),
+                      [run_id])
+    kept = book.add("model.segments_published", "int", int(published), query.format("segments_published"), [run_id])
+    section.say(compose("k = {k} 中有 {m} 个客群小于最小占比（model.min_segment_share），已并入最近的客群，最终发布 {n} 个客群。",
+                        k=kref, m=merged, n=kept),
+                compose("{m} segment of k = {k} fell below the minimum share (model.min_segment_share) and was "
+                        "merged into its nearest neighbour, so {n} segments are published." if k - int(published) == 1
+                        else "{m} segments of k = {k} fell below the minimum share (model.min_segment_share) and were "
+                        "merged into their nearest neighbours, so {n} segments are published.",
+                        k=kref, m=merged, n=kept))
+
+
 def section_k(data: ReportData, book: FactBook) -> Section:
     runs = data.model_runs
     section = Section("k_selection", {"zh": "分群数 k 的选择", "en": "Choosing the number of segments (k)"},
@@ -476,6 +500,7 @@ def section_k(data: ReportData, book: FactBook) -> Section:
     else:
         section.say(compose("模型只评估了 k = {k}：轮廓系数 {s}，稳定性 {t}。", k=kref, s=sil, t=stab),
                     compose("Only k = {k} was scored: silhouette {s}, stability {t}.", k=kref, s=sil, t=stab))
+    _merged_segments(section, book, chosen, run_id, kref)
     scored = runs.drop_nulls("silhouette").sort(["silhouette", "k"], descending=[True, False])
     if scored.height and int(scored["k"][0]) != k:
         kb = int(scored["k"][0])

@@ -8,7 +8,7 @@ import polars as pl
 from assets.predict.clv import DECILES, one_time_miss, predictions_not_finite, ranks_no_better
 from assets.predict.recommendations import SOURCE_POPULARITY
 from assets.predict.runs import EVALUATED, NO_CATEGORIES, NO_DATES, SHORT_HISTORY, TRAINED
-from assets.report.data import ReportData
+from assets.report.data import CATEGORY_COUNT_SQL, ReportData
 from assets.report.facts import FactBook, FactRef, Sentence, compose, join
 from assets.report.narrative import NOTABLE_LIFT, Section
 from assets.report.sections import _too_small
@@ -406,6 +406,13 @@ def section_next_category(data: ReportData, book: FactBook) -> Section:
                     "latest {h} days, which they never saw: of {n} customers who bought a new category, {r} bought a "
                     "recommended one; recommending the most popular categories scores {p}, so the rules do {l} as "
                     "well.", k=top, h=horizon, n=evaluated, r=hit, p=popular, l=lift))
+        if 0 < data.category_count <= run["top_n"] + 1:
+            categories = book.add("categories.count", "int", data.category_count, CATEGORY_COUNT_SQL)
+            section.say(compose("但订单只有 {c} 个品类：前 {k} 个推荐已包含每位客户尚未买过的全部品类，任何新品类购买都算命中，"
+                                "因此这一命中率说明不了推荐的好坏。", c=categories, k=top),
+                        compose("But the orders hold only {c} categories: the top {k} a customer has not bought are "
+                                "all the categories they have not bought, so any new category counts as a hit, and "
+                                "this hit rate cannot tell good recommendations from any list.", c=categories, k=top))
         if run.get("published_source") == SOURCE_POPULARITY:
             section.say(compose("规则没有超过热门品类，因此本次发布的推荐（predict.next_category）改为每位客户尚未买过的最热门品类。"),
                         compose("The rules do not beat popularity, so the published recommendations "

@@ -127,14 +127,30 @@ def section_weekly(data: ReportData, book: FactBook) -> Section:
     return section
 
 
+# A segment's GMV change is named as the week's largest rise or fall only when the segment had at least this many
+# orders in both weeks: a trial's report headlined "+1117.8%" on 4 orders and "-100.0%" on none.
+MIN_MOVER_ORDERS = 30
+
+
 def _movers(data: ReportData, book: FactBook, section: Section) -> None:
-    """The segments whose GMV rose and fell most week on week."""
+    """The segments whose GMV rose and fell most week on week, among those with MIN_MOVER_ORDERS orders in both
+    weeks; when none has, the report says so rather than naming a change of a handful of orders."""
     changes = []
     for segment in data.detailed:
-        ref = f_kpi_change(book, data, segment.segment_id, "gmv")
+        sid = segment.segment_id
+        if min(_value(data, sid, "orders", data.kpi_latest), _value(data, sid, "orders", data.kpi_previous)) \
+                < MIN_MOVER_ORDERS:
+            continue
+        ref = f_kpi_change(book, data, sid, "gmv")
         if book.facts[ref.key].value is not None:
-            changes.append((book.facts[ref.key].value, segment.segment_id, ref))
+            changes.append((book.facts[ref.key].value, sid, ref))
     if not changes:
+        least = book.add("kpi.min_mover_orders", "param", MIN_MOVER_ORDERS, None)
+        section.say(compose("没有客群在这两周都有至少 {m} 单，周环比受少数订单左右，"
+                            "因此不指出 GMV 增长或下降最多的客群。", m=least),
+                    compose("No segment had at least {m} orders in both weeks, so week-on-week changes rest on a "
+                            "handful of orders and no segment is named as the one whose GMV grew or fell most.",
+                            m=least))
         return
     changes.sort(key=lambda c: (-c[0], c[1]))
     best, worst = changes[0], changes[-1]
@@ -146,6 +162,10 @@ def _movers(data: ReportData, book: FactBook, section: Section) -> None:
         s = data.segment(worst[1])
         section.say(compose("GMV 周环比下降最多的是{n}（{c}）。", n=s.name_zh, c=worst[2]),
                     compose("GMV fell most in {n} ({c} week on week).", n=s.name_en, c=worst[2]))
+    if len(changes) < len(data.detailed):
+        least = book.add("kpi.min_mover_orders", "param", MIN_MOVER_ORDERS, None)
+        section.say(compose("只比较这两周都有至少 {m} 单的客群。", m=least),
+                    compose("Only segments with at least {m} orders in both weeks are compared.", m=least))
 
 
 def chart_weekly(data: ReportData, language: str) -> alt.TopLevelMixin:

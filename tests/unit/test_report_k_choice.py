@@ -38,3 +38,21 @@ def test_a_better_silhouette_left_aside_for_segments_without_a_trait_says_so():
 def test_a_better_silhouette_for_another_reason_is_only_stated():
     said = _said(_runs({3: 0.41, 4: 0.35}, {3: 0, 4: 0}, chosen=4))
     assert said["en"][1] == "k = 3 had a higher silhouette (0.410)."
+
+
+def test_a_chosen_k_that_met_no_constraint_and_was_merged_says_how_many_segments_are_published():
+    # A trial's 抖店 report: "chose k = 6" above a header of 5 segments, with k = 6 among the failed candidates.
+    runs = _runs({k: 0.2 + k / 100 for k in range(3, 9)}, dict.fromkeys(range(3, 9), 0), chosen=8).with_columns(
+        meets_constraints=pl.lit(False), segments_published=pl.when(pl.col("chosen")).then(7).otherwise(None))
+    said = _said(runs)
+    assert said["en"][:3] == [
+        "The model scored k from 3 to 8 and chose k = 8: silhouette 0.280, stability 0.900.",
+        "No k met every constraint (the smallest segment's share and the stability), so k was chosen by silhouette.",
+        "1 segment of k = 8 fell below the minimum share (model.min_segment_share) and was merged into its nearest "
+        "neighbour, so 7 segments are published."]
+    assert said["zh"][2] == "k = 8 中有 1 个客群小于最小占比（model.min_segment_share），已并入最近的客群，最终发布 7 个客群。"
+
+
+def test_a_chosen_k_published_whole_adds_nothing():
+    runs = _runs({3: 0.41, 4: 0.35}, {3: 0, 4: 0}, chosen=3).with_columns(segments_published=pl.lit(3))
+    assert len(_said(runs)["en"]) == 2
