@@ -115,6 +115,7 @@ def draft_config(orders: Path, customers: Path | None = None, products: Path | N
     read_values(draft)
     _key_share(draft)
     _rounded_ids(draft)
+    _masked_ids(draft)
     return draft
 
 
@@ -124,7 +125,8 @@ def _order_rules(draft: Draft, section: Section) -> None:
     for field_name in required:
         if field_name not in matches:
             draft.unmapped.append(f"orders.columns.{field_name}: no column of {name} looks like {WHAT[field_name]} "
-                                  f"(columns: {', '.join(sniffed.columns)}); map it before running")
+                                  f"(columns: {', '.join(sniffed.columns)}); map it before running"
+                                  + (_buyer_key_hint(sniffed) if field_name == "customer_id" else ""))
     if draft.shape == "long":
         if "order_id" not in matches:
             section.absent["order_id"] = ("no order id column: an order is one customer's lines at one timestamp "
@@ -439,6 +441,46 @@ def _key_share(draft: Draft) -> None:
             "customers?), left out of the segments; the run is blocked when fewer rows than quality.min_key_share "
             "(default 0.95) carry a customer id: if that many anonymous sales are expected, lower it (suggested in "
             "the config, commented out)")
+
+
+# Columns a marketplace export names its buyer by when it has no member id (抖店, 拼多多: the receiver's phone or name).
+BUYER_KEY = re.compile(r"手机|电话|phone|mobile|买家|buyer|收件人|收货人|昵称|nickname|账号|account")
+# A phone or name with its middle hidden (138****1234, 张**): buyers who share the visible part are one id.
+MASKED = re.compile(r"\*{2,}")
+
+
+def _buyer_key_hint(sniffed) -> str:
+    """For orders without a customer id column: the columns that name the buyer (BUYER_KEY), to map and hash."""
+    candidates = [c for c in sniffed.columns if BUYER_KEY.search(normalise(c)) and sniffed.values(c)]
+    if not candidates:
+        return ""
+    masked = [c for c in candidates if _masked_share(sniffed.values(c)) >= 0.5]
+    first = candidates[0]
+    return (f"; the buyer is named only by {', '.join(candidates)}: map one as orders.columns.customer_id and hash it "
+            f"(privacy.pii_columns: {{{first}: hash}}, needs PERSONA_PII_SALT)"
+            + (f"; {', '.join(masked)} masked (e.g. {sniffed.values(masked[0])[0]}): buyers who share the visible part "
+               "become one customer" if masked else ""))
+
+
+def _masked_share(values: list[str]) -> float:
+    return sum(1 for v in values if MASKED.search(v)) / len(values) if values else 0.0
+
+
+def _masked_ids(draft: Draft) -> None:
+    """A line to decide for a customer id column whose values are masked (138****1234): buyers who share the visible
+    digits merge into one customer, with no way for a run to tell them apart."""
+    for section in draft.sections:
+        match = section.matches.get("customer_id")
+        if match is None:
+            continue
+        values = section.sniffed.values(match.column)
+        share = _masked_share(values)
+        if share >= 0.05:
+            example = next(v for v in values if MASKED.search(v))
+            draft.undecided.append(
+                f"{section.key}.columns.customer_id: {share:.0%} of the sampled values of {match.column} in "
+                f"{section.name} are masked (e.g. {example}): buyers who share the visible part become one customer; "
+                "map an unmasked buyer id if the export can include one")
 
 
 def _rounded_ids(draft: Draft) -> None:

@@ -463,3 +463,25 @@ def test_a_discount_is_never_the_line_amount(tmp_path):
     assert "amount" not in section.matches
     assert (section.matches["unit_price"].column, section.matches["quantity"].column) == ("商品单价", "商品数量")
     assert section.unmapped["优惠总金额"] == "a discount, not a line amount"
+
+
+def test_orders_without_a_customer_id_name_the_buyer_columns_and_their_masks(tmp_path):
+    """抖店 and 拼多多 name the buyer only by the receiver's phone, masked (138****1234): init said only that no column
+    looks like a customer id; now it names the column to map and hash, and says what masking does."""
+    draft = draft_config(douyin_export(tmp_path / "抖店订单导出_20240401.csv"))
+    [line] = [line for line in draft.unmapped if line.startswith("orders.columns.customer_id")]
+    assert line.endswith(
+        "map it before running; the buyer is named only by 收件人手机: map one as orders.columns.customer_id and hash "
+        "it (privacy.pii_columns: {收件人手机: hash}, needs PERSONA_PII_SALT); 收件人手机 masked (e.g. 138****0000): "
+        "buyers who share the visible part become one customer")
+
+
+def test_a_masked_customer_id_is_a_line_to_decide(tmp_path):
+    orders = tmp_path / "orders.csv"
+    orders.write_text("order id,buyer,order date,category,amount\n" + "".join(
+        f"{i},139****{i % 7:04d},2024-03-0{1 + i % 9} 10:00:00,tea,{10 + i}\n" for i in range(30)), encoding="utf-8")
+    draft = draft_config(orders)
+    assert draft.sections[0].matches["customer_id"].column == "buyer"
+    assert ("orders.columns.customer_id: 100% of the sampled values of buyer in orders.csv are masked (e.g. "
+            "139****0000): buyers who share the visible part become one customer; map an unmasked buyer id if the "
+            "export can include one") in draft.undecided
