@@ -444,14 +444,19 @@ def _key_share(draft: Draft) -> None:
 
 
 # Columns a marketplace export names its buyer by when it has no member id (抖店, 拼多多: the receiver's phone or name).
-BUYER_KEY = re.compile(r"手机|电话|phone|mobile|买家|buyer|收件人|收货人|昵称|nickname|账号|account")
+# Phones first: a name is shared by more people. A buyer's message (买家留言) or an influencer's nickname (达人昵称) is
+# no key.
+BUYER_PHONE = re.compile(r"手机|电话|phone|mobile|^tel")
+BUYER_NAME = re.compile(r"^(收件人|收货人|买家(昵称|姓名|名称|名)?|buyer(name)?|customername|recipient(name)?)$")
 # A phone or name with its middle hidden (138****1234, 张**): buyers who share the visible part are one id.
 MASKED = re.compile(r"\*{2,}")
 
 
 def _buyer_key_hint(sniffed) -> str:
-    """For orders without a customer id column: the columns that name the buyer (BUYER_KEY), to map and hash."""
-    candidates = [c for c in sniffed.columns if BUYER_KEY.search(normalise(c)) and sniffed.values(c)]
+    """For orders without a customer id column: the columns that name the buyer (BUYER_PHONE, BUYER_NAME), to map and
+    hash."""
+    candidates = [c for pattern in (BUYER_PHONE, BUYER_NAME) for c in sniffed.columns
+                  if pattern.search(normalise(c)) and sniffed.values(c)]
     if not candidates:
         return ""
     masked = [c for c in candidates if _masked_share(sniffed.values(c)) >= 0.5]
