@@ -47,18 +47,19 @@ VALIDATION_RESULTS = dg.AssetKey(["quality", "validation_results"])
 VALIDATED_INPUTS = dg.AssetKey(["quality", "validated_inputs"])
 VALIDATED_DAYS = dg.AssetKey(["quality", "validated_days"])
 
-# (config, check time, the run's days for a daily source) -> the suite bound to the rows it validates
-SuiteBuilder = Callable[[SourceConfig, datetime, DayWindow | None], SuiteSpec]
+# (config, check time, the run's days for a daily source, the warehouse) -> the suite bound to the rows it validates
+SuiteBuilder = Callable[[SourceConfig, datetime, DayWindow | None, duckdb.DuckDBPyConnection], SuiteSpec]
 
 # Suite -> builder, in the order the suites are validated.
 SUITES: dict[str, SuiteBuilder] = {
-    "raw_orders": lambda config, now, days: suites.raw_orders_suite(config, days),
-    "raw_customers": lambda config, now, days: suites.raw_customers_suite(config),
-    "raw_products": lambda config, now, days: suites.raw_products_suite(config),
-    "staging_orders": suites.staging_orders_suite,
-    "staging_order_lines": lambda config, now, days: suites.staging_order_lines_suite(config, days),
-    "staging_customers": lambda config, now, days: suites.staging_customers_suite(config),
-    "staging_products": lambda config, now, days: suites.staging_products_suite(config),
+    "raw_orders": lambda config, now, days, con: suites.raw_orders_suite(config, days),
+    "raw_customers": lambda config, now, days, con: suites.raw_customers_suite(config),
+    "raw_products": lambda config, now, days, con: suites.raw_products_suite(config),
+    "staging_orders": lambda config, now, days, con: suites.staging_orders_suite(config, now, days),
+    "staging_order_lines": lambda config, now, days, con: suites.staging_order_lines_suite(config, days),
+    "staging_customers": lambda config, now, days, con: suites.staging_customers_suite(
+        config, suites.profile_fields_provided(con)),
+    "staging_products": lambda config, now, days, con: suites.staging_products_suite(config),
 }
 
 # The tables the suites read. Not quality/load_audit: its blocking checks would then skip validation, and a run
@@ -128,7 +129,7 @@ class SuitePlan:
 def plan_suite(context: dg.AssetExecutionContext, con: duckdb.DuckDBPyConnection, config: SourceConfig,
                suite_name: str, build: SuiteBuilder) -> SuitePlan:
     """The suite bound to this run's rows; its check result already when an earlier run validated the same rows."""
-    spec = build(config, datetime.now(), window_from_tags(context.run.tags) if config.daily else None)
+    spec = build(config, datetime.now(), window_from_tags(context.run.tags) if config.daily else None, con)
     # A snapshot table a run did not reload (raw.customers with an unchanged customer file) holds the rows
     # an earlier run validated: with the same suite, that run's outcomes are this run's.
     loaded = snapshot_load(con, spec.table)
@@ -213,7 +214,7 @@ def validation_tables(context: dg.AssetExecutionContext, warehouse: WarehouseRes
         ensure_validated_inputs_table(con)
         # The suites over a daily source's days (the others validate whole tables).
         ensure_validated_days_table(con, [name for name, build in SUITES.items()
-                                          if config.daily and build(config, datetime.now(), window).days])
+                                          if config.daily and build(config, datetime.now(), window, con).days])
         results = validate(context, con, config, config.quality.validation_batch_rows)
         stored = {table: con.execute(f"SELECT count(*) FILTER (WHERE run_id = ?), count(*) FROM {table}",
                                      [run_id]).fetchone()

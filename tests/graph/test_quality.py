@@ -463,6 +463,26 @@ quality: {min_key_share: 0.8, age_range: [16, 99], min_profile_coverage: 0.7}
     assert future.max_value == datetime(2026, 5, 2, 12, tzinfo=UTC).timestamp()
 
 
+def test_profile_coverage_is_judged_only_for_the_fields_the_customer_file_has(tmp_path):
+    """A trial's Etsy customer file had no age or income column: the run warned that 100% of its 1,900 customers
+    had no age and no income, as if the file had lost them."""
+    config = load_source_config(write_file(tmp_path / "shop.yaml", "name: t\nshape: long\norders: {path: o.csv}\n"
+                                                                   "customers: {path: c.csv}\n"))
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA staging")
+    con.execute("CREATE TABLE staging.customers AS SELECT * FROM (VALUES ('C1', NULL::DOUBLE, 52000.0), "
+                "('C2', NULL, NULL)) t(customer_id, age, income)")
+    assert suites.profile_fields_provided(con) == ("income",)
+
+    def coverage(provided):
+        return [e.column for e in suites.staging_customers_suite(config, provided).expectations
+                if e.expectation_type == "expect_column_values_to_not_be_null" and e.meta["severity"] == WARNING]
+
+    assert coverage(("income",)) == ["income"]
+    assert coverage(()) == []
+    assert coverage(("age", "income")) == ["age", "income"]
+
+
 def test_outlier_scores_are_deterministic_and_find_the_extremes():
     inputs = planted_outlier_inputs(np.random.default_rng(0), normal=2000, extreme=10)
     first = score_outliers(inputs, contamination=0.005, seed=42)
