@@ -123,8 +123,6 @@ DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y-%m-%dT%H:
                 # Two-digit years (Etsy's Sale Date 12/30/23): %y reads 00-68 as 20xx and 69-99 as 19xx.
                 "%m/%d/%y %H:%M:%S", "%m/%d/%y %H:%M", "%m/%d/%y", "%d/%m/%y %H:%M:%S", "%d/%m/%y %H:%M", "%d/%m/%y",
                 "%d.%m.%y %H:%M", "%d.%m.%y")
-# %Y reads a year of one or two digits too (12/30/23 as the year 23, 01/05/24 with %Y/%m/%d as the year 1): such a
-# reading is no reading of the value, which a %y format reads. A system's "no date" (0001-01-01) reads as ISO 8601.
 EXCEL_SERIAL = re.compile(r"^\d{5}(\.\d+)?$")
 # Order-time names (normalised) of a later event than the order being placed: payment, shipping, delivery,
 # completion, closing, refund, an edit. Such a column is empty on orders that never got that far (a Taobao order
@@ -213,6 +211,9 @@ def date_coverage(values: list[str]) -> DateCoverage:
     con = duckdb.connect()
     try:
         con.execute("CREATE TABLE v AS SELECT unnest($values) AS t", {"values": distinct})
+        # %Y reads a year of one or two digits too (12/30/23 as the year 23, 01/05/24 with %Y/%m/%d as the year 1):
+        # such a reading is no reading of the value, which a %y format reads. A system's "no date" (0001-01-01)
+        # reads as ISO 8601.
         reads = {fmt: {t for (t,) in con.execute(
             "SELECT t FROM v WHERE try_strptime(t, $f) IS NOT NULL"
             + (" AND year(try_strptime(t, $f)) >= 1000" if "%Y" in fmt else ""),
