@@ -44,6 +44,7 @@ from pipelines.config_order_lines import (
     match_line_amount,
     order_id_scope,
     packed_items,
+    price_holds_line_totals,
 )
 from pipelines.config_sniff import sniff_file
 from pipelines.config_values import read_values
@@ -83,6 +84,7 @@ def draft_config(orders: Path, customers: Path | None = None, products: Path | N
     doubt_order_time(order_file, section.matches)
     draft = Draft(shape, [section])
     if shape == "long":
+        _line_total_price(draft, section)
         _packed_items(draft, section)
     guest = guest_account(order_file, section.matches)  # orders.guest_customer_ids
     if guest is not None:
@@ -486,6 +488,17 @@ def _masked_ids(draft: Draft) -> None:
                 f"{section.key}.columns.customer_id: {share:.0%} of the sampled values of {match.column} in "
                 f"{section.name} are masked (e.g. {example}): buyers who share the visible part become one customer; "
                 "map an unmasked buyer id if the export can include one")
+
+
+def _line_total_price(draft: Draft, section: Section) -> None:
+    """A price column holding each line's total (price_holds_line_totals) is the amount, not the unit price."""
+    why = price_holds_line_totals(section.sniffed, section.matches)
+    if why is None:
+        return
+    column = section.matches.pop("unit_price").column
+    section.matches["amount"] = Match("amount", column, why)
+    draft.undecided.append(f"orders.columns.amount: {why}; mapped as the amount, which staging would otherwise have "
+                           "multiplied by the quantity again")
 
 
 def _rounded_ids(draft: Draft) -> None:

@@ -31,14 +31,17 @@ VOCABULARY: dict[str, tuple[set[str], str]] = {
                   "invoicenumber", "receipt", "receiptno", "receiptid", "transactionid", "txnid", "txnno",
                   "basketid", "ticketno", "订单号", "订单编号", "订单id", "单号", "订单", "交易号", "交易单号",
                   "小票号", "流水号", "订单编码", "单据号", "单据编号", "单据编码", "小票编号", "流水编号"},
-                 r"^(order|invoice|receipt|basket|txn|transaction|ticket)(id|no|num|number|code|key)$|订单(号|编号|编码)"
+                 # A platform's or a channel's order id (Amazon's amazon-order-id, merchant-order-id).
+                 r"^(order|invoice|receipt|basket|txn|transaction|ticket)(id|no|num|number|code|key)$"
+                 r"|^[a-z]+order(id|no|number)$|订单(号|编号|编码)"
                  r"|单号|单据(号|编号|编码)|小票|流水号"),
     "customer_id": ({"customer", "customerno", "customercode", "custid", "custno", "custcode", "memberid",
                      "member", "memberno", "membercard", "membercode", "cardid", "cardno", "card", "loyaltycard",
                      "userid", "user", "uid", "clientid", "client", "buyerid", "buyer", "shopperid", "vipid",
                      "会员号", "会员id", "会员编号", "会员卡号", "会员", "用户id", "用户编号", "客户id", "客户编号",
                      "客户号", "顾客id", "顾客编号", "买家id", "会员卡", "买家会员名", "买家昵称", "会员名", "用户名",
-                     "买家账号", "customeruser", "customeruserid", "下单账号", "下单帐号", "下单用户"},
+                     "买家账号", "customeruser", "customeruserid", "下单账号", "下单帐号", "下单用户", "username",
+                     "usernamebuyer", "buyerusername"},  # Shopee's Username (Buyer)
                     r"^(customer|cust|member|user|client|buyer|shopper|vip|loyalty)(id|no|num|number|code|card|"
                     r"cardno|key)?$|(会员|用户|客户|顾客|买家|下单)(号|id|编号|卡号|编码|账号|帐号)$"),
     "order_ts": ({"orderdate", "ordertime", "orderdatetime", "date", "datetime", "time", "timestamp", "ts",

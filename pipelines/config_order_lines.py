@@ -83,6 +83,40 @@ def match_line_amount(sniffed: Sniffed, fields: tuple[str, ...]) -> tuple[dict[s
         refused.append(found)
 
 
+# A "price" that is each line's total for its quantity (Amazon's item-price: 25.98 for two of a 12.99 item): mapped as
+# the unit price, staging multiplies it by the quantity again, and a trial's revenue came out doubled. Judged on the
+# skus sampled at quantity 1 and above: a line total grows with the quantity, a unit price does not.
+LINE_TOTAL_SHARE = 0.8  # of the judged lines above quantity 1
+MIN_PRICE_PAIRS = 5
+PRICE_TOLERANCE = 0.01  # relative: prices rounded to the cent
+
+
+def price_holds_line_totals(sniffed: Sniffed, matches: dict[str, Match]) -> str | None:
+    """For a unit price mapped beside a quantity and a sku, with no amount: why the price column holds line totals
+    (each line's price for its quantity), or None when it reads as a unit price or the sample cannot tell."""
+    price, quantity, sku = (matches.get(f) for f in ("unit_price", "quantity", "sku"))
+    if price is None or quantity is None or sku is None or "amount" in matches:
+        return None
+    lines = sniffed.sample.select(
+        sku=pl.col(sku.column).cast(pl.String),
+        quantity=pl.col(quantity.column).cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False),
+        price=pl.col(price.column).cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False),
+    ).drop_nulls().filter((pl.col("quantity") > 0) & (pl.col("price") > 0))
+    single = lines.filter(pl.col("quantity") == 1).group_by("sku").agg(single=pl.col("price").median())
+    several = lines.filter(pl.col("quantity") > 1).join(single, on="sku")
+    grows = (pl.col("price") - pl.col("quantity") * pl.col("single")).abs() \
+        <= PRICE_TOLERANCE * pl.col("quantity") * pl.col("single")
+    stays = (pl.col("price") - pl.col("single")).abs() <= PRICE_TOLERANCE * pl.col("single")
+    totals, units = several.select(grows.sum().alias("totals"), stays.sum().alias("units")).row(0) \
+        if several.height else (0, 0)
+    if totals < MIN_PRICE_PAIRS or totals < LINE_TOTAL_SHARE * (totals + units):
+        return None
+    example = several.filter(grows).sort("sku").row(0, named=True)
+    return (f"{price.column} holds each line's total for its quantity, not a unit price: {totals} of the "
+            f"{totals + units} sampled lines above quantity 1 cost their quantity times the same sku's price at 1 "
+            f"(sku {example['sku']}: {example['single']:g} for 1, {example['price']:g} for {example['quantity']:g})")
+
+
 # ------------------------------------------------------------------------------------------------ fill down
 
 # Fields an order states once: who, when, how it was paid, where, its status. Shopify writes them on the order's

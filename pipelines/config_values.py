@@ -21,7 +21,9 @@ PAYMENT_GUESSES = ((re.compile(r"STORE[ _-]?CREDIT|PREPAID|储值|预付"), "STO
                    # A wallet's transfer (微信转账) is the wallet's; before CARD, whose BANK would take a bank
                    # transfer or deposit for a card.
                    (re.compile(r"微信|支付宝|WECHAT|ALIPAY"), "MOBILE"),
-                   (re.compile(r"TRANSFER|DEPOSIT|\bWIRE\b|\bBACS\b|转账|汇款"), "TRANSFER"),
+                   # Online banking (Shopee, Malaysia's FPX, 网银) pays from the bank account, as a transfer does.
+                   (re.compile(r"TRANSFER|DEPOSIT|\bWIRE\b|\bBACS\b|ONLINE[ _-]?BANKING|\bFPX\b|转账|汇款|网银"),
+                    "TRANSFER"),
                    (re.compile(r"CREDIT|DEBIT|VISA|MASTER|AMEX|BANK|SHOPIFY PAYMENTS|STRIPE|刷卡|银行|银联|信用|借记"),
                     "CARD"),
                    (re.compile(r"PAY(?!MENT)|WALLET|MOBILE|QR|微信|支付宝|扫码|手机"), "MOBILE"))
@@ -48,7 +50,9 @@ UNPAID_GUESS = re.compile(r"UNPAID|NOT[ _-]?PAID|PENDING|AWAITING[ _-]?PAYMENT|O
 NEGATED = re.compile(r"未|没有|不|失败|\bNOT\b|\bUN|INCOMPLETE|FAIL")  # 未完成, INCOMPLETE, UNSUCCESSFUL
 PURCHASE_GUESS = re.compile(r"COMPLET|SUCCESS|\bPAID\b|FULFIL|SHIP|DELIVER|PROCESSING|CLOSED WON|FINISH|DONE|PARTIAL"
                             r"|完成|成功|已付款|已支付|付款成功|发货|收货|签收|配送|出库|部分")
-REFUNDED_LINE_GUESS = re.compile(r"^(REFUNDED|RETURNED|退款成功|已退款|退货成功|已退货|退款完成|退货完成)$")
+# Shopee's Return / Refund Status: Refund Completed (its Request Rejected is a sale).
+REFUNDED_LINE_GUESS = re.compile(r"^(REFUNDED|RETURNED|(REFUND|RETURN)[ _-]?(COMPLETED?|SUCCESS(FUL)?|DONE)"
+                                 r"|退款成功|已退款|退货成功|已退货|退款完成|退货完成)$")
 
 
 def _field_values(draft: Draft, field_name: str) -> list[tuple[Section, str, list[str]]]:

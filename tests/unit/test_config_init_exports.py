@@ -485,3 +485,52 @@ def test_a_masked_customer_id_is_a_line_to_decide(tmp_path):
     assert ("orders.columns.customer_id: 100% of the sampled values of buyer in orders.csv are masked (e.g. "
             "139****0000): buyers who share the visible part become one customer; map an unmasked buyer id if the "
             "export can include one") in draft.undecided
+
+
+AMAZON_HEADER = ("amazon-order-id\tmerchant-order-id\tpurchase-date\tlast-updated-date\torder-status\tfulfillment-channel\t"
+                 "sales-channel\tproduct-name\tsku\tasin\titem-status\tquantity\tcurrency\titem-price\titem-tax\t"
+                 "shipping-price\tship-city\tship-state\tship-postal-code\tship-country")
+
+
+def amazon_report(path: Path, orders: int = 40) -> Path:
+    """An Amazon Seller Central All Orders Report (tab-separated): item-price is the line's total for its quantity."""
+    goods = [("ELE-1000-FBA", "USB-C cable", 7.99), ("HOM-2000-FBA", "Tea towel set", 12.50), ("TOY-3000-MFN", "Puzzle", 19.0)]
+    rows = [AMAZON_HEADER]
+    for k in range(orders):
+        sku, name, price = goods[k % 3]
+        quantity = 1 + (k // 3) % 3
+        rows.append(f"11{k:d}-2083372-13765{k:02d}\t\t2024-03-{1 + k % 28:02d}T1{k % 10}:03:11+00:00\t"
+                    f"2024-03-{1 + k % 28:02d}T20:00:00+00:00\tShipped\tAmazon\tAmazon.com\t{name}\t{sku}\tB0{k:08d}\t"
+                    f"Shipped\t{quantity}\tUSD\t{price * quantity:.2f}\t0.00\t0.00\tSeattle\tWA\t98{k % 50:03d}\tUS")
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_price_that_grows_with_the_quantity_is_the_line_amount(tmp_path):
+    """Amazon's item-price is each line's total for its quantity: init mapped it as the unit price, staging multiplied
+    it by the quantity again, and a trial's revenue came out doubled (401,820.73 against 201,434.79)."""
+    draft = draft_config(amazon_report(tmp_path / "All Orders Report.txt"))
+    matches = draft.sections[0].matches
+    assert "unit_price" not in matches and matches["amount"].column == "item-price"
+    assert matches["order_id"].column == "amazon-order-id"
+    assert ("orders.columns.amount: item-price holds each line's total for its quantity, not a unit price: 25 of the 25 "
+            "sampled lines above quantity 1 cost their quantity times the same sku's price at 1 (sku ELE-1000-FBA: "
+            "7.99 for 1, 15.98 for 2); mapped as the amount, which staging would otherwise have multiplied by the "
+            "quantity again") in draft.undecided
+    # A unit price stays one: JD's 京东价 is the same at every quantity.
+    assert draft_config(jd_export(tmp_path / "jd.csv", orders=40)).sections[0].matches["unit_price"].column == "京东价"
+
+
+def test_shopee_names_and_values(tmp_path):
+    """A trial's Shopee export: Username (Buyer) is the customer, Refund Completed a refunded line, Online Banking a
+    bank transfer."""
+    orders = tmp_path / "Order.all.csv"
+    orders.write_text("Order ID,Order Status,Return / Refund Status,Order Creation Date,Product Name,Quantity,"
+                      "Deal Price,Username (Buyer),Payment Method\n" + "".join(
+                          f"2312{k:02d}QWERTY,Completed,{'Refund Completed' if k % 5 == 0 else ''},"
+                          f"2023-12-{1 + k % 28:02d} 14:03,Tea,1,12.90,buyer{k % 9},"
+                          f"{('Online Banking', 'ShopeePay')[k % 2]}\n" for k in range(30)), encoding="utf-8")
+    config, printed = init_ok(tmp_path, orders)
+    assert config["orders"]["columns"]["customer_id"] == "Username (Buyer)"
+    assert config["values"]["refunded_line_statuses"] == ["Refund Completed"]
+    assert config["values"]["payment_aliases"]["Online Banking"] == "TRANSFER"
