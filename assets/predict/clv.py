@@ -255,6 +255,20 @@ def expected_purchases(params: np.ndarray, horizon: float, x: np.ndarray, t_x: n
     # ((alpha + T) / (alpha + T + h))^(r + x) 2F1(r + x, b + x + 1; a + b + x; h / (alpha + T + h)) written as the one
     # hypergeometric function it equals (Pfaff's transformation), without the power that over- and underflows.
     hyp = special.hyp2f1(r + x, a - 1, a + b + x, -horizon / (alpha + t))
+    # Beyond -1 (a horizon longer than alpha + T), scipy transforms the argument, and with a - 1 near -1 (a near 0,
+    # where a trial's takeaway shop's fit went) that transformation cancels catastrophically: 2F1(0.86, -1 + 6e-7;
+    # 142.4; -2.1) came out -4.4 million instead of 1.0127, and one-time buyers were predicted -22 billion purchases.
+    # There the original form is evaluated instead, its argument in (1/2, 1) where the series converges; its power
+    # is taken as a logarithm (it underflows for a large r).
+    beyond = np.broadcast_to(horizon > alpha + t, hyp.shape)
+    if beyond.any():
+        shares = np.broadcast_to((alpha + t) / (alpha + t + horizon), hyp.shape)[beyond]
+        shape = np.broadcast_to(r + x, hyp.shape)[beyond]
+        original = np.exp(shape * np.log(shares)) * special.hyp2f1(
+            shape, np.broadcast_to(b + x + 1, hyp.shape)[beyond], np.broadcast_to(a + b + x, hyp.shape)[beyond],
+            1 - shares)
+        hyp = np.array(hyp, dtype=float)
+        hyp[beyond] = np.where(np.isfinite(original), original, hyp[beyond])
     # Customers who all buy at one rate: the fit drives r and alpha up together (a trial's webshop: r 260,000,
     # alpha 8.1 million, a rate r / alpha of 0.03 a day), where scipy's 2F1 gives NaN. Its limit as r grows with
     # r / alpha fixed is the confluent 1F1(a - 1; a + b + x; -(r + x) h / (alpha + T)), exact to O(1 / r).
@@ -432,9 +446,9 @@ def evaluate_customer_value(con: duckdb.DuckDBPyConnection, eval_cutoff: datetim
 # definition each, read by both.
 
 def predictions_not_finite(run: dict) -> bool:
-    """The held-out predictions are NaN or infinite: a fit the formulas could not evaluate."""
+    """The held-out predictions are NaN, infinite or negative: a fit the formulas could not evaluate."""
     predicted = run.get("predicted_purchases")
-    return predicted is not None and not math.isfinite(predicted)
+    return predicted is not None and (not math.isfinite(predicted) or predicted < 0)
 
 
 def ranks_no_better(run: dict) -> bool:

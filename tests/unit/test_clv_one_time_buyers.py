@@ -11,7 +11,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from assets.predict.clv import ONE_TIME_TOLERANCE, evaluate_customer_value, one_time_miss
+from assets.predict.clv import (
+    ONE_TIME_TOLERANCE,
+    evaluate_customer_value,
+    expected_purchases,
+    one_time_miss,
+    predictions_not_finite,
+)
 from assets.predict.runs import EVALUATED
 from assets.report.facts import FactBook
 from assets.report.sections_predict import weak_results
@@ -138,3 +144,30 @@ def test_the_check_says_by_how_much_one_time_buyers_were_missed():
         "the 866 one-time buyers were predicted 20.0 purchases over the last 90 days and made 58 (0.3x): their "
         "values are understated"]
 
+
+
+def _series_2f1(a: float, b: float, c: float, z: float, terms: int = 4000) -> float:
+    """The hypergeometric series itself, for 0 <= z < 1: the reference the formula must agree with."""
+    total = term = 1.0
+    for k in range(terms):
+        term *= (a + k) * (b + k) / ((c + k) * (k + 1)) * z
+        total += term
+    return total
+
+
+def test_expected_purchases_stay_right_where_scipys_transformed_2f1_cancels():
+    """A trial's takeaway shop: the fit put MBG/NBD's a near 0, and scipy's 2F1(r, a - 1; a + b; z) for z below -1
+    came out -4.4 million, so its one-time buyers were predicted -22 billion purchases and the report printed them."""
+    r, alpha, a, b = 0.8633408, 39.88985, 5.628565e-07, 142.4348
+    horizon, x, t_x, t = 90.0, np.array([0.0, 0.0, 2.0]), np.array([0.0, 0.0, 40.0]), np.array([3.0, 150.0, 60.0])
+    got = expected_purchases(np.array([r, alpha, a, b]), horizon, x, t_x, t)
+    for i in range(3):
+        share = (alpha + t[i]) / (alpha + t[i] + horizon)
+        hyp = share ** (r + x[i]) * _series_2f1(r + x[i], b + x[i] + 1, a + b + x[i], 1 - share)
+        expected = (a + b + x[i]) / (a - 1) * (1 - hyp) / (
+            1 + a / (b + x[i]) * ((alpha + t[i]) / (alpha + t_x[i])) ** (r + x[i]))
+        assert got[i] == pytest.approx(expected, rel=1e-9)
+    assert (got > 0).all()
+    # A judged run whose predictions went negative is said to be a fit the formulas could not evaluate.
+    assert predictions_not_finite({"predicted_purchases": -22364726039.8}) and \
+        not predictions_not_finite({"predicted_purchases": 3437.0})
