@@ -146,6 +146,7 @@ EMAIL_NAME = re.compile(r"email|邮箱")
 # before them (Gross Sales, 原价金额): between amounts named alike, the net one is the line's amount.
 NET_AMOUNT = re.compile(r"^net|net(sales|amount|total|revenue|price)|实收|实付|折后")
 GROSS_AMOUNT = re.compile(r"^gross|gross(sales|amount|total|revenue)|原价|折前")
+CUSTOMER_PAID = re.compile(r"实付|(customer|buyer)paid|paidbycustomer")
 # Amount names (normalised) of a part of an order's money beside its goods: a discount, coupon, fee, tax, shipping,
 # a refund, a platform subsidy, points. Never a line's amount: a trial's 抖店 export had its 优惠总金额 (total
 # discount) mapped as the amount, and Etsy's Discount Amount, which set aside 21% and 80% of the lines as free (their
@@ -329,11 +330,13 @@ def constant(values: list[str]) -> bool:
 def value_rank(field_name: str, column: str, values: list[str]) -> tuple[int, int]:
     """Between columns named alike for a field, which one holds it, lowest first: a quantity, amount or price
     constant over the sample after one that varies; an amount named net (after discounts) before a plain one,
-    and a plain one before a gross one."""
-    net = 1
+    and a plain one before a gross one; among net ones, what the customer paid (用户实付, 顾客实付) before what the shop
+    received (商家实收: a platform's commission and subsidies taken off or added, which a customer did not spend)."""
+    net = 2
     if field_name == "amount":
         name = normalise(column)
-        net = 0 if NET_AMOUNT.search(name) else 2 if GROSS_AMOUNT.search(name) else 1
+        net = (0 if CUSTOMER_PAID.search(name) else 1) if NET_AMOUNT.search(name) else 3 if GROSS_AMOUNT.search(name) \
+            else 2
     return int(field_name in NUMERIC_FIELDS and constant(values)), net
 
 
@@ -345,6 +348,8 @@ def rival_note(field_name: str, taken: str, rival: str, values: dict[str, list[s
     if field_name == "amount" and NET_AMOUNT.search(normalise(taken)) and not NET_AMOUNT.search(normalise(rival)):
         return f"{taken} is the amount after discounts" + (
             f", {rival} before them" if GROSS_AMOUNT.search(normalise(rival)) else "")
+    if field_name == "amount" and CUSTOMER_PAID.search(normalise(taken)) and NET_AMOUNT.search(normalise(rival)):
+        return f"{taken} is what the customer paid, {rival} what the shop received"
     return ""
 
 

@@ -534,3 +534,16 @@ def test_shopee_names_and_values(tmp_path):
     assert config["orders"]["columns"]["customer_id"] == "Username (Buyer)"
     assert config["values"]["refunded_line_statuses"] == ["Refund Completed"]
     assert config["values"]["payment_aliases"]["Online Banking"] == "TRANSFER"
+
+
+def test_what_the_customer_paid_is_the_amount_before_what_the_shop_received(tmp_path):
+    """A 美团外卖 or 拼多多 export has both: 商家实收 takes off the platform's commission (and goes negative on a partial
+    refund), which is no spend of the customer's; a trial's report published 21% less than customers paid."""
+    orders = tmp_path / "美团外卖_订单明细.csv"
+    orders.write_text("订单编号,下单时间,订单状态,商家实收,顾客实付,用户ID,支付方式\n" + "".join(
+        f"3301{k:014d},2024-03-{1 + k % 28:02d} 12:0{k % 10}:00,已完成,{14.5 + k % 7 - 3:.2f},{16.0 + k % 7:.2f},"
+        f"u{k % 11:04d},美团支付\n" for k in range(30)), encoding="utf-8")
+    draft = draft_config(orders)
+    amount = draft.sections[0].matches["amount"]
+    assert amount.column == "顾客实付"
+    assert amount.why.endswith("顾客实付 is what the customer paid, 商家实收 what the shop received")
