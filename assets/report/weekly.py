@@ -164,8 +164,9 @@ def _movers(data: ReportData, book: FactBook, section: Section) -> None:
                     compose("GMV fell most in {n} ({c} week on week).", n=s.name_en, c=worst[2]))
     if len(changes) < len(data.detailed):
         least = book.add("kpi.min_mover_orders", "param", MIN_MOVER_ORDERS, None)
-        section.say(compose("只比较这两周都有至少 {m} 单的客群。", m=least),
-                    compose("Only segments with at least {m} orders in both weeks are compared.", m=least))
+        section.say(compose("增长与下降最多的客群只在这两周都有至少 {m} 单的客群中选出。", m=least),
+                    compose("The largest rise and fall are named among the segments with at least {m} orders in both "
+                            "weeks only.", m=least))
 
 
 def chart_weekly(data: ReportData, language: str) -> alt.TopLevelMixin:

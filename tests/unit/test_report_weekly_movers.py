@@ -39,4 +39,5 @@ def test_only_segments_with_enough_orders_in_both_weeks_are_compared():
     data = weekly({1: ((120, 1000.0), (150, 1250.0)), 2: ((100, 900.0), (90, 810.0)), 3: ((4, 20.0), (40, 900.0))})
     assert said(data) == ["GMV grew most in Segment 1 (+25.0% week on week).",
                           "GMV fell most in Segment 2 (-10.0% week on week).",
-                          f"Only segments with at least {MIN_MOVER_ORDERS} orders in both weeks are compared."]
+                          f"The largest rise and fall are named among the segments with at least "
+                          f"{MIN_MOVER_ORDERS} orders in both weeks only."]
