@@ -46,7 +46,10 @@ DECORATED_INCOME = r"[¥￥$£€]?\s*(\d{1,3}(,\d{3})+|\d+)(\.\d+)?\s*元?"
 # "411.75元", "-¥12.50"), reads as its number, the minus kept (a negative amount is a return line). A comma only
 # separates thousands after a first group of one to three digits not starting with 0: "0,125" and "12,5" (decimal
 # commas) are not read.
-DECORATED_MONEY = r"(-\s*[¥￥$£€]?|[¥￥$£€]?\s*-?)\s*([1-9]\d{0,2}(,\d{3})+|\d+)(\.\d+)?\s*元?"
+# Currencies written before the number with a decimal point (a Shopee Malaysia export's RM19.90, S$, HK$, NT$, ₱, ฿,
+# ₩, ₹); not Rp or R$, whose exports write 15.000 for fifteen thousand and 15,90 for fifteen.
+_CURRENCY = r"(RM|S\$|HK\$|NT\$|US\$|A\$|C\$|[¥￥$£€₱฿₩₹])"
+DECORATED_MONEY = rf"(-\s*{_CURRENCY}?|{_CURRENCY}?\s*-?)\s*([1-9]\d{{0,2}}(,\d{{3}})+|\d+)(\.\d+)?\s*元?"
 
 
 # Full-width digits and signs (a Chinese input method types １２ and ￥８８．５０) read as ASCII ones, as ids do.

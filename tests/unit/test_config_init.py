@@ -360,12 +360,13 @@ def test_an_order_time_worse_filled_than_another_date_column_is_to_check(tmp_pat
 def test_init_takes_a_column_for_an_amount_exactly_when_staging_reads_its_values():
     # One rule for both: what persona init counts as numeric is what staging's amount cast reads.
     values = ["12", "12.50", "-3", "1e3", "¥1,234.50", "￥355.01", "411.75元", "-¥12.50", "￥８８．５０", "１２",
-              "12,5", "0,125", "1,23", "--5", "元", "¥", "abc", "12 元 5"]
+              "RM19.90", "HK$1,200.50", "-RM12.50",  # Shopee Malaysia, Hong Kong
+              "12,5", "0,125", "1,23", "--5", "元", "¥", "abc", "12 元 5", "Rp 15.000", "R$ 15,90"]
     with duckdb.connect() as con:
         staged = [con.execute(f"SELECT {money_number('v')} IS NOT NULL FROM (SELECT ? AS v)", [v]).fetchone()[0]
                   for v in values]
     assert [reads_as_number(v) for v in values] == staged
-    assert staged == [True] * 10 + [False] * 8
+    assert staged == [True] * 13 + [False] * 10
 
 
 def test_excel_with_a_title_row(tmp_path):

@@ -200,13 +200,14 @@ def test_amounts_and_prices_with_currency_signs_separators_and_full_width_digits
               "O5,C2,2026-03-03 10:00:00,beer,1,,-¥12.50,b3\n"
               'O6,C3,2026-03-04 10:00:00,beer,1,,"12,5",b4\n'
               'O7,C3,2026-03-04 10:00:00,beer,1,,"0,125",b5\n'
-              "O8,C2,2026-03-03 12:00:00,beer,１２,,￥８８．５０,b6\n")  # full-width, as a Chinese input method types
+              "O8,C2,2026-03-03 12:00:00,beer,１２,,￥８８．５０,b6\n"  # full-width, as a Chinese input method types
+              "O9,C3,2026-03-05 10:00:00,beer,2,RM19.90,,b7\n")  # Shopee Malaysia's ringgit
     warehouse, _ = stage(tmp_path, "", orders=orders,
                          config_text="name: money\nshape: long\norders:\n  path: orders.csv\n")
 
     assert rows(warehouse, "SELECT order_id, quantity, unit_price, amount FROM staging.order_lines ORDER BY 1") == [
         ("O1", 2.0, 617.25, 1234.5), ("O2", 1.0, 411.75, 411.75), ("O3", 3.0, 3.5, 10.5), ("O4", 1.0, 88.0, 88.0),
-        ("O8", 12.0, 88.5 / 12, 88.5)]
+        ("O8", 12.0, 88.5 / 12, 88.5), ("O9", 2.0, 19.9, 39.8)]
     # A minus before the sign is a return; a decimal comma is not read as a number (12,5 could be 125 or 12.5;
     # 0,125 is no thousands).
     assert rows(warehouse, QUARANTINE) == [
