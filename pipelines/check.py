@@ -224,6 +224,8 @@ def measure(con: duckdb.DuckDBPyConnection, config: SourceConfig, inputs: list[I
             if input_name == item.key:
                 kind = reason_kind(reason, value)
                 kinds[kind] = kinds.get(kind, 0) + 1
+                if value is not None:
+                    item.examples.setdefault(kind, value)
                 if item.key != "orders" or not re.fullmatch(SET_ASIDE_ONLY, reason):  # the reasons that count
                     in_file = kinds_by_file.setdefault(source_file, {})
                     in_file[kind] = in_file.get(kind, 0) + 1

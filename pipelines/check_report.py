@@ -56,6 +56,8 @@ class InputReport:
     ignored: list[str] = field(default_factory=list)
     rows: int = 0
     reasons: list[tuple[str, int]] = field(default_factory=list)  # (reason, rows), most frequent first
+    # A reason's kind hides its values (<value>); the first row's raw value of each kind shows what it was.
+    examples: dict[str, str] = field(default_factory=dict)
     columns: list[tuple[str, int]] = field(default_factory=list)  # (failing column, rows), most frequent first
     # per file: (path, rows read, quarantined, verdict: ok / near the limit / over the limit, with the interval)
     shares: list[tuple[Path, int, int, str]] = field(default_factory=list)
@@ -112,6 +114,13 @@ def judge(count: int, rows: int, limit: float, whole: bool, above: bool) -> tupl
 def within(bounds: tuple[float, float] | None, prefix: str = " (", suffix: str = ")") -> str:
     """The confidence interval of a share measured on a sample, for a message; nothing for a file read whole."""
     return f"{prefix}{interval_text(bounds)}{suffix}" if bounds else ""
+
+
+def _example(value: str | None) -> str:
+    """A raw value as the reasons table shows it beside its kind: quoted, at most 30 characters."""
+    if value is None:
+        return ""
+    return f"e.g. {value[:30]!r}" + ("…" if len(value) > 30 else "")
 
 
 def sampling_text(slices: int, step: int, unit: str, where: str) -> str:
@@ -213,7 +222,8 @@ def _quarantine(report: CheckReport) -> list[str]:
             continue
         lines.append(f"  {item.key}: rows by reason (of {item.rows:,} sampled; a row failing several rules has "
                      "them all in one reason)")
-        reasons = [[kind, f"{rows:,}", f"{rows / item.rows:.1%}"] for kind, rows in item.reasons[:TOP_REASONS]]
+        reasons = [[kind, f"{rows:,}", f"{rows / item.rows:.1%}", _example(item.examples.get(kind))]
+                   for kind, rows in item.reasons[:TOP_REASONS]]
         lines += table(reasons, indent="    ")
         if len(item.reasons) > TOP_REASONS:
             lines.append(f"    … {len(item.reasons) - TOP_REASONS} more reason(s)")
