@@ -249,6 +249,7 @@ COUNTED_ITEM = re.compile(r"^(?:\d+\s*[×xX*]\s*\S.*|.*\S\s*[×xX*]\s*\d+|.*\S\s
 PRODUCT_NAME = re.compile(r"product|item|goods|sku|title|商品|宝贝|货品|品名|明细")
 PACKED_SHARE = 0.2  # of a column's sampled values: lists of several items
 MIN_PACKED_ROWS = 10
+REPEATED_ORDER_IDS = 0.05  # of the sampled rows: more, and the file holds order lines (those repeat a third or more)
 
 
 @dataclass(frozen=True)
@@ -277,7 +278,9 @@ def packed_items(sniffed: Sniffed, matches: dict[str, Match]) -> PackedItems | N
     order = matches.get("order_id")
     if order is not None:
         ids = sniffed.values(order.column)
-        if len(ids) < MIN_PACKED_ROWS or len(set(ids)) < len(ids):
+        # An exported row repeated by mistake repeats its id too: a trial's 美团外卖 file, one row per order with its
+        # dishes in one cell, had one such copy, and its packed dishes went unseen.
+        if len(ids) < MIN_PACKED_ROWS or len(ids) - len(set(ids)) > REPEATED_ORDER_IDS * len(ids):
             return None
     taken = {m.column for f, m in matches.items() if f not in ("description", "sku", "category", "quantity")}
     found = []

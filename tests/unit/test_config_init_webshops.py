@@ -149,3 +149,20 @@ def test_a_product_column_listing_names_without_counts_is_packed_too_but_not_in_
     config, printed = init_ok(tmp_path / "lines", orders)
     assert config["orders"]["columns"]["description"] == "Product"
     assert not any("packed" in line for line in printed)
+
+
+def test_packed_items_are_seen_past_a_row_exported_twice(tmp_path):
+    """A trial's 美团外卖 export, one row per order with its dishes in one cell (宫保鸡丁*1;米饭*2), repeated one row by
+    mistake: the repeated order id made init take it for a file of order lines, and the dishes went unseen."""
+    dishes = ["宫保鸡丁", "米饭", "可乐(大)", "担担面"]
+    rows = ["订单编号,下单时间,订单状态,菜品,顾客实付,用户ID"] + [
+        f"3301{n:014d},2024-03-{1 + n % 28:02d} 12:{n % 60:02d}:00,已完成,"
+        f"{';'.join(f'{dishes[(n + k) % 4]}*{1 + k}' for k in range(1 + n % 3))},{20 + n % 9}.50,u{n % 13:04d}"
+        for n in range(60)]
+    rows.append(rows[5])
+    orders = tmp_path / "美团外卖_订单明细.csv"
+    orders.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    config, printed = init_ok(tmp_path, orders)
+    assert "菜品" not in config["orders"]["columns"].values()
+    assert any(line.startswith("to decide: orders: 美团外卖_订单明细.csv holds one row per order, its items packed in 菜品")
+               for line in printed)
