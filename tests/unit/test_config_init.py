@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from assets.raw.readers import read_source_file
 from assets.staging.typed import money_number
 from pipelines.cli_common import command_name
-from pipelines.config_match import reads_as_number
+from pipelines.config_match import date_coverage, reads_as_number
 from pipelines.config_sniff import sniff_file
 from pipelines.core.config import load_source_config
 from pipelines.init_cli import init
@@ -209,6 +209,15 @@ def test_date_formats_day_first_and_ambiguous(tmp_path):
     assert [line for line in printed if "date_formats" in line] == [
         "to decide: orders.date_formats: order date ('03/04/2024 10:00') reads month first and day first alike (no "
         "day above 12 in the sample); wrote %m/%d/%Y %H:%M: check it"]
+
+
+def test_a_format_read_by_one_stray_value_of_many_is_not_written():
+    """A trial's Shopee export: one row of 337 wrote its date day first with slashes, and init added a month-first
+    format for it (with a CHECK); a format must read two values once there are more than 50."""
+    values = [f"2023-{m:02d}-{d:02d} 14:{d:02d}" for d in range(1, 29) for m in range(1, 13)] + ["07/12/2023 14:03"]
+    coverage = date_coverage(values)
+    assert (coverage.formats, coverage.unread) == (["%Y-%m-%d %H:%M"], "07/12/2023 14:03")
+    assert date_coverage(values + ["08/12/2023 15:00"]).formats == ["%Y-%m-%d %H:%M", "%m/%d/%Y %H:%M"]
 
 
 def test_a_two_digit_year_is_written_as_percent_y(tmp_path):
