@@ -76,8 +76,10 @@ VOCABULARY: dict[str, tuple[set[str], str]] = {
     "sku": ({"skuid", "skucode", "stockcode", "productid", "productcode", "productno", "itemcode", "itemid",
              "itemno", "barcode", "ean", "upc", "goodsid", "商品编码", "商品编号", "商品id", "货号", "条码", "条形码",
              "sku编码", "商品条码"}, r"sku|stockcode|barcode|商品编(码|号)|条码|货号"),
-    "line_id": ({"lineno", "linenumber", "line", "orderline", "行号", "明细号", "明细id", "明细编号"},
-                r"^line(no|id|number)$|行号|明细(号|编号)"),
+    # A marketplace's sub-order (抖店's 子订单编号: one per item of an order) is a line id too.
+    "line_id": ({"lineno", "linenumber", "line", "orderline", "行号", "明细号", "明细id", "明细编号", "子订单编号",
+                 "子订单号", "子订单id", "orderitemid", "orderlineid", "lineitemid"},
+                r"^line(no|id|number)$|行号|明细(号|编号)|子订单(号|编号|id)"),
     "status": ({"orderstatus", "state", "orderstate", "订单状态", "状态", "交易状态"}, r"status|状态"),
     # A line's own refund or after-sales status beside the order's (Youzan 售后状态, Taobao 退款状态): a line refunded
     # while the rest of its order stands. A fulfilment or shipping status is neither.

@@ -463,6 +463,8 @@ def test_a_discount_is_never_the_line_amount(tmp_path):
     assert "amount" not in section.matches
     assert (section.matches["unit_price"].column, section.matches["quantity"].column) == ("商品单价", "商品数量")
     assert section.unmapped["优惠总金额"] == "a discount, not a line amount"
+    # A sub-order (one per item) tells two alike items of an order apart.
+    assert section.matches["line_id"].column == "子订单编号"
 
 
 def test_orders_without_a_customer_id_name_the_buyer_columns_and_their_masks(tmp_path):
