@@ -103,6 +103,7 @@ def draft_config(orders: Path, customers: Path | None = None, products: Path | N
         prefer = {"customer_id": section.matches["customer_id"].column} if "customer_id" in section.matches else {}
         draft.sections.append(Section("customers", sniff_file(customers)))
         draft.sections[-1].matches = match_columns(draft.sections[-1].sniffed, CUSTOMER_FIELDS, prefer)
+        _statuses_beside(draft, section, draft.sections[-1])
     _order_rules(draft, section)
     for item, required in ((draft.section("customers"), ("customer_id",)), (draft.section("products"),
                                                                              ("sku", "category"))):
@@ -488,6 +489,23 @@ def _masked_ids(draft: Draft) -> None:
                 f"{section.key}.columns.customer_id: {share:.0%} of the sampled values of {match.column} in "
                 f"{section.name} are masked (e.g. {example}): buyers who share the visible part become one customer; "
                 "map an unmasked buyer id if the export can include one")
+
+
+def _statuses_beside(draft: Draft, orders: Section, other: Section) -> None:
+    """A line to decide when another file given to init holds each order's status and the orders file none: Etsy
+    exports its items (EtsySoldOrderItems) apart from its orders (EtsySoldOrders, with Status), and a trial's run
+    counted the cancelled and refunded orders as sales, 8.4% of the revenue."""
+    if "status" in orders.matches or "order_id" not in orders.matches:
+        return
+    status = next((c for c in other.sniffed.columns if name_score("status", c) and other.sniffed.values(c)), None)
+    order_id = orders.matches["order_id"].column
+    if status is None or order_id not in other.sniffed.columns:
+        return
+    draft.undecided.append(
+        f"orders: {other.name} holds each order's status ({status}, by {order_id}) and {orders.name} none; a run "
+        f"reads statuses from the orders file only, so {orders.name}'s cancelled and refunded orders would count as "
+        f"sales: export the lines with their order's status, or add {status} to {orders.name} by {order_id} before "
+        "loading, and map it as orders.columns.status")
 
 
 def _line_total_price(draft: Draft, section: Section) -> None:

@@ -24,8 +24,9 @@ PAYMENT_GUESSES = ((re.compile(r"STORE[ _-]?CREDIT|PREPAID|储值|预付"), "STO
                    # Online banking (Shopee, Malaysia's FPX, 网银) pays from the bank account, as a transfer does.
                    (re.compile(r"TRANSFER|DEPOSIT|\bWIRE\b|\bBACS\b|ONLINE[ _-]?BANKING|\bFPX\b|转账|汇款|网银"),
                     "TRANSFER"),
-                   (re.compile(r"CREDIT|DEBIT|VISA|MASTER|AMEX|BANK|SHOPIFY PAYMENTS|STRIPE|刷卡|银行|银联|信用|借记"),
-                    "CARD"),
+                   # Etsy's online_cc: a credit card online.
+                   (re.compile(r"CREDIT|DEBIT|VISA|MASTER|AMEX|BANK|SHOPIFY PAYMENTS|STRIPE|(?:^|[ _-])CC(?:$|[ _-])"
+                               r"|刷卡|银行|银联|信用|借记"), "CARD"),
                    (re.compile(r"PAY(?!MENT)|WALLET|MOBILE|QR|微信|支付宝|扫码|手机"), "MOBILE"))
 STORED_VALUE_GUESS = re.compile(r"GIFT|STORE CREDIT|PREPAID|储值|预付|礼品卡")
 GENDER_GUESSES = {"先生": "M", "男士": "M", "MAN": "M", "MR": "M", "BOY": "M", "女士": "F", "小姐": "F",

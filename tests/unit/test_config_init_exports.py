@@ -549,3 +549,24 @@ def test_what_the_customer_paid_is_the_amount_before_what_the_shop_received(tmp_
     amount = draft.sections[0].matches["amount"]
     assert amount.column == "顾客实付"
     assert amount.why.endswith("顾客实付 is what the customer paid, 商家实收 what the shop received")
+
+
+def test_an_order_status_only_in_the_other_file_given_is_said(tmp_path):
+    """Etsy exports its items (EtsySoldOrderItems) apart from its orders (EtsySoldOrders, with Status): given as the
+    orders and the customer file, the run counted cancelled and refunded orders as sales (8.4% of the revenue)."""
+    items = tmp_path / "EtsySoldOrderItems2023.csv"
+    items.write_text("Sale Date,Item Name,Buyer,Quantity,Price,Item Total,Transaction ID,Order ID,Payment Type\n" + "".join(
+        f"12/{1 + k % 28:02d}/23,Silver ring,buyer{k % 9},1,28.00,28.00,{3100 + k},{2900 + k // 2},online_cc\n"
+        for k in range(40)), encoding="utf-8")
+    orders = tmp_path / "EtsySoldOrders2023.csv"
+    orders.write_text("Sale Date,Order ID,Buyer,Order Total,Status\n" + "".join(
+        f"12/{1 + k % 28:02d}/23,{2900 + k},buyer{k % 9},56.00,{'Completed' if k % 6 else 'Canceled'}\n"
+        for k in range(20)), encoding="utf-8")
+    config, printed = init_ok(tmp_path, items, "--customers", str(orders))
+    assert ("to decide: orders: EtsySoldOrders2023.csv holds each order's status (Status, by Order ID) and "
+            "EtsySoldOrderItems2023.csv none; a run reads statuses from the orders file only, so "
+            "EtsySoldOrderItems2023.csv's cancelled and refunded orders would count as sales: export the lines with "
+            "their order's status, or add Status to EtsySoldOrderItems2023.csv by Order ID before loading, and map it "
+            "as orders.columns.status") in printed
+    assert config["orders"]["date_formats"] == ["%m/%d/%y"]
+    assert config["values"]["payment_aliases"] == {"online_cc": "CARD"}
