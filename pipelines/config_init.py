@@ -466,8 +466,13 @@ def _buyer_key_hint(sniffed) -> str:
     first = candidates[0]
     return (f"; the buyer is named only by {', '.join(candidates)}: map one as orders.columns.customer_id and hash it "
             f"(privacy.pii_columns: {{{first}: hash}}, needs PERSONA_PII_SALT)"
-            + (f"; {', '.join(masked)} masked (e.g. {sniffed.values(masked[0])[0]}): buyers who share the visible part "
-               "become one customer" if masked else ""))
+            + (f"; {', '.join(masked)} masked (e.g. {_masked_example(sniffed.values(masked[0]))}): buyers who share "
+               "the visible part become one customer" if masked else ""))
+
+
+def _masked_example(values: list[str]) -> str:
+    """A masked value to quote: never one of the unmasked ones, which are personal data in clear."""
+    return next(v for v in values if MASKED.search(v))
 
 
 def _masked_share(values: list[str]) -> float:
@@ -484,7 +489,7 @@ def _masked_ids(draft: Draft) -> None:
         values = section.sniffed.values(match.column)
         share = _masked_share(values)
         if share >= 0.05:
-            example = next(v for v in values if MASKED.search(v))
+            example = _masked_example(values)
             draft.undecided.append(
                 f"{section.key}.columns.customer_id: {share:.0%} of the sampled values of {match.column} in "
                 f"{section.name} are masked (e.g. {example}): buyers who share the visible part become one customer; "

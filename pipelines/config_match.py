@@ -159,7 +159,11 @@ AMOUNT_PARTS = (("a discount", re.compile(r"discount|coupon|voucher|rebate|优�
                 ("a tax or fee", re.compile(r"tax|税|(?<!cof)fees?(?!d)|手续费|佣金|commission")),
                 ("a refund", re.compile(r"refund|退款|售后")),
                 ("a subsidy or points", re.compile(r"subsidy|补贴|积分|points")))
-AFTER_DISCOUNTS = re.compile(r"(优惠|折扣|折)后|after(discount|coupon)|lessdiscount|discounted|net")
+# Qualifiers of an amount that only say what it includes or when it is taken: after or before discounts (优惠后金额,
+# 券后金额, Amount before discount), with tax or shipping included or excluded (含税金额, 实付金额(含运费), 价税合计,
+# Total (incl. tax), Subtotal excl. tax), a net amount (Net Sales): such a column is an amount, not a part of one.
+AFTER_DISCOUNTS = re.compile(r"(优惠|折扣|折|券)后|(after|before|less|pre)(discount|coupon)|discounted|含|价税"
+                             r"|incl|excl|^net(sales|amount|total|revenue)")
 
 
 def amount_part(column: str) -> str | None:
@@ -242,6 +246,9 @@ def date_coverage(values: list[str]) -> DateCoverage:
             break
         chosen.append(fmt)
         covered |= reads[fmt]
+    # Staging tries the formats in order, and %Y reads 12/30/23 as the year 23 where %y refuses 12/30/2023: a file
+    # mixing both years needs the %y formats first.
+    chosen.sort(key=lambda f: "%y" not in f)
     swaps = {f: f.replace("%m/%d/", "%d/%m/") for f in chosen if f.startswith("%m/%d/")}
     ambiguous = bool(swaps) and all(reads[day_first] >= reads[f] for f, day_first in swaps.items())
     read = covered | iso
@@ -344,7 +351,7 @@ def value_rank(field_name: str, column: str, values: list[str]) -> tuple[int, in
     net = 2
     if field_name == "amount":
         name = normalise(column)
-        net = (0 if CUSTOMER_PAID.search(name) else 1) if NET_AMOUNT.search(name) else 3 if GROSS_AMOUNT.search(name) \
+        net = 0 if CUSTOMER_PAID.search(name) else 1 if NET_AMOUNT.search(name) else 3 if GROSS_AMOUNT.search(name) \
             else 2
     return int(field_name in NUMERIC_FIELDS and constant(values)), net
 
@@ -357,7 +364,8 @@ def rival_note(field_name: str, taken: str, rival: str, values: dict[str, list[s
     if field_name == "amount" and NET_AMOUNT.search(normalise(taken)) and not NET_AMOUNT.search(normalise(rival)):
         return f"{taken} is the amount after discounts" + (
             f", {rival} before them" if GROSS_AMOUNT.search(normalise(rival)) else "")
-    if field_name == "amount" and CUSTOMER_PAID.search(normalise(taken)) and NET_AMOUNT.search(normalise(rival)):
+    paid = CUSTOMER_PAID.search(normalise(taken)) and not CUSTOMER_PAID.search(normalise(rival))
+    if field_name == "amount" and paid and NET_AMOUNT.search(normalise(rival)):
         return f"{taken} is what the customer paid, {rival} what the shop received"
     return ""
 

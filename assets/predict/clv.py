@@ -258,13 +258,14 @@ def expected_purchases(params: np.ndarray, horizon: float, x: np.ndarray, t_x: n
     # Beyond -1 (a horizon longer than alpha + T), scipy transforms the argument, and with a - 1 near -1 (a near 0,
     # where a trial's takeaway shop's fit went) that transformation cancels catastrophically: 2F1(0.86, -1 + 6e-7;
     # 142.4; -2.1) came out -4.4 million instead of 1.0127, and one-time buyers were predicted -22 billion purchases.
-    # There the original form is evaluated instead, its argument in (1/2, 1) where the series converges; its power
-    # is taken as a logarithm (it underflows for a large r).
+    # There the original form is evaluated instead, its argument in (1/2, 1) where the series converges. Where it is
+    # not finite (its power underflows for a very large r, whose alpha is then large too, so this branch is rarely
+    # taken), the transformed value stays.
     beyond = np.broadcast_to(horizon > alpha + t, hyp.shape)
     if beyond.any():
         shares = np.broadcast_to((alpha + t) / (alpha + t + horizon), hyp.shape)[beyond]
         shape = np.broadcast_to(r + x, hyp.shape)[beyond]
-        original = np.exp(shape * np.log(shares)) * special.hyp2f1(
+        original = shares ** shape * special.hyp2f1(
             shape, np.broadcast_to(b + x + 1, hyp.shape)[beyond], np.broadcast_to(a + b + x, hyp.shape)[beyond],
             1 - shares)
         hyp = np.array(hyp, dtype=float)

@@ -449,9 +449,8 @@ def _merged_segments(section: Section, book: FactBook, chosen: pl.DataFrame, run
     """What became of a chosen k that met no constraint, or whose small segments were merged: a trial's report said
     "chose k = 6" above a header of 5 segments, and listed k = 6 among the candidates that failed."""
     if not chosen["meets_constraints"].fill_null(True)[0]:
-        section.say(compose("没有哪个 k 满足全部约束（最小客群占比与稳定性），因此按轮廓系数选择。"),
-                    compose("No k met every constraint (the smallest segment's share and the stability), so k was "
-                            "chosen by silhouette."))
+        section.say(compose("没有哪个 k 满足全部约束（最小客群占比与稳定性）。"),
+                    compose("No k met every constraint (the smallest segment's share and the stability)."))
     published = chosen["segments_published"][0] if "segments_published" in chosen.columns else None
     k = int(chosen["k"][0])
     if published is None or int(published) >= k:

@@ -162,7 +162,7 @@ def _movers(data: ReportData, book: FactBook, section: Section) -> None:
         s = data.segment(worst[1])
         section.say(compose("GMV 周环比下降最多的是{n}（{c}）。", n=s.name_zh, c=worst[2]),
                     compose("GMV fell most in {n} ({c} week on week).", n=s.name_en, c=worst[2]))
-    if len(changes) < len(data.detailed):
+    if len(changes) < len(data.detailed) and (best[0] > 0 or worst[0] < 0):
         least = book.add("kpi.min_mover_orders", "param", MIN_MOVER_ORDERS, None)
         section.say(compose("增长与下降最多的客群只在这两周都有至少 {m} 单的客群中选出。", m=least),
                     compose("The largest rise and fall are named among the segments with at least {m} orders in both "

@@ -58,7 +58,7 @@ SUITES: dict[str, SuiteBuilder] = {
     "staging_orders": lambda config, now, days, con: suites.staging_orders_suite(config, now, days),
     "staging_order_lines": lambda config, now, days, con: suites.staging_order_lines_suite(config, days),
     "staging_customers": lambda config, now, days, con: suites.staging_customers_suite(
-        config, suites.profile_fields_provided(con)),
+        config, suites.profile_fields_provided(con, config)),
     "staging_products": lambda config, now, days, con: suites.staging_products_suite(config),
 }
 

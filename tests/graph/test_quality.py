@@ -472,7 +472,11 @@ def test_profile_coverage_is_judged_only_for_the_fields_the_customer_file_has(tm
     con.execute("CREATE SCHEMA staging")
     con.execute("CREATE TABLE staging.customers AS SELECT * FROM (VALUES ('C1', NULL::DOUBLE, 52000.0), "
                 "('C2', NULL, NULL)) t(customer_id, age, income)")
-    assert suites.profile_fields_provided(con) == ("income",)
+    assert suites.profile_fields_provided(con, config) == ("income",)
+    # A column mapped by name that comes out all blank is what the warning is for.
+    mapped = load_source_config(write_file(tmp_path / "mapped.yaml", "name: t\nshape: long\norders: {path: o.csv}\n"
+                                                                      "customers: {path: c.csv, columns: {age: 年龄}}\n"))
+    assert suites.profile_fields_provided(con, mapped) == ("age", "income")
 
     def coverage(provided):
         return [e.column for e in suites.staging_customers_suite(config, provided).expectations

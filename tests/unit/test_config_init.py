@@ -218,6 +218,8 @@ def test_a_format_read_by_one_stray_value_of_many_is_not_written():
     coverage = date_coverage(values)
     assert (coverage.formats, coverage.unread) == (["%Y-%m-%d %H:%M"], "07/12/2023 14:03")
     assert date_coverage(values + ["08/12/2023 15:00"]).formats == ["%Y-%m-%d %H:%M", "%m/%d/%Y %H:%M"]
+    # Both year widths: %y first, since staging tries them in order and %Y reads 12/30/23 as the year 23.
+    assert date_coverage(["12/01/2023", "11/01/23", "12/30/23", "12/31/2023"]).formats == ["%m/%d/%y", "%m/%d/%Y"]
 
 
 def test_a_two_digit_year_is_written_as_percent_y(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipelines.config_init import draft_config
+from pipelines.config_match import amount_part
 from pipelines.config_yaml import render_yaml
 from pipelines.core.config import load_source_config
 from tests.unit.test_config_init import init_ok
@@ -570,3 +571,24 @@ def test_an_order_status_only_in_the_other_file_given_is_said(tmp_path):
             "as orders.columns.status") in printed
     assert config["orders"]["date_formats"] == ["%m/%d/%y"]
     assert config["values"]["payment_aliases"] == {"online_cc": "CARD"}
+
+
+def test_a_line_export_with_commas_in_its_titles_is_no_packed_file(tmp_path):
+    """Review finding: a line export where few orders have two lines, whose product titles hold commas, must not be
+    taken for one row per order with items packed in one cell (two different rows of one order are lines)."""
+    draft = draft_config(amazon_report(tmp_path / "All Orders Report.txt", orders=60))
+    assert "description" in draft.sections[0].matches or not any("packed" in line for line in draft.undecided)
+    orders = tmp_path / "lines.csv"
+    rows = ["order id,customer id,order date,product name,quantity,amount"] + [
+        f"A{n // 30 * 1000 + n},C{n % 17},2024-03-{1 + n % 28:02d} 10:00,\"USB-C Cable, 2m, Braided\",1,9.99"
+        for n in range(60)] + ["A1,C1,2024-03-02 10:00,\"Tea towel, linen, set of 3\",1,12.50"]
+    orders.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    assert not any("packed" in line for line in draft_config(orders).undecided)
+
+
+def test_amounts_named_with_what_they_include_are_amounts_not_parts():
+    for column in ["实付金额(含运费)", "含税金额", "价税合计", "Total (incl. tax)", "Subtotal excl. tax",
+                   "Amount before discount", "券后金额", "优惠后金额", "Net Sales"]:
+        assert amount_part(column) is None, column
+    assert [amount_part(c) for c in ["优惠总金额", "Net Tax Amount", "Refund Net Amount", "运费金额"]] == [
+        "a discount", "a tax or fee", "a refund", "shipping"]

@@ -47,7 +47,7 @@ def test_a_chosen_k_that_met_no_constraint_and_was_merged_says_how_many_segments
     said = _said(runs)
     assert said["en"][:3] == [
         "The model scored k from 3 to 8 and chose k = 8: silhouette 0.280, stability 0.900.",
-        "No k met every constraint (the smallest segment's share and the stability), so k was chosen by silhouette.",
+        "No k met every constraint (the smallest segment's share and the stability).",
         "1 segment of k = 8 fell below the minimum share (model.min_segment_share) and was merged into its nearest "
         "neighbour, so 7 segments are published."]
     assert said["zh"][2] == "k = 8 中有 1 个客群小于最小占比（model.min_segment_share），已并入最近的客群，最终发布 7 个客群。"
