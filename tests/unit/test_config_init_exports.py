@@ -577,7 +577,8 @@ def test_a_line_export_with_commas_in_its_titles_is_no_packed_file(tmp_path):
     """Review finding: a line export where few orders have two lines, whose product titles hold commas, must not be
     taken for one row per order with items packed in one cell (two different rows of one order are lines)."""
     draft = draft_config(amazon_report(tmp_path / "All Orders Report.txt", orders=60))
-    assert "description" in draft.sections[0].matches or not any("packed" in line for line in draft.undecided)
+    assert draft.sections[0].matches["description"].column == "product-name"
+    assert not any("packed" in line for line in draft.undecided)
     orders = tmp_path / "lines.csv"
     rows = ["order id,customer id,order date,product name,quantity,amount"] + [
         f"A{n // 30 * 1000 + n},C{n % 17},2024-03-{1 + n % 28:02d} 10:00,\"USB-C Cable, 2m, Braided\",1,9.99"
@@ -592,3 +593,16 @@ def test_amounts_named_with_what_they_include_are_amounts_not_parts():
         assert amount_part(column) is None, column
     assert [amount_part(c) for c in ["优惠总金额", "Net Tax Amount", "Refund Net Amount", "运费金额"]] == [
         "a discount", "a tax or fee", "a refund", "shipping"]
+
+
+def test_a_unit_price_with_a_few_sale_lines_stays_a_unit_price(tmp_path):
+    """Review finding: lines that neither grow with the quantity nor keep the price (a half-price sale) count among
+    the judged lines, so five sale lines at twice the price of one do not make a unit price a line total."""
+    orders = tmp_path / "orders.csv"
+    rows = ["order id,customer id,order date,sku,quantity,price"]
+    rows += [f"O{n},C{n % 9},2024-03-{1 + n % 28:02d} 10:00,S{n % 3},1,10.00" for n in range(30)]
+    rows += [f"P{n},C{n % 9},2024-03-{1 + n % 28:02d} 11:00,S{n % 3},2,20.00" for n in range(5)]  # the sale: 2 for 20
+    rows += [f"Q{n},C{n % 9},2024-03-{1 + n % 28:02d} 12:00,S{n % 3},2,{7.5 + n % 2:.2f}" for n in range(10)]
+    orders.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    matches = draft_config(orders).sections[0].matches
+    assert matches["unit_price"].column == "price" and "amount" not in matches
