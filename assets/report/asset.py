@@ -40,6 +40,7 @@ from assets.report.coverage import (
     load_coverage,
     money_basis_sentences,
     order_total_sentences,
+    place_key_sentences,
     rows_are_orders,
 )
 from assets.report.data import MIN_DETAIL_SIZE, ReportData, load_report_data
@@ -49,6 +50,7 @@ from assets.report.narrative import LANGUAGES, Narrative
 from assets.report.sections_predict import weak_results
 from assets.report.strategies import load_playbook, plan
 from assets.report.text import build_narrative
+from assets.staging.place_keys import place_named_customer_ids
 from pipelines.core.faults import crash_point
 from pipelines.core.resources import SourceResource, WarehouseResource
 
@@ -79,13 +81,15 @@ class Report:
 def build_report(con: duckdb.DuckDBPyConnection, reports_dir: Path, category_labels: dict | None = None,
                  playbook_path: str | Path | None = None, chart_files: bool = True,
                  bundle_cache: Path | Sequence[Path] = (), has_categories: bool = True,
-                 run_id: str | None = None, line_refunds: bool = False) -> Report:
+                 run_id: str | None = None, line_refunds: bool = False,
+                 place_key_columns: Sequence[str] = ()) -> Report:
     """Reads the warehouse through `con` and writes the pages (and chart files) under `reports_dir`.
     `bundle_cache`: files keeping the pages' script bundle between runs (see chart_files.javascript_bundle).
     `has_categories`: False for an export declared without categories (SourceConfig.has_categories).
     `run_id`: the run building the report, whose order rows the opening says where they went (coverage.py).
     `line_refunds`: the export marks refunded lines (orders.columns.line_status), which are left out. Whether the
-    export has one row per order is judged from the warehouse (coverage.rows_are_orders)."""
+    export has one row per order is judged from the warehouse (coverage.rows_are_orders).
+    `place_key_columns`: the source columns of a customer id named like a place (assets/staging/place_keys.py)."""
     # The chart writer starts its helper process first, so the helper is ready when the charts are.
     with ChartFileWriter() if chart_files else contextlib.nullcontext() as chart_writer:
         data = load_report_data(con, category_labels, has_categories)
@@ -106,7 +110,8 @@ def build_report(con: duckdb.DuckDBPyConnection, reports_dir: Path, category_lab
         bundle = javascript_bundle(bundle_cache)
         weak, verdict = weak_results(data, book), segmentation_verdict(data, book)
         # A load that looks wrong comes first: it distorts every figure the other notes are about.
-        weak = {language: sentences + weak[language]
+        places = place_key_sentences(place_key_columns)
+        weak = {language: places[language] + sentences + weak[language]
                 for language, sentences in order_total_sentences(con, book).items()}
         texts = {language: render_page(narrative, book, specs[language], language, bundle, weak[language], verdict)
                  for language in LANGUAGES}
@@ -228,7 +233,8 @@ def segment_report(context, warehouse: WarehouseResource, source: SourceResource
         report = write_report_folder(con, warehouse.work_reports_dir, category_labels=dict(config.category_labels),
                                      bundle_cache=bundle_cache_files(warehouse.file),
                                      has_categories=config.has_categories, run_id=context.run_id,
-                                     line_refunds=bool(config.orders.columns.get("line_status")))
+                                     line_refunds=bool(config.orders.columns.get("line_status")),
+                                     place_key_columns=[column for _, column in place_named_customer_ids(config)])
     crash_point("report:written")
     return dg.MaterializeResult(
         metadata={

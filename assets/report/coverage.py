@@ -5,6 +5,7 @@ quarantine of the run."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import duckdb
@@ -189,3 +190,20 @@ def order_total_sentences(con: duckdb.DuckDBPyConnection, book: FactBook) -> dic
                            "items" + sample_en + ": it looks like each order's total repeated on its lines, so every "
                            "money figure counts an order's total once per line. Map the line's own amount in the "
                            "config, or unit_price and quantity.", n=orders, p=share, e=every)]}
+
+
+def place_key_sentences(columns: Sequence[str]) -> dict[str, list[Sentence]]:
+    """A note for the top of the page when the customer id is mapped from a column named like a place (the warning
+    check customer_id_names_a_person, assets/staging/place_keys.py): every "customer" is everyone at one place."""
+    if not columns:
+        return {"zh": [], "en": []}
+    named = " / ".join(dict.fromkeys(columns))
+    return {"zh": [compose("客户编号取自 {c} 列，它表示地点（邮编、城市或地址）而不是个人："
+                           "同一地点的所有买家被算作同一位客户，因此客群、流失风险和客户价值描述的是地点而非买家。"
+                           "如导出文件能带上买家编号（或手机号、邮箱，并用 privacy.pii_columns 散列），请改为映射它。",
+                           c=named)],
+            "en": [compose("The customer id is the {c} column, which names a place (a postal code, a city or an "
+                           "address), not a person: everyone who shares it counts as one customer, so the segments, "
+                           "churn risk and customer value describe places rather than buyers. Map a buyer id (or a "
+                           "phone or e-mail, hashed with privacy.pii_columns) if the export can include one.",
+                           c=named)]}

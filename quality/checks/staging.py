@@ -7,6 +7,7 @@ A file above the quarantine limit by no more than chance (too few rows to tell) 
 import dagster as dg
 
 from assets.staging.line_amounts import amount_source, free_lines, order_total_evidence
+from assets.staging.place_keys import place_key_warning, place_named_customer_ids
 from assets.staging.rules import SET_ASIDE_ONLY
 from pipelines.core.resources import SourceResource, WarehouseResource
 from pipelines.core.shares import BEYOND, BY_CHANCE, above_limit, interval_text
@@ -230,5 +231,18 @@ def free_lines_within_reason(context: dg.AssetCheckExecutionContext, warehouse: 
     )
 
 
+@dg.asset_check(asset=dg.AssetKey(["staging", "customers"]), blocking=False)
+def customer_id_names_a_person(context: dg.AssetCheckExecutionContext,
+                               source: SourceResource) -> dg.AssetCheckResult:
+    """A warning when the customer id is mapped from a column named like a place (a postal code, a city, an
+    address: assets/staging/place_keys.py): everyone who shares it is one customer, and no id looks wrong."""
+    config = source.load()
+    warning = place_key_warning(config)
+    return dg.AssetCheckResult(
+        passed=warning is None, severity=dg.AssetCheckSeverity.WARN, description=warning,
+        metadata={"place_columns": ", ".join(column for _, column in place_named_customer_ids(config))},
+    )
+
+
 CHECKS = [load_audit_identity, quarantine_share_within_limit, category_count_within_limit, amount_is_a_line_amount,
-          exact_copies_within_a_file, free_lines_within_reason]
+          exact_copies_within_a_file, free_lines_within_reason, customer_id_names_a_person]

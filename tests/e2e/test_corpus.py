@@ -9,6 +9,7 @@ every file of the run.
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import dagster as dg
@@ -459,6 +460,33 @@ def test_copies_across_files_are_dropped_without_the_within_a_file_warning(tmp_p
         ("b.csv", 1, "a.csv", 18, "exact"), ("b.csv", 2, "a.csv", 19, "exact"), ("b.csv", 3, "a.csv", 20, "exact")]
     [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "exact_copies_within_a_file"]
     assert check.passed and check.description is None and check.metadata["lines_dropped"].value == 0
+    place = check_evaluations(result)["customer_id_names_a_person"]
+    assert place.passed and place.description is None
+
+
+def test_a_postal_code_mapped_as_the_customer_id_is_said_and_the_run_still_publishes(tmp_path):
+    # An export without a buyer id (Amazon's All Orders Report) whose postal code is mapped as the customer id: the
+    # ids are well-formed, so only the column's name tells that each "customer" is everyone at one postal code.
+    postal_codes = {f"C{i}": f"{10000 + 1111 * i}" for i in range(1, N_CUSTOMERS + 1)}
+    lines = [",".join([fields[0], postal_codes[fields[1]], *fields[2:]])
+             for fields in (line.split(",") for line in good_order_lines())]
+    write_file(tmp_path / "orders.csv", csv_text(ORDER_HEADER.replace("customer_id", "ship-postal-code"), lines))
+    config = write_config(tmp_path, orders_extra="  columns:\n    customer_id: ship-postal-code\n")
+    result, warehouse = run_graph(tmp_path, config)
+    assert_run_succeeded(result, warehouse)
+    assert query(warehouse, "SELECT count(DISTINCT customer_id) FROM staging.customers") == [(N_CUSTOMERS,)]
+    place = check_evaluations(result)["customer_id_names_a_person"]
+    assert not place.passed and place.severity == dg.AssetCheckSeverity.WARN
+    assert place.description.startswith(
+        "orders.columns.customer_id ('ship-postal-code') names a place, not a person: everyone who shares it becomes "
+        "one customer")
+    assert place.metadata["place_columns"].value == "ship-postal-code"
+    # Said in the report too, at the top of both pages.
+    pages = {language: re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", (tmp_path / "reports" / f"report_{language}.html")
+                                                   .read_text(encoding="utf-8"))) for language in ("en", "zh")}
+    assert ("The customer id is the ship-postal-code column, which names a place (a postal code, a city or an "
+            "address), not a person: everyone who shares it counts as one customer") in pages["en"]
+    assert "客户编号取自 ship-postal-code 列，它表示地点（邮编、城市或地址）而不是个人" in pages["zh"]
 
 
 def test_conflicting_duplicate_customer_last_row_wins(tmp_path):

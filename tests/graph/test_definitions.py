@@ -46,6 +46,7 @@ EXPECTED_CHECKS = {
     "amount_is_a_line_amount": ("staging/order_lines", False),
     "exact_copies_within_a_file": ("staging/order_lines", False),
     "free_lines_within_reason": ("staging/order_lines", False),
+    "customer_id_names_a_person": ("staging/customers", False),
     "every_customer_segmented": ("segments/customer_segments", True),
     "churn_model_quality": ("predict/churn_model_runs", False),
     "recommendations_beat_popularity": ("predict/recommendation_eval", False),

@@ -587,3 +587,17 @@ def test_a_filled_down_export_is_sampled_in_contiguous_slices():
     assert spread(1_000_000)[0] == 50  # MAX_STEP: one row in 50
     step, offsets = spread(1_000_000, contiguous=True)
     assert step == 1 and len(offsets) == 10 and offsets[-1] == 1_000_000 - 1_000
+
+
+def test_a_postal_code_mapped_as_the_customer_id_is_a_warning(tmp_path):
+    """Amazon's All Orders Report has no buyer id; mapped as the customer id, its ship-postal-code makes every buyer
+    of one postal code one customer, and nothing else about the ids looks wrong."""
+    config = shop(tmp_path, order_lines(60), header="订单号,ship-postal-code,下单时间,品类,数量,金额,支付方式")
+    config.write_text(config.read_text(encoding="utf-8").replace("customer_id: 会员号", "customer_id: ship-postal-code"),
+                      encoding="utf-8")
+    done = check(config)
+    assert done.exit_code == 0, done.stdout
+    assert ("orders.columns.customer_id ('ship-postal-code') names a place, not a person: everyone who shares it "
+            "becomes one customer, so segments, churn risk and customer value describe places rather than buyers"
+            ) in squeeze(done.stdout).replace("\n", " ")
+    assert "names a place" not in check(shop(tmp_path, order_lines(60))).stdout

@@ -1,0 +1,51 @@
+"""A customer id mapped from a column that names a place (a postal code, a city, an address), not a person.
+
+An export without a buyer id tempts a user to map whatever column tells buyers apart (Amazon's All Orders Report has
+none; its `ship-postal-code` comes closest). Everyone who shares the place then becomes one customer, and segments,
+churn risk and customer value describe places rather than people, with no error anywhere: the ids are well-formed.
+Only the column's name gives it away, so that is what is judged, by `customer_id_names_a_person`
+(quality/checks/staging.py) on every run, by `persona check`, and at the top of the report.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pipelines.core.config import SourceConfig
+
+# Words of a column name (split at separators, case changes and digits) that name a place.
+PLACE_WORDS = frozenset({"postal", "postcode", "zip", "zipcode", "pincode", "city", "province", "state", "country",
+                         "region", "county", "district", "suburb", "town", "address"})
+# Place words that English names write as one word with another (PostCode, ZIPCODE).
+PLACE_JOINED = re.compile(r"postcode|postalcode|zipcode|pincode")
+PLACE_CHINESE = re.compile(r"邮编|邮政编码|城市|省份|地址|国家|地区|区县|街道")
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+
+
+def names_a_place(column: str) -> bool:
+    """Whether a column name reads as a place: `ship-postal-code`, `ShipZip`, `POSTCODE`, `收货城市`, `邮编`."""
+    words = [word.lower() for word in _WORD.findall(column)]
+    return (any(word in PLACE_WORDS for word in words) or PLACE_JOINED.search("".join(words)) is not None
+            or PLACE_CHINESE.search(column) is not None)
+
+
+def place_named_customer_ids(config: SourceConfig) -> list[tuple[str, str]]:
+    """(where the config maps it, source column) for each customer id mapped from a column named like a place."""
+    sections = [("orders", config.orders)] + ([("customers", config.customers)] if config.customers else [])
+    found = []
+    for name, section in sections:
+        column = section.columns.get("customer_id")
+        if isinstance(column, str) and names_a_place(column):
+            found.append((f"{name}.columns.customer_id", column))
+    return found
+
+
+def place_key_warning(config: SourceConfig) -> str | None:
+    """The warning for a customer id mapped from a place's column, or None."""
+    found = place_named_customer_ids(config)
+    if not found:
+        return None
+    mapped = ", ".join(f"{where} ({column!r})" for where, column in found)
+    return (f"{mapped} names a place, not a person: everyone who shares it becomes one customer, so segments, churn "
+            "risk and customer value describe places rather than buyers; map a buyer id, or a phone or e-mail hashed "
+            "with privacy.pii_columns, if the export can include one")
