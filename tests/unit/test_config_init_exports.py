@@ -552,6 +552,23 @@ def test_what_the_customer_paid_is_the_amount_before_what_the_shop_received(tmp_
     assert amount.why.endswith("顾客实付 is what the customer paid, 商家实收 what the shop received")
 
 
+
+def test_spanish_and_portuguese_statuses_of_no_purchase_are_guessed(tmp_path):
+    # A trial's Mercado Libre export: check named only the two Cancelada statuses, and a run counted Pago pendiente
+    # (unpaid) and Devolución finalizada (returned) as sales (+163,000 of 1.39M BRL). A return on its way stands as a
+    # sale until it ends, as 退款中 does.
+    orders = tmp_path / "orders.csv"
+    statuses = ["Entregado", "Cancelada por el comprador", "Pago pendiente", "Devolución finalizada",
+                "Devolución en camino", "Venta concretada", "Reembolsado", "Pagamento pendente", "Não pago"]
+    orders.write_text("Order ID,Customer ID,Order Date,Category,Sales,Status\n" + "".join(
+        f"{i},C{i},2026-04-0{i + 1},a,{i + 1},{status}\n" for i, status in enumerate(statuses)), encoding="utf-8")
+    config, printed = init_ok(tmp_path, orders)
+    assert config["values"] == {"cancelled_statuses": [
+        "Cancelada por el comprador", "Devolución finalizada", "Não pago", "Pagamento pendente", "Pago pendiente",
+        "Reembolsado"]}
+    # Nothing left to decide: every status reads as a sale, no purchase, or a return still on its way.
+    assert printed == []
+
 def test_an_order_status_only_in_the_other_file_given_is_said(tmp_path):
     """Etsy exports its items (EtsySoldOrderItems) apart from its orders (EtsySoldOrders, with Status): given as the
     orders and the customer file, the run counted cancelled and refunded orders as sales (8.4% of the revenue)."""
