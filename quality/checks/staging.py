@@ -81,10 +81,12 @@ def quarantine_share_within_limit(
 
 def _top_reasons(warehouse: WarehouseResource, run_id: str, worst: dict) -> str:
     """The file's two most frequent reasons that count, with their shares of its rows: `order_id used by another
-    customer 13.3%`. A reason's kind is its text before a colon, numbers as N (the rows and values it names vary)."""
+    customer 13.3%`. A reason's kind is its text before a colon, numbers as N (the rows and values it names vary),
+    but for the name of a standard (ISO 8601), which is no value."""
     with warehouse.connect(read_only=True) as con:
         kinds = con.execute(
-            r"""SELECT regexp_replace(split_part(reason, ':', 1), '\d+', 'N', 'g') AS kind, count(*) AS n
+            r"""SELECT replace(regexp_replace(replace(split_part(reason, ':', 1), 'ISO 8601', '<iso-standard>'),
+                                                 '\d+', 'N', 'g'), '<iso-standard>', 'ISO 8601') AS kind, count(*) AS n
                 FROM quality.quarantine WHERE run_id = $run_id AND source_file = $file
                   AND NOT (input = 'orders' AND regexp_full_match(reason, $set_aside))
                 GROUP BY kind ORDER BY n DESC, kind LIMIT 2""",

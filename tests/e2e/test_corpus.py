@@ -616,19 +616,23 @@ def test_plausible_extreme_customer_is_flagged_and_left_out_of_fitting(tmp_path)
 
 
 def test_quarantine_share_above_the_limit_blocks_publishing(tmp_path):
-    bad = [f"O{100 + i},C{1 + i % N_CUSTOMERS},2026-03-02 10:00:00,wine,1,n/a,CARD" for i in range(10)]
-    orders = write_file(tmp_path / "orders.csv", csv_text(ORDER_HEADER, good_order_lines(20) + bad))
+    bad = [f"O{100 + i},C{1 + i % N_CUSTOMERS},2026-03-02 10:00:00,wine,1,n/a,CARD" for i in range(6)]
+    bad_dates = [f"O{200 + i},C{1 + i % N_CUSTOMERS},15 de marzo de 2026,wine,1,9.5,CARD" for i in range(4)]
+    orders = write_file(tmp_path / "orders.csv", csv_text(ORDER_HEADER, good_order_lines(20) + bad + bad_dates))
     result, warehouse = run_graph(tmp_path, write_config(tmp_path))
     assert not result.success
     evaluations = check_evaluations(result)
     assert [name for name, evaluation in evaluations.items() if not evaluation.passed] == [
         "quarantine_share_within_limit"]
     share_check = evaluations["quarantine_share_within_limit"]
+    # Numbers in a reason are its values (shown as N), but the standard's name stays as it is written.
     assert share_check.description == (
         f"{orders.resolve()}: 33.3% of rows quarantined, above quality.max_quarantine_share 5.0%; most of them: "
-        "amount is not a number 33.3%")
+        "amount is not a number 20.0%, order_ts is not a date in orders.date_formats or ISO 8601 13.3%")
     assert quarantine_rows(warehouse) == [
-        ("orders", "orders.csv", 21 + i, "amount", "n/a", "amount is not a number") for i in range(10)]
+        ("orders", "orders.csv", 21 + i, "amount", "n/a", "amount is not a number") for i in range(6)] + [
+        ("orders", "orders.csv", 27 + i, "order_ts", "15 de marzo de 2026",
+         "order_ts is not a date in orders.date_formats or ISO 8601") for i in range(4)]
     assert audit_rows(warehouse, result) == {"orders": (orders.name, 30, 20, 10, 0, 0, 0)}
     assert_nothing_published(warehouse)
 
