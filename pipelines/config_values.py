@@ -39,12 +39,12 @@ OWNER_FALSE = re.compile(r"RENT|NONE|无|租|没有")
 # Spanish and Portuguese (Mercado Libre: Cancelada por el comprador, Devolución finalizada; reembolsado, estornado).
 CANCELLED_GUESS = re.compile(r"CANCEL|VOID|REFUND|取消|关闭|退款|作废|ANULAD|DEVOLU|DEVOLVID|REEMBOLS|ESTORNAD")
 PARTIAL = re.compile(r"PARTIAL|部分")
-# A refund asked for and not yet granted (退款中, 申请退款, Devolución en camino), or turned down (退款关闭, 拒绝退款): the
-# sale stands.
+# A refund asked for and not yet granted (退款中, 申请退款, Devolución en camino), or turned down (退款关闭,
+# 拒绝退款): the sale stands.
 REFUND_UNDECIDED = re.compile(r"退款中|申请退款|退款申请|退款关闭|拒绝退款"
                               r"|REFUND[ _-]?(REQUESTED|PENDING|REJECTED|DECLINED)"
-                              r"|(DEVOLU|REEMBOLS)\w*( DE \w+)? (EN CAMINO|EN CURSO|EN PROCESO|SOLICITAD|PENDIENTE|PENDENTE"
-                              r"|EM ANDAMENTO|RECHAZAD|CANCELAD)")  # a return on its way: the sale stands until it ends
+                              r"|(DEVOLU|REEMBOLS)\w*( DE \w+)? (EN CAMINO|EN CURSO|EN PROCESO|SOLICITAD"
+                              r"|PENDIENTE|PENDENTE|EM ANDAMENTO|RECHAZAD|CANCELAD)")  # a return on its way
 UNPAID_GUESS = re.compile(r"UNPAID|NOT[ _-]?PAID|PENDING|AWAITING[ _-]?PAYMENT|ON[ _-]?HOLD"
                           r"|待付款|未付款|待支付|未支付|等待(买家)?付款"  # Taobao: 等待买家付款
                           r"|PAGO PENDIENTE|PENDIENTE DE PAGO|ESPERANDO (EL )?PAGO|NO PAGAD|AGUARDANDO PAGAMENTO"
@@ -54,7 +54,8 @@ UNPAID_GUESS = re.compile(r"UNPAID|NOT[ _-]?PAID|PENDING|AWAITING[ _-]?PAYMENT|O
 # Order statuses of a sale: paid, on its way or received. A status that reads as neither this nor no purchase (JD's
 # 锁定, an order held for review) counts as a purchase unless listed, so init asks (a trial's 锁定 orders were 2.7%
 # of the revenue, 11 customers had no other order).
-NEGATED = re.compile(r"未|没有|不|失败|\bNOT\b|\bUN|INCOMPLETE|FAIL|\bNO\b|\bNÃO\b|\bSIN\b")  # 未完成, INCOMPLETE, no pagada
+# 未完成, INCOMPLETE, UNSUCCESSFUL, no pagada
+NEGATED = re.compile(r"未|没有|不|失败|\bNOT\b|\bUN|INCOMPLETE|FAIL|\bNO\b|\bNÃO\b|\bSIN\b")
 PURCHASE_GUESS = re.compile(r"COMPLET|SUCCESS|\bPAID\b|FULFIL|SHIP|DELIVER|PROCESSING|CLOSED WON|FINISH|DONE|PARTIAL"
                             r"|完成|成功|已付款|已支付|付款成功|发货|收货|签收|配送|出库|部分"
                             r"|ENTREGAD|ENVIAD|PAGAD|ACREDITAD|CONCRETAD|APROBAD|EN CAMINO")  # Spanish, Portuguese

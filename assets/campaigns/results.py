@@ -8,8 +8,8 @@ Metrics per campaign x segment x group, over the orders placed from `start_day` 
 orders and revenue per customer (every assigned customer, buyers or not), average order value (revenue / orders)
 and repeat-purchase rate (buyers with two or more orders / buyers). `segment_id` is the segment a customer was in
 when assigned; a NULL segment_id row is the whole campaign. Conversion rate is the primary metric: the campaign's
-significance is read from it; revenue per customer joins it in deciding the next step (keep / iterate / stop /
-wait, stats.next_step).
+significance and its next step (keep / iterate / stop / wait, stats.next_step) are read from it alone; the other
+metrics are measured and shown beside it, but do not decide.
 """
 
 
@@ -28,7 +28,6 @@ from pipelines.core.sql import sql_literal
 
 SCHEMA = "campaigns"
 PRIMARY_METRIC = "conversion_rate"
-DECIDING_METRICS = ("conversion_rate", "revenue_per_customer")
 # In the order the report shows them.
 METRICS = ("conversion_rate", "revenue_per_customer", "orders_per_customer", "avg_order_value", "repeat_rate")
 
@@ -109,7 +108,7 @@ def measure(campaigns: pl.DataFrame, customers: pl.DataFrame, order_amounts: pl.
             n_c = int((part["group_name"] == CONTROL).sum())
             comparisons = compare(part, part_amounts)
             verdicts = {metric: verdict(comparisons[metric], n_t, n_c, window_over) for metric in METRICS}
-            step = next_step([verdicts[metric] for metric in DECIDING_METRICS])
+            step = next_step(verdicts[PRIMARY_METRIC])
             for metric in METRICS:
                 comparison = comparisons[metric]
                 uplift.append({

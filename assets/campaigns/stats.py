@@ -155,14 +155,17 @@ def verdict(comparison: Comparison, n_treatment: int, n_control: int, window_ove
     return NO_DETECTABLE_EFFECT
 
 
-def next_step(primary_verdicts: list[str]) -> str:
-    """keep / iterate / stop / wait from the verdicts of the primary metrics (conversion, revenue per customer):
-    any harm stops it, any gain keeps it, a window still running waits, and no detectable effect (or groups too
-    small to tell) means changing the offer or the audience and measuring again."""
-    if HARM in primary_verdicts:
+def next_step(primary_verdict: str) -> str:
+    """keep / iterate / stop / wait from the verdict of the primary metric alone (conversion): harm stops it, a gain
+    keeps it, a window still running waits, and no detectable effect (or groups too small to tell) means changing
+    the offer or the audience and measuring again. One metric decides, so a campaign that did nothing is kept or
+    stopped in 5% of cases (ALPHA); letting revenue per customer decide too made it 10.5-12.8% on a real shop's
+    segments with no campaign at all (a trial's random splits of UCI Online Retail II customers), since either
+    metric could fire, and Welch's test on mostly-zero, heavy-tailed spend fires more often than its 5%."""
+    if primary_verdict == HARM:
         return STOP
-    if TOO_EARLY in primary_verdicts:
+    if primary_verdict == TOO_EARLY:
         return WAIT
-    if SIGNIFICANT_GAIN in primary_verdicts:
+    if primary_verdict == SIGNIFICANT_GAIN:
         return KEEP
     return ITERATE
