@@ -179,8 +179,11 @@ def import_(file_path: str, start: str | None, end: str | None, strategy: str | 
                                        strategy)
     except CampaignError as exc:
         fail(str(exc))
-    for name, (treatment, control) in sizes.items():
+    for name, (treatment, control, unknown) in sizes.items():
         click.echo(f"Imported campaign {name}: {treatment:,} treatment, {control:,} control customers.")
+        if unknown:
+            click.echo(f"warning: {unknown:,} of them are not customers of the warehouse; they count as customers who "
+                       "bought nothing unless a later load brings their orders", err=True)
 
 
 @campaign.command(name="list")

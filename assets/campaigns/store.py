@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 import numpy as np
@@ -24,6 +25,7 @@ import polars as pl
 
 from assets.campaigns.assignment import CONTROL, DEFAULT_SALT, GROUPS, TREATMENT, assign_groups
 from assets.campaigns.stats import MIN_GROUP, mde_mean, mde_proportion
+from pipelines.core.ids import normalise_id
 from pipelines.core.resources import work_file_for
 
 STORE_SUFFIX = ".campaigns"
@@ -222,8 +224,10 @@ def read_assignment_file(path: Path) -> pl.DataFrame:
     missing = [column for column in ("customer_id", "campaign", "group") if column not in columns]
     if missing:
         raise CampaignError(f"--file {path}: missing column(s) {missing}; expected customer_id, campaign, group")
+    # Ids as staging reads them (pipelines/core/ids.py): a spreadsheet's 12399.0 or ="12399" is customer 12399.
     frame = frame.select(
-        pl.col(columns["customer_id"]).cast(pl.String).str.strip_chars().alias("customer_id"),
+        pl.col(columns["customer_id"]).cast(pl.String).map_elements(normalise_id, return_dtype=pl.String)
+        .alias("customer_id"),
         pl.col(columns["campaign"]).cast(pl.String).str.strip_chars().alias("campaign"),
         pl.col(columns["group"]).cast(pl.String).str.strip_chars().str.to_lowercase().alias("group_name"))
     bad = frame.filter(~pl.col("group_name").is_in(GROUPS) | pl.col("customer_id").is_null()
@@ -238,18 +242,30 @@ def read_assignment_file(path: Path) -> pl.DataFrame:
     return frame
 
 
+class ImportedSizes(NamedTuple):
+    treatment: int
+    control: int
+    unknown: int  # customers the published warehouse does not know (yet): measured as buying nothing until it does
+
+
 def import_assignments(store: Path, published: Path, frame: pl.DataFrame, start: date | None, end: date | None,
-                       strategy: str | None) -> dict[str, tuple[int, int]]:
+                       strategy: str | None) -> dict[str, ImportedSizes]:
     """Record the campaigns of an assignment file (customer_id, campaign, group_name): each becomes a campaign of
     source `import` with the window --start..--end, its customers tagged with the segment they are in now (NULL for
-    a customer the published warehouse does not know). A campaign already recorded is refused. Returns
-    campaign -> (treatment, control)."""
+    a customer the published warehouse does not know). A campaign already recorded is refused, and so is a file
+    none of whose customers the warehouse knows: its ids are not the shop's (a trial's file of other ids was
+    measured as "no detectable effect" night after night). Returns campaign -> sizes."""
     if start is None or end is None:
         raise CampaignError("--start and --end are needed: the window over which to measure the imported campaigns")
     _check_window(start, end)
     with _published(published) as pub:
         segments = pub.execute("SELECT customer_id, segment_id FROM segments.customer_segments").pl()
     frame = frame.join(segments, on="customer_id", how="left")
+    if frame.height and frame["segment_id"].null_count() == frame.height:
+        raise CampaignError(
+            f"none of the {frame.height:,} customer ids of the file is a customer of the warehouse (e.g. "
+            f"{frame['customer_id'][0]!r}, while the warehouse has ids like {_example_id(segments)}): import the ids "
+            "the shop's exports use, as `persona export` writes them")
     names = sorted(frame["campaign"].unique().to_list())
     con = open_store(store)
     try:
@@ -271,7 +287,7 @@ def import_assignments(store: Path, published: Path, frame: pl.DataFrame, start:
                             name, strategy, segment_ids, holdout, start, end, RUNNING, now, n_t, n_c,
                             design.baseline_conversion, design.baseline_revenue, design.mde_conversion,
                             design.mde_revenue, design.note()])
-            sizes[name] = (n_t, n_c)
+            sizes[name] = ImportedSizes(n_t, n_c, int(rows["segment_id"].null_count()))
         con.register("imported", frame.to_arrow())
         con.execute("INSERT INTO assignments SELECT campaign, customer_id, group_name, segment_id, ? FROM imported",
                     [now])
@@ -279,6 +295,10 @@ def import_assignments(store: Path, published: Path, frame: pl.DataFrame, start:
         return sizes
     finally:
         con.close()
+
+
+def _example_id(segments: pl.DataFrame) -> str:
+    return repr(segments["customer_id"].min()) if segments.height else "none (no customer yet)"
 
 
 def list_campaigns(store: Path) -> pl.DataFrame:

@@ -24,7 +24,13 @@ from assets.campaigns.stats import (
     next_step,
     verdict,
 )
-from assets.campaigns.store import CampaignError, create_campaign, import_assignments, store_file_for
+from assets.campaigns.store import (
+    CampaignError,
+    create_campaign,
+    import_assignments,
+    read_assignment_file,
+    store_file_for,
+)
 from pipelines.demo.campaigns import PlantedCampaign
 from pipelines.demo.generate import generate_demo_data
 
@@ -132,7 +138,7 @@ def test_import_records_assignments_made_elsewhere_with_the_segment_at_import(tm
     with pytest.raises(CampaignError, match="--start and --end"):
         import_assignments(store, published, frame, None, None, None)
     assert import_assignments(store, published, frame, date(2026, 4, 1), date(2026, 4, 7), "coupon") == {
-        "ext": (2, 1)}
+        "ext": (2, 1, 1)}
     with duckdb.connect(str(store), read_only=True) as con:
         assert con.execute("SELECT customer_id, group_name, segment_id FROM assignments ORDER BY 1").fetchall() == [
             ("C00001", TREATMENT, 3), ("C00002", CONTROL, 3), ("X", TREATMENT, None)]
@@ -141,6 +147,28 @@ def test_import_records_assignments_made_elsewhere_with_the_segment_at_import(tm
     with pytest.raises(CampaignError, match="already recorded"):
         import_assignments(store, published, frame, date(2026, 4, 1), date(2026, 4, 7), None)
 
+
+
+def test_an_imported_file_reads_ids_as_staging_does_and_one_of_no_known_customer_is_refused(tmp_path):
+    # A trial's file written from a spreadsheet held 12399.0 for customer 12399: none matched, and every night
+    # measured the campaign as "no detectable effect" on 0 buyers in both groups.
+    published = fake_published(tmp_path, {"12399": 1, "12400": 1, "12401": 2}, [])
+    (tmp_path / "ext.csv").write_text("customer_id,campaign,group\n12399.0,ext,treatment\n"
+                                      '"=""12400""",ext,control\n 12401 ,ext,treatment\n99999,ext,control\n',
+                                      encoding="utf-8")
+    frame = read_assignment_file(tmp_path / "ext.csv")
+    assert frame["customer_id"].to_list() == ["12399", "12400", "12401", "99999"]
+    store = store_file_for(published)
+    assert import_assignments(store, published, frame, date(2026, 4, 1), date(2026, 4, 7), None) == {
+        "ext": (2, 2, 1)}
+    (tmp_path / "other.csv").write_text("customer_id,campaign,group\nA1,other,treatment\nA2,other,control\n",
+                                        encoding="utf-8")
+    with pytest.raises(CampaignError, match=r"none of the 2 customer ids of the file is a customer of the warehouse "
+                                            r"\(e.g. 'A1', while the warehouse has ids like '12399'\)"):
+        import_assignments(store, published, read_assignment_file(tmp_path / "other.csv"), date(2026, 4, 1),
+                           date(2026, 4, 7), None)
+    with duckdb.connect(str(store), read_only=True) as con:
+        assert con.execute("SELECT campaign FROM campaigns").fetchall() == [("ext",)]
 
 # --- statistics -----------------------------------------------------------------------------------------------------
 
