@@ -122,7 +122,7 @@ def create(name: str, segment_ids: tuple[int, ...], strategy: str | None, holdou
     """Record a campaign and split the current members of its segments into treatment and control by a salted
     hash of (campaign, customer); write the treatment audience; print the effects it can detect."""
     from assets.campaigns.assignment import DEFAULT_SALT
-    from assets.campaigns.store import CampaignError, create_campaign, store_file_for
+    from assets.campaigns.store import CampaignError, create_campaign, orders_through, store_file_for, window_warning
     from pipelines.serving import SALT_VARIABLE
 
     if not NAME_PATTERN.match(name):
@@ -148,6 +148,9 @@ def create(name: str, segment_ids: tuple[int, ...], strategy: str | None, holdou
         click.echo(f"Campaign {name}: {design.treatment:,} treatment and {design.control:,} control customers "
                    f"(segments {', '.join(map(str, sorted(set(segment_ids))))}, holdout {holdout:.0%}, "
                    f"{first}..{last}).")
+        warning = window_warning(first, last, orders_through(published))
+        if warning:
+            click.echo(f"warning: {warning}", err=True)
     for line in _design_lines(design, (last - first).days + 1):
         click.echo(line)
     folder = Path(out_dir) if out_dir else published.parent / "audiences"

@@ -115,6 +115,28 @@ def _published(published: Path) -> duckdb.DuckDBPyConnection:
         raise CampaignError(f"{published}: cannot open read-only: {str(exc).splitlines()[0]}") from exc
 
 
+def orders_through(published: Path) -> date | None:
+    """The last day the published warehouse has orders for (None: no order yet)."""
+    with _published(published) as con:
+        last = con.execute("SELECT max(order_ts) FROM staging.orders").fetchone()[0]
+    return last.date() if last is not None else None
+
+
+def window_warning(start: date, end: date, through: date | None) -> str | None:
+    """What is wrong with measuring a campaign made now over start..end, when the orders reach `through`: a split
+    made now cannot have reached anyone on a day the orders already cover, yet those days' orders would count as the
+    campaign's (a trial created a campaign whose window was over, and one starting two weeks back; both got
+    verdicts)."""
+    if through is None or start > through:
+        return None
+    if end <= through:
+        return (f"the window {start}..{end} is over: the orders already reach {through}, and a split made now "
+                "reached nobody then, so its verdict can only be 'no detectable effect' or chance; give a window "
+                f"after {through}, or `persona campaign import` the groups a campaign that ran then really had")
+    return (f"the window starts on {start}, but the orders already reach {through}: the split made now reached nobody "
+            f"in {start}..{through}, yet those days' orders count as the campaign's; start the window after {through}")
+
+
 def segment_members(published: Path, segment_ids: list[int]) -> pl.DataFrame:
     """customer_id, segment_id of the current members of the segments, from the published warehouse."""
     with _published(published) as con:

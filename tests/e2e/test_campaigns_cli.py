@@ -77,6 +77,17 @@ def test_create_prints_the_detectable_effects_and_writes_the_pseudonymised_audie
     assert set(audience["campaign"]) == {"fam"} and set(audience["segment_id"]) == {shop["segment"]}
 
 
+def test_a_window_the_orders_already_cover_is_said_at_creation(shop):
+    # The demo's orders reach 2026-03-01: a split made now reached nobody on the days before.
+    [(through,)] = query(shop["warehouse"], "SELECT max(order_ts)::DATE FROM staging.orders")
+    assert str(through) == "2026-03-01"
+    assert (f"warning: the window 2026-02-10..2026-02-23 is over: the orders already reach {through}, and a split "
+            "made now reached nobody then") in shop["out"]["tiny"].output
+    assert (f"warning: the window starts on 2026-02-10, but the orders already reach {through}: the split made now "
+            f"reached nobody in 2026-02-10..{through}, yet those days' orders count as the campaign's; start the "
+            f"window after {through}") in shop["out"]["create"].output
+
+
 def test_a_control_group_too_small_is_named_at_creation_and_close_marks_it(shop):
     assert "WARNING: control group too small for any verdict" in shop["out"]["tiny"].output
     assert shop["out"]["close"].output.strip() == "Campaign tiny closed."
