@@ -65,7 +65,7 @@ VOCABULARY: dict[str, tuple[set[str], str]] = {
                r"amount|total|sales|revenue|金额|实付|实收|销售额"),
     # A line's own price names first (Shopify's Lineitem price, JD's 京东价): an order-level amount is no line's.
     "unit_price": ({"price", "单价", "商品单价", "价格", "售价", "销售单价", "lineitemprice", "itemprice", "京东价",
-                    "成交单价", "零售价", "商品价格"}, r"price|单价|价格"),
+                    "成交单价", "零售价", "商品价格", "soldfor"}, r"price|单价|价格"),  # eBay's Sold For
     # WooCommerce writes "Payment Method Title" (the gateway's name shown to the buyer) beside its id.
     "payment_method": ({"payment", "paymenttype", "paytype", "paymethod", "pmethod", "paymode", "paymentmode",
                         "tender", "tendertype", "pay", "paymentmethodtitle", "支付方式", "付款方式", "支付渠道",
@@ -91,7 +91,8 @@ VOCABULARY: dict[str, tuple[set[str], str]] = {
                       "cancellationtime", "cancelledtime", "canceltime", "取消时间", "订单取消时间", "取消日期"},
                      r"^cancel+(ed|ation)?(at|date|time)$|取消(时间|日期)"),
     "description": ({"desc", "productname", "itemname", "goodsname", "product", "item", "title", "商品名称",
-                     "品名", "商品", "商品描述", "商品标题", "名称", "宝贝标题", "宝贝名称"},
+                     "品名", "商品", "商品描述", "商品标题", "名称", "宝贝标题", "宝贝名称",
+                     "itemtitle", "producttitle", "listingtitle"},  # eBay's Item Title
                     r"descr|productname|itemname|商品名|品名|宝贝(标题|名称)"),
     "age": ({"agegroup", "ageband", "agerange", "年龄", "年龄段"}, r"^age|年龄"),
     "birth_year": ({"yearofbirth", "yob", "出生年份", "出生年"}, r"birth|出生"),
@@ -113,6 +114,8 @@ WHAT = {"order_id": "an order id", "customer_id": "a customer id", "order_ts": "
         "income": "an income", "home_owner": "home ownership", "city": "a city", "subcategory": "a subcategory",
         "brand": "a brand"}
 NUMERIC_FIELDS = ("quantity", "amount", "unit_price")
+# A (normalised) name that ends like an identifier's: a number of records, never money or a quantity.
+IDENTIFIER_NAME = re.compile(r"(number|num|no|id|code|编号|单号|序号|编码)$")
 # A number written as money, by the pattern staging reads amounts with (assets/staging/typed.py, money_number).
 MONEY = re.compile(DECORATED_MONEY)
 FLAG_TOKENS = TokenMap()
@@ -127,7 +130,10 @@ DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y-%m-%dT%H:
                 "%Y%m%d", "%Y-%m-%d %H:%M:%S %z", "%Y-%m-%dT%H:%M:%S%z", "%Y/%m/%d %H:%M:%S %z",
                 # Two-digit years (Etsy's Sale Date 12/30/23): %y reads 00-68 as 20xx and 69-99 as 19xx.
                 "%m/%d/%y %H:%M:%S", "%m/%d/%y %H:%M", "%m/%d/%y", "%d/%m/%y %H:%M:%S", "%d/%m/%y %H:%M", "%d/%m/%y",
-                "%d.%m.%y %H:%M", "%d.%m.%y")
+                "%d.%m.%y %H:%M", "%d.%m.%y",
+                # English month names (eBay's Sale Date Mar-15-24; 15-Mar-2024; Mar 15, 2024).
+                "%b-%d-%y", "%b-%d-%Y", "%d-%b-%y", "%d-%b-%Y", "%d-%b-%Y %H:%M", "%d %b %Y", "%d %b %Y %H:%M",
+                "%b %d, %Y", "%b %d, %Y %H:%M", "%b %d, %Y %I:%M %p")
 EXCEL_SERIAL = re.compile(r"^\d{5}(\.\d+)?$")
 # Order-time names (normalised) of a later event than the order being placed: payment, shipping, delivery,
 # completion, closing, refund, an edit. Such a column is empty on orders that never got that far (a Taobao order
@@ -281,6 +287,8 @@ def name_score(field_name: str, column: str) -> tuple[int, str] | None:
         return 5, "named as the field"
     if field_name == "amount" and amount_part(column):
         return None
+    if field_name in NUMERIC_FIELDS and IDENTIFIER_NAME.search(name):
+        return None  # eBay's Sales Record Number is no amount: its numbers count records, not money
     scored = None
     if name in known:
         scored = 4, f"{column!r} is a usual name for {WHAT[field_name]}"

@@ -569,6 +569,24 @@ def test_spanish_and_portuguese_statuses_of_no_purchase_are_guessed(tmp_path):
     # Nothing left to decide: every status reads as a sale, no purchase, or a return still on its way.
     assert printed == []
 
+
+def test_an_ebay_orders_report_is_order_lines_with_its_price_and_no_record_number_as_money(tmp_path):
+    # A trial's eBay Orders report: init took the Yes/No columns (Sold Via Promoted Listings, eBay Plus) for
+    # category flags of a basket file and Sales Record Number for the amount; the run published 34,800,552 of
+    # record numbers as revenue, without dates (Mar-23-24 fitted no format), and said nothing.
+    orders = tmp_path / "eBay-OrdersReport.csv"
+    rows = [f'"{10230 + i}","17-1378{i}-16755","buyer{i % 7}","Item {i}","{1 + i % 2}","${12 + i}.50","Yes",'
+            f'"{"No" if i % 3 else "Yes"}","Mar-{10 + i % 18:02d}-24"' for i in range(30)]
+    orders.write_text('"Sales Record Number","Order Number","Buyer Username","Item Title","Quantity","Sold For",'
+                      '"Sold Via Promoted Listings","eBay Plus","Sale Date"\n' + "\n".join(rows) + "\n",
+                      encoding="utf-8")
+    config, _ = init_ok(tmp_path, orders)
+    assert config["shape"] == "long"
+    assert config["orders"]["columns"] == {
+        "category": None, "order_id": "Order Number", "customer_id": "Buyer Username", "order_ts": "Sale Date",
+        "quantity": "Quantity", "unit_price": "Sold For", "description": "Item Title"}
+    assert config["orders"]["date_formats"] == ["%b-%d-%y"]
+
 def test_an_order_status_only_in_the_other_file_given_is_said(tmp_path):
     """Etsy exports its items (EtsySoldOrderItems) apart from its orders (EtsySoldOrders, with Status): given as the
     orders and the customer file, the run counted cancelled and refunded orders as sales (8.4% of the revenue)."""
