@@ -20,7 +20,7 @@ from typing import NamedTuple
 import duckdb
 
 from assets.raw.mapping import MIDNIGHT
-from assets.staging.typed import DECORATED_MONEY
+from assets.staging.typed import DECORATED_MONEY, DECORATED_MONEY_COMMA
 from pipelines.config_sniff import Sniffed
 from pipelines.core.config import TokenMap
 
@@ -118,6 +118,11 @@ NUMERIC_FIELDS = ("quantity", "amount", "unit_price")
 IDENTIFIER_NAME = re.compile(r"(number|num|no|id|code|编号|单号|序号|编码)$")
 # A number written as money, by the pattern staging reads amounts with (assets/staging/typed.py, money_number).
 MONEY = re.compile(DECORATED_MONEY)
+MONEY_COMMA = re.compile(DECORATED_MONEY_COMMA)  # values.decimal_comma: 12,50, 1.234,56, R$ 12.990
+# The digits of a number whose every point separates a group of three (12.990, 1.234.567): thousands, or a currency
+# of three decimals.
+THOUSANDS_POINTS = re.compile(r"\d{1,3}(\.\d{3})+")
+DECIMAL_COMMA_MIN_POINTS = 5  # texts with a point that must all look like thousands before init says so
 FLAG_TOKENS = TokenMap()
 # Date formats tried on the sample with DuckDB's try_strptime, as staging reads them; the first that reads a value
 # is the one written. Month-first and day-first forms read the same values when no day is above 12. A format with
@@ -196,8 +201,8 @@ class Match:
     doubt: str = ""  # a reason to check the match, printed by init ("to decide: ...")
 
 
-def reads_as_number(value: str) -> bool:
-    """Whether staging would read the text as a quantity or an amount: a plain number, or money (¥1,234.50, 411.75元,
+def reads_with_a_point(value: str) -> bool:
+    """Whether staging reads the text as a number with its defaults: a plain number, or money (¥1,234.50, 411.75元,
     full-width ￥８８．５０ as its ASCII form)."""
     text = unicodedata.normalize("NFKC", value).strip()
     try:
@@ -205,6 +210,31 @@ def reads_as_number(value: str) -> bool:
         return True
     except ValueError:
         return MONEY.fullmatch(text) is not None
+
+
+def reads_as_number(value: str) -> bool:
+    """Whether staging would read the text as a quantity or an amount, with a decimal point or (values.decimal_comma)
+    a decimal comma (R$ 1.234,56)."""
+    return reads_with_a_point(value) or MONEY_COMMA.fullmatch(unicodedata.normalize("NFKC", value).strip()) is not None
+
+
+def decimal_comma_reading(values: list[str]) -> tuple[str, bool] | None:
+    """How a money column's texts show a decimal comma: (an example, certain). Certain when a text reads only with one
+    (12,50, 1.234,56, R$ 1.234,56); not certain when every text reads both ways and each of the (at least
+    DECIMAL_COMMA_MIN_POINTS) texts with a point has groups of three digits after it (a Chilean export's $ 12.990:
+    twelve thousand, or a currency of three decimals); None when the texts read with a decimal point, or not as
+    money."""
+    texts = [unicodedata.normalize("NFKC", v).strip() for v in values if v and v.strip()]
+    if not texts or not all(MONEY_COMMA.fullmatch(text) for text in texts):
+        return None
+    comma_only = [text for text in texts if not reads_with_a_point(text)]
+    if comma_only:
+        return comma_only[0], True
+    pointed = [text for text in texts if "." in text]
+    if len(pointed) >= DECIMAL_COMMA_MIN_POINTS and all(
+            THOUSANDS_POINTS.fullmatch(re.sub(r"[^0-9.]", "", text)) for text in pointed):
+        return pointed[0], False
+    return None
 
 
 def numeric_share(values: list[str]) -> float:

@@ -9,7 +9,7 @@ from collections import Counter
 
 from assets.staging.bands import read_band
 from pipelines.config_draft import Draft, Section
-from pipelines.config_match import FLAG_TOKENS
+from pipelines.config_match import FLAG_TOKENS, decimal_comma_reading
 from pipelines.config_yaml import scalar
 from pipelines.core.config import DEFAULT_VALUE_MAPS
 
@@ -112,6 +112,7 @@ def read_values(draft: Draft) -> None:
         draft.values["gender"] = genders
         draft.value_notes["gender"] = "guessed (CHECK)"
     _home_owner(draft)
+    _decimal_comma(draft)
     for _section, column, _found in _field_values(draft, "income"):
         if re.search(r"月|month", column.lower()):
             draft.values["income_period"] = "month"
@@ -151,6 +152,27 @@ def _statuses_to_decide(draft: Draft, section: Section, column: str, values: lis
         draft.undecided.append(
             f"values.cancelled_statuses: {section.name} {column} has statuses init cannot tell a sale from: "
             f"{listed}; their orders count as purchases unless you list them in values.cancelled_statuses")
+
+
+def _decimal_comma(draft: Draft) -> None:
+    """values.decimal_comma when a mapped amount or price writes money with a decimal comma (R$ 1.234,56), and a line
+    to decide when its points only look like thousands ($ 12.990): read with a point, they make every sum a thousand
+    times too small, silently (a trial's Mercado Libre Chile export published 15,257.95 for 15,257,950)."""
+    for field_name in ("amount", "unit_price"):
+        for section, column, values in _field_values(draft, field_name):
+            found = decimal_comma_reading(values)
+            if found is None or draft.values.get("decimal_comma"):
+                continue
+            example, certain = found
+            draft.values["decimal_comma"] = True
+            draft.value_notes["decimal_comma"] = (f"{column} writes money with a decimal comma (e.g. {example!r})"
+                                                  if certain else f"{column}'s points separate thousands (CHECK)")
+            if not certain:
+                draft.undecided.append(
+                    f"values.decimal_comma: every sampled value of {section.name} {column} with a point has three "
+                    f"digits after it (e.g. {example!r}): read as thousands ({example!r} is "
+                    f"{float(re.sub(r'[^0-9]', '', example)):,.0f}); if they are decimals (a currency of three "
+                    "decimals, such as KWD), remove values.decimal_comma")
 
 
 def no_purchase(status: str) -> bool:

@@ -80,7 +80,7 @@ def build_staging(
     # transaction: DuckDB scans a table created inside an open transaction (its uncommitted local storage) at half
     # the speed, and the steps below read every typed row (11 s instead of 6 s at 9M lines).
     if config.products is not None:
-        type_products(con, params)  # product_lookup, which the order lines join by sku
+        type_products(con, params, config.values.decimal_comma)  # product_lookup, which the order lines join by sku
     if config.shape == "long":
         type_long_orders(con, config, params, window)
     else:

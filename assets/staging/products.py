@@ -20,7 +20,7 @@ EMPTY_PRODUCTS = ("SELECT NULL::VARCHAR AS sku, NULL::VARCHAR AS category, NULL:
                   "NULL::BIGINT AS _source_row LIMIT 0")
 
 
-def type_products(con: duckdb.DuckDBPyConnection, params: dict) -> None:
+def type_products(con: duckdb.DuckDBPyConnection, params: dict, decimal_comma: bool = False) -> None:
     """typed_products (every raw row with the rules it fails) and product_lookup (the kept row per sku)."""
     rules = [
         Rule("sku", "sku IS NULL", "'missing sku'", "NULL"),
@@ -36,7 +36,7 @@ def type_products(con: duckdb.DuckDBPyConnection, params: dict) -> None:
                    lower({text_of('category')}) AS category, lower({text_of('subcategory')}) AS subcategory,
                    {text_of('brand')} AS brand,
                    {text_of('unit_price')} AS unit_price_text,
-                   {money_number(text_of('unit_price'))} AS unit_price
+                   {money_number(text_of('unit_price'), decimal_comma)} AS unit_price
             FROM raw.products
         )
         SELECT * EXCLUDE (unit_price_text), {rule_columns(rules)} FROM typed

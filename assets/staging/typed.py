@@ -52,6 +52,13 @@ _CURRENCY = r"(RM|S\$|HK\$|NT\$|US\$|A\$|C\$|[¥￥$£€₱฿₩₹])"
 DECORATED_MONEY = rf"(-\s*{_CURRENCY}?|{_CURRENCY}?\s*-?)\s*([1-9]\d{{0,2}}(,\d{{3}})+|\d+)(\.\d+)?\s*元?"
 
 
+# The same with a decimal comma (values.decimal_comma): dots or spaces between thousands, a comma before the decimals
+# ("R$ 1.234,56", "$ 12.990" for twelve thousand, "1.234,56 €", "Rp 15.000"). A point is never a decimal point here.
+_COMMA_CURRENCY = r"(R\$|Rp|US\$|[¥￥$£€])"
+DECORATED_MONEY_COMMA = (rf"(-\s*{_COMMA_CURRENCY}?|{_COMMA_CURRENCY}?\s*-?)\s*"
+                         r"([1-9]\d{0,2}([. ]\d{3})+|\d+)(,\d+)?\s*(元|€)?")
+
+
 # Full-width digits and signs (a Chinese input method types １２ and ￥８８．５０) read as ASCII ones, as ids do.
 FULL_WIDTH_NUMBER = ("０１２３４５６７８９．，－＋", "0123456789.,-+")
 
@@ -66,10 +73,15 @@ def plain_number(text: str) -> str:
     return f"COALESCE(TRY_CAST({text} AS DOUBLE), TRY_CAST({_ascii_digits(text)} AS DOUBLE))"
 
 
-def money_number(text: str) -> str:
+def money_number(text: str, decimal_comma: bool = False) -> str:
     """SQL: an amount or price text (trimmed, NULL when empty) as a number; a plain number is cast, and only a text
-    the cast cannot read is matched against DECORATED_MONEY, in ASCII digits."""
+    the cast cannot read is matched against DECORATED_MONEY, in ASCII digits. With `decimal_comma`
+    (values.decimal_comma) every text is matched against DECORATED_MONEY_COMMA instead, never cast as it is: the
+    cast would read 12.990 (twelve thousand) as 12.99."""
     ascii_text = _ascii_digits(text)
+    if decimal_comma:
+        comma_read = f"TRY_CAST(replace(regexp_replace({ascii_text}, '[^0-9,-]', '', 'g'), ',', '.') AS DOUBLE)"
+        return f"CASE WHEN regexp_full_match({ascii_text}, '{DECORATED_MONEY_COMMA}') THEN {comma_read} END"
     stripped = f"TRY_CAST(regexp_replace({ascii_text}, '[^0-9.-]', '', 'g') AS DOUBLE)"
     return (f"COALESCE(TRY_CAST({text} AS DOUBLE), "
             f"CASE WHEN regexp_full_match({ascii_text}, '{DECORATED_MONEY}') THEN {stripped} END)")
@@ -343,7 +355,7 @@ def type_long_orders(
         PAYMENT_RULE,
     ]
     # A line without a price of its own takes its product's (products.columns.unit_price).
-    unit_price = money_number("unit_price_text")
+    unit_price = money_number("unit_price_text", config.values.decimal_comma)
     if products is not None:
         unit_price = f"COALESCE({unit_price}, CASE WHEN unit_price_text IS NULL THEN product_unit_price END)"
     product_join = "" if products is None else \
@@ -376,7 +388,8 @@ def type_long_orders(
                 {order_ts_gap('order_ts', parts)} AS order_ts_gap_text,
                 {_text('description')} AS description,
                 {_text('quantity')} AS quantity_text, {plain_number(_text('quantity'))} AS quantity,
-                {_text('amount')} AS amount_text, {money_number(_text('amount'))} AS amount,
+                {_text('amount')} AS amount_text,
+                {money_number(_text('amount'), config.values.decimal_comma)} AS amount,
                 unit_price_text, {unit_price} AS unit_price,
                 {_payment_select()},
                 lower({_text('channel')}) AS channel,
@@ -456,7 +469,8 @@ def type_wide_orders(
                 {id_variant('customer_id', 'customer_id_normal')} AS customer_id_variant,
                 {_text('order_ts')} AS order_ts_text, {_timestamp('order_ts', config)} AS order_ts,
                 {order_ts_gap('order_ts', parts)} AS order_ts_gap_text,
-                {_text('amount')} AS amount_text, {money_number(_text('amount'))} AS amount,
+                {_text('amount')} AS amount_text,
+                {money_number(_text('amount'), config.values.decimal_comma)} AS amount,
                 {_payment_select()},
                 lower({_text('channel')}) AS channel,
                 {_profile_select()},

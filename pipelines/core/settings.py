@@ -90,6 +90,10 @@ class ValueMaps(Strict):
     # Customer and order ids are normalised (NFKC, trimmed, invisible characters removed); their case is kept
     # unless ids are known to be case-insensitive, when `upper` or `lower` folds them.
     id_case: Literal["keep", "upper", "lower"] = "keep"
+    # Money written with a decimal comma and dots (or spaces) between thousands, as Latin American, European and
+    # Indonesian exports write it: 12,50, 1.234,56, R$ 1.234,56, and $ 12.990 for twelve thousand nine hundred and
+    # ninety. Amounts and prices are then read only so: 12.50 is no number. Without it, 12.990 reads as 12.99.
+    decimal_comma: bool = Field(default=False, strict=True)
 
     @model_validator(mode="before")
     @classmethod

@@ -601,3 +601,18 @@ def test_a_postal_code_mapped_as_the_customer_id_is_a_warning(tmp_path):
             "becomes one customer, so segments, churn risk and customer value describe places rather than buyers"
             ) in squeeze(done.stdout).replace("\n", " ")
     assert "names a place" not in check(shop(tmp_path, order_lines(60))).stdout
+
+
+
+def test_amounts_whose_points_look_like_thousands_are_a_warning_without_values_decimal_comma(tmp_path):
+    """A Chilean export's $ 12.990 is twelve thousand; read with a decimal point it is 12.99, and a run published
+    every sum a thousand times too small without a word (trial 11)."""
+    lines = [f'O{i},C{i % 40},2026-03-{1 + i % 28:02d} 10:00:00,wine,1,"$ {10 + i % 50}.{990 - i % 7:03d}",支付宝'
+             for i in range(60)]
+    done = check(shop(tmp_path, lines))
+    assert done.exit_code == 0, done.stdout
+    assert ("orders: amount has three digits after every point (e.g. '$ 10.989'): if the points separate thousands, "
+            "a run reads '$ 10.989' as 10.989, a thousand times too small, unless values.decimal_comma: true is set"
+            ) in squeeze(done.stdout).replace("\n", " ")
+    quiet = check(shop(tmp_path, lines, extra="values:\n  decimal_comma: true\n"))
+    assert quiet.exit_code == 0 and "decimal_comma" not in quiet.stdout

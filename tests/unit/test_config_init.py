@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from assets.raw.readers import read_source_file
 from assets.staging.typed import money_number
 from pipelines.cli_common import command_name
-from pipelines.config_match import date_coverage, reads_as_number
+from pipelines.config_match import date_coverage, decimal_comma_reading, reads_as_number, reads_with_a_point
 from pipelines.config_sniff import sniff_file
 from pipelines.core.config import load_source_config
 from pipelines.init_cli import init
@@ -376,8 +376,31 @@ def test_init_takes_a_column_for_an_amount_exactly_when_staging_reads_its_values
     with duckdb.connect() as con:
         staged = [con.execute(f"SELECT {money_number('v')} IS NOT NULL FROM (SELECT ? AS v)", [v]).fetchone()[0]
                   for v in values]
-    assert [reads_as_number(v) for v in values] == staged
+    assert [reads_with_a_point(v) for v in values] == staged
     assert staged == [True] * 13 + [False] * 10
+    # With values.decimal_comma staging reads a decimal comma and points between thousands instead (12,5 is 12.5,
+    # Rp 15.000 is fifteen thousand, 12.50 no number); init counts a column as numeric when either reading reads it.
+    with duckdb.connect() as con:
+        comma = [con.execute(f"SELECT {money_number('v', True)} FROM (SELECT ? AS v)", [v]).fetchone()[0]
+                 for v in values]
+    assert dict(zip(values, comma, strict=True)) == {
+        "12": 12.0, "12.50": None, "-3": -3.0, "1e3": None, "¥1,234.50": None, "￥355.01": None, "411.75元": None,
+        "-¥12.50": None, "￥８８．５０": None, "１２": 12.0, "RM19.90": None, "HK$1,200.50": None, "-RM12.50": None,
+        "12,5": 12.5, "0,125": 0.125, "1,23": 1.23, "--5": None, "元": None, "¥": None, "abc": None, "12 元 5": None,
+        "Rp 15.000": 15000.0, "R$ 15,90": 15.9}
+    assert [reads_as_number(v) for v in values] == [a or b is not None for a, b in zip(staged, comma, strict=True)]
+
+
+@pytest.mark.parametrize(("values", "reading"), [
+    (["R$ 1.234,56", "R$ 89,90", "R$ 12.000,00"], ("R$ 1.234,56", True)),  # Mercado Libre Brazil
+    (["15,90", "7", "1.299,00"], ("15,90", True)),
+    (["$ 12.990", "$ 45.900", "$ 1.299", "$ 8.000", "$ 120.500", "$ 990"], ("$ 12.990", False)),  # Chile, Colombia
+    (["12.990", "45.900", "1.299", "8.000"], None),  # too few points to say
+    (["12.50", "8.990", "1.299", "8.000", "3.500", "7.250"], None),  # 12.50 has a decimal point
+    (["12.5", "9.99", "1,234.56"], None), (["12", "15"], None), (["abc", "1,5"], None),
+])
+def test_a_decimal_comma_is_read_off_the_values(values, reading):
+    assert decimal_comma_reading(values) == reading
 
 
 def test_excel_with_a_title_row(tmp_path):

@@ -587,6 +587,28 @@ def test_an_ebay_orders_report_is_order_lines_with_its_price_and_no_record_numbe
         "quantity": "Quantity", "unit_price": "Sold For", "description": "Item Title"}
     assert config["orders"]["date_formats"] == ["%b-%d-%y"]
 
+
+def test_money_with_a_decimal_comma_sets_values_decimal_comma(tmp_path):
+    # A Brazilian export's R$ 1.234,56 read as no number; a Chilean one's $ 12.990 (twelve thousand) read as 12.99,
+    # publishing 15,257.95 for 15,257,950 without a word (trial 11).
+    orders = tmp_path / "ventas.csv"
+    amounts = ["R$ 1.234,56", "R$ 89,90", "R$ 12.000,00", "R$ 7,50"]
+    orders.write_text("Order ID,Customer ID,Order Date,Category,Amount\n" + "".join(
+        f'{i},C{i},2026-04-0{i + 1},a,"{amount}"\n' for i, amount in enumerate(amounts)), encoding="utf-8")
+    config, printed = init_ok(tmp_path, orders)
+    assert config["orders"]["columns"]["amount"] == "Amount" and config["values"] == {"decimal_comma": True}
+    assert printed == []
+    assert "decimal_comma: true                        # Amount writes money with a decimal comma (e.g. " \
+           "'R$ 1.234,56')" in (tmp_path / "shop.yaml").read_text(encoding="utf-8")
+    pesos = ["$ 12.990", "$ 45.900", "$ 1.299", "$ 8.000", "$ 120.500", "$ 990"]
+    orders.write_text("Order ID,Customer ID,Order Date,Category,Amount\n" + "".join(
+        f'{i},C{i},2026-04-0{i + 1},a,"{amount}"\n' for i, amount in enumerate(pesos)), encoding="utf-8")
+    config, printed = init_ok(tmp_path, orders, "--force")
+    assert config["values"] == {"decimal_comma": True}
+    assert printed == ["to decide: values.decimal_comma: every sampled value of ventas.csv Amount with a point has "
+                       "three digits after it (e.g. '$ 12.990'): read as thousands ('$ 12.990' is 12,990); if they "
+                       "are decimals (a currency of three decimals, such as KWD), remove values.decimal_comma"]
+
 def test_an_order_status_only_in_the_other_file_given_is_said(tmp_path):
     """Etsy exports its items (EtsySoldOrderItems) apart from its orders (EtsySoldOrders, with Status): given as the
     orders and the customer file, the run counted cancelled and refunded orders as sales (8.4% of the revenue)."""

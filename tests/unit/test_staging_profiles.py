@@ -217,6 +217,26 @@ def test_amounts_and_prices_with_currency_signs_separators_and_full_width_digits
         ("orders", 7, "amount", "0,125", "amount is not a number")]
 
 
+
+def test_with_values_decimal_comma_money_reads_a_comma_for_decimals_and_points_between_thousands(tmp_path):
+    orders = ("order_id,customer_id,order_ts,category,quantity,unit_price,amount,sku\n"
+              'O1,C1,2026-03-01 10:00:00,wine,2,,"R$ 1.234,56",w1\n'
+              "O2,C1,2026-03-02 10:00:00,wine,1,,$ 12.990,w2\n"
+              'O3,C2,2026-03-02 10:00:00,beer,3,"3,50",,b1\n'
+              'O4,C2,2026-03-03 10:00:00,beer,1,,"-R$ 12,50",b2\n'
+              'O5,C3,2026-03-04 10:00:00,beer,1,,"1.234,56 €",b3\n'
+              "O6,C3,2026-03-04 10:00:00,beer,1,,12.50,b4\n")
+    warehouse, _ = stage(tmp_path, "", orders=orders, config_text="name: money\nshape: long\norders:\n  path: "
+                                                                   "orders.csv\nvalues:\n  decimal_comma: true\n")
+    assert rows(warehouse, "SELECT order_id, quantity, unit_price, amount FROM staging.order_lines ORDER BY 1") == [
+        ("O1", 2.0, 617.28, 1234.56), ("O2", 1.0, 12990.0, 12990.0), ("O3", 3.0, 3.5, 10.5),
+        ("O5", 1.0, 1234.56, 1234.56)]
+    # A point is no decimal point under a decimal comma: 12.50 is said, never read as 1,250.
+    assert rows(warehouse, QUARANTINE) == [
+        ("orders", 4, "amount", "-R$ 12,50",
+         "return line (negative amount); returns are kept out of purchase features"),
+        ("orders", 6, "amount", "12.50", "amount is not a number")]
+
 def test_a_basket_value_with_a_currency_sign_reads_as_a_number(tmp_path):
     warehouse, _ = stage(tmp_path, "", config_text=WIDE_CONFIG, orders="""\
 order_id,customer_id,amount,wine,beer
