@@ -38,6 +38,7 @@ from assets.report.charts import build_charts
 from assets.report.coverage import (
     coverage_sentences,
     load_coverage,
+    masked_id_sentences,
     money_basis_sentences,
     order_total_sentences,
     place_key_sentences,
@@ -111,7 +112,8 @@ def build_report(con: duckdb.DuckDBPyConnection, reports_dir: Path, category_lab
         weak, verdict = weak_results(data, book), segmentation_verdict(data, book)
         # A load that looks wrong comes first: it distorts every figure the other notes are about.
         places = place_key_sentences(place_key_columns)
-        weak = {language: places[language] + sentences + weak[language]
+        masked = masked_id_sentences(con, book)
+        weak = {language: places[language] + masked[language] + sentences + weak[language]
                 for language, sentences in order_total_sentences(con, book).items()}
         texts = {language: render_page(narrative, book, specs[language], language, bundle, weak[language], verdict)
                  for language in LANGUAGES}

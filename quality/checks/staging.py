@@ -7,7 +7,7 @@ A file above the quarantine limit by no more than chance (too few rows to tell) 
 import dagster as dg
 
 from assets.staging.line_amounts import amount_source, free_lines, order_total_evidence
-from assets.staging.place_keys import place_key_warning, place_named_customer_ids
+from assets.staging.place_keys import masked_id_warning, place_key_warning, place_named_customer_ids
 from assets.staging.rules import SET_ASIDE_ONLY
 from pipelines.core.resources import SourceResource, WarehouseResource
 from pipelines.core.shares import BEYOND, BY_CHANCE, above_limit, interval_text
@@ -234,15 +234,19 @@ def free_lines_within_reason(context: dg.AssetCheckExecutionContext, warehouse: 
 
 
 @dg.asset_check(asset=dg.AssetKey(["staging", "customers"]), blocking=False)
-def customer_id_names_a_person(context: dg.AssetCheckExecutionContext,
+def customer_id_names_a_person(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
                                source: SourceResource) -> dg.AssetCheckResult:
     """A warning when the customer id is mapped from a column named like a place (a postal code, a city, an
-    address: assets/staging/place_keys.py): everyone who shares it is one customer, and no id looks wrong."""
+    address), or when enough orders have a masked id (用户****): either way one "customer" is several buyers, and no
+    id looks wrong (assets/staging/place_keys.py)."""
     config = source.load()
-    warning = place_key_warning(config)
+    with warehouse.connect(read_only=True) as con:
+        masked, masked_orders = masked_id_warning(con)
+    warnings = [w for w in (place_key_warning(config), masked) if w]
     return dg.AssetCheckResult(
-        passed=warning is None, severity=dg.AssetCheckSeverity.WARN, description=warning,
-        metadata={"place_columns": ", ".join(column for _, column in place_named_customer_ids(config))},
+        passed=not warnings, severity=dg.AssetCheckSeverity.WARN, description="; ".join(warnings) or None,
+        metadata={"place_columns": ", ".join(column for _, column in place_named_customer_ids(config)),
+                  "orders_with_masked_ids": masked_orders},
     )
 
 

@@ -489,6 +489,33 @@ def test_a_postal_code_mapped_as_the_customer_id_is_said_and_the_run_still_publi
     assert "客户编号取自 ship-postal-code 列，它表示地点（邮编、城市或地址）而不是个人" in pages["zh"]
 
 
+
+def test_masked_customer_ids_are_said_in_the_run_and_the_report(tmp_path):
+    # A 快手小店 export without its buyer id: nicknames masked as 用户**** merged 619 orders of different buyers
+    # into one "High value" customer, and only init had said the ids were masked (trial 11).
+    masked = {"C1": "用户****", "C2": "138****1234"}
+    lines = [",".join([fields[0], masked.get(fields[1], fields[1]), *fields[2:]])
+             for fields in (line.split(",") for line in good_order_lines(60))]
+    write_file(tmp_path / "orders.csv", csv_text(ORDER_HEADER, lines))
+    result, warehouse = run_graph(tmp_path, write_config(tmp_path))
+    assert_run_succeeded(result, warehouse)
+    in_masked = sum(1 for line in lines if "****" in line.split(",")[1])
+    assert in_masked == 20 and query(warehouse, "SELECT customer_id, count(*) FROM staging.orders WHERE "
+                                                "contains(customer_id, '*') GROUP BY 1 ORDER BY 1") == [
+        ("138****1234", 10), ("用户****", 10)]
+    check = check_evaluations(result)["customer_id_names_a_person"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.description == (
+        "20 of the 60 orders (33.3%) have a masked customer id (the largest, '138****1234', holds 10 orders): buyers "
+        "who share the visible part of an id are one customer; map an unmasked buyer id if the export can include "
+        "one")
+    assert check.metadata["orders_with_masked_ids"].value == 20
+    pages = {language: re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", (tmp_path / "reports" / f"report_{language}.html")
+                                                   .read_text(encoding="utf-8"))) for language in ("en", "zh")}
+    assert ("20 orders (33.3%) have a customer id the export masked (such as 用户****, 138****1234): buyers who "
+            "share the visible part count as one customer") in pages["en"]
+    assert "有 20 个订单（占 33.3%）的客户编号被导出文件打了码" in pages["zh"]
+
 def test_conflicting_duplicate_customer_last_row_wins(tmp_path):
     customers = good_customer_lines() + ["C3,46,M,99000,Beijing"]  # row 7 supersedes row 3 (income 57000)
     result, warehouse, orders = run_with_bad_order_lines(tmp_path, [], customers=customers)

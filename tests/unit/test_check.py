@@ -616,3 +616,16 @@ def test_amounts_whose_points_look_like_thousands_are_a_warning_without_values_d
             ) in squeeze(done.stdout).replace("\n", " ")
     quiet = check(shop(tmp_path, lines, extra="values:\n  decimal_comma: true\n"))
     assert quiet.exit_code == 0 and "decimal_comma" not in quiet.stdout
+
+
+
+def test_masked_customer_ids_are_a_warning(tmp_path):
+    lines = [line.replace(f",C{i % 40},", ",用户****," if i % 3 == 0 else f",C{i % 40},") for i, line in
+             enumerate(order_lines(60))]
+    done = check(shop(tmp_path, lines))
+    assert done.exit_code == 0, done.stdout
+    assert ("20 of the 60 orders (33.3%) have a masked customer id (the largest, '用户****', holds 20 orders): buyers "
+            "who share the visible part of an id are one customer") in squeeze(done.stdout).replace("\n", " ")
+    # Below 20 orders a few masked ids are an export's oddity, not said.
+    fewer = [line.replace(",用户****,", ",C1,", 1) if i % 4 == 0 else line for i, line in enumerate(lines)]
+    assert "masked customer id" not in check(shop(tmp_path, fewer)).stdout
