@@ -244,13 +244,11 @@ def _sniff_csv(path: Path) -> Sniffed:
     delimiter = sniff_delimiter(lines) or ","
     rows = [split_line(line, delimiter) for line in lines]
     header = header_line(rows)
-    skip_rows = 0
-    title_lines: list[str] = []
-    if header:
-        # skip_rows counts the file's lines above the header, blank ones included.
-        all_lines = text.splitlines()
-        skip_rows = all_lines.index(lines[header]) if lines[header] in all_lines else header
-        title_lines = [line.strip(" \t,;|") for line in all_lines[:skip_rows] if line.strip(" \t,;|")]
+    # skip_rows counts the file's lines above the header, blank ones included: a header below blank lines only
+    # (eBay's Orders report starts with one) has some too.
+    all_lines = text.splitlines()
+    skip_rows = all_lines.index(lines[header]) if lines[header] in all_lines else header
+    title_lines = [line.strip(" \t,;|") for line in all_lines[:skip_rows] if line.strip(" \t,;|")]
     sniffed = Sniffed(path, "csv", encoding, note, delimiter, skip_rows, title_lines, whole=whole)
     with tempfile.TemporaryDirectory(prefix="persona-init-") as scratch:
         # The sample: the head as UTF-8 (whatever the file's encoding), read by the pipeline's CSV reader.

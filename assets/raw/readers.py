@@ -395,7 +395,11 @@ def _without_malformed_lines(path: Path, readable: Path, source: FileSource, scr
         first = malformed[0]
         if first["reason"].startswith("bytes "):
             raise IngestError(f"{path}: {locate_undecodable_line(readable, 'utf-8')}")
-        if first["reason"].startswith("expected 1 fields, found "):
+        if first["reason"].startswith("expected 0 fields, found "):
+            # A blank line where the header should be (eBay's Orders report starts with one).
+            hint = (f"line {source.skip_rows + 1} is blank, where the header should be: set skip_rows in this "
+                    "input's config to the number of lines above the header, blank ones included")
+        elif first["reason"].startswith("expected 1 fields, found "):
             # A header of one field above records of many: a report title above the real header.
             hint = (f"the header (line {source.skip_rows + 1}) has one field: is it a title above the real header? "
                     "set skip_rows in this input's config to the number of lines above the header")

@@ -13,7 +13,7 @@ import xlsxwriter
 import yaml
 from click.testing import CliRunner
 
-from assets.raw.readers import read_source_file
+from assets.raw.readers import IngestError, read_source_file
 from assets.staging.typed import money_number
 from pipelines.cli_common import command_name
 from pipelines.config_match import date_coverage, decimal_comma_reading, reads_as_number, reads_with_a_point
@@ -402,6 +402,22 @@ def test_init_takes_a_column_for_an_amount_exactly_when_staging_reads_its_values
 def test_a_decimal_comma_is_read_off_the_values(values, reading):
     assert decimal_comma_reading(values) == reading
 
+
+
+def test_a_blank_line_above_the_header_is_skipped_and_a_reader_without_skip_rows_says_so(tmp_path):
+    # eBay's Orders report starts with a blank line (after its byte-order mark): init failed with "line 2: malformed
+    # CSV record: expected 0 fields, found 64 (check quoting and the delimiter ',')" (trial 11).
+    report = tmp_path / "eBay-OrdersReport.csv"
+    report.write_bytes(b"\xef\xbb\xbf\r\n" + ORDERS_EN.replace("\n", "\r\n").encode("utf-8"))
+    config, printed = init_ok(tmp_path, report)
+    assert config["orders"]["skip_rows"] == 1 and config["orders"]["columns"]["order_id"] == "Invoice"
+    assert printed == []
+    source = load_source_config(tmp_path / "shop.yaml").orders
+    assert read_source_file(report, source, tmp_path).height == ORDERS_EN.count("\n") - 1
+    with pytest.raises(IngestError, match=r"line 1 is blank, where the header should be: set skip_rows in this "
+                                          r"input's config to the number of lines above the header, blank ones "
+                                          r"included"):
+        read_source_file(report, source.model_copy(update={"skip_rows": 0}), tmp_path)
 
 def test_excel_with_a_title_row(tmp_path):
     book = tmp_path / "订单明细.xlsx"
