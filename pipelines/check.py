@@ -50,7 +50,7 @@ from pipelines.check_report import (
     within,
 )
 from pipelines.check_sample import Sampled, _sample_copy, _shown, pick_files
-from pipelines.config_match import decimal_comma_reading
+from pipelines.config_match import decimal_comma_reading, mixed_currencies
 from pipelines.config_order_lines import STORE_NAME
 from pipelines.config_values import no_purchase, refunded_line
 from pipelines.core.config import (
@@ -281,7 +281,7 @@ def measure(con: duckdb.DuckDBPyConnection, config: SourceConfig, inputs: list[I
     _judge_rows_and_keys(con, report)
     _judge_categories(con, report)
     _statuses(con, report)
-    _decimal_comma(con, report)
+    _money_texts(con, report)
     _free_lines(con, report)
     _coverage(con, report)
     _families(con, report)
@@ -313,15 +313,22 @@ def _statuses(con: duckdb.DuckDBPyConnection, report: CheckReport) -> None:
                     f"values.{key}: a run counts its rows as sales; list it there if it is one")
 
 
-def _decimal_comma(con: duckdb.DuckDBPyConnection, report: CheckReport) -> None:
-    """A warning when the sampled amounts or prices are written with a decimal comma (init's reading,
-    config_match.decimal_comma_reading) and values.decimal_comma is not set: 1.234,56 is then no number, and
-    $ 12.990 (twelve thousand) reads as 12.99, a thousand times too small without a word."""
-    if report.config.values.decimal_comma:
-        return
+def _money_texts(con: duckdb.DuckDBPyConnection, report: CheckReport) -> None:
+    """Warnings on how the sampled amounts and prices are written: in more than one currency ($ and £, which a run
+    adds up as one number), or with a decimal comma (init's reading, config_match.decimal_comma_reading) while
+    values.decimal_comma is not set: 1.234,56 is then no number, and $ 12.990 (twelve thousand) reads as 12.99, a
+    thousand times too small without a word."""
     present = set(table_columns(con, "raw.orders") or [])
+    decimal_comma_said = report.config.values.decimal_comma
     for field_name in ("amount", "unit_price"):
         if field_name not in present:
+            continue
+        mixed = mixed_currencies([row[0] for row in con.execute(
+            f"SELECT trim({field_name}) FROM raw.orders WHERE nullif(trim({field_name}), '') IS NOT NULL").fetchall()])
+        if mixed:
+            report.warnings.append(f"orders: {field_name} holds more than one currency ({mixed}): a run adds them up "
+                                   "as one number")
+        if decimal_comma_said:
             continue
         values = [row[0] for row in con.execute(
             f"SELECT DISTINCT trim({field_name}) AS v FROM raw.orders WHERE nullif(trim({field_name}), '') IS NOT NULL "
@@ -334,7 +341,7 @@ def _decimal_comma(con: duckdb.DuckDBPyConnection, report: CheckReport) -> None:
                     f"reads {example!r} as {float(re.sub(r'[^0-9.-]', '', example)):g}, a "
                     "thousand times too small, unless")
             report.warnings.append(f"orders: {field_name} {said} values.decimal_comma: true is set")
-            return
+            decimal_comma_said = True
 
 
 def _free_lines(con: duckdb.DuckDBPyConnection, report: CheckReport) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -123,6 +124,8 @@ MONEY_COMMA = re.compile(DECORATED_MONEY_COMMA)  # values.decimal_comma: 12,50, 
 # of three decimals.
 THOUSANDS_POINTS = re.compile(r"\d{1,3}(\.\d{3})+")
 DECIMAL_COMMA_MIN_POINTS = 5  # texts with a point that must all look like thousands before init says so
+# The currency a money text names, before or after the number (NFKC has made ￥ ¥).
+CURRENCY_SIGN = re.compile(r"^-?\s*(RM|S\$|HK\$|NT\$|US\$|A\$|C\$|R\$|Rp|[¥$£€₱฿₩₹])|(元|€)$")
 FLAG_TOKENS = TokenMap()
 # Date formats tried on the sample with DuckDB's try_strptime, as staging reads them; the first that reads a value
 # is the one written. Month-first and day-first forms read the same values when no day is above 12. A format with
@@ -216,6 +219,21 @@ def reads_as_number(value: str) -> bool:
     """Whether staging would read the text as a quantity or an amount, with a decimal point or (values.decimal_comma)
     a decimal comma (R$ 1.234,56)."""
     return reads_with_a_point(value) or MONEY_COMMA.fullmatch(unicodedata.normalize("NFKC", value).strip()) is not None
+
+
+def currencies(values: list[str]) -> Counter:
+    """How many of the money texts name each currency sign ($ 12.50, £8.50, 12元); a text without one counts none."""
+    signs = (CURRENCY_SIGN.search(unicodedata.normalize("NFKC", v).strip()) for v in values if v)
+    return Counter(next(g for g in found.groups() if g) for found in signs if found)
+
+
+def mixed_currencies(values: list[str]) -> str | None:
+    """The currencies of a money column that names more than one ('$ on 1,700 of the sampled values, £ on 300'),
+    or None: a run adds them up as one number (a trial's eBay report summed dollars and pounds into its revenue)."""
+    counts = currencies(values)
+    if len(counts) < 2:
+        return None
+    return ", ".join(f"{sign} on {n:,}" for sign, n in counts.most_common()) + " of the sampled values"
 
 
 def decimal_comma_reading(values: list[str]) -> tuple[str, bool] | None:

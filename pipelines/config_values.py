@@ -9,7 +9,7 @@ from collections import Counter
 
 from assets.staging.bands import read_band
 from pipelines.config_draft import Draft, Section
-from pipelines.config_match import FLAG_TOKENS, decimal_comma_reading
+from pipelines.config_match import FLAG_TOKENS, decimal_comma_reading, mixed_currencies
 from pipelines.config_yaml import scalar
 from pipelines.core.config import DEFAULT_VALUE_MAPS
 
@@ -113,6 +113,7 @@ def read_values(draft: Draft) -> None:
         draft.value_notes["gender"] = "guessed (CHECK)"
     _home_owner(draft)
     _decimal_comma(draft)
+    _mixed_currencies(draft)
     for _section, column, _found in _field_values(draft, "income"):
         if re.search(r"月|month", column.lower()):
             draft.values["income_period"] = "month"
@@ -173,6 +174,18 @@ def _decimal_comma(draft: Draft) -> None:
                     f"digits after it (e.g. {example!r}): read as thousands ({example!r} is "
                     f"{float(re.sub(r'[^0-9]', '', example)):,.0f}); if they are decimals (a currency of three "
                     "decimals, such as KWD), remove values.decimal_comma")
+
+
+def _mixed_currencies(draft: Draft) -> None:
+    """A line to decide for a mapped amount or price in more than one currency: a run adds them up as one number."""
+    for field_name in ("amount", "unit_price"):
+        for section, column, values in _field_values(draft, field_name):
+            mixed = mixed_currencies(values)
+            if mixed:
+                draft.undecided.append(
+                    f"{section.key}.columns.{field_name}: {section.name} {column} holds more than one currency "
+                    f"({mixed}): a run adds them up as one number; give each currency's orders a config and "
+                    "warehouse of their own, or convert them to one currency first")
 
 
 def no_purchase(status: str) -> bool:

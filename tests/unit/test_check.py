@@ -629,3 +629,13 @@ def test_masked_customer_ids_are_a_warning(tmp_path):
     # Below 20 orders a few masked ids are an export's oddity, not said.
     fewer = [line.replace(",用户****,", ",C1,", 1) if i % 4 == 0 else line for i, line in enumerate(lines)]
     assert "masked customer id" not in check(shop(tmp_path, fewer)).stdout
+
+
+
+def test_amounts_in_more_than_one_currency_are_a_warning(tmp_path):
+    lines = [line.replace(f",{10 + i % 7}.5,", f",{'£' if i % 4 == 0 else '$'}{10 + i % 7}.5,")
+             for i, line in enumerate(order_lines(60))]
+    done = check(shop(tmp_path, lines))
+    assert done.exit_code == 0, done.stdout
+    assert ("orders: amount holds more than one currency ($ on 45, £ on 15 of the sampled values): a run adds them up "
+            "as one number") in squeeze(done.stdout).replace("\n", " ")

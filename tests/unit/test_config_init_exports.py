@@ -575,17 +575,26 @@ def test_an_ebay_orders_report_is_order_lines_with_its_price_and_no_record_numbe
     # category flags of a basket file and Sales Record Number for the amount; the run published 34,800,552 of
     # record numbers as revenue, without dates (Mar-23-24 fitted no format), and said nothing.
     orders = tmp_path / "eBay-OrdersReport.csv"
-    rows = [f'"{10230 + i}","17-1378{i}-16755","buyer{i % 7}","Item {i}","{1 + i % 2}","${12 + i}.50","Yes",'
-            f'"{"No" if i % 3 else "Yes"}","Mar-{10 + i % 18:02d}-24"' for i in range(30)]
+    rows = [f'"{10230 + i}","17-1378{i}-16755","buyer{i % 7}","Item {i}","{1 + i % 2}",'
+            f'"{"£" if i % 5 == 0 else "$"}{12 + i}.50","Yes","{"No" if i % 3 else "Yes"}","Mar-{10 + i % 18:02d}-24"'
+            for i in range(30)]
     orders.write_text('"Sales Record Number","Order Number","Buyer Username","Item Title","Quantity","Sold For",'
                       '"Sold Via Promoted Listings","eBay Plus","Sale Date"\n' + "\n".join(rows) + "\n",
                       encoding="utf-8")
-    config, _ = init_ok(tmp_path, orders)
+    config, printed = init_ok(tmp_path, orders)
     assert config["shape"] == "long"
     assert config["orders"]["columns"] == {
         "category": None, "order_id": "Order Number", "customer_id": "Buyer Username", "order_ts": "Sale Date",
         "quantity": "Quantity", "unit_price": "Sold For", "description": "Item Title"}
     assert config["orders"]["date_formats"] == ["%b-%d-%y"]
+    # A seller on eBay.com and eBay.co.uk sells in dollars and pounds: a run would add them up as one number.
+    assert [line for line in printed if line.startswith("to decide")] == [
+        "to decide: orders.columns.category: eBay-OrdersReport.csv has no category column; declared absent (null), "
+        "segments use no categories; write orders.category_rules on Item Title (see examples/online_retail.yaml) or "
+        "give --products",
+        "to decide: orders.columns.unit_price: eBay-OrdersReport.csv Sold For holds more than one "
+        "currency ($ on 24, £ on 6 of the sampled values): a run adds them up as one number; give each "
+        "currency's orders a config and warehouse of their own, or convert them to one currency first"]
 
 
 def test_money_with_a_decimal_comma_sets_values_decimal_comma(tmp_path):
