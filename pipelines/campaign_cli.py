@@ -59,8 +59,9 @@ def _percent(value: float | None) -> str:
 def _design_lines(design, days: int) -> list[str]:
     from assets.campaigns.store import format_effect
 
-    lines = [f"Minimum detectable effect (80% power, 5% significance, two-sided), with the members' last {days} "
-             f"days of orders as the baseline:",
+    span = "day" if days == 1 else f"{days} days"
+    lines = [f"Minimum detectable effect (80% power, 5% significance, two-sided), with the members' last {span} "
+             f"of orders as the baseline:",
              f"  conversion:           {format_effect(design.mde_conversion, percent=True)} "
              f"(baseline {_percent(design.baseline_conversion)})",
              f"  revenue per customer: {format_effect(design.mde_revenue, percent=False)} "

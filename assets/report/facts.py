@@ -19,6 +19,7 @@ import string
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+PVALUE_FLOOR = 0.001  # a p-value below it prints as "<0.001"
 KINDS = ("count", "pct", "money", "number", "decimal", "lift", "ratio", "score", "int", "date", "datetime", "text",
          "param", "pp", "signed", "pvalue", "change")
 
@@ -88,7 +89,7 @@ def format_value(kind: str, value: object, language: str = "en") -> str:
         return f"{number:+,.0f}" if abs(number) >= 1000 else f"{number:+,.1f}" if abs(number) >= 10 else \
             f"{number:+.2f}"
     if kind == "pvalue":
-        return "<0.001" if number < 0.001 else f"{number:.3f}"
+        return "<0.001" if number < PVALUE_FLOOR else f"{number:.3f}"
     raise ValueError(f"unknown fact kind {kind!r}")
 
 

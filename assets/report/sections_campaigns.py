@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from assets.report.campaign_data import VERDICT_TEXT, segment_fact, uplift_fact
 from assets.report.data import ReportData
-from assets.report.facts import FactBook, FactRef, Sentence, compose
+from assets.report.facts import PVALUE_FLOOR, FactBook, FactRef, Sentence, compose
 from assets.report.narrative import Section, Table
 
 # metric -> (zh, en, kind of the group values, kind of differences); rates differ in percentage points.
@@ -52,7 +52,9 @@ def _metric(book: FactBook, row: dict) -> dict[str, Sentence]:
                  x=_unit(diff_kind, "en"), lo=lo, hi=hi)
     if row["p_value"] is not None:
         p = _fact(book, row, "p_value", "pvalue")
-        zh, en = zh + compose("，p = {p}）", p=p), en + compose(", p = {p})", p=p)
+        # The fact prints "<0.001" below a thousandth: "p <0.001", never "p = <0.001".
+        equals = "" if row["p_value"] < PVALUE_FLOOR else "= "
+        zh, en = zh + compose("，p " + equals + "{p}）", p=p), en + compose(", p " + equals + "{p})", p=p)
     else:
         zh, en = zh + compose("）"), en + compose(")")
     mde = _fact(book, row, "mde_now", diff_kind) if row["mde_now"] is not None else None

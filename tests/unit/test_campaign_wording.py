@@ -1,0 +1,19 @@
+"""How a campaign's metric reads in the report: a p-value below a thousandth is "p <0.001", not "p = <0.001"."""
+
+from assets.report.facts import FactBook
+from assets.report.sections_campaigns import _metric
+
+
+def row(p_value: float) -> dict:
+    return {"campaign": "c", "metric": "revenue_per_customer", "treatment_value": 58.7, "control_value": 33.8,
+            "uplift": 24.9, "ci_low": 11.2, "ci_high": 38.6, "p_value": p_value, "mde_now": 12.0,
+            "verdict": "significant_gain"}
+
+
+def test_a_p_value_below_a_thousandth_reads_p_below_not_p_equals():
+    book = FactBook()
+    small = _metric(book, row(0.0004))
+    assert "38.6, p <0.001)" in small["en"].text(book, "en") and "p =" not in small["en"].text(book, "en")
+    assert "，p <0.001）" in small["zh"].text(book, "zh")
+    book = FactBook()
+    assert "38.6, p = 0.045)" in _metric(book, row(0.045))["en"].text(book, "en")
