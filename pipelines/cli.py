@@ -384,8 +384,11 @@ def publish(repair: bool, warehouse_path: str, memory_limit: str) -> None:
               "Excel workbook; parquet: for data tools.")
 @click.option("--pseudonymise", is_flag=True,
               help="Replace customer ids by salted SHA-256 tokens; the salt comes from PERSONA_ID_SALT.")
+@click.option("--include-controls", is_flag=True,
+              help="Keep the control groups of running campaigns in the lists (left out by default: an activation "
+                   "list is for sending, and a control group must get nothing while its campaign runs).")
 def export(out_dir: str, warehouse_path: str, segment_ids: tuple[int, ...], audience_names: tuple[str, ...],
-           output_format: str, pseudonymise: bool) -> None:
+           output_format: str, pseudonymise: bool, include_controls: bool) -> None:
     """Write one audience list per segment for activation tools (segment_<id>_<name>.<format>), or per audience of
     the source config with --audience (audience_<name>.<format>): segment names, value and RFM tiers, churn risk,
     next categories and expected spend where the warehouse has them."""
@@ -393,11 +396,14 @@ def export(out_dir: str, warehouse_path: str, segment_ids: tuple[int, ...], audi
 
     try:
         written = export_audiences(Path(warehouse_path), Path(out_dir), output_format, list(segment_ids) or None,
-                                   pseudonymise, os.environ.get(SALT_VARIABLE), list(audience_names) or None)
+                                   pseudonymise, os.environ.get(SALT_VARIABLE), list(audience_names) or None,
+                                   include_controls)
     except QueryRefused as exc:
         fail(str(exc))
-    for path, rows in written:
-        click.echo(f"{path}: {rows:,} customers")
+    for path, rows, left_out in written:
+        held_back = (f" ({left_out:,} left out: in the control group of a running campaign; --include-controls "
+                     "keeps them)") if left_out else ""
+        click.echo(f"{path}: {rows:,} customers{held_back}")
 
 
 @main.command()

@@ -22,13 +22,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
 import duckdb
 import polars as pl
 import pyarrow as pa
 from duckdb.sqltypes import DuckDBPyType
 
+from assets.campaigns.store import running_control_groups, store_file_for
 from pipelines.core.resources import attach_raw, glob_literal, raw_files_folder_for, raw_files_moved_from
 
 ALLOWED_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
@@ -467,16 +468,24 @@ def _write_export(frame: pl.DataFrame, target: Path, output_format: str, sheet: 
         frame.write_parquet(target)
 
 
+class Exported(NamedTuple):
+    path: Path
+    rows: int
+    controls_left_out: int  # members of the control group of a running campaign, not written
+
+
 def export_audiences(
     warehouse: Path, out_dir: Path, output_format: str, segment_ids: list[int] | None = None,
     pseudonymised: bool = False, salt: str | None = None, audience_names: list[str] | None = None,
-) -> list[tuple[Path, int]]:
+    include_controls: bool = False,
+) -> list[Exported]:
     """One audience file per segment for activation tools, named by segment id and name: customer_id (or a salted
     token), segment id and names, then value and RFM tiers, churn risk, next categories and expected spend where
     the warehouse has them. CSV carries a UTF-8 byte-order mark so Excel on Windows reads the Chinese as UTF-8.
     `audience_names`: also one file per named audience of the source config (segments.audiences),
     audience_<name>.<format>, with the same columns; given without `segment_ids`, only those audience files are
-    written. Returns the files with their row counts."""
+    written. The control groups of running campaigns are left out (counted per file), since an activation list is
+    for sending, unless `include_controls`. Returns the files with their row counts."""
     if output_format not in EXPORT_FORMATS:
         raise QueryRefused(f"unknown export format {output_format!r}; use one of {list(EXPORT_FORMATS)}")
     if pseudonymised and not salt:
@@ -486,8 +495,14 @@ def export_audiences(
     try:
         members = _export_members(con)
         audiences = _audience_members(con, audience_names) if audience_names else {}
+        has_orders = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'staging' "
+                                 "AND table_name = 'orders'").fetchone()[0]
+        data_through = con.execute("SELECT max(order_ts)::DATE FROM staging.orders").fetchone()[0] \
+            if has_orders else None
     finally:
         con.close()
+    controls = pl.Series("customer_id", [], dtype=pl.String) if include_controls else \
+        running_control_groups(store_file_for(warehouse), data_through).get_column("customer_id").unique()
     known = sorted(set(members.get_column("segment_id").to_list()))
     wanted = segment_ids or ([] if audience_names else known)
     unknown = sorted(set(wanted) - set(known))
@@ -500,15 +515,17 @@ def export_audiences(
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for sheet, audience, key in outputs:
-        if pseudonymised:
-            audience = audience.with_columns(
-                pl.col("customer_id").map_elements(lambda value: pseudonymise(value, salt), return_dtype=pl.String)
-                .alias("customer_id"))
         if isinstance(key, int):
             names = audience.select("segment_name_zh", "segment_name_en").row(0)
             target = out_dir / export_file_name(key, names[0] or names[1], output_format)
         else:
             target = out_dir / audience_file_name(key, output_format)
+        kept = audience.filter(~pl.col("customer_id").is_in(controls.implode()))
+        left_out, audience = audience.height - kept.height, kept
+        if pseudonymised:
+            audience = audience.with_columns(
+                pl.col("customer_id").map_elements(lambda value: pseudonymise(value, salt), return_dtype=pl.String)
+                .alias("customer_id"))
         _write_export(audience, target, output_format, sheet[:31])
-        written.append((target, audience.height))
+        written.append(Exported(target, audience.height, left_out))
     return written

@@ -323,6 +323,20 @@ def _example_id(segments: pl.DataFrame) -> str:
     return repr(segments["customer_id"].min()) if segments.height else "none (no customer yet)"
 
 
+def running_control_groups(store: Path, data_through: date | None) -> pl.DataFrame:
+    """campaign, customer_id of the control groups of the campaigns still running: not closed, and whose window the
+    orders (`data_through`, the last order day) have not yet passed. Sending them anything spoils the measurement
+    (a trial's segment exports held 569 of a running campaign's 581 controls)."""
+    con = open_store(store, read_only=True)
+    try:
+        return con.execute(
+            """SELECT a.campaign, a.customer_id FROM assignments a JOIN campaigns c USING (campaign)
+               WHERE a.group_name = ? AND c.status = ? AND (?::DATE IS NULL OR c.end_day > ?::DATE)
+               ORDER BY a.campaign, a.customer_id""", [CONTROL, RUNNING, data_through, data_through]).pl()
+    finally:
+        con.close()
+
+
 def list_campaigns(store: Path) -> pl.DataFrame:
     con = open_store(store, read_only=True)
     try:

@@ -126,7 +126,7 @@ def test_an_audience_exports_like_a_segment_with_a_bom_and_its_rows(shop, tmp_pa
     _, warehouse, _ = shop
     members = _members(warehouse)
     written = export_audiences(warehouse, tmp_path / "out", "csv", audience_names=["high_value_at_risk", "nobody"])
-    assert [(path.name, rows) for path, rows in written] == [
+    assert [(path.name, rows) for path, rows, _ in written] == [
         ("audience_high_value_at_risk.csv", len(members["high_value_at_risk"])), ("audience_nobody.csv", 0)]
     data = written[0][0].read_bytes()
     assert data.startswith(BOM)

@@ -67,12 +67,12 @@ EXPECTED_ROWS = [
 def test_csv_starts_with_a_bom_and_holds_every_column_in_chinese(warehouse: Path, tmp_path: Path) -> None:
     written = export_audiences(warehouse, tmp_path / "out", "csv")
 
-    assert [(path.name, rows) for path, rows in written] == [
+    assert [(path.name, rows) for path, rows, _ in written] == [
         ("segment_1_年轻白领族.csv", 1), ("segment_2_家庭_主力_族.csv", 2)]
-    for path, _ in written:
+    for path, _, _ in written:
         assert path.read_bytes().startswith(BOM)
         assert path.read_text(encoding="utf-8-sig").splitlines()[0] == ",".join(ALL_COLUMNS)
-    frames = [pl.read_csv(path, encoding="utf8") for path, _ in written]
+    frames = [pl.read_csv(path, encoding="utf8") for path, _, _ in written]
     assert all(frame.columns == ALL_COLUMNS for frame in frames)
     assert [row for frame in frames for row in frame.rows()] == EXPECTED_ROWS
     # Read as Excel on Windows would, the BOM tells it the text is UTF-8: the Chinese survives.
@@ -82,8 +82,8 @@ def test_csv_starts_with_a_bom_and_holds_every_column_in_chinese(warehouse: Path
 def test_xlsx_holds_the_same_rows(warehouse: Path, tmp_path: Path) -> None:
     written = export_audiences(warehouse, tmp_path / "out", "xlsx")
 
-    assert [path.name for path, _ in written] == ["segment_1_年轻白领族.xlsx", "segment_2_家庭_主力_族.xlsx"]
-    frames = [pl.read_excel(path) for path, _ in written]
+    assert [path.name for path, _, _ in written] == ["segment_1_年轻白领族.xlsx", "segment_2_家庭_主力_族.xlsx"]
+    frames = [pl.read_excel(path) for path, _, _ in written]
     assert all(frame.columns == ALL_COLUMNS for frame in frames)
     assert [row for frame in frames for row in frame.rows()] == EXPECTED_ROWS
 
@@ -93,7 +93,7 @@ def test_columns_of_absent_tables_are_left_out(tmp_path: Path) -> None:
 
     written = export_audiences(bare, tmp_path / "out", "csv", [2])
 
-    assert [(path.name, rows) for path, rows in written] == [("segment_2_家庭_主力_族.csv", 2)]
+    assert [(path.name, rows) for path, rows, _ in written] == [("segment_2_家庭_主力_族.csv", 2)]
     frame = pl.read_csv(written[0][0])
     assert frame.columns == SEGMENT_COLUMNS
     assert frame.rows() == [("C2", 2, "家庭/主力: 族?", "Family shoppers"), ("C3", 2, "家庭/主力: 族?", "Family shoppers")]
@@ -117,7 +117,7 @@ def test_pseudonymised_ids_replace_the_customer_ids(warehouse: Path, tmp_path: P
 
     written = export_audiences(warehouse, tmp_path / "out", "xlsx", None, True, "s3cret")
 
-    ids = [customer for path, _ in written for customer in pl.read_excel(path).get_column("customer_id")]
+    ids = [customer for path, _, _ in written for customer in pl.read_excel(path).get_column("customer_id")]
     assert ids == [pseudonymise(customer, "s3cret") for customer in ("C1", "C2", "C3")]
     assert not {"C1", "C2", "C3"} & set(ids)
 
