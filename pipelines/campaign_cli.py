@@ -123,7 +123,14 @@ def create(name: str, segment_ids: tuple[int, ...], strategy: str | None, holdou
     """Record a campaign and split the current members of its segments into treatment and control by a salted
     hash of (campaign, customer); write the treatment audience; print the effects it can detect."""
     from assets.campaigns.assignment import DEFAULT_SALT
-    from assets.campaigns.store import CampaignError, create_campaign, orders_through, store_file_for, window_warning
+    from assets.campaigns.store import (
+        CampaignError,
+        create_campaign,
+        orders_through,
+        overlapping_campaigns,
+        store_file_for,
+        window_warning,
+    )
     from pipelines.serving import SALT_VARIABLE
 
     if not NAME_PATTERN.match(name):
@@ -152,6 +159,10 @@ def create(name: str, segment_ids: tuple[int, ...], strategy: str | None, holdou
         warning = window_warning(first, last, orders_through(published))
         if warning:
             click.echo(f"warning: {warning}", err=True)
+        for other, other_first, other_last, shared in overlapping_campaigns(store_file_for(published), name):
+            click.echo(f"warning: {shared:,} of its customers are in running campaign {other} too, whose window "
+                       f"{other_first}..{other_last} overlaps: one campaign's control group may get the other's offer, "
+                       "so neither measures its own alone; give them windows apart, or other segments", err=True)
     for line in _design_lines(design, (last - first).days + 1):
         click.echo(line)
     folder = Path(out_dir) if out_dir else published.parent / "audiences"

@@ -323,6 +323,23 @@ def _example_id(segments: pl.DataFrame) -> str:
     return repr(segments["customer_id"].min()) if segments.height else "none (no customer yet)"
 
 
+def overlapping_campaigns(store: Path, name: str) -> list[tuple[str, date, date, int]]:
+    """(campaign, start, end, shared customers) of the other running campaigns whose window overlaps `name`'s and
+    that share customers with it: each one's control group may get the other's offer, so neither measures its own
+    alone (a trial's two overlapping campaigns shared 1,319 customers with crossed groups)."""
+    con = open_store(store, read_only=True)
+    try:
+        return con.execute(
+            """SELECT o.campaign, o.start_day, o.end_day, count(*) AS shared
+               FROM campaigns c JOIN assignments mine ON mine.campaign = c.campaign
+               JOIN assignments theirs ON theirs.customer_id = mine.customer_id AND theirs.campaign <> c.campaign
+               JOIN campaigns o ON o.campaign = theirs.campaign
+               WHERE c.campaign = ? AND o.status = ? AND o.start_day <= c.end_day AND o.end_day >= c.start_day
+               GROUP BY ALL ORDER BY shared DESC, o.campaign""", [name, RUNNING]).fetchall()
+    finally:
+        con.close()
+
+
 def running_control_groups(store: Path, data_through: date | None) -> pl.DataFrame:
     """campaign, customer_id of the control groups of the campaigns still running: not closed, and whose window the
     orders (`data_through`, the last order day) have not yet passed. Sending them anything spoils the measurement

@@ -89,6 +89,15 @@ def test_a_window_the_orders_already_cover_is_said_at_creation(shop):
             f"window after {through}") in shop["out"]["create"].output
 
 
+def test_a_campaign_sharing_customers_with_a_running_one_in_an_overlapping_window_is_said(shop):
+    # tiny (2026-02-10..23) takes the same segment as fam (2026-02-10..03-15), created before it and running.
+    fam = {customer for name, customer, _ in shop["before"] if name == "fam"}
+    tiny = {customer for name, customer, _ in shop["before"] if name == "tiny"}
+    assert (f"warning: {len(fam & tiny):,} of its customers are in running campaign fam too, whose window "
+            "2026-02-10..2026-03-15 overlaps: one campaign's control group may get the other's offer, so neither "
+            "measures its own alone") in shop["out"]["tiny"].output
+
+
 def test_a_control_group_too_small_is_named_at_creation_and_close_marks_it(shop):
     assert "WARNING: control group too small for any verdict" in shop["out"]["tiny"].output
     assert shop["out"]["close"].output.strip() == "Campaign tiny closed."
