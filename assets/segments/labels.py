@@ -8,6 +8,8 @@ language of its own script (螺蛳粉 is a zh label, garden_tools an en one); `c
 other language, and the name leaves such a category out (see naming.descriptors).
 """
 
+import re
+
 from assets.segments.vocabulary import has_cjk, load_vocabulary, normalize
 
 # Feature -> ((zh, en) when clearly above the population, (zh, en) when clearly below).
@@ -23,6 +25,8 @@ PROFILE_DESCRIPTORS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
 }
 
 FALLBACK_NAME = ("大众客群", "Mainstream shoppers")
+# The separators of a category path (快手小店's 女装/连衣裙, Home > Kitchen, 食品｜饮料), never a hyphen: t-shirts.
+CATEGORY_PATH = re.compile(r"\s*(?:/|>|\||›|»|\\|｜|／|＞)\s*")
 
 
 def usable(text: str | None, language: str) -> str | None:
@@ -49,12 +53,29 @@ def _override(code: str, overrides: dict | None) -> tuple[str, str] | None:
     return next((tuple(v) for k, v in overrides.items() if normalize(k) == wanted), None)
 
 
+def _resolve(code: str, parents: bool = False):
+    """The vocabulary's term for a category code; for a path the vocabulary does not know whole (女装/连衣裙), the
+    term of its leaf (连衣裙: dresses & skirts; a trial's live-stream shop printed 女装/连衣裙 and 数码配件/充电器
+    raw in its English report). With `parents`, else the nearest parent's (女装): a group, never a label, since
+    sibling leaves would then share their parent's label and merge in the charts."""
+    categories = load_vocabulary().categories
+    term = categories.resolve(code)
+    if term is not None or not CATEGORY_PATH.search(code):
+        return term
+    parts = [part for part in CATEGORY_PATH.split(code.strip()) if part]
+    if not parts:
+        return None
+    if not parents:
+        return categories.resolve(parts[-1])
+    return next((found for found in map(categories.resolve, reversed(parts)) if found), None)
+
+
 def category_names(code: str, overrides: dict | None = None) -> tuple[str | None, str | None]:
     """(zh, en) labels of a category, None for a language it has no label in."""
     shop = _override(code, overrides)
     if shop:
         return usable(shop[0], "zh"), usable(shop[1], "en")
-    term = load_vocabulary().categories.resolve(code)
+    term = _resolve(code)
     if term is None:
         zh, en = _own_script(code)
         return usable(zh, "zh"), usable(en, "en")
@@ -65,7 +86,7 @@ def category_names(code: str, overrides: dict | None = None) -> tuple[str | None
 def category_group(code: str, overrides: dict | None = None) -> str | None:
     """The vocabulary group of a category: from its code, else from the labels the shop gave it."""
     categories = load_vocabulary().categories
-    term = categories.resolve(code)
+    term = _resolve(code, parents=True)
     if term is None:
         shop = _override(code, overrides) or ()
         term = next((t for t in map(categories.resolve, shop) if t), None)

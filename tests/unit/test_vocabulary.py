@@ -124,3 +124,19 @@ def test_a_stored_value_card_by_its_usual_spellings():
     # A trial's POS paid with 储值卡, which resolved to nothing: init suggested CARD for it.
     for code in ("储值卡", "STORED_VALUE", "Stored Value Card"):
         assert (payment_names(code), payment_kind(code)) == (("储值卡支付", "stored-value card payers"), "stored_value")
+
+
+@pytest.mark.parametrize(("code", "names", "group"), [
+    # A live-stream shop's category paths (快手小店): the English label is the known leaf's, the group the nearest
+    # part the vocabulary knows, and the Chinese label the shop's own path.
+    ("数码配件/充电器", ("数码配件/充电器", "phone accessories"), "electronics"),
+    ("食品饮料/方便速食", ("食品饮料/方便速食", "instant food"), "convenience_food"),
+    ("男装/夹克", ("男装/夹克", "menswear, coats & jackets"), "apparel"),
+    # A leaf nobody knows gets no English label of its parent's: its siblings would share it and merge in charts.
+    ("女装/毛衣", ("女装/毛衣", None), "apparel"),
+    ("home > kitchen > knives", (None, "home > kitchen > knives"), "home_kitchen"),
+    ("t-shirts", ("上衣", "tops & T-shirts"), "apparel"),  # a hyphen is no path separator
+])
+def test_a_category_path_is_labelled_by_its_leaf_and_grouped_by_its_nearest_known_part(code, names, group):
+    assert category_names(code) == names
+    assert category_group(code) == group
