@@ -144,12 +144,14 @@ def section_campaigns(data: ReportData, book: FactBook) -> Section | None:
     section.say(
         compose("共 {n} 个活动。每个活动的目标客户按（活动，客户）的加盐哈希随机分为处理组与对照组；提升 = 处理组 − 对照组，"
                 "括号内为 {c}% 置信区间（比率用 Newcombe/Wilson 区间，均值用 Welch 区间），可检测效果按 {p}% 检验力计算。"
-                "结论和下一步只看转化率；其他指标仅供参考，其区间单独不足以说明活动有效。", n=count, c=confidence, p=power),
+                "结论和下一步只看转化率；其他指标仅供参考，其区间单独不足以说明活动有效。"
+                "消费额为窗口内的购买额，未扣除退货。", n=count, c=confidence, p=power),
         compose("{n} campaigns. Each splits its customers into treatment and control by a salted hash of (campaign, "
                 "customer); uplift = treatment − control, with its {c}% confidence interval in brackets (Newcombe/"
                 "Wilson for rates, Welch for means) and detectable effects at {p}% power. The verdict reads the "
                 "conversion rate, and so does the next step; the other metrics are shown for reference, and an "
-                "interval of theirs that excludes zero is not enough on its own to call the campaign a success.",
+                "interval of theirs that excludes zero is not enough on its own to call the campaign a success. "
+                "Revenue is what the groups bought in the window, before returns.",
                 n=count, c=confidence, p=power))
     refs: dict[str, FactRef] = {}
     for name in campaigns["campaign"].unique(maintain_order=True).to_list():
