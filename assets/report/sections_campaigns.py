@@ -42,6 +42,12 @@ def _metric(book: FactBook, row: dict) -> dict[str, Sentence]:
     zh_name, en_name, value_kind, diff_kind = METRIC_WORDS[row["metric"]]
     t, c = _fact(book, row, "treatment_value", value_kind), _fact(book, row, "control_value", value_kind)
     verdict = row["verdict"]
+    if verdict == "too_small":
+        # No interval or p-value beside a control group too small to trust one (a trial's 9 controls, none buying,
+        # showed "+63.7 (+47.4 to +80.0, p <0.001)").
+        return {"zh": compose("{m}：处理组 {t}，对照组 {c}：对照组过小，无法得出结论", m=zh_name, t=t, c=c),
+                "en": compose("{m}: {t} treatment vs {c} control: a control group too small for any verdict",
+                              m=en_name, t=t, c=c)}
     if row["ci_low"] is None or row["uplift"] is None:
         return {"zh": compose("{m}：处理组 {t}，对照组 {c}", m=zh_name, t=t, c=c),
                 "en": compose("{m}: {t} treatment vs {c} control", m=en_name, t=t, c=c)}
@@ -62,9 +68,6 @@ def _metric(book: FactBook, row: dict) -> dict[str, Sentence]:
         return {"zh": zh + compose("：显著提升"), "en": en + compose(": a significant gain")}
     if verdict == "harm":
         return {"zh": zh + compose("：显著下降，活动有害"), "en": en + compose(": significantly worse, harm")}
-    if verdict == "too_small":
-        return {"zh": zh + compose("：对照组过小，无法得出结论"),
-                "en": en + compose(": a control group too small for any verdict")}
     detect = {"zh": compose(""), "en": compose("")}
     if mde is not None:
         detect = {"zh": compose("；当前分组规模可检测的最小效果为 {d}{x}", d=mde, x=_unit(diff_kind, "zh")),

@@ -17,3 +17,12 @@ def test_a_p_value_below_a_thousandth_reads_p_below_not_p_equals():
     assert "，p <0.001）" in small["zh"].text(book, "zh")
     book = FactBook()
     assert "38.6, p = 0.045)" in _metric(book, row(0.045))["en"].text(book, "en")
+
+
+
+def test_a_control_group_too_small_shows_no_interval_or_p_value():
+    book = FactBook()
+    said = _metric(book, {**row(0.0004), "verdict": "too_small"})
+    assert said["en"].text(book, "en") == ("revenue per customer: 58.7 treatment vs 33.8 control: a control group too "
+                                           "small for any verdict")
+    assert "p" not in said["zh"].text(book, "zh").split("：", 1)[1]
