@@ -205,10 +205,16 @@ def create_campaign(store: Path, published: Path, name: str, segment_ids: list[i
                         existing["end_day"], existing["strategy_key"], existing["salt"])
             asked = (segment_ids, holdout, start, end, strategy, salt)
             if existing["source"] != "create" or recorded != asked:
+                # Name what differs: a trial re-ran a create whose segment ids a re-clustering had since renumbered.
+                fields = ("--segment", "--holdout", "--start", "--end", "--strategy", "--salt")
+                differs = [f"{field} {theirs} (recorded {ours})" for field, ours, theirs in
+                           zip(fields, recorded, asked, strict=True) if ours != theirs and field != "--salt"]
+                differs += ["--salt differs"] if recorded[5] != salt else []
+                if existing["source"] != "create":
+                    differs.insert(0, f"it was recorded by `persona campaign {existing['source']}`")
                 raise CampaignError(
-                    f"campaign {name!r} is already recorded with another definition (segments "
-                    f"{recorded[0]}, holdout {recorded[1]}, {recorded[2]}..{recorded[3]}, strategy {recorded[4]}); "
-                    f"choose another name")
+                    f"campaign {name!r} is already recorded with another definition: {'; '.join(differs)}; re-run "
+                    "`create` with the recorded definition to keep its split, or choose another name")
             assignments = con.execute(
                 "SELECT customer_id, group_name, segment_id FROM assignments WHERE campaign = ? ORDER BY customer_id",
                 [name]).pl()

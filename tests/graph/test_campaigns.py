@@ -109,8 +109,11 @@ def test_create_records_the_split_reproduces_it_and_never_adds_later_members(tmp
             ("running", "create", [1])]
 
     # Another definition under the same name is refused; an unknown segment too.
-    with pytest.raises(CampaignError, match="another definition"):
+    with pytest.raises(CampaignError, match=r"another definition: --segment \[1, 2\] \(recorded \[1\]\); re-run "):
         create_campaign(store, published, "spring", [1, 2], "winback", 0.2, date(2026, 4, 1), date(2026, 4, 14))
+    with pytest.raises(CampaignError, match=r"another definition: --holdout 0.3 \(recorded 0.2\); --end 2026-04-20 "
+                                            r"\(recorded 2026-04-14\); re-run"):
+        create_campaign(store, published, "spring", [1], "winback", 0.3, date(2026, 4, 1), date(2026, 4, 20))
     with pytest.raises(CampaignError, match=r"no segment with id \[9\]"):
         create_campaign(store, published, "autumn", [9], None, 0.2, date(2026, 4, 1), date(2026, 4, 14))
 
