@@ -211,26 +211,30 @@ def sniff_delimiter(lines: list[str]) -> str | None:
     return best if scored[best][0] > 0 else None
 
 
-def looks_like_header(fields: list[str], width: int) -> bool:
+def looks_like_header(fields: list[str], width: int, wider: bool = False) -> bool:
+    """Whether a row reads as the names of `width` columns. `wider`: a sheet's header may name columns that every
+    row below leaves empty (Mercado Libre's Ventas sheet ends in such columns)."""
     names = [f.strip() for f in fields]
-    if len(names) != width:
+    if len(names) != width and not (wider and len(names) > width):
         return False
     filled = [n for n in names if n]
-    # An unnamed first column (a pandas index) is allowed; any other empty name is a title line's padding.
-    if len(filled) < width - (1 if not names[0] else 0) or len(set(filled)) != len(filled):
+    # An unnamed first column (a pandas index) is allowed; any other empty name is a title line's padding. A name
+    # may repeat a little (Mercado Libre's sheet has an order's Estado and an address's Estado), not much.
+    if len(filled) < len(names) - (1 if not names[0] else 0) or \
+            len(filled) - len(set(filled)) > max(1, len(filled) // 10):
         return False
     return sum(1 for n in filled if NUMBER.match(n)) <= len(filled) // 4
 
 
-def header_line(rows: list[list[str]]) -> int:
-    """Index of the header among the first rows: the first as wide as most rows below it that reads as names.
-    0 when none does (the first line is then taken as the header, as the readers take it)."""
+def header_line(rows: list[list[str]], wider: bool = False) -> int:
+    """Index of the header among the first rows: the first as wide as most rows below it (`wider`: or wider) that
+    reads as names. 0 when none does (the first line is then taken as the header, as the readers take it)."""
     if not rows:
         return 0
     widths = Counter(len(r) for r in rows)
     width = widths.most_common(1)[0][0]
     for index, row in enumerate(rows[:20]):
-        if looks_like_header(row, width):
+        if looks_like_header(row, width, wider):
             return index
     return 0
 
@@ -282,7 +286,7 @@ def _sniff_excel(path: Path) -> Sniffed:
     # that of its filled part.
     filled = [index for index, row in enumerate(cells) if any(v.strip() for v in row)]
     rows = [cells[i][:max(j for j, v in enumerate(cells[i]) if v.strip()) + 1] for i in filled]
-    above = header_line(rows)
+    above = header_line(rows, wider=True)
     header = filled[above] if filled else 0
     frame = read_excel_as_text(path, FileSource(path=str(path), skip_rows=header))
     frame = frame.with_row_index(SOURCE_ROW, offset=1).filter(

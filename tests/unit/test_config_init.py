@@ -434,6 +434,25 @@ def test_excel_with_a_title_row(tmp_path):
     assert printed == []
 
 
+
+def test_an_excel_header_below_titles_with_a_repeated_name_and_columns_empty_below(tmp_path):
+    # Mercado Libre's Ventas sheet: a title, a subtitle, blank rows, then a header naming Estado twice (the order's
+    # and the address's) and ending in columns no row fills. init took the title for the header ("mapped orders 0 of
+    # 49 columns") (trial 11).
+    book = tmp_path / "Ventas_BR.xlsx"
+    with xlsxwriter.Workbook(book) as workbook:
+        sheet = workbook.add_worksheet("Ventas")
+        sheet.write_row(0, 0, ["Ventas"])
+        sheet.write_row(1, 0, ["Período: 01/03/2024 a 31/03/2024"])
+        sheet.write_row(4, 0, ["Order ID", "Order Date", "Estado", "Customer ID", "Amount", "Estado", "Notes", "Extra"])
+        for i in range(12):
+            sheet.write_row(5 + i, 0, [f"20000{i}", f"2024-03-{1 + i:02d} 10:00:00", "Entregado", f"C{i % 4}",
+                                       10.5 + i, "SP"])
+    config, printed = init_ok(tmp_path, book)
+    assert config["orders"]["skip_rows"] == 4
+    assert {field: config["orders"]["columns"][field] for field in ("order_id", "order_ts", "customer_id", "amount")} \
+        == {"order_id": "Order ID", "order_ts": "Order Date", "customer_id": "Customer ID", "amount": "Amount"}
+
 @pytest.mark.parametrize("suffix", [".parquet", ".json", ".jsonl"])
 def test_parquet_and_json(tmp_path, suffix):
     frame = pl.DataFrame({"invoice": ["I1", "I2"], "user_id": ["U1", "U2"], "created_at": ["2026-04-01 10:00:00",
