@@ -129,6 +129,12 @@ def check_evaluations(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCh
     return {evaluation.check_name: evaluation for evaluation in result.get_asset_check_evaluations()}
 
 
+def report_texts(folder: Path) -> dict[str, str]:
+    """The text of the published report's two pages (folder/reports), tags removed and blanks folded."""
+    return {language: re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", (folder / "reports" / f"report_{language}.html")
+                                                 .read_text(encoding="utf-8"))) for language in ("en", "zh")}
+
+
 # ---------------------------------------------------------------------------- 1-9, 19: files that do not read
 
 
@@ -482,12 +488,10 @@ def test_a_postal_code_mapped_as_the_customer_id_is_said_and_the_run_still_publi
         "one customer")
     assert place.metadata["place_columns"].value == "ship-postal-code"
     # Said in the report too, at the top of both pages.
-    pages = {language: re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", (tmp_path / "reports" / f"report_{language}.html")
-                                                   .read_text(encoding="utf-8"))) for language in ("en", "zh")}
+    pages = report_texts(tmp_path)
     assert ("The customer id is the ship-postal-code column, which names a place (a postal code, a city or an "
             "address), not a person: everyone who shares it counts as one customer") in pages["en"]
     assert "客户编号取自 ship-postal-code 列，它表示地点（邮编、城市或地址）而不是个人" in pages["zh"]
-
 
 
 def test_masked_customer_ids_are_said_in_the_run_and_the_report(tmp_path):
@@ -510,11 +514,11 @@ def test_masked_customer_ids_are_said_in_the_run_and_the_report(tmp_path):
         "who share the visible part of an id are one customer; map an unmasked buyer id if the export can include "
         "one")
     assert check.metadata["orders_with_masked_ids"].value == 20
-    pages = {language: re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", (tmp_path / "reports" / f"report_{language}.html")
-                                                   .read_text(encoding="utf-8"))) for language in ("en", "zh")}
+    pages = report_texts(tmp_path)
     assert ("20 orders (33.3%) have a customer id the export masked (such as 用户****, 138****1234): buyers who "
             "share the visible part count as one customer") in pages["en"]
     assert "有 20 个订单（占 33.3%）的客户编号被导出文件打了码" in pages["zh"]
+
 
 def test_conflicting_duplicate_customer_last_row_wins(tmp_path):
     customers = good_customer_lines() + ["C3,46,M,99000,Beijing"]  # row 7 supersedes row 3 (income 57000)
