@@ -151,7 +151,11 @@ def create(name: str, segment_ids: tuple[int, ...], strategy: str | None, holdou
                    f"({design.treatment:,} treatment, {design.control:,} control).")
         if outcome.not_added:
             click.echo(f"{outcome.not_added:,} current member(s) of its segments joined after it was created and are "
-                       f"not added to this running campaign.")
+                       "not added to it.")
+        if outcome.left:
+            click.echo(f"{outcome.left:,} of its customers have left its segments since; they stay in it, in their "
+                       "groups.")
+        click.echo("Its design as recorded at creation:")
     else:
         click.echo(f"Campaign {name}: {design.treatment:,} treatment and {design.control:,} control customers "
                    f"(segments {', '.join(map(str, sorted(set(segment_ids))))}, holdout {holdout:.0%}, "

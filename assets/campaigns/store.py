@@ -104,6 +104,7 @@ class CreateOutcome:
     design: Design
     existed: bool  # the same campaign was already recorded: its assignment was kept as it was
     not_added: int  # current members of its segments who joined after it was created (not added)
+    left: int = 0  # its customers no longer in its segments (they stay in it, in their group)
 
 
 def _published(published: Path) -> duckdb.DuckDBPyConnection:
@@ -219,7 +220,13 @@ def create_campaign(store: Path, published: Path, name: str, segment_ids: list[i
                 "SELECT customer_id, group_name, segment_id FROM assignments WHERE campaign = ? ORDER BY customer_id",
                 [name]).pl()
             joined = members.join(assignments.select("customer_id"), on="customer_id", how="anti").height
-            return CreateOutcome(name, assignments, design_for(published, assignments, days), True, joined)
+            left = assignments.join(members.select("customer_id"), on="customer_id", how="anti").height
+            # The design as recorded at creation: recomputed now, its baseline would be the campaign's own window
+            # once the orders reach it (a trial's re-run printed the window's conversion as the baseline).
+            recorded_design = Design(existing["treatment_customers"], existing["control_customers"],
+                                     existing["baseline_conversion"], existing["baseline_revenue_per_customer"], None,
+                                     existing["mde_conversion"], existing["mde_revenue_per_customer"])
+            return CreateOutcome(name, assignments, recorded_design, True, joined, left)
         assignments = members.with_columns(
             pl.Series("group_name", assign_groups(name, members["customer_id"].to_list(), holdout, salt),
                       dtype=pl.String)).select("customer_id", "group_name", "segment_id")

@@ -146,6 +146,11 @@ def test_rerunning_create_keeps_the_assignment(shop):
                    "2026-02-10", "--end", "2026-03-15", "--out", str(shop["root"] / "again"), *shop["wh"])
     assert again.exit_code == 0, again.output
     assert "already recorded with this definition: its assignment is unchanged" in again.output
+    # The design it prints is the one recorded at creation, not one recomputed over later orders (which, once they
+    # reach the window, would take the campaign's own conversion for its baseline).
+    design = [line for line in shop["out"]["create"].output.splitlines() if line.startswith("  ")]
+    assert len(design) == 2 and design == [line for line in again.output.splitlines() if line.startswith("  ")]
+    assert "Its design as recorded at creation:" in again.output
     with duckdb.connect(str(store_file_for(shop["warehouse"])), read_only=True) as con:
         after = con.execute("SELECT campaign, customer_id, group_name FROM assignments ORDER BY 1, 2").fetchall()
     assert after == shop["before"]

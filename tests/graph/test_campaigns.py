@@ -2,6 +2,7 @@
 assignments, no silent additions), the statistics and verdicts, and the acceptance over ten generator seeds
 (planted uplift inside the 95% interval in at least nine, the null campaign significant in at most one)."""
 
+import dataclasses
 from datetime import date, datetime
 from pathlib import Path
 
@@ -98,10 +99,16 @@ def test_create_records_the_split_reproduces_it_and_never_adds_later_members(tmp
     assert design.mde_conversion is not None and 0.05 < design.mde_conversion < 0.3
     assert design.mde_revenue is not None and design.mde_revenue > 0 and design.note() is None
 
-    # Ten customers join segment 1 after the campaign was created: re-running keeps the split, adds nobody.
-    published = fake_published(tmp_path, {**members, **_members(10, 1, start=1000)}, orders)
+    # Ten customers join segment 1 after the campaign was created and five leave it, and the orders reach the
+    # window: re-running keeps the split, adds nobody, counts who left, and gives the design as recorded (computed
+    # again it would take the window's own orders, every member buying there, for the baseline).
+    later = {**{c: s for c, s in members.items() if c not in {f"C{i:05d}" for i in range(5)}},
+             **_members(10, 1, start=1000)}
+    in_window = [(f"C{i:05d}", "2026-04-05 10:00:00", 30.0) for i in range(400)]
+    published = fake_published(tmp_path, later, orders + in_window)
     again = create_campaign(store, published, *args)
-    assert again.existed and again.not_added == 10
+    assert again.existed and again.not_added == 10 and again.left == 5
+    assert again.design == dataclasses.replace(design, revenue_sd=None)
     assert again.assignments.sort("customer_id").equals(first.assignments.sort("customer_id"))
     with duckdb.connect(str(store), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM assignments WHERE campaign = 'spring'").fetchone()[0] == 400
