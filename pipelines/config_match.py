@@ -21,7 +21,7 @@ from typing import NamedTuple
 import duckdb
 
 from assets.raw.mapping import MIDNIGHT
-from assets.staging.typed import DECORATED_MONEY, DECORATED_MONEY_COMMA
+from assets.staging.typed import DECORATED_MONEY, DECORATED_MONEY_COMMA, english_month_names, names_months
 from pipelines.config_sniff import Sniffed
 from pipelines.core.config import TokenMap
 
@@ -141,7 +141,10 @@ DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y-%m-%dT%H:
                 "%d.%m.%y %H:%M", "%d.%m.%y",
                 # English month names (eBay's Sale Date Mar-15-24; 15-Mar-2024; Mar 15, 2024).
                 "%b-%d-%y", "%b-%d-%Y", "%d-%b-%y", "%d-%b-%Y", "%d-%b-%Y %H:%M", "%d %b %Y", "%d %b %Y %H:%M",
-                "%b %d, %Y", "%b %d, %Y %H:%M", "%b %d, %Y %I:%M %p")
+                "%b %d, %Y", "%b %d, %Y %H:%M", "%b %d, %Y %I:%M %p",
+                # Spanish and Portuguese month names, read as English ones (typed.FOREIGN_MONTHS): Mercado Libre's
+                # "15 de marzo de 2024 10:32 hs.".
+                "%d de %B de %Y %H:%M hs.", "%d de %B de %Y %H:%M", "%d de %B de %Y", "%d/%b/%Y")
 EXCEL_SERIAL = re.compile(r"^\d{5}(\.\d+)?$")
 # Order-time names (normalised) of a later event than the order being placed: payment, shipping, delivery,
 # completion, closing, refund, an edit. Such a column is empty on orders that never got that far (a Taobao order
@@ -277,14 +280,18 @@ def date_coverage(values: list[str]) -> DateCoverage:
         return DateCoverage([], 0.0, False, False, None)
     con = duckdb.connect()
     try:
-        con.execute("CREATE TABLE v AS SELECT unnest($values) AS t", {"values": distinct})
+        con.execute(f"CREATE TABLE v AS SELECT t, {english_month_names('t')} AS named FROM "
+                    "(SELECT unnest($values) AS t)", {"values": distinct})
         # %Y reads a year of one or two digits too (12/30/23 as the year 23, 01/05/24 with %Y/%m/%d as the year 1):
         # such a reading is no reading of the value, which a %y format reads. A system's "no date" (0001-01-01)
         # reads as ISO 8601.
-        reads = {fmt: {t for (t,) in con.execute(
-            "SELECT t FROM v WHERE try_strptime(t, $f) IS NOT NULL"
-            + (" AND year(try_strptime(t, $f)) >= 1000" if "%Y" in fmt else ""),
-            {"f": fmt}).fetchall()} for fmt in DATE_FORMATS}
+        # Staging reads a format naming months on the text with other languages' names in English (named).
+        reads = {}
+        for fmt in DATE_FORMATS:
+            read = "named" if names_months([fmt]) else "t"
+            reads[fmt] = {t for (t,) in con.execute(
+                f"SELECT t FROM v WHERE try_strptime({read}, $f) IS NOT NULL"
+                + (f" AND year(try_strptime({read}, $f)) >= 1000" if "%Y" in fmt else ""), {"f": fmt}).fetchall()}
         iso = {t for (t,) in con.execute("SELECT t FROM v WHERE TRY_CAST(t AS TIMESTAMP) IS NOT NULL").fetchall()}
     finally:
         con.close()

@@ -160,17 +160,46 @@ def _payment_select() -> str:
 ZONED_TIME = r":[0-9]{2}(\.[0-9]+)?\s*(Z|[+-][0-9]{2}(:?[0-9]{2})?|[A-Za-z][A-Za-z_]*(/[A-Za-z0-9_+-]+)*)$"
 
 
+# Month names in Spanish and Portuguese, read as English ones where a format with %B or %b reads them (Mercado Libre's
+# "15 de marzo de 2024 10:32 hs."): DuckDB's strptime knows English names only. Whole words, full names first.
+FOREIGN_MONTHS = (
+    ("enero", "january"), ("febrero", "february"), ("marzo", "march"), ("abril", "april"), ("mayo", "may"),
+    ("junio", "june"), ("julio", "july"), ("agosto", "august"), ("septiembre", "september"),
+    ("setiembre", "september"), ("octubre", "october"), ("noviembre", "november"), ("diciembre", "december"),
+    ("janeiro", "january"), ("fevereiro", "february"), ("março", "march"), ("maio", "may"), ("junho", "june"),
+    ("julho", "july"), ("setembro", "september"), ("outubro", "october"), ("novembro", "november"),
+    ("dezembro", "december"),
+    ("ene", "jan"), ("abr", "apr"), ("ago", "aug"), ("dic", "dec"), ("fev", "feb"), ("mai", "may"), ("set", "sep"),
+    ("out", "oct"), ("dez", "dec"),
+)
+
+
+def english_month_names(text: str) -> str:
+    """SQL: `text` lower-cased, its Spanish and Portuguese month names (FOREIGN_MONTHS) as English ones."""
+    sql = f"lower({text})"
+    for word, english in FOREIGN_MONTHS:
+        sql = f"regexp_replace({sql}, '\\b{word}\\b', '{english}', 'g')"
+    return sql
+
+
+def names_months(formats: list[str]) -> bool:
+    """Whether a date format reads month names (%B, %b)."""
+    return any("%B" in f or "%b" in f for f in formats)
+
+
 def _timestamp(column: str, config: SourceConfig) -> str:
     """The order time as naive local time in orders.timezone: configured formats first (local times; a format
     with %z or %Z reads an offset, converted), then ISO 8601, whose offset or zone, when it has one, is converted
     to orders.timezone ($timezone), then (orders.excel_serial_dates) an Excel serial day number, to the second."""
     text = _text(column)
     formats = config.orders.date_formats
+    # Only formats naming months pay for reading other languages' names: 31 replacements a row.
+    formatted = english_month_names(text) if names_months(formats) else text
     parsers = []
     if any("%z" not in f and "%Z" not in f for f in formats):
-        parsers.append(f"try_strptime({text}, $date_formats)")
+        parsers.append(f"try_strptime({formatted}, $date_formats)")
     if any("%z" in f or "%Z" in f for f in formats):
-        parsers.append(f"timezone($timezone, try_strptime({text}, $zoned_date_formats))")
+        parsers.append(f"timezone($timezone, try_strptime({formatted}, $zoned_date_formats))")
     # A space before a numeric offset (10:00:00 +0800) is dropped: the TIMESTAMPTZ cast does not take it.
     zoned = f"TRY_CAST(regexp_replace({text}, '\\s+([+-][0-9])', '\\1') AS TIMESTAMPTZ)"
     parsers.append(f"CASE WHEN regexp_matches({text}, '{ZONED_TIME}') THEN timezone($timezone, {zoned}) "

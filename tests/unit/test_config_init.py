@@ -391,6 +391,14 @@ def test_init_takes_a_column_for_an_amount_exactly_when_staging_reads_its_values
     assert [reads_as_number(v) for v in values] == [a or b is not None for a, b in zip(staged, comma, strict=True)]
 
 
+
+def test_month_names_in_spanish_and_portuguese_get_their_format():
+    # Mercado Libre's Fecha de venta: "15 de marzo de 2024 10:32 hs." (Brazil: "1 de março de 2024 ..."). A trial's
+    # config with this format was accepted, then every date failed.
+    assert date_coverage(["15 de marzo de 2024 10:32 hs.", "2 de diciembre de 2023 09:05 hs.",
+                          "1 de março de 2024 23:59 hs."]).formats == ["%d de %B de %Y %H:%M hs."]
+    assert date_coverage(["Mar-23-24", "Apr-01-24"]).formats == ["%b-%d-%y"]  # eBay's Sale Date
+
 @pytest.mark.parametrize(("values", "reading"), [
     (["R$ 1.234,56", "R$ 89,90", "R$ 12.000,00"], ("R$ 1.234,56", True)),  # Mercado Libre Brazil
     (["15,90", "7", "1.299,00"], ("15,90", True)),

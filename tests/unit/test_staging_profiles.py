@@ -237,6 +237,22 @@ def test_with_values_decimal_comma_money_reads_a_comma_for_decimals_and_points_b
          "return line (negative amount); returns are kept out of purchase features"),
         ("orders", 6, "amount", "12.50", "amount is not a number")]
 
+
+def test_month_names_in_spanish_and_portuguese_read_with_a_month_name_format(tmp_path):
+    # Mercado Libre writes "15 de marzo de 2024 10:32 hs." (Brazil: março); DuckDB's strptime knows English names.
+    orders = ("order_id,customer_id,order_ts,category,amount\n"
+              "O1,C1,15 de marzo de 2024 10:32 hs.,wine,10\n"
+              "O2,C1,2 de diciembre de 2023 09:05 hs.,wine,11\n"
+              "O3,C2,1 de março de 2024 23:59 hs.,beer,12\n"
+              "O4,C2,30 de setembro de 2023 00:00 hs.,beer,13\n"
+              "O5,C3,15 de marzz de 2024 10:32 hs.,beer,14\n")
+    warehouse, _ = stage(tmp_path, "", orders=orders, config_text=(
+        "name: meses\nshape: long\norders:\n  path: orders.csv\n  date_formats: ['%d de %B de %Y %H:%M hs.']\n"))
+    assert rows(warehouse, "SELECT order_id, order_ts FROM staging.orders ORDER BY 1") == [
+        ("O1", datetime(2024, 3, 15, 10, 32)), ("O2", datetime(2023, 12, 2, 9, 5)),
+        ("O3", datetime(2024, 3, 1, 23, 59)), ("O4", datetime(2023, 9, 30, 0, 0))]
+    assert [row[:4] for row in rows(warehouse, QUARANTINE)] == [("orders", 5, "order_ts", "15 de marzz de 2024 10:32 hs.")]
+
 def test_a_basket_value_with_a_currency_sign_reads_as_a_number(tmp_path):
     warehouse, _ = stage(tmp_path, "", config_text=WIDE_CONFIG, orders="""\
 order_id,customer_id,amount,wine,beer
