@@ -106,6 +106,32 @@ VOCABULARY: dict[str, tuple[set[str], str]] = {
     "subcategory": ({"subcat", "子类目", "二级类目", "小类", "子分类", "二级分类"}, r"subcat|子类|二级"),
     "brand": ({"品牌", "brandname"}, r"brand|品牌"),
 }
+# Spanish and Portuguese names, as Latin American marketplaces write them (Mercado Libre's Ventas report: "# de
+# venta", Fecha de venta, Comprador, Unidades, "Ingresos por productos (BRL)", "Precio unitario de venta de la
+# publicación (BRL)", Estado, "Título de la publicación", Canal de venta), normalised as above.
+IBERIAN_NAMES: dict[str, tuple[set[str], str]] = {
+    "order_id": ({"deventa", "númerodeventa", "numerodeventa", "iddeventa", "númerodepedido", "numerodepedido",
+                  "iddelpedido", "númerodopedido", "numerodopedido", "pedido"},
+                 r"^(n[úu]mero|n[º°o]|id)?d(e|el|o)(venta|pedido)$"),
+    "customer_id": ({"comprador", "cliente", "iddelcliente", "iddocliente", "idcliente", "iddelcomprador"},
+                    r"^(id)?(del|do)?(comprador|cliente)$"),
+    "order_ts": ({"fechadeventa", "fecha", "fechadelpedido", "fechadecompra", "datadavenda", "datadopedido",
+                  "datadacompra"}, r"^fecha|^data(da|do)(venda|pedido|compra)"),
+    "quantity": ({"unidades", "cantidad", "quantidade", "unidadesvendidas"}, r"cantidad|quantidade|^unidades"),
+    "amount": ({"ingresosporproductos", "importe", "monto", "importetotal", "montototal", "valortotal",
+                "receitaporprodutos"}, r"^ingresosporproductos|^importe|^monto|^receitaporprodutos|^valortotal"),
+    "unit_price": ({"precio", "preciounitario", "preço", "preçounitário", "valorunitario", "valorunitário"},
+                   r"^precio|^preço|preciounitario|valorunit"),
+    "status": ({"estado", "situación", "situação", "estadodelaventa", "estadodelpedido"},
+               r"^estado(de(la|l)?(venta|pedido))?$|^situaci|^situaç"),
+    "description": ({"títulodelapublicación", "titulodelapublicacion", "título", "titulo", "producto", "produto",
+                     "nombredelproducto", "títulodoanúncio"}, r"^t[íi]tulo|^producto$|^produto$|nombredelproducto"),
+    "payment_method": ({"formadepago", "métododepago", "metododepago", "mediodepago", "formadepagamento",
+                        "meiodepagamento"}, r"formadepag|m[ée]tododepago|mediodepago|meiodepagamento"),
+    "channel": ({"canaldeventa", "canal", "canaldevenda"}, r"^canal"),
+}
+for _field, (_names, _pattern) in IBERIAN_NAMES.items():
+    VOCABULARY[_field] = (VOCABULARY[_field][0] | _names, f"{VOCABULARY[_field][1]}|{_pattern}")
 WHAT = {"order_id": "an order id", "customer_id": "a customer id", "order_ts": "the order time",
         "category": "a category", "quantity": "a quantity", "amount": "a line amount", "unit_price": "a unit price",
         "payment_method": "a payment method", "channel": "a sales channel", "sku": "a product code",
@@ -150,7 +176,8 @@ EXCEL_SERIAL = re.compile(r"^\d{5}(\.\d+)?$")
 # completion, closing, refund, an edit. Such a column is empty on orders that never got that far (a Taobao order
 # closed unpaid, 交易关闭, has no 付款时间), and those rows would be quarantined for want of an order time.
 LATER_TIME = re.compile(r"pay|paid|ship|deliver|dispatch|receiv|complet|finish|clos|refund|return|cancel|updat|"
-                        r"modif|付款|支付|发货|收货|签收|送达|完成|关闭|结束|退款|退货|取消|修改|更新")
+                        r"modif|付款|支付|发货|收货|签收|送达|完成|关闭|结束|退款|退货|取消|修改|更新"
+                        r"|entreg|encamino|revisi|pago|pagament|env[ií]o|devoluc|reembols|recib")  # Fecha entregado
 # Names saying when the order was placed (订单创建时间, Order Created At), beyond the usual ones in VOCABULARY.
 PLACED_TIME = re.compile(r"order|creat|placed|purchas|invoice|receipt|sale|下单|创建|订单|购买|开单")
 # Status names (normalised) of something else than the order: a line's, a shipment's or a refund's status
@@ -171,10 +198,12 @@ CUSTOMER_PAID = re.compile(r"实付|(customer|buyer)paid|paidbycustomer")
 # discount) mapped as the amount, and Etsy's Discount Amount, which set aside 21% and 80% of the lines as free (their
 # discount was 0) and counted the discounts as the revenue of the rest. An amount after discounts (优惠后金额,
 # Amount after discount) is a line's amount.
-AMOUNT_PARTS = (("a discount", re.compile(r"discount|coupon|voucher|rebate|优惠|折扣|减免|立减|券|红包")),
-                ("shipping", re.compile(r"shipping|freight|postage|运费|邮费|配送费|快递费")),
-                ("a tax or fee", re.compile(r"tax|税|(?<!cof)fees?(?!d)|手续费|佣金|commission")),
-                ("a refund", re.compile(r"refund|退款|售后")),
+AMOUNT_PARTS = (("a discount", re.compile(r"discount|coupon|voucher|rebate|优惠|折扣|减免|立减|券|红包"
+                                          r"|descuento|desconto|cup[óo]n|cupom")),
+                ("shipping", re.compile(r"shipping|freight|postage|运费|邮费|配送费|快递费|env[ií]o|flete|frete")),
+                ("a tax or fee", re.compile(r"tax|税|(?<!cof)fees?(?!d)|手续费|佣金|commission"
+                                            r"|impuesto|imposto|cargo|tarifa|comisi[óo]n|comiss[ãa]o|costo")),
+                ("a refund", re.compile(r"refund|退款|售后|reembols|anulaci|devoluc|estorno")),
                 ("a subsidy or points", re.compile(r"subsidy|补贴|积分|points")))
 # Qualifiers of an amount that only say what it includes or when it is taken: after or before discounts (优惠后金额,
 # 券后金额, Amount before discount), with tax or shipping included or excluded (含税金额, 实付金额(含运费), 价税合计,

@@ -618,6 +618,29 @@ def test_money_with_a_decimal_comma_sets_values_decimal_comma(tmp_path):
                        "three digits after it (e.g. '$ 12.990'): read as thousands ('$ 12.990' is 12,990); if they "
                        "are decimals (a currency of three decimals, such as KWD), remove values.decimal_comma"]
 
+
+def test_a_mercado_libre_ventas_report_is_mapped_from_its_spanish_names(tmp_path):
+    # A trial's Ventas report: no column was recognised, the month names and R$ 1.234,56 did not read (trial 11).
+    orders = tmp_path / "Ventas_BR.csv"
+    header = ("# de venta,Fecha de venta,Estado,Descripción del estado,Unidades,Ingresos por productos (BRL),"
+              "Cargo por venta e impuestos (BRL),Total (BRL),Título de la publicación,"
+              "Precio unitario de venta de la publicación (BRL),Comprador,Canal de venta,Fecha entregado")
+    statuses = ["Entregado", "Listo para enviar", "Pago pendiente", "Cancelada por el comprador", "En camino"]
+    rows = [f'20000074{i:05d},{1 + i % 27} de marzo de 2024 10:{i % 60:02d} hs.,{statuses[i % 5]},,1,'
+            f'"R$ 1.{100 + i:03d},50","-R$ 12,00","R$ 1.{88 + i:03d},50",Perfume {i},"R$ 1.{100 + i:03d},50",'
+            f"Comprador {i % 9},Mercado Livre,{1 + i % 27} de marzo de 2024 18:00 hs." for i in range(30)]
+    orders.write_text(header + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    config, printed = init_ok(tmp_path, orders)
+    assert config["orders"]["columns"] == {
+        "category": None, "order_id": "# de venta", "customer_id": "Comprador", "order_ts": "Fecha de venta",
+        "quantity": "Unidades", "amount": "Ingresos por productos (BRL)",
+        "unit_price": "Precio unitario de venta de la publicación (BRL)", "channel": "Canal de venta",
+        "status": "Estado", "description": "Título de la publicación"}
+    assert config["orders"]["date_formats"] == ["%d de %B de %Y %H:%M hs."]
+    assert config["values"] == {"decimal_comma": True,
+                                "cancelled_statuses": ["Cancelada por el comprador", "Pago pendiente"]}
+    assert not [line for line in printed if "cancelled_statuses" in line]  # Listo para enviar is a sale
+
 def test_an_order_status_only_in_the_other_file_given_is_said(tmp_path):
     """Etsy exports its items (EtsySoldOrderItems) apart from its orders (EtsySoldOrders, with Status): given as the
     orders and the customer file, the run counted cancelled and refunded orders as sales (8.4% of the revenue)."""
