@@ -123,14 +123,7 @@ def create(name: str, segment_ids: tuple[int, ...], strategy: str | None, holdou
     """Record a campaign and split the current members of its segments into treatment and control by a salted
     hash of (campaign, customer); write the treatment audience; print the effects it can detect."""
     from assets.campaigns.assignment import DEFAULT_SALT
-    from assets.campaigns.store import (
-        CampaignError,
-        create_campaign,
-        orders_through,
-        overlapping_campaigns,
-        store_file_for,
-        window_warning,
-    )
+    from assets.campaigns.store import CampaignError, create_campaign, overlapping_campaigns, store_file_for
     from pipelines.serving import SALT_VARIABLE
 
     if not NAME_PATTERN.match(name):
@@ -160,9 +153,8 @@ def create(name: str, segment_ids: tuple[int, ...], strategy: str | None, holdou
         click.echo(f"Campaign {name}: {design.treatment:,} treatment and {design.control:,} control customers "
                    f"(segments {', '.join(map(str, sorted(set(segment_ids))))}, holdout {holdout:.0%}, "
                    f"{first}..{last}).")
-        warning = window_warning(first, last, orders_through(published))
-        if warning:
-            click.echo(f"warning: {warning}", err=True)
+        if outcome.window_note:
+            click.echo(f"warning: {outcome.window_note}", err=True)
         for other, other_first, other_last, shared in overlapping_campaigns(store_file_for(published), name):
             click.echo(f"warning: {shared:,} of its customers are in running campaign {other} too, whose window "
                        f"{other_first}..{other_last} overlaps: one campaign's control group may get the other's offer, "

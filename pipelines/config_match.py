@@ -141,8 +141,10 @@ WHAT = {"order_id": "an order id", "customer_id": "a customer id", "order_ts": "
         "income": "an income", "home_owner": "home ownership", "city": "a city", "subcategory": "a subcategory",
         "brand": "a brand"}
 NUMERIC_FIELDS = ("quantity", "amount", "unit_price")
-# A (normalised) name that ends like an identifier's: a number of records, never money or a quantity.
-IDENTIFIER_NAME = re.compile(r"(number|num|no|id|code|编号|单号|序号|编码)$")
+# A name whose last word is an identifier's (Sales Record Number, Item No., Order ID, 商品编号): a number of records,
+# never money or a quantity. On the name as written, a word at a time: "Amount Paid" ends in "id" only as letters.
+IDENTIFIER_NAME = re.compile(r"(?:^|[\s_\-.#/(])(?:[Nn]umber|NUMBER|[Nn]um|NUM|[Nn]o|NO|[Nn]r|NR|[Ii][Dd]|[Cc]ode"
+                             r"|CODE)\.?\)?$|[a-z](?:Number|Num|No|Nr|ID|Id|Code)$|(编号|单号|序号|编码)$")
 # A number written as money, by the pattern staging reads amounts with (assets/staging/typed.py, money_number).
 MONEY = re.compile(DECORATED_MONEY)
 MONEY_COMMA = re.compile(DECORATED_MONEY_COMMA)  # values.decimal_comma: 12,50, 1.234,56, R$ 12.990
@@ -371,7 +373,7 @@ def name_score(field_name: str, column: str) -> tuple[int, str] | None:
         return 5, "named as the field"
     if field_name == "amount" and amount_part(column):
         return None
-    if field_name in NUMERIC_FIELDS and IDENTIFIER_NAME.search(name):
+    if field_name in NUMERIC_FIELDS and IDENTIFIER_NAME.search(column.strip()):
         return None  # eBay's Sales Record Number is no amount: its numbers count records, not money
     scored = None
     if name in known:

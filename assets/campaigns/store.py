@@ -105,6 +105,7 @@ class CreateOutcome:
     existed: bool  # the same campaign was already recorded: its assignment was kept as it was
     not_added: int  # current members of its segments who joined after it was created (not added)
     left: int = 0  # its customers no longer in its segments (they stay in it, in their group)
+    window_note: str | None = None  # a new campaign's window starting on a day the orders already cover
 
 
 def _published(published: Path) -> duckdb.DuckDBPyConnection:
@@ -132,7 +133,7 @@ def window_warning(start: date, end: date, through: date | None) -> str | None:
         return None
     if end <= through:
         return (f"the window {start}..{end} is over: the orders already reach {through}, and a split made now "
-                "reached nobody then, so its verdict can only be 'no detectable effect' or chance; give a window "
+                "reached nobody then, so its verdict could only be 'no detectable effect' or chance; give a window "
                 f"after {through}, or `persona campaign import` the groups a campaign that ran then really had")
     return (f"the window starts on {start}, but the orders already reach {through}: the split made now reached nobody "
             f"in {start}..{through}, yet those days' orders count as the campaign's; start the window after {through}")
@@ -227,6 +228,12 @@ def create_campaign(store: Path, published: Path, name: str, segment_ids: list[i
                                      existing["baseline_conversion"], existing["baseline_revenue_per_customer"], None,
                                      existing["mde_conversion"], existing["mde_revenue_per_customer"])
             return CreateOutcome(name, assignments, recorded_design, True, joined, left)
+        # A window the orders have passed is refused before anything is recorded (its name stays free); one they
+        # have entered is said.
+        through = orders_through(published)
+        window_note = window_warning(start, end, through)
+        if window_note and through is not None and end <= through:
+            raise CampaignError(window_note)
         assignments = members.with_columns(
             pl.Series("group_name", assign_groups(name, members["customer_id"].to_list(), holdout, salt),
                       dtype=pl.String)).select("customer_id", "group_name", "segment_id")
@@ -241,7 +248,7 @@ def create_campaign(store: Path, published: Path, name: str, segment_ids: list[i
         con.execute("INSERT INTO assignments SELECT ?, customer_id, group_name, segment_id, ? FROM new_assignments",
                     [name, now])
         con.execute("COMMIT")
-        return CreateOutcome(name, assignments, design, False, 0)
+        return CreateOutcome(name, assignments, design, False, 0, window_note=window_note)
     finally:
         con.close()
 

@@ -21,10 +21,15 @@ PLACE_WORDS = frozenset({"postal", "postcode", "zip", "zipcode", "pincode", "cit
 PLACE_JOINED = re.compile(r"postcode|postalcode|zipcode|pincode")
 PLACE_CHINESE = re.compile(r"邮编|邮政编码|城市|省份|地址|国家|地区|区县|街道")
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+# An address that is no place: an e-mail's, an IP's, a wallet's (Email Address, 邮箱地址: a person's id, which init
+# maps as the customer id when nothing else names the buyer).
+NOT_A_PLACE = re.compile(r"e-?mail|(?<![a-z])ip(?![a-z])|(?<![a-z])mac[ _-]?add|wallet|邮箱|邮件|电邮", re.IGNORECASE)
 
 
 def names_a_place(column: str) -> bool:
     """Whether a column name reads as a place: `ship-postal-code`, `ShipZip`, `POSTCODE`, `收货城市`, `邮编`."""
+    if NOT_A_PLACE.search(column):
+        return False
     words = [word.lower() for word in _WORD.findall(column)]
     return (any(word in PLACE_WORDS for word in words) or PLACE_JOINED.search("".join(words)) is not None
             or PLACE_CHINESE.search(column) is not None)

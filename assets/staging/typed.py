@@ -174,6 +174,10 @@ FOREIGN_MONTHS = (
 )
 
 
+# Any of them, as a whole word: a row whose text holds none is read as it is.
+FOREIGN_MONTH_WORD = r"\b(" + "|".join(word for word, _ in FOREIGN_MONTHS) + r")\b"
+
+
 def english_month_names(text: str) -> str:
     """SQL: `text` lower-cased, its Spanish and Portuguese month names (FOREIGN_MONTHS) as English ones."""
     sql = f"lower({text})"
@@ -193,13 +197,22 @@ def _timestamp(column: str, config: SourceConfig) -> str:
     to orders.timezone ($timezone), then (orders.excel_serial_dates) an Excel serial day number, to the second."""
     text = _text(column)
     formats = config.orders.date_formats
-    # Only formats naming months pay for reading other languages' names: 31 replacements a row.
-    formatted = english_month_names(text) if names_months(formats) else text
+
+    def read(date_formats: str) -> str:
+        # A format naming months reads other languages' names too, but only a row the formats do not read as it is
+        # and whose text holds such a name pays for it (31 replacements): English rows cost nothing more, and the
+        # lower-casing never reaches a format's upper-case literal (the T of %Y-%m-%dT%H:%M:%S).
+        as_is = f"try_strptime({text}, {date_formats})"
+        if not names_months(formats):
+            return as_is
+        return (f"COALESCE({as_is}, CASE WHEN regexp_matches(lower({text}), '{FOREIGN_MONTH_WORD}') "
+                f"THEN try_strptime({english_month_names(text)}, {date_formats}) END)")
+
     parsers = []
     if any("%z" not in f and "%Z" not in f for f in formats):
-        parsers.append(f"try_strptime({formatted}, $date_formats)")
+        parsers.append(read("$date_formats"))
     if any("%z" in f or "%Z" in f for f in formats):
-        parsers.append(f"timezone($timezone, try_strptime({formatted}, $zoned_date_formats))")
+        parsers.append(f"timezone($timezone, {read('$zoned_date_formats')})")
     # A space before a numeric offset (10:00:00 +0800) is dropped: the TIMESTAMPTZ cast does not take it.
     zoned = f"TRY_CAST(regexp_replace({text}, '\\s+([+-][0-9])', '\\1') AS TIMESTAMPTZ)"
     parsers.append(f"CASE WHEN regexp_matches({text}, '{ZONED_TIME}') THEN timezone($timezone, {zoned}) "

@@ -52,7 +52,9 @@ def shop(tmp_path_factory) -> dict:
         "create": invoke("create", "--name", "fam", "--segment", str(segment), "--holdout", "0.2", "--start",
                          "2026-02-10", "--end", "2026-03-15", "--out", str(root / "audiences"), "--format",
                          "parquet", "--pseudonymise", *wh, env={"PERSONA_ID_SALT": SALT}),
-        "tiny": invoke("create", "--name", "tiny", "--segment", str(segment), "--holdout", "0.01", *WINDOW,
+        "tiny": invoke("create", "--name", "tiny", "--segment", str(segment), "--holdout", "0.01", "--start",
+                       "2026-03-02", "--end", "2026-03-15", "--out", str(root / "audiences"), *wh),
+        "over": invoke("create", "--name", "over", "--segment", str(segment), "--holdout", "0.2", *WINDOW,
                        "--out", str(root / "audiences"), *wh),
         "close": invoke("close", "tiny", *wh),
     }
@@ -82,15 +84,18 @@ def test_a_window_the_orders_already_cover_is_said_at_creation(shop):
     # The demo's orders reach 2026-03-01: a split made now reached nobody on the days before.
     [(through,)] = query(shop["warehouse"], "SELECT max(order_ts)::DATE FROM staging.orders")
     assert str(through) == "2026-03-01"
-    assert (f"warning: the window 2026-02-10..2026-02-23 is over: the orders already reach {through}, and a split "
-            "made now reached nobody then") in shop["out"]["tiny"].output
+    # A window the orders have passed is refused, and nothing is recorded under its name.
+    over = shop["out"]["over"]
+    assert over.exit_code == 1 and (f"the window 2026-02-10..2026-02-23 is over: the orders already reach {through}, "
+                                    "and a split made now reached nobody then") in over.output
+    assert "over" not in {name for name, _, _ in shop["before"]}
     assert (f"warning: the window starts on 2026-02-10, but the orders already reach {through}: the split made now "
             f"reached nobody in 2026-02-10..{through}, yet those days' orders count as the campaign's; start the "
             f"window after {through}") in shop["out"]["create"].output
 
 
 def test_a_campaign_sharing_customers_with_a_running_one_in_an_overlapping_window_is_said(shop):
-    # tiny (2026-02-10..23) takes the same segment as fam (2026-02-10..03-15), created before it and running.
+    # tiny (2026-03-02..15) takes the same segment as fam (2026-02-10..03-15), created before it and running.
     fam = {customer for name, customer, _ in shop["before"] if name == "fam"}
     tiny = {customer for name, customer, _ in shop["before"] if name == "tiny"}
     assert (f"warning: {len(fam & tiny):,} of its customers are in running campaign fam too, whose window "

@@ -16,7 +16,13 @@ from click.testing import CliRunner
 from assets.raw.readers import IngestError, read_source_file
 from assets.staging.typed import money_number
 from pipelines.cli_common import command_name
-from pipelines.config_match import date_coverage, decimal_comma_reading, reads_as_number, reads_with_a_point
+from pipelines.config_match import (
+    date_coverage,
+    decimal_comma_reading,
+    name_score,
+    reads_as_number,
+    reads_with_a_point,
+)
 from pipelines.config_sniff import sniff_file
 from pipelines.core.config import load_source_config
 from pipelines.init_cli import init
@@ -501,3 +507,13 @@ def test_a_file_of_an_unknown_suffix_says_what_init_reads_and_what_to_do(tmp_pat
         f"persona: {orders}: cannot tell the format from the suffix '.dat': init reads .csv, .txt, .tsv, .xlsx, "
         ".parquet, .json and .jsonl; copy or rename the file to one of them (a text export is usually .csv), or set "
         "format in that file's section of the config init writes (orders.format: csv) if the name must stay")
+
+
+@pytest.mark.parametrize(("column", "amount"), [
+    ("Sales Record Number", False), ("SalesRecordNumber", False), ("Item No.", False), ("record_no", False),
+    ("ORDER ID", False), ("商品编号", False),
+    # A name ending in the letters "id" is no identifier: PrestaShop's total_paid, Amount Paid.
+    ("Amount Paid", True), ("Total Paid", True), ("total_paid", True), ("PAID", True), ("TotalPaid", True),
+])
+def test_a_column_named_like_an_identifier_is_never_an_amount(column, amount):
+    assert (name_score("amount", column) is not None) == amount
