@@ -3,7 +3,7 @@
 Each file is sniffed and sampled, and its columns are matched to the contract's fields by name, in Chinese and
 English (pipelines/config_match.py: VOCABULARY, a column named as the field, a known name, then a name containing a
 known word); a match is kept only when the values fit the field (dates parse, amounts are numbers). The shape
-is wide when columns hold only flag tokens (T/F) and no category, product, quantity or unit price column exists.
+is wide when columns hold only flag tokens (T/F) and no category, product or unit price column exists.
 The values init can read off the sample (date formats, payment spellings, home-owner tokens, monthly income) go
 into the config; what
 it cannot decide is written as a comment and returned as one line each (`Draft.undecided`), as are the columns it
@@ -75,9 +75,10 @@ def draft_config(orders: Path, customers: Path | None = None, products: Path | N
     wide_matches = match_columns(order_file, WIDE_ORDER_FIELDS)
     taken = {m.column for m in (*wide_matches.values(), *long_matches.values())}
     flags, true_seen, false_seen = flag_columns(order_file, taken)
-    # A basket file (the seed table) has no item of its own: a product, a quantity or a unit price makes the rows
-    # lines, and Yes/No columns beside them attributes (eBay's Sold Via Promoted Listings), not categories.
-    has_lines = any(f in long_matches for f in ("category", "sku", "description", "quantity", "unit_price")) \
+    # A basket file (the seed table) has no item of its own: a product or a unit price makes the rows lines, and
+    # Yes/No columns beside them attributes (eBay's Sold Via Promoted Listings), not categories. A quantity alone
+    # does not: a basket file may count its items.
+    has_lines = any(f in long_matches for f in ("category", "sku", "description", "unit_price")) \
         or products is not None
     shape = "wide" if len(flags) >= 2 and not has_lines else "long"
     section = Section("orders", order_file, wide_matches if shape == "wide" else long_matches)

@@ -152,6 +152,9 @@ MONEY_COMMA = re.compile(DECORATED_MONEY_COMMA)  # values.decimal_comma: 12,50, 
 # of three decimals.
 THOUSANDS_POINTS = re.compile(r"\d{1,3}(\.\d{3})+")
 DECIMAL_COMMA_MIN_POINTS = 5  # texts with a point that must all look like thousands before init says so
+DECIMAL_COMMA_SHARE = 0.98  # of a column's money texts, that must read with a decimal comma
+# A text with a decimal point before one or two digits (3.00, 12.5): money written with a point, whatever else.
+POINT_DECIMALS = re.compile(r"\d\.\d{1,2}(?!\d)")
 # The currency a money text names, before or after the number (NFKC has made ￥ ¥).
 CURRENCY_SIGN = re.compile(r"^-?\s*(RM|S\$|HK\$|NT\$|US\$|A\$|C\$|R\$|Rp|[¥$£€₱฿₩₹])|(元|€)$")
 FLAG_TOKENS = TokenMap()
@@ -255,10 +258,15 @@ def reads_as_number(value: str) -> bool:
     return reads_with_a_point(value) or MONEY_COMMA.fullmatch(unicodedata.normalize("NFKC", value).strip()) is not None
 
 
+# Signs of one currency written two ways (¥12 and 12元; $ and US$).
+SAME_CURRENCY = {"元": "¥", "US$": "$"}
+
+
 def currencies(values: list[str]) -> Counter:
     """How many of the money texts name each currency sign ($ 12.50, £8.50, 12元); a text without one counts none."""
     signs = (CURRENCY_SIGN.search(unicodedata.normalize("NFKC", v).strip()) for v in values if v)
-    return Counter(next(g for g in found.groups() if g) for found in signs if found)
+    return Counter(SAME_CURRENCY.get(sign, sign) for sign in
+                   (next(g for g in found.groups() if g) for found in signs if found))
 
 
 def mixed_currencies(values: list[str]) -> str | None:
@@ -277,8 +285,11 @@ def decimal_comma_reading(values: list[str]) -> tuple[str, bool] | None:
     twelve thousand, or a currency of three decimals); None when the texts read with a decimal point, or not as
     money."""
     texts = [unicodedata.normalize("NFKC", v).strip() for v in values if v and v.strip()]
-    if not texts or not all(MONEY_COMMA.fullmatch(text) for text in texts):
+    # A few stray texts ("N/A", "-") among them say nothing either way.
+    comma = [text for text in texts if MONEY_COMMA.fullmatch(text)]
+    if not texts or len(comma) < DECIMAL_COMMA_SHARE * len(texts):
         return None
+    texts = comma
     comma_only = [text for text in texts if not reads_with_a_point(text)]
     if comma_only:
         return comma_only[0], True

@@ -9,7 +9,7 @@ from collections import Counter
 
 from assets.staging.bands import read_band
 from pipelines.config_draft import Draft, Section
-from pipelines.config_match import FLAG_TOKENS, decimal_comma_reading, mixed_currencies
+from pipelines.config_match import FLAG_TOKENS, POINT_DECIMALS, decimal_comma_reading, mixed_currencies
 from pipelines.config_yaml import scalar
 from pipelines.core.config import DEFAULT_VALUE_MAPS
 
@@ -38,12 +38,12 @@ OWNER_FALSE = re.compile(r"RENT|NONE|无|租|没有")
 # 部分退款) is still a purchase.
 # Spanish and Portuguese (Mercado Libre: Cancelada por el comprador, Devolución finalizada; reembolsado, estornado).
 CANCELLED_GUESS = re.compile(r"CANCEL|VOID|REFUND|取消|关闭|退款|作废|ANULAD|DEVOLU|DEVOLVID|REEMBOLS|ESTORNAD")
-PARTIAL = re.compile(r"PARTIAL|部分")
+PARTIAL = re.compile(r"PARTIAL|PARCIAL|部分")  # Reembolso parcial, Devolução parcial
 # A refund asked for and not yet granted (退款中, 申请退款, Devolución en camino), or turned down (退款关闭,
 # 拒绝退款): the sale stands.
 REFUND_UNDECIDED = re.compile(r"退款中|申请退款|退款申请|退款关闭|拒绝退款"
                               r"|REFUND[ _-]?(REQUESTED|PENDING|REJECTED|DECLINED)"
-                              r"|(DEVOLU|REEMBOLS)\w*( DE \w+)? (EN CAMINO|EN CURSO|EN PROCESO|SOLICITAD"
+                              r"|(DEVOLU|REEMBOLS)\w*( DE \w+)?( \w+)? (EN CAMINO|EN CURSO|EN PROCESO|SOLICITAD"
                               r"|PENDIENTE|PENDENTE|EM ANDAMENTO|RECHAZAD|CANCELAD)")  # a return on its way
 UNPAID_GUESS = re.compile(r"UNPAID|NOT[ _-]?PAID|PENDING|AWAITING[ _-]?PAYMENT|ON[ _-]?HOLD"
                           r"|待付款|未付款|待支付|未支付|等待(买家)?付款"  # Taobao: 等待买家付款
@@ -160,21 +160,31 @@ def _decimal_comma(draft: Draft) -> None:
     """values.decimal_comma when a mapped amount or price writes money with a decimal comma (R$ 1.234,56), and a line
     to decide when its points only look like thousands ($ 12.990): read with a point, they make every sum a thousand
     times too small, silently (a trial's Mercado Libre Chile export published 15,257.95 for 15,257,950)."""
-    for field_name in ("amount", "unit_price"):
-        for section, column, values in _field_values(draft, field_name):
-            found = decimal_comma_reading(values)
-            if found is None or draft.values.get("decimal_comma"):
-                continue
-            example, certain = found
-            draft.values["decimal_comma"] = True
-            draft.value_notes["decimal_comma"] = (f"{column} writes money with a decimal comma (e.g. {example!r})"
-                                                  if certain else f"{column}'s points separate thousands (CHECK)")
-            if not certain:
-                draft.undecided.append(
-                    f"values.decimal_comma: every sampled value of {section.name} {column} with a point has three "
-                    f"digits after it (e.g. {example!r}): read as thousands ({example!r} is "
-                    f"{float(re.sub(r'[^0-9]', '', example)):,.0f}); if they are decimals (a currency of three "
-                    "decimals, such as KWD), remove values.decimal_comma")
+    money = [(section, column, values) for field_name in ("amount", "unit_price")
+             for section, column, values in _field_values(draft, field_name)]
+    # One setting reads every money column: a column written with points (Total 3.00 beside a Unit Price 1,50) would
+    # then be no number, so the mix is left to decide.
+    pointed = [column for _, column, values in money if any(POINT_DECIMALS.search(v) for v in values)]
+    for section, column, values in money:
+        found = decimal_comma_reading(values)
+        if found is None or draft.values.get("decimal_comma"):
+            continue
+        if pointed:
+            draft.undecided.append(
+                f"values.decimal_comma: {section.name} {column} writes money with a decimal comma (e.g. "
+                f"{found[0]!r}) and {pointed[0]} with a point: one setting reads both, so convert one of them "
+                "first; values.decimal_comma: true reads the comma")
+            return
+        example, certain = found
+        draft.values["decimal_comma"] = True
+        draft.value_notes["decimal_comma"] = (f"{column} writes money with a decimal comma (e.g. {example!r})"
+                                              if certain else f"{column}'s points separate thousands (CHECK)")
+        if not certain:
+            draft.undecided.append(
+                f"values.decimal_comma: every sampled value of {section.name} {column} with a point has three "
+                f"digits after it (e.g. {example!r}): read as thousands ({example!r} is "
+                f"{float(re.sub(r'[^0-9]', '', example)):,.0f}); if they are decimals (a currency of three "
+                "decimals, such as KWD), remove values.decimal_comma")
 
 
 def _mixed_currencies(draft: Draft) -> None:

@@ -29,7 +29,6 @@ import polars as pl
 import pyarrow as pa
 from duckdb.sqltypes import DuckDBPyType
 
-from assets.campaigns.store import running_control_groups, store_file_for
 from pipelines.core.resources import attach_raw, glob_literal, raw_files_folder_for, raw_files_moved_from
 
 ALLOWED_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
@@ -501,8 +500,15 @@ def export_audiences(
             if has_orders else None
     finally:
         con.close()
-    controls = pl.Series("customer_id", [], dtype=pl.String) if include_controls else \
-        running_control_groups(store_file_for(warehouse), data_through).get_column("customer_id").unique()
+    controls = pl.Series("customer_id", [], dtype=pl.String)
+    if not include_controls:
+        # Imported here: the campaign store brings scipy and statsmodels, which `persona sql` never needs.
+        from assets.campaigns.store import running_control_groups, store_file_for
+        try:
+            controls = running_control_groups(store_file_for(warehouse), data_through).get_column("customer_id")
+        except duckdb.Error as exc:  # a campaign command holds the store this moment
+            raise QueryRefused(f"cannot read the campaign store to leave out control groups: "
+                               f"{str(exc).splitlines()[0]}; try again, or pass --include-controls") from exc
     known = sorted(set(members.get_column("segment_id").to_list()))
     wanted = segment_ids or ([] if audience_names else known)
     unknown = sorted(set(wanted) - set(known))

@@ -78,7 +78,8 @@ def last_measured(campaigns: pl.DataFrame, book: FactBook, strategy_key: str) ->
     name = book.add(f"campaign.{row['campaign']}.name", "text", row["campaign"],
                     "SELECT campaign FROM campaigns.campaigns WHERE campaign = ?", [row["campaign"]])
     zh_verdict, en_verdict = VERDICT_TEXT[row["verdict"]]
-    if row["uplift"] is None or row["ci_low"] is None:
+    # No interval beside a control group too small to trust one (sections_campaigns._metric).
+    if row["uplift"] is None or row["ci_low"] is None or row["verdict"] == "too_small":
         return {"zh": compose("最近一次评估：活动 {a}，{v}", a=name, v=zh_verdict),
                 "en": compose("last measured: campaign {a}, {v}", a=name, v=en_verdict)}
     u, lo, hi = (uplift_fact(book, row, column, "pp") for column in ("uplift", "ci_low", "ci_high"))

@@ -12,7 +12,7 @@ import duckdb
 
 from assets.report.facts import FactBook, Sentence, compose
 from assets.staging.line_amounts import order_total_evidence
-from assets.staging.place_keys import MASKED, masked_id_warning
+from assets.staging.place_keys import MASKED, largest_masked_id, masked_id_warning
 from assets.staging.rules import (
     MISSING_CUSTOMER,
     REFUNDED_LINE_OPENING,
@@ -220,11 +220,11 @@ def masked_id_sentences(con: duckdb.DuckDBPyConnection, book: FactBook) -> dict[
     count = book.add("masked_ids.orders", "count", masked, masked_sql)
     share = book.add("masked_ids.share", "pct", masked / orders,
                      f"SELECT count(*) FILTER (WHERE {MASKED}) / count(*) FROM staging.orders")
-    examples = "用户****, 138****1234"
-    return {"zh": [compose("有 {n} 个订单（占 {p}）的客户编号被导出文件打了码（如 {e}）："
+    examples = largest_masked_id(con)  # the shop's own, the one holding most orders
+    return {"zh": [compose("有 {n} 个订单（占 {p}）的客户编号被导出文件打了码（订单最多的是 {e}）："
                            "露出部分相同的买家被算作同一位客户，客群、流失风险和客户价值因此失真。"
                            "如导出文件能带上未打码的买家编号，请改为映射它。", n=count, p=share, e=examples)],
-            "en": [compose("{n} orders ({p}) have a customer id the export masked (such as {e}): "
+            "en": [compose("{n} orders ({p}) have a customer id the export masked (the one with the most orders: {e}): "
                            "buyers who share the visible part count as one customer, which distorts the segments, "
                            "churn risk and customer value. Map an unmasked buyer id if the export can include one.",
                            n=count, p=share, e=examples)]}

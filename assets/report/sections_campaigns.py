@@ -100,7 +100,8 @@ def _segment_cells(book: FactBook, campaign: str, metric: str, row: dict | None)
     if row is None:
         return {language: [compose("–"), compose("–")] for language in ("zh", "en")}
     zh_verdict, en_verdict = VERDICT_TEXT[row["verdict"]]
-    if row["uplift"] is None or row["ci_low"] is None:
+    # No interval beside a control group too small to trust one (as in _metric).
+    if row["uplift"] is None or row["ci_low"] is None or row["verdict"] == "too_small":
         return {"zh": [compose("–"), compose("{v}", v=zh_verdict)], "en": [compose("–"), compose("{v}", v=en_verdict)]}
     diff_kind = METRIC_WORDS[metric][3]
     u, lo, hi = (segment_fact(book, campaign, metric, row, column, diff_kind)

@@ -55,8 +55,9 @@ DECORATED_MONEY = rf"(-\s*{_CURRENCY}?|{_CURRENCY}?\s*-?)\s*([1-9]\d{{0,2}}(,\d{
 # The same with a decimal comma (values.decimal_comma): dots or spaces between thousands, a comma before the decimals
 # ("R$ 1.234,56", "$ 12.990" for twelve thousand, "1.234,56 €", "Rp 15.000"). A point is never a decimal point here.
 _COMMA_CURRENCY = r"(R\$|Rp|US\$|[¥￥$£€])"
+# Thousands may be separated by a point, a space, or a no-break or thin space (French exports: 1\u202f234,56).
 DECORATED_MONEY_COMMA = (rf"(-\s*{_COMMA_CURRENCY}?|{_COMMA_CURRENCY}?\s*-?)\s*"
-                         r"([1-9]\d{0,2}([. ]\d{3})+|\d+)(,\d+)?\s*(元|€)?")
+                         "([1-9]\\d{0,2}([. \u00a0\u202f\u2009]\\d{3})+|\\d+)(,\\d+)?\\s*(元|€)?")
 
 
 # Full-width digits and signs (a Chinese input method types １２ and ￥８８．５０) read as ASCII ones, as ids do.

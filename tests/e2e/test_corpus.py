@@ -515,8 +515,8 @@ def test_masked_customer_ids_are_said_in_the_run_and_the_report(tmp_path):
         "one")
     assert check.metadata["orders_with_masked_ids"].value == 20
     pages = report_texts(tmp_path)
-    assert ("20 orders (33.3%) have a customer id the export masked (such as 用户****, 138****1234): buyers who "
-            "share the visible part count as one customer") in pages["en"]
+    assert ("20 orders (33.3%) have a customer id the export masked (the one with the most orders: 138****1234): "
+            "buyers who share the visible part count as one customer") in pages["en"]
     assert "有 20 个订单（占 33.3%）的客户编号被导出文件打了码" in pages["zh"]
 
 

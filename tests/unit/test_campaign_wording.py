@@ -1,7 +1,9 @@
-"""How a campaign's metric reads in the report: a p-value below a thousandth is "p <0.001", not "p = <0.001"."""
+"""How a campaign's metric reads in the report: a p-value below a thousandth is "p <0.001", not "p = <0.001", and a
+control group too small shows no interval."""
 
+from assets.report.campaign_data import VERDICT_TEXT
 from assets.report.facts import FactBook
-from assets.report.sections_campaigns import _metric
+from assets.report.sections_campaigns import _metric, _segment_cells
 
 
 def row(p_value: float) -> dict:
@@ -26,3 +28,10 @@ def test_a_control_group_too_small_shows_no_interval_or_p_value():
     assert said["en"].text(book, "en") == ("revenue per customer: 58.7 treatment vs 33.8 control: a control group too "
                                            "small for any verdict")
     assert "p" not in said["zh"].text(book, "zh").split("：", 1)[1]
+
+
+def test_a_segment_row_too_small_shows_no_interval():
+    book = FactBook()
+    cells = _segment_cells(book, "c", "conversion_rate", {**row(0.0006), "metric": "conversion_rate",
+                                                          "verdict": "too_small", "segment_id": 1})
+    assert [cell.text(book, "en") for cell in cells["en"]] == ["–", VERDICT_TEXT["too_small"][1]]

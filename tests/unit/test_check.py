@@ -624,8 +624,9 @@ def test_masked_customer_ids_are_a_warning(tmp_path):
              enumerate(order_lines(60))]
     done = check(shop(tmp_path, lines))
     assert done.exit_code == 0, done.stdout
-    assert ("20 of the 60 orders (33.3%) have a masked customer id (the largest, '用户****', holds 20 orders): buyers "
-            "who share the visible part of an id are one customer") in squeeze(done.stdout).replace("\n", " ")
+    assert ("20 of the 60 sampled orders (33.3%) have a masked customer id (the largest, '用户****', holds 20 "
+            "orders): buyers who share the visible part of an id are one customer") in squeeze(done.stdout).replace(
+        "\n", " ")
     # Below 20 orders a few masked ids are an export's oddity, not said.
     fewer = [line.replace(",用户****,", ",C1,", 1) if i % 4 == 0 else line for i, line in enumerate(lines)]
     assert "masked customer id" not in check(shop(tmp_path, fewer)).stdout

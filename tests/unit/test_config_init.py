@@ -412,6 +412,8 @@ def test_month_names_in_spanish_and_portuguese_get_their_format():
     (["12.990", "45.900", "1.299", "8.000"], None),  # too few points to say
     (["12.50", "8.990", "1.299", "8.000", "3.500", "7.250"], None),  # 12.50 has a decimal point
     (["12.5", "9.99", "1,234.56"], None), (["12", "15"], None), (["abc", "1,5"], None),
+    # One "N/A" in a hundred values says nothing either way.
+    (["N/A"] + [f"R$ {i},90" for i in range(99)], ("R$ 0,90", True)),
 ])
 def test_a_decimal_comma_is_read_off_the_values(values, reading):
     assert decimal_comma_reading(values) == reading

@@ -617,6 +617,15 @@ def test_money_with_a_decimal_comma_sets_values_decimal_comma(tmp_path):
     assert printed == ["to decide: values.decimal_comma: every sampled value of ventas.csv Amount with a point has "
                        "three digits after it (e.g. '$ 12.990'): read as thousands ('$ 12.990' is 12,990); if they "
                        "are decimals (a currency of three decimals, such as KWD), remove values.decimal_comma"]
+    # A price with a decimal comma beside a total with a point: one setting reads both, so it is left to decide.
+    orders.write_text("Order ID,Customer ID,Order Date,Category,Unit Price,Amount\n" + "".join(
+        f'{i},C{i},2026-04-0{i + 1},a,"{i + 1},50",{2 * i + 3}.00\n' for i in range(6)), encoding="utf-8")
+    config, printed = init_ok(tmp_path, orders, "--force")
+    assert "decimal_comma" not in config.get("values", {})
+    assert [line for line in printed if "decimal_comma" in line] == [
+        "to decide: values.decimal_comma: ventas.csv Unit Price writes money with a decimal comma (e.g. '1,50') and "
+        "Amount with a point: one setting reads both, so convert one of them first; values.decimal_comma: true reads "
+        "the comma"]
 
 
 def test_a_mercado_libre_ventas_report_is_mapped_from_its_spanish_names(tmp_path):

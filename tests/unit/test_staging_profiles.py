@@ -225,12 +225,13 @@ def test_with_values_decimal_comma_money_reads_a_comma_for_decimals_and_points_b
               'O3,C2,2026-03-02 10:00:00,beer,3,"3,50",,b1\n'
               'O4,C2,2026-03-03 10:00:00,beer,1,,"-R$ 12,50",b2\n'
               'O5,C3,2026-03-04 10:00:00,beer,1,,"1.234,56 €",b3\n'
-              "O6,C3,2026-03-04 10:00:00,beer,1,,12.50,b4\n")
+              "O6,C3,2026-03-04 10:00:00,beer,1,,12.50,b4\n"
+              'O7,C3,2026-03-05 10:00:00,beer,1,,"1\u00a0234,56",b5\n')  # a no-break space between thousands
     warehouse, _ = stage(tmp_path, "", orders=orders, config_text="name: money\nshape: long\norders:\n  path: "
                                                                    "orders.csv\nvalues:\n  decimal_comma: true\n")
     assert rows(warehouse, "SELECT order_id, quantity, unit_price, amount FROM staging.order_lines ORDER BY 1") == [
         ("O1", 2.0, 617.28, 1234.56), ("O2", 1.0, 12990.0, 12990.0), ("O3", 3.0, 3.5, 10.5),
-        ("O5", 1.0, 1234.56, 1234.56)]
+        ("O5", 1.0, 1234.56, 1234.56), ("O7", 1.0, 1234.56, 1234.56)]
     # A point is no decimal point under a decimal comma: 12.50 is said, never read as 1,250.
     assert rows(warehouse, QUARANTINE) == [
         ("orders", 4, "amount", "-R$ 12,50",
