@@ -59,7 +59,7 @@ NEGATED = re.compile(r"未|没有|不|失败|\bNOT\b|\bUN|INCOMPLETE|FAIL|\bNO\b
 PURCHASE_GUESS = re.compile(r"COMPLET|SUCCESS|\bPAID\b|FULFIL|SHIP|DELIVER|PROCESSING|CLOSED WON|FINISH|DONE|PARTIAL"
                             r"|完成|成功|已付款|已支付|付款成功|发货|收货|签收|配送|出库|部分"
                             r"|ENTREGAD|ENVIAD|PAGAD|ACREDITAD|CONCRETAD|APROBAD|EN CAMINO|PARA ENVIAR"
-                            r"|PARA ENVIO|PRONTO")  # Spanish, Portuguese: Listo para enviar (paid, to ship)
+                            r"|PARA ENVIO|PRONTO|PARCIAL")  # Spanish, Portuguese: Listo para enviar (paid, to ship)
 # Shopee's Return / Refund Status: Refund Completed (its Request Rejected is a sale).
 REFUNDED_LINE_GUESS = re.compile(r"^(REFUNDED|RETURNED|(REFUND|RETURN)[ _-]?(COMPLETED?|SUCCESS(FUL)?|DONE)"
                                  r"|退款成功|已退款|退货成功|已退货|退款完成|退货完成)$")

@@ -19,6 +19,7 @@ from pipelines.cli_common import command_name
 from pipelines.config_match import (
     date_coverage,
     decimal_comma_reading,
+    mixed_currencies,
     name_score,
     reads_as_number,
     reads_with_a_point,
@@ -519,3 +520,15 @@ def test_a_file_of_an_unknown_suffix_says_what_init_reads_and_what_to_do(tmp_pat
 ])
 def test_a_column_named_like_an_identifier_is_never_an_amount(column, amount):
     assert (name_score("amount", column) is not None) == amount
+
+
+
+def test_currencies_written_two_ways_are_one_and_a_basket_file_may_count_its_items(tmp_path):
+    assert mixed_currencies(["¥12", "12元", "¥3"]) is None and mixed_currencies(["$1", "US$2"]) is None
+    assert mixed_currencies(["$1", "£2", "$3"]) == "$ on 2, £ on 1 of the sampled values"
+    # A basket file (one row per basket, T/F per category) with an item count is still a basket file.
+    baskets = tmp_path / "baskets.csv"
+    baskets.write_text("cardid,value,items,fruitveg,freshmeat,dairy\n" + "".join(
+        f"{i},{10 + i}.5,{1 + i % 4},{'TF'[i % 2]},{'FT'[i % 2]},T\n" for i in range(20)), encoding="utf-8")
+    config, _ = init_ok(tmp_path, baskets)
+    assert config["shape"] == "wide" and config["orders"]["category_columns"] == ["fruitveg", "freshmeat", "dairy"]

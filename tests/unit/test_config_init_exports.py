@@ -559,9 +559,10 @@ def test_spanish_and_portuguese_statuses_of_no_purchase_are_guessed(tmp_path):
     # sale until it ends, as 退款中 does.
     orders = tmp_path / "orders.csv"
     statuses = ["Entregado", "Cancelada por el comprador", "Pago pendiente", "Devolución finalizada",
-                "Devolución en camino", "Venta concretada", "Reembolsado", "Pagamento pendente", "Não pago"]
+                "Devolución en camino", "Venta concretada", "Reembolsado", "Pagamento pendente", "Não pago",
+                "Reembolso parcial", "Devolución parcial en camino"]  # a partial refund is still a purchase
     orders.write_text("Order ID,Customer ID,Order Date,Category,Sales,Status\n" + "".join(
-        f"{i},C{i},2026-04-0{i + 1},a,{i + 1},{status}\n" for i, status in enumerate(statuses)), encoding="utf-8")
+        f"{i},C{i},2026-04-{i + 1:02d},a,{i + 1},{status}\n" for i, status in enumerate(statuses)), encoding="utf-8")
     config, printed = init_ok(tmp_path, orders)
     assert config["values"] == {"cancelled_statuses": [
         "Cancelada por el comprador", "Devolución finalizada", "Não pago", "Pagamento pendente", "Pago pendiente",
