@@ -50,7 +50,7 @@ from pipelines.check_report import (
     within,
 )
 from pipelines.check_sample import Sampled, _sample_copy, _shown, pick_files
-from pipelines.config_match import decimal_comma_reading, mixed_currencies
+from pipelines.config_money import decimal_comma_reading, mixed_currencies
 from pipelines.config_order_lines import STORE_NAME
 from pipelines.config_values import no_purchase, refunded_line
 from pipelines.core.config import (

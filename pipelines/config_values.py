@@ -9,7 +9,8 @@ from collections import Counter
 
 from assets.staging.bands import read_band
 from pipelines.config_draft import Draft, Section
-from pipelines.config_match import FLAG_TOKENS, POINT_DECIMALS, decimal_comma_reading, mixed_currencies
+from pipelines.config_match import FLAG_TOKENS
+from pipelines.config_money import POINT_DECIMALS, decimal_comma_reading, mixed_currencies
 from pipelines.config_yaml import scalar
 from pipelines.core.config import DEFAULT_VALUE_MAPS
 

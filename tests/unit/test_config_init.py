@@ -16,14 +16,8 @@ from click.testing import CliRunner
 from assets.raw.readers import IngestError, read_source_file
 from assets.staging.typed import money_number
 from pipelines.cli_common import command_name
-from pipelines.config_match import (
-    date_coverage,
-    decimal_comma_reading,
-    mixed_currencies,
-    name_score,
-    reads_as_number,
-    reads_with_a_point,
-)
+from pipelines.config_match import date_coverage, name_score
+from pipelines.config_money import decimal_comma_reading, mixed_currencies, reads_as_number, reads_with_a_point
 from pipelines.config_sniff import sniff_file
 from pipelines.core.config import load_source_config
 from pipelines.init_cli import init

@@ -217,7 +217,6 @@ def test_amounts_and_prices_with_currency_signs_separators_and_full_width_digits
         ("orders", 7, "amount", "0,125", "amount is not a number")]
 
 
-
 def test_with_values_decimal_comma_money_reads_a_comma_for_decimals_and_points_between_thousands(tmp_path):
     orders = ("order_id,customer_id,order_ts,category,quantity,unit_price,amount,sku\n"
               'O1,C1,2026-03-01 10:00:00,wine,2,,"R$ 1.234,56",w1\n'
