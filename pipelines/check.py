@@ -36,7 +36,7 @@ from assets.raw.tables import write_malformed_lines, write_manifest
 from assets.staging.build import build_staging
 from assets.staging.fill_down import filled_rows
 from assets.staging.line_amounts import amount_source, free_lines
-from assets.staging.place_keys import masked_id_warning, place_key_warning
+from assets.staging.place_keys import masked_ids, place_key_warning
 from assets.staging.rules import GUEST_REASON_OPENING, SET_ASIDE_ONLY, STATUS_REASON_OPENINGS
 from pipelines.check_report import (
     SAMPLE_ROWS,
@@ -277,7 +277,7 @@ def measure(con: duckdb.DuckDBPyConnection, config: SourceConfig, inputs: list[I
             report.warnings.append(f"{item.key}: {malformed:,} malformed line(s) in the sample; a run quarantines "
                                    "them and loads the rest")
     # The run's customer_id_names_a_person warnings: a place's column, or masked ids.
-    report.warnings += [w for w in (place_key_warning(config), masked_id_warning(con, sampled=True)[0]) if w]
+    report.warnings += [w for w in (place_key_warning(config), masked_ids(con).warning(sampled=True)) if w]
     _judge_rows_and_keys(con, report)
     _judge_categories(con, report)
     _statuses(con, report)

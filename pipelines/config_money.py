@@ -8,7 +8,7 @@ import re
 import unicodedata
 from collections import Counter
 
-from assets.staging.typed import DECORATED_MONEY, DECORATED_MONEY_COMMA
+from assets.staging.typed import COMMA_CURRENCY_SIGNS, CURRENCY_SIGNS, DECORATED_MONEY, DECORATED_MONEY_COMMA
 
 # A number written as money, by the pattern staging reads amounts with (assets/staging/typed.py, money_number).
 MONEY = re.compile(DECORATED_MONEY)
@@ -20,8 +20,8 @@ DECIMAL_COMMA_MIN_POINTS = 5  # texts with a point that must all look like thous
 DECIMAL_COMMA_SHARE = 0.98  # of a column's money texts, that must read with a decimal comma
 # A text with a decimal point before one or two digits (3.00, 12.5): money written with a point, whatever else.
 POINT_DECIMALS = re.compile(r"\d\.\d{1,2}(?!\d)")
-# The currency a money text names, before or after the number (NFKC has made ￥ ¥).
-CURRENCY_SIGN = re.compile(r"^-?\s*(RM|S\$|HK\$|NT\$|US\$|A\$|C\$|R\$|Rp|[¥$£€₱฿₩₹])|(元|€)$")
+# The currency a money text names, before the number (the signs staging reads) or after it (NFKC has made ￥ ¥).
+CURRENCY_SIGN = re.compile(rf"^-?\s*(?:{CURRENCY_SIGNS}|{COMMA_CURRENCY_SIGNS})|(元|€)$")
 
 
 def reads_with_a_point(value: str) -> bool:

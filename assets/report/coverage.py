@@ -12,7 +12,7 @@ import duckdb
 
 from assets.report.facts import FactBook, Sentence, compose
 from assets.staging.line_amounts import order_total_evidence
-from assets.staging.place_keys import MASKED, largest_masked_id, masked_id_warning
+from assets.staging.place_keys import MASKED, masked_ids
 from assets.staging.rules import (
     MISSING_CUSTOMER,
     REFUNDED_LINE_OPENING,
@@ -213,14 +213,14 @@ def place_key_sentences(columns: Sequence[str]) -> dict[str, list[Sentence]]:
 def masked_id_sentences(con: duckdb.DuckDBPyConnection, book: FactBook) -> dict[str, list[Sentence]]:
     """A note for the top of the page when enough orders have a masked customer id (the warning check
     customer_id_names_a_person, assets/staging/place_keys.py): buyers who share the visible part are one customer."""
-    if masked_id_warning(con)[0] is None:
+    masked = masked_ids(con)
+    if not masked.said:
         return {"zh": [], "en": []}
     masked_sql = f"SELECT count(*) FILTER (WHERE {MASKED}) FROM staging.orders"
-    masked, orders = con.execute(f"SELECT ({masked_sql}), count(*) FROM staging.orders").fetchone()
-    count = book.add("masked_ids.orders", "count", masked, masked_sql)
-    share = book.add("masked_ids.share", "pct", masked / orders,
+    count = book.add("masked_ids.orders", "count", masked.masked, masked_sql)
+    share = book.add("masked_ids.share", "pct", masked.masked / masked.orders,
                      f"SELECT count(*) FILTER (WHERE {MASKED}) / count(*) FROM staging.orders")
-    examples = largest_masked_id(con)  # the shop's own, the one holding most orders
+    examples = masked.largest  # the shop's own, the one holding most orders
     return {"zh": [compose("有 {n} 个订单（占 {p}）的客户编号被导出文件打了码（订单最多的是 {e}）："
                            "露出部分相同的买家被算作同一位客户，客群、流失风险和客户价值因此失真。"
                            "如导出文件能带上未打码的买家编号，请改为映射它。", n=count, p=share, e=examples)],

@@ -11,6 +11,7 @@ Only the column's name gives it away, so that is what is judged, by `customer_id
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from pipelines.core.config import SourceConfig
 
@@ -64,26 +65,39 @@ MASKED_ID_MIN_ORDERS = 20
 MASKED = "contains(customer_id, '**')"
 
 
-def largest_masked_id(con) -> str | None:
-    """The masked customer id holding the most orders (the first in order among equals), or None."""
-    found = con.execute(f"SELECT customer_id FROM staging.orders WHERE {MASKED} GROUP BY 1 "
-                        "ORDER BY count(*) DESC, 1 LIMIT 1").fetchone()
-    return found[0] if found else None
+@dataclass(frozen=True)
+class MaskedIds:
+    """How many orders have a masked customer id, and which masked id holds the most (from MASKED_ID_MIN_ORDERS and
+    MASKED_ID_MIN_SHARE up; below, `largest` is None)."""
+
+    orders: int
+    masked: int
+    largest: str | None = None
+    largest_orders: int = 0
+
+    @property
+    def said(self) -> bool:
+        return self.largest is not None
+
+    def warning(self, sampled: bool = False) -> str | None:
+        """The warning for them, or None. `sampled`: the orders are `persona check`'s sample."""
+        if not self.said:
+            return None
+        return (f"{self.masked:,} of the {self.orders:,}{' sampled' if sampled else ''} orders "
+                f"({self.masked / self.orders:.1%}) have a masked customer id (the largest, {self.largest!r}, holds "
+                f"{self.largest_orders:,} orders): buyers who share the visible part of an id are one customer; map "
+                "an unmasked buyer id if the export can include one")
 
 
-def masked_id_warning(con, sampled: bool = False) -> tuple[str | None, int]:
-    """The warning for orders whose customer id is masked (快手小店's 用户****, a phone's 138****1234), or None; and how
-    many orders are. A trial's export without its buyer id merged 619 orders of different buyers into 用户****, 12.9%
-    of the revenue and a "High value" customer; only init had said the ids were masked. `sampled`: the orders are
-    `persona check`'s sample."""
+def masked_ids(con) -> MaskedIds:
+    """Orders whose customer id is masked (快手小店's 用户****, a phone's 138****1234). A trial's export without its
+    buyer id merged 619 orders of different buyers into 用户****, 12.9% of the revenue and a "High value" customer;
+    only init had said the ids were masked."""
     # A count first (0.08 s over the 4.4M orders of a million customers): most shops have no masked id, and need not
     # group every order by customer (0.25 s more) to find the largest.
     orders, masked = con.execute(f"SELECT count(*), count(*) FILTER (WHERE {MASKED}) FROM staging.orders").fetchone()
     if not orders or masked < MASKED_ID_MIN_ORDERS or masked < MASKED_ID_MIN_SHARE * orders:
-        return None, masked or 0
+        return MaskedIds(orders, masked or 0)
     largest, largest_orders = con.execute(f"SELECT customer_id, count(*) AS n FROM staging.orders WHERE {MASKED} "
                                           "GROUP BY 1 ORDER BY n DESC, 1 LIMIT 1").fetchone()
-    return (f"{masked:,} of the {orders:,}{' sampled' if sampled else ''} orders ({masked / orders:.1%}) have a "
-            f"masked customer id (the largest, "
-            f"{largest!r}, holds {largest_orders:,} orders): buyers who share the visible part of an id are one "
-            "customer; map an unmasked buyer id if the export can include one"), masked
+    return MaskedIds(orders, masked, largest, largest_orders)

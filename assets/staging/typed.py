@@ -48,15 +48,15 @@ DECORATED_INCOME = r"[¥￥$£€]?\s*(\d{1,3}(,\d{3})+|\d+)(\.\d+)?\s*元?"
 # commas) are not read.
 # Currencies written before the number with a decimal point (a Shopee Malaysia export's RM19.90, S$, HK$, NT$, ₱, ฿,
 # ₩, ₹); not Rp or R$, whose exports write 15.000 for fifteen thousand and 15,90 for fifteen.
-_CURRENCY = r"(RM|S\$|HK\$|NT\$|US\$|A\$|C\$|[¥￥$£€₱฿₩₹])"
-DECORATED_MONEY = rf"(-\s*{_CURRENCY}?|{_CURRENCY}?\s*-?)\s*([1-9]\d{{0,2}}(,\d{{3}})+|\d+)(\.\d+)?\s*元?"
+CURRENCY_SIGNS = r"(RM|S\$|HK\$|NT\$|US\$|A\$|C\$|[¥￥$£€₱฿₩₹])"
+DECORATED_MONEY = rf"(-\s*{CURRENCY_SIGNS}?|{CURRENCY_SIGNS}?\s*-?)\s*([1-9]\d{{0,2}}(,\d{{3}})+|\d+)(\.\d+)?\s*元?"
 
 
 # The same with a decimal comma (values.decimal_comma): dots or spaces between thousands, a comma before the decimals
 # ("R$ 1.234,56", "$ 12.990" for twelve thousand, "1.234,56 €", "Rp 15.000"). A point is never a decimal point here.
-_COMMA_CURRENCY = r"(R\$|Rp|US\$|[¥￥$£€])"
+COMMA_CURRENCY_SIGNS = r"(R\$|Rp|US\$|[¥￥$£€])"
 # Thousands may be separated by a point, a space, or a no-break or thin space (French exports: 1\u202f234,56).
-DECORATED_MONEY_COMMA = (rf"(-\s*{_COMMA_CURRENCY}?|{_COMMA_CURRENCY}?\s*-?)\s*"
+DECORATED_MONEY_COMMA = (rf"(-\s*{COMMA_CURRENCY_SIGNS}?|{COMMA_CURRENCY_SIGNS}?\s*-?)\s*"
                          "([1-9]\\d{0,2}([. \u00a0\u202f\u2009]\\d{3})+|\\d+)(,\\d+)?\\s*(元|€)?")
 
 

@@ -7,7 +7,7 @@ A file above the quarantine limit by no more than chance (too few rows to tell) 
 import dagster as dg
 
 from assets.staging.line_amounts import amount_source, free_lines, order_total_evidence
-from assets.staging.place_keys import masked_id_warning, place_key_warning, place_named_customer_ids
+from assets.staging.place_keys import masked_ids, place_key_warning, place_named_customer_ids
 from assets.staging.rules import SET_ASIDE_ONLY
 from pipelines.core.resources import SourceResource, WarehouseResource
 from pipelines.core.shares import BEYOND, BY_CHANCE, above_limit, interval_text
@@ -241,12 +241,12 @@ def customer_id_names_a_person(context: dg.AssetCheckExecutionContext, warehouse
     id looks wrong (assets/staging/place_keys.py)."""
     config = source.load()
     with warehouse.connect(read_only=True) as con:
-        masked, masked_orders = masked_id_warning(con)
-    warnings = [w for w in (place_key_warning(config), masked) if w]
+        masked = masked_ids(con)
+    warnings = [w for w in (place_key_warning(config), masked.warning()) if w]
     return dg.AssetCheckResult(
         passed=not warnings, severity=dg.AssetCheckSeverity.WARN, description="; ".join(warnings) or None,
         metadata={"place_columns": ", ".join(column for _, column in place_named_customer_ids(config)),
-                  "orders_with_masked_ids": masked_orders},
+                  "orders_with_masked_ids": masked.masked},
     )
 
 

@@ -8,6 +8,7 @@ import duckdb
 import polars as pl
 import pytest
 
+from assets.campaigns.store import open_store, store_file_for
 from pipelines.serving import QueryRefused, export_audiences, export_file_name, pseudonymise
 
 BOM = b"\xef\xbb\xbf"
@@ -127,3 +128,25 @@ def test_an_unknown_format_or_segment_is_refused(warehouse: Path, tmp_path: Path
         export_audiences(warehouse, tmp_path / "out", "xls")
     with pytest.raises(QueryRefused, match=r"no segment with id \[9\]"):
         export_audiences(warehouse, tmp_path / "out", "csv", [9])
+
+
+def test_control_groups_of_running_campaigns_are_left_out_and_a_held_store_is_refused(warehouse: Path,
+                                                                                     tmp_path: Path) -> None:
+    store = store_file_for(warehouse)
+    con = open_store(store)
+    con.execute("INSERT INTO campaigns (campaign, status, start_day, end_day) VALUES "
+                "('spring', 'running', DATE '2026-04-01', DATE '2026-04-14'), "
+                "('old', 'closed', DATE '2026-04-01', DATE '2026-04-14')")
+    con.execute("INSERT INTO assignments (campaign, customer_id, group_name) VALUES "
+                "('spring', 'C2', 'control'), ('spring', 'C3', 'treatment'), ('old', 'C1', 'control')")
+    # A campaign command holding the store: the export cannot tell who to leave out, and says so.
+    with pytest.raises(QueryRefused, match=r"cannot read the campaign store to leave out control groups: .*; try "
+                                           r"again, or pass --include-controls"):
+        export_audiences(warehouse, tmp_path / "held", "csv")
+    con.close()
+    written = export_audiences(warehouse, tmp_path / "out", "csv")
+    assert [(path.name, rows, left_out) for path, rows, left_out in written] == [
+        ("segment_1_年轻白领族.csv", 1, 0), ("segment_2_家庭_主力_族.csv", 1, 1)]
+    assert pl.read_csv(written[1][0])["customer_id"].to_list() == ["C3"]
+    kept = export_audiences(warehouse, tmp_path / "all", "csv", include_controls=True)
+    assert [(rows, left_out) for _, rows, left_out in kept] == [(1, 0), (2, 0)]
